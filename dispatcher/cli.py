@@ -1,0 +1,422 @@
+"""The command line: the only place that prints, installs signal handlers and picks exit codes.
+
+Exit codes: 0 every command accepted (or the job file is valid); 1 job file, config or ledger
+invalid, nothing sent; 2 usage error; 3 finished, but some commands rejected, failed or in doubt;
+4 stopped by the wrong-key breaker; 130 stopped by a signal (resume by running the same command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import aiohttp
+import click
+
+from dispatcher import console
+from dispatcher.client import OneNetClient
+from dispatcher.config import Settings, api_key_from_env, load_settings, plain_http_warning
+from dispatcher.errors import DispatcherError, WrongKeyError
+from dispatcher.jobs import Job, load_job, validate_job
+from dispatcher.ledger import Ledger
+from dispatcher.report import summarize, write_export
+from dispatcher.runner import RunResult, RunStats, Stop, run_job
+from dispatcher.times import parse_timespec
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_WRONG_KEY = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
+
+
+def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
+    console.error(message)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log lines on stderr (-v info, -vv debug).")
+@click.version_option(package_name="dispatcher")
+def main(verbose: int) -> None:
+    """Send a cached LwM2M execute command to a whole NB-IoT fleet through OneNET."""
+    console.setup_logging(verbose)
+
+
+@main.command()
+@click.argument("jobfiles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--at", "at_text", metavar="TIME", help="Check times against this planned start.")
+@click.option("--strict", is_flag=True, help="Treat warnings (e.g. an IMEI check digit) as errors.")
+def validate(jobfiles: tuple[Path, ...], at_text: str | None, strict: bool) -> None:
+    """Check job files without sending anything; report every problem as FILE:LINE: FIELD."""
+    at = _planned_start(at_text)
+    invalid = False
+    for path in jobfiles:
+        try:
+            job = load_job(path)
+            result = validate_job(job, at=at, strict=strict, on_problem=console.problem)
+        except DispatcherError as exc:
+            console.error(str(exc))
+            invalid = True
+            continue
+        console.validation(job, result)
+        invalid = invalid or not result.ok
+    sys.exit(EXIT_INVALID if invalid else EXIT_OK)
+
+
+def _planned_start(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        spec = parse_timespec(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from exc
+    if spec.at is None:
+        raise click.BadParameter(
+            "give an absolute time, e.g. 2026-12-01T02:00:00", param_hint="--at"
+        )
+    return spec.at
+
+
+@main.command()
+@click.argument("jobfile", type=click.Path(path_type=Path))
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Config file.")
+@click.option(
+    "--ledger",
+    "ledger_path",
+    type=click.Path(path_type=Path),
+    help="Results ledger (default: <job>.ledger.db next to the job file).",
+)
+@click.option("--rate", type=float, help="Requests per second at most (0: no limit).")
+@click.option("--concurrency", type=click.IntRange(1, 1024), help="Requests in flight at most.")
+@click.option("--base-url", help="OneNET API base URL (e.g. the emulator's).")
+@click.option("--strict", is_flag=True, help="Treat job-file warnings as errors.")
+@click.option("--no-reconcile", is_flag=True, help="Do not look up in-doubt commands in history.")
+@click.option(
+    "--resend-in-doubt",
+    is_flag=True,
+    help="With --no-reconcile: resend in-doubt commands (at-least-once).",
+)
+@click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
+def run(
+    jobfile: Path,
+    config_path: Path | None,
+    ledger_path: Path | None,
+    rate: float | None,
+    concurrency: int | None,
+    base_url: str | None,
+    strict: bool,
+    no_reconcile: bool,
+    resend_in_doubt: bool,
+    progress: bool | None,
+) -> None:
+    """Validate JOBFILE, then send every command not yet done, recording each outcome."""
+    if resend_in_doubt and not no_reconcile:
+        raise click.UsageError("--resend-in-doubt needs --no-reconcile")
+    try:
+        settings = load_settings(config_path).with_overrides(
+            rate="keep" if rate is None else rate, concurrency=concurrency, base_url=base_url
+        )
+        api_key = api_key_from_env(settings)
+        console.redact(api_key)
+        warning = plain_http_warning(settings.onenet.base_url)
+        if warning:
+            console.warn(warning)
+        job = load_job(jobfile)
+        checked = validate_job(job, strict=strict, on_problem=console.problem)
+        if not checked.ok:
+            _fail(f"{jobfile}: {checked.errors} error(s): nothing was sent")
+        path = ledger_path or job.path.with_name(job.path.stem + ".ledger.db")
+        ledger = Ledger.open(path, synchronous=settings.ledger.synchronous)
+    except DispatcherError as exc:
+        _fail(str(exc))
+    try:
+        stats = RunStats(total=checked.commands)
+        result = _run_async(
+            lambda stop: _dispatch(
+                job, ledger, settings, api_key, stop, stats, no_reconcile, resend_in_doubt, progress
+            ),
+        )
+    except DispatcherError as exc:
+        ledger.close()
+        _fail(str(exc))
+    summary = summarize(ledger)
+    ledger.close()
+    sys.exit(_finish(result, summary, path, jobfile))
+
+
+async def _dispatch(
+    job: Job,
+    ledger: Ledger,
+    settings: Settings,
+    api_key: str,
+    stop: Stop,
+    stats: RunStats,
+    no_reconcile: bool,
+    resend_in_doubt: bool,
+    progress: bool | None,
+) -> RunResult:
+    timeout = aiohttp.ClientTimeout(
+        total=settings.retry.request_timeout_s,
+        sock_connect=min(10.0, settings.retry.request_timeout_s),
+    )
+    connector = aiohttp.TCPConnector(limit=settings.limits.concurrency, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        client = OneNetClient(session, settings.onenet.base_url, api_key)
+        with console.live_progress(stats, enabled=progress):
+            return await run_job(
+                job,
+                client,
+                ledger,
+                settings,
+                stop=stop,
+                stats=stats,
+                reconcile_in_doubt=not no_reconcile,
+                resend_in_doubt=resend_in_doubt,
+            )
+
+
+def _finish(result: RunResult, summary: Any, ledger_path: Path, jobfile: Path) -> int:
+    console.summary_line(result, summary)
+    if isinstance(result.aborted, WrongKeyError):
+        console.error(result.aborted.reason)
+        return EXIT_WRONG_KEY
+    if result.stop_reason is not None and result.aborted is None:
+        console.note(
+            f"stopped ({result.stop_reason}); to resume: {_resume_hint(jobfile, ledger_path)}"
+        )
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.complete else EXIT_INCOMPLETE
+
+
+def _resume_hint(jobfile: Path, ledger_path: Path) -> str:
+    return " ".join(["dispatcher", *sys.argv[1:]]) if sys.argv[1:] else f"dispatcher run {jobfile}"
+
+
+def _run_async(start: Callable[[Stop], Coroutine[Any, Any, T]]) -> T:
+    """Run on uvloop when installed; the first SIGINT/SIGTERM stops gracefully, a second at once."""
+
+    async def guarded() -> T:
+        stop = Stop()
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            name = signal.Signals(signum).name
+            if stop.requested:
+                console.warn(f"{name} again: stopping now; in-flight commands will be reconciled")
+                stop.request(f"interrupted by {name}", immediate=True)
+            else:
+                console.warn(f"{name}: finishing in-flight commands (again to stop at once)")
+                stop.request(f"interrupted by {name}")
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await start(stop)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    return _loop_runner(guarded)
+
+
+def _loop_runner(main_coro: Callable[[], Awaitable[T]]) -> T:
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_as_coro(main_coro))
+
+
+async def _as_coro(fn: Callable[[], Awaitable[T]]) -> T:
+    return await fn()
+
+
+@main.command()
+@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "jsonl", "json"]),
+    default="table",
+    show_default=True,
+    help="table: a summary; csv/jsonl/json: every command, on stdout.",
+)
+def report(ledger_path: Path, fmt: str) -> None:
+    """Summarize a results ledger, or export every command's outcome."""
+    if not ledger_path.exists():
+        _fail(f"{ledger_path}: no such ledger")
+    try:
+        ledger = Ledger.open(ledger_path, read_only=True)
+    except DispatcherError as exc:
+        _fail(str(exc))
+    try:
+        if fmt == "table":
+            console.summary_table(summarize(ledger))
+        else:
+            write_export(ledger, fmt, sys.stdout)  # type: ignore[arg-type]  # checked by Choice
+    except DispatcherError as exc:
+        _fail(str(exc))
+    finally:
+        ledger.close()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--fail-rate", default=0.0, type=click.FloatRange(0, 1), help="HTTP 500 share.")
+@click.option("--latency-ms", default=0.0, type=click.FloatRange(0), help="Added latency.")
+@click.option("--latency-jitter-ms", default=0.0, type=click.FloatRange(0), help="Plus 0..this.")
+@click.option(
+    "--throttle",
+    "throttle_rps",
+    type=click.FloatRange(0, min_open=True),
+    help="Admit at most this many requests per second; throttle the rest.",
+)
+@click.option(
+    "--throttle-mode",
+    type=click.Choice(["errno7", "http429"]),
+    default="errno7",
+    show_default=True,
+    help="How throttling is answered.",
+)
+@click.option("--retry-after", default=1.0, type=click.FloatRange(0), help="429's Retry-After.")
+@click.option(
+    "--cut-before",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests cut before they are processed.",
+)
+@click.option(
+    "--cut-after",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests accepted, then cut before the answer.",
+)
+@click.option("--api-key-env", help="Accept only the key in this environment variable.")
+@click.option("--foreign-imei", multiple=True, help="An IMEI outside the product (errno 1).")
+@click.option("--seed", type=int, help="Make the injected faults reproducible.")
+def emulator(
+    host: str,
+    port: int,
+    fail_rate: float,
+    latency_ms: float,
+    latency_jitter_ms: float,
+    throttle_rps: float | None,
+    throttle_mode: str,
+    retry_after: float,
+    cut_before: float,
+    cut_after: float,
+    api_key_env: str | None,
+    foreign_imei: tuple[str, ...],
+    seed: int | None,
+) -> None:
+    """Serve a local stand-in for OneNET's cached-command API, with fault injection."""
+    from dispatcher import emulator as emu
+
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env) or _fail(f"{api_key_env} is not set", EXIT_USAGE)
+        console.redact(api_key)
+    faults = emu.Faults(
+        fail_rate=fail_rate,
+        cut_before_rate=cut_before,
+        cut_after_rate=cut_after,
+        throttle_rps=throttle_rps,
+        throttle_mode=throttle_mode,  # type: ignore[arg-type]  # checked by Choice
+        throttle_retry_after=retry_after,
+        latency_ms=latency_ms,
+        latency_jitter_ms=latency_jitter_ms,
+        seed=seed,
+        api_key=api_key,
+        foreign_imeis=frozenset(foreign_imei),
+    )
+    try:
+        emu.run(host, port, faults, ready=lambda url: console.note(f"OneNET emulator on {url}"))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    except KeyboardInterrupt:
+        console.note("emulator stopped")
+
+
+DEMO_JOB = Path("jobs/example.yaml")
+
+
+@main.command()
+@click.option(
+    "--job",
+    "jobfile",
+    type=click.Path(path_type=Path),
+    default=DEMO_JOB,
+    show_default=True,
+    help="The job to run.",
+)
+@click.option("--rate", default=1000.0, show_default=True, help="Requests per second at most.")
+@click.option(
+    "--faults/--no-faults",
+    default=True,
+    show_default=True,
+    help="Inject server errors and lost answers, to show they end accepted.",
+)
+def demo(jobfile: Path, rate: float, faults: bool) -> None:
+    """Run a job against the built-in OneNET emulator, with progress and the report."""
+    from dispatcher import emulator as emu
+
+    ledger_path = Path(".demo") / (jobfile.stem + ".ledger.db")
+    ledger_path.parent.mkdir(exist_ok=True)
+    for stale in ledger_path.parent.glob(ledger_path.name + "*"):
+        stale.unlink()
+    try:
+        job = load_job(jobfile)
+        checked = validate_job(job, on_problem=console.problem)
+        if not checked.ok:
+            _fail(f"{jobfile}: {checked.errors} error(s): nothing was sent")
+        console.validation(job, checked)
+        settings = Settings().with_overrides(rate=rate, concurrency=32)
+        settings = dataclasses.replace(
+            settings, reliability=dataclasses.replace(settings.reliability, settle_s=0.5)
+        )
+        ledger = Ledger.open(ledger_path, synchronous="normal")
+    except DispatcherError as exc:
+        _fail(str(exc))
+    injected = emu.Faults(fail_rate=0.03, cut_after_rate=0.005, seed=7) if faults else emu.Faults()
+    stats = RunStats(total=checked.commands)
+
+    async def start(stop: Stop) -> RunResult:
+        server = emu.Emulator(injected)
+        async with emu.serve(server) as url:
+            console.note(f"OneNET emulator on {url}; faults: {_describe(injected)}")
+            settings_here = settings.with_overrides(base_url=url)
+            result = await _dispatch(
+                job, ledger, settings_here, "demo-key", stop, stats, False, False, None
+            )
+            dup = server.stats().get("duplicates", 0)
+            console.note(f"emulator holds {len(server.accepted()):,} commands, {dup} duplicated")
+            return result
+
+    result = _run_async(start)
+    summary = summarize(ledger)
+    console.summary_table(summary)
+    ledger.close()
+    console.note(f"ledger: {ledger_path}  (dispatcher report {ledger_path} --format csv)")
+    sys.exit(_finish(result, summary, ledger_path, jobfile))
+
+
+def _describe(faults: Any) -> str:
+    shown = []
+    if faults.fail_rate:
+        shown.append(f"HTTP 500 on {faults.fail_rate:.0%}")
+    if faults.cut_after_rate:
+        shown.append(f"answers lost after accepting on {faults.cut_after_rate:.1%}")
+    return ", ".join(shown) or "none"

@@ -1,0 +1,267 @@
+"""Settings: frozen dataclasses, loaded from a YAML config file and checked once at the edge.
+
+Every key is documented in ``config.example.yaml``. The api-key itself never lives in a file: the
+config names the environment variable that holds it (``onenet.api_key_env``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from dispatcher.errors import ConfigError
+
+__all__ = [
+    "LedgerSettings",
+    "Limits",
+    "OneNetSettings",
+    "ReliabilitySettings",
+    "RetrySettings",
+    "Settings",
+    "api_key_from_env",
+    "load_settings",
+    "plain_http_warning",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OneNetSettings:
+    """Where OneNET is and which environment variable holds the api-key."""
+
+    base_url: str = "https://api.heclouds.com"
+    api_key_env: str = "ONENET_API_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Pace and parallelism. ``rate_per_second`` None means no limit (benchmarks, emulator)."""
+
+    rate_per_second: float | None = 20.0
+    concurrency: int = 16
+    adaptive: bool = True  # throttling answers slow the whole pool (AIMD), then it recovers
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """HTTP attempts per command (not OneNET's device-side ``retry``) and their backoff."""
+
+    max_attempts: int = 6
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    request_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReliabilitySettings:
+    """Exactly-once and stopping: reconciliation, the wrong-key breaker, the stop grace."""
+
+    reconcile_lookback_s: float = 300.0  # history search starts this long before the first attempt
+    settle_s: float = 5.0  # wait this long after a lost answer before asking the history
+    reconcile_rounds: int = 3  # reconcile-and-resend rounds at the end of a run
+    breaker_threshold: int = 10  # errno 1 answers, with nothing accepted yet, that stop the run
+    stop_grace_s: float = 30.0  # after the first Ctrl-C, how long in-flight requests may take
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """How the results ledger is written."""
+
+    synchronous: str = (
+        "full"  # SQLite PRAGMA synchronous: full survives power loss, normal is faster
+    )
+    batch_size: int = 500  # commands registered per transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs besides the job file and the api-key."""
+
+    onenet: OneNetSettings = field(default_factory=OneNetSettings)
+    limits: Limits = field(default_factory=Limits)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    reliability: ReliabilitySettings = field(default_factory=ReliabilitySettings)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (for the ledger's runs table); holds no secret."""
+        return dataclasses.asdict(self)
+
+    def with_overrides(
+        self,
+        *,
+        rate: float | str | None = "keep",
+        concurrency: int | None = None,
+        base_url: str | None = None,
+    ) -> Settings:
+        """A copy with CLI flags applied (``rate`` 0 means unlimited); checked like the file."""
+        limits = self.limits
+        if rate != "keep":
+            limits = dataclasses.replace(limits, rate_per_second=_rate(rate, "--rate"))
+        if concurrency is not None:
+            limits = dataclasses.replace(limits, concurrency=concurrency)
+        onenet = self.onenet
+        if base_url is not None:
+            onenet = dataclasses.replace(onenet, base_url=base_url)
+        new = dataclasses.replace(self, limits=limits, onenet=onenet)
+        _check(new, "command line")
+        return new
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "onenet": OneNetSettings,
+    "limits": Limits,
+    "retry": RetrySettings,
+    "reliability": ReliabilitySettings,
+    "ledger": LedgerSettings,
+}
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Read and check a config file; None gives the defaults. Raises ConfigError."""
+    if path is None:
+        return Settings()
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+        raw = yaml.safe_load(text)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the config file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not a UTF-8 text file") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{where}{line}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: the config must be a mapping of sections")
+    sections: dict[str, Any] = {}
+    for name, value in raw.items():
+        cls = _SECTIONS.get(str(name))
+        if cls is None:
+            raise ConfigError(f"{where}: unknown section {name!r}{_suggest(str(name), _SECTIONS)}")
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: {name}: must be a mapping of keys")
+        sections[str(name)] = _section(cls, value, f"{where}: {name}")
+    settings = Settings(**sections)
+    _check(settings, where)
+    return settings
+
+
+def _section(cls: type[Any], values: Mapping[Any, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        name = str(key)
+        if name not in fields:
+            raise ConfigError(f"{where}.{name}: unknown key{_suggest(name, fields)}")
+        default = getattr(cls(), name)
+        kwargs[name] = _coerce(value, default, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false, not {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: must be a whole number, not {value!r}")
+        return value
+    if isinstance(default, float) or default is None:
+        return _rate(value, where) if where.endswith("rate_per_second") else _number(value, where)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: must be text, not {value!r}")
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}: must be a number, not {value!r}")
+    return float(value)
+
+
+def _rate(value: Any, where: str) -> float | None:
+    """A rate: a positive number, or 0 / null / 'unlimited' for no limit."""
+    if value is None or value == "unlimited":
+        return None
+    rate = _number(value, where)
+    return None if rate == 0 else rate
+
+
+def _check(s: Settings, where: str) -> None:
+    problems: list[str] = []
+    url = urlsplit(s.onenet.base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        problems.append(f"onenet.base_url: {s.onenet.base_url!r} is not an http(s) URL")
+    if not s.onenet.api_key_env:
+        problems.append("onenet.api_key_env: name the environment variable holding the api-key")
+    rate = s.limits.rate_per_second
+    if rate is not None and rate < 0:
+        problems.append(f"limits.rate_per_second: {rate} must be positive (0 means no limit)")
+    if not 1 <= s.limits.concurrency <= 1024:
+        problems.append(f"limits.concurrency: {s.limits.concurrency} must be within 1..1024")
+    r = s.retry
+    if not 1 <= r.max_attempts <= 100:
+        problems.append(f"retry.max_attempts: {r.max_attempts} must be within 1..100")
+    if r.initial_backoff_s < 0 or r.max_backoff_s < r.initial_backoff_s:
+        problems.append("retry: need 0 <= initial_backoff_s <= max_backoff_s")
+    if r.request_timeout_s <= 0:
+        problems.append("retry.request_timeout_s: must be positive")
+    rel = s.reliability
+    if rel.reconcile_lookback_s < 0 or rel.settle_s < 0 or rel.stop_grace_s < 0:
+        problems.append("reliability: durations must not be negative")
+    if rel.breaker_threshold < 1 or rel.reconcile_rounds < 0:
+        problems.append("reliability: breaker_threshold >= 1 and reconcile_rounds >= 0")
+    if s.ledger.synchronous.lower() not in ("full", "normal"):
+        problems.append(f"ledger.synchronous: {s.ledger.synchronous!r} must be full or normal")
+    if s.ledger.batch_size < 1:
+        problems.append("ledger.batch_size: must be at least 1")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+
+
+def _suggest(name: str, choices: Mapping[str, object]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(choices))})"
+
+
+def api_key_from_env(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """The api-key from the environment variable the config names; ConfigError if unset."""
+    env = os.environ if environ is None else environ
+    name = settings.onenet.api_key_env
+    key = env.get(name, "").strip()
+    if not key:
+        raise ConfigError(f"the api-key is not set: export {name}=<your product's master key>")
+    return key
+
+
+def plain_http_warning(base_url: str) -> str | None:
+    """A warning when the api-key would travel over plain http to a host that is not loopback."""
+    url = urlsplit(base_url)
+    if url.scheme != "http":
+        return None
+    host = url.hostname or ""
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return f"the api-key will be sent unencrypted over plain http to {host}; use https"

@@ -1,0 +1,321 @@
+"""What the OneNET emulator checks and remembers: request rules, stored commands, fault settings.
+
+The rules follow OneNET's NB-IoT cached-command API (see the project's onenet-api.md). Where the
+documentation is silent (errno for an unknown uuid, history page size), the choice is named here.
+Kept free of aiohttp so the rules can be read and tested on their own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import lru_cache
+from typing import Literal
+
+import orjson
+
+__all__ = [
+    "ERRNO_TEXT",
+    "Faults",
+    "Store",
+    "StoredCommand",
+    "check_execute",
+    "format_answer_time",
+    "parse_request_time",
+]
+
+# errno values (onenet-api.md, "errno")
+AUTH_FAILED = 1
+BAD_PARAM = 3
+BUSY = 7
+LOGIC_LIMIT = 5006
+ERRNO_TEXT: Mapping[int, str] = {
+    0: "succ",
+    AUTH_FAILED: "auth failed",
+    BAD_PARAM: "parameter required",
+    BUSY: "service internal error",
+    LOGIC_LIMIT: "system logic limit",
+}
+
+WAITING, CANCELLED = 1, 2  # send_status values
+ARGS_MAX_BYTES = 2048  # "Body: {"args": ...}, optional, at most 2 KB"
+PER_PAGE_DEFAULT, PER_PAGE_MAX = 10, 100  # not documented; OneNET's list calls use these
+
+_BEIJING_OFFSET = 8 * 3600  # OneNET timestamps are UTC+8, no zone written
+_EPOCH = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Faults to inject, and who is let in; replace at runtime via ``emulator.faults = ...``."""
+
+    fail_rate: float = 0.0  # HTTP 500 with an HTML body, before anything else
+    cut_before_rate: float = 0.0  # drop the connection, nothing stored
+    cut_after_rate: float = 0.0  # store the command, then drop the connection unanswered
+    throttle_rps: float | None = None  # admitted POSTs per sliding second; more are throttled
+    throttle_mode: Literal["errno7", "http429"] = "errno7"
+    throttle_retry_after: float = 1.0  # seconds, the Retry-After of an HTTP 429
+    latency_ms: float = 0.0  # added to every API call
+    latency_jitter_ms: float = 0.0  # plus uniform(0, jitter)
+    seed: int | None = None  # random.Random(seed): the same requests meet the same faults
+    api_key: str | None = None  # the expected api-key; None: any non-empty key
+    foreign_imeis: frozenset[str] = frozenset()  # imeis outside the key's product: errno 1
+    affect_reads: bool = False  # fail_rate and cut_before_rate also hit history/detail/cancel
+
+    def __post_init__(self) -> None:
+        for name in ("fail_rate", "cut_before_rate", "cut_after_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.throttle_rps is not None and self.throttle_rps <= 0:
+            raise ValueError("throttle_rps must be positive")
+        if self.throttle_mode not in ("errno7", "http429"):
+            raise ValueError("throttle_mode must be 'errno7' or 'http429'")
+        if min(self.throttle_retry_after, self.latency_ms, self.latency_jitter_ms) < 0:
+            raise ValueError("throttle_retry_after and latencies must not be negative")
+        if not isinstance(self.foreign_imeis, frozenset):
+            object.__setattr__(self, "foreign_imeis", frozenset(self.foreign_imeis))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCommand:
+    """One accepted command: every parameter as received (None when omitted), and server times."""
+
+    uuid: str
+    imei: str
+    obj_id: int
+    obj_inst_id: int
+    res_id: int
+    valid_time: str | None  # the text sent
+    expired_time: str
+    retry: int | None
+    timeout: int | None
+    trigger_msg: int | None
+    args: str | None
+    created_at: float  # unix seconds, server clock
+    valid_at: float  # valid_time, or the server's now when omitted
+    expired_at: float
+    send_status: int = WAITING
+    type: str = "EXECUTE"
+
+    def history_item(self) -> dict[str, object]:
+        """The command as a history list item (OneNET's field names, answer time format)."""
+        return {
+            "cmd_uuid": self.uuid,
+            "type": self.type,
+            "create_time": format_answer_time(self.created_at),
+            "valid_time": format_answer_time(self.valid_at),
+            "expired_time": format_answer_time(self.expired_at),
+            "send_status": self.send_status,
+            "imei": self.imei,
+            "remain": 3 if self.retry is None else self.retry,
+            "trigger_msg": 7 if self.trigger_msg is None else self.trigger_msg,
+        }
+
+
+@lru_cache(maxsize=4096)  # fleet jobs repeat the same few timestamps
+def parse_request_time(text: str) -> float | None:
+    """'YYYY-MM-DDTHH:MM:SS' (UTC+8, as requests carry it) -> unix seconds; None if malformed."""
+    if len(text) != 19 or text[10] != "T" or text[4] != "-" or text[7] != "-":
+        return None
+    if text[13] != ":" or text[16] != ":" or not text.isascii():
+        return None
+    try:
+        naive = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (naive - _EPOCH).total_seconds() - _BEIJING_OFFSET
+
+
+def format_answer_time(unix: float) -> str:
+    """Unix seconds -> 'YYYY-MM-DD HH:MM:SS' in UTC+8, as OneNET's answers write it."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(math.floor(unix) + _BEIJING_OFFSET))
+
+
+def parse_id(text: str | None) -> int | None:
+    """A non-negative decimal int, or None."""
+    if text and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+def parse_int(text: str) -> int | None:
+    """A decimal int, sign allowed (so '-1' is out of range, not malformed), or None."""
+    digits = text[1:] if text[:1] == "-" else text
+    if digits and digits.isascii() and digits.isdigit():
+        return int(text)
+    return None
+
+
+def parse_args(body: bytes) -> tuple[int, str | None]:
+    """The optional JSON body -> (errno, args): 3 if malformed, 5006 if args is over 2 KB."""
+    if not body.strip():
+        return 0, None
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return BAD_PARAM, None
+    if not isinstance(doc, dict):
+        return BAD_PARAM, None
+    args = doc.get("args")
+    if args is None:
+        return 0, None
+    if not isinstance(args, str):
+        return BAD_PARAM, None
+    if len(args) > ARGS_MAX_BYTES // 4 and len(args.encode()) > ARGS_MAX_BYTES:
+        return LOGIC_LIMIT, None
+    return 0, args
+
+
+@dataclass(slots=True)
+class Store:
+    """Accepted commands, indexed by uuid and by imei, and the counters the admin endpoint shows."""
+
+    keep_records: bool = True  # False: count and check duplicates only (for very long benchmarks)
+    commands: dict[str, StoredCommand] = field(default_factory=dict)
+    by_imei: dict[str, list[str]] = field(default_factory=dict)
+    posts: int = 0
+    accepted: int = 0
+    throttled: int = 0
+    reads: int = 0
+    rejected: dict[int, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(
+        default_factory=lambda: {"http500": 0, "cut_before": 0, "cut_after": 0, "latency": 0}
+    )
+    duplicates: int = 0
+    duplicates_ignoring_times: int = 0
+    # hashes of (imei, obj ids, args, expired_time) and of the same without the time: a 64-bit
+    # hash keeps memory flat over a million commands; a false duplicate has odds near 1e-8
+    _seen: set[int] = field(default_factory=set)
+    _seen_loose: set[int] = field(default_factory=set)
+
+    def reject(self, errno: int) -> None:
+        """Count a POST answered with a business error."""
+        self.rejected[errno] = self.rejected.get(errno, 0) + 1
+
+    def add(self, cmd: StoredCommand) -> None:
+        """Remember an accepted command; O(1)."""
+        self.accepted += 1
+        loose = hash((cmd.imei, cmd.obj_id, cmd.obj_inst_id, cmd.res_id, cmd.args))
+        strict = hash((loose, cmd.expired_time))
+        if strict in self._seen:
+            self.duplicates += 1
+        else:
+            self._seen.add(strict)
+        if loose in self._seen_loose:
+            self.duplicates_ignoring_times += 1
+        else:
+            self._seen_loose.add(loose)
+        if self.keep_records:
+            self.commands[cmd.uuid] = cmd
+            uuids = self.by_imei.get(cmd.imei)
+            if uuids is None:
+                self.by_imei[cmd.imei] = [cmd.uuid]
+            else:
+                uuids.append(cmd.uuid)
+
+    def for_imei(self, imei: str) -> Iterator[StoredCommand]:
+        """The imei's commands, oldest first."""
+        commands = self.commands
+        for uuid in self.by_imei.get(imei, ()):
+            yield commands[uuid]
+
+    def find(self, imei: str, uuid: str) -> StoredCommand | None:
+        """The command with this uuid, if it belongs to this imei."""
+        cmd = self.commands.get(uuid)
+        return cmd if cmd is not None and cmd.imei == imei else None
+
+    def cancel(self, cmd: StoredCommand) -> bool:
+        """Cancel a waiting command; False if it is no longer waiting."""
+        if cmd.send_status != WAITING:
+            return False
+        self.commands[cmd.uuid] = replace(cmd, send_status=CANCELLED)
+        return True
+
+    def counters(self) -> dict[str, object]:
+        """Every counter, JSON-ready except for the int keys of ``rejected``."""
+        return {
+            "posts": self.posts,
+            "accepted": self.accepted,
+            "rejected": dict(self.rejected),
+            "throttled": self.throttled,
+            "faults": dict(self.faults),
+            "duplicates": self.duplicates,
+            "duplicates_ignoring_times": self.duplicates_ignoring_times,
+            "reads": self.reads,
+            "stored": len(self.commands),
+        }
+
+
+def check_execute(
+    query: Mapping[str, str], body: bytes, now: float, foreign: frozenset[str], uuid: str
+) -> StoredCommand | int:
+    """Check one execute/offline request as OneNET does: the command to store, or an errno.
+
+    Order (not documented; chosen so each answer names the first real problem): malformed or
+    missing parameters and body (3), then an imei outside the product (1), then limits (5006).
+    """
+    get = query.get
+    imei = get("imei")
+    obj_id = parse_id(get("obj_id"))
+    obj_inst_id = parse_id(get("obj_inst_id"))
+    res_id = parse_id(get("res_id"))
+    expired_text = get("expired_time")
+    if (
+        imei is None
+        or len(imei) != 15
+        or not (imei.isascii() and imei.isdigit())
+        or obj_id is None
+        or obj_inst_id is None
+        or res_id is None
+        or expired_text is None
+    ):
+        return BAD_PARAM
+    expired_at = parse_request_time(expired_text)
+    if expired_at is None:
+        return BAD_PARAM
+    valid_text = get("valid_time")
+    valid_at = now if valid_text is None else parse_request_time(valid_text)
+    if valid_at is None:
+        return BAD_PARAM
+    limits: list[int | None] = []
+    for name in ("retry", "timeout", "trigger_msg"):
+        text = get(name)
+        value = None if text is None else parse_int(text)
+        if text is not None and value is None:
+            return BAD_PARAM
+        limits.append(value)
+    args_errno, args = parse_args(body)
+    if args_errno == BAD_PARAM:
+        return BAD_PARAM
+    if imei in foreign:
+        return AUTH_FAILED
+    retry, timeout, trigger_msg = limits
+    if (
+        args_errno
+        or (valid_text is not None and valid_at <= now)
+        or expired_at <= valid_at
+        or expired_at <= now
+        or (retry is not None and not 0 <= retry <= 10)
+        or (timeout is not None and not 5 <= timeout <= 40)
+        or (trigger_msg is not None and not 1 <= trigger_msg <= 7)
+    ):
+        return LOGIC_LIMIT
+    return StoredCommand(
+        uuid=uuid,
+        imei=imei,
+        obj_id=obj_id,
+        obj_inst_id=obj_inst_id,
+        res_id=res_id,
+        valid_time=valid_text,
+        expired_time=expired_text,
+        retry=retry,
+        timeout=timeout,
+        trigger_msg=trigger_msg,
+        args=args,
+        created_at=now,
+        valid_at=valid_at,
+        expired_at=expired_at,
+    )

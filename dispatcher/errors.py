@@ -1,0 +1,78 @@
+"""The error tree of dispatcher.
+
+A failed *command* is data (an outcome in the ledger), never an exception. An exception means the
+*run* cannot go on, or an input could not be read at all::
+
+    DispatcherError
+    ├── ConfigError            the config file or a flag is wrong; nothing was sent
+    ├── JobFileError           a job file cannot be read or is invalid (file, line, field)
+    ├── LedgerError            the ledger cannot be opened, read or written
+    │   └── LedgerLockedError  another dispatcher holds the ledger
+    ├── OneNetUnavailable      a follow-up call (history, detail, cancel) got no usable answer
+    └── RunAborted             the run stopped itself (reason), e.g. the circuit breaker
+        └── WrongKeyError      errno 1 on every early answer: the api-key is wrong
+
+Library exceptions (aiohttp, sqlite3, yaml) are translated where they are caught, with ``from``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DispatcherError",
+    "JobFileError",
+    "LedgerError",
+    "LedgerLockedError",
+    "OneNetUnavailable",
+    "RunAborted",
+    "WrongKeyError",
+]
+
+
+class DispatcherError(Exception):
+    """Base of every error dispatcher raises on purpose."""
+
+
+class ConfigError(DispatcherError):
+    """The configuration (file, environment or flags) is wrong."""
+
+
+class JobFileError(DispatcherError):
+    """A job file cannot be read or is invalid; names the file, line and field."""
+
+    def __init__(self, file: str, line: int, field: str, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+class LedgerError(DispatcherError):
+    """The results ledger cannot be opened, read or written."""
+
+
+class LedgerLockedError(LedgerError):
+    """Another dispatcher process is using the same ledger."""
+
+
+class OneNetUnavailable(DispatcherError):
+    """A follow-up call to OneNET (history, detail, cancel) got no usable answer."""
+
+
+class RunAborted(DispatcherError):
+    """The run stopped itself; ``reason`` says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class WrongKeyError(RunAborted):
+    """OneNET answered errno 1 (auth failed) to every early request: the api-key is wrong."""

@@ -1,0 +1,227 @@
+"""Pacing: the strict rate limiter (``Pace``) and the adaptive slow-down on throttling (``Aimd``).
+
+``Pace`` lets at most ``floor(rate)`` requests start in any sliding 1-second window, evenly
+spaced, with no initial burst. It schedules each start from the theoretical arrival time of the
+previous one, as GCRA does (the Generic Cell Rate Algorithm, ITU-T I.371, with burst tolerance 0),
+so late wake-ups do not add up to drift; and it keeps the recent start times, so that late wake-ups
+cannot squeeze more than ``floor(rate)`` starts into one window either.
+
+``Aimd`` lowers the rate multiplicatively when OneNET throttles (HTTP 429, errno 7, Retry-After) and
+raises it additively while answers come back clean, as TCP congestion control does (RFC 5681).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+__all__ = ["Aimd", "Pace"]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+_WINDOW = 1.0  # seconds: the sliding window the rate is promised over
+_LOG = 256  # start times kept at least, for the window check and the observed rate
+_SLICE = 0.5  # longest single sleep, so rate raises and holds are noticed while waiting
+_EPSILON = 1e-9  # a wake-up this close to its time is on time (sleep may end a clock tick early)
+
+
+class Pace:
+    """Strict limiter: at most floor(rate) starts in any sliding 1-second window, evenly spaced."""
+
+    def __init__(
+        self, rate: float | None, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()  # FIFO: waiters are served in arrival order
+        self._starts: deque[float] = deque(maxlen=_LOG)
+        self._started = 0
+        self._base = -math.inf  # the theoretical time of the latest start (GCRA's TAT - interval)
+        self._hold = 0.0  # nobody starts before this (0.0: no hold)
+        self._rate: float | None = None
+        self._interval = 0.0  # 0.0: unlimited
+        self._cap = 0  # starts allowed per window (0: unlimited)
+        self._free = True  # unlimited and no hold: acquire() returns at once
+        self.set_rate(rate)
+
+    @property
+    def rate(self) -> float | None:
+        """The rate in requests per second (None: unlimited)."""
+        return self._rate
+
+    @property
+    def started(self) -> int:
+        """How many starts have been granted so far."""
+        return self._started
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this limiter reads."""
+        return self._clock
+
+    def set_rate(self, rate: float | None) -> None:
+        """Change the rate; it applies to the next start (None: unlimited)."""
+        if rate is not None and not (rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"rate must be a positive number or None, not {rate!r}")
+        self._rate = rate
+        if rate is None:
+            self._interval, self._cap = 0.0, 0
+        else:
+            # Spaced at 1/floor(rate): a fractional rate cannot be evenly spaced *and* keep
+            # floor(rate) per window, so the fraction is dropped (below 1/s, spaced at 1/rate).
+            self._cap = max(1, math.floor(rate))
+            self._interval = 1.0 / self._cap if rate >= 1 else 1.0 / rate
+            if self._cap > (self._starts.maxlen or 0):
+                self._starts = deque(self._starts, maxlen=self._cap)
+        self._free = self._interval == 0.0 and self._hold == 0.0
+
+    def hold_until(self, when: float) -> None:
+        """Let nobody start before ``when`` (on this limiter's clock); a later hold wins."""
+        if when > self._hold:
+            self._hold = when
+            self._free = False
+
+    def observed_rate(self) -> float | None:
+        """Starts per second over the last second (or over the recent log); None before any."""
+        starts = self._starts
+        n = len(starts)
+        if not n:
+            return None
+        now = self._clock()
+        horizon = now - _WINDOW
+        count = 0
+        for t in reversed(starts):
+            if t <= horizon:
+                break
+            count += 1
+        if count == n:  # every start logged is from the last second: over their own span
+            return n / max(now - starts[0], 0.1)
+        if count >= 2:
+            return float(count)
+        return n / max(now - starts[0], _WINDOW)  # quiet lately: the average over the log
+
+    async def acquire(self) -> None:
+        """Return when this request may start (FIFO among concurrent callers)."""
+        if self._free:
+            self._started += 1
+            self._starts.append(self._clock())
+            return
+        async with self._lock:
+            while True:
+                now = self._clock()
+                due = self._due(now)
+                if due - now <= _EPSILON:
+                    break
+                await self._sleep(min(due - now, _SLICE))
+            self._grant(now)
+
+    def _due(self, now: float) -> float:
+        """The earliest time the next start may happen, given the hold, schedule and window."""
+        due = self._hold
+        if due and now >= due:
+            self._hold = due = 0.0
+            self._free = self._interval == 0.0
+        if self._interval:
+            due = max(due, self._base + self._interval)
+            starts, cap = self._starts, self._cap
+            if len(starts) >= cap:
+                due = max(due, starts[-cap] + _WINDOW)
+        return due
+
+    def _grant(self, now: float) -> None:
+        interval = self._interval
+        if interval:
+            scheduled = self._base + interval
+            # On schedule, or late by less than one interval: keep the theoretical time (no drift).
+            # Later than that (idle, or held): start a fresh schedule from now (no catch-up burst).
+            self._base = scheduled if 0.0 <= now - scheduled < interval else now
+        self._started += 1
+        self._starts.append(now)
+
+
+class Aimd:
+    """Adaptive pace: on throttling, rate *= decrease (once per cooldown); when clean, rate += step.
+
+    With a ceiling: the floor is ``min(floor, ceiling)``, the step ``ceiling / 20`` per second of
+    throttle-free answers (back from half to full in about 10 s, from the floor in about 20 s).
+
+    Without a ceiling (unlimited): nothing is paced until the first throttle, which switches the
+    pace to ``decrease`` times the start rate observed over the last second; from then on the step
+    is a twentieth of that measured rate per clean second, with no upper bound (the next throttle
+    cuts again).
+    """
+
+    def __init__(
+        self,
+        pace: Pace,
+        ceiling: float | None,
+        *,
+        clock: Clock | None = None,
+        decrease: float = 0.5,
+        floor: float = 0.5,
+        step: float | None = None,
+        cooldown: float = 1.0,
+        period: float = 1.0,
+    ) -> None:
+        if not 0 < decrease < 1:
+            raise ValueError(f"decrease must be between 0 and 1, not {decrease}")
+        self._pace = pace
+        self._clock = clock or pace.clock
+        self._ceiling = ceiling
+        self._floor = floor if ceiling is None else min(floor, ceiling)
+        self._step = step if step is not None else (ceiling / 20 if ceiling is not None else 0.0)
+        self._decrease = decrease
+        self._cooldown = cooldown
+        self._period = period
+        self._last_cut = -math.inf
+        self._last_raise = -math.inf
+        self._steady = pace.rate == ceiling  # at the ceiling: on_success has nothing to do
+
+    @property
+    def rate(self) -> float | None:
+        """The current rate in requests per second (None: unlimited)."""
+        return self._pace.rate
+
+    @property
+    def ceiling(self) -> float | None:
+        """The configured rate, never exceeded (None: no limit)."""
+        return self._ceiling
+
+    def on_throttle(self, retry_after: float | None = None) -> None:
+        """OneNET said slow down: hold the pool for ``retry_after`` and cut the rate (once per
+        cooldown, so one burst of throttled answers from requests already in flight counts once)."""
+        now = self._clock()
+        if retry_after is not None and retry_after > 0:
+            self._pace.hold_until(now + retry_after)
+        if now - self._last_cut < self._cooldown:
+            return
+        self._last_cut = self._last_raise = now
+        current = self._pace.rate
+        if current is None:
+            observed = self._pace.observed_rate() or self._floor / self._decrease
+            current = observed
+            if self._step == 0.0:
+                self._step = max(observed / 20, self._floor)
+        self._pace.set_rate(max(self._floor, current * self._decrease))
+        self._steady = False
+
+    def on_success(self) -> None:
+        """A clean answer: after each ``period`` without throttling, raise the rate by one step."""
+        if self._steady:
+            return
+        now = self._clock()
+        if now - self._last_raise < self._period:
+            return
+        self._last_raise = now
+        current = self._pace.rate
+        if current is None:  # unlimited and never throttled: nothing to raise
+            return
+        raised = current + self._step
+        if self._ceiling is not None and raised >= self._ceiling:
+            raised = self._ceiling
+            self._steady = True
+        self._pace.set_rate(raised)

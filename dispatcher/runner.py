@@ -1,0 +1,508 @@
+"""run_job(): stream a job to OneNET through a paced worker pool, recording every outcome.
+
+A run has three phases, all writing to the same ledger:
+
+1. *leftovers*: commands an earlier run left ``in_flight`` (it was killed) or ``in_doubt`` are
+   settled against OneNET's history (reconcile.py) before anything new is sent;
+2. *send*: the job file streams in batches into the ledger (``register``) and from there into a
+   bounded queue; ``concurrency`` workers in one TaskGroup take commands, mark them in flight
+   (durably), wait for the pace, send, retry what is worth retrying (tenacity), queue the outcome;
+3. *settle*: answers lost on the way back (``in_doubt``) are looked up in the history once they have
+   had time to land; those OneNET never created are sent again, for a few rounds.
+
+A ``Stop`` ends a run early with a reason: the first request is graceful (no new commands, in-flight
+ones finish within a grace period), a second one is immediate. The pace can be changed while the run
+goes on (``Pace.set_rate``), and throttling answers slow the whole pool (``Aimd``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dispatcher.client import ExecuteRequest, Outcome, Verdict
+from dispatcher.config import Settings
+from dispatcher.errors import RunAborted, WrongKeyError
+from dispatcher.jobs import Command, Job
+from dispatcher.ledger import TO_SEND, InFlight, Ledger, Result, Row, Status
+from dispatcher.pacing import Aimd, Pace
+from dispatcher.reconcile import CommandClient, reconcile
+from dispatcher.recorder import Recorder
+from dispatcher.retrying import Attempts
+from dispatcher.times import BEIJING, format_onenet, parse_timespec
+
+__all__ = ["RunResult", "RunStats", "Stop", "run_job"]
+
+log = logging.getLogger(__name__)
+
+# A valid_time this close to the moment of sending has passed by the time OneNET checks it.
+_START_MARGIN = timedelta(seconds=2)
+
+
+class Stop:
+    """A request to end a run, with a reason: graceful first, immediate if asked again."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._requested = asyncio.Event()
+        self._immediate = asyncio.Event()
+
+    def request(self, reason: str, *, immediate: bool = False) -> None:
+        """Stop taking new commands; with ``immediate``, also abandon the in-flight ones."""
+        if self.reason is None:
+            self.reason = reason
+        self._requested.set()
+        if immediate:
+            self._immediate.set()
+
+    @property
+    def requested(self) -> bool:
+        """True once any stop was asked for."""
+        return self._requested.is_set()
+
+    @property
+    def immediate(self) -> bool:
+        """True once an immediate stop was asked for."""
+        return self._immediate.is_set()
+
+    async def wait(self) -> None:
+        """Return when a stop is requested."""
+        await self._requested.wait()
+
+    async def wait_immediate(self) -> None:
+        """Return when an immediate stop is requested."""
+        await self._immediate.wait()
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Live counters of a run (read by the progress display; written only by the runner)."""
+
+    total: int = 0  # commands in the job file
+    skipped: int = 0  # already final in the ledger from an earlier run
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    in_doubt: int = 0
+    requests: int = 0  # HTTP attempts
+    throttled: int = 0
+    reconciled: int = 0  # in-doubt commands found in OneNET's history
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        """Commands with an outcome in this run, plus those skipped."""
+        return self.skipped + self.accepted + self.rejected + self.failed + self.in_doubt
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run ended with: the ledger's counts and why it stopped, if it did."""
+
+    run_id: int
+    counts: dict[Status, int]
+    stats: RunStats
+    stop_reason: str | None = None
+    aborted: RunAborted | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every command of the ledger was accepted."""
+        return sum(n for s, n in self.counts.items() if s is not Status.ACCEPTED) == 0
+
+
+class _ImmediateStop(Exception):
+    """Raised inside the pool's TaskGroup to cancel the workers."""
+
+
+async def run_job(
+    job: Job,
+    client: CommandClient,
+    ledger: Ledger,
+    settings: Settings,
+    *,
+    stop: Stop | None = None,
+    stats: RunStats | None = None,
+    pace: Pace | None = None,
+    reconcile_in_doubt: bool = True,
+    resend_in_doubt: bool = False,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RunResult:
+    """Send every command of ``job`` not yet final in ``ledger``; return the ledger's counts."""
+    runner = _Runner(
+        job,
+        client,
+        ledger,
+        settings,
+        stop=stop or Stop(),
+        stats=stats or RunStats(),
+        pace=pace or Pace(settings.limits.rate_per_second),
+        clock=clock,
+        sleep=sleep,
+    )
+    return await runner.run(reconcile_in_doubt=reconcile_in_doubt, resend=resend_in_doubt)
+
+
+class _Runner:
+    def __init__(
+        self,
+        job: Job,
+        client: CommandClient,
+        ledger: Ledger,
+        settings: Settings,
+        *,
+        stop: Stop,
+        stats: RunStats,
+        pace: Pace,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self.job, self.client, self.settings = job, client, settings
+        self.stop, self.stats, self.pace = stop, stats, pace
+        self.clock, self.sleep = clock, sleep
+        self.recorder = Recorder(ledger)
+        ceiling = settings.limits.rate_per_second
+        self.aimd = Aimd(pace, ceiling) if settings.limits.adaptive else None
+        self.attempts = Attempts(settings.retry, stop=stop, sleep=self._sleep)
+        self.run_id = 0
+        self.aborted: RunAborted | None = None
+        self._auth_rejects: list[str] = []
+        self._on_wire: set[str] = set()
+
+    # -- the phases -----------------------------------------------------------------------------
+
+    async def run(self, *, reconcile_in_doubt: bool, resend: bool) -> RunResult:
+        ledger = self.recorder.ledger
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.recorder.run())
+                try:
+                    await self._phases(reconcile_in_doubt, resend)
+                finally:
+                    await self.recorder.close()
+        except BaseExceptionGroup as group:
+            raise _sole(group) from None
+        finally:
+            self.recorder.drain_sync()
+        counts = ledger.counts()
+        ledger.finish_run(self.run_id, {s.value: n for s, n in counts.items()}, self.stop.reason)
+        return RunResult(self.run_id, counts, self.stats, self.stop.reason, self.aborted)
+
+    async def _phases(self, reconcile_in_doubt: bool, resend: bool) -> None:
+        ledger = self.recorder.ledger
+        self.run_id = await self.recorder.call(
+            ledger.start_run, str(self.job.path), self.settings.to_dict()
+        )
+        await self._leftovers(reconcile_in_doubt, resend)
+        if not self.stop.requested:
+            await self._pool(self._from_job())
+        if reconcile_in_doubt:
+            await self._settle()
+        if self._auth_rejects and self.aborted is not None:
+            # The key was wrong, not the devices: these go out again on the next run.
+            await self.recorder.call(ledger.set_status, self._auth_rejects, Status.PENDING)
+
+    async def _leftovers(self, reconcile_in_doubt: bool, resend: bool) -> None:
+        ledger = self.recorder.ledger
+        doubtful = await self.recorder.call(_collect, ledger, (Status.IN_FLIGHT, Status.IN_DOUBT))
+        if not doubtful:
+            return
+        log.info("%d commands from an earlier run are in doubt", len(doubtful))
+        if reconcile_in_doubt:
+            await self._reconcile(doubtful)
+        elif resend:
+            await self.recorder.call(ledger.set_status, [r.key for r in doubtful], Status.PENDING)
+        else:
+            keys = [r.key for r in doubtful if r.status is Status.IN_FLIGHT]
+            await self.recorder.call(ledger.set_status, keys, Status.IN_DOUBT)
+
+    async def _settle(self) -> None:
+        ledger = self.recorder.ledger
+        for _ in range(self.settings.reliability.reconcile_rounds):
+            if self.stop.requested:
+                return
+            rows = await self.recorder.call(_collect, ledger, (Status.IN_DOUBT,))
+            if not rows:
+                return
+            resend = await self._reconcile(rows)
+            if not resend or self.stop.requested:
+                return
+            await self._pool(_aiter([[_command_of(r) for r in resend]]), register=False)
+
+    async def _reconcile(self, rows: list[Row]) -> list[Row]:
+        """Settle ``rows`` against the history; return those OneNET never created (now pending)."""
+        rel = self.settings.reliability
+        latest = max((r.last_attempt_at or 0.0) for r in rows)
+        wait = latest + rel.settle_s - self.clock()
+        if wait > 0:
+            await self._sleep(wait)
+        report = await reconcile(
+            rows,
+            self.client,
+            known_uuids=lambda imei: self.recorder.call(self.recorder.ledger.known_uuids, imei),
+            lookback_s=rel.reconcile_lookback_s,
+            pace=self.pace,
+            concurrency=self.settings.limits.concurrency,
+        )
+        now = self.clock()
+        for row, uuid in report.found:
+            self.recorder.record(
+                Result(row.key, Status.ACCEPTED, 0, "", uuid, row.attempts, now, None, True)
+            )
+        self.stats.reconciled += len(report.found)
+        for row in report.unreachable:
+            if row.status is Status.IN_FLIGHT:
+                self.recorder.record(
+                    Result(
+                        row.key,
+                        Status.IN_DOUBT,
+                        None,
+                        "history unreachable",
+                        None,
+                        row.attempts,
+                        now,
+                        None,
+                    )
+                )
+        if report.missing:
+            await self.recorder.call(
+                self.recorder.ledger.set_status, [r.key for r in report.missing], Status.PENDING
+            )
+        log.info(
+            "reconciled %d: %d found, %d never created, %d unreachable",
+            len(rows),
+            len(report.found),
+            len(report.missing),
+            len(report.unreachable),
+        )
+        return report.missing
+
+    # -- the pool -------------------------------------------------------------------------------
+
+    async def _from_job(self) -> AsyncIterator[list[Command]]:
+        size = self.settings.ledger.batch_size
+        commands: Iterator[Command] = self.job.commands()
+        while batch := list(itertools.islice(commands, size)):
+            yield batch
+
+    async def _pool(self, batches: AsyncIterator[list[Command]], *, register: bool = True) -> None:
+        concurrency = self.settings.limits.concurrency
+        queue: asyncio.Queue[Command | None] = asyncio.Queue(maxsize=concurrency * 4)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                producer = tg.create_task(self._produce(batches, queue, register, concurrency))
+                watcher = tg.create_task(self._watch_stop())
+                workers = [tg.create_task(self._work(queue)) for _ in range(concurrency)]
+                await asyncio.gather(*workers)
+                producer.cancel()
+                watcher.cancel()
+        except* _ImmediateStop:
+            log.warning("stopped at once: %s", self.stop.reason)
+
+    async def _produce(
+        self,
+        batches: AsyncIterator[list[Command]],
+        queue: asyncio.Queue[Command | None],
+        register: bool,
+        workers: int,
+    ) -> None:
+        ledger = self.recorder.ledger
+        async for batch in batches:
+            if self.stop.requested:
+                break
+            if register:
+                statuses = await self.recorder.call(ledger.register, batch)
+            else:
+                statuses = [Status.PENDING] * len(batch)
+            for command, status in zip(batch, statuses, strict=True):
+                if status in TO_SEND:
+                    await queue.put(command)
+                else:
+                    self.stats.skipped += 1
+        for _ in range(workers):
+            await queue.put(None)
+
+    async def _watch_stop(self) -> None:
+        await self.stop.wait()
+        grace = self.settings.reliability.stop_grace_s
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self.stop.wait_immediate()
+        raise _ImmediateStop
+
+    async def _work(self, queue: asyncio.Queue[Command | None]) -> None:
+        while not self.stop.requested:
+            command = await queue.get()
+            if command is None:
+                return
+            await self._send(command)
+
+    async def _send(self, command: Command) -> None:
+        now = self.clock()
+        request = self._request(command, datetime.fromtimestamp(now, BEIJING))
+        if request is None:
+            self._finish(command.key, Status.REJECTED, None, _EXPIRED, 0, now, None)
+            return
+        mark = InFlight(command.key, now, request.valid_time, request.expired_time, self.run_id)
+        await self.recorder.mark_in_flight(mark)
+        try:
+            outcome, attempts, latency = await self.attempts.run(
+                self._attempt, request, command.key
+            )
+        except asyncio.CancelledError:
+            doubt = command.key in self._on_wire
+            status = Status.IN_DOUBT if doubt else Status.PENDING
+            self._finish(command.key, status, None, "stopped at once", 0, self.clock(), None)
+            raise
+        self._finish_outcome(command.key, outcome, attempts, latency)
+
+    async def _attempt(self, request: ExecuteRequest, key: str) -> Outcome:
+        await self.pace.acquire()
+        self._on_wire.add(key)
+        try:
+            outcome = await self.client.execute_offline(request)
+        finally:
+            self._on_wire.discard(key)
+        self.stats.requests += 1
+        self._observe(outcome, key)
+        return outcome
+
+    def _request(self, c: Command, now: datetime) -> ExecuteRequest | None:
+        expired = c.expired_time.resolve(now)
+        if expired <= now + _START_MARGIN:
+            return None
+        valid = c.valid_time.resolve(now) if c.valid_time is not None else None
+        if valid is not None and valid <= now + _START_MARGIN:
+            valid = None  # a start that has passed means "from now", which is OneNET's default
+        return ExecuteRequest(
+            imei=c.imei,
+            obj_id=c.obj_id,
+            obj_inst_id=c.obj_inst_id,
+            res_id=c.res_id,
+            expired_time=format_onenet(expired),
+            valid_time=format_onenet(valid) if valid is not None else None,
+            args=c.args,
+            retry=c.retry,
+            timeout=c.timeout,
+            trigger_msg=c.trigger_msg,
+        )
+
+    def _observe(self, outcome: Outcome, key: str) -> None:
+        """Feed the pool-wide controls: the adaptive pace and the wrong-key breaker."""
+        if outcome.throttled:
+            self.stats.throttled += 1
+            if self.aimd is not None:
+                self.aimd.on_throttle(outcome.retry_after)
+        elif outcome.verdict is Verdict.ACCEPTED and self.aimd is not None:
+            self.aimd.on_success()
+        if outcome.errno == 1 and self.stats.accepted == 0 and not self.stats.reconciled:
+            self._auth_rejects.append(key)
+            threshold = self.settings.reliability.breaker_threshold
+            if len(self._auth_rejects) >= threshold and self.aborted is None:
+                self.aborted = WrongKeyError(
+                    f"OneNET answered errno 1 (auth failed) to the first {threshold} commands "
+                    "with none accepted: the api-key is wrong or not this product's master key"
+                )
+                self.stop.request(self.aborted.reason)
+
+    def _finish_outcome(self, key: str, outcome: Outcome, attempts: int, latency: float) -> None:
+        verdict = outcome.verdict
+        if verdict is Verdict.ACCEPTED:
+            status = Status.ACCEPTED
+        elif verdict is Verdict.IN_DOUBT:
+            status = Status.IN_DOUBT
+        elif verdict is Verdict.REJECTED or (verdict is Verdict.RETRY_ONCE and attempts > 1):
+            status = Status.REJECTED
+        elif self.stop.requested:
+            status = Status.PENDING  # a retry cut short by a stop: OneNET created nothing
+        else:
+            status = Status.FAILED
+        error = outcome.error
+        self._finish(key, status, outcome.errno, error, attempts, self.clock(), latency, outcome)
+
+    def _finish(
+        self,
+        key: str,
+        status: Status,
+        errno: int | None,
+        error: str,
+        attempts: int,
+        at: float,
+        latency: float | None,
+        outcome: Outcome | None = None,
+    ) -> None:
+        uuid = outcome.uuid if outcome is not None and status is Status.ACCEPTED else None
+        self.recorder.record(Result(key, status, errno, error, uuid, attempts, at, latency))
+        counter = _COUNTERS.get(status)
+        if counter is not None:
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep (the injected way), but wake early when a stop is requested."""
+        if self.stop.requested or seconds <= 0:
+            return
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        stopper = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait((sleeper, stopper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one real error of a failed TaskGroup (cancellations are its echoes)."""
+    errors = [e for e in _leaves(group) if not isinstance(e, asyncio.CancelledError)]
+    return errors[0] if errors else group
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+_EXPIRED = "expired_time passed before the command could be sent"
+_COUNTERS = {
+    Status.ACCEPTED: "accepted",
+    Status.REJECTED: "rejected",
+    Status.FAILED: "failed",
+    Status.IN_DOUBT: "in_doubt",
+}
+
+
+def _collect(ledger: Ledger, statuses: Iterable[Status]) -> list[Row]:
+    return list(ledger.rows(set(statuses)))
+
+
+async def _aiter(items: Iterable[list[Command]]) -> AsyncIterator[list[Command]]:
+    for item in items:
+        yield item
+
+
+def _command_of(row: Row) -> Command:
+    """The command a ledger row was made from, to send it again."""
+    return Command(
+        imei=row.imei,
+        obj_id=row.obj_id,
+        obj_inst_id=row.obj_inst_id,
+        res_id=row.res_id,
+        expired_time=parse_timespec(row.expired_time),
+        valid_time=parse_timespec(row.valid_time) if row.valid_time else None,
+        args=row.args,
+        retry=row.retry,
+        timeout=row.timeout,
+        trigger_msg=row.trigger_msg,
+        source=row.source,
+        line=row.line,
+        key=row.key,
+    )

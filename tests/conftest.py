@@ -1,0 +1,25 @@
+"""Shared fixtures: factories that write real files into the test's tmp_path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+WriteFile = Callable[[str, "str | bytes"], Path]
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> WriteFile:
+    """Write text (exactly as given, no newline translation) or bytes to tmp_path/name."""
+
+    def write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        path.write_bytes(content)
+        return path
+
+    return write

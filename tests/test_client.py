@@ -1,0 +1,673 @@
+"""OneNetClient and classify(): every answer and every failure becomes the right Outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aioresponses import CallbackResult, aioresponses
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from yarl import URL
+
+from dispatcher.client import (
+    MAX_BODY,
+    MAX_RETRY_AFTER,
+    ExecuteRequest,
+    OneNetClient,
+    Outcome,
+    Verdict,
+    classify,
+    parse_retry_after,
+)
+from dispatcher.errors import OneNetUnavailable
+
+BASE = "http://onenet.test"
+KEY = "k3y-S3CRET-0123456789abcdef"
+UUID = "42742677-adc3-54ca-83a1-5aaaf71482f8"
+EXECUTE = re.compile(r"^http://onenet\.test/nbiot/execute/offline\?.*$")
+BEIJING = timezone(timedelta(hours=8))
+
+
+def answer(errno: int = 0, error: str = "succ", data: object = None) -> bytes:
+    return orjson.dumps({"errno": errno, "error": error, "data": data})
+
+
+def request(**changes: Any) -> ExecuteRequest:
+    fields: dict[str, Any] = {
+        "imei": "861234567890123",
+        "obj_id": 3201,
+        "obj_inst_id": 0,
+        "res_id": 5750,
+        "expired_time": "2030-01-02T03:04:05",
+        "valid_time": "2030-01-01T00:00:00",
+        "args": "reboot now",
+        "retry": 2,
+        "timeout": 30,
+        "trigger_msg": 5,
+    }
+    fields.update(changes)
+    return ExecuteRequest(**fields)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+class _NoWriter:
+    output_size = 0
+
+
+class MockedResponse(aiohttp.ClientResponse):
+    """aioresponses 0.7.9 builds responses without the stream writer aiohttp 3.14 requires."""
+
+    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", _NoWriter())
+        super().__init__(method, url, **kwargs)
+
+
+class Mocked(aioresponses):
+    def add(self, url: Any, method: str = "GET", *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("response_class", MockedResponse)
+        super().add(url, method, *args, **kwargs)
+
+
+@pytest.fixture
+def mocked() -> Any:
+    with Mocked() as m:
+        yield m
+
+
+def sent(mocked: Any) -> list[tuple[str, URL, dict[str, Any]]]:
+    """Every request the client made: (method, url, keyword arguments)."""
+    return [(method, url, call.kwargs) for (method, url), calls in mocked.requests.items()
+            for call in calls]  # fmt: skip
+
+
+# -- classify: the errno table ----------------------------------------------------------------
+
+
+def test_errno_zero_with_uuid_is_accepted() -> None:
+    outcome = classify(200, answer(data={"uuid": UUID}), {})
+    assert outcome == Outcome(Verdict.ACCEPTED, uuid=UUID, errno=0, http_status=200)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, {}, {"uuid": ""}, {"uuid": 42}, {"uuid": None}, {"uuid": ["x"]}, {"uuid": "a b"},
+     {"uuid": "x" * 200}, {"uuid": "\n"}, [UUID], UUID],
+)  # fmt: skip
+def test_errno_zero_without_a_usable_uuid_is_in_doubt_never_accepted(data: object) -> None:
+    outcome = classify(200, answer(data=data), {})
+    assert outcome.verdict is Verdict.IN_DOUBT
+    assert outcome.uuid is None
+    assert outcome.errno == 0
+
+
+@pytest.mark.parametrize("text", ["succ", "success", "anything at all"])
+def test_success_is_told_by_errno_not_by_text(text: str) -> None:
+    assert classify(200, answer(error=text, data={"uuid": UUID}), {}).verdict is Verdict.ACCEPTED
+    assert classify(200, answer(3, "succ"), {}).verdict is Verdict.REJECTED
+
+
+@pytest.mark.parametrize(
+    ("errno", "verdict", "throttled"),
+    [
+        (1, Verdict.REJECTED, False),
+        (3, Verdict.REJECTED, False),
+        (14, Verdict.REJECTED, False),
+        (16, Verdict.REJECTED, False),
+        (2001, Verdict.REJECTED, False),
+        (5006, Verdict.REJECTED, False),
+        (5106, Verdict.REJECTED, False),
+        (12345, Verdict.REJECTED, False),
+        (-1, Verdict.REJECTED, False),
+        (7, Verdict.TRANSIENT, True),
+        (5117, Verdict.TRANSIENT, False),
+        (5108, Verdict.RETRY_ONCE, False),
+    ],
+)
+def test_each_errno_class_leads_to_its_verdict(
+    errno: int, verdict: Verdict, throttled: bool
+) -> None:
+    outcome = classify(200, answer(errno, f"text of {errno}"), {})
+    assert outcome.verdict is verdict
+    assert outcome.errno == errno  # old aliases (14, 16) recorded as given
+    assert outcome.error == f"text of {errno}"
+    assert outcome.throttled is throttled
+    assert outcome.uuid is None
+
+
+def test_http_429_is_transient_and_throttled_with_retry_after_seconds() -> None:
+    outcome = classify(429, b"Too Many Requests", {"Retry-After": "7"})
+    assert outcome.verdict is Verdict.TRANSIENT
+    assert outcome.throttled
+    assert outcome.retry_after == 7.0
+    assert outcome.http_status == 429
+
+
+def test_retry_after_as_http_date_is_seconds_from_now() -> None:
+    now = 1_900_000_000.0
+    date = format_datetime(datetime.fromtimestamp(now + 30, UTC), usegmt=True)
+    outcome = classify(429, b"", {"retry-after": date}, now=now)
+    assert outcome.retry_after == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("0", 0.0), (" 12 ", 12.0), ("1.5", 1.5), ("99999999", MAX_RETRY_AFTER),
+     ("1e999", MAX_RETRY_AFTER), ("soon", None), ("-5", None), ("", None), ("٣", None),
+     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+)  # fmt: skip
+def test_retry_after_values_are_parsed_or_ignored(value: str, seconds: float | None) -> None:
+    assert parse_retry_after(value, 1_900_000_000.0) == seconds
+
+
+def test_any_retry_after_marks_the_answer_throttled() -> None:
+    outcome = classify(503, b"busy", {"Retry-After": "2"})
+    assert (outcome.verdict, outcome.throttled, outcome.retry_after) == (
+        Verdict.TRANSIENT,
+        True,
+        2.0,
+    )
+    assert classify(503, b"busy", {}).throttled is False
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 599])
+def test_server_errors_are_transient_whatever_the_body(status: int) -> None:
+    outcome = classify(status, answer(data={"uuid": UUID}), {})
+    assert outcome.verdict is Verdict.TRANSIENT
+    assert outcome.http_status == status
+
+
+def test_gateway_timeout_is_in_doubt_because_the_request_went_through() -> None:
+    assert classify(504, b"<html>504 Gateway Time-out</html>", {}).verdict is Verdict.IN_DOUBT
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+        b'{"errno": 0, "error": "succ", "data": {"uuid": "4274',  # truncated
+        b"",
+        b"\xff\xfe\x00garbage",
+        b"[1, 2, 3]",
+        b'"errno"',
+        b"null",
+        b"[" * 5000,  # deeper than the parser allows
+    ],
+)
+def test_bodies_that_are_not_a_json_object_are_transient(body: bytes) -> None:
+    outcome = classify(200, body, {})
+    assert outcome.verdict is Verdict.TRANSIENT
+    assert outcome.uuid is None
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [{"errno": "3"}, {"errno": None}, {"errno": True}, {"errno": 3.5}, {"errno": [0]},
+     {"error": "succ"}, {"errno": 2**70}, {"errno": 2**40}, {"errno": {"code": 0}}],
+)  # fmt: skip
+def test_errno_of_the_wrong_type_is_transient(doc: dict[str, object]) -> None:
+    outcome = classify(200, json.dumps(doc).encode(), {})
+    assert outcome.verdict is Verdict.TRANSIENT
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [{"errno": "0", "data": {"uuid": UUID}}, {"errno": 0.0}, {"errno": False},
+     {"data": {"uuid": UUID}}],
+)  # fmt: skip
+def test_malformed_success_is_in_doubt_not_resent_blindly(doc: dict[str, object]) -> None:
+    outcome = classify(200, orjson.dumps(doc), {})
+    assert outcome.verdict is Verdict.IN_DOUBT
+    assert outcome.uuid is None
+
+
+def test_errno_zero_outside_2xx_is_never_accepted() -> None:
+    assert classify(302, answer(data={"uuid": UUID}), {}).verdict is Verdict.IN_DOUBT
+
+
+def test_business_errors_on_4xx_keep_their_errno() -> None:
+    outcome = classify(403, answer(1, "auth failed"), {})
+    assert (outcome.verdict, outcome.errno, outcome.http_status) == (Verdict.REJECTED, 1, 403)
+
+
+def test_long_error_text_is_cut() -> None:
+    assert len(classify(200, answer(3, "x" * 5000), {}).error) == 200
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+answer_docs = st.fixed_dictionaries(
+    {},
+    optional={
+        "errno": st.sampled_from([0, 1, 7, 5108, 5117, "0", 0.0, None, True]) | json_values,
+        "error": json_values,
+        "data": st.fixed_dictionaries({}, optional={"uuid": json_values}) | json_values,
+    },
+)
+statuses = st.sampled_from([200, 201, 204, 301, 400, 401, 404, 429, 500, 503, 504]) | st.integers(
+    0, 1000
+)
+header_sets = st.dictionaries(
+    st.sampled_from(["Retry-After", "retry-after", "Content-Type"]), st.text(max_size=40)
+)
+
+
+def assert_sound(status: int, body: bytes, outcome: Outcome) -> None:
+    assert isinstance(outcome, Outcome)
+    assert isinstance(outcome.verdict, Verdict)
+    if outcome.verdict is Verdict.ACCEPTED:
+        doc = orjson.loads(body)
+        assert 200 <= status < 300
+        assert type(doc["errno"]) is int and doc["errno"] == 0
+        assert outcome.uuid is not None and outcome.uuid == doc["data"]["uuid"]
+        assert re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,127}", outcome.uuid)
+    else:
+        assert outcome.uuid is None
+    if outcome.retry_after is not None:
+        assert 0.0 <= outcome.retry_after <= MAX_RETRY_AFTER
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(statuses, st.binary(max_size=300), header_sets)
+def test_classify_never_raises_on_arbitrary_bytes(
+    status: int, body: bytes, headers: dict[str, str]
+) -> None:
+    assert_sound(status, body, classify(status, body, headers))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(statuses, answer_docs, header_sets)
+def test_classify_never_accepts_without_a_proper_uuid(
+    status: int, doc: dict[str, object], headers: dict[str, str]
+) -> None:
+    body = json.dumps(doc).encode()
+    assert_sound(status, body, classify(status, body, headers))
+
+
+# -- execute_offline over aioresponses ----------------------------------------------------------
+
+
+async def test_every_parameter_goes_in_the_query_exactly_as_given(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.post(EXECUTE, body=answer(data={"uuid": UUID}))
+    outcome = await OneNetClient(session, BASE + "/", KEY).execute_offline(request())
+    assert outcome.verdict is Verdict.ACCEPTED and outcome.uuid == UUID
+    [(method, url, kwargs)] = sent(mocked)
+    assert method == "POST" and url.path == "/nbiot/execute/offline"
+    assert dict(url.query) == {
+        "imei": "861234567890123",
+        "obj_id": "3201",
+        "obj_inst_id": "0",
+        "res_id": "5750",
+        "expired_time": "2030-01-02T03:04:05",
+        "valid_time": "2030-01-01T00:00:00",
+        "retry": "2",
+        "timeout": "30",
+        "trigger_msg": "5",
+    }
+    assert orjson.loads(kwargs["data"]) == {"args": "reboot now"}
+    assert kwargs["headers"]["api-key"] == KEY
+    assert kwargs["headers"]["Content-Type"] == "application/json"
+    assert kwargs["allow_redirects"] is False
+
+
+async def test_valid_time_and_args_are_left_out_when_not_given(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.post(EXECUTE, body=answer(data={"uuid": UUID}))
+    await OneNetClient(session, BASE, KEY).execute_offline(request(valid_time=None, args=None))
+    [(_, url, kwargs)] = sent(mocked)
+    assert "valid_time" not in url.query
+    assert kwargs["data"] is None
+    assert "Content-Type" not in kwargs["headers"]
+
+
+async def test_values_that_need_escaping_are_escaped(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.post(EXECUTE, body=answer(data={"uuid": UUID}))
+    req = request(imei="86 12&x=1", expired_time="2030-01-02 03:04:05")
+    await OneNetClient(session, BASE, KEY).execute_offline(req)
+    [(_, url, _)] = sent(mocked)
+    assert url.query["imei"] == "86 12&x=1"
+    assert url.query["expired_time"] == "2030-01-02 03:04:05"
+    assert "x" not in url.query
+
+
+async def test_args_are_sent_as_json_text_whatever_they_hold(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.post(EXECUTE, body=answer(data={"uuid": UUID}))
+    args = 'cfg {"a": 1} \\ "quoted" \u4e2d\u6587'
+    await OneNetClient(session, BASE, KEY).execute_offline(request(args=args))
+    [(_, _, kwargs)] = sent(mocked)
+    assert orjson.loads(kwargs["data"]) == {"args": args}
+
+
+async def test_args_that_cannot_be_encoded_are_rejected_without_sending(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    outcome = await OneNetClient(session, BASE, KEY).execute_offline(request(args="\ud800"))
+    assert outcome.verdict is Verdict.REJECTED
+    assert sent(mocked) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "verdict"),
+    [
+        (200, answer(5108, "rpc response error"), {}, Verdict.RETRY_ONCE),
+        (200, answer(1, "auth failed"), {}, Verdict.REJECTED),
+        (429, b"slow down", {"Retry-After": "3"}, Verdict.TRANSIENT),
+        (500, b"<html>Internal Server Error</html>", {}, Verdict.TRANSIENT),
+        (200, b"<html>maintenance</html>", {}, Verdict.TRANSIENT),
+        (200, answer(data={}), {}, Verdict.IN_DOUBT),
+    ],
+)
+async def test_answers_are_classified_over_the_wire(
+    session: aiohttp.ClientSession,
+    mocked: Any,
+    status: int,
+    body: bytes,
+    headers: dict[str, str],
+    verdict: Verdict,
+) -> None:
+    mocked.post(EXECUTE, status=status, body=body, headers=headers)
+    outcome = await OneNetClient(session, BASE, KEY).execute_offline(request())
+    assert outcome.verdict is verdict
+    assert outcome.http_status == status
+
+
+@pytest.mark.parametrize(
+    ("exc", "verdict"),
+    [
+        (aiohttp.ConnectionTimeoutError("connect timed out"), Verdict.TRANSIENT),
+        (aiohttp.InvalidURL("http://bad host"), Verdict.TRANSIENT),
+        (aiohttp.ServerDisconnectedError(), Verdict.IN_DOUBT),
+        (aiohttp.ClientPayloadError("Response payload is not completed"), Verdict.IN_DOUBT),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), Verdict.IN_DOUBT),
+        (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), Verdict.IN_DOUBT),
+        (TimeoutError(), Verdict.IN_DOUBT),
+        (aiohttp.ClientConnectionError("Connection lost"), Verdict.IN_DOUBT),
+    ],
+)
+async def test_network_failures_before_sending_are_transient_after_are_in_doubt(
+    session: aiohttp.ClientSession, mocked: Any, exc: Exception, verdict: Verdict
+) -> None:
+    mocked.post(EXECUTE, exception=exc)
+    outcome = await OneNetClient(session, BASE, KEY).execute_offline(request())
+    assert outcome.verdict is verdict
+    assert outcome.error
+    assert outcome.uuid is None
+
+
+async def test_the_api_key_never_appears_in_an_error(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.post(EXECUTE, body=answer(1, f"auth failed for key {KEY}"))
+    mocked.post(EXECUTE, exception=aiohttp.ClientOSError(1, f"broken while sending {KEY}"))
+    client = OneNetClient(session, BASE, KEY)
+    first = await client.execute_offline(request())
+    second = await client.execute_offline(request())
+    assert first.verdict is Verdict.REJECTED and second.verdict is Verdict.IN_DOUBT
+    for outcome in (first, second):
+        assert KEY not in outcome.error
+        assert "***" in outcome.error
+
+
+# -- execute_offline over real loopback sockets ------------------------------------------------
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def serve(handler: Handler) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length: *(\d+)", head)
+    return head + (await reader.readexactly(int(length.group(1))) if length else b"")
+
+
+async def test_the_request_on_the_wire_is_exactly_as_given() -> None:
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        body = answer(data={"uuid": UUID})
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server, base = await serve(handler)
+    async with server, aiohttp.ClientSession() as session:
+        outcome = await OneNetClient(session, base, KEY).execute_offline(request())
+    assert outcome.uuid == UUID
+    [raw] = seen
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert head.split(b"\r\n")[0] == (
+        b"POST /nbiot/execute/offline?imei=861234567890123&obj_id=3201&obj_inst_id=0"
+        b"&res_id=5750&expired_time=2030-01-02T03:04:05&retry=2&timeout=30&trigger_msg=5"
+        b"&valid_time=2030-01-01T00:00:00 HTTP/1.1"
+    )
+    assert b"\r\napi-key: " + KEY.encode() + b"\r\n" in head + b"\r\n"
+    assert b"\r\nContent-Type: application/json\r\n" in head + b"\r\n"
+    assert body == b'{"args":"reboot now"}'
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (50 * MAX_BODY),
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",  # no length: read until the cap
+    ],
+)
+async def test_a_huge_body_is_transient_and_not_read_whole(head: bytes) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(head)
+        chunk = b"x" * 65536
+        try:
+            for _ in range(40):  # 2.5 MB, more than the client will take
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    server, base = await serve(handler)
+    async with server, aiohttp.ClientSession() as session:
+        outcome = await OneNetClient(session, base, KEY).execute_offline(request())
+    assert outcome.verdict is Verdict.TRANSIENT
+    assert "larger than" in outcome.error
+
+
+async def test_connection_refused_is_transient() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with aiohttp.ClientSession() as session:
+        client = OneNetClient(session, f"http://127.0.0.1:{port}", KEY)
+        outcome = await client.execute_offline(request())
+    assert outcome.verdict is Verdict.TRANSIENT
+    assert KEY not in outcome.error
+
+
+async def test_connection_cut_after_the_request_arrived_is_in_doubt() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.close()  # accepted, perhaps, but the answer never leaves
+
+    server, base = await serve(handler)
+    async with server, aiohttp.ClientSession() as session:
+        outcome = await OneNetClient(session, base, KEY).execute_offline(request())
+    assert outcome.verdict is Verdict.IN_DOUBT
+
+
+async def test_a_body_cut_short_is_in_doubt() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n{"errno":0,"error":"su')
+        await writer.drain()
+        writer.close()
+
+    server, base = await serve(handler)
+    async with server, aiohttp.ClientSession() as session:
+        outcome = await OneNetClient(session, base, KEY).execute_offline(request())
+    assert outcome.verdict is Verdict.IN_DOUBT
+
+
+# -- follow-up calls -------------------------------------------------------------------------
+
+HISTORY = re.compile(r"^http://onenet\.test/nbiot/offline/history\?.*$")
+
+
+def history_item(n: int) -> dict[str, object]:
+    return {
+        "cmd_uuid": f"uuid-{n}",
+        "type": "EXECUTE",
+        "imei": "861234567890123",
+        "create_time": "2030-01-01 10:00:00",
+        "valid_time": "2030-01-01 10:00:00",
+        "expired_time": "2030-01-02 10:00:00",
+        "send_status": 1,
+        "remain": 3,
+        "trigger_msg": 7,
+    }
+
+
+def paged(total: int, listed: int | None = None) -> Callable[..., CallbackResult]:
+    def respond(url: URL, **_: Any) -> CallbackResult:
+        page, per_page = int(url.query["page"]), int(url.query["per_page"])
+        first = (page - 1) * per_page
+        items = [history_item(n) for n in range(first, min(first + per_page, listed or total))]
+        body = answer(data={"total_count": total, "items": items})
+        return CallbackResult(body=body, response_class=MockedResponse)
+
+    return respond
+
+
+async def test_history_reads_every_page_with_times_formatted_for_onenet(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.get(HISTORY, callback=paged(250), repeat=True)
+    start = datetime(2030, 1, 1, 2, 0, 0, tzinfo=UTC)
+    items = await OneNetClient(session, BASE, KEY).history("861234567890123", start, start)
+    assert [i.uuid for i in items] == [f"uuid-{n}" for n in range(250)]
+    urls = [url for _, url, _ in sent(mocked)]
+    assert sorted(u.query["page"] for u in urls) == ["1", "2", "3"]
+    for u in urls:
+        assert u.query["start"] == u.query["end"] == "2030-01-01T10:00:00"
+        assert (u.query["imei"], u.query["per_page"]) == ("861234567890123", "100")
+    first = items[0]
+    assert first.type == "EXECUTE" and first.send_status == 1 and first.trigger_msg == 7
+    assert first.expired_time == datetime(2030, 1, 2, 10, 0, 0, tzinfo=BEIJING)
+
+
+async def test_history_stops_at_a_short_page_and_needs_no_end(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.get(HISTORY, callback=paged(100), repeat=True)
+    start = datetime(2030, 1, 1, 10, 0, 0, tzinfo=BEIJING)
+    items = await OneNetClient(session, BASE, KEY).history("861234567890123", start)
+    assert len(items) == 100
+    [(_, url, kwargs)] = sent(mocked)
+    assert "end" not in url.query
+    assert kwargs["headers"] == {"api-key": KEY}
+
+
+async def test_history_that_ends_before_its_total_is_unavailable(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.get(HISTORY, callback=paged(150, listed=120), repeat=True)
+    with pytest.raises(OneNetUnavailable, match="120 of 150"):
+        await OneNetClient(session, BASE, KEY).history("861234567890123", datetime.now(BEIJING))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        answer(1, "auth failed"),
+        b"<html>oops</html>",
+        answer(data={"items": "none"}),
+        answer(data={"total_count": 1, "items": [{"type": "EXECUTE"}]}),
+        answer(data={"items": [{**history_item(1), "expired_time": "tomorrow"}]}),
+        answer(data={"items": [{**history_item(1), "send_status": "1"}]}),
+    ],
+)
+async def test_history_without_a_usable_answer_is_unavailable(
+    session: aiohttp.ClientSession, mocked: Any, body: bytes
+) -> None:
+    mocked.get(HISTORY, body=body)
+    with pytest.raises(OneNetUnavailable) as caught:
+        await OneNetClient(session, BASE, KEY).history("861234567890123", datetime.now(BEIJING))
+    assert KEY not in str(caught.value)
+
+
+async def test_history_network_trouble_is_unavailable_without_the_key(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.get(HISTORY, exception=aiohttp.ServerDisconnectedError())
+    with pytest.raises(OneNetUnavailable, match="history") as caught:
+        await OneNetClient(session, BASE, KEY).history("861234567890123", datetime.now(BEIJING))
+    assert KEY not in str(caught.value)
+
+
+async def test_detail_returns_the_command_with_its_args(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    detail = {**history_item(1), "args": "reboot now"}
+    del detail["cmd_uuid"]
+    mocked.get(
+        f"{BASE}/nbiot/offline/history/{UUID}?imei=861234567890123", body=answer(data=detail)
+    )
+    got = await OneNetClient(session, BASE, KEY).detail("861234567890123", UUID)
+    assert got["args"] == "reboot now"
+
+
+async def test_detail_with_an_errno_is_unavailable_and_names_it(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.get(f"{BASE}/nbiot/offline/history/{UUID}?imei=1", body=answer(3, "bad uuid"))
+    with pytest.raises(OneNetUnavailable, match="errno 3 bad uuid"):
+        await OneNetClient(session, BASE, KEY).detail("1", UUID)
+
+
+async def test_cancel_is_accepted_with_the_uuid_or_carries_the_errno(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    url = f"{BASE}/nbiot/offline/cancel/{UUID}?imei=861234567890123"
+    mocked.put(url, body=answer())
+    mocked.put(url, body=answer(5006, "system logic limit"))
+    client = OneNetClient(session, BASE, KEY)
+    done = await client.cancel("861234567890123", UUID)
+    refused = await client.cancel("861234567890123", UUID)
+    assert (done.verdict, done.uuid) == (Verdict.ACCEPTED, UUID)
+    assert (refused.verdict, refused.errno) == (Verdict.REJECTED, 5006)
+    mocked.put(url, exception=aiohttp.ClientConnectionError("reset"))
+    with pytest.raises(OneNetUnavailable):
+        await client.cancel("861234567890123", UUID)
