@@ -47,6 +47,13 @@ class Recorder:
         self._wake.set()
         await waiter
 
+    async def flush(self) -> None:
+        """Return once everything queued so far is committed."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._wake.set()
+        await waiter
+
     def record(self, result: Result) -> None:
         """Queue an outcome for the next group commit."""
         self._results.append(result)
@@ -57,7 +64,7 @@ class Recorder:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._marks or self._results:
+            if self._marks or self._results or self._waiters:
                 # A commit that has started finishes even if this task is cancelled.
                 await asyncio.shield(self._flush())
             if self._closing and not (self._marks or self._results):

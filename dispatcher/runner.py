@@ -207,6 +207,7 @@ class _Runner:
             await self._settle()
         if self._auth_rejects and self.aborted is not None:
             # The key was wrong, not the devices: these go out again on the next run.
+            await self.recorder.flush()
             await self.recorder.call(ledger.set_status, self._auth_rejects, Status.PENDING)
 
     async def _leftovers(self, reconcile_in_doubt: bool, resend: bool) -> None:
@@ -254,7 +255,7 @@ class _Runner:
         now = self.clock()
         for row, uuid in report.found:
             self.recorder.record(
-                Result(row.key, Status.ACCEPTED, 0, "", uuid, row.attempts, now, None, True)
+                Result(row.key, Status.ACCEPTED, 0, "", uuid, 0, now, None, reconciled=True)
             )
         self.stats.reconciled += len(report.found)
         for row in report.unreachable:
@@ -266,11 +267,12 @@ class _Runner:
                         None,
                         "history unreachable",
                         None,
-                        row.attempts,
+                        0,
                         now,
                         None,
                     )
                 )
+        await self.recorder.flush()
         if report.missing:
             await self.recorder.call(
                 self.recorder.ledger.set_status, [r.key for r in report.missing], Status.PENDING
