@@ -166,9 +166,10 @@ def summary_line(result: RunResult, summary: Summary) -> None:
     parts = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items() if n)
     _print(
         _out,
-        f"{summary.total:,} commands: {parts or 'none'}; this run sent {s.accepted + s.rejected:,}"
-        f" ({s.requests:,} requests, {s.reconciled:,} reconciled, {s.skipped:,} already done)"
-        f" in {elapsed:,.1f}s",
+        f"ledger: {summary.total:,} commands, {parts or 'none'}. This run: {s.requests:,} requests"
+        f" in {elapsed:,.1f}s, {s.accepted:,} accepted ({s.reconciled:,} found by reconciling),"
+        f" {s.rejected:,} rejected, {s.failed:,} failed, {s.in_doubt:,} in doubt,"
+        f" {s.skipped:,} already done",
     )
 
 

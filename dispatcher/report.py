@@ -119,7 +119,7 @@ def render_table(summary: Summary) -> Table:
     if summary.p50_ms is not None:
         table.add_row(
             "latency p50 / p95 / p99",
-            f"{summary.p50_ms:,.0f} / {summary.p95_ms:,.0f} / {summary.p99_ms:,.0f} ms",
+            " / ".join(_ms(v) for v in (summary.p50_ms, summary.p95_ms, summary.p99_ms)) + " ms",
         )
     if summary.first_at is not None:
         table.add_row("first attempt", _iso(summary.first_at, "seconds"))
@@ -231,3 +231,10 @@ def _cell(value: object) -> object:
 def _iso(at: float | None, timespec: str = "milliseconds") -> str | None:
     """Unix seconds as ISO 8601 in Beijing time (OneNET's zone), with the offset."""
     return None if at is None else datetime.fromtimestamp(at, BEIJING).isoformat(timespec=timespec)
+
+
+def _ms(value: float | None) -> str:
+    """Milliseconds with the precision that matters: 0.42, 7.3, 118."""
+    if value is None:
+        return "-"
+    return f"{value:,.2f}" if value < 1 else f"{value:,.1f}" if value < 10 else f"{value:,.0f}"

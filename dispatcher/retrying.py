@@ -8,7 +8,6 @@ at the next wait.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -76,23 +75,11 @@ class Attempts:
             reraise=True,
         )
 
-    async def run(
-        self, fn: Callable[..., Awaitable[Outcome]], *args: Any
-    ) -> tuple[Outcome, int, float]:
-        """The final outcome, the number of attempts, and the last attempt's latency in ms."""
-        latency = 0.0
-        attempts = 0
-
-        async def timed() -> Outcome:
-            nonlocal latency, attempts
-            attempts += 1
-            started = time.perf_counter()
-            outcome = await fn(*args)
-            latency = (time.perf_counter() - started) * 1000.0
-            return outcome
-
-        outcome: Outcome = await self._retrying.copy()(timed)
-        return outcome, attempts, latency
+    async def run(self, fn: Callable[..., Awaitable[Outcome]], *args: Any) -> tuple[Outcome, int]:
+        """The final outcome of ``fn(*args)`` and the number of attempts it took."""
+        retrying = self._retrying.copy()
+        outcome: Outcome = await retrying(fn, *args)
+        return outcome, retrying.statistics["attempt_number"]
 
 
 class _retry_on_outcome(retry_base):

@@ -23,6 +23,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dispatcher.client import ExecuteRequest, Outcome, Verdict
@@ -43,6 +44,16 @@ log = logging.getLogger(__name__)
 
 # A valid_time this close to the moment of sending has passed by the time OneNET checks it.
 _START_MARGIN = timedelta(seconds=2)
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One command on its way: what is sent, and whether a request is out right now."""
+
+    key: str
+    request: ExecuteRequest
+    on_wire: bool = False
+    latency_ms: float | None = None
 
 
 class _ImmediateStop(Exception):
@@ -102,7 +113,7 @@ class _Runner:
         self.run_id = 0
         self.aborted: RunAborted | None = None
         self._auth_rejects: list[str] = []
-        self._on_wire: set[str] = set()
+        self._doubted: set[str] = set()  # counted in_doubt by this run, until settled
 
     # -- the phases -----------------------------------------------------------------------------
 
@@ -186,6 +197,15 @@ class _Runner:
                 Result(row.key, Status.ACCEPTED, 0, "", uuid, 0, now, None, reconciled=True)
             )
         self.stats.reconciled += len(report.found)
+        for row, _ in report.found:
+            if row.key in self._doubted:
+                self._doubted.discard(row.key)
+                self.stats.in_doubt -= 1
+                self.stats.accepted += 1
+        for row in report.missing:  # sent again below, and counted by that outcome
+            if row.key in self._doubted:
+                self._doubted.discard(row.key)
+                self.stats.in_doubt -= 1
         for row in report.unreachable:
             if row.status is Status.IN_FLIGHT:
                 self.recorder.record(
@@ -282,26 +302,24 @@ class _Runner:
             return
         mark = InFlight(command.key, now, request.valid_time, request.expired_time, self.run_id)
         await self.recorder.mark_in_flight(mark)
+        flight = _Flight(command.key, request)
         try:
-            outcome, attempts, latency = await self.attempts.run(
-                self._attempt, request, command.key
-            )
+            outcome, attempts = await self.attempts.run(self._attempt, flight)
         except asyncio.CancelledError:
-            doubt = command.key in self._on_wire
-            status = Status.IN_DOUBT if doubt else Status.PENDING
+            status = Status.IN_DOUBT if flight.on_wire else Status.PENDING
             self._finish(command.key, status, None, "stopped at once", 0, self.clock(), None)
             raise
-        self._finish_outcome(command.key, outcome, attempts, latency)
+        self._finish_outcome(command.key, outcome, attempts, flight.latency_ms)
 
-    async def _attempt(self, request: ExecuteRequest, key: str) -> Outcome:
+    async def _attempt(self, flight: _Flight) -> Outcome:
         await self.pace.acquire()
-        self._on_wire.add(key)
-        try:
-            outcome = await self.client.execute_offline(request)
-        finally:
-            self._on_wire.discard(key)
+        flight.on_wire = True
+        started = time.perf_counter()
+        outcome = await self.client.execute_offline(flight.request)
+        flight.latency_ms = (time.perf_counter() - started) * 1000.0
+        flight.on_wire = False
         self.stats.requests += 1
-        self._observe(outcome, key)
+        self._observe(outcome, flight.key)
         return outcome
 
     def _request(self, c: Command, now: datetime) -> ExecuteRequest | None:
@@ -342,7 +360,9 @@ class _Runner:
                 )
                 self.stop.request(self.aborted.reason)
 
-    def _finish_outcome(self, key: str, outcome: Outcome, attempts: int, latency: float) -> None:
+    def _finish_outcome(
+        self, key: str, outcome: Outcome, attempts: int, latency: float | None
+    ) -> None:
         verdict = outcome.verdict
         if verdict is Verdict.ACCEPTED:
             status = Status.ACCEPTED
@@ -370,6 +390,8 @@ class _Runner:
     ) -> None:
         uuid = outcome.uuid if outcome is not None and status is Status.ACCEPTED else None
         self.recorder.record(Result(key, status, errno, error, uuid, attempts, at, latency))
+        if status is Status.IN_DOUBT:
+            self._doubted.add(key)
         counter = _COUNTERS.get(status)
         if counter is not None:
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
