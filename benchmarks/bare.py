@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import orjson
 from yarl import URL
 
-_UTC8 = timezone(timedelta(hours=8))
-_OFFSET = re.compile(r"\+(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+from benchmarks.reltime import now_utc8, time_resolver
+
 _COLUMNS = (
     "imei",
     "obj_id",
@@ -36,26 +34,6 @@ _COLUMNS = (
     "timeout",
     "trigger_msg",
 )
-
-
-def time_resolver(now: datetime) -> Callable[[str], str]:
-    """A job file time -> OneNET's text; each distinct value is worked out once."""
-    cache: dict[str, str] = {}
-
-    def resolve(spec: str) -> str:
-        text = cache.get(spec)
-        if text is None:
-            m = _OFFSET.fullmatch(spec)
-            if m is None:
-                text = spec  # already absolute, as OneNET takes it
-            else:
-                d, h, mi, s = (int(g or 0) for g in m.groups())
-                later = now + timedelta(days=d, hours=h, minutes=mi, seconds=s)
-                text = later.strftime("%Y-%m-%dT%H:%M:%S")
-            cache[spec] = text
-        return text
-
-    return resolve
 
 
 async def worker(
@@ -81,23 +59,22 @@ async def worker(
         counts[resp.status == 200 and doc.get("errno") == 0] += 1
 
 
-async def send_all(path: str, base_url: str, workers: int, api_key: str) -> list[int]:
-    """Send every row of ``path``; return [not accepted, accepted]."""
+async def send_all(
+    rows: Iterator[list[str]], base_url: str, workers: int, api_key: str
+) -> list[int]:
+    """Send every row; return [not accepted, accepted]."""
     counts = [0, 0]
-    resolve = time_resolver(datetime.now(_UTC8))
+    resolve = time_resolver(now_utc8())
     headers = {"api-key": api_key, "Content-Type": "application/json"}
     execute = base_url.rstrip("/") + "/nbiot/execute/offline?imei="
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=workers)
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        if tuple(header) != _COLUMNS:
-            raise SystemExit(f"{path}: expected the columns {','.join(_COLUMNS)}")
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            async with asyncio.TaskGroup() as tg:
-                for _ in range(workers):
-                    tg.create_task(worker(reader, session, execute, headers, resolve, counts))
+    async with (
+        aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
+        asyncio.TaskGroup() as tg,
+    ):
+        for _ in range(workers):
+            tg.create_task(worker(rows, session, execute, headers, resolve, counts))
     return counts
 
 
@@ -114,9 +91,16 @@ def main(argv: list[str]) -> int:
         factory = uvloop.new_event_loop
     except ImportError:
         pass
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with (
+        open(argv[0], newline="", encoding="utf-8") as f,
+        asyncio.Runner(loop_factory=factory) as runner,
+    ):
+        rows = csv.reader(f)
+        if tuple(next(rows, ())) != _COLUMNS:
+            print(f"{argv[0]}: expected the columns {','.join(_COLUMNS)}", file=sys.stderr)
+            return 2
         failed, accepted = runner.run(
-            send_all(argv[0], argv[1], workers, os.environ["ONENET_API_KEY"])
+            send_all(rows, argv[1], workers, os.environ["ONENET_API_KEY"])
         )
     print(f"accepted {accepted} of {accepted + failed}")
     return 0 if failed == 0 else 1

@@ -16,11 +16,8 @@ import os
 import sys
 import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta, timezone
 
-from benchmarks.bare import time_resolver
-
-_UTC8 = timezone(timedelta(hours=8))
+from benchmarks.reltime import now_utc8, time_resolver
 
 
 def main(argv: list[str]) -> int:
@@ -31,7 +28,7 @@ def main(argv: list[str]) -> int:
     path, base_url = argv[0], argv[1].rstrip("/")
     limit = int(argv[2]) if len(argv) == 3 else None
     headers = {"api-key": os.environ["ONENET_API_KEY"], "Content-Type": "application/json"}
-    resolve = time_resolver(datetime.now(_UTC8))
+    resolve = time_resolver(now_utc8())
     accepted = sent = 0
     with open(path, newline="", encoding="utf-8") as f:
         for row in itertools.islice(csv.DictReader(f), limit):

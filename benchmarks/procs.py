@@ -118,7 +118,7 @@ class EmulatorProcess:
         argv = [sys.executable, "-m", "benchmarks.serve"]
         if not self.keep_records:
             argv.append("--no-records")
-        self._err = open(self.logs.with_suffix(".err"), "wb")  # noqa: SIM115  # closed in stop()
+        self._err = open(self.logs.with_suffix(".err"), "wb")  # closed in stop()
         self._proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=self._err, env=child_env()
         )

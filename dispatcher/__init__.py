@@ -23,6 +23,8 @@ from dispatcher.report import Summary, summarize, write_export
 from dispatcher.runner import RunResult, RunStats, Stop, run_job
 from dispatcher.times import TimeSpec, format_onenet, parse_onenet, parse_timespec
 
+__version__ = "0.1.0"
+
 __all__ = [
     "Aimd",
     "Command",

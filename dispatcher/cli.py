@@ -21,7 +21,7 @@ from typing import Any, NoReturn, TypeVar
 import aiohttp
 import click
 
-from dispatcher import console
+from dispatcher import __version__, console
 from dispatcher.client import OneNetClient
 from dispatcher.config import Settings, api_key_from_env, load_settings, plain_http_warning
 from dispatcher.errors import DispatcherError, WrongKeyError
@@ -46,7 +46,7 @@ def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log lines on stderr (-v info, -vv debug).")
-@click.version_option(package_name="dispatcher")
+@click.version_option(version=__version__, prog_name="dispatcher")
 def main(verbose: int) -> None:
     """Send a cached LwM2M execute command to a whole NB-IoT fleet through OneNET."""
     console.setup_logging(verbose)

@@ -109,10 +109,14 @@ def validation(job: Job, v: Validation) -> None:
     verdict = "valid" if v.ok else f"INVALID: {v.errors} error(s)"
     _print(
         _out,
-        f"{job.path}: {verdict}; {v.commands:,} commands, {v.devices:,} devices, "
-        f"window {window}, {v.warnings} warning(s)",
+        f"{job.path}: {verdict}; {_n(v.commands, 'valid command')}, {_n(v.devices, 'device')},"
+        f" window {window}, {_n(v.warnings, 'warning')}",
         "green" if v.ok else "bold red",
     )
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 class _ProgressLine:

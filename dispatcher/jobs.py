@@ -161,10 +161,8 @@ class Job:
         yield from sorted([*self.problems, *checker.problems], key=lambda p: p.line)
         for entry in self.targets:
             row, problems = checker.check(entry.values, entry.line, entry.line, entry.lines)
-            if entry.problems:
-                problems = sorted([*entry.problems, *(problems or ())], key=lambda p: p.line)
-            if problems:
-                yield from problems
+            if entry.problems or problems:
+                yield from sorted([*entry.problems, *(problems or ())], key=lambda p: p.line)
             if row is not None and not entry.broken:
                 yield row
         if self.targets_csv is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_base, stop_after_attempt
 from tenacity.stop import stop_base
-from tenacity.wait import wait_base, wait_exponential_jitter
+from tenacity.wait import wait_base, wait_random_exponential
 
 from dispatcher.client import Outcome, Verdict
 from dispatcher.config import RetrySettings
@@ -65,8 +65,10 @@ class Attempts:
         self._retrying = AsyncRetrying(
             stop=stop_after_attempt(settings.max_attempts) | _stop_requested(stop),
             wait=_honour_retry_after(
-                wait_exponential_jitter(
-                    initial=settings.initial_backoff_s, max=settings.max_backoff_s
+                # "Full jitter": uniform in [0, initial * 2**n], capped (AWS Architecture Blog,
+                # "Exponential Backoff And Jitter"), so retrying workers spread out.
+                wait_random_exponential(
+                    multiplier=settings.initial_backoff_s, max=settings.max_backoff_s
                 )
             ),
             retry=_retry_on_outcome(),
