@@ -113,7 +113,7 @@ def run_suite(sizes: Sizes, out: Path, *, keep: bool = False) -> Results:
         results.suite_s = time.perf_counter() - started
         if not keep:
             for path in work.glob("*"):
-                if path.suffix in (".csv", ".db") or ".db-" in path.name:
+                if path.suffix == ".csv" or ".db" in path.name:  # ledgers, their WAL and lock
                     path.unlink()
     return results
 

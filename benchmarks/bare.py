@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     workers = int(argv[2]) if len(argv) == 3 else 64
-    factory = None
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
 

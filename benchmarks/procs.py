@@ -175,7 +175,7 @@ class EmulatorProcess:
         if proc is not None:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-            timer = threading.Timer(10.0, proc.kill)
+            timer = threading.Timer(5.0, proc.kill)
             timer.start()
             try:
                 _, status, usage = os.wait4(proc.pid, 0)

@@ -95,10 +95,10 @@ def _contender_rows(r: Results) -> list[str]:
         commands = f"{c.n:,}" if c.n == c.scale_to else f"{c.n:,}, scaled to {c.scale_to:,}"
         rows.append(
             f"| {c.name} | {commands} "
-            f"| {c.wall_s:,.2f}{_x(c.wall_s, b and b.wall_s)} "
-            f"| {c.per_s:,.0f}{_x(c.per_s, b and b.per_s)} "
-            f"| {c.cpu_per_1k:.3f}{_x(c.cpu_per_1k, b and b.cpu_per_1k)} "
-            f"| {_mb(c.run.peak_rss_mb)}{_x(c.run.peak_rss_mb, b and b.run.peak_rss_mb)} |"
+            f"| {c.wall_s:,.2f}{_x(c.wall_s, b.wall_s if b else None)} "
+            f"| {c.per_s:,.0f}{_x(c.per_s, b.per_s if b else None)} "
+            f"| {c.cpu_per_1k:.3f}{_x(c.cpu_per_1k, b.cpu_per_1k if b else None)} "
+            f"| {_mb(c.run.peak_rss_mb)}{_x(c.run.peak_rss_mb, b.run.peak_rss_mb if b else None)} |"
         )
     return rows
 

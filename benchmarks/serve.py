@@ -9,6 +9,7 @@ so a million-command run does not measure the emulator's memory.
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 
 from dispatcher import emulator
@@ -23,7 +24,11 @@ def main(argv: list[str]) -> int:
     if argv not in ([], ["--no-records"]):
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
-    with contextlib.suppress(KeyboardInterrupt):  # SIGINT is how the suite stops it
+    # A shell without job control starts background children with SIGINT ignored: undo that, so
+    # SIGINT (and SIGTERM) always end the server cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):  # how the suite stops it
         emulator.run("127.0.0.1", 0, ready=_ready, keep_records=not argv)
     return 0
 

@@ -77,11 +77,10 @@ class Attempts:
             reraise=True,
         )
 
-    async def run(self, fn: Callable[..., Awaitable[Outcome]], *args: Any) -> tuple[Outcome, int]:
-        """The final outcome of ``fn(*args)`` and the number of attempts it took."""
-        retrying = self._retrying.copy()
-        outcome: Outcome = await retrying(fn, *args)
-        return outcome, retrying.statistics["attempt_number"]
+    async def run(self, fn: Callable[..., Awaitable[Outcome]], *args: Any) -> Outcome:
+        """The final outcome of ``fn(*args)``; an exception from ``fn`` ends the attempts."""
+        outcome: Outcome = await self._retrying.copy()(fn, *args)
+        return outcome
 
 
 class _retry_on_outcome(retry_base):

@@ -52,8 +52,13 @@ class _Flight:
 
     key: str
     request: ExecuteRequest
+    attempts: int = 0
     on_wire: bool = False
     latency_ms: float | None = None
+
+
+class _NotSent(Exception):
+    """A stop arrived while the command waited for its pace slot."""
 
 
 class _ImmediateStop(Exception):
@@ -151,6 +156,7 @@ class _Runner:
 
     async def _leftovers(self, reconcile_in_doubt: bool, resend: bool) -> None:
         ledger = self.recorder.ledger
+        await self.recorder.flush()
         doubtful = await self.recorder.call(_collect, ledger, (Status.IN_FLIGHT, Status.IN_DOUBT))
         if not doubtful:
             return
@@ -168,6 +174,7 @@ class _Runner:
         for _ in range(self.settings.reliability.reconcile_rounds):
             if self.stop.requested:
                 return
+            await self.recorder.flush()  # outcomes still queued may be in doubt too
             rows = await self.recorder.call(_collect, ledger, (Status.IN_DOUBT,))
             if not rows:
                 return
@@ -304,15 +311,22 @@ class _Runner:
         await self.recorder.mark_in_flight(mark)
         flight = _Flight(command.key, request)
         try:
-            outcome, attempts = await self.attempts.run(self._attempt, flight)
+            outcome = await self.attempts.run(self._attempt, flight)
+        except _NotSent:
+            # A stop came while it waited for its slot: it goes out with the next run.
+            self._finish(command.key, Status.PENDING, None, "", flight.attempts, now, None)
+            return
         except asyncio.CancelledError:
             status = Status.IN_DOUBT if flight.on_wire else Status.PENDING
-            self._finish(command.key, status, None, "stopped at once", 0, self.clock(), None)
+            self._finish(command.key, status, None, "stopped at once", flight.attempts, now, None)
             raise
-        self._finish_outcome(command.key, outcome, attempts, flight.latency_ms)
+        self._finish_outcome(command.key, outcome, flight.attempts, flight.latency_ms)
 
     async def _attempt(self, flight: _Flight) -> Outcome:
         await self.pace.acquire()
+        if self.stop.requested:
+            raise _NotSent
+        flight.attempts += 1
         flight.on_wire = True
         started = time.perf_counter()
         outcome = await self.client.execute_offline(flight.request)

@@ -347,10 +347,10 @@ def test_validate_several_good_files_succeeds(write_file: WriteFile) -> None:
     result = invoke("validate", yaml_path, csv_path, "--at", AT)
     assert result.exit_code == 0
     assert [line.split(": ")[1] for line in result.stdout.splitlines()] == [
-        "valid; 3 valid commands, 3 devices, window 2030-01-01T12:00:00 .. 2030-01-03T12:00:00 (UTC+8),"
-        " 0 warnings",
-        "valid; 2 valid commands, 2 devices, window 2030-01-01T12:00:00 .. 2030-01-03T00:00:00 (UTC+8),"
-        " 0 warnings",
+        "valid; 3 valid commands, 3 devices,"
+        " window 2030-01-01T12:00:00 .. 2030-01-03T12:00:00 (UTC+8), 0 warnings",
+        "valid; 2 valid commands, 2 devices,"
+        " window 2030-01-01T12:00:00 .. 2030-01-03T00:00:00 (UTC+8), 0 warnings",
     ]
 
 

@@ -67,6 +67,12 @@ class CliRun:
             assert proc.returncode is None, self.log.read_text()
             await asyncio.sleep(POLL_S)
 
+    async def log_shows(self, proc: asyncio.subprocess.Process, text: str) -> None:
+        """Return once the run has written ``text`` to stderr (it must still be going)."""
+        while text not in self.log.read_text():
+            assert proc.returncode is None, self.log.read_text()
+            await asyncio.sleep(POLL_S)
+
     async def to_completion(self) -> int:
         proc = await self.start()
         return await proc.wait()
@@ -110,5 +116,56 @@ async def test_sigint_stops_with_nothing_in_doubt_and_a_rerun_finishes(tmp_path:
     assert after_stop[Status.IN_FLIGHT] == 0
     assert after_stop[Status.PENDING] > 0  # it did stop early
     assert "to resume" in cli.log.read_text()
+    assert resumed == 0, cli.log.read_text()
+    assert_exactly_once(emulator, cli.ledger, expected=COMMANDS)
+
+
+class Gate:
+    """The emulator's latency, and a gate that holds requests after it while closed."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+        self.held = 0
+        self.some_held = asyncio.Event()
+        self.none_held = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if self.open.is_set():
+            return
+        self.held += 1
+        self.some_held.set()
+        try:
+            await self.open.wait()
+        finally:
+            self.held -= 1
+            if not self.held:
+                self.none_held.set()  # the handler stores its command in this same step
+
+
+async def test_a_second_sigint_stops_at_once_and_a_rerun_settles_what_was_in_flight(
+    tmp_path: Path,
+) -> None:
+    gate = Gate()
+    emulator = Emulator(LATENCY, sleep=gate.sleep)
+    async with asyncio.timeout(120), serve(emulator) as url:
+        cli = CliRun(tmp_path, url)
+        proc = await cli.start()
+        await cli.progress_reaches(proc, 40)
+        gate.open.clear()
+        await gate.some_held.wait()
+        proc.send_signal(signal.SIGINT)
+        await cli.log_shows(proc, "finishing in-flight")
+        proc.send_signal(signal.SIGINT)
+        code = await proc.wait()
+        after_stop = {s: count_status(cli.ledger, s) for s in Status}
+        gate.open.set()  # the held requests now create their commands, answering no one
+        await gate.none_held.wait()
+        resumed = await cli.to_completion()
+
+    assert code == 130, cli.log.read_text()
+    assert after_stop[Status.IN_FLIGHT] == 0  # each one is in doubt or pending, none lost
+    assert after_stop[Status.IN_DOUBT] > 0
     assert resumed == 0, cli.log.read_text()
     assert_exactly_once(emulator, cli.ledger, expected=COMMANDS)

@@ -22,7 +22,7 @@ from dispatcher.jobs import Job, load_job
 from dispatcher.ledger import InFlight, Ledger, Result, Row, Status
 from dispatcher.pacing import Pace
 from dispatcher.runner import RunResult, Stop, run_job
-from dispatcher.times import BEIJING, format_onenet, parse_onenet
+from dispatcher.times import BEIJING, parse_onenet
 
 # -- the fake ------------------------------------------------------------------------------------
 
@@ -146,7 +146,7 @@ async def no_wait(seconds: float) -> None:
     await asyncio.sleep(0)
 
 
-# -- helpers -------------------------------------------------------------------------------------
+# -- running a job ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -406,7 +406,9 @@ async def test_pacing_holds_on_a_virtual_clock(
     assert len(first_second) <= per_window  # no initial burst
 
 
-async def test_relative_times_are_resolved_at_the_moment_of_sending(tmp_path: Path) -> None:
+async def test_relative_times_are_resolved_just_before_sending(tmp_path: Path) -> None:
+    """Times are resolved when the command is marked in flight, right before it waits for its
+    pace slot (so that nothing but the send follows the slot): at most concurrency / rate early."""
     imeis = fleet(12)
     job_path = write_csv_job(tmp_path, imeis, valid_time="+10m", expired_time="+6h")
     setup = Setup(load_job(job_path), tmp_path / "t.db", imeis)
@@ -418,10 +420,13 @@ async def test_relative_times_are_resolved_at_the_moment_of_sending(tmp_path: Pa
     )
 
     assert len({r.expired_time for r in client.requests}) > 1  # the clock did move
+    longest_wait = timedelta(seconds=4 / 2 + 1)  # concurrency / rate, plus whole seconds
     for req, at in zip(client.requests, client.sent_at, strict=True):
         sent = datetime.fromtimestamp(at, BEIJING)
-        assert req.valid_time == format_onenet(sent + timedelta(minutes=10))
-        assert req.expired_time == format_onenet(sent + timedelta(hours=6))
+        assert req.valid_time is not None
+        resolved = parse_onenet(req.valid_time) - timedelta(minutes=10)
+        assert sent - longest_wait <= resolved <= sent
+        assert parse_onenet(req.expired_time) - timedelta(hours=6) == resolved
     recorded = rows(setup)
     for req in client.requests:
         assert recorded[req.imei].sent_valid_time == req.valid_time
