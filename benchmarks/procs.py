@@ -39,6 +39,7 @@ class Measured:
     returncode: int
     wall_s: float
     cpu_s: float  # user + sys of the child and its threads
+    sys_s: float  # of which in the kernel (sockets, disk syncs)
     peak_rss_mb: float  # ru_maxrss, MiB
     stdout: str
     stderr: str
@@ -93,6 +94,7 @@ def measure(
         proc.returncode,
         wall,
         usage.ru_utime + usage.ru_stime,
+        usage.ru_stime,
         usage.ru_maxrss / 1024,  # KiB on Linux
         stdout,
         stderr,

@@ -181,6 +181,7 @@ def _measured(m: Any) -> dict[str, Any]:
     return {
         "wall_s": m.wall_s,
         "cpu_s": m.cpu_s,
+        "sys_s": m.sys_s,
         "peak_rss_mb": m.peak_rss_mb,
         "returncode": m.returncode,
     }
