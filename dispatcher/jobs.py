@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -94,7 +94,7 @@ class Job:
         for item in self._checked(_start(at), strict, None):
             yield item if isinstance(item, Problem) else _command(item)
 
-    def commands(self) -> Iterator[Command]:
+    def commands(self) -> Generator[Command, None, None]:
         """The commands to send now; JobFileError on the first error (warnings pass)."""
         for item in self.scan():
             if isinstance(item, Command):

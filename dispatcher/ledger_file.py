@@ -53,7 +53,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             run_id INTEGER
         )""",
         "CREATE INDEX commands_imei ON commands (imei)",
-        "CREATE INDEX commands_status ON commands (status)",
+        # No index on status: it changes twice per command, and only the start and the end of a
+        # run ask by status (a scan).
         """CREATE TABLE runs (
             id INTEGER PRIMARY KEY,
             job_path TEXT NOT NULL,

@@ -79,7 +79,17 @@ class Attempts:
 
     async def run(self, fn: Callable[..., Awaitable[Outcome]], *args: Any) -> Outcome:
         """The final outcome of ``fn(*args)``; an exception from ``fn`` ends the attempts."""
-        outcome: Outcome = await self._retrying.copy()(fn, *args)
+        first = await fn(*args)
+        if not should_retry(first, 1):
+            return first
+        # Most commands end at their first attempt, so tenacity (whose set-up costs about as
+        # much CPU as the request itself) takes over only now, with that attempt as its first.
+        made = [first]
+
+        async def attempt() -> Outcome:
+            return made.pop() if made else await fn(*args)
+
+        outcome: Outcome = await self._retrying.copy()(attempt)
         return outcome
 
 

@@ -146,7 +146,7 @@ class _Runner:
         )
         await self._leftovers(reconcile_in_doubt, resend)
         if not self.stop.requested:
-            await self._pool(self._from_job())
+            await self._send_job()
         if reconcile_in_doubt:
             await self._settle()
         if self._auth_rejects and self.aborted is not None:
@@ -181,7 +181,7 @@ class _Runner:
             resend = await self._reconcile(rows)
             if not resend or self.stop.requested:
                 return
-            await self._pool(_aiter([[_command_of(r) for r in resend]]), register=False)
+            await self._pool(_batches([(_command_of(r), Status.PENDING) for r in resend]))
 
     async def _reconcile(self, rows: list[Row]) -> list[Row]:
         """Settle ``rows`` against the history; return those OneNET never created (now pending)."""
@@ -243,18 +243,31 @@ class _Runner:
 
     # -- the pool -------------------------------------------------------------------------------
 
-    async def _from_job(self) -> AsyncIterator[list[Command]]:
+    async def _send_job(self) -> None:
+        """Stream the job file through the ledger into the pool."""
+        commands = self.job.commands()
         size = self.settings.ledger.batch_size
-        commands: Iterator[Command] = self.job.commands()
-        while batch := list(itertools.islice(commands, size)):
-            yield batch
 
-    async def _pool(self, batches: AsyncIterator[list[Command]], *, register: bool = True) -> None:
+        async def batches() -> AsyncIterator[list[tuple[Command, Status]]]:
+            # Reading, checking and registering a batch all run on the ledger thread, so the
+            # event loop keeps sending meanwhile.
+            while batch := await self.recorder.call(
+                _register_next, self.recorder.ledger, commands, size
+            ):
+                yield batch
+
+        try:
+            await self._pool(batches())
+        finally:
+            # The job's reader holds a temporary SQLite table bound to the ledger thread.
+            await self.recorder.call(commands.close)
+
+    async def _pool(self, batches: AsyncIterator[list[tuple[Command, Status]]]) -> None:
         concurrency = self.settings.limits.concurrency
         queue: asyncio.Queue[Command | None] = asyncio.Queue(maxsize=concurrency * 4)
         try:
             async with asyncio.TaskGroup() as tg:
-                producer = tg.create_task(self._produce(batches, queue, register, concurrency))
+                producer = tg.create_task(self._produce(batches, queue, concurrency))
                 watcher = tg.create_task(self._watch_stop())
                 workers = [tg.create_task(self._work(queue)) for _ in range(concurrency)]
                 await asyncio.gather(*workers)
@@ -265,20 +278,14 @@ class _Runner:
 
     async def _produce(
         self,
-        batches: AsyncIterator[list[Command]],
+        batches: AsyncIterator[list[tuple[Command, Status]]],
         queue: asyncio.Queue[Command | None],
-        register: bool,
         workers: int,
     ) -> None:
-        ledger = self.recorder.ledger
         async for batch in batches:
             if self.stop.requested:
                 break
-            if register:
-                statuses = await self.recorder.call(ledger.register, batch)
-            else:
-                statuses = [Status.PENDING] * len(batch)
-            for command, status in zip(batch, statuses, strict=True):
+            for command, status in batch:
                 if status in TO_SEND:
                     await queue.put(command)
                 else:
@@ -446,13 +453,22 @@ _COUNTERS = {
 }
 
 
+def _register_next(
+    ledger: Ledger, commands: Iterator[Command], size: int
+) -> list[tuple[Command, Status]]:
+    """The next ``size`` commands of the job, registered, with their status in the ledger."""
+    batch = list(itertools.islice(commands, size))
+    return list(zip(batch, ledger.register(batch), strict=True)) if batch else []
+
+
 def _collect(ledger: Ledger, statuses: Iterable[Status]) -> list[Row]:
     return list(ledger.rows(set(statuses)))
 
 
-async def _aiter(items: Iterable[list[Command]]) -> AsyncIterator[list[Command]]:
-    for item in items:
-        yield item
+async def _batches(
+    items: list[tuple[Command, Status]],
+) -> AsyncIterator[list[tuple[Command, Status]]]:
+    yield items
 
 
 def _command_of(row: Row) -> Command:
