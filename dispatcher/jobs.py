@@ -36,6 +36,7 @@ __all__ = [
     "validate_job",
 ]
 
+_SENDING_CACHE_KIB = 2048  # duplicate tracking while sending: speed matters less than memory
 _BATCH = 2000  # rows per duplicate check: bounds the rows held between checks
 _CSV_FILE = 1 << 40  # position of a targets_csv row: (file << 40) | line
 _NO_DEFAULTS = Entry(0, (None,) * len(NAMES), (0,) * len(NAMES))
@@ -107,7 +108,8 @@ class Job:
     ) -> Iterator[Checked | Problem]:
         """Checked rows and problems, duplicates settled a batch at a time."""
         own = seen is None
-        keys = SeenKeys() if seen is None else seen
+        # Sending (no caller's table) runs beside the ledger: a small cache keeps memory flat.
+        keys = SeenKeys(_SENDING_CACHE_KIB) if seen is None else seen
         try:
             buffer: list[Checked | Problem] = []
             batch: list[tuple[int, int, int]] = []

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from dispatcher.errors import LedgerError
-from dispatcher.ledger_file import ROW_COLUMNS, connect, lock, schema_version
+from dispatcher.ledger_file import CACHE, ROW_COLUMNS, connect, lock, schema_version
+
+_SCAN_CACHE = -2000  # KiB for whole-ledger reads and sorts (reports)
 
 if TYPE_CHECKING:
     from dispatcher.jobs import Command
@@ -346,7 +348,7 @@ class Ledger:
     def counts(self) -> dict[Status, int]:
         """How many commands are in each status (every status present)."""
         counts = dict.fromkeys(Status, 0)
-        with self._read("count commands") as conn:
+        with self._read("count commands") as conn, _small_cache(conn):
             for status, n in conn.execute("SELECT status, COUNT(*) FROM commands GROUP BY status"):
                 counts[_STATUS[status]] = n
         return counts
@@ -361,7 +363,7 @@ class Ledger:
 
     def stats(self) -> LedgerStats:
         """Whole-ledger figures in one SQL pass."""
-        with self._read("compute figures") as conn:
+        with self._read("compute figures") as conn, _small_cache(conn):
             t, out, first, last, att, retries, rec, lat = conn.execute(_STATS).fetchone()
         return LedgerStats(int(t), int(out), first, last, int(att), int(retries), int(rec), lat)
 
@@ -378,8 +380,10 @@ class Ledger:
         wanted = sorted(set(ranks))
         found: dict[int, float] = {}
         seen = 0
-        cur = self._live().cursor()
+        conn = self._live()
+        cur = conn.cursor()
         try:
+            conn.execute(f"PRAGMA cache_size = {_SCAN_CACHE}")  # the sort spills to disk beyond it
             cur.execute(
                 "SELECT latency_ms FROM commands WHERE latency_ms IS NOT NULL ORDER BY latency_ms"
             )
@@ -392,6 +396,7 @@ class Ledger:
             raise LedgerError(f"{self.path}: cannot read latencies: {exc}") from exc
         finally:
             cur.close()
+            conn.execute(f"PRAGMA cache_size = {CACHE}")
         return [found[r] for r in ranks]
 
     @property
@@ -447,6 +452,16 @@ class Ledger:
             if isinstance(exc, sqlite3.Error):
                 raise LedgerError(f"{self.path}: cannot {what}: {exc}") from exc
             raise
+
+
+@contextlib.contextmanager
+def _small_cache(conn: sqlite3.Connection) -> Iterator[None]:
+    """A whole-ledger read with a small page cache: memory stays flat however large the ledger."""
+    conn.execute(f"PRAGMA cache_size = {_SCAN_CACHE}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size = {CACHE}")
 
 
 def _insert_params(c: Command) -> tuple[object, ...]:

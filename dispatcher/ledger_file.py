@@ -17,9 +17,11 @@ from typing import Final
 
 from dispatcher.errors import LedgerError, LedgerLockedError
 
-__all__ = ["MIGRATIONS", "ROW_COLUMNS", "connect", "lock", "schema_version"]
+__all__ = ["CACHE", "MIGRATIONS", "ROW_COLUMNS", "connect", "lock", "schema_version"]
 
 log = logging.getLogger(__name__)
+
+CACHE = -16000  # KiB (negative: a size, not pages): the key index stays mostly cached
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1: the first schema
@@ -117,7 +119,7 @@ def connect(path: Path, synchronous: str, read_only: bool, busy_ms: int) -> sqli
         if not read_only:
             conn.execute("PRAGMA journal_mode = WAL").fetchall()
         conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute("PRAGMA cache_size = -16000")  # 16 MB: the key index stays mostly cached
+        conn.execute(f"PRAGMA cache_size = {CACHE}")
         # Keys are hashes, so each batch dirties ~one key-index page per command; a 40 MB WAL lets a
         # checkpoint write each page once for many batches instead of once per batch or two.
         conn.execute("PRAGMA wal_autocheckpoint = 10000")

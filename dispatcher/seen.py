@@ -14,7 +14,7 @@ from types import TracebackType
 
 __all__ = ["SeenKeys"]
 
-_CACHE_KIB = 16384  # SQLite page cache for the table; the rest of it lives in a temporary file
+_CACHE_KIB = 8192  # SQLite page cache for the table; the rest of it lives in a temporary file
 
 
 class SeenKeys:
@@ -23,9 +23,9 @@ class SeenKeys:
     For commands: group = the device (its IMEI as an integer), key = a hash of the rest.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cache_kib: int = _CACHE_KIB) -> None:
         self._db = sqlite3.connect("", isolation_level=None)
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", f"cache_size=-{_CACHE_KIB}"):
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", f"cache_size=-{cache_kib}"):
             self._db.execute(f"PRAGMA {pragma}")
         # Keyed by (group, key), so distinct groups are counted by walking the key in order.
         self._db.execute(

@@ -124,7 +124,7 @@ async def test_fractional_rates_are_spaced_evenly_at_the_whole_rate() -> None:
     assert starts == pytest.approx([0.0, 0.5, 1.0 + slack, 1.5 + slack])
     pace.set_rate(0.5)
     await pace.acquire()
-    assert clock() - 1000.0 == pytest.approx(3.5)  # 2 s after the last start: the window is clear
+    assert clock() - 1000.0 == pytest.approx(3.5)  # the schedule: 2 s after the last slot
 
 
 async def test_concurrent_acquirers_are_served_in_arrival_order() -> None:
