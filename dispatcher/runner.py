@@ -119,6 +119,7 @@ class _Runner:
         self.aborted: RunAborted | None = None
         self._auth_rejects: list[str] = []
         self._doubted: set[str] = set()  # counted in_doubt by this run, until settled
+        self._cut_short = False  # in-flight requests were abandoned (immediate stop, grace over)
 
     # -- the phases -----------------------------------------------------------------------------
 
@@ -172,7 +173,9 @@ class _Runner:
     async def _settle(self) -> None:
         ledger = self.recorder.ledger
         for _ in range(self.settings.reliability.reconcile_rounds):
-            if self.stop.requested:
+            # After a graceful stop too, so that a Ctrl-C leaves nothing in doubt (nothing is
+            # resent then); an immediate stop or a grace run out leaves it to the next run.
+            if self.stop.immediate or self._cut_short:
                 return
             await self.recorder.flush()  # outcomes still queued may be in doubt too
             rows = await self.recorder.call(_collect, ledger, (Status.IN_DOUBT,))
@@ -190,6 +193,13 @@ class _Runner:
         wait = latest + rel.settle_s - self.clock()
         if wait > 0:
             await self._sleep(wait)
+        if wait > 0 and self.stop.requested:
+            # The wait was cut short, and a request may still be landing at OneNET: only the
+            # rows that had their time are looked up; the others stay in doubt for the next run.
+            settled = self.clock() - rel.settle_s
+            early = [r for r in rows if (r.last_attempt_at or 0.0) > settled]
+            self._still_in_doubt(early)
+            rows = [r for r in rows if (r.last_attempt_at or 0.0) <= settled]
         report = await reconcile(
             rows,
             self.client,
@@ -213,20 +223,7 @@ class _Runner:
             if row.key in self._doubted:
                 self._doubted.discard(row.key)
                 self.stats.in_doubt -= 1
-        for row in report.unreachable:
-            if row.status is Status.IN_FLIGHT:
-                self.recorder.record(
-                    Result(
-                        row.key,
-                        Status.IN_DOUBT,
-                        None,
-                        "history unreachable",
-                        None,
-                        0,
-                        now,
-                        None,
-                    )
-                )
+        self._still_in_doubt(report.unreachable, "history unreachable")
         await self.recorder.flush()
         if report.missing:
             await self.recorder.call(
@@ -240,6 +237,15 @@ class _Runner:
             len(report.unreachable),
         )
         return report.missing
+
+    def _still_in_doubt(self, rows: list[Row], why: str = "not looked up yet") -> None:
+        """Rows left unsettled: those a killed run left in flight become in doubt."""
+        now = self.clock()
+        for row in rows:
+            if row.status is Status.IN_FLIGHT:
+                self.recorder.record(
+                    Result(row.key, Status.IN_DOUBT, None, why, None, 0, now, None)
+                )
 
     # -- the pool -------------------------------------------------------------------------------
 
@@ -274,6 +280,7 @@ class _Runner:
                 producer.cancel()
                 watcher.cancel()
         except* _ImmediateStop:
+            self._cut_short = True
             log.warning("stopped at once: %s", self.stop.reason)
 
     async def _produce(
@@ -283,7 +290,7 @@ class _Runner:
         workers: int,
     ) -> None:
         async for batch in batches:
-            if self.stop.requested:
+            if self.stop.immediate or self._cut_short:
                 break
             for command, status in batch:
                 if status in TO_SEND:

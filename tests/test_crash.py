@@ -95,7 +95,7 @@ async def test_runs_killed_at_random_moments_resume_to_each_command_accepted_onc
             assert count_status(cli.ledger, Status.ACCEPTED) < COMMANDS
         code = await cli.to_completion()
 
-    assert code == 0, cli.log.read_text()
+    assert code == 0, (cli.log.read_text(), {s: count_status(cli.ledger, s) for s in Status})
     assert left_in_flight > 0  # the kills did land with requests on the wire
     assert_exactly_once(emulator, cli.ledger, expected=COMMANDS)
 

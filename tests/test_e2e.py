@@ -31,6 +31,7 @@ from dispatcher.errors import WrongKeyError
 from dispatcher.jobs import load_job
 from dispatcher.ledger import Status
 from dispatcher.pacing import Pace
+from dispatcher.runner import Stop
 from dispatcher.times import BEIJING, format_onenet, parse_onenet
 
 
@@ -215,6 +216,40 @@ async def test_connections_cut_before_and_after_accepting_end_with_each_command_
     # every answer lost after accepting was settled from the history, not sent again
     assert len(reconciled) == faults["cut_after"]  # type: ignore[index]
     assert result.stats.reconciled == len(reconciled)
+
+
+class StoppingPace(Pace):
+    """A Pace that asks ``stop`` to end the run gracefully once ``after`` requests have started."""
+
+    def __init__(self, stop: Stop, after: int) -> None:
+        super().__init__(None)
+        self.stop, self.after = stop, after
+
+    async def acquire(self) -> None:
+        await super().acquire()
+        if self.started >= self.after and not self.stop.requested:
+            self.stop.request("operator asked")
+
+
+async def test_graceful_stop_with_lost_answers_leaves_nothing_in_doubt_and_resumes_once(
+    tmp_path: Path,
+) -> None:
+    job_path, ledger_path = write_csv_job(tmp_path, fleet(200)), tmp_path / "l.db"
+    emulator = Emulator(Faults(cut_after_rate=0.2, seed=3))
+    stop = Stop()
+    async with serve(emulator) as url:
+        stopped = await run_against(
+            url, job_path, ledger_path, fast_settings(), stop=stop, pace=StoppingPace(stop, 60)
+        )
+        after_stop = {r.status for r in ledger_rows(ledger_path)}
+        resumed = await run_against(url, job_path, ledger_path, fast_settings())
+
+    assert stopped.stop_reason == "operator asked"
+    assert emulator.stats()["faults"]["cut_after"] > 0  # type: ignore[index]
+    assert stopped.stats.reconciled > 0  # lost answers were settled before the run ended
+    assert after_stop == {Status.ACCEPTED, Status.PENDING}  # nothing in doubt or in flight
+    assert resumed.complete
+    assert_exactly_once(emulator, ledger_path, expected=200)
 
 
 @pytest.mark.parametrize("mode", ["errno7", "http429"])
