@@ -290,7 +290,7 @@ class _Runner:
         workers: int,
     ) -> None:
         async for batch in batches:
-            if self.stop.immediate or self._cut_short:
+            if self.stop.requested:
                 break
             for command, status in batch:
                 if status in TO_SEND:
