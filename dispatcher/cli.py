@@ -266,6 +266,10 @@ def report(ledger_path: Path, fmt: str) -> None:
             console.summary_table(summarize(ledger))
         else:
             write_export(ledger, fmt, sys.stdout)  # type: ignore[arg-type]  # checked by Choice
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as other shell tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except DispatcherError as exc:
         _fail(str(exc))
     finally:

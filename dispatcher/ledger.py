@@ -20,7 +20,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -316,7 +316,7 @@ class Ledger:
             found = conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
         return None if found is None else _row(found)
 
-    def rows(self, statuses: Collection[Status] | None = None) -> Iterator[Row]:
+    def rows(self, statuses: Collection[Status] | None = None) -> Generator[Row, None, None]:
         """Commands (all, or those in ``statuses``) in job order, streamed from a cursor.
 
         Rows written while the iteration is going may or may not be seen.

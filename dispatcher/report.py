@@ -6,6 +6,7 @@ a ledger of a million commands is reported in flat memory. Exports write records
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,14 +192,15 @@ def write_export(ledger: Ledger, fmt: Literal["csv", "jsonl", "json"], out: Text
     CSV follows RFC 4180 (``\\r\\n`` line ends; quotes where needed): give a file opened with
     ``newline=""``. Empty cells are None; booleans are ``true``/``false``.
     """
-    records = map(export_record, ledger.rows())
-    if fmt == "csv":
-        return _write_csv(records, out)
-    if fmt == "jsonl":
-        return _write_json(records, out, "", "\n", "\n")
-    if fmt == "json":
+    if fmt not in ("csv", "jsonl", "json"):
+        raise ValueError(f"unknown export format {fmt!r}: use csv, jsonl or json")
+    with contextlib.closing(ledger.rows()) as rows:  # closed even if ``out`` fails
+        records = map(export_record, rows)
+        if fmt == "csv":
+            return _write_csv(records, out)
+        if fmt == "jsonl":
+            return _write_json(records, out, "", "\n", "\n")
         return _write_json(records, out, "[\n", ",\n", "\n]\n", empty="[]\n")
-    raise ValueError(f"unknown export format {fmt!r}: use csv, jsonl or json")
 
 
 def _write_json(

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from e2e_support import fleet, write_csv_job
 
 import dispatcher
 from dispatcher import console
 from dispatcher.cli import main
 from dispatcher.emulator import Emulator, Faults, serve
+from dispatcher.jobs import load_job
 from dispatcher.ledger import Ledger, Status
 
 WriteFile = Callable[[str, "str | bytes"], Path]
@@ -815,6 +817,23 @@ def test_report_formats_agree(finished_ledger: Path) -> None:
     assert [(r["imei"], r["uuid"] or "") for r in as_json] == [
         (r["imei"], r["uuid"]) for r in as_csv
     ]
+
+
+def test_report_piped_into_a_reader_that_stops_early_exits_quietly(tmp_path: Path) -> None:
+    ledger_path = tmp_path / "big.ledger.db"
+    with Ledger.open(ledger_path) as ledger:  # far more than a pipe holds
+        ledger.register(list(load_job(write_csv_job(tmp_path, fleet(2000))).commands()))
+    command = [sys.executable, "-m", "dispatcher", "report", str(ledger_path), "--format", "jsonl"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()  # as `| head -1` does
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=60)
+    assert code == 0
+    assert json.loads(first)["status"] == "pending"
+    assert err == ""
 
 
 def test_report_on_a_missing_ledger_fails(tmp_path: Path) -> None:
