@@ -21,15 +21,21 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from dispatcher.errors import LedgerError
 from dispatcher.ledger_file import CACHE, ROW_COLUMNS, connect, lock, schema_version
-
-_SCAN_CACHE = -2000  # KiB for whole-ledger reads and sorts (reports)
+from dispatcher.ledger_records import (
+    FINAL,
+    TO_SEND,
+    InFlight,
+    LedgerStats,
+    Result,
+    Row,
+    RunInfo,
+    Status,
+)
 
 if TYPE_CHECKING:
     from dispatcher.jobs import Command
@@ -48,109 +54,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-
-class Status(StrEnum):
-    """Where a command stands."""
-
-    PENDING = "pending"  # not sent yet
-    IN_FLIGHT = "in_flight"  # its request may be on the wire
-    ACCEPTED = "accepted"  # OneNET holds it (uuid)
-    REJECTED = "rejected"  # OneNET refused it (errno)
-    FAILED = "failed"  # transient trouble outlasted the retries; safe to send again
-    IN_DOUBT = "in_doubt"  # the answer was lost: settle against OneNET's history before resending
-
-
-FINAL: Final = frozenset({Status.ACCEPTED, Status.REJECTED})
-TO_SEND: Final = frozenset({Status.PENDING, Status.FAILED})
-
+_SCAN_CACHE: Final = -2000  # KiB for whole-ledger reads and sorts (reports)
 _STATUS: Final = {s.value: s for s in Status}
 _CHUNK: Final = 500  # keys per `IN (...)`, well under SQLite's variable limit (999 before 3.32)
 _FETCH: Final = 1000  # rows per fetchmany
 _SECRET_NAME: Final = re.compile(r"(api_?key|secret|password|token)$")
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One command as the ledger holds it (for reconcile, report and export)."""
-
-    seq: int
-    key: str
-    imei: str
-    obj_id: int
-    obj_inst_id: int
-    res_id: int
-    args: str | None
-    valid_time: str | None  # as written in the job (TimeSpec.text)
-    expired_time: str
-    retry: int
-    timeout: int
-    trigger_msg: int
-    source: str
-    line: int
-    status: Status
-    errno: int | None
-    error: str
-    uuid: str | None
-    attempts: int
-    first_attempt_at: float | None  # unix seconds
-    last_attempt_at: float | None
-    latency_ms: float | None
-    sent_valid_time: str | None  # exactly what went on the wire
-    sent_expired_time: str | None
-    reconciled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    """A command about to be sent: written before its request goes out."""
-
-    key: str
-    at: float  # unix seconds
-    sent_valid_time: str | None
-    sent_expired_time: str
-    run_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """A command's outcome. ``attempts`` (HTTP attempts made for it) adds to the row's count."""
-
-    key: str
-    status: Status
-    errno: int | None
-    error: str
-    uuid: str | None
-    attempts: int
-    at: float  # when the outcome came; the last attempt time when attempts > 0
-    latency_ms: float | None
-    reconciled: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """One row of the runs table."""
-
-    id: int
-    job_path: str
-    started_at: float
-    finished_at: float | None
-    settings: dict[str, Any]
-    summary: dict[str, Any] | None
-    stop_reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerStats:
-    """Whole-ledger figures, computed in one pass by SQLite."""
-
-    total: int
-    with_outcome: int  # accepted, rejected, failed or in doubt
-    first_at: float | None
-    last_at: float | None
-    attempts: int
-    retries: int  # attempts beyond the first, over attempted commands
-    reconciled: int
-    latencies: int  # commands with a latency
 
 
 _SELECT: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
