@@ -413,7 +413,7 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
     summary = summarize(ledger)
     console.summary_table(summary)
     ledger.close()
-    console.note(f"ledger: {ledger_path}  (dispatcher report {ledger_path} --format csv)")
+    console.note(f"every outcome: dispatcher report {ledger_path} --format csv")
     sys.exit(_finish(result, summary, ledger_path, jobfile))
 
 
