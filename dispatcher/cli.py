@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import os
 import signal
 import sys
@@ -204,6 +205,22 @@ def _resume_hint(jobfile: Path, ledger_path: Path) -> str:
 
 def _run_async(start: Callable[[Stop], Coroutine[Any, Any, T]]) -> T:
     """Run on uvloop when installed; the first SIGINT/SIGTERM stops gracefully, a second at once."""
+    # Every request allocates a few hundred short-lived objects: with the default threshold the
+    # cycle collector runs every few requests and keeps walking the long-lived imports. Setting
+    # those aside (gc.freeze) and collecting the young generation less often saves about a tenth
+    # of the CPU per command (make bench), for a few MB of garbage held a little longer.
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        return _loop_runner(_guarded(start))
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+def _guarded(start: Callable[[Stop], Coroutine[Any, Any, T]]) -> Callable[[], Awaitable[T]]:
+    """``start`` with signal handlers installed around it."""
 
     async def guarded() -> T:
         stop = Stop()
@@ -226,7 +243,7 @@ def _run_async(start: Callable[[Stop], Coroutine[Any, Any, T]]) -> T:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
 
-    return _loop_runner(guarded)
+    return guarded
 
 
 def _loop_runner(main_coro: Callable[[], Awaitable[T]]) -> T:
