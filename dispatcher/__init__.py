@@ -14,6 +14,7 @@ from dispatcher.errors import (
     LedgerLockedError,
     OneNetUnavailable,
     RunAborted,
+    UnreachableError,
     WrongKeyError,
 )
 from dispatcher.jobs import Command, Job, Problem, Validation, command_key, load_job, validate_job
@@ -50,6 +51,7 @@ __all__ = [
     "Stop",
     "Summary",
     "TimeSpec",
+    "UnreachableError",
     "Validation",
     "Verdict",
     "WrongKeyError",

@@ -2,7 +2,8 @@
 
 Exit codes: 0 every command accepted (or the job file is valid); 1 job file, config or ledger
 invalid, nothing sent; 2 usage error; 3 finished, but some commands rejected, failed or in doubt;
-4 stopped by the wrong-key breaker; 130 stopped by a signal (resume by running the same command).
+4 stopped by a breaker (a wrong api-key, or OneNET unreachable); 130 stopped by a signal (resume
+by running the same command).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import click
 from dispatcher import __version__, console
 from dispatcher.client import OneNetClient
 from dispatcher.config import Settings, api_key_from_env, load_settings, plain_http_warning
-from dispatcher.errors import DispatcherError, WrongKeyError
+from dispatcher.errors import DispatcherError
 from dispatcher.jobs import Job, load_job, validate_job
 from dispatcher.ledger import Ledger
 from dispatcher.report import summarize, write_export
@@ -34,7 +35,7 @@ from dispatcher.times import parse_timespec
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_WRONG_KEY = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_BREAKER = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
@@ -188,9 +189,9 @@ async def _dispatch(
 
 def _finish(result: RunResult, summary: Any, ledger_path: Path, jobfile: Path) -> int:
     console.summary_line(result, summary)
-    if isinstance(result.aborted, WrongKeyError):
+    if result.aborted is not None:
         console.error(result.aborted.reason)
-        return EXIT_WRONG_KEY
+        return EXIT_BREAKER
     if result.stop_reason is not None and result.aborted is None:
         console.note(
             f"stopped ({result.stop_reason}); to resume: {_resume_hint(jobfile, ledger_path)}"

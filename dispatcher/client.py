@@ -75,6 +75,7 @@ class Outcome:
     http_status: int | None = None
     retry_after: float | None = None  # seconds, from a Retry-After header
     throttled: bool = False  # HTTP 429, errno 7, or Retry-After: slow the whole pool
+    reached: bool = True  # False: no connection to OneNET could be made (nothing was sent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +265,8 @@ class OneNetClient:
             aiohttp.InvalidURL,
         ) as exc:
             # Nothing left this host: safe to send again.
-            return Outcome(Verdict.TRANSIENT, error=self._clean("not sent: " + _describe(exc)))
+            error = self._clean("not sent: " + _describe(exc))
+            return Outcome(Verdict.TRANSIENT, error=error, reached=False)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             # The request may have reached OneNET; only its history can tell.
             return Outcome(Verdict.IN_DOUBT, error=self._clean("answer lost: " + _describe(exc)))

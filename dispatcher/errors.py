@@ -9,8 +9,9 @@ A failed *command* is data (an outcome in the ledger), never an exception. An ex
     ├── LedgerError            the ledger cannot be opened, read or written
     │   └── LedgerLockedError  another dispatcher holds the ledger
     ├── OneNetUnavailable      a follow-up call (history, detail, cancel) got no usable answer
-    └── RunAborted             the run stopped itself (reason), e.g. the circuit breaker
-        └── WrongKeyError      errno 1 on every early answer: the api-key is wrong
+    └── RunAborted             the run stopped itself (reason): a circuit breaker
+        ├── WrongKeyError      errno 1 on every early answer: the api-key is wrong
+        └── UnreachableError   no early attempt could connect: the base URL or the network
 
 Library exceptions (aiohttp, sqlite3, yaml) are translated where they are caught, with ``from``.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "LedgerLockedError",
     "OneNetUnavailable",
     "RunAborted",
+    "UnreachableError",
     "WrongKeyError",
 ]
 
@@ -76,3 +78,7 @@ class RunAborted(DispatcherError):
 
 class WrongKeyError(RunAborted):
     """OneNET answered errno 1 (auth failed) to every early request: the api-key is wrong."""
+
+
+class UnreachableError(RunAborted):
+    """No early attempt could connect to OneNET: the base URL or the network is wrong."""

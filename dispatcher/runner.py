@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from dispatcher.client import ExecuteRequest, Outcome, Verdict
 from dispatcher.config import Settings
-from dispatcher.errors import RunAborted, WrongKeyError
+from dispatcher.errors import RunAborted, UnreachableError, WrongKeyError
 from dispatcher.jobs import Command, Job
 from dispatcher.ledger import TO_SEND, InFlight, Ledger, Result, Row, Status
 from dispatcher.pacing import Aimd, Pace
@@ -118,6 +118,7 @@ class _Runner:
         self.run_id = 0
         self.aborted: RunAborted | None = None
         self._auth_rejects: list[str] = []
+        self._unreached = 0  # attempts in a row that could not connect, while nothing is accepted
         self._doubted: set[str] = set()  # counted in_doubt by this run, until settled
         self._cut_short = False  # in-flight requests were abandoned (immediate stop, grace over)
 
@@ -150,7 +151,7 @@ class _Runner:
             await self._send_job()
         if reconcile_in_doubt:
             await self._settle()
-        if self._auth_rejects and self.aborted is not None:
+        if isinstance(self.aborted, WrongKeyError):
             # The key was wrong, not the devices: these go out again on the next run.
             await self.recorder.flush()
             await self.recorder.call(ledger.set_status, self._auth_rejects, Status.PENDING)
@@ -371,22 +372,38 @@ class _Runner:
         )
 
     def _observe(self, outcome: Outcome, key: str) -> None:
-        """Feed the pool-wide controls: the adaptive pace and the wrong-key breaker."""
+        """Feed the pool-wide controls: the adaptive pace and the two early-run breakers."""
         if outcome.throttled:
             self.stats.throttled += 1
             if self.aimd is not None:
                 self.aimd.on_throttle(outcome.retry_after)
         elif outcome.verdict is Verdict.ACCEPTED and self.aimd is not None:
             self.aimd.on_success()
-        if outcome.errno == 1 and self.stats.accepted == 0 and not self.stats.reconciled:
-            self._auth_rejects.append(key)
-            threshold = self.settings.reliability.breaker_threshold
-            if len(self._auth_rejects) >= threshold and self.aborted is None:
-                self.aborted = WrongKeyError(
-                    f"OneNET answered errno 1 (auth failed) to the first {threshold} commands "
-                    "with none accepted: the api-key is wrong or not this product's master key"
+        if self.stats.accepted or self.stats.reconciled:
+            return  # after a success, errno 1 is one device's, and a lost connection a blip
+        threshold = self.settings.reliability.breaker_threshold
+        self._unreached = 0 if outcome.reached else self._unreached + 1
+        if self._unreached >= threshold and self.aborted is None:
+            self._abort(
+                UnreachableError(
+                    f"no connection to OneNET on {threshold} attempts in a row with nothing"
+                    f" accepted ({outcome.error}): check onenet.base_url and the network"
                 )
-                self.stop.request(self.aborted.reason)
+            )
+        if outcome.errno == 1:
+            self._auth_rejects.append(key)
+            if len(self._auth_rejects) >= threshold and self.aborted is None:
+                self._abort(
+                    WrongKeyError(
+                        f"OneNET answered errno 1 (auth failed) to the first {threshold} commands"
+                        " with none accepted: the api-key is wrong or not this product's master key"
+                    )
+                )
+
+    def _abort(self, why: RunAborted) -> None:
+        """A breaker tripped: stop gracefully, with the reason."""
+        self.aborted = why
+        self.stop.request(why.reason)
 
     def _finish_outcome(
         self, key: str, outcome: Outcome, attempts: int, latency: float | None

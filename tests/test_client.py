@@ -506,7 +506,7 @@ async def test_a_huge_body_is_transient_and_not_read_whole(head: bytes) -> None:
     assert "larger than" in outcome.error
 
 
-async def test_connection_refused_is_transient() -> None:
+async def test_connection_refused_is_transient_and_never_reached_the_server() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -514,6 +514,7 @@ async def test_connection_refused_is_transient() -> None:
         client = OneNetClient(session, f"http://127.0.0.1:{port}", KEY)
         outcome = await client.execute_offline(request())
     assert outcome.verdict is Verdict.TRANSIENT
+    assert outcome.reached is False
     assert KEY not in outcome.error
 
 
@@ -526,6 +527,7 @@ async def test_connection_cut_after_the_request_arrived_is_in_doubt() -> None:
     async with server, aiohttp.ClientSession() as session:
         outcome = await OneNetClient(session, base, KEY).execute_offline(request())
     assert outcome.verdict is Verdict.IN_DOUBT
+    assert outcome.reached is True
 
 
 async def test_a_body_cut_short_is_in_doubt() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import time
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from e2e_support import (
 )
 
 from dispatcher.emulator import Emulator, Faults, serve
-from dispatcher.errors import WrongKeyError
+from dispatcher.errors import UnreachableError, WrongKeyError
 from dispatcher.jobs import load_job
 from dispatcher.ledger import Status
 from dispatcher.pacing import Pace
@@ -346,3 +347,56 @@ async def test_wrong_key_exits_with_code_4_from_the_command_line(tmp_path: Path)
     posts = emulator.stats()["posts"]
     assert isinstance(posts, int) and posts <= 10 + 8  # breaker_threshold + concurrency
     assert {r.status for r in ledger_rows(ledger_path)} == {Status.PENDING}
+
+
+def _closed_port_url() -> str:
+    """A loopback URL on which nothing listens (the port was just released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class CountingPace(Pace):
+    """A Pace that counts the requests it let start."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.granted = 0
+
+    async def acquire(self) -> None:
+        await super().acquire()
+        self.granted += 1
+
+
+async def test_unreachable_server_stops_the_run_early_with_every_command_still_pending(
+    tmp_path: Path,
+) -> None:
+    commands, threshold, concurrency = 200, 10, 8
+    job_path, ledger_path = write_csv_job(tmp_path, fleet(commands)), tmp_path / "l.db"
+    settings = fast_settings(concurrency=concurrency, breaker_threshold=threshold)
+    pace = CountingPace()
+    result = await run_against(_closed_port_url(), job_path, ledger_path, settings, pace=pace)
+
+    assert isinstance(result.aborted, UnreachableError)
+    assert "check onenet.base_url" in result.aborted.reason
+    # the attempts that tripped it, plus those already waiting for their slot
+    assert threshold <= pace.granted <= threshold + concurrency
+    assert {r.status for r in ledger_rows(ledger_path)} == {Status.PENDING}
+
+
+async def test_unreachable_server_exits_with_code_4_from_the_command_line(tmp_path: Path) -> None:
+    job_path = write_csv_job(tmp_path, fleet(60))
+    env = {**os.environ, "ONENET_API_KEY": API_KEY, "PYTHONPATH": str(Path.cwd())}
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "dispatcher", "run", str(job_path), "--no-progress"),
+        *("--config", str(write_config(tmp_path)), "--base-url", _closed_port_url()),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+
+    assert proc.returncode == 4, err.decode()
+    assert b"no connection to OneNET" in err
+    assert b"Traceback" not in out + err
