@@ -68,7 +68,7 @@ class ReliabilitySettings:
     reconcile_lookback_s: float = 300.0  # history search starts this long before the first attempt
     settle_s: float = 5.0  # wait this long after a lost answer before asking the history
     reconcile_rounds: int = 3  # reconcile-and-resend rounds at the end of a run
-    breaker_threshold: int = 10  # errno 1 answers, with nothing accepted yet, that stop the run
+    breaker_threshold: int = 10  # errno 1 answers (or failed connections) that stop an early run
     stop_grace_s: float = 30.0  # after the first Ctrl-C, how long in-flight requests may take
 
 
