@@ -145,27 +145,35 @@ def run(
         stats = RunStats(total=checked.commands)
         result = _run_async(
             lambda stop: _dispatch(
-                job, ledger, settings, api_key, stop, stats, no_reconcile, resend_in_doubt, progress
+                job,
+                ledger,
+                settings,
+                api_key=api_key,
+                stop=stop,
+                stats=stats,
+                reconcile=not no_reconcile,
+                resend_in_doubt=resend_in_doubt,
+                progress=progress,
             ),
         )
     except DispatcherError as exc:
         ledger.close()
         _fail(str(exc))
-    summary = summarize(ledger)
     ledger.close()
-    sys.exit(_finish(result, summary, path, jobfile))
+    sys.exit(_finish(result, resume=" ".join(["dispatcher", *sys.argv[1:]])))
 
 
 async def _dispatch(
     job: Job,
     ledger: Ledger,
     settings: Settings,
+    *,
     api_key: str,
     stop: Stop,
     stats: RunStats,
-    no_reconcile: bool,
-    resend_in_doubt: bool,
-    progress: bool | None,
+    reconcile: bool = True,
+    resend_in_doubt: bool = False,
+    progress: bool | None = None,
 ) -> RunResult:
     timeout = aiohttp.ClientTimeout(
         total=settings.retry.request_timeout_s,
@@ -182,26 +190,23 @@ async def _dispatch(
                 settings,
                 stop=stop,
                 stats=stats,
-                reconcile_in_doubt=not no_reconcile,
+                reconcile_in_doubt=reconcile,
                 resend_in_doubt=resend_in_doubt,
             )
 
 
-def _finish(result: RunResult, summary: Any, ledger_path: Path, jobfile: Path) -> int:
-    console.summary_line(result, summary)
+def _finish(result: RunResult, *, resume: str | None) -> int:
+    """The closing lines of a run, and its exit code; ``resume`` is the command that resumes it."""
+    console.summary_line(result)
     if result.aborted is not None:
         console.error(result.aborted.reason)
         return EXIT_BREAKER
-    if result.stop_reason is not None and result.aborted is None:
+    if result.stop_reason is not None:
         console.note(
-            f"stopped ({result.stop_reason}); to resume: {_resume_hint(jobfile, ledger_path)}"
+            f"stopped ({result.stop_reason})" + (f"; to resume: {resume}" if resume else "")
         )
         return EXIT_INTERRUPTED
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
-
-
-def _resume_hint(jobfile: Path, ledger_path: Path) -> str:
-    return " ".join(["dispatcher", *sys.argv[1:]]) if sys.argv[1:] else f"dispatcher run {jobfile}"
 
 
 def _run_async(start: Callable[[Stop], Coroutine[Any, Any, T]]) -> T:
@@ -421,18 +426,17 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
             console.note(f"OneNET emulator on {url}; faults: {_describe(injected)}")
             settings_here = settings.with_overrides(base_url=url)
             result = await _dispatch(
-                job, ledger, settings_here, "demo-key", stop, stats, False, False, None
+                job, ledger, settings_here, api_key="demo-key", stop=stop, stats=stats
             )
             dup = server.stats().get("duplicates", 0)
             console.note(f"emulator holds {len(server.accepted()):,} commands, {dup} duplicated")
             return result
 
     result = _run_async(start)
-    summary = summarize(ledger)
-    console.summary_table(summary)
+    console.summary_table(summarize(ledger))
     ledger.close()
     console.note(f"every outcome: dispatcher report {ledger_path} --format csv")
-    sys.exit(_finish(result, summary, ledger_path, jobfile))
+    sys.exit(_finish(result, resume=None))  # a demo starts afresh each time
 
 
 def _describe(faults: Any) -> str:

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console, RenderableType
 from rich.live import Live
@@ -162,15 +162,16 @@ def live_progress(stats: RunStats, *, enabled: bool | None = None) -> Iterator[N
         yield
 
 
-def summary_line(result: RunResult, summary: Summary) -> None:
+def summary_line(result: RunResult) -> None:
     """One line at the end of a run (stdout)."""
     s = result.stats
+    total = sum(result.counts.values())
     elapsed = time.monotonic() - s.started_at
     counts = {status.value: n for status, n in result.counts.items()}
     parts = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items() if n)
     _print(
         _out,
-        f"ledger: {summary.total:,} commands, {parts or 'none'}. This run: {s.requests:,} requests"
+        f"ledger: {total:,} commands, {parts or 'none'}. This run: {s.requests:,} requests"
         f" in {elapsed:,.1f}s, {s.accepted:,} accepted ({s.reconciled:,} found by reconciling),"
         f" {s.rejected:,} rejected, {s.failed:,} failed, {s.in_doubt:,} in doubt,"
         f" {s.skipped:,} already done",
@@ -180,8 +181,3 @@ def summary_line(result: RunResult, summary: Summary) -> None:
 def summary_table(summary: Summary) -> None:
     """The report's summary, as a table on stdout."""
     _out.print(render_summary(summary))
-
-
-def print_text(text: str, *, stderr: bool = False, **style: Any) -> None:
-    """Any other line the CLI shows."""
-    _print(_err if stderr else _out, text, str(style.get("style", "")))

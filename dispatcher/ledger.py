@@ -313,11 +313,6 @@ class Ledger:
         with self._read("read the schema version") as conn:
             return schema_version(conn)
 
-    def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database file and truncate it."""
-        with self._read("checkpoint") as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _live(self) -> sqlite3.Connection:
