@@ -1,9 +1,10 @@
 """The command line: the only place that prints, installs signal handlers and picks exit codes.
 
 Exit codes: 0 every command accepted (or the job file is valid); 1 job file, config or ledger
-invalid, nothing sent; 2 usage error; 3 finished, but some commands rejected, failed or in doubt;
-4 stopped by a breaker (a wrong api-key, or OneNET unreachable); 130 stopped by a signal (resume
-by running the same command).
+invalid, nothing sent; 2 usage error; 3 finished, but some commands rejected, failed, expired or in
+doubt; 4 stopped by a breaker (a wrong api-key, address or server); 5 the run broke off (the ledger
+could not be written, e.g. a full disk): some commands may have been sent, run again once fixed;
+130 stopped by a signal (resume by running the same command).
 """
 
 from __future__ import annotations
@@ -24,18 +25,20 @@ import aiohttp
 import click
 
 from dispatcher import __version__, console
+from dispatcher.binding import Binding, JobChangedError, bind_job, describe_change
 from dispatcher.client import OneNetClient
 from dispatcher.config import Settings, api_key_from_env, load_settings, plain_http_warning
-from dispatcher.errors import DispatcherError
+from dispatcher.errors import ConfigError, DispatcherError
 from dispatcher.jobs import Job, load_job, validate_job
-from dispatcher.ledger import Ledger
+from dispatcher.ledger import FINAL, Ledger, Status
+from dispatcher.ledger_job import default_ledger_path
 from dispatcher.report import summarize, write_export
 from dispatcher.runner import RunResult, RunStats, Stop, run_job
 from dispatcher.times import parse_timespec
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_BREAKER = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_BREAKER, EXIT_BROKEN = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
@@ -96,7 +99,7 @@ def _planned_start(text: str | None) -> datetime | None:
     "--ledger",
     "ledger_path",
     type=click.Path(path_type=Path),
-    help="Results ledger (default: <job>.ledger.db next to the job file).",
+    help="Results ledger (default: <job file>.ledger.db next to the job file).",
 )
 @click.option("--rate", type=float, help="Requests per second at most (0: no limit).")
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Requests in flight at most.")
@@ -107,6 +110,11 @@ def _planned_start(text: str | None) -> datetime | None:
     "--resend-in-doubt",
     is_flag=True,
     help="With --no-reconcile: resend in-doubt commands (at-least-once).",
+)
+@click.option(
+    "--accept-changes",
+    is_flag=True,
+    help="Send commands edited since the ledger recorded them as new commands.",
 )
 @click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
 def run(
@@ -119,27 +127,66 @@ def run(
     strict: bool,
     no_reconcile: bool,
     resend_in_doubt: bool,
+    accept_changes: bool,
     progress: bool | None,
 ) -> None:
     """Validate JOBFILE, then send every command not yet done, recording each outcome."""
     if resend_in_doubt and not no_reconcile:
         raise click.UsageError("--resend-in-doubt needs --no-reconcile")
     try:
-        settings = load_settings(config_path).with_overrides(
+        settings = load_settings(config_path)
+    except DispatcherError as exc:
+        _fail(str(exc))
+    try:
+        settings = settings.with_overrides(
             rate="keep" if rate is None else rate, concurrency=concurrency, base_url=base_url
         )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc).removeprefix("command line: ")) from None
+    try:
         api_key = api_key_from_env(settings)
         console.redact(api_key)
         warning = plain_http_warning(settings.onenet.base_url)
         if warning:
             console.warn(warning)
         job = load_job(jobfile)
-        checked = validate_job(job, strict=strict, on_problem=console.problem)
+        path = ledger_path or default_ledger_path(job.path)
+        # Resuming: times that passed since the job was first run are not errors (a passed
+        # valid_time is dropped, a passed expired_time is recorded as expired).
+        resuming = path.exists()
+        checked = validate_job(
+            job,
+            strict=strict,
+            on_problem=console.problem,
+            past_times="warn" if resuming else "error",
+        )
         if not checked.ok:
             _fail(f"{jobfile}: {checked.errors} error(s): nothing was sent")
-        path = ledger_path or job.path.with_name(job.path.stem + ".ledger.db")
         ledger = Ledger.open(path, synchronous=settings.ledger.synchronous)
     except DispatcherError as exc:
+        _fail(str(exc))
+    try:
+        binding = bind_job(
+            ledger,
+            job,
+            fingerprint=checked.fingerprint,
+            total=checked.commands,
+            accept_changes=accept_changes,
+        )
+        _tell_binding(job, binding)
+        finished = _finished(job, ledger, checked.commands)
+        if finished is not None:
+            ledger.close()
+            sys.exit(EXIT_OK if finished else EXIT_INCOMPLETE)
+    except JobChangedError as exc:
+        for change in exc.diff.changed_examples:
+            console.note(describe_change(change))
+        if exc.diff.changed > len(exc.diff.changed_examples):
+            console.note(f"... and {exc.diff.changed - len(exc.diff.changed_examples):,} more")
+        ledger.close()
+        _fail(str(exc))
+    except DispatcherError as exc:
+        ledger.close()
         _fail(str(exc))
     try:
         stats = RunStats(total=checked.commands)
@@ -157,10 +204,51 @@ def run(
             ),
         )
     except DispatcherError as exc:
-        ledger.close()
-        _fail(str(exc))
+        with contextlib.suppress(DispatcherError):
+            ledger.close()
+        _fail(
+            f"the run broke off: {exc}. Some commands may have been sent; once fixed, run the"
+            " same command again: commands marked in flight are looked up before anything is"
+            " sent again",
+            EXIT_BROKEN,
+        )
     ledger.close()
     sys.exit(_finish(result, resume=" ".join(["dispatcher", *sys.argv[1:]])))
+
+
+def _tell_binding(job: Job, binding: Binding) -> None:
+    """Say what an edited or moved job changed in its ledger."""
+    if binding.moved_from is not None:
+        console.note(f"{job.source}: the job file moved (it was {binding.moved_from})")
+    diff = binding.diff
+    if diff is None:
+        return
+    if diff.changed:
+        console.note(
+            f"{job.source}: {diff.changed:,} edited command(s) will be sent as new commands;"
+            " their earlier versions are kept as they were"
+        )
+    if diff.removed:
+        console.note(
+            f"{job.source}: {diff.removed:,} command(s) of the ledger are no longer in the job"
+            " file: they are kept in the ledger as removed and not sent"
+        )
+        for row in diff.removed_examples[:5]:
+            console.note(f"  removed: {row.source}:{row.line}: imei {row.imei}")
+    if diff.returned:
+        console.note(f"{job.source}: {diff.returned:,} removed command(s) are back in the job")
+
+
+def _finished(job: Job, ledger: Ledger, total: int) -> bool | None:
+    """None while some command of the job has no final outcome; else say so, and whether every
+    command was accepted."""
+    counts = ledger.counts()
+    final = sum(counts[s] for s in FINAL)
+    if final < total or final < sum(counts.values()):
+        return None
+    parts = ", ".join(f"{counts[s]:,} {s.value}" for s in FINAL if counts[s])
+    console.note(f"{job.source}: the job is finished ({parts}): nothing to send")
+    return counts[Status.ACCEPTED] == final
 
 
 async def _dispatch(
@@ -192,6 +280,7 @@ async def _dispatch(
                 stats=stats,
                 reconcile_in_doubt=reconcile,
                 resend_in_doubt=resend_in_doubt,
+                notify=console.warn,
             )
 
 
@@ -334,6 +423,41 @@ def report(ledger_path: Path, fmt: str) -> None:
 @click.option("--api-key-env", help="Accept only the key in this environment variable.")
 @click.option("--foreign-imei", multiple=True, help="An IMEI outside the product (errno 1).")
 @click.option("--seed", type=int, help="Make the injected faults reproducible.")
+@click.option(
+    "--truncate",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests accepted, then answered with half the JSON body.",
+)
+@click.option("--gzip", "gzip_answers", is_flag=True, help="Gzip every answer, asked or not.")
+@click.option(
+    "--gzip-bomb",
+    "bomb_bytes",
+    default=0,
+    metavar="BYTES",
+    type=click.IntRange(0, 1 << 32),
+    help="Pad accepted answers with whitespace to BYTES, then gzip them.",
+)
+@click.option(
+    "--clock-offset",
+    default=0.0,
+    metavar="SECONDS",
+    type=float,
+    help="The server's clock (checks, create_time, Date) runs this far ahead (or behind, < 0).",
+)
+@click.option(
+    "--hang",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests read, then never answered.",
+)
+@click.option(
+    "--html-error",
+    "html_status",
+    metavar="STATUS",
+    type=click.IntRange(300, 599),
+    help="Answer every API call with an HTML page of this status, as a proxy in front would.",
+)
 def emulator(
     host: str,
     port: int,
@@ -348,6 +472,12 @@ def emulator(
     api_key_env: str | None,
     foreign_imei: tuple[str, ...],
     seed: int | None,
+    truncate: float,
+    gzip_answers: bool,
+    bomb_bytes: int,
+    clock_offset: float,
+    hang: float,
+    html_status: int | None,
 ) -> None:
     """Serve a local stand-in for OneNET's cached-command API, with fault injection."""
     from dispatcher import emulator as emu
@@ -368,6 +498,12 @@ def emulator(
         seed=seed,
         api_key=api_key,
         foreign_imeis=frozenset(foreign_imei),
+        truncate_rate=truncate,
+        hang_rate=hang,
+        html_status=html_status,
+        compress=gzip_answers,
+        bomb_bytes=bomb_bytes,
+        clock_offset_s=clock_offset,
     )
     try:
         emu.run(host, port, faults, ready=lambda url: console.note(f"OneNET emulator on {url}"))

@@ -133,17 +133,24 @@ def load_settings(path: str | Path | None) -> Settings:
     where = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
-        raw = yaml.safe_load(text)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read the config file ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{where}: not a UTF-8 text file") from exc
+    except ValueError as exc:  # a NUL in the path
+        raise ConfigError(f"{where}: cannot read the config file ({exc})") from exc
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(
             f"{where}{line}: not valid YAML ({getattr(exc, 'problem', exc)})"
         ) from exc
+    except ValueError as exc:  # a value YAML types but Python refuses: 2020-13-45, !!int abc
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{where}: not valid YAML (nested too deeply)") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -192,9 +199,15 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{where}: must be a number, not {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ConfigError(f"{where}: must be a number, not one this large") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: must be a number, not {value!r}")
+    return number
 
 
 def _rate(value: Any, where: str) -> float | None:
@@ -207,19 +220,26 @@ def _rate(value: Any, where: str) -> float | None:
 
 def _check(s: Settings, where: str) -> None:
     problems: list[str] = []
-    url = urlsplit(s.onenet.base_url)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        problems.append(f"onenet.base_url: {s.onenet.base_url!r} is not an http(s) URL")
-    if not s.onenet.api_key_env:
+    url_problem = _url_problem(s.onenet.base_url)
+    if url_problem is not None:
+        problems.append(
+            f"onenet.base_url: {s.onenet.base_url!r} is not an http(s) URL{url_problem}"
+        )
+    name = s.onenet.api_key_env
+    if not name:
         problems.append("onenet.api_key_env: name the environment variable holding the api-key")
+    elif not _env_name_ok(name):
+        problems.append(f"onenet.api_key_env: {name!r} is not the name of an environment variable")
     rate = s.limits.rate_per_second
     if rate is not None and rate < 0:
         problems.append(f"limits.rate_per_second: {rate} must be positive (0 means no limit)")
     if not 1 <= s.limits.concurrency <= 1024:
-        problems.append(f"limits.concurrency: {s.limits.concurrency} must be within 1..1024")
+        problems.append(
+            f"limits.concurrency: {_shown(s.limits.concurrency)} must be within 1..1024"
+        )
     r = s.retry
     if not 1 <= r.max_attempts <= 100:
-        problems.append(f"retry.max_attempts: {r.max_attempts} must be within 1..100")
+        problems.append(f"retry.max_attempts: {_shown(r.max_attempts)} must be within 1..100")
     if r.initial_backoff_s < 0 or r.max_backoff_s < r.initial_backoff_s:
         problems.append("retry: need 0 <= initial_backoff_s <= max_backoff_s")
     if r.request_timeout_s <= 0:
@@ -237,6 +257,34 @@ def _check(s: Settings, where: str) -> None:
         raise ConfigError(f"{where}: " + "; ".join(problems))
 
 
+def _url_problem(url: str) -> str | None:
+    """None for an http(s) URL with a host, else '' or ': why' (urlsplit's reason)."""
+    try:
+        url.encode("utf-8")
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- read only to check it: out of range or not a number raises
+    except ValueError as exc:  # UnicodeEncodeError too: a lone surrogate
+        reason = str(exc)
+        return f": {reason[:1].lower()}{reason[1:]}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    return None
+
+
+def _env_name_ok(name: str) -> bool:
+    """True when ``name`` can name an environment variable (no '=', no NUL, encodable)."""
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError:
+        return False
+    return "=" not in name and "\x00" not in name
+
+
+def _shown(number: int) -> str:
+    """A whole number for a message; Python refuses to write one of thousands of digits."""
+    return str(number) if number.bit_length() <= 64 else "a number this large"
+
+
 def _suggest(name: str, choices: Mapping[str, object]) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(choices))})"
@@ -246,6 +294,10 @@ def api_key_from_env(settings: Settings, environ: Mapping[str, str] | None = Non
     """The api-key from the environment variable the config names; ConfigError if unset."""
     env = os.environ if environ is None else environ
     name = settings.onenet.api_key_env
+    if not name or not _env_name_ok(name):
+        raise ConfigError(
+            f"onenet.api_key_env: {name!r} is not the name of an environment variable"
+        )
     key = env.get(name, "").strip()
     if not key:
         raise ConfigError(f"the api-key is not set: export {name}=<your product's master key>")

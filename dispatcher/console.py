@@ -7,6 +7,7 @@ goes through ``mask`` so that a registered secret (the api-key) can never reach 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -18,11 +19,12 @@ from rich.live import Live
 from rich.text import Text
 
 from dispatcher.jobs import Job, Problem, Validation
+from dispatcher.ledger import Status
 from dispatcher.report import Summary, render_summary
 from dispatcher.times import format_onenet
 
 if TYPE_CHECKING:
-    from dispatcher.runner import RunResult, RunStats
+    from dispatcher.run_state import RunResult, RunStats
 
 __all__ = [
     "error",
@@ -39,6 +41,10 @@ __all__ = [
 ]
 
 _secrets: list[str] = []
+_patterns: dict[str, re.Pattern[str]] = {}
+# A secret is masked where it stands as a whole token: a short test key that happens to be a word
+# ("test") must not garble "latest" or "tested".
+_TOKEN = "A-Za-z0-9_+/=-"
 _out = Console(soft_wrap=True, highlight=False)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -50,9 +56,14 @@ def redact(secret: str) -> None:
 
 
 def mask(text: str) -> str:
-    """``text`` with every registered secret replaced by ***."""
+    """``text`` with every registered secret (as a whole token) replaced by ***."""
     for secret in _secrets:
-        text = text.replace(secret, "***")
+        if secret in text:
+            pattern = _patterns.get(secret)
+            if pattern is None:
+                token = re.escape(secret)
+                pattern = _patterns[secret] = re.compile(f"(?<![{_TOKEN}]){token}(?![{_TOKEN}])")
+            text = pattern.sub("***", text)
     return text
 
 
@@ -129,23 +140,25 @@ class _ProgressLine:
         s = self.stats
         elapsed = max(time.monotonic() - s.started_at, 1e-6)
         done, total = s.done, max(s.total, 1)
-        sent = done - s.skipped
-        rate = sent / elapsed
+        rate = (done - s.done_at_start) / elapsed
         remaining = max(s.total - done, 0)
         eta = f"{remaining / rate:,.0f}s" if rate > 0 else "?"
         width = 24
         filled = int(width * min(done / total, 1.0))
         bar = "━" * filled + "╺" + " " * (width - filled)
+        ledger = s.ledger
+        failed, doubt = ledger.get(Status.FAILED, 0), ledger.get(Status.IN_DOUBT, 0)
+        rejected = ledger.get(Status.REJECTED, 0) + ledger.get(Status.EXPIRED, 0)
         return Text.assemble(
             (bar[:width], "cyan"),
             f" {done:,}/{s.total:,} {100 * done / total:5.1f}%  {rate:,.0f}/s  ",
-            (f"accepted {s.accepted:,}", "green"),
+            (f"accepted {ledger.get(Status.ACCEPTED, 0):,}", "green"),
             " · ",
-            (f"rejected {s.rejected:,}", "red" if s.rejected else ""),
+            (f"rejected {rejected:,}", "red" if rejected else ""),
             " · ",
-            (f"failed {s.failed:,}", "red" if s.failed else ""),
+            (f"failed {failed:,}", "red" if failed else ""),
             " · ",
-            (f"in doubt {s.in_doubt:,}", "yellow" if s.in_doubt else ""),
+            (f"in doubt {doubt:,}", "yellow" if doubt else ""),
             f"  ETA {eta}",
         )
 
@@ -163,18 +176,20 @@ def live_progress(stats: RunStats, *, enabled: bool | None = None) -> Iterator[N
 
 
 def summary_line(result: RunResult) -> None:
-    """One line at the end of a run (stdout)."""
+    """The end of a run (stdout): the whole job as the ledger holds it, then this run."""
     s = result.stats
-    total = sum(result.counts.values())
     elapsed = time.monotonic() - s.started_at
+    registered = sum(result.counts.values())
+    total = max(result.total, registered)
     counts = {status.value: n for status, n in result.counts.items()}
+    counts["pending"] = counts.get("pending", 0) + result.unregistered
     parts = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items() if n)
+    _print(_out, f"job: {total:,} commands: {parts or 'none'}")
     _print(
         _out,
-        f"ledger: {total:,} commands, {parts or 'none'}. This run: {s.requests:,} requests"
-        f" in {elapsed:,.1f}s, {s.accepted:,} accepted ({s.reconciled:,} found by reconciling),"
-        f" {s.rejected:,} rejected, {s.failed:,} failed, {s.in_doubt:,} in doubt,"
-        f" {s.skipped:,} already done",
+        f"this run: {s.requests:,} requests in {elapsed:,.1f}s, {s.accepted:,} accepted"
+        f" ({s.reconciled:,} found by reconciling), {s.rejected:,} rejected, {s.expired:,}"
+        f" expired, {s.failed:,} failed, {s.in_doubt:,} in doubt, {s.skipped:,} already done",
     )
 
 

@@ -2,8 +2,10 @@
 
 It checks every request as OneNET documents it, answers with the documented errnos, remembers what
 it accepted, and can fail on purpose: HTTP 500, throttling (errno 7 or HTTP 429 with Retry-After),
-connections cut before or after a command is stored, and added latency. It is the test double of the
-suite, the target of the benchmarks and a sandbox for users, so the request path is kept short.
+connections cut before or after a command is stored, added latency, answers cut in half, gzip (and
+gzip bombs), a skewed clock, requests never answered, and a proxy's HTML error pages. It is the
+test double of the suite, the target of the benchmarks and a sandbox for users, so the request
+path is kept short: each fault is one attribute test, and answer shaping runs only when set.
 
 Admin endpoints (no api-key): GET /_emulator/stats, GET /_emulator/arrivals, PUT /_emulator/faults.
 """
@@ -23,6 +25,7 @@ from dataclasses import fields, replace
 import orjson
 from aiohttp import web
 
+from dispatcher.emulator_faults import Shaper, cut, gzip_bomb, html_page
 from dispatcher.emulator_state import (
     AUTH_FAILED,
     BAD_PARAM,
@@ -42,15 +45,13 @@ from dispatcher.emulator_state import (
 
 __all__ = ["Emulator", "Faults", "StoredCommand", "run", "serve"]
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 _JSON = "application/json"
 _ERROR_BODIES = {
     errno: orjson.dumps({"errno": errno, "error": text, "data": None})
     for errno, text in ERRNO_TEXT.items()
 }
-_SERVER_ERROR_HTML = (
-    b"<html><head><title>500 Internal Server Error</title></head><body>"
-    b"<center><h1>500 Internal Server Error</h1></center><hr><center>nginx</center></body></html>"
-)
 
 
 def _answer(data: object = None) -> web.Response:
@@ -61,18 +62,6 @@ def _answer(data: object = None) -> web.Response:
 
 def _error(errno: int) -> web.Response:
     return web.Response(body=_ERROR_BODIES[errno], content_type=_JSON)
-
-
-def _cut(request: web.Request) -> web.Response:
-    """Drop the connection: the client sees a disconnect (aiohttp's ServerDisconnectedError).
-
-    The response returned here is never written: aiohttp finds the transport closing, takes it for
-    a client that went away, and drops it without logging above debug level.
-    """
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-    return web.Response(status=204)
 
 
 class Emulator:
@@ -96,6 +85,8 @@ class Emulator:
         self._admitted: deque[float] = deque()  # POSTs past the throttle, for its sliding window
         self._faults = Faults()
         self._rng = random.Random()
+        self._shaping = False  # whether answers need a Date, gzip or truncation after the fact
+        self._shaper = Shaper(clock, self._store)
         self.faults = faults or Faults()
 
     @property
@@ -107,6 +98,18 @@ class Emulator:
     def faults(self, faults: Faults) -> None:
         self._faults = faults
         self._rng = random.Random(faults.seed)
+        # A Date header is set when the server's now is not the real clock's (aiohttp's own).
+        self._shaping = bool(
+            faults.clock_offset_s
+            or self._clock is not time.time
+            or faults.compress
+            or (faults.affect_reads and faults.truncate_rate)
+        )
+
+    def release_hung(self) -> None:
+        """Let every request held by ``hang_rate`` go (its connection is cut); serve() does this
+        before it shuts down."""
+        self._shaper.release()
 
     # -- read methods for tests --------------------------------------------------------------
 
@@ -132,16 +135,28 @@ class Emulator:
         """A new aiohttp application serving this emulator's state."""
         app = web.Application()
         add = app.router.add_route
-        add("POST", "/nbiot/execute/offline", self._execute)
-        add("GET", "/nbiot/offline/history", self._history)
-        add("GET", "/nbiot/offline/history/{uuid}", self._detail)
-        add("GET", "/nbiot/offline/history/{uuid}/piecewise", self._piecewise)
-        add("PUT", "/nbiot/offline/cancel/all", self._cancel_all)  # before {uuid}: "all" wins
-        add("PUT", "/nbiot/offline/cancel/{uuid}", self._cancel)
+        add("POST", "/nbiot/execute/offline", self._shaped(self._execute, reads=False))
+        add("GET", "/nbiot/offline/history", self._shaped(self._history))
+        add("GET", "/nbiot/offline/history/{uuid}", self._shaped(self._detail))
+        add("GET", "/nbiot/offline/history/{uuid}/piecewise", self._shaped(self._piecewise))
+        # "all" before {uuid}, so that it wins
+        add("PUT", "/nbiot/offline/cancel/all", self._shaped(self._cancel_all))
+        add("PUT", "/nbiot/offline/cancel/{uuid}", self._shaped(self._cancel))
         add("GET", "/_emulator/stats", self._admin_stats)
         add("GET", "/_emulator/arrivals", self._admin_arrivals)
         add("PUT", "/_emulator/faults", self._admin_faults)
         return app
+
+    def _shaped(self, handler: Handler, *, reads: bool = True) -> Handler:
+        """``handler`` with the answer-shaping faults applied to its answers when they are set."""
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            response = await handler(request)
+            if self._shaping and isinstance(response, web.Response):
+                return self._shaper.shape(response, self._faults, reads, self._rng)
+            return response
+
+        return handle
 
     async def _delay(self, faults: Faults) -> None:
         delay = faults.latency_ms
@@ -182,22 +197,30 @@ class Emulator:
         self._arrivals.append(self._monotonic())
         faults = self._faults
         body = await request.read()  # read first, so a cut leaves no unread bytes (no RST)
+        if faults.html_status is not None:  # a proxy in front answers: OneNET never sees it
+            return self._shaper.html(faults.html_status)
+        rng = self._rng
+        if faults.hang_rate and rng.random() < faults.hang_rate:
+            return await self._shaper.hang(request)
         if faults.latency_ms or faults.latency_jitter_ms:
             await self._delay(faults)
-        rng = self._rng
         if faults.fail_rate and rng.random() < faults.fail_rate:
             store.faults["http500"] += 1
-            return web.Response(status=500, body=_SERVER_ERROR_HTML, content_type="text/html")
+            return html_page(500)
         if faults.cut_before_rate and rng.random() < faults.cut_before_rate:
             store.faults["cut_before"] += 1
-            return _cut(request)
+            return cut(request)
         if not self._key_ok(request, faults):
             store.reject(AUTH_FAILED)
             return _error(AUTH_FAILED)
         if faults.throttle_rps is not None and self._throttled(faults.throttle_rps):
             return self._throttle_answer(faults)
         result = check_execute(
-            request.query, body, self._clock(), faults.foreign_imeis, str(uuid.uuid4())
+            request.query,
+            body,
+            self._clock() + faults.clock_offset_s,
+            faults.foreign_imeis,
+            str(uuid.uuid4()),
         )
         if isinstance(result, int):
             store.reject(result)
@@ -205,28 +228,36 @@ class Emulator:
         store.add(result)
         if faults.cut_after_rate and rng.random() < faults.cut_after_rate:
             store.faults["cut_after"] += 1
-            return _cut(request)
-        return web.Response(
-            body=b'{"errno":0,"error":"succ","data":{"uuid":"%s"}}' % result.uuid.encode(),
-            content_type=_JSON,
-        )
+            return cut(request)
+        answer = b'{"errno":0,"error":"succ","data":{"uuid":"%s"}}' % result.uuid.encode()
+        if faults.truncate_rate and rng.random() < faults.truncate_rate:
+            store.count_fault("truncate")
+            return web.Response(body=answer[: len(answer) // 2], content_type=_JSON)
+        if faults.bomb_bytes:
+            store.count_fault("gzip_bomb")
+            return await gzip_bomb(answer, faults.bomb_bytes)
+        return web.Response(body=answer, content_type=_JSON)
 
     async def _read_call(self, request: web.Request) -> tuple[web.Response | None, str]:
         """What history/detail/cancel share: faults, api-key, imei. Returns (early answer, imei)."""
         self._store.reads += 1
         faults = self._faults
+        if faults.html_status is not None:
+            return self._shaper.html(faults.html_status), ""
         if faults.latency_ms or faults.latency_jitter_ms:
             await self._delay(faults)
         if faults.affect_reads:
+            if faults.hang_rate and self._rng.random() < faults.hang_rate:
+                return await self._shaper.hang(request), ""
             if faults.fail_rate and self._rng.random() < faults.fail_rate:
                 self._store.faults["http500"] += 1
                 return (
-                    web.Response(status=500, body=_SERVER_ERROR_HTML, content_type="text/html"),
+                    html_page(500),
                     "",
                 )
             if faults.cut_before_rate and self._rng.random() < faults.cut_before_rate:
                 self._store.faults["cut_before"] += 1
-                return _cut(request), ""
+                return cut(request), ""
         if not self._key_ok(request, faults):
             return _error(AUTH_FAILED), ""
         imei = request.query.get("imei", "")
@@ -342,6 +373,7 @@ async def serve(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> A
         shown = f"[{host}]" if ":" in host else host
         yield f"http://{shown}:{bound}"
     finally:
+        emulator.release_hung()  # or the shutdown would wait for them (shutdown_timeout)
         await runner.cleanup()
 
 

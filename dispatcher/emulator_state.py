@@ -43,6 +43,7 @@ ERRNO_TEXT: Mapping[int, str] = {
 WAITING, CANCELLED = 1, 2  # send_status values
 ARGS_MAX_BYTES = 2048  # "Body: {"args": ...}, optional, at most 2 KB"
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 10, 100  # not documented; OneNET's list calls use these
+MAX_BOMB_BYTES = 1 << 32  # a gzip bomb inflating past 4 GB helps no test
 
 _BEIJING_OFFSET = 8 * 3600  # OneNET timestamps are UTC+8, no zone written
 _EPOCH = datetime(1970, 1, 1)
@@ -63,12 +64,28 @@ class Faults:
     seed: int | None = None  # random.Random(seed): the same requests meet the same faults
     api_key: str | None = None  # the expected api-key; None: any non-empty key
     foreign_imeis: frozenset[str] = frozenset()  # imeis outside the key's product: errno 1
-    affect_reads: bool = False  # fail_rate and cut_before_rate also hit history/detail/cancel
+    # fail_rate, cut_before_rate, hang_rate, truncate_rate and compress also hit the reads
+    # (history, detail, cancel); html_status and clock_offset_s always do
+    affect_reads: bool = False
+    truncate_rate: float = 0.0  # store the command, then answer 200 with half its JSON body
+    hang_rate: float = 0.0  # read the request, store nothing, never answer (until shutdown)
+    html_status: int | None = None  # answer every API call with this status and an HTML page
+    compress: bool = False  # gzip-encode every answer (Content-Encoding: gzip), asked or not
+    bomb_bytes: int = 0  # pad the accepted answer with whitespace to this size, then gzip it
+    clock_offset_s: float = 0.0  # the server's now is its clock plus this; answers' Date too
 
     def __post_init__(self) -> None:
-        for name in ("fail_rate", "cut_before_rate", "cut_after_rate"):
+        rates = ("fail_rate", "cut_before_rate", "cut_after_rate", "truncate_rate", "hang_rate")
+        for name in rates:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
+        status = self.html_status
+        if status is not None and (type(status) is not int or not 300 <= status <= 599):
+            raise ValueError("html_status must be an HTTP status from 300 to 599")
+        if type(self.bomb_bytes) is not int or not 0 <= self.bomb_bytes <= MAX_BOMB_BYTES:
+            raise ValueError(f"bomb_bytes must be an integer from 0 to {MAX_BOMB_BYTES}")
+        if not math.isfinite(self.clock_offset_s):
+            raise ValueError("clock_offset_s must be a finite number of seconds")
         if self.throttle_rps is not None and self.throttle_rps <= 0:
             raise ValueError("throttle_rps must be positive")
         if self.throttle_mode not in ("errno7", "http429"):
@@ -190,6 +207,10 @@ class Store:
     # hash keeps memory flat over a million commands; a false duplicate has odds near 1e-8
     _seen: set[int] = field(default_factory=set)
     _seen_loose: set[int] = field(default_factory=set)
+
+    def count_fault(self, name: str) -> None:
+        """Count an injected fault beyond the four always shown (listed once it happened)."""
+        self.faults[name] = self.faults.get(name, 0) + 1
 
     def reject(self, errno: int) -> None:
         """Count a POST answered with a business error."""

@@ -9,9 +9,12 @@ A failed *command* is data (an outcome in the ledger), never an exception. An ex
     ├── LedgerError            the ledger cannot be opened, read or written
     │   └── LedgerLockedError  another dispatcher holds the ledger
     ├── OneNetUnavailable      a follow-up call (history, detail, cancel) got no usable answer
+    ├── JobMismatchError       the ledger holds another job, or this job was edited since
     └── RunAborted             the run stopped itself (reason): a circuit breaker
         ├── WrongKeyError      errno 1 on every early answer: the api-key is wrong
-        └── UnreachableError   no early attempt could connect: the base URL or the network
+        ├── UnreachableError   no early attempt could connect: the base URL or the network
+        ├── MisroutedError     early answers are not OneNET's (HTML 404, a proxy's 403/407)
+        └── ServerHungError    early requests got no answer at all within the timeout
 
 Library exceptions (aiohttp, sqlite3, yaml) are translated where they are caught, with ``from``.
 """
@@ -22,10 +25,13 @@ __all__ = [
     "ConfigError",
     "DispatcherError",
     "JobFileError",
+    "JobMismatchError",
     "LedgerError",
     "LedgerLockedError",
+    "MisroutedError",
     "OneNetUnavailable",
     "RunAborted",
+    "ServerHungError",
     "UnreachableError",
     "WrongKeyError",
 ]
@@ -64,6 +70,10 @@ class LedgerLockedError(LedgerError):
     """Another dispatcher process is using the same ledger."""
 
 
+class JobMismatchError(DispatcherError):
+    """The ledger does not go with this job file: another job's, or the job was edited."""
+
+
 class OneNetUnavailable(DispatcherError):
     """A follow-up call to OneNET (history, detail, cancel) got no usable answer."""
 
@@ -82,3 +92,11 @@ class WrongKeyError(RunAborted):
 
 class UnreachableError(RunAborted):
     """No early attempt could connect to OneNET: the base URL or the network is wrong."""
+
+
+class MisroutedError(RunAborted):
+    """Early answers were not OneNET's (an HTML error page): the base URL or a proxy is wrong."""
+
+
+class ServerHungError(RunAborted):
+    """Early requests were sent but never answered: the server accepts connections and hangs."""

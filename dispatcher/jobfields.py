@@ -4,23 +4,41 @@ Every field arrives as text (a CSV cell, or a YAML scalar as written); ``RowChec
 row of texts into checked values or into ``Problem`` records naming the file, line and field.
 Fleet files repeat most values, so each distinct text is parsed once (small bounded caches).
 The ranges are OneNET's (POST /nbiot/execute/offline, see onenet-api.md).
+
+A time already past at the start checked against is an error by default (``past_times``); while
+sending, later than validation, it is not: the sender settles it (sent without a passed
+valid_time, recorded as expired after a passed expired_time).
 """
 
 from __future__ import annotations
 
-import difflib
-import re
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
+from .command import key_tail, sent_tail
+from .jobhints import imei_hint, unencodable
+from .jobvalues import (
+    ABSENT,
+    LUHN_DOUBLE,
+    Err,
+    int_parser,
+    luhn_check_digit,
+    luhn_ok,
+    parse_args,
+    parse_csv_args,
+    parse_trigger,
+    suggest,
+)
 from .times import BEIJING, TimeSpec, format_onenet, parse_timespec
 
 __all__ = [
     "FIELDS",
     "NAMES",
     "Checked",
+    "PastTimes",
     "Problem",
     "RowChecker",
     "TimeValue",
@@ -49,11 +67,14 @@ IMEI, OBJ_ID, OBJ_INST_ID, RES_ID, ARGS, VALID, EXPIRED, RETRY, TIMEOUT, TRIGGER
     range(11)
 )
 REQUIRED = (OBJ_ID, OBJ_INST_ID, RES_ID, EXPIRED)
-MAX_ARGS_BYTES = 2048
-TRIGGERS = {"register": 1, "update": 2, "notify": 4}
 _CACHE_SIZE = 4096
+PastTimes = Literal["error", "warn", "allow"]
+"""What a time already past is: an error, a warning (the command stays), or nothing."""
+_PASSED = {
+    VALID: "has passed: the command is sent without it (delivery may start at once)",
+    EXPIRED: "has passed: the command will not be sent and is recorded as expired",
+}
 _new = tuple.__new__
-_DOUBLE = str.maketrans("0123456789", "0246813579")  # each digit doubled, digits summed (Luhn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,77 +113,16 @@ class Checked(NamedTuple):
     retry: int
     timeout: int
     trigger_msg: int
+    key_tail: bytes  # the key's text after the imei, for occurrence 0 (command.key_tail)
+    sent_tail: bytes  # the fingerprint's text after the key (command.sent_tail)
     source: str
     line: int
     pos: int  # unique position of the row in the job (file index << 40 | line)
     occurrence: int = 0
 
 
-class _Err:
-    __slots__ = ("message",)
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-_ABSENT = object()  # a blank value: use the default
 _MISSING = object()  # a required field with no value and no default
 _BAD = object()  # the default is wrong (reported once, where it is written)
-
-
-def luhn_ok(imei: str) -> bool:
-    """True when a 15-digit IMEI's last digit is its Luhn check digit."""
-    digits = imei[0::2] + imei[1::2].translate(_DOUBLE)
-    return (sum(digits.encode()) - 48 * len(digits)) % 10 == 0
-
-
-def luhn_check_digit(first14: str) -> int:
-    """The Luhn check digit that completes a 14-digit IMEI body."""
-    digits = first14[0::2] + first14[1::2].translate(_DOUBLE)
-    return -(sum(digits.encode()) - 48 * len(digits)) % 10
-
-
-def suggest(name: str, choices: Iterable[str]) -> str:
-    """' (did you mean X?)' for a near miss among ``choices``, else ''."""
-    lowered = {c.lower(): c for c in choices}
-    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean {lowered[match[0]]}?)" if match else ""
-
-
-def _int_parser(lo: int, hi: int, what: str) -> Callable[[str], object]:
-    def parse(text: str) -> object:
-        t = text.strip()
-        if not t:
-            return _ABSENT
-        if not (t.isascii() and t.isdigit()) or not lo <= int(t) <= hi:
-            return _Err(f"must be a whole number from {lo} to {hi}{what}, got {t!r}")
-        return int(t)
-
-    return parse
-
-
-def _parse_trigger(text: str) -> object:
-    if not text.strip():
-        return _ABSENT
-    names = [n for n in re.split(r"[\s,;|+\[\]]+", text.strip().lower()) if n]
-    if not names:
-        return _Err("names no uplink kind (use register, update, notify)")
-    mask = 0
-    for name in names:
-        bit = TRIGGERS.get(name)
-        if bit is None:
-            hint = suggest(name, TRIGGERS) or " (use register, update, notify)"
-            return _Err(f"unknown uplink kind {name!r}{hint}")
-        mask |= bit
-    return mask
-
-
-def _parse_args(text: str) -> object:
-    if not text:
-        return _ABSENT
-    if len(text) > MAX_ARGS_BYTES // 4 and (size := len(text.encode("utf-8"))) > MAX_ARGS_BYTES:
-        return _Err(f"is {size} bytes in UTF-8; OneNET takes at most {MAX_ARGS_BYTES}")
-    return text
 
 
 class RowChecker:
@@ -174,33 +134,44 @@ class RowChecker:
         at: datetime,
         *,
         strict: bool = False,
+        past_times: PastTimes = "error",
+        from_csv: bool = False,
         defaults: Sequence[str | None] = (None,) * 11,
         default_lines: Sequence[int] = (0,) * 11,
         default_file: str = "",
+        refused_defaults: Iterable[int] = (),
     ) -> None:
+        """``from_csv``: the rows are CSV cells (spreadsheet hints, args spaces pointed out).
+        ``strict`` makes warnings errors, and the rows they are about not commands.
+
+        ``refused_defaults``: slots whose default was written but refused by the reader (null, a
+        list): rows relying on them are not commands, and not reported again.
+        """
         self.file = file
         self.at = at.astimezone(BEIJING)
         self.strict = strict
         self.problems: list[Problem] = []  # the defaults' own problems, reported once
+        self._past_times = past_times
         self._at_text = format_onenet(self.at)
         self._pair_bad = False
-        parse_time = self._parse_time
         self._parsers: list[Callable[[str], object]] = [
             str.strip,
-            _int_parser(0, 65535, ""),
-            _int_parser(0, 65535, ""),
-            _int_parser(0, 65535, ""),
-            _parse_args,
-            parse_time,
-            parse_time,
-            _int_parser(0, 10, " (OneNET's delivery retries)"),
-            _int_parser(5, 40, " seconds"),
-            _int_parser(1, 7, " (bits: 1 register, 2 update, 4 notify)"),
-            _parse_trigger,
+            int_parser(0, 65535, "", from_csv),
+            int_parser(0, 65535, "", from_csv),
+            int_parser(0, 65535, "", from_csv),
+            parse_csv_args if from_csv else parse_args,
+            functools.partial(self._parse_time, VALID),
+            functools.partial(self._parse_time, EXPIRED),
+            int_parser(0, 10, " (OneNET's delivery retries)", from_csv),
+            int_parser(5, 40, " seconds", from_csv),
+            int_parser(1, 7, " (bits: 1 register, 2 update, 4 notify)", from_csv),
+            parse_trigger,
         ]
         self._caches: list[dict[str, object]] = [{} for _ in NAMES]
         self._clean: dict[tuple[str | None, ...], tuple[Any, ...]] = {}
         self._defaults = self._check_defaults(defaults, default_lines, default_file or file)
+        for slot in refused_defaults:
+            self._defaults[min(slot, TRIGGER_MSG)] = _BAD
 
     def absent(self, slots: Iterable[int]) -> list[int]:
         """Mark slots the source cannot give (CSV columns missing); those left without a default."""
@@ -209,20 +180,22 @@ class RowChecker:
             self._defaults[slot] = _BAD
         return missing
 
-    def _parse_time(self, text: str) -> object:
+    def _parse_time(self, slot: int, text: str) -> object:
         if not text.strip():
-            return _ABSENT
+            return ABSENT
         try:
             spec = parse_timespec(text)
         except ValueError as exc:
-            return _Err(str(exc))
-        when = spec.resolve(self.at)
-        if when <= self.at:
-            return _Err(
-                f"{text.strip()} is in the past at the start checked against "
-                f"({self._at_text} UTC+8); OneNET refuses it"
-            )
-        return TimeValue(spec, when)
+            return Err(str(exc))
+        value = TimeValue(spec, spec.resolve(self.at))
+        if value.when > self.at or self._past_times == "allow":
+            return value
+        if self._past_times == "warn":
+            return Err(f"{spec.text} {_PASSED[slot]}", keep=value)
+        return Err(
+            f"{spec.text} is in the past at the start checked against "
+            f"({self._at_text} UTC+8); OneNET refuses it"
+        )
 
     def _value(self, slot: int, text: str) -> object:
         cache = self._caches[slot]
@@ -230,7 +203,9 @@ class RowChecker:
         if value is None:
             if len(cache) >= _CACHE_SIZE:
                 cache.clear()
-            value = cache[text] = self._parsers[slot](text)
+            # Only YAML escapes make text UTF-8 cannot hold; it would fail when sent.
+            bad = None if text.isascii() else unencodable(text)
+            value = cache[text] = Err(bad) if bad else self._parsers[slot](text)
         return value
 
     def _check_defaults(
@@ -245,11 +220,12 @@ class RowChecker:
             if not text:
                 continue
             value = self._value(slot, text)
-            if value is _ABSENT:
+            if value is ABSENT:
                 continue
-            if isinstance(value, _Err):
-                self._default_problem(file, lines[slot], NAMES[slot], value.message)
-                value = _BAD
+            if isinstance(value, Err):
+                warning = value.keep is not None and not self.strict
+                self._default_problem(file, lines[slot], NAMES[slot], value.message, warning)
+                value = value.keep if warning else _BAD
             if out[min(slot, TRIGGER_MSG)] is not _BAD:
                 out[min(slot, TRIGGER_MSG)] = value
         valid, expired = out[VALID], out[EXPIRED]
@@ -263,8 +239,10 @@ class RowChecker:
             self._pair_bad = True
         return out
 
-    def _default_problem(self, file: str, line: int, field: str, message: str) -> None:
-        self.problems.append(Problem(file, line, field, message))
+    def _default_problem(
+        self, file: str, line: int, field: str, message: str, warning: bool = False
+    ) -> None:
+        self.problems.append(Problem(file, line, field, message, warning))
 
     def check(
         self, raw: tuple[str | None, ...], line: int, pos: int, lines: Sequence[int] | None = None
@@ -282,7 +260,7 @@ class RowChecker:
         imei = raw[IMEI]
         good = False
         if imei and len(imei) == 15 and imei.isdigit() and imei.isascii():
-            digits = imei[0::2] + imei[1::2].translate(_DOUBLE)  # luhn_ok(), inlined: hot
+            digits = imei[0::2] + imei[1::2].translate(LUHN_DOUBLE)  # luhn_ok(), inlined: hot
             good = (sum(digits.encode()) - 720) % 10 == 0  # 720: 15 times ord("0")
         if not good:
             imei, imei_problem = self._imei(imei, line, lines)
@@ -301,7 +279,11 @@ class RowChecker:
         imei = text.strip() if text else ""
         where = lines[IMEI] if lines and imei else line
         if not (len(imei) == 15 and imei.isdigit() and imei.isascii()):
-            message = f"must be 15 digits, got {imei!r}" if imei else "is required"
+            if not imei:
+                message = "is required"
+            else:
+                hint = imei_hint(imei, luhn_ok)
+                message = unencodable(imei) or f"must be 15 digits, got {imei!r}{hint}"
             return "", Problem(self.file, where, "imei", message)
         if luhn_ok(imei):
             return imei, None  # spaces around it
@@ -330,14 +312,18 @@ class RowChecker:
                     )
                     ok = False
                 text, slot = raw[TRIGGER], TRIGGER
-            value = self._value(slot, text) if text else _ABSENT
-            if value is _ABSENT:
+            value = self._value(slot, text) if text else ABSENT
+            if value is ABSENT:
                 value = defaults[min(slot, TRIGGER_MSG)]
-            elif isinstance(value, _Err):
+            elif isinstance(value, Err):
                 problems = problems or []
                 where = lines[slot] if lines else line
-                problems.append(Problem(self.file, where, NAMES[slot], value.message))
-                ok = False
+                warning = value.keep is not None and not self.strict
+                problems.append(Problem(self.file, where, NAMES[slot], value.message, warning))
+                if warning:
+                    value = value.keep
+                else:
+                    ok = False
             if value is _MISSING:
                 problems = problems or []
                 problems.append(
@@ -362,4 +348,9 @@ class RowChecker:
                 return None, [*(problems or ()), Problem(self.file, where, NAMES[slot], message)]
             if self._pair_bad:
                 return None, problems
+        # Kept with the row's values, so a fleet's repeated rows cost no formatting for either.
+        obj_id, obj_inst_id, res_id, args, _, _, retry, timeout, trigger_msg = values
+        values.append(key_tail(obj_id, obj_inst_id, res_id, args))
+        valid_text = "" if valid is None else valid.spec.text
+        values.append(sent_tail(valid_text, expired.spec.text, retry, timeout, trigger_msg))
         return tuple(values), problems

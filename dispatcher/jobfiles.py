@@ -1,15 +1,17 @@
-"""Reading job files safely: YAML into nodes with line numbers, CSV as a stream of rows.
+"""Reading job files safely: YAML into nodes with line numbers here, CSV rows in jobcsv.py.
 
 Everything that can go wrong with the bytes (a missing file, undecodable text, a huge line, a YAML
-syntax error or alias bomb, a ragged CSV) becomes a one-line ``JobFileError``; the field rules live
-in jobfields.py.
+syntax error or alias bomb, a ragged CSV) becomes a one-line ``JobFileError``, naming UTF-16 or
+GBK when the file is that; the field rules live in jobfields.py.
+
+A CSV's header row names its columns. Columns left unnamed are skipped; so are, in a CSV job,
+those whose name starts with ``#`` (notes kept beside the fleet), and, in a YAML job's
+targets_csv, those its ``ignore_columns:`` lists. An Excel ``sep=,`` line before the header is
+skipped; one naming another separator is an error.
 """
 
 from __future__ import annotations
 
-import csv
-import functools
-from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,16 +19,19 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import JobFileError
-from .jobfields import IMEI, NAMES, SLOT, TRIGGER, TRIGGER_MSG, Problem, suggest
+from .jobfields import IMEI, NAMES, SLOT, TRIGGER, Problem, suggest
+from .jobhints import not_utf8_problem, unencodable, utf16_problem
 
-__all__ = ["CsvHeader", "Entry", "YamlJob", "csv_header", "csv_rows", "open_error", "read_yaml"]
+__all__ = ["HEAD", "MAX_LINE", "Entry", "YamlJob", "open_error", "read_yaml"]
 
 MAX_LINE = 1 << 20  # bytes in one physical line: longer is not a job file
 MAX_YAML = 32 << 20  # bytes of a YAML job: a bigger fleet belongs in targets_csv
-TOP_KEYS = ("job", "defaults", "targets", "targets_csv", "allow_duplicates")
+TOP_KEYS = ("job", "defaults", "targets", "targets_csv", "allow_duplicates", "ignore_columns")
+HEAD = 1 << 16  # bytes of a file's start looked at to name its encoding
 _BOM = b"\xef\xbb\xbf"
 _NULL = "tag:yaml.org,2002:null"
 _TRUE, _FALSE = ("true", "yes", "on", "y"), ("false", "no", "off", "n")
+_EMPTY = "is empty (null): give a value or leave the field out to use the default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,7 @@ class Entry:
     lines: tuple[int, ...]
     problems: tuple[Problem, ...] = ()
     broken: bool = False  # a structural problem was reported: never a command
+    refused: tuple[int, ...] = ()  # slots written but refused (null, a list): reported here
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +56,7 @@ class YamlJob:
     targets: tuple[Entry, ...]
     targets_csv: tuple[str, int] | None  # as written, and its line
     problems: tuple[Problem, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CsvHeader:
-    """A CSV header row: the column of each field slot (None: absent), and its problems."""
-
-    line: int
-    columns: tuple[int | None, ...]
-    width: int
-    problems: tuple[Problem, ...]
+    ignore_columns: tuple[str, ...] = ()  # of targets_csv, lowercase
 
 
 class _Loader(yaml.SafeLoader):
@@ -112,6 +109,8 @@ def read_yaml(path: Path, source: str) -> YamlJob:
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         message = f"not valid YAML: character U+{exc.character:04X} is not allowed"
+        if exc.character == 0 and (utf16 := utf16_problem(data[:HEAD])):
+            line, message = 1, utf16
         raise JobFileError(source, line, "", message) from None
     except yaml.YAMLError as exc:
         raise JobFileError(source, 0, "", f"not valid YAML: {exc}") from None
@@ -129,8 +128,13 @@ def _decode(data: bytes, source: str) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if message := utf16_problem(data[:HEAD]):
+            raise JobFileError(source, 1, "", message) from None
         line = data.count(b"\n", 0, exc.start) + 1
-        raise JobFileError(source, line, "", "is not UTF-8 text: save it as UTF-8") from None
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        end = data.find(b"\n", exc.start)
+        bad = data[start : len(data) if end < 0 else end]
+        raise JobFileError(source, line, "", not_utf8_problem(data[:HEAD], bad)) from None
     for number, line_text in enumerate(text.split("\n"), 1):
         if len(line_text) > MAX_LINE:
             raise JobFileError(source, number, "", f"line is longer than {MAX_LINE} characters")
@@ -151,10 +155,12 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
     defaults = Entry(0, (None,) * len(NAMES), (0,) * len(NAMES))
     targets: list[Entry] = []
     targets_csv: tuple[str, int] | None = None
+    ignore: tuple[str, ...] = ()
+    misplaced = False  # targets: given, but not as a list
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     for knode, vnode in root.value:
-        key = knode.value.strip() if isinstance(knode, ScalarNode) else ""
+        key = _key(knode)
         line, vline = _line(knode), _line(vnode)
         if key in seen:
             problems.append(Problem(source, line, key, f"given twice (first on line {seen[key]})"))
@@ -164,6 +170,8 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         if key == "job":
             if text is None or not isinstance(vnode, ScalarNode):
                 problems.append(Problem(source, vline, key, "must be a name (text)"))
+            elif bad := unencodable(text):
+                problems.append(Problem(source, vline, key, bad))
             else:
                 name = text
         elif key == "allow_duplicates":
@@ -174,7 +182,11 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         elif key == "targets_csv":
             if not text or not isinstance(vnode, ScalarNode):
                 raise JobFileError(source, vline, key, "must be the path of a CSV file")
+            if bad := unencodable(text):
+                raise JobFileError(source, vline, key, bad)
             targets_csv = (text, vline)
+        elif key == "ignore_columns":
+            ignore = _names(vnode, source, problems)
         elif key == "defaults":
             if not isinstance(vnode, MappingNode):
                 raise JobFileError(source, vline, key, "must be a mapping of field: value")
@@ -183,6 +195,10 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         elif key == "targets":
             if isinstance(vnode, SequenceNode):
                 targets = [_entry(item, source) for item in vnode.value]
+            elif isinstance(vnode, MappingNode):  # a target written without its "- "
+                message = "must be a list, not a mapping: start each target with '- ' (- imei: ...)"
+                problems.append(Problem(source, vline, key, message))
+                misplaced = True
             elif text is not None:
                 raise JobFileError(source, vline, key, "must be a list of targets (- imei: ...)")
         else:
@@ -190,9 +206,40 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             if key in SLOT:
                 hint = " (command fields go under defaults: or in each target)"
             problems.append(Problem(source, line, key or "?", f"unknown field{hint}"))
-    if not targets and targets_csv is None:
+    if not targets and targets_csv is None and not misplaced:
         raise JobFileError(source, 1, "targets", "no targets: list them or name a targets_csv")
-    return YamlJob(name, allow, defaults, tuple(targets), targets_csv, tuple(problems))
+    if ignore and targets_csv is None:
+        message = "applies to the columns of targets_csv, and there is none"
+        problems.append(Problem(source, seen["ignore_columns"], "ignore_columns", message))
+    return YamlJob(name, allow, defaults, tuple(targets), targets_csv, tuple(problems), ignore)
+
+
+def _key(node: Node) -> str:
+    """A mapping key as a field name; one that is not printable text is shown escaped."""
+    if not isinstance(node, ScalarNode):
+        return ""
+    key = str(node.value).strip()
+    return key if key.isprintable() else ascii(key)
+
+
+def _names(node: Node, source: str, problems: list[Problem]) -> tuple[str, ...]:
+    """A list of column names (ignore_columns), lowercase; its problems go to ``problems``."""
+    items = node.value if isinstance(node, SequenceNode) else None
+    if items is None or not all(isinstance(item, ScalarNode) for item in items):
+        message = "must be a list of column names, e.g. [note, comment]"
+        problems.append(Problem(source, _line(node), "ignore_columns", message))
+        return ()
+    names: list[str] = []
+    for item in items:
+        text = _scalar(item)
+        bad = "is empty (null): give a column name" if text is None else unencodable(text)
+        if bad or text is None or not text.strip():
+            problems.append(
+                Problem(source, _line(item), "ignore_columns", bad or "names no column")
+            )
+        else:
+            names.append(text.strip().lower())
+    return tuple(names)
 
 
 def _scalar(node: Node) -> str | None:
@@ -214,10 +261,11 @@ def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
         problem = Problem(source, line, "targets", "each target must be a mapping (imei: ...)")
         return Entry(line, tuple(values), tuple(lines), (problem,), broken=True)
     problems: list[Problem] = []
+    refused: list[int] = []
     first: dict[str, int] = {}
     for knode, vnode in node.value:
         kline, vline = _line(knode), _line(vnode)
-        name = knode.value.strip() if isinstance(knode, ScalarNode) else ""
+        name = _key(knode)
         slot = SLOT.get(name)
         if slot is None:
             problems.append(
@@ -231,82 +279,20 @@ def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
             problems.append(Problem(source, kline, name, "belongs in each target, not in defaults"))
         else:
             first[name] = kline
+            lines[slot] = vline
             if isinstance(vnode, ScalarNode):
-                values[slot], lines[slot] = _scalar(vnode), vline
+                values[slot] = _scalar(vnode)
+                if values[slot] is None:  # null, ~ or nothing: a value left out by mistake
+                    problems.append(Problem(source, vline, name, _EMPTY))
+                    refused.append(slot)
             elif slot == TRIGGER and isinstance(vnode, SequenceNode):
                 items = [_scalar(item) or "?" for item in vnode.value]
-                values[slot], lines[slot] = ",".join(items) or "[]", vline
+                values[slot] = ",".join(items) or "[]"
             else:
                 kind = "list" if isinstance(vnode, SequenceNode) else "mapping"
                 problems.append(
                     Problem(source, vline, name, f"must be a single value, not a {kind}")
                 )
+                refused.append(slot)
     broken = any(not p.warning for p in problems) and not is_defaults
-    return Entry(line, tuple(values), tuple(lines), tuple(problems), broken)
-
-
-def _undecodable_line(path: Path) -> int:
-    """The number of the first line that is not UTF-8 (the error path only)."""
-    with path.open("rb") as f:
-        for number, raw in enumerate(iter(functools.partial(f.readline, MAX_LINE), b""), 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 0
-
-
-def csv_rows(path: Path, source: str) -> Generator[tuple[int, list[str]], None, None]:
-    """Every non-blank row of a CSV file with the file line it starts on, streamed.
-
-    Lines are read at most MAX_LINE characters at a time (in C, for speed): a longer line comes
-    apart into pieces whose fields break the field limit or the row width, and so is reported.
-    """
-    try:
-        f = path.open(encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise open_error(source, exc) from exc
-    with f:
-        reader = csv.reader(iter(functools.partial(f.readline, MAX_LINE), ""), strict=True)
-        previous = 0
-        try:
-            for row in reader:
-                if row and (row[0] or any(row)):
-                    yield previous + 1, row
-                previous = reader.line_num
-        except csv.Error as exc:
-            message = str(exc)
-            if "field limit" in message:
-                message = f"a line or field is longer than {csv.field_size_limit()} characters"
-            raise JobFileError(source, previous + 1, "", f"not valid CSV: {message}") from None
-        except UnicodeDecodeError:
-            line = _undecodable_line(path) or previous + 1
-            raise JobFileError(source, line, "", "is not UTF-8 text: save it as UTF-8") from None
-        except OSError as exc:
-            raise open_error(source, exc) from exc
-
-
-def csv_header(row: list[str], line: int, source: str) -> CsvHeader:
-    """Map a header row's names onto field slots; JobFileError without an imei column."""
-    columns: list[int | None] = [None] * len(NAMES)
-    problems: list[Problem] = []
-    for index, cell in enumerate(row):
-        name = cell.strip().lower()
-        slot = SLOT.get(name)
-        if not name:
-            continue  # spreadsheets add unnamed empty columns
-        if slot is None:
-            problems.append(Problem(source, line, name, f"unknown column{suggest(name, NAMES)}"))
-        elif columns[slot] is not None:
-            problems.append(Problem(source, line, name, "column given twice"))
-        else:
-            columns[slot] = index
-    if columns[IMEI] is None:
-        hint = ""
-        if len(row) == 1 and (";" in row[0] or "\t" in row[0]):
-            hint = " (fields must be separated by commas)"
-        raise JobFileError(source, line, "imei", f"no imei column in the header row{hint}")
-    if columns[TRIGGER] is not None and columns[TRIGGER_MSG] is not None:
-        problems.append(Problem(source, line, "trigger", "give trigger or trigger_msg, not both"))
-        columns[TRIGGER] = None
-    return CsvHeader(line, tuple(columns), len(row), tuple(problems))
+    return Entry(line, tuple(values), tuple(lines), tuple(problems), broken, tuple(refused))

@@ -5,33 +5,38 @@ a mapping with ``imei`` and any field overriding the defaults) and/or ``targets_
 relative to the job file, whose rows are targets). A CSV job is a header row naming the fields,
 then one command per row. CSV rows are read one at a time and never held, so a million-row fleet
 validates in constant memory; duplicates and distinct devices are counted in a temporary on-disk
-table (seen.py).
+table (seen.py). ``validate_job`` also gives the job's fingerprint (command.py), which changes
+with any field of any command but not with the order of the rows.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Literal
 
+from .command import Command, command_fingerprint, command_key, job_fingerprint, key_of
 from .errors import JobFileError
-from .jobfields import FIELDS, NAMES, REQUIRED, Checked, Problem, RowChecker
-from .jobfiles import Entry, csv_header, csv_rows, read_yaml
+from .jobcsv import csv_header, csv_rows
+from .jobfields import FIELDS, NAMES, REQUIRED, Checked, PastTimes, Problem, RowChecker
+from .jobfiles import Entry, read_yaml
 from .seen import SeenKeys
-from .times import BEIJING, TimeSpec, now_beijing
+from .validation import Validation, start_of, validate_job
 
 __all__ = [
     "FIELDS",
     "Command",
     "Job",
+    "PastTimes",
     "Problem",
     "Validation",
+    "command_fingerprint",
     "command_key",
+    "job_fingerprint",
     "load_job",
     "validate_job",
 ]
@@ -40,37 +45,13 @@ _SENDING_CACHE_KIB = 2048  # duplicate tracking while sending: speed matters les
 _BATCH = 2000  # rows per duplicate check: bounds the rows held between checks
 _CSV_FILE = 1 << 40  # position of a targets_csv row: (file << 40) | line
 _NO_DEFAULTS = Entry(0, (None,) * len(NAMES), (0,) * len(NAMES))
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One cached execute command for one device, every value checked."""
-
-    imei: str
-    obj_id: int
-    obj_inst_id: int
-    res_id: int
-    expired_time: TimeSpec
-    valid_time: TimeSpec | None = None  # None: OneNET's default (server now)
-    args: str | None = None
-    retry: int = 3  # OneNET's device-side retries, 0..10
-    timeout: int = 25  # 5..40
-    trigger_msg: int = 7  # 1..7 bitmask 1 REGISTER, 2 UPDATE, 4 NOTIFY
-    source: str = ""  # job file path as given (rows of targets_csv: the CSV's path)
-    line: int = 0  # line of the target entry (YAML) or row (CSV, header = 1)
-    key: str = ""  # ledger identity: see command_key()
-
-
-def command_key(
-    imei: str, obj_id: int, obj_inst_id: int, res_id: int, args: str | None, occurrence: int = 0
-) -> str:
-    """The ledger identity of a command: blake2b (16 bytes, hex) of imei, ids, args and occurrence.
-
-    ``occurrence`` > 0 only for the 2nd, 3rd... copy of a command in a job with allow_duplicates.
-    """
-    tail = "\x00" if args is None else "\x01" + args
-    text = f"{imei}\x1f{obj_id}\x1f{obj_inst_id}\x1f{res_id}\x1f{occurrence}\x1f{tail}"
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+_AGAIN = {  # how to send a repeated command all the same: a CSV job has no allow_duplicates
+    "yaml": "; set allow_duplicates: true to send it again",
+    "csv": (
+        "; remove the repeat, or list this CSV as the targets_csv of a YAML job with"
+        " allow_duplicates: true to send it again"
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,33 +68,49 @@ class Job:
     targets_csv: Path | None = None  # the CSV of rows (the file itself for a CSV job)
     csv_source: str = ""  # that CSV's path as messages cite it
     problems: tuple[Problem, ...] = field(default=(), repr=False)  # found while loading
+    ignore_columns: tuple[str, ...] = ()  # of targets_csv (lowercase): skipped, not unknown
 
     def scan(
-        self, *, at: datetime | None = None, strict: bool = False
+        self,
+        *,
+        at: datetime | None = None,
+        strict: bool = False,
+        past_times: PastTimes = "error",
     ) -> Iterator[Command | Problem]:
-        """Every command and problem in file order, checked for a start at ``at`` (None: now)."""
-        for item in self._checked(_start(at), strict, None):
+        """Every command and problem in file order, checked for a start at ``at`` (None: now).
+
+        ``past_times``: a time already past at ``at`` is an error, a warning (the command is
+        still given, for the sender to settle), or not reported at all ("allow").
+        """
+        for item in self.checked(start_of(at), strict, past_times, None):
             yield item if isinstance(item, Problem) else _command(item)
 
     def commands(self) -> Generator[Command, None, None]:
-        """The commands to send now; JobFileError on the first error (warnings pass)."""
-        for item in self.scan():
+        """The commands to send now; JobFileError on the first error (warnings pass).
+
+        Sending comes after validation: a time that has passed since is not an error here (the
+        sender leaves out a passed valid_time and records a command past its expired_time).
+        """
+        for item in self.scan(past_times="allow"):
             if isinstance(item, Command):
                 yield item
             elif not item.warning:
                 raise JobFileError(item.file, item.line, item.field, item.message)
 
-    def _checked(
-        self, at: datetime, strict: bool, seen: SeenKeys | None
+    def checked(
+        self, at: datetime, strict: bool, past_times: PastTimes, seen: SeenKeys | None
     ) -> Iterator[Checked | Problem]:
-        """Checked rows and problems, duplicates settled a batch at a time."""
+        """Checked rows and problems, duplicates settled a batch at a time (for validate_job).
+
+        ``seen``: the caller's table of keys, or None for a small one of its own.
+        """
         own = seen is None
         # Sending (no caller's table) runs beside the ledger: a small cache keeps memory flat.
         keys = SeenKeys(_SENDING_CACHE_KIB) if seen is None else seen
         try:
             buffer: list[Checked | Problem] = []
             batch: list[tuple[int, int, int]] = []
-            for item in self._rows(at, strict):
+            for item in self._rows(at, strict, past_times):
                 buffer.append(item)
                 if type(item) is Checked:
                     # Device: the IMEI itself (15 digits fit 64 bits), so devices count exactly.
@@ -147,46 +144,64 @@ class Job:
                     where = f"line {first % _CSV_FILE}"
                     where = where if file == item.source else f"{file}:{first % _CSV_FILE}"
                     message = (
-                        f"the same command (imei, obj_id, obj_inst_id, res_id, args) as {where};"
-                        " set allow_duplicates: true to send it again"
+                        f"the same command (imei, obj_id, obj_inst_id, res_id, args) as {where}"
+                        + _AGAIN[self.format]
                     )
                     yield Problem(item.source, item.line, "imei", message)
                     continue
             yield item
 
-    def _rows(self, at: datetime, strict: bool) -> Iterator[Checked | Problem]:
+    def _rows(
+        self, at: datetime, strict: bool, past_times: PastTimes
+    ) -> Iterator[Checked | Problem]:
         """Checked rows and problems in file order, before duplicates are looked for."""
         d = self.defaults
         checker = RowChecker(
-            self.source, at, strict=strict, defaults=d.values, default_lines=d.lines
+            self.source,
+            at,
+            strict=strict,
+            past_times=past_times,
+            defaults=d.values,
+            default_lines=d.lines,
+            refused_defaults=d.refused,
         )
         yield from sorted([*self.problems, *checker.problems], key=lambda p: p.line)
         for entry in self.targets:
             row, problems = checker.check(entry.values, entry.line, entry.line, entry.lines)
+            if problems and entry.refused:  # a field refused as written is not missing too
+                refused = {NAMES[slot] for slot in entry.refused}
+                problems = [p for p in problems if p.field not in refused]
             if entry.problems or problems:
                 yield from sorted([*entry.problems, *(problems or ())], key=lambda p: p.line)
             if row is not None and not entry.broken:
                 yield row
         if self.targets_csv is not None:
-            yield from self._csv(at, strict)
+            yield from self._csv(at, strict, past_times)
 
-    def _csv(self, at: datetime, strict: bool) -> Iterator[Checked | Problem]:
+    def _csv(
+        self, at: datetime, strict: bool, past_times: PastTimes
+    ) -> Iterator[Checked | Problem]:
         source, in_yaml = self.csv_source, self.format == "yaml"
         d = self.defaults
         checker = RowChecker(
             source,
             at,
             strict=strict,
+            past_times=past_times,
+            from_csv=True,
             defaults=d.values,
             default_lines=d.lines,
             default_file=self.source,
+            refused_defaults=d.refused,
         )
         assert self.targets_csv is not None
         rows = csv_rows(self.targets_csv, source)
         first = next(rows, None)
         if first is None:
             raise JobFileError(source, 1, "", "the file is empty")
-        header = csv_header(first[1], first[0], source)
+        header = csv_header(
+            first[1], first[0], source, ignore=self.ignore_columns, comments=not in_yaml
+        )
         yield from header.problems
         missing = checker.absent(slot for slot in REQUIRED if header.columns[slot] is None)
         for slot in missing:
@@ -215,15 +230,8 @@ class Job:
             yield Problem(source, header.line, "", "no rows after the header row")
 
 
-def _start(at: datetime | None) -> datetime:
-    if at is None:
-        return now_beijing()
-    if at.tzinfo is None:
-        return at.replace(tzinfo=BEIJING)
-    return at.astimezone(BEIJING)
-
-
 def _command(c: Checked) -> Command:
+    """The Command of a checked row (sending: a blake2b per row, for its key)."""
     return Command(
         imei=c.imei,
         obj_id=c.obj_id,
@@ -237,7 +245,11 @@ def _command(c: Checked) -> Command:
         trigger_msg=c.trigger_msg,
         source=c.source,
         line=c.line,
-        key=command_key(c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args, c.occurrence),
+        key=(
+            command_key(c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args, c.occurrence)
+            if c.occurrence
+            else key_of(c.imei, c.key_tail)
+        ),
     )
 
 
@@ -248,7 +260,7 @@ def load_job(path: str | Path) -> Job:
         raise JobFileError(source, 0, "", "is a directory, not a job file")
     suffix = p.suffix.lower()
     if suffix == ".csv":
-        _check_csv(p, source)
+        _check_csv(p, source, comments=True)
         return Job(p, p.stem, False, "csv", source, targets_csv=p, csv_source=source)
     if suffix not in (".yaml", ".yml"):
         raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml or .csv")
@@ -262,7 +274,7 @@ def load_job(path: str | Path) -> Job:
         if not csv_path.is_file():
             what = "is a directory" if csv_path.is_dir() else "no such file"
             raise JobFileError(source, line, "targets_csv", f"{what}: {csv_source}")
-        _check_csv(csv_path, csv_source)
+        _check_csv(csv_path, csv_source, ignore=y.ignore_columns)
     return Job(
         p,
         y.name or p.stem,
@@ -274,10 +286,13 @@ def load_job(path: str | Path) -> Job:
         csv_path,
         csv_source,
         y.problems,
+        y.ignore_columns,
     )
 
 
-def _check_csv(path: Path, source: str) -> None:
+def _check_csv(
+    path: Path, source: str, *, ignore: tuple[str, ...] = (), comments: bool = False
+) -> None:
     rows = csv_rows(path, source)
     try:
         first = next(rows, None)
@@ -285,58 +300,4 @@ def _check_csv(path: Path, source: str) -> None:
         rows.close()
     if first is None:
         raise JobFileError(source, 1, "", "the file is empty")
-    csv_header(first[1], first[0], source)
-
-
-@dataclass(frozen=True, slots=True)
-class Validation:
-    """What a dry run found: counts, and the time window the commands span."""
-
-    commands: int
-    devices: int
-    errors: int
-    warnings: int
-    window_start: datetime | None  # the earliest valid_time (or the start checked against)
-    window_end: datetime | None  # the latest expired_time
-
-    @property
-    def ok(self) -> bool:
-        """True when there is no error (warnings allowed)."""
-        return self.errors == 0
-
-
-def _ignore(problem: Problem) -> None:
-    """Drop a problem (the default listener)."""
-
-
-def validate_job(
-    job: Job,
-    *,
-    at: datetime | None = None,
-    strict: bool = False,
-    on_problem: Callable[[Problem], None] = _ignore,
-) -> Validation:
-    """Check every command for a start at ``at`` (None: now); each problem goes to on_problem."""
-    start = _start(at)
-    commands = errors = warnings = 0
-    first: datetime | None = None
-    last: datetime | None = None
-    with SeenKeys() as seen:
-        for item in job._checked(start, strict, seen):
-            if type(item) is Checked:
-                commands += 1
-                begin = start if item.valid is None else item.valid.when
-                if first is None or begin < first:
-                    first = begin
-                end = item.expired.when
-                if last is None or end > last:
-                    last = end
-            else:
-                assert isinstance(item, Problem)
-                if item.warning:
-                    warnings += 1
-                else:
-                    errors += 1
-                on_problem(item)
-        devices = seen.groups()
-    return Validation(commands, devices, errors, warnings, first, last)
+    csv_header(first[1], first[0], source, ignore=ignore, comments=comments)

@@ -4,7 +4,11 @@ A command is registered (``pending``) before it is sent, marked ``in_flight`` wi
 that go on the wire *before* its request leaves (the crash-safety point: a row still in flight after
 a crash is one whose request may have reached OneNET), and given its outcome when the answer comes.
 Each batch is one transaction. The file is owner-only (0600), in WAL mode, and one process at a time
-may write it: an exclusive ``flock`` on the sibling ``<ledger>.lock`` file.
+may write it: an exclusive ``flock`` on the database file itself, its symlinks resolved, so that
+no other name for it (symlink, hard link) gets past the lock.
+
+Rows edited or removed in the job file are *retired* (kept, with their outcomes, but no longer
+counted as the job's): see :meth:`Ledger.compare`. A full disk raises :class:`LedgerFullError`.
 
 A :class:`Ledger` is not thread-safe: use it from one thread at a time (the runner gives it a
 dedicated thread).
@@ -13,29 +17,48 @@ dedicated thread).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
-import os
-import re
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
+from dispatcher import ledger_job
 from dispatcher.errors import LedgerError
-from dispatcher.ledger_file import CACHE, ROW_COLUMNS, connect, lock, schema_version
+from dispatcher.ledger_file import (
+    ACTIVE,
+    ACTIVE_STATS,
+    CACHE,
+    INSERT_COMMAND,
+    MARK_IN_FLIGHT,
+    RECORD_OUTCOME,
+    SCAN_CACHE,
+    SELECT_ROWS,
+    connect,
+    insert_params,
+    row_of,
+    schema_version,
+    small_cache,
+    sqlite_error,
+    transaction,
+)
+from dispatcher.ledger_job import Change, JobDiff, JobRecord, default_ledger_path
+from dispatcher.ledger_lock import lock, unlock
 from dispatcher.ledger_records import (
     FINAL,
     TO_SEND,
     InFlight,
+    LedgerFullError,
     LedgerStats,
     Result,
+    Retired,
     Row,
     RunInfo,
     Status,
 )
+from dispatcher.ledger_runs import to_json
 
 if TYPE_CHECKING:
     from dispatcher.jobs import Command
@@ -43,46 +66,26 @@ if TYPE_CHECKING:
 __all__ = [
     "FINAL",
     "TO_SEND",
+    "Change",
     "InFlight",
+    "JobDiff",
+    "JobRecord",
     "Ledger",
+    "LedgerFullError",
     "LedgerStats",
     "Result",
+    "Retired",
     "Row",
     "RunInfo",
     "Status",
+    "default_ledger_path",
 ]
 
 log = logging.getLogger(__name__)
 
-_SCAN_CACHE: Final = -2000  # KiB for whole-ledger reads and sorts (reports)
 _STATUS: Final = {s.value: s for s in Status}
 _CHUNK: Final = 500  # keys per `IN (...)`, well under SQLite's variable limit (999 before 3.32)
 _FETCH: Final = 1000  # rows per fetchmany
-_SECRET_NAME: Final = re.compile(r"(api_?key|secret|password|token)$")
-
-
-_SELECT: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
-_INSERT: Final = (
-    "INSERT INTO commands (key, imei, obj_id, obj_inst_id, res_id, args, valid_time,"
-    " expired_time, retry, timeout, trigger_msg, source, line)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
-)
-_MARK: Final = (
-    "UPDATE commands SET status = 'in_flight', first_attempt_at = COALESCE(first_attempt_at, ?1),"
-    " last_attempt_at = ?1, sent_valid_time = ?2, sent_expired_time = ?3, run_id = ?4"
-    " WHERE key = ?5"
-)
-_RECORD: Final = (
-    "UPDATE commands SET status = ?1, errno = ?2, error = ?3, uuid = ?4,"
-    " attempts = attempts + ?5, first_attempt_at = COALESCE(first_attempt_at, ?6),"
-    " last_attempt_at = CASE WHEN ?5 > 0 OR last_attempt_at IS NULL THEN ?6"
-    " ELSE last_attempt_at END, latency_ms = ?7, reconciled = ?8 WHERE key = ?9"
-)
-_STATS: Final = (
-    "SELECT COUNT(*), TOTAL(status NOT IN ('pending', 'in_flight')), MIN(first_attempt_at),"
-    " MAX(last_attempt_at), TOTAL(attempts), TOTAL(MAX(attempts - 1, 0)), TOTAL(reconciled),"
-    " COUNT(latency_ms) FROM commands"
-)
 
 
 class Ledger:
@@ -106,18 +109,23 @@ class Ledger:
         read_only: bool = False,
         clock: Callable[[], float] = time.time,
         busy_timeout_ms: int = 5000,
+        max_pages: int | None = None,
     ) -> Ledger:
-        """Open (or create, mode 0600) the ledger and lock it; ``read_only`` takes no lock."""
+        """Open (or create, mode 0600) the ledger and lock it; ``read_only`` takes no lock.
+
+        ``max_pages`` is a test hook: it caps the file at that many pages, so that writes beyond
+        them fail as on a full disk.
+        """
         path = Path(path)
         sync = synchronous.upper()
         if sync not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
         lock_fd = None if read_only else lock(path)
         try:
-            conn = connect(path, sync, read_only, busy_timeout_ms)
+            conn = connect(path, sync, read_only, busy_timeout_ms, max_pages)
         except BaseException:
             if lock_fd is not None:
-                os.close(lock_fd)  # closing the descriptor releases the flock
+                unlock(lock_fd)
             raise
         return cls(path, conn, lock_fd, clock)
 
@@ -134,11 +142,11 @@ class Ledger:
             if conn is not None:
                 conn.close()
         except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: cannot close the ledger: {exc}") from exc
+            raise sqlite_error(self.path, "close the ledger", exc) from exc
         finally:
             fd, self._lock_fd = self._lock_fd, None
             if fd is not None:
-                os.close(fd)
+                unlock(fd)
 
     # -- runs -------------------------------------------------------------------------------------
 
@@ -147,20 +155,50 @@ class Ledger:
         with self._write("start a run") as conn:
             cur = conn.execute(
                 "INSERT INTO runs (job_path, started_at, settings) VALUES (?, ?, ?)",
-                (job_path, self._clock(), _to_json(settings)),
+                (job_path, self._clock(), to_json(settings)),
             )
         assert cur.lastrowid is not None  # an INSERT into a rowid table always has one
         return cur.lastrowid
 
     def finish_run(
-        self, run_id: int, summary: Mapping[str, object], stop_reason: str | None
+        self,
+        run_id: int,
+        summary: Mapping[str, object],
+        stop_reason: str | None,
+        *,
+        error: BaseException | None = None,
     ) -> None:
-        """Record how a run ended: its summary and why it stopped (None: it finished the job)."""
-        with self._write("finish a run") as conn:
-            conn.execute(
-                "UPDATE runs SET finished_at = ?, summary = ?, stop_reason = ? WHERE id = ?",
-                (self._clock(), _to_json(summary), stop_reason, run_id),
-            )
+        """Record how a run ended: its summary and why it stopped (None: it finished the job).
+
+        ``error`` is what ended the run, if anything did (a full disk, say): the run's end is
+        recorded if it can be, and if it cannot, ``error`` is raised (with a note), not the new one.
+        """
+        try:
+            with self._write("finish a run") as conn:
+                conn.execute(
+                    "UPDATE runs SET finished_at = ?, summary = ?, stop_reason = ? WHERE id = ?",
+                    (self._clock(), to_json(summary), stop_reason, run_id),
+                )
+        except LedgerError as exc:
+            if error is None:
+                raise
+            error.add_note(f"the end of run {run_id} could not be recorded either: {exc}")
+            raise error from None
+
+    def job(self) -> JobRecord | None:
+        """The job this ledger belongs to, or None (never recorded, e.g. a schema-1 ledger)."""
+        with self._read("read the job record") as conn:
+            return ledger_job.read_job(conn)
+
+    def set_job(self, record: JobRecord) -> None:
+        """Record the job this ledger belongs to (replacing any earlier record)."""
+        with self._write("record the job") as conn:
+            ledger_job.write_job(conn, record)
+
+    def recorded_job_paths(self) -> list[str]:
+        """The job paths the runs were started with (distinct, as given, first run first)."""
+        with self._read("read the runs") as conn:
+            return ledger_job.recorded_job_paths(conn)
 
     def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
@@ -182,7 +220,7 @@ class Ledger:
             return []
         with self._write("register commands") as conn:
             before = conn.total_changes
-            conn.executemany(_INSERT, map(_insert_params, cmds))
+            conn.executemany(INSERT_COMMAND, map(insert_params, cmds))
             if conn.total_changes - before == len(cmds):
                 return [Status.PENDING] * len(cmds)  # all new: the common case, no lookup
             keys = [c.key for c in cmds]
@@ -205,13 +243,16 @@ class Ledger:
 
     def write_batch(self, items: Sequence[InFlight], results: Sequence[Result]) -> None:
         """In-flight marks, then outcomes, in one transaction (one disk sync for both)."""
-        marks = [(i.at, i.sent_valid_time, i.sent_expired_time, i.run_id, i.key) for i in items]
+        marks = [
+            (i.at, i.sent_valid_time, i.sent_expired_time, i.run_id, i.key, i.server_at)
+            for i in items
+        ]
         outcomes = [
             (r.status.value, r.errno, r.error, r.uuid, r.attempts, r.at, r.latency_ms,
              int(r.reconciled), r.key)
             for r in results
         ]  # fmt: skip
-        self._update("write outcomes", (_MARK, marks), (_RECORD, outcomes))
+        self._update("write outcomes", (MARK_IN_FLIGHT, marks), (RECORD_OUTCOME, outcomes))
 
     def set_status(self, keys: Collection[str], status: Status) -> None:
         """Move commands to ``status`` as they are (e.g. back to pending once reconciled)."""
@@ -221,29 +262,47 @@ class Ledger:
     def get(self, key: str) -> Row | None:
         """One command by key, or None."""
         with self._read("read a command") as conn:
-            found = conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
-        return None if found is None else _row(found)
+            found = conn.execute(f"{SELECT_ROWS} WHERE key = ?", (key,)).fetchone()
+        return None if found is None else row_of(found)
 
-    def rows(self, statuses: Collection[Status] | None = None) -> Generator[Row, None, None]:
+    def rows(
+        self, statuses: Collection[Status] | None = None, *, retired: bool | None = None
+    ) -> Generator[Row, None, None]:
         """Commands (all, or those in ``statuses``) in job order, streamed from a cursor.
 
+        ``retired``: None, every row; False, the job's (active) rows only; True, retired rows only.
         Rows written while the iteration is going may or may not be seen.
         """
-        sql, params = _SELECT, []
+        where, params = [], []
         if statuses is not None:
             params = sorted({Status(s).value for s in statuses})
             if not params:
                 return
-            sql += f" WHERE status IN ({', '.join('?' * len(params))})"
+            where.append(f"status IN ({', '.join('?' * len(params))})")
+        if retired is not None:
+            where.append("retired IS NOT NULL" if retired else ACTIVE)
+        sql = SELECT_ROWS + (f" WHERE {' AND '.join(where)}" if where else "")
         cur = self._live().cursor()
         try:
             cur.execute(sql + " ORDER BY seq", params)
             while chunk := cur.fetchmany(_FETCH):
-                yield from map(_row, chunk)
+                yield from map(row_of, chunk)
         except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: cannot read commands: {exc}") from exc
+            raise sqlite_error(self.path, "read commands", exc) from exc
         finally:
             cur.close()
+
+    def compare(
+        self, commands: Iterable[Command], *, apply: bool = False, sample: int = 20
+    ) -> JobDiff:
+        """How the job's commands differ from the ledger: changed, removed, returned and new.
+
+        Streamed once, in flat memory; without ``apply`` nothing is written. With it, a changed row
+        keeps all it holds under ``<key>~<n>`` (retired 'changed') and the edited command goes in,
+        pending, under the key; a removed row is retired 'removed'; a returned one is active again.
+        """
+        with self._read("compare the job") as conn:
+            return ledger_job.compare(conn, self._write, commands, apply=apply, sample=sample)
 
     def known_uuids(self, imei: str) -> set[str]:
         """Every uuid the ledger holds for one device."""
@@ -254,15 +313,25 @@ class Ledger:
             return {u for (u,) in cur}
 
     def counts(self) -> dict[Status, int]:
-        """How many commands are in each status (every status present)."""
+        """How many of the job's (active) commands are in each status (every status present)."""
         counts = dict.fromkeys(Status, 0)
-        with self._read("count commands") as conn, _small_cache(conn):
-            for status, n in conn.execute("SELECT status, COUNT(*) FROM commands GROUP BY status"):
+        sql = f"SELECT status, COUNT(*) FROM commands WHERE {ACTIVE} GROUP BY status"
+        with self._read("count commands") as conn, small_cache(conn):
+            for status, n in conn.execute(sql):
                 counts[_STATUS[status]] = n
         return counts
 
+    def retired_counts(self) -> dict[str, int]:
+        """How many rows are retired, by why: {'removed': n, 'changed': m}."""
+        counts = dict.fromkeys((r.value for r in Retired), 0)
+        sql = "SELECT retired, COUNT(*) FROM commands WHERE retired IS NOT NULL GROUP BY retired"
+        with self._read("count retired commands") as conn, small_cache(conn):
+            for why, n in conn.execute(sql):
+                counts[why] = n
+        return counts
+
     def total(self) -> int:
-        """How many commands the ledger holds."""
+        """How many commands the ledger holds (retired ones included)."""
         with self._read("count commands") as conn:
             (n,) = conn.execute("SELECT COUNT(*) FROM commands").fetchone()
         return int(n)
@@ -270,30 +339,31 @@ class Ledger:
     # -- figures for reports ----------------------------------------------------------------------
 
     def stats(self) -> LedgerStats:
-        """Whole-ledger figures in one SQL pass."""
-        with self._read("compute figures") as conn, _small_cache(conn):
-            t, out, first, last, att, retries, rec, lat = conn.execute(_STATS).fetchone()
+        """Figures over the job's (active) rows in one SQL pass."""
+        with self._read("compute figures") as conn, small_cache(conn):
+            t, out, first, last, att, retries, rec, lat = conn.execute(ACTIVE_STATS).fetchone()
         return LedgerStats(int(t), int(out), first, last, int(att), int(retries), int(rec), lat)
 
     def errno_groups(self) -> list[tuple[int, str, int]]:
-        """(errno, error text, count) for every errno recorded, most common text first."""
+        """(errno, error text, count) for every errno of an active row, most common text first."""
         with self._read("count errnos") as conn:
             return conn.execute(
                 "SELECT errno, error, COUNT(*) AS n FROM commands WHERE errno IS NOT NULL"
-                " GROUP BY errno, error ORDER BY errno, n DESC, error"
+                f" AND {ACTIVE} GROUP BY errno, error ORDER BY errno, n DESC, error"
             ).fetchall()
 
     def latencies_at(self, ranks: Sequence[int]) -> list[float]:
-        """Latencies at 1-based ``ranks`` in ascending order, read from one sorted cursor pass."""
+        """Active rows' latencies at 1-based ``ranks`` in ascending order, from one sorted pass."""
         wanted = sorted(set(ranks))
         found: dict[int, float] = {}
         seen = 0
         conn = self._live()
         cur = conn.cursor()
         try:
-            conn.execute(f"PRAGMA cache_size = {_SCAN_CACHE}")  # the sort spills to disk beyond it
+            conn.execute(f"PRAGMA cache_size = {SCAN_CACHE}")  # the sort spills to disk beyond it
             cur.execute(
-                "SELECT latency_ms FROM commands WHERE latency_ms IS NOT NULL ORDER BY latency_ms"
+                f"SELECT latency_ms FROM commands WHERE latency_ms IS NOT NULL AND {ACTIVE}"
+                " ORDER BY latency_ms"
             )
             while wanted and (chunk := cur.fetchmany(10 * _FETCH)):
                 while wanted and wanted[0] <= seen + len(chunk):
@@ -301,7 +371,7 @@ class Ledger:
                     found[rank] = chunk[rank - seen - 1][0]
                 seen += len(chunk)
         except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: cannot read latencies: {exc}") from exc
+            raise sqlite_error(self.path, "read latencies", exc) from exc
         finally:
             cur.close()
             conn.execute(f"PRAGMA cache_size = {CACHE}")
@@ -337,73 +407,7 @@ class Ledger:
         try:
             yield self._live()
         except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: cannot {what}: {exc}") from exc
+            raise sqlite_error(self.path, what, exc) from exc
 
-    @contextlib.contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        conn = self._live()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: cannot {what}: {exc}") from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise LedgerError(f"{self.path}: cannot {what}: {exc}") from exc
-            raise
-
-
-@contextlib.contextmanager
-def _small_cache(conn: sqlite3.Connection) -> Iterator[None]:
-    """A whole-ledger read with a small page cache: memory stays flat however large the ledger."""
-    conn.execute(f"PRAGMA cache_size = {_SCAN_CACHE}")
-    try:
-        yield
-    finally:
-        conn.execute(f"PRAGMA cache_size = {CACHE}")
-
-
-def _insert_params(c: Command) -> tuple[object, ...]:
-    if not c.key:
-        raise ValueError(f"{c.source}:{c.line}: command has no ledger key")
-    valid = None if c.valid_time is None else c.valid_time.text
-    return (c.key, c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args, valid,
-            c.expired_time.text, c.retry, c.timeout, c.trigger_msg, c.source, c.line)  # fmt: skip
-
-
-def _row(t: tuple[Any, ...]) -> Row:
-    values = list(t)
-    values[14] = _STATUS[values[14]]
-    values[24] = bool(values[24])
-    return Row(*values)
-
-
-def _to_json(data: Mapping[str, object]) -> str:
-    return json.dumps(_scrub(data), default=_plain, ensure_ascii=False, sort_keys=True)
-
-
-def _scrub(value: object) -> object:
-    """Plain data with every secret-looking key dropped (the api-key must never be stored)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {
-            str(k): _scrub(v)
-            for k, v in value.items()
-            if not _SECRET_NAME.search(str(k).lower().replace("-", "_"))
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_scrub(v) for v in value]
-    return value
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return type(value).__name__  # never repr(): it could carry a secret
+    def _write(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._live(), self.path, what)

@@ -3,25 +3,51 @@
 The schema grows by additive migrations: ``MIGRATIONS[n]`` takes a ledger from version ``n`` to
 ``n + 1`` (recorded in the ``meta`` table), so a newer dispatcher can add columns to a ledger an
 older one wrote without rewriting it. Never edit a released step; append a new one.
+
+Every path is resolved (symlinks followed) before it is used; the lock is in ledger_lock.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
-from dispatcher.errors import LedgerError, LedgerLockedError
+from dispatcher.errors import LedgerError
+from dispatcher.ledger_lock import FULL_HINT, os_error
+from dispatcher.ledger_records import LedgerFullError, Retired, Row, Status
 
-__all__ = ["CACHE", "MIGRATIONS", "ROW_COLUMNS", "connect", "lock", "schema_version"]
+if TYPE_CHECKING:
+    from dispatcher.jobs import Command
+
+__all__ = [
+    "ACTIVE",
+    "ACTIVE_STATS",
+    "CACHE",
+    "INSERT_COMMAND",
+    "MARK_IN_FLIGHT",
+    "MIGRATIONS",
+    "RECORD_OUTCOME",
+    "ROW_COLUMNS",
+    "SCAN_CACHE",
+    "SELECT_ROWS",
+    "connect",
+    "insert_params",
+    "row_of",
+    "schema_version",
+    "small_cache",
+    "sqlite_error",
+    "transaction",
+]
 
 log = logging.getLogger(__name__)
 
 CACHE = -16000  # KiB (negative: a size, not pages): the key index stays mostly cached
+SCAN_CACHE: Final = -2000  # KiB for whole-ledger reads and sorts (reports)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1: the first schema
@@ -67,6 +93,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             stop_reason TEXT
         )""",
     ),
+    (  # 2: OneNET's clock at each attempt; rows retired from the job (edited or removed)
+        "ALTER TABLE commands ADD COLUMN first_server_at REAL",
+        "ALTER TABLE commands ADD COLUMN last_server_at REAL",
+        "ALTER TABLE commands ADD COLUMN retired TEXT",
+    ),
 )
 
 # The columns of a ledger Row, in its field order.
@@ -74,44 +105,102 @@ ROW_COLUMNS: Final = (
     "seq", "key", "imei", "obj_id", "obj_inst_id", "res_id", "args", "valid_time", "expired_time",
     "retry", "timeout", "trigger_msg", "source", "line", "status", "errno", "error", "uuid",
     "attempts", "first_attempt_at", "last_attempt_at", "latency_ms", "sent_valid_time",
-    "sent_expired_time", "reconciled",
+    "sent_expired_time", "reconciled", "first_server_at", "last_server_at", "retired",
 )  # fmt: skip
+SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
+INSERT_COMMAND: Final = (
+    "INSERT INTO commands (key, imei, obj_id, obj_inst_id, res_id, args, valid_time,"
+    " expired_time, retry, timeout, trigger_msg, source, line)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
+)
+ACTIVE: Final = "retired IS NULL"
+MARK_IN_FLIGHT: Final = (
+    "UPDATE commands SET status = 'in_flight', first_attempt_at = COALESCE(first_attempt_at, ?1),"
+    " last_attempt_at = ?1, sent_valid_time = ?2, sent_expired_time = ?3, run_id = ?4,"
+    " first_server_at = COALESCE(first_server_at, ?6), last_server_at = ?6 WHERE key = ?5"
+)
+RECORD_OUTCOME: Final = (
+    "UPDATE commands SET status = ?1, errno = ?2, error = ?3, uuid = ?4,"
+    " attempts = attempts + ?5, first_attempt_at = COALESCE(first_attempt_at, ?6),"
+    " last_attempt_at = CASE WHEN ?5 > 0 OR last_attempt_at IS NULL THEN ?6"
+    " ELSE last_attempt_at END, latency_ms = ?7, reconciled = ?8 WHERE key = ?9"
+)
+ACTIVE_STATS: Final = (
+    "SELECT COUNT(*), TOTAL(status NOT IN ('pending', 'in_flight')), MIN(first_attempt_at),"
+    " MAX(last_attempt_at), TOTAL(attempts), TOTAL(MAX(attempts - 1, 0)), TOTAL(reconciled),"
+    f" COUNT(latency_ms) FROM commands WHERE {ACTIVE}"
+)
+_STATUS: Final = {s.value: s for s in Status}
+_RETIRED: Final = {r.value: r for r in Retired}
 
 
-def lock(path: Path) -> int:
-    """Take the exclusive, non-blocking flock on ``<path>.lock``; return its descriptor.
+def insert_params(c: Command) -> tuple[object, ...]:
+    """The parameters of :data:`INSERT_COMMAND` for one command."""
+    if not c.key:
+        raise ValueError(f"{c.source}:{c.line}: command has no ledger key")
+    valid = None if c.valid_time is None else c.valid_time.text
+    return (c.key, c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args, valid,
+            c.expired_time.text, c.retry, c.timeout, c.trigger_msg, c.source, c.line)  # fmt: skip
 
-    Closing the descriptor (or the process dying) releases it.
+
+def row_of(t: tuple[Any, ...]) -> Row:
+    """A Row from the columns of :data:`SELECT_ROWS`."""
+    values = list(t)
+    values[14] = _STATUS[values[14]]
+    values[24] = bool(values[24])
+    values[27] = None if values[27] is None else _RETIRED[values[27]]
+    return Row(*values)
+
+
+@contextlib.contextmanager
+def small_cache(conn: sqlite3.Connection) -> Iterator[None]:
+    """A whole-ledger read with a small page cache: memory stays flat however large the ledger."""
+    conn.execute(f"PRAGMA cache_size = {SCAN_CACHE}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size = {CACHE}")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, path: Path, what: str) -> Iterator[sqlite3.Connection]:
+    """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise sqlite_error(path, what, exc) from exc
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise sqlite_error(path, what, exc) from exc
+        raise
+
+
+def sqlite_error(path: Path, what: str, exc: sqlite3.Error) -> LedgerError:
+    """The LedgerError for a failed SQLite call; LedgerFullError for SQLITE_FULL."""
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+        return LedgerFullError(f"{path}: cannot {what}: {FULL_HINT} ({exc})")
+    return LedgerError(f"{path}: cannot {what}: {exc}")
+
+
+def connect(
+    path: Path, synchronous: str, read_only: bool, busy_ms: int, max_pages: int | None = None
+) -> sqlite3.Connection:
+    """Open the (resolved) database, creating it 0600; set WAL and ``synchronous``; migrate.
+
+    ``max_pages`` caps the file at that many pages (``PRAGMA max_page_count``): a test hook that
+    makes SQLite answer "database or disk is full" as a full disk would.
     """
-    lock_path = path.with_name(path.name + ".lock")
-    if not path.parent.is_dir():
-        raise LedgerError(f"cannot open the ledger {path}: directory {path.parent} does not exist")
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise LedgerError(f"cannot open the ledger lock {lock_path}: {exc.strerror}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        os.close(fd)
-        who = f" (process {holder})" if holder.isdigit() else ""
-        raise LedgerLockedError(
-            f"ledger {path} is in use by another dispatcher{who}: {lock_path} is locked;"
-            " wait for that run to end (or stop it), then try again"
-        ) from exc
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-def connect(path: Path, synchronous: str, read_only: bool, busy_ms: int) -> sqlite3.Connection:
-    """Open the database (creating it 0600), set WAL and ``synchronous``, migrate the schema."""
-    if read_only and not path.is_file():
+    real = path.resolve()
+    if read_only and not real.is_file():
         raise LedgerError(f"no ledger at {path}")
     if not read_only:
-        _create_private(path)
-    target = path.resolve().as_uri() + "?mode=ro" if read_only else str(path)
+        _create_private(real)
+    target = real.as_uri() + "?mode=ro" if read_only else str(real)
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(target, uri=read_only, isolation_level=None, check_same_thread=False)
@@ -120,11 +209,15 @@ def connect(path: Path, synchronous: str, read_only: bool, busy_ms: int) -> sqli
             conn.execute("PRAGMA journal_mode = WAL").fetchall()
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute(f"PRAGMA cache_size = {CACHE}")
+        # Temporary tables (the job's keys while comparing) and big sorts go to a file, not memory.
+        conn.execute("PRAGMA temp_store = FILE")
         # Keys are hashes, so each batch dirties ~one key-index page per command; a 40 MB WAL lets a
         # checkpoint write each page once for many batches instead of once per batch or two.
         conn.execute("PRAGMA wal_autocheckpoint = 10000")
         conn.execute("PRAGMA journal_size_limit = 67108864")  # truncate the WAL back to 64 MB
         _migrate(conn, path, read_only)
+        if max_pages is not None:
+            conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
     except BaseException as exc:
         if conn is not None:
             conn.close()
@@ -133,7 +226,7 @@ def connect(path: Path, synchronous: str, read_only: bool, busy_ms: int) -> sqli
                 f"{path} is not a dispatcher ledger (not an SQLite database)"
             ) from exc
         if isinstance(exc, sqlite3.Error):
-            raise LedgerError(f"cannot open the ledger {path}: {exc}") from exc
+            raise sqlite_error(path, "open the ledger", exc) from exc
         raise
     return conn
 
@@ -145,7 +238,7 @@ def _create_private(path: Path) -> None:
     except FileExistsError:
         return
     except OSError as exc:
-        raise LedgerError(f"cannot create the ledger {path}: {exc.strerror}") from exc
+        raise os_error(path, "create the ledger", exc) from exc
     try:
         os.fchmod(fd, 0o600)  # exactly 0600 whatever the umask
     finally:

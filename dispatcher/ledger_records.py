@@ -6,16 +6,24 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from dispatcher.errors import LedgerError
+
 __all__ = [
     "FINAL",
     "TO_SEND",
     "InFlight",
+    "LedgerFullError",
     "LedgerStats",
     "Result",
+    "Retired",
     "Row",
     "RunInfo",
     "Status",
 ]
+
+
+class LedgerFullError(LedgerError):
+    """A write found the disk (or the ledger file's size limit) full; nothing of it was kept."""
 
 
 class Status(StrEnum):
@@ -27,9 +35,17 @@ class Status(StrEnum):
     REJECTED = "rejected"  # OneNET refused it (errno)
     FAILED = "failed"  # transient trouble outlasted the retries; safe to send again
     IN_DOUBT = "in_doubt"  # the answer was lost: settle against OneNET's history before resending
+    EXPIRED = "expired"  # its expired_time passed before it could be sent: never sent
 
 
-FINAL: Final = frozenset({Status.ACCEPTED, Status.REJECTED})
+class Retired(StrEnum):
+    """Why a row is no longer part of the job (an active row has none)."""
+
+    REMOVED = "removed"  # the job file no longer lists it
+    CHANGED = "changed"  # replaced by an edited version under its key; the row kept as it was
+
+
+FINAL: Final = frozenset({Status.ACCEPTED, Status.REJECTED, Status.EXPIRED})
 TO_SEND: Final = frozenset({Status.PENDING, Status.FAILED})
 
 
@@ -62,6 +78,9 @@ class Row:
     sent_valid_time: str | None  # exactly what went on the wire
     sent_expired_time: str | None
     reconciled: bool
+    first_server_at: float | None = None  # OneNET's clock at the first attempt, unix seconds
+    last_server_at: float | None = None  # and at the latest
+    retired: Retired | None = None  # None: part of the job
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +92,7 @@ class InFlight:
     sent_valid_time: str | None
     sent_expired_time: str
     run_id: int
+    server_at: float | None = None  # OneNET's clock at this attempt (unix seconds), if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +125,7 @@ class RunInfo:
 
 @dataclass(frozen=True, slots=True)
 class LedgerStats:
-    """Whole-ledger figures, computed in one pass by SQLite."""
+    """Figures over the active rows (retired ones excluded), computed in one pass by SQLite."""
 
     total: int
     with_outcome: int  # accepted, rejected, failed or in doubt

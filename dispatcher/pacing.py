@@ -123,6 +123,45 @@ class Pace:
                 await self._sleep(min(due - now, _SLICE))
             self._grant(now)
 
+    async def acquire_for(
+        self,
+        ready: Callable[[float], Awaitable[None]] | None = None,
+        *,
+        abandon: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Like :meth:`acquire`, for a request that must be prepared for its moment of sending.
+
+        At the head of the queue (nobody before it), ``ready(seconds_until_start)`` is awaited
+        before the wait for the start, and again whenever the start moves (a hold): so a request
+        can fix its times for the moment it will really leave. ``abandon()`` is asked before each
+        slice of waiting: when it says True, nothing is granted and False is returned (a stop does
+        not wait out a long hold). An exception from ``ready`` goes up, granting nothing.
+        """
+        if self._free:
+            if abandon is not None and abandon():
+                return False
+            if ready is not None:
+                await ready(0.0)
+            self._started += 1
+            self._starts.append(self._clock())
+            return True
+        async with self._lock:
+            prepared_for: float | None = None
+            while True:
+                if abandon is not None and abandon():
+                    return False
+                now = self._clock()
+                due = self._due(now)
+                if ready is not None and due != prepared_for:
+                    await ready(max(due - now, 0.0))
+                    prepared_for = due
+                    continue  # preparing took time: look again
+                if due - now <= _EPSILON:
+                    break
+                await self._sleep(min(due - now, _SLICE))
+            self._grant(now)
+        return True
+
     def _due(self, now: float) -> float:
         """The earliest time the next start may happen, given the hold, schedule and window."""
         due = self._hold

@@ -2,6 +2,8 @@
 
 Figures come from SQL over the whole ledger (every run of the job); exports stream row by row, so
 a ledger of a million commands is reported in flat memory. Exports write records and nothing else.
+When the ledger knows its job's size, shares are of the whole job, and the commands not registered
+yet are counted. Retired rows (removed from the job file, or replaced by an edit) are counted apart.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, TextIO
 
@@ -36,15 +38,16 @@ EXPORT_FIELDS: Final = (
     "imei", "obj_id", "obj_inst_id", "res_id", "args", "status", "errno", "error", "uuid",
     "attempts", "source", "valid_time", "expired_time", "sent_valid_time", "sent_expired_time",
     "first_attempt_at", "last_attempt_at", "latency_ms", "reconciled", "retry", "timeout",
-    "trigger_msg", "key",
+    "trigger_msg", "key", "retired",
 )  # fmt: skip
+_RETIRED_LINES: Final = {"removed": "removed from the job", "changed": "replaced by an edit"}
 
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """What a ledger holds, in figures."""
+    """What a ledger holds, in figures (statuses and figures over the job's active rows)."""
 
-    total: int
+    total: int  # the job's rows in the ledger (retired ones apart)
     by_status: dict[str, int]  # every status, in lifecycle order
     by_errno: dict[int, int]  # non-zero errnos only, most frequent first
     errno_text: dict[int, str]  # each errno's most common error text
@@ -59,6 +62,9 @@ class Summary:
     reconciled: int  # outcomes found in OneNET's history rather than in an answer
     runs: int
     stop_reason: str | None  # why the latest run stopped early (None: it did not)
+    job_total: int | None = None  # commands in the job, as recorded (None: not recorded)
+    unregistered: int = 0  # commands of the job not in the ledger yet
+    retired: dict[str, int] = field(default_factory=dict)  # {'removed': n, 'changed': m}
 
 
 def summarize(ledger: Ledger) -> Summary:
@@ -78,6 +84,8 @@ def summarize(ledger: Ledger) -> Summary:
     if stats.first_at is not None and stats.last_at is not None:
         span = stats.last_at - stats.first_at
     runs = ledger.runs()
+    job = ledger.job()
+    job_total = None if job is None else job.total
     return Summary(
         total=stats.total,
         by_status={s.value: n for s, n in ledger.counts().items()},
@@ -94,6 +102,9 @@ def summarize(ledger: Ledger) -> Summary:
         reconciled=stats.reconciled,
         runs=len(runs),
         stop_reason=runs[-1].stop_reason if runs else None,
+        job_total=job_total,
+        unregistered=0 if job_total is None else max(0, job_total - stats.total),
+        retired=ledger.retired_counts(),
     )
 
 
@@ -107,12 +118,19 @@ def render_table(summary: Summary) -> Table:
     table = Table(title="Ledger summary", show_header=False, title_justify="left")
     table.add_column("figure", style="bold")
     table.add_column("value", justify="right")
-    table.add_row("commands", f"{summary.total:,}")
-    for name, n in summary.by_status.items():
-        share = f" ({n / summary.total:.1%})" if summary.total and n else ""
-        table.add_row(f"  {name.replace('_', ' ')}", f"{n:,}{share}")
+    whole = summary.total if summary.job_total is None else summary.job_total
+    table.add_row("commands", f"{whole:,}")
+    statuses = {name.replace("_", " "): n for name, n in summary.by_status.items()}
+    if summary.unregistered:
+        statuses["not registered yet"] = summary.unregistered
+    for name, n in statuses.items():
+        share = f" ({n / whole:.1%})" if whole and n else ""
+        table.add_row(f"  {name}", f"{n:,}{share}")
     for errno, n in summary.by_errno.items():
         table.add_row(f"  errno {errno} ({summary.errno_text[errno]})", f"{n:,}")
+    for why, n in summary.retired.items():
+        if n:
+            table.add_row(_RETIRED_LINES.get(why, f"retired ({why})"), f"{n:,}")
     table.add_row("HTTP attempts", f"{summary.attempts:,} ({summary.retries:,} retries)")
     table.add_row("reconciled", f"{summary.reconciled:,}")
     if summary.throughput is not None:
@@ -140,7 +158,10 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
     """The summary as plain JSON-ready data."""
     return {
         "total": summary.total,
+        "job_total": summary.job_total,
+        "unregistered": summary.unregistered,
         "by_status": dict(summary.by_status),
+        "retired": dict(summary.retired),
         "by_errno": [
             {"errno": e, "error": summary.errno_text[e], "count": n}
             for e, n in summary.by_errno.items()
@@ -183,6 +204,7 @@ def export_record(row: Row) -> dict[str, Any]:
         "timeout": row.timeout,
         "trigger_msg": row.trigger_msg,
         "key": row.key,
+        "retired": None if row.retired is None else row.retired.value,
     }
 
 

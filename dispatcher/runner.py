@@ -1,13 +1,18 @@
 """run_job(): stream a job to OneNET through a paced worker pool, recording every outcome.
 
-A run has three phases, all writing to the same ledger:
+A run has four phases, all writing to the same ledger:
 
-1. *leftovers*: commands an earlier run left ``in_flight`` (it was killed) or ``in_doubt`` are
+1. *probe*: one cheap authenticated call (a history query for a device of the job) checks the
+   api-key and the address before the fleet is touched, and reads OneNET's clock from its
+   ``Date`` header (clock.py); relative times and history searches use OneNET's clock;
+2. *leftovers*: commands an earlier run left ``in_flight`` (it was killed) or ``in_doubt`` are
    settled against OneNET's history (reconcile.py) before anything new is sent;
-2. *send*: the job file streams in batches into the ledger (``register``) and from there into a
+3. *send*: the job file streams in batches into the ledger (``register``) and from there into a
    bounded queue; ``concurrency`` workers in one TaskGroup take commands, mark them in flight
-   (durably), wait for the pace, send, retry what is worth retrying (tenacity), queue the outcome;
-3. *settle*: answers lost on the way back (``in_doubt``) are looked up in the history once they have
+   (durably), wait for the pace, send, retry what is worth retrying (tenacity), queue the outcome.
+   Times are fixed for the moment a request really leaves: when the wait for the pace (a hold, a
+   backoff) made them stale, they are resolved again and marked again before sending;
+4. *settle*: answers lost on the way back (``in_doubt``) are looked up in the history once they have
    had time to land; those OneNET never created are sent again, for a few rounds.
 
 A ``Stop`` ends a run early with a reason: the first request is graceful (no new commands, in-flight
@@ -19,16 +24,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Protocol, TypeVar
 
+from dispatcher.breakers import Breakers
 from dispatcher.client import ExecuteRequest, Outcome, Verdict
 from dispatcher.config import Settings
-from dispatcher.errors import RunAborted, UnreachableError, WrongKeyError
+from dispatcher.errors import (
+    LedgerError,
+    MisroutedError,
+    RunAborted,
+    ServerHungError,
+    UnreachableError,
+    WrongKeyError,
+)
 from dispatcher.jobs import Command, Job
 from dispatcher.ledger import TO_SEND, InFlight, Ledger, Result, Row, Status
 from dispatcher.pacing import Aimd, Pace
@@ -36,22 +51,43 @@ from dispatcher.reconcile import CommandClient, reconcile
 from dispatcher.recorder import Recorder
 from dispatcher.retrying import Attempts
 from dispatcher.run_state import RunResult, RunStats, Stop
-from dispatcher.times import BEIJING, format_onenet, parse_timespec
+from dispatcher.times import BEIJING, ServerClock, describe_offset, format_onenet, parse_timespec
 
-__all__ = ["RunResult", "RunStats", "Stop", "run_job"]
+__all__ = ["OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # A valid_time this close to the moment of sending has passed by the time OneNET checks it.
-_START_MARGIN = timedelta(seconds=2)
+_START_MARGIN = 2.0
+# Times resolved longer ago than this before the request leaves are resolved again.
+_STALE_S = 1.0
+# OneNET's clock this far from ours is worth a warning.
+_OFFSET_WARNING_S = 5.0
+_PROBE_DEVICES = 3  # distinct devices asked by the probe before errno 1 means a wrong key
+_PROBE_ATTEMPTS = 3
+
+
+class OneNetApi(CommandClient, Protocol):
+    """What a run needs from a OneNET client: the calls, and the URL it sends to (for messages)."""
+
+    @property
+    def execute_url(self) -> str: ...
+
+    async def probe(self, imei: str, start: datetime) -> Outcome: ...
 
 
 @dataclass(slots=True)
 class _Flight:
-    """One command on its way: what is sent, and whether a request is out right now."""
+    """One command on its way: what is sent, when its times were fixed, and whether it is out."""
 
-    key: str
+    command: Command
+    old: Status  # its status before this run sent it
     request: ExecuteRequest
+    resolved_at: float  # OneNET's clock when the times were fixed
+    valid_at: float | None  # the instants sent (OneNET's clock), to check them cheaply
+    expired_at: float
     attempts: int = 0
     on_wire: bool = False
     latency_ms: float | None = None
@@ -61,13 +97,17 @@ class _NotSent(Exception):
     """A stop arrived while the command waited for its pace slot."""
 
 
+class _Expired(Exception):
+    """The command's expired_time passed before it could be sent."""
+
+
 class _ImmediateStop(Exception):
     """Raised inside the pool's TaskGroup to cancel the workers."""
 
 
 async def run_job(
     job: Job,
-    client: CommandClient,
+    client: OneNetApi,
     ledger: Ledger,
     settings: Settings,
     *,
@@ -76,10 +116,17 @@ async def run_job(
     pace: Pace | None = None,
     reconcile_in_doubt: bool = True,
     resend_in_doubt: bool = False,
+    probe: bool = True,
+    server_clock: ServerClock | None = None,
+    notify: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> RunResult:
-    """Send every command of ``job`` not yet final in ``ledger``; return the ledger's counts."""
+    """Send every command of ``job`` not yet final in ``ledger``; return the ledger's counts.
+
+    ``notify`` receives the notable events a person should see (a clock offset, a stop), one line
+    each; by default they are logged.
+    """
     runner = _Runner(
         job,
         client,
@@ -88,73 +135,185 @@ async def run_job(
         stop=stop or Stop(),
         stats=stats or RunStats(),
         pace=pace or Pace(settings.limits.rate_per_second),
+        server_clock=server_clock or ServerClock(clock),
+        notify=notify or log.warning,
         clock=clock,
         sleep=sleep,
     )
-    return await runner.run(reconcile_in_doubt=reconcile_in_doubt, resend=resend_in_doubt)
+    return await runner.run(
+        reconcile_in_doubt=reconcile_in_doubt, resend=resend_in_doubt, probe=probe
+    )
 
 
 class _Runner:
     def __init__(
         self,
         job: Job,
-        client: CommandClient,
+        client: OneNetApi,
         ledger: Ledger,
         settings: Settings,
         *,
         stop: Stop,
         stats: RunStats,
         pace: Pace,
+        server_clock: ServerClock,
+        notify: Callable[[str], None],
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
     ) -> None:
         self.job, self.client, self.settings = job, client, settings
         self.stop, self.stats, self.pace = stop, stats, pace
+        self.server_clock, self.notify = server_clock, notify
         self.clock, self.sleep = clock, sleep
         self.recorder = Recorder(ledger)
         ceiling = settings.limits.rate_per_second
         self.aimd = Aimd(pace, ceiling) if settings.limits.adaptive else None
         self.attempts = Attempts(settings.retry, stop=stop, sleep=self._sleep)
+        self.breakers = Breakers(
+            settings.reliability.breaker_threshold,
+            url=client.execute_url,
+            timeout_s=settings.retry.request_timeout_s,
+        )
         self.run_id = 0
         self.aborted: RunAborted | None = None
-        self._auth_rejects: list[str] = []
-        self._unreached = 0  # attempts in a row that could not connect, while nothing is accepted
         self._doubted: set[str] = set()  # counted in_doubt by this run, until settled
+        self._settled: set[str] = set()  # leftovers this run settled: not "already done"
         self._cut_short = False  # in-flight requests were abandoned (immediate stop, grace over)
+        self._stopping = lambda: self.stop.requested
 
     # -- the phases -----------------------------------------------------------------------------
 
-    async def run(self, *, reconcile_in_doubt: bool, resend: bool) -> RunResult:
+    async def run(self, *, reconcile_in_doubt: bool, resend: bool, probe: bool) -> RunResult:
         ledger = self.recorder.ledger
+        error: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.recorder.run())
                 try:
-                    await self._phases(reconcile_in_doubt, resend)
+                    await self._phases(reconcile_in_doubt, resend, probe)
                 finally:
                     await self.recorder.close()
         except BaseExceptionGroup as group:
-            raise _sole(group) from None
-        finally:
+            error = _sole(group)
+        except BaseException as exc:  # cancelled from outside, or a KeyboardInterrupt
+            error = exc
+        try:
             self.recorder.drain_sync()
+        except LedgerError as exc:
+            error = error or exc
+        if error is not None:
+            if self.run_id:
+                with contextlib.suppress(LedgerError):
+                    ledger.finish_run(self.run_id, {}, f"broken off: {error}"[:300])
+            raise error
         counts = ledger.counts()
         ledger.finish_run(self.run_id, {s.value: n for s, n in counts.items()}, self.stop.reason)
-        return RunResult(self.run_id, counts, self.stats, self.stop.reason, self.aborted)
+        return RunResult(
+            self.run_id, counts, self.stats, self.stop.reason, self.aborted, self.stats.total
+        )
 
-    async def _phases(self, reconcile_in_doubt: bool, resend: bool) -> None:
+    async def _phases(self, reconcile_in_doubt: bool, resend: bool, probe: bool) -> None:
         ledger = self.recorder.ledger
         self.run_id = await self.recorder.call(
             ledger.start_run, str(self.job.path), self.settings.to_dict()
         )
-        await self._leftovers(reconcile_in_doubt, resend)
-        if not self.stop.requested:
-            await self._send_job()
-        if reconcile_in_doubt:
+        self.stats.start(await self.recorder.call(ledger.counts))
+        if probe:
+            await self._probe()
+        if self.aborted is None and not self.stop.requested:
+            await self._leftovers(reconcile_in_doubt, resend)
+            if not self.stop.requested:
+                await self._send_job()
+        if reconcile_in_doubt and self.aborted is None:
             await self._settle()
         if isinstance(self.aborted, WrongKeyError):
             # The key was wrong, not the devices: these go out again on the next run.
+            keys = self.breakers.auth_rejects
             await self.recorder.flush()
-            await self.recorder.call(ledger.set_status, self._auth_rejects, Status.PENDING)
+            await self.recorder.call(ledger.set_status, keys, Status.PENDING)
+            for _ in keys:
+                self.stats.move(Status.REJECTED, Status.PENDING)
+            self.stats.count(Status.REJECTED, -len(keys))
+
+    async def _probe(self) -> None:
+        """Check the key and the address with one cheap call, and read OneNET's clock."""
+        imeis = _first_devices(self.job, _PROBE_DEVICES)
+        if not imeis:
+            return
+        start = datetime.fromtimestamp(self.clock() - 86400, BEIJING)
+        base = self.client.execute_url.removesuffix("/nbiot/execute/offline")
+        device = failures = 0
+        while True:
+            if not await self.pace.acquire_for(abandon=self._stopping):
+                return
+            sent = self.clock()
+            outcome = await self._unless_stopped(self.client.probe(imeis[device], start))
+            if outcome is None:
+                return
+            self.stats.requests += 1
+            self._read_clock(outcome, sent)
+            if outcome.verdict is Verdict.ACCEPTED:
+                self._clock_known()
+                return
+            if outcome.errno == 1:  # the key, or only that device: ask another one
+                device += 1
+                if device < len(imeis):
+                    continue
+                self._abort(
+                    WrongKeyError(
+                        f"OneNET answered errno 1 (auth failed) for {len(imeis)} devices of the"
+                        " job before anything was sent: the api-key is wrong or not this"
+                        " product's master key"
+                    )
+                )
+                return
+            failures += 1
+            why: RunAborted | None = None
+            if outcome.misrouted and failures >= _PROBE_ATTEMPTS:
+                why = MisroutedError(
+                    f"{base}/nbiot/offline/history did not answer as OneNET does"
+                    f" ({outcome.error}): check onenet.base_url (a wrong path, or a proxy in"
+                    " between); nothing was sent"
+                )
+            elif not outcome.reached and failures >= _PROBE_ATTEMPTS:
+                why = UnreachableError(
+                    f"no connection to OneNET at {base} ({outcome.error}): check"
+                    " onenet.base_url and the network; nothing was sent"
+                )
+            elif outcome.timed_out and failures >= 2:
+                why = ServerHungError(
+                    f"{base} took the connection but sent no answer within"
+                    f" {self.settings.retry.request_timeout_s:g}s, twice: the server hangs;"
+                    " nothing was sent"
+                )
+            if why is not None:
+                self._abort(why)
+                return
+            if failures >= _PROBE_ATTEMPTS:
+                break
+            await self._sleep(self.settings.retry.initial_backoff_s * 2**failures)
+            if self.stop.requested:
+                return
+        if not self.server_clock.known:
+            self.notify(
+                f"could not read OneNET's clock ({outcome.error or 'no usable answer'}):"
+                " relative times use this machine's clock"
+            )
+
+    def _read_clock(self, outcome: Outcome, sent: float) -> None:
+        if outcome.server_date is not None:
+            self.server_clock.observe(outcome.server_date, (sent + self.clock()) / 2)
+
+    def _clock_known(self) -> None:
+        if not self.server_clock.known:
+            return
+        offset = self.server_clock.offset
+        self.stats.clock_offset = offset
+        if abs(offset) > _OFFSET_WARNING_S:
+            self.notify(
+                f"OneNET's clock is {describe_offset(offset)} this machine's: relative times and"
+                " history searches use OneNET's clock"
+            )
 
     async def _leftovers(self, reconcile_in_doubt: bool, resend: bool) -> None:
         ledger = self.recorder.ledger
@@ -167,9 +326,13 @@ class _Runner:
             await self._reconcile(doubtful)
         elif resend:
             await self.recorder.call(ledger.set_status, [r.key for r in doubtful], Status.PENDING)
+            for row in doubtful:
+                self._move(row, Status.PENDING)
         else:
-            keys = [r.key for r in doubtful if r.status is Status.IN_FLIGHT]
-            await self.recorder.call(ledger.set_status, keys, Status.IN_DOUBT)
+            flying = [r for r in doubtful if r.status is Status.IN_FLIGHT]
+            await self.recorder.call(ledger.set_status, [r.key for r in flying], Status.IN_DOUBT)
+            for row in flying:
+                self._move(row, Status.IN_DOUBT)
 
     async def _settle(self) -> None:
         ledger = self.recorder.ledger
@@ -188,7 +351,8 @@ class _Runner:
             await self._pool(_batches([(_command_of(r), Status.PENDING) for r in resend]))
 
     async def _reconcile(self, rows: list[Row]) -> list[Row]:
-        """Settle ``rows`` against the history; return those OneNET never created (now pending)."""
+        """Settle ``rows`` against the history; return the active ones OneNET never created (now
+        pending)."""
         rel = self.settings.reliability
         latest = max((r.last_attempt_at or 0.0) for r in rows)
         wait = latest + rel.settle_s - self.clock()
@@ -201,6 +365,9 @@ class _Runner:
             early = [r for r in rows if (r.last_attempt_at or 0.0) > settled]
             self._still_in_doubt(early)
             rows = [r for r in rows if (r.last_attempt_at or 0.0) <= settled]
+        if not rows:
+            return []
+        before = self.pace.started
         report = await reconcile(
             rows,
             self.client,
@@ -208,45 +375,45 @@ class _Runner:
             lookback_s=rel.reconcile_lookback_s,
             pace=self.pace,
             concurrency=self.settings.limits.concurrency,
+            stop=self.stop,
+            clock_offset_s=self.server_clock.offset,
         )
+        self.stats.requests += self.pace.started - before
         now = self.clock()
         for row, uuid in report.found:
-            self.recorder.record(
-                Result(row.key, Status.ACCEPTED, 0, "", uuid, 0, now, None, reconciled=True)
-            )
-        self.stats.reconciled += len(report.found)
-        for row, _ in report.found:
-            if row.key in self._doubted:
-                self._doubted.discard(row.key)
-                self.stats.in_doubt -= 1
-                self.stats.accepted += 1
-        for row in report.missing:  # sent again below, and counted by that outcome
-            if row.key in self._doubted:
-                self._doubted.discard(row.key)
-                self.stats.in_doubt -= 1
+            self._finish(row, Status.ACCEPTED, 0, "", 0, now, None, uuid=uuid, reconciled=True)
+            self.stats.reconciled += 1
+            self._settled.add(row.key)
+            self.breakers.disarm()
+        for row, reason in report.ambiguous:
+            self._finish(row, Status.IN_DOUBT, None, reason[:300], 0, now, None)
         self._still_in_doubt(report.unreachable, "history unreachable")
+        self._still_in_doubt(report.not_looked_up)
         await self.recorder.flush()
-        if report.missing:
+        missing = report.missing
+        if missing:
             await self.recorder.call(
-                self.recorder.ledger.set_status, [r.key for r in report.missing], Status.PENDING
+                self.recorder.ledger.set_status, [r.key for r in missing], Status.PENDING
             )
+            for row in missing:  # sent again below, and counted by that outcome
+                self._move(row, Status.PENDING)
+                self._uncount_doubt(row.key)
         log.info(
-            "reconciled %d: %d found, %d never created, %d unreachable",
+            "reconciled %d: %d found, %d never created, %d ambiguous, %d unreachable",
             len(rows),
             len(report.found),
-            len(report.missing),
+            len(missing),
+            len(report.ambiguous),
             len(report.unreachable),
         )
-        return report.missing
+        return [r for r in missing if r.retired is None]
 
     def _still_in_doubt(self, rows: list[Row], why: str = "not looked up yet") -> None:
         """Rows left unsettled: those a killed run left in flight become in doubt."""
         now = self.clock()
         for row in rows:
             if row.status is Status.IN_FLIGHT:
-                self.recorder.record(
-                    Result(row.key, Status.IN_DOUBT, None, why, None, 0, now, None)
-                )
+                self._finish(row, Status.IN_DOUBT, None, why, 0, now, None)
 
     # -- the pool -------------------------------------------------------------------------------
 
@@ -271,7 +438,7 @@ class _Runner:
 
     async def _pool(self, batches: AsyncIterator[list[tuple[Command, Status]]]) -> None:
         concurrency = self.settings.limits.concurrency
-        queue: asyncio.Queue[Command | None] = asyncio.Queue(maxsize=concurrency * 4)
+        queue: asyncio.Queue[tuple[Command, Status] | None] = asyncio.Queue(concurrency * 4)
         try:
             async with asyncio.TaskGroup() as tg:
                 producer = tg.create_task(self._produce(batches, queue, concurrency))
@@ -282,12 +449,12 @@ class _Runner:
                 watcher.cancel()
         except* _ImmediateStop:
             self._cut_short = True
-            log.warning("stopped at once: %s", self.stop.reason)
+            self.notify(f"stopped at once ({self.stop.reason}): commands on the wire are in doubt")
 
     async def _produce(
         self,
         batches: AsyncIterator[list[tuple[Command, Status]]],
-        queue: asyncio.Queue[Command | None],
+        queue: asyncio.Queue[tuple[Command, Status] | None],
         workers: int,
     ) -> None:
         async for batch in batches:
@@ -295,8 +462,8 @@ class _Runner:
                 break
             for command, status in batch:
                 if status in TO_SEND:
-                    await queue.put(command)
-                else:
+                    await queue.put((command, status))
+                elif command.key not in self._settled:
                     self.stats.skipped += 1
         for _ in range(workers):
             await queue.put(None)
@@ -309,56 +476,102 @@ class _Runner:
                 await self.stop.wait_immediate()
         raise _ImmediateStop
 
-    async def _work(self, queue: asyncio.Queue[Command | None]) -> None:
+    async def _work(self, queue: asyncio.Queue[tuple[Command, Status] | None]) -> None:
         while not self.stop.requested:
-            command = await queue.get()
-            if command is None:
+            item = await queue.get()
+            if item is None:
                 return
-            await self._send(command)
+            await self._send(*item)
 
-    async def _send(self, command: Command) -> None:
+    async def _send(self, command: Command, old: Status) -> None:
         now = self.clock()
-        request = self._request(command, datetime.fromtimestamp(now, BEIJING))
-        if request is None:
-            self._finish(command.key, Status.REJECTED, None, _EXPIRED, 0, now, None)
+        flight = self._resolve(command, old, self.server_clock.now())
+        if flight is None:
+            self._finish_key(command.key, old, Status.EXPIRED, None, _EXPIRED, 0, now, None)
             return
-        mark = InFlight(command.key, now, request.valid_time, request.expired_time, self.run_id)
-        await self.recorder.mark_in_flight(mark)
-        flight = _Flight(command.key, request)
+        await self._mark(flight, now)
         try:
             outcome = await self.attempts.run(self._attempt, flight)
         except _NotSent:
             # A stop came while it waited for its slot: it goes out with the next run.
-            self._finish(command.key, Status.PENDING, None, "", flight.attempts, now, None)
+            self._finish_key(command.key, old, Status.PENDING, None, "", flight.attempts, now, None)
+            return
+        except _Expired:
+            at = self.clock()
+            self._finish_key(command.key, old, Status.EXPIRED, None, _EXPIRED, flight.attempts, at)
             return
         except asyncio.CancelledError:
             status = Status.IN_DOUBT if flight.on_wire else Status.PENDING
-            self._finish(command.key, status, None, "stopped at once", flight.attempts, now, None)
+            error = "stopped at once" if flight.on_wire else ""
+            self._finish_key(command.key, old, status, None, error, flight.attempts, now, None)
             raise
-        self._finish_outcome(command.key, outcome, flight.attempts, flight.latency_ms)
+        self._finish_outcome(flight, outcome)
 
     async def _attempt(self, flight: _Flight) -> Outcome:
-        await self.pace.acquire()
-        if self.stop.requested:
+        if flight.attempts:
+            # A retry, after its backoff: times for now, marked before the wait for the pace.
+            await self._refresh(flight, self.server_clock.now())
+        ready = functools.partial(self._ready, flight)
+        if not await self.pace.acquire_for(ready, abandon=self._stopping):
             raise _NotSent
         flight.attempts += 1
         flight.on_wire = True
+        sent = self.clock()
         started = time.perf_counter()
         outcome = await self.client.execute_offline(flight.request)
         flight.latency_ms = (time.perf_counter() - started) * 1000.0
         flight.on_wire = False
         self.stats.requests += 1
-        self._observe(outcome, flight.key)
+        if outcome.server_date is not None:
+            self.server_clock.observe(outcome.server_date, sent + flight.latency_ms / 2000.0)
+        self._observe(outcome, flight.command.key)
         return outcome
 
-    def _request(self, c: Command, now: datetime) -> ExecuteRequest | None:
-        expired = c.expired_time.resolve(now)
-        if expired <= now + _START_MARGIN:
+    async def _ready(self, flight: _Flight, wait: float) -> None:
+        """At the head of the pace queue: fix the times again if they would be stale on sending."""
+        at = self.server_clock.now() + wait
+        if at - flight.resolved_at <= _STALE_S and _still_good(flight, at):
+            return
+        await self._refresh(flight, at)
+
+    async def _refresh(self, flight: _Flight, at: float) -> None:
+        """Resolve the times for a send at ``at`` (OneNET's clock); mark them if they changed."""
+        fresh = self._resolve(flight.command, flight.old, at)
+        if fresh is None:
+            raise _Expired
+        flight.resolved_at = fresh.resolved_at
+        if fresh.request != flight.request:
+            flight.request = fresh.request
+            flight.valid_at, flight.expired_at = fresh.valid_at, fresh.expired_at
+            await self._mark(flight, self.clock())
+
+    async def _mark(self, flight: _Flight, now: float) -> None:
+        req = flight.request
+        mark = InFlight(
+            flight.command.key,
+            now,
+            req.valid_time,
+            req.expired_time,
+            self.run_id,
+            server_at=flight.resolved_at,
+        )
+        await self.recorder.mark_in_flight(mark)
+
+    def _resolve(self, c: Command, old: Status, at: float) -> _Flight | None:
+        """The request for a send at ``at`` (OneNET's clock, unix seconds); None: expired."""
+        when = datetime.fromtimestamp(int(at), BEIJING)
+        expired = c.expired_time.resolve(when)
+        expired_at = expired.timestamp()
+        if expired_at <= at + _START_MARGIN:
             return None
-        valid = c.valid_time.resolve(now) if c.valid_time is not None else None
-        if valid is not None and valid <= now + _START_MARGIN:
-            valid = None  # a start that has passed means "from now", which is OneNET's default
-        return ExecuteRequest(
+        valid_at: float | None = None
+        valid = c.valid_time.resolve(when) if c.valid_time is not None else None
+        if valid is not None:
+            valid_at = valid.timestamp()
+            if valid_at <= at + _START_MARGIN:
+                # A start that has passed means "from now", which is OneNET's default.
+                valid, valid_at = None, None
+        request = ExecuteRequest(
             imei=c.imei,
             obj_id=c.obj_id,
             obj_inst_id=c.obj_inst_id,
@@ -370,45 +583,30 @@ class _Runner:
             timeout=c.timeout,
             trigger_msg=c.trigger_msg,
         )
+        return _Flight(c, old, request, at, valid_at, expired_at)
 
     def _observe(self, outcome: Outcome, key: str) -> None:
-        """Feed the pool-wide controls: the adaptive pace and the two early-run breakers."""
+        """Feed the pool-wide controls: the adaptive pace and the early-run breakers."""
         if outcome.throttled:
             self.stats.throttled += 1
             if self.aimd is not None:
                 self.aimd.on_throttle(outcome.retry_after)
-        elif outcome.verdict is Verdict.ACCEPTED and self.aimd is not None:
-            self.aimd.on_success()
-        if self.stats.accepted or self.stats.reconciled:
-            return  # after a success, errno 1 is one device's, and a lost connection a blip
-        threshold = self.settings.reliability.breaker_threshold
-        self._unreached = 0 if outcome.reached else self._unreached + 1
-        if self._unreached >= threshold and self.aborted is None:
-            self._abort(
-                UnreachableError(
-                    f"no connection to OneNET on {threshold} attempts in a row with nothing"
-                    f" accepted ({outcome.error}): check onenet.base_url and the network"
-                )
-            )
-        if outcome.errno == 1:
-            self._auth_rejects.append(key)
-            if len(self._auth_rejects) >= threshold and self.aborted is None:
-                self._abort(
-                    WrongKeyError(
-                        f"OneNET answered errno 1 (auth failed) to the first {threshold} commands"
-                        " with none accepted: the api-key is wrong or not this product's master key"
-                    )
-                )
+        elif outcome.verdict is Verdict.ACCEPTED:
+            self.breakers.disarm()
+            if self.aimd is not None:
+                self.aimd.on_success()
+        tripped = self.breakers.observe(outcome, key)
+        if tripped is not None:
+            self._abort(tripped)
 
     def _abort(self, why: RunAborted) -> None:
         """A breaker tripped: stop gracefully, with the reason."""
-        self.aborted = why
+        if self.aborted is None:
+            self.aborted = why
         self.stop.request(why.reason)
 
-    def _finish_outcome(
-        self, key: str, outcome: Outcome, attempts: int, latency: float | None
-    ) -> None:
-        verdict = outcome.verdict
+    def _finish_outcome(self, flight: _Flight, outcome: Outcome) -> None:
+        verdict, attempts = outcome.verdict, flight.attempts
         if verdict is Verdict.ACCEPTED:
             status = Status.ACCEPTED
         elif verdict is Verdict.IN_DOUBT:
@@ -419,27 +617,72 @@ class _Runner:
             status = Status.PENDING  # a retry cut short by a stop: OneNET created nothing
         else:
             status = Status.FAILED
-        error = outcome.error
-        self._finish(key, status, outcome.errno, error, attempts, self.clock(), latency, outcome)
+        uuid = outcome.uuid if status is Status.ACCEPTED else None
+        self._finish_key(
+            flight.command.key,
+            flight.old,
+            status,
+            outcome.errno,
+            outcome.error,
+            attempts,
+            self.clock(),
+            flight.latency_ms,
+            uuid=uuid,
+        )
 
     def _finish(
         self,
-        key: str,
+        row: Row,
         status: Status,
         errno: int | None,
         error: str,
         attempts: int,
         at: float,
         latency: float | None,
-        outcome: Outcome | None = None,
+        *,
+        uuid: str | None = None,
+        reconciled: bool = False,
     ) -> None:
-        uuid = outcome.uuid if outcome is not None and status is Status.ACCEPTED else None
+        """Record the outcome of a row read from the ledger (retired rows are not counted)."""
+        self.recorder.record(
+            Result(row.key, status, errno, error, uuid, attempts, at, latency, reconciled)
+        )
+        if row.retired is not None:
+            return
+        self._move(row, status)
+        if status is not Status.IN_DOUBT:  # still in doubt: counted where it was lost, if here
+            self._uncount_doubt(row.key)
+            self.stats.count(status)
+
+    def _finish_key(
+        self,
+        key: str,
+        old: Status,
+        status: Status,
+        errno: int | None,
+        error: str,
+        attempts: int,
+        at: float,
+        latency: float | None = None,
+        *,
+        uuid: str | None = None,
+    ) -> None:
+        """Record the outcome of a command this run sent."""
         self.recorder.record(Result(key, status, errno, error, uuid, attempts, at, latency))
+        self.stats.move(old, status)
         if status is Status.IN_DOUBT:
             self._doubted.add(key)
-        counter = _COUNTERS.get(status)
-        if counter is not None:
-            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        self.stats.count(status)
+
+    def _move(self, row: Row, status: Status) -> None:
+        if row.retired is None:
+            self.stats.move(row.status, status)
+
+    def _uncount_doubt(self, key: str) -> None:
+        """A command this run counted in doubt was settled: it is counted by its new outcome."""
+        if key in self._doubted:
+            self._doubted.discard(key)
+            self.stats.in_doubt -= 1
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep (the injected way), but wake early when a stop is requested."""
@@ -452,6 +695,44 @@ class _Runner:
         finally:
             sleeper.cancel()
             stopper.cancel()
+
+    async def _unless_stopped(self, call: Awaitable[T]) -> T | None:
+        """The result of ``call``, or None when an immediate stop comes first."""
+        task = asyncio.ensure_future(call)
+        stopper = asyncio.ensure_future(self.stop.wait_immediate())
+        try:
+            await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return task.result() if not task.cancelled() else None
+
+
+def _still_good(flight: _Flight, at: float) -> bool:
+    """Whether the times fixed for ``flight`` are still what OneNET would take at ``at``."""
+    if flight.expired_at <= at + _START_MARGIN:
+        return False
+    return flight.valid_at is None or flight.valid_at > at + _START_MARGIN
+
+
+def _first_devices(job: Job, n: int) -> list[str]:
+    """Up to ``n`` distinct IMEIs from the start of the job (for the probe)."""
+    found: list[str] = []
+    commands = job.commands()
+    try:
+        for command in itertools.islice(commands, 1000):
+            if command.imei not in found:
+                found.append(command.imei)
+                if len(found) >= n:
+                    break
+    except Exception:  # the send phase reports a broken job; the probe just has fewer devices
+        log.debug("reading the job for the probe failed", exc_info=True)
+    finally:
+        commands.close()
+    return found
 
 
 def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -469,12 +750,6 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 
 
 _EXPIRED = "expired_time passed before the command could be sent"
-_COUNTERS = {
-    Status.ACCEPTED: "accepted",
-    Status.REJECTED: "rejected",
-    Status.FAILED: "failed",
-    Status.IN_DOUBT: "in_doubt",
-}
 
 
 def _register_next(

@@ -8,7 +8,9 @@ or a relative one (``+30m``, ``+6h``, ``+2d``) counted from the moment the comma
 from __future__ import annotations
 
 import re
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
@@ -16,7 +18,9 @@ from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 __all__ = [
     "BEIJING",
     "MAX_OFFSET",
+    "ServerClock",
     "TimeSpec",
+    "describe_offset",
     "format_onenet",
     "now_beijing",
     "parse_onenet",
@@ -139,3 +143,62 @@ def _parse_offset(text: str) -> timedelta:
     if offset > MAX_OFFSET:
         raise ValueError(f"{text!r} is too far ahead (at most {MAX_OFFSET.days} days)")
     return offset
+
+
+class ServerClock:
+    """OneNET's clock as seen from here: the local clock plus an offset read off its answers.
+
+    OneNET checks ``valid_time`` against its own clock and keeps its history in it, so relative
+    times and history searches must use it. Each answer's ``Date`` header (RFC 9110 5.6.7) shows
+    the server's time truncated to the second: one reading is ``date + 0.5 - local`` to within
+    half a second plus half the round trip. The offset is the median of the recent readings, so a
+    slow answer cannot swing it; a new reading is taken only when the Date changes (at most once a
+    second), which keeps the cost off the hot path.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, *, keep: int = 9) -> None:
+        self._clock = clock
+        self._readings: deque[float] = deque(maxlen=keep)
+        self._last_date: float | None = None
+        self.offset = 0.0
+        """OneNET's clock minus the local one, in seconds (0.0 until an answer is seen)."""
+
+    @property
+    def known(self) -> bool:
+        """True once a Date header has been read."""
+        return self._last_date is not None
+
+    def local(self) -> float:
+        """The local clock (unix seconds)."""
+        return self._clock()
+
+    def now(self) -> float:
+        """OneNET's now, in unix seconds."""
+        return self._clock() + self.offset
+
+    def now_beijing(self) -> datetime:
+        """OneNET's now as an aware UTC+8 datetime, to the second."""
+        return datetime.fromtimestamp(int(self.now()), BEIJING)
+
+    def observe(self, server_date: float, received_at: float | None = None) -> None:
+        """Take a reading from an answer's Date (unix seconds) received at local ``received_at``."""
+        if server_date == self._last_date:
+            return
+        self._last_date = server_date
+        local = self._clock() if received_at is None else received_at
+        self._readings.append(server_date + 0.5 - local)
+        self.offset = statistics.median(self._readings)
+
+
+def describe_offset(seconds: float) -> str:
+    """An offset for people: '6m02s ahead', '4.1s behind'."""
+    size = abs(seconds)
+    way = "ahead of" if seconds > 0 else "behind"
+    whole = round(size)
+    if size < 60:
+        text = f"{size:.1f}s"
+    elif whole < 3600:
+        text = f"{whole // 60}m{whole % 60:02d}s"
+    else:
+        text = f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{text} {way}"

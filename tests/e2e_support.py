@@ -11,6 +11,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -137,6 +138,8 @@ async def run_against(
     api_key: str = API_KEY,
     stop: Stop | None = None,
     pace: Pace | None = None,
+    probe: bool = True,
+    **options: Any,
 ) -> RunResult:
     """One in-process run of the real dispatcher (real client, real session) against ``url``."""
     job = load_job(job_path)
@@ -144,7 +147,9 @@ async def run_against(
     async with aiohttp.ClientSession(timeout=timeout) as session:
         client = OneNetClient(session, url, api_key)
         with Ledger.open(ledger_path, synchronous=settings.ledger.synchronous) as ledger:
-            return await run_job(job, client, ledger, settings, stop=stop, pace=pace)
+            return await run_job(
+                job, client, ledger, settings, stop=stop, pace=pace, probe=probe, **options
+            )
 
 
 def ledger_rows(ledger_path: Path) -> list[Row]:

@@ -499,7 +499,7 @@ def test_run_with_resend_in_doubt_needs_no_reconcile(write_file: WriteFile) -> N
     result = invoke("run", path, "--resend-in-doubt", "--base-url", "http://127.0.0.1:9")
     assert result.exit_code == 2
     assert "--resend-in-doubt needs --no-reconcile" in result.stderr
-    assert not (path.parent / "job.ledger.db").exists()
+    assert not (path.parent / "job.yaml.ledger.db").exists()
 
 
 def test_run_with_an_unknown_flag_is_a_usage_error(write_file: WriteFile) -> None:
@@ -528,7 +528,7 @@ def test_run_with_a_bad_config_fails_naming_file_and_key(write_file: WriteFile) 
     assert result.stderr.strip() == (
         f"error: {config}: limits.concurency: unknown key (did you mean 'concurrency'?)"
     )
-    assert not (job.parent / "job.ledger.db").exists()
+    assert not (job.parent / "job.yaml.ledger.db").exists()
 
 
 def test_run_with_a_missing_config_fails(write_file: WriteFile) -> None:
@@ -596,8 +596,6 @@ def test_run_does_not_warn_for_loopback_or_https(write_file: WriteFile, url: str
             ["job.yaml", "--config", "config.yaml"],
             "limits.concurrency: 0 must be within 1..1024",
         ),
-        ({"job.yaml": job_yaml(I1, I2)}, ["job.yaml", "--rate", "-1"], "rate_per_second"),
-        ({"job.yaml": job_yaml(I1, I2)}, ["job.yaml", "--rate", "nan"], "--rate: must be a number"),
         ({"job.yaml": job_yaml(I1, BAD_LUHN)}, ["job.yaml", "--strict"], "nothing was sent"),
         ({"job.yaml": b"\x00\xff" * 100}, ["job.yaml"], "job.yaml"),
         ({}, ["nowhere.yaml"], "nowhere.yaml: no such file"),
@@ -616,7 +614,33 @@ async def test_run_that_cannot_start_sends_nothing(
     assert expected in done.stderr
     assert no_traceback(done.stdout, done.stderr)
     assert nothing_sent(emulator)
-    assert not (tmp_path / "job.ledger.db").exists()
+    assert not (tmp_path / "job.yaml.ledger.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--rate", "-1"], "rate_per_second: -1.0 must be positive"),
+        (["--rate", "nan"], "--rate: must be a number"),
+        (["--rate", "inf"], "--rate: must be a number"),
+        (["--concurrency", "0"], "--concurrency"),
+        (["--base-url", "http://h:99999"], "onenet.base_url"),
+        (["--base-url", "http://[::1"], "onenet.base_url"),
+        (["--base-url", "ftp://example.com"], "onenet.base_url"),
+    ],
+)
+async def test_every_bad_flag_value_is_a_usage_error(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    (tmp_path / "job.yaml").write_text(job_yaml(I1, I2), encoding="utf-8")
+    emulator = Emulator()
+    async with serve(emulator) as url:
+        base = [] if "--base-url" in args else ["--base-url", url]
+        done = await dispatcher_async("run", "job.yaml", *args, *base, cwd=tmp_path)
+    assert done.code == 2, done.stderr
+    assert expected in done.stderr
+    assert no_traceback(done.stdout, done.stderr)
+    assert nothing_sent(emulator)
 
 
 async def test_run_without_the_api_key_sends_nothing(tmp_path: Path) -> None:
@@ -644,14 +668,15 @@ async def test_run_sends_every_command_and_writes_a_private_ledger_next_to_the_j
             "run", "jobs/fleet.yaml", "--base-url", url, "--rate", "0", cwd=tmp_path
         )
     assert done.code == 0, done.stderr
-    ledger_path = jobs / "fleet.ledger.db"
+    ledger_path = jobs / "fleet.yaml.ledger.db"
     assert ledger_path.is_file()
     assert stat.S_IMODE(ledger_path.stat().st_mode) == 0o600
-    assert not (tmp_path / "fleet.ledger.db").exists()
+    assert not (tmp_path / "fleet.yaml.ledger.db").exists()
     summary = [line for line in done.stdout.splitlines() if line.strip()]
-    assert len(summary) == 1
-    assert "3 commands" in summary[0]
-    assert "3 accepted" in summary[0]
+    assert summary[0] == "job: 3 commands: 3 accepted"
+    assert summary[1].startswith("this run: 4 requests")  # the clock probe, then 3 sends
+    assert "3 accepted" in summary[1]
+    assert len(summary) == 2
     assert "━" not in done.stderr  # no live progress when stderr is not a terminal
     assert no_traceback(done.stderr)
 
@@ -678,7 +703,7 @@ async def test_run_with_an_explicit_ledger_writes_it_there(tmp_path: Path) -> No
     assert done.code == 0, done.stderr
     assert (tmp_path / "out" / "results.db").is_file()
     assert stat.S_IMODE((tmp_path / "out" / "results.db").stat().st_mode) == 0o600
-    assert not (tmp_path / "job.ledger.db").exists()
+    assert not (tmp_path / "job.yaml.ledger.db").exists()
 
 
 async def test_run_again_resumes_and_sends_nothing_already_accepted(tmp_path: Path) -> None:
@@ -705,7 +730,7 @@ async def test_run_with_foreign_imeis_finishes_with_exit_3(tmp_path: Path) -> No
     assert "3 accepted" in done.stdout
     assert "1 rejected" in done.stdout
     assert sorted(c.imei for c in emulator.accepted()) == sorted([I1, I2, I4])
-    report = invoke("report", tmp_path / "job.ledger.db", "--format", "jsonl")
+    report = invoke("report", tmp_path / "job.yaml.ledger.db", "--format", "jsonl")
     records = {r["imei"]: r for r in map(json.loads, report.stdout.splitlines())}
     assert (records[I3]["status"], records[I3]["errno"]) == ("rejected", 1)
     assert records[I3]["uuid"] is None
@@ -714,7 +739,7 @@ async def test_run_with_foreign_imeis_finishes_with_exit_3(tmp_path: Path) -> No
 async def test_run_refuses_a_ledger_another_dispatcher_holds(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(job_yaml(I1), encoding="utf-8")
     emulator = Emulator()
-    with LedgerHolder(tmp_path / "job.ledger.db"):
+    with LedgerHolder(tmp_path / "job.yaml.ledger.db"):
         async with serve(emulator) as url:
             done = await dispatcher_async("run", "job.yaml", "--base-url", url, cwd=tmp_path)
     assert done.code == 1
@@ -741,7 +766,7 @@ def finished_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     done = asyncio.run(go())
     assert done.code == 3, done.stderr
-    return root / "job.ledger.db"
+    return root / "job.yaml.ledger.db"
 
 
 def test_report_table_summarizes_the_ledger(finished_ledger: Path) -> None:
@@ -845,7 +870,7 @@ def test_report_on_a_missing_ledger_fails(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content", [b"", b"not a database at all\n" * 100])
 def test_report_on_a_file_that_is_not_a_ledger_fails(write_file: WriteFile, content: bytes) -> None:
-    path = write_file("job.ledger.db", content)
+    path = write_file("job.yaml.ledger.db", content)
     result = invoke("report", path, "--format", "csv")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {path}")
@@ -859,10 +884,10 @@ def test_report_with_an_unknown_format_is_a_usage_error(finished_ledger: Path) -
 
 
 def test_report_leaves_the_ledger_unchanged(finished_ledger: Path) -> None:
-    before = {p.name: p.read_bytes() for p in finished_ledger.parent.glob("job.ledger.db*")}
+    before = {p.name: p.read_bytes() for p in finished_ledger.parent.glob("job.yaml.ledger.db*")}
     for fmt in ("table", "csv", "jsonl", "json"):
         assert invoke("report", finished_ledger, "--format", fmt).exit_code == 0
-    after = {p.name: p.read_bytes() for p in finished_ledger.parent.glob("job.ledger.db*")}
+    after = {p.name: p.read_bytes() for p in finished_ledger.parent.glob("job.yaml.ledger.db*")}
     assert after == before
 
 
@@ -950,7 +975,9 @@ async def test_api_key_never_appears_in_output_logs_ledger_or_reports(tmp_path: 
             cwd=tmp_path,
         )
         reports = [
-            await dispatcher_async("-vv", "report", "job.ledger.db", "--format", fmt, cwd=tmp_path)
+            await dispatcher_async(
+                "-vv", "report", "job.yaml.ledger.db", "--format", fmt, cwd=tmp_path
+            )
             for fmt in ("table", "csv", "jsonl", "json")
         ]
     assert run.code == 3, run.stderr
@@ -959,7 +986,7 @@ async def test_api_key_never_appears_in_output_logs_ledger_or_reports(tmp_path: 
     texts = [run.stdout, run.stderr] + [r.stdout + r.stderr for r in reports]
     assert all(r.code == 0 for r in reports)
     assert [text for text in texts if SECRET in text] == []
-    holding, checked = files_holding(tmp_path, "job.ledger.db*", SECRET)
+    holding, checked = files_holding(tmp_path, "job.yaml.ledger.db*", SECRET)
     assert checked
     assert holding == []
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -23,12 +26,15 @@ from dispatcher.client import (
     MAX_BODY,
     MAX_RETRY_AFTER,
     ExecuteRequest,
+    Misrouted,
     OneNetClient,
     Outcome,
     Verdict,
     classify,
     parse_retry_after,
 )
+from dispatcher.emulator import Emulator, Faults
+from dispatcher.emulator import serve as serve_emulator
 from dispatcher.errors import OneNetUnavailable
 
 BASE = "http://onenet.test"
@@ -208,10 +214,12 @@ def test_gateway_timeout_is_in_doubt_because_the_request_went_through() -> None:
         b"[" * 5000,  # deeper than the parser allows
     ],
 )
-def test_bodies_that_are_not_a_json_object_are_transient(body: bytes) -> None:
+def test_2xx_bodies_that_are_not_a_json_object_are_in_doubt(body: bytes) -> None:
+    # OneNET took the request and answered something unusable: the command may exist.
     outcome = classify(200, body, {})
-    assert outcome.verdict is Verdict.TRANSIENT
-    assert outcome.uuid is None
+    assert outcome.verdict is Verdict.IN_DOUBT
+    assert (outcome.uuid, outcome.misrouted) == (None, False)
+    assert outcome.error.startswith("HTTP 200: answer ")
 
 
 @pytest.mark.parametrize(
@@ -219,9 +227,10 @@ def test_bodies_that_are_not_a_json_object_are_transient(body: bytes) -> None:
     [{"errno": "3"}, {"errno": None}, {"errno": True}, {"errno": 3.5}, {"errno": [0]},
      {"error": "succ"}, {"errno": 2**70}, {"errno": 2**40}, {"errno": {"code": 0}}],
 )  # fmt: skip
-def test_errno_of_the_wrong_type_is_transient(doc: dict[str, object]) -> None:
+def test_2xx_errno_of_the_wrong_type_is_in_doubt(doc: dict[str, object]) -> None:
     outcome = classify(200, json.dumps(doc).encode(), {})
-    assert outcome.verdict is Verdict.TRANSIENT
+    assert outcome.verdict is Verdict.IN_DOUBT
+    assert (outcome.uuid, outcome.errno, outcome.misrouted) == (None, None, False)
 
 
 @pytest.mark.parametrize(
@@ -237,6 +246,65 @@ def test_malformed_success_is_in_doubt_not_resent_blindly(doc: dict[str, object]
 
 def test_errno_zero_outside_2xx_is_never_accepted() -> None:
     assert classify(302, answer(data={"uuid": UUID}), {}).verdict is Verdict.IN_DOUBT
+
+
+PROXY_PAGE = b"<html><head><title>407 Proxy Authentication Required</title></head></html>"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "error"),
+    [
+        (404, {"Content-Type": "text/html"}, b"<html>Not Found</html>",
+         "HTTP 404 (text/html): not a OneNET answer"),
+        (403, {"content-type": "text/html; charset=utf-8"}, b"<html>Forbidden</html>",
+         "HTTP 403 (text/html): not a OneNET answer"),
+        (407, {"Content-Type": "text/html"}, PROXY_PAGE,
+         "HTTP 407 (text/html): not a OneNET answer"),
+        (301, {}, b"", "HTTP 301 (no content type): not a OneNET answer"),
+        (400, {"Content-Type": "text/plain"}, b'{"errno": 0, "err',
+         "HTTP 400 (text/plain): not a OneNET answer"),
+    ],
+)  # fmt: skip
+def test_non_json_3xx_and_4xx_answers_are_misrouted_and_transient(
+    status: int, headers: dict[str, str], body: bytes, error: str
+) -> None:
+    outcome = classify(status, body, headers)
+    assert (outcome.verdict, outcome.misrouted) == (Verdict.TRANSIENT, True)
+    assert (outcome.error, outcome.http_status, outcome.uuid) == (error, status, None)
+
+
+@pytest.mark.parametrize(
+    "doc", [{"message": "Not Found"}, {"errno": "1"}, {"errno": None}, [1], "oops", None]
+)
+def test_json_4xx_answers_without_an_integer_errno_are_misrouted(doc: object) -> None:
+    outcome = classify(404, orjson.dumps(doc), {"Content-Type": "application/json"})
+    assert (outcome.verdict, outcome.misrouted) == (Verdict.TRANSIENT, True)
+    assert outcome.error == (
+        "HTTP 404 (application/json): not a OneNET answer (JSON without an integer errno)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"), [(500, Verdict.TRANSIENT), (502, Verdict.TRANSIENT),
+                            (504, Verdict.IN_DOUBT), (429, Verdict.TRANSIENT)]
+)  # fmt: skip
+def test_5xx_and_429_html_pages_are_never_misrouted(status: int, verdict: Verdict) -> None:
+    outcome = classify(status, b"<html>error</html>", {"Content-Type": "text/html"})
+    assert (outcome.verdict, outcome.misrouted) == (verdict, False)
+
+
+def test_2xx_and_4xx_answers_with_an_integer_errno_are_onenets() -> None:
+    assert classify(404, answer(3, "parameter required"), {}).misrouted is False
+    assert classify(200, b"<html>maintenance</html>", {}).misrouted is False
+
+
+def test_the_date_header_becomes_the_server_date() -> None:
+    when = 1_900_000_000.0
+    date = format_datetime(datetime.fromtimestamp(when, UTC), usegmt=True)
+    assert classify(200, answer(data={"uuid": UUID}), {"Date": date}).server_date == when
+    assert classify(503, b"", {"date": date}).server_date == when
+    assert classify(200, answer(data={"uuid": UUID}), {}).server_date is None
+    assert classify(200, answer(), {"Date": "yesterday, around noon"}).server_date is None
 
 
 def test_business_errors_on_4xx_keep_their_errno() -> None:
@@ -377,7 +445,8 @@ async def test_args_that_cannot_be_encoded_are_rejected_without_sending(
         (200, answer(1, "auth failed"), {}, Verdict.REJECTED),
         (429, b"slow down", {"Retry-After": "3"}, Verdict.TRANSIENT),
         (500, b"<html>Internal Server Error</html>", {}, Verdict.TRANSIENT),
-        (200, b"<html>maintenance</html>", {}, Verdict.TRANSIENT),
+        (200, b"<html>maintenance</html>", {}, Verdict.IN_DOUBT),
+        (404, b"<html>Not Found</html>", {"Content-Type": "text/html"}, Verdict.TRANSIENT),
         (200, answer(data={}), {}, Verdict.IN_DOUBT),
     ],
 )
@@ -486,7 +555,7 @@ async def test_the_request_on_the_wire_is_exactly_as_given() -> None:
         b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",  # no length: read until the cap
     ],
 )
-async def test_a_huge_body_is_transient_and_not_read_whole(head: bytes) -> None:
+async def test_a_huge_2xx_body_is_in_doubt_and_not_read_whole(head: bytes) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(head)
@@ -502,8 +571,8 @@ async def test_a_huge_body_is_transient_and_not_read_whole(head: bytes) -> None:
     server, base = await serve(handler)
     async with server, aiohttp.ClientSession() as session:
         outcome = await OneNetClient(session, base, KEY).execute_offline(request())
-    assert outcome.verdict is Verdict.TRANSIENT
-    assert "larger than" in outcome.error
+    assert outcome.verdict is Verdict.IN_DOUBT  # OneNET answered: the command may exist
+    assert outcome.error == f"HTTP 200: answer larger than {MAX_BODY} bytes"
 
 
 async def test_connection_refused_is_transient_and_never_reached_the_server() -> None:
@@ -673,3 +742,311 @@ async def test_cancel_is_accepted_with_the_uuid_or_carries_the_errno(
     mocked.put(url, exception=aiohttp.ClientConnectionError("reset"))
     with pytest.raises(OneNetUnavailable):
         await client.cancel("861234567890123", UUID)
+
+
+async def test_follow_ups_answered_by_a_proxy_page_raise_misrouted(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    page = {"status": 403, "body": b"<html>Forbidden</html>", "content_type": "text/html"}
+    mocked.get(HISTORY, **page)
+    mocked.get(f"{BASE}/nbiot/offline/history/{UUID}?imei=1", **page)
+    client = OneNetClient(session, BASE, KEY)
+    with pytest.raises(Misrouted) as history:
+        await client.history("861234567890123", datetime.now(BEIJING))
+    with pytest.raises(Misrouted) as detail:
+        await client.detail("1", UUID)
+    assert str(history.value) == "history: HTTP 403 (text/html): not a OneNET answer"
+    assert str(detail.value) == "detail: HTTP 403 (text/html): not a OneNET answer"
+    assert history.value.misrouted is True
+    assert isinstance(history.value, OneNetUnavailable)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(200, b"<html>maintenance</html>"), (502, b"<html>Bad Gateway</html>"),
+     (404, answer(5006, "system logic limit"))],
+)  # fmt: skip
+async def test_follow_ups_answered_by_onenet_or_a_gateway_are_not_misrouted(
+    session: aiohttp.ClientSession, mocked: Any, status: int, body: bytes
+) -> None:
+    mocked.get(HISTORY, status=status, body=body, content_type="text/html")
+    with pytest.raises(OneNetUnavailable) as caught:
+        await OneNetClient(session, BASE, KEY).history("861234567890123", datetime.now(BEIJING))
+    assert not isinstance(caught.value, Misrouted)
+
+
+def test_execute_url_is_the_base_and_path_without_query_or_key() -> None:
+    client = OneNetClient(aiohttp.ClientSession.__new__(aiohttp.ClientSession), BASE + "/", KEY)
+    assert client.execute_url == "http://onenet.test/nbiot/execute/offline"
+
+
+# -- OneNET's clock: probe and the dates of follow-up answers --------------------------------
+
+DATE = "Wed, 01 May 2024 04:00:00 GMT"
+DATE_UNIX = datetime(2024, 5, 1, 4, 0, 0, tzinfo=UTC).timestamp()
+
+
+async def test_probe_asks_for_one_history_item_and_is_accepted_with_the_server_date(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.get(HISTORY, body=answer(data={"total_count": 0, "items": []}), headers={"Date": DATE})
+    start = datetime(2030, 1, 1, 2, 0, 0, tzinfo=UTC)
+    outcome = await OneNetClient(session, BASE, KEY).probe("861234567890123", start)
+    assert outcome == Outcome(Verdict.ACCEPTED, errno=0, http_status=200, server_date=DATE_UNIX)
+    [(method, url, kwargs)] = sent(mocked)
+    assert (method, url.path) == ("GET", "/nbiot/offline/history")
+    assert dict(url.query) == {
+        "imei": "861234567890123",
+        "start": "2030-01-01T10:00:00",
+        "page": "1",
+        "per_page": "1",
+    }
+    assert kwargs["headers"] == {"api-key": KEY}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "verdict", "errno"),
+    [(200, answer(1, "auth failed"), Verdict.REJECTED, 1),
+     (200, answer(7, "service internal error"), Verdict.TRANSIENT, 7),
+     (200, b"<html>maintenance</html>", Verdict.IN_DOUBT, None),
+     (404, b"<html>Not Found</html>", Verdict.TRANSIENT, None),
+     (302, answer(), Verdict.IN_DOUBT, 0)],
+)  # fmt: skip
+async def test_probe_answers_other_than_success_are_judged_as_execute_answers(
+    session: aiohttp.ClientSession,
+    mocked: Any,
+    status: int,
+    body: bytes,
+    verdict: Verdict,
+    errno: int | None,
+) -> None:
+    mocked.get(HISTORY, status=status, body=body, headers={"Date": DATE})
+    outcome = await OneNetClient(session, BASE, KEY).probe("861234567890123", datetime.now(UTC))
+    assert (outcome.verdict, outcome.errno, outcome.uuid) == (verdict, errno, None)
+    assert outcome.server_date == DATE_UNIX
+
+
+async def test_probe_network_failures_are_outcomes_never_raised(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.get(HISTORY, exception=aiohttp.ConnectionTimeoutError("connect timed out"))
+    mocked.get(HISTORY, exception=aiohttp.ServerDisconnectedError())
+    mocked.get(HISTORY, exception=aiohttp.SocketTimeoutError("Timeout on reading data"))
+    client = OneNetClient(session, BASE, KEY)
+    refused, cut, late = [await client.probe("861234567890123", datetime.now(UTC)) for _ in "abc"]
+    assert (refused.verdict, refused.reached) == (Verdict.TRANSIENT, False)
+    assert (cut.verdict, cut.reached, cut.timed_out) == (Verdict.IN_DOUBT, True, False)
+    assert (late.verdict, late.timed_out) == (Verdict.IN_DOUBT, True)
+
+
+async def test_probe_reads_the_emulators_offset_clock() -> None:
+    now = 1_900_000_000.0
+    emulator = Emulator(Faults(clock_offset_s=-7200.0), clock=lambda: now)
+    async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
+        outcome = await OneNetClient(session, url, KEY).probe(
+            "861234567890123", datetime.fromtimestamp(now, UTC)
+        )
+    assert (outcome.verdict, outcome.uuid) == (Verdict.ACCEPTED, None)
+    assert outcome.server_date == now - 7200.0
+
+
+async def test_history_awaits_before_page_ahead_of_each_page_and_reports_each_date(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    events: list[str] = []
+    pages = paged(250)
+
+    def respond(url: URL, **kwargs: Any) -> CallbackResult:
+        events.append(f"page {url.query['page']}")
+        result = pages(url, **kwargs)
+        result.headers = {"Date": f"Wed, 01 May 2024 04:00:0{url.query['page']} GMT"}
+        return result
+
+    async def before_page() -> None:
+        events.append("pace")
+
+    dates: list[float] = []
+    mocked.get(HISTORY, callback=respond, repeat=True)
+    items = await OneNetClient(session, BASE, KEY).history(
+        "861234567890123", datetime.now(UTC), before_page=before_page, on_date=dates.append
+    )
+    assert len(items) == 250
+    assert events == ["pace", "page 1", "pace", "page 2", "pace", "page 3"]
+    assert dates == [DATE_UNIX + 1, DATE_UNIX + 2, DATE_UNIX + 3]
+
+
+async def test_detail_reports_the_server_date_even_when_the_answer_is_an_error(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    url = f"{BASE}/nbiot/offline/history/{UUID}?imei=1"
+    mocked.get(url, body=answer(data={"args": "x"}), headers={"Date": DATE})
+    mocked.get(url, body=answer(3, "bad uuid"), headers={"Date": DATE})
+    mocked.get(url, body=answer(data={"args": "x"}), headers={"Date": "not a date"})
+    dates: list[float] = []
+    client = OneNetClient(session, BASE, KEY)
+    assert (await client.detail("1", UUID, on_date=dates.append))["args"] == "x"
+    with pytest.raises(OneNetUnavailable):
+        await client.detail("1", UUID, on_date=dates.append)
+    await client.detail("1", UUID, on_date=dates.append)
+    assert dates == [DATE_UNIX, DATE_UNIX]
+
+
+async def test_execute_outcome_carries_the_server_date(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    mocked.post(EXECUTE, body=answer(data={"uuid": UUID}), headers={"Date": DATE})
+    outcome = await OneNetClient(session, BASE, KEY).execute_offline(request())
+    assert (outcome.uuid, outcome.server_date) == (UUID, DATE_UNIX)
+
+
+# -- a hung server, timeouts ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "verdict", "reached", "timed_out"),
+    [
+        (aiohttp.SocketTimeoutError("Timeout on reading data from socket"),
+         Verdict.IN_DOUBT, True, True),
+        (aiohttp.ServerTimeoutError("read timed out"), Verdict.IN_DOUBT, True, True),
+        (TimeoutError(), Verdict.IN_DOUBT, True, True),
+        (aiohttp.ConnectionTimeoutError("connect timed out"), Verdict.TRANSIENT, False, False),
+        (aiohttp.ServerDisconnectedError(), Verdict.IN_DOUBT, True, False),
+    ],
+)  # fmt: skip
+async def test_no_answer_in_time_is_in_doubt_and_timed_out_but_a_connect_timeout_is_not(
+    session: aiohttp.ClientSession,
+    mocked: Any,
+    exc: Exception,
+    verdict: Verdict,
+    reached: bool,
+    timed_out: bool,
+) -> None:
+    mocked.post(EXECUTE, exception=exc)
+    outcome = await OneNetClient(session, BASE, KEY).execute_offline(request())
+    assert (outcome.verdict, outcome.reached, outcome.timed_out) == (verdict, reached, timed_out)
+
+
+async def test_a_server_that_never_answers_is_in_doubt_and_timed_out() -> None:
+    emulator = Emulator(Faults(hang_rate=1.0))
+    timeout = aiohttp.ClientTimeout(sock_read=0.2)
+    async with serve_emulator(emulator) as url, aiohttp.ClientSession(timeout=timeout) as session:
+        outcome = await OneNetClient(session, url, KEY).execute_offline(request())
+    assert (outcome.verdict, outcome.timed_out, outcome.reached) == (Verdict.IN_DOUBT, True, True)
+    assert outcome.error.startswith("no answer in time: ")
+    assert emulator.accepted() == []
+
+
+# -- answers from the emulator's faults ------------------------------------------------------
+
+
+def emulator_request() -> ExecuteRequest:
+    return request(valid_time=None, expired_time="2099-01-01T00:00:00")
+
+
+async def test_a_truncated_answer_is_in_doubt_and_the_command_exists() -> None:
+    emulator = Emulator(Faults(truncate_rate=1.0))
+    async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
+        outcome = await OneNetClient(session, url, KEY).execute_offline(emulator_request())
+    assert (outcome.verdict, outcome.misrouted) == (Verdict.IN_DOUBT, False)
+    assert re.fullmatch(r"HTTP 200: answer is not JSON \(\d+ bytes\)", outcome.error)
+    assert len(emulator.accepted()) == 1
+
+
+async def test_a_proxy_page_in_front_is_misrouted_for_execute_and_follow_ups() -> None:
+    emulator = Emulator(Faults(html_status=407))
+    async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
+        client = OneNetClient(session, url, KEY)
+        outcome = await client.execute_offline(emulator_request())
+        with pytest.raises(Misrouted, match="history: HTTP 407 "):
+            await client.history("861234567890123", datetime.now(UTC))
+    assert (outcome.verdict, outcome.misrouted) == (Verdict.TRANSIENT, True)
+    assert outcome.error == "HTTP 407 (text/html): not a OneNET answer"
+    assert emulator.accepted() == []
+
+
+async def test_gzip_answers_are_inflated_and_read() -> None:
+    emulator = Emulator(Faults(compress=True, affect_reads=True))
+    async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
+        client = OneNetClient(session, url, KEY)
+        outcome = await client.execute_offline(emulator_request())
+        items = await client.history("861234567890123", datetime(2000, 1, 1, tzinfo=UTC))
+    assert outcome.verdict is Verdict.ACCEPTED
+    assert [item.uuid for item in items] == [outcome.uuid]
+
+
+BOMB = 32 * MAX_BODY  # inflated bytes; about 32 KB compressed
+
+
+async def test_a_gzip_bomb_answer_is_in_doubt_and_never_inflated_whole() -> None:
+    emulator = Emulator(Faults(bomb_bytes=BOMB))
+    async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
+        client = OneNetClient(session, url, KEY)
+        first = await client.execute_offline(emulator_request())  # builds the bomb once
+        tracemalloc.start()
+        try:
+            second = await client.execute_offline(emulator_request())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    for outcome in (first, second):
+        assert outcome.verdict is Verdict.IN_DOUBT  # the command was stored
+        assert outcome.error == f"HTTP 200: answer larger than {MAX_BODY} bytes"
+    assert len(emulator.accepted()) == 2
+    assert peak < 4 * MAX_BODY  # inflating it whole would take BOMB bytes
+
+
+async def test_a_gzip_bomb_follow_up_answer_is_unavailable_and_never_inflated_whole() -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = b"".join(packer.compress(b" " * MAX_BODY) for _ in range(32)) + packer.flush()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(bomb), bomb)
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    server, base = await serve(handler)
+    async with server, aiohttp.ClientSession() as session:
+        tracemalloc.start()
+        try:
+            with pytest.raises(OneNetUnavailable, match=f"larger than {MAX_BODY} bytes"):
+                await OneNetClient(session, base, KEY).detail("1", UUID)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 4 * MAX_BODY
+
+
+# -- masking the key --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("latest test run", "latest *** run"),
+        ("testing attested tests", "testing attested tests"),
+        ("test", "***"),
+        ("GET /x?api-key=test&imei=1 failed", "GET /x?api-key=***&imei=1 failed"),
+        ("header api-key: test was refused", "header api-key: *** was refused"),
+        ("test-run test_case test/x test+1", "test-run test_case test/x test+1"),
+    ],
+)
+async def test_a_short_key_is_masked_only_where_it_stands_as_a_whole_token(
+    session: aiohttp.ClientSession, mocked: Any, text: str, masked: str
+) -> None:
+    mocked.post(EXECUTE, body=answer(1, text))
+    outcome = await OneNetClient(session, BASE, "test").execute_offline(request())
+    assert outcome.error == masked
+
+
+async def test_a_key_is_masked_percent_encoded_in_a_url_too(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    key = "Ab+cd/Ef=="
+    mocked.post(EXECUTE, body=answer(1, f"bad url ?api-key=Ab%2Bcd%2FEf%3D%3D&x=1 and {key}."))
+    outcome = await OneNetClient(session, BASE, key).execute_offline(request())
+    assert outcome.error == "bad url ?api-key=***&x=1 and ***."

@@ -289,6 +289,36 @@ def test_every_range_problem_is_reported_at_once(write_file: WriteFile) -> None:
     assert "ledger.batch_size" in message
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("onenet:\n  base_url: http://h:99999\n", "is not an http(s) URL: port out of range"),
+        ("onenet:\n  base_url: http://[::1\n", "is not an http(s) URL: invalid IPv6 URL"),
+        ("limits:\n  rate_per_second: 1" + "0" * 400 + "\n", "rate_per_second: must be a number"),
+        ("reliability:\n  settle_s: 1" + "0" * 400 + "\n", "settle_s: must be a number"),
+        ("limits:\n  concurrency: 2020-13-45\n", "not valid YAML (month must be in 1..12)"),
+        ("limits:\n  concurrency: !!int abc\n", "not valid YAML (invalid literal for int()"),
+        ("limits:\n  concurrency: " + "9" * 5000 + "\n", "not valid YAML (Exceeds the limit"),
+        ('onenet:\n  api_key_env: "\\ud800"\n', "onenet.api_key_env: '\\ud800' is not"),
+        ("onenet:\n  api_key_env: A=B\n", "onenet.api_key_env: 'A=B' is not the name of an"),
+        ('onenet:\n  api_key_env: "A\\0"\n', "onenet.api_key_env: 'A\\x00' is not the name"),
+    ],
+)
+def test_values_python_cannot_take_are_config_errors_not_tracebacks(
+    write_file: WriteFile, text: str, expected: str
+) -> None:
+    message = config_error(write_file, text)
+    assert expected in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["\ud800", "A=B", "A\x00"])
+def test_api_key_env_that_cannot_name_a_variable_is_a_config_error(name: str) -> None:
+    settings = Settings(onenet=OneNetSettings(api_key_env=name))
+    with pytest.raises(ConfigError, match="is not the name of an environment variable"):
+        api_key_from_env(settings)
+
+
 # --- unknown names, malformed files -------------------------------------------------------------
 
 
@@ -413,6 +443,14 @@ def test_rate_override_of_zero_or_none_means_no_limit(rate: float | str | None) 
         ({"concurrency": 5000}, "limits.concurrency: 5000 must be within 1..1024"),
         ({"base_url": "ftp://example.com"}, "onenet.base_url: 'ftp://example.com'"),
         ({"base_url": "not a url"}, "is not an http(s) URL"),
+        (
+            {"base_url": "http://h:99999"},
+            "onenet.base_url: 'http://h:99999' is not an http(s) URL: port out of range 0-65535",
+        ),
+        ({"base_url": "http://[::1"}, "'http://[::1' is not an http(s) URL: invalid IPv6 URL"),
+        ({"base_url": "http://h:abc/"}, "'http://h:abc/' is not an http(s) URL: port could not"),
+        ({"base_url": "http://[zz]/"}, "'http://[zz]/' is not an http(s) URL: 'zz' does not"),
+        ({"rate": 10**400}, "--rate: must be a number"),
     ],
 )
 def test_bad_override_is_checked_like_the_file(kwargs: dict[str, Any], expected: str) -> None:

@@ -37,7 +37,7 @@ class CliRun:
 
     def __init__(self, tmp_path: Path, url: str) -> None:
         self.job = write_csv_job(tmp_path, fleet(COMMANDS))
-        self.ledger = tmp_path / "fleet.ledger.db"
+        self.ledger = tmp_path / "fleet.yaml.ledger.db"
         self.argv = [
             sys.executable,
             "-m",

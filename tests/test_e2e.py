@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -171,20 +172,34 @@ async def test_the_api_key_is_never_written_to_the_ledger(tmp_path: Path) -> Non
     assert API_KEY.encode() not in written
 
 
-async def test_command_refused_by_the_server_clock_is_rejected_with_its_errno(
+async def test_relative_times_use_onenets_clock_when_it_is_far_ahead(tmp_path: Path) -> None:
+    # OneNET's clock is three days ahead: times relative to this machine's clock would all have
+    # passed there (errno 5006); the run reads OneNET's clock first and counts from it.
+    job_path = write_csv_job(tmp_path, fleet(5), expired_time="+1d")
+    ahead = 3 * 86400
+    emulator = Emulator(clock=lambda: time.time() + ahead)
+    async with serve(emulator) as url:
+        result = await run_against(url, job_path, tmp_path / "l.db", fast_settings())
+
+    assert result.complete
+    assert result.stats.clock_offset is not None and abs(result.stats.clock_offset - ahead) < 2
+    for cmd in emulator.accepted():
+        assert abs(cmd.expired_at - (cmd.created_at + 86400)) < 3
+
+
+async def test_an_expired_time_passed_on_onenets_clock_is_expired_locally_not_sent(
     tmp_path: Path,
 ) -> None:
-    # The server's clock is three days ahead: every expired_time has passed there (errno 5006).
-    job_path = write_csv_job(tmp_path, fleet(5), expired_time="+1d")
+    # Absolute, one day ahead of this machine, but OneNET's clock is already three days ahead.
+    job_path = write_csv_job(tmp_path, fleet(5), expired_time=_in_beijing(86400))
     emulator = Emulator(clock=lambda: time.time() + 3 * 86400)
     async with serve(emulator) as url:
         result = await run_against(url, job_path, tmp_path / "l.db", fast_settings())
 
     rows = ledger_rows(tmp_path / "l.db")
-    assert {(r.status, r.errno, r.attempts) for r in rows} == {(Status.REJECTED, 5006, 1)}
-    assert all(r.error == "system logic limit" for r in rows)
-    assert emulator.accepted() == []
-    assert not result.complete
+    assert {(r.status, r.attempts) for r in rows} == {(Status.EXPIRED, 0)}
+    assert emulator.stats()["posts"] == 0
+    assert result.stats.expired == 5 and not result.complete
 
 
 # -- faults --------------------------------------------------------------------------------------
@@ -226,10 +241,16 @@ class StoppingPace(Pace):
         super().__init__(None)
         self.stop, self.after = stop, after
 
-    async def acquire(self) -> None:
-        await super().acquire()
+    async def acquire_for(
+        self,
+        ready: Callable[[float], Awaitable[None]] | None = None,
+        *,
+        abandon: Callable[[], bool] | None = None,
+    ) -> bool:
+        granted = await super().acquire_for(ready, abandon=abandon)
         if self.started >= self.after and not self.stop.requested:
             self.stop.request("operator asked")
+        return granted
 
 
 async def test_graceful_stop_with_lost_answers_leaves_nothing_in_doubt_and_resumes_once(
@@ -274,8 +295,9 @@ async def test_throttling_below_the_configured_rate_slows_the_pool_and_ends_acce
     assert_exactly_once(emulator, tmp_path / "l.db", expected=commands)
 
 
+@pytest.mark.parametrize("probe", [True, False], ids=["probe", "no-probe"])
 async def test_wrong_key_stops_the_run_early_and_a_rerun_with_the_right_key_sends_all(
-    tmp_path: Path,
+    tmp_path: Path, probe: bool
 ) -> None:
     commands, threshold, concurrency = 120, 10, 8
     job_path = write_csv_job(tmp_path, fleet(commands))
@@ -283,15 +305,22 @@ async def test_wrong_key_stops_the_run_early_and_a_rerun_with_the_right_key_send
     emulator = Emulator(Faults(api_key=API_KEY))
     settings = fast_settings(concurrency=concurrency, breaker_threshold=threshold)
     async with serve(emulator) as url:
-        wrong = await run_against(url, job_path, ledger_path, settings, api_key="not-the-key")
+        wrong = await run_against(
+            url, job_path, ledger_path, settings, api_key="not-the-key", probe=probe
+        )
         posts_with_wrong_key = emulator.stats()["posts"]
         statuses_after_wrong = {r.status for r in ledger_rows(ledger_path)}
         right = await run_against(url, job_path, ledger_path, settings)
 
     assert isinstance(wrong.aborted, WrongKeyError)
     assert isinstance(posts_with_wrong_key, int)
-    assert threshold <= posts_with_wrong_key <= threshold + concurrency
-    assert statuses_after_wrong == {Status.PENDING}  # not rejected: the key was wrong
+    if probe:  # the key was checked before the fleet was touched
+        assert posts_with_wrong_key == 0
+        assert wrong.counts[Status.PENDING] == 0  # nothing registered: nothing sent
+    else:  # the breaker on the sends
+        assert threshold <= posts_with_wrong_key <= threshold + concurrency
+        assert statuses_after_wrong == {Status.PENDING}  # not rejected: the key was wrong
+        assert wrong.stats.rejected == 0  # the summary agrees with the ledger
     assert right.aborted is None and right.complete
     assert_exactly_once(emulator, ledger_path, expected=commands)
 
@@ -344,9 +373,8 @@ async def test_wrong_key_exits_with_code_4_from_the_command_line(tmp_path: Path)
     assert proc.returncode == 4, err.decode()
     assert b"api-key" in err or b"errno 1" in err
     assert b"not-the-key" not in out + err
-    posts = emulator.stats()["posts"]
-    assert isinstance(posts, int) and posts <= 10 + 8  # breaker_threshold + concurrency
-    assert {r.status for r in ledger_rows(ledger_path)} == {Status.PENDING}
+    assert emulator.stats()["posts"] == 0  # the clock probe found the key wrong first
+    assert {r.status for r in ledger_rows(ledger_path)} <= {Status.PENDING}
 
 
 def _closed_port_url() -> str:
@@ -368,21 +396,36 @@ class CountingPace(Pace):
         await super().acquire()
         self.granted += 1
 
+    async def acquire_for(
+        self,
+        ready: Callable[[float], Awaitable[None]] | None = None,
+        *,
+        abandon: Callable[[], bool] | None = None,
+    ) -> bool:
+        granted = await super().acquire_for(ready, abandon=abandon)
+        self.granted += granted
+        return granted
 
+
+@pytest.mark.parametrize("probe", [True, False], ids=["probe", "no-probe"])
 async def test_unreachable_server_stops_the_run_early_with_every_command_still_pending(
-    tmp_path: Path,
+    tmp_path: Path, probe: bool
 ) -> None:
     commands, threshold, concurrency = 200, 10, 8
     job_path, ledger_path = write_csv_job(tmp_path, fleet(commands)), tmp_path / "l.db"
     settings = fast_settings(concurrency=concurrency, breaker_threshold=threshold)
     pace = CountingPace()
-    result = await run_against(_closed_port_url(), job_path, ledger_path, settings, pace=pace)
+    result = await run_against(
+        _closed_port_url(), job_path, ledger_path, settings, pace=pace, probe=probe
+    )
 
     assert isinstance(result.aborted, UnreachableError)
     assert "check onenet.base_url" in result.aborted.reason
-    # the attempts that tripped it, plus those already waiting for their slot
-    assert threshold <= pace.granted <= threshold + concurrency
-    assert {r.status for r in ledger_rows(ledger_path)} == {Status.PENDING}
+    if probe:  # three probe attempts, then nothing else
+        assert pace.granted == 3
+    else:  # the attempts that tripped it, plus those already waiting for their slot
+        assert threshold <= pace.granted <= threshold + concurrency
+    assert {r.status for r in ledger_rows(ledger_path)} <= {Status.PENDING}
 
 
 async def test_unreachable_server_exits_with_code_4_from_the_command_line(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,12 +19,14 @@ from dispatcher.jobs import (
     Job,
     Problem,
     Validation,
+    command_fingerprint,
     command_key,
+    job_fingerprint,
     load_job,
     validate_job,
 )
 from dispatcher.seen import SeenKeys
-from dispatcher.times import BEIJING, format_onenet
+from dispatcher.times import BEIJING, format_onenet, parse_timespec
 
 WriteFile = Callable[[str, "str | bytes"], Path]
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,6 +286,9 @@ def test_validation_reports_window_and_distinct_devices(write_file: WriteFile) -
         warnings=0,
         window_start=AT,  # the second target has no valid_time: OneNET's now
         window_end=datetime(2030, 1, 5, tzinfo=BEIJING),
+        fingerprint=job_fingerprint(
+            "test", [c for c in load_job(path).scan(at=AT) if isinstance(c, Command)]
+        ),
     )
     assert result.ok
 
@@ -420,6 +426,147 @@ def test_scan_yields_commands_and_problems_in_file_order(write_file: WriteFile) 
     path = write_file("j.yaml", yaml_job(f"  - imei: '{I1}'\n  - imei: '1'\n  - imei: '{I2}'\n"))
     kinds = [type(item).__name__ for item in load_job(path).scan(at=AT)]
     assert kinds == ["Command", "Problem", "Command"]
+
+
+# --- times that pass before sending ----------------------------------------------------------
+
+PAST = (
+    f"  - imei: '{I1}'\n    valid_time: '2030-01-01T11:00:00'\n"
+    f"  - imei: '{I2}'\n    expired_time: '2030-01-01T11:30:00'\n"
+    f"  - imei: '{I3}'\n"
+)
+
+
+def test_commands_are_given_when_their_times_passed_since_validation(
+    write_file: WriteFile,
+) -> None:
+    # Every time here is in the past now: sending settles them, reading does not refuse them.
+    path = write_file("j.yaml", yaml_job(PAST.replace("2030-01-01", "2001-01-01")))
+    first, second, third = commands(path)
+    assert first.valid_time is not None and first.valid_time.text == "2001-01-01T11:00:00"
+    assert second.expired_time.text == "2001-01-01T11:30:00"
+    assert third.imei == I3
+
+
+def test_past_times_warn_keeps_the_commands_and_says_what_sending_does(
+    write_file: WriteFile,
+) -> None:
+    path = write_file("j.yaml", yaml_job(PAST))
+    found: list[Problem] = []
+    result = validate_job(load_job(path), at=AT, past_times="warn", on_problem=found.append)
+    assert [str(p) for p in found] == [
+        f"{path}:9: valid_time: 2030-01-01T11:00:00 has passed: the command is sent without it"
+        " (delivery may start at once)",
+        f"{path}:11: expired_time: 2030-01-01T11:30:00 has passed: the command will not be sent"
+        " and is recorded as expired",
+    ]
+    assert all(p.warning for p in found)
+    assert (result.commands, result.errors, result.warnings) == (3, 0, 2)
+    scanned = list(load_job(path).scan(at=AT, past_times="warn"))
+    assert [type(item).__name__ for item in scanned] == [
+        "Problem",
+        "Command",
+        "Problem",
+        "Command",
+        "Command",
+    ]
+
+
+def test_past_times_allow_reports_nothing_and_keeps_the_commands(write_file: WriteFile) -> None:
+    path = write_file("j.yaml", yaml_job(PAST))
+    found: list[Problem] = []
+    result = validate_job(load_job(path), at=AT, past_times="allow", on_problem=found.append)
+    assert (found, result.commands, result.ok) == ([], 3, True)
+    assert result.window_end == datetime(2030, 1, 3, 12, tzinfo=BEIJING)
+
+
+def test_a_passed_default_time_is_one_warning(write_file: WriteFile) -> None:
+    defaults = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 1\n  expired_time: '2030-01-01T00:00:00'"
+    path = write_file("j.yaml", yaml_job(f"  - '{I1}'\n  - '{I2}'\n", defaults))
+    found: list[Problem] = []
+    result = validate_job(load_job(path), at=AT, past_times="warn", on_problem=found.append)
+    assert [(p.line, p.field, p.warning) for p in found] == [(6, "expired_time", True)]
+    assert result.commands == 2
+
+
+def test_expired_before_valid_is_an_error_whatever_past_times_says(write_file: WriteFile) -> None:
+    path = write_file(
+        "j.yaml",
+        yaml_job(
+            f"  - imei: '{I1}'\n    valid_time: '2001-01-02T00:00:00'\n"
+            "    expired_time: '2001-01-01T00:00:00'\n"
+        ),
+    )
+    for past_times in ("warn", "allow"):
+        found: list[Problem] = []
+        validate_job(load_job(path), past_times=past_times, on_problem=found.append)
+        assert [str(p) for p in found if not p.warning] == [
+            f"{path}:10: expired_time: must be later than valid_time (2001-01-02T00:00:00)"
+        ]
+    with pytest.raises(JobFileError, match=":10: expired_time: must be later than valid_time"):
+        commands(path)
+
+
+# --- the fingerprint --------------------------------------------------------------------------
+
+FLEET = [f"{I1},3311,0,5850,on,+1d,7", f"{I2},3311,0,5850,off,+2d,2", f"{I3},3311,0,5850,on,+1d,3"]
+FLEET_HEADER = "imei,obj_id,obj_inst_id,res_id,args,expired_time,trigger_msg\n"
+
+
+def fingerprint(write_file: WriteFile, rows: list[str], name: str = "fleet.csv") -> str:
+    path = write_file(name, FLEET_HEADER + "\n".join(rows) + "\n")
+    result, problems = check(path)
+    assert problems == [] and result.commands == len(rows)
+    return result.fingerprint
+
+
+def test_fingerprint_does_not_depend_on_the_order_of_rows(write_file: WriteFile) -> None:
+    assert fingerprint(write_file, FLEET) == fingerprint(write_file, FLEET[::-1])
+
+
+def test_fingerprint_changes_with_any_field_sent(write_file: WriteFile) -> None:
+    base = fingerprint(write_file, FLEET)
+    changed = [
+        [*FLEET[:2], FLEET[2].replace(",3", ",5")],  # one trigger_msg
+        [*FLEET[:2], FLEET[2].replace("+1d", "+25h")],  # one expired_time's text
+        [*FLEET[:2], FLEET[2].replace(",on,", ",on;,")],  # one args
+        FLEET[:2],
+    ]
+    found = {fingerprint(write_file, rows) for rows in changed}
+    assert base not in found and len(found) == len(changed)
+    assert fingerprint(write_file, FLEET, name="other-name.csv") != base  # the job's name
+
+
+def test_fingerprint_is_the_sum_of_the_command_fingerprints(write_file: WriteFile) -> None:
+    path = write_file(
+        "j.yaml",
+        "allow_duplicates: true\n"
+        + yaml_job(
+            f"  - '{I1}'\n  - imei: '{I2}'\n    valid_time: +1h\n    retry: 0\n  - '{I1}'\n"
+        ),
+    )
+    result, _ = check(path)
+    sent = commands(path)
+    assert result.fingerprint == job_fingerprint("test", sent)
+    total = sum(command_fingerprint(c) for c in sent)
+    assert result.fingerprint == job_fingerprint("test", total)
+    assert len({command_fingerprint(c) for c in sent}) == 3  # the two copies differ by occurrence
+    assert len(result.fingerprint) == 32 and int(result.fingerprint, 16) >= 0
+
+
+def test_command_fingerprint_covers_every_field_sent() -> None:
+    base = Command(I1, 1, 0, 1, parse_timespec("+1d"), key=command_key(I1, 1, 0, 1, None))
+    others = [
+        replace(base, key=command_key(I1, 1, 0, 1, "a")),
+        replace(base, expired_time=parse_timespec("+2d")),
+        replace(base, valid_time=parse_timespec("+1h")),
+        replace(base, retry=0),
+        replace(base, timeout=30),
+        replace(base, trigger_msg=1),
+    ]
+    parts = {command_fingerprint(c) for c in others}
+    assert command_fingerprint(base) not in parts and len(parts) == len(others)
+    assert command_fingerprint(replace(base, source="x.csv", line=9)) == command_fingerprint(base)
 
 
 # --- targets_csv -----------------------------------------------------------------------------
@@ -573,7 +720,8 @@ def test_csv_duplicates_across_batches_cite_the_first_line(write_file: WriteFile
     result, problems = check(path)
     assert problems == [
         f"{path}:5002: imei: the same command (imei, obj_id, obj_inst_id, res_id, args) as line 12;"
-        " set allow_duplicates: true to send it again"
+        " remove the repeat, or list this CSV as the targets_csv of a YAML job with"
+        " allow_duplicates: true to send it again"
     ]
     assert (result.commands, result.devices) == (5000, 5000)
 
@@ -710,6 +858,15 @@ _YAMLISH = st.lists(
             f"{I1},1",
             '"',
             "- - -",
+            '    args: "\\ud800"',
+            '    "\\udfff": x',
+            '    args: "a\\0b"',
+            "    res_id:",
+            "    valid_time: '2001-01-01T00:00:00'",
+            "  imei: 8.65820E+14",
+            "ignore_columns: [note, ~, [x]]",
+            "sep=;",
+            "sep=,",
         ]
     ),
     max_size=12,
@@ -726,9 +883,12 @@ def test_job_like_text_only_ever_raises_job_file_error(write_file: WriteFile, da
         try:
             job = load_job(path)
             validate_job(job, at=AT)
-            list(job.scan(at=AT))
+            for item in job.scan(at=AT, past_times="warn"):
+                str(item).encode("utf-8")  # every problem can be printed
+            list(job.commands())
         except JobFileError as exc:
             assert "\n" not in str(exc)
+            str(exc).encode("utf-8")
 
 
 # --- the example jobs -------------------------------------------------------------------------

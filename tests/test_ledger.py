@@ -19,7 +19,16 @@ import pytest
 from dispatcher import ledger_file
 from dispatcher.errors import LedgerError, LedgerLockedError
 from dispatcher.jobs import Command, command_key
-from dispatcher.ledger import FINAL, TO_SEND, InFlight, Ledger, Result, Status
+from dispatcher.ledger import (
+    FINAL,
+    TO_SEND,
+    InFlight,
+    Ledger,
+    LedgerFullError,
+    Result,
+    Row,
+    Status,
+)
 from dispatcher.times import parse_timespec
 
 
@@ -250,7 +259,7 @@ def test_counts_name_every_status(ledger: Ledger) -> None:
     ledger.record([_accept(cmds[0].key)])
     assert ledger.counts() == {
         Status.PENDING: 2, Status.IN_FLIGHT: 0, Status.ACCEPTED: 1,
-        Status.REJECTED: 0, Status.FAILED: 0, Status.IN_DOUBT: 0,
+        Status.REJECTED: 0, Status.FAILED: 0, Status.IN_DOUBT: 0, Status.EXPIRED: 0,
     }  # fmt: skip
 
 
@@ -267,7 +276,9 @@ def test_set_status_moves_commands_back_to_pending(ledger: Ledger) -> None:
 
 def test_a_second_opener_in_the_same_process_is_refused_until_close(path: Path) -> None:
     first = Ledger.open(path)
-    with pytest.raises(LedgerLockedError, match=r"job\.ledger\.db\.lock is locked") as caught:
+    with pytest.raises(
+        LedgerLockedError, match=r"job\.ledger\.db is in use.*: it is locked"
+    ) as caught:
         Ledger.open(path)
     assert f"process {os.getpid()}" in str(caught.value)
     first.close()
@@ -292,7 +303,7 @@ def test_a_second_opener_in_another_process_is_refused(path: Path, ledger: Ledge
     )
     assert done.returncode == 3, done.stderr
     assert "in use by another dispatcher" in done.stdout
-    assert str(path) + ".lock" in done.stdout
+    assert f"ledger {path} is in use" in done.stdout
 
 
 def test_ledger_files_are_owner_only_whatever_the_umask(path: Path) -> None:
@@ -311,7 +322,7 @@ def test_a_file_that_is_not_sqlite_is_refused_and_unlocked(path: Path) -> None:
     path.write_bytes(b"imei,obj_id\n" * 200)
     with pytest.raises(LedgerError, match="not a dispatcher ledger"):
         Ledger.open(path)
-    with open(f"{path}.lock", "a") as lock:  # the failed open released its lock
+    with open(path, "a") as lock:  # the failed open released its lock
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
@@ -410,3 +421,195 @@ def test_runs_keep_settings_without_secrets(path: Path) -> None:
     assert (run.summary, run.stop_reason) == ({"accepted": 3}, "interrupted")
     for file in path.parent.iterdir():
         assert b"SeCrEt-KeY-123" not in file.read_bytes(), file.name
+
+
+# -- schema 2: the expired status, OneNET's clock, migration ---------------------------------------
+
+
+def test_expired_is_final_and_never_sent_again(ledger: Ledger) -> None:
+    cmd = make_command(1)
+    ledger.register([cmd])
+    ledger.record([Result(cmd.key, Status.EXPIRED, None, "expired", None, 0, 5.0, None)])
+    assert Status.EXPIRED in FINAL
+    assert Status.EXPIRED not in TO_SEND
+    assert ledger.register([cmd]) == [Status.EXPIRED]
+    assert ledger.counts()[Status.EXPIRED] == 1
+
+
+def test_in_flight_marks_keep_the_first_server_time_and_the_latest(ledger: Ledger) -> None:
+    cmd = make_command(1)
+    ledger.register([cmd])
+    ledger.mark_in_flight([InFlight(cmd.key, 1000.0, None, "2024-05-02T00:00:00", 1, 990.5)])
+    ledger.mark_in_flight([InFlight(cmd.key, 1500.0, None, "2024-05-02T00:00:00", 2, 1491.0)])
+    row = ledger.get(cmd.key)
+    assert row is not None
+    assert (row.first_server_at, row.last_server_at) == (990.5, 1491.0)
+    assert (row.first_attempt_at, row.last_attempt_at, row.status) == (
+        1000.0, 1500.0, Status.IN_FLIGHT,
+    )  # fmt: skip
+    ledger.mark_in_flight([InFlight(cmd.key, 2000.0, None, "2024-05-02T00:00:00", 3)])
+    row = ledger.get(cmd.key)
+    assert row is not None
+    assert (row.first_server_at, row.last_server_at, row.last_attempt_at) == (990.5, None, 2000.0)
+
+
+def test_row_fields_follow_the_selected_columns_with_the_new_ones_last() -> None:
+    names = [f.name for f in dataclasses.fields(Row)]
+    assert names == list(ledger_file.ROW_COLUMNS)
+    assert names[-3:] == ["first_server_at", "last_server_at", "retired"]
+
+
+def _schema_1_ledger(path: Path) -> None:
+    """A ledger as the first dispatcher wrote it: the step-1 statements, one command, one run."""
+    raw = sqlite3.connect(path)
+    for statement in ledger_file.MIGRATIONS[0]:
+        raw.execute(statement)
+    raw.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    raw.execute(
+        "INSERT INTO commands (key, imei, obj_id, obj_inst_id, res_id, args, expired_time, retry,"
+        " timeout, trigger_msg, source, line, status, uuid, attempts)"
+        " VALUES ('k1', '860000000000001', 3200, 0, 5750, 'go', '+6h', 3, 25, 7, 'a.yaml', 3,"
+        " 'accepted', 'u-old', 1)"
+    )
+    raw.execute(
+        "INSERT INTO runs (job_path, started_at, settings) VALUES ('jobs/a.yaml', 1.0, '{}')"
+    )
+    raw.commit()
+    raw.close()
+
+
+def test_a_schema_1_ledger_migrates_to_2_in_place_and_keeps_its_rows(path: Path) -> None:
+    _schema_1_ledger(path)
+    with Ledger.open(path) as upgraded:
+        assert upgraded.schema_version == 2
+        row = upgraded.get("k1")
+        assert row is not None
+        assert (row.status, row.uuid, row.retired, row.first_server_at) == (
+            Status.ACCEPTED, "u-old", None, None,
+        )  # fmt: skip
+        assert upgraded.counts()[Status.ACCEPTED] == 1
+        assert upgraded.job() is None
+        assert upgraded.recorded_job_paths() == ["jobs/a.yaml"]
+    with Ledger.open(path, read_only=True) as reader:
+        assert reader.schema_version == 2
+
+
+# -- the lock is on the real file ----------------------------------------------------------------
+
+
+def test_a_second_opener_through_a_symlink_is_refused(path: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    link = elsewhere / "alias.ledger.db"
+    with Ledger.open(path):
+        link.symlink_to(path)
+        with pytest.raises(LedgerLockedError, match=rf"alias\.ledger\.db \(the file {path}\)"):
+            Ledger.open(link)
+    with Ledger.open(link) as through_link:
+        through_link.register([make_command(1)])
+        assert Path(f"{path}-wal").exists()  # the WAL sits beside the real file, not the link
+        assert not Path(f"{link}-wal").exists()
+    with Ledger.open(path, read_only=True) as reader:
+        assert reader.total() == 1
+
+
+def test_a_second_opener_through_a_hard_link_is_refused(path: Path, tmp_path: Path) -> None:
+    Ledger.open(path).close()
+    link = tmp_path / "copy.ledger.db"
+    os.link(path, link)
+    with Ledger.open(path), pytest.raises(LedgerLockedError, match=f"process {os.getpid()}"):
+        Ledger.open(link)
+    with Ledger.open(link), pytest.raises(LedgerLockedError):
+        Ledger.open(path)
+
+
+def test_another_process_opening_a_hard_link_is_refused(path: Path, tmp_path: Path) -> None:
+    Ledger.open(path).close()
+    link = tmp_path / "copy.ledger.db"
+    os.link(path, link)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from dispatcher.errors import LedgerLockedError
+        from dispatcher.ledger import Ledger
+        try:
+            Ledger.open({str(link)!r})
+        except LedgerLockedError as exc:
+            print(exc)
+            sys.exit(3)
+        """
+    )
+    with Ledger.open(path):
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 3, done.stderr
+    assert f"in use by another dispatcher (process {os.getpid()})" in done.stdout
+
+
+def test_read_only_opening_through_a_link_takes_no_lock(path: Path, tmp_path: Path) -> None:
+    link = tmp_path / "alias.ledger.db"
+    with Ledger.open(path) as writer:
+        writer.register([make_command(1)])
+        link.symlink_to(path)
+        with Ledger.open(link, read_only=True) as reader:
+            assert reader.total() == 1
+    with Ledger.open(link, read_only=True) as reader, Ledger.open(path) as writer:
+        writer.register([make_command(2)])
+        assert reader.total() == 2
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+
+
+def _fill(ledger: Ledger) -> int:
+    """Register commands until the disk is full; return how many made it."""
+    done = 0
+    for start in range(0, 100_000, 200):
+        try:
+            ledger.register([make_command(n) for n in range(start, start + 200)])
+        except LedgerFullError:
+            return done
+        done += 200
+    raise AssertionError("the ledger never filled up")
+
+
+def test_a_full_disk_raises_ledger_full_error_saying_what_to_do(path: Path) -> None:
+    with Ledger.open(path, max_pages=1) as ledger:  # no room beyond the pages it has
+        with pytest.raises(LedgerFullError) as caught:
+            for start in range(0, 100_000, 200):
+                ledger.register([make_command(n) for n in range(start, start + 200)])
+        assert isinstance(caught.value, LedgerError)
+        message = str(caught.value)
+        assert "disk (or the ledger file's size limit) is full" in message
+        assert "free space, then run the same command again" in message
+        assert "in flight are settled first" in message
+        assert ledger.total() % 200 == 0  # the batch that did not fit left nothing behind
+
+
+def test_the_end_of_a_run_is_recorded_after_the_disk_filled(path: Path) -> None:
+    with Ledger.open(path, clock=lambda: 50.0) as ledger:
+        run_id = ledger.start_run("jobs/fleet.yaml", {})
+    with Ledger.open(path, max_pages=1, clock=lambda: 60.0) as ledger:
+        kept = _fill(ledger)
+        original = LedgerFullError("the disk filled")
+        ledger.finish_run(run_id, {"pending": kept}, "disk full", error=original)
+        (run,) = ledger.runs()
+    assert (run.finished_at, run.summary, run.stop_reason) == (60.0, {"pending": kept}, "disk full")
+
+
+def test_a_failed_end_of_run_after_a_full_disk_raises_the_original_error(path: Path) -> None:
+    with Ledger.open(path) as ledger:
+        run_id = ledger.start_run("jobs/fleet.yaml", {})
+    with Ledger.open(path, max_pages=1) as ledger:
+        _fill(ledger)
+        original = LedgerFullError("the disk filled while sending")
+        too_big = {"note": "x" * 200_000}  # needs pages the disk does not have
+        with pytest.raises(LedgerFullError, match="while sending") as caught:
+            ledger.finish_run(run_id, too_big, None, error=original)
+        assert caught.value is original
+        assert any("could not be recorded either" in n for n in caught.value.__notes__)
+        with pytest.raises(LedgerFullError, match="free space"):
+            ledger.finish_run(run_id, too_big, None)  # without an original, its own error
+        (run,) = ledger.runs()
+        assert run.finished_at is None
