@@ -4,39 +4,49 @@ The public API: read and validate job files, run them against OneNET (or the emu
 results ledger.
 """
 
-from dispatcher.client import ExecuteRequest, OneNetClient, Outcome, Verdict, classify
+from dispatcher.binding import Binding, JobChangedError, bind_job
+from dispatcher.client import ExecuteRequest, Misrouted, OneNetClient, Outcome, Verdict, classify
 from dispatcher.config import Settings, load_settings
 from dispatcher.errors import (
     ConfigError,
     DispatcherError,
     JobFileError,
+    JobMismatchError,
     LedgerError,
     LedgerLockedError,
+    MisroutedError,
     OneNetUnavailable,
     RunAborted,
+    ServerHungError,
     UnreachableError,
     WrongKeyError,
 )
 from dispatcher.jobs import Command, Job, Problem, Validation, command_key, load_job, validate_job
-from dispatcher.ledger import Ledger, Row, Status
+from dispatcher.ledger import Ledger, LedgerFullError, Row, Status, default_ledger_path
 from dispatcher.pacing import Aimd, Pace
 from dispatcher.report import Summary, summarize, write_export
 from dispatcher.runner import RunResult, RunStats, Stop, run_job
-from dispatcher.times import TimeSpec, format_onenet, parse_onenet, parse_timespec
+from dispatcher.times import ServerClock, TimeSpec, format_onenet, parse_onenet, parse_timespec
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Aimd",
+    "Binding",
     "Command",
     "ConfigError",
     "DispatcherError",
     "ExecuteRequest",
     "Job",
+    "JobChangedError",
     "JobFileError",
+    "JobMismatchError",
     "Ledger",
     "LedgerError",
+    "LedgerFullError",
     "LedgerLockedError",
+    "Misrouted",
+    "MisroutedError",
     "OneNetClient",
     "OneNetUnavailable",
     "Outcome",
@@ -46,6 +56,8 @@ __all__ = [
     "RunAborted",
     "RunResult",
     "RunStats",
+    "ServerClock",
+    "ServerHungError",
     "Settings",
     "Status",
     "Stop",
@@ -55,8 +67,10 @@ __all__ = [
     "Validation",
     "Verdict",
     "WrongKeyError",
+    "bind_job",
     "classify",
     "command_key",
+    "default_ledger_path",
     "format_onenet",
     "load_job",
     "load_settings",

@@ -206,10 +206,16 @@ def run(
     except DispatcherError as exc:
         with contextlib.suppress(DispatcherError):
             ledger.close()
+        advice = (
+            ""
+            if "run the same command again" in str(exc)
+            else (
+                "; once fixed, run the same command again: commands marked in flight are looked up"
+                " before anything is sent again"
+            )
+        )
         _fail(
-            f"the run broke off: {exc}. Some commands may have been sent; once fixed, run the"
-            " same command again: commands marked in flight are looked up before anything is"
-            " sent again",
+            f"the run broke off, and some commands may have been sent: {exc}{advice}",
             EXIT_BROKEN,
         )
     ledger.close()

@@ -3,6 +3,12 @@
 The key (``command_key``) names a command in the ledger: imei, ids, args and which copy it is. The
 fingerprint covers everything else that is sent too, so an edited job file is told apart from the
 one a ledger was started with, however its rows are ordered.
+
+A command's share of the fingerprint is ``(imei + 1) * D mod P``, with D a 127-bit digest
+(blake2b) of everything but the imei and P the prime 2**127 - 1: fleets repeat all but the imei,
+so D is computed once per distinct row, and a million-row job costs a multiplication per row. The
+job sums the shares modulo P: any edit of one command (or a command added or removed) changes the
+sum, since neither factor of the difference is 0 modulo a prime.
 """
 
 from __future__ import annotations
@@ -21,12 +27,11 @@ __all__ = [
     "job_fingerprint",
     "key_of",
     "key_tail",
-    "row_fingerprint_part",
     "sent_tail",
 ]
 
 _blake2b = hashlib.blake2b
-_MODULUS = 1 << 128  # a job's fingerprint sums its commands' 128-bit digests modulo this
+PRIME = (1 << 127) - 1  # a job's fingerprint sums its commands' shares modulo this
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,7 @@ class Command:
     source: str = ""  # job file path as given (rows of targets_csv: the CSV's path)
     line: int = 0  # line of the target entry (YAML) or row (CSV, header = 1)
     key: str = ""  # ledger identity: see command_key()
+    occurrence: int = 0  # which copy of the same command (allow_duplicates), part of the key
 
 
 def command_key(
@@ -80,25 +86,18 @@ def sent_tail(valid: str, expired: str, retry: int, timeout: int, trigger_msg: i
     return f"\x1f{valid}\x1f{expired}\x1f{retry}\x1f{timeout}\x1f{trigger_msg}".encode()
 
 
-def fingerprint_part(key: str, tail: bytes) -> int:
-    """One command's share of a job fingerprint: blake2b (128 bits) of its key and sent_tail."""
-    return int.from_bytes(_blake2b(key.encode() + tail, digest_size=16).digest())
-
-
-def row_fingerprint_part(imei: str, key_tail: bytes, sent_tail: bytes) -> int:
-    """fingerprint_part() of a command not built yet (validation's hot path): its key made here.
-
-    The same digests as key_of() then fingerprint_part(), written out: a million rows call it.
-    """
-    key = _blake2b(imei.encode() + key_tail, digest_size=16).hexdigest()
-    return int.from_bytes(_blake2b(key.encode() + sent_tail, digest_size=16).digest())
+def fingerprint_part(key_tail: bytes, sent_tail: bytes) -> int:
+    """The digest D of a command's share: of all that is sent for it but the imei (127 bits)."""
+    digest = _blake2b(key_tail + sent_tail, digest_size=16).digest()
+    return int.from_bytes(digest) % PRIME
 
 
 def command_fingerprint(cmd: Command) -> int:
-    """A command's share of its job's fingerprint: a 128-bit digest of all that is sent for it."""
+    """A command's share of its job's fingerprint (see the module docstring)."""
     valid = "" if cmd.valid_time is None else cmd.valid_time.text
-    tail = sent_tail(valid, cmd.expired_time.text, cmd.retry, cmd.timeout, cmd.trigger_msg)
-    return fingerprint_part(cmd.key, tail)
+    sent = sent_tail(valid, cmd.expired_time.text, cmd.retry, cmd.timeout, cmd.trigger_msg)
+    tail = key_tail(cmd.obj_id, cmd.obj_inst_id, cmd.res_id, cmd.args, cmd.occurrence)
+    return (int(cmd.imei) + 1) * fingerprint_part(tail, sent) % PRIME
 
 
 def job_fingerprint(name: str, parts: int | Iterable[Command]) -> str:
@@ -109,5 +108,5 @@ def job_fingerprint(name: str, parts: int | Iterable[Command]) -> str:
     """
     if not isinstance(parts, int):
         parts = sum(command_fingerprint(cmd) for cmd in parts)
-    material = name.encode("utf-8", "backslashreplace") + b"\x00" + (parts % _MODULUS).to_bytes(16)
+    material = name.encode("utf-8", "backslashreplace") + b"\x00" + (parts % PRIME).to_bytes(16)
     return hashlib.blake2b(material, digest_size=16).hexdigest()

@@ -250,6 +250,7 @@ def _command(c: Checked) -> Command:
             if c.occurrence
             else key_of(c.imei, c.key_tail)
         ),
+        occurrence=c.occurrence,
     )
 
 

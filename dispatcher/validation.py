@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .command import command_key, fingerprint_part, job_fingerprint, row_fingerprint_part
+from .command import fingerprint_part, job_fingerprint, key_tail
 from .jobfields import Checked, PastTimes, Problem
 from .seen import SeenKeys
 from .times import BEIJING, now_beijing
@@ -76,6 +76,7 @@ def validate_job(
     # against the window once per run of rows, not once per row.
     valid_seen: object = _UNSEEN
     expired_seen: object = _UNSEEN
+    digests: dict[tuple[bytes, bytes], int] = {}  # fingerprint digests of the distinct rows
     with SeenKeys() as seen:
         for item in job.checked(start, strict, past_times, seen):
             if type(item) is Checked:
@@ -90,11 +91,15 @@ def validate_job(
                     expired_seen = expired
                     if last is None or expired.when > last:
                         last = expired.when
+                tails = (item.key_tail, item.sent_tail)
                 if item.occurrence:  # a copy (allow_duplicates): its key differs
-                    key = command_key(*item[:5], item.occurrence)
-                    total += fingerprint_part(key, item.sent_tail)
-                else:
-                    total += row_fingerprint_part(item.imei, item.key_tail, item.sent_tail)
+                    tails = (key_tail(*item[1:5], item.occurrence), item.sent_tail)
+                digest = digests.get(tails)
+                if digest is None:
+                    if len(digests) >= 4096:
+                        digests.clear()
+                    digest = digests[tails] = fingerprint_part(*tails)
+                total += (int(item.imei) + 1) * digest
             else:
                 assert isinstance(item, Problem)
                 if item.warning:

@@ -557,7 +557,10 @@ def test_fingerprint_is_the_sum_of_the_command_fingerprints(write_file: WriteFil
 def test_command_fingerprint_covers_every_field_sent() -> None:
     base = Command(I1, 1, 0, 1, parse_timespec("+1d"), key=command_key(I1, 1, 0, 1, None))
     others = [
-        replace(base, key=command_key(I1, 1, 0, 1, "a")),
+        replace(base, args="a", key=command_key(I1, 1, 0, 1, "a")),
+        replace(base, res_id=2, key=command_key(I1, 1, 0, 2, None)),
+        replace(base, occurrence=1, key=command_key(I1, 1, 0, 1, None, 1)),
+        replace(base, imei=I2, key=command_key(I2, 1, 0, 1, None)),
         replace(base, expired_time=parse_timespec("+2d")),
         replace(base, valid_time=parse_timespec("+1h")),
         replace(base, retry=0),
