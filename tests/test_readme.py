@@ -60,4 +60,4 @@ async def test_readme_library_example_runs_the_job_against_the_emulator(tmp_path
 
     assert proc.returncode == 0, err.decode()
     assert len(emulator.accepted()) == 3000
-    assert (tmp_path / "jobs" / "example.ledger.db").exists()
+    assert (tmp_path / "jobs" / "example.yaml.ledger.db").exists()
