@@ -25,7 +25,8 @@ from .jobcsv import csv_header, csv_rows
 from .jobfields import FIELDS, NAMES, REQUIRED, Checked, PastTimes, Problem, RowChecker
 from .jobfiles import Entry, read_yaml
 from .seen import SeenKeys
-from .validation import Validation, start_of, validate_job
+from .times import start_of
+from .validation import Validation, validate_job
 
 __all__ = [
     "FIELDS",

@@ -25,6 +25,7 @@ __all__ = [
     "now_beijing",
     "parse_onenet",
     "parse_timespec",
+    "start_of",
 ]
 
 BEIJING: tzinfo = timezone(timedelta(hours=8), "UTC+8")
@@ -48,6 +49,15 @@ _HINT = (
 def now_beijing(clock: Callable[[], float] = time.time) -> datetime:
     """The current time as an aware UTC+8 datetime, to the second."""
     return datetime.fromtimestamp(int(clock()), BEIJING)
+
+
+def start_of(at: datetime | None) -> datetime:
+    """The start a job is checked against: ``at`` in UTC+8 (naive: taken as UTC+8), or now."""
+    if at is None:
+        return now_beijing()
+    if at.tzinfo is None:
+        return at.replace(tzinfo=BEIJING)
+    return at.astimezone(BEIJING)
 
 
 def format_onenet(dt: datetime) -> str:

@@ -6,31 +6,31 @@ validated in constant memory; duplicates and devices are counted in a temporary 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .command import fingerprint_part, job_fingerprint, key_tail
 from .jobfields import Checked, PastTimes, Problem
 from .seen import SeenKeys
-from .times import BEIJING, now_beijing
+from .times import start_of
 
-if TYPE_CHECKING:
-    from .jobs import Job
+__all__ = ["CheckedRows", "Validation", "validate_job"]
 
-__all__ = ["Validation", "start_of", "validate_job"]
+
+class CheckedRows(Protocol):
+    """What validation reads of a job: its name and its checked rows (``Job`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def checked(
+        self, at: datetime, strict: bool, past_times: PastTimes, seen: SeenKeys | None
+    ) -> Iterator[Checked | Problem]: ...
+
 
 _UNSEEN = object()
-
-
-def start_of(at: datetime | None) -> datetime:
-    """The start to check against: ``at`` in UTC+8 (naive: taken as UTC+8), or now."""
-    if at is None:
-        return now_beijing()
-    if at.tzinfo is None:
-        return at.replace(tzinfo=BEIJING)
-    return at.astimezone(BEIJING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def _ignore(problem: Problem) -> None:
 
 
 def validate_job(
-    job: Job,
+    job: CheckedRows,
     *,
     at: datetime | None = None,
     strict: bool = False,
