@@ -31,22 +31,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from dispatcher.breakers import Breakers
 from dispatcher.client import ExecuteRequest, Outcome, Verdict
 from dispatcher.config import Settings
-from dispatcher.errors import (
-    LedgerError,
-    MisroutedError,
-    RunAborted,
-    ServerHungError,
-    UnreachableError,
-    WrongKeyError,
-)
+from dispatcher.errors import LedgerError, RunAborted, WrongKeyError
 from dispatcher.jobs import Command, Job
 from dispatcher.ledger import TO_SEND, InFlight, Ledger, Result, Row, Status
 from dispatcher.pacing import Aimd, Pace
+from dispatcher.probe import Probe
 from dispatcher.reconcile import CommandClient, reconcile
 from dispatcher.recorder import Recorder
 from dispatcher.retrying import Attempts
@@ -56,8 +50,6 @@ from dispatcher.times import BEIJING, ServerClock, describe_offset, format_onene
 __all__ = ["OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # A valid_time this close to the moment of sending has passed by the time OneNET checks it.
 _START_MARGIN = 2.0
@@ -237,83 +229,35 @@ class _Runner:
 
     async def _probe(self) -> None:
         """Check the key and the address with one cheap call, and read OneNET's clock."""
-        imeis = _first_devices(self.job, _PROBE_DEVICES)
-        if not imeis:
+        probe = Probe(
+            self.client,
+            self.pace,
+            self.server_clock,
+            self.stop,
+            attempts=_PROBE_ATTEMPTS,
+            backoff_s=self.settings.retry.initial_backoff_s,
+            timeout_s=self.settings.retry.request_timeout_s,
+            sleep=self._sleep,
+            clock=self.clock,
+        )
+        why = await probe.run(_first_devices(self.job, _PROBE_DEVICES))
+        self.stats.requests += probe.requests
+        if why is not None:
+            self._abort(why)
             return
-        start = datetime.fromtimestamp(self.clock() - 86400, BEIJING)
-        base = self.client.execute_url.removesuffix("/nbiot/execute/offline")
-        device = failures = 0
-        while True:
-            if not await self.pace.acquire_for(abandon=self._stopping):
-                return
-            sent = self.clock()
-            outcome = await self._unless_stopped(self.client.probe(imeis[device], start))
-            if outcome is None:
-                return
-            self.stats.requests += 1
-            self._read_clock(outcome, sent)
-            if outcome.verdict is Verdict.ACCEPTED:
-                self._clock_known()
-                return
-            if outcome.errno == 1:  # the key, or only that device: ask another one
-                device += 1
-                if device < len(imeis):
-                    continue
-                self._abort(
-                    WrongKeyError(
-                        f"OneNET answered errno 1 (auth failed) for {len(imeis)} devices of the"
-                        " job before anything was sent: the api-key is wrong or not this"
-                        " product's master key"
-                    )
-                )
-                return
-            failures += 1
-            why: RunAborted | None = None
-            if outcome.misrouted and failures >= _PROBE_ATTEMPTS:
-                why = MisroutedError(
-                    f"{base}/nbiot/offline/history did not answer as OneNET does"
-                    f" ({outcome.error}): check onenet.base_url (a wrong path, or a proxy in"
-                    " between); nothing was sent"
-                )
-            elif not outcome.reached and failures >= _PROBE_ATTEMPTS:
-                why = UnreachableError(
-                    f"no connection to OneNET at {base} ({outcome.error}): check"
-                    " onenet.base_url and the network; nothing was sent"
-                )
-            elif outcome.timed_out and failures >= 2:
-                why = ServerHungError(
-                    f"{base} took the connection but sent no answer within"
-                    f" {self.settings.retry.request_timeout_s:g}s, twice: the server hangs;"
-                    " nothing was sent"
-                )
-            if why is not None:
-                self._abort(why)
-                return
-            if failures >= _PROBE_ATTEMPTS:
-                break
-            await self._sleep(self.settings.retry.initial_backoff_s * 2**failures)
-            if self.stop.requested:
-                return
-        if not self.server_clock.known:
+        if probe.last is not None and not self.server_clock.known:
             self.notify(
-                f"could not read OneNET's clock ({outcome.error or 'no usable answer'}):"
+                f"could not read OneNET's clock ({probe.last.error or 'no usable answer'}):"
                 " relative times use this machine's clock"
             )
-
-    def _read_clock(self, outcome: Outcome, sent: float) -> None:
-        if outcome.server_date is not None:
-            self.server_clock.observe(outcome.server_date, (sent + self.clock()) / 2)
-
-    def _clock_known(self) -> None:
-        if not self.server_clock.known:
-            return
-        offset = self.server_clock.offset
-        self.stats.clock_offset = offset
-        if abs(offset) > _OFFSET_WARNING_S:
-            self.notify(
-                f"OneNET's clock is {describe_offset(offset)} this machine's: relative times and"
-                " history searches use OneNET's clock"
-            )
+        elif self.server_clock.known:
+            offset = self.server_clock.offset
+            self.stats.clock_offset = offset
+            if abs(offset) > _OFFSET_WARNING_S:
+                self.notify(
+                    f"OneNET's clock is {describe_offset(offset)} this machine's: relative times"
+                    " and history searches use OneNET's clock"
+                )
 
     async def _leftovers(self, reconcile_in_doubt: bool, resend: bool) -> None:
         ledger = self.recorder.ledger
@@ -695,20 +639,6 @@ class _Runner:
         finally:
             sleeper.cancel()
             stopper.cancel()
-
-    async def _unless_stopped(self, call: Awaitable[T]) -> T | None:
-        """The result of ``call``, or None when an immediate stop comes first."""
-        task = asyncio.ensure_future(call)
-        stopper = asyncio.ensure_future(self.stop.wait_immediate())
-        try:
-            await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        return task.result() if not task.cancelled() else None
 
 
 def _still_good(flight: _Flight, at: float) -> bool:
