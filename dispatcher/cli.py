@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gc
 import os
 import signal
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import aiohttp
 import click
@@ -44,6 +45,23 @@ EXIT_INTERRUPTED = 130
 T = TypeVar("T")
 
 
+P = ParamSpec("P")
+
+
+def _interruptible(command: Callable[P, None]) -> Callable[P, None]:
+    """A Ctrl-C outside a run's own handling (reading and checking the job) ends quietly, 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            console.note("interrupted; the same command goes on from where it stopped")
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper
+
+
 def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
     console.error(message)
     sys.exit(code)
@@ -61,6 +79,7 @@ def main(verbose: int) -> None:
 @click.argument("jobfiles", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--at", "at_text", metavar="TIME", help="Check times against this planned start.")
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. an IMEI check digit) as errors.")
+@_interruptible
 def validate(jobfiles: tuple[Path, ...], at_text: str | None, strict: bool) -> None:
     """Check job files without sending anything; report every problem as FILE:LINE: FIELD."""
     at = _planned_start(at_text)
@@ -117,6 +136,7 @@ def _planned_start(text: str | None) -> datetime | None:
     help="Send commands edited since the ledger recorded them as new commands.",
 )
 @click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
+@_interruptible
 def run(
     jobfile: Path,
     config_path: Path | None,
@@ -552,7 +572,10 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
         if not checked.ok:
             _fail(f"{jobfile}: {checked.errors} error(s): nothing was sent")
         console.validation(job, checked)
-        settings = Settings().with_overrides(rate=rate, concurrency=32)
+        try:
+            settings = Settings().with_overrides(rate=rate, concurrency=32)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc).removeprefix("command line: ")) from None
         settings = dataclasses.replace(
             settings, reliability=dataclasses.replace(settings.reliability, settle_s=0.5)
         )

@@ -44,7 +44,7 @@ _secrets: list[str] = []
 _patterns: dict[str, re.Pattern[str]] = {}
 # A secret is masked where it stands as a whole token: a short test key that happens to be a word
 # ("test") must not garble "latest" or "tested".
-_TOKEN = "A-Za-z0-9_+/=-"
+_TOKEN = "A-Za-z0-9_-"
 _out = Console(soft_wrap=True, highlight=False)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -75,11 +75,20 @@ class _MaskingFilter(logging.Filter):
         return True
 
 
+class _Plain(logging.Formatter):
+    """'warning: ...', as the console writes its own lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
 def setup_logging(verbose: int) -> None:
     """Log lines on stderr: warnings by default, info with -v, debug with -vv."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # By default a warning reads like the console's own lines; -v asks for the log's details.
+    detailed = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(detailed if verbose else _Plain())
     handler.addFilter(_MaskingFilter())
     root = logging.getLogger("dispatcher")
     root.handlers[:] = [handler]

@@ -998,3 +998,27 @@ def test_api_key_is_not_shown_when_the_run_stops_early(write_file: WriteFile) ->
     )
     assert result.exit_code == 1
     assert SECRET not in result.output
+
+
+def test_a_short_key_that_is_a_word_is_masked_without_garbling_messages() -> None:
+    secrets = list(console._secrets)
+    try:
+        console.redact("test")
+        assert console.mask("latest test run: tested") == "latest *** run: tested"
+        assert console.mask("api-key=test&x") == "api-key=***&x"
+    finally:
+        console._secrets[:] = secrets
+
+
+def test_library_warnings_read_in_the_consoles_voice_by_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    console.setup_logging(0)
+    try:
+        logging.getLogger("dispatcher.reconcile").warning("history of %s unreachable", "x")
+        assert capsys.readouterr().err == "warning: history of x unreachable\n"
+        console.setup_logging(1)
+        logging.getLogger("dispatcher.reconcile").warning("again")
+        assert " WARNING dispatcher.reconcile: again" in capsys.readouterr().err
+    finally:
+        console.setup_logging(0)
