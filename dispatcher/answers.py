@@ -9,7 +9,8 @@ in front of it (gateways, proxies, a wrong base path):
   came from OneNET after it took the request: the command may exist, so it is ``in_doubt``.
 - A 3xx/4xx answer without an integer errno did not come from OneNET (an HTML 404 from a wrong
   path, a proxy's 403/407): nothing was created; it is ``transient`` and ``misrouted``.
-- 429 is throttling; 504 is in doubt (a gateway gave up waiting); other 5xx are transient.
+- 429 is throttling; 502 and 504 are in doubt (a gateway passed the request on and got a broken
+  answer, or none in time); other 5xx are transient.
 """
 
 from __future__ import annotations
@@ -169,9 +170,10 @@ def _judge(
     """(verdict, uuid, errno, error, misrouted) of one answer."""
     if status == 429:
         return Verdict.TRANSIENT, None, None, "HTTP 429", False
-    if status == 504:
-        # A gateway gave up waiting for OneNET: the request went through, the command may exist.
-        return Verdict.IN_DOUBT, None, None, "HTTP 504", False
+    if status in (502, 504):
+        # A gateway passed the request on to OneNET and got a broken answer (502) or none in time
+        # (504): the request went through, the command may exist.
+        return Verdict.IN_DOUBT, None, None, f"HTTP {status}", False
     if status >= 500:
         return Verdict.TRANSIENT, None, None, f"HTTP {status}", False
     try:

@@ -36,6 +36,7 @@ class Breakers:
         self.url = url
         self.timeout_s = timeout_s
         self.armed = True
+        self.key_proven = False  # OneNET took the key (the probe's answer): errno 1 is a device's
         self.tripped: RunAborted | None = None
         self.auth_rejects: list[str] = []  # keys answered errno 1 while armed: not the devices'
         self._unreached = 0  # in a row
@@ -50,7 +51,8 @@ class Breakers:
         """Count one answer; the breaker that trips because of it (only the first trip counts)."""
         if not self.armed:
             return None
-        if outcome.errno == 1 and key is not None:
+        wrong_key = outcome.errno == 1 and not self.key_proven
+        if wrong_key and key is not None:
             self.auth_rejects.append(key)  # even after a trip: answers still coming in
         if self.tripped is not None:
             return None
@@ -77,7 +79,7 @@ class Breakers:
                 f" {self.timeout_s:g}s (retry.request_timeout_s), with nothing accepted: the server"
                 " hangs; those commands are in doubt and are looked up by the next run"
             )
-        elif outcome.errno == 1 and len(self.auth_rejects) >= n:
+        elif wrong_key and len(self.auth_rejects) >= n:
             why = WrongKeyError(
                 f"OneNET answered errno 1 (auth failed) to the first {n} commands with none"
                 " accepted: the api-key is wrong or not this product's master key"

@@ -301,6 +301,14 @@ def api_key_from_env(settings: Settings, environ: Mapping[str, str] | None = Non
     key = env.get(name, "").strip()
     if not key:
         raise ConfigError(f"the api-key is not set: export {name}=<your product's master key>")
+    if not all("!" <= ch <= "~" for ch in key):
+        # It travels in an HTTP header: a control character, a space or a non-ASCII character
+        # cannot, and is a copy-and-paste accident.
+        raise ConfigError(
+            f"the api-key in {name} holds a character an HTTP header cannot carry (a control"
+            " character, a space or a non-ASCII character): export it again as it is shown"
+            " in OneNET's console"
+        )
     return key
 
 

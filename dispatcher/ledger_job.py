@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from dispatcher.ledger_file import INSERT_COMMAND, SELECT_ROWS, insert_params, row_of
-from dispatcher.ledger_records import Retired, Row
+from dispatcher.ledger_records import Retired, Row, Status
 
 if TYPE_CHECKING:
     from dispatcher.jobs import Command
@@ -243,9 +243,18 @@ def _compare_chunk(
             found.new += 1
             continue
         fields = _differing(row, command)
-        if fields:
-            found.change(row, command, fields)
+        earlier = _earlier_version(conn, row, command) if fields else None
+        if earlier is not None and not _risky(row, earlier):
+            # The job went back to a version the ledger holds, and nothing new would reach
+            # OneNET: that version is taken up again, with all it holds.
+            found.returned += 1
             if apply:
+                _restore(conn, row, earlier, command)
+        elif fields:
+            found.change(row, command, fields)
+            if apply and earlier is not None:
+                _restore(conn, row, earlier, command)  # never a second row of the same values
+            elif apply:
                 _replace(conn, row, command)
         elif row.retired is not None:
             found.returned += 1
@@ -281,3 +290,39 @@ def _replace(conn: sqlite3.Connection, row: Row, command: Command) -> None:
         (f"{row.key}~{n}", Retired.CHANGED.value, row.key),
     )
     conn.execute(INSERT_COMMAND, insert_params(command))
+
+
+# A command OneNET may hold (or settled for good): another version of it must not be sent blindly.
+_AT_ONENET = frozenset({Status.ACCEPTED, Status.IN_DOUBT, Status.IN_FLIGHT})
+_TO_SEND = frozenset({Status.PENDING, Status.FAILED})
+
+
+def _earlier_version(conn: sqlite3.Connection, row: Row, command: Command) -> Row | None:
+    """A retired earlier version of the row (``<key>~<n>``) with exactly the command's fields."""
+    cur = conn.execute(
+        f"{SELECT_ROWS} WHERE key > ? AND key < ? ORDER BY seq", (f"{row.key}~", f"{row.key}~~")
+    )
+    for earlier in map(row_of, cur):
+        if not _differing(earlier, command):
+            return earlier
+    return None
+
+
+def _risky(active: Row, earlier: Row) -> bool:
+    """Whether taking ``earlier`` up again would send it while ``active`` may sit at OneNET."""
+    return earlier.status in _TO_SEND and active.status in _AT_ONENET
+
+
+def _restore(conn: sqlite3.Connection, active: Row, earlier: Row, command: Command) -> None:
+    """Retire the active row under the next free suffix; give its key back to ``earlier``."""
+    n = 1
+    while conn.execute("SELECT 1 FROM commands WHERE key = ?", (f"{active.key}~{n}",)).fetchone():
+        n += 1
+    conn.execute(
+        "UPDATE commands SET key = ?, retired = COALESCE(retired, ?) WHERE key = ?",
+        (f"{active.key}~{n}", Retired.CHANGED.value, active.key),
+    )
+    conn.execute(
+        "UPDATE commands SET key = ?, retired = NULL, source = ?, line = ? WHERE key = ?",
+        (active.key, command.source, command.line, earlier.key),
+    )

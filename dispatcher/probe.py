@@ -61,6 +61,7 @@ class Probe:
         self.attempts, self.backoff_s, self.timeout_s = attempts, backoff_s, timeout_s
         self.sleep, self.clock = sleep, clock
         self.requests = 0
+        self.key_proven = False  # OneNET answered errno 0: the key is right
         self.last: Outcome | None = None  # the last answer, when no usable one came
 
     async def run(self, imeis: Sequence[str]) -> RunAborted | None:
@@ -79,9 +80,10 @@ class Probe:
                 return None
             self.requests += 1
             if outcome.server_date is not None:
-                self.server_clock.observe(outcome.server_date, (sent + self.clock()) / 2)
+                self.server_clock.observe(outcome.server_date, sent, self.clock())
             if outcome.verdict is Verdict.ACCEPTED:
                 self.last = None
+                self.key_proven = True
                 return None
             self.last = outcome
             if outcome.errno == 1:  # the key, or only that device: ask another one

@@ -55,9 +55,12 @@ log = logging.getLogger(__name__)
 _START_MARGIN = 2.0
 # Times resolved longer ago than this before the request leaves are resolved again.
 _STALE_S = 1.0
+# With a rate, at most this many seconds' worth of commands are marked ahead of the pace, so that
+# their times are rarely stale when they leave (a re-mark at the head of the queue is one durable
+# write at a time).
+_AHEAD_S = 0.4
 # OneNET's clock this far from ours is worth a warning.
 _OFFSET_WARNING_S = 5.0
-_PROBE_DEVICES = 3  # distinct devices asked by the probe before errno 1 means a wrong key
 _PROBE_ATTEMPTS = 3
 
 
@@ -82,7 +85,9 @@ class _Flight:
     expired_at: float
     attempts: int = 0
     on_wire: bool = False
+    sent_at: float | None = None  # when its latest request left (our clock)
     latency_ms: float | None = None
+    turn: _Turn | None = None  # its place among those marked ahead of the pace, until it leaves
 
 
 class _NotSent(Exception):
@@ -172,6 +177,8 @@ class _Runner:
         self._settled: set[str] = set()  # leftovers this run settled: not "already done"
         self._cut_short = False  # in-flight requests were abandoned (immediate stop, grace over)
         self._stopping = lambda: self.stop.requested
+        rate = pace.rate
+        self._turns = asyncio.Semaphore(max(1, int(rate * _AHEAD_S))) if rate else None
 
     # -- the phases -----------------------------------------------------------------------------
 
@@ -240,11 +247,16 @@ class _Runner:
             sleep=self._sleep,
             clock=self.clock,
         )
-        why = await probe.run(_first_devices(self.job, _PROBE_DEVICES))
+        # As many devices as the breaker on errno 1 counts: a few IMEIs outside the product at
+        # the head of a job are not a wrong key.
+        devices = _first_devices(self.job, self.settings.reliability.breaker_threshold)
+        why = await probe.run(devices)
         self.stats.requests += probe.requests
         if why is not None:
             self._abort(why)
             return
+        if probe.key_proven:
+            self.breakers.key_proven = True
         if probe.last is not None and not self.server_clock.known:
             self.notify(
                 f"could not read OneNET's clock ({probe.last.error or 'no usable answer'}):"
@@ -428,13 +440,26 @@ class _Runner:
             await self._send(*item)
 
     async def _send(self, command: Command, old: Status) -> None:
+        if self._turns is None:
+            await self._send_marked(command, old, None)
+            return
+        turn = _Turn(self._turns)
+        if not await turn.take(self._stopping):
+            return  # a stop came first: nothing of it was written, it stays as it was
+        try:
+            await self._send_marked(command, old, turn)
+        finally:
+            turn.give()
+
+    async def _send_marked(self, command: Command, old: Status, turn: _Turn | None) -> None:
         now = self.clock()
         flight = self._resolve(command, old, self.server_clock.now())
         if flight is None:
             self._finish_key(command.key, old, Status.EXPIRED, None, _EXPIRED, 0, now, None)
             return
-        await self._mark(flight, now)
+        flight.turn = turn
         try:
+            await self._mark(flight, now)
             outcome = await self.attempts.run(self._attempt, flight)
         except _NotSent:
             # A stop came while it waited for its slot: it goes out with the next run.
@@ -445,9 +470,12 @@ class _Runner:
             self._finish_key(command.key, old, Status.EXPIRED, None, _EXPIRED, flight.attempts, at)
             return
         except asyncio.CancelledError:
+            # Its request on the wire: in doubt, looked up from the moment it left. Otherwise
+            # (waiting for its mark, its slot or a retry) nothing of it is at OneNET.
             status = Status.IN_DOUBT if flight.on_wire else Status.PENDING
             error = "stopped at once" if flight.on_wire else ""
-            self._finish_key(command.key, old, status, None, error, flight.attempts, now, None)
+            at = flight.sent_at or now
+            self._finish_key(command.key, old, status, None, error, flight.attempts, at, None)
             raise
         self._finish_outcome(flight, outcome)
 
@@ -456,18 +484,22 @@ class _Runner:
             # A retry, after its backoff: times for now, marked before the wait for the pace.
             await self._refresh(flight, self.server_clock.now())
         ready = functools.partial(self._ready, flight)
-        if not await self.pace.acquire_for(ready, abandon=self._stopping):
+        granted = await self.pace.acquire_for(ready, abandon=self._stopping)
+        if flight.turn is not None:
+            flight.turn.give()  # at the head: the next one may be marked
+            flight.turn = None
+        if not granted:
             raise _NotSent
         flight.attempts += 1
         flight.on_wire = True
-        sent = self.clock()
+        flight.sent_at = sent = self.clock()
         started = time.perf_counter()
         outcome = await self.client.execute_offline(flight.request)
         flight.latency_ms = (time.perf_counter() - started) * 1000.0
         flight.on_wire = False
         self.stats.requests += 1
         if outcome.server_date is not None:
-            self.server_clock.observe(outcome.server_date, sent + flight.latency_ms / 2000.0)
+            self.server_clock.observe(outcome.server_date, sent, sent + flight.latency_ms / 1000.0)
         self._observe(outcome, flight.command.key)
         return outcome
 
@@ -497,7 +529,9 @@ class _Runner:
             req.valid_time,
             req.expired_time,
             self.run_id,
-            server_at=flight.resolved_at,
+            # OneNET's clock only once it is known: the history search falls back to ours plus
+            # the offset known then, rather than trust a time that was only ours.
+            server_at=flight.resolved_at if self.server_clock.known else None,
         )
         await self.recorder.mark_in_flight(mark)
 
@@ -639,6 +673,32 @@ class _Runner:
         finally:
             sleeper.cancel()
             stopper.cancel()
+
+
+class _Turn:
+    """A place among the commands marked ahead of the pace: taken before the mark, given back
+    when the command's slot comes (or it ends first)."""
+
+    __slots__ = ("_gate", "_held")
+
+    def __init__(self, gate: asyncio.Semaphore) -> None:
+        self._gate = gate
+        self._held = False
+
+    async def take(self, stopping: Callable[[], bool]) -> bool:
+        """Wait for a place; False (and no place held) when a stop came meanwhile."""
+        await self._gate.acquire()
+        self._held = True
+        if stopping():
+            self.give()
+            return False
+        return True
+
+    def give(self) -> None:
+        """Give the place back (once)."""
+        if self._held:
+            self._held = False
+            self._gate.release()
 
 
 def _still_good(flight: _Flight, at: float) -> bool:

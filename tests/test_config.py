@@ -550,3 +550,10 @@ def test_plain_http_to_another_host_is_a_warning_naming_it(url: str, host: str) 
     assert warning is not None
     assert host in warning
     assert "https" in warning
+
+
+@pytest.mark.parametrize("key", ["abc\ndef", "abc def", "ab\x00c", "ключ-123", "abc\u200bdef"])
+def test_an_api_key_an_http_header_cannot_carry_is_a_config_error(key: str) -> None:
+    with pytest.raises(ConfigError, match="an HTTP header cannot carry") as caught:
+        api_key_from_env(Settings(), {"ONENET_API_KEY": key})
+    assert key not in str(caught.value)  # never echoed

@@ -238,6 +238,32 @@ async def test_edited_job_is_refused_before_sending_then_sent_anew_with_accept_c
     }
 
 
+async def test_going_back_to_a_version_onenet_holds_sends_nothing_again(tmp_path: Path) -> None:
+    job = write(tmp_path / "job.yaml", job_text(*DEVICES[:3]))
+    emulator = Emulator()
+    async with serve(emulator) as url:
+        first = await run(tmp_path, "job.yaml", url)  # version 1, accepted
+        assert first.code == 0, first.stderr
+        write(job, job_text(*DEVICES[:3], trigger="[register]"))
+        # version 2 is accepted as a change, but never sent: the address is wrong
+        unsent = await run(tmp_path, "job.yaml", "http://127.0.0.1:9", "--accept-changes")
+        assert unsent.code == 4, unsent.stderr
+        write(job, job_text(*DEVICES[:3]))  # back to version 1
+        back = await run(tmp_path, "job.yaml", url)
+        again = await run(tmp_path, "job.yaml", url, "--accept-changes")
+    assert back.code == 0, back.stdout + back.stderr
+    assert "the job is finished" in back.stderr
+    assert again.code == 0, again.stdout + again.stderr
+    assert len(emulator.accepted()) == 3  # version 1 once each, never a second time
+    assert emulator.stats()["duplicates_ignoring_times"] == 0
+    rows = ledger_rows(tmp_path / "job.yaml.ledger.db")
+    active = [r for r in rows if r.retired is None]
+    assert {(r.status, r.trigger_msg) for r in active} == {(Status.ACCEPTED, 3)}
+    assert {r.uuid for r in active} == {c.uuid for c in emulator.accepted()}
+    retired = [r for r in rows if r.retired is not None]
+    assert {(r.status, r.trigger_msg) for r in retired} == {(Status.PENDING, 1)}
+
+
 # --- rows removed from the job ------------------------------------------------------------
 
 

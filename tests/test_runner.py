@@ -19,7 +19,7 @@ from e2e_support import fast_settings, fleet, write_csv_job
 
 from dispatcher.client import ExecuteRequest, HistoryItem, Outcome, Verdict, classify
 from dispatcher.config import Settings
-from dispatcher.errors import OneNetUnavailable
+from dispatcher.errors import OneNetUnavailable, WrongKeyError
 from dispatcher.jobs import Job, load_job
 from dispatcher.ledger import InFlight, Ledger, Result, Row, Status
 from dispatcher.pacing import Pace
@@ -263,10 +263,10 @@ async def test_other_errnos_are_rejected_at_once_with_errno_and_text(
         answer(7, "service internal error"),
         answer(5117, "rpc error"),
         http(500),
-        http(502),
+        http(503),
         http(429, b"slow down", **{"Retry-After": "0"}),
     ],
-    ids=["errno7", "errno5117", "http500", "http502", "http429"],
+    ids=["errno7", "errno5117", "http500", "http503", "http429"],
 )
 async def test_transient_answers_are_retried_then_failed_after_max_attempts(
     small_job: Setup, transient: Answer
@@ -673,7 +673,10 @@ async def run_with_a_late_outcome(
         async with asyncio.timeout(30), asyncio.TaskGroup() as tg:
             tg.create_task(second_outcome_during_the_first_commit())
             pace = Pace(None, clock=vt, sleep=vt.sleep)
-            tg.create_task(run_job(setup.job, client, ledger, settings, sleep=no_wait, pace=pace))
+            # no probe: the breaker on the sends is what these runs are about
+            tg.create_task(
+                run_job(setup.job, client, ledger, settings, sleep=no_wait, pace=pace, probe=False)
+            )
     return setup
 
 
@@ -855,3 +858,106 @@ async def test_a_graceful_stop_does_not_wait_out_a_long_hold(small_job: Setup) -
     assert result.stop_reason == "operator asked"
     assert set(statuses(small_job)) == {Status.PENDING}  # nothing in doubt: none was on the wire
     assert not any("stopped at once" in n for n in notes)  # the grace was not waited out
+
+
+# -- stops, clocks, marks and keys ------------------------------------------------------------
+
+
+class SlowMarksLedger(Ledger):
+    """A real ledger whose in-flight marks take a while to commit; counts the marks per key."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.marking = threading.Event()
+        self.release = threading.Event()
+        self.marks: dict[str, int] = {}
+
+    def write_batch(self, items: Sequence[InFlight], results: Sequence[Result]) -> None:
+        for item in items:
+            self.marks[item.key] = self.marks.get(item.key, 0) + 1
+        if items and not self.release.is_set():
+            self.marking.set()
+            self.release.wait(30)
+        super().write_batch(items, results)
+
+
+async def test_an_immediate_stop_while_waiting_for_the_first_mark_leaves_nothing_in_flight(
+    small_job: Setup,
+) -> None:
+    stop = Stop()
+    with SlowMarksLedger.open(small_job.ledger_path, synchronous="normal") as ledger:
+        assert isinstance(ledger, SlowMarksLedger)
+
+        async def stop_while_marking() -> None:
+            await asyncio.to_thread(ledger.marking.wait, 30)
+            stop.request("operator asked twice", immediate=True)
+            for _ in range(50):
+                await asyncio.sleep(0)
+            ledger.release.set()
+
+        client = FakeOneNet()
+        async with asyncio.timeout(30), asyncio.TaskGroup() as tg:
+            tg.create_task(stop_while_marking())
+            running = tg.create_task(
+                run_job(small_job.job, client, ledger, fast_settings(), stop=stop, sleep=no_wait)
+            )
+        result = running.result()
+
+    assert client.requests == []
+    assert result.counts[Status.IN_FLIGHT] == 0
+    assert set(statuses(small_job)) == {Status.PENDING}
+    assert result.stats.done == 0
+
+
+async def test_marks_before_onenets_clock_is_known_carry_no_server_time(small_job: Setup) -> None:
+    client = FakeOneNet()  # its answers carry no Date header
+    await run(small_job, client)
+
+    assert {r.first_server_at for r in rows(small_job).values()} == {None}
+
+
+async def test_at_a_rate_far_below_the_concurrency_each_command_is_marked_once(
+    tmp_path: Path,
+) -> None:
+    vt = VirtualTime(start=time.time())
+    setup = timed_job(tmp_path, 60, expired_time="+1h")
+    pace = Pace(20, clock=vt, sleep=vt.sleep)
+    settings = fast_settings(rate=20, concurrency=200)
+    with SlowMarksLedger.open(setup.ledger_path, synchronous="normal") as ledger:
+        assert isinstance(ledger, SlowMarksLedger)
+        ledger.release.set()
+        await run_job(
+            setup.job, FakeOneNet(clock=vt), ledger, settings, pace=pace, clock=vt, sleep=vt.sleep
+        )
+        marks = ledger.marks
+    assert set(marks.values()) == {1}  # never marked a second time for a stale wait
+    assert statuses(setup) == {Status.ACCEPTED: 60}
+
+
+async def test_a_proven_key_makes_errno_1_a_devices_own_answer(small_job: Setup) -> None:
+    foreign = small_job.imeis[:12]  # more than the breaker counts, all before any acceptance
+    client = FakeOneNet({i: [answer(1, "auth failed")] for i in foreign})
+    result = await run(small_job, client, fast_settings(concurrency=1, breaker_threshold=10))
+
+    assert result.aborted is None  # the probe's errno 0 showed the key is right
+    assert statuses(small_job) == {Status.REJECTED: 12, Status.ACCEPTED: 8}
+
+
+async def test_foreign_devices_at_the_head_of_a_job_are_not_a_wrong_key(small_job: Setup) -> None:
+    auth_failed = classify(200, orjson.dumps({"errno": 1, "error": "auth failed"}), {})
+    client = FakeOneNet(probes=[auth_failed] * 3)  # the first three devices are not the product's
+    result = await run(small_job, client, fast_settings(breaker_threshold=10))
+
+    assert result.aborted is None and result.complete
+    assert client.probed == small_job.imeis[:4]  # asked on until one answered
+
+
+async def test_errno_1_for_as_many_devices_as_the_breaker_counts_is_a_wrong_key(
+    small_job: Setup,
+) -> None:
+    auth_failed = classify(200, orjson.dumps({"errno": 1, "error": "auth failed"}), {})
+    client = FakeOneNet(probes=[auth_failed] * 20)
+    result = await run(small_job, client, fast_settings(breaker_threshold=5))
+
+    assert isinstance(result.aborted, WrongKeyError)
+    assert client.probed == small_job.imeis[:5] and client.requests == []
