@@ -82,7 +82,7 @@ def _step(results: Results, title: str, fn: Callable[[], T]) -> T | None:
 def run_suite(sizes: Sizes, out: Path, *, keep: bool = False) -> Results:
     """Every measurement, in order; the work files go to ``out``/work."""
     started = time.perf_counter()
-    work = out / "work"
+    work = out.resolve() / "work"  # absolute: the clients run with the work folder as cwd
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     results = Results(sizes, machine())
