@@ -257,10 +257,11 @@ class _Runner:
             return
         if probe.key_proven:
             self.breakers.key_proven = True
-        if probe.last is not None and not self.server_clock.known:
+        if probe.requests and not self.server_clock.known:
+            cause = "its answer had no Date header" if probe.last is None else probe.last.error
             self.notify(
-                f"could not read OneNET's clock ({probe.last.error or 'no usable answer'}):"
-                " relative times use this machine's clock"
+                f"could not read OneNET's clock ({cause or 'no usable answer'}): relative times"
+                " use this machine's clock"
             )
         elif self.server_clock.known:
             offset = self.server_clock.offset
