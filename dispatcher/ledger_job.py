@@ -282,14 +282,19 @@ def _differing(row: Row, command: Command) -> tuple[str, ...]:
 
 def _replace(conn: sqlite3.Connection, row: Row, command: Command) -> None:
     """Keep the row as it is under ``<key>~<n>`` (retired), and insert the edited command."""
+    _retire_aside(conn, row.key)
+    conn.execute(INSERT_COMMAND, insert_params(command))
+
+
+def _retire_aside(conn: sqlite3.Connection, key: str) -> None:
+    """Move the row of ``key``, as it is, to the next free ``<key>~<n>`` (retired if active)."""
     n = 1
-    while conn.execute("SELECT 1 FROM commands WHERE key = ?", (f"{row.key}~{n}",)).fetchone():
+    while conn.execute("SELECT 1 FROM commands WHERE key = ?", (f"{key}~{n}",)).fetchone():
         n += 1
     conn.execute(
         "UPDATE commands SET key = ?, retired = COALESCE(retired, ?) WHERE key = ?",
-        (f"{row.key}~{n}", Retired.CHANGED.value, row.key),
+        (f"{key}~{n}", Retired.CHANGED.value, key),
     )
-    conn.execute(INSERT_COMMAND, insert_params(command))
 
 
 # A command OneNET may hold (or settled for good): another version of it must not be sent blindly.
@@ -315,13 +320,7 @@ def _risky(active: Row, earlier: Row) -> bool:
 
 def _restore(conn: sqlite3.Connection, active: Row, earlier: Row, command: Command) -> None:
     """Retire the active row under the next free suffix; give its key back to ``earlier``."""
-    n = 1
-    while conn.execute("SELECT 1 FROM commands WHERE key = ?", (f"{active.key}~{n}",)).fetchone():
-        n += 1
-    conn.execute(
-        "UPDATE commands SET key = ?, retired = COALESCE(retired, ?) WHERE key = ?",
-        (f"{active.key}~{n}", Retired.CHANGED.value, active.key),
-    )
+    _retire_aside(conn, active.key)
     conn.execute(
         "UPDATE commands SET key = ?, retired = NULL, source = ?, line = ? WHERE key = ?",
         (active.key, command.source, command.line, earlier.key),
