@@ -4,8 +4,6 @@ The public API: read and validate job files, run them against OneNET (or the emu
 results ledger.
 """
 
-from dispatcher.binding import Binding, JobChangedError, bind_job
-from dispatcher.client import ExecuteRequest, Misrouted, OneNetClient, Outcome, Verdict, classify
 from dispatcher.config import Settings, load_settings
 from dispatcher.errors import (
     ConfigError,
@@ -21,11 +19,28 @@ from dispatcher.errors import (
     UnreachableError,
     WrongKeyError,
 )
-from dispatcher.jobs import Command, Job, Problem, Validation, command_key, load_job, validate_job
-from dispatcher.ledger import Ledger, LedgerFullError, Row, Status, default_ledger_path
-from dispatcher.pacing import Aimd, Pace
-from dispatcher.report import Summary, summarize, write_export
-from dispatcher.runner import RunResult, RunStats, Stop, run_job
+from dispatcher.job.model import (
+    Command,
+    Job,
+    Problem,
+    Validation,
+    command_key,
+    load_job,
+    validate_job,
+)
+from dispatcher.ledger.store import Ledger, LedgerFullError, Row, Status, default_ledger_path
+from dispatcher.onenet.client import (
+    ExecuteRequest,
+    Misrouted,
+    OneNetClient,
+    Outcome,
+    Verdict,
+    classify,
+)
+from dispatcher.report.summary import Summary, summarize, write_export
+from dispatcher.run.binding import Binding, JobChangedError, bind_job
+from dispatcher.run.pacing import Aimd, Pace
+from dispatcher.run.runner import RunResult, RunStats, Stop, run_job
 from dispatcher.times import ServerClock, TimeSpec, format_onenet, parse_onenet, parse_timespec
 
 __version__ = "0.1.0"

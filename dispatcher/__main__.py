@@ -1,6 +1,6 @@
 """``python -m dispatcher``: the same command line as the ``dispatcher`` script."""
 
-from dispatcher.cli import main
+from dispatcher.cli.commands import main
 
 if __name__ == "__main__":
     main()

@@ -15,14 +15,14 @@ from typing import Any
 
 import aiohttp
 
-from dispatcher.client import OneNetClient
 from dispatcher.config import Settings
-from dispatcher.emulator import Emulator, StoredCommand
-from dispatcher.jobfields import luhn_check_digit
-from dispatcher.jobs import load_job
-from dispatcher.ledger import Ledger, Row, Status
-from dispatcher.pacing import Pace
-from dispatcher.runner import RunResult, Stop, run_job
+from dispatcher.emulator.server import Emulator, StoredCommand
+from dispatcher.job.fields import luhn_check_digit
+from dispatcher.job.model import load_job
+from dispatcher.ledger.store import Ledger, Row, Status
+from dispatcher.onenet.client import OneNetClient
+from dispatcher.run.pacing import Pace
+from dispatcher.run.runner import RunResult, Stop, run_job
 
 API_KEY = "test-master-key-5f1d"
 

@@ -12,7 +12,7 @@ import pytest
 import dispatcher
 
 MODULES = sorted(
-    info.name for info in pkgutil.iter_modules(dispatcher.__path__, prefix="dispatcher.")
+    info.name for info in pkgutil.walk_packages(dispatcher.__path__, prefix="dispatcher.")
 )
 
 

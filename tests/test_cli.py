@@ -20,11 +20,11 @@ from click.testing import CliRunner, Result
 from e2e_support import fleet, write_csv_job
 
 import dispatcher
-from dispatcher import console
-from dispatcher.cli import main
-from dispatcher.emulator import Emulator, Faults, serve
-from dispatcher.jobs import load_job
-from dispatcher.ledger import Ledger, Status
+from dispatcher.cli import console
+from dispatcher.cli.commands import main
+from dispatcher.emulator.server import Emulator, Faults, serve
+from dispatcher.job.model import load_job
+from dispatcher.ledger.store import Ledger, Status
 
 WriteFile = Callable[[str, "str | bytes"], Path]
 ROOT = Path(__file__).resolve().parent.parent
@@ -898,7 +898,7 @@ class LedgerHolder:
     SCRIPT = (
         "import sqlite3, sys\n"
         "from pathlib import Path\n"
-        "from dispatcher.ledger import Ledger\n"
+        "from dispatcher.ledger.store import Ledger\n"
         "path = Path(sys.argv[1])\n"
         "ledger = Ledger.open(path)\n"
         "writer = sqlite3.connect(path, isolation_level=None)\n"
@@ -1015,10 +1015,10 @@ def test_library_warnings_read_in_the_consoles_voice_by_default(
 ) -> None:
     console.setup_logging(0)
     try:
-        logging.getLogger("dispatcher.reconcile").warning("history of %s unreachable", "x")
+        logging.getLogger("dispatcher.run.reconcile").warning("history of %s unreachable", "x")
         assert capsys.readouterr().err == "warning: history of x unreachable\n"
         console.setup_logging(1)
-        logging.getLogger("dispatcher.reconcile").warning("again")
-        assert " WARNING dispatcher.reconcile: again" in capsys.readouterr().err
+        logging.getLogger("dispatcher.run.reconcile").warning("again")
+        assert " WARNING dispatcher.run.reconcile: again" in capsys.readouterr().err
     finally:
         console.setup_logging(0)

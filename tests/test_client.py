@@ -22,7 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from dispatcher.client import (
+from dispatcher.emulator.server import Emulator, Faults
+from dispatcher.emulator.server import serve as serve_emulator
+from dispatcher.errors import OneNetUnavailable
+from dispatcher.onenet.client import (
     MAX_BODY,
     MAX_RETRY_AFTER,
     ExecuteRequest,
@@ -33,9 +36,6 @@ from dispatcher.client import (
     classify,
     parse_retry_after,
 )
-from dispatcher.emulator import Emulator, Faults
-from dispatcher.emulator import serve as serve_emulator
-from dispatcher.errors import OneNetUnavailable
 
 BASE = "http://onenet.test"
 KEY = "k3y-S3CRET-0123456789abcdef"

@@ -24,8 +24,8 @@ from e2e_support import (
     write_csv_job,
 )
 
-from dispatcher.emulator import Emulator, Faults, serve
-from dispatcher.ledger import Status
+from dispatcher.emulator.server import Emulator, Faults, serve
+from dispatcher.ledger.store import Status
 
 COMMANDS = 400
 LATENCY = Faults(latency_ms=15, latency_jitter_ms=20, seed=3)

@@ -28,12 +28,12 @@ from e2e_support import (
     write_csv_job,
 )
 
-from dispatcher.emulator import Emulator, Faults, serve
+from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.errors import UnreachableError, WrongKeyError
-from dispatcher.jobs import load_job
-from dispatcher.ledger import Status
-from dispatcher.pacing import Pace
-from dispatcher.runner import Stop
+from dispatcher.job.model import load_job
+from dispatcher.ledger.store import Status
+from dispatcher.run.pacing import Pace
+from dispatcher.run.runner import Stop
 from dispatcher.times import BEIJING, format_onenet, parse_onenet
 
 

@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from multidict import CIMultiDictProxy
 
 from dispatcher import emulator as emulator_module
-from dispatcher.cli import main
-from dispatcher.emulator import Emulator, Faults, serve
-from dispatcher.emulator_state import format_answer_time, parse_request_time
+from dispatcher.cli.commands import main
+from dispatcher.emulator.server import Emulator, Faults, serve
+from dispatcher.emulator.state import format_answer_time, parse_request_time
 
 NOW = datetime(2024, 5, 1, 4, 0, 0, tzinfo=UTC).timestamp()  # 2024-05-01 12:00:00 in UTC+8
 IMEI = "861234567890123"
@@ -631,7 +631,7 @@ async def test_without_records_commands_are_counted_not_kept(clock: Clock) -> No
 
 async def test_run_serves_until_stopped_and_reports_its_url() -> None:
     code = (
-        "from dispatcher.emulator import run\n"
+        "from dispatcher.emulator.server import run\n"
         "run('127.0.0.1', 0, ready=lambda url: print(url, flush=True))\n"
     )
     proc = await asyncio.create_subprocess_exec(

@@ -19,8 +19,8 @@ from pathlib import Path
 from e2e_support import CONFIG_YAML, count_status, fleet, ledger_rows, write_config, write_csv_job
 from test_cli import SECRET, Done, dispatcher_async, no_traceback, nothing_sent, process_env
 
-from dispatcher.emulator import Emulator, Faults, serve
-from dispatcher.ledger import Ledger, Retired, Status
+from dispatcher.emulator.server import Emulator, Faults, serve
+from dispatcher.ledger.store import Ledger, Retired, Status
 
 DEVICES = fleet(4, start=500)
 # Every request answered HTTP 500 and tried once: each command ends failed, none held by OneNET.
@@ -350,8 +350,8 @@ async def test_a_run_stopped_early_is_counted_against_the_whole_job(tmp_path: Pa
 # max_page_count is a setting of each connection, not of the file, so it is set in the process).
 CAPPED_CLI = """\
 import sys
-from dispatcher.cli import main
-from dispatcher.ledger import Ledger
+from dispatcher.cli.commands import main
+from dispatcher.ledger.store import Ledger
 
 pages = int(sys.argv.pop(1))
 open_ledger = Ledger.open.__func__

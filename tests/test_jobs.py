@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dispatcher.errors import JobFileError
-from dispatcher.jobfields import luhn_check_digit, luhn_ok
-from dispatcher.jobs import (
+from dispatcher.job.fields import luhn_check_digit, luhn_ok
+from dispatcher.job.model import (
     Command,
     Job,
     Problem,
@@ -25,7 +25,7 @@ from dispatcher.jobs import (
     load_job,
     validate_job,
 )
-from dispatcher.seen import SeenKeys
+from dispatcher.job.seen import SeenKeys
 from dispatcher.times import BEIJING, format_onenet, parse_timespec
 
 WriteFile = Callable[[str, "str | bytes"], Path]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dispatcher.errors import JobFileError
-from dispatcher.jobfields import luhn_check_digit
-from dispatcher.jobs import Command, Problem, Validation, load_job, validate_job
+from dispatcher.job.fields import luhn_check_digit
+from dispatcher.job.model import Command, Problem, Validation, load_job, validate_job
 from dispatcher.times import BEIJING
 
 WriteFile = Callable[[str, "str | bytes"], Path]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher import ledger_file
 from dispatcher.errors import LedgerError, LedgerLockedError
-from dispatcher.jobs import Command, command_key
-from dispatcher.ledger import (
+from dispatcher.job.model import Command, command_key
+from dispatcher.ledger import schema as ledger_file
+from dispatcher.ledger.store import (
     FINAL,
     TO_SEND,
     InFlight,
@@ -158,7 +158,7 @@ def test_in_flight_mark_survives_a_process_killed_before_the_outcome(path: Path)
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_ledger import make_command, _mark
-        from dispatcher.ledger import Ledger
+        from dispatcher.ledger.store import Ledger
         ledger = Ledger.open({str(path)!r})
         cmds = [make_command(1), make_command(2)]
         ledger.register(cmds)
@@ -290,7 +290,7 @@ def test_a_second_opener_in_another_process_is_refused(path: Path, ledger: Ledge
         f"""
         import sys
         from dispatcher.errors import LedgerLockedError
-        from dispatcher.ledger import Ledger
+        from dispatcher.ledger.store import Ledger
         try:
             Ledger.open({str(path)!r})
         except LedgerLockedError as exc:
@@ -531,7 +531,7 @@ def test_another_process_opening_a_hard_link_is_refused(path: Path, tmp_path: Pa
         f"""
         import sys
         from dispatcher.errors import LedgerLockedError
-        from dispatcher.ledger import Ledger
+        from dispatcher.ledger.store import Ledger
         try:
             Ledger.open({str(link)!r})
         except LedgerLockedError as exc:

@@ -12,8 +12,8 @@ import pytest
 from test_ledger import _accept, _mark, _schema_1_ledger, make_command
 
 from dispatcher.errors import LedgerError
-from dispatcher.jobs import Command
-from dispatcher.ledger import (
+from dispatcher.job.model import Command
+from dispatcher.ledger.store import (
     JobRecord,
     Ledger,
     Result,

@@ -29,11 +29,11 @@ from e2e_support import (
 )
 
 from dispatcher.config import Settings
-from dispatcher.emulator import Emulator, Faults, serve
+from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.errors import MisroutedError, ServerHungError
-from dispatcher.jobs import load_job, validate_job
-from dispatcher.ledger import Ledger, Status
-from dispatcher.ledger_job import JobRecord
+from dispatcher.job.model import load_job, validate_job
+from dispatcher.ledger.identity import JobRecord
+from dispatcher.ledger.store import Ledger, Status
 from dispatcher.times import BEIJING, format_onenet
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dispatcher.pacing import WINDOW_SLACK_S, Aimd, Pace
+from dispatcher.run.pacing import WINDOW_SLACK_S, Aimd, Pace
 
 
 class FakeClock:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.emulator import Emulator, serve
-from dispatcher.jobs import load_job, validate_job
+from dispatcher.emulator.server import Emulator, serve
+from dispatcher.job.model import load_job, validate_job
 from dispatcher.times import BEIJING
 
 ROOT = Path(__file__).resolve().parent.parent

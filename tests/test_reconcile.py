@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from dispatcher.client import ExecuteRequest, HistoryItem, Outcome
 from dispatcher.errors import OneNetUnavailable
-from dispatcher.ledger import Row, Status
-from dispatcher.pacing import Pace
-from dispatcher.reconcile import ReconcileReport, reconcile
-from dispatcher.run_state import Stop
+from dispatcher.ledger.store import Row, Status
+from dispatcher.onenet.client import ExecuteRequest, HistoryItem, Outcome
+from dispatcher.run.pacing import Pace
+from dispatcher.run.reconcile import ReconcileReport, reconcile
+from dispatcher.run.state import Stop
 from dispatcher.times import BEIJING, parse_onenet
 
 IMEI = "861234567890123"
@@ -510,12 +510,12 @@ async def test_only_the_first_unreachable_devices_are_logged_then_a_summary(
 ) -> None:
     rows = [make_row(n, imei=f"86123456789{n:04d}") for n in range(7)]
     history = FakeHistory(down={r.imei for r in rows})
-    with caplog.at_level(logging.DEBUG, logger="dispatcher.reconcile"):
+    with caplog.at_level(logging.DEBUG, logger="dispatcher.run.reconcile"):
         report = await settle(rows, history)
 
     assert len(report.unreachable) == 7
     lines = [
-        (r.levelno, r.getMessage()) for r in caplog.records if r.name == "dispatcher.reconcile"
+        (r.levelno, r.getMessage()) for r in caplog.records if r.name == "dispatcher.run.reconcile"
     ]
     per_device = [(lvl, m) for lvl, m in lines if m.startswith("history of ")]
     assert [lvl for lvl, _ in per_device] == [logging.WARNING] * 3 + [logging.DEBUG] * 4
@@ -526,9 +526,9 @@ async def test_only_the_first_unreachable_devices_are_logged_then_a_summary(
 
 async def test_a_few_unreachable_devices_log_no_summary(caplog: pytest.LogCaptureFixture) -> None:
     rows = [make_row(n, imei=f"86123456789{n:04d}") for n in range(3)]
-    with caplog.at_level(logging.DEBUG, logger="dispatcher.reconcile"):
+    with caplog.at_level(logging.DEBUG, logger="dispatcher.run.reconcile"):
         await settle(rows, FakeHistory(down={r.imei for r in rows}))
 
-    messages = [r.getMessage() for r in caplog.records if r.name == "dispatcher.reconcile"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "dispatcher.run.reconcile"]
     assert len(messages) == 3
     assert not any("more devices" in m for m in messages)

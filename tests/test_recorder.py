@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from dispatcher.errors import LedgerError
-from dispatcher.jobs import Command, command_key
-from dispatcher.ledger import InFlight, Ledger, Result, Status
-from dispatcher.recorder import Recorder
+from dispatcher.job.model import Command, command_key
+from dispatcher.ledger.recorder import Recorder
+from dispatcher.ledger.store import InFlight, Ledger, Result, Status
 from dispatcher.times import parse_timespec
 
 

@@ -15,9 +15,9 @@ import orjson
 import pytest
 from rich.console import Console
 
-from dispatcher.jobs import Command, command_key
-from dispatcher.ledger import InFlight, JobRecord, Ledger, Result, Status
-from dispatcher.report import (
+from dispatcher.job.model import Command, command_key
+from dispatcher.ledger.store import InFlight, JobRecord, Ledger, Result, Status
+from dispatcher.report.summary import (
     EXPORT_FIELDS,
     render_summary,
     render_table,

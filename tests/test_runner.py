@@ -17,13 +17,13 @@ import orjson
 import pytest
 from e2e_support import fast_settings, fleet, write_csv_job
 
-from dispatcher.client import ExecuteRequest, HistoryItem, Outcome, Verdict, classify
 from dispatcher.config import Settings
 from dispatcher.errors import OneNetUnavailable, WrongKeyError
-from dispatcher.jobs import Job, load_job
-from dispatcher.ledger import InFlight, Ledger, Result, Row, Status
-from dispatcher.pacing import Pace
-from dispatcher.runner import RunResult, Stop, run_job
+from dispatcher.job.model import Job, load_job
+from dispatcher.ledger.store import InFlight, Ledger, Result, Row, Status
+from dispatcher.onenet.client import ExecuteRequest, HistoryItem, Outcome, Verdict, classify
+from dispatcher.run.pacing import Pace
+from dispatcher.run.runner import RunResult, Stop, run_job
 from dispatcher.times import BEIJING, format_onenet, parse_onenet
 
 # -- the fake ------------------------------------------------------------------------------------

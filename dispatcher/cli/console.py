@@ -1,0 +1,207 @@
+"""What the command line shows: messages, validation summaries, live progress, run summaries.
+
+Used by cli.py only (the library itself never prints). Everything written here, and every log line,
+goes through ``mask`` so that a registered secret (the api-key) can never reach the screen or a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.text import Text
+
+from dispatcher.job.model import Job, Problem, Validation
+from dispatcher.ledger.store import Status
+from dispatcher.report.summary import Summary, render_summary
+from dispatcher.times import format_onenet
+
+if TYPE_CHECKING:
+    from dispatcher.run.state import RunResult, RunStats
+
+__all__ = [
+    "error",
+    "live_progress",
+    "mask",
+    "note",
+    "problem",
+    "redact",
+    "setup_logging",
+    "summary_line",
+    "summary_table",
+    "validation",
+    "warn",
+]
+
+_secrets: list[str] = []
+_patterns: dict[str, re.Pattern[str]] = {}
+# A secret is masked where it stands as a whole token: a short test key that happens to be a word
+# ("test") must not garble "latest" or "tested".
+_TOKEN = "A-Za-z0-9_-"
+_out = Console(soft_wrap=True, highlight=False)
+_err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def redact(secret: str) -> None:
+    """Never show ``secret``: it is masked in every message and log line from now on."""
+    if secret and secret not in _secrets:
+        _secrets.append(secret)
+
+
+def mask(text: str) -> str:
+    """``text`` with every registered secret (as a whole token) replaced by ***."""
+    for secret in _secrets:
+        if secret in text:
+            pattern = _patterns.get(secret)
+            if pattern is None:
+                token = re.escape(secret)
+                pattern = _patterns[secret] = re.compile(f"(?<![{_TOKEN}]){token}(?![{_TOKEN}])")
+            text = pattern.sub("***", text)
+    return text
+
+
+class _MaskingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            record.msg = mask(record.getMessage())
+            record.args = None
+        return True
+
+
+class _Plain(logging.Formatter):
+    """'warning: ...', as the console writes its own lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def setup_logging(verbose: int) -> None:
+    """Log lines on stderr: warnings by default, info with -v, debug with -vv."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    # By default a warning reads like the console's own lines; -v asks for the log's details.
+    detailed = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(detailed if verbose else _Plain())
+    handler.addFilter(_MaskingFilter())
+    root = logging.getLogger("dispatcher")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _print(console: Console, text: str, style: str = "") -> None:
+    console.print(Text(mask(text), style=style))
+
+
+def error(message: str) -> None:
+    """One line on stderr: what went wrong and how to fix it."""
+    _print(_err, f"error: {message}", "bold red")
+
+
+def warn(message: str) -> None:
+    """A warning on stderr."""
+    _print(_err, f"warning: {message}", "yellow")
+
+
+def note(message: str) -> None:
+    """A plain note on stderr."""
+    _print(_err, message)
+
+
+def problem(p: Problem) -> None:
+    """One job-file problem as FILE:LINE: FIELD: message (on stdout)."""
+    _print(_out, f"{p}" + (" (warning)" if p.warning else ""), "yellow" if p.warning else "red")
+
+
+def validation(job: Job, v: Validation) -> None:
+    """The summary of a validation: commands, devices, the time window, warnings."""
+    if v.window_start is not None and v.window_end is not None:
+        window = f"{format_onenet(v.window_start)} .. {format_onenet(v.window_end)} (UTC+8)"
+    else:
+        window = "none"
+    verdict = "valid" if v.ok else f"INVALID: {v.errors} error(s)"
+    _print(
+        _out,
+        f"{job.path}: {verdict}; {_n(v.commands, 'valid command')}, {_n(v.devices, 'device')},"
+        f" window {window}, {_n(v.warnings, 'warning')}",
+        "green" if v.ok else "bold red",
+    )
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+class _ProgressLine:
+    """A one-line live view of a run's counters, rendered on the display's own schedule."""
+
+    def __init__(self, stats: RunStats) -> None:
+        self.stats = stats
+
+    def __rich__(self) -> RenderableType:
+        s = self.stats
+        elapsed = max(time.monotonic() - s.started_at, 1e-6)
+        done, total = s.done, max(s.total, 1)
+        rate = (done - s.done_at_start) / elapsed
+        remaining = max(s.total - done, 0)
+        eta = f"{remaining / rate:,.0f}s" if rate > 0 else "?"
+        width = 24
+        filled = int(width * min(done / total, 1.0))
+        bar = "━" * filled + "╺" + " " * (width - filled)
+        ledger = s.ledger
+        failed, doubt = ledger.get(Status.FAILED, 0), ledger.get(Status.IN_DOUBT, 0)
+        rejected = ledger.get(Status.REJECTED, 0) + ledger.get(Status.EXPIRED, 0)
+        return Text.assemble(
+            (bar[:width], "cyan"),
+            f" {done:,}/{s.total:,} {100 * done / total:5.1f}%  {rate:,.0f}/s  ",
+            (f"accepted {ledger.get(Status.ACCEPTED, 0):,}", "green"),
+            " · ",
+            (f"rejected {rejected:,}", "red" if rejected else ""),
+            " · ",
+            (f"failed {failed:,}", "red" if failed else ""),
+            " · ",
+            (f"in doubt {doubt:,}", "yellow" if doubt else ""),
+            f"  ETA {eta}",
+        )
+
+
+@contextmanager
+def live_progress(stats: RunStats, *, enabled: bool | None = None) -> Iterator[None]:
+    """Show the run's progress on stderr while the block runs (by default only on a terminal)."""
+    if enabled is None:
+        enabled = _err.is_terminal
+    if not enabled:
+        yield
+        return
+    with Live(_ProgressLine(stats), console=_err, refresh_per_second=4, transient=True):
+        yield
+
+
+def summary_line(result: RunResult) -> None:
+    """The end of a run (stdout): the whole job as the ledger holds it, then this run."""
+    s = result.stats
+    elapsed = time.monotonic() - s.started_at
+    registered = sum(result.counts.values())
+    total = max(result.total, registered)
+    counts = {status.value: n for status, n in result.counts.items()}
+    counts["pending"] = counts.get("pending", 0) + result.unregistered
+    parts = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items() if n)
+    _print(_out, f"job: {total:,} commands: {parts or 'none'}")
+    _print(
+        _out,
+        f"this run: {s.requests:,} requests in {elapsed:,.1f}s, {s.accepted:,} accepted"
+        f" ({s.reconciled:,} found by reconciling), {s.rejected:,} rejected, {s.expired:,}"
+        f" expired, {s.failed:,} failed, {s.in_doubt:,} in doubt, {s.skipped:,} already done",
+    )
+
+
+def summary_table(summary: Summary) -> None:
+    """The report's summary, as a table on stdout."""
+    _out.print(render_summary(summary))

@@ -1,0 +1,22 @@
+"""The local OneNET stand-in (aiohttp.web): the routes and their checks, stored commands, and
+the faults it can inject.
+
+May import: errors, times. Never job, onenet, ledger, run, report or cli: it is an independent
+server, and a test double only by speaking the same HTTP.
+"""
+
+from dispatcher.emulator.server import (
+    Emulator,
+    Faults,
+    StoredCommand,
+    run,
+    serve,
+)
+
+__all__ = [
+    "Emulator",
+    "Faults",
+    "StoredCommand",
+    "run",
+    "serve",
+]

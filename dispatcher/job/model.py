@@ -1,0 +1,311 @@
+"""Job files (YAML and CSV) into Command records, streamed, with every problem found.
+
+A YAML job names the job, gives ``defaults:`` for any command field, and lists ``targets:`` (each
+a mapping with ``imei`` and any field overriding the defaults) and/or ``targets_csv:`` (a CSV,
+relative to the job file, whose rows are targets). A CSV job is a header row naming the fields,
+then one command per row. CSV rows are read one at a time and never held, so a million-row fleet
+validates in constant memory; duplicates and distinct devices are counted in a temporary on-disk
+table (seen.py). ``validate_job`` also gives the job's fingerprint (command.py), which changes
+with any field of any command but not with the order of the rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from operator import itemgetter
+from pathlib import Path
+from typing import Literal
+
+from dispatcher.errors import JobFileError
+from dispatcher.job.command import (
+    Command,
+    command_fingerprint,
+    command_key,
+    job_fingerprint,
+    key_of,
+)
+from dispatcher.job.csvfile import csv_header, csv_rows
+from dispatcher.job.fields import FIELDS, NAMES, REQUIRED, Checked, PastTimes, Problem, RowChecker
+from dispatcher.job.seen import SeenKeys
+from dispatcher.job.validate import Validation, validate_job
+from dispatcher.job.yamlfile import Entry, read_yaml
+from dispatcher.times import start_of
+
+__all__ = [
+    "FIELDS",
+    "Command",
+    "Job",
+    "PastTimes",
+    "Problem",
+    "Validation",
+    "command_fingerprint",
+    "command_key",
+    "job_fingerprint",
+    "load_job",
+    "validate_job",
+]
+
+_SENDING_CACHE_KIB = 2048  # duplicate tracking while sending: speed matters less than memory
+_BATCH = 2000  # rows per duplicate check: bounds the rows held between checks
+_CSV_FILE = 1 << 40  # position of a targets_csv row: (file << 40) | line
+_NO_DEFAULTS = Entry(0, (None,) * len(NAMES), (0,) * len(NAMES))
+_AGAIN = {  # how to send a repeated command all the same: a CSV job has no allow_duplicates
+    "yaml": "; set allow_duplicates: true to send it again",
+    "csv": (
+        "; remove the repeat, or list this CSV as the targets_csv of a YAML job with"
+        " allow_duplicates: true to send it again"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """The header of a job file; its commands are streamed by scan() and commands(), never held."""
+
+    path: Path
+    name: str
+    allow_duplicates: bool
+    format: Literal["yaml", "csv"]
+    source: str  # the path as given, for messages
+    defaults: Entry = field(default=_NO_DEFAULTS, repr=False)
+    targets: tuple[Entry, ...] = field(default=(), repr=False)  # inline YAML targets
+    targets_csv: Path | None = None  # the CSV of rows (the file itself for a CSV job)
+    csv_source: str = ""  # that CSV's path as messages cite it
+    problems: tuple[Problem, ...] = field(default=(), repr=False)  # found while loading
+    ignore_columns: tuple[str, ...] = ()  # of targets_csv (lowercase): skipped, not unknown
+
+    def scan(
+        self,
+        *,
+        at: datetime | None = None,
+        strict: bool = False,
+        past_times: PastTimes = "error",
+    ) -> Iterator[Command | Problem]:
+        """Every command and problem in file order, checked for a start at ``at`` (None: now).
+
+        ``past_times``: a time already past at ``at`` is an error, a warning (the command is
+        still given, for the sender to settle), or not reported at all ("allow").
+        """
+        for item in self.checked(start_of(at), strict, past_times, None):
+            yield item if isinstance(item, Problem) else _command(item)
+
+    def commands(self) -> Generator[Command, None, None]:
+        """The commands to send now; JobFileError on the first error (warnings pass).
+
+        Sending comes after validation: a time that has passed since is not an error here (the
+        sender leaves out a passed valid_time and records a command past its expired_time).
+        """
+        for item in self.scan(past_times="allow"):
+            if isinstance(item, Command):
+                yield item
+            elif not item.warning:
+                raise JobFileError(item.file, item.line, item.field, item.message)
+
+    def checked(
+        self, at: datetime, strict: bool, past_times: PastTimes, seen: SeenKeys | None
+    ) -> Iterator[Checked | Problem]:
+        """Checked rows and problems, duplicates settled a batch at a time (for validate_job).
+
+        ``seen``: the caller's table of keys, or None for a small one of its own.
+        """
+        own = seen is None
+        # Sending (no caller's table) runs beside the ledger: a small cache keeps memory flat.
+        keys = SeenKeys(_SENDING_CACHE_KIB) if seen is None else seen
+        try:
+            buffer: list[Checked | Problem] = []
+            batch: list[tuple[int, int, int]] = []
+            for item in self._rows(at, strict, past_times):
+                buffer.append(item)
+                if type(item) is Checked:
+                    # Device: the IMEI itself (15 digits fit 64 bits), so devices count exactly.
+                    batch.append((hash(item[1:5]), item.pos, int(item.imei)))
+                    if len(batch) >= _BATCH:
+                        yield from self._settle(keys, buffer, batch)
+                        buffer, batch = [], []
+                elif len(buffer) >= _BATCH and not batch:
+                    yield from buffer
+                    buffer = []
+            yield from self._settle(keys, buffer, batch)
+        finally:
+            if own:
+                keys.close()
+
+    def _settle(
+        self, keys: SeenKeys, buffer: list[Checked | Problem], batch: list[tuple[int, int, int]]
+    ) -> Iterator[Checked | Problem]:
+        repeats = keys.add(batch) if batch else None
+        if repeats is None:
+            yield from buffer
+            return
+        found = iter(repeats)
+        for item in buffer:
+            if isinstance(item, Checked):
+                occurrence, first = next(found)
+                if occurrence and self.allow_duplicates:
+                    item = item._replace(occurrence=occurrence)
+                elif occurrence:
+                    file = self.csv_source if first >= _CSV_FILE else self.source
+                    where = f"line {first % _CSV_FILE}"
+                    where = where if file == item.source else f"{file}:{first % _CSV_FILE}"
+                    message = (
+                        f"the same command (imei, obj_id, obj_inst_id, res_id, args) as {where}"
+                        + _AGAIN[self.format]
+                    )
+                    yield Problem(item.source, item.line, "imei", message)
+                    continue
+            yield item
+
+    def _rows(
+        self, at: datetime, strict: bool, past_times: PastTimes
+    ) -> Iterator[Checked | Problem]:
+        """Checked rows and problems in file order, before duplicates are looked for."""
+        d = self.defaults
+        checker = RowChecker(
+            self.source,
+            at,
+            strict=strict,
+            past_times=past_times,
+            defaults=d.values,
+            default_lines=d.lines,
+            refused_defaults=d.refused,
+        )
+        yield from sorted([*self.problems, *checker.problems], key=lambda p: p.line)
+        for entry in self.targets:
+            row, problems = checker.check(entry.values, entry.line, entry.line, entry.lines)
+            if problems and entry.refused:  # a field refused as written is not missing too
+                refused = {NAMES[slot] for slot in entry.refused}
+                problems = [p for p in problems if p.field not in refused]
+            if entry.problems or problems:
+                yield from sorted([*entry.problems, *(problems or ())], key=lambda p: p.line)
+            if row is not None and not entry.broken:
+                yield row
+        if self.targets_csv is not None:
+            yield from self._csv(at, strict, past_times)
+
+    def _csv(
+        self, at: datetime, strict: bool, past_times: PastTimes
+    ) -> Iterator[Checked | Problem]:
+        source, in_yaml = self.csv_source, self.format == "yaml"
+        d = self.defaults
+        checker = RowChecker(
+            source,
+            at,
+            strict=strict,
+            past_times=past_times,
+            from_csv=True,
+            defaults=d.values,
+            default_lines=d.lines,
+            default_file=self.source,
+            refused_defaults=d.refused,
+        )
+        assert self.targets_csv is not None
+        rows = csv_rows(self.targets_csv, source)
+        first = next(rows, None)
+        if first is None:
+            raise JobFileError(source, 1, "", "the file is empty")
+        header = csv_header(
+            first[1], first[0], source, ignore=self.ignore_columns, comments=not in_yaml
+        )
+        yield from header.problems
+        missing = checker.absent(slot for slot in REQUIRED if header.columns[slot] is None)
+        for slot in missing:
+            message = "no such column" + (", and no default" if in_yaml else "")
+            yield Problem(source, header.line, NAMES[slot], message)
+        width = header.width
+        getter = itemgetter(*(width if c is None else c for c in header.columns))
+        check = checker.check
+        base = _CSV_FILE if in_yaml else 0
+        count = 0
+        for line, row in rows:
+            count += 1
+            if len(row) != width:
+                if len(row) < width or any(row[width:]):
+                    message = f"has {len(row)} fields, the header has {width}"
+                    yield Problem(source, line, "row", message)
+                    continue
+                del row[width:]  # trailing empty cells, as some spreadsheets export
+            row.append("")
+            checked, problems = check(getter(row), line, base | line)
+            if problems:
+                yield from problems
+            if checked is not None:
+                yield checked
+        if not count:
+            yield Problem(source, header.line, "", "no rows after the header row")
+
+
+def _command(c: Checked) -> Command:
+    """The Command of a checked row (sending: a blake2b per row, for its key)."""
+    return Command(
+        imei=c.imei,
+        obj_id=c.obj_id,
+        obj_inst_id=c.obj_inst_id,
+        res_id=c.res_id,
+        expired_time=c.expired.spec,
+        valid_time=None if c.valid is None else c.valid.spec,
+        args=c.args,
+        retry=c.retry,
+        timeout=c.timeout,
+        trigger_msg=c.trigger_msg,
+        source=c.source,
+        line=c.line,
+        key=(
+            command_key(c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args, c.occurrence)
+            if c.occurrence
+            else key_of(c.imei, c.key_tail)
+        ),
+        occurrence=c.occurrence,
+    )
+
+
+def load_job(path: str | Path) -> Job:
+    """Read a job file's header (YAML: all of it but the CSV rows); JobFileError if unreadable."""
+    source, p = os.fspath(path), Path(path)
+    if p.is_dir():
+        raise JobFileError(source, 0, "", "is a directory, not a job file")
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        _check_csv(p, source, comments=True)
+        return Job(p, p.stem, False, "csv", source, targets_csv=p, csv_source=source)
+    if suffix not in (".yaml", ".yml"):
+        raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml or .csv")
+    y = read_yaml(p, source)
+    csv_path: Path | None = None
+    csv_source = ""
+    if y.targets_csv is not None:
+        text, line = y.targets_csv
+        csv_path = p.parent / text
+        csv_source = str(csv_path)
+        if not csv_path.is_file():
+            what = "is a directory" if csv_path.is_dir() else "no such file"
+            raise JobFileError(source, line, "targets_csv", f"{what}: {csv_source}")
+        _check_csv(csv_path, csv_source, ignore=y.ignore_columns)
+    return Job(
+        p,
+        y.name or p.stem,
+        y.allow_duplicates,
+        "yaml",
+        source,
+        y.defaults,
+        y.targets,
+        csv_path,
+        csv_source,
+        y.problems,
+        y.ignore_columns,
+    )
+
+
+def _check_csv(
+    path: Path, source: str, *, ignore: tuple[str, ...] = (), comments: bool = False
+) -> None:
+    rows = csv_rows(path, source)
+    try:
+        first = next(rows, None)
+    finally:
+        rows.close()
+    if first is None:
+        raise JobFileError(source, 1, "", "the file is empty")
+    csv_header(first[1], first[0], source, ignore=ignore, comments=comments)

@@ -1,0 +1,113 @@
+"""A dry run of a job: every problem, the counts, the window and the fingerprint.
+
+``validate_job`` streams the job's checked rows once (``Job.checked``), so a million-row fleet is
+validated in constant memory; duplicates and devices are counted in a temporary on-disk table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from dispatcher.job.command import fingerprint_part, job_fingerprint, key_tail
+from dispatcher.job.fields import Checked, PastTimes, Problem
+from dispatcher.job.seen import SeenKeys
+from dispatcher.times import start_of
+
+__all__ = ["CheckedRows", "Validation", "validate_job"]
+
+
+class CheckedRows(Protocol):
+    """What validation reads of a job: its name and its checked rows (``Job`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def checked(
+        self, at: datetime, strict: bool, past_times: PastTimes, seen: SeenKeys | None
+    ) -> Iterator[Checked | Problem]: ...
+
+
+_UNSEEN = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """What a dry run found: counts, the time window the commands span, and a fingerprint."""
+
+    commands: int
+    devices: int
+    errors: int
+    warnings: int
+    window_start: datetime | None  # the earliest valid_time (or the start checked against)
+    window_end: datetime | None  # the latest expired_time
+    fingerprint: str  # hex: the job's name and its commands, in any order (job_fingerprint)
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return self.errors == 0
+
+
+def _ignore(problem: Problem) -> None:
+    """Drop a problem (the default listener)."""
+
+
+def validate_job(
+    job: CheckedRows,
+    *,
+    at: datetime | None = None,
+    strict: bool = False,
+    past_times: PastTimes = "error",
+    on_problem: Callable[[Problem], None] = _ignore,
+) -> Validation:
+    """Check every command for a start at ``at`` (None: now); each problem goes to on_problem.
+
+    ``past_times`` is as for ``Job.scan``.
+    """
+    start = start_of(at)
+    commands = errors = warnings = 0
+    total = 0  # the sum of the commands' fingerprint parts
+    first: datetime | None = None
+    last: datetime | None = None
+    # Rows of a fleet share their checked times (one object per distinct text): each is weighed
+    # against the window once per run of rows, not once per row.
+    valid_seen: object = _UNSEEN
+    expired_seen: object = _UNSEEN
+    digests: dict[tuple[bytes, bytes], int] = {}  # fingerprint digests of the distinct rows
+    with SeenKeys() as seen:
+        for item in job.checked(start, strict, past_times, seen):
+            if type(item) is Checked:
+                commands += 1
+                valid, expired = item.valid, item.expired
+                if valid is not valid_seen:
+                    valid_seen = valid
+                    begin = start if valid is None else valid.when
+                    if first is None or begin < first:
+                        first = begin
+                if expired is not expired_seen:
+                    expired_seen = expired
+                    if last is None or expired.when > last:
+                        last = expired.when
+                tails = (item.key_tail, item.sent_tail)
+                if item.occurrence:  # a copy (allow_duplicates): its key differs
+                    tails = (key_tail(*item[1:5], item.occurrence), item.sent_tail)
+                digest = digests.get(tails)
+                if digest is None:
+                    if len(digests) >= 4096:
+                        digests.clear()
+                    digest = digests[tails] = fingerprint_part(*tails)
+                total += (int(item.imei) + 1) * digest
+            else:
+                assert isinstance(item, Problem)
+                if item.warning:
+                    warnings += 1
+                else:
+                    errors += 1
+                on_problem(item)
+        devices = seen.groups()
+    return Validation(
+        commands, devices, errors, warnings, first, last, job_fingerprint(job.name, total)
+    )

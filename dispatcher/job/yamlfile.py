@@ -1,0 +1,298 @@
+"""Reading job files safely: YAML into nodes with line numbers here, CSV rows in jobcsv.py.
+
+Everything that can go wrong with the bytes (a missing file, undecodable text, a huge line, a YAML
+syntax error or alias bomb, a ragged CSV) becomes a one-line ``JobFileError``, naming UTF-16 or
+GBK when the file is that; the field rules live in jobfields.py.
+
+A CSV's header row names its columns. Columns left unnamed are skipped; so are, in a CSV job,
+those whose name starts with ``#`` (notes kept beside the fleet), and, in a YAML job's
+targets_csv, those its ``ignore_columns:`` lists. An Excel ``sep=,`` line before the header is
+skipped; one naming another separator is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from dispatcher.errors import JobFileError
+from dispatcher.job.fields import IMEI, NAMES, SLOT, TRIGGER, Problem, suggest
+from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
+
+__all__ = ["HEAD", "MAX_LINE", "Entry", "YamlJob", "open_error", "read_yaml"]
+
+MAX_LINE = 1 << 20  # bytes in one physical line: longer is not a job file
+MAX_YAML = 32 << 20  # bytes of a YAML job: a bigger fleet belongs in targets_csv
+TOP_KEYS = ("job", "defaults", "targets", "targets_csv", "allow_duplicates", "ignore_columns")
+HEAD = 1 << 16  # bytes of a file's start looked at to name its encoding
+_BOM = b"\xef\xbb\xbf"
+_NULL = "tag:yaml.org,2002:null"
+_TRUE, _FALSE = ("true", "yes", "on", "y"), ("false", "no", "off", "n")
+_EMPTY = "is empty (null): give a value or leave the field out to use the default"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One target (or the defaults) as written: a text per field slot, and where each is."""
+
+    line: int
+    values: tuple[str | None, ...]
+    lines: tuple[int, ...]
+    problems: tuple[Problem, ...] = ()
+    broken: bool = False  # a structural problem was reported: never a command
+    refused: tuple[int, ...] = ()  # slots written but refused (null, a list): reported here
+
+
+@dataclass(frozen=True, slots=True)
+class YamlJob:
+    """The parts of a YAML job file."""
+
+    name: str | None
+    allow_duplicates: bool
+    defaults: Entry
+    targets: tuple[Entry, ...]
+    targets_csv: tuple[str, int] | None  # as written, and its line
+    problems: tuple[Problem, ...]
+    ignore_columns: tuple[str, ...] = ()  # of targets_csv, lowercase
+
+
+class _Loader(yaml.SafeLoader):
+    """A safe loader that refuses aliases: a few lines of them can expand to gigabytes."""
+
+    def compose_node(self, parent: Node | None, index: object) -> Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise JobFileError(
+                str(self.name),
+                mark.line + 1,
+                "",
+                "YAML aliases (*name) are not allowed: write the values out, or use defaults:",
+            )
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
+def open_error(source: str, exc: OSError) -> JobFileError:
+    """A one-line JobFileError for a file that cannot be opened or read."""
+    if isinstance(exc, FileNotFoundError):
+        return JobFileError(source, 0, "", "no such file")
+    if isinstance(exc, IsADirectoryError):
+        return JobFileError(source, 0, "", "is a directory, not a job file")
+    if isinstance(exc, PermissionError):
+        return JobFileError(source, 0, "", "permission denied")
+    return JobFileError(source, 0, "", f"cannot be read: {exc.strerror or exc}")
+
+
+def read_yaml(path: Path, source: str) -> YamlJob:
+    """Parse a YAML job file into its parts; JobFileError if it is not a readable job file."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_YAML + 1)
+    except OSError as exc:
+        raise open_error(source, exc) from exc
+    if len(data) > MAX_YAML:
+        raise JobFileError(source, 0, "", f"is over {MAX_YAML >> 20} MB: list the devices in a CSV")
+    text = _decode(data.removeprefix(_BOM), source)
+    if not text.strip():
+        raise JobFileError(source, 1, "", "the file is empty")
+    loader: _Loader | None = None
+    try:
+        loader = _Loader(text)
+        loader.name = source
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        raise JobFileError(source, line, "", f"not valid YAML: {exc.problem or exc}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        message = f"not valid YAML: character U+{exc.character:04X} is not allowed"
+        if exc.character == 0 and (utf16 := utf16_problem(data[:HEAD])):
+            line, message = 1, utf16
+        raise JobFileError(source, line, "", message) from None
+    except yaml.YAMLError as exc:
+        raise JobFileError(source, 0, "", f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise JobFileError(source, 0, "", "not a job file: YAML nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if root is None:
+        raise JobFileError(source, 1, "", "the file is empty")
+    return _yaml_job(root, source)
+
+
+def _decode(data: bytes, source: str) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if message := utf16_problem(data[:HEAD]):
+            raise JobFileError(source, 1, "", message) from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        end = data.find(b"\n", exc.start)
+        bad = data[start : len(data) if end < 0 else end]
+        raise JobFileError(source, line, "", not_utf8_problem(data[:HEAD], bad)) from None
+    for number, line_text in enumerate(text.split("\n"), 1):
+        if len(line_text) > MAX_LINE:
+            raise JobFileError(source, number, "", f"line is longer than {MAX_LINE} characters")
+    return text
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _yaml_job(root: Node, source: str) -> YamlJob:
+    if not isinstance(root, MappingNode):
+        raise JobFileError(
+            source, _line(root), "", "must be a mapping with targets: or targets_csv:"
+        )
+    name: str | None = None
+    allow = False
+    defaults = Entry(0, (None,) * len(NAMES), (0,) * len(NAMES))
+    targets: list[Entry] = []
+    targets_csv: tuple[str, int] | None = None
+    ignore: tuple[str, ...] = ()
+    misplaced = False  # targets: given, but not as a list
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for knode, vnode in root.value:
+        key = _key(knode)
+        line, vline = _line(knode), _line(vnode)
+        if key in seen:
+            problems.append(Problem(source, line, key, f"given twice (first on line {seen[key]})"))
+            continue
+        seen[key] = line
+        text = _scalar(vnode)
+        if key == "job":
+            if text is None or not isinstance(vnode, ScalarNode):
+                problems.append(Problem(source, vline, key, "must be a name (text)"))
+            elif bad := unencodable(text):
+                problems.append(Problem(source, vline, key, bad))
+            else:
+                name = text
+        elif key == "allow_duplicates":
+            if text is not None and text.lower() in _TRUE + _FALSE:
+                allow = text.lower() in _TRUE
+            else:
+                problems.append(Problem(source, vline, key, "must be true or false"))
+        elif key == "targets_csv":
+            if not text or not isinstance(vnode, ScalarNode):
+                raise JobFileError(source, vline, key, "must be the path of a CSV file")
+            if bad := unencodable(text):
+                raise JobFileError(source, vline, key, bad)
+            targets_csv = (text, vline)
+        elif key == "ignore_columns":
+            ignore = _names(vnode, source, problems)
+        elif key == "defaults":
+            if not isinstance(vnode, MappingNode):
+                raise JobFileError(source, vline, key, "must be a mapping of field: value")
+            defaults = _entry(vnode, source, is_defaults=True)
+            problems.extend(defaults.problems)
+        elif key == "targets":
+            if isinstance(vnode, SequenceNode):
+                targets = [_entry(item, source) for item in vnode.value]
+            elif isinstance(vnode, MappingNode):  # a target written without its "- "
+                message = "must be a list, not a mapping: start each target with '- ' (- imei: ...)"
+                problems.append(Problem(source, vline, key, message))
+                misplaced = True
+            elif text is not None:
+                raise JobFileError(source, vline, key, "must be a list of targets (- imei: ...)")
+        else:
+            hint = suggest(key, TOP_KEYS)
+            if key in SLOT:
+                hint = " (command fields go under defaults: or in each target)"
+            problems.append(Problem(source, line, key or "?", f"unknown field{hint}"))
+    if not targets and targets_csv is None and not misplaced:
+        raise JobFileError(source, 1, "targets", "no targets: list them or name a targets_csv")
+    if ignore and targets_csv is None:
+        message = "applies to the columns of targets_csv, and there is none"
+        problems.append(Problem(source, seen["ignore_columns"], "ignore_columns", message))
+    return YamlJob(name, allow, defaults, tuple(targets), targets_csv, tuple(problems), ignore)
+
+
+def _key(node: Node) -> str:
+    """A mapping key as a field name; one that is not printable text is shown escaped."""
+    if not isinstance(node, ScalarNode):
+        return ""
+    key = str(node.value).strip()
+    return key if key.isprintable() else ascii(key)
+
+
+def _names(node: Node, source: str, problems: list[Problem]) -> tuple[str, ...]:
+    """A list of column names (ignore_columns), lowercase; its problems go to ``problems``."""
+    items = node.value if isinstance(node, SequenceNode) else None
+    if items is None or not all(isinstance(item, ScalarNode) for item in items):
+        message = "must be a list of column names, e.g. [note, comment]"
+        problems.append(Problem(source, _line(node), "ignore_columns", message))
+        return ()
+    names: list[str] = []
+    for item in items:
+        text = _scalar(item)
+        bad = "is empty (null): give a column name" if text is None else unencodable(text)
+        if bad or text is None or not text.strip():
+            problems.append(
+                Problem(source, _line(item), "ignore_columns", bad or "names no column")
+            )
+        else:
+            names.append(text.strip().lower())
+    return tuple(names)
+
+
+def _scalar(node: Node) -> str | None:
+    if isinstance(node, ScalarNode):
+        if node.tag == _NULL and not node.style:
+            return None
+        return str(node.value)
+    return None
+
+
+def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
+    line = _line(node)
+    values: list[str | None] = [None] * len(NAMES)
+    lines = [line] * len(NAMES)
+    if isinstance(node, ScalarNode) and not is_defaults:  # a bare IMEI
+        values[IMEI] = _scalar(node)
+        return Entry(line, tuple(values), tuple(lines))
+    if not isinstance(node, MappingNode):
+        problem = Problem(source, line, "targets", "each target must be a mapping (imei: ...)")
+        return Entry(line, tuple(values), tuple(lines), (problem,), broken=True)
+    problems: list[Problem] = []
+    refused: list[int] = []
+    first: dict[str, int] = {}
+    for knode, vnode in node.value:
+        kline, vline = _line(knode), _line(vnode)
+        name = _key(knode)
+        slot = SLOT.get(name)
+        if slot is None:
+            problems.append(
+                Problem(source, kline, name or "?", f"unknown field{suggest(name, NAMES)}")
+            )
+        elif name in first:
+            problems.append(
+                Problem(source, kline, name, f"given twice (first on line {first[name]})")
+            )
+        elif is_defaults and slot == IMEI:
+            problems.append(Problem(source, kline, name, "belongs in each target, not in defaults"))
+        else:
+            first[name] = kline
+            lines[slot] = vline
+            if isinstance(vnode, ScalarNode):
+                values[slot] = _scalar(vnode)
+                if values[slot] is None:  # null, ~ or nothing: a value left out by mistake
+                    problems.append(Problem(source, vline, name, _EMPTY))
+                    refused.append(slot)
+            elif slot == TRIGGER and isinstance(vnode, SequenceNode):
+                items = [_scalar(item) or "?" for item in vnode.value]
+                values[slot] = ",".join(items) or "[]"
+            else:
+                kind = "list" if isinstance(vnode, SequenceNode) else "mapping"
+                problems.append(
+                    Problem(source, vline, name, f"must be a single value, not a {kind}")
+                )
+                refused.append(slot)
+    broken = any(not p.warning for p in problems) and not is_defaults
+    return Entry(line, tuple(values), tuple(lines), tuple(problems), broken, tuple(refused))

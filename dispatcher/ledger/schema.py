@@ -1,0 +1,288 @@
+"""The ledger's file: owner-only creation, the single-writer lock, SQLite settings and the schema.
+
+The schema grows by additive migrations: ``MIGRATIONS[n]`` takes a ledger from version ``n`` to
+``n + 1`` (recorded in the ``meta`` table), so a newer dispatcher can add columns to a ledger an
+older one wrote without rewriting it. Never edit a released step; append a new one.
+
+Every path is resolved (symlinks followed) before it is used; the lock is in ledger_lock.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from dispatcher.errors import LedgerError
+from dispatcher.ledger.lock import FULL_HINT, os_error
+from dispatcher.ledger.records import LedgerFullError, Retired, Row, Status
+
+if TYPE_CHECKING:
+    from dispatcher.job.model import Command
+
+__all__ = [
+    "ACTIVE",
+    "ACTIVE_STATS",
+    "CACHE",
+    "INSERT_COMMAND",
+    "MARK_IN_FLIGHT",
+    "MIGRATIONS",
+    "RECORD_OUTCOME",
+    "ROW_COLUMNS",
+    "SCAN_CACHE",
+    "SELECT_ROWS",
+    "connect",
+    "insert_params",
+    "row_of",
+    "schema_version",
+    "small_cache",
+    "sqlite_error",
+    "transaction",
+]
+
+log = logging.getLogger(__name__)
+
+CACHE = -16000  # KiB (negative: a size, not pages): the key index stays mostly cached
+SCAN_CACHE: Final = -2000  # KiB for whole-ledger reads and sorts (reports)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: the first schema
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE commands (
+            seq INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            imei TEXT NOT NULL,
+            obj_id INTEGER NOT NULL,
+            obj_inst_id INTEGER NOT NULL,
+            res_id INTEGER NOT NULL,
+            args TEXT,
+            valid_time TEXT,
+            expired_time TEXT NOT NULL,
+            retry INTEGER NOT NULL,
+            timeout INTEGER NOT NULL,
+            trigger_msg INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            errno INTEGER,
+            error TEXT NOT NULL DEFAULT '',
+            uuid TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            first_attempt_at REAL,
+            last_attempt_at REAL,
+            latency_ms REAL,
+            sent_valid_time TEXT,
+            sent_expired_time TEXT,
+            reconciled INTEGER NOT NULL DEFAULT 0,
+            run_id INTEGER
+        )""",
+        "CREATE INDEX commands_imei ON commands (imei)",
+        # No index on status: it changes twice per command, and only the start and the end of a
+        # run ask by status (a scan).
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            job_path TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            settings TEXT NOT NULL,
+            summary TEXT,
+            stop_reason TEXT
+        )""",
+    ),
+    (  # 2: OneNET's clock at each attempt; rows retired from the job (edited or removed)
+        "ALTER TABLE commands ADD COLUMN first_server_at REAL",
+        "ALTER TABLE commands ADD COLUMN last_server_at REAL",
+        "ALTER TABLE commands ADD COLUMN retired TEXT",
+    ),
+)
+
+# The columns of a ledger Row, in its field order.
+ROW_COLUMNS: Final = (
+    "seq", "key", "imei", "obj_id", "obj_inst_id", "res_id", "args", "valid_time", "expired_time",
+    "retry", "timeout", "trigger_msg", "source", "line", "status", "errno", "error", "uuid",
+    "attempts", "first_attempt_at", "last_attempt_at", "latency_ms", "sent_valid_time",
+    "sent_expired_time", "reconciled", "first_server_at", "last_server_at", "retired",
+)  # fmt: skip
+SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
+INSERT_COMMAND: Final = (
+    "INSERT INTO commands (key, imei, obj_id, obj_inst_id, res_id, args, valid_time,"
+    " expired_time, retry, timeout, trigger_msg, source, line)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
+)
+ACTIVE: Final = "retired IS NULL"
+MARK_IN_FLIGHT: Final = (
+    "UPDATE commands SET status = 'in_flight', first_attempt_at = COALESCE(first_attempt_at, ?1),"
+    " last_attempt_at = ?1, sent_valid_time = ?2, sent_expired_time = ?3, run_id = ?4,"
+    " first_server_at = COALESCE(first_server_at, ?6), last_server_at = ?6 WHERE key = ?5"
+)
+RECORD_OUTCOME: Final = (
+    "UPDATE commands SET status = ?1, errno = ?2, error = ?3, uuid = ?4,"
+    " attempts = attempts + ?5, first_attempt_at = COALESCE(first_attempt_at, ?6),"
+    " last_attempt_at = CASE WHEN ?5 > 0 OR last_attempt_at IS NULL THEN ?6"
+    " ELSE last_attempt_at END, latency_ms = ?7, reconciled = ?8 WHERE key = ?9"
+)
+ACTIVE_STATS: Final = (
+    "SELECT COUNT(*), TOTAL(status NOT IN ('pending', 'in_flight')), MIN(first_attempt_at),"
+    " MAX(last_attempt_at), TOTAL(attempts), TOTAL(MAX(attempts - 1, 0)), TOTAL(reconciled),"
+    f" COUNT(latency_ms) FROM commands WHERE {ACTIVE}"
+)
+_STATUS: Final = {s.value: s for s in Status}
+_RETIRED: Final = {r.value: r for r in Retired}
+
+
+def insert_params(c: Command) -> tuple[object, ...]:
+    """The parameters of :data:`INSERT_COMMAND` for one command."""
+    if not c.key:
+        raise ValueError(f"{c.source}:{c.line}: command has no ledger key")
+    valid = None if c.valid_time is None else c.valid_time.text
+    return (c.key, c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args, valid,
+            c.expired_time.text, c.retry, c.timeout, c.trigger_msg, c.source, c.line)  # fmt: skip
+
+
+def row_of(t: tuple[Any, ...]) -> Row:
+    """A Row from the columns of :data:`SELECT_ROWS`."""
+    values = list(t)
+    values[14] = _STATUS[values[14]]
+    values[24] = bool(values[24])
+    values[27] = None if values[27] is None else _RETIRED[values[27]]
+    return Row(*values)
+
+
+@contextlib.contextmanager
+def small_cache(conn: sqlite3.Connection) -> Iterator[None]:
+    """A whole-ledger read with a small page cache: memory stays flat however large the ledger."""
+    conn.execute(f"PRAGMA cache_size = {SCAN_CACHE}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size = {CACHE}")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, path: Path, what: str) -> Iterator[sqlite3.Connection]:
+    """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise sqlite_error(path, what, exc) from exc
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise sqlite_error(path, what, exc) from exc
+        raise
+
+
+def sqlite_error(path: Path, what: str, exc: sqlite3.Error) -> LedgerError:
+    """The LedgerError for a failed SQLite call; LedgerFullError for SQLITE_FULL."""
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+        return LedgerFullError(f"{path}: cannot {what}: {FULL_HINT} ({exc})")
+    return LedgerError(f"{path}: cannot {what}: {exc}")
+
+
+def connect(
+    path: Path, synchronous: str, read_only: bool, busy_ms: int, max_pages: int | None = None
+) -> sqlite3.Connection:
+    """Open the (resolved) database, creating it 0600; set WAL and ``synchronous``; migrate.
+
+    ``max_pages`` caps the file at that many pages (``PRAGMA max_page_count``): a test hook that
+    makes SQLite answer "database or disk is full" as a full disk would.
+    """
+    real = path.resolve()
+    if read_only and not real.is_file():
+        raise LedgerError(f"no ledger at {path}")
+    if not read_only:
+        _create_private(real)
+    target = real.as_uri() + "?mode=ro" if read_only else str(real)
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(target, uri=read_only, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        if not read_only:
+            conn.execute("PRAGMA journal_mode = WAL").fetchall()
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute(f"PRAGMA cache_size = {CACHE}")
+        # Temporary tables (the job's keys while comparing) and big sorts go to a file, not memory.
+        conn.execute("PRAGMA temp_store = FILE")
+        # Keys are hashes, so each batch dirties ~one key-index page per command; a 40 MB WAL lets a
+        # checkpoint write each page once for many batches instead of once per batch or two.
+        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        conn.execute("PRAGMA journal_size_limit = 67108864")  # truncate the WAL back to 64 MB
+        _migrate(conn, path, read_only)
+        if max_pages is not None:
+            conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+            raise LedgerError(
+                f"{path} is not a dispatcher ledger (not an SQLite database)"
+            ) from exc
+        if isinstance(exc, sqlite3.Error):
+            raise sqlite_error(path, "open the ledger", exc) from exc
+        raise
+    return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only; SQLite gives its -wal and -shm files the same mode."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise os_error(path, "create the ledger", exc) from exc
+    try:
+        os.fchmod(fd, 0o600)  # exactly 0600 whatever the umask
+    finally:
+        os.close(fd)
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, read_only: bool) -> None:
+    """Bring the schema to the newest version, one additive step per transaction."""
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if tables and "meta" not in tables:
+        raise LedgerError(f"{path} is an SQLite database but not a dispatcher ledger")
+    version = 0
+    if tables:
+        found = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        version = int(found[0]) if found else 0
+    newest = len(MIGRATIONS)
+    if version > newest:
+        raise LedgerError(
+            f"{path} was written by a newer dispatcher (schema {version}; this one knows"
+            f" {newest}): upgrade dispatcher to use it"
+        )
+    if version < newest and read_only:
+        raise LedgerError(
+            f"{path} has schema {version} (current: {newest}): open it once for writing to upgrade"
+        )
+    for step in range(version, newest):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (str(step + 1),),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        log.debug("ledger %s: schema now at version %d", path, step + 1)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The version recorded in ``meta``."""
+    (value,) = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    return int(value)

@@ -1,0 +1,413 @@
+"""The results ledger: one SQLite row per command, written in batches, resumable and crash-safe.
+
+A command is registered (``pending``) before it is sent, marked ``in_flight`` with the exact times
+that go on the wire *before* its request leaves (the crash-safety point: a row still in flight after
+a crash is one whose request may have reached OneNET), and given its outcome when the answer comes.
+Each batch is one transaction. The file is owner-only (0600), in WAL mode, and one process at a time
+may write it: an exclusive ``flock`` on the database file itself, its symlinks resolved, so that
+no other name for it (symlink, hard link) gets past the lock.
+
+Rows edited or removed in the job file are *retired* (kept, with their outcomes, but no longer
+counted as the job's): see :meth:`Ledger.compare`. A full disk raises :class:`LedgerFullError`.
+
+A :class:`Ledger` is not thread-safe: use it from one thread at a time (the runner gives it a
+dedicated thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from dispatcher.errors import LedgerError
+from dispatcher.ledger import identity as ledger_job
+from dispatcher.ledger.identity import Change, JobDiff, JobRecord, default_ledger_path
+from dispatcher.ledger.lock import lock, unlock
+from dispatcher.ledger.records import (
+    FINAL,
+    TO_SEND,
+    InFlight,
+    LedgerFullError,
+    LedgerStats,
+    Result,
+    Retired,
+    Row,
+    RunInfo,
+    Status,
+)
+from dispatcher.ledger.runs import to_json
+from dispatcher.ledger.schema import (
+    ACTIVE,
+    ACTIVE_STATS,
+    CACHE,
+    INSERT_COMMAND,
+    MARK_IN_FLIGHT,
+    RECORD_OUTCOME,
+    SCAN_CACHE,
+    SELECT_ROWS,
+    connect,
+    insert_params,
+    row_of,
+    schema_version,
+    small_cache,
+    sqlite_error,
+    transaction,
+)
+
+if TYPE_CHECKING:
+    from dispatcher.job.model import Command
+
+__all__ = [
+    "FINAL",
+    "TO_SEND",
+    "Change",
+    "InFlight",
+    "JobDiff",
+    "JobRecord",
+    "Ledger",
+    "LedgerFullError",
+    "LedgerStats",
+    "Result",
+    "Retired",
+    "Row",
+    "RunInfo",
+    "Status",
+    "default_ledger_path",
+]
+
+log = logging.getLogger(__name__)
+
+_STATUS: Final = {s.value: s for s in Status}
+_CHUNK: Final = 500  # keys per `IN (...)`, well under SQLite's variable limit (999 before 3.32)
+_FETCH: Final = 1000  # rows per fetchmany
+
+
+class Ledger:
+    """The SQLite results ledger of one job. Not thread-safe: one thread at a time."""
+
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, lock_fd: int | None, clock: Callable[[], float]
+    ) -> None:
+        """Use :meth:`open`."""
+        self.path = path
+        self._conn: sqlite3.Connection | None = conn
+        self._lock_fd = lock_fd
+        self._clock = clock
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        synchronous: str = "full",
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+        busy_timeout_ms: int = 5000,
+        max_pages: int | None = None,
+    ) -> Ledger:
+        """Open (or create, mode 0600) the ledger and lock it; ``read_only`` takes no lock.
+
+        ``max_pages`` is a test hook: it caps the file at that many pages, so that writes beyond
+        them fail as on a full disk.
+        """
+        path = Path(path)
+        sync = synchronous.upper()
+        if sync not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
+        lock_fd = None if read_only else lock(path)
+        try:
+            conn = connect(path, sync, read_only, busy_timeout_ms, max_pages)
+        except BaseException:
+            if lock_fd is not None:
+                unlock(lock_fd)
+            raise
+        return cls(path, conn, lock_fd, clock)
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database and release the lock (idempotent)."""
+        conn, self._conn = self._conn, None
+        try:
+            if conn is not None:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise sqlite_error(self.path, "close the ledger", exc) from exc
+        finally:
+            fd, self._lock_fd = self._lock_fd, None
+            if fd is not None:
+                unlock(fd)
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    def start_run(self, job_path: str, settings: Mapping[str, object]) -> int:
+        """Record the start of a run (settings without any secret); return its id."""
+        with self._write("start a run") as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (job_path, started_at, settings) VALUES (?, ?, ?)",
+                (job_path, self._clock(), to_json(settings)),
+            )
+        assert cur.lastrowid is not None  # an INSERT into a rowid table always has one
+        return cur.lastrowid
+
+    def finish_run(
+        self,
+        run_id: int,
+        summary: Mapping[str, object],
+        stop_reason: str | None,
+        *,
+        error: BaseException | None = None,
+    ) -> None:
+        """Record how a run ended: its summary and why it stopped (None: it finished the job).
+
+        ``error`` is what ended the run, if anything did (a full disk, say): the run's end is
+        recorded if it can be, and if it cannot, ``error`` is raised (with a note), not the new one.
+        """
+        try:
+            with self._write("finish a run") as conn:
+                conn.execute(
+                    "UPDATE runs SET finished_at = ?, summary = ?, stop_reason = ? WHERE id = ?",
+                    (self._clock(), to_json(summary), stop_reason, run_id),
+                )
+        except LedgerError as exc:
+            if error is None:
+                raise
+            error.add_note(f"the end of run {run_id} could not be recorded either: {exc}")
+            raise error from None
+
+    def job(self) -> JobRecord | None:
+        """The job this ledger belongs to, or None (never recorded, e.g. a schema-1 ledger)."""
+        with self._read("read the job record") as conn:
+            return ledger_job.read_job(conn)
+
+    def set_job(self, record: JobRecord) -> None:
+        """Record the job this ledger belongs to (replacing any earlier record)."""
+        with self._write("record the job") as conn:
+            ledger_job.write_job(conn, record)
+
+    def recorded_job_paths(self) -> list[str]:
+        """The job paths the runs were started with (distinct, as given, first run first)."""
+        with self._read("read the runs") as conn:
+            return ledger_job.recorded_job_paths(conn)
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, oldest first."""
+        with self._read("read the runs") as conn:
+            found = conn.execute(
+                "SELECT id, job_path, started_at, finished_at, settings, summary, stop_reason"
+                " FROM runs ORDER BY id"
+            ).fetchall()
+        return [
+            RunInfo(i, job, start, end, json.loads(st), None if sm is None else json.loads(sm), why)
+            for i, job, start, end, st, sm, why in found
+        ]
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def register(self, cmds: Sequence[Command]) -> list[Status]:
+        """Add new commands as pending (existing keys stay as they are); each status, in order."""
+        if not cmds:
+            return []
+        with self._write("register commands") as conn:
+            before = conn.total_changes
+            conn.executemany(INSERT_COMMAND, map(insert_params, cmds))
+            if conn.total_changes - before == len(cmds):
+                return [Status.PENDING] * len(cmds)  # all new: the common case, no lookup
+            keys = [c.key for c in cmds]
+            found: dict[str, str] = {}
+            for i in range(0, len(keys), _CHUNK):
+                part = keys[i : i + _CHUNK]
+                marks = ", ".join("?" * len(part))
+                found.update(
+                    conn.execute(f"SELECT key, status FROM commands WHERE key IN ({marks})", part)
+                )
+        return [_STATUS[found[k]] for k in keys]
+
+    def mark_in_flight(self, items: Sequence[InFlight]) -> None:
+        """Mark commands as in flight with the times about to be sent (one transaction)."""
+        self.write_batch(items, ())
+
+    def record(self, results: Sequence[Result]) -> None:
+        """Write outcomes (one transaction)."""
+        self.write_batch((), results)
+
+    def write_batch(self, items: Sequence[InFlight], results: Sequence[Result]) -> None:
+        """In-flight marks, then outcomes, in one transaction (one disk sync for both)."""
+        marks = [
+            (i.at, i.sent_valid_time, i.sent_expired_time, i.run_id, i.key, i.server_at)
+            for i in items
+        ]
+        outcomes = [
+            (r.status.value, r.errno, r.error, r.uuid, r.attempts, r.at, r.latency_ms,
+             int(r.reconciled), r.key)
+            for r in results
+        ]  # fmt: skip
+        self._update("write outcomes", (MARK_IN_FLIGHT, marks), (RECORD_OUTCOME, outcomes))
+
+    def set_status(self, keys: Collection[str], status: Status) -> None:
+        """Move commands to ``status`` as they are (e.g. back to pending once reconciled)."""
+        params = [(status.value, k) for k in keys]
+        self._update("set statuses", ("UPDATE commands SET status = ? WHERE key = ?", params))
+
+    def get(self, key: str) -> Row | None:
+        """One command by key, or None."""
+        with self._read("read a command") as conn:
+            found = conn.execute(f"{SELECT_ROWS} WHERE key = ?", (key,)).fetchone()
+        return None if found is None else row_of(found)
+
+    def rows(
+        self, statuses: Collection[Status] | None = None, *, retired: bool | None = None
+    ) -> Generator[Row, None, None]:
+        """Commands (all, or those in ``statuses``) in job order, streamed from a cursor.
+
+        ``retired``: None, every row; False, the job's (active) rows only; True, retired rows only.
+        Rows written while the iteration is going may or may not be seen.
+        """
+        where, params = [], []
+        if statuses is not None:
+            params = sorted({Status(s).value for s in statuses})
+            if not params:
+                return
+            where.append(f"status IN ({', '.join('?' * len(params))})")
+        if retired is not None:
+            where.append("retired IS NOT NULL" if retired else ACTIVE)
+        sql = SELECT_ROWS + (f" WHERE {' AND '.join(where)}" if where else "")
+        cur = self._live().cursor()
+        try:
+            cur.execute(sql + " ORDER BY seq", params)
+            while chunk := cur.fetchmany(_FETCH):
+                yield from map(row_of, chunk)
+        except sqlite3.Error as exc:
+            raise sqlite_error(self.path, "read commands", exc) from exc
+        finally:
+            cur.close()
+
+    def compare(
+        self, commands: Iterable[Command], *, apply: bool = False, sample: int = 20
+    ) -> JobDiff:
+        """How the job's commands differ from the ledger: changed, removed, returned and new.
+
+        Streamed once, in flat memory; without ``apply`` nothing is written. With it, a changed row
+        keeps all it holds under ``<key>~<n>`` (retired 'changed') and the edited command goes in,
+        pending, under the key; a removed row is retired 'removed'; a returned one is active again.
+        """
+        with self._read("compare the job") as conn:
+            return ledger_job.compare(conn, self._write, commands, apply=apply, sample=sample)
+
+    def known_uuids(self, imei: str) -> set[str]:
+        """Every uuid the ledger holds for one device."""
+        with self._read("read uuids") as conn:
+            cur = conn.execute(
+                "SELECT uuid FROM commands WHERE imei = ? AND uuid IS NOT NULL", (imei,)
+            )
+            return {u for (u,) in cur}
+
+    def counts(self) -> dict[Status, int]:
+        """How many of the job's (active) commands are in each status (every status present)."""
+        counts = dict.fromkeys(Status, 0)
+        sql = f"SELECT status, COUNT(*) FROM commands WHERE {ACTIVE} GROUP BY status"
+        with self._read("count commands") as conn, small_cache(conn):
+            for status, n in conn.execute(sql):
+                counts[_STATUS[status]] = n
+        return counts
+
+    def retired_counts(self) -> dict[str, int]:
+        """How many rows are retired, by why: {'removed': n, 'changed': m}."""
+        counts = dict.fromkeys((r.value for r in Retired), 0)
+        sql = "SELECT retired, COUNT(*) FROM commands WHERE retired IS NOT NULL GROUP BY retired"
+        with self._read("count retired commands") as conn, small_cache(conn):
+            for why, n in conn.execute(sql):
+                counts[why] = n
+        return counts
+
+    def total(self) -> int:
+        """How many commands the ledger holds (retired ones included)."""
+        with self._read("count commands") as conn:
+            (n,) = conn.execute("SELECT COUNT(*) FROM commands").fetchone()
+        return int(n)
+
+    # -- figures for reports ----------------------------------------------------------------------
+
+    def stats(self) -> LedgerStats:
+        """Figures over the job's (active) rows in one SQL pass."""
+        with self._read("compute figures") as conn, small_cache(conn):
+            t, out, first, last, att, retries, rec, lat = conn.execute(ACTIVE_STATS).fetchone()
+        return LedgerStats(int(t), int(out), first, last, int(att), int(retries), int(rec), lat)
+
+    def errno_groups(self) -> list[tuple[int, str, int]]:
+        """(errno, error text, count) for every errno of an active row, most common text first."""
+        with self._read("count errnos") as conn:
+            return conn.execute(
+                "SELECT errno, error, COUNT(*) AS n FROM commands WHERE errno IS NOT NULL"
+                f" AND {ACTIVE} GROUP BY errno, error ORDER BY errno, n DESC, error"
+            ).fetchall()
+
+    def latencies_at(self, ranks: Sequence[int]) -> list[float]:
+        """Active rows' latencies at 1-based ``ranks`` in ascending order, from one sorted pass."""
+        wanted = sorted(set(ranks))
+        found: dict[int, float] = {}
+        seen = 0
+        conn = self._live()
+        cur = conn.cursor()
+        try:
+            conn.execute(f"PRAGMA cache_size = {SCAN_CACHE}")  # the sort spills to disk beyond it
+            cur.execute(
+                f"SELECT latency_ms FROM commands WHERE latency_ms IS NOT NULL AND {ACTIVE}"
+                " ORDER BY latency_ms"
+            )
+            while wanted and (chunk := cur.fetchmany(10 * _FETCH)):
+                while wanted and wanted[0] <= seen + len(chunk):
+                    rank = wanted.pop(0)
+                    found[rank] = chunk[rank - seen - 1][0]
+                seen += len(chunk)
+        except sqlite3.Error as exc:
+            raise sqlite_error(self.path, "read latencies", exc) from exc
+        finally:
+            cur.close()
+            conn.execute(f"PRAGMA cache_size = {CACHE}")
+        return [found[r] for r in ranks]
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version recorded in the file."""
+        with self._read("read the schema version") as conn:
+            return schema_version(conn)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _live(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise LedgerError(f"{self.path}: the ledger is closed")
+        return self._conn
+
+    def _update(self, what: str, *steps: tuple[str, Sequence[tuple[object, ...]]]) -> None:
+        """Run each (statement, parameter rows) in one transaction; every key must exist."""
+        if not any(params for _, params in steps):
+            return
+        with self._write(what) as conn:
+            for sql, params in steps:
+                if params and (changed := conn.executemany(sql, params).rowcount) != len(params):
+                    raise LedgerError(
+                        f"{self.path}: cannot {what}: {len(params) - changed} of {len(params)}"
+                        " keys are not in the ledger"
+                    )
+
+    @contextlib.contextmanager
+    def _read(self, what: str) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._live()
+        except sqlite3.Error as exc:
+            raise sqlite_error(self.path, what, exc) from exc
+
+    def _write(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._live(), self.path, what)

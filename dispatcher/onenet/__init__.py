@@ -1,0 +1,31 @@
+"""The OneNET API: the client's calls over one aiohttp session, and what each answer means
+(``classify``, the errno table, once).
+
+May import: errors, times. Never job, ledger, run, report, cli or emulator.
+"""
+
+from dispatcher.onenet.client import (
+    MAX_BODY,
+    MAX_RETRY_AFTER,
+    ExecuteRequest,
+    HistoryItem,
+    Misrouted,
+    OneNetClient,
+    Outcome,
+    Verdict,
+    classify,
+    parse_retry_after,
+)
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_RETRY_AFTER",
+    "ExecuteRequest",
+    "HistoryItem",
+    "Misrouted",
+    "OneNetClient",
+    "Outcome",
+    "Verdict",
+    "classify",
+    "parse_retry_after",
+]

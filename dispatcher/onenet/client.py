@@ -1,0 +1,363 @@
+"""The OneNET client: one aiohttp session and its calls; answers are judged by ``classify``.
+
+``execute_offline`` and ``probe`` never raise for network trouble: every answer, and every failure
+to get one, becomes an ``Outcome``. A failure before the request could have left (connect refused,
+DNS, connect timeout) is ``transient``; one after it may have reached OneNET (disconnect, read
+timeout, broken body) is ``in_doubt``, to be settled against the history rather than sent again.
+
+The follow-up calls (``history``, ``detail``) raise ``OneNetUnavailable`` when they get no usable
+answer, ``Misrouted`` when what answered is not OneNET. The api-key travels only in the ``api-key``
+header and is never put into a message. Bodies are read up to ``MAX_BODY`` bytes *after*
+inflating, so a small compressed answer cannot fill the memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Final
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from dispatcher.errors import OneNetUnavailable
+from dispatcher.onenet.answers import (
+    MAX_RETRY_AFTER,
+    HistoryItem,
+    Outcome,
+    Verdict,
+    classify,
+    classify_oversized,
+    history_item,
+    misrouted_error,
+    parse_http_date,
+    parse_retry_after,
+)
+from dispatcher.times import format_onenet
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_RETRY_AFTER",
+    "ExecuteRequest",
+    "HistoryItem",
+    "Misrouted",
+    "OneNetClient",
+    "Outcome",
+    "Verdict",
+    "classify",
+    "parse_retry_after",
+]
+
+MAX_BODY: Final = 1 << 20  # bytes, after inflating; OneNET's answers are tiny, this is not one
+PER_PAGE: Final = 100  # history items per page (the most OneNET's list calls give)
+MAX_PAGES: Final = 1000  # a history longer than this is not trusted to be complete
+_ERROR_TEXT: Final = 200  # characters of OneNET's error text kept
+_CHUNK: Final = 65536  # bytes read at a time when the size is not known up front
+
+# Query values that need no percent-encoding (IMEIs, OneNET timestamps).
+_PLAIN = re.compile(r"[0-9A-Za-z:._~-]*")
+# Characters a key can be made of (base64 and token alphabets): a key next to one of them is
+# part of a longer word, not the key, and is left alone when masking.
+_KEY_CHARS = "A-Za-z0-9_+/=-"
+
+
+class Misrouted(OneNetUnavailable):
+    """A follow-up call was answered by something that is not OneNET (a wrong base path, a
+    proxy's page): nothing was done there."""
+
+    def __init__(self, message: str, *, misrouted: bool = True) -> None:
+        super().__init__(message)
+        self.misrouted = misrouted
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteRequest:
+    """One POST, every value final (times already resolved and formatted)."""
+
+    imei: str
+    obj_id: int
+    obj_inst_id: int
+    res_id: int
+    expired_time: str
+    valid_time: str | None
+    args: str | None
+    retry: int
+    timeout: int
+    trigger_msg: int
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes | None:
+    """The body, or None when it is larger than MAX_BODY (not read further, connection closed).
+
+    A compressed answer's Content-Length is its compressed size, so its inflated size is counted
+    while reading: aiohttp (3.14) inflates at most one read buffer per chunk it receives and
+    pauses the socket until the chunk is consumed, so stopping here stops the inflating too.
+    """
+    length = resp.content_length
+    if length is not None and "Content-Encoding" not in resp.headers:
+        if length > MAX_BODY:
+            resp.close()
+            return None
+        return await resp.read()
+    chunks: list[bytes] = []
+    size = 0
+    content = resp.content
+    while chunk := await content.read(_CHUNK):
+        size += len(chunk)
+        if size > MAX_BODY:
+            resp.close()  # drop the rest: neither read nor inflated
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _plain(value: str) -> str:
+    """A query value as sent: unchanged when it needs no escaping (the usual case)."""
+    return value if _PLAIN.fullmatch(value) else quote(value, safe=":")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}"[:300] if text else name
+
+
+def _key_pattern(key: str) -> re.Pattern[str] | None:
+    """The key as a whole token (also percent-encoded, as in a URL query), or None if empty."""
+    if not key:
+        return None
+    forms = {re.escape(key), re.escape(quote(key, safe=""))}
+    # After "=" counts as a token start: a key is masked in "?api-key=KEY&...".
+    return re.compile(
+        rf"(?:(?<==)|(?<![{_KEY_CHARS}]))(?:{'|'.join(sorted(forms))})(?![{_KEY_CHARS}])"
+    )
+
+
+class OneNetClient:
+    """OneNET's cached-command API over one aiohttp session (the caller owns it and its timeout)."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, api_key: str) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._key = api_key
+        self._key_token = _key_pattern(api_key)
+        self._execute = self._base + "/nbiot/execute/offline?imei="
+        self._key_only = {"api-key": api_key}
+        self._with_body = {"api-key": api_key, "Content-Type": "application/json"}
+
+    @property
+    def execute_url(self) -> str:
+        """The URL execute commands are posted to: base URL and path, no query, no key."""
+        return self._base + "/nbiot/execute/offline"
+
+    async def execute_offline(self, req: ExecuteRequest) -> Outcome:
+        """Create one cached execute command; never raises for network trouble."""
+        url = (
+            f"{self._execute}{req.imei}&obj_id={req.obj_id}&obj_inst_id={req.obj_inst_id}"
+            f"&res_id={req.res_id}&expired_time={req.expired_time}&retry={req.retry}"
+            f"&timeout={req.timeout}&trigger_msg={req.trigger_msg}"
+        )
+        plain = req.imei + req.expired_time
+        if req.valid_time is not None:
+            url += "&valid_time=" + req.valid_time
+            plain += req.valid_time
+        if not _PLAIN.fullmatch(plain):
+            url = self._execute_url_escaped(req)
+        if req.args is None:
+            return await self._send("POST", url, None, self._key_only)
+        try:
+            body = orjson.dumps({"args": req.args})
+        except TypeError:
+            return Outcome(Verdict.REJECTED, error="args cannot be encoded as JSON text")
+        return await self._send("POST", url, body, self._with_body)
+
+    async def probe(self, imei: str, start: datetime) -> Outcome:
+        """One cheap authenticated call (a one-item history page): ACCEPTED (uuid None) when
+        OneNET answers errno 0, else judged as an execute answer; carries OneNET's clock in
+        ``server_date``. Never raises for network trouble."""
+        url = (
+            f"{self._base}/nbiot/offline/history?imei={_plain(imei)}"
+            f"&start={_plain(format_onenet(start))}&page=1&per_page=1"
+        )
+        outcome = await self._send("GET", url, None, self._key_only)
+        status = outcome.http_status
+        if outcome.errno == 0 and status is not None and 200 <= status < 300:
+            return replace(outcome, verdict=Verdict.ACCEPTED, uuid=None, error="")
+        return outcome
+
+    async def _send(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> Outcome:
+        """One call whose every answer or failure is an Outcome."""
+        try:
+            async with self._session.request(
+                method, URL(url, encoded=True), data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                raw = await _read_capped(resp)
+                if raw is None:
+                    outcome = classify_oversized(resp.status, resp.headers, MAX_BODY)
+                else:
+                    outcome = classify(resp.status, raw, resp.headers)
+        except (
+            aiohttp.ClientConnectorError,
+            aiohttp.ConnectionTimeoutError,
+            aiohttp.InvalidURL,
+        ) as exc:
+            # Nothing left this host: safe to send again.
+            error = self._clean("not sent: " + _describe(exc))
+            return Outcome(Verdict.TRANSIENT, error=error, reached=False)
+        except TimeoutError as exc:  # aiohttp's ServerTimeoutError and SocketTimeoutError too
+            # Sent, and no answer in time: OneNET may be working on it; only its history can tell.
+            error = self._clean("no answer in time: " + _describe(exc))
+            return Outcome(Verdict.IN_DOUBT, error=error, timed_out=True)
+        except (aiohttp.ClientError, OSError) as exc:
+            # The request may have reached OneNET; only its history can tell.
+            return Outcome(Verdict.IN_DOUBT, error=self._clean("answer lost: " + _describe(exc)))
+        if outcome.error and outcome.verdict is not Verdict.ACCEPTED:
+            error = self._clean(outcome.error)
+            if error != outcome.error:
+                return replace(outcome, error=error)
+        return outcome
+
+    def _execute_url_escaped(self, req: ExecuteRequest) -> str:
+        url = (
+            f"{self._base}/nbiot/execute/offline?imei={_plain(req.imei)}&obj_id={req.obj_id}"
+            f"&obj_inst_id={req.obj_inst_id}&res_id={req.res_id}"
+            f"&expired_time={_plain(req.expired_time)}&retry={req.retry}"
+            f"&timeout={req.timeout}&trigger_msg={req.trigger_msg}"
+        )
+        if req.valid_time is not None:
+            url += "&valid_time=" + _plain(req.valid_time)
+        return url
+
+    async def history(
+        self,
+        imei: str,
+        start: datetime,
+        end: datetime | None = None,
+        *,
+        before_page: Callable[[], Awaitable[None]] | None = None,
+        on_date: Callable[[float], None] | None = None,
+    ) -> list[HistoryItem]:
+        """Every cached command of ``imei`` created from ``start`` (to ``end``), all pages, oldest
+        first; raises OneNetUnavailable when any page cannot be had or read.
+
+        ``before_page`` is awaited before each page is asked for (the caller's pace);
+        ``on_date`` gets the server's clock (unix seconds) from each answer's Date header.
+        """
+        query = f"imei={_plain(imei)}&start={_plain(format_onenet(start))}"
+        if end is not None:
+            query += f"&end={_plain(format_onenet(end))}"
+        items: list[HistoryItem] = []
+        seen: set[str] = set()
+        for page in range(1, MAX_PAGES + 1):
+            url = (
+                f"{self._base}/nbiot/offline/history?{query}"
+                f"&page={page}&per_page={PER_PAGE}&sort=ASC"
+            )
+            if before_page is not None:
+                await before_page()
+            data = await self._call("GET", url, "history", on_date)
+            if type(data) is not dict or type(data.get("items")) is not list:
+                raise OneNetUnavailable(f"history of {imei}: answer without an item list")
+            listed: list[object] = data["items"]
+            for raw in listed:
+                item = history_item(raw, imei)
+                if item.uuid not in seen:  # pages can shift while read: keep each command once
+                    seen.add(item.uuid)
+                    items.append(item)
+            total = data.get("total_count")
+            if len(listed) < PER_PAGE or (type(total) is int and len(items) >= total):
+                if type(total) is int and len(items) < total:
+                    raise OneNetUnavailable(
+                        f"history of {imei}: {len(items)} of {total} commands listed"
+                    )
+                return items
+        raise OneNetUnavailable(f"history of {imei}: more than {MAX_PAGES} pages")
+
+    async def detail(
+        self, imei: str, uuid: str, *, on_date: Callable[[float], None] | None = None
+    ) -> dict[str, object]:
+        """One cached command with its ``args``; OneNetUnavailable without a usable answer.
+
+        ``on_date`` gets the server's clock (unix seconds) from the answer's Date header.
+        """
+        url = f"{self._base}/nbiot/offline/history/{quote(uuid, safe='')}?imei={_plain(imei)}"
+        data = await self._call("GET", url, "detail", on_date)
+        if type(data) is not dict:
+            raise OneNetUnavailable(f"detail of {uuid}: answer without a command")
+        return data
+
+    async def cancel(self, imei: str, uuid: str) -> Outcome:
+        """Cancel a waiting command: ACCEPTED (with its uuid) when cancelled, else the errno's
+        verdict (e.g. REJECTED when it was already sent); raises OneNetUnavailable on network
+        trouble."""
+        url = f"{self._base}/nbiot/offline/cancel/{quote(uuid, safe='')}?imei={_plain(imei)}"
+        status, raw, headers = await self._exchange("PUT", url, "cancel")
+        outcome = (
+            classify_oversized(status, headers, MAX_BODY)
+            if raw is None
+            else classify(status, raw, headers)
+        )
+        if outcome.errno == 0 and 200 <= status < 300:
+            return Outcome(Verdict.ACCEPTED, uuid, 0, "", status, server_date=outcome.server_date)
+        error = self._clean(outcome.error)
+        return outcome if error == outcome.error else replace(outcome, error=error)
+
+    async def _exchange(
+        self, method: str, url: str, what: str
+    ) -> tuple[int, bytes | None, Mapping[str, str]]:
+        """(status, body or None when too large, headers); OneNetUnavailable on network trouble."""
+        try:
+            async with self._session.request(
+                method, URL(url, encoded=True), headers=self._key_only, allow_redirects=False
+            ) as resp:
+                raw = await _read_capped(resp)
+                return resp.status, raw, resp.headers
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise OneNetUnavailable(self._clean(f"{what}: {_describe(exc)}")) from exc
+
+    async def _call(
+        self, method: str, url: str, what: str, on_date: Callable[[float], None] | None
+    ) -> object:
+        """The ``data`` of a successful answer; OneNetUnavailable (Misrouted) otherwise."""
+        status, raw, headers = await self._exchange(method, url, what)
+        if on_date is not None:
+            date = headers.get("Date")
+            when = parse_http_date(date) if date else None
+            if when is not None:
+                on_date(when)
+        foreign = not 200 <= status < 300 and status < 500 and status != 429
+        if raw is None:
+            if foreign:
+                detail = f"larger than {MAX_BODY} bytes"
+                raise Misrouted(f"{what}: {misrouted_error(status, headers, detail)}")
+            raise OneNetUnavailable(f"{what}: HTTP {status}, answer larger than {MAX_BODY} bytes")
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            if foreign:
+                raise Misrouted(f"{what}: {misrouted_error(status, headers)}") from None
+            raise OneNetUnavailable(f"{what}: HTTP {status}, answer is not JSON") from None
+        errno = doc.get("errno") if type(doc) is dict else None
+        if type(errno) is not int:
+            if foreign:
+                detail = "JSON without an integer errno"
+                raise Misrouted(f"{what}: {misrouted_error(status, headers, detail)}")
+            raise OneNetUnavailable(f"{what}: HTTP {status}, answer without an integer errno")
+        if errno != 0:
+            text = doc.get("error")
+            text = self._clean(text[:_ERROR_TEXT]) if type(text) is str else ""
+            raise OneNetUnavailable(f"{what}: HTTP {status}, errno {errno} {text}".rstrip())
+        return doc.get("data")
+
+    def _clean(self, text: str) -> str:
+        """``text`` with the api-key masked where it stands as a whole token."""
+        pattern = self._key_token
+        if pattern is None or (self._key not in text and "%" not in text):
+            return text
+        return pattern.sub("***", text)

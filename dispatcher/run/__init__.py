@@ -1,0 +1,22 @@
+"""Sending: the run's phases (probe, leftovers, send, settle), the paced pool, pacing, retries,
+breakers, reconciliation, binding a ledger to its job, and what a run shares (Stop, RunStats,
+RunResult).
+
+May import: errors, times, config, job, onenet, ledger. Never report, cli or emulator; never prints.
+"""
+
+from dispatcher.run.runner import (
+    OneNetApi,
+    RunResult,
+    RunStats,
+    Stop,
+    run_job,
+)
+
+__all__ = [
+    "OneNetApi",
+    "RunResult",
+    "RunStats",
+    "Stop",
+    "run_job",
+]

@@ -1,0 +1,135 @@
+"""A ledger belongs to one job: another job is refused, an edited job is caught before sending.
+
+The ledger records its job (the resolved path of the job file, its name, a fingerprint of every
+command and the total, see ledger_job.py). Before a run sends anything:
+
+- a new ledger records this job;
+- the same fingerprint is the same job (moved or not): nothing to check;
+- another fingerprint under another path is another job: refused, so that two jobs never mix in
+  one ledger and one job's outcomes never make another's commands look done;
+- another fingerprint under the same path is an edited job: it is compared row by row. Rows whose
+  fields changed (a trigger, a window, retries) are listed and the run refuses, because sending
+  the new version of a command whose old version may already sit at OneNET would give the device
+  two commands; ``accept_changes`` sends the changed rows as new commands, keeping the old rows as
+  they are (retired, never sent again). Rows removed from the job are retired (they stop counting
+  as pending), and rows that come back are taken up again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dispatcher.errors import JobMismatchError
+from dispatcher.job.model import Command, Job
+from dispatcher.ledger.identity import Change, JobDiff, JobRecord, same_job_file
+from dispatcher.ledger.records import Row
+from dispatcher.ledger.store import Ledger
+
+__all__ = ["Binding", "JobChangedError", "bind_job", "describe_change"]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """How the ledger stood with the job: fresh, resumed, and what an edit changed."""
+
+    fresh: bool  # the ledger held no command before
+    diff: JobDiff | None = None  # the edit, applied (None: the job was as recorded)
+    moved_from: str | None = None  # the job file's recorded path, when it was elsewhere
+
+
+class JobChangedError(JobMismatchError):
+    """The job file was edited since the ledger recorded it, and commands changed."""
+
+    def __init__(self, message: str, diff: JobDiff) -> None:
+        super().__init__(message)
+        self.diff = diff
+
+
+def bind_job(
+    ledger: Ledger, job: Job, *, fingerprint: str, total: int, accept_changes: bool = False
+) -> Binding:
+    """Bind ``ledger`` to ``job`` (see the module docstring); JobMismatchError if it cannot be."""
+    path = str(job.path.resolve())
+    record = JobRecord(path, job.name, fingerprint, total)
+    recorded = ledger.job()
+    if ledger.total() == 0:
+        ledger.set_job(record)
+        return Binding(fresh=True)
+    if recorded is not None and recorded.fingerprint == fingerprint:
+        if recorded.path != path:
+            ledger.set_job(record)
+            return Binding(fresh=False, moved_from=recorded.path)
+        return Binding(fresh=False)
+    owner = recorded.path if recorded is not None else _owner(ledger, path)
+    if owner is not None and owner != path:
+        name = f" {recorded.name!r}" if recorded is not None else ""
+        raise JobMismatchError(
+            f"{ledger.path} is the ledger of another job{name} ({owner}), not of {job.source}:"
+            " one ledger holds one job. Give this job its own ledger (--ledger), or run the job"
+            " file the ledger belongs to"
+        )
+    diff = ledger.compare(_Commands(job), apply=False)
+    if diff.changed and not accept_changes:
+        raise JobChangedError(_changed_message(ledger, job, diff), diff)
+    if not diff.same:
+        diff = ledger.compare(_Commands(job), apply=True)
+    ledger.set_job(record)
+    return Binding(fresh=False, diff=diff if not diff.same else None)
+
+
+class _Commands:
+    """The job's commands, read afresh for each pass (the ledger streams them once a pass)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def __iter__(self) -> Iterator[Command]:
+        commands = self.job.commands()
+        try:
+            yield from commands
+        finally:
+            commands.close()
+
+
+def _owner(ledger: Ledger, path: str) -> str | None:
+    """For a ledger that records no job (an older one): the job file its runs were started with."""
+    recorded = ledger.recorded_job_paths()
+    if not recorded or any(same_job_file(p, Path(path)) for p in recorded):
+        return None
+    return sorted(str(Path(p).resolve()) for p in recorded)[0]
+
+
+def describe_change(change: Change) -> str:
+    """One changed command for people: where it is, and each field's old and new value."""
+    row, command = change.row, change.command
+    parts = [f"{name} {_old(row, name)!s} -> {_new(command, name)!s}" for name in change.fields]
+    return (
+        f"{command.source}:{command.line}: imei {command.imei}: {', '.join(parts)}"
+        f" (the ledger's version is {row.status.value})"
+    )
+
+
+def _old(row: Row, name: str) -> object:
+    value: object = getattr(row, name)
+    return "none" if value is None else value
+
+
+def _new(command: Command, name: str) -> object:
+    value: object = getattr(command, name)
+    if value is None:
+        return "none"
+    text = getattr(value, "text", None)  # a TimeSpec: as written
+    return text if text is not None else value
+
+
+def _changed_message(ledger: Ledger, job: Job, diff: JobDiff) -> str:
+    n = diff.changed
+    return (
+        f"{job.source} was edited since {ledger.path} recorded it: {n:,} command(s) changed"
+        " (listed above); nothing was sent. Sending the new versions could give those devices a"
+        " second command beside the one OneNET may already hold. Restore the job file, or run"
+        " again with --accept-changes to send the changed commands as new ones (their earlier"
+        " versions are kept as they are and never sent again)"
+    )

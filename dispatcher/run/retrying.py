@@ -1,0 +1,108 @@
+"""HTTP attempts of one command, driven by tenacity.
+
+What is retried is decided by the outcome's verdict (client.py decides verdicts, once): transient
+answers are retried with exponential backoff and full jitter, never sooner than a ``Retry-After``;
+errno 5108 is retried once; everything else ends the attempts at once. A stop request ends them too,
+at the next wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_base, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_random_exponential
+
+from dispatcher.config import RetrySettings
+from dispatcher.onenet.client import Outcome, Verdict
+
+__all__ = ["Attempts", "should_retry"]
+
+
+def should_retry(outcome: Outcome, attempt: int) -> bool:
+    """Retry transient outcomes; errno 5108 once."""
+    if outcome.verdict is Verdict.TRANSIENT:
+        return True
+    return outcome.verdict is Verdict.RETRY_ONCE and attempt < 2
+
+
+class _stop_requested(stop_base):
+    def __init__(self, flag: Any) -> None:
+        self.flag = flag
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return bool(self.flag.requested)
+
+
+class _honour_retry_after(wait_base):
+    """The inner wait, but never shorter than the server's Retry-After."""
+
+    def __init__(self, inner: wait_base) -> None:
+        self.inner = inner
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        delay = float(self.inner(retry_state))
+        outcome = retry_state.outcome
+        if outcome is not None and not outcome.failed:
+            retry_after = outcome.result().retry_after
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+        return delay
+
+
+class Attempts:
+    """Runs one command's attempts: ``await attempts.run(fn, *args)``."""
+
+    def __init__(
+        self,
+        settings: RetrySettings,
+        *,
+        stop: Any,
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self._retrying = AsyncRetrying(
+            stop=stop_after_attempt(settings.max_attempts) | _stop_requested(stop),
+            wait=_honour_retry_after(
+                # "Full jitter": uniform in [0, initial * 2**n], capped (AWS Architecture Blog,
+                # "Exponential Backoff And Jitter"), so retrying workers spread out.
+                wait_random_exponential(
+                    multiplier=settings.initial_backoff_s, max=settings.max_backoff_s
+                )
+            ),
+            retry=_retry_on_outcome(),
+            sleep=sleep,
+            retry_error_callback=_last_outcome,
+            reraise=True,
+        )
+
+    async def run(self, fn: Callable[..., Awaitable[Outcome]], *args: Any) -> Outcome:
+        """The final outcome of ``fn(*args)``; an exception from ``fn`` ends the attempts."""
+        first = await fn(*args)
+        if not should_retry(first, 1):
+            return first
+        # Most commands end at their first attempt, so tenacity (whose set-up costs about as
+        # much CPU as the request itself) takes over only now, with that attempt as its first.
+        made = [first]
+
+        async def attempt() -> Outcome:
+            return made.pop() if made else await fn(*args)
+
+        outcome: Outcome = await self._retrying.copy()(attempt)
+        return outcome
+
+
+class _retry_on_outcome(retry_base):
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        if outcome is None or outcome.failed:
+            return False
+        result: Outcome = outcome.result()
+        return should_retry(result, retry_state.attempt_number)
+
+
+def _last_outcome(retry_state: RetryCallState) -> Outcome:
+    assert retry_state.outcome is not None  # tenacity calls this only after an attempt
+    result: Outcome = retry_state.outcome.result()
+    return result
