@@ -1,20 +1,24 @@
 """The early-run circuit breakers: a wrong key, address or server costs little.
 
 Until OneNET has accepted anything in a run, a run of one kind of failure says that the set-up is
-wrong, not the devices: resending the whole fleet would only repeat it. Each breaker trips after
-``threshold`` such answers (counted while nothing is accepted) and names the cause:
+wrong, not the devices: resending the whole fleet would only repeat it. Each breaker is a small
+object that counts its own kind of answer while nothing is accepted and, at ``threshold``, names
+the cause:
 
-- errno 1 (auth failed): the api-key is wrong or not this product's (after a success, errno 1 is
-  one device's: an IMEI outside the product);
-- no connection at all, in a row: the host, port or network is wrong;
-- pages that are not OneNET answers (HTML 404 for a wrong base path, a proxy's 403/407): the URL is
-  wrong, or a proxy stands in the way;
-- request timeouts in a row: the server takes connections but never answers (a hung server).
+- ``AuthBreaker``: errno 1 (auth failed): the api-key is wrong or not this product's (once the key
+  is proven, errno 1 is one device's: an IMEI outside the product);
+- ``ConnectionBreaker``: no connection at all, in a row: the host, port or network is wrong;
+- ``AddressBreaker``: pages that are not OneNET answers (HTML 404 for a wrong base path, a proxy's
+  403/407): the URL is wrong, or a proxy stands in the way;
+- ``HangBreaker``: request timeouts in a row: the server takes connections but never answers.
 
-After the first success the breakers disarm: from then on each failure is one command's.
+``Breakers`` holds one of each for a lane. After the first success they disarm: from then on each
+failure is one command's.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from dispatcher.errors import (
     MisroutedError,
@@ -23,67 +27,133 @@ from dispatcher.errors import (
     UnreachableError,
     WrongKeyError,
 )
-from dispatcher.onenet.client import Outcome
+from dispatcher.onenet.answers import Outcome
 
-__all__ = ["Breakers"]
+__all__ = [
+    "AddressBreaker",
+    "AuthBreaker",
+    "Breaker",
+    "Breakers",
+    "ConnectionBreaker",
+    "HangBreaker",
+]
+
+
+class Breaker(Protocol):
+    """One kind of early failure, counted; ``observe`` says when it trips."""
+
+    def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None: ...
+
+
+class AuthBreaker:
+    """errno 1 on ``threshold`` commands with nothing accepted: the api-key is wrong."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.key_proven = False  # OneNET took the key (the probe's answer): errno 1 is a device's
+        self.rejected: list[str] = []  # keys answered errno 1 while counted: not the devices'
+
+    def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None:
+        """Count an errno 1 (even after a trip: answers still coming in are the key's too)."""
+        if outcome.errno != 1 or self.key_proven:
+            return None
+        if key is not None:
+            self.rejected.append(key)
+        if len(self.rejected) < self.threshold:
+            return None
+        return WrongKeyError(
+            f"OneNET answered errno 1 (auth failed) to the first {self.threshold} commands with"
+            " none accepted: the api-key is wrong or not this product's master key"
+        )
+
+
+class ConnectionBreaker:
+    """``threshold`` attempts in a row that could not connect: the address or network is wrong."""
+
+    def __init__(self, threshold: int, url: str) -> None:
+        self.threshold, self.url = threshold, url
+        self.in_a_row = 0
+
+    def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None:
+        """Count a failed connection; anything that reached a server starts the count again."""
+        self.in_a_row = 0 if outcome.reached else self.in_a_row + 1
+        if self.in_a_row < self.threshold:
+            return None
+        return UnreachableError(
+            f"no connection to OneNET on {self.threshold} attempts in a row with nothing accepted"
+            f" ({outcome.error}): check onenet.base_url ({self.url}) and the network"
+        )
+
+
+class AddressBreaker:
+    """``threshold`` answers that are not OneNET's: a wrong base URL, or a proxy in between."""
+
+    def __init__(self, threshold: int, url: str) -> None:
+        self.threshold, self.url = threshold, url
+        self.count = 0
+
+    def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None:
+        """Count a misrouted answer."""
+        if not outcome.misrouted:
+            return None
+        self.count += 1
+        if self.count < self.threshold:
+            return None
+        return MisroutedError(
+            f"{self.url} did not answer as OneNET does ({outcome.error}) on {self.threshold}"
+            " requests with nothing accepted: check onenet.base_url (a wrong path, or a proxy in"
+            " between)"
+        )
+
+
+class HangBreaker:
+    """``threshold`` request timeouts in a row: the server takes requests and never answers."""
+
+    def __init__(self, threshold: int, url: str, timeout_s: float) -> None:
+        self.threshold, self.url, self.timeout_s = threshold, url, timeout_s
+        self.in_a_row = 0
+
+    def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None:
+        """Count a timeout; any other answer starts the count again."""
+        self.in_a_row = self.in_a_row + 1 if outcome.timed_out else 0
+        if self.in_a_row < self.threshold:
+            return None
+        return ServerHungError(
+            f"{self.url} took {self.threshold} requests in a row and answered none within"
+            f" {self.timeout_s:g}s (retry.request_timeout_s), with nothing accepted: the server"
+            " hangs; those commands are in doubt and are looked up by the next run"
+        )
 
 
 class Breakers:
-    """Counts the early failures of a run; ``observe`` returns the reason to stop, once."""
+    """A lane's breakers: ``observe`` returns the reason to stop, once."""
 
     def __init__(self, threshold: int, *, url: str, timeout_s: float) -> None:
-        self.threshold = threshold
-        self.url = url
-        self.timeout_s = timeout_s
+        self.auth = AuthBreaker(threshold)
+        self.each: tuple[Breaker, ...] = (
+            AddressBreaker(threshold, url),
+            ConnectionBreaker(threshold, url),
+            HangBreaker(threshold, url, timeout_s),
+            self.auth,
+        )
         self.armed = True
-        self.key_proven = False  # OneNET took the key (the probe's answer): errno 1 is a device's
         self.tripped: RunAborted | None = None
-        self.auth_rejects: list[str] = []  # keys answered errno 1 while armed: not the devices'
-        self._unreached = 0  # in a row
-        self._timeouts = 0  # in a row
-        self._misrouted = 0
+
+    @property
+    def auth_rejects(self) -> list[str]:
+        """The keys answered errno 1 while the key was in question (pending again after a trip)."""
+        return self.auth.rejected
 
     def disarm(self) -> None:
         """Something was accepted: failures are the commands' own from now on."""
         self.armed = False
 
     def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None:
-        """Count one answer; the breaker that trips because of it (only the first trip counts)."""
+        """Count one answer; the reason to stop when a breaker trips because of it (the first)."""
         if not self.armed:
             return None
-        wrong_key = outcome.errno == 1 and not self.key_proven
-        if wrong_key and key is not None:
-            self.auth_rejects.append(key)  # even after a trip: answers still coming in
-        if self.tripped is not None:
+        found = [why for breaker in self.each if (why := breaker.observe(outcome, key))]
+        if self.tripped is not None or not found:
             return None
-        n = self.threshold
-        self._unreached = 0 if outcome.reached else self._unreached + 1
-        self._timeouts = self._timeouts + 1 if outcome.timed_out else 0
-        why: RunAborted | None = None
-        if outcome.misrouted:
-            self._misrouted += 1
-            if self._misrouted >= n:
-                why = MisroutedError(
-                    f"{self.url} did not answer as OneNET does ({outcome.error}) on {n} requests"
-                    " with nothing accepted: check onenet.base_url (a wrong path, or a proxy in"
-                    " between)"
-                )
-        elif self._unreached >= n:
-            why = UnreachableError(
-                f"no connection to OneNET on {n} attempts in a row with nothing accepted"
-                f" ({outcome.error}): check onenet.base_url ({self.url}) and the network"
-            )
-        elif self._timeouts >= n:
-            why = ServerHungError(
-                f"{self.url} took {n} requests in a row and answered none within"
-                f" {self.timeout_s:g}s (retry.request_timeout_s), with nothing accepted: the server"
-                " hangs; those commands are in doubt and are looked up by the next run"
-            )
-        elif wrong_key and len(self.auth_rejects) >= n:
-            why = WrongKeyError(
-                f"OneNET answered errno 1 (auth failed) to the first {n} commands with none"
-                " accepted: the api-key is wrong or not this product's master key"
-            )
-        if why is not None:
-            self.tripped = why
-        return why
+        self.tripped = found[0]
+        return self.tripped

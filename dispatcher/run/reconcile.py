@@ -8,13 +8,13 @@ ledger does not already hold, and their ``args`` are read in the detail (``/hist
 Which of them settles which row, and when it cannot be told, is reconcile_match.py's job.
 
 Every history page and detail call takes a slot of the run's pace, as sends do. Several devices are
-looked up at once; a graceful stop asked for meanwhile starts no new device, an immediate one
-cancels the look-ups, and the rows not settled stay in doubt (``not_looked_up``).
+looked up at once, through the run's fan-out (fanout.py); a graceful stop asked for meanwhile
+starts no new device, an immediate one cancels the look-ups, and the rows not settled stay in doubt
+(``not_looked_up``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections import defaultdict
@@ -26,6 +26,7 @@ from typing import Protocol
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.store import Row
 from dispatcher.onenet.client import ExecuteRequest, HistoryItem, Outcome
+from dispatcher.run.fanout import fan_out
 from dispatcher.run.matching import Settled, args_text, listed_alike, settle_rows
 from dispatcher.run.pacing import Pace
 from dispatcher.run.state import Stop
@@ -70,10 +71,6 @@ class ReconcileReport:
     not_looked_up: list[Row] = field(default_factory=list)
 
 
-class _ImmediateStop(Exception):
-    """Raised inside the look-ups' TaskGroup to cancel them."""
-
-
 def search_start(rows: Sequence[Row], *, clock_offset_s: float, lookback_s: float) -> datetime:
     """Where one device's history search starts, in OneNET's time: ``lookback_s`` before its
     earliest first attempt (OneNET's clock when recorded, else ours plus ``clock_offset_s``)."""
@@ -107,37 +104,40 @@ async def reconcile(
     by_imei: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_imei[row.imei].append(row)
-    gate = asyncio.Semaphore(max(1, concurrency))
     unreachable = _UnreachableLog()
+    stop = stop or Stop()
     # A graceful stop asked for before the call is the caller's to weigh: the runner reconciles
     # after one on purpose, so that a Ctrl-C leaves nothing in doubt.
-    heed_graceful = stop is not None and not stop.requested
+    heed_graceful = not stop.requested
 
-    async def look_up(imei: str, device_rows: list[Row]) -> None:
-        async with gate:
-            if stop is not None and (stop.immediate or (heed_graceful and stop.requested)):
-                return  # a stop starts no new device; these stay in doubt
-            start = search_start(device_rows, clock_offset_s=clock_offset_s, lookback_s=lookback_s)
-            try:
-                settled = await _look_up_device(imei, device_rows, start, client, known_uuids, pace)
-            except OneNetUnavailable as exc:
-                unreachable.note(imei, exc)
-                report.unreachable.extend(device_rows)
-                return
+    def taking() -> bool:
+        return not (stop.immediate or (heed_graceful and stop.requested))
+
+    async def look_up(device: tuple[str, list[Row]]) -> None:
+        imei, device_rows = device
+        start = search_start(device_rows, clock_offset_s=clock_offset_s, lookback_s=lookback_s)
+        try:
+            settled = await _look_up_device(imei, device_rows, start, client, known_uuids, pace)
+        except OneNetUnavailable as exc:
+            unreachable.note(imei, exc)
+            report.unreachable.extend(device_rows)
+            return
         # Recorded whole, once the device is done: a cancelled look-up leaves nothing half-settled.
         report.found.extend(settled.found)
         report.missing.extend(settled.missing)
         report.ambiguous.extend(settled.ambiguous)
 
-    try:
-        async with asyncio.TaskGroup() as tg:
-            watcher = tg.create_task(_watch(stop)) if stop is not None else None
-            devices = [tg.create_task(look_up(i, r)) for i, r in by_imei.items()]
-            await asyncio.gather(*devices)
-            if watcher is not None:
-                watcher.cancel()
-    except* _ImmediateStop:
-        log.warning("reconciling stopped at once: %s", stop.reason if stop else "")
+    # Look-ups are queries: a stop ends them only when immediate (they have no grace to run out).
+    cut = await fan_out(
+        list(by_imei.items()),
+        look_up,
+        workers=max(1, concurrency),
+        stop=stop,
+        taking=taking,
+        grace_s=None,
+    )
+    if cut:
+        log.warning("reconciling stopped at once: %s", stop.reason)
     unreachable.summarise()
 
     done = {id(r) for r, _ in report.found} | {id(r) for r, _ in report.ambiguous}
@@ -153,11 +153,6 @@ async def reconcile(
             reason,
         )
     return report
-
-
-async def _watch(stop: Stop) -> None:
-    await stop.wait_immediate()
-    raise _ImmediateStop
 
 
 async def _look_up_device(

@@ -1,0 +1,71 @@
+"""A lane: one OneNET product as a run sees it.
+
+A lane holds that product's client, its pace, its adaptive slow-down on throttling, its breakers
+and OneNET's clock as read from its answers. Every call a run makes goes through a lane, so a
+throttling product slows only its own lane and a wrong key stops only its own. A run has one lane
+today and is written for several.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from dispatcher.errors import RunAborted
+from dispatcher.onenet.answers import Outcome, Verdict
+from dispatcher.onenet.client import ExecuteRequest, HistoryItem
+from dispatcher.run.breakers import Breakers
+from dispatcher.run.pacing import Aimd, Pace
+from dispatcher.times import ServerClock
+
+__all__ = ["Lane", "OneNetApi"]
+
+
+class OneNetApi(Protocol):
+    """What a run needs from a OneNET client (``OneNetClient`` is one)."""
+
+    @property
+    def execute_url(self) -> str: ...
+
+    async def execute_offline(self, req: ExecuteRequest) -> Outcome: ...
+
+    async def probe(self, imei: str, start: datetime) -> Outcome: ...
+
+    async def history(
+        self,
+        imei: str,
+        start: datetime,
+        end: datetime | None = None,
+        *,
+        before_page: Callable[[], Awaitable[None]] | None = None,
+        on_date: Callable[[float], None] | None = None,
+    ) -> list[HistoryItem]: ...
+
+    async def detail(
+        self, imei: str, uuid: str, *, on_date: Callable[[float], None] | None = None
+    ) -> dict[str, object]: ...
+
+
+@dataclass(slots=True)
+class Lane:
+    """One product's client, pace, adaptive slow-down, breakers and clock."""
+
+    client: OneNetApi
+    pace: Pace
+    clock: ServerClock
+    breakers: Breakers
+    aimd: Aimd | None = None
+    name: str = "default"
+
+    def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None:
+        """Feed one answer to the lane's controls; the reason to stop if a breaker tripped."""
+        if outcome.throttled:
+            if self.aimd is not None:
+                self.aimd.on_throttle(outcome.retry_after)
+        elif outcome.verdict is Verdict.ACCEPTED:
+            self.breakers.disarm()
+            if self.aimd is not None:
+                self.aimd.on_success()
+        return self.breakers.observe(outcome, key)

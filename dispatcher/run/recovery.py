@@ -1,0 +1,175 @@
+"""Recovering lost answers: what an earlier run left in doubt, and what this run lost.
+
+Before anything is sent, commands an earlier run left ``in_flight`` (it was killed) or
+``in_doubt`` are looked up in OneNET's history (reconcile.py). At the end of a run, answers this
+run lost are looked up once they have had time to land (``settle_s``, counted from each command's
+last attempt), and those OneNET never created are sent again, for a few rounds. Found ones are
+accepted (``reconciled``), look-alike ones stay in doubt with the reason, unreachable ones stay in
+doubt for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from dispatcher.config import Settings
+from dispatcher.job.model import Command
+from dispatcher.ledger.recorder import Recorder
+from dispatcher.ledger.store import Ledger, Row, Status
+from dispatcher.run.lane import Lane
+from dispatcher.run.outcomes import Outcomes
+from dispatcher.run.reconcile import reconcile
+from dispatcher.run.state import Stop
+from dispatcher.times import parse_timespec
+
+__all__ = ["Item", "Recovery", "command_of"]
+
+log = logging.getLogger(__name__)
+
+Item = tuple[Command, Status]
+"""A command to send, with its status in the ledger before this run sent it."""
+
+
+class Recovery:
+    """The look-up phases of a run, on its lane."""
+
+    def __init__(
+        self,
+        lane: Lane,
+        recorder: Recorder,
+        outcomes: Outcomes,
+        settings: Settings,
+        *,
+        stop: Stop,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        resend: Callable[[list[Item]], Awaitable[None]],
+        cut_short: Callable[[], bool],
+    ) -> None:
+        self.lane, self.recorder, self.outcomes, self.settings = lane, recorder, outcomes, settings
+        self.stop, self.clock, self.sleep = stop, clock, sleep
+        self.resend, self.cut_short = resend, cut_short
+        self.stats = outcomes.stats
+        self.found: set[str] = set()  # keys this run found in the history: not "already final"
+
+    async def leftovers(self, reconcile_in_doubt: bool, resend: bool) -> None:
+        """Settle what an earlier run left in flight or in doubt, before anything is sent."""
+        ledger = self.recorder.ledger
+        await self.recorder.flush()
+        doubtful = await self.recorder.call(_collect, ledger, (Status.IN_FLIGHT, Status.IN_DOUBT))
+        if not doubtful:
+            return
+        log.info("%d commands from an earlier run are in doubt", len(doubtful))
+        if reconcile_in_doubt:
+            await self._reconcile(doubtful)
+            return
+        rows = doubtful if resend else [r for r in doubtful if r.status is Status.IN_FLIGHT]
+        status = Status.PENDING if resend else Status.IN_DOUBT
+        await self.recorder.call(ledger.set_status, [r.key for r in rows], status)
+        for row in rows:
+            self.outcomes.moved(row, status)
+
+    async def recover(self) -> None:
+        """Look up the answers this run lost, and send again what OneNET never created."""
+        ledger = self.recorder.ledger
+        for _ in range(self.settings.reliability.reconcile_rounds):
+            # After a graceful stop too, so that a Ctrl-C leaves nothing in doubt (nothing is
+            # resent then); an immediate stop or a grace run out leaves it to the next run.
+            if self.stop.immediate or self.cut_short():
+                return
+            await self.recorder.flush()  # outcomes still queued may be in doubt too
+            rows = await self.recorder.call(_collect, ledger, (Status.IN_DOUBT,))
+            if not rows:
+                return
+            resend = await self._reconcile(rows)
+            if not resend or self.stop.requested:
+                return
+            await self.resend([(command_of(r), Status.PENDING) for r in resend])
+
+    async def _reconcile(self, rows: list[Row]) -> list[Row]:
+        """Look ``rows`` up in the history; return the active ones OneNET never created (now
+        pending)."""
+        rel, lane, outcomes = self.settings.reliability, self.lane, self.outcomes
+        latest = max((r.last_attempt_at or 0.0) for r in rows)
+        wait = latest + rel.settle_s - self.clock()
+        if wait > 0:
+            await self.sleep(wait)
+        if wait > 0 and self.stop.requested:
+            # The wait was cut short, and a request may still be landing at OneNET: only the
+            # rows that had their time are looked up; the others stay in doubt for the next run.
+            landed_by = self.clock() - rel.settle_s
+            self._still_in_doubt([r for r in rows if (r.last_attempt_at or 0.0) > landed_by])
+            rows = [r for r in rows if (r.last_attempt_at or 0.0) <= landed_by]
+        if not rows:
+            return []
+        before = lane.pace.started
+        report = await reconcile(
+            rows,
+            lane.client,
+            known_uuids=lambda imei: self.recorder.call(self.recorder.ledger.known_uuids, imei),
+            lookback_s=rel.reconcile_lookback_s,
+            pace=lane.pace,
+            concurrency=self.settings.limits.concurrency,
+            stop=self.stop,
+            clock_offset_s=lane.clock.offset,
+        )
+        self.stats.requests += lane.pace.started - before
+        now = self.clock()
+        for row, uuid in report.found:
+            outcomes.settled(row, Status.ACCEPTED, 0, "", now, uuid=uuid, reconciled=True)
+            self.stats.reconciled += 1
+            self.found.add(row.key)
+            lane.breakers.disarm()
+        for row, reason in report.ambiguous:
+            outcomes.settled(row, Status.IN_DOUBT, None, reason[:300], now)
+        self._still_in_doubt(report.unreachable, "history unreachable")
+        self._still_in_doubt(report.not_looked_up)
+        await self.recorder.flush()
+        missing = report.missing
+        if missing:
+            await self.recorder.call(
+                self.recorder.ledger.set_status, [r.key for r in missing], Status.PENDING
+            )
+            for row in missing:  # sent again below, and counted by that outcome
+                outcomes.moved(row, Status.PENDING)
+                outcomes.undoubt(row.key)
+        log.info(
+            "reconciled %d: %d found, %d never created, %d ambiguous, %d unreachable",
+            len(rows),
+            len(report.found),
+            len(missing),
+            len(report.ambiguous),
+            len(report.unreachable),
+        )
+        return [r for r in missing if r.retired is None]
+
+    def _still_in_doubt(self, rows: list[Row], why: str = "not looked up yet") -> None:
+        """Rows left unsettled: those a killed run left in flight become in doubt."""
+        now = self.clock()
+        for row in rows:
+            if row.status is Status.IN_FLIGHT:
+                self.outcomes.settled(row, Status.IN_DOUBT, None, why, now)
+
+
+def _collect(ledger: Ledger, statuses: Iterable[Status]) -> list[Row]:
+    return list(ledger.rows(set(statuses)))
+
+
+def command_of(row: Row) -> Command:
+    """The command a ledger row was made from, to send it again."""
+    return Command(
+        imei=row.imei,
+        obj_id=row.obj_id,
+        obj_inst_id=row.obj_inst_id,
+        res_id=row.res_id,
+        expired_time=parse_timespec(row.expired_time),
+        valid_time=parse_timespec(row.valid_time) if row.valid_time else None,
+        args=row.args,
+        retry=row.retry,
+        timeout=row.timeout,
+        trigger_msg=row.trigger_msg,
+        source=row.source,
+        line=row.line,
+        key=row.key,
+    )
