@@ -30,6 +30,7 @@ from dispatcher.job.model import (
 )
 from dispatcher.ledger.store import Ledger, LedgerFullError, Row, Status, default_ledger_path
 from dispatcher.onenet.client import (
+    CancelResult,
     ExecuteRequest,
     Misrouted,
     OneNetClient,
@@ -37,7 +38,8 @@ from dispatcher.onenet.client import (
     Verdict,
     classify,
 )
-from dispatcher.report.summary import Summary, summarize, write_export
+from dispatcher.report.export import write_export
+from dispatcher.report.summary import Summary, summarize
 from dispatcher.run.binding import Binding, JobChangedError, bind_job
 from dispatcher.run.pacing import Aimd, Pace
 from dispatcher.run.runner import RunResult, RunStats, Stop, run_job
@@ -48,6 +50,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Aimd",
     "Binding",
+    "CancelResult",
     "Command",
     "ConfigError",
     "DispatcherError",

@@ -28,6 +28,7 @@ from dispatcher.errors import OneNetUnavailable
 from dispatcher.onenet.client import (
     MAX_BODY,
     MAX_RETRY_AFTER,
+    CancelResult,
     ExecuteRequest,
     Misrouted,
     OneNetClient,
@@ -736,7 +737,7 @@ async def test_detail_with_an_errno_is_unavailable_and_names_it(
         await OneNetClient(session, BASE, KEY).detail("1", UUID)
 
 
-async def test_cancel_is_accepted_with_the_uuid_or_carries_the_errno(
+async def test_cancel_says_cancelled_or_carries_the_refusing_errno(
     session: aiohttp.ClientSession, mocked: Any
 ) -> None:
     url = f"{BASE}/nbiot/offline/cancel/{UUID}?imei=861234567890123"
@@ -745,8 +746,10 @@ async def test_cancel_is_accepted_with_the_uuid_or_carries_the_errno(
     client = OneNetClient(session, BASE, KEY)
     done = await client.cancel("861234567890123", UUID)
     refused = await client.cancel("861234567890123", UUID)
-    assert (done.verdict, done.uuid) == (Verdict.ACCEPTED, UUID)
-    assert (refused.verdict, refused.errno) == (Verdict.REJECTED, 5006)
+    assert done == CancelResult(UUID, cancelled=True, http_status=200)
+    assert (refused.uuid, refused.cancelled, refused.http_status) == (UUID, False, 200)
+    assert refused.refusal is not None
+    assert (refused.refusal.verdict, refused.refusal.errno) == (Verdict.REJECTED, 5006)
     mocked.put(url, exception=aiohttp.ClientConnectionError("reset"))
     with pytest.raises(OneNetUnavailable):
         await client.cancel("861234567890123", UUID)

@@ -70,6 +70,11 @@ def _mark(key: str, at: float = 1000.0, run_id: int = 1) -> InFlight:
     return InFlight(key, at, "2024-05-01T10:00:00", "2024-05-01T16:00:00", run_id)
 
 
+def _row(ledger: Ledger, key: str) -> Row | None:
+    """The ledger's row of ``key`` (retired ones included), or None."""
+    return next((row for row in ledger.rows() if row.key == key), None)
+
+
 def test_register_adds_new_commands_as_pending(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(3)]
     assert ledger.register(cmds) == [Status.PENDING] * 3
@@ -87,7 +92,7 @@ def test_register_stores_every_parameter_as_written_in_the_job(ledger: Ledger) -
         trigger_msg=4,
     )
     ledger.register([cmd])
-    row = ledger.get(cmd.key)
+    row = _row(ledger, cmd.key)
     assert row is not None
     assert (row.imei, row.obj_id, row.obj_inst_id, row.res_id, row.args) == (
         cmd.imei, 3200, 0, 5750, None,
@@ -103,12 +108,13 @@ def test_register_again_returns_existing_statuses_and_keeps_final_outcomes(
 ) -> None:
     cmds = [make_command(i) for i in range(4)]
     ledger.register(cmds)
-    ledger.record(
+    ledger.write_batch(
+        (),
         [
             _accept(cmds[0].key),
             Result(cmds[1].key, Status.REJECTED, 5006, "system logic limit", None, 1, 2.0, 9.0),
             Result(cmds[2].key, Status.FAILED, None, "HTTP 500", None, 6, 3.0, 30.0),
-        ]
+        ],
     )
     again = [*cmds, make_command(9)]
     statuses = ledger.register(again)
@@ -117,7 +123,7 @@ def test_register_again_returns_existing_statuses_and_keeps_final_outcomes(
     ]  # fmt: skip
     assert [s in FINAL for s in statuses] == [True, True, False, False, False]
     assert [s in TO_SEND for s in statuses] == [False, False, True, True, True]
-    accepted = ledger.get(cmds[0].key)
+    accepted = _row(ledger, cmds[0].key)
     assert accepted is not None
     assert (accepted.status, accepted.uuid) == (Status.ACCEPTED, "u-1")
 
@@ -125,7 +131,7 @@ def test_register_again_returns_existing_statuses_and_keeps_final_outcomes(
 def test_register_looks_up_statuses_across_many_chunks(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(1203)]
     ledger.register(cmds)
-    ledger.record([_accept(c.key, f"u{i}") for i, c in enumerate(cmds) if i % 100 == 0])
+    ledger.write_batch((), [_accept(c.key, f"u{i}") for i, c in enumerate(cmds) if i % 100 == 0])
     statuses = ledger.register(list(reversed(cmds)))
     expected = [Status.ACCEPTED if i % 100 == 0 else Status.PENDING for i in range(1203)]
     assert statuses == list(reversed(expected))
@@ -142,9 +148,9 @@ def test_mark_in_flight_stores_the_sent_times_and_keeps_the_first_attempt_time(
 ) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.mark_in_flight([_mark(cmd.key, at=1000.0, run_id=1)])
-    ledger.mark_in_flight([InFlight(cmd.key, 1500.0, None, "2024-05-02T00:00:00", 2)])
-    row = ledger.get(cmd.key)
+    ledger.write_batch([_mark(cmd.key, at=1000.0, run_id=1)], ())
+    ledger.write_batch([InFlight(cmd.key, 1500.0, None, "2024-05-02T00:00:00", 2)], ())
+    row = _row(ledger, cmd.key)
     assert row is not None
     assert row.status is Status.IN_FLIGHT
     assert (row.first_attempt_at, row.last_attempt_at) == (1000.0, 1500.0)
@@ -162,14 +168,14 @@ def test_in_flight_mark_survives_a_process_killed_before_the_outcome(path: Path)
         ledger = Ledger.open({str(path)!r})
         cmds = [make_command(1), make_command(2)]
         ledger.register(cmds)
-        ledger.mark_in_flight([_mark(cmds[0].key)])
+        ledger.write_batch([_mark(cmds[0].key)], ())
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert done.returncode == -9, done.stderr.decode()
     with Ledger.open(path) as reopened:  # the dead process's lock went with it
-        row = reopened.get(make_command(1).key)
+        row = _row(reopened, make_command(1).key)
         assert row is not None
         assert row.status is Status.IN_FLIGHT
         assert (row.sent_valid_time, row.sent_expired_time) == (
@@ -182,11 +188,13 @@ def test_in_flight_mark_survives_a_process_killed_before_the_outcome(path: Path)
 def test_record_writes_the_outcome_and_adds_the_attempts(ledger: Ledger) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.mark_in_flight([_mark(cmd.key, at=1000.0)])
-    ledger.record([Result(cmd.key, Status.FAILED, None, "HTTP 503", None, 6, 1010.0, 31.0)])
-    ledger.mark_in_flight([_mark(cmd.key, at=5000.0)])
-    ledger.record([_accept(cmd.key, "uuid-9", at=5000.2)])
-    row = ledger.get(cmd.key)
+    ledger.write_batch([_mark(cmd.key, at=1000.0)], ())
+    ledger.write_batch(
+        (), [Result(cmd.key, Status.FAILED, None, "HTTP 503", None, 6, 1010.0, 31.0)]
+    )
+    ledger.write_batch([_mark(cmd.key, at=5000.0)], ())
+    ledger.write_batch((), [_accept(cmd.key, "uuid-9", at=5000.2)])
+    row = _row(ledger, cmd.key)
     assert row is not None
     assert (row.status, row.errno, row.error, row.uuid) == (Status.ACCEPTED, 0, "succ", "uuid-9")
     assert (row.attempts, row.latency_ms) == (7, 42.5)
@@ -196,9 +204,9 @@ def test_record_writes_the_outcome_and_adds_the_attempts(ledger: Ledger) -> None
 def test_a_reconciled_outcome_keeps_the_last_attempt_time(ledger: Ledger) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.mark_in_flight([_mark(cmd.key, at=1000.0)])
-    ledger.record([Result(cmd.key, Status.ACCEPTED, 0, "", "u-r", 0, 9000.0, None, True)])
-    row = ledger.get(cmd.key)
+    ledger.write_batch([_mark(cmd.key, at=1000.0)], ())
+    ledger.write_batch((), [Result(cmd.key, Status.ACCEPTED, 0, "", "u-r", 0, 9000.0, None, True)])
+    row = _row(ledger, cmd.key)
     assert row is not None
     assert (row.status, row.uuid, row.reconciled) == (Status.ACCEPTED, "u-r", True)
     assert (row.last_attempt_at, row.attempts) == (1000.0, 0)
@@ -215,8 +223,8 @@ def test_an_outcome_for_an_unknown_key_rolls_back_the_whole_batch(ledger: Ledger
     cmd = make_command(1)
     ledger.register([cmd])
     with pytest.raises(LedgerError, match="1 of 2 keys are not in the ledger"):
-        ledger.record([_accept(cmd.key), _accept("no-such-key")])
-    row = ledger.get(cmd.key)
+        ledger.write_batch((), [_accept(cmd.key), _accept("no-such-key")])
+    row = _row(ledger, cmd.key)
     assert row is not None
     assert row.status is Status.PENDING
 
@@ -225,8 +233,8 @@ def test_rows_stream_in_job_order_filtered_by_status(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(2500)]
     for start in range(0, 2500, 500):
         ledger.register(cmds[start : start + 500])
-    ledger.mark_in_flight([_mark(c.key) for c in cmds[::7]])
-    ledger.record([_accept(c.key) for c in cmds[::14]])
+    ledger.write_batch([_mark(c.key) for c in cmds[::7]], ())
+    ledger.write_batch((), [_accept(c.key) for c in cmds[::14]])
     assert [r.key for r in ledger.rows()] == [c.key for c in cmds]
     in_flight = [r.key for r in ledger.rows({Status.IN_FLIGHT})]
     assert in_flight == [c.key for i, c in enumerate(cmds) if i % 7 == 0 and i % 14 != 0]
@@ -236,10 +244,12 @@ def test_rows_stream_in_job_order_filtered_by_status(ledger: Ledger) -> None:
 def test_rows_can_be_settled_while_they_are_read(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(1200)]
     ledger.register(cmds)
-    ledger.record([Result(c.key, Status.IN_DOUBT, None, "cut", None, 1, 1.0, None) for c in cmds])
+    ledger.write_batch(
+        (), [Result(c.key, Status.IN_DOUBT, None, "cut", None, 1, 1.0, None) for c in cmds]
+    )
     seen = 0
     for row in ledger.rows({Status.IN_DOUBT}):
-        ledger.record([_accept(row.key)])
+        ledger.write_batch((), [_accept(row.key)])
         seen += 1
     assert seen == 1200
     assert ledger.counts()[Status.ACCEPTED] == 1200
@@ -248,7 +258,7 @@ def test_rows_can_be_settled_while_they_are_read(ledger: Ledger) -> None:
 def test_known_uuids_are_those_of_one_device(ledger: Ledger) -> None:
     a, b, c = make_command(1), make_command(2, imei="861111111111111"), make_command(3)
     ledger.register([a, b, c])
-    ledger.record([_accept(a.key, "ua"), _accept(b.key, "ub")])
+    ledger.write_batch((), [_accept(a.key, "ua"), _accept(b.key, "ub")])
     assert ledger.known_uuids(a.imei) == {"ua"}
     assert ledger.known_uuids(c.imei) == set()
 
@@ -256,7 +266,7 @@ def test_known_uuids_are_those_of_one_device(ledger: Ledger) -> None:
 def test_counts_name_every_status(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(3)]
     ledger.register(cmds)
-    ledger.record([_accept(cmds[0].key)])
+    ledger.write_batch((), [_accept(cmds[0].key)])
     assert ledger.counts() == {
         Status.PENDING: 2, Status.IN_FLIGHT: 0, Status.ACCEPTED: 1,
         Status.REJECTED: 0, Status.FAILED: 0, Status.IN_DOUBT: 0, Status.EXPIRED: 0,
@@ -266,10 +276,10 @@ def test_counts_name_every_status(ledger: Ledger) -> None:
 def test_set_status_moves_commands_back_to_pending(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(3)]
     ledger.register(cmds)
-    ledger.mark_in_flight([_mark(c.key) for c in cmds])
+    ledger.write_batch([_mark(c.key) for c in cmds], ())
     ledger.set_status([cmds[0].key, cmds[2].key], Status.PENDING)
     assert [r.status for r in ledger.rows()] == [Status.PENDING, Status.IN_FLIGHT, Status.PENDING]
-    row = ledger.get(cmds[0].key)
+    row = _row(ledger, cmds[0].key)
     assert row is not None
     assert row.sent_expired_time == "2024-05-01T16:00:00"  # what was sent stays on record
 
@@ -429,7 +439,7 @@ def test_runs_keep_settings_without_secrets(path: Path) -> None:
 def test_expired_is_final_and_never_sent_again(ledger: Ledger) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.record([Result(cmd.key, Status.EXPIRED, None, "expired", None, 0, 5.0, None)])
+    ledger.write_batch((), [Result(cmd.key, Status.EXPIRED, None, "expired", None, 0, 5.0, None)])
     assert Status.EXPIRED in FINAL
     assert Status.EXPIRED not in TO_SEND
     assert ledger.register([cmd]) == [Status.EXPIRED]
@@ -439,16 +449,16 @@ def test_expired_is_final_and_never_sent_again(ledger: Ledger) -> None:
 def test_in_flight_marks_keep_the_first_server_time_and_the_latest(ledger: Ledger) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.mark_in_flight([InFlight(cmd.key, 1000.0, None, "2024-05-02T00:00:00", 1, 990.5)])
-    ledger.mark_in_flight([InFlight(cmd.key, 1500.0, None, "2024-05-02T00:00:00", 2, 1491.0)])
-    row = ledger.get(cmd.key)
+    ledger.write_batch([InFlight(cmd.key, 1000.0, None, "2024-05-02T00:00:00", 1, 990.5)], ())
+    ledger.write_batch([InFlight(cmd.key, 1500.0, None, "2024-05-02T00:00:00", 2, 1491.0)], ())
+    row = _row(ledger, cmd.key)
     assert row is not None
     assert (row.first_server_at, row.last_server_at) == (990.5, 1491.0)
     assert (row.first_attempt_at, row.last_attempt_at, row.status) == (
         1000.0, 1500.0, Status.IN_FLIGHT,
     )  # fmt: skip
-    ledger.mark_in_flight([InFlight(cmd.key, 2000.0, None, "2024-05-02T00:00:00", 3)])
-    row = ledger.get(cmd.key)
+    ledger.write_batch([InFlight(cmd.key, 2000.0, None, "2024-05-02T00:00:00", 3)], ())
+    row = _row(ledger, cmd.key)
     assert row is not None
     assert (row.first_server_at, row.last_server_at, row.last_attempt_at) == (990.5, None, 2000.0)
 
@@ -482,7 +492,7 @@ def test_a_schema_1_ledger_migrates_to_2_in_place_and_keeps_its_rows(path: Path)
     _schema_1_ledger(path)
     with Ledger.open(path) as upgraded:
         assert upgraded.schema_version == 2
-        row = upgraded.get("k1")
+        row = _row(upgraded, "k1")
         assert row is not None
         assert (row.status, row.uuid, row.retired, row.first_server_at) == (
             Status.ACCEPTED, "u-old", None, None,

@@ -369,10 +369,11 @@ async def test_resume_skips_accepted_and_rejected_and_sends_pending_and_failed(
     accepted, rejected, failed = commands[0:5], commands[5:10], commands[10:15]
     with Ledger.open(small_job.ledger_path) as ledger:
         ledger.register(commands)
-        ledger.record(
+        ledger.write_batch(
+            (),
             [Result(c.key, Status.ACCEPTED, 0, "", f"old-{c.imei}", 1, 1.0, 5.0) for c in accepted]
             + [Result(c.key, Status.REJECTED, 3, "bad", None, 1, 1.0, 5.0) for c in rejected]
-            + [Result(c.key, Status.FAILED, 7, "busy", None, 6, 1.0, 5.0) for c in failed]
+            + [Result(c.key, Status.FAILED, 7, "busy", None, 6, 1.0, 5.0) for c in failed],
         )
     client = FakeOneNet()
     result = await run(small_job, client)
@@ -961,3 +962,37 @@ async def test_errno_1_for_as_many_devices_as_the_breaker_counts_is_a_wrong_key(
 
     assert isinstance(result.aborted, WrongKeyError)
     assert client.probed == small_job.imeis[:5] and client.requests == []
+
+
+async def test_a_look_up_that_fails_once_is_asked_again_and_nothing_is_resent(
+    small_job: Setup,
+) -> None:
+    lost = small_job.imeis[:2]
+    client = FlakyHistoryOneNet({i: [Lost(created=True)] for i in lost}, failures=1)
+    result = await run(small_job, client, fast_settings())
+
+    assert result.complete and result.stats.reconciled == 2
+    assert client.history_calls > 2  # each device asked again after the first failure
+    assert all(n == 1 for n in client.created_per_imei().values())
+
+
+@dataclass
+class FlakyHistoryOneNet(FakeOneNet):
+    """A history that fails its first ``failures`` calls (HTTP 502), then answers."""
+
+    failures: int = 0
+    history_calls: int = 0
+
+    async def history(
+        self,
+        imei: str,
+        start: datetime,
+        end: datetime | None = None,
+        *,
+        before_page: Callable[[], Awaitable[None]] | None = None,
+        on_date: Callable[[float], None] | None = None,
+    ) -> list[HistoryItem]:
+        self.history_calls += 1
+        if self.history_calls <= self.failures:
+            raise OneNetUnavailable("history: HTTP 502")
+        return await super().history(imei, start, end, before_page=before_page, on_date=on_date)

@@ -20,7 +20,8 @@ from rich.text import Text
 
 from dispatcher.job.model import Job, Problem, Validation
 from dispatcher.ledger.store import Status
-from dispatcher.report.summary import Summary, render_summary
+from dispatcher.report.render import render_table
+from dispatcher.report.summary import Summary
 from dispatcher.times import format_onenet
 
 if TYPE_CHECKING:
@@ -204,4 +205,4 @@ def summary_line(result: RunResult) -> None:
 
 def summary_table(summary: Summary) -> None:
     """The report's summary, as a table on stdout."""
-    _out.print(render_summary(summary))
+    _out.print(render_table(summary))

@@ -1,6 +1,6 @@
 """The emulator's answer-shaping faults: what a proxy, a broken server or a skewed clock send.
 
-Kept apart from the request path (``emulator.py``) so that path stays short: these run only when
+Kept apart from the request path (``server.py``) so that path stays short: these run only when
 their fault is set. Each builds or changes an ``aiohttp.web.Response``:
 
 - ``html_page``: the HTML error page a proxy or a wrong base path answers with (403, 404, 407...).

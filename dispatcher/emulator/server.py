@@ -25,43 +25,24 @@ from dataclasses import fields, replace
 import orjson
 from aiohttp import web
 
+from dispatcher.emulator import history
 from dispatcher.emulator.faults import Shaper, cut, gzip_bomb, html_page
+from dispatcher.emulator.replies import JSON, error
 from dispatcher.emulator.state import (
     AUTH_FAILED,
     BAD_PARAM,
     BUSY,
-    ERRNO_TEXT,
-    LOGIC_LIMIT,
-    PER_PAGE_DEFAULT,
-    PER_PAGE_MAX,
     Faults,
     Store,
     StoredCommand,
     check_execute,
-    format_answer_time,
-    parse_id,
-    parse_request_time,
 )
 
 __all__ = ["Emulator", "Faults", "StoredCommand", "run", "serve"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_JSON = "application/json"
-_ERROR_BODIES = {
-    errno: orjson.dumps({"errno": errno, "error": text, "data": None})
-    for errno, text in ERRNO_TEXT.items()
-}
-
-
-def _answer(data: object = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps({"errno": 0, "error": "succ", "data": data}), content_type=_JSON
-    )
-
-
-def _error(errno: int) -> web.Response:
-    return web.Response(body=_ERROR_BODIES[errno], content_type=_JSON)
+# A follow-up call's answer for a device whose request passed the shared checks (history.py).
+FollowUp = Callable[[Store, str, web.Request], web.Response]
 
 
 class Emulator:
@@ -136,12 +117,13 @@ class Emulator:
         app = web.Application()
         add = app.router.add_route
         add("POST", "/nbiot/execute/offline", self._shaped(self._execute, reads=False))
-        add("GET", "/nbiot/offline/history", self._shaped(self._history))
-        add("GET", "/nbiot/offline/history/{uuid}", self._shaped(self._detail))
-        add("GET", "/nbiot/offline/history/{uuid}/piecewise", self._shaped(self._piecewise))
+        follow_up = self._follow_up
+        add("GET", "/nbiot/offline/history", follow_up(history.listing))
+        add("GET", "/nbiot/offline/history/{uuid}", follow_up(history.detail))
+        add("GET", "/nbiot/offline/history/{uuid}/piecewise", follow_up(history.piecewise))
         # "all" before {uuid}, so that it wins
-        add("PUT", "/nbiot/offline/cancel/all", self._shaped(self._cancel_all))
-        add("PUT", "/nbiot/offline/cancel/{uuid}", self._shaped(self._cancel))
+        add("PUT", "/nbiot/offline/cancel/all", follow_up(history.cancel_all))
+        add("PUT", "/nbiot/offline/cancel/{uuid}", follow_up(history.cancel))
         add("GET", "/_emulator/stats", self._admin_stats)
         add("GET", "/_emulator/arrivals", self._admin_arrivals)
         add("PUT", "/_emulator/faults", self._admin_faults)
@@ -157,6 +139,17 @@ class Emulator:
             return response
 
         return handle
+
+    def _follow_up(self, answer: FollowUp) -> Handler:
+        """A follow-up call's route: the shared checks, then ``answer``, shaped."""
+
+        async def handle(request: web.Request) -> web.Response:
+            early, imei = await self._read_call(request)
+            if early is not None:
+                return early
+            return answer(self._store, imei, request)
+
+        return self._shaped(handle)
 
     async def _delay(self, faults: Faults) -> None:
         delay = faults.latency_ms
@@ -184,7 +177,7 @@ class Emulator:
     def _throttle_answer(self, faults: Faults) -> web.Response:
         self._store.throttled += 1
         if faults.throttle_mode == "errno7":
-            return _error(BUSY)
+            return error(BUSY)
         return web.Response(
             status=429,
             text="429 Too Many Requests",
@@ -212,7 +205,7 @@ class Emulator:
             return cut(request)
         if not self._key_ok(request, faults):
             store.reject(AUTH_FAILED)
-            return _error(AUTH_FAILED)
+            return error(AUTH_FAILED)
         if faults.throttle_rps is not None and self._throttled(faults.throttle_rps):
             return self._throttle_answer(faults)
         result = check_execute(
@@ -224,7 +217,7 @@ class Emulator:
         )
         if isinstance(result, int):
             store.reject(result)
-            return _error(result)
+            return error(result)
         store.add(result)
         if faults.cut_after_rate and rng.random() < faults.cut_after_rate:
             store.faults["cut_after"] += 1
@@ -232,11 +225,11 @@ class Emulator:
         answer = b'{"errno":0,"error":"succ","data":{"uuid":"%s"}}' % result.uuid.encode()
         if faults.truncate_rate and rng.random() < faults.truncate_rate:
             store.count_fault("truncate")
-            return web.Response(body=answer[: len(answer) // 2], content_type=_JSON)
+            return web.Response(body=answer[: len(answer) // 2], content_type=JSON)
         if faults.bomb_bytes:
             store.count_fault("gzip_bomb")
             return await gzip_bomb(answer, faults.bomb_bytes)
-        return web.Response(body=answer, content_type=_JSON)
+        return web.Response(body=answer, content_type=JSON)
 
     async def _read_call(self, request: web.Request) -> tuple[web.Response | None, str]:
         """What history/detail/cancel share: faults, api-key, imei. Returns (early answer, imei)."""
@@ -259,88 +252,21 @@ class Emulator:
                 self._store.faults["cut_before"] += 1
                 return cut(request), ""
         if not self._key_ok(request, faults):
-            return _error(AUTH_FAILED), ""
+            return error(AUTH_FAILED), ""
         imei = request.query.get("imei", "")
         if len(imei) != 15 or not (imei.isascii() and imei.isdigit()):
-            return _error(BAD_PARAM), ""
+            return error(BAD_PARAM), ""
         if imei in faults.foreign_imeis:
-            return _error(AUTH_FAILED), ""
+            return error(AUTH_FAILED), ""
         return None, imei
-
-    async def _history(self, request: web.Request) -> web.Response:
-        early, imei = await self._read_call(request)
-        if early is not None:
-            return early
-        query = request.query
-        start = parse_request_time(query.get("start", ""))
-        end_text = query.get("end")
-        end = math.inf if end_text is None else parse_request_time(end_text)
-        page = parse_id(query.get("page", "1"))
-        per_page = parse_id(query.get("per_page", str(PER_PAGE_DEFAULT)))
-        sort = query.get("sort", "DESC").upper()
-        if start is None or end is None or page is None or per_page is None:
-            return _error(BAD_PARAM)
-        if sort not in ("ASC", "DESC"):
-            return _error(BAD_PARAM)
-        if page < 1 or not 1 <= per_page <= PER_PAGE_MAX:
-            return _error(LOGIC_LIMIT)
-        # create_time is shown to the second, so it is compared to the second
-        found = [
-            cmd for cmd in self._store.for_imei(imei) if start <= math.floor(cmd.created_at) <= end
-        ]
-        if sort == "DESC":
-            found.reverse()
-        first = (page - 1) * per_page
-        items = [cmd.history_item() for cmd in found[first : first + per_page]]
-        return _answer(
-            {"total_count": len(found), "page": page, "per_page": per_page, "items": items}
-        )
-
-    async def _detail(self, request: web.Request) -> web.Response:
-        early, imei = await self._read_call(request)
-        if early is not None:
-            return early
-        cmd = self._store.find(imei, request.match_info["uuid"])
-        if cmd is None:  # not documented; an unknown uuid is taken as a broken constraint
-            return _error(LOGIC_LIMIT)
-        item = cmd.history_item()
-        del item["cmd_uuid"]
-        item["args"] = cmd.args
-        return _answer(item)
-
-    async def _piecewise(self, request: web.Request) -> web.Response:
-        early, imei = await self._read_call(request)
-        if early is not None:
-            return early
-        cmd = self._store.find(imei, request.match_info["uuid"])
-        if cmd is None:
-            return _error(LOGIC_LIMIT)
-        return _answer([{"log": "command cached", "time": format_answer_time(cmd.created_at)}])
-
-    async def _cancel(self, request: web.Request) -> web.Response:
-        early, imei = await self._read_call(request)
-        if early is not None:
-            return early
-        cmd = self._store.find(imei, request.match_info["uuid"])
-        if cmd is None or not self._store.cancel(cmd):  # only a waiting command can be cancelled
-            return _error(LOGIC_LIMIT)
-        return _answer(None)
-
-    async def _cancel_all(self, request: web.Request) -> web.Response:
-        early, imei = await self._read_call(request)
-        if early is not None:
-            return early
-        cancel = self._store.cancel
-        succ = [cmd.uuid for cmd in list(self._store.for_imei(imei)) if cancel(cmd)]
-        return _answer({"succ": succ, "failed": [], "total": len(succ)})
 
     async def _admin_stats(self, request: web.Request) -> web.Response:
         return web.Response(
-            body=orjson.dumps(self.stats(), option=orjson.OPT_NON_STR_KEYS), content_type=_JSON
+            body=orjson.dumps(self.stats(), option=orjson.OPT_NON_STR_KEYS), content_type=JSON
         )
 
     async def _admin_arrivals(self, request: web.Request) -> web.Response:
-        return web.Response(body=orjson.dumps(self.arrivals()), content_type=_JSON)
+        return web.Response(body=orjson.dumps(self.arrivals()), content_type=JSON)
 
     async def _admin_faults(self, request: web.Request) -> web.Response:
         """Replace some fault settings: a JSON object of Faults fields (foreign_imeis as a list)."""
@@ -356,7 +282,7 @@ class Emulator:
             return web.Response(status=400, text=str(exc))
         payload = {f.name: getattr(self._faults, f.name) for f in fields(Faults)}
         payload["foreign_imeis"] = sorted(self._faults.foreign_imeis)
-        return web.Response(body=orjson.dumps(payload), content_type=_JSON)
+        return web.Response(body=orjson.dumps(payload), content_type=JSON)
 
 
 @asynccontextmanager

@@ -1,6 +1,6 @@
 """What the OneNET emulator checks and remembers: request rules, stored commands, fault settings.
 
-The rules follow OneNET's NB-IoT cached-command API (see the project's onenet-api.md). Where the
+The rules follow OneNET's NB-IoT cached-command API (see docs/onenet-api.md). Where the
 documentation is silent (errno for an unknown uuid, history page size), the choice is named here.
 Kept free of aiohttp so the rules can be read and tested on their own.
 """
@@ -27,7 +27,7 @@ __all__ = [
     "parse_request_time",
 ]
 
-# errno values (onenet-api.md, "errno")
+# errno values (docs/onenet-api.md, "errno")
 AUTH_FAILED = 1
 BAD_PARAM = 3
 BUSY = 7

@@ -3,7 +3,7 @@
 Every field arrives as text (a CSV cell, or a YAML scalar as written); ``RowChecker`` turns one
 row of texts into checked values or into ``Problem`` records naming the file, line and field.
 Fleet files repeat most values, so each distinct text is parsed once (small bounded caches).
-The ranges are OneNET's (POST /nbiot/execute/offline, see onenet-api.md).
+The ranges are OneNET's (POST /nbiot/execute/offline, see docs/onenet-api.md).
 
 A time already past at the start checked against is an error by default (``past_times``); while
 sending, later than validation, it is not: the sender settles it (sent without a passed

@@ -16,13 +16,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from dispatcher.job.model import Command
 from dispatcher.ledger.records import Retired, Row, Status
 from dispatcher.ledger.schema import INSERT_COMMAND, SELECT_ROWS, insert_params, row_of
-
-if TYPE_CHECKING:
-    from dispatcher.job.model import Command
 
 __all__ = [
     "Change",

@@ -15,14 +15,12 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from dispatcher.errors import LedgerError
+from dispatcher.job.model import Command
 from dispatcher.ledger.lock import FULL_HINT, os_error
 from dispatcher.ledger.records import LedgerFullError, Retired, Row, Status
-
-if TYPE_CHECKING:
-    from dispatcher.job.model import Command
 
 __all__ = [
     "ACTIVE",

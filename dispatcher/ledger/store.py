@@ -17,16 +17,18 @@ dedicated thread).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from dispatcher.errors import LedgerError
+from dispatcher.job.model import Command
+from dispatcher.ledger import figures
 from dispatcher.ledger import identity as ledger_job
+from dispatcher.ledger import runs as run_records
 from dispatcher.ledger.identity import Change, JobDiff, JobRecord, default_ledger_path
 from dispatcher.ledger.lock import lock, unlock
 from dispatcher.ledger.records import (
@@ -41,15 +43,11 @@ from dispatcher.ledger.records import (
     RunInfo,
     Status,
 )
-from dispatcher.ledger.runs import to_json
 from dispatcher.ledger.schema import (
     ACTIVE,
-    ACTIVE_STATS,
-    CACHE,
     INSERT_COMMAND,
     MARK_IN_FLIGHT,
     RECORD_OUTCOME,
-    SCAN_CACHE,
     SELECT_ROWS,
     connect,
     insert_params,
@@ -59,9 +57,6 @@ from dispatcher.ledger.schema import (
     sqlite_error,
     transaction,
 )
-
-if TYPE_CHECKING:
-    from dispatcher.job.model import Command
 
 __all__ = [
     "FINAL",
@@ -153,12 +148,7 @@ class Ledger:
     def start_run(self, job_path: str, settings: Mapping[str, object]) -> int:
         """Record the start of a run (settings without any secret); return its id."""
         with self._write("start a run") as conn:
-            cur = conn.execute(
-                "INSERT INTO runs (job_path, started_at, settings) VALUES (?, ?, ?)",
-                (job_path, self._clock(), to_json(settings)),
-            )
-        assert cur.lastrowid is not None  # an INSERT into a rowid table always has one
-        return cur.lastrowid
+            return run_records.start_run(conn, job_path, self._clock(), settings)
 
     def finish_run(
         self,
@@ -175,10 +165,7 @@ class Ledger:
         """
         try:
             with self._write("finish a run") as conn:
-                conn.execute(
-                    "UPDATE runs SET finished_at = ?, summary = ?, stop_reason = ? WHERE id = ?",
-                    (self._clock(), to_json(summary), stop_reason, run_id),
-                )
+                run_records.end_run(conn, run_id, self._clock(), summary, stop_reason)
         except LedgerError as exc:
             if error is None:
                 raise
@@ -203,14 +190,7 @@ class Ledger:
     def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
         with self._read("read the runs") as conn:
-            found = conn.execute(
-                "SELECT id, job_path, started_at, finished_at, settings, summary, stop_reason"
-                " FROM runs ORDER BY id"
-            ).fetchall()
-        return [
-            RunInfo(i, job, start, end, json.loads(st), None if sm is None else json.loads(sm), why)
-            for i, job, start, end, st, sm, why in found
-        ]
+            return run_records.read_runs(conn)
 
     # -- commands ---------------------------------------------------------------------------------
 
@@ -233,14 +213,6 @@ class Ledger:
                 )
         return [_STATUS[found[k]] for k in keys]
 
-    def mark_in_flight(self, items: Sequence[InFlight]) -> None:
-        """Mark commands as in flight with the times about to be sent (one transaction)."""
-        self.write_batch(items, ())
-
-    def record(self, results: Sequence[Result]) -> None:
-        """Write outcomes (one transaction)."""
-        self.write_batch((), results)
-
     def write_batch(self, items: Sequence[InFlight], results: Sequence[Result]) -> None:
         """In-flight marks, then outcomes, in one transaction (one disk sync for both)."""
         marks = [
@@ -258,12 +230,6 @@ class Ledger:
         """Move commands to ``status`` as they are (e.g. back to pending once reconciled)."""
         params = [(status.value, k) for k in keys]
         self._update("set statuses", ("UPDATE commands SET status = ? WHERE key = ?", params))
-
-    def get(self, key: str) -> Row | None:
-        """One command by key, or None."""
-        with self._read("read a command") as conn:
-            found = conn.execute(f"{SELECT_ROWS} WHERE key = ?", (key,)).fetchone()
-        return None if found is None else row_of(found)
 
     def rows(
         self, statuses: Collection[Status] | None = None, *, retired: bool | None = None
@@ -321,61 +287,32 @@ class Ledger:
                 counts[_STATUS[status]] = n
         return counts
 
-    def retired_counts(self) -> dict[str, int]:
-        """How many rows are retired, by why: {'removed': n, 'changed': m}."""
-        counts = dict.fromkeys((r.value for r in Retired), 0)
-        sql = "SELECT retired, COUNT(*) FROM commands WHERE retired IS NOT NULL GROUP BY retired"
-        with self._read("count retired commands") as conn, small_cache(conn):
-            for why, n in conn.execute(sql):
-                counts[why] = n
-        return counts
-
     def total(self) -> int:
         """How many commands the ledger holds (retired ones included)."""
         with self._read("count commands") as conn:
             (n,) = conn.execute("SELECT COUNT(*) FROM commands").fetchone()
         return int(n)
 
-    # -- figures for reports ----------------------------------------------------------------------
+    # -- figures for reports (figures.py) ------------------------------------------------------
 
     def stats(self) -> LedgerStats:
         """Figures over the job's (active) rows in one SQL pass."""
-        with self._read("compute figures") as conn, small_cache(conn):
-            t, out, first, last, att, retries, rec, lat = conn.execute(ACTIVE_STATS).fetchone()
-        return LedgerStats(int(t), int(out), first, last, int(att), int(retries), int(rec), lat)
+        with self._read("compute figures") as conn:
+            return figures.stats(conn)
+
+    def retired_counts(self) -> dict[str, int]:
+        """How many rows are retired, by why: {'removed': n, 'changed': m}."""
+        with self._read("count retired commands") as conn:
+            return figures.retired_counts(conn)
 
     def errno_groups(self) -> list[tuple[int, str, int]]:
         """(errno, error text, count) for every errno of an active row, most common text first."""
         with self._read("count errnos") as conn:
-            return conn.execute(
-                "SELECT errno, error, COUNT(*) AS n FROM commands WHERE errno IS NOT NULL"
-                f" AND {ACTIVE} GROUP BY errno, error ORDER BY errno, n DESC, error"
-            ).fetchall()
+            return figures.errno_groups(conn)
 
     def latencies_at(self, ranks: Sequence[int]) -> list[float]:
         """Active rows' latencies at 1-based ``ranks`` in ascending order, from one sorted pass."""
-        wanted = sorted(set(ranks))
-        found: dict[int, float] = {}
-        seen = 0
-        conn = self._live()
-        cur = conn.cursor()
-        try:
-            conn.execute(f"PRAGMA cache_size = {SCAN_CACHE}")  # the sort spills to disk beyond it
-            cur.execute(
-                f"SELECT latency_ms FROM commands WHERE latency_ms IS NOT NULL AND {ACTIVE}"
-                " ORDER BY latency_ms"
-            )
-            while wanted and (chunk := cur.fetchmany(10 * _FETCH)):
-                while wanted and wanted[0] <= seen + len(chunk):
-                    rank = wanted.pop(0)
-                    found[rank] = chunk[rank - seen - 1][0]
-                seen += len(chunk)
-        except sqlite3.Error as exc:
-            raise sqlite_error(self.path, "read latencies", exc) from exc
-        finally:
-            cur.close()
-            conn.execute(f"PRAGMA cache_size = {CACHE}")
-        return [found[r] for r in ranks]
+        return figures.latencies_at(self._live(), self.path, ranks)
 
     @property
     def schema_version(self) -> int:

@@ -7,6 +7,7 @@ May import: errors, times. Never job, ledger, run, report, cli or emulator.
 from dispatcher.onenet.client import (
     MAX_BODY,
     MAX_RETRY_AFTER,
+    CancelResult,
     ExecuteRequest,
     HistoryItem,
     Misrouted,
@@ -20,6 +21,7 @@ from dispatcher.onenet.client import (
 __all__ = [
     "MAX_BODY",
     "MAX_RETRY_AFTER",
+    "CancelResult",
     "ExecuteRequest",
     "HistoryItem",
     "Misrouted",

@@ -1,7 +1,7 @@
 """What one OneNET answer means: ``Verdict``, ``Outcome`` and ``classify`` (the errno table), once;
 and ``history_item``, one history list item checked.
 
-The rules, from OneNET's documentation (see the project's onenet-api.md) and from what a fleet meets
+The rules, from OneNET's documentation (see docs/onenet-api.md) and from what a fleet meets
 in front of it (gateways, proxies, a wrong base path):
 
 - A usable answer is a JSON object with an integer ``errno``; 0 with a uuid is a created command.

@@ -42,6 +42,7 @@ from dispatcher.times import format_onenet
 __all__ = [
     "MAX_BODY",
     "MAX_RETRY_AFTER",
+    "CancelResult",
     "ExecuteRequest",
     "HistoryItem",
     "Misrouted",
@@ -59,7 +60,7 @@ _ERROR_TEXT: Final = 200  # characters of OneNET's error text kept
 _CHUNK: Final = 65536  # bytes read at a time when the size is not known up front
 
 # Query values that need no percent-encoding (IMEIs, OneNET timestamps).
-_PLAIN = re.compile(r"[0-9A-Za-z:._~-]*")
+_QUERY_SAFE = re.compile(r"[0-9A-Za-z:._~-]*")
 # Characters a key can be made of (base64 and token alphabets): a key next to one of them is
 # part of a longer word, not the key, and is left alone when masking.
 _KEY_CHARS = "A-Za-z0-9_+/=-"
@@ -90,6 +91,19 @@ class ExecuteRequest:
     trigger_msg: int
 
 
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    """What a cancel call came to: the command cancelled, or the answer that refused it."""
+
+    uuid: str
+    cancelled: bool
+    http_status: int
+    server_date: float | None = None  # unix seconds, from the answer's Date header
+    # Not cancelled: the answer judged as an execute answer (its errno and text; its verdict,
+    # e.g. REJECTED when the command was already sent, TRANSIENT when trying again can help).
+    refusal: Outcome | None = None
+
+
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes | None:
     """The body, or None when it is larger than MAX_BODY (not read further, connection closed).
 
@@ -115,9 +129,9 @@ async def _read_capped(resp: aiohttp.ClientResponse) -> bytes | None:
     return b"".join(chunks)
 
 
-def _plain(value: str) -> str:
-    """A query value as sent: unchanged when it needs no escaping (the usual case)."""
-    return value if _PLAIN.fullmatch(value) else quote(value, safe=":")
+def _query_value(value: str) -> str:
+    """A query value percent-encoded as sent (unchanged when it needs no escaping, as usual)."""
+    return value if _QUERY_SAFE.fullmatch(value) else quote(value, safe=":")
 
 
 def _describe(exc: BaseException) -> str:
@@ -161,11 +175,11 @@ class OneNetClient:
             f"&res_id={req.res_id}&expired_time={req.expired_time}&retry={req.retry}"
             f"&timeout={req.timeout}&trigger_msg={req.trigger_msg}"
         )
-        plain = req.imei + req.expired_time
+        values = req.imei + req.expired_time
         if req.valid_time is not None:
             url += "&valid_time=" + req.valid_time
-            plain += req.valid_time
-        if not _PLAIN.fullmatch(plain):
+            values += req.valid_time
+        if not _QUERY_SAFE.fullmatch(values):
             url = self._execute_url_escaped(req)
         if req.args is None:
             return await self._send("POST", url, None, self._key_only)
@@ -180,8 +194,8 @@ class OneNetClient:
         OneNET answers errno 0, else judged as an execute answer; carries OneNET's clock in
         ``server_date``. Never raises for network trouble."""
         url = (
-            f"{self._base}/nbiot/offline/history?imei={_plain(imei)}"
-            f"&start={_plain(format_onenet(start))}&page=1&per_page=1"
+            f"{self._base}/nbiot/offline/history?imei={_query_value(imei)}"
+            f"&start={_query_value(format_onenet(start))}&page=1&per_page=1"
         )
         outcome = await self._send("GET", url, None, self._key_only)
         status = outcome.http_status
@@ -225,13 +239,13 @@ class OneNetClient:
 
     def _execute_url_escaped(self, req: ExecuteRequest) -> str:
         url = (
-            f"{self._base}/nbiot/execute/offline?imei={_plain(req.imei)}&obj_id={req.obj_id}"
+            f"{self._base}/nbiot/execute/offline?imei={_query_value(req.imei)}&obj_id={req.obj_id}"
             f"&obj_inst_id={req.obj_inst_id}&res_id={req.res_id}"
-            f"&expired_time={_plain(req.expired_time)}&retry={req.retry}"
+            f"&expired_time={_query_value(req.expired_time)}&retry={req.retry}"
             f"&timeout={req.timeout}&trigger_msg={req.trigger_msg}"
         )
         if req.valid_time is not None:
-            url += "&valid_time=" + _plain(req.valid_time)
+            url += "&valid_time=" + _query_value(req.valid_time)
         return url
 
     async def history(
@@ -249,9 +263,9 @@ class OneNetClient:
         ``before_page`` is awaited before each page is asked for (the caller's pace);
         ``on_date`` gets the server's clock (unix seconds) from each answer's Date header.
         """
-        query = f"imei={_plain(imei)}&start={_plain(format_onenet(start))}"
+        query = f"imei={_query_value(imei)}&start={_query_value(format_onenet(start))}"
         if end is not None:
-            query += f"&end={_plain(format_onenet(end))}"
+            query += f"&end={_query_value(format_onenet(end))}"
         items: list[HistoryItem] = []
         seen: set[str] = set()
         for page in range(1, MAX_PAGES + 1):
@@ -286,17 +300,16 @@ class OneNetClient:
 
         ``on_date`` gets the server's clock (unix seconds) from the answer's Date header.
         """
-        url = f"{self._base}/nbiot/offline/history/{quote(uuid, safe='')}?imei={_plain(imei)}"
+        url = f"{self._base}/nbiot/offline/history/{quote(uuid, safe='')}?imei={_query_value(imei)}"
         data = await self._call("GET", url, "detail", on_date)
         if type(data) is not dict:
             raise OneNetUnavailable(f"detail of {uuid}: answer without a command")
         return data
 
-    async def cancel(self, imei: str, uuid: str) -> Outcome:
-        """Cancel a waiting command: ACCEPTED (with its uuid) when cancelled, else the errno's
-        verdict (e.g. REJECTED when it was already sent); raises OneNetUnavailable on network
-        trouble."""
-        url = f"{self._base}/nbiot/offline/cancel/{quote(uuid, safe='')}?imei={_plain(imei)}"
+    async def cancel(self, imei: str, uuid: str) -> CancelResult:
+        """Cancel a waiting command: ``cancelled``, or the ``refusal`` with the errno's verdict
+        (e.g. REJECTED when it was already sent); raises OneNetUnavailable on network trouble."""
+        url = f"{self._base}/nbiot/offline/cancel/{quote(uuid, safe='')}?imei={_query_value(imei)}"
         status, raw, headers = await self._exchange("PUT", url, "cancel")
         outcome = (
             classify_oversized(status, headers, MAX_BODY)
@@ -304,9 +317,10 @@ class OneNetClient:
             else classify(status, raw, headers)
         )
         if outcome.errno == 0 and 200 <= status < 300:
-            return Outcome(Verdict.ACCEPTED, uuid, 0, "", status, server_date=outcome.server_date)
+            return CancelResult(uuid, True, status, outcome.server_date)
         error = self._clean(outcome.error)
-        return outcome if error == outcome.error else replace(outcome, error=error)
+        refusal = outcome if error == outcome.error else replace(outcome, error=error)
+        return CancelResult(uuid, False, status, outcome.server_date, refusal)
 
     async def _exchange(
         self, method: str, url: str, what: str

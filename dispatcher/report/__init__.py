@@ -4,24 +4,15 @@
 May import: errors, times, ledger. Never job, onenet, run, cli or emulator.
 """
 
-from dispatcher.report.summary import (
-    EXPORT_FIELDS,
-    Summary,
-    export_record,
-    render_summary,
-    render_table,
-    summarize,
-    summary_dict,
-    write_export,
-)
+from dispatcher.report.export import EXPORT_FIELDS, export_record, write_export
+from dispatcher.report.render import render_table
+from dispatcher.report.summary import Summary, summarize
 
 __all__ = [
     "EXPORT_FIELDS",
     "Summary",
     "export_record",
-    "render_summary",
     "render_table",
     "summarize",
-    "summary_dict",
     "write_export",
 ]

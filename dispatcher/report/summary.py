@@ -1,46 +1,18 @@
-"""Summaries and exports of a results ledger: a table for people; JSON, CSV, JSON lines for tools.
+"""A results ledger in figures: ``Summary``, and ``summarize`` computing it.
 
-Figures come from SQL over the whole ledger (every run of the job); exports stream row by row, so
-a ledger of a million commands is reported in flat memory. Exports write records and nothing else.
-When the ledger knows its job's size, shares are of the whole job, and the commands not registered
-yet are counted. Retired rows (removed from the job file, or replaced by an edit) are counted apart.
+Figures come from SQL over the whole ledger (every run of the job), so a ledger of a million
+commands is summed up in flat memory. When the ledger knows its job's size, shares are of the whole
+job, and the commands not registered yet are counted. Retired rows (removed from the job file, or
+replaced by an edit) are counted apart.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Final, Literal, TextIO
 
-import orjson
-from rich.console import RenderableType
-from rich.table import Table
+from dispatcher.ledger.store import Ledger
 
-from dispatcher.ledger.store import Ledger, Row
-from dispatcher.times import BEIJING
-
-__all__ = [
-    "EXPORT_FIELDS",
-    "Summary",
-    "export_record",
-    "render_summary",
-    "render_table",
-    "summarize",
-    "summary_dict",
-    "write_export",
-]
-
-# The columns of every export, in order.
-EXPORT_FIELDS: Final = (
-    "imei", "obj_id", "obj_inst_id", "res_id", "args", "status", "errno", "error", "uuid",
-    "attempts", "source", "valid_time", "expired_time", "sent_valid_time", "sent_expired_time",
-    "first_attempt_at", "last_attempt_at", "latency_ms", "reconciled", "retry", "timeout",
-    "trigger_msg", "key", "retired",
-)  # fmt: skip
-_RETIRED_LINES: Final = {"removed": "removed from the job", "changed": "replaced by an edit"}
+__all__ = ["Summary", "summarize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,154 +83,3 @@ def summarize(ledger: Ledger) -> Summary:
 def _rank(percent: int, n: int) -> int:
     """Nearest-rank percentile: the smallest value with at least ``percent``% at or below it."""
     return max(1, -(-percent * n // 100))
-
-
-def render_table(summary: Summary) -> Table:
-    """The summary as a two-column table."""
-    table = Table(title="Ledger summary", show_header=False, title_justify="left")
-    table.add_column("figure", style="bold")
-    table.add_column("value", justify="right")
-    whole = summary.total if summary.job_total is None else summary.job_total
-    table.add_row("commands", f"{whole:,}")
-    statuses = {name.replace("_", " "): n for name, n in summary.by_status.items()}
-    if summary.unregistered:
-        statuses["not registered yet"] = summary.unregistered
-    for name, n in statuses.items():
-        share = f" ({n / whole:.1%})" if whole and n else ""
-        table.add_row(f"  {name}", f"{n:,}{share}")
-    for errno, n in summary.by_errno.items():
-        table.add_row(f"  errno {errno} ({summary.errno_text[errno]})", f"{n:,}")
-    for why, n in summary.retired.items():
-        if n:
-            table.add_row(_RETIRED_LINES.get(why, f"retired ({why})"), f"{n:,}")
-    table.add_row("HTTP attempts", f"{summary.attempts:,} ({summary.retries:,} retries)")
-    table.add_row("reconciled", f"{summary.reconciled:,}")
-    if summary.throughput is not None:
-        table.add_row("throughput", f"{summary.throughput:,.1f} commands/s")
-    if summary.p50_ms is not None:
-        table.add_row(
-            "latency p50 / p95 / p99",
-            " / ".join(_ms(v) for v in (summary.p50_ms, summary.p95_ms, summary.p99_ms)) + " ms",
-        )
-    if summary.first_at is not None:
-        table.add_row("first attempt", _iso(summary.first_at, "seconds"))
-        table.add_row("last attempt", _iso(summary.last_at, "seconds"))
-    table.add_row("runs", f"{summary.runs:,}")
-    if summary.stop_reason:
-        table.add_row("last run stopped", summary.stop_reason)
-    return table
-
-
-def render_summary(summary: Summary) -> RenderableType:
-    """The summary for a terminal (the same table as :func:`render_table`)."""
-    return render_table(summary)
-
-
-def summary_dict(summary: Summary) -> dict[str, Any]:
-    """The summary as plain JSON-ready data."""
-    return {
-        "total": summary.total,
-        "job_total": summary.job_total,
-        "unregistered": summary.unregistered,
-        "by_status": dict(summary.by_status),
-        "retired": dict(summary.retired),
-        "by_errno": [
-            {"errno": e, "error": summary.errno_text[e], "count": n}
-            for e, n in summary.by_errno.items()
-        ],
-        "attempts": summary.attempts,
-        "retries": summary.retries,
-        "reconciled": summary.reconciled,
-        "first_attempt_at": _iso(summary.first_at),
-        "last_attempt_at": _iso(summary.last_at),
-        "throughput_per_s": summary.throughput,
-        "latency_ms": {"p50": summary.p50_ms, "p95": summary.p95_ms, "p99": summary.p99_ms},
-        "runs": summary.runs,
-        "stop_reason": summary.stop_reason,
-    }
-
-
-def export_record(row: Row) -> dict[str, Any]:
-    """One command as an export record (the keys of :data:`EXPORT_FIELDS`, in order)."""
-    return {
-        "imei": row.imei,
-        "obj_id": row.obj_id,
-        "obj_inst_id": row.obj_inst_id,
-        "res_id": row.res_id,
-        "args": row.args,
-        "status": row.status.value,
-        "errno": row.errno,
-        "error": row.error,
-        "uuid": row.uuid,
-        "attempts": row.attempts,
-        "source": f"{row.source}:{row.line}",
-        "valid_time": row.valid_time,
-        "expired_time": row.expired_time,
-        "sent_valid_time": row.sent_valid_time,
-        "sent_expired_time": row.sent_expired_time,
-        "first_attempt_at": _iso(row.first_attempt_at),
-        "last_attempt_at": _iso(row.last_attempt_at),
-        "latency_ms": row.latency_ms,
-        "reconciled": row.reconciled,
-        "retry": row.retry,
-        "timeout": row.timeout,
-        "trigger_msg": row.trigger_msg,
-        "key": row.key,
-        "retired": None if row.retired is None else row.retired.value,
-    }
-
-
-def write_export(ledger: Ledger, fmt: Literal["csv", "jsonl", "json"], out: TextIO) -> int:
-    """Write every command to ``out`` as csv, jsonl or a json array, streaming; return the count.
-
-    CSV follows RFC 4180 (``\\r\\n`` line ends; quotes where needed): give a file opened with
-    ``newline=""``. Empty cells are None; booleans are ``true``/``false``.
-    """
-    if fmt not in ("csv", "jsonl", "json"):
-        raise ValueError(f"unknown export format {fmt!r}: use csv, jsonl or json")
-    with contextlib.closing(ledger.rows()) as rows:  # closed even if ``out`` fails
-        records = map(export_record, rows)
-        if fmt == "csv":
-            return _write_csv(records, out)
-        if fmt == "jsonl":
-            return _write_json(records, out, "", "\n", "\n")
-        return _write_json(records, out, "[\n", ",\n", "\n]\n", empty="[]\n")
-
-
-def _write_json(
-    records: Iterator[dict[str, Any]], out: TextIO, head: str, sep: str, tail: str, empty: str = ""
-) -> int:
-    n = 0
-    for record in records:
-        out.write((sep if n else head) + orjson.dumps(record).decode())
-        n += 1
-    out.write(tail if n else empty)
-    return n
-
-
-def _write_csv(records: Iterator[dict[str, Any]], out: TextIO) -> int:
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_FIELDS)
-    n = 0
-    for record in records:
-        writer.writerow(_cell(v) for v in record.values())
-        n += 1
-    return n
-
-
-def _cell(value: object) -> object:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
-def _iso(at: float | None, timespec: str = "milliseconds") -> str | None:
-    """Unix seconds as ISO 8601 in Beijing time (OneNET's zone), with the offset."""
-    return None if at is None else datetime.fromtimestamp(at, BEIJING).isoformat(timespec=timespec)
-
-
-def _ms(value: float | None) -> str:
-    """Milliseconds with the precision that matters: 0.42, 7.3, 118."""
-    if value is None:
-        return "-"
-    return f"{value:,.2f}" if value < 1 else f"{value:,.1f}" if value < 10 else f"{value:,.0f}"

@@ -96,10 +96,12 @@ async def reconcile(
     concurrency: int = 8,
     clock_offset_s: float = 0.0,
     stop: Stop | None = None,
+    retry: Callable[[Callable[[], Awaitable[Settled]]], Awaitable[Settled]] | None = None,
 ) -> ReconcileReport:
     """Settle ``rows`` against the history, several devices at once; ``clock_offset_s`` is OneNET's
     clock minus ours. A graceful ``stop`` asked for while reconciling starts no new device, an
-    immediate one cancels the look-ups; either way the rows not settled are ``not_looked_up``."""
+    immediate one cancels the look-ups; either way the rows not settled are ``not_looked_up``.
+    ``retry`` is the look-ups' retry policy (queries are idempotent; None: one attempt each)."""
     report = ReconcileReport()
     by_imei: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
@@ -116,8 +118,12 @@ async def reconcile(
     async def look_up(device: tuple[str, list[Row]]) -> None:
         imei, device_rows = device
         start = search_start(device_rows, clock_offset_s=clock_offset_s, lookback_s=lookback_s)
+
+        async def once() -> Settled:
+            return await _look_up_device(imei, device_rows, start, client, known_uuids, pace)
+
         try:
-            settled = await _look_up_device(imei, device_rows, start, client, known_uuids, pace)
+            settled = await (once() if retry is None else retry(once))
         except OneNetUnavailable as exc:
             unreachable.note(imei, exc)
             report.unreachable.extend(device_rows)

@@ -20,6 +20,7 @@ from dispatcher.ledger.store import Ledger, Row, Status
 from dispatcher.run.lane import Lane
 from dispatcher.run.outcomes import Outcomes
 from dispatcher.run.reconcile import reconcile
+from dispatcher.run.retrying import retry_query
 from dispatcher.run.state import Stop
 from dispatcher.times import parse_timespec
 
@@ -113,6 +114,7 @@ class Recovery:
             concurrency=self.settings.limits.concurrency,
             stop=self.stop,
             clock_offset_s=lane.clock.offset,
+            retry=retry_query(self.settings.retry, stop=self.stop, sleep=self.sleep),
         )
         self.stats.requests += lane.pace.started - before
         now = self.clock()

@@ -1,24 +1,37 @@
-"""HTTP attempts of one command, driven by tenacity.
+"""Retry policies, driven by tenacity: one per kind of operation.
 
-What is retried is decided by the outcome's verdict (client.py decides verdicts, once): transient
-answers are retried with exponential backoff and full jitter, never sooner than a ``Retry-After``;
-errno 5108 is retried once; everything else ends the attempts at once. A stop request ends them too,
-at the next wait.
+A create (``Attempts``) is not idempotent: what is retried is decided by the outcome's verdict
+(answers.py decides verdicts, once): transient answers, which say nothing was created, are retried
+with exponential backoff and full jitter, never sooner than a ``Retry-After``; errno 5108 is
+retried once; everything else ends the attempts at once. A query (``retry_query``) is idempotent:
+any unusable answer may be asked again, except one that is not OneNET's (a wrong address stays
+wrong). A stop request ends either at the next wait.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_base, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_base,
+    retry_if_exception,
+    stop_after_attempt,
+)
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
 from dispatcher.config import RetrySettings
+from dispatcher.errors import OneNetUnavailable
 from dispatcher.onenet.client import Outcome, Verdict
 
-__all__ = ["Attempts", "should_retry"]
+__all__ = ["Attempts", "retry_query", "should_retry"]
+
+T = TypeVar("T")
+
+_QUERY_ATTEMPTS = 3
 
 
 def should_retry(outcome: Outcome, attempt: int) -> bool:
@@ -106,3 +119,32 @@ def _last_outcome(retry_state: RetryCallState) -> Outcome:
     assert retry_state.outcome is not None  # tenacity calls this only after an attempt
     result: Outcome = retry_state.outcome.result()
     return result
+
+
+def retry_query(
+    settings: RetrySettings, *, stop: Any, sleep: Callable[[float], Awaitable[None]]
+) -> Callable[[Callable[[], Awaitable[T]]], Awaitable[T]]:
+    """The policy of an idempotent call (a history or detail query, a cancel): ``await
+    policy(call)`` asks again after ``OneNetUnavailable`` (not after a misrouted answer), with the
+    same backoff as sends, and raises the last error when out of attempts or stopped."""
+
+    def worth_asking_again(exc: BaseException) -> bool:
+        return isinstance(exc, OneNetUnavailable) and not getattr(exc, "misrouted", False)
+
+    retrying = AsyncRetrying(
+        # A look-up left unanswered leaves its commands in doubt, not lost: a few tries will do.
+        stop=stop_after_attempt(min(settings.max_attempts, _QUERY_ATTEMPTS))
+        | _stop_requested(stop),
+        wait=wait_random_exponential(
+            multiplier=settings.initial_backoff_s, max=settings.max_backoff_s
+        ),
+        retry=retry_if_exception(worth_asking_again),
+        sleep=sleep,
+        reraise=True,
+    )
+
+    async def policy(call: Callable[[], Awaitable[T]]) -> T:
+        result: T = await retrying.copy()(call)
+        return result
+
+    return policy

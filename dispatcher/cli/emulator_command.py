@@ -1,0 +1,137 @@
+"""``dispatcher emulator``: serve the local OneNET stand-in, its faults set from the flags."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from dispatcher.cli import console
+from dispatcher.cli.exits import EXIT_USAGE, fail
+
+__all__ = ["emulator"]
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--fail-rate", default=0.0, type=click.FloatRange(0, 1), help="HTTP 500 share.")
+@click.option("--latency-ms", default=0.0, type=click.FloatRange(0), help="Added latency.")
+@click.option("--latency-jitter-ms", default=0.0, type=click.FloatRange(0), help="Plus 0..this.")
+@click.option(
+    "--throttle",
+    "throttle_rps",
+    type=click.FloatRange(0, min_open=True),
+    help="Admit at most this many requests per second; throttle the rest.",
+)
+@click.option(
+    "--throttle-mode",
+    type=click.Choice(["errno7", "http429"]),
+    default="errno7",
+    show_default=True,
+    help="How throttling is answered.",
+)
+@click.option("--retry-after", default=1.0, type=click.FloatRange(0), help="429's Retry-After.")
+@click.option(
+    "--cut-before",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests cut before they are processed.",
+)
+@click.option(
+    "--cut-after",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests accepted, then cut before the answer.",
+)
+@click.option("--api-key-env", help="Accept only the key in this environment variable.")
+@click.option("--foreign-imei", multiple=True, help="An IMEI outside the product (errno 1).")
+@click.option("--seed", type=int, help="Make the injected faults reproducible.")
+@click.option(
+    "--truncate",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests accepted, then answered with half the JSON body.",
+)
+@click.option("--gzip", "gzip_answers", is_flag=True, help="Gzip every answer, asked or not.")
+@click.option(
+    "--gzip-bomb",
+    "bomb_bytes",
+    default=0,
+    metavar="BYTES",
+    type=click.IntRange(0, 1 << 32),
+    help="Pad accepted answers with whitespace to BYTES, then gzip them.",
+)
+@click.option(
+    "--clock-offset",
+    default=0.0,
+    metavar="SECONDS",
+    type=float,
+    help="The server's clock (checks, create_time, Date) runs this far ahead (or behind, < 0).",
+)
+@click.option(
+    "--hang",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests read, then never answered.",
+)
+@click.option(
+    "--html-error",
+    "html_status",
+    metavar="STATUS",
+    type=click.IntRange(300, 599),
+    help="Answer every API call with an HTML page of this status, as a proxy in front would.",
+)
+def emulator(
+    host: str,
+    port: int,
+    fail_rate: float,
+    latency_ms: float,
+    latency_jitter_ms: float,
+    throttle_rps: float | None,
+    throttle_mode: str,
+    retry_after: float,
+    cut_before: float,
+    cut_after: float,
+    api_key_env: str | None,
+    foreign_imei: tuple[str, ...],
+    seed: int | None,
+    truncate: float,
+    gzip_answers: bool,
+    bomb_bytes: int,
+    clock_offset: float,
+    hang: float,
+    html_status: int | None,
+) -> None:
+    """Serve a local stand-in for OneNET's cached-command API, with fault injection."""
+    from dispatcher import emulator as emu
+
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env) or fail(f"{api_key_env} is not set", EXIT_USAGE)
+        console.redact(api_key)
+    faults = emu.Faults(
+        fail_rate=fail_rate,
+        cut_before_rate=cut_before,
+        cut_after_rate=cut_after,
+        throttle_rps=throttle_rps,
+        throttle_mode=throttle_mode,  # type: ignore[arg-type]  # checked by Choice
+        throttle_retry_after=retry_after,
+        latency_ms=latency_ms,
+        latency_jitter_ms=latency_jitter_ms,
+        seed=seed,
+        api_key=api_key,
+        foreign_imeis=frozenset(foreign_imei),
+        truncate_rate=truncate,
+        hang_rate=hang,
+        html_status=html_status,
+        compress=gzip_answers,
+        bomb_bytes=bomb_bytes,
+        clock_offset_s=clock_offset,
+    )
+    try:
+        emu.run(host, port, faults, ready=lambda url: console.note(f"OneNET emulator on {url}"))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    except KeyboardInterrupt:
+        console.note("emulator stopped")

@@ -1,0 +1,83 @@
+"""The emulator's follow-up calls on stored commands: the history list, one command's detail and
+its log, and cancelling one or all of a device's waiting commands.
+
+Each answers for a device whose request already passed the shared checks (faults, api-key, imei:
+``Emulator._follow_up``), from the store alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+
+from dispatcher.emulator.replies import answer, error
+from dispatcher.emulator.state import (
+    BAD_PARAM,
+    LOGIC_LIMIT,
+    PER_PAGE_DEFAULT,
+    PER_PAGE_MAX,
+    Store,
+    format_answer_time,
+    parse_id,
+    parse_request_time,
+)
+
+__all__ = ["cancel", "cancel_all", "detail", "listing", "piecewise"]
+
+
+def listing(store: Store, imei: str, request: web.Request) -> web.Response:
+    """GET /nbiot/offline/history: the device's commands created between start and end, paged."""
+    query = request.query
+    start = parse_request_time(query.get("start", ""))
+    end_text = query.get("end")
+    end = math.inf if end_text is None else parse_request_time(end_text)
+    page = parse_id(query.get("page", "1"))
+    per_page = parse_id(query.get("per_page", str(PER_PAGE_DEFAULT)))
+    sort = query.get("sort", "DESC").upper()
+    if start is None or end is None or page is None or per_page is None:
+        return error(BAD_PARAM)
+    if sort not in ("ASC", "DESC"):
+        return error(BAD_PARAM)
+    if page < 1 or not 1 <= per_page <= PER_PAGE_MAX:
+        return error(LOGIC_LIMIT)
+    # create_time is shown to the second, so it is compared to the second
+    found = [cmd for cmd in store.for_imei(imei) if start <= math.floor(cmd.created_at) <= end]
+    if sort == "DESC":
+        found.reverse()
+    first = (page - 1) * per_page
+    items = [cmd.history_item() for cmd in found[first : first + per_page]]
+    return answer({"total_count": len(found), "page": page, "per_page": per_page, "items": items})
+
+
+def detail(store: Store, imei: str, request: web.Request) -> web.Response:
+    """GET /nbiot/offline/history/{uuid}: one command, with its args."""
+    cmd = store.find(imei, request.match_info["uuid"])
+    if cmd is None:  # not documented; an unknown uuid is taken as a broken constraint
+        return error(LOGIC_LIMIT)
+    item = cmd.history_item()
+    del item["cmd_uuid"]
+    item["args"] = cmd.args
+    return answer(item)
+
+
+def piecewise(store: Store, imei: str, request: web.Request) -> web.Response:
+    """GET /nbiot/offline/history/{uuid}/piecewise: one command's log."""
+    cmd = store.find(imei, request.match_info["uuid"])
+    if cmd is None:
+        return error(LOGIC_LIMIT)
+    return answer([{"log": "command cached", "time": format_answer_time(cmd.created_at)}])
+
+
+def cancel(store: Store, imei: str, request: web.Request) -> web.Response:
+    """PUT /nbiot/offline/cancel/{uuid}: cancel one waiting command."""
+    cmd = store.find(imei, request.match_info["uuid"])
+    if cmd is None or not store.cancel(cmd):  # only a waiting command can be cancelled
+        return error(LOGIC_LIMIT)
+    return answer(None)
+
+
+def cancel_all(store: Store, imei: str, request: web.Request) -> web.Response:
+    """PUT /nbiot/offline/cancel/all: cancel every waiting command of the device."""
+    succ = [cmd.uuid for cmd in list(store.for_imei(imei)) if store.cancel(cmd)]
+    return answer({"succ": succ, "failed": [], "total": len(succ)})

@@ -1,0 +1,76 @@
+"""The figures a report reads from the ledger: counts in one SQL pass, errno groups, latency ranks.
+
+Each reads the job's (active) rows only, with a small page cache so that memory stays flat however
+large the ledger; :class:`~dispatcher.ledger.store.Ledger` answers with these.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from dispatcher.ledger.records import LedgerStats, Retired
+from dispatcher.ledger.schema import (
+    ACTIVE,
+    ACTIVE_STATS,
+    CACHE,
+    SCAN_CACHE,
+    small_cache,
+    sqlite_error,
+)
+
+__all__ = ["errno_groups", "latencies_at", "retired_counts", "stats"]
+
+_FETCH: Final = 10_000  # rows per fetchmany of the sorted latencies
+
+
+def stats(conn: sqlite3.Connection) -> LedgerStats:
+    """Figures over the job's (active) rows in one SQL pass."""
+    with small_cache(conn):
+        t, out, first, last, att, retries, rec, lat = conn.execute(ACTIVE_STATS).fetchone()
+    return LedgerStats(int(t), int(out), first, last, int(att), int(retries), int(rec), lat)
+
+
+def retired_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many rows are retired, by why: {'removed': n, 'changed': m}."""
+    counts = dict.fromkeys((r.value for r in Retired), 0)
+    sql = "SELECT retired, COUNT(*) FROM commands WHERE retired IS NOT NULL GROUP BY retired"
+    with small_cache(conn):
+        for why, n in conn.execute(sql):
+            counts[why] = n
+    return counts
+
+
+def errno_groups(conn: sqlite3.Connection) -> list[tuple[int, str, int]]:
+    """(errno, error text, count) for every errno of an active row, most common text first."""
+    return conn.execute(
+        "SELECT errno, error, COUNT(*) AS n FROM commands WHERE errno IS NOT NULL"
+        f" AND {ACTIVE} GROUP BY errno, error ORDER BY errno, n DESC, error"
+    ).fetchall()
+
+
+def latencies_at(conn: sqlite3.Connection, path: Path, ranks: Sequence[int]) -> list[float]:
+    """Active rows' latencies at 1-based ``ranks`` in ascending order, from one sorted pass."""
+    wanted = sorted(set(ranks))
+    found: dict[int, float] = {}
+    seen = 0
+    cur = conn.cursor()
+    try:
+        conn.execute(f"PRAGMA cache_size = {SCAN_CACHE}")  # the sort spills to disk beyond it
+        cur.execute(
+            f"SELECT latency_ms FROM commands WHERE latency_ms IS NOT NULL AND {ACTIVE}"
+            " ORDER BY latency_ms"
+        )
+        while wanted and (chunk := cur.fetchmany(_FETCH)):
+            while wanted and wanted[0] <= seen + len(chunk):
+                rank = wanted.pop(0)
+                found[rank] = chunk[rank - seen - 1][0]
+            seen += len(chunk)
+    except sqlite3.Error as exc:
+        raise sqlite_error(path, "read latencies", exc) from exc
+    finally:
+        cur.close()
+        conn.execute(f"PRAGMA cache_size = {CACHE}")
+    return [found[r] for r in ranks]

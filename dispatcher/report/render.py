@@ -1,0 +1,65 @@
+"""The summary for people: one two-column table of a ledger's figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from rich.table import Table
+
+from dispatcher.report.summary import Summary
+from dispatcher.times import BEIJING
+
+__all__ = ["render_table"]
+
+_RETIRED_LINES: Final = {"removed": "removed from the job", "changed": "replaced by an edit"}
+
+
+def render_table(summary: Summary) -> Table:
+    """The summary as a two-column table, for a terminal."""
+    table = Table(title="Ledger summary", show_header=False, title_justify="left")
+    table.add_column("figure", style="bold")
+    table.add_column("value", justify="right")
+    whole = summary.total if summary.job_total is None else summary.job_total
+    table.add_row("commands", f"{whole:,}")
+    statuses = {name.replace("_", " "): n for name, n in summary.by_status.items()}
+    if summary.unregistered:
+        statuses["not registered yet"] = summary.unregistered
+    for name, n in statuses.items():
+        share = f" ({n / whole:.1%})" if whole and n else ""
+        table.add_row(f"  {name}", f"{n:,}{share}")
+    for errno, n in summary.by_errno.items():
+        table.add_row(f"  errno {errno} ({summary.errno_text[errno]})", f"{n:,}")
+    for why, n in summary.retired.items():
+        if n:
+            table.add_row(_RETIRED_LINES.get(why, f"retired ({why})"), f"{n:,}")
+    table.add_row("HTTP attempts", f"{summary.attempts:,} ({summary.retries:,} retries)")
+    table.add_row("reconciled", f"{summary.reconciled:,}")
+    if summary.throughput is not None:
+        table.add_row("throughput", f"{summary.throughput:,.1f} commands/s")
+    if summary.p50_ms is not None:
+        table.add_row(
+            "latency p50 / p95 / p99",
+            " / ".join(_ms(v) for v in (summary.p50_ms, summary.p95_ms, summary.p99_ms)) + " ms",
+        )
+    if summary.first_at is not None:
+        table.add_row("first attempt", _iso(summary.first_at))
+        table.add_row("last attempt", _iso(summary.last_at))
+    table.add_row("runs", f"{summary.runs:,}")
+    if summary.stop_reason:
+        table.add_row("last run stopped", summary.stop_reason)
+    return table
+
+
+def _iso(at: float | None) -> str | None:
+    """Unix seconds as ISO 8601 in Beijing time (OneNET's zone), to the second."""
+    if at is None:
+        return None
+    return datetime.fromtimestamp(at, BEIJING).isoformat(timespec="seconds")
+
+
+def _ms(value: float | None) -> str:
+    """Milliseconds with the precision that matters: 0.42, 7.3, 118."""
+    if value is None:
+        return "-"
+    return f"{value:,.2f}" if value < 1 else f"{value:,.1f}" if value < 10 else f"{value:,.0f}"

@@ -1,0 +1,320 @@
+"""The package keeps its layers: who may import whom, who may print or catch signals, no circles.
+
+Read from the source with ``ast`` (nothing is imported): every ``dispatcher.*`` import counts,
+at the top, inside functions and under ``TYPE_CHECKING`` alike.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import dispatcher
+
+ROOT = Path(dispatcher.__file__).parent
+ANY = frozenset({"*"})
+
+# What each layer may import besides itself. "dispatcher" is the public API (__init__.py): the
+# library, never the command line. "__main__" is ``python -m dispatcher``: the command line.
+LAYERS: Mapping[str, frozenset[str]] = {
+    "errors": frozenset(),
+    "times": frozenset(),
+    "config": frozenset({"errors"}),
+    "job": frozenset({"errors", "times"}),
+    "onenet": frozenset({"errors", "times"}),
+    "ledger": frozenset({"errors", "times", "job"}),
+    "run": frozenset({"errors", "times", "config", "job", "onenet", "ledger"}),
+    "report": frozenset({"errors", "times", "ledger"}),
+    "emulator": frozenset({"errors", "times"}),
+    "cli": ANY,
+    "dispatcher": frozenset(
+        {"errors", "times", "config", "job", "onenet", "ledger", "run", "report", "emulator"}
+    ),
+    "__main__": frozenset({"cli"}),
+}
+# Only these layers may talk to a person or to the process: print, rich consoles, signals.
+SPEAKERS = frozenset({"cli"})
+_RICH_CONSOLE_MODULES = ("rich.live", "rich.progress", "rich.prompt", "rich.status")
+_RICH_CONSOLE_NAMES = frozenset({"Console", "get_console", "print", "inspect"})
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """One import of a dispatcher module, where it is written."""
+
+    module: str
+    target: str
+    line: int
+
+
+def module_name(path: Path) -> str:
+    """``dispatcher/ledger/store.py`` -> ``dispatcher.ledger.store``; a package is its __init__."""
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(module: str) -> str:
+    """The layer a module belongs to: its top-level subpackage or module under dispatcher."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _sources() -> dict[str, tuple[Path, ast.Module]]:
+    return {
+        module_name(path): (path, ast.parse(path.read_text(encoding="utf-8"), str(path)))
+        for path in sorted(ROOT.rglob("*.py"))
+    }
+
+
+SOURCES = _sources()
+MODULES = frozenset(SOURCES)
+
+
+def imports_of(module: str, tree: ast.Module, known: frozenset[str] = MODULES) -> list[Import]:
+    """Every dispatcher module ``module`` imports (relative imports resolved), anywhere in it.
+
+    ``from dispatcher.ledger import identity`` imports the module ``dispatcher.ledger.identity``;
+    ``from dispatcher.ledger import Ledger`` imports the package ``dispatcher.ledger``.
+    """
+    is_package = any(m.startswith(module + ".") for m in known) or module == "dispatcher"
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [Import(module, a.name, node.lineno) for a in node.names if _ours(a.name)]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module.split(".") if is_package else module.split(".")[:-1]
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            if not _ours(base):
+                continue
+            for alias in node.names:
+                name = f"{base}.{alias.name}"
+                found.append(Import(module, name if name in known else base, node.lineno))
+    return found
+
+
+def _ours(name: str) -> bool:
+    return name == "dispatcher" or name.startswith("dispatcher.")
+
+
+def layer_violations(module: str, tree: ast.Module) -> list[str]:
+    """Each import of ``module`` that its layer does not allow, as a sentence naming both."""
+    layer = layer_of(module)
+    if layer not in LAYERS:
+        return [f"{module}: no layer rule for {layer!r}: add it to LAYERS in tests/test_layers.py"]
+    allowed = LAYERS[layer]
+    wrong = []
+    for imp in imports_of(module, tree):
+        target = layer_of(imp.target)
+        if allowed is ANY or target == layer or target in allowed:
+            continue
+        may = ", ".join(sorted(allowed)) or "nothing of the package"
+        wrong.append(
+            f"{module} (line {imp.line}) imports {imp.target}: {layer} may import only {may}"
+        )
+    return wrong
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def speaking(module: str, tree: ast.Module) -> list[str]:
+    """Where ``module`` prints, uses a rich console or installs a signal handler."""
+    found = []
+
+    def note(node: ast.stmt | ast.expr, what: str) -> None:
+        found.append(f"{module} (line {node.lineno}) {what}")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            called = _dotted(node.func)
+            if called in ("print", "builtins.print", "rich.print"):
+                note(node, f"calls {called}()")
+            elif called == "signal.signal" or called.endswith(".add_signal_handler"):
+                note(node, f"installs a signal handler ({called})")
+        elif isinstance(node, ast.Attribute) and node.attr in _RICH_CONSOLE_NAMES:
+            if _dotted(node).startswith("rich."):
+                note(node, f"uses {_dotted(node)}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith(_RICH_CONSOLE_MODULES):
+                    note(node, f"imports {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = {a.name for a in node.names}
+            if node.module.startswith(_RICH_CONSOLE_MODULES):
+                note(node, f"imports from {node.module}")
+            elif node.module in ("rich", "rich.console") and names & _RICH_CONSOLE_NAMES:
+                shown = ", ".join(sorted(names & _RICH_CONSOLE_NAMES))
+                note(node, f"imports {shown} from {node.module}")
+            elif node.module == "signal" and "signal" in names:
+                note(node, "imports signal.signal (a signal handler)")
+    return found
+
+
+def cycles(edges: Mapping[str, list[Import]]) -> list[list[Import]]:
+    """Import circles among the modules, each as its imports (a depth-first walk: every import
+    back to a module still being walked closes one)."""
+    found: list[list[Import]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[Import] = []
+
+    def visit(module: str) -> Iterator[list[Import]]:
+        state[module] = 1
+        for imp in edges.get(module, []):
+            if state.get(imp.target) == 1:
+                start = next((i for i, p in enumerate(path) if p.module == imp.target), len(path))
+                yield [*path[start:], imp]
+            elif imp.target not in state:
+                path.append(imp)
+                yield from visit(imp.target)
+                path.pop()
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            found += visit(module)
+    return found
+
+
+def _describe(circle: list[Import]) -> str:
+    steps = " -> ".join(f"{imp.target} (line {imp.line} of {imp.module})" for imp in circle)
+    return f"{circle[0].module} -> {steps}"
+
+
+def _edges() -> dict[str, list[Import]]:
+    return {module: imports_of(module, tree) for module, (_, tree) in SOURCES.items()}
+
+
+# -- the package ------------------------------------------------------------------------------
+
+
+def test_every_module_imports_only_the_layers_beneath_it() -> None:
+    wrong = [
+        line for module, (_, tree) in SOURCES.items() for line in layer_violations(module, tree)
+    ]
+    assert not wrong, "imports across the layers:\n  " + "\n  ".join(wrong)
+
+
+def test_only_the_command_line_prints_uses_a_console_or_installs_signal_handlers() -> None:
+    wrong = [
+        line
+        for module, (_, tree) in SOURCES.items()
+        if layer_of(module) not in SPEAKERS
+        for line in speaking(module, tree)
+    ]
+    assert not wrong, "only dispatcher/cli/ may do this:\n  " + "\n  ".join(wrong)
+
+
+def test_no_module_imports_itself_through_a_circle() -> None:
+    found = cycles(_edges())
+    assert not found, "import circles:\n  " + "\n  ".join(map(_describe, found))
+
+
+def test_the_scan_sees_the_package_and_its_imports() -> None:
+    assert {
+        "dispatcher",
+        "dispatcher.errors",
+        "dispatcher.ledger",
+        "dispatcher.cli.commands",
+    } <= MODULES
+    edges = _edges()
+    assert "dispatcher.errors" in {imp.target for imp in edges["dispatcher.config"]}
+    assert "dispatcher.config" in {imp.target for imp in edges["dispatcher"]}
+
+
+# -- the checks themselves, on snippets ----------------------------------------------------------
+
+
+def _tree(source: str) -> ast.Module:
+    return ast.parse(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from dispatcher.run.state import Stop\n",
+        "import dispatcher.run.state\n",
+        "def f():\n    from dispatcher.run import state\n",
+        "if TYPE_CHECKING:\n    from dispatcher.run import Stop\n",
+        "from ..run.state import Stop\n",
+    ],
+)
+def test_an_import_of_a_higher_layer_is_named_with_its_line(source: str) -> None:
+    [wrong] = layer_violations("dispatcher.ledger.store", _tree(source))
+    assert wrong.startswith("dispatcher.ledger.store (line ")
+    assert "imports dispatcher.run" in wrong
+    assert wrong.endswith("ledger may import only errors, job, times")
+
+
+def test_imports_of_allowed_layers_and_of_others_pass() -> None:
+    source = (
+        "import sqlite3\nfrom dispatcher.errors import LedgerError\n"
+        "from dispatcher.job.model import Command\nfrom dispatcher.ledger import records\n"
+        "from . import schema\n"
+    )
+    assert layer_violations("dispatcher.ledger.store", _tree(source)) == []
+    targets = [imp.target for imp in imports_of("dispatcher.ledger.store", _tree(source))]
+    assert targets == [
+        "dispatcher.errors",
+        "dispatcher.job.model",
+        "dispatcher.ledger.records",
+        "dispatcher.ledger.schema",
+    ]
+
+
+def test_a_module_of_no_known_layer_is_refused() -> None:
+    [wrong] = layer_violations("dispatcher.extra.thing", _tree(""))
+    assert "no layer rule for 'extra'" in wrong
+
+
+@pytest.mark.parametrize(
+    ("source", "what"),
+    [
+        ("print('hi')\n", "calls print()"),
+        ("from rich.console import Console\n", "imports Console from rich.console"),
+        ("import rich.console\nc = rich.console.Console()\n", "uses rich.console.Console"),
+        ("from rich.progress import Progress\n", "imports from rich.progress"),
+        ("import signal\nsignal.signal(signal.SIGINT, print)\n", "installs a signal handler"),
+        ("def f(loop, h):\n    loop.add_signal_handler(2, h)\n", "installs a signal handler"),
+    ],
+)
+def test_printing_consoles_and_signal_handlers_are_found(source: str, what: str) -> None:
+    found = speaking("dispatcher.run.runner", _tree(source))
+    assert found and what in found[0]
+    assert found[0].startswith("dispatcher.run.runner (line ")
+
+
+def test_rich_renderables_and_other_calls_are_not_speaking() -> None:
+    source = "from rich.table import Table\nlog.info('x')\nsignal.Signals(2).name\n"
+    assert speaking("dispatcher.report.summary", _tree(source)) == []
+
+
+def test_a_circle_is_named_module_by_module() -> None:
+    a_b = Import("dispatcher.a", "dispatcher.b", 3)
+    b_c = Import("dispatcher.b", "dispatcher.c", 5)
+    c_a = Import("dispatcher.c", "dispatcher.a", 7)
+    d_a = Import("dispatcher.d", "dispatcher.a", 1)
+    edges = {
+        "dispatcher.a": [a_b],
+        "dispatcher.b": [b_c],
+        "dispatcher.c": [c_a],
+        "dispatcher.d": [d_a],
+    }
+    [circle] = cycles(edges)
+    assert circle == [a_b, b_c, c_a]
+    assert _describe(circle) == (
+        "dispatcher.a -> dispatcher.b (line 3 of dispatcher.a) -> dispatcher.c (line 5 of"
+        " dispatcher.b) -> dispatcher.a (line 7 of dispatcher.c)"
+    )
+    assert cycles({"dispatcher.a": [a_b], "dispatcher.b": [b_c]}) == []
