@@ -2,7 +2,7 @@
 
 Rows are read one at a time and never held. Bytes that cannot be read as CSV (undecodable text,
 a huge line, an unterminated quote) become a one-line ``JobFileError``, naming UTF-16 or GBK when
-the file is that; the header row names the columns, as jobfiles.py describes.
+the file is that; the header row names the columns, as yamlfile.py describes.
 """
 
 from __future__ import annotations

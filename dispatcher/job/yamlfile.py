@@ -1,8 +1,8 @@
-"""Reading job files safely: YAML into nodes with line numbers here, CSV rows in jobcsv.py.
+"""Reading job files safely: YAML into nodes with line numbers here, CSV rows in csvfile.py.
 
 Everything that can go wrong with the bytes (a missing file, undecodable text, a huge line, a YAML
 syntax error or alias bomb, a ragged CSV) becomes a one-line ``JobFileError``, naming UTF-16 or
-GBK when the file is that; the field rules live in jobfields.py.
+GBK when the file is that; the field rules live in fields.py.
 
 A CSV's header row names its columns. Columns left unnamed are skipped; so are, in a CSV job,
 those whose name starts with ``#`` (notes kept beside the fleet), and, in a YAML job's

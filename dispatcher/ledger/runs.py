@@ -20,7 +20,7 @@ _SECRET_NAME: Final = re.compile(r"(api_?key|secret|password|token)$")
 
 def to_json(data: Mapping[str, object]) -> str:
     """``data`` as JSON, every secret-looking key dropped (the api-key must never be stored)."""
-    return json.dumps(_scrub(data), default=_plain, ensure_ascii=False, sort_keys=True)
+    return json.dumps(_scrub(data), default=_json_default, ensure_ascii=False, sort_keys=True)
 
 
 def start_run(
@@ -76,7 +76,7 @@ def _scrub(value: object) -> object:
     return value
 
 
-def _plain(value: object) -> object:
+def _json_default(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "isoformat"):

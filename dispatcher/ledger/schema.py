@@ -4,7 +4,7 @@ The schema grows by additive migrations: ``MIGRATIONS[n]`` takes a ledger from v
 ``n + 1`` (recorded in the ``meta`` table), so a newer dispatcher can add columns to a ledger an
 older one wrote without rewriting it. Never edit a released step; append a new one.
 
-Every path is resolved (symlinks followed) before it is used; the lock is in ledger_lock.py.
+Every path is resolved (symlinks followed) before it is used; the lock is in lock.py.
 """
 
 from __future__ import annotations

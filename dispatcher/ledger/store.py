@@ -26,8 +26,7 @@ from typing import Final
 
 from dispatcher.errors import LedgerError
 from dispatcher.job.model import Command
-from dispatcher.ledger import figures
-from dispatcher.ledger import identity as ledger_job
+from dispatcher.ledger import figures, identity
 from dispatcher.ledger import runs as run_records
 from dispatcher.ledger.identity import Change, JobDiff, JobRecord, default_ledger_path
 from dispatcher.ledger.lock import lock, unlock
@@ -175,17 +174,17 @@ class Ledger:
     def job(self) -> JobRecord | None:
         """The job this ledger belongs to, or None (never recorded, e.g. a schema-1 ledger)."""
         with self._read("read the job record") as conn:
-            return ledger_job.read_job(conn)
+            return identity.read_job(conn)
 
     def set_job(self, record: JobRecord) -> None:
         """Record the job this ledger belongs to (replacing any earlier record)."""
         with self._write("record the job") as conn:
-            ledger_job.write_job(conn, record)
+            identity.write_job(conn, record)
 
     def recorded_job_paths(self) -> list[str]:
         """The job paths the runs were started with (distinct, as given, first run first)."""
         with self._read("read the runs") as conn:
-            return ledger_job.recorded_job_paths(conn)
+            return identity.recorded_job_paths(conn)
 
     def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
@@ -268,7 +267,7 @@ class Ledger:
         pending, under the key; a removed row is retired 'removed'; a returned one is active again.
         """
         with self._read("compare the job") as conn:
-            return ledger_job.compare(conn, self._write, commands, apply=apply, sample=sample)
+            return identity.compare(conn, self._write, commands, apply=apply, sample=sample)
 
     def known_uuids(self, imei: str) -> set[str]:
         """Every uuid the ledger holds for one device."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 from urllib.parse import quote
@@ -37,6 +37,7 @@ from dispatcher.onenet.answers import (
     parse_http_date,
     parse_retry_after,
 )
+from dispatcher.onenet.requests import CancelResult, ExecuteRequest
 from dispatcher.times import format_onenet
 
 __all__ = [
@@ -73,35 +74,6 @@ class Misrouted(OneNetUnavailable):
     def __init__(self, message: str, *, misrouted: bool = True) -> None:
         super().__init__(message)
         self.misrouted = misrouted
-
-
-@dataclass(frozen=True, slots=True)
-class ExecuteRequest:
-    """One POST, every value final (times already resolved and formatted)."""
-
-    imei: str
-    obj_id: int
-    obj_inst_id: int
-    res_id: int
-    expired_time: str
-    valid_time: str | None
-    args: str | None
-    retry: int
-    timeout: int
-    trigger_msg: int
-
-
-@dataclass(frozen=True, slots=True)
-class CancelResult:
-    """What a cancel call came to: the command cancelled, or the answer that refused it."""
-
-    uuid: str
-    cancelled: bool
-    http_status: int
-    server_date: float | None = None  # unix seconds, from the answer's Date header
-    # Not cancelled: the answer judged as an execute answer (its errno and text; its verdict,
-    # e.g. REJECTED when the command was already sent, TRANSIENT when trying again can help).
-    refusal: Outcome | None = None
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes | None:

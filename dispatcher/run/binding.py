@@ -1,7 +1,7 @@
 """A ledger belongs to one job: another job is refused, an edited job is caught before sending.
 
 The ledger records its job (the resolved path of the job file, its name, a fingerprint of every
-command and the total, see ledger_job.py). Before a run sends anything:
+command and the total, see ledger/identity.py). Before a run sends anything:
 
 - a new ledger records this job;
 - the same fingerprint is the same job (moved or not): nothing to check;

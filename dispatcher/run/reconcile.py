@@ -5,7 +5,7 @@ created the command, and sending it again can make a device run it twice. So bef
 again, the history of that device is searched (``GET /nbiot/offline/history``, from a little before
 the first attempt, by OneNET's clock) for EXECUTE commands with the same window and trigger that the
 ledger does not already hold, and their ``args`` are read in the detail (``/history/{uuid}``).
-Which of them settles which row, and when it cannot be told, is reconcile_match.py's job.
+Which of them settles which row, and when it cannot be told, is matching.py's job.
 
 Every history page and detail call takes a slot of the run's pace, as sends do. Several devices are
 looked up at once, through the run's fan-out (fanout.py); a graceful stop asked for meanwhile
