@@ -9,11 +9,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# The distribution was named `dispatcher` before `onenet-dispatcher`: a venv made then must not
+# keep that one beside the new (removing it later would take the shared files with it).
+FORMER := $(BIN)/python -m pip uninstall -y -qq dispatcher >/dev/null 2>&1 || true
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(FORMER)
 	$(BIN)/python -m pip install -q -e '.[fast]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(FORMER)
 	$(BIN)/python -m pip install -q -e '.[fast,test]'
 	touch $@
 

@@ -40,6 +40,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
 SPEAKERS = frozenset({"cli"})
 _RICH_CONSOLE_MODULES = ("rich.live", "rich.progress", "rich.prompt", "rich.status")
 _RICH_CONSOLE_NAMES = frozenset({"Console", "get_console", "print", "inspect"})
+_DYNAMIC_IMPORTS = frozenset({"importlib.import_module", "__import__"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,11 @@ def imports_of(module: str, tree: ast.Module, known: frozenset[str] = MODULES) -
     is_package = any(m.startswith(module + ".") for m in known) or module == "dispatcher"
     found = []
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _dotted(node.func) in _DYNAMIC_IMPORTS and node.args:
+            first = node.args[0]  # importlib.import_module("dispatcher.cli"): an import too
+            literal = first.value if isinstance(first, ast.Constant) else None
+            if isinstance(literal, str) and _ours(literal):
+                found.append(Import(module, literal, node.lineno))
         if isinstance(node, ast.Import):
             found += [Import(module, a.name, node.lineno) for a in node.names if _ours(a.name)]
         elif isinstance(node, ast.ImportFrom):
@@ -139,8 +145,12 @@ def speaking(module: str, tree: ast.Module) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             called = _dotted(node.func)
-            if called in ("print", "builtins.print", "rich.print"):
+            if called in ("print", "builtins.print", "rich.print", "click.echo", "click.secho"):
                 note(node, f"calls {called}()")
+            elif called in ("sys.stdout.write", "sys.stderr.write"):
+                note(node, f"writes to the terminal ({called})")
+            elif called in ("signal.set_wakeup_fd", "signal.siginterrupt"):
+                note(node, f"changes signal handling ({called})")
             elif called == "signal.signal" or called.endswith(".add_signal_handler"):
                 note(node, f"installs a signal handler ({called})")
         elif isinstance(node, ast.Attribute) and node.attr in _RICH_CONSOLE_NAMES:
@@ -150,6 +160,8 @@ def speaking(module: str, tree: ast.Module) -> list[str]:
             for alias in node.names:
                 if alias.name.startswith(_RICH_CONSOLE_MODULES):
                     note(node, f"imports {alias.name}")
+                elif alias.name == "click" or alias.name.startswith("click."):
+                    note(node, f"imports {alias.name} (the command line's toolkit)")
         elif isinstance(node, ast.ImportFrom) and node.module:
             names = {a.name for a in node.names}
             if node.module.startswith(_RICH_CONSOLE_MODULES):
@@ -159,6 +171,8 @@ def speaking(module: str, tree: ast.Module) -> list[str]:
                 note(node, f"imports {shown} from {node.module}")
             elif node.module == "signal" and "signal" in names:
                 note(node, "imports signal.signal (a signal handler)")
+            elif node.module == "click" or node.module.startswith("click."):
+                note(node, f"imports from {node.module} (the command line's toolkit)")
     return found
 
 
@@ -248,6 +262,7 @@ def _tree(source: str) -> ast.Module:
         "def f():\n    from dispatcher.run import state\n",
         "if TYPE_CHECKING:\n    from dispatcher.run import Stop\n",
         "from ..run.state import Stop\n",
+        "import importlib\nimportlib.import_module('dispatcher.run.state')\n",
     ],
 )
 def test_an_import_of_a_higher_layer_is_named_with_its_line(source: str) -> None:
@@ -287,6 +302,9 @@ def test_a_module_of_no_known_layer_is_refused() -> None:
         ("from rich.progress import Progress\n", "imports from rich.progress"),
         ("import signal\nsignal.signal(signal.SIGINT, print)\n", "installs a signal handler"),
         ("def f(loop, h):\n    loop.add_signal_handler(2, h)\n", "installs a signal handler"),
+        ("import click\n", "imports click"),
+        ("from click import echo\n", "imports from click"),
+        ("import sys\nsys.stdout.write('hi')\n", "writes to the terminal"),
     ],
 )
 def test_printing_consoles_and_signal_handlers_are_found(source: str, what: str) -> None:

@@ -17,12 +17,13 @@ import orjson
 import pytest
 from e2e_support import fast_settings, fleet, write_csv_job
 
-from dispatcher.config import Settings
+from dispatcher.config import RetrySettings, Settings
 from dispatcher.errors import OneNetUnavailable, WrongKeyError
 from dispatcher.job.model import Job, load_job
 from dispatcher.ledger.store import InFlight, Ledger, Result, Row, Status
 from dispatcher.onenet.client import ExecuteRequest, HistoryItem, Outcome, Verdict, classify
 from dispatcher.run.pacing import Pace
+from dispatcher.run.retrying import retry_query
 from dispatcher.run.runner import RunResult, Stop, run_job
 from dispatcher.times import BEIJING, format_onenet, parse_onenet
 
@@ -996,3 +997,36 @@ class FlakyHistoryOneNet(FakeOneNet):
         if self.history_calls <= self.failures:
             raise OneNetUnavailable("history: HTTP 502")
         return await super().history(imei, start, end, before_page=before_page, on_date=on_date)
+
+
+async def test_a_query_retry_ends_when_a_stop_comes_during_its_backoff() -> None:
+    stop = Stop()
+    calls: list[int] = []
+
+    async def look_up() -> None:
+        calls.append(1)
+        raise OneNetUnavailable("history: HTTP 502")
+
+    async def backoff(seconds: float) -> None:
+        stop.request("operator asked")  # the stop comes while it waits to ask again
+
+    policy = retry_query(RetrySettings(max_attempts=5), stop=stop, sleep=backoff)
+    with pytest.raises(OneNetUnavailable):
+        await policy(look_up)
+    assert len(calls) == 1
+
+
+async def test_a_query_that_timed_out_is_not_asked_again() -> None:
+    calls: list[int] = []
+
+    async def look_up() -> None:
+        calls.append(1)
+        try:
+            raise TimeoutError
+        except TimeoutError as exc:
+            raise OneNetUnavailable("history: TimeoutError") from exc
+
+    policy = retry_query(RetrySettings(max_attempts=5), stop=Stop(), sleep=no_wait)
+    with pytest.raises(OneNetUnavailable):
+        await policy(look_up)
+    assert len(calls) == 1  # a hung server would make every look-up wait several timeouts

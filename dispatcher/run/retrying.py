@@ -129,7 +129,11 @@ def retry_query(
     same backoff as sends, and raises the last error when out of attempts or stopped."""
 
     def worth_asking_again(exc: BaseException) -> bool:
-        return isinstance(exc, OneNetUnavailable) and not getattr(exc, "misrouted", False)
+        # Not a wrong address (it stays wrong), not a timeout (a server that hangs would make
+        # every look-up wait several timeouts): those end the look-up at once.
+        if not isinstance(exc, OneNetUnavailable) or getattr(exc, "misrouted", False):
+            return False
+        return not isinstance(exc.__cause__, TimeoutError)
 
     retrying = AsyncRetrying(
         # A look-up left unanswered leaves its commands in doubt, not lost: a few tries will do.
@@ -144,7 +148,20 @@ def retry_query(
     )
 
     async def policy(call: Callable[[], Awaitable[T]]) -> T:
-        result: T = await retrying.copy()(call)
+        failed: list[BaseException] = []
+
+        async def attempt() -> T:
+            # tenacity looks at the stop before its wait, not after: a stop that came during the
+            # backoff ends the look-up here, with the last error, before asking again.
+            if failed and stop.requested:
+                raise failed[-1]
+            try:
+                return await call()
+            except BaseException as exc:
+                failed.append(exc)
+                raise
+
+        result: T = await retrying.copy()(attempt)
         return result
 
     return policy
