@@ -46,7 +46,7 @@ __all__ = ["emulator"]
 )
 @click.option("--api-key-env", help="Accept only the key in this environment variable.")
 @click.option("--foreign-imei", multiple=True, help="An IMEI outside the product (errno 1).")
-@click.option("--seed", type=int, help="Make the injected faults reproducible.")
+@click.option("--seed", type=int, help="Make the injected faults and the devices reproducible.")
 @click.option(
     "--truncate",
     default=0.0,
@@ -82,6 +82,35 @@ __all__ = ["emulator"]
     type=click.IntRange(300, 599),
     help="Answer every API call with an HTML page of this status, as a proxy in front would.",
 )
+@click.option(
+    "--wake-every",
+    default=0.0,
+    metavar="SECONDS",
+    type=click.FloatRange(0),
+    help="Simulate devices waking this often and taking their commands (0: no devices).",
+)
+@click.option(
+    "--never-wake",
+    default=0.0,
+    metavar="SHARE",
+    type=click.FloatRange(0, 1),
+    help="Share of devices that never wake (their commands expire).",
+)
+@click.option(
+    "--device-errors",
+    default=0.0,
+    metavar="SHARE",
+    type=click.FloatRange(0, 1),
+    help="Share of devices that answer commands with an error (send_status 6).",
+)
+@click.option(
+    "--answer-delay",
+    default=0.2,
+    show_default=True,
+    metavar="SECONDS",
+    type=click.FloatRange(0),
+    help="Time from a command sent to a device to its answer.",
+)
 def emulator(
     host: str,
     port: int,
@@ -102,6 +131,10 @@ def emulator(
     clock_offset: float,
     hang: float,
     html_status: int | None,
+    wake_every: float,
+    never_wake: float,
+    device_errors: float,
+    answer_delay: float,
 ) -> None:
     """Serve a local stand-in for OneNET's cached-command API, with fault injection."""
     from dispatcher import emulator as emu
@@ -129,8 +162,21 @@ def emulator(
         bomb_bytes=bomb_bytes,
         clock_offset_s=clock_offset,
     )
+    fleet = emu.Fleet(
+        wake_every_s=wake_every or None,
+        never_wake=never_wake,
+        device_errors=device_errors,
+        answer_delay_s=answer_delay,
+        seed=seed,
+    )
     try:
-        emu.run(host, port, faults, ready=lambda url: console.note(f"OneNET emulator on {url}"))
+        emu.run(
+            host,
+            port,
+            faults,
+            fleet=fleet,
+            ready=lambda url: console.note(f"OneNET emulator on {url}"),
+        )
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     except KeyboardInterrupt:

@@ -1,5 +1,5 @@
-"""The local OneNET stand-in (aiohttp.web): the routes and their checks, stored commands, and
-the faults it can inject.
+"""The local OneNET stand-in (aiohttp.web): the routes and their checks, stored commands, the
+devices behind it (off by default) and the faults it can inject.
 
 May import: errors, times. Never job, onenet, ledger, run, report or cli: it is an independent
 server, and a test double only by speaking the same HTTP.
@@ -8,6 +8,7 @@ server, and a test double only by speaking the same HTTP.
 from dispatcher.emulator.server import (
     Emulator,
     Faults,
+    Fleet,
     StoredCommand,
     run,
     serve,
@@ -16,6 +17,7 @@ from dispatcher.emulator.server import (
 __all__ = [
     "Emulator",
     "Faults",
+    "Fleet",
     "StoredCommand",
     "run",
     "serve",

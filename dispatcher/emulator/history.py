@@ -2,7 +2,11 @@
 its log, and cancelling one or all of a device's waiting commands.
 
 Each answers for a device whose request already passed the shared checks (faults, api-key, imei:
-``Emulator._follow_up``), from the store alone.
+``Emulator._follow_up``, which also advances the device first when there are devices), from the
+store alone. Times are OneNET's answer format ("YYYY-MM-DD HH:MM:SS", UTC+8). ``send_time`` is
+present once a command was sent, ``confirm_time`` and ``confirm_status`` once the device answered
+(omitted before, as OneNET's "?" fields); the detail adds ``cmd_result`` once answered (null for an
+error answer).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import math
 
 from aiohttp import web
 
+from dispatcher.emulator.checks import parse_id
 from dispatcher.emulator.replies import answer, error
 from dispatcher.emulator.state import (
     BAD_PARAM,
@@ -19,7 +24,6 @@ from dispatcher.emulator.state import (
     PER_PAGE_MAX,
     Store,
     format_answer_time,
-    parse_id,
     parse_request_time,
 )
 
@@ -46,7 +50,8 @@ def listing(store: Store, imei: str, request: web.Request) -> web.Response:
     if sort == "DESC":
         found.reverse()
     first = (page - 1) * per_page
-    items = [cmd.history_item() for cmd in found[first : first + per_page]]
+    deliveries = store.deliveries
+    items = [cmd.history_item(deliveries.get(cmd.uuid)) for cmd in found[first : first + per_page]]
     return answer({"total_count": len(found), "page": page, "per_page": per_page, "items": items})
 
 
@@ -55,9 +60,12 @@ def detail(store: Store, imei: str, request: web.Request) -> web.Response:
     cmd = store.find(imei, request.match_info["uuid"])
     if cmd is None:  # not documented; an unknown uuid is taken as a broken constraint
         return error(LOGIC_LIMIT)
-    item = cmd.history_item()
+    delivery = store.deliveries.get(cmd.uuid)
+    item = cmd.history_item(delivery)
     del item["cmd_uuid"]
     item["args"] = cmd.args
+    if delivery is not None and delivery.confirm_time is not None:  # "cmd_result (when confirmed)"
+        item["cmd_result"] = delivery.cmd_result
     return answer(item)
 
 
@@ -66,7 +74,14 @@ def piecewise(store: Store, imei: str, request: web.Request) -> web.Response:
     cmd = store.find(imei, request.match_info["uuid"])
     if cmd is None:
         return error(LOGIC_LIMIT)
-    return answer([{"log": "command cached", "time": format_answer_time(cmd.created_at)}])
+    log = [{"log": "command cached", "time": format_answer_time(cmd.created_at)}]
+    delivery = store.deliveries.get(cmd.uuid)
+    if delivery is not None:
+        log.append({"log": "command sent", "time": format_answer_time(delivery.send_time)})
+        if delivery.confirm_time is not None:
+            text = f"device answered {delivery.confirm_status}"
+            log.append({"log": text, "time": format_answer_time(delivery.confirm_time)})
+    return answer(log)
 
 
 def cancel(store: Store, imei: str, request: web.Request) -> web.Response:

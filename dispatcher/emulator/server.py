@@ -7,6 +7,9 @@ gzip bombs), a skewed clock, requests never answered, and a proxy's HTML error p
 test double of the suite, the target of the benchmarks and a sandbox for users, so the request
 path is kept short: each fault is one attribute test, and answer shaping runs only when set.
 
+With a ``Fleet`` whose ``wake_every_s`` is set, devices behind it take the commands (devices.py),
+advanced lazily when a device's commands are asked about; without one, commands wait forever.
+
 Admin endpoints (no api-key): GET /_emulator/stats, GET /_emulator/arrivals, PUT /_emulator/faults.
 """
 
@@ -26,6 +29,8 @@ import orjson
 from aiohttp import web
 
 from dispatcher.emulator import history
+from dispatcher.emulator.checks import check_execute
+from dispatcher.emulator.devices import Devices, Fleet
 from dispatcher.emulator.faults import Shaper, cut, gzip_bomb, html_page
 from dispatcher.emulator.replies import JSON, error
 from dispatcher.emulator.state import (
@@ -35,10 +40,9 @@ from dispatcher.emulator.state import (
     Faults,
     Store,
     StoredCommand,
-    check_execute,
 )
 
-__all__ = ["Emulator", "Faults", "StoredCommand", "run", "serve"]
+__all__ = ["Emulator", "Faults", "Fleet", "StoredCommand", "run", "serve"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A follow-up call's answer for a device whose request passed the shared checks (history.py).
@@ -57,7 +61,10 @@ class Emulator:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_arrivals: int = 1_000_000,
         keep_records: bool = True,
+        fleet: Fleet | None = None,
     ) -> None:
+        # None when devices are off: then nothing on any path looks at them
+        self._devices = Devices(fleet) if fleet is not None and fleet.on else None
         self._clock = clock  # the server's "now" for valid_time/expired_time checks
         self._monotonic = monotonic  # arrivals and the throttle window
         self._sleep = sleep
@@ -92,6 +99,12 @@ class Emulator:
         before it shuts down."""
         self._shaper.release()
 
+    def advance(self) -> None:
+        """Every device's wakes, answers and expiries up to the server's now (no-op without
+        devices); follow-up calls do this for their device, ``stats()`` for all."""
+        if self._devices is not None:
+            self._devices.advance_all(self._store, self._clock() + self._faults.clock_offset_s)
+
     # -- read methods for tests --------------------------------------------------------------
 
     def accepted(self) -> list[StoredCommand]:
@@ -107,7 +120,9 @@ class Emulator:
         return list(self._arrivals)
 
     def stats(self) -> dict[str, object]:
-        """Counters: posts, accepted, rejected by errno, throttled, faults, duplicates, reads."""
+        """Counters: posts, accepted, rejected by errno, throttled, faults, duplicates, reads,
+        stored commands by send_status."""
+        self.advance()
         return self._store.counters()
 
     # -- the app -------------------------------------------------------------------------------
@@ -147,6 +162,9 @@ class Emulator:
             early, imei = await self._read_call(request)
             if early is not None:
                 return early
+            if self._devices is not None:
+                now = self._clock() + self._faults.clock_offset_s
+                self._devices.advance(self._store, imei, now)
             return answer(self._store, imei, request)
 
         return self._shaped(handle)
@@ -244,10 +262,7 @@ class Emulator:
                 return await self._shaper.hang(request), ""
             if faults.fail_rate and self._rng.random() < faults.fail_rate:
                 self._store.faults["http500"] += 1
-                return (
-                    html_page(500),
-                    "",
-                )
+                return html_page(500), ""
             if faults.cut_before_rate and self._rng.random() < faults.cut_before_rate:
                 self._store.faults["cut_before"] += 1
                 return cut(request), ""
@@ -310,11 +325,12 @@ def run(
     *,
     ready: Callable[[str], None] | None = None,
     keep_records: bool = True,
+    fleet: Fleet | None = None,
 ) -> None:
     """Serve an emulator until interrupted (KeyboardInterrupt goes up); calls ``ready(url)``."""
 
     async def main() -> None:
-        emulator = Emulator(faults, keep_records=keep_records)
+        emulator = Emulator(faults, keep_records=keep_records, fleet=fleet)
         async with serve(emulator, host, port) as url:
             if ready is not None:
                 ready(url)

@@ -1,4 +1,4 @@
-"""What the OneNET emulator checks and remembers: request rules, stored commands, fault settings.
+"""What the OneNET emulator remembers: stored commands, their deliveries, fault settings.
 
 The rules follow OneNET's NB-IoT cached-command API (see docs/onenet-api.md). Where the
 documentation is silent (errno for an unknown uuid, history page size), the choice is named here.
@@ -15,14 +15,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
-import orjson
-
 __all__ = [
     "ERRNO_TEXT",
+    "Delivery",
     "Faults",
     "Store",
     "StoredCommand",
-    "check_execute",
     "format_answer_time",
     "parse_request_time",
 ]
@@ -40,8 +38,7 @@ ERRNO_TEXT: Mapping[int, str] = {
     LOGIC_LIMIT: "system logic limit",
 }
 
-WAITING, CANCELLED = 1, 2  # send_status values
-ARGS_MAX_BYTES = 2048  # "Body: {"args": ...}, optional, at most 2 KB"
+WAITING, CANCELLED, SENT, EXPIRED, SUCCESS, FAILED = 1, 2, 3, 4, 5, 6  # send_status values
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 10, 100  # not documented; OneNET's list calls use these
 MAX_BOMB_BYTES = 1 << 32  # a gzip bomb inflating past 4 GB helps no test
 
@@ -117,9 +114,9 @@ class StoredCommand:
     send_status: int = WAITING
     type: str = "EXECUTE"
 
-    def history_item(self) -> dict[str, object]:
+    def history_item(self, delivery: Delivery | None = None) -> dict[str, object]:
         """The command as a history list item (OneNET's field names, answer time format)."""
-        return {
+        item: dict[str, object] = {
             "cmd_uuid": self.uuid,
             "type": self.type,
             "create_time": format_answer_time(self.created_at),
@@ -130,6 +127,22 @@ class StoredCommand:
             "remain": 3 if self.retry is None else self.retry,
             "trigger_msg": 7 if self.trigger_msg is None else self.trigger_msg,
         }
+        if delivery is not None:  # the times and the answer once a device got it (devices.py)
+            item["send_time"] = format_answer_time(delivery.send_time)
+            if delivery.confirm_time is not None:
+                item["confirm_time"] = format_answer_time(delivery.confirm_time)
+                item["confirm_status"] = delivery.confirm_status
+        return item
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How a device got a command: sent at ``send_time``, then answered (None until it did)."""
+
+    send_time: float  # unix seconds, server clock
+    confirm_time: float | None = None
+    confirm_status: str | None = None  # SUCCESS, or an error name such as TIME_OUT
+    cmd_result: str | None = None  # the device's answer text; None for an error
 
 
 @lru_cache(maxsize=4096)  # fleet jobs repeat the same few timestamps
@@ -151,47 +164,13 @@ def format_answer_time(unix: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(math.floor(unix) + _BEIJING_OFFSET))
 
 
-def parse_id(text: str | None) -> int | None:
-    """A non-negative decimal int, or None."""
-    if text and text.isascii() and text.isdigit():
-        return int(text)
-    return None
-
-
-def parse_int(text: str) -> int | None:
-    """A decimal int, sign allowed (so '-1' is out of range, not malformed), or None."""
-    digits = text[1:] if text[:1] == "-" else text
-    if digits and digits.isascii() and digits.isdigit():
-        return int(text)
-    return None
-
-
-def parse_args(body: bytes) -> tuple[int, str | None]:
-    """The optional JSON body -> (errno, args): 3 if malformed, 5006 if args is over 2 KB."""
-    if not body.strip():
-        return 0, None
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return BAD_PARAM, None
-    if not isinstance(doc, dict):
-        return BAD_PARAM, None
-    args = doc.get("args")
-    if args is None:
-        return 0, None
-    if not isinstance(args, str):
-        return BAD_PARAM, None
-    if len(args) > ARGS_MAX_BYTES // 4 and len(args.encode()) > ARGS_MAX_BYTES:
-        return LOGIC_LIMIT, None
-    return 0, args
-
-
 @dataclass(slots=True)
 class Store:
     """Accepted commands, indexed by uuid and by imei, and the counters the admin endpoint shows."""
 
     keep_records: bool = True  # False: count and check duplicates only (for very long benchmarks)
     commands: dict[str, StoredCommand] = field(default_factory=dict)
+    deliveries: dict[str, Delivery] = field(default_factory=dict)  # by uuid, once sent
     by_imei: dict[str, list[str]] = field(default_factory=dict)
     posts: int = 0
     accepted: int = 0
@@ -267,76 +246,12 @@ class Store:
             "duplicates_ignoring_times": self.duplicates_ignoring_times,
             "reads": self.reads,
             "stored": len(self.commands),
+            "send_status": self.by_send_status(),
         }
 
-
-def check_execute(
-    query: Mapping[str, str], body: bytes, now: float, foreign: frozenset[str], uuid: str
-) -> StoredCommand | int:
-    """Check one execute/offline request as OneNET does: the command to store, or an errno.
-
-    Order (not documented; chosen so each answer names the first real problem): malformed or
-    missing parameters and body (3), then an imei outside the product (1), then limits (5006).
-    """
-    get = query.get
-    imei = get("imei")
-    obj_id = parse_id(get("obj_id"))
-    obj_inst_id = parse_id(get("obj_inst_id"))
-    res_id = parse_id(get("res_id"))
-    expired_text = get("expired_time")
-    if (
-        imei is None
-        or len(imei) != 15
-        or not (imei.isascii() and imei.isdigit())
-        or obj_id is None
-        or obj_inst_id is None
-        or res_id is None
-        or expired_text is None
-    ):
-        return BAD_PARAM
-    expired_at = parse_request_time(expired_text)
-    if expired_at is None:
-        return BAD_PARAM
-    valid_text = get("valid_time")
-    valid_at = now if valid_text is None else parse_request_time(valid_text)
-    if valid_at is None:
-        return BAD_PARAM
-    limits: list[int | None] = []
-    for name in ("retry", "timeout", "trigger_msg"):
-        text = get(name)
-        value = None if text is None else parse_int(text)
-        if text is not None and value is None:
-            return BAD_PARAM
-        limits.append(value)
-    args_errno, args = parse_args(body)
-    if args_errno == BAD_PARAM:
-        return BAD_PARAM
-    if imei in foreign:
-        return AUTH_FAILED
-    retry, timeout, trigger_msg = limits
-    if (
-        args_errno
-        or (valid_text is not None and valid_at <= now)
-        or expired_at <= valid_at
-        or expired_at <= now
-        or (retry is not None and not 0 <= retry <= 10)
-        or (timeout is not None and not 5 <= timeout <= 40)
-        or (trigger_msg is not None and not 1 <= trigger_msg <= 7)
-    ):
-        return LOGIC_LIMIT
-    return StoredCommand(
-        uuid=uuid,
-        imei=imei,
-        obj_id=obj_id,
-        obj_inst_id=obj_inst_id,
-        res_id=res_id,
-        valid_time=valid_text,
-        expired_time=expired_text,
-        retry=retry,
-        timeout=timeout,
-        trigger_msg=trigger_msg,
-        args=args,
-        created_at=now,
-        valid_at=valid_at,
-        expired_at=expired_at,
-    )
+    def by_send_status(self) -> dict[int, int]:
+        """How many stored commands have each send_status (O(n): for the admin endpoint)."""
+        counts: dict[int, int] = {}
+        for cmd in self.commands.values():
+            counts[cmd.send_status] = counts.get(cmd.send_status, 0) + 1
+        return counts
