@@ -10,7 +10,9 @@ from dispatcher.errors import LedgerError
 
 __all__ = [
     "FINAL",
+    "NOT_FINAL_SEND",
     "TO_SEND",
+    "Delivery",
     "InFlight",
     "LedgerFullError",
     "LedgerStats",
@@ -47,6 +49,7 @@ class Retired(StrEnum):
 
 FINAL: Final = frozenset({Status.ACCEPTED, Status.REJECTED, Status.EXPIRED})
 TO_SEND: Final = frozenset({Status.PENDING, Status.FAILED})
+NOT_FINAL_SEND: Final = (1, 3)  # OneNET's send_status that can still change: waiting, sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,12 @@ class Row:
     first_server_at: float | None = None  # OneNET's clock at the first attempt, unix seconds
     last_server_at: float | None = None  # and at the latest
     retired: Retired | None = None  # None: part of the job
+    send_status: int | None = None  # OneNET's send_status as last read (dispatcher status)
+    confirm_status: str | None = None  # the device's answer, by name
+    send_time: str | None = None  # as OneNET wrote them
+    confirm_time: str | None = None
+    cmd_result: str | None = None  # from the command's detail, once final
+    status_checked_at: float | None = None  # when it was read (unix seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +117,19 @@ class Result:
     at: float  # when the outcome came; the last attempt time when attempts > 0
     latency_ms: float | None
     reconciled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What OneNET's history says became of one accepted command (docs/onenet-api.md)."""
+
+    key: str
+    send_status: int | None
+    confirm_status: str | None
+    send_time: str | None
+    confirm_time: str | None
+    cmd_result: str | None
+    checked_at: float  # unix seconds
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,9 @@ __all__ = [
     "INSERT_COMMAND",
     "MARK_IN_FLIGHT",
     "MIGRATIONS",
+    "RECORD_DELIVERY",
     "RECORD_OUTCOME",
+    "ROWS_TO_CHECK",
     "ROW_COLUMNS",
     "SCAN_CACHE",
     "SELECT_ROWS",
@@ -96,6 +98,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE commands ADD COLUMN last_server_at REAL",
         "ALTER TABLE commands ADD COLUMN retired TEXT",
     ),
+    (  # 3: what OneNET's history says became of each accepted command (dispatcher status)
+        "ALTER TABLE commands ADD COLUMN send_status INTEGER",
+        "ALTER TABLE commands ADD COLUMN confirm_status TEXT",
+        "ALTER TABLE commands ADD COLUMN send_time TEXT",
+        "ALTER TABLE commands ADD COLUMN confirm_time TEXT",
+        "ALTER TABLE commands ADD COLUMN cmd_result TEXT",
+        "ALTER TABLE commands ADD COLUMN status_checked_at REAL",
+    ),
 )
 
 # The columns of a ledger Row, in its field order.
@@ -104,6 +114,7 @@ ROW_COLUMNS: Final = (
     "retry", "timeout", "trigger_msg", "source", "line", "status", "errno", "error", "uuid",
     "attempts", "first_attempt_at", "last_attempt_at", "latency_ms", "sent_valid_time",
     "sent_expired_time", "reconciled", "first_server_at", "last_server_at", "retired",
+    "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result", "status_checked_at",
 )  # fmt: skip
 SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
 INSERT_COMMAND: Final = (
@@ -122,6 +133,15 @@ RECORD_OUTCOME: Final = (
     " attempts = attempts + ?5, first_attempt_at = COALESCE(first_attempt_at, ?6),"
     " last_attempt_at = CASE WHEN ?5 > 0 OR last_attempt_at IS NULL THEN ?6"
     " ELSE last_attempt_at END, latency_ms = ?7, reconciled = ?8 WHERE key = ?9"
+)
+RECORD_DELIVERY: Final = (
+    "UPDATE commands SET send_status = ?, confirm_status = ?, send_time = ?, confirm_time = ?,"
+    " cmd_result = COALESCE(?, cmd_result), status_checked_at = ? WHERE key = ?"
+)
+# Delivery may still change: never read, or send_status 1 (waiting) or 3 (sent).
+ROWS_TO_CHECK: Final = (
+    f"{SELECT_ROWS} WHERE {ACTIVE} AND status = 'accepted' AND uuid IS NOT NULL"
+    " AND (send_status IS NULL OR send_status IN (1, 3)) ORDER BY seq"
 )
 ACTIVE_STATS: Final = (
     "SELECT COUNT(*), TOTAL(status NOT IN ('pending', 'in_flight')), MIN(first_attempt_at),"

@@ -33,6 +33,7 @@ from dispatcher.ledger.lock import lock, unlock
 from dispatcher.ledger.records import (
     FINAL,
     TO_SEND,
+    Delivery,
     InFlight,
     LedgerFullError,
     LedgerStats,
@@ -46,7 +47,9 @@ from dispatcher.ledger.schema import (
     ACTIVE,
     INSERT_COMMAND,
     MARK_IN_FLIGHT,
+    RECORD_DELIVERY,
     RECORD_OUTCOME,
+    ROWS_TO_CHECK,
     SELECT_ROWS,
     connect,
     insert_params,
@@ -61,6 +64,7 @@ __all__ = [
     "FINAL",
     "TO_SEND",
     "Change",
+    "Delivery",
     "InFlight",
     "JobDiff",
     "JobRecord",
@@ -268,6 +272,17 @@ class Ledger:
         """
         with self._read("compare the job") as conn:
             return identity.compare(conn, self._write, commands, apply=apply, sample=sample)
+
+    def record_delivery(self, items: Sequence[Delivery]) -> None:
+        """What OneNET's history says of accepted commands, in one transaction."""
+        params = [(d.send_status, d.confirm_status, d.send_time, d.confirm_time, d.cmd_result,
+                   d.checked_at, d.key) for d in items]  # fmt: skip
+        self._update("record deliveries", (RECORD_DELIVERY, params))
+
+    def rows_to_check(self) -> list[Row]:
+        """Active accepted rows with a uuid whose delivery may still change (never read, 1, 3)."""
+        with self._read("read the commands to check") as conn:
+            return [row_of(t) for t in conn.execute(ROWS_TO_CHECK)]
 
     def known_uuids(self, imei: str) -> set[str]:
         """Every uuid the ledger holds for one device."""

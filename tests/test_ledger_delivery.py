@@ -1,0 +1,70 @@
+"""The ledger's delivery columns (schema step 3): migration, writes, the rows to check."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from dispatcher.ledger import schema as ledger_file
+from dispatcher.ledger.store import Delivery, Ledger, Result, Status
+from tests.test_ledger import make_command
+
+
+def _schema_2_ledger(path: Path) -> None:
+    """A ledger as a schema-2 dispatcher wrote it, with one accepted command."""
+    raw = sqlite3.connect(path)
+    for step in ledger_file.MIGRATIONS[:2]:
+        for statement in step:
+            raw.execute(statement)
+    raw.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    raw.execute(
+        "INSERT INTO commands (key, imei, obj_id, obj_inst_id, res_id, args, expired_time, retry,"
+        " timeout, trigger_msg, source, line, status, uuid, attempts, first_server_at)"
+        " VALUES ('k1', '860000000000001', 3200, 0, 5750, 'go', '+6h', 3, 25, 7, 'a.yaml', 3,"
+        " 'accepted', 'u-old', 1, 990.0)"
+    )
+    raw.commit()
+    raw.close()
+
+
+def test_a_schema_2_ledger_gains_the_delivery_columns_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.ledger.db"
+    _schema_2_ledger(path)
+    with Ledger.open(path) as upgraded:
+        assert upgraded.schema_version == 3
+        (row,) = upgraded.rows()
+        assert (row.uuid, row.first_server_at, row.send_status, row.cmd_result) == (
+            "u-old", 990.0, None, None,
+        )  # fmt: skip
+        assert [r.key for r in upgraded.rows_to_check()] == ["k1"]
+
+
+def _accepted(ledger: Ledger, n: int) -> str:
+    cmd = make_command(n)
+    ledger.register([cmd])
+    ledger.write_batch((), [Result(cmd.key, Status.ACCEPTED, 0, "", f"u-{n}", 1, 1.0, 5.0)])
+    return cmd.key
+
+
+def test_recorded_deliveries_are_kept_and_final_ones_leave_the_rows_to_check(
+    tmp_path: Path,
+) -> None:
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        waiting, sent, done = (_accepted(ledger, n) for n in (1, 2, 3))
+        ledger.register([make_command(4)])  # pending: no uuid, nothing to check
+        ledger.record_delivery(
+            [
+                Delivery(waiting, 1, None, None, None, None, 10.0),
+                Delivery(sent, 3, None, "2024-05-01 10:00:00", None, None, 10.0),
+                Delivery(done, 5, "SUCCESS", "2024-05-01 10:00:00", "2024-05-01 10:00:01", "OK",
+                         10.0),
+            ]
+        )  # fmt: skip
+        assert [r.key for r in ledger.rows_to_check()] == [waiting, sent]
+        by_key = {r.key: r for r in ledger.rows()}
+        assert (by_key[done].send_status, by_key[done].confirm_status) == (5, "SUCCESS")
+        assert (by_key[done].cmd_result, by_key[done].status_checked_at) == ("OK", 10.0)
+        assert by_key[sent].send_time == "2024-05-01 10:00:00"
+        # a later read without a result keeps the one already read
+        ledger.record_delivery([Delivery(done, 5, "SUCCESS", None, None, None, 20.0)])
+        assert {r.key: r for r in ledger.rows()}[done].cmd_result == "OK"
