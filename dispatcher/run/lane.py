@@ -8,44 +8,28 @@ today and is written for several.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from dispatcher.errors import RunAborted
 from dispatcher.onenet.answers import Outcome, Verdict
-from dispatcher.onenet.client import ExecuteRequest, HistoryItem
 from dispatcher.run.breakers import Breakers
 from dispatcher.run.pacing import Aimd, Pace
+from dispatcher.run.reconcile import CommandClient
 from dispatcher.times import ServerClock
 
 __all__ = ["Lane", "OneNetApi"]
 
 
-class OneNetApi(Protocol):
-    """What a run needs from a OneNET client (``OneNetClient`` is one)."""
+class OneNetApi(CommandClient, Protocol):
+    """What a run needs from a OneNET client (``OneNetClient`` is one): the calls reconciliation
+    needs, plus the probe and the URL it sends to (for messages)."""
 
     @property
     def execute_url(self) -> str: ...
 
-    async def execute_offline(self, req: ExecuteRequest) -> Outcome: ...
-
     async def probe(self, imei: str, start: datetime) -> Outcome: ...
-
-    async def history(
-        self,
-        imei: str,
-        start: datetime,
-        end: datetime | None = None,
-        *,
-        before_page: Callable[[], Awaitable[None]] | None = None,
-        on_date: Callable[[float], None] | None = None,
-    ) -> list[HistoryItem]: ...
-
-    async def detail(
-        self, imei: str, uuid: str, *, on_date: Callable[[float], None] | None = None
-    ) -> dict[str, object]: ...
 
 
 @dataclass(slots=True)
