@@ -696,7 +696,7 @@ async def test_history_that_ends_before_its_total_is_unavailable(
         answer(data={"items": "none"}),
         answer(data={"total_count": 1, "items": [{"type": "EXECUTE"}]}),
         answer(data={"items": [{**history_item(1), "expired_time": "tomorrow"}]}),
-        answer(data={"items": [{**history_item(1), "send_status": "1"}]}),
+        answer(data={"items": [{**history_item(1), "send_status": "waiting"}]}),
     ],
 )
 async def test_history_without_a_usable_answer_is_unavailable(

@@ -466,9 +466,9 @@ def test_in_flight_marks_keep_the_first_server_time_and_the_latest(ledger: Ledge
 def test_row_fields_follow_the_selected_columns_with_the_new_ones_last() -> None:
     names = [f.name for f in dataclasses.fields(Row)]
     assert names == list(ledger_file.ROW_COLUMNS)
-    assert names[-6:] == [
+    assert names[-8:] == [
         "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result",
-        "status_checked_at",
+        "status_checked_at", "cancelled_at", "cancel_error",
     ]  # fmt: skip
 
 

@@ -31,7 +31,7 @@ def test_a_schema_2_ledger_gains_the_delivery_columns_in_place(tmp_path: Path) -
     path = tmp_path / "old.ledger.db"
     _schema_2_ledger(path)
     with Ledger.open(path) as upgraded:
-        assert upgraded.schema_version == 3
+        assert upgraded.schema_version == len(ledger_file.MIGRATIONS)
         (row,) = upgraded.rows()
         assert (row.uuid, row.first_server_at, row.send_status, row.cmd_result) == (
             "u-old", 990.0, None, None,

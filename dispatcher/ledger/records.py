@@ -11,8 +11,11 @@ from dispatcher.errors import LedgerError
 __all__ = [
     "FINAL",
     "NOT_FINAL_SEND",
+    "OPEN_DELIVERY",
+    "SEND_STATUS",
     "TO_SEND",
     "Delivery",
+    "DeliveryState",
     "InFlight",
     "LedgerFullError",
     "LedgerStats",
@@ -21,6 +24,7 @@ __all__ = [
     "Row",
     "RunInfo",
     "Status",
+    "delivery_state",
 ]
 
 
@@ -50,6 +54,40 @@ class Retired(StrEnum):
 FINAL: Final = frozenset({Status.ACCEPTED, Status.REJECTED, Status.EXPIRED})
 TO_SEND: Final = frozenset({Status.PENDING, Status.FAILED})
 NOT_FINAL_SEND: Final = (1, 3)  # OneNET's send_status that can still change: waiting, sent
+
+
+class DeliveryState(StrEnum):
+    """What became of an accepted command on OneNET, from its ``send_status``
+    (docs/onenet-api.md, "Follow-up calls")."""
+
+    UNREAD = "unread"  # not read yet (dispatcher status reads it)
+    WAITING = "waiting"  # 1: cached, the device has not woken inside the window yet
+    SENT = "sent"  # 3: sent to the device, no answer yet
+    DELIVERED = "delivered"  # 5: the device ran it
+    EXPIRED = "expired"  # 4: the window closed before the device woke
+    FAILED = "failed"  # 6 (the device answered with an error), 7, 8 or a number not documented
+    CANCELLED = "cancelled"  # 2
+
+
+SEND_STATUS: Final = {
+    1: DeliveryState.WAITING,
+    2: DeliveryState.CANCELLED,
+    3: DeliveryState.SENT,
+    4: DeliveryState.EXPIRED,
+    5: DeliveryState.DELIVERED,
+    6: DeliveryState.FAILED,
+    7: DeliveryState.FAILED,
+    8: DeliveryState.FAILED,
+}
+# States that can still change: OneNET is asked about them again.
+OPEN_DELIVERY: Final = frozenset({DeliveryState.UNREAD, DeliveryState.WAITING, DeliveryState.SENT})
+
+
+def delivery_state(send_status: int | None) -> DeliveryState:
+    """The state of a ``send_status`` as OneNET gave it (None: not read yet)."""
+    if send_status is None:
+        return DeliveryState.UNREAD
+    return SEND_STATUS.get(send_status, DeliveryState.FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +128,15 @@ class Row:
     confirm_time: str | None = None
     cmd_result: str | None = None  # from the command's detail, once final
     status_checked_at: float | None = None  # when it was read (unix seconds)
+    cancelled_at: float | None = None  # when a cancel was asked for (dispatcher cancel)
+    cancel_error: str | None = None  # why OneNET refused it; None: cancelled, or never asked
+
+    @property
+    def delivery(self) -> DeliveryState | None:
+        """Where delivery stands for an accepted command; None for one OneNET does not hold."""
+        if self.status is not Status.ACCEPTED or self.uuid is None:
+            return None
+        return delivery_state(self.send_status)
 
 
 @dataclass(frozen=True, slots=True)

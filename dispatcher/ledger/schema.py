@@ -29,6 +29,7 @@ __all__ = [
     "INSERT_COMMAND",
     "MARK_IN_FLIGHT",
     "MIGRATIONS",
+    "RECORD_CANCEL",
     "RECORD_DELIVERY",
     "RECORD_OUTCOME",
     "ROWS_TO_CHECK",
@@ -106,6 +107,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE commands ADD COLUMN cmd_result TEXT",
         "ALTER TABLE commands ADD COLUMN status_checked_at REAL",
     ),
+    (  # 4: what came of asking OneNET to cancel a command (dispatcher cancel)
+        "ALTER TABLE commands ADD COLUMN cancelled_at REAL",
+        "ALTER TABLE commands ADD COLUMN cancel_error TEXT",
+    ),
 )
 
 # The columns of a ledger Row, in its field order.
@@ -115,6 +120,7 @@ ROW_COLUMNS: Final = (
     "attempts", "first_attempt_at", "last_attempt_at", "latency_ms", "sent_valid_time",
     "sent_expired_time", "reconciled", "first_server_at", "last_server_at", "retired",
     "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result", "status_checked_at",
+    "cancelled_at", "cancel_error",
 )  # fmt: skip
 SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
 INSERT_COMMAND: Final = (
@@ -142,6 +148,11 @@ RECORD_DELIVERY: Final = (
 ROWS_TO_CHECK: Final = (
     f"{SELECT_ROWS} WHERE {ACTIVE} AND status = 'accepted' AND uuid IS NOT NULL"
     " AND (send_status IS NULL OR send_status IN (1, 3)) ORDER BY seq"
+)
+# A cancel's result: cancelled (send_status 2, no error) or refused (the error; the status as read).
+RECORD_CANCEL: Final = (
+    "UPDATE commands SET cancelled_at = ?, cancel_error = ?,"
+    " send_status = COALESCE(?, send_status) WHERE key = ?"
 )
 ACTIVE_STATS: Final = (
     "SELECT COUNT(*), TOTAL(status NOT IN ('pending', 'in_flight')), MIN(first_attempt_at),"

@@ -26,8 +26,9 @@ from typing import Final
 
 from dispatcher.errors import LedgerError
 from dispatcher.job.model import Command
-from dispatcher.ledger import figures, identity
+from dispatcher.ledger import delivery, figures, identity
 from dispatcher.ledger import runs as run_records
+from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.identity import Change, JobDiff, JobRecord, default_ledger_path
 from dispatcher.ledger.lock import lock, unlock
 from dispatcher.ledger.records import (
@@ -47,6 +48,7 @@ from dispatcher.ledger.schema import (
     ACTIVE,
     INSERT_COMMAND,
     MARK_IN_FLIGHT,
+    RECORD_CANCEL,
     RECORD_DELIVERY,
     RECORD_OUTCOME,
     ROWS_TO_CHECK,
@@ -65,6 +67,7 @@ __all__ = [
     "TO_SEND",
     "Change",
     "Delivery",
+    "DeliveryBreakdown",
     "InFlight",
     "JobDiff",
     "JobRecord",
@@ -283,6 +286,18 @@ class Ledger:
         """Active accepted rows with a uuid whose delivery may still change (never read, 1, 3)."""
         with self._read("read the commands to check") as conn:
             return [row_of(t) for t in conn.execute(ROWS_TO_CHECK)]
+
+    def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
+        """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status
+        as then known or None), in one transaction; a cancelled command is send_status 2."""
+        at = self._clock()
+        params = [(at, error, 2 if error is None else status, key) for key, error, status in items]
+        self._update("record cancels", (RECORD_CANCEL, params))
+
+    def delivery_breakdown(self) -> DeliveryBreakdown:
+        """The job's accepted commands and devices by delivery state (delivery.py)."""
+        with self._read("count deliveries") as conn:
+            return delivery.breakdown(conn)
 
     def known_uuids(self, imei: str) -> set[str]:
         """Every uuid the ledger holds for one device."""

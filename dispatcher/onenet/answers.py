@@ -32,12 +32,14 @@ from dispatcher.errors import OneNetUnavailable
 from dispatcher.times import parse_onenet
 
 __all__ = [
+    "CONFIRM_STATUS",
     "MAX_RETRY_AFTER",
     "HistoryItem",
     "Outcome",
     "Verdict",
     "classify",
     "classify_oversized",
+    "confirm_status_name",
     "history_item",
     "misrouted_error",
     "parse_http_date",
@@ -65,6 +67,9 @@ class HistoryItem:
     expired_time: datetime | None
     send_status: int | None
     trigger_msg: int | None
+    send_time: datetime | None = None  # when it was sent to the device
+    confirm_time: datetime | None = None  # when the device answered
+    confirm_status: str | None = None  # the device's answer by name (SUCCESS, TIME_OUT, ...)
 
 
 class Verdict(StrEnum):
@@ -240,7 +245,31 @@ def history_item(raw: object, imei: str) -> HistoryItem:
         expired_time=_time(raw, "expired_time", uuid),
         send_status=_int(raw, "send_status", uuid),
         trigger_msg=_int(raw, "trigger_msg", uuid),
+        # Delivery times only inform: one OneNET wrote oddly is left out, not fatal to the list.
+        send_time=_time_or_none(raw, "send_time"),
+        confirm_time=_time_or_none(raw, "confirm_time"),
+        confirm_status=confirm_status_name(raw.get("confirm_status")),
     )
+
+
+# confirm_status codes and their names (docs/onenet-api.md): OneNET gives either.
+CONFIRM_STATUS: Final = (
+    "SUCCESS", "METHOD_NOT_ALLOWED", "FORBIDDEN", "NOT_FOUND", "INTERNAL_SERVER_ERROR", "TIME_OUT",
+    "REQ_PARAM_ERROR", "RESP_ERROR", "UNAUTHORIZED", "BAD_REQUEST", "NOT_ACCEPTABLE",
+    "UNSUPPORTED_CONTENT_FORMAT", "OFFLINE", "ADDR_OCCUPIED",
+)  # fmt: skip
+
+
+def confirm_status_name(value: object) -> str | None:
+    """A confirm_status by name: a code (an int or a digit string) becomes its name, a name
+    stays as given (capped), an unknown code is kept as its number; None when absent."""
+    if value is None or value == "":
+        return None
+    if type(value) is str and value.strip().isdigit():
+        value = int(value.strip())
+    if type(value) is int:
+        return CONFIRM_STATUS[value] if 0 <= value < len(CONFIRM_STATUS) else str(value)
+    return str(value)[:64]
 
 
 def _time(raw: dict[str, object], key: str, uuid: str) -> datetime | None:
@@ -255,10 +284,22 @@ def _time(raw: dict[str, object], key: str, uuid: str) -> datetime | None:
     raise OneNetUnavailable(f"history item {uuid}: {key} {str(value)[:40]!r} is not a time")
 
 
+def _time_or_none(raw: dict[str, object], key: str) -> datetime | None:
+    value = raw.get(key)
+    if type(value) is str and value:
+        try:
+            return parse_onenet(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _int(raw: dict[str, object], key: str, uuid: str) -> int | None:
     value = raw.get(key)
     if value is None:
         return None
     if type(value) is int:
         return int(value)
+    if type(value) is str and value.strip().isdigit():  # numbers sometimes come as strings
+        return int(value.strip())
     raise OneNetUnavailable(f"history item {uuid}: {key} {str(value)[:40]!r} is not an integer")
