@@ -18,6 +18,7 @@ from dispatcher.cli.demo import demo
 from dispatcher.cli.emulator_command import emulator
 from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, fail, interruptible
 from dispatcher.cli.run_command import run
+from dispatcher.cli.status_command import status
 from dispatcher.errors import DispatcherError
 from dispatcher.job.model import load_job, validate_job
 from dispatcher.ledger.store import Ledger
@@ -104,5 +105,5 @@ def report(ledger_path: Path, fmt: str) -> None:
         ledger.close()
 
 
-for command in (run, demo, emulator):
+for command in (run, status, demo, emulator):
     main.add_command(command)

@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "error",
+    "live",
     "live_progress",
     "mask",
     "note",
     "problem",
     "redact",
     "setup_logging",
+    "show",
     "summary_line",
     "summary_table",
     "validation",
@@ -206,3 +208,20 @@ def summary_line(result: RunResult) -> None:
 def summary_table(summary: Summary) -> None:
     """The report's summary, as a table on stdout."""
     _out.print(render_table(summary))
+
+
+def show(renderable: RenderableType) -> None:
+    """A table or text on stdout (strings masked by whoever builds it: see ``mask``)."""
+    _out.print(renderable)
+
+
+@contextmanager
+def live(renderable: RenderableType, *, enabled: bool | None = None) -> Iterator[None]:
+    """Show ``renderable`` live on stderr while the block runs (by default only on a terminal)."""
+    if enabled is None:
+        enabled = _err.is_terminal
+    if not enabled:
+        yield
+        return
+    with Live(renderable, console=_err, refresh_per_second=4, transient=True):
+        yield

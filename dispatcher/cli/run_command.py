@@ -8,7 +8,6 @@ import contextlib
 import sys
 from pathlib import Path
 
-import aiohttp
 import click
 
 from dispatcher.cli import console
@@ -21,13 +20,13 @@ from dispatcher.cli.exits import (
     fail,
     interruptible,
 )
+from dispatcher.cli.lanes import open_session, settings_and_key
 from dispatcher.cli.signals import run_with_signals
-from dispatcher.config import Settings, api_key_from_env, load_settings, plain_http_warning
-from dispatcher.errors import ConfigError, DispatcherError
+from dispatcher.config import Settings
+from dispatcher.errors import DispatcherError
 from dispatcher.job.model import Job, load_job, validate_job
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.store import FINAL, Ledger, Status
-from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.binding import Binding, JobChangedError, bind_job, describe_change
 from dispatcher.run.runner import run_job
 from dispatcher.run.state import RunResult, RunStats, Stop
@@ -77,22 +76,10 @@ def run(
     """Validate JOBFILE, then send every command not yet done, recording each outcome."""
     if resend_in_doubt and not no_reconcile:
         raise click.UsageError("--resend-in-doubt needs --no-reconcile")
+    settings, api_key = settings_and_key(
+        config_path, rate=rate, concurrency=concurrency, base_url=base_url
+    )
     try:
-        settings = load_settings(config_path)
-    except DispatcherError as exc:
-        fail(str(exc))
-    try:
-        settings = settings.with_overrides(
-            rate="keep" if rate is None else rate, concurrency=concurrency, base_url=base_url
-        )
-    except ConfigError as exc:
-        raise click.UsageError(str(exc).removeprefix("command line: ")) from None
-    try:
-        api_key = api_key_from_env(settings)
-        console.redact(api_key)
-        warning = plain_http_warning(settings.onenet.base_url)
-        if warning:
-            console.warn(warning)
         job = load_job(jobfile)
         path = ledger_path or default_ledger_path(job.path)
         # Resuming: times that passed since the job was first run are not errors (a passed
@@ -214,13 +201,7 @@ async def send_job(
     progress: bool | None = None,
 ) -> RunResult:
     """Send ``job`` over one aiohttp session to the settings' OneNET, with live progress."""
-    timeout = aiohttp.ClientTimeout(
-        total=settings.retry.request_timeout_s,
-        sock_connect=min(10.0, settings.retry.request_timeout_s),
-    )
-    connector = aiohttp.TCPConnector(limit=settings.limits.concurrency, ttl_dns_cache=300)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        client = OneNetClient(session, settings.onenet.base_url, api_key)
+    async with open_session(settings, api_key) as client:
         with console.live_progress(stats, enabled=progress):
             return await run_job(
                 job,

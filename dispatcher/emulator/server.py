@@ -133,12 +133,16 @@ class Emulator:
         add = app.router.add_route
         add("POST", "/nbiot/execute/offline", self._shaped(self._execute, reads=False))
         follow_up = self._follow_up
-        add("GET", "/nbiot/offline/history", follow_up(history.listing))
-        add("GET", "/nbiot/offline/history/{uuid}", follow_up(history.detail))
-        add("GET", "/nbiot/offline/history/{uuid}/piecewise", follow_up(history.piecewise))
+        add("GET", "/nbiot/offline/history", follow_up(history.listing, "history"))
+        add("GET", "/nbiot/offline/history/{uuid}", follow_up(history.detail, "detail"))
+        add(
+            "GET",
+            "/nbiot/offline/history/{uuid}/piecewise",
+            follow_up(history.piecewise, "piecewise"),
+        )
         # "all" before {uuid}, so that it wins
-        add("PUT", "/nbiot/offline/cancel/all", follow_up(history.cancel_all))
-        add("PUT", "/nbiot/offline/cancel/{uuid}", follow_up(history.cancel))
+        add("PUT", "/nbiot/offline/cancel/all", follow_up(history.cancel_all, "cancel_all"))
+        add("PUT", "/nbiot/offline/cancel/{uuid}", follow_up(history.cancel, "cancel"))
         add("GET", "/_emulator/stats", self._admin_stats)
         add("GET", "/_emulator/arrivals", self._admin_arrivals)
         add("PUT", "/_emulator/faults", self._admin_faults)
@@ -155,10 +159,13 @@ class Emulator:
 
         return handle
 
-    def _follow_up(self, answer: FollowUp) -> Handler:
-        """A follow-up call's route: the shared checks, then ``answer``, shaped."""
+    def _follow_up(self, answer: FollowUp, kind: str) -> Handler:
+        """A follow-up call's route: counted by ``kind``, the shared checks, then ``answer``,
+        shaped."""
+        calls = self._store.calls
 
         async def handle(request: web.Request) -> web.Response:
+            calls[kind] = calls.get(kind, 0) + 1
             early, imei = await self._read_call(request)
             if early is not None:
                 return early

@@ -176,6 +176,7 @@ class Store:
     accepted: int = 0
     throttled: int = 0
     reads: int = 0
+    calls: dict[str, int] = field(default_factory=dict)  # follow-up calls by kind (history, ...)
     rejected: dict[int, int] = field(default_factory=dict)
     faults: dict[str, int] = field(
         default_factory=lambda: {"http500": 0, "cut_before": 0, "cut_after": 0, "latency": 0}
@@ -245,6 +246,7 @@ class Store:
             "duplicates": self.duplicates,
             "duplicates_ignoring_times": self.duplicates_ignoring_times,
             "reads": self.reads,
+            "calls": dict(self.calls),
             "stored": len(self.commands),
             "send_status": self.by_send_status(),
         }

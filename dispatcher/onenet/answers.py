@@ -39,7 +39,9 @@ __all__ = [
     "Verdict",
     "classify",
     "classify_oversized",
+    "command_result",
     "confirm_status_name",
+    "detail_item",
     "history_item",
     "misrouted_error",
     "parse_http_date",
@@ -250,6 +252,24 @@ def history_item(raw: object, imei: str) -> HistoryItem:
         confirm_time=_time_or_none(raw, "confirm_time"),
         confirm_status=confirm_status_name(raw.get("confirm_status")),
     )
+
+
+def detail_item(raw: dict[str, object], imei: str, uuid: str) -> tuple[HistoryItem, str | None]:
+    """A command's detail as a history item, with its ``cmd_result`` as text (None when the
+    device has not answered); OneNetUnavailable when its fields cannot be trusted."""
+    item = history_item({**raw, "cmd_uuid": uuid}, imei)
+    return item, command_result(raw.get("cmd_result"))
+
+
+_RESULT_TEXT: Final = 2048  # characters of a cmd_result kept (a payload is at most 2 KB)
+
+
+def command_result(value: object) -> str | None:
+    """A ``cmd_result`` as text: a string as given, any other JSON value as JSON; capped."""
+    if value is None:
+        return None
+    text = value if type(value) is str else orjson.dumps(value).decode()
+    return text[:_RESULT_TEXT]
 
 
 # confirm_status codes and their names (docs/onenet-api.md): OneNET gives either.

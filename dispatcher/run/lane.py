@@ -8,12 +8,16 @@ today and is written for several.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from dispatcher.config import Settings
 from dispatcher.errors import RunAborted
 from dispatcher.onenet.answers import Outcome, Verdict
+from dispatcher.onenet.requests import CancelResult
 from dispatcher.run.breakers import Breakers
 from dispatcher.run.pacing import Aimd, Pace
 from dispatcher.run.reconcile import CommandClient
@@ -24,12 +28,14 @@ __all__ = ["Lane", "OneNetApi"]
 
 class OneNetApi(CommandClient, Protocol):
     """What a run needs from a OneNET client (``OneNetClient`` is one): the calls reconciliation
-    needs, plus the probe and the URL it sends to (for messages)."""
+    needs, plus the probe, cancel and the URL it sends to (for messages)."""
 
     @property
     def execute_url(self) -> str: ...
 
     async def probe(self, imei: str, start: datetime) -> Outcome: ...
+
+    async def cancel(self, imei: str, uuid: str) -> CancelResult: ...
 
 
 @dataclass(slots=True)
@@ -42,6 +48,27 @@ class Lane:
     breakers: Breakers
     aimd: Aimd | None = None
     name: str = "default"
+
+    @classmethod
+    def of(
+        cls,
+        client: OneNetApi,
+        settings: Settings,
+        *,
+        pace: Pace | None = None,
+        server_clock: ServerClock | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> Lane:
+        """A lane for ``client`` with the settings' pace, slow-down and breakers."""
+        pace = pace or Pace(settings.limits.rate_per_second)
+        breakers = Breakers(
+            settings.reliability.breaker_threshold,
+            url=client.execute_url,
+            timeout_s=settings.retry.request_timeout_s,
+        )
+        adaptive = settings.limits.adaptive
+        aimd = Aimd(pace, settings.limits.rate_per_second) if adaptive else None
+        return cls(client, pace, server_clock or ServerClock(clock), breakers, aimd)
 
     def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None:
         """Feed one answer to the lane's controls; the reason to stop if a breaker tripped."""

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
+from dispatcher.config import Settings
 from dispatcher.errors import (
     MisroutedError,
     RunAborted,
@@ -27,7 +28,12 @@ from dispatcher.run.pacing import Pace
 from dispatcher.run.state import Stop
 from dispatcher.times import BEIJING, ServerClock
 
-__all__ = ["Probe", "ProbeClient"]
+if TYPE_CHECKING:
+    from dispatcher.run.lane import Lane
+
+__all__ = ["PROBE_ATTEMPTS", "Probe", "ProbeClient", "check_lane"]
+
+PROBE_ATTEMPTS: Final = 3  # a few attempts with a short backoff ride out a blip
 
 T = TypeVar("T")
 
@@ -135,3 +141,31 @@ class Probe:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         return task.result() if not task.cancelled() else None
+
+
+async def check_lane(
+    lane: Lane,
+    imeis: Sequence[str],
+    *,
+    settings: Settings,
+    stop: Stop,
+    sleep: Callable[[float], Awaitable[None]],
+    clock: Callable[[], float],
+) -> RunAborted | None:
+    """Probe ``lane`` with a few of ``imeis`` (as many as the errno-1 breaker counts): the reason
+    to stop when its key, address or server is wrong; OneNET's clock is read into the lane."""
+    probe = Probe(
+        lane.client,
+        lane.pace,
+        lane.clock,
+        stop,
+        attempts=PROBE_ATTEMPTS,
+        backoff_s=settings.retry.initial_backoff_s,
+        timeout_s=settings.retry.request_timeout_s,
+        sleep=sleep,
+        clock=clock,
+    )
+    why = await probe.run(imeis[: settings.reliability.breaker_threshold])
+    if why is None and probe.key_proven:
+        lane.breakers.auth.key_proven = True
+    return why

@@ -31,11 +31,10 @@ from dispatcher.errors import LedgerError, RunAborted, WrongKeyError
 from dispatcher.job.model import Command, Job
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import FINAL, TO_SEND, Ledger, Status
-from dispatcher.run.breakers import Breakers
 from dispatcher.run.fanout import fan_out
 from dispatcher.run.lane import Lane, OneNetApi
 from dispatcher.run.outcomes import Outcomes
-from dispatcher.run.pacing import Aimd, Pace
+from dispatcher.run.pacing import Pace
 from dispatcher.run.probe import Probe
 from dispatcher.run.recovery import Item, Recovery
 from dispatcher.run.sending import Send
@@ -72,18 +71,7 @@ async def run_job(
     ``notify`` receives the notable events a person should see (a clock offset, a stop), one line
     each; by default they are logged.
     """
-    pace = pace or Pace(settings.limits.rate_per_second)
-    lane = Lane(
-        client,
-        pace,
-        server_clock or ServerClock(clock),
-        Breakers(
-            settings.reliability.breaker_threshold,
-            url=client.execute_url,
-            timeout_s=settings.retry.request_timeout_s,
-        ),
-        Aimd(pace, settings.limits.rate_per_second) if settings.limits.adaptive else None,
-    )
+    lane = Lane.of(client, settings, pace=pace, server_clock=server_clock, clock=clock)
     runner = _Runner(
         job,
         lane,

@@ -1,0 +1,113 @@
+"""What ``status`` and ``cancel`` show: the delivery breakdown by device, a round's line, live
+progress while a round reads."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from dispatcher.cli import console
+from dispatcher.ledger.delivery import DeliveryBreakdown
+from dispatcher.ledger.records import DeliveryState
+from dispatcher.run.status import StatusRound
+
+__all__ = ["RoundProgress", "breakdown_table", "round_line"]
+
+# The order people read them in: still to come, then the outcomes.
+_SHOWN = (
+    DeliveryState.WAITING,
+    DeliveryState.SENT,
+    DeliveryState.DELIVERED,
+    DeliveryState.EXPIRED,
+    DeliveryState.FAILED,
+    DeliveryState.CANCELLED,
+)
+_STYLE = {
+    DeliveryState.DELIVERED: "green",
+    DeliveryState.EXPIRED: "yellow",
+    DeliveryState.FAILED: "red",
+    DeliveryState.CANCELLED: "magenta",
+}
+_MEANING = {
+    DeliveryState.WAITING: "cached, the device not woken yet",
+    DeliveryState.SENT: "sent to the device, no answer yet",
+    DeliveryState.DELIVERED: "the device ran it",
+    DeliveryState.EXPIRED: "window closed, the device asleep",
+    DeliveryState.FAILED: "the device answered an error",
+    DeliveryState.CANCELLED: "cancelled while waiting",
+    DeliveryState.UNREAD: "not read from OneNET yet",
+}
+
+
+def breakdown_table(b: DeliveryBreakdown, title: str) -> RenderableType:
+    """Devices and commands by delivery state; a device counts under its least happy command."""
+    table = Table(title=console.mask(title), title_justify="left", show_edge=False)
+    table.add_column("delivery")
+    table.add_column("devices", justify="right")
+    table.add_column("commands", justify="right")
+    table.add_column("meaning", style="dim")
+    shown = [*_SHOWN, DeliveryState.UNREAD] if b.commands[DeliveryState.UNREAD] else _SHOWN
+    for state in shown:
+        style = _STYLE.get(state, "") if b.devices[state] else ""
+        table.add_row(
+            Text(state.value, style=style),
+            f"{b.devices[state]:,}",
+            f"{b.commands[state]:,}",
+            _MEANING[state],
+        )
+    if b.not_held:
+        table.add_row(
+            "not accepted",
+            f"{b.devices_not_held:,}",
+            f"{b.not_held:,}",
+            "see dispatcher report",
+        )
+    return table
+
+
+def answers_line(b: DeliveryBreakdown) -> str | None:
+    """The devices' answers (confirm_status) by count, or None when none answered yet."""
+    if not b.confirm_statuses:
+        return None
+    parts = " · ".join(f"{name} {n:,}" for name, n in b.confirm_statuses[:8])
+    more = len(b.confirm_statuses) - 8
+    return "device answers: " + parts + (f" · {more} more" if more > 0 else "")
+
+
+def round_line(number: int, r: StatusRound) -> str:
+    """One line per round: what was asked, read, moved, and what it cost in calls."""
+    line = (
+        f"round {number}: read {r.read:,} of {r.commands:,} commands on {r.devices:,} devices,"
+        f" {r.changed:,} moved ({r.history_pages:,} history pages, {r.details:,} details)"
+    )
+    if r.unreadable:
+        line += f"; {len(r.unreadable):,} could not be read (last error: {r.last_error})"
+    if r.not_asked:
+        line += f"; {r.not_asked:,} not asked (stopped)"
+    return console.mask(line)
+
+
+class RoundProgress:
+    """A one-line live view of the round being read."""
+
+    def __init__(self) -> None:
+        self.round: StatusRound | None = None
+        self.number = 0
+        self.started = time.monotonic()
+
+    def start(self, number: int, progress: StatusRound) -> None:
+        """Follow a new round."""
+        self.number, self.round, self.started = number, progress, time.monotonic()
+
+    def __rich__(self) -> RenderableType:
+        r = self.round
+        if r is None:
+            return Text("checking OneNET ...")
+        elapsed = time.monotonic() - self.started
+        return Text(
+            f"round {self.number}: {r.done_devices:,}/{r.devices:,} devices, {r.read:,} read,"
+            f" {r.changed:,} moved, {len(r.unreadable):,} unreadable  {elapsed:,.0f}s"
+        )

@@ -1,0 +1,69 @@
+"""What every command that talks to OneNET shares: its settings and api-key from the config and
+the command line, and a lane over one aiohttp session."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import click
+
+from dispatcher.cli import console
+from dispatcher.cli.exits import fail
+from dispatcher.config import Settings, api_key_from_env, load_settings, plain_http_warning
+from dispatcher.errors import ConfigError, DispatcherError
+from dispatcher.onenet.client import OneNetClient
+from dispatcher.run.lane import Lane
+
+__all__ = ["open_lane", "open_session", "settings_and_key"]
+
+
+def settings_and_key(
+    config_path: Path | None,
+    *,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    base_url: str | None = None,
+) -> tuple[Settings, str]:
+    """The settings with the command line's overrides, and the api-key from the environment
+    (masked in every message from now on); exits with a clear message when either is wrong."""
+    try:
+        settings = load_settings(config_path)
+    except DispatcherError as exc:
+        fail(str(exc))
+    try:
+        settings = settings.with_overrides(
+            rate="keep" if rate is None else rate, concurrency=concurrency, base_url=base_url
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc).removeprefix("command line: ")) from None
+    try:
+        api_key = api_key_from_env(settings)
+    except DispatcherError as exc:
+        fail(str(exc))
+    console.redact(api_key)
+    warning = plain_http_warning(settings.onenet.base_url)
+    if warning:
+        console.warn(warning)
+    return settings, api_key
+
+
+@contextlib.asynccontextmanager
+async def open_session(settings: Settings, api_key: str) -> AsyncIterator[OneNetClient]:
+    """A OneNET client over one aiohttp session with the settings' timeouts and pool size."""
+    timeout = aiohttp.ClientTimeout(
+        total=settings.retry.request_timeout_s,
+        sock_connect=min(10.0, settings.retry.request_timeout_s),
+    )
+    connector = aiohttp.TCPConnector(limit=settings.limits.concurrency, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        yield OneNetClient(session, settings.onenet.base_url, api_key)
+
+
+@contextlib.asynccontextmanager
+async def open_lane(settings: Settings, api_key: str) -> AsyncIterator[Lane]:
+    """A lane (pace, slow-down, breakers, clock) over a fresh client session."""
+    async with open_session(settings, api_key) as client:
+        yield Lane.of(client, settings)

@@ -1,0 +1,186 @@
+"""``dispatcher status``: what became of a job's accepted commands, read from OneNET into the
+ledger, and the breakdown by device; with ``--watch``, until every command is final."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from dispatcher.cli import console
+from dispatcher.cli.delivery_view import RoundProgress, answers_line, breakdown_table, round_line
+from dispatcher.cli.exits import (
+    EXIT_BREAKER,
+    EXIT_BROKEN,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    fail,
+    interruptible,
+)
+from dispatcher.cli.lanes import open_lane, settings_and_key
+from dispatcher.cli.signals import run_with_signals
+from dispatcher.config import Settings
+from dispatcher.errors import DispatcherError
+from dispatcher.ledger.records import Delivery, Row
+from dispatcher.ledger.store import Ledger
+from dispatcher.run.probe import check_lane
+from dispatcher.run.state import Stop
+from dispatcher.run.status import StatusRound, Watch
+
+__all__ = ["lane_options", "open_ledger", "status", "status_title"]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lane_options(command: F) -> F:
+    """The options every command that talks to OneNET takes."""
+    for option in reversed(
+        (
+            click.option(
+                "--config", "config_path", type=click.Path(path_type=Path), help="Config file."
+            ),
+            click.option("--base-url", help="OneNET API base URL (e.g. the emulator's)."),
+            click.option("--rate", type=float, help="Requests per second at most (0: no limit)."),
+            click.option(
+                "--concurrency", type=click.IntRange(1, 1024), help="Requests in flight at most."
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def open_ledger(path: Path, settings: Settings) -> Ledger:
+    """The ledger for writing, or a clear error and exit 1."""
+    if not path.exists():
+        fail(f"{path}: no such ledger (dispatcher run writes it next to the job file)")
+    try:
+        return Ledger.open(path, synchronous=settings.ledger.synchronous)
+    except DispatcherError as exc:
+        fail(str(exc))
+
+
+def status_title(ledger: Ledger) -> str:
+    """'job PATH' as the ledger recorded it."""
+    record = ledger.job()
+    return f"job {record.path}" if record is not None else f"ledger {ledger.path}"
+
+
+@click.command()
+@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
+@lane_options
+@click.option("--watch", is_flag=True, help="Poll until every command is final.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    metavar="S",
+    help="Seconds between polls with --watch (default 30).",
+)
+@click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
+@interruptible
+def status(
+    ledger_path: Path,
+    config_path: Path | None,
+    base_url: str | None,
+    rate: float | None,
+    concurrency: int | None,
+    watch: bool,
+    interval: float | None,
+    progress: bool | None,
+) -> None:
+    """Read from OneNET what became of the job's accepted commands, and show it by device.
+
+    Exit 0 when every state was read (whatever the states are), 3 when some could not be read.
+    """
+    if interval is not None and not watch:
+        raise click.UsageError("--interval needs --watch")
+    settings, api_key = settings_and_key(
+        config_path, rate=rate, concurrency=concurrency, base_url=base_url
+    )
+    ledger = open_ledger(ledger_path, settings)
+    view = RoundProgress()
+
+    async def read(stop: Stop) -> Watch:
+        async with open_lane(settings, api_key) as lane:
+            watcher = Watch(
+                lane,
+                settings,
+                rows_to_check=lambda: _rows_to_check(ledger),
+                record=lambda batch: _record(ledger, batch),
+                stop=stop,
+                clock=time.time,
+                on_start=view.start,
+                on_round=_said,
+            )
+            with console.live(view, enabled=progress):
+                rows = ledger.rows_to_check()
+                if rows:
+                    why = await check_lane(
+                        lane,
+                        list(dict.fromkeys(r.imei for r in rows)),
+                        settings=settings,
+                        stop=stop,
+                        sleep=watcher.sleep,
+                        clock=time.time,
+                    )
+                    if why is not None:
+                        watcher.aborted = why.reason
+                        return watcher
+                await watcher.run(watch=watch, interval_s=30.0 if interval is None else interval)
+            return watcher
+
+    try:
+        watcher = run_with_signals(read)
+        breakdown = ledger.delivery_breakdown()
+        title = status_title(ledger)
+    except DispatcherError as exc:
+        ledger.close()
+        fail(f"status broke off: {exc}; what was read is kept", EXIT_BROKEN)
+    ledger.close()
+    console.show(breakdown_table(breakdown, f"{title}: delivery by device"))
+    answers = answers_line(breakdown)
+    if answers:
+        console.show(answers)
+    sys.exit(_exit_code(watcher, breakdown.open, watch))
+
+
+async def _rows_to_check(ledger: Ledger) -> list[Row]:
+    return ledger.rows_to_check()
+
+
+async def _record(ledger: Ledger, batch: list[Delivery]) -> None:
+    ledger.record_delivery(batch)
+
+
+async def _said(number: int, result: StatusRound) -> None:
+    console.note(round_line(number, result))
+
+
+def _exit_code(watcher: Watch, still_open: int, watch: bool) -> int:
+    """0 every state read; 3 some could not be read; 4 a breaker; 130 stopped."""
+    if watcher.aborted is not None:
+        console.error(watcher.aborted)
+        return EXIT_BREAKER
+    stop = watcher.stop
+    if stop.requested:
+        console.note(f"stopped ({stop.reason}); the same command goes on from where it stopped")
+        return EXIT_INTERRUPTED
+    if watcher.unreadable:
+        console.warn(
+            f"the state of {len(watcher.unreadable):,} commands could not be read; they keep"
+            " the state last read, and the same command asks again"
+        )
+        return EXIT_INCOMPLETE
+    if watch and watcher.windows_closed:
+        console.note(
+            f"every window has closed; {still_open:,} commands are still not final on OneNET"
+        )
+    elif not watch and still_open and watcher.rounds:
+        console.note(f"{still_open:,} commands are not final yet: --watch follows them")
+    return EXIT_OK

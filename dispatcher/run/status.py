@@ -1,0 +1,302 @@
+"""Reading what became of accepted commands: ``dispatcher status``, one operation on the lane.
+
+OneNET's history list (``GET /nbiot/offline/history``) gives every cached command of one device
+with its ``send_status``, ``send_time``, ``confirm_status`` and ``confirm_time``, so one paged
+query per device and round answers for all of that device's commands. The detail call
+(``/history/{uuid}``) is made only where it must be: for a command the list does not show, and
+once for a command the device has just answered (5 or 6), whose ``cmd_result`` only the detail
+carries. Only commands whose delivery may still change (never read, waiting, sent) are asked
+about again (docs/onenet-api.md, "Follow-up calls").
+
+Devices are asked through the run's fan-out (fanout.py): each history page and detail takes a
+slot of the lane's pace, a query without a usable answer is asked again (``retry_query``), and a
+device whose state cannot be read leaves its commands as they were (``unreadable``). When
+``breaker_threshold`` devices in a row cannot be read and none could, the round stops: the
+server, the key or the address is wrong, not those devices. A graceful stop starts no new device;
+what was read is recorded, in batches, as it comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from dispatcher.config import RetrySettings, Settings
+from dispatcher.errors import OneNetUnavailable
+from dispatcher.ledger.records import Delivery, Row
+from dispatcher.onenet.answers import HistoryItem, detail_item
+from dispatcher.run.fanout import fan_out
+from dispatcher.run.lane import Lane
+from dispatcher.run.reconcile import search_start
+from dispatcher.run.retrying import retry_query
+from dispatcher.run.state import Stop
+from dispatcher.times import format_onenet, parse_onenet
+
+__all__ = ["StatusRound", "Watch", "answer_time", "read_round", "windows_close_at"]
+
+log = logging.getLogger(__name__)
+
+_ANSWERED: Final = (5, 6)  # the device answered: success or an error; cmd_result is in the detail
+_BATCH = 500  # deliveries recorded per transaction
+
+
+@dataclass(slots=True)
+class StatusRound:
+    """What one round of reading came to."""
+
+    commands: int = 0  # commands asked about
+    devices: int = 0  # devices asked about
+    read: int = 0  # commands whose state was read
+    changed: int = 0  # of those, commands whose send_status moved
+    unreadable: list[str] = field(default_factory=list)  # keys whose state could not be read
+    not_asked: int = 0  # commands left out by a stop
+    history_pages: int = 0
+    details: int = 0
+    last_error: str = ""
+    aborted: str | None = None  # why the round stopped early (a breaker)
+    done_devices: int = 0  # devices finished so far (for live progress)
+
+
+Record = Callable[[list[Delivery]], Awaitable[None]]
+
+
+async def read_round(
+    rows: Sequence[Row],
+    lane: Lane,
+    record: Record,
+    settings: Settings,
+    *,
+    stop: Stop,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    progress: StatusRound | None = None,
+) -> StatusRound:
+    """Read the delivery state of ``rows`` (accepted, with a uuid) from OneNET, device by device,
+    and ``record`` it; ``progress``, when given, is the round's record, updated as it goes."""
+    result = progress or StatusRound()
+    by_imei: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_imei[row.imei].append(row)
+    result.commands, result.devices = len(rows), len(by_imei)
+    reader = _Reader(lane, result, settings, stop=stop, clock=clock, sleep=sleep)
+    threshold = settings.reliability.breaker_threshold
+    queue: list[Delivery] = []
+    asked: set[str] = set()
+
+    async def flush() -> None:
+        if queue:
+            batch = queue[:]
+            queue.clear()
+            await asyncio.shield(record(batch))
+
+    def taking() -> bool:
+        return not stop.requested and result.aborted is None
+
+    async def one_device(device: tuple[str, list[Row]]) -> None:
+        imei, device_rows = device
+        asked.update(r.key for r in device_rows)
+        try:
+            deliveries = await reader.device(imei, device_rows)
+        finally:
+            result.done_devices += 1
+        queue.extend(deliveries)
+        if not deliveries and result.read == 0 and reader.failed_in_a_row >= threshold:
+            result.aborted = (
+                f"the delivery state of {reader.failed_in_a_row} devices in a row could not be"
+                f" read, and of none so far ({result.last_error}): check onenet.base_url, the"
+                " api-key and the network"
+            )
+        if len(queue) >= _BATCH:
+            await flush()
+
+    try:
+        await fan_out(
+            list(by_imei.items()),
+            one_device,
+            workers=max(1, settings.limits.concurrency),
+            stop=stop,
+            taking=taking,
+            grace_s=None,
+        )
+    finally:
+        await flush()
+    result.not_asked = sum(1 for r in rows if r.key not in asked)
+    return result
+
+
+class _Reader:
+    """One round's look-ups of devices: their history, then the details they need."""
+
+    def __init__(
+        self,
+        lane: Lane,
+        result: StatusRound,
+        settings: Settings,
+        *,
+        stop: Stop,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self.lane, self.result, self.clock = lane, result, clock
+        self.retry: RetrySettings = settings.retry
+        self.lookback_s = settings.reliability.reconcile_lookback_s
+        self.stop, self.sleep = stop, sleep
+        self.failed_in_a_row = 0
+
+    async def device(self, imei: str, rows: list[Row]) -> list[Delivery]:
+        """The deliveries read for one device's rows (those read; the rest noted unreadable)."""
+        lane, result = self.lane, self.result
+        start = search_start(rows, clock_offset_s=lane.clock.offset, lookback_s=self.lookback_s)
+
+        async def page() -> None:
+            await lane.pace.acquire()
+            result.history_pages += 1
+
+        async def listing() -> list[HistoryItem]:
+            return await lane.client.history(imei, start, before_page=page)
+
+        try:
+            items = await retry_query(self.retry, stop=self.stop, sleep=self.sleep)(listing)
+        except OneNetUnavailable as exc:
+            self._unreadable(rows, exc)
+            return []
+        self.failed_in_a_row = 0
+        listed = {item.uuid: item for item in items}
+        deliveries: list[Delivery] = []
+        for row in rows:
+            assert row.uuid is not None  # rows to check are accepted ones with a uuid
+            item, cmd_result = listed.get(row.uuid), None
+            if item is None or (item.send_status in _ANSWERED and row.cmd_result is None):
+                try:
+                    item, cmd_result = await self._detail(imei, row.uuid)
+                except OneNetUnavailable as exc:
+                    if item is None:  # not listed and no detail: nothing known of it
+                        self._unreadable([row], exc)
+                        continue
+                    log.debug("detail of %s unavailable, kept without its result: %s", row.key, exc)
+            if item.send_status is None:
+                self._unreadable([row], OneNetUnavailable(f"{row.uuid}: no send_status"))
+                continue
+            deliveries.append(_delivery(row, item, cmd_result, self.clock()))
+            result.read += 1
+            if item.send_status != row.send_status:
+                result.changed += 1
+        return deliveries
+
+    async def _detail(self, imei: str, uuid: str) -> tuple[HistoryItem, str | None]:
+        lane = self.lane
+
+        async def ask() -> dict[str, object]:
+            await lane.pace.acquire()
+            self.result.details += 1
+            return await lane.client.detail(imei, uuid)
+
+        raw = await retry_query(self.retry, stop=self.stop, sleep=self.sleep)(ask)
+        return detail_item(raw, imei, uuid)
+
+    def _unreadable(self, rows: list[Row], exc: OneNetUnavailable) -> None:
+        self.failed_in_a_row += 1
+        self.result.unreadable.extend(r.key for r in rows)
+        self.result.last_error = str(exc)
+        log.debug("state of %d commands unreadable: %s", len(rows), exc)
+
+
+def answer_time(at: datetime | None) -> str | None:
+    """A time as OneNET's answers write it (``YYYY-MM-DD HH:MM:SS``, UTC+8)."""
+    return None if at is None else format_onenet(at).replace("T", " ")
+
+
+def _delivery(row: Row, item: HistoryItem, cmd_result: str | None, at: float) -> Delivery:
+    return Delivery(
+        key=row.key,
+        send_status=item.send_status,
+        confirm_status=item.confirm_status,
+        send_time=answer_time(item.send_time),
+        confirm_time=answer_time(item.confirm_time),
+        cmd_result=cmd_result,
+        checked_at=at,
+    )
+
+
+def windows_close_at(rows: Sequence[Row]) -> float:
+    """When the last of these commands' windows closes (OneNET's clock, unix seconds)."""
+    latest = -math.inf
+    for row in rows:
+        text = row.sent_expired_time
+        if text is not None:
+            with contextlib.suppress(ValueError):
+                latest = max(latest, parse_onenet(text).timestamp())
+    return latest
+
+
+@dataclass(slots=True)
+class Watch:
+    """Rounds of reading until every command is final or every window has closed."""
+
+    lane: Lane
+    settings: Settings
+    rows_to_check: Callable[[], Awaitable[list[Row]]]
+    record: Record
+    stop: Stop
+    clock: Callable[[], float]
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    on_round: Callable[[int, StatusRound], Awaitable[None]] | None = None
+    on_start: Callable[[int, StatusRound], None] | None = None
+    unreadable: set[str] = field(default_factory=set)  # keys last found unreadable
+    rounds: int = 0
+    aborted: str | None = None
+    windows_closed: bool = False  # ended because every window had closed, some still open
+
+    async def run(self, *, watch: bool, interval_s: float) -> None:
+        """One round, or (``watch``) rounds ``interval_s`` apart until done or stopped."""
+        while not self.stop.requested:
+            rows = await self.rows_to_check()
+            if not rows:
+                return
+            closed = self.lane.clock.now() >= windows_close_at(rows)
+            progress = StatusRound()
+            self.rounds += 1
+            if self.on_start is not None:
+                self.on_start(self.rounds, progress)
+            result = await read_round(
+                rows,
+                self.lane,
+                self.record,
+                self.settings,
+                stop=self.stop,
+                clock=self.clock,
+                sleep=self.sleep,
+                progress=progress,
+            )
+            self.unreadable.difference_update(r.key for r in rows)
+            self.unreadable.update(result.unreadable)
+            if self.on_round is not None:
+                await self.on_round(self.rounds, result)
+            if result.aborted is not None:
+                self.aborted = result.aborted
+                return
+            if not watch:
+                return
+            if closed:  # this round read them after every window had closed: nothing will move
+                self.windows_closed = bool(await self.rows_to_check())
+                return
+            await self._pause(interval_s)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or until a stop is asked for."""
+        waiting = asyncio.ensure_future(self.sleep(seconds))
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait((waiting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiting, stopping):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

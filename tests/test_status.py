@@ -1,0 +1,254 @@
+"""``dispatcher status``: delivery states read from the emulator's simulated fleet, mapped and
+stored; the fewest calls; --watch until final; exit codes; unreadable states.
+
+The emulator's clock runs ahead of the real one by a shift the test moves: the devices behind it
+wake on that clock, and the dispatcher reads it from the Date header, as it would OneNET's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from dispatcher.emulator.devices import UPDATE
+from dispatcher.emulator.server import Emulator, Faults, Fleet, serve
+from dispatcher.ledger.records import DeliveryState, Row, delivery_state
+from dispatcher.ledger.store import Ledger, Status
+from dispatcher.onenet.answers import CONFIRM_STATUS, confirm_status_name, history_item
+from tests.e2e_support import fleet, write_config
+from tests.test_cli import Done, dispatcher_async
+
+# One wake a minute on schedule, always an UPDATE, answered 30 s after it is sent; a fifth of
+# the devices never wake, a third answer with an error.
+FLEET = Fleet(
+    wake_every_s=60,
+    wake_jitter=0.0,
+    never_wake=0.2,
+    device_errors=0.3,
+    answer_delay_s=30,
+    uplinks=((UPDATE, 1.0),),
+    seed=5,
+)
+DEVICES = 24
+
+
+@dataclass
+class ShiftedClock:
+    """The real clock plus ``shift`` seconds."""
+
+    shift: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.shift
+
+
+def two_per_device_job(directory: Path, imeis: list[str], expired: str = "+10m") -> Path:
+    """Two commands for each device (two resources), delivered on an UPDATE."""
+    targets = "".join(
+        f'  - imei: "{i}"\n    res_id: {res}\n' for i in imeis for res in (5750, 5751)
+    )
+    path = directory / "push.yaml"
+    path.write_text(
+        "job: push\n"
+        "defaults:\n"
+        "  obj_id: 3203\n"
+        "  obj_inst_id: 0\n"
+        "  res_id: 5750\n"
+        "  args: fw=2\n"
+        f"  expired_time: '{expired}'\n"
+        "  trigger: [update]\n"
+        f"targets:\n{targets}",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def cli(url: str, directory: Path, *args: str) -> Done:
+    return await dispatcher_async(
+        *args, "--config", "config.yaml", "--base-url", url, cwd=directory
+    )
+
+
+def ledger_rows(path: Path) -> list[Row]:
+    with Ledger.open(path, read_only=True) as ledger:
+        return list(ledger.rows())
+
+
+def agrees_with_emulator(rows: list[Row], emulator: Emulator) -> list[str]:
+    """The keys whose stored delivery differs from what the emulator holds."""
+    held = {c.uuid: c for c in emulator.accepted()}
+    wrong = []
+    for row in rows:
+        assert row.uuid is not None
+        cmd = held[row.uuid]
+        raw = cmd.history_item(emulator._store.deliveries.get(cmd.uuid))
+        item = history_item({**raw, "cmd_uuid": row.uuid}, row.imei)
+        same = (row.send_status, row.confirm_status) == (item.send_status, item.confirm_status)
+        if not same or (row.send_time is None) != (item.send_time is None):
+            wrong.append(row.key)
+    return wrong
+
+
+async def test_each_send_status_is_read_mapped_and_stored_with_one_history_call_per_device(
+    tmp_path: Path,
+) -> None:
+    imeis = fleet(DEVICES)
+    job = two_per_device_job(tmp_path, imeis)
+    write_config(tmp_path)
+    clock = ShiftedClock()
+    emulator = Emulator(clock=clock, fleet=FLEET)
+    ledger = tmp_path / "push.yaml.ledger.db"
+    seen: Counter[int] = Counter()
+    async with serve(emulator) as url:
+        sent = await cli(url, tmp_path, "run", str(job.name))
+        assert sent.code == 0, sent.stderr
+        # Two commands of the job cancelled on the server meanwhile (by hand, say).
+        async with aiohttp.ClientSession(url, headers={"api-key": "k"}) as session:
+            for row in ledger_rows(ledger)[:2]:
+                path = f"/nbiot/offline/cancel/{row.uuid}"
+                async with session.put(path, params={"imei": row.imei}) as resp:
+                    assert (await resp.json())["errno"] == 0
+        for shift in (0.0, 75.0, 700.0):  # waiting; woken, some sent, some answered; expired
+            clock.shift = shift
+            open_before = [r for r in ledger_rows(ledger) if r.delivery in _OPEN]
+            calls_before = dict(emulator.stats()["calls"])  # type: ignore[arg-type]
+            done = await cli(url, tmp_path, "status", ledger.name)
+            assert done.code == 0, done.stderr
+            rows = ledger_rows(ledger)
+            assert agrees_with_emulator(rows, emulator) == []
+            seen.update(r.send_status for r in rows if r.send_status is not None)
+            calls = emulator.stats()["calls"]
+            assert isinstance(calls, dict)
+            answered_now = [
+                r for r in rows
+                if r.key in {o.key for o in open_before} and r.send_status in (5, 6)
+            ]  # fmt: skip
+            devices_asked = len({r.imei for r in open_before})
+            # One probe page, one history page per device with open commands, one detail per
+            # command the device has just answered: nothing else.
+            assert calls.get("history", 0) - calls_before.get("history", 0) == devices_asked + 1
+            assert calls.get("detail", 0) - calls_before.get("detail", 0) == len(answered_now)
+            assert calls.get("cancel_all", 0) == 0
+    assert set(seen) == {1, 2, 3, 4, 5, 6}
+    final = ledger_rows(ledger)
+    assert all(r.delivery not in _OPEN for r in final)
+    delivered = [r for r in final if r.send_status == 5]
+    assert delivered and all(
+        r.cmd_result == "OK" and r.confirm_status == "SUCCESS" for r in delivered
+    )
+    failed = [r for r in final if r.send_status == 6]
+    assert failed and all(r.confirm_status not in (None, "SUCCESS") for r in failed)
+    assert "delivered" in done.stdout and "devices" in done.stdout
+
+
+_OPEN = (DeliveryState.UNREAD, DeliveryState.WAITING, DeliveryState.SENT)
+
+
+async def test_watch_polls_until_every_command_is_final(tmp_path: Path) -> None:
+    imeis = fleet(6)
+    job = two_per_device_job(tmp_path, imeis, expired="+2m")
+    write_config(tmp_path)
+    # Devices wake every 2 s; commands expire after two minutes of the emulator's clock, which
+    # the test moves ahead while the watch polls.
+    quick = replace(FLEET, wake_every_s=2, answer_delay_s=0.5, never_wake=0.34)
+    clock = ShiftedClock()
+    emulator = Emulator(clock=clock, fleet=quick)
+    async with serve(emulator) as url:
+        assert (await cli(url, tmp_path, "run", job.name)).code == 0
+        clock.shift = 30.0
+        early = await cli(url, tmp_path, "status", "push.yaml.ledger.db")
+        assert early.code == 0
+        assert "not final yet" in early.stderr
+        clock.shift = 200.0  # past every window: the sleeping devices' commands expire
+        watched = await cli(
+            url, tmp_path, "status", "push.yaml.ledger.db", "--watch", "--interval", "0.2"
+        )
+    assert watched.code == 0, watched.stderr
+    rows = ledger_rows(tmp_path / "push.yaml.ledger.db")
+    states = Counter(r.delivery for r in rows)
+    assert set(states) <= {DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.EXPIRED}
+    assert states[DeliveryState.EXPIRED] >= 2  # the devices that never wake
+    assert "round 1" in watched.stderr
+
+
+async def test_unreadable_states_exit_3_and_readable_ones_are_kept(tmp_path: Path) -> None:
+    imeis = fleet(4)
+    job = two_per_device_job(tmp_path, imeis)
+    write_config(tmp_path)
+    emulator = Emulator(fleet=FLEET)
+    async with serve(emulator) as url:
+        assert (await cli(url, tmp_path, "run", job.name)).code == 0
+        # Every follow-up call now fails: the states cannot be read.
+        emulator.faults = Faults(fail_rate=1.0, affect_reads=True, seed=1)
+        broken = await cli(url, tmp_path, "status", "push.yaml.ledger.db")
+        emulator.faults = Faults()
+        fixed = await cli(url, tmp_path, "status", "push.yaml.ledger.db")
+    assert broken.code in (3, 4), broken.stderr
+    assert "Traceback" not in broken.stderr
+    assert fixed.code == 0, fixed.stderr
+    assert all(r.send_status == 1 for r in ledger_rows(tmp_path / "push.yaml.ledger.db"))
+
+
+async def test_status_of_a_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    done = await dispatcher_async(
+        "status", "nowhere.ledger.db", "--config", "config.yaml", cwd=tmp_path
+    )
+    assert done.code == 1
+    assert "no such ledger" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_interval_without_watch_is_a_usage_error(tmp_path: Path) -> None:
+    done = await dispatcher_async("status", "x.db", "--interval", "2", cwd=tmp_path)
+    assert done.code == 2
+    assert "--interval needs --watch" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("send_status", "state"),
+    [
+        (None, DeliveryState.UNREAD),
+        (1, DeliveryState.WAITING),
+        (2, DeliveryState.CANCELLED),
+        (3, DeliveryState.SENT),
+        (4, DeliveryState.EXPIRED),
+        (5, DeliveryState.DELIVERED),
+        (6, DeliveryState.FAILED),
+        (7, DeliveryState.FAILED),
+        (8, DeliveryState.FAILED),
+        (99, DeliveryState.FAILED),
+    ],
+)
+def test_every_send_status_has_its_delivery_state(
+    send_status: int | None, state: DeliveryState
+) -> None:
+    assert delivery_state(send_status) is state
+
+
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [(0, "SUCCESS"), ("5", "TIME_OUT"), (12, "OFFLINE"), ("TIME_OUT", "TIME_OUT"), (42, "42"),
+     (None, None), ("", None)],
+)  # fmt: skip
+def test_a_confirm_status_given_by_code_is_stored_by_name(given: object, name: str | None) -> None:
+    assert confirm_status_name(given) == name
+    assert len(CONFIRM_STATUS) == 14
+
+
+def test_a_send_status_given_as_a_string_is_read_as_its_number() -> None:
+    item = history_item({"cmd_uuid": "u1", "send_status": "5", "confirm_status": 0}, "86")
+    assert (item.send_status, item.confirm_status) == (5, "SUCCESS")
+
+
+def test_accepted_rows_only_have_a_delivery_state(tmp_path: Path) -> None:
+    from tests.test_ledger import make_command
+
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        ledger.register([make_command(1)])
+        (row,) = ledger.rows()
+    assert row.status is Status.PENDING and row.delivery is None
