@@ -14,6 +14,7 @@ import click
 
 from dispatcher import __version__
 from dispatcher.cli import console
+from dispatcher.cli.cancel_command import cancel
 from dispatcher.cli.demo import demo
 from dispatcher.cli.emulator_command import emulator
 from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, fail, interruptible
@@ -105,5 +106,5 @@ def report(ledger_path: Path, fmt: str) -> None:
         ledger.close()
 
 
-for command in (run, status, demo, emulator):
+for command in (run, status, cancel, demo, emulator):
     main.add_command(command)

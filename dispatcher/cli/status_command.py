@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,7 +32,7 @@ from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, Watch
 
-__all__ = ["lane_options", "open_ledger", "status", "status_title"]
+__all__ = ["delivery_writer", "lane_options", "open_ledger", "status", "status_title"]
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -112,7 +112,7 @@ def status(
                 lane,
                 settings,
                 rows_to_check=lambda: _rows_to_check(ledger),
-                record=lambda batch: _record(ledger, batch),
+                record=delivery_writer(ledger),
                 stop=stop,
                 clock=time.time,
                 on_start=view.start,
@@ -154,8 +154,13 @@ async def _rows_to_check(ledger: Ledger) -> list[Row]:
     return ledger.rows_to_check()
 
 
-async def _record(ledger: Ledger, batch: list[Delivery]) -> None:
-    ledger.record_delivery(batch)
+def delivery_writer(ledger: Ledger) -> Callable[[list[Delivery]], Awaitable[None]]:
+    """What a status round records with: each batch written to ``ledger`` at once."""
+
+    async def record(batch: list[Delivery]) -> None:
+        ledger.record_delivery(batch)
+
+    return record
 
 
 async def _said(number: int, result: StatusRound) -> None:

@@ -1,0 +1,224 @@
+"""``dispatcher cancel``: cancel the job's commands still waiting on OneNET, one by one by uuid,
+after reading their state and a confirmation; sent and delivered ones are reported, not touched."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from dispatcher.cli import console
+from dispatcher.cli.delivery_view import round_line
+from dispatcher.cli.exits import (
+    EXIT_BREAKER,
+    EXIT_BROKEN,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    fail,
+    interruptible,
+)
+from dispatcher.cli.lanes import open_lane, settings_and_key
+from dispatcher.cli.signals import run_with_signals
+from dispatcher.cli.status_command import (
+    delivery_writer,
+    lane_options,
+    open_ledger,
+    status_title,
+)
+from dispatcher.config import Settings
+from dispatcher.errors import DispatcherError
+from dispatcher.ledger.records import OPEN_DELIVERY, DeliveryState, Row, Status
+from dispatcher.ledger.store import Ledger
+from dispatcher.run.cancel import CancelReport, cancel_waiting
+from dispatcher.run.probe import check_lane
+from dispatcher.run.state import Stop
+from dispatcher.run.status import StatusRound, read_round
+
+__all__ = ["cancel"]
+
+_EXAMPLES = 5  # refused or unanswered commands named one by one
+
+
+@click.command()
+@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
+@lane_options
+@click.option(
+    "--imei",
+    "imeis",
+    multiple=True,
+    metavar="IMEI",
+    help="Only this device's commands (again for more devices).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for a confirmation.")
+@interruptible
+def cancel(
+    ledger_path: Path,
+    config_path: Path | None,
+    base_url: str | None,
+    rate: float | None,
+    concurrency: int | None,
+    imeis: tuple[str, ...],
+    yes: bool,
+) -> None:
+    """Cancel the job's commands still waiting on OneNET (never another job's).
+
+    Their state is read first; commands already sent or delivered are reported, not touched.
+    Exit 0 when every waiting command was cancelled, 3 when some could not be.
+    """
+    settings, api_key = settings_and_key(
+        config_path, rate=rate, concurrency=concurrency, base_url=base_url
+    )
+    ledger = open_ledger(ledger_path, settings)
+    try:
+        title = status_title(ledger)
+        rows = _selected(ledger, imeis)
+        held = [r for r in rows if r.delivery is not None]
+        open_rows = [r for r in held if r.delivery in OPEN_DELIVERY]
+        if open_rows:
+            _read_states(open_rows, ledger, settings, api_key)
+        fresh = {r.key: r for r in _selected(ledger, imeis)}
+        held = [fresh[r.key] for r in held]
+        waiting = [r for r in held if r.delivery is DeliveryState.WAITING]
+        _tell_plan(title, waiting, held, list(fresh.values()))
+        if not waiting:
+            console.note("nothing to cancel")
+            ledger.close()
+            sys.exit(EXIT_OK)
+        if not _confirmed(len(waiting), len({r.imei for r in waiting}), yes):
+            ledger.close()
+            sys.exit(EXIT_OK)
+        report, stop = _cancel(waiting, ledger, settings, api_key)
+    except DispatcherError as exc:
+        ledger.close()
+        fail(f"cancel broke off: {exc}; what was done is recorded", EXIT_BROKEN)
+    ledger.close()
+    sys.exit(_said(report, stop))
+
+
+def _selected(ledger: Ledger, imeis: tuple[str, ...]) -> list[Row]:
+    """The job's (active) rows, only those of ``imeis`` when given; a usage error when one of
+    them is not a device of the job (nothing is cancelled then)."""
+    rows = list(ledger.rows(retired=False))
+    if not imeis:
+        return rows
+    wanted = set(imeis)
+    unknown = sorted(wanted - {r.imei for r in rows})
+    if unknown:
+        shown = ", ".join(unknown[:_EXAMPLES]) + (" ..." if len(unknown) > _EXAMPLES else "")
+        ledger.close()
+        fail(f"--imei {shown}: not a device of this job; nothing was cancelled", EXIT_USAGE)
+    return [r for r in rows if r.imei in wanted]
+
+
+def _read_states(rows: list[Row], ledger: Ledger, settings: Settings, api_key: str) -> None:
+    """Read the current state of ``rows`` from OneNET into the ledger (a status round)."""
+
+    async def read(stop: Stop) -> StatusRound | str:
+        async with open_lane(settings, api_key) as lane:
+            imeis = list(dict.fromkeys(r.imei for r in rows))
+            why = await check_lane(
+                lane, imeis, settings=settings, stop=stop, sleep=asyncio.sleep, clock=time.time
+            )
+            if why is not None:
+                return why.reason
+            return await read_round(
+                rows, lane, delivery_writer(ledger), settings, stop=stop, clock=time.time
+            )
+
+    result = run_with_signals(read)
+    if isinstance(result, str) or result.aborted is not None:
+        ledger.close()
+        fail(
+            f"{result if isinstance(result, str) else result.aborted}; nothing was cancelled",
+            EXIT_BREAKER,
+        )
+    console.note(round_line(1, result).replace("round 1", "state read", 1))
+    if result.not_asked:
+        ledger.close()
+        fail("stopped while reading the states; nothing was cancelled", EXIT_INTERRUPTED)
+
+
+def _tell_plan(title: str, waiting: list[Row], held: list[Row], rows: list[Row]) -> None:
+    """What will be cancelled, and what is left as it is."""
+    console.note(
+        f"{title}: {len(waiting):,} waiting commands on {len({r.imei for r in waiting}):,}"
+        " devices can be cancelled"
+    )
+    states = Counter(r.delivery for r in held if r.delivery is not DeliveryState.WAITING)
+    if states:
+        parts = ", ".join(f"{n:,} {s.value}" for s, n in states.items() if s is not None)
+        console.note(f"left as they are: {parts}")
+    doubtful = sum(1 for r in rows if r.status in (Status.IN_DOUBT, Status.IN_FLIGHT))
+    if doubtful:
+        console.warn(
+            f"{doubtful:,} commands are in doubt (OneNET may hold them, under a uuid not known"
+            " yet): `dispatcher run` on the job settles them; then cancel again"
+        )
+    unsent = sum(1 for r in rows if r.status in (Status.PENDING, Status.FAILED))
+    if unsent:
+        console.warn(
+            f"{unsent:,} commands were never sent: running the job again would send them;"
+            " take them out of the job file first"
+        )
+
+
+def _confirmed(commands: int, devices: int, yes: bool) -> bool:
+    """True when cancelling may go ahead: ``--yes``, or a yes on a terminal."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        fail("not on a terminal: confirm with --yes; nothing was cancelled", EXIT_USAGE)
+    if click.confirm(f"cancel {commands:,} commands on {devices:,} devices?", default=False):
+        return True
+    console.note("nothing was cancelled")
+    return False
+
+
+def _cancel(
+    rows: list[Row], ledger: Ledger, settings: Settings, api_key: str
+) -> tuple[CancelReport, Stop]:
+    stops: list[Stop] = []
+
+    async def go(stop: Stop) -> CancelReport:
+        stops.append(stop)
+        async with open_lane(settings, api_key) as lane:
+
+            async def record_cancel(items: list[tuple[str, str | None, int | None]]) -> None:
+                ledger.record_cancel(items)
+
+            return await cancel_waiting(
+                rows,
+                lane,
+                settings,
+                record_cancel=record_cancel,
+                record_delivery=delivery_writer(ledger),
+                stop=stop,
+                clock=time.time,
+            )
+
+    report = run_with_signals(go)
+    return report, stops[0]
+
+
+def _said(report: CancelReport, stop: Stop) -> int:
+    """The closing lines, and the exit code."""
+    console.show(
+        f"cancelled {len(report.cancelled):,}; refused {len(report.refused):,}"
+        f" (no longer waiting); no answer for {len(report.unanswered):,}"
+        + (f"; {report.not_asked:,} not asked (stopped)" if report.not_asked else "")
+    )
+    for key, why, status in report.refused[:_EXAMPLES]:
+        now = "unknown" if status is None else f"send_status {status}"
+        console.note(f"  refused: {key}: {why} (now {now})")
+    for key, why in report.unanswered[:_EXAMPLES]:
+        console.note(f"  no answer: {key}: {why}")
+    if stop.requested:
+        console.note(f"stopped ({stop.reason}); the same command cancels the rest")
+        return EXIT_INTERRUPTED
+    return EXIT_INCOMPLETE if report.unanswered or report.not_asked else EXIT_OK
