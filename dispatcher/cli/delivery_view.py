@@ -14,10 +14,10 @@ from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.run.status import StatusRound
 
-__all__ = ["RoundProgress", "breakdown_table", "round_line"]
+__all__ = ["SHOWN", "RoundProgress", "answers_line", "breakdown_table", "round_line"]
 
 # The order people read them in: still to come, then the outcomes.
-_SHOWN = (
+SHOWN = (
     DeliveryState.WAITING,
     DeliveryState.SENT,
     DeliveryState.DELIVERED,
@@ -49,7 +49,7 @@ def breakdown_table(b: DeliveryBreakdown, title: str) -> RenderableType:
     table.add_column("devices", justify="right")
     table.add_column("commands", justify="right")
     table.add_column("meaning", style="dim")
-    shown = [*_SHOWN, DeliveryState.UNREAD] if b.commands[DeliveryState.UNREAD] else _SHOWN
+    shown = [*SHOWN, DeliveryState.UNREAD] if b.commands[DeliveryState.UNREAD] else SHOWN
     for state in shown:
         style = _STYLE.get(state, "") if b.devices[state] else ""
         table.add_row(

@@ -1,24 +1,32 @@
-"""``dispatcher demo``: a job run against the built-in emulator, with progress and the report."""
+"""``dispatcher demo``: the whole loop against the built-in emulator and its simulated fleet:
+validate, push with live progress, watch the deliveries arrive (two days of the fleet's time in
+a few rounds), then the report."""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 
 from dispatcher.cli import console
+from dispatcher.cli.delivery_view import SHOWN, breakdown_table
 from dispatcher.cli.exits import fail
+from dispatcher.cli.lanes import open_lane
 from dispatcher.cli.run_command import end_of_run, send_job
 from dispatcher.cli.signals import run_with_signals
+from dispatcher.cli.status_command import delivery_writer
 from dispatcher.config import Settings
+from dispatcher.emulator.devices import Fleet
 from dispatcher.errors import ConfigError, DispatcherError
 from dispatcher.job.model import load_job, validate_job
 from dispatcher.ledger.store import Ledger
 from dispatcher.report import summarize
-from dispatcher.run.state import RunResult, RunStats, Stop
+from dispatcher.run.state import RunStats, Stop
+from dispatcher.run.status import Watch
 
 __all__ = ["demo"]
 
@@ -68,8 +76,10 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
     injected = emu.Faults(fail_rate=0.03, cut_after_rate=0.005, seed=7) if faults else emu.Faults()
     stats = RunStats(total=checked.commands)
 
-    async def start(stop: Stop) -> RunResult:
-        server = emu.Emulator(injected)
+    clock = _TimeLapse()
+
+    async def start(stop: Stop) -> int:
+        server = emu.Emulator(injected, clock=clock, fleet=DEMO_FLEET)
         async with emu.serve(server) as url:
             console.note(f"OneNET emulator on {url}; faults: {_describe(injected)}")
             settings_here = settings.with_overrides(base_url=url)
@@ -78,13 +88,67 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
             )
             dup = server.stats().get("duplicates", 0)
             console.note(f"emulator holds {len(server.accepted()):,} commands, {dup} duplicated")
-            return result
+            code = end_of_run(result, resume=None)  # a demo starts afresh each time
+            if result.stop_reason is None and result.aborted is None:
+                await _watch_deliveries(ledger, settings_here, clock, stop)
+            return code
 
-    result = run_with_signals(start)
+    code = run_with_signals(start)
     console.summary_table(summarize(ledger))
     ledger.close()
     console.note(f"every outcome: dispatcher report {ledger_path} --format csv")
-    sys.exit(end_of_run(result, resume=None))  # a demo starts afresh each time
+    sys.exit(code)
+
+
+# The fleet behind the demo's emulator: devices wake about hourly; a few never wake, a few
+# answer with an error.
+DEMO_FLEET: Final = Fleet(
+    wake_every_s=3600, never_wake=0.04, device_errors=0.02, answer_delay_s=5, seed=7
+)
+# How far the fleet's clock has moved at each status round: past the job's valid_time (+10m),
+# through the devices' first hourly wakes, then past the expired_time (+2d).
+_LAPSE: Final = (("11 minutes", 660.0), ("40 minutes", 2400.0), ("70 minutes", 4200.0),
+                 ("2 days", 2 * 86400.0 + 600.0))  # fmt: skip
+
+
+class _TimeLapse:
+    """The emulator's clock: the real one, plus the time the demo lets pass for the fleet."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+
+async def _watch_deliveries(
+    ledger: Ledger, settings: Settings, clock: _TimeLapse, stop: Stop
+) -> None:
+    """``dispatcher status`` rounds while the fleet's clock jumps ahead, then the breakdown."""
+    console.note("watching deliveries (dispatcher status --watch), the fleet's clock in leaps:")
+    async with open_lane(settings, "demo-key") as lane:
+        watcher = Watch(
+            lane,
+            settings,
+            rows_to_check=ledger.rows_to_check,
+            record=delivery_writer(ledger),
+            stop=stop,
+            clock=time.time,
+        )
+        for label, ahead in _LAPSE:
+            if stop.requested:
+                return
+            clock.ahead = ahead
+            rounds = watcher.rounds
+            await watcher.run(watch=False, interval_s=0.0)
+            if watcher.rounds > rounds:
+                b = ledger.delivery_breakdown()
+                console.note(
+                    f"  +{label}: "
+                    + ", ".join(f"{b.devices[s]:,} {s.value}" for s in SHOWN if b.devices[s])
+                    + " (devices)"
+                )
+    console.show(breakdown_table(ledger.delivery_breakdown(), "delivery by device"))
 
 
 def _describe(faults: Any) -> str:

@@ -26,7 +26,7 @@ from dispatcher.cli.lanes import open_lane, settings_and_key
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
-from dispatcher.ledger.records import Delivery, Row
+from dispatcher.ledger.records import Delivery
 from dispatcher.ledger.store import Ledger
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
@@ -111,7 +111,7 @@ def status(
             watcher = Watch(
                 lane,
                 settings,
-                rows_to_check=lambda: _rows_to_check(ledger),
+                rows_to_check=ledger.rows_to_check,
                 record=delivery_writer(ledger),
                 stop=stop,
                 clock=time.time,
@@ -148,10 +148,6 @@ def status(
     if answers:
         console.show(answers)
     sys.exit(_exit_code(watcher, breakdown.open, watch))
-
-
-async def _rows_to_check(ledger: Ledger) -> list[Row]:
-    return ledger.rows_to_check()
 
 
 def delivery_writer(ledger: Ledger) -> Callable[[list[Delivery]], Awaitable[None]]:

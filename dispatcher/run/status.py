@@ -242,7 +242,7 @@ class Watch:
 
     lane: Lane
     settings: Settings
-    rows_to_check: Callable[[], Awaitable[list[Row]]]
+    rows_to_check: Callable[[], list[Row]]  # the ledger's rows whose delivery may change
     record: Record
     stop: Stop
     clock: Callable[[], float]
@@ -257,7 +257,7 @@ class Watch:
     async def run(self, *, watch: bool, interval_s: float) -> None:
         """One round, or (``watch``) rounds ``interval_s`` apart until done or stopped."""
         while not self.stop.requested:
-            rows = await self.rows_to_check()
+            rows = self.rows_to_check()
             if not rows:
                 return
             closed = self.lane.clock.now() >= windows_close_at(rows)
@@ -285,7 +285,7 @@ class Watch:
             if not watch:
                 return
             if closed:  # this round read them after every window had closed: nothing will move
-                self.windows_closed = bool(await self.rows_to_check())
+                self.windows_closed = bool(self.rows_to_check())
                 return
             await self._pause(interval_s)
 
