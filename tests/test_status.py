@@ -9,19 +9,30 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from dispatcher.emulator.devices import UPDATE
 from dispatcher.emulator.server import Emulator, Faults, Fleet, serve
-from dispatcher.ledger.records import DeliveryState, Row, delivery_state
-from dispatcher.ledger.store import Ledger, Status
-from dispatcher.onenet.answers import CONFIRM_STATUS, confirm_status_name, history_item
-from tests.e2e_support import fleet, write_config
+from dispatcher.errors import OneNetUnavailable
+from dispatcher.ledger.records import Delivery, DeliveryState, Row, delivery_state
+from dispatcher.ledger.store import Ledger, Result, Status
+from dispatcher.onenet.answers import (
+    CONFIRM_STATUS,
+    HistoryItem,
+    confirm_status_name,
+    history_item,
+)
+from dispatcher.run.lane import Lane
+from dispatcher.run.state import Stop
+from dispatcher.run.status import StatusRound, read_round
+from tests.e2e_support import fast_settings, fleet, write_config
 from tests.test_cli import Done, dispatcher_async
+from tests.test_ledger import make_command
 
 # One wake a minute on schedule, always an UPDATE, answered 30 s after it is sent; a fifth of
 # the devices never wake, a third answer with an error.
@@ -246,9 +257,177 @@ def test_a_send_status_given_as_a_string_is_read_as_its_number() -> None:
 
 
 def test_accepted_rows_only_have_a_delivery_state(tmp_path: Path) -> None:
-    from tests.test_ledger import make_command
-
     with Ledger.open(tmp_path / "l.db") as ledger:
         ledger.register([make_command(1)])
         (row,) = ledger.rows()
     assert row.status is Status.PENDING and row.delivery is None
+
+
+# -- one round, with a scripted client --------------------------------------------------------
+
+
+@dataclass
+class FakeHistory:
+    """History lists and details from a table of uuid -> send_status, per device; calls counted."""
+
+    states: dict[str, dict[str, int]]  # imei -> uuid -> send_status
+    unlisted: set[str] = field(default_factory=set)  # uuids the list leaves out
+    broken: set[str] = field(default_factory=set)  # imeis whose history fails
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    stop_after: int | None = None
+    stop: Stop | None = None
+
+    @property
+    def execute_url(self) -> str:
+        return "http://onenet.test/nbiot/execute/offline"
+
+    async def history(
+        self, imei: str, start: object, end: object = None, **kw: Any
+    ) -> list[HistoryItem]:
+        before = kw.get("before_page")
+        if before is not None:
+            await before()
+        self.calls.append(("history", imei))
+        if self.stop is not None and self.stop_after == len(self.calls):
+            self.stop.request("test")
+        if imei in self.broken:
+            raise OneNetUnavailable(f"history of {imei}: HTTP 500")
+        return [
+            history_item(self._raw(uuid, status), imei)
+            for uuid, status in self.states.get(imei, {}).items()
+            if uuid not in self.unlisted
+        ]
+
+    async def detail(self, imei: str, uuid: str, **_: Any) -> dict[str, object]:
+        self.calls.append(("detail", uuid))
+        status = self.states[imei][uuid]
+        raw = self._raw(uuid, status)
+        del raw["cmd_uuid"]
+        return {**raw, "cmd_result": {"value": 42} if status == 5 else None}
+
+    @staticmethod
+    def _raw(uuid: str, status: int) -> dict[str, Any]:
+        raw: dict[str, Any] = {"cmd_uuid": uuid, "type": "EXECUTE", "send_status": status}
+        if status in (3, 5, 6):
+            raw["send_time"] = "2024-05-01 12:00:00"
+        if status in (5, 6):
+            raw["confirm_time"] = "2024-05-01T12:00:05"
+            raw["confirm_status"] = 0 if status == 5 else "5"
+        return raw
+
+
+def accepted_ledger(
+    tmp_path: Path, devices: int, per_device: int
+) -> tuple[Ledger, dict[str, dict[str, int]]]:
+    """A ledger of accepted commands (uuid u<device>-<n>), and a table of them all waiting."""
+    ledger = Ledger.open(tmp_path / "l.db")
+    states: dict[str, dict[str, int]] = {}
+    for d in range(devices):
+        cmds = [make_command(d, res_id=5750 + n) for n in range(per_device)]
+        ledger.register(cmds)
+        results = [
+            Result(c.key, Status.ACCEPTED, 0, "", f"u{d}-{n}", 1, 1000.0, 1.0)
+            for n, c in enumerate(cmds)
+        ]
+        ledger.write_batch((), results)
+        states[cmds[0].imei] = {f"u{d}-{n}": 1 for n in range(per_device)}
+    return ledger, states
+
+
+async def one_round(
+    ledger: Ledger, client: FakeHistory, stop: Stop | None = None, **changes: Any
+) -> StatusRound:
+    settings = fast_settings(concurrency=1, **changes)
+
+    async def record(batch: list[Delivery]) -> None:
+        ledger.record_delivery(batch)
+
+    return await read_round(
+        ledger.rows_to_check(),
+        Lane.of(client, settings),  # type: ignore[arg-type]
+        record,
+        settings,
+        stop=stop or Stop(),
+        clock=lambda: 2000.0,
+    )
+
+
+async def test_one_history_call_per_device_answers_for_all_its_commands(tmp_path: Path) -> None:
+    ledger, states = accepted_ledger(tmp_path, devices=3, per_device=4)
+    client = FakeHistory(states)
+    first = await one_round(ledger, client)
+    assert [kind for kind, _ in client.calls] == ["history"] * 3
+    assert (first.read, first.unreadable, first.history_pages, first.details) == (12, [], 3, 0)
+    # The device answers two commands of the first device: one detail each, for its result.
+    imei = next(iter(states))
+    states[imei]["u0-0"], states[imei]["u0-1"] = 5, 6
+    client.calls.clear()
+    second = await one_round(ledger, client)
+    assert sorted(c for c in client.calls if c[0] == "detail") == [
+        ("detail", "u0-0"),
+        ("detail", "u0-1"),
+    ]
+    assert second.changed == 2
+    stored = {r.uuid: r for r in ledger.rows()}
+    assert (stored["u0-0"].confirm_status, stored["u0-0"].cmd_result) == ("SUCCESS", '{"value":42}')
+    assert (stored["u0-1"].confirm_status, stored["u0-1"].send_time) == (
+        "TIME_OUT",
+        "2024-05-01 12:00:00",
+    )
+    assert stored["u0-0"].confirm_time == "2024-05-01 12:00:05"
+    # Final commands are not asked about again: a device whose commands are all final is skipped.
+    for uuid in states[imei]:
+        states[imei][uuid] = 4
+    await one_round(ledger, client)
+    client.calls.clear()
+    await one_round(ledger, client)
+    assert ("history", imei) not in client.calls
+    ledger.close()
+
+
+async def test_a_command_the_list_leaves_out_is_read_from_its_detail(tmp_path: Path) -> None:
+    ledger, states = accepted_ledger(tmp_path, devices=1, per_device=2)
+    client = FakeHistory(states, unlisted={"u0-1"})
+    result = await one_round(ledger, client)
+    assert [c for c in client.calls if c[0] == "detail"] == [("detail", "u0-1")]
+    assert result.read == 2
+    ledger.close()
+
+
+async def test_an_unreadable_device_keeps_its_state_and_is_counted(tmp_path: Path) -> None:
+    ledger, states = accepted_ledger(tmp_path, devices=3, per_device=1)
+    broken = sorted(states)[1]
+    client = FakeHistory(states, broken={broken})
+    result = await one_round(ledger, client)
+    assert (result.read, len(result.unreadable)) == (2, 1)
+    stored = {r.imei: r for r in ledger.rows()}
+    assert stored[broken].send_status is None and stored[broken].status_checked_at is None
+    assert result.aborted is None
+    ledger.close()
+
+
+async def test_a_round_where_no_device_can_be_read_stops_at_the_breaker(tmp_path: Path) -> None:
+    ledger, states = accepted_ledger(tmp_path, devices=12, per_device=1)
+    client = FakeHistory(states, broken=set(states))
+    result = await one_round(ledger, client, breaker_threshold=4)
+    assert result.aborted is not None and "could not be read" in result.aborted
+    assert len({imei for kind, imei in client.calls if kind == "history"}) == 4  # of 12
+    ledger.close()
+
+
+async def test_a_stopped_round_keeps_what_it_read_and_the_next_asks_only_the_rest(
+    tmp_path: Path,
+) -> None:
+    ledger, states = accepted_ledger(tmp_path, devices=6, per_device=1)
+    stop = Stop()
+    client = FakeHistory(states, stop_after=2, stop=stop)
+    first = await one_round(ledger, client, stop=stop)
+    assert first.read == 2 and first.not_asked == 4
+    assert len(ledger.rows_to_check()) == 6  # waiting (1) is not final: all still to check
+    read = {r.imei for r in ledger.rows() if r.send_status == 1}
+    assert len(read) == 2
+    client.calls.clear()
+    client.stop = None
+    second = await one_round(ledger, client)
+    assert second.read == 6 and len(client.calls) == 6
+    ledger.close()
