@@ -5,7 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from dispatcher.ledger import schema as ledger_file
+from dispatcher.ledger import store as store_module
 from dispatcher.ledger.store import Delivery, Ledger, Result, Status
 from tests.test_ledger import make_command
 
@@ -68,3 +71,19 @@ def test_recorded_deliveries_are_kept_and_final_ones_leave_the_rows_to_check(
         # a later read without a result keeps the one already read
         ledger.record_delivery([Delivery(done, 5, "SUCCESS", None, None, None, 20.0)])
         assert {r.key: r for r in ledger.rows()}[done].cmd_result == "OK"
+
+
+def test_rows_to_check_come_device_by_device_in_pages_while_states_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_FETCH", 3)  # pages of three rows
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        keys = [_accepted(ledger, n) for n in (5, 1, 4, 2, 3, 6, 7)]
+        seen = []
+        for row in ledger.rows_to_check():
+            seen.append(row.imei)
+            # Writing while reading: the row read becomes final and the rest still come.
+            ledger.record_delivery([Delivery(row.key, 5, "SUCCESS", None, None, "OK", 1.0)])
+        assert seen == sorted(seen) and len(seen) == len(keys)
+        assert list(ledger.rows_to_check()) == []
+        assert ledger.count_to_check() == (0, 0, None)

@@ -342,6 +342,7 @@ async def one_round(
     async def record(batch: list[Delivery]) -> None:
         ledger.record_delivery(batch)
 
+    commands, devices, _ = ledger.count_to_check()
     return await read_round(
         ledger.rows_to_check(),
         Lane.of(client, settings),  # type: ignore[arg-type]
@@ -349,6 +350,7 @@ async def one_round(
         settings,
         stop=stop or Stop(),
         clock=lambda: 2000.0,
+        totals=(commands, devices),
     )
 
 
@@ -423,7 +425,7 @@ async def test_a_stopped_round_keeps_what_it_read_and_the_next_asks_only_the_res
     client = FakeHistory(states, stop_after=2, stop=stop)
     first = await one_round(ledger, client, stop=stop)
     assert first.read == 2 and first.not_asked == 4
-    assert len(ledger.rows_to_check()) == 6  # waiting (1) is not final: all still to check
+    assert len(list(ledger.rows_to_check())) == 6  # waiting (1) is not final: all still to check
     read = {r.imei for r in ledger.rows() if r.send_status == 1}
     assert len(read) == 2
     client.calls.clear()

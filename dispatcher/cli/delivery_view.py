@@ -106,6 +106,8 @@ class RoundProgress:
         r = self.round
         if r is None:
             return Text("checking OneNET ...")
+        if r.devices and r.done_devices >= r.devices:
+            return Text(f"round {self.number} done; waiting for the next one (Ctrl-C stops)")
         elapsed = time.monotonic() - self.started
         return Text(
             f"round {self.number}: {r.done_devices:,}/{r.devices:,} devices, {r.read:,} read,"

@@ -131,6 +131,7 @@ async def _watch_deliveries(
             lane,
             settings,
             rows_to_check=ledger.rows_to_check,
+            count_to_check=ledger.count_to_check,
             record=delivery_writer(ledger),
             stop=stop,
             clock=time.time,

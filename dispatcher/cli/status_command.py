@@ -3,6 +3,7 @@ ledger, and the breakdown by device; with ``--watch``, until every command is fi
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,8 @@ from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, Watch
 
 __all__ = ["delivery_writer", "lane_options", "open_ledger", "status", "status_title"]
+
+_PROBE_ROWS = 1000  # rows looked at for the probe's devices
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -112,6 +115,7 @@ def status(
                 lane,
                 settings,
                 rows_to_check=ledger.rows_to_check,
+                count_to_check=ledger.count_to_check,
                 record=delivery_writer(ledger),
                 stop=stop,
                 clock=time.time,
@@ -119,11 +123,13 @@ def status(
                 on_round=_said,
             )
             with console.live(view, enabled=progress):
-                rows = ledger.rows_to_check()
-                if rows:
+                # The probe asks about a few devices of those to check (breaker_threshold).
+                first = itertools.islice(ledger.rows_to_check(), _PROBE_ROWS)
+                imeis = list(dict.fromkeys(r.imei for r in first))
+                if imeis:
                     why = await check_lane(
                         lane,
-                        list(dict.fromkeys(r.imei for r in rows)),
+                        imeis,
                         settings=settings,
                         stop=stop,
                         sleep=watcher.sleep,

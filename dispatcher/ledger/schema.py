@@ -26,6 +26,7 @@ __all__ = [
     "ACTIVE",
     "ACTIVE_STATS",
     "CACHE",
+    "COUNT_TO_CHECK",
     "INSERT_COMMAND",
     "MARK_IN_FLIGHT",
     "MIGRATIONS",
@@ -145,9 +146,17 @@ RECORD_DELIVERY: Final = (
     " cmd_result = COALESCE(?, cmd_result), status_checked_at = ? WHERE key = ?"
 )
 # Delivery may still change: never read, or send_status 1 (waiting) or 3 (sent).
+TO_CHECK: Final = (
+    f"{ACTIVE} AND status = 'accepted' AND uuid IS NOT NULL"
+    " AND (send_status IS NULL OR send_status IN (1, 3))"
+)
+# One page of them, by device: after (imei, seq) ?1, ?2, at most ?3 rows.
 ROWS_TO_CHECK: Final = (
-    f"{SELECT_ROWS} WHERE {ACTIVE} AND status = 'accepted' AND uuid IS NOT NULL"
-    " AND (send_status IS NULL OR send_status IN (1, 3)) ORDER BY seq"
+    f"{SELECT_ROWS} WHERE {TO_CHECK} AND (imei, seq) > (?1, ?2) ORDER BY imei, seq LIMIT ?3"
+)
+# How many, on how many devices, and the latest window's end as sent (OneNET's format sorts).
+COUNT_TO_CHECK: Final = (
+    f"SELECT COUNT(*), COUNT(DISTINCT imei), MAX(sent_expired_time) FROM commands WHERE {TO_CHECK}"
 )
 # A cancel's result: cancelled (send_status 2, no error) or refused (the error; the status as read).
 RECORD_CANCEL: Final = (

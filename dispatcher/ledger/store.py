@@ -46,6 +46,7 @@ from dispatcher.ledger.records import (
 )
 from dispatcher.ledger.schema import (
     ACTIVE,
+    COUNT_TO_CHECK,
     INSERT_COMMAND,
     MARK_IN_FLIGHT,
     RECORD_CANCEL,
@@ -282,10 +283,25 @@ class Ledger:
                    d.checked_at, d.key) for d in items]  # fmt: skip
         self._update("record deliveries", (RECORD_DELIVERY, params))
 
-    def rows_to_check(self) -> list[Row]:
-        """Active accepted rows with a uuid whose delivery may still change (never read, 1, 3)."""
-        with self._read("read the commands to check") as conn:
-            return [row_of(t) for t in conn.execute(ROWS_TO_CHECK)]
+    def rows_to_check(self) -> Generator[Row, None, None]:
+        """Active accepted rows with a uuid whose delivery may still change (never read, 1, 3),
+        device by device (by imei, then job order), read a page at a time: no cursor stays open
+        while their states are written, and memory stays flat however many there are."""
+        after: tuple[str, int] = ("", -1)
+        while True:
+            with self._read("read the commands to check") as conn:
+                page = [row_of(t) for t in conn.execute(ROWS_TO_CHECK, (*after, _FETCH))]
+            yield from page
+            if len(page) < _FETCH:
+                return
+            after = (page[-1].imei, page[-1].seq)
+
+    def count_to_check(self) -> tuple[int, int, str | None]:
+        """How many rows :meth:`rows_to_check` gives, on how many devices, and the latest
+        ``sent_expired_time`` among them (None when there are none)."""
+        with self._read("count the commands to check") as conn, small_cache(conn):
+            commands, devices, latest = conn.execute(COUNT_TO_CHECK).fetchone()
+        return int(commands), int(devices), latest
 
     def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
         """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status

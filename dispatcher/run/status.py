@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -39,7 +39,7 @@ from dispatcher.run.retrying import retry_query
 from dispatcher.run.state import Stop
 from dispatcher.times import format_onenet, parse_onenet
 
-__all__ = ["StatusRound", "Watch", "answer_time", "read_round", "windows_close_at"]
+__all__ = ["StatusRound", "Watch", "answer_time", "read_round", "window_end"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ Record = Callable[[list[Delivery]], Awaitable[None]]
 
 
 async def read_round(
-    rows: Sequence[Row],
+    rows: Iterable[Row],
     lane: Lane,
     record: Record,
     settings: Settings,
@@ -77,18 +77,25 @@ async def read_round(
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     progress: StatusRound | None = None,
+    totals: tuple[int, int] | None = None,
 ) -> StatusRound:
     """Read the delivery state of ``rows`` (accepted, with a uuid) from OneNET, device by device,
-    and ``record`` it; ``progress``, when given, is the round's record, updated as it goes."""
+    and ``record`` it; ``progress``, when given, is the round's record, updated as it goes.
+
+    ``rows`` may stream; each device's rows must then come together (as the ledger's
+    ``rows_to_check`` gives them), and ``totals`` (commands, devices) says how many will come.
+    A sequence is grouped by device here.
+    """
     result = progress or StatusRound()
-    by_imei: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_imei[row.imei].append(row)
-    result.commands, result.devices = len(rows), len(by_imei)
+    if isinstance(rows, Sequence):
+        rows = sorted(rows, key=lambda r: (r.imei, r.seq))
+        totals = (len(rows), len({r.imei for r in rows}))
+    result.commands, result.devices = totals if totals is not None else (0, 0)
+    devices = ((imei, list(group)) for imei, group in itertools.groupby(rows, lambda r: r.imei))
     reader = _Reader(lane, result, settings, stop=stop, clock=clock, sleep=sleep)
     threshold = settings.reliability.breaker_threshold
     queue: list[Delivery] = []
-    asked: set[str] = set()
+    asked = 0
 
     async def flush() -> None:
         if queue:
@@ -100,8 +107,9 @@ async def read_round(
         return not stop.requested and result.aborted is None
 
     async def one_device(device: tuple[str, list[Row]]) -> None:
+        nonlocal asked
         imei, device_rows = device
-        asked.update(r.key for r in device_rows)
+        asked += len(device_rows)
         try:
             deliveries = await reader.device(imei, device_rows)
         finally:
@@ -118,7 +126,7 @@ async def read_round(
 
     try:
         await fan_out(
-            list(by_imei.items()),
+            devices,
             one_device,
             workers=max(1, settings.limits.concurrency),
             stop=stop,
@@ -127,7 +135,7 @@ async def read_round(
         )
     finally:
         await flush()
-    result.not_asked = sum(1 for r in rows if r.key not in asked)
+    result.not_asked = max(0, result.commands - asked)
     return result
 
 
@@ -225,15 +233,12 @@ def _delivery(row: Row, item: HistoryItem, cmd_result: str | None, at: float) ->
     )
 
 
-def windows_close_at(rows: Sequence[Row]) -> float:
-    """When the last of these commands' windows closes (OneNET's clock, unix seconds)."""
-    latest = -math.inf
-    for row in rows:
-        text = row.sent_expired_time
-        if text is not None:
-            with contextlib.suppress(ValueError):
-                latest = max(latest, parse_onenet(text).timestamp())
-    return latest
+def window_end(sent_expired_time: str | None) -> float:
+    """A window's end as sent (OneNET's format, UTC+8) in unix seconds; -inf when unknown."""
+    if sent_expired_time is not None:
+        with contextlib.suppress(ValueError):
+            return parse_onenet(sent_expired_time).timestamp()
+    return -math.inf
 
 
 @dataclass(slots=True)
@@ -242,7 +247,8 @@ class Watch:
 
     lane: Lane
     settings: Settings
-    rows_to_check: Callable[[], list[Row]]  # the ledger's rows whose delivery may change
+    rows_to_check: Callable[[], Iterable[Row]]  # the rows whose delivery may change, by device
+    count_to_check: Callable[[], tuple[int, int, str | None]]  # how many, devices, latest end
     record: Record
     stop: Stop
     clock: Callable[[], float]
@@ -257,16 +263,16 @@ class Watch:
     async def run(self, *, watch: bool, interval_s: float) -> None:
         """One round, or (``watch``) rounds ``interval_s`` apart until done or stopped."""
         while not self.stop.requested:
-            rows = self.rows_to_check()
-            if not rows:
+            commands, devices, latest = self.count_to_check()
+            if not commands:
                 return
-            closed = self.lane.clock.now() >= windows_close_at(rows)
+            closed = self.lane.clock.now() >= window_end(latest)
             progress = StatusRound()
             self.rounds += 1
             if self.on_start is not None:
                 self.on_start(self.rounds, progress)
             result = await read_round(
-                rows,
+                self.rows_to_check(),
                 self.lane,
                 self.record,
                 self.settings,
@@ -274,9 +280,14 @@ class Watch:
                 clock=self.clock,
                 sleep=self.sleep,
                 progress=progress,
+                totals=(commands, devices),
             )
-            self.unreadable.difference_update(r.key for r in rows)
-            self.unreadable.update(result.unreadable)
+            # A whole round asked about every open command: what it could not read is what is
+            # unreadable now. A round cut short adds to what the earlier ones left.
+            if result.not_asked:
+                self.unreadable.update(result.unreadable)
+            else:
+                self.unreadable = set(result.unreadable)
             if self.on_round is not None:
                 await self.on_round(self.rounds, result)
             if result.aborted is not None:
@@ -285,7 +296,7 @@ class Watch:
             if not watch:
                 return
             if closed:  # this round read them after every window had closed: nothing will move
-                self.windows_closed = bool(self.rows_to_check())
+                self.windows_closed = self.count_to_check()[0] > 0
                 return
             await self._pause(interval_s)
 
