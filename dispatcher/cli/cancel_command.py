@@ -7,6 +7,7 @@ import asyncio
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -27,6 +28,7 @@ from dispatcher.cli.lanes import open_lane, settings_and_key
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.cli.status_command import (
     delivery_writer,
+    devices_to_probe,
     lane_options,
     open_ledger,
     status_title,
@@ -77,15 +79,22 @@ def cancel(
     ledger = open_ledger(ledger_path, settings)
     try:
         title = status_title(ledger)
-        rows = _selected(ledger, imeis)
-        held = [r for r in rows if r.delivery is not None]
-        open_rows = [r for r in held if r.delivery in OPEN_DELIVERY]
-        if open_rows:
-            _read_states(open_rows, ledger, settings, api_key)
-        fresh = {r.key: r for r in _selected(ledger, imeis)}
-        held = [fresh[r.key] for r in held]
-        waiting = [r for r in held if r.delivery is DeliveryState.WAITING]
-        _tell_plan(title, waiting, held, list(fresh.values()))
+        wanted = _devices(ledger, imeis)
+        _read_states(ledger, wanted, settings, api_key)
+        waiting: list[Row] = []
+        states: Counter[DeliveryState] = Counter()
+        doubtful = unsent = 0
+        for row in _rows_of(ledger, wanted):  # streamed: only the waiting ones are kept
+            state = row.delivery
+            if state is DeliveryState.WAITING:
+                waiting.append(row)
+            elif state is not None:
+                states[state] += 1
+            elif row.status in (Status.IN_DOUBT, Status.IN_FLIGHT):
+                doubtful += 1
+            elif row.status in (Status.PENDING, Status.FAILED):
+                unsent += 1
+        _tell_plan(title, waiting, states, doubtful, unsent)
         if not waiting:
             console.note("nothing to cancel")
             ledger.close()
@@ -101,34 +110,59 @@ def cancel(
     sys.exit(_said(report, stop))
 
 
-def _selected(ledger: Ledger, imeis: tuple[str, ...]) -> list[Row]:
-    """The job's (active) rows, only those of ``imeis`` when given; a usage error when one of
-    them is not a device of the job (nothing is cancelled then)."""
-    rows = list(ledger.rows(retired=False))
+def _devices(ledger: Ledger, imeis: tuple[str, ...]) -> frozenset[str] | None:
+    """The devices asked for (None: all of the job's); a usage error when one of them is not a
+    device of the job (nothing is cancelled then)."""
     if not imeis:
-        return rows
-    wanted = set(imeis)
-    unknown = sorted(wanted - {r.imei for r in rows})
+        return None
+    wanted = frozenset(imeis)
+    found = {r.imei for r in ledger.rows(retired=False) if r.imei in wanted}
+    unknown = sorted(wanted - found)
     if unknown:
         shown = ", ".join(unknown[:_EXAMPLES]) + (" ..." if len(unknown) > _EXAMPLES else "")
         ledger.close()
         fail(f"--imei {shown}: not a device of this job; nothing was cancelled", EXIT_USAGE)
-    return [r for r in rows if r.imei in wanted]
+    return wanted
 
 
-def _read_states(rows: list[Row], ledger: Ledger, settings: Settings, api_key: str) -> None:
-    """Read the current state of ``rows`` from OneNET into the ledger (a status round)."""
+def _rows_of(ledger: Ledger, wanted: frozenset[str] | None) -> Iterator[Row]:
+    """The job's (active) rows, streamed; only those of ``wanted`` devices when given."""
+    for row in ledger.rows(retired=False):
+        if wanted is None or row.imei in wanted:
+            yield row
+
+
+def _read_states(
+    ledger: Ledger, wanted: frozenset[str] | None, settings: Settings, api_key: str
+) -> None:
+    """Read the current state of the open commands (of ``wanted`` devices) from OneNET into the
+    ledger: a status round."""
+    if wanted is None:
+        commands, devices, _ = ledger.count_to_check()
+        rows: Iterable[Row] = ledger.rows_to_check()
+        totals: tuple[int, int] | None = (commands, devices)
+    else:
+        rows = [r for r in _rows_of(ledger, wanted) if r.delivery in OPEN_DELIVERY]
+        commands, totals = len(rows), None
+    if not commands:
+        return
 
     async def read(stop: Stop) -> StatusRound | str:
         async with open_lane(settings, api_key) as lane:
-            imeis = list(dict.fromkeys(r.imei for r in rows))
+            imeis = _first_devices(ledger, wanted, settings.reliability.breaker_threshold)
             why = await check_lane(
                 lane, imeis, settings=settings, stop=stop, sleep=asyncio.sleep, clock=time.time
             )
             if why is not None:
                 return why.reason
             return await read_round(
-                rows, lane, delivery_writer(ledger), settings, stop=stop, clock=time.time
+                rows,
+                lane,
+                delivery_writer(ledger),
+                settings,
+                stop=stop,
+                clock=time.time,
+                totals=totals,
             )
 
     result = run_with_signals(read)
@@ -144,23 +178,33 @@ def _read_states(rows: list[Row], ledger: Ledger, settings: Settings, api_key: s
         fail("stopped while reading the states; nothing was cancelled", EXIT_INTERRUPTED)
 
 
-def _tell_plan(title: str, waiting: list[Row], held: list[Row], rows: list[Row]) -> None:
+def _first_devices(ledger: Ledger, wanted: frozenset[str] | None, n: int) -> list[str]:
+    """A few devices with commands to check, for the probe."""
+    if wanted is not None:
+        return sorted(wanted)[:n]
+    return devices_to_probe(ledger, n)
+
+
+def _tell_plan(
+    title: str,
+    waiting: list[Row],
+    states: Counter[DeliveryState],
+    doubtful: int,
+    unsent: int,
+) -> None:
     """What will be cancelled, and what is left as it is."""
     console.note(
         f"{title}: {len(waiting):,} waiting commands on {len({r.imei for r in waiting}):,}"
         " devices can be cancelled"
     )
-    states = Counter(r.delivery for r in held if r.delivery is not DeliveryState.WAITING)
     if states:
-        parts = ", ".join(f"{n:,} {s.value}" for s, n in states.items() if s is not None)
+        parts = ", ".join(f"{n:,} {s.value}" for s, n in states.most_common())
         console.note(f"left as they are: {parts}")
-    doubtful = sum(1 for r in rows if r.status in (Status.IN_DOUBT, Status.IN_FLIGHT))
     if doubtful:
         console.warn(
             f"{doubtful:,} commands are in doubt (OneNET may hold them, under a uuid not known"
             " yet): `dispatcher run` on the job settles them; then cancel again"
         )
-    unsent = sum(1 for r in rows if r.status in (Status.PENDING, Status.FAILED))
     if unsent:
         console.warn(
             f"{unsent:,} commands were never sent: running the job again would send them;"

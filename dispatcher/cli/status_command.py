@@ -33,7 +33,14 @@ from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, Watch
 
-__all__ = ["delivery_writer", "lane_options", "open_ledger", "status", "status_title"]
+__all__ = [
+    "delivery_writer",
+    "devices_to_probe",
+    "lane_options",
+    "open_ledger",
+    "status",
+    "status_title",
+]
 
 _PROBE_ROWS = 1000  # rows looked at for the probe's devices
 
@@ -67,6 +74,12 @@ def open_ledger(path: Path, settings: Settings) -> Ledger:
         return Ledger.open(path, synchronous=settings.ledger.synchronous)
     except DispatcherError as exc:
         fail(str(exc))
+
+
+def devices_to_probe(ledger: Ledger, n: int) -> list[str]:
+    """A few devices with commands to check (as many as the errno-1 breaker counts)."""
+    first = itertools.islice(ledger.rows_to_check(), _PROBE_ROWS)
+    return list(dict.fromkeys(r.imei for r in first))[:n]
 
 
 def status_title(ledger: Ledger) -> str:
@@ -123,9 +136,7 @@ def status(
                 on_round=_said,
             )
             with console.live(view, enabled=progress):
-                # The probe asks about a few devices of those to check (breaker_threshold).
-                first = itertools.islice(ledger.rows_to_check(), _PROBE_ROWS)
-                imeis = list(dict.fromkeys(r.imei for r in first))
+                imeis = devices_to_probe(ledger, settings.reliability.breaker_threshold)
                 if imeis:
                     why = await check_lane(
                         lane,
