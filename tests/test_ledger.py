@@ -270,6 +270,7 @@ def test_counts_name_every_status(ledger: Ledger) -> None:
     assert ledger.counts() == {
         Status.PENDING: 2, Status.IN_FLIGHT: 0, Status.ACCEPTED: 1,
         Status.REJECTED: 0, Status.FAILED: 0, Status.IN_DOUBT: 0, Status.EXPIRED: 0,
+        Status.RETRIED: 0,
     }  # fmt: skip
 
 
@@ -466,9 +467,9 @@ def test_in_flight_marks_keep_the_first_server_time_and_the_latest(ledger: Ledge
 def test_row_fields_follow_the_selected_columns_with_the_new_ones_last() -> None:
     names = [f.name for f in dataclasses.fields(Row)]
     assert names == list(ledger_file.ROW_COLUMNS)
-    assert names[-8:] == [
+    assert names[-9:] == [
         "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result",
-        "status_checked_at", "cancelled_at", "cancel_error",
+        "status_checked_at", "cancelled_at", "cancel_error", "retried_in",
     ]  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from dispatcher.cli.cancel_command import cancel
 from dispatcher.cli.demo import demo
 from dispatcher.cli.emulator_command import emulator
 from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, fail, interruptible
+from dispatcher.cli.retry_command import retry_failed
 from dispatcher.cli.run_command import run
 from dispatcher.cli.status_command import status
 from dispatcher.errors import DispatcherError
@@ -106,5 +107,5 @@ def report(ledger_path: Path, fmt: str) -> None:
         ledger.close()
 
 
-for command in (run, status, cancel, demo, emulator):
+for command in (run, status, cancel, retry_failed, demo, emulator):
     main.add_command(command)

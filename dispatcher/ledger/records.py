@@ -42,6 +42,7 @@ class Status(StrEnum):
     FAILED = "failed"  # transient trouble outlasted the retries; safe to send again
     IN_DOUBT = "in_doubt"  # the answer was lost: settle against OneNET's history before resending
     EXPIRED = "expired"  # its expired_time passed before it could be sent: never sent
+    RETRIED = "retried"  # never sent; handed to a retry job (retry-failed), which sends it
 
 
 class Retired(StrEnum):
@@ -51,7 +52,7 @@ class Retired(StrEnum):
     CHANGED = "changed"  # replaced by an edited version under its key; the row kept as it was
 
 
-FINAL: Final = frozenset({Status.ACCEPTED, Status.REJECTED, Status.EXPIRED})
+FINAL: Final = frozenset({Status.ACCEPTED, Status.REJECTED, Status.EXPIRED, Status.RETRIED})
 TO_SEND: Final = frozenset({Status.PENDING, Status.FAILED})
 NOT_FINAL_SEND: Final = (1, 3)  # OneNET's send_status that can still change: waiting, sent
 
@@ -130,6 +131,7 @@ class Row:
     status_checked_at: float | None = None  # when it was read (unix seconds)
     cancelled_at: float | None = None  # when a cancel was asked for (dispatcher cancel)
     cancel_error: str | None = None  # why OneNET refused it; None: cancelled, or never asked
+    retried_in: str | None = None  # the retry job it was handed to (retry-failed)
 
     @property
     def delivery(self) -> DeliveryState | None:

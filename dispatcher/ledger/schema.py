@@ -112,6 +112,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE commands ADD COLUMN cancelled_at REAL",
         "ALTER TABLE commands ADD COLUMN cancel_error TEXT",
     ),
+    (  # 5: the retry job a command was handed to (dispatcher retry-failed)
+        "ALTER TABLE commands ADD COLUMN retried_in TEXT",
+    ),
 )
 
 # The columns of a ledger Row, in its field order.
@@ -121,7 +124,7 @@ ROW_COLUMNS: Final = (
     "attempts", "first_attempt_at", "last_attempt_at", "latency_ms", "sent_valid_time",
     "sent_expired_time", "reconciled", "first_server_at", "last_server_at", "retired",
     "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result", "status_checked_at",
-    "cancelled_at", "cancel_error",
+    "cancelled_at", "cancel_error", "retried_in",
 )  # fmt: skip
 SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
 INSERT_COMMAND: Final = (

@@ -310,6 +310,21 @@ class Ledger:
         params = [(at, error, 2 if error is None else status, key) for key, error, status in items]
         self._update("record cancels", (RECORD_CANCEL, params))
 
+    def hand_over(self, keys: Sequence[str], job_path: str) -> None:
+        """Record that ``keys`` went into the retry job at ``job_path``, in one transaction: a
+        command never sent (pending, failed) becomes ``retried``, so that this job never sends
+        it too, and none is handed to a second retry job."""
+        self._update(
+            "record the retry job",
+            ("UPDATE commands SET retried_in = ? WHERE key = ?", [(job_path, k) for k in keys]),
+        )
+        with self._write("record the retry job") as conn:
+            conn.executemany(
+                "UPDATE commands SET status = 'retried' WHERE key = ?"
+                " AND status IN ('pending', 'failed')",
+                [(k,) for k in keys],
+            )
+
     def delivery_breakdown(self) -> DeliveryBreakdown:
         """The job's accepted commands and devices by delivery state (delivery.py)."""
         with self._read("count deliveries") as conn:

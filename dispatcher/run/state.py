@@ -47,7 +47,14 @@ class Stop:
         await self._immediate.wait()
 
 
-_DONE = (Status.ACCEPTED, Status.REJECTED, Status.FAILED, Status.IN_DOUBT, Status.EXPIRED)
+_DONE = (
+    Status.ACCEPTED,
+    Status.REJECTED,
+    Status.FAILED,
+    Status.IN_DOUBT,
+    Status.EXPIRED,
+    Status.RETRIED,
+)
 _COUNTERS = {
     Status.ACCEPTED: "accepted",
     Status.REJECTED: "rejected",
