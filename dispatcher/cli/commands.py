@@ -1,11 +1,11 @@
-"""The command line: the ``dispatcher`` group and the commands that only read (validate, report).
+"""The command line: the ``dispatcher`` group and ``validate``, which only reads job files.
 
-``run``, ``demo`` and ``emulator`` are in their own modules; the exit codes are in exits.py.
+Every other command is in a module of its own (run, status, cancel, retry-failed, report, demo,
+emulator); the exit codes are in exits.py.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -17,14 +17,13 @@ from dispatcher.cli import console
 from dispatcher.cli.cancel_command import cancel
 from dispatcher.cli.demo import demo
 from dispatcher.cli.emulator_command import emulator
-from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, fail, interruptible
+from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, interruptible
+from dispatcher.cli.report_command import report
 from dispatcher.cli.retry_command import retry_failed
 from dispatcher.cli.run_command import run
 from dispatcher.cli.status_command import status
 from dispatcher.errors import DispatcherError
 from dispatcher.job.model import load_job, validate_job
-from dispatcher.ledger.store import Ledger
-from dispatcher.report import summarize, write_export
 from dispatcher.times import parse_timespec
 
 __all__ = ["main"]
@@ -74,38 +73,5 @@ def _planned_start(text: str | None) -> datetime | None:
     return spec.at
 
 
-@main.command()
-@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "jsonl", "json"]),
-    default="table",
-    show_default=True,
-    help="table: a summary; csv/jsonl/json: every command, on stdout.",
-)
-def report(ledger_path: Path, fmt: str) -> None:
-    """Summarize a results ledger, or export every command's outcome."""
-    if not ledger_path.exists():
-        fail(f"{ledger_path}: no such ledger")
-    try:
-        ledger = Ledger.open(ledger_path, read_only=True)
-    except DispatcherError as exc:
-        fail(str(exc))
-    try:
-        if fmt == "table":
-            console.summary_table(summarize(ledger))
-        else:
-            write_export(ledger, fmt, sys.stdout)  # type: ignore[arg-type]  # checked by Choice
-            sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, as other shell tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except DispatcherError as exc:
-        fail(str(exc))
-    finally:
-        ledger.close()
-
-
-for command in (run, status, cancel, retry_failed, demo, emulator):
+for command in (run, status, cancel, retry_failed, report, demo, emulator):
     main.add_command(command)

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console, RenderableType
 from rich.live import Live
@@ -20,7 +20,7 @@ from rich.text import Text
 
 from dispatcher.job.model import Job, Problem, Validation
 from dispatcher.ledger.store import Status
-from dispatcher.report.render import render_table
+from dispatcher.report.render import render_delivery, render_table
 from dispatcher.report.summary import Summary
 from dispatcher.times import format_onenet
 
@@ -205,9 +205,13 @@ def summary_line(result: RunResult) -> None:
     )
 
 
-def summary_table(summary: Summary) -> None:
-    """The report's summary, as a table on stdout."""
-    _out.print(render_table(summary))
+def summary_table(summary: Summary, out: TextIO | None = None) -> None:
+    """The report's summary, and the delivery once a command was accepted, on stdout or ``out``."""
+    console = _out if out is None else Console(file=out, soft_wrap=True, highlight=False)
+    console.print(render_table(summary))
+    delivery = render_delivery(summary)
+    if delivery is not None:
+        console.print(delivery)
 
 
 def show(renderable: RenderableType) -> None:

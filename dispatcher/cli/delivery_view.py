@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 
 from rich.console import RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from dispatcher.cli import console
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.records import DeliveryState
+from dispatcher.report.render import delivery_table
 from dispatcher.run.status import StatusRound
 
 __all__ = ["SHOWN", "RoundProgress", "answers_line", "breakdown_table", "round_line"]
@@ -25,47 +25,11 @@ SHOWN = (
     DeliveryState.FAILED,
     DeliveryState.CANCELLED,
 )
-_STYLE = {
-    DeliveryState.DELIVERED: "green",
-    DeliveryState.EXPIRED: "yellow",
-    DeliveryState.FAILED: "red",
-    DeliveryState.CANCELLED: "magenta",
-}
-_MEANING = {
-    DeliveryState.WAITING: "cached, the device not woken yet",
-    DeliveryState.SENT: "sent to the device, no answer yet",
-    DeliveryState.DELIVERED: "the device ran it",
-    DeliveryState.EXPIRED: "window closed, the device asleep",
-    DeliveryState.FAILED: "the device answered an error",
-    DeliveryState.CANCELLED: "cancelled while waiting",
-    DeliveryState.UNREAD: "not read from OneNET yet",
-}
 
 
 def breakdown_table(b: DeliveryBreakdown, title: str) -> RenderableType:
-    """Devices and commands by delivery state; a device counts under its least happy command."""
-    table = Table(title=console.mask(title), title_justify="left", show_edge=False)
-    table.add_column("delivery")
-    table.add_column("devices", justify="right")
-    table.add_column("commands", justify="right")
-    table.add_column("meaning", style="dim")
-    shown = [*SHOWN, DeliveryState.UNREAD] if b.commands[DeliveryState.UNREAD] else SHOWN
-    for state in shown:
-        style = _STYLE.get(state, "") if b.devices[state] else ""
-        table.add_row(
-            Text(state.value, style=style),
-            f"{b.devices[state]:,}",
-            f"{b.commands[state]:,}",
-            _MEANING[state],
-        )
-    if b.not_held:
-        table.add_row(
-            "not accepted",
-            f"{b.devices_not_held:,}",
-            f"{b.not_held:,}",
-            "see dispatcher report",
-        )
-    return table
+    """Devices and commands by delivery state, with what each state means."""
+    return delivery_table(b, console.mask(title), meaning=True)
 
 
 def answers_line(b: DeliveryBreakdown) -> str | None:

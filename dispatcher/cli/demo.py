@@ -13,9 +13,10 @@ from typing import Any, Final
 import click
 
 from dispatcher.cli import console
-from dispatcher.cli.delivery_view import SHOWN, breakdown_table
+from dispatcher.cli.delivery_view import SHOWN
 from dispatcher.cli.exits import fail
 from dispatcher.cli.lanes import open_lane
+from dispatcher.cli.report_command import write_report_file
 from dispatcher.cli.run_command import end_of_run, send_job
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.cli.status_command import delivery_writer
@@ -25,6 +26,7 @@ from dispatcher.errors import ConfigError, DispatcherError
 from dispatcher.job.model import load_job, validate_job
 from dispatcher.ledger.store import Ledger
 from dispatcher.report import summarize
+from dispatcher.run.binding import bind_job
 from dispatcher.run.state import RunStats, Stop
 from dispatcher.run.status import Watch
 
@@ -71,6 +73,7 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
             settings, reliability=dataclasses.replace(settings.reliability, settle_s=0.5)
         )
         ledger = Ledger.open(ledger_path, synchronous="normal")
+        bind_job(ledger, job, fingerprint=checked.fingerprint, total=checked.commands)
     except DispatcherError as exc:
         fail(str(exc))
     injected = emu.Faults(fail_rate=0.03, cut_after_rate=0.005, seed=7) if faults else emu.Faults()
@@ -95,6 +98,9 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
 
     code = run_with_signals(start)
     console.summary_table(summarize(ledger))
+    page = ledger_path.with_name(jobfile.stem + ".report.html")
+    write_report_file(ledger, "html", page)
+    console.note(f"the HTML report: {page} (dispatcher report {ledger_path} --format html)")
     ledger.close()
     console.note(f"every outcome: dispatcher report {ledger_path} --format csv")
     sys.exit(code)
@@ -149,7 +155,6 @@ async def _watch_deliveries(
                     + ", ".join(f"{b.devices[s]:,} {s.value}" for s in SHOWN if b.devices[s])
                     + " (devices)"
                 )
-    console.show(breakdown_table(ledger.delivery_breakdown(), "delivery by device"))
 
 
 def _describe(faults: Any) -> str:

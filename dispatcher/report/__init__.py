@@ -1,5 +1,5 @@
-"""Reports of a ledger: the summary in figures, the table a person reads, and the exports
-(csv, jsonl, json) tools read.
+"""Reports of a ledger: the summary in figures, the table a person reads, the exports (csv, jsonl,
+json) tools read, and the HTML page (html.py, imported on its own: only that report loads jinja2).
 
 May import: errors, times, ledger. Never job, onenet, run, cli or emulator.
 """

@@ -1,5 +1,10 @@
 """The exports tools read: every command of a ledger as csv, jsonl or one json array.
 
+Delivery columns are as ``dispatcher status`` last read them from OneNET: ``send_status`` (its
+number), ``confirm_status`` (the device's answer, by name), ``send_time`` and ``confirm_time`` as
+OneNET wrote them (UTC+8), ``cmd_result``, and ``delivery``, the state they mean (empty for a
+command OneNET does not hold). Unix times are written as ISO 8601 in UTC+8.
+
 Exports stream row by row, so a ledger of a million commands is exported in flat memory, and
 write records and nothing else.
 """
@@ -24,12 +29,14 @@ EXPORT_FIELDS: Final = (
     "imei", "obj_id", "obj_inst_id", "res_id", "args", "status", "errno", "error", "uuid",
     "attempts", "source", "valid_time", "expired_time", "sent_valid_time", "sent_expired_time",
     "first_attempt_at", "last_attempt_at", "latency_ms", "reconciled", "retry", "timeout",
-    "trigger_msg", "key", "retired",
+    "trigger_msg", "key", "retired", "send_status", "confirm_status", "send_time", "confirm_time",
+    "cmd_result", "delivery", "status_checked_at", "cancelled_at", "cancel_error",
 )  # fmt: skip
 
 
 def export_record(row: Row) -> dict[str, Any]:
     """One command as an export record (the keys of :data:`EXPORT_FIELDS`, in order)."""
+    delivery = row.delivery
     return {
         "imei": row.imei,
         "obj_id": row.obj_id,
@@ -55,6 +62,15 @@ def export_record(row: Row) -> dict[str, Any]:
         "trigger_msg": row.trigger_msg,
         "key": row.key,
         "retired": None if row.retired is None else row.retired.value,
+        "send_status": row.send_status,
+        "confirm_status": row.confirm_status,
+        "send_time": row.send_time,
+        "confirm_time": row.confirm_time,
+        "cmd_result": row.cmd_result,
+        "delivery": None if delivery is None else delivery.value,
+        "status_checked_at": _iso(row.status_checked_at),
+        "cancelled_at": _iso(row.cancelled_at),
+        "cancel_error": row.cancel_error,
     }
 
 

@@ -1,4 +1,4 @@
-"""The summary for people: one two-column table of a ledger's figures."""
+"""The summary for people: a two-column table of a ledger's figures, and one of its delivery."""
 
 from __future__ import annotations
 
@@ -7,12 +7,30 @@ from typing import Final
 
 from rich.table import Table
 
+from dispatcher.ledger.delivery import DeliveryBreakdown
+from dispatcher.ledger.records import DeliveryState
 from dispatcher.report.summary import Summary
 from dispatcher.times import BEIJING
 
-__all__ = ["render_table"]
+__all__ = [
+    "DELIVERY_LINES",
+    "DELIVERY_MEANING",
+    "delivery_table",
+    "render_delivery",
+    "render_table",
+]
 
 _RETIRED_LINES: Final = {"removed": "removed from the job", "changed": "replaced by an edit"}
+# The delivery states as people read them: still to come, then the outcomes, then the unread.
+DELIVERY_LINES: Final = {
+    DeliveryState.WAITING: "waiting",
+    DeliveryState.SENT: "sent",
+    DeliveryState.DELIVERED: "delivered",
+    DeliveryState.EXPIRED: "expired",
+    DeliveryState.FAILED: "failed",
+    DeliveryState.CANCELLED: "cancelled",
+    DeliveryState.UNREAD: "not read yet",
+}
 
 
 def render_table(summary: Summary) -> Table:
@@ -48,6 +66,57 @@ def render_table(summary: Summary) -> Table:
     table.add_row("runs", f"{summary.runs:,}")
     if summary.stop_reason:
         table.add_row("last run stopped", summary.stop_reason)
+    return table
+
+
+# What each state means, for a person who has not read OneNET's documentation.
+DELIVERY_MEANING: Final = {
+    DeliveryState.WAITING: "cached, the device not woken yet",
+    DeliveryState.SENT: "sent to the device, no answer yet",
+    DeliveryState.DELIVERED: "the device ran it",
+    DeliveryState.EXPIRED: "window closed, the device asleep",
+    DeliveryState.FAILED: "the device answered an error",
+    DeliveryState.CANCELLED: "cancelled while waiting",
+    DeliveryState.UNREAD: "not read from OneNET yet",
+}
+
+
+def render_delivery(summary: Summary) -> Table | None:
+    """Devices and commands by delivery state once any command was accepted (else None)."""
+    d = summary.delivery
+    if d is None or not sum(d.commands.values()):
+        return None
+    return delivery_table(d, "Delivery of the accepted commands")
+
+
+def delivery_table(d: DeliveryBreakdown, title: str, *, meaning: bool = False) -> Table:
+    """Devices (with their share) and commands by delivery state; a device counts under its
+    least happy command (ledger/delivery.py); ``meaning`` adds what each state means."""
+    devices = sum(d.devices.values())
+    table = Table(title=title, title_justify="left")
+    table.add_column("delivery", style="bold")
+    table.add_column("devices", justify="right")
+    table.add_column("commands", justify="right")
+    if meaning:
+        table.add_column("meaning", style="dim")
+    for state, name in DELIVERY_LINES.items():
+        n = d.devices[state]
+        if state is DeliveryState.UNREAD and not d.commands[state]:
+            continue
+        share = f" ({n / devices:.1%})" if n else ""
+        cells = [name, f"{n:,}{share}", f"{d.commands[state]:,}"]
+        table.add_row(*cells, *([DELIVERY_MEANING[state]] if meaning else []))
+    table.add_section()
+    table.add_row(
+        "all", f"{devices:,}", f"{sum(d.commands.values()):,}", *([""] if meaning else [])
+    )
+    if d.not_held:
+        table.add_row(
+            "not accepted",
+            f"{d.devices_not_held:,}",
+            f"{d.not_held:,}",
+            *(["rejected, failed, in doubt or not sent"] if meaning else []),
+        )
     return table
 
 

@@ -3,13 +3,15 @@
 Figures come from SQL over the whole ledger (every run of the job), so a ledger of a million
 commands is summed up in flat memory. When the ledger knows its job's size, shares are of the whole
 job, and the commands not registered yet are counted. Retired rows (removed from the job file, or
-replaced by an edit) are counted apart.
+replaced by an edit) are counted apart. What became of the accepted commands (their delivery, as
+``dispatcher status`` last read it) is counted by device and by command.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.store import Ledger
 
 __all__ = ["Summary", "summarize"]
@@ -37,6 +39,7 @@ class Summary:
     job_total: int | None = None  # commands in the job, as recorded (None: not recorded)
     unregistered: int = 0  # commands of the job not in the ledger yet
     retired: dict[str, int] = field(default_factory=dict)  # {'removed': n, 'changed': m}
+    delivery: DeliveryBreakdown | None = None  # what became of the accepted commands
 
 
 def summarize(ledger: Ledger) -> Summary:
@@ -77,6 +80,7 @@ def summarize(ledger: Ledger) -> Summary:
         job_total=job_total,
         unregistered=0 if job_total is None else max(0, job_total - stats.total),
         retired=ledger.retired_counts(),
+        delivery=ledger.delivery_breakdown(),
     )
 
 

@@ -1,0 +1,102 @@
+"""``dispatcher report``: a ledger's summary, every command's outcome (csv, jsonl, json), or one
+self-contained HTML page, on stdout or into a file."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Literal, TextIO, cast
+
+import click
+
+from dispatcher.cli import console
+from dispatcher.cli.exits import fail
+from dispatcher.errors import DispatcherError
+from dispatcher.ledger.store import Ledger
+from dispatcher.report import summarize, write_export
+
+__all__ = ["report", "write_report_file"]
+
+
+@click.command()
+@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "jsonl", "json", "html"]),
+    default="table",
+    show_default=True,
+    help="table: a summary; csv/jsonl/json: every command; html: one page with charts.",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report to FILE instead of stdout.",
+)
+def report(ledger_path: Path, fmt: str, output: Path | None) -> None:
+    """Summarize a results ledger, export every command's outcome, or write an HTML report."""
+    if not ledger_path.exists():
+        fail(f"{ledger_path}: no such ledger")
+    if output is not None and _is_the_ledger(output, ledger_path):
+        raise click.BadParameter(
+            f"{output} is the ledger's own file", param_hint="'-o' / '--output'"
+        )
+    try:
+        ledger = Ledger.open(ledger_path, read_only=True)
+    except DispatcherError as exc:
+        fail(str(exc))
+    try:
+        if output is None:
+            _write_report(ledger, fmt, None)
+            sys.stdout.flush()
+        else:
+            write_report_file(ledger, fmt, output)
+            console.note(f"report written to {output}")
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as other shell tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except DispatcherError as exc:
+        fail(str(exc))
+    finally:
+        ledger.close()
+
+
+def _write_report(ledger: Ledger, fmt: str, out: TextIO | None) -> None:
+    """The report in ``fmt`` on ``out`` (None: stdout)."""
+    if fmt == "table":
+        console.summary_table(summarize(ledger), out)
+    elif fmt == "html":
+        from dispatcher.report.html import write_html  # jinja2 is loaded for this report only
+
+        write_html(ledger, sys.stdout if out is None else out)
+    else:
+        fmt_ = cast(Literal["csv", "jsonl", "json"], fmt)  # checked by Choice
+        write_export(ledger, fmt_, sys.stdout if out is None else out)
+
+
+def write_report_file(ledger: Ledger, fmt: str, path: Path) -> None:
+    """The report in ``fmt`` written to ``path``; no half-written file is left when it fails."""
+    try:
+        out = path.open("w", encoding="utf-8", newline="" if fmt == "csv" else None)
+    except OSError as exc:
+        fail(f"{path}: cannot write the report: {exc.strerror or exc}")
+    try:
+        with out:
+            _write_report(ledger, fmt, out)
+    except BaseException as exc:
+        path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            fail(f"{path}: cannot write the report: {exc.strerror or exc}")
+        raise
+
+
+def _is_the_ledger(output: Path, ledger_path: Path) -> bool:
+    """Whether writing ``output`` would overwrite the ledger or one of its side files."""
+    ledger = ledger_path.resolve()
+    target = output.resolve()
+    if target.parent == ledger.parent and target.name.startswith(ledger.name):
+        return target.name[len(ledger.name) :] in ("", "-wal", "-shm", "-journal", ".lock")
+    return output.exists() and os.path.samefile(output, ledger_path)
