@@ -215,6 +215,7 @@ _FIRST = {
     "status_checked_at": None,
     "cancelled_at": None,
     "cancel_error": None,
+    "retried_in": None,
 }
 
 
@@ -386,7 +387,7 @@ def test_summarize_keeps_no_object_per_row(ledger: Ledger) -> None:
 
 _DELIVERY_COLUMNS = (
     "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result", "delivery",
-    "status_checked_at", "cancelled_at", "cancel_error",
+    "status_checked_at", "cancelled_at", "cancel_error", "retried_in",
 )  # fmt: skip
 
 
@@ -433,7 +434,7 @@ def test_exports_hold_what_became_of_each_command(ledger: Ledger) -> None:
         "send_status": 5, "confirm_status": "SUCCESS", "send_time": "2024-05-01 10:00:00",
         "confirm_time": "2024-05-01 10:00:02", "cmd_result": "fw=2.4.1", "delivery": "delivered",
         "status_checked_at": "2023-11-15T06:13:20.000+08:00", "cancelled_at": None,
-        "cancel_error": None,
+        "cancel_error": None, "retried_in": None,
     }  # fmt: skip
     assert (device_error["delivery"], device_error["confirm_status"]) == ("failed", "TIME_OUT")
     assert (cancelled["delivery"], cancelled["send_status"], cancelled["cancel_error"]) == (

@@ -31,6 +31,7 @@ EXPORT_FIELDS: Final = (
     "first_attempt_at", "last_attempt_at", "latency_ms", "reconciled", "retry", "timeout",
     "trigger_msg", "key", "retired", "send_status", "confirm_status", "send_time", "confirm_time",
     "cmd_result", "delivery", "status_checked_at", "cancelled_at", "cancel_error",
+    "retried_in",
 )  # fmt: skip
 
 
@@ -71,6 +72,7 @@ def export_record(row: Row) -> dict[str, Any]:
         "status_checked_at": _iso(row.status_checked_at),
         "cancelled_at": _iso(row.cancelled_at),
         "cancel_error": row.cancel_error,
+        "retried_in": row.retried_in,
     }
 
 
