@@ -26,9 +26,10 @@ from typing import Final
 
 from dispatcher.errors import LedgerError
 from dispatcher.job.model import Command
-from dispatcher.ledger import delivery, figures, identity
+from dispatcher.ledger import figures, identity
 from dispatcher.ledger import runs as run_records
 from dispatcher.ledger.delivery import DeliveryBreakdown
+from dispatcher.ledger.follow_ups import FollowUps
 from dispatcher.ledger.identity import Change, JobDiff, JobRecord, default_ledger_path
 from dispatcher.ledger.lock import lock, unlock
 from dispatcher.ledger.records import (
@@ -46,13 +47,9 @@ from dispatcher.ledger.records import (
 )
 from dispatcher.ledger.schema import (
     ACTIVE,
-    COUNT_TO_CHECK,
     INSERT_COMMAND,
     MARK_IN_FLIGHT,
-    RECORD_CANCEL,
-    RECORD_DELIVERY,
     RECORD_OUTCOME,
-    ROWS_TO_CHECK,
     SELECT_ROWS,
     connect,
     insert_params,
@@ -90,7 +87,7 @@ _CHUNK: Final = 500  # keys per `IN (...)`, well under SQLite's variable limit (
 _FETCH: Final = 1000  # rows per fetchmany
 
 
-class Ledger:
+class Ledger(FollowUps):
     """The SQLite results ledger of one job. Not thread-safe: one thread at a time."""
 
     def __init__(
@@ -276,59 +273,6 @@ class Ledger:
         """
         with self._read("compare the job") as conn:
             return identity.compare(conn, self._write, commands, apply=apply, sample=sample)
-
-    def record_delivery(self, items: Sequence[Delivery]) -> None:
-        """What OneNET's history says of accepted commands, in one transaction."""
-        params = [(d.send_status, d.confirm_status, d.send_time, d.confirm_time, d.cmd_result,
-                   d.checked_at, d.key) for d in items]  # fmt: skip
-        self._update("record deliveries", (RECORD_DELIVERY, params))
-
-    def rows_to_check(self) -> Generator[Row, None, None]:
-        """Active accepted rows with a uuid whose delivery may still change (never read, 1, 3),
-        device by device (by imei, then job order), read a page at a time: no cursor stays open
-        while their states are written, and memory stays flat however many there are."""
-        after: tuple[str, int] = ("", -1)
-        while True:
-            with self._read("read the commands to check") as conn:
-                page = [row_of(t) for t in conn.execute(ROWS_TO_CHECK, (*after, _FETCH))]
-            yield from page
-            if len(page) < _FETCH:
-                return
-            after = (page[-1].imei, page[-1].seq)
-
-    def count_to_check(self) -> tuple[int, int, str | None]:
-        """How many rows :meth:`rows_to_check` gives, on how many devices, and the latest
-        ``sent_expired_time`` among them (None when there are none)."""
-        with self._read("count the commands to check") as conn, small_cache(conn):
-            commands, devices, latest = conn.execute(COUNT_TO_CHECK).fetchone()
-        return int(commands), int(devices), latest
-
-    def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
-        """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status
-        as then known or None), in one transaction; a cancelled command is send_status 2."""
-        at = self._clock()
-        params = [(at, error, 2 if error is None else status, key) for key, error, status in items]
-        self._update("record cancels", (RECORD_CANCEL, params))
-
-    def hand_over(self, keys: Sequence[str], job_path: str) -> None:
-        """Record that ``keys`` went into the retry job at ``job_path``, in one transaction: a
-        command never sent (pending, failed) becomes ``retried``, so that this job never sends
-        it too, and none is handed to a second retry job."""
-        self._update(
-            "record the retry job",
-            ("UPDATE commands SET retried_in = ? WHERE key = ?", [(job_path, k) for k in keys]),
-        )
-        with self._write("record the retry job") as conn:
-            conn.executemany(
-                "UPDATE commands SET status = 'retried' WHERE key = ?"
-                " AND status IN ('pending', 'failed')",
-                [(k,) for k in keys],
-            )
-
-    def delivery_breakdown(self) -> DeliveryBreakdown:
-        """The job's accepted commands and devices by delivery state (delivery.py)."""
-        with self._read("count deliveries") as conn:
-            return delivery.breakdown(conn)
 
     def known_uuids(self, imei: str) -> set[str]:
         """Every uuid the ledger holds for one device."""

@@ -1,0 +1,96 @@
+"""The ledger's follow-up records: what OneNET says became of accepted commands (``status``),
+the cancels asked for (``cancel``), and the hand-over of commands to a retry job
+(``retry-failed``). A part of :class:`~dispatcher.ledger.store.Ledger`, kept apart to be read in
+one sitting; it uses the ledger's connection and transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Generator, Sequence
+from typing import Final
+
+from dispatcher.ledger import delivery
+from dispatcher.ledger.delivery import DeliveryBreakdown
+from dispatcher.ledger.records import Delivery, Row
+from dispatcher.ledger.schema import (
+    COUNT_TO_CHECK,
+    RECORD_CANCEL,
+    RECORD_DELIVERY,
+    ROWS_TO_CHECK,
+    row_of,
+    small_cache,
+)
+
+__all__ = ["FollowUps"]
+
+_PAGE: Final = 1000  # rows to check read per page
+
+
+class FollowUps:
+    """The follow-up records of a ledger (a mixin of ``Ledger``, which provides the plumbing)."""
+
+    _clock: Callable[[], float]
+
+    def _read(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # the Ledger's
+
+    def _write(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # the Ledger's
+
+    def _update(self, what: str, *steps: tuple[str, Sequence[tuple[object, ...]]]) -> None:
+        raise NotImplementedError  # the Ledger's
+
+    def record_delivery(self, items: Sequence[Delivery]) -> None:
+        """What OneNET's history says of accepted commands, in one transaction."""
+        params = [(d.send_status, d.confirm_status, d.send_time, d.confirm_time, d.cmd_result,
+                   d.checked_at, d.key) for d in items]  # fmt: skip
+        self._update("record deliveries", (RECORD_DELIVERY, params))
+
+    def rows_to_check(self) -> Generator[Row, None, None]:
+        """Active accepted rows with a uuid whose delivery may still change (never read, 1, 3),
+        device by device (by imei, then job order), read a page at a time: no cursor stays open
+        while their states are written, and memory stays flat however many there are."""
+        after: tuple[str, int] = ("", -1)
+        while True:
+            with self._read("read the commands to check") as conn:
+                page = [row_of(t) for t in conn.execute(ROWS_TO_CHECK, (*after, _PAGE))]
+            yield from page
+            if len(page) < _PAGE:
+                return
+            after = (page[-1].imei, page[-1].seq)
+
+    def count_to_check(self) -> tuple[int, int, str | None]:
+        """How many rows :meth:`rows_to_check` gives, on how many devices, and the latest
+        ``sent_expired_time`` among them (None when there are none)."""
+        with self._read("count the commands to check") as conn, small_cache(conn):
+            commands, devices, latest = conn.execute(COUNT_TO_CHECK).fetchone()
+        return int(commands), int(devices), latest
+
+    def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
+        """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status
+        as then known or None), in one transaction; a cancelled command is send_status 2."""
+        at = self._clock()
+        params = [(at, error, 2 if error is None else status, key) for key, error, status in items]
+        self._update("record cancels", (RECORD_CANCEL, params))
+
+    def hand_over(self, keys: Sequence[str], job_path: str) -> None:
+        """Record that ``keys`` went into the retry job at ``job_path``, in one transaction: a
+        command never sent (pending, failed) becomes ``retried``, so that this job never sends
+        it too, and none is handed to a second retry job."""
+        self._update(
+            "record the retry job",
+            ("UPDATE commands SET retried_in = ? WHERE key = ?", [(job_path, k) for k in keys]),
+        )
+        with self._write("record the retry job") as conn:
+            conn.executemany(
+                "UPDATE commands SET status = 'retried' WHERE key = ?"
+                " AND status IN ('pending', 'failed')",
+                [(k,) for k in keys],
+            )
+
+    def delivery_breakdown(self) -> DeliveryBreakdown:
+        """The job's accepted commands and devices by delivery state (delivery.py)."""
+        with self._read("count deliveries") as conn:
+            return delivery.breakdown(conn)
