@@ -80,7 +80,7 @@ def cancel(
     try:
         title = status_title(ledger)
         wanted = _devices(ledger, imeis)
-        _read_states(ledger, wanted, settings, api_key)
+        unreadable = _read_states(ledger, wanted, settings, api_key)
         waiting: list[Row] = []
         states: Counter[DeliveryState] = Counter()
         doubtful = unsent = 0
@@ -98,7 +98,7 @@ def cancel(
         if not waiting:
             console.note("nothing to cancel")
             ledger.close()
-            sys.exit(EXIT_OK)
+            sys.exit(EXIT_INCOMPLETE if unreadable else EXIT_OK)
         if not _confirmed(len(waiting), len({r.imei for r in waiting}), yes):
             ledger.close()
             sys.exit(EXIT_OK)
@@ -107,7 +107,14 @@ def cancel(
         ledger.close()
         fail(f"cancel broke off: {exc}; what was done is recorded", EXIT_BROKEN)
     ledger.close()
-    sys.exit(_said(report, stop))
+    code = _said(report, stop)
+    if unreadable and code == EXIT_OK:
+        console.warn(
+            f"the state of {unreadable:,} commands could not be read: those not known to be"
+            " waiting were not cancelled; the same command tries them again"
+        )
+        code = EXIT_INCOMPLETE
+    sys.exit(code)
 
 
 def _devices(ledger: Ledger, imeis: tuple[str, ...]) -> frozenset[str] | None:
@@ -134,9 +141,9 @@ def _rows_of(ledger: Ledger, wanted: frozenset[str] | None) -> Iterator[Row]:
 
 def _read_states(
     ledger: Ledger, wanted: frozenset[str] | None, settings: Settings, api_key: str
-) -> None:
+) -> int:
     """Read the current state of the open commands (of ``wanted`` devices) from OneNET into the
-    ledger: a status round."""
+    ledger (a status round); how many could not be read."""
     if wanted is None:
         commands, devices, _ = ledger.count_to_check()
         rows: Iterable[Row] = ledger.rows_to_check()
@@ -145,7 +152,7 @@ def _read_states(
         rows = [r for r in _rows_of(ledger, wanted) if r.delivery in OPEN_DELIVERY]
         commands, totals = len(rows), None
     if not commands:
-        return
+        return 0
 
     async def read(stop: Stop) -> StatusRound | str:
         async with open_lane(settings, api_key) as lane:
@@ -166,16 +173,17 @@ def _read_states(
             )
 
     result = run_with_signals(read)
-    if isinstance(result, str) or result.aborted is not None:
+    if isinstance(result, str):
         ledger.close()
-        fail(
-            f"{result if isinstance(result, str) else result.aborted}; nothing was cancelled",
-            EXIT_BREAKER,
-        )
+        fail(f"{result}; nothing was cancelled", EXIT_BREAKER)
+    if result.gave_up is not None:
+        ledger.close()
+        fail(f"{result.gave_up}; nothing was cancelled", EXIT_INCOMPLETE)
     console.note(round_line(1, result).replace("round 1", "state read", 1))
     if result.not_asked:
         ledger.close()
         fail("stopped while reading the states; nothing was cancelled", EXIT_INTERRUPTED)
+    return len(result.unreadable)
 
 
 def _first_devices(ledger: Ledger, wanted: frozenset[str] | None, n: int) -> list[str]:

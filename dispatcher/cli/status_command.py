@@ -181,7 +181,8 @@ async def _said(number: int, result: StatusRound) -> None:
 
 
 def _exit_code(watcher: Watch, still_open: int, watch: bool) -> int:
-    """0 every state read; 3 some could not be read; 4 a breaker; 130 stopped."""
+    """0 every state read; 3 some could not be read; 4 the probe found the key, the address or
+    the server wrong; 130 stopped."""
     if watcher.aborted is not None:
         console.error(watcher.aborted)
         return EXIT_BREAKER
@@ -189,6 +190,9 @@ def _exit_code(watcher: Watch, still_open: int, watch: bool) -> int:
     if stop.requested:
         console.note(f"stopped ({stop.reason}); the same command goes on from where it stopped")
         return EXIT_INTERRUPTED
+    if watcher.gave_up is not None:
+        console.error(f"{watcher.gave_up}; the states not read keep the state last read")
+        return EXIT_INCOMPLETE
     if watcher.unreadable:
         console.warn(
             f"the state of {len(watcher.unreadable):,} commands could not be read; they keep"

@@ -60,7 +60,7 @@ class StatusRound:
     history_pages: int = 0
     details: int = 0
     last_error: str = ""
-    aborted: str | None = None  # why the round stopped early (a breaker)
+    gave_up: str | None = None  # why the round stopped early: no device could be read
     done_devices: int = 0  # devices finished so far (for live progress)
 
 
@@ -104,7 +104,7 @@ async def read_round(
             await asyncio.shield(record(batch))
 
     def taking() -> bool:
-        return not stop.requested and result.aborted is None
+        return not stop.requested and result.gave_up is None
 
     async def one_device(device: tuple[str, list[Row]]) -> None:
         nonlocal asked
@@ -116,7 +116,7 @@ async def read_round(
             result.done_devices += 1
         queue.extend(deliveries)
         if not deliveries and result.read == 0 and reader.failed_in_a_row >= threshold:
-            result.aborted = (
+            result.gave_up = (
                 f"the delivery state of {reader.failed_in_a_row} devices in a row could not be"
                 f" read, and of none so far ({result.last_error}): check onenet.base_url, the"
                 " api-key and the network"
@@ -257,7 +257,8 @@ class Watch:
     on_start: Callable[[int, StatusRound], None] | None = None
     unreadable: set[str] = field(default_factory=set)  # keys last found unreadable
     rounds: int = 0
-    aborted: str | None = None
+    aborted: str | None = None  # why it never started: the probe found the key or address wrong
+    gave_up: str | None = None  # why a round stopped early: no device could be read
     windows_closed: bool = False  # ended because every window had closed, some still open
 
     async def run(self, *, watch: bool, interval_s: float) -> None:
@@ -290,8 +291,8 @@ class Watch:
                 self.unreadable = set(result.unreadable)
             if self.on_round is not None:
                 await self.on_round(self.rounds, result)
-            if result.aborted is not None:
-                self.aborted = result.aborted
+            if result.gave_up is not None:
+                self.gave_up = result.gave_up
                 return
             if not watch:
                 return
