@@ -30,6 +30,7 @@ __all__ = [
     "LedgerLockedError",
     "MisroutedError",
     "OneNetUnavailable",
+    "RolloutAborted",
     "RunAborted",
     "ServerHungError",
     "UnreachableError",
@@ -84,6 +85,10 @@ class RunAborted(DispatcherError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class RolloutAborted(RunAborted):
+    """A rollout rule fired (a failing canary, a failure rate, an errno): the rest is skipped."""
 
 
 class WrongKeyError(RunAborted):

@@ -2,7 +2,9 @@
 
 OneNET takes and gives times as ``YYYY-MM-DDTHH:MM:SS`` without a zone, meaning UTC+8 (its answers
 use a space instead of the ``T``). A job file may also give a time with a zone (converted to UTC+8)
-or a relative one (``+30m``, ``+6h``, ``+2d``) counted from the moment the command is sent.
+or a relative one (``+30m``, ``+6h``, ``+2d``) counted from the moment the command is sent, or
+the start or end of a daily window (``window 02:00-06:00 start``): the next such window at the
+moment of sending.
 """
 
 from __future__ import annotations
@@ -12,18 +14,25 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time as clock_time, timedelta, timezone, tzinfo
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "BEIJING",
     "MAX_OFFSET",
+    "WINDOW_MIN_LEFT",
+    "DailyWindow",
     "ServerClock",
     "TimeSpec",
+    "WindowEdge",
     "describe_offset",
     "format_onenet",
     "now_beijing",
     "parse_onenet",
     "parse_timespec",
+    "parse_window",
+    "parse_zone",
     "start_of",
 ]
 

@@ -191,7 +191,7 @@ async def test_another_job_on_a_ledger_is_refused_and_sends_nothing(tmp_path: Pa
 # --- an edited job ------------------------------------------------------------------------
 
 
-async def test_edited_job_is_refused_before_sending_then_sent_anew_with_accept_changes(
+async def test_edited_commands_onenet_never_got_are_sent_in_their_new_version_without_asking(
     tmp_path: Path,
 ) -> None:
     job = write(tmp_path / "job.yaml", job_text(*DEVICES[:3]))
@@ -201,18 +201,39 @@ async def test_edited_job_is_refused_before_sending_then_sent_anew_with_accept_c
         assert failed.code == 3, failed.stderr
         assert failed.stdout.splitlines()[0] == "job: 3 commands: 3 failed"
         emulator.faults = Faults()
+        write(job, job_text(*DEVICES[:3], trigger="[register]"))
+        fixed = await run(tmp_path, "job.yaml", url)
+    assert fixed.code == 0, fixed.stderr
+    assert "3 edited command(s) will be sent as new commands" in fixed.stderr
+    assert sorted(c.imei for c in emulator.accepted()) == sorted(DEVICES[:3])
+    assert {c.trigger_msg for c in emulator.accepted()} == {1}
+    rows = ledger_rows(tmp_path / "job.yaml.ledger.db")
+    assert sorted((r.status, r.retired is None) for r in rows) == sorted(
+        [(Status.ACCEPTED, True)] * 3 + [(Status.FAILED, False)] * 3
+    )
+
+
+async def test_edited_job_is_refused_before_sending_then_sent_anew_with_accept_changes(
+    tmp_path: Path,
+) -> None:
+    job = write(tmp_path / "job.yaml", job_text(*DEVICES[:3]))
+    emulator = Emulator()
+    async with serve(emulator) as url:
+        first = await run(tmp_path, "job.yaml", url)
+        assert first.code == 0, first.stderr
+        first_held = {c.uuid for c in emulator.accepted()}
         posts, reads = emulator.stats()["posts"], emulator.stats()["reads"]
         assert isinstance(posts, int)
         write(job, job_text(*DEVICES[:3], trigger="[register]"))
         refused = await run(tmp_path, "job.yaml", url)
         assert (emulator.stats()["posts"], emulator.stats()["reads"]) == (posts, reads)
-        assert emulator.accepted() == []
+        assert {c.uuid for c in emulator.accepted()} == first_held
         accepted = await run(tmp_path, "job.yaml", url, "--accept-changes")
     assert refused.code == 1, refused.stdout + refused.stderr
     said = refused.stdout + refused.stderr
     for line, device in enumerate(DEVICES[:3], start=10):
         assert (
-            f"job.yaml:{line}: imei {device}: trigger_msg 3 -> 1 (the ledger's version is failed)"
+            f"job.yaml:{line}: imei {device}: trigger_msg 3 -> 1 (the ledger's version is accepted)"
         ) in said
     assert "3 command(s) changed" in refused.stderr
     assert "nothing was sent" in refused.stderr
@@ -222,7 +243,7 @@ async def test_edited_job_is_refused_before_sending_then_sent_anew_with_accept_c
     assert accepted.code == 0, accepted.stderr
     assert "3 edited command(s) will be sent as new commands" in accepted.stderr
     assert accepted.stdout.splitlines()[0] == "job: 3 commands: 3 accepted"
-    held = emulator.accepted()
+    held = [c for c in emulator.accepted() if c.uuid not in first_held]
     assert emulator.stats()["posts"] == posts + 3  # the new versions only, once each
     assert sorted(c.imei for c in held) == sorted(DEVICES[:3])
     assert {c.trigger_msg for c in held} == {1}
@@ -233,9 +254,10 @@ async def test_edited_job_is_refused_before_sending_then_sent_anew_with_accept_c
     assert {(r.status, r.trigger_msg) for r in active} == {(Status.ACCEPTED, 1)}
     assert {r.uuid for r in active} == {c.uuid for c in held}
     assert sorted(r.imei for r in retired) == sorted(DEVICES[:3])
-    assert {(r.retired, r.status, r.trigger_msg, r.uuid) for r in retired} == {
-        (Retired.CHANGED, Status.FAILED, 3, None)
+    assert {(r.retired, r.status, r.trigger_msg) for r in retired} == {
+        (Retired.CHANGED, Status.ACCEPTED, 3)
     }
+    assert {r.uuid for r in retired} == first_held  # kept as they were, never sent again
 
 
 async def test_going_back_to_a_version_onenet_holds_sends_nothing_again(tmp_path: Path) -> None:

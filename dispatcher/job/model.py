@@ -29,6 +29,7 @@ from dispatcher.job.command import (
 )
 from dispatcher.job.csvfile import csv_header, csv_rows
 from dispatcher.job.fields import FIELDS, NAMES, REQUIRED, Checked, PastTimes, Problem, RowChecker
+from dispatcher.job.plan import Plan
 from dispatcher.job.seen import SeenKeys
 from dispatcher.job.validate import Validation, validate_job
 from dispatcher.job.yamlfile import Entry, read_yaml
@@ -76,6 +77,7 @@ class Job:
     csv_source: str = ""  # that CSV's path as messages cite it
     problems: tuple[Problem, ...] = field(default=(), repr=False)  # found while loading
     ignore_columns: tuple[str, ...] = ()  # of targets_csv (lowercase): skipped, not unknown
+    plan: Plan = field(default_factory=Plan)  # rollout and schedule (a CSV job: the default)
 
     def scan(
         self,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Final
+
+import orjson
 
 from dispatcher.ledger import delivery
 from dispatcher.ledger.delivery import DeliveryBreakdown
@@ -41,6 +43,34 @@ class FollowUps:
 
     def _update(self, what: str, *steps: tuple[str, Sequence[tuple[object, ...]]]) -> None:
         raise NotImplementedError  # the Ledger's
+
+    def rollout_state(self) -> dict[str, object]:
+        """What the rollout of this job has passed so far (e.g. its canary), as recorded."""
+        with self._read("read the rollout") as conn:
+            found = conn.execute("SELECT value FROM meta WHERE name = 'rollout'").fetchone()
+        if found is None:
+            return {}
+        state = orjson.loads(found[0])
+        return state if isinstance(state, dict) else {}
+
+    def set_rollout_state(self, state: Mapping[str, object]) -> None:
+        """Record what the rollout has passed (replacing what was recorded)."""
+        with self._write("record the rollout") as conn:
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('rollout', ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (orjson.dumps(dict(state)).decode(),),
+            )
+
+    def skip(self, keys: Sequence[str], why: str) -> None:
+        """Mark commands not sent yet (pending, failed) ``skipped``, with the rule as the error."""
+        params = [(why, k) for k in keys]
+        with self._write("record skipped commands") as conn:
+            conn.executemany(
+                "UPDATE commands SET status = 'skipped', error = ? WHERE key = ?"
+                " AND status IN ('pending', 'failed')",
+                params,
+            )
 
     def record_delivery(self, items: Sequence[Delivery]) -> None:
         """What OneNET's history says of accepted commands, in one transaction."""

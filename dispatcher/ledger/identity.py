@@ -78,6 +78,9 @@ class JobDiff:
     changed_examples: tuple[Change, ...]
     removed_examples: tuple[Row, ...]
     applied: bool  # False: a dry comparison, nothing written
+    # Of the changed rows, those whose version may be at OneNET (accepted, in doubt, in flight):
+    # only their new versions could give a device a second command.
+    changed_at_onenet: int = 0
 
     @property
     def same(self) -> bool:
@@ -187,7 +190,7 @@ def compare(
         conn.execute(f"DROP TABLE IF EXISTS {_KEYS}")
     return JobDiff(
         found.changed, int(removed), found.returned, found.new, found.moved,
-        tuple(found.examples), examples, apply,
+        tuple(found.examples), examples, apply, found.at_onenet,
     )  # fmt: skip
 
 
@@ -195,14 +198,23 @@ class _Found:
     """What the comparison has found so far."""
 
     def __init__(self, sample: int) -> None:
-        self.changed = self.returned = self.new = self.moved = 0
-        self.examples: list[Change] = []
+        self.changed = self.returned = self.new = self.moved = self.at_onenet = 0
+        # The examples shown first are those that stop a run: the ones OneNET may hold.
+        self.risky: list[Change] = []
+        self.others: list[Change] = []
         self.sample = sample
 
     def change(self, row: Row, command: Command, fields: tuple[str, ...]) -> None:
         self.changed += 1
-        if len(self.examples) < self.sample:
-            self.examples.append(Change(row, command, fields))
+        kept = self.risky if row.status in _AT_ONENET else self.others
+        self.at_onenet += kept is self.risky
+        if len(kept) < self.sample:
+            kept.append(Change(row, command, fields))
+
+    @property
+    def examples(self) -> list[Change]:
+        """A few changed rows, those OneNET may hold first."""
+        return (self.risky + self.others)[: self.sample]
 
 
 @contextlib.contextmanager

@@ -43,6 +43,7 @@ class Status(StrEnum):
     IN_DOUBT = "in_doubt"  # the answer was lost: settle against OneNET's history before resending
     EXPIRED = "expired"  # its expired_time passed before it could be sent: never sent
     RETRIED = "retried"  # never sent; handed to a retry job (retry-failed), which sends it
+    SKIPPED = "skipped"  # not sent: a rollout rule stopped the run (the rule is its error)
 
 
 class Retired(StrEnum):
@@ -53,7 +54,7 @@ class Retired(StrEnum):
 
 
 FINAL: Final = frozenset({Status.ACCEPTED, Status.REJECTED, Status.EXPIRED, Status.RETRIED})
-TO_SEND: Final = frozenset({Status.PENDING, Status.FAILED})
+TO_SEND: Final = frozenset({Status.PENDING, Status.FAILED, Status.SKIPPED})
 NOT_FINAL_SEND: Final = (1, 3)  # OneNET's send_status that can still change: waiting, sent
 
 

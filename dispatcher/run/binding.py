@@ -8,10 +8,12 @@ command and the total, see ledger/identity.py). Before a run sends anything:
 - another fingerprint under another path is another job: refused, so that two jobs never mix in
   one ledger and one job's outcomes never make another's commands look done;
 - another fingerprint under the same path is an edited job: it is compared row by row. Rows whose
-  fields changed (a trigger, a window, retries) are listed and the run refuses, because sending
-  the new version of a command whose old version may already sit at OneNET would give the device
-  two commands; ``accept_changes`` sends the changed rows as new commands, keeping the old rows as
-  they are (retired, never sent again). Rows removed from the job are retired (they stop counting
+  fields changed (a trigger, a window, retries) and whose old version may already sit at OneNET
+  (accepted, in doubt, in flight) are listed and the run refuses, because sending the new version
+  would give the device two commands; ``accept_changes`` sends the changed rows as new commands,
+  keeping the old rows as they are (retired, never sent again). A changed row OneNET never got
+  (pending, skipped, rejected, failed, expired: e.g. a job fixed after an aborted rollout) is sent
+  in its new version without asking: nothing of it can be at OneNET. Rows removed from the job are retired (they stop counting
   as pending), and rows that come back are taken up again.
 """
 
@@ -71,7 +73,7 @@ def bind_job(
             " file the ledger belongs to"
         )
     diff = ledger.compare(_Commands(job), apply=False)
-    if diff.changed and not accept_changes:
+    if diff.changed_at_onenet and not accept_changes:
         raise JobChangedError(_changed_message(ledger, job, diff), diff)
     if not diff.same:
         diff = ledger.compare(_Commands(job), apply=True)
@@ -125,7 +127,7 @@ def _new(command: Command, name: str) -> object:
 
 
 def _changed_message(ledger: Ledger, job: Job, diff: JobDiff) -> str:
-    n = diff.changed
+    n = diff.changed_at_onenet
     return (
         f"{job.source} was edited since {ledger.path} recorded it: {n:,} command(s) changed"
         " (listed above); nothing was sent. Sending the new versions could give those devices a"

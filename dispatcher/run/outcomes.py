@@ -8,6 +8,8 @@ so each command counts once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import Result, Row, Status
 from dispatcher.run.state import RunStats
@@ -22,6 +24,8 @@ class Outcomes:
         self.recorder = recorder
         self.stats = stats
         self._doubted: set[str] = set()  # counted in_doubt by this run, until settled
+        # Told of every outcome of a send (status, errno): a rollout's guard watches them.
+        self.watchers: list[Callable[[Status, int | None], None]] = []
 
     def sent(
         self,
@@ -42,6 +46,8 @@ class Outcomes:
         if status is Status.IN_DOUBT:
             self._doubted.add(key)
         self.stats.count(status)
+        for watch in self.watchers:
+            watch(status, errno)
 
     def settled(
         self,

@@ -234,6 +234,23 @@ class Aimd:
         """The configured rate, never exceeded (None: no limit)."""
         return self._ceiling
 
+    def set_ceiling(self, ceiling: float | None) -> None:
+        """A new ceiling (a rollout's ramp): the lower of it and the slow-down wins. At the old
+        ceiling, the pace goes straight to the new one; after a cut, it climbs by steps."""
+        at_ceiling = self._steady or self._pace.rate == self._ceiling
+        self._ceiling = ceiling
+        if ceiling is not None:
+            self._floor = min(self._floor, ceiling)
+        current = self._pace.rate
+        if ceiling is not None and (current is None or current >= ceiling or at_ceiling):
+            self._pace.set_rate(ceiling)
+            self._steady = True
+        elif ceiling is None and at_ceiling:
+            self._pace.set_rate(None)
+            self._steady = True
+        else:
+            self._steady = False
+
     def on_throttle(self, retry_after: float | None = None) -> None:
         """OneNET said slow down: hold the pool for ``retry_after`` and cut the rate (once per
         cooldown, so one burst of throttled answers from requests already in flight counts once)."""

@@ -131,6 +131,7 @@ class RunResult:
     stop_reason: str | None = None
     aborted: RunAborted | None = None
     total: int = 0  # commands in the job (0: unknown)
+    paused: str | None = None  # a rollout stopped here on purpose (a good canary, then: pause)
 
     @property
     def unregistered(self) -> int:
