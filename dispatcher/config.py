@@ -70,6 +70,7 @@ class ReliabilitySettings:
     reconcile_rounds: int = 3  # reconcile-and-resend rounds at the end of a run
     breaker_threshold: int = 10  # errno 1 answers (or failed connections) that stop an early run
     stop_grace_s: float = 30.0  # after the first Ctrl-C, how long in-flight requests may take
+    delivery_poll_s: float = 15.0  # a canary with wait: delivered reads its delivery this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +248,8 @@ def _check(s: Settings, where: str) -> None:
     rel = s.reliability
     if rel.reconcile_lookback_s < 0 or rel.settle_s < 0 or rel.stop_grace_s < 0:
         problems.append("reliability: durations must not be negative")
+    if not 0.1 <= rel.delivery_poll_s <= 86400:
+        problems.append("reliability.delivery_poll_s: must be within 0.1..86400 seconds")
     if rel.breaker_threshold < 1 or rel.reconcile_rounds < 0:
         problems.append("reliability: breaker_threshold >= 1 and reconcile_rounds >= 0")
     if s.ledger.synchronous.lower() not in ("full", "normal"):

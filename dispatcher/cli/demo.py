@@ -89,6 +89,7 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
             result = await send_job(
                 job, ledger, settings_here, api_key="demo-key", stop=stop, stats=stats
             )
+            assert result is not None  # no scheduled start: it always runs
             dup = server.stats().get("duplicates", 0)
             console.note(f"emulator holds {len(server.accepted()):,} commands, {dup} duplicated")
             code = end_of_run(result, resume=None)  # a demo starts afresh each time

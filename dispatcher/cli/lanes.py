@@ -26,9 +26,11 @@ def settings_and_key(
     rate: float | None = None,
     concurrency: int | None = None,
     base_url: str | None = None,
+    need_key: bool = True,
 ) -> tuple[Settings, str]:
     """The settings with the command line's overrides, and the api-key from the environment
-    (masked in every message from now on); exits with a clear message when either is wrong."""
+    (masked in every message from now on; "" when not ``need_key``); exits with a clear
+    message when either is wrong."""
     try:
         settings = load_settings(config_path)
     except DispatcherError as exc:
@@ -39,6 +41,8 @@ def settings_and_key(
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc).removeprefix("command line: ")) from None
+    if not need_key:
+        return settings, ""
     try:
         api_key = api_key_from_env(settings)
     except DispatcherError as exc:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -21,15 +24,25 @@ from dispatcher.cli.exits import (
     interruptible,
 )
 from dispatcher.cli.lanes import open_session, settings_and_key
+from dispatcher.cli.plan_options import ledger_path_for, plan_options, planned
+from dispatcher.cli.plan_view import (
+    Countdown,
+    PlanFigures,
+    plan_lines,
+    show_plan,
+    wait_for_start,
+)
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
-from dispatcher.errors import DispatcherError
-from dispatcher.job.model import Job, load_job, validate_job
+from dispatcher.errors import DispatcherError, RolloutAborted
+from dispatcher.job.model import Job, Validation, load_job, validate_job
+from dispatcher.job.plan import Plan, Rollout
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.store import FINAL, Ledger, Status
 from dispatcher.run.binding import Binding, JobChangedError, bind_job, describe_change
 from dispatcher.run.runner import run_job
 from dispatcher.run.state import RunResult, RunStats, Stop
+from dispatcher.times import BEIJING, format_onenet
 
 __all__ = ["end_of_run", "run", "send_job"]
 
@@ -59,6 +72,8 @@ __all__ = ["end_of_run", "run", "send_job"]
     help="Send commands edited since the ledger recorded them as new commands.",
 )
 @click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
+@click.option("--dry-run", is_flag=True, help="Validate and show the plan; send nothing.")
+@plan_options
 @interruptible
 def run(
     jobfile: Path,
@@ -72,30 +87,97 @@ def run(
     resend_in_doubt: bool,
     accept_changes: bool,
     progress: bool | None,
+    dry_run: bool,
+    plan_flags: dict[str, Any],
 ) -> None:
     """Validate JOBFILE, then send every command not yet done, recording each outcome."""
     if resend_in_doubt and not no_reconcile:
         raise click.UsageError("--resend-in-doubt needs --no-reconcile")
     settings, api_key = settings_and_key(
-        config_path, rate=rate, concurrency=concurrency, base_url=base_url
+        config_path, rate=rate, concurrency=concurrency, base_url=base_url, need_key=not dry_run
     )
     try:
         job = load_job(jobfile)
-        path = ledger_path or default_ledger_path(job.path)
+    except DispatcherError as exc:
+        fail(str(exc))
+    plan = planned(job.plan, plan_flags)
+    now = time.time()
+    start = now if plan.start_at is None else max(now, plan.start_at.timestamp())
+    started = datetime.fromtimestamp(start, BEIJING)
+    if ledger_path is not None:
+        path = ledger_path_for(ledger_path, job_path=job.path, start=started)
+    else:
+        path = default_ledger_path(job.path)
+    try:
         # Resuming: times that passed since the job was first run are not errors (a passed
-        # valid_time is dropped, a passed expired_time is recorded as expired).
+        # valid_time is dropped, a passed expired_time is recorded as expired). Times are
+        # checked against the start: a scheduled job's relative times count from then.
         resuming = path.exists()
         checked = validate_job(
             job,
+            at=started,
             strict=strict,
             on_problem=console.problem,
             past_times="warn" if resuming else "error",
         )
         if not checked.ok:
             fail(f"{jobfile}: {checked.errors} error(s): nothing was sent")
+        if dry_run:
+            _dry_run(job, checked, plan, path, settings, now)
+        path.parent.mkdir(parents=True, exist_ok=True)
         ledger = Ledger.open(path, synchronous=settings.ledger.synchronous)
     except DispatcherError as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(f"{path.parent}: cannot make the ledger's directory: {exc.strerror or exc}")
+    _bind(ledger, job, checked, accept_changes)
+    if start > now:
+        console.validation(job, checked)
+        show_plan(plan_lines(plan, _figures(ledger, checked, path, job), settings, now))
+    try:
+        stats = RunStats(total=checked.commands)
+        result = run_with_signals(
+            lambda stop: send_job(
+                job,
+                ledger,
+                settings,
+                api_key=api_key,
+                stop=stop,
+                stats=stats,
+                reconcile=not no_reconcile,
+                resend_in_doubt=resend_in_doubt,
+                progress=progress,
+                rollout=plan.rollout,
+                start_at=start if start > now else None,
+            ),
+        )
+    except DispatcherError as exc:
+        with contextlib.suppress(DispatcherError):
+            ledger.close()
+        advice = (
+            ""
+            if "run the same command again" in str(exc)
+            else (
+                "; once fixed, run the same command again: commands marked in flight are looked up"
+                " before anything is sent again"
+            )
+        )
+        fail(
+            f"the run broke off, and some commands may have been sent: {exc}{advice}",
+            EXIT_BROKEN,
+        )
+    if result is None:
+        ledger.close()
+        console.note("stopped before the scheduled start: nothing was sent")
+        sys.exit(EXIT_INTERRUPTED)
+    errnos = ledger.errno_groups() if isinstance(result.aborted, RolloutAborted) else []
+    ledger.close()
+    sys.exit(end_of_run(result, resume=" ".join(["dispatcher", *sys.argv[1:]]), errnos=errnos))
+
+
+def _bind(ledger: Ledger, job: Job, checked: Validation, accept_changes: bool) -> None:
+    """Bind the ledger to the job, saying what an edit changed; exit when there is nothing to
+    do (the job is finished) or the edit is refused."""
     try:
         binding = bind_job(
             ledger,
@@ -119,38 +201,42 @@ def run(
     except DispatcherError as exc:
         ledger.close()
         fail(str(exc))
+
+
+def _figures(ledger: Ledger | None, checked: Validation, path: Path, job: Job) -> PlanFigures:
+    done = 0
+    if ledger is not None:
+        counts = ledger.counts()
+        done = sum(counts[s] for s in FINAL)
+    return PlanFigures(checked.commands, done, str(path), ledger is not None, _window_of(job))
+
+
+def _window_of(job: Job) -> str | None:
+    """The first command's window, as the job gives it (None when it has none)."""
+    commands = job.commands()
     try:
-        stats = RunStats(total=checked.commands)
-        result = run_with_signals(
-            lambda stop: send_job(
-                job,
-                ledger,
-                settings,
-                api_key=api_key,
-                stop=stop,
-                stats=stats,
-                reconcile=not no_reconcile,
-                resend_in_doubt=resend_in_doubt,
-                progress=progress,
-            ),
-        )
-    except DispatcherError as exc:
-        with contextlib.suppress(DispatcherError):
+        first = next(commands, None)
+    finally:
+        commands.close()
+    if first is None or first.valid_time is None or not first.valid_time.text.startswith("window"):
+        return None
+    return first.valid_time.text.removeprefix("window ").removesuffix(" start")
+
+
+def _dry_run(
+    job: Job, checked: Validation, plan: Plan, path: Path, settings: Settings, now: float
+) -> NoReturn:
+    """The plan, read from the job, the config and the ledger (read only); nothing is sent."""
+    console.validation(job, checked)
+    ledger = Ledger.open(path, read_only=True) if path.exists() else None
+    try:
+        figures = _figures(ledger, checked, path, job)
+    finally:
+        if ledger is not None:
             ledger.close()
-        advice = (
-            ""
-            if "run the same command again" in str(exc)
-            else (
-                "; once fixed, run the same command again: commands marked in flight are looked up"
-                " before anything is sent again"
-            )
-        )
-        fail(
-            f"the run broke off, and some commands may have been sent: {exc}{advice}",
-            EXIT_BROKEN,
-        )
-    ledger.close()
-    sys.exit(end_of_run(result, resume=" ".join(["dispatcher", *sys.argv[1:]])))
+    show_plan(plan_lines(plan, figures, settings, now))
+    console.note("dry run: nothing was sent, and nothing was asked of OneNET")
+    sys.exit(EXIT_OK)
 
 
 def _tell_binding(job: Job, binding: Binding) -> None:
@@ -199,8 +285,18 @@ async def send_job(
     reconcile: bool = True,
     resend_in_doubt: bool = False,
     progress: bool | None = None,
-) -> RunResult:
-    """Send ``job`` over one aiohttp session to the settings' OneNET, with live progress."""
+    rollout: Rollout | None = None,
+    start_at: float | None = None,
+) -> RunResult | None:
+    """Send ``job`` over one aiohttp session to the settings' OneNET, with live progress; with
+    ``start_at`` (unix seconds), only from then: None when stopped before it came."""
+    if start_at is not None:
+        shown = format_onenet(datetime.fromtimestamp(start_at, BEIJING))
+        console.note(f"waiting for the start at {shown} (UTC+8); Ctrl-C cancels, nothing is sent")
+        with console.live(Countdown(start_at, time.time), enabled=progress):
+            if not await wait_for_start(start_at, stop):
+                return None
+        console.note("the scheduled start has come: sending")
     async with open_session(settings, api_key) as client:
         with console.live_progress(stats, enabled=progress):
             return await run_job(
@@ -212,16 +308,28 @@ async def send_job(
                 stats=stats,
                 reconcile_in_doubt=reconcile,
                 resend_in_doubt=resend_in_doubt,
+                rollout=rollout,
                 notify=console.warn,
             )
 
 
-def end_of_run(result: RunResult, *, resume: str | None) -> int:
-    """The closing lines of a run, and its exit code; ``resume`` is the command that resumes it."""
+def end_of_run(
+    result: RunResult, *, resume: str | None, errnos: list[tuple[int, str, int]] | None = None
+) -> int:
+    """The closing lines of a run, and its exit code; ``resume`` is the command that resumes it,
+    ``errnos`` the breakdown shown when a rollout rule stopped it."""
     console.summary_line(result)
     if result.aborted is not None:
         console.error(result.aborted.reason)
+        for errno, text, n in errnos or []:
+            if errno != 0:
+                console.note(f"  errno {errno} ({text or 'no text'}): {n:,}")
+        if isinstance(result.aborted, RolloutAborted) and resume:
+            console.note(f"fix the job, then run again to go on: {resume}")
         return EXIT_BREAKER
+    if result.paused is not None:
+        console.note(result.paused + (f"; to go on: {resume}" if resume else ""))
+        return EXIT_OK
     if result.stop_reason is not None:
         console.note(
             f"stopped ({result.stop_reason})" + (f"; to resume: {resume}" if resume else "")

@@ -21,6 +21,7 @@ from dispatcher.ledger.schema import (
     RECORD_CANCEL,
     RECORD_DELIVERY,
     ROWS_TO_CHECK,
+    SELECT_ROWS,
     row_of,
     small_cache,
 )
@@ -61,6 +62,18 @@ class FollowUps:
                 " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                 (orjson.dumps(dict(state)).decode(),),
             )
+
+    def rows_of(self, keys: Sequence[str]) -> list[Row]:
+        """The rows of ``keys`` (those the ledger holds), in job order."""
+        found: list[Row] = []
+        with self._read("read commands") as conn:
+            for i in range(0, len(keys), 500):
+                part = list(keys[i : i + 500])
+                marks = ", ".join("?" * len(part))
+                found.extend(
+                    map(row_of, conn.execute(f"{SELECT_ROWS} WHERE key IN ({marks})", part))
+                )
+        return sorted(found, key=lambda r: r.seq)
 
     def skip(self, keys: Sequence[str], why: str) -> None:
         """Mark commands not sent yet (pending, failed) ``skipped``, with the rule as the error."""

@@ -13,8 +13,8 @@ command and the total, see ledger/identity.py). Before a run sends anything:
   would give the device two commands; ``accept_changes`` sends the changed rows as new commands,
   keeping the old rows as they are (retired, never sent again). A changed row OneNET never got
   (pending, skipped, rejected, failed, expired: e.g. a job fixed after an aborted rollout) is sent
-  in its new version without asking: nothing of it can be at OneNET. Rows removed from the job are retired (they stop counting
-  as pending), and rows that come back are taken up again.
+  in its new version without asking: nothing of it can be at OneNET. Rows removed from the job
+  are retired (they stop counting as pending), and rows that come back are taken up again.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
@@ -23,15 +25,18 @@ from dispatcher.errors import (
     UnreachableError,
     WrongKeyError,
 )
+from dispatcher.job.model import Job
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.run.pacing import Pace
 from dispatcher.run.state import Stop
-from dispatcher.times import BEIJING, ServerClock
+from dispatcher.times import BEIJING, ServerClock, describe_offset
 
 if TYPE_CHECKING:
     from dispatcher.run.lane import Lane
 
-__all__ = ["PROBE_ATTEMPTS", "Probe", "ProbeClient", "check_lane"]
+__all__ = ["PROBE_ATTEMPTS", "Probe", "ProbeClient", "check_lane", "clock_notice", "first_devices"]
+
+log = logging.getLogger(__name__)
 
 PROBE_ATTEMPTS: Final = 3  # a few attempts with a short backoff ride out a blip
 
@@ -169,3 +174,36 @@ async def check_lane(
     if why is None and probe.key_proven:
         lane.breakers.auth.key_proven = True
     return why
+
+
+def clock_notice(probe: Probe, clock: ServerClock, *, warn_beyond_s: float) -> str | None:
+    """What a person should know of OneNET's clock after the probe: unread, or far off ours."""
+    if probe.requests and not clock.known:
+        cause = "its answer had no Date header" if probe.last is None else probe.last.error
+        return (
+            f"could not read OneNET's clock ({cause or 'no usable answer'}): relative times use"
+            " this machine's clock"
+        )
+    if clock.known and abs(clock.offset) > warn_beyond_s:
+        return (
+            f"OneNET's clock is {describe_offset(clock.offset)} this machine's: relative times"
+            " and history searches use OneNET's clock"
+        )
+    return None
+
+
+def first_devices(job: Job, n: int) -> list[str]:
+    """Up to ``n`` distinct IMEIs from the start of the job (for the probe)."""
+    found: list[str] = []
+    commands = job.commands()
+    try:
+        for command in itertools.islice(commands, 1000):
+            if command.imei not in found:
+                found.append(command.imei)
+                if len(found) >= n:
+                    break
+    except Exception:  # the send phase reports a broken job; the probe just has fewer devices
+        log.debug("reading the job for the probe failed", exc_info=True)
+    finally:
+        commands.close()
+    return found

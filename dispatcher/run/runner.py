@@ -27,19 +27,22 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from dispatcher.config import Settings
-from dispatcher.errors import LedgerError, RunAborted, WrongKeyError
+from dispatcher.errors import LedgerError, RolloutAborted, RunAborted, WrongKeyError
 from dispatcher.job.model import Command, Job
+from dispatcher.job.plan import Rollout
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import FINAL, TO_SEND, Ledger, Status
 from dispatcher.run.fanout import fan_out
+from dispatcher.run.gating import CanaryPhase, skip_rest
 from dispatcher.run.lane import Lane, OneNetApi
 from dispatcher.run.outcomes import Outcomes
 from dispatcher.run.pacing import Pace
-from dispatcher.run.probe import Probe
+from dispatcher.run.probe import Probe, clock_notice, first_devices
 from dispatcher.run.recovery import Item, Recovery
+from dispatcher.run.rollout import Guard
 from dispatcher.run.sending import Send
 from dispatcher.run.state import RunResult, RunStats, Stop
-from dispatcher.times import ServerClock, describe_offset
+from dispatcher.times import ServerClock
 
 __all__ = ["OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
 
@@ -61,6 +64,7 @@ async def run_job(
     reconcile_in_doubt: bool = True,
     resend_in_doubt: bool = False,
     probe: bool = True,
+    rollout: Rollout | None = None,
     server_clock: ServerClock | None = None,
     notify: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.time,
@@ -69,7 +73,8 @@ async def run_job(
     """Send every command of ``job`` not yet final in ``ledger``; return the ledger's counts.
 
     ``notify`` receives the notable events a person should see (a clock offset, a stop), one line
-    each; by default they are logged.
+    each; by default they are logged. ``rollout``: the job's own (``job.plan.rollout``) unless
+    given (the command line's flags merged in).
     """
     lane = Lane.of(client, settings, pace=pace, server_clock=server_clock, clock=clock)
     runner = _Runner(
@@ -82,6 +87,7 @@ async def run_job(
         notify=notify or log.warning,
         clock=clock,
         sleep=sleep,
+        rollout=job.plan.rollout if rollout is None else rollout,
     )
     return await runner.run(
         reconcile_in_doubt=reconcile_in_doubt, resend=resend_in_doubt, probe=probe
@@ -101,14 +107,16 @@ class _Runner:
         notify: Callable[[str], None],
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
+        rollout: Rollout,
     ) -> None:
-        self.job, self.lane, self.settings = job, lane, settings
+        self.job, self.lane, self.settings, self.rollout = job, lane, settings, rollout
         self.stop, self.stats, self.notify = stop, stats, notify
         self.clock, self.sleep = clock, sleep
         self.recorder = Recorder(ledger)
         self.outcomes = Outcomes(self.recorder, stats)
         self.run_id = 0
         self.aborted: RunAborted | None = None
+        self.paused: str | None = None  # the rollout stopped here on purpose
         self._cut_short = False  # in-flight requests were abandoned (immediate stop, grace over)
 
     # -- the phases -----------------------------------------------------------------------------
@@ -138,9 +146,11 @@ class _Runner:
             raise error
         counts = ledger.counts()
         ledger.finish_run(self.run_id, {s.value: n for s, n in counts.items()}, self.stop.reason)
+        stop_reason = None if self.paused else self.stop.reason
         return RunResult(
-            self.run_id, counts, self.stats, self.stop.reason, self.aborted, self.stats.total
-        )
+            self.run_id, counts, self.stats, stop_reason, self.aborted, self.stats.total,
+            self.paused,
+        )  # fmt: skip
 
     async def _phases(self, reconcile_in_doubt: bool, resend: bool, probe: bool) -> None:
         ledger = self.recorder.ledger
@@ -174,10 +184,19 @@ class _Runner:
             await self._probe()
         if self.aborted is None and not self.stop.requested:
             await self.recovery.leftovers(reconcile_in_doubt, resend)
-            if not self.stop.requested:
+            if not self.stop.requested and await self._canary_passed():
                 await self._send_job()
         if reconcile_in_doubt and self.aborted is None:
             await self.recovery.recover()
+        if isinstance(self.aborted, RolloutAborted):
+            n = await skip_rest(
+                self.job,
+                self.recorder,
+                self.stats,
+                self.aborted.reason,
+                batch=self.settings.ledger.batch_size,
+            )
+            self.notify(f"{n:,} commands not sent are recorded as skipped; a rerun sends them")
         if isinstance(self.aborted, WrongKeyError):
             # The key was wrong, not the devices: these go out again on the next run.
             keys = self.lane.breakers.auth_rejects
@@ -186,6 +205,40 @@ class _Runner:
             for _ in keys:
                 self.stats.move(Status.REJECTED, Status.PENDING)
             self.stats.count(Status.REJECTED, -len(keys))
+
+    async def _canary_passed(self) -> bool:
+        """The rollout's guard set up, and its canary sent and judged (gating.py); False when
+        the run is to send no more."""
+        rollout = self.rollout
+        if rollout.empty:
+            return True
+        guard = Guard(rollout, self.lane, self.settings.limits.rate_per_second, self._abort)
+        self.outcomes.watchers.append(guard.observe)
+        if rollout.canary is None:
+            return True
+        phase = CanaryPhase(
+            self.job,
+            rollout.canary,
+            rollout.abort,
+            total=self.stats.total,
+            lane=self.lane,
+            recorder=self.recorder,
+            settings=self.settings,
+            send=self._fan_out,
+            recover=self.recovery.recover,
+            stop=self.stop,
+            clock=self.clock,
+            sleep=self._sleep,
+        )
+        gate = await phase.gate()
+        if gate.failed is not None:
+            self._abort(RolloutAborted(f"the canary failed: {gate.failed}"))
+        elif gate.paused is not None:
+            self.paused = gate.paused
+            self.stop.request("paused after the canary")
+        elif gate.said:
+            self.notify(gate.said)
+        return gate.go and not self.stop.requested
 
     async def _probe(self) -> None:
         """Check the key and the address with one cheap call, and read OneNET's clock."""
@@ -203,7 +256,7 @@ class _Runner:
         )
         # As many devices as the breaker on errno 1 counts: a few IMEIs outside the product at
         # the head of a job are not a wrong key.
-        devices = _first_devices(self.job, self.settings.reliability.breaker_threshold)
+        devices = first_devices(self.job, self.settings.reliability.breaker_threshold)
         why = await probe.run(devices)
         self.stats.requests += probe.requests
         if why is not None:
@@ -211,20 +264,11 @@ class _Runner:
             return
         if probe.key_proven:
             lane.breakers.auth.key_proven = True
-        if probe.requests and not lane.clock.known:
-            cause = "its answer had no Date header" if probe.last is None else probe.last.error
-            self.notify(
-                f"could not read OneNET's clock ({cause or 'no usable answer'}): relative times"
-                " use this machine's clock"
-            )
-        elif lane.clock.known:
-            offset = lane.clock.offset
-            self.stats.clock_offset = offset
-            if abs(offset) > _OFFSET_WARNING_S:
-                self.notify(
-                    f"OneNET's clock is {describe_offset(offset)} this machine's: relative times"
-                    " and history searches use OneNET's clock"
-                )
+        if lane.clock.known:
+            self.stats.clock_offset = lane.clock.offset
+        notice = clock_notice(probe, lane.clock, warn_beyond_s=_OFFSET_WARNING_S)
+        if notice is not None:
+            self.notify(notice)
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -281,23 +325,6 @@ class _Runner:
         finally:
             sleeper.cancel()
             stopper.cancel()
-
-
-def _first_devices(job: Job, n: int) -> list[str]:
-    """Up to ``n`` distinct IMEIs from the start of the job (for the probe)."""
-    found: list[str] = []
-    commands = job.commands()
-    try:
-        for command in itertools.islice(commands, 1000):
-            if command.imei not in found:
-                found.append(command.imei)
-                if len(found) >= n:
-                    break
-    except Exception:  # the send phase reports a broken job; the probe just has fewer devices
-        log.debug("reading the job for the probe failed", exc_info=True)
-    finally:
-        commands.close()
-    return found
 
 
 def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:

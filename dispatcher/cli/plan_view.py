@@ -1,0 +1,188 @@
+"""What ``run`` shows of its plan: the plan itself (``--dry-run``, and before a scheduled start),
+the estimate of how long sending takes, and the countdown to a scheduled start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.text import Text
+
+from dispatcher.cli import console
+from dispatcher.config import Settings
+from dispatcher.job.plan import Plan, Ramp
+from dispatcher.run.state import Stop
+from dispatcher.times import BEIJING, format_onenet
+
+__all__ = [
+    "Countdown",
+    "PlanFigures",
+    "estimate_s",
+    "plan_lines",
+    "show_plan",
+    "wait_for_start",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFigures:
+    """What the plan is about: the job's commands, those the ledger holds as done, and where."""
+
+    total: int
+    done: int
+    ledger: str
+    ledger_exists: bool
+    window: str | None  # the first command's window, as the job gives it (None: no window)
+
+    @property
+    def to_send(self) -> int:
+        """Commands a run would send (the ledger's final ones are skipped)."""
+        return max(self.total - self.done, 0)
+
+
+def estimate_s(count: int, rate: float | None, ramp: Ramp | None) -> float | None:
+    """Seconds to send ``count`` commands at ``rate`` (None: unknown, no limit), the ramp's
+    slower start counted (every command taken as accepted)."""
+    if count <= 0:
+        return 0.0
+    if ramp is None:
+        return None if rate is None else count / rate
+    seconds, sent, step = 0.0, 0, 0
+    while sent < count:
+        pace = ramp.rate(step * ramp.every_accepted, rate)
+        assert pace is not None
+        if rate is not None and pace >= rate:
+            return seconds + (count - sent) / rate
+        batch = min(ramp.every_accepted, count - sent)
+        seconds += batch / pace
+        sent += batch
+        step += 1
+        if step > 10_000:  # a factor of 1: the ramp never reaches the rate
+            return seconds + (count - sent) / pace
+    return seconds
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(seconds, 0):.0f}s"
+    minutes, s = divmod(int(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    days, h = divmod(hours, 24)
+    if days:
+        return f"{days}d{h:02d}h{m:02d}m"
+    return f"{hours}h{m:02d}m" if hours else f"{m}m{s:02d}s"
+
+
+def plan_lines(plan: Plan, figures: PlanFigures, settings: Settings, now: float) -> list[str]:
+    """The plan, a line per part, for a person to check before anything is sent."""
+    rate = settings.limits.rate_per_second
+    rollout = plan.rollout
+    held = f"holds {figures.done:,} done" if figures.ledger_exists else "new"
+    lines = [
+        f"ledger    {figures.ledger} ({held})",
+        f"to send   {figures.to_send:,} of {figures.total:,} commands",
+    ]
+    canary = rollout.canary
+    if canary is not None:
+        n = canary.count(figures.total)
+        wait = "their answers" if canary.wait == "accepted" else "their delivery"
+        wait += f" (at most {_duration(canary.timeout_s)})" if canary.wait == "delivered" else ""
+        lines.append(
+            f"canary    {n:,} commands drawn evenly across the job, judged on {wait}; then"
+            f" {canary.then}"
+        )
+    pace = "no limit" if rate is None else f"{rate:g}/s"
+    pace += f", {settings.limits.concurrency} at a time"
+    if rollout.ramp is not None:
+        r = rollout.ramp
+        pace += (
+            f"; ramp from {r.start_per_second:g}/s, x{r.factor:g} every {r.every_accepted:,}"
+            " accepted"
+        )
+    lines.append(f"pace      {pace}")
+    abort = rollout.abort
+    if abort is not None:
+        parts = []
+        if abort.max_failure_rate is not None:
+            parts.append(
+                f"more than {abort.max_failure_rate:.1%} refused or failed once"
+                f" {abort.min_decided:,} are decided"
+            )
+        if abort.on_errnos:
+            parts.append("at once on errno " + ", ".join(map(str, sorted(abort.on_errnos))))
+        lines.append("abort     " + ("; ".join(parts) or "no rule"))
+    start = now if plan.start_at is None else max(now, plan.start_at.timestamp())
+    when = "at once" if plan.start_at is None else _at(plan.start_at.timestamp(), now)
+    lines.append(f"start     {when}")
+    if figures.window is not None:
+        lines.append(f"window    {figures.window}")
+    seconds = estimate_s(figures.to_send, rate, rollout.ramp)
+    if seconds is None:
+        lines.append("duration  unknown: no rate limit, as fast as OneNET answers")
+    else:
+        extra = ""
+        if canary is not None and canary.wait == "delivered":
+            seconds += canary.timeout_s
+            extra = ", the canary's delivery wait counted in full"
+        end = datetime.fromtimestamp(start + seconds, BEIJING)
+        lines.append(f"duration  about {_duration(seconds)}{extra}")
+        lines.append(f"ends      about {format_onenet(end)} (UTC+8)")
+    return lines
+
+
+def _at(when: float, now: float) -> str:
+    shown = format_onenet(datetime.fromtimestamp(when, BEIJING))
+    if when <= now:
+        return f"{shown} (UTC+8), already passed: at once"
+    return f"{shown} (UTC+8), in {_duration(when - now)}"
+
+
+class Countdown:
+    """A one-line live view of the wait for a scheduled start."""
+
+    def __init__(self, start: float, clock: Callable[[], float]) -> None:
+        self.start, self.clock = start, clock
+
+    def __rich__(self) -> Text:
+        left = self.start - self.clock()
+        shown = format_onenet(datetime.fromtimestamp(self.start, BEIJING))
+        return Text(
+            f"starting at {shown} (UTC+8), in {_duration(left)}; Ctrl-C cancels, nothing is sent"
+            " until then"
+        )
+
+
+async def wait_for_start(
+    start: float,
+    stop: Stop,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    tick_s: float = 1.0,
+) -> bool:
+    """Wait until ``start`` (unix seconds, this machine's clock); False when stopped first."""
+    while not stop.requested:
+        left = start - clock()
+        if left <= 0:
+            return True
+        waiting = asyncio.ensure_future(sleep(min(tick_s, left)))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((waiting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiting, stopping):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    return False
+
+
+def show_plan(lines: list[str]) -> None:
+    """The plan on stderr, indented under a heading."""
+    console.note("plan:")
+    for line in lines:
+        console.note("  " + line)

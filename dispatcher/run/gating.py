@@ -1,0 +1,172 @@
+"""A rollout's phases in a run: the canary sent and judged before the rest, and, when a rule
+fires, every command not sent marked ``skipped`` with the rule (rollout.py has the rules)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+from dispatcher.config import Settings
+from dispatcher.job.model import Command, Job
+from dispatcher.job.plan import Abort, Canary
+from dispatcher.ledger.recorder import Recorder
+from dispatcher.ledger.records import OPEN_DELIVERY, TO_SEND, Delivery, Status
+from dispatcher.ledger.store import Ledger
+from dispatcher.run.lane import Lane
+from dispatcher.run.recovery import Item
+from dispatcher.run.rollout import CanaryVerdict, canary_positions, judge_canary
+from dispatcher.run.state import RunStats, Stop
+from dispatcher.run.status import read_round
+
+__all__ = ["CanaryPhase", "Gate", "skip_rest"]
+
+log = logging.getLogger(__name__)
+
+_NOT_SENT: Final = (Status.PENDING, Status.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What the canary decided: go on, or why not (it failed, or the rollout pauses)."""
+
+    go: bool
+    failed: str | None = None
+    paused: str | None = None
+    said: str = ""
+
+
+class CanaryPhase:
+    """The canary of a run: registered, sent, settled, followed to delivery if asked, judged."""
+
+    def __init__(
+        self,
+        job: Job,
+        canary: Canary,
+        abort: Abort | None,
+        *,
+        total: int,
+        lane: Lane,
+        recorder: Recorder,
+        settings: Settings,
+        send: Callable[[list[Item]], Awaitable[None]],
+        recover: Callable[[], Awaitable[None]],
+        stop: Stop,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self.job, self.canary, self.abort, self.total = job, canary, abort, total
+        self.lane, self.recorder, self.settings = lane, recorder, settings
+        self.send, self.recover = send, recover
+        self.stop, self.clock, self.sleep = stop, clock, sleep
+
+    async def gate(self) -> Gate:
+        """Whether the run goes on past the canary: at once when an earlier run passed it;
+        else once it is sent and judged (a good canary is recorded in the ledger)."""
+        ledger = self.recorder.ledger
+        state = await self.recorder.call(ledger.rollout_state)
+        if state.get("canary_passed"):
+            return Gate(go=True)
+        verdict = await self.run()
+        if verdict is None:
+            return Gate(go=False)
+        if verdict.failed_because is not None:
+            return Gate(go=False, failed=verdict.failed_because)
+        passed = {**state, "canary_passed": True, "canary_at": self.clock()}
+        await self.recorder.call(ledger.set_rollout_state, passed)
+        done = "delivered" if self.canary.wait == "delivered" else "accepted"
+        said = (
+            f"the canary went well: {verdict.decided - verdict.failures:,} of"
+            f" {verdict.commands:,} commands {done}"
+        )
+        if self.canary.then == "pause":
+            return Gate(go=False, paused=f"{said}; paused, as rollout.canary.then says")
+        return Gate(go=True, said=said)
+
+    async def run(self) -> CanaryVerdict | None:
+        """The canary's verdict; None when a stop came first."""
+        ledger = self.recorder.ledger
+        positions = canary_positions(self.total, self.canary)
+        items = await self.recorder.call(_register_canary, ledger, self.job, positions)
+        keys = [command.key for command, _ in items]
+        log.info("canary: %d commands, %d to send", len(items), sum(s in TO_SEND for _, s in items))
+        to_send = [(command, status) for command, status in items if status in TO_SEND]
+        if to_send:
+            await self.send(to_send)
+        if self.stop.requested:
+            return None
+        await self.recover()  # answers lost on the way back are settled before judging
+        if self.canary.wait == "delivered":
+            await self._follow(keys)
+            if self.stop.requested:
+                return None
+        await self.recorder.flush()
+        rows = await self.recorder.call(ledger.rows_of, keys)
+        return judge_canary(rows, self.canary, self.abort)
+
+    async def _follow(self, keys: list[str]) -> None:
+        """Status rounds over the canary's accepted commands until each is final or the
+        canary's timeout ran out."""
+        ledger = self.recorder.ledger
+        deadline = self.clock() + self.canary.timeout_s
+        poll = self.settings.reliability.delivery_poll_s
+
+        async def record(batch: list[Delivery]) -> None:
+            await self.recorder.call(ledger.record_delivery, batch)
+
+        while not self.stop.requested:
+            await self.recorder.flush()
+            rows = await self.recorder.call(ledger.rows_of, keys)
+            open_rows = [r for r in rows if r.delivery in OPEN_DELIVERY]
+            if not open_rows:
+                return
+            await read_round(
+                open_rows, self.lane, record, self.settings, stop=self.stop, clock=self.clock
+            )
+            left = deadline - self.clock()
+            if left <= 0:
+                log.info("canary: %d commands not final at the timeout", len(open_rows))
+                return
+            await self.sleep(min(poll, left))
+
+
+def _register_canary(ledger: Ledger, job: Job, positions: frozenset[int]) -> list[Item]:
+    """The canary's commands (at ``positions`` of the job), registered, with their status."""
+    picked: list[Command] = []
+    commands = job.commands()
+    try:
+        for n, command in enumerate(commands):
+            if n in positions:
+                picked.append(command)
+    finally:
+        commands.close()
+    return list(zip(picked, ledger.register(picked), strict=True)) if picked else []
+
+
+async def skip_rest(job: Job, recorder: Recorder, stats: RunStats, why: str, *, batch: int) -> int:
+    """Mark every command of ``job`` not sent yet ``skipped`` with ``why``; how many."""
+    await recorder.flush()
+    moved = await recorder.call(_skip_all, recorder.ledger, job, why, batch)
+    for old in moved:
+        stats.move(old, Status.SKIPPED)
+    return len(moved)
+
+
+def _skip_all(ledger: Ledger, job: Job, why: str, size: int) -> list[Status]:
+    """On the ledger thread: register the rest of the job, and skip what is not sent."""
+    moved: list[Status] = []
+    commands = job.commands()
+    try:
+        while batch := list(itertools.islice(commands, size)):
+            before = ledger.register(batch)
+            keys = []
+            for command, status in zip(batch, before, strict=True):
+                if status in _NOT_SENT:
+                    keys.append(command.key)
+                    moved.append(status)
+            ledger.skip(keys, why[:300])
+    finally:
+        commands.close()
+    return moved
