@@ -76,7 +76,25 @@ class JobMismatchError(DispatcherError):
 
 
 class OneNetUnavailable(DispatcherError):
-    """A follow-up call to OneNET (history, detail, cancel) got no usable answer."""
+    """A follow-up call to OneNET (history, detail, cancel) got no usable answer.
+
+    When OneNET did answer: ``errno`` (None: no errno came), whether asking again can help
+    (``retryable``: throttled, an internal error, no answer at all; not a business errno such
+    as 1 or 3), ``throttled`` (slow the lane down) and ``retry_after`` (seconds, if it said).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errno: int | None = None,
+        retryable: bool = True,
+        throttled: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.errno, self.retryable = errno, retryable
+        self.throttled, self.retry_after = throttled, retry_after
 
 
 class RunAborted(DispatcherError):

@@ -129,6 +129,8 @@ class ScriptedClient:
         return answer
 
     async def detail(self, imei: str, uuid: str, **_: object) -> dict[str, object]:
+        if uuid not in self.states:
+            raise OneNetUnavailable(f"detail of {uuid}: HTTP 500")
         return {"send_status": self.states[uuid], "type": "EXECUTE"}
 
 
@@ -182,8 +184,49 @@ async def test_a_refused_cancel_records_the_state_then_read_and_a_lost_answer_is
     ledger.close()
     assert sorted(report.cancelled) == sorted([rows[0].key, rows[2].key, rows[3].key])
     assert [(k, s) for k, _, s in report.refused] == [(rows[1].key, 3)]
-    assert stored["u1"].send_status == 3 and stored["u1"].cancel_error == "not waiting"
+    assert stored["u1"].send_status == 3 and stored["u1"].cancel_error == "refused: not waiting"
     assert all(
         stored[u].send_status == 2 and stored[u].cancel_error is None for u in ("u0", "u2", "u3")
     )
     assert client.asked.count("u2") == 2 and client.asked.count("u3") == 2
+
+
+async def test_a_cancel_refused_while_still_waiting_or_lost_to_a_timeout_is_settled_by_the_detail(
+    tmp_path: Path,
+) -> None:
+    lost = OneNetUnavailable("cancel: TimeoutError")
+    lost.__cause__ = TimeoutError()  # a timeout is never asked again: the detail settles it
+    client = ScriptedClient(
+        cancels={
+            "u0": [refused("u0")],  # errno 5006, yet the detail says it still waits
+            "u1": [lost],  # OneNET cancelled it, and the answer never came
+            "u2": [lost],  # no answer, and the detail cannot be read either
+        },
+        states={"u0": 1, "u1": 2},
+    )
+    rows, ledger = await _cancel_rows(tmp_path, client, 3)
+    settings = fast_settings()
+
+    async def record_cancel(items: list[tuple[str, str | None, int | None]]) -> None:
+        ledger.record_cancel(items)
+
+    async def record_delivery(batch: list[object]) -> None:
+        ledger.record_delivery(batch)  # type: ignore[arg-type]
+
+    report = await cancel_waiting(
+        rows,
+        Lane.of(client, settings),  # type: ignore[arg-type]
+        settings,
+        record_cancel=record_cancel,
+        record_delivery=record_delivery,
+        stop=Stop(),
+        clock=lambda: 50.0,
+    )
+    stored = {r.uuid: r for r in ledger.rows()}
+    ledger.close()
+    assert report.cancelled == [rows[1].key]
+    assert sorted(k for k, _ in report.unanswered) == sorted([rows[0].key, rows[2].key])
+    assert report.refused == []
+    assert stored["u1"].send_status == 2 and stored["u1"].cancel_error is None
+    assert stored["u0"].send_status == 1 and "refused" in (stored["u0"].cancel_error or "")
+    assert client.asked.count("u1") == 1  # a timeout is not asked again

@@ -1061,3 +1061,44 @@ async def test_a_key_is_masked_percent_encoded_in_a_url_too(
     mocked.post(EXECUTE, body=answer(1, f"bad url ?api-key=Ab%2Bcd%2FEf%3D%3D&x=1 and {key}."))
     outcome = await OneNetClient(session, BASE, key).execute_offline(request())
     assert outcome.error == "bad url ?api-key=***&x=1 and ***."
+
+
+async def test_a_lenient_history_lists_an_unreadable_item_by_its_uuid_alone(
+    session: aiohttp.ClientSession, mocked: Any
+) -> None:
+    broken = {**history_item(2), "create_time": 1764600000, "send_status": "sent"}
+    body = answer(data={"total_count": 2, "items": [history_item(1), broken]})
+    mocked.get(HISTORY, body=body, repeat=True)
+    client = OneNetClient(session, BASE, KEY)
+    with pytest.raises(OneNetUnavailable):  # matching needs every field: the strict list fails
+        await client.history("861234567890123", datetime.now(BEIJING))
+    items = await client.history("861234567890123", datetime.now(BEIJING), lenient=True)
+    assert [(i.uuid, i.send_status, i.create_time is None) for i in items] == [
+        ("uuid-1", 1, False),
+        ("uuid-2", None, True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "retryable", "throttled"),
+    [
+        (200, answer(errno=1, error="auth failed"), False, False),
+        (200, answer(errno=3, error="parameter required"), False, False),
+        (200, answer(errno=7, error="service internal error"), True, True),
+        (429, b"slow down", True, True),
+        (503, b"<html>busy</html>", True, False),
+    ],
+)
+async def test_a_query_refused_says_whether_asking_again_can_help(
+    session: aiohttp.ClientSession,
+    mocked: Any,
+    status: int,
+    body: bytes,
+    retryable: bool,
+    throttled: bool,
+) -> None:
+    mocked.get(HISTORY, status=status, body=body, headers={"Retry-After": "3"} if throttled else {})
+    with pytest.raises(OneNetUnavailable) as caught:
+        await OneNetClient(session, BASE, KEY).history("861234567890123", datetime.now(BEIJING))
+    assert (caught.value.retryable, caught.value.throttled) == (retryable, throttled)
+    assert caught.value.retry_after == (3.0 if throttled else None)

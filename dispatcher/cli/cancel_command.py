@@ -73,6 +73,8 @@ def cancel(
     Their state is read first; commands already sent or delivered are reported, not touched.
     Exit 0 when every waiting command was cancelled, 3 when some could not be.
     """
+    if not yes and not sys.stdin.isatty():  # before anything is asked of OneNET
+        fail("not on a terminal: confirm with --yes; nothing was cancelled", EXIT_USAGE)
     settings, api_key = settings_and_key(
         config_path, rate=rate, concurrency=concurrency, base_url=base_url
     )
@@ -154,7 +156,10 @@ def _read_states(
     if not commands:
         return 0
 
+    stops: list[Stop] = []
+
     async def read(stop: Stop) -> StatusRound | str:
+        stops.append(stop)
         async with open_lane(settings, api_key) as lane:
             imeis = _first_devices(ledger, wanted, settings.reliability.breaker_threshold)
             why = await check_lane(
@@ -173,6 +178,9 @@ def _read_states(
             )
 
     result = run_with_signals(read)
+    if stops and stops[0].requested:
+        ledger.close()
+        fail("stopped while reading the states; nothing was cancelled", EXIT_INTERRUPTED)
     if isinstance(result, str):
         ledger.close()
         fail(f"{result}; nothing was cancelled", EXIT_BREAKER)
@@ -224,10 +232,12 @@ def _confirmed(commands: int, devices: int, yes: bool) -> bool:
     """True when cancelling may go ahead: ``--yes``, or a yes on a terminal."""
     if yes:
         return True
-    if not sys.stdin.isatty():
-        fail("not on a terminal: confirm with --yes; nothing was cancelled", EXIT_USAGE)
-    if click.confirm(f"cancel {commands:,} commands on {devices:,} devices?", default=False):
-        return True
+    try:
+        if click.confirm(f"cancel {commands:,} commands on {devices:,} devices?", default=False):
+            return True
+    except click.Abort:  # Ctrl-C or Ctrl-D at the question
+        console.note("nothing was cancelled")
+        sys.exit(EXIT_INTERRUPTED)
     console.note("nothing was cancelled")
     return False
 
@@ -262,14 +272,14 @@ def _said(report: CancelReport, stop: Stop) -> int:
     """The closing lines, and the exit code."""
     console.show(
         f"cancelled {len(report.cancelled):,}; refused {len(report.refused):,}"
-        f" (no longer waiting); no answer for {len(report.unanswered):,}"
+        f" (no longer waiting); not cancelled {len(report.unanswered):,}"
         + (f"; {report.not_asked:,} not asked (stopped)" if report.not_asked else "")
     )
     for key, why, status in report.refused[:_EXAMPLES]:
         now = "unknown" if status is None else f"send_status {status}"
         console.note(f"  refused: {key}: {why} (now {now})")
     for key, why in report.unanswered[:_EXAMPLES]:
-        console.note(f"  no answer: {key}: {why}")
+        console.note(f"  not cancelled: {key}: {why}")
     if stop.requested:
         console.note(f"stopped ({stop.reason}); the same command cancels the rest")
         return EXIT_INTERRUPTED

@@ -43,6 +43,7 @@ __all__ = [
     "confirm_status_name",
     "detail_item",
     "history_item",
+    "listed_uuid",
     "misrouted_error",
     "parse_http_date",
     "parse_retry_after",
@@ -290,6 +291,13 @@ def confirm_status_name(value: object) -> str | None:
     if type(value) is int:
         return CONFIRM_STATUS[value] if 0 <= value < len(CONFIRM_STATUS) else str(value)
     return str(value)[:64]
+
+
+def listed_uuid(raw: object) -> str | None:
+    """The uuid of a history item OneNET listed, when it has one (whatever its other fields)."""
+    if type(raw) is dict and type(raw.get("cmd_uuid")) is str and raw["cmd_uuid"]:
+        return str(raw["cmd_uuid"])
+    return None
 
 
 def _time(raw: dict[str, object], key: str, uuid: str) -> datetime | None:

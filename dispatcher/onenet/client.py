@@ -33,6 +33,7 @@ from dispatcher.onenet.answers import (
     classify,
     classify_oversized,
     history_item,
+    listed_uuid,
     misrouted_error,
     parse_http_date,
     parse_retry_after,
@@ -228,12 +229,16 @@ class OneNetClient:
         *,
         before_page: Callable[[], Awaitable[None]] | None = None,
         on_date: Callable[[float], None] | None = None,
+        lenient: bool = False,
     ) -> list[HistoryItem]:
         """Every cached command of ``imei`` created from ``start`` (to ``end``), all pages, oldest
         first; raises OneNetUnavailable when any page cannot be had or read.
 
         ``before_page`` is awaited before each page is asked for (the caller's pace);
         ``on_date`` gets the server's clock (unix seconds) from each answer's Date header.
+        ``lenient``: an item whose fields cannot be read (another job's, say) is listed by its
+        uuid alone, every other field None, instead of making the whole list unreadable; for a
+        caller that asks about its own uuids only (status), never for matching (reconcile).
         """
         query = f"imei={_query_value(imei)}&start={_query_value(format_onenet(start))}"
         if end is not None:
@@ -252,7 +257,7 @@ class OneNetClient:
                 raise OneNetUnavailable(f"history of {imei}: answer without an item list")
             listed: list[object] = data["items"]
             for raw in listed:
-                item = history_item(raw, imei)
+                item = self._item(raw, imei, lenient)
                 if item.uuid not in seen:  # pages can shift while read: keep each command once
                     seen.add(item.uuid)
                     items.append(item)
@@ -264,6 +269,16 @@ class OneNetClient:
                     )
                 return items
         raise OneNetUnavailable(f"history of {imei}: more than {MAX_PAGES} pages")
+
+    @staticmethod
+    def _item(raw: object, imei: str, lenient: bool) -> HistoryItem:
+        try:
+            return history_item(raw, imei)
+        except OneNetUnavailable:
+            uuid = listed_uuid(raw) if lenient else None
+            if uuid is None:
+                raise
+            return HistoryItem(uuid, "", imei, None, None, None, None, None)
 
     async def detail(
         self, imei: str, uuid: str, *, on_date: Callable[[float], None] | None = None
@@ -318,27 +333,52 @@ class OneNetClient:
             if when is not None:
                 on_date(when)
         foreign = not 200 <= status < 300 and status < 500 and status != 429
+        wait = headers.get("Retry-After")
+        # What a throttling answer asks of the lane, whatever its body.
+        throttled = status == 429 or wait is not None
+        retry_after = parse_retry_after(wait) if wait is not None else None
         if raw is None:
             if foreign:
                 detail = f"larger than {MAX_BODY} bytes"
                 raise Misrouted(f"{what}: {misrouted_error(status, headers, detail)}")
-            raise OneNetUnavailable(f"{what}: HTTP {status}, answer larger than {MAX_BODY} bytes")
+            raise OneNetUnavailable(
+                f"{what}: HTTP {status}, answer larger than {MAX_BODY} bytes",
+                throttled=throttled,
+                retry_after=retry_after,
+            )
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError:
             if foreign:
                 raise Misrouted(f"{what}: {misrouted_error(status, headers)}") from None
-            raise OneNetUnavailable(f"{what}: HTTP {status}, answer is not JSON") from None
+            raise OneNetUnavailable(
+                f"{what}: HTTP {status}, answer is not JSON",
+                throttled=throttled,
+                retry_after=retry_after,
+            ) from None
         errno = doc.get("errno") if type(doc) is dict else None
         if type(errno) is not int:
             if foreign:
                 detail = "JSON without an integer errno"
                 raise Misrouted(f"{what}: {misrouted_error(status, headers, detail)}")
-            raise OneNetUnavailable(f"{what}: HTTP {status}, answer without an integer errno")
+            raise OneNetUnavailable(
+                f"{what}: HTTP {status}, answer without an integer errno",
+                throttled=throttled,
+                retry_after=retry_after,
+            )
         if errno != 0:
             text = doc.get("error")
             text = self._clean(text[:_ERROR_TEXT]) if type(text) is str else ""
-            raise OneNetUnavailable(f"{what}: HTTP {status}, errno {errno} {text}".rstrip())
+            judged = classify(status, raw, headers)
+            raise OneNetUnavailable(
+                f"{what}: HTTP {status}, errno {errno} {text}".rstrip(),
+                errno=errno,
+                # A business errno (auth failed, a bad parameter) stays what it is: asking again
+                # cannot help; a backlog or an internal error may pass.
+                retryable=judged.verdict in (Verdict.TRANSIENT, Verdict.RETRY_ONCE),
+                throttled=judged.throttled,
+                retry_after=judged.retry_after,
+            )
         return doc.get("data")
 
     def _clean(self, text: str) -> str:

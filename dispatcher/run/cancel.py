@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from dispatcher.config import Settings
 from dispatcher.errors import OneNetUnavailable
@@ -31,22 +32,22 @@ __all__ = ["CANCELLED", "CancelReport", "cancel_waiting"]
 log = logging.getLogger(__name__)
 
 CANCELLED = 2  # OneNET's send_status of a cancelled command
+WAITING = 1  # and of a waiting one
+# A refusal worth asking again: throttled, an internal error, an answer that was not OneNET's.
+_ASK_AGAIN: Final = (Verdict.TRANSIENT, Verdict.RETRY_ONCE, Verdict.IN_DOUBT)
 
 
 @dataclass(slots=True)
 class CancelReport:
-    """What came of the cancels: keys cancelled, refused (with OneNET's answer and the state
-    then read), not asked because of a stop, and those no answer could be had for."""
+    """What came of the cancels: keys cancelled, refused because no longer waiting (with
+    OneNET's answer and the state then read), those not known to be cancelled (no answer, or
+    still waiting after a refusal), and how many a stop left unasked."""
 
     cancelled: list[str] = field(default_factory=list)
     refused: list[tuple[str, str, int | None]] = field(default_factory=list)
     unanswered: list[tuple[str, str]] = field(default_factory=list)
     not_asked: int = 0
     requests: int = 0
-
-
-class _Transient(OneNetUnavailable):
-    """A refusal worth asking again (throttled, OneNET's internal error)."""
 
 
 async def cancel_waiting(
@@ -64,8 +65,22 @@ async def cancel_waiting(
     report = CancelReport()
     asked: set[str] = set()
 
+    nap = stop.sleeper(sleep)
+
     def policy() -> Callable[[Callable[[], Awaitable[CancelResult]]], Awaitable[CancelResult]]:
-        return retry_query(settings.retry, stop=stop, sleep=sleep)
+        return retry_query(settings.retry, stop=stop, sleep=nap)
+
+    async def settle(row: Row, why: str, status: int | None) -> None:
+        """Record what the cancel came to, by the command's state as OneNET now holds it."""
+        if status == CANCELLED:  # cancelled; by an earlier try whose answer was lost, maybe
+            report.cancelled.append(row.key)
+            await asyncio.shield(record_cancel([(row.key, None, CANCELLED)]))
+        elif status is None or status == WAITING:  # still waiting, or not known: not done
+            report.unanswered.append((row.key, why))
+            await asyncio.shield(record_cancel([(row.key, why[:300], status)]))
+        else:  # sent, delivered, expired...: no longer waiting, left as it is
+            report.refused.append((row.key, why, status))
+            await asyncio.shield(record_cancel([(row.key, why[:300], status)]))
 
     async def one(row: Row) -> None:
         asked.add(row.key)
@@ -75,17 +90,23 @@ async def cancel_waiting(
         async def ask() -> CancelResult:
             await lane.pace.acquire()
             report.requests += 1
-            result = await lane.client.cancel(row.imei, uuid)
+            result = await lane.query(lambda: lane.client.cancel(row.imei, uuid))
             refusal = result.refusal
-            if refusal is not None and refusal.verdict in (Verdict.TRANSIENT, Verdict.RETRY_ONCE):
-                raise _Transient(f"cancel {uuid}: {refusal.error or refusal.http_status}")
+            if refusal is not None and refusal.verdict in _ASK_AGAIN:
+                if refusal.throttled and lane.aimd is not None:
+                    lane.aimd.on_throttle(refusal.retry_after)
+                raise OneNetUnavailable(
+                    f"cancel {uuid}: {refusal.error or f'HTTP {refusal.http_status}'}",
+                    retry_after=refusal.retry_after,
+                )
             return result
 
         try:
             result = await policy()(ask)
         except OneNetUnavailable as exc:
-            report.unanswered.append((row.key, str(exc)))
-            await asyncio.shield(record_cancel([(row.key, f"no answer: {exc}"[:300], None)]))
+            # No usable answer, perhaps after OneNET cancelled it: its detail tells.
+            status = await _state_now(row, uuid, lane, settings, stop, nap, record_delivery, clock)
+            await settle(row, f"no answer: {exc}", status)
             return
         if result.cancelled:
             report.cancelled.append(row.key)
@@ -93,13 +114,8 @@ async def cancel_waiting(
             return
         refusal = result.refusal
         why = (refusal.error if refusal is not None else "") or f"HTTP {result.http_status}"
-        status = await _state_now(row, uuid, lane, settings, stop, sleep, record_delivery, clock)
-        if status == CANCELLED:  # an earlier try cancelled it; its answer was lost
-            report.cancelled.append(row.key)
-            await asyncio.shield(record_cancel([(row.key, None, CANCELLED)]))
-            return
-        report.refused.append((row.key, why, status))
-        await asyncio.shield(record_cancel([(row.key, why[:300], status)]))
+        status = await _state_now(row, uuid, lane, settings, stop, nap, record_delivery, clock)
+        await settle(row, f"refused: {why}", status)
 
     await fan_out(
         list(rows),
@@ -127,7 +143,7 @@ async def _state_now(
 
     async def ask() -> dict[str, object]:
         await lane.pace.acquire()
-        return await lane.client.detail(row.imei, uuid)
+        return await lane.query(lambda: lane.client.detail(row.imei, uuid))
 
     try:
         raw = await retry_query(settings.retry, stop=stop, sleep=sleep)(ask)

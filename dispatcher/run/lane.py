@@ -9,13 +9,13 @@ today and is written for several.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from dispatcher.config import Settings
-from dispatcher.errors import RunAborted
+from dispatcher.errors import OneNetUnavailable, RunAborted
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.requests import CancelResult
 from dispatcher.run.breakers import Breakers
@@ -24,6 +24,8 @@ from dispatcher.run.reconcile import CommandClient
 from dispatcher.times import ServerClock
 
 __all__ = ["Lane", "OneNetApi"]
+
+T = TypeVar("T")
 
 
 class OneNetApi(CommandClient, Protocol):
@@ -69,6 +71,19 @@ class Lane:
         adaptive = settings.limits.adaptive
         aimd = Aimd(pace, settings.limits.rate_per_second) if adaptive else None
         return cls(client, pace, server_clock or ServerClock(clock), breakers, aimd)
+
+    async def query(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A follow-up call (history, detail, cancel) under the lane's slow-down: a throttling
+        answer slows the whole lane as a throttled send does, a clean one lets it recover."""
+        try:
+            result = await call()
+        except OneNetUnavailable as exc:
+            if exc.throttled and self.aimd is not None:
+                self.aimd.on_throttle(exc.retry_after)
+            raise
+        if self.aimd is not None:
+            self.aimd.on_success()
+        return result
 
     def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None:
         """Feed one answer to the lane's controls; the reason to stop if a breaker tripped."""

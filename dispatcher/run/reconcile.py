@@ -52,6 +52,7 @@ class CommandClient(Protocol):
         *,
         before_page: Callable[[], Awaitable[None]] | None = None,
         on_date: Callable[[float], None] | None = None,
+        lenient: bool = False,
     ) -> list[HistoryItem]: ...
 
     async def detail(

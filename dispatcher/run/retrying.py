@@ -25,7 +25,7 @@ from tenacity.wait import wait_base, wait_random_exponential
 
 from dispatcher.config import RetrySettings
 from dispatcher.errors import OneNetUnavailable
-from dispatcher.onenet.client import Outcome, Verdict
+from dispatcher.onenet.client import MAX_RETRY_AFTER, Outcome, Verdict
 
 __all__ = ["Attempts", "retry_query", "should_retry"]
 
@@ -130,18 +130,28 @@ def retry_query(
 
     def worth_asking_again(exc: BaseException) -> bool:
         # Not a wrong address (it stays wrong), not a timeout (a server that hangs would make
-        # every look-up wait several timeouts): those end the look-up at once.
+        # every look-up wait several timeouts), not a business errno (auth failed, a bad
+        # parameter: the same again): those end the look-up at once.
         if not isinstance(exc, OneNetUnavailable) or getattr(exc, "misrouted", False):
             return False
-        return not isinstance(exc.__cause__, TimeoutError)
+        return exc.retryable and not isinstance(exc.__cause__, TimeoutError)
+
+    backoff = wait_random_exponential(
+        multiplier=settings.initial_backoff_s, max=settings.max_backoff_s
+    )
+
+    def wait(retry_state: RetryCallState) -> float:
+        # OneNET's Retry-After, when it gave one, over our own backoff.
+        failed = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        after = getattr(failed, "retry_after", None)
+        ours = backoff(retry_state)
+        return max(ours, min(float(after), MAX_RETRY_AFTER)) if after is not None else ours
 
     retrying = AsyncRetrying(
         # A look-up left unanswered leaves its commands in doubt, not lost: a few tries will do.
         stop=stop_after_attempt(min(settings.max_attempts, _QUERY_ATTEMPTS))
         | _stop_requested(stop),
-        wait=wait_random_exponential(
-            multiplier=settings.initial_backoff_s, max=settings.max_backoff_s
-        ),
+        wait=wait,
         retry=retry_if_exception(worth_asking_again),
         sleep=sleep,
         reraise=True,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from dispatcher.errors import RunAborted
@@ -45,6 +47,26 @@ class Stop:
     async def wait_immediate(self) -> None:
         """Return when an immediate stop is requested."""
         await self._immediate.wait()
+
+    def sleeper(
+        self, sleep: Callable[[float], Awaitable[None]]
+    ) -> Callable[[float], Awaitable[None]]:
+        """``sleep`` that wakes early when a stop is requested (a backoff, a poll interval)."""
+
+        async def nap(seconds: float) -> None:
+            if self.requested or seconds <= 0:
+                return
+            sleeper = asyncio.ensure_future(sleep(seconds))
+            stopper = asyncio.ensure_future(self.wait())
+            try:
+                await asyncio.wait((sleeper, stopper), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sleeper, stopper):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+        return nap
 
 
 _DONE = (

@@ -92,7 +92,7 @@ async def read_round(
         totals = (len(rows), len({r.imei for r in rows}))
     result.commands, result.devices = totals if totals is not None else (0, 0)
     devices = ((imei, list(group)) for imei, group in itertools.groupby(rows, lambda r: r.imei))
-    reader = _Reader(lane, result, settings, stop=stop, clock=clock, sleep=sleep)
+    reader = _Reader(lane, result, settings, stop=stop, clock=clock, sleep=stop.sleeper(sleep))
     threshold = settings.reliability.breaker_threshold
     queue: list[Delivery] = []
     asked = 0
@@ -168,7 +168,9 @@ class _Reader:
             result.history_pages += 1
 
         async def listing() -> list[HistoryItem]:
-            return await lane.client.history(imei, start, before_page=page)
+            return await lane.query(
+                lambda: lane.client.history(imei, start, before_page=page, lenient=True)
+            )
 
         try:
             items = await retry_query(self.retry, stop=self.stop, sleep=self.sleep)(listing)
@@ -181,14 +183,17 @@ class _Reader:
         for row in rows:
             assert row.uuid is not None  # rows to check are accepted ones with a uuid
             item, cmd_result = listed.get(row.uuid), None
-            if item is None or (item.send_status in _ANSWERED and row.cmd_result is None):
+            # The detail where the list cannot tell: a command it leaves out or lists without a
+            # readable send_status, and one just answered, whose cmd_result only the detail has.
+            answered = item is not None and item.send_status in _ANSWERED
+            if item is None or item.send_status is None or answered:
                 try:
                     item, cmd_result = await self._detail(imei, row.uuid)
                 except OneNetUnavailable as exc:
-                    if item is None:  # not listed and no detail: nothing known of it
-                        self._unreadable([row], exc)
-                        continue
-                    log.debug("detail of %s unavailable, kept without its result: %s", row.key, exc)
+                    # Not recorded: a command just answered stays open until its result is
+                    # read, and one not listed stays as it was.
+                    self._unreadable([row], exc)
+                    continue
             if item.send_status is None:
                 self._unreadable([row], OneNetUnavailable(f"{row.uuid}: no send_status"))
                 continue
@@ -204,7 +209,7 @@ class _Reader:
         async def ask() -> dict[str, object]:
             await lane.pace.acquire()
             self.result.details += 1
-            return await lane.client.detail(imei, uuid)
+            return await lane.query(lambda: lane.client.detail(imei, uuid))
 
         raw = await retry_query(self.retry, stop=self.stop, sleep=self.sleep)(ask)
         return detail_item(raw, imei, uuid)
@@ -262,10 +267,17 @@ class Watch:
     windows_closed: bool = False  # ended because every window had closed, some still open
 
     async def run(self, *, watch: bool, interval_s: float) -> None:
-        """One round, or (``watch``) rounds ``interval_s`` apart until done or stopped."""
+        """One round, or (``watch``) rounds ``interval_s`` apart until done or stopped.
+
+        Watching, a round that could read no device (an outage) does not end the watch; it ends
+        two rounds after every window has closed, so that OneNET has had a round's time to turn
+        the last waiting commands into expired ones.
+        """
+        closed_rounds = 0
         while not self.stop.requested:
             commands, devices, latest = self.count_to_check()
             if not commands:
+                self.gave_up = None
                 return
             closed = self.lane.clock.now() >= window_end(latest)
             progress = StatusRound()
@@ -285,18 +297,17 @@ class Watch:
             )
             # A whole round asked about every open command: what it could not read is what is
             # unreadable now. A round cut short adds to what the earlier ones left.
-            if result.not_asked:
+            if result.not_asked and result.gave_up is None:
                 self.unreadable.update(result.unreadable)
             else:
                 self.unreadable = set(result.unreadable)
+            self.gave_up = result.gave_up
             if self.on_round is not None:
                 await self.on_round(self.rounds, result)
-            if result.gave_up is not None:
-                self.gave_up = result.gave_up
-                return
             if not watch:
                 return
-            if closed:  # this round read them after every window had closed: nothing will move
+            closed_rounds += closed
+            if closed_rounds >= 2:  # read twice after every window had closed: nothing will move
                 self.windows_closed = self.count_to_check()[0] > 0
                 return
             await self._pause(interval_s)
