@@ -302,3 +302,61 @@ async def test_a_ledger_path_placeholder_gives_each_occurrence_its_ledger(tmp_pa
     (made,) = (tmp_path / "ledgers").glob("push-*.db")
     assert made.name == f"push-{time.strftime('%Y-%m-%d', time.gmtime(time.time() + 8 * 3600))}.db"
     assert bad.code == 2 and "{week}" in bad.stderr
+
+
+# -- the job file's sections ------------------------------------------------------------------
+
+
+async def test_a_daily_window_gives_each_command_the_next_window(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+    from dispatcher.times import BEIJING
+
+    write_job(tmp_path, fleet(3), extra="")
+    text = (tmp_path / "push.yaml").read_text(encoding="utf-8")
+    text = text.replace("  expired_time: '+1d'\n", "").replace(
+        "targets:", 'window:\n  daily: "02:00-06:00"\ntargets:'
+    )
+    (tmp_path / "push.yaml").write_text(text, encoding="utf-8")
+    config(tmp_path)
+    emulator = Emulator()
+    async with serve(emulator) as url:
+        done = await run(url, tmp_path)
+    assert done.code == 0, done.stderr
+    now = datetime.now(BEIJING)
+    day = now.date() if now.hour < 6 else now.date() + timedelta(days=1)
+    opens = datetime(day.year, day.month, day.day, 2, tzinfo=BEIJING)
+    closes = opens.replace(hour=6)
+    for cmd in emulator.accepted():
+        assert cmd.expired_time == closes.strftime("%Y-%m-%dT%H:%M:%S")
+        if now < opens:
+            assert cmd.valid_time == opens.strftime("%Y-%m-%dT%H:%M:%S")
+        else:  # inside the window: from now
+            assert cmd.valid_time is None
+    kept = rows(tmp_path)
+    assert {(r.valid_time, r.expired_time) for r in kept} == {
+        ("window 02:00-06:00 start", "window 02:00-06:00 end")
+    }
+
+
+async def test_the_job_files_rollout_section_runs_its_canary(tmp_path: Path) -> None:
+    imeis = fleet(20)
+    canary = canary_imeis(imeis, 4)
+    write_job(
+        tmp_path,
+        imeis,
+        extra="",
+    )
+    text = (tmp_path / "push.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "targets:",
+        "rollout:\n  canary: 4\n  abort:\n    max_failure_rate: 0.1\n    min_decided: 5\ntargets:",
+    )
+    (tmp_path / "push.yaml").write_text(text, encoding="utf-8")
+    config(tmp_path)
+    emulator = Emulator(Faults(foreign_imeis=frozenset(canary[:2])))
+    async with serve(emulator) as url:
+        done = await run(url, tmp_path)
+    assert done.code == 4, done.stderr
+    assert "the canary failed: 2 of the canary's 4 decided commands" in done.stderr
+    assert emulator.stats()["posts"] == 4

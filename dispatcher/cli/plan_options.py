@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -107,7 +108,7 @@ def planned(plan: Plan, flags: dict[str, Any]) -> Plan:
                 param_hint="--start-at",
             )
         start_at = spec.at
-    return Plan(rollout=rollout, start_at=start_at)
+    return replace(plan, rollout=rollout, start_at=start_at)
 
 
 def ledger_path_for(given: Path, *, job_path: Path, start: datetime) -> Path:

@@ -208,19 +208,9 @@ def _figures(ledger: Ledger | None, checked: Validation, path: Path, job: Job) -
     if ledger is not None:
         counts = ledger.counts()
         done = sum(counts[s] for s in FINAL)
-    return PlanFigures(checked.commands, done, str(path), ledger is not None, _window_of(job))
-
-
-def _window_of(job: Job) -> str | None:
-    """The first command's window, as the job gives it (None when it has none)."""
-    commands = job.commands()
-    try:
-        first = next(commands, None)
-    finally:
-        commands.close()
-    if first is None or first.valid_time is None or not first.valid_time.text.startswith("window"):
-        return None
-    return first.valid_time.text.removeprefix("window ").removesuffix(" start")
+    window = job.plan.window
+    shown = None if window is None else f"daily {window.text}"
+    return PlanFigures(checked.commands, done, str(path), ledger is not None, shown)
 
 
 def _dry_run(

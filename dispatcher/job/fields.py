@@ -7,7 +7,11 @@ The ranges are OneNET's (POST /nbiot/execute/offline, see docs/onenet-api.md).
 
 A time already past at the start checked against is an error by default (``past_times``); while
 sending, later than validation, it is not: the sender settles it (sent without a passed
-valid_time, recorded as expired after a passed expired_time).
+valid_time, recorded as expired after a passed expired_time). A window's times are never past: at
+any moment they are the next window's (an open one's start means "from now").
+
+A job with a ``window:`` gives every command its times; a row or default that gives one too is
+an error.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dispatcher.job.values import (
     parse_trigger,
     suggest,
 )
-from dispatcher.times import BEIJING, TimeSpec, format_onenet, parse_timespec
+from dispatcher.times import BEIJING, DailyWindow, TimeSpec, format_onenet, parse_timespec
 
 __all__ = [
     "FIELDS",
@@ -74,6 +78,7 @@ _PASSED = {
     VALID: "has passed: the command is sent without it (delivery may start at once)",
     EXPIRED: "has passed: the command will not be sent and is recorded as expired",
 }
+_WINDOWED = "window: gives the times; remove {}"
 _new = tuple.__new__
 
 
@@ -140,12 +145,14 @@ class RowChecker:
         default_lines: Sequence[int] = (0,) * 11,
         default_file: str = "",
         refused_defaults: Iterable[int] = (),
+        window: DailyWindow | None = None,
     ) -> None:
         """``from_csv``: the rows are CSV cells (spreadsheet hints, args spaces pointed out).
         ``strict`` makes warnings errors, and the rows they are about not commands.
 
         ``refused_defaults``: slots whose default was written but refused by the reader (null, a
         list): rows relying on them are not commands, and not reported again.
+        ``window``: the job's daily window, every row's valid_time and expired_time.
         """
         self.file = file
         self.at = at.astimezone(BEIJING)
@@ -154,6 +161,7 @@ class RowChecker:
         self._past_times = past_times
         self._at_text = format_onenet(self.at)
         self._pair_bad = False
+        self._window = window
         self._parsers: list[Callable[[str], object]] = [
             str.strip,
             int_parser(0, 65535, "", from_csv),
@@ -187,6 +195,8 @@ class RowChecker:
             spec = parse_timespec(text)
         except ValueError as exc:
             return Err(str(exc))
+        if spec.window is not None:
+            return self._window_time(spec)
         value = TimeValue(spec, spec.resolve(self.at))
         if value.when > self.at or self._past_times == "allow":
             return value
@@ -196,6 +206,10 @@ class RowChecker:
             f"{spec.text} is in the past at the start checked against "
             f"({self._at_text} UTC+8); OneNET refuses it"
         )
+
+    def _window_time(self, spec: TimeSpec) -> TimeValue:
+        """A window's start or end, checked at the start: an open window's start is that start."""
+        return TimeValue(spec, max(spec.resolve(self.at), self.at))
 
     def _value(self, slot: int, text: str) -> object:
         cache = self._caches[slot]
@@ -215,9 +229,18 @@ class RowChecker:
         if raw[TRIGGER] and raw[TRIGGER_MSG]:
             self._default_problem(file, lines[TRIGGER], "trigger", "give trigger or trigger_msg")
             out[TRIGGER_MSG] = _BAD
+        window = self._window
+        if window is not None:
+            for slot in (VALID, EXPIRED):
+                if raw[slot]:
+                    self._default_problem(
+                        file, lines[slot], NAMES[slot], _WINDOWED.format(NAMES[slot])
+                    )
+            out[VALID] = self._window_time(window.spec("start"))
+            out[EXPIRED] = self._window_time(window.spec("end"))
         for slot in range(1, 11):
             text = raw[slot]
-            if not text:
+            if not text or (window is not None and slot in (VALID, EXPIRED)):
                 continue
             value = self._value(slot, text)
             if value is ABSENT:
@@ -312,6 +335,13 @@ class RowChecker:
                     )
                     ok = False
                 text, slot = raw[TRIGGER], TRIGGER
+            elif text and self._window is not None and slot in (VALID, EXPIRED):
+                problems = problems or []
+                where = lines[slot] if lines else line
+                problems.append(
+                    Problem(self.file, where, NAMES[slot], _WINDOWED.format(NAMES[slot]))
+                )
+                ok, text = False, None
             value = self._value(slot, text) if text else ABSENT
             if value is ABSENT:
                 value = defaults[min(slot, TRIGGER_MSG)]

@@ -2,18 +2,19 @@
 
 A YAML job names the job, gives ``defaults:`` for any command field, and lists ``targets:`` (each
 a mapping with ``imei`` and any field overriding the defaults) and/or ``targets_csv:`` (a CSV,
-relative to the job file, whose rows are targets). A CSV job is a header row naming the fields,
-then one command per row. CSV rows are read one at a time and never held, so a million-row fleet
-validates in constant memory; duplicates and distinct devices are counted in a temporary on-disk
-table (seen.py). ``validate_job`` also gives the job's fingerprint (command.py), which changes
-with any field of any command but not with the order of the rows.
+relative to the job file, whose rows are targets); it may say how it is sent (``rollout:``,
+``schedule:``, ``window:``: the Job's ``plan``, read by planfile.py). A CSV job is a header row
+naming the fields, then one command per row. CSV rows are read one at a time and never held, so
+a million-row fleet validates in constant memory; duplicates and distinct devices are counted in a
+temporary on-disk table (seen.py). ``validate_job`` also gives the job's fingerprint (command.py),
+which changes with any field of any command but not with the order of the rows.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
@@ -30,10 +31,11 @@ from dispatcher.job.command import (
 from dispatcher.job.csvfile import csv_header, csv_rows
 from dispatcher.job.fields import FIELDS, NAMES, REQUIRED, Checked, PastTimes, Problem, RowChecker
 from dispatcher.job.plan import Plan
+from dispatcher.job.planfile import read_plan
 from dispatcher.job.seen import SeenKeys
 from dispatcher.job.validate import Validation, validate_job
 from dispatcher.job.yamlfile import Entry, read_yaml
-from dispatcher.times import start_of
+from dispatcher.times import format_onenet, start_of
 
 __all__ = [
     "FIELDS",
@@ -77,7 +79,8 @@ class Job:
     csv_source: str = ""  # that CSV's path as messages cite it
     problems: tuple[Problem, ...] = field(default=(), repr=False)  # found while loading
     ignore_columns: tuple[str, ...] = ()  # of targets_csv (lowercase): skipped, not unknown
-    plan: Plan = field(default_factory=Plan)  # rollout and schedule (a CSV job: the default)
+    plan: Plan = field(default_factory=Plan)  # rollout, schedule, window (a CSV job: none)
+    start_at_line: int = 0  # of the plan's start_at, for its check against the start
 
     def scan(
         self,
@@ -173,8 +176,10 @@ class Job:
             defaults=d.values,
             default_lines=d.lines,
             refused_defaults=d.refused,
+            window=self.plan.window,
         )
-        yield from sorted([*self.problems, *checker.problems], key=lambda p: p.line)
+        found = [*self._plan_problems(at, strict, past_times), *checker.problems]
+        yield from sorted(found, key=lambda p: p.line)
         for entry in self.targets:
             row, problems = checker.check(entry.values, entry.line, entry.line, entry.lines)
             if problems and entry.refused:  # a field refused as written is not missing too
@@ -186,6 +191,21 @@ class Job:
                 yield row
         if self.targets_csv is not None:
             yield from self._csv(at, strict, past_times)
+
+    def _plan_problems(
+        self, at: datetime, strict: bool, past_times: PastTimes
+    ) -> Iterator[Problem]:
+        """The problems found while loading (warnings made errors by ``strict``), then a start_at
+        that is past at ``at`` (a warning: whoever starts the job decides)."""
+        for p in self.problems:
+            yield replace(p, warning=False) if strict and p.warning else p
+        start_at = self.plan.start_at
+        if start_at is not None and start_at <= at and past_times != "allow":
+            message = (
+                f"{format_onenet(start_at)} (UTC+8) has passed at the start checked against"
+                f" ({format_onenet(at)} UTC+8)"
+            )
+            yield Problem(self.source, self.start_at_line, "schedule.start_at", message, not strict)
 
     def _csv(
         self, at: datetime, strict: bool, past_times: PastTimes
@@ -202,6 +222,7 @@ class Job:
             default_lines=d.lines,
             default_file=self.source,
             refused_defaults=d.refused,
+            window=self.plan.window,
         )
         assert self.targets_csv is not None
         rows = csv_rows(self.targets_csv, source)
@@ -275,6 +296,7 @@ def load_job(path: str | Path) -> Job:
     if suffix not in (".yaml", ".yml"):
         raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml or .csv")
     y = read_yaml(p, source)
+    plan = read_plan(y.sections, source)
     csv_path: Path | None = None
     csv_source = ""
     if y.targets_csv is not None:
@@ -295,8 +317,10 @@ def load_job(path: str | Path) -> Job:
         y.targets,
         csv_path,
         csv_source,
-        y.problems,
+        (*y.problems, *plan.problems),
         y.ignore_columns,
+        plan.plan,
+        plan.start_at_line,
     )
 
 

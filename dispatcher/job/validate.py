@@ -41,8 +41,10 @@ class Validation:
     devices: int
     errors: int
     warnings: int
-    window_start: datetime | None  # the earliest valid_time (or the start checked against)
-    window_end: datetime | None  # the latest expired_time
+    # The earliest valid_time (or the start checked against) and the latest expired_time; a daily
+    # window's are those of its next window at the start (an open one's from the start).
+    window_start: datetime | None
+    window_end: datetime | None
     fingerprint: str  # hex: the job's name and its commands, in any order (job_fingerprint)
 
     @property

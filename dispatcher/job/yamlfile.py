@@ -22,11 +22,31 @@ from dispatcher.errors import JobFileError
 from dispatcher.job.fields import IMEI, NAMES, SLOT, TRIGGER, Problem, suggest
 from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
 
-__all__ = ["HEAD", "MAX_LINE", "Entry", "YamlJob", "open_error", "read_yaml"]
+__all__ = [
+    "HEAD",
+    "MAX_LINE",
+    "PLAN_KEYS",
+    "Entry",
+    "YamlJob",
+    "node_key",
+    "node_line",
+    "node_text",
+    "open_error",
+    "read_yaml",
+]
 
 MAX_LINE = 1 << 20  # bytes in one physical line: longer is not a job file
 MAX_YAML = 32 << 20  # bytes of a YAML job: a bigger fleet belongs in targets_csv
-TOP_KEYS = ("job", "defaults", "targets", "targets_csv", "allow_duplicates", "ignore_columns")
+PLAN_KEYS = ("rollout", "schedule", "window")  # how the job is sent: read by planfile.py
+TOP_KEYS = (
+    "job",
+    "defaults",
+    "targets",
+    "targets_csv",
+    "allow_duplicates",
+    "ignore_columns",
+    *PLAN_KEYS,
+)
 HEAD = 1 << 16  # bytes of a file's start looked at to name its encoding
 _BOM = b"\xef\xbb\xbf"
 _NULL = "tag:yaml.org,2002:null"
@@ -57,6 +77,7 @@ class YamlJob:
     targets_csv: tuple[str, int] | None  # as written, and its line
     problems: tuple[Problem, ...]
     ignore_columns: tuple[str, ...] = ()  # of targets_csv, lowercase
+    sections: tuple[tuple[str, Node, int], ...] = ()  # PLAN_KEYS given: value, line of the key
 
 
 class _Loader(yaml.SafeLoader):
@@ -141,14 +162,15 @@ def _decode(data: bytes, source: str) -> str:
     return text
 
 
-def _line(node: Node) -> int:
+def node_line(node: Node) -> int:
+    """The line (from 1) where ``node`` starts."""
     return int(node.start_mark.line) + 1
 
 
 def _yaml_job(root: Node, source: str) -> YamlJob:
     if not isinstance(root, MappingNode):
         raise JobFileError(
-            source, _line(root), "", "must be a mapping with targets: or targets_csv:"
+            source, node_line(root), "", "must be a mapping with targets: or targets_csv:"
         )
     name: str | None = None
     allow = False
@@ -159,14 +181,15 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
     misplaced = False  # targets: given, but not as a list
     problems: list[Problem] = []
     seen: dict[str, int] = {}
+    sections: list[tuple[str, Node, int]] = []
     for knode, vnode in root.value:
-        key = _key(knode)
-        line, vline = _line(knode), _line(vnode)
+        key = node_key(knode)
+        line, vline = node_line(knode), node_line(vnode)
         if key in seen:
             problems.append(Problem(source, line, key, f"given twice (first on line {seen[key]})"))
             continue
         seen[key] = line
-        text = _scalar(vnode)
+        text = node_text(vnode)
         if key == "job":
             if text is None or not isinstance(vnode, ScalarNode):
                 problems.append(Problem(source, vline, key, "must be a name (text)"))
@@ -187,6 +210,8 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             targets_csv = (text, vline)
         elif key == "ignore_columns":
             ignore = _names(vnode, source, problems)
+        elif key in PLAN_KEYS:
+            sections.append((key, vnode, line))
         elif key == "defaults":
             if not isinstance(vnode, MappingNode):
                 raise JobFileError(source, vline, key, "must be a mapping of field: value")
@@ -211,10 +236,19 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
     if ignore and targets_csv is None:
         message = "applies to the columns of targets_csv, and there is none"
         problems.append(Problem(source, seen["ignore_columns"], "ignore_columns", message))
-    return YamlJob(name, allow, defaults, tuple(targets), targets_csv, tuple(problems), ignore)
+    return YamlJob(
+        name,
+        allow,
+        defaults,
+        tuple(targets),
+        targets_csv,
+        tuple(problems),
+        ignore,
+        tuple(sections),
+    )
 
 
-def _key(node: Node) -> str:
+def node_key(node: Node) -> str:
     """A mapping key as a field name; one that is not printable text is shown escaped."""
     if not isinstance(node, ScalarNode):
         return ""
@@ -227,22 +261,23 @@ def _names(node: Node, source: str, problems: list[Problem]) -> tuple[str, ...]:
     items = node.value if isinstance(node, SequenceNode) else None
     if items is None or not all(isinstance(item, ScalarNode) for item in items):
         message = "must be a list of column names, e.g. [note, comment]"
-        problems.append(Problem(source, _line(node), "ignore_columns", message))
+        problems.append(Problem(source, node_line(node), "ignore_columns", message))
         return ()
     names: list[str] = []
     for item in items:
-        text = _scalar(item)
+        text = node_text(item)
         bad = "is empty (null): give a column name" if text is None else unencodable(text)
         if bad or text is None or not text.strip():
             problems.append(
-                Problem(source, _line(item), "ignore_columns", bad or "names no column")
+                Problem(source, node_line(item), "ignore_columns", bad or "names no column")
             )
         else:
             names.append(text.strip().lower())
     return tuple(names)
 
 
-def _scalar(node: Node) -> str | None:
+def node_text(node: Node) -> str | None:
+    """A scalar's text as written; None for a null or a list or mapping."""
     if isinstance(node, ScalarNode):
         if node.tag == _NULL and not node.style:
             return None
@@ -251,11 +286,11 @@ def _scalar(node: Node) -> str | None:
 
 
 def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
-    line = _line(node)
+    line = node_line(node)
     values: list[str | None] = [None] * len(NAMES)
     lines = [line] * len(NAMES)
     if isinstance(node, ScalarNode) and not is_defaults:  # a bare IMEI
-        values[IMEI] = _scalar(node)
+        values[IMEI] = node_text(node)
         return Entry(line, tuple(values), tuple(lines))
     if not isinstance(node, MappingNode):
         problem = Problem(source, line, "targets", "each target must be a mapping (imei: ...)")
@@ -264,8 +299,8 @@ def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
     refused: list[int] = []
     first: dict[str, int] = {}
     for knode, vnode in node.value:
-        kline, vline = _line(knode), _line(vnode)
-        name = _key(knode)
+        kline, vline = node_line(knode), node_line(vnode)
+        name = node_key(knode)
         slot = SLOT.get(name)
         if slot is None:
             problems.append(
@@ -281,12 +316,12 @@ def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
             first[name] = kline
             lines[slot] = vline
             if isinstance(vnode, ScalarNode):
-                values[slot] = _scalar(vnode)
+                values[slot] = node_text(vnode)
                 if values[slot] is None:  # null, ~ or nothing: a value left out by mistake
                     problems.append(Problem(source, vline, name, _EMPTY))
                     refused.append(slot)
             elif slot == TRIGGER and isinstance(vnode, SequenceNode):
-                items = [_scalar(item) or "?" for item in vnode.value]
+                items = [node_text(item) or "?" for item in vnode.value]
                 values[slot] = ",".join(items) or "[]"
             else:
                 kind = "list" if isinstance(vnode, SequenceNode) else "mapping"
