@@ -270,7 +270,7 @@ def test_counts_name_every_status(ledger: Ledger) -> None:
     assert ledger.counts() == {
         Status.PENDING: 2, Status.IN_FLIGHT: 0, Status.ACCEPTED: 1,
         Status.REJECTED: 0, Status.FAILED: 0, Status.IN_DOUBT: 0, Status.EXPIRED: 0,
-        Status.RETRIED: 0,
+        Status.RETRIED: 0, Status.SKIPPED: 0,
     }  # fmt: skip
 
 

@@ -7,18 +7,21 @@ import dataclasses
 import io
 import json
 import math
+import sqlite3
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 from rich.console import Console
 
+from dispatcher.cli.commands import main
 from dispatcher.job.model import Command, command_key
 from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Ledger, Result, Status
 from dispatcher.report.export import EXPORT_FIELDS, write_export
-from dispatcher.report.render import render_delivery, render_table
+from dispatcher.report.render import delivery_table, render_delivery, render_table
 from dispatcher.report.summary import summarize
 from dispatcher.times import parse_timespec
 
@@ -101,7 +104,7 @@ def test_summary_counts_every_status_and_errno(ledger: Ledger) -> None:
     assert summary.total == 200
     assert summary.by_status == {
         "pending": 5, "in_flight": 0, "accepted": 152, "rejected": 35, "failed": 5, "in_doubt": 3,
-        "expired": 0, "retried": 0,
+        "expired": 0, "retried": 0, "skipped": 0,
     }  # fmt: skip
     assert summary.by_errno == {5006: 25, 1: 10}
     assert list(summary.by_errno) == [5006, 1]
@@ -502,3 +505,55 @@ def test_no_delivery_table_before_any_command_was_accepted(ledger: Ledger) -> No
     summary = summarize(ledger)
     assert summary.delivery is not None and summary.delivery.not_held == 1
     assert render_delivery(summary) is None
+
+
+MARKUP = "[/b] [i]x[/i]"  # as markup, rich raises on the first and styles the rest
+
+
+def _markup_ledger(ledger: Ledger) -> None:
+    """An accepted command the device answered "[/b]", a refusal and a stop reason of markup,
+    and a job under a directory named ``jobs[v2]``."""
+    cmds = [make_command(i) for i in range(2)]
+    ledger.register(cmds)
+    ledger.write_batch(
+        (),
+        [
+            Result(cmds[0].key, Status.ACCEPTED, 0, "succ", "u0", 1, 1000.0, 5.0),
+            Result(cmds[1].key, Status.REJECTED, 5006, f"limit {MARKUP}", None, 1, 1000.0, 5.0),
+        ],
+    )
+    ledger.record_delivery([Delivery(cmds[0].key, 6, "[/b]", None, None, None, 2000.0)])
+    ledger.set_job(JobRecord("/srv/jobs[v2]/fleet.yaml", "fleet", "ab", 2))
+    ledger.finish_run(ledger.start_run("/srv/jobs[v2]/fleet.yaml", {}), {}, f"stopped {MARKUP}")
+
+
+def test_the_report_table_shows_onenet_texts_as_written_never_as_markup(tmp_path: Path) -> None:
+    path = tmp_path / "job.ledger.db"
+    with Ledger.open(path, synchronous="normal") as ledger:
+        _markup_ledger(ledger)
+    result = CliRunner().invoke(main, ["report", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert f"errno 5006 (limit {MARKUP})" in result.stdout
+    assert f"stopped {MARKUP}" in result.stdout
+
+
+def test_a_delivery_table_title_is_shown_as_written(ledger: Ledger) -> None:
+    _markup_ledger(ledger)
+    console = Console(record=True, width=200, color_system=None)
+    console.print(delivery_table(ledger.delivery_breakdown(), "job /srv/jobs[v2]/a [/b].yaml"))
+    assert "job /srv/jobs[v2]/a [/b].yaml" in console.export_text()
+
+
+def test_a_ledger_of_an_older_schema_names_the_command_that_upgrades_it(tmp_path: Path) -> None:
+    path = tmp_path / "job.ledger.db"
+    with Ledger.open(path, synchronous="normal") as ledger:
+        ledger.register([make_command(0)])
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+    conn.close()
+    result = CliRunner().invoke(main, ["report", str(path)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert f"run `dispatcher status {path}`" in result.stderr
+    assert "or `dispatcher run` on its job" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -320,3 +320,21 @@ def test_chromium_renders_the_table_and_the_chart(mixed: Ledger, tmp_path: Path)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", png[16:24]) == (1280, 2000)
     assert len(png) > 50_000  # a page with tables and a chart, not a blank one
+
+
+def test_sends_are_charted_on_onenets_clock_as_deliveries_are(tmp_path: Path) -> None:
+    # This machine's clock is two hours behind OneNET's: the send is charted at OneNET's time,
+    # on the clock the delivery's confirm_time was written on, half a minute before it.
+    cmd = make_command(0)
+    with Ledger.open(tmp_path / "job.ledger.db", synchronous="normal") as ledger:
+        ledger.register([cmd])
+        ledger.write_batch([InFlight(cmd.key, T0, None, "2024-05-02T10:00:00", 1, T0 + 7200)], ())
+        ledger.write_batch((), [Result(cmd.key, Status.ACCEPTED, 0, "succ", "u0", 1, T0, 9.0)])
+        ledger.record_delivery(
+            [Delivery(cmd.key, 5, "SUCCESS", None, "2024-05-01 12:00:30", "OK", NOW)]
+        )
+        (row,) = ledger.rows()
+        assert (row.last_attempt_at, row.last_server_at) == (T0, T0 + 7200)
+        html = _html(ledger)
+    (sent,) = re.findall(r"<title>([^<]*): 1 sends</title>", html)
+    assert sent.startswith("2024-05-01 12:00:00")

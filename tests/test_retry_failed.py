@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from dispatcher.cli import console
 from dispatcher.cli.commands import main
 from dispatcher.emulator.server import Emulator, Faults, serve
-from dispatcher.errors import JobFileError
+from dispatcher.errors import JobFileError, LedgerError
 from dispatcher.job.model import Command, load_job, validate_job
 from dispatcher.job.writer import JobWriter, Target, job_format
 from dispatcher.ledger.identity import JobRecord
@@ -703,3 +704,95 @@ async def test_commands_handed_to_a_retry_job_are_never_sent_by_the_original_nor
     # The original job sent nothing (its failed and unsent commands went to the retry job);
     # the retry job sent each of them once.
     assert sorted(c.imei for c in emulator.accepted()) == sorted(handed)
+
+
+# --- the new job never takes the place of the original's files, nor outlives a failed hand-over
+
+
+def write_csv_job(directory: Path, imeis: list[str]) -> Path:
+    """A YAML job whose targets are in ``fleet.csv`` beside it."""
+    (directory / "fleet.csv").write_text(
+        "imei,args\n" + "".join(f"{device},go {n}\n" for n, device in enumerate(imeis)),
+        encoding="utf-8",
+    )
+    job = directory / "job.yaml"
+    job.write_text(
+        "job: csv fleet\n"
+        "defaults: {obj_id: 3303, obj_inst_id: 0, res_id: 5605, expired_time: '+2d'}\n"
+        "targets_csv: fleet.csv\n",
+        encoding="utf-8",
+    )
+    return job
+
+
+@pytest.mark.parametrize("name", ["fleet.csv", "alias.csv"])
+def test_the_targets_csv_of_the_job_is_never_written_over_even_with_force(
+    tmp_path: Path, name: str
+) -> None:
+    ledger_path = make_ledger(write_csv_job(tmp_path, fleet(2)), ["rejected", "delivered"])
+    csv_file = tmp_path / "fleet.csv"
+    (tmp_path / "alias.csv").symlink_to(csv_file)
+    before = csv_file.read_bytes()
+    result = invoke("retry-failed", ledger_path, "-o", tmp_path / name, "--force")
+    assert result.exit_code == 2
+    assert "is the targets_csv of the job file" in result.stderr
+    assert csv_file.read_bytes() == before
+    with Ledger.open(ledger_path, read_only=True) as ledger:
+        assert all(r.retried_in is None for r in ledger.rows())
+
+
+def test_a_job_file_that_cannot_be_read_any_more_does_not_stop_the_retry(tmp_path: Path) -> None:
+    job_path = write_csv_job(tmp_path, fleet(1))
+    ledger_path = make_ledger(job_path, ["rejected"])
+    job_path.write_text("job: [not, a, job\n", encoding="utf-8")
+    result = invoke("retry-failed", ledger_path, "-o", tmp_path / "retry.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert len(read_back(tmp_path / "retry.yaml")) == 1
+
+
+def test_a_failed_hand_over_removes_the_new_job_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger_path = make_ledger(write_job(tmp_path / "job.yaml", fleet(2)), ["rejected", "pending"])
+
+    def refuse(self: Ledger, keys: object, job_path: str) -> None:
+        raise LedgerError(f"{self.path}: cannot record the retry job: disk I/O error")
+
+    monkeypatch.setattr(Ledger, "hand_over", refuse)
+    out = tmp_path / "retry.yaml"
+    result = invoke("retry-failed", ledger_path, "-o", out)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {ledger_path}: cannot record the retry job")
+    assert f"{out} removed, nothing handed over: run retry-failed again" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary
+
+
+def test_a_hand_over_is_recorded_whole_or_not_at_all(tmp_path: Path) -> None:
+    ledger_path = make_ledger(write_job(tmp_path / "job.yaml", fleet(2)), ["rejected", "pending"])
+    # The second half of the hand-over (pending -> retried) fails: the first must not stay.
+    conn = sqlite3.connect(ledger_path)
+    conn.execute(
+        "CREATE TRIGGER no_retried BEFORE UPDATE OF status ON commands"
+        " WHEN NEW.status = 'retried' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    conn.close()
+    with Ledger.open(ledger_path) as ledger:
+        keys = [r.key for r in ledger.rows()]
+        with pytest.raises(LedgerError, match="refused"):
+            ledger.hand_over(keys, str(tmp_path / "retry.yaml"))
+        assert [(r.retried_in, r.status) for r in ledger.rows()] == [
+            (None, Status.REJECTED),
+            (None, Status.PENDING),
+        ]
+
+
+def test_a_hand_over_of_a_key_the_ledger_does_not_hold_records_nothing(tmp_path: Path) -> None:
+    ledger_path = make_ledger(write_job(tmp_path / "job.yaml", fleet(2)), ["rejected", "pending"])
+    with Ledger.open(ledger_path) as ledger:
+        keys = [r.key for r in ledger.rows()]
+        with pytest.raises(LedgerError, match="1 of 3 keys are not in the ledger"):
+            ledger.hand_over([*keys, "no-such-key"], str(tmp_path / "retry.yaml"))
+        assert all(r.retried_in is None for r in ledger.rows())
+        assert [r.status for r in ledger.rows()] == [Status.REJECTED, Status.PENDING]

@@ -7,20 +7,26 @@ wake on that clock, and the dispatcher reads it from the Date header, as it woul
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from click.testing import CliRunner
+from click.testing import Result as CliResult
 
+from dispatcher.cli import console
+from dispatcher.cli.commands import main
 from dispatcher.emulator.devices import UPDATE
 from dispatcher.emulator.server import Emulator, Faults, Fleet, serve
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Delivery, DeliveryState, Row, delivery_state
-from dispatcher.ledger.store import Ledger, Result, Status
+from dispatcher.ledger.store import JobRecord, Ledger, Result, Status
 from dispatcher.onenet.answers import (
     CONFIRM_STATUS,
     HistoryItem,
@@ -433,3 +439,122 @@ async def test_a_stopped_round_keeps_what_it_read_and_the_next_asks_only_the_res
     second = await one_round(ledger, client)
     assert second.read == 6 and len(client.calls) == 6
     ledger.close()
+
+
+async def test_a_query_is_not_asked_again_after_a_business_errno_and_waits_as_told() -> None:
+    from dispatcher.run.retrying import retry_query
+
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    policy = retry_query(fast_settings().retry, stop=Stop(), sleep=sleep)
+    calls: list[int] = []
+
+    async def refused() -> None:
+        calls.append(1)
+        raise OneNetUnavailable("history: errno 1 auth failed", errno=1, retryable=False)
+
+    with pytest.raises(OneNetUnavailable):
+        await policy(refused)
+    assert calls == [1] and waits == []
+
+    async def throttled() -> None:
+        calls.append(2)
+        raise OneNetUnavailable("history: HTTP 429", throttled=True, retry_after=7.0)
+
+    with pytest.raises(OneNetUnavailable):
+        await policy(throttled)
+    assert calls.count(2) == 3 and waits == [7.0, 7.0]  # OneNET's Retry-After, not our backoff
+
+
+async def test_a_listed_item_without_a_readable_send_status_is_read_from_its_detail(
+    tmp_path: Path,
+) -> None:
+    ledger, states = accepted_ledger(tmp_path, devices=1, per_device=2)
+    client = FakeHistory(states)
+    original = client.history
+
+    async def unreadable_second(
+        imei: str, start: object, end: object = None, **kw: Any
+    ) -> list[HistoryItem]:
+        items = await original(imei, start, end, **kw)
+        return [items[0], replace(items[1], send_status=None)]
+
+    client.history = unreadable_second  # type: ignore[method-assign]
+    result = await one_round(ledger, client)
+    assert [c for c in client.calls if c[0] == "detail"] == [("detail", "u0-1")]
+    assert result.read == 2 and result.unreadable == []
+    ledger.close()
+
+
+# --- what status shows and opens, in-process --------------------------------------------------
+
+
+@pytest.fixture
+def in_process() -> Iterator[Callable[..., CliResult]]:
+    """The CLI in-process (no OneNET is called: nothing is left to read); the log handler and
+    the secret it installs are undone after the test."""
+    logger = logging.getLogger("dispatcher")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    secrets = list(console._secrets)
+
+    def invoke(*args: str | Path) -> CliResult:
+        result = CliRunner().invoke(
+            main,
+            [str(a) for a in args],
+            env={"ONENET_API_KEY": "test-key-status"},
+            catch_exceptions=False,
+        )
+        return result
+
+    yield invoke
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+    console._secrets[:] = secrets
+
+
+def test_status_shows_job_paths_and_device_answers_as_written(
+    tmp_path: Path, in_process: Callable[..., CliResult]
+) -> None:
+    job_path = str(tmp_path / "jobs[v2]" / "fleet.yaml")
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        cmds = [make_command(d) for d in range(2)]
+        ledger.register(cmds)
+        ledger.write_batch(
+            (),
+            [Result(c.key, Status.ACCEPTED, 0, "", f"u{n}", 1, 1000.0, 1.0)
+             for n, c in enumerate(cmds)],
+        )  # fmt: skip
+        ledger.record_delivery(
+            [Delivery(c.key, 6, "[/b]", None, None, None, 2000.0) for c in cmds]
+        )  # both final: nothing is left to ask OneNET
+        ledger.set_job(JobRecord(job_path, "fleet", "0" * 32, 2))
+    result = in_process("status", tmp_path / "l.db", "--base-url", "http://127.0.0.1:9")
+    assert result.exit_code == 0, result.stderr
+    assert f"job {job_path}: delivery by device" in result.stdout
+    assert "device answers: [/b] 2" in result.stdout
+
+
+def test_status_refuses_an_empty_file_and_leaves_it_empty(
+    tmp_path: Path, in_process: Callable[..., CliResult]
+) -> None:
+    empty = tmp_path / "touched.db"
+    empty.touch()
+    result = in_process("status", empty)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {empty} is empty, not a ledger")
+    assert empty.stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["touched.db"]
+
+
+def test_status_refuses_a_ledger_that_holds_no_commands(
+    tmp_path: Path, in_process: Callable[..., CliResult]
+) -> None:
+    Ledger.open(tmp_path / "l.db").close()
+    result = in_process("status", tmp_path / "l.db")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"error: {tmp_path / 'l.db'} holds no commands: nothing to read"
+    )
+    assert "Traceback" not in result.stderr

@@ -215,8 +215,9 @@ def summary_table(summary: Summary, out: TextIO | None = None) -> None:
 
 
 def show(renderable: RenderableType) -> None:
-    """A table or text on stdout (strings masked by whoever builds it: see ``mask``)."""
-    _out.print(renderable)
+    """A table or text on stdout; a plain string is masked and shown as it is (never read as
+    markup: it may hold OneNET's text)."""
+    _out.print(Text(mask(renderable)) if isinstance(renderable, str) else renderable)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from dispatcher.errors import DispatcherError
 from dispatcher.ledger.store import Ledger
 from dispatcher.report import summarize, write_export
 
-__all__ = ["report", "write_report_file"]
+__all__ = ["is_the_ledger", "report", "write_report_file"]
 
 
 @click.command()
@@ -40,7 +40,7 @@ def report(ledger_path: Path, fmt: str, output: Path | None) -> None:
     """Summarize a results ledger, export every command's outcome, or write an HTML report."""
     if not ledger_path.exists():
         fail(f"{ledger_path}: no such ledger")
-    if output is not None and _is_the_ledger(output, ledger_path):
+    if output is not None and is_the_ledger(output, ledger_path):
         raise click.BadParameter(
             f"{output} is the ledger's own file", param_hint="'-o' / '--output'"
         )
@@ -93,7 +93,7 @@ def write_report_file(ledger: Ledger, fmt: str, path: Path) -> None:
         raise
 
 
-def _is_the_ledger(output: Path, ledger_path: Path) -> bool:
+def is_the_ledger(output: Path, ledger_path: Path) -> bool:
     """Whether writing ``output`` would overwrite the ledger or one of its side files."""
     ledger = ledger_path.resolve()
     target = output.resolve()

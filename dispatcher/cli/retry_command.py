@@ -3,6 +3,7 @@ through, each as the job gave it, to review, validate and run."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import click
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_USAGE, fail, interruptible
+from dispatcher.cli.report_command import is_the_ledger
 from dispatcher.errors import DispatcherError
+from dispatcher.job.model import load_job
 from dispatcher.job.writer import NOTE_COLUMN, JobWriter, Target, Written, job_format
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.store import Ledger
@@ -87,7 +90,7 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
                     comment=_header(ledger_path, output, now, record, tally, job),
                 )
         if written is not None:
-            ledger.hand_over(handed, str(written.path.resolve()))
+            _hand_over(ledger, handed, written)
     except DispatcherError as exc:
         fail(str(exc))
     finally:
@@ -103,15 +106,65 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
 
 
 def _refuse_own_files(output: Path, ledger_path: Path, record: JobRecord | None) -> None:
-    """Never write over the ledger being read, nor over the job file it belongs to."""
-    target = output.resolve()
-    if target == ledger_path.resolve():
+    """Never write over the ledger being read (or a side file of it), the job file it belongs
+    to, nor that job's CSV of targets; ``--force`` does not change it."""
+    if is_the_ledger(output, ledger_path):
         fail(f"{output} is the ledger being read: write the new job to another file", EXIT_USAGE)
-    if record is not None and target == Path(record.path):
+    if record is None:
+        return
+    job_path = Path(record.path)
+    if _same_file(output, job_path):
         fail(
             f"{output} is the job file {ledger_path} belongs to: write the new job to another file",
             EXIT_USAGE,
         )
+    targets_csv = _targets_csv(job_path)
+    if targets_csv is not None and _same_file(output, targets_csv):
+        fail(
+            f"{output} is the targets_csv of the job file {ledger_path} belongs to: write the new"
+            " job to another file",
+            EXIT_USAGE,
+        )
+
+
+def _same_file(output: Path, path: Path) -> bool:
+    if output.resolve() == path.resolve():
+        return True
+    try:
+        return os.path.samefile(output, path)
+    except OSError:  # one of them does not exist: not the same file
+        return False
+
+
+def _targets_csv(job_path: Path) -> Path | None:
+    """The CSV of targets the job file names, or None (none, or the job file cannot be read:
+    then there is nothing known to protect)."""
+    if not job_path.is_file():
+        return None
+    try:
+        return load_job(job_path).targets_csv
+    except (DispatcherError, OSError):
+        return None
+
+
+def _hand_over(ledger: Ledger, keys: list[str], written: Written) -> None:
+    """Record in the ledger that ``keys`` went into the new job; when that fails, remove the
+    new job: a job file whose commands its ledger does not know were handed over would have them
+    sent twice, by each job."""
+    try:
+        ledger.hand_over(keys, str(written.path.resolve()))
+    except Exception as exc:
+        # The hand-over is one transaction, rolled back on any error: nothing was recorded.
+        try:
+            written.path.unlink(missing_ok=True)
+        except OSError as gone:
+            fail(
+                f"{exc}; the new job {written.path} could not be removed"
+                f" ({gone.strerror or gone}): delete it, it must not be run",
+            )
+        if not isinstance(exc, DispatcherError):
+            raise
+        fail(f"{exc}; {written.path} removed, nothing handed over: run retry-failed again")
 
 
 def _warn_if_running(ledger: Ledger, ledger_path: Path) -> None:

@@ -3,6 +3,7 @@ ledger, and the breakdown by device; with ``--watch``, until every command is fi
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import time
@@ -11,11 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.text import Text
 
 from dispatcher.cli import console
 from dispatcher.cli.delivery_view import RoundProgress, answers_line, breakdown_table, round_line
 from dispatcher.cli.exits import (
-    EXIT_BREAKER,
     EXIT_BROKEN,
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
@@ -26,7 +27,7 @@ from dispatcher.cli.exits import (
 from dispatcher.cli.lanes import open_lane, settings_and_key
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
-from dispatcher.errors import DispatcherError
+from dispatcher.errors import DispatcherError, LedgerError
 from dispatcher.ledger.records import Delivery
 from dispatcher.ledger.store import Ledger
 from dispatcher.run.probe import check_lane
@@ -67,13 +68,28 @@ def lane_options(command: F) -> F:
 
 
 def open_ledger(path: Path, settings: Settings) -> Ledger:
-    """The ledger for writing, or a clear error and exit 1."""
+    """The ledger for writing, or a clear error and exit 1; a file that is not already a ledger
+    (an empty one, say, or another file given by mistake) is never made into one."""
     if not path.exists():
         fail(f"{path}: no such ledger (dispatcher run writes it next to the job file)")
+    if path.is_file() and path.stat().st_size == 0:
+        # Opening it for writing would create a ledger's tables in it.
+        fail(f"{path} is empty, not a ledger (dispatcher run writes it next to the job file)")
     try:
-        return Ledger.open(path, synchronous=settings.ledger.synchronous)
+        ledger = Ledger.open(path, synchronous=settings.ledger.synchronous)
     except DispatcherError as exc:
         fail(str(exc))
+    try:
+        if not ledger.total():
+            raise LedgerError(
+                f"{path} holds no commands: nothing to read (dispatcher run registers its job's"
+                " commands in it)"
+            )
+    except DispatcherError as exc:
+        with contextlib.suppress(DispatcherError):
+            ledger.close()
+        fail(str(exc))
+    return ledger
 
 
 def devices_to_probe(ledger: Ledger, n: int) -> list[str]:
@@ -163,7 +179,8 @@ def status(
     console.show(breakdown_table(breakdown, f"{title}: delivery by device"))
     answers = answers_line(breakdown)
     if answers:
-        console.show(answers)
+        # The devices' answers are OneNET's text: shown as written, never read as markup.
+        console.show(Text(console.mask(answers)))
     sys.exit(_exit_code(watcher, breakdown.open, watch))
 
 
@@ -181,11 +198,11 @@ async def _said(number: int, result: StatusRound) -> None:
 
 
 def _exit_code(watcher: Watch, still_open: int, watch: bool) -> int:
-    """0 every state read; 3 some could not be read; 4 the probe found the key, the address or
-    the server wrong; 130 stopped."""
-    if watcher.aborted is not None:
-        console.error(watcher.aborted)
-        return EXIT_BREAKER
+    """0 every state read; 3 some could not be read (the probe's findings too: a wrong key,
+    address or server reads none); 130 stopped."""
+    if watcher.aborted is not None:  # the probe: the key, the address or the server is wrong
+        console.error(watcher.aborted.replace("nothing was sent", "no state was read"))
+        return EXIT_INCOMPLETE
     stop = watcher.stop
     if stop.requested:
         console.note(f"stopped ({stop.reason}); the same command goes on from where it stopped")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Generator, Mapping, Sequence
+from pathlib import Path
 from typing import Final
 
 import orjson
 
+from dispatcher.errors import LedgerError
 from dispatcher.ledger import delivery
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.records import Delivery, Row
@@ -34,6 +36,7 @@ _PAGE: Final = 1000  # rows to check read per page
 class FollowUps:
     """The follow-up records of a ledger (a mixin of ``Ledger``, which provides the plumbing)."""
 
+    path: Path
     _clock: Callable[[], float]
 
     def _read(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
@@ -121,12 +124,20 @@ class FollowUps:
     def hand_over(self, keys: Sequence[str], job_path: str) -> None:
         """Record that ``keys`` went into the retry job at ``job_path``, in one transaction: a
         command never sent (pending, failed) becomes ``retried``, so that this job never sends
-        it too, and none is handed to a second retry job."""
-        self._update(
-            "record the retry job",
-            ("UPDATE commands SET retried_in = ? WHERE key = ?", [(job_path, k) for k in keys]),
-        )
-        with self._write("record the retry job") as conn:
+        it too, and none is handed to a second retry job. Every key must be in the ledger;
+        otherwise nothing is recorded."""
+        if not keys:
+            return
+        what = "record the retry job"
+        with self._write(what) as conn:
+            marked = conn.executemany(
+                "UPDATE commands SET retried_in = ? WHERE key = ?", [(job_path, k) for k in keys]
+            ).rowcount
+            if marked != len(keys):
+                raise LedgerError(
+                    f"{self.path}: cannot {what}: {len(keys) - marked} of {len(keys)}"
+                    " keys are not in the ledger"
+                )
             conn.executemany(
                 "UPDATE commands SET status = 'retried' WHERE key = ?"
                 " AND status IN ('pending', 'failed')",

@@ -303,7 +303,9 @@ def _migrate(conn: sqlite3.Connection, path: Path, read_only: bool) -> None:
         )
     if version < newest and read_only:
         raise LedgerError(
-            f"{path} has schema {version} (current: {newest}): open it once for writing to upgrade"
+            f"{path} has schema {version} (current: {newest}) and is read here without writing:"
+            f" run `dispatcher status {path}` (or `dispatcher run` on its job) once to upgrade it"
+            " in place; the upgrade only adds to the schema, nothing it holds changes"
         )
     for step in range(version, newest):
         conn.execute("BEGIN IMMEDIATE")

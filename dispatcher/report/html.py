@@ -99,7 +99,7 @@ class Problems:
 class _Pass:
     """What one streamed pass over the rows gathers."""
 
-    sends: Histogram  # accepted commands' last attempts
+    sends: Histogram  # accepted commands' last attempts, on OneNET's clock when it was read
     deliveries: Histogram  # delivered commands' confirm_time
     untimed: int  # delivered commands without a confirm_time OneNET gave
     problems: Problems
@@ -120,8 +120,10 @@ def _scan(rows: Iterable[Row], limit: int) -> _Pass:
     counts = dict.fromkeys(PROBLEM_KINDS, 0)
     kept: dict[str, list[ProblemRow]] = {kind: [] for kind in PROBLEM_KINDS}
     for row in rows:
-        if row.status is Status.ACCEPTED and row.last_attempt_at is not None:
-            sends.add(row.last_attempt_at)
+        # On OneNET's clock, as the deliveries' confirm_time is: this machine's may be off.
+        sent_at = row.last_server_at if row.last_server_at is not None else row.last_attempt_at
+        if row.status is Status.ACCEPTED and sent_at is not None:
+            sends.add(sent_at)
         if row.delivery is DeliveryState.DELIVERED:
             at = _onenet_time(row.confirm_time)
             if at is None:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Final
 
 from rich.table import Table
+from rich.text import Text
 
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.records import DeliveryState
@@ -46,11 +47,12 @@ def render_table(summary: Summary) -> Table:
     for name, n in statuses.items():
         share = f" ({n / whole:.1%})" if whole and n else ""
         table.add_row(f"  {name}", f"{n:,}{share}")
+    # Texts from OneNET and the ledger go in as Text: a "[/b]" in them is shown, never markup.
     for errno, n in summary.by_errno.items():
-        table.add_row(f"  errno {errno} ({summary.errno_text[errno]})", f"{n:,}")
+        table.add_row(Text(f"  errno {errno} ({summary.errno_text[errno]})"), f"{n:,}")
     for why, n in summary.retired.items():
         if n:
-            table.add_row(_RETIRED_LINES.get(why, f"retired ({why})"), f"{n:,}")
+            table.add_row(Text(_RETIRED_LINES.get(why, f"retired ({why})")), f"{n:,}")
     table.add_row("HTTP attempts", f"{summary.attempts:,} ({summary.retries:,} retries)")
     table.add_row("reconciled", f"{summary.reconciled:,}")
     if summary.throughput is not None:
@@ -65,7 +67,7 @@ def render_table(summary: Summary) -> Table:
         table.add_row("last attempt", _iso(summary.last_at))
     table.add_row("runs", f"{summary.runs:,}")
     if summary.stop_reason:
-        table.add_row("last run stopped", summary.stop_reason)
+        table.add_row("last run stopped", Text(summary.stop_reason))
     return table
 
 
@@ -91,9 +93,11 @@ def render_delivery(summary: Summary) -> Table | None:
 
 def delivery_table(d: DeliveryBreakdown, title: str, *, meaning: bool = False) -> Table:
     """Devices (with their share) and commands by delivery state; a device counts under its
-    least happy command (ledger/delivery.py); ``meaning`` adds what each state means."""
+    least happy command (ledger/delivery.py); ``meaning`` adds what each state means.
+
+    ``title`` is shown as written: a job's path (``jobs[v2]/``) is text, never markup."""
     devices = sum(d.devices.values())
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title, style="table.title"), title_justify="left")
     table.add_column("delivery", style="bold")
     table.add_column("devices", justify="right")
     table.add_column("commands", justify="right")
