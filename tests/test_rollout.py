@@ -358,5 +358,78 @@ async def test_the_job_files_rollout_section_runs_its_canary(tmp_path: Path) -> 
     async with serve(emulator) as url:
         done = await run(url, tmp_path)
     assert done.code == 4, done.stderr
-    assert "the canary failed: 2 of the canary's 4 decided commands" in done.stderr
+    assert "the canary failed: 2 of the canary's 4 commands" in done.stderr
     assert emulator.stats()["posts"] == 4
+
+
+# -- the review's cases -------------------------------------------------------------------------
+
+
+def test_the_resume_command_names_the_ledger_as_resolved() -> None:
+    from dispatcher.cli.plan_options import resume_command
+
+    argv = ["run", "nightly.yaml", "--ledger", "l/{job}-{time}.db", "--canary", "5"]
+    said = resume_command(argv, Path("l/nightly-071910.db"))
+    assert said == "dispatcher run nightly.yaml --canary 5 --ledger l/nightly-071910.db"
+    assert resume_command(["run", "a b.yaml"], Path("x.db")) == "dispatcher run 'a b.yaml'"
+
+
+async def test_a_start_at_that_has_passed_or_is_years_ahead_is_refused(tmp_path: Path) -> None:
+    write_job(tmp_path, fleet(2))
+    past = await dispatcher_async(
+        "run", "push.yaml", "--start-at", "2020-01-01T00:00:00", "--dry-run", cwd=tmp_path
+    )
+    ahead = await dispatcher_async(
+        "run", "push.yaml", "--start-at", "9999-12-31T23:59:59", "--dry-run", cwd=tmp_path
+    )
+    assert past.code == 2 and "has passed" in past.stderr
+    assert ahead.code == 2 and "more than a year ahead" in ahead.stderr
+    assert "Traceback" not in past.stderr + ahead.stderr
+
+
+def test_an_undecided_canary_command_counts_against_it() -> None:
+    from dispatcher.run.rollout import judge_canary
+    from tests.test_ledger import make_command
+
+    def row(n: int, status: Status) -> Row:
+        cmd = make_command(n)
+        return Row(
+            n, cmd.key, cmd.imei, 3200, 0, 5750, None, None, "+1d", 3, 25, 7, "j.yaml", n,
+            status, None, "", "u" if status is Status.ACCEPTED else None, 1, 1.0, 1.0, 1.0,
+            None, None, False,
+        )  # fmt: skip
+
+    rows = [row(0, Status.ACCEPTED)] + [row(n, Status.IN_DOUBT) for n in range(1, 10)]
+    verdict = judge_canary(rows, Canary(size=10), None)
+    assert verdict.failed_because is not None and "9 of them undecided" in verdict.failed_because
+
+
+def test_on_errnos_fires_on_a_command_failed_with_that_errno_too() -> None:
+    stops: list[RunAborted] = []
+    guard = Guard(
+        Rollout(abort=Abort(None, 50, frozenset({7}))),
+        Lane.of(_NoClient(), fast_settings()),
+        None,
+        stops.append,
+    )
+    guard.observe(Status.FAILED, 7)  # errno 7 on every attempt
+    assert len(stops) == 1
+
+
+def test_without_a_configured_rate_a_throttle_under_a_ramp_recovers_and_the_ramp_ends() -> None:
+    now = [0.0]
+    pace = Pace(None, clock=lambda: now[0])
+    aimd = Aimd(pace, None, clock=lambda: now[0])
+    lane = Lane.of(_NoClient(), fast_settings(rate=None), pace=pace)
+    lane.aimd = aimd
+    guard = Guard(Rollout(ramp=Ramp(5.0, 10.0, 1)), lane, None, lambda why: None)
+    assert pace.rate == 5.0
+    aimd.on_throttle()
+    assert pace.rate == 2.5
+    for second in range(1, 40):
+        now[0] = float(second)
+        aimd.on_success()
+    assert pace.rate is not None and pace.rate > 2.5  # it climbs back
+    for _ in range(8):
+        guard.observe(Status.ACCEPTED, 0)
+    assert pace.rate is None  # past a million a second the ramp is over: unlimited, no crash

@@ -94,7 +94,7 @@ def cancel(
                 states[state] += 1
             elif row.status in (Status.IN_DOUBT, Status.IN_FLIGHT):
                 doubtful += 1
-            elif row.status in (Status.PENDING, Status.FAILED):
+            elif row.status in (Status.PENDING, Status.FAILED, Status.SKIPPED):
                 unsent += 1
         _tell_plan(title, waiting, states, doubtful, unsent)
         if not waiting:

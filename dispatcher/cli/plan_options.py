@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import re
+import shlex
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -16,7 +18,7 @@ import click
 from dispatcher.job.plan import Plan, rollout_from_flags
 from dispatcher.times import BEIJING, parse_timespec
 
-__all__ = ["PLACEHOLDERS", "ledger_path_for", "plan_options", "planned"]
+__all__ = ["PLACEHOLDERS", "ledger_path_for", "plan_options", "planned", "resume_command"]
 
 _ROLLOUT_FLAGS: Final = (
     "canary",
@@ -34,6 +36,8 @@ _ROLLOUT_FLAGS: Final = (
 # date and time in OneNET's zone (UTC+8), and the job file's name without its suffix.
 PLACEHOLDERS: Final = ("date", "time", "job")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_LATE_S: Final = 60.0  # a --start-at this far past is a mistake, not "now"
+_AHEAD_S: Final = 366 * 86400.0  # a start further ahead than this is a typo
 
 
 def plan_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -107,8 +111,34 @@ def planned(plan: Plan, flags: dict[str, Any]) -> Plan:
                 "give an absolute time, e.g. 2026-12-02T02:00:00 (UTC+8 unless a zone is given)",
                 param_hint="--start-at",
             )
+        if spec.at.timestamp() < time.time() - _LATE_S:
+            raise click.BadParameter(
+                f"{text} has passed: give a time to come, or leave --start-at out to start now",
+                param_hint="--start-at",
+            )
         start_at = spec.at
+    if start_at is not None and start_at.timestamp() > time.time() + _AHEAD_S:
+        raise click.UsageError(
+            f"the start {start_at.isoformat()} is more than a year ahead: is it a typo?"
+        )
     return replace(plan, rollout=rollout, start_at=start_at)
+
+
+def resume_command(argv: list[str], ledger: Path) -> str:
+    """The command that resumes this run: ``argv`` with the ledger as resolved (a placeholder
+    filled again would name a new ledger, and send the whole job again), shell-quoted."""
+    shown: list[str] = []
+    skip = given = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--ledger" or arg.startswith("--ledger="):
+            skip = given = arg == "--ledger"
+            given = True
+            continue
+        shown.append(arg)
+    return shlex.join(["dispatcher", *shown, *(["--ledger", str(ledger)] if given else [])])
 
 
 def ledger_path_for(given: Path, *, job_path: Path, start: datetime) -> Path:

@@ -5,6 +5,7 @@ lines and exit code of a run)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 import time
 from datetime import datetime
@@ -24,7 +25,7 @@ from dispatcher.cli.exits import (
     interruptible,
 )
 from dispatcher.cli.lanes import open_session, settings_and_key
-from dispatcher.cli.plan_options import ledger_path_for, plan_options, planned
+from dispatcher.cli.plan_options import ledger_path_for, plan_options, planned, resume_command
 from dispatcher.cli.plan_view import (
     Countdown,
     PlanFigures,
@@ -172,7 +173,7 @@ def run(
         sys.exit(EXIT_INTERRUPTED)
     errnos = ledger.errno_groups() if isinstance(result.aborted, RolloutAborted) else []
     ledger.close()
-    sys.exit(end_of_run(result, resume=" ".join(["dispatcher", *sys.argv[1:]]), errnos=errnos))
+    sys.exit(end_of_run(result, resume=resume_command(sys.argv[1:], path), errnos=errnos))
 
 
 def _bind(ledger: Ledger, job: Job, checked: Validation, accept_changes: bool) -> None:
@@ -204,13 +205,23 @@ def _bind(ledger: Ledger, job: Job, checked: Validation, accept_changes: bool) -
 
 
 def _figures(ledger: Ledger | None, checked: Validation, path: Path, job: Job) -> PlanFigures:
-    done = 0
-    if ledger is not None:
-        counts = ledger.counts()
-        done = sum(counts[s] for s in FINAL)
+    done = 0 if ledger is None else _done_of(ledger, job)
     window = job.plan.window
     shown = None if window is None else f"daily {window.text}"
     return PlanFigures(checked.commands, done, str(path), ledger is not None, shown)
+
+
+def _done_of(ledger: Ledger, job: Job) -> int:
+    """How many of this job's commands the ledger holds as final (and so would not send)."""
+    done = 0
+    commands = job.commands()
+    try:
+        while batch := list(itertools.islice(commands, 1000)):
+            rows = ledger.rows_of([c.key for c in batch])
+            done += sum(1 for r in rows if r.retired is None and r.status in FINAL)
+    finally:
+        commands.close()
+    return done
 
 
 def _dry_run(
@@ -219,6 +230,13 @@ def _dry_run(
     """The plan, read from the job, the config and the ledger (read only); nothing is sent."""
     console.validation(job, checked)
     ledger = Ledger.open(path, read_only=True) if path.exists() else None
+    record = ledger.job() if ledger is not None else None
+    if ledger is not None and record is not None and record.path != str(job.path.resolve()):
+        ledger.close()
+        fail(
+            f"{path} is the ledger of another job ({record.path}): the run would refuse it;"
+            " give this job its own ledger (--ledger)"
+        )
     try:
         figures = _figures(ledger, checked, path, job)
     finally:

@@ -200,7 +200,7 @@ class Job:
         for p in self.problems:
             yield replace(p, warning=False) if strict and p.warning else p
         start_at = self.plan.start_at
-        if start_at is not None and start_at <= at and past_times != "allow":
+        if start_at is not None and start_at < at and past_times != "allow":
             message = (
                 f"{format_onenet(start_at)} (UTC+8) has passed at the start checked against"
                 f" ({format_onenet(at)} UTC+8)"

@@ -309,7 +309,7 @@ def _retire_aside(conn: sqlite3.Connection, key: str) -> None:
 
 # A command OneNET may hold (or settled for good): another version of it must not be sent blindly.
 _AT_ONENET = frozenset({Status.ACCEPTED, Status.IN_DOUBT, Status.IN_FLIGHT})
-_TO_SEND = frozenset({Status.PENDING, Status.FAILED})
+_TO_SEND = frozenset({Status.PENDING, Status.FAILED, Status.SKIPPED})
 
 
 def _earlier_version(conn: sqlite3.Connection, row: Row, command: Command) -> Row | None:

@@ -34,7 +34,7 @@ PROBLEM_LIMIT: Final = 500  # rows of the problem table; the csv export has them
 # What needs a look, most urgent first: the table lists them in this order.
 PROBLEM_KINDS: Final = (
     "rejected", "failed", "in doubt", "in flight", "delivery failed", "delivery expired",
-    "cancelled", "expired unsent", "not sent yet",
+    "cancelled", "expired unsent", "skipped", "not sent yet",
 )  # fmt: skip
 _BY_STATUS: Final = {
     Status.REJECTED: "rejected",
@@ -43,6 +43,7 @@ _BY_STATUS: Final = {
     Status.IN_FLIGHT: "in flight",
     Status.EXPIRED: "expired unsent",
     Status.PENDING: "not sent yet",
+    Status.SKIPPED: "skipped",
 }
 _BY_DELIVERY: Final = {
     DeliveryState.FAILED: "delivery failed",

@@ -32,6 +32,7 @@ class Reason(StrEnum):
     FAILED = "failed"  # transient trouble on every attempt
     EXPIRED = "expired"  # its window passed before it could be sent
     NOT_SENT = "not sent"  # pending: a stop or a breaker came first
+    SKIPPED = "skipped"  # a rollout rule stopped the run before it was sent
     DELIVERY_EXPIRED = "delivery expired"  # accepted; the device never woke in the window
     DELIVERY_FAILED = "delivery failed"  # accepted; it failed on the device
 
@@ -43,6 +44,7 @@ _BY_STATUS: Final = {
     Status.FAILED: Reason.FAILED,
     Status.EXPIRED: Reason.EXPIRED,
     Status.PENDING: Reason.NOT_SENT,
+    Status.SKIPPED: Reason.SKIPPED,
 }
 _BY_DELIVERY: Final = {
     DeliveryState.EXPIRED: Reason.DELIVERY_EXPIRED,

@@ -241,6 +241,8 @@ class Aimd:
         self._ceiling = ceiling
         if ceiling is not None:
             self._floor = min(self._floor, ceiling)
+            if self._step == 0.0:  # no configured rate to step by: a twentieth of the ramp's
+                self._step = ceiling / 20
         current = self._pace.rate
         if ceiling is not None and (current is None or current >= ceiling or at_ceiling):
             self._pace.set_rate(ceiling)
@@ -266,6 +268,8 @@ class Aimd:
             current = observed
             if self._step == 0.0:
                 self._step = max(observed / 20, self._floor)
+        if self._step == 0.0:  # unlimited, ramped: recover by a twentieth of the rate cut from
+            self._step = max(current / 20, self._floor)
         self._pace.set_rate(max(self._floor, current * self._decrease))
         self._steady = False
 

@@ -6,7 +6,8 @@ their delivery (status rounds, as ``dispatcher status``) until every canary devi
 ``timeout`` ran out. The canary fails when any of its commands was refused with one of the abort
 rule's errnos, or when more of it failed than ``abort.max_failure_rate`` allows (20 % when the
 job sets no rate): refused, failed, and with ``wait: delivered`` failed on the device, expired, or
-still not delivered at the timeout, over the canary's decided commands. A failing canary stops the
+still not delivered at the timeout, over the canary's commands (one in doubt, expired or not sent
+counts as failed: not known to be good is not good). A failing canary stops the
 run before anything else is sent; a good one is recorded in the ledger, so a rerun does not send
 it again, and ``then: pause`` ends the run there (exit 0) for someone to look.
 
@@ -42,6 +43,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CANARY_MAX_FAILURE_RATE: Final = 0.2  # a canary's failure share allowed when the job sets none
+_UNLIMITED: Final = 1e6  # requests per second: a ramp without a configured rate stops here
 _BAD_DELIVERY: Final = frozenset(
     {DeliveryState.FAILED, DeliveryState.EXPIRED, DeliveryState.CANCELLED}
 )
@@ -68,7 +70,7 @@ class CanaryVerdict:
 def judge_canary(rows: Sequence[Row], canary: Canary, abort: Abort | None) -> CanaryVerdict:
     """The verdict on the canary's rows as the ledger holds them (after the wait)."""
     delivered = canary.wait == "delivered"
-    decided = failures = 0
+    decided = failures = undecided = 0
     errnos: Counter[int] = Counter()
     stopping = abort.on_errnos if abort is not None else frozenset()
     fired: list[str] = []
@@ -89,21 +91,25 @@ def judge_canary(rows: Sequence[Row], canary: Canary, abort: Abort | None) -> Ca
                 errnos[row.errno] += 1
                 if row.errno in stopping:
                     fired.append(f"errno {row.errno} ({row.error or 'refused'})")
+        else:  # in doubt, expired, not sent: not known to be good is not good
+            undecided += 1
     limit = CANARY_MAX_FAILURE_RATE
     if abort is not None and abort.max_failure_rate is not None:
         limit = abort.max_failure_rate
     why = None
     what = "failed on delivery or refused" if delivered else "refused or failed"
+    bad, whole = failures + undecided, decided + undecided
     if fired:
         why = f"the canary got {fired[0]}, which abort.on_errnos stops on"
     elif decided == 0:
         why = f"none of the canary's {len(rows)} commands was decided (no answer from OneNET)"
-    elif failures / decided > limit:
+    elif bad / whole > limit:
+        left = f", {undecided} of them undecided (in doubt, expired, not sent)" if undecided else ""
         why = (
-            f"{failures} of the canary's {decided} decided commands {what}"
-            f" ({failures / decided:.0%}, more than {limit:.0%})"
+            f"{bad} of the canary's {whole} commands {what}{left}"
+            f" ({bad / whole:.0%}, more than {limit:.0%})"
         )
-    return CanaryVerdict(len(rows), decided, failures, why, dict(errnos))
+    return CanaryVerdict(len(rows), whole, bad, why, dict(errnos))
 
 
 class Guard:
@@ -150,6 +156,8 @@ class Guard:
         rate = ramp.rate(self.accepted, self.ceiling)
         if rate is not None and self.ceiling is not None and rate >= self.ceiling:
             rate = self.ceiling
+        elif rate is not None and rate >= _UNLIMITED:  # no configured rate: the ramp is done
+            rate = None
         aimd = self.lane.aimd
         if aimd is not None:
             aimd.set_ceiling(rate)
@@ -161,7 +169,7 @@ class Guard:
         abort = self.rollout.abort
         if abort is None or self.fired is not None:
             return
-        if status is Status.REJECTED and errno is not None and errno in abort.on_errnos:
+        if errno is not None and errno in abort.on_errnos:  # refused, or failed on retries
             self._fire(f"abort.on_errnos: OneNET answered errno {errno}")
             return
         rate = abort.max_failure_rate

@@ -220,7 +220,7 @@ class _Runner:
             self.job,
             rollout.canary,
             rollout.abort,
-            total=self.stats.total,
+            total=self.stats.total or await self.recorder.call(_count, self.job),
             lane=self.lane,
             recorder=self.recorder,
             settings=self.settings,
@@ -325,6 +325,15 @@ class _Runner:
         finally:
             sleeper.cancel()
             stopper.cancel()
+
+
+def _count(job: Job) -> int:
+    """How many commands the job has (when the caller gave no total)."""
+    commands = job.commands()
+    try:
+        return sum(1 for _ in commands)
+    finally:
+        commands.close()
 
 
 def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
