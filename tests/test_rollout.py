@@ -257,6 +257,7 @@ async def test_ctrl_c_while_waiting_for_the_start_sends_nothing(tmp_path: Path) 
     assert proc.returncode == 130
     assert b"nothing was sent" in err
     assert emulator.stats()["posts"] == 0 and emulator.stats()["reads"] == 0
+    assert not (tmp_path / "push.yaml.ledger.db").exists()  # the next run is a first run too
 
 
 # -- the dry run -------------------------------------------------------------------------------

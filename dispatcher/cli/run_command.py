@@ -131,6 +131,7 @@ def run(
         fail(str(exc))
     except OSError as exc:
         fail(f"{path.parent}: cannot make the ledger's directory: {exc.strerror or exc}")
+    fresh = not resuming
     _bind(ledger, job, checked, accept_changes)
     if start > now:
         console.validation(job, checked)
@@ -169,6 +170,9 @@ def run(
         )
     if result is None:
         ledger.close()
+        if fresh:  # made for this run, which never began: the next one is a first run too
+            for part in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock"))):
+                part.unlink(missing_ok=True)
         console.note("stopped before the scheduled start: nothing was sent")
         sys.exit(EXIT_INTERRUPTED)
     errnos = ledger.errno_groups() if isinstance(result.aborted, RolloutAborted) else []
