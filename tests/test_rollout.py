@@ -434,3 +434,21 @@ def test_without_a_configured_rate_a_throttle_under_a_ramp_recovers_and_the_ramp
     for _ in range(8):
         guard.observe(Status.ACCEPTED, 0)
     assert pace.rate is None  # past a million a second the ramp is over: unlimited, no crash
+
+
+async def test_a_delivered_canary_that_cannot_be_delivered_before_its_timeout_is_warned_of(
+    tmp_path: Path,
+) -> None:
+    path = write_job(tmp_path, fleet(4))
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "  expired_time:", "  valid_time: '+2h'\n  expired_time:"
+        ),
+        encoding="utf-8",
+    )
+    done = await dispatcher_async(
+        "run", "push.yaml", "--dry-run", "--canary", "1", "--canary-wait", "delivered",
+        "--canary-timeout", "30m", cwd=tmp_path, key=None,
+    )  # fmt: skip
+    assert done.code == 0, done.stderr
+    assert "valid_time +2h starts delivery after the canary's timeout" in done.stderr

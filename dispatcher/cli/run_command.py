@@ -102,6 +102,9 @@ def run(
     except DispatcherError as exc:
         fail(str(exc))
     plan = planned(job.plan, plan_flags)
+    late = _canary_cannot_be_delivered(job, plan)
+    if late:
+        console.warn(late)
     now = time.time()
     start = now if plan.start_at is None else max(now, plan.start_at.timestamp())
     started = datetime.fromtimestamp(start, BEIJING)
@@ -178,6 +181,38 @@ def run(
     errnos = ledger.errno_groups() if isinstance(result.aborted, RolloutAborted) else []
     ledger.close()
     sys.exit(end_of_run(result, resume=resume_command(sys.argv[1:], path), errnos=errnos))
+
+
+def _canary_cannot_be_delivered(job: Job, plan: Plan) -> str | None:
+    """Why a canary judged on delivery would fail whatever the devices do: its commands may
+    not be delivered before its timeout (a window, or a valid_time later than the timeout)."""
+    canary = plan.rollout.canary
+    if canary is None or canary.wait != "delivered":
+        return None
+    if plan.window is not None:
+        return (
+            "rollout.canary.wait is delivered, but the commands wait for the daily window"
+            f" {plan.window.text}: a canary timeout of {canary.timeout_s:g}s may end before it"
+            " opens, and the canary would fail"
+        )
+    commands = job.commands()
+    try:
+        first = next(commands, None)
+    except DispatcherError:
+        first = None
+    finally:
+        commands.close()
+    valid = None if first is None else first.valid_time
+    if (
+        valid is not None
+        and valid.offset is not None
+        and valid.offset.total_seconds() >= (canary.timeout_s)
+    ):
+        return (
+            f"rollout.canary.wait is delivered, but valid_time {valid.text} starts delivery after"
+            f" the canary's timeout ({canary.timeout_s:g}s): the canary would fail"
+        )
+    return None
 
 
 def _bind(ledger: Ledger, job: Job, checked: Validation, accept_changes: bool) -> None:
