@@ -29,6 +29,7 @@ from dispatcher.emulator.state import (
     WAITING,
     Delivery,
     Store,
+    StoredCommand,
 )
 
 __all__ = ["NOTIFY", "REGISTER", "UPDATE", "Devices", "Fleet"]
@@ -37,7 +38,18 @@ REGISTER, UPDATE, NOTIFY = 1, 2, 4  # uplink kinds: the bits of trigger_msg
 ALL_UPLINKS: Final = REGISTER | UPDATE | NOTIFY  # trigger_msg omitted: OneNET's default, 7
 # confirm_status names an error device answers with (docs/onenet-api.md, codes 1, 3, 4, 5)
 DEVICE_ERRORS: Final = ("METHOD_NOT_ALLOWED", "NOT_FOUND", "INTERNAL_SERVER_ERROR", "TIME_OUT")
-RESULT_OK: Final = "OK"  # cmd_result of a successful execute
+RESULT_OK: Final = "OK"  # cmd_result of a successful execute or write
+# What a device answers to a read of these resources; any other reads as "<obj>/<inst>/<res>".
+READ_VALUES: Final = {(3, 3): "2.4.1", (5, 3): "0", (5, 5): "1"}  # firmware version, state, result
+
+
+def read_value(cmd: StoredCommand) -> str:
+    """A read's cmd_result: the value the device has (as text)."""
+    if cmd.res_id is not None and (cmd.obj_id, cmd.res_id) in READ_VALUES:
+        return READ_VALUES[cmd.obj_id, cmd.res_id]
+    inst = "" if cmd.obj_inst_id is None else cmd.obj_inst_id
+    res = "" if cmd.res_id is None else cmd.res_id
+    return f"{cmd.obj_id}/{inst}/{res}".rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +180,9 @@ class Devices:
                 device.answers.append((due, uuid, answer, FAILED))
             else:
                 answer = replace(sent, confirm_time=due, confirm_status="SUCCESS")
-                answer = replace(answer, cmd_result=RESULT_OK)
+                answer = replace(
+                    answer, cmd_result=read_value(cmd) if cmd.type == "READ" else RESULT_OK
+                )
                 device.answers.append((due, uuid, answer, SUCCESS))
         device.waiting = still
 

@@ -21,7 +21,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
 
@@ -29,7 +29,7 @@ import orjson
 from aiohttp import web
 
 from dispatcher.emulator import history
-from dispatcher.emulator.checks import check_execute
+from dispatcher.emulator.checks import check_execute, check_read, check_write
 from dispatcher.emulator.devices import Devices, Fleet
 from dispatcher.emulator.faults import Shaper, cut, gzip_bomb, html_page
 from dispatcher.emulator.replies import JSON, error
@@ -47,6 +47,9 @@ __all__ = ["Emulator", "Faults", "Fleet", "StoredCommand", "run", "serve"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A follow-up call's answer for a device whose request passed the shared checks (history.py).
 FollowUp = Callable[[Store, str, web.Request], web.Response]
+# A create call's checks (checks.py): the query, the body, the server's now, the foreign imeis
+# and a fresh uuid -> the command to store, or an errno.
+Check = Callable[[Mapping[str, str], bytes, float, frozenset[str], str], StoredCommand | int]
 
 
 class Emulator:
@@ -132,6 +135,8 @@ class Emulator:
         app = web.Application()
         add = app.router.add_route
         add("POST", "/nbiot/execute/offline", self._shaped(self._execute, reads=False))
+        add("POST", "/nbiot/offline", self._shaped(self._write, reads=False))
+        add("GET", "/nbiot/offline", self._shaped(self._read, reads=False))
         follow_up = self._follow_up
         add("GET", "/nbiot/offline/history", follow_up(history.listing, "history"))
         add("GET", "/nbiot/offline/history/{uuid}", follow_up(history.detail, "detail"))
@@ -210,6 +215,21 @@ class Emulator:
         )
 
     async def _execute(self, request: web.Request) -> web.Response:
+        return await self._create(request, check_execute)
+
+    async def _write(self, request: web.Request) -> web.Response:
+        return await self._create(request, check_write)
+
+    async def _read(self, request: web.Request) -> web.Response:
+        def read(
+            query: Mapping[str, str], body: bytes, now: float, foreign: frozenset[str], uuid: str
+        ) -> StoredCommand | int:
+            return check_read(query, now, foreign, uuid) if not body.strip() else BAD_PARAM
+
+        return await self._create(request, read)
+
+    async def _create(self, request: web.Request, check: Check) -> web.Response:
+        """A create call (execute, write, read): the faults, then ``check``, then the store."""
         store = self._store
         store.posts += 1
         self._arrivals.append(self._monotonic())
@@ -233,7 +253,7 @@ class Emulator:
             return error(AUTH_FAILED)
         if faults.throttle_rps is not None and self._throttled(faults.throttle_rps):
             return self._throttle_answer(faults)
-        result = check_execute(
+        result = check(
             request.query,
             body,
             self._clock() + faults.clock_offset_s,

@@ -100,8 +100,8 @@ class StoredCommand:
     uuid: str
     imei: str
     obj_id: int
-    obj_inst_id: int
-    res_id: int
+    obj_inst_id: int | None  # None: a read of the whole object
+    res_id: int | None  # None: a write (its resources are in args) or a read of an instance
     valid_time: str | None  # the text sent
     expired_time: str
     retry: int | None
@@ -112,7 +112,8 @@ class StoredCommand:
     valid_at: float  # valid_time, or the server's now when omitted
     expired_at: float
     send_status: int = WAITING
-    type: str = "EXECUTE"
+    type: str = "EXECUTE"  # EXECUTE, WRITE or READ
+    mode: int | None = None  # a write's mode: 1 replace, 2 partial update
 
     def history_item(self, delivery: Delivery | None = None) -> dict[str, object]:
         """The command as a history list item (OneNET's field names, answer time format)."""
