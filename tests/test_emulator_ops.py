@@ -129,3 +129,32 @@ async def test_a_read_of_a_whole_object_is_accepted() -> None:
     assert done["errno"] == 0
     (stored,) = emulator.accepted()
     assert (stored.type, stored.obj_inst_id, stored.res_id) == ("READ", None, None)
+
+
+async def test_the_client_writes_and_reads_as_the_emulator_checks_them() -> None:
+    from dispatcher.onenet.client import (
+        OneNetClient,
+        ReadRequest,
+        Verdict,
+        WriteRequest,
+        WriteValue,
+    )
+
+    emulator = Emulator(clock=Clock(NOW))
+    window = {"expired_time": "2024-05-02T12:00:00", "valid_time": None, "retry": 3}
+    window |= {"timeout": 25, "trigger_msg": 2}
+    async with serve(emulator) as url, aiohttp.ClientSession() as session:
+        client = OneNetClient(session, url, "k")
+        values = (WriteValue(1, "coap://fw.example/2.4.1.bin"), WriteValue(3, "00ff", type=1))
+        wrote = await client.write_offline(WriteRequest(IMEI, 5, 0, 1, values, **window))
+        read = await client.read_offline(ReadRequest(IMEI, 5, 0, 3, **window))
+        whole = await client.read_offline(ReadRequest(IMEI, 3, None, None, **window))
+    assert [o.verdict for o in (wrote, read, whole)] == [Verdict.ACCEPTED] * 3
+    stored = {c.uuid: c for c in emulator.accepted()}
+    assert stored[wrote.uuid].type == "WRITE"  # type: ignore[index]
+    assert orjson.loads(stored[wrote.uuid].args or "") == [  # type: ignore[index]
+        {"res_id": 1, "val": "coap://fw.example/2.4.1.bin"},
+        {"res_id": 3, "type": 1, "val": "00ff"},
+    ]
+    assert (stored[read.uuid].type, stored[read.uuid].res_id) == ("READ", 3)  # type: ignore[index]
+    assert stored[whole.uuid].obj_inst_id is None  # type: ignore[index]

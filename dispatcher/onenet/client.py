@@ -38,7 +38,13 @@ from dispatcher.onenet.answers import (
     parse_http_date,
     parse_retry_after,
 )
-from dispatcher.onenet.requests import CancelResult, ExecuteRequest
+from dispatcher.onenet.requests import (
+    CancelResult,
+    ExecuteRequest,
+    ReadRequest,
+    WriteRequest,
+    WriteValue,
+)
 from dispatcher.times import format_onenet
 
 __all__ = [
@@ -50,7 +56,10 @@ __all__ = [
     "Misrouted",
     "OneNetClient",
     "Outcome",
+    "ReadRequest",
     "Verdict",
+    "WriteRequest",
+    "WriteValue",
     "classify",
     "parse_retry_after",
 ]
@@ -161,6 +170,43 @@ class OneNetClient:
         except TypeError:
             return Outcome(Verdict.REJECTED, error="args cannot be encoded as JSON text")
         return await self._send("POST", url, body, self._with_body)
+
+    async def write_offline(self, req: WriteRequest) -> Outcome:
+        """Create one cached write; never raises for network trouble."""
+        query = (
+            f"imei={_query_value(req.imei)}&obj_id={req.obj_id}&obj_inst_id={req.obj_inst_id}"
+            f"&mode={req.mode}{self._window_query(req)}"
+        )
+        try:
+            body = orjson.dumps({"data": [v.item() for v in req.values]})
+        except TypeError:
+            return Outcome(Verdict.REJECTED, error="a value cannot be encoded as JSON")
+        return await self._send(
+            "POST", f"{self._base}/nbiot/offline?{query}", body, self._with_body
+        )
+
+    async def read_offline(self, req: ReadRequest) -> Outcome:
+        """Create one cached read; never raises for network trouble."""
+        query = f"imei={_query_value(req.imei)}&obj_id={req.obj_id}"
+        if req.obj_inst_id is not None:
+            query += f"&obj_inst_id={req.obj_inst_id}"
+            if req.res_id is not None:
+                query += f"&res_id={req.res_id}"
+        if req.bin2hex:
+            query += "&bin2hex=true"
+        query += self._window_query(req)
+        return await self._send("GET", f"{self._base}/nbiot/offline?{query}", None, self._key_only)
+
+    @staticmethod
+    def _window_query(req: WriteRequest | ReadRequest) -> str:
+        """The window and delivery parameters every cached command takes."""
+        query = (
+            f"&expired_time={_query_value(req.expired_time)}&retry={req.retry}"
+            f"&timeout={req.timeout}&trigger_msg={req.trigger_msg}"
+        )
+        if req.valid_time is not None:
+            query += "&valid_time=" + _query_value(req.valid_time)
+        return query
 
     async def probe(self, imei: str, start: datetime) -> Outcome:
         """One cheap authenticated call (a one-item history page): ACCEPTED (uuid None) when

@@ -1,6 +1,5 @@
 """The typed records of OneNET calls: what a request carries (every value final), and what a
-call that is not a create came to. The execute call is here today; write, read and history
-requests will join it.
+call that is not a create came to: the cached execute, write and read (docs/onenet-api.md).
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from dataclasses import dataclass
 
 from dispatcher.onenet.answers import Outcome
 
-__all__ = ["CancelResult", "ExecuteRequest"]
+__all__ = ["CancelResult", "ExecuteRequest", "ReadRequest", "WriteRequest", "WriteValue"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +25,56 @@ class ExecuteRequest:
     retry: int
     timeout: int
     trigger_msg: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteValue:
+    """One resource of a cached write, as OneNET's body carries it: ``type`` 1 is Opaque (``val``
+    a hex string), 2 is Time (``val`` in seconds), None any other type (``val`` as JSON)."""
+
+    res_id: int
+    val: str | int | float | bool
+    type: int | None = None
+
+    def item(self) -> dict[str, object]:
+        """The body's item: {"res_id", "type"?, "val"}."""
+        item: dict[str, object] = {"res_id": self.res_id, "val": self.val}
+        if self.type is not None:
+            item["type"] = self.type
+        return item
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """One cached write (``POST /nbiot/offline``), every value final."""
+
+    imei: str
+    obj_id: int
+    obj_inst_id: int
+    mode: int  # 1 replace, 2 partial update
+    values: tuple[WriteValue, ...]
+    expired_time: str
+    valid_time: str | None
+    retry: int
+    timeout: int
+    trigger_msg: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """One cached read (``GET /nbiot/offline``), every value final; the value comes back later,
+    in the command's detail (``cmd_result``)."""
+
+    imei: str
+    obj_id: int
+    obj_inst_id: int | None
+    res_id: int | None
+    expired_time: str
+    valid_time: str | None
+    retry: int
+    timeout: int
+    trigger_msg: int
+    bin2hex: bool = False
 
 
 @dataclass(frozen=True, slots=True)
