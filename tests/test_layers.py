@@ -24,6 +24,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
     "errors": frozenset(),
     "times": frozenset(),
     "config": frozenset({"errors"}),
+    "lwm2m": frozenset({"errors"}),
     "job": frozenset({"errors", "times"}),
     "onenet": frozenset({"errors", "times"}),
     "ledger": frozenset({"errors", "times", "job"}),

@@ -1,7 +1,7 @@
 """The command line: the ``dispatcher`` group and ``validate``, which only reads job files.
 
 Every other command is in a module of its own (run, status, cancel, retry-failed, report, demo,
-emulator); the exit codes are in exits.py.
+emulator, objects); the exit codes are in exits.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dispatcher.cli.cancel_command import cancel
 from dispatcher.cli.demo import demo
 from dispatcher.cli.emulator_command import emulator
 from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, interruptible
+from dispatcher.cli.objects_command import objects_command
 from dispatcher.cli.report_command import report
 from dispatcher.cli.retry_command import retry_failed
 from dispatcher.cli.run_command import run
@@ -73,5 +74,5 @@ def _planned_start(text: str | None) -> datetime | None:
     return spec.at
 
 
-for command in (run, status, cancel, retry_failed, report, demo, emulator):
+for command in (run, status, cancel, retry_failed, report, demo, emulator, objects_command):
     main.add_command(command)
