@@ -4,7 +4,6 @@ the estimate of how long sending takes, and the countdown to a scheduled start."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -165,19 +164,12 @@ async def wait_for_start(
     tick_s: float = 1.0,
 ) -> bool:
     """Wait until ``start`` (unix seconds, this machine's clock); False when stopped first."""
+    nap = stop.sleeper(sleep)
     while not stop.requested:
         left = start - clock()
         if left <= 0:
             return True
-        waiting = asyncio.ensure_future(sleep(min(tick_s, left)))
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait((waiting, stopping), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (waiting, stopping):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await nap(min(tick_s, left))
     return False
 
 

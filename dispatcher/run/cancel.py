@@ -25,7 +25,7 @@ from dispatcher.run.fanout import fan_out
 from dispatcher.run.lane import Lane
 from dispatcher.run.retrying import retry_query
 from dispatcher.run.state import Stop
-from dispatcher.run.status import answer_time
+from dispatcher.run.status import delivery_of
 
 __all__ = ["CANCELLED", "CancelReport", "cancel_waiting"]
 
@@ -152,14 +152,5 @@ async def _state_now(
         log.debug("state of %s after a refused cancel unreadable: %s", row.key, exc)
         return None
     if item.send_status is not None:
-        delivery = Delivery(
-            key=row.key,
-            send_status=item.send_status,
-            confirm_status=item.confirm_status,
-            send_time=answer_time(item.send_time),
-            confirm_time=answer_time(item.confirm_time),
-            cmd_result=cmd_result,
-            checked_at=clock(),
-        )
-        await asyncio.shield(record_delivery([delivery]))
+        await asyncio.shield(record_delivery([delivery_of(row, item, cmd_result, clock())]))
     return item.send_status

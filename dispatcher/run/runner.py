@@ -316,15 +316,7 @@ class _Runner:
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep (the injected way), but wake early when a stop is requested."""
-        if self.stop.requested or seconds <= 0:
-            return
-        sleeper = asyncio.ensure_future(self.sleep(seconds))
-        stopper = asyncio.ensure_future(self.stop.wait())
-        try:
-            await asyncio.wait((sleeper, stopper), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            stopper.cancel()
+        await self.stop.sleeper(self.sleep)(seconds)
 
 
 def _count(job: Job) -> int:

@@ -39,7 +39,7 @@ from dispatcher.run.retrying import retry_query
 from dispatcher.run.state import Stop
 from dispatcher.times import format_onenet, parse_onenet
 
-__all__ = ["StatusRound", "Watch", "answer_time", "read_round", "window_end"]
+__all__ = ["StatusRound", "Watch", "answer_time", "delivery_of", "read_round", "window_end"]
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class _Reader:
             if item.send_status is None:
                 self._unreadable([row], OneNetUnavailable(f"{row.uuid}: no send_status"))
                 continue
-            deliveries.append(_delivery(row, item, cmd_result, self.clock()))
+            deliveries.append(delivery_of(row, item, cmd_result, self.clock()))
             result.read += 1
             if item.send_status != row.send_status:
                 result.changed += 1
@@ -226,7 +226,8 @@ def answer_time(at: datetime | None) -> str | None:
     return None if at is None else format_onenet(at).replace("T", " ")
 
 
-def _delivery(row: Row, item: HistoryItem, cmd_result: str | None, at: float) -> Delivery:
+def delivery_of(row: Row, item: HistoryItem, cmd_result: str | None, at: float) -> Delivery:
+    """What the ledger keeps of one command's state as OneNET listed it (or its detail)."""
     return Delivery(
         key=row.key,
         send_status=item.send_status,
@@ -310,16 +311,4 @@ class Watch:
             if closed_rounds >= 2:  # read twice after every window had closed: nothing will move
                 self.windows_closed = self.count_to_check()[0] > 0
                 return
-            await self._pause(interval_s)
-
-    async def _pause(self, seconds: float) -> None:
-        """Wait ``seconds``, or until a stop is asked for."""
-        waiting = asyncio.ensure_future(self.sleep(seconds))
-        stopping = asyncio.ensure_future(self.stop.wait())
-        try:
-            await asyncio.wait((waiting, stopping), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (waiting, stopping):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await self.stop.sleeper(self.sleep)(interval_s)
