@@ -59,9 +59,11 @@ def write_fleet_csv(
             group = rng.randrange(len(_ARGS))
             row = {
                 "imei": imei_for(i, seed),
-                "obj_id": "3203",
+                # Firmware Update · Update, or Digital Input · Digital Input Counter Reset:
+                # both executable, as an execute command needs.
+                "obj_id": "5" if group < 2 else "3200",
                 "obj_inst_id": "0",
-                "res_id": "5750" if group < 2 else "5751",
+                "res_id": "2" if group < 2 else "5505",
                 "args": _ARGS[group],
                 "valid_time": "" if rng.random() < 0.7 else "+10m",
                 "expired_time": "+2d" if group < 2 else "+3d",

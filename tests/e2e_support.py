@@ -54,9 +54,9 @@ def write_csv_job(
     job = (
         f"job: {Path(name).stem}\n"
         "defaults:\n"
-        "  obj_id: 3203\n"
+        "  obj_id: 5\n"
         "  obj_inst_id: 0\n"
-        "  res_id: 5750\n"
+        "  res_id: 2\n"
         f"  args: '{args}'\n"
         f"{valid}"
         f"  expired_time: '{expired_time}'\n"

@@ -56,16 +56,20 @@ targets:
 
 GOOD_CSV = (
     "imei,obj_id,obj_inst_id,res_id,args,expired_time,trigger_msg\r\n"
-    f'{I1},3311,0,5850,"on, full",2030-01-03T00:00:00,7\r\n'
-    f"{I2},3311,0,5850,off,+6h,2\r\n"
+    f'{I1},3303,0,5605,"on, full",2030-01-03T00:00:00,7\r\n'
+    f"{I2},3303,0,5605,off,+6h,2\r\n"
 )
+
+# The resource line of validate's summary for GOOD_YAML (and the bad jobs), and for GOOD_CSV.
+REBOOT = "  resource: 3/0/4 Device · Reboot (E)"
+RESET = "  resource: 3303/0/5605 Temperature · Reset Min and Max Measured Values (E)"
 
 BAD_YAML = f"""\
 job: broken
 defaults:
   obj_id: 3
   obj_inst_id: 0
-  res_id: 1
+  res_id: 4
   expired_time: +2d
 targets:
   - imei: "{I1}"
@@ -87,10 +91,10 @@ BAD_YAML_LINES = [
 
 BAD_CSV = (
     "imei,obj_id,obj_inst_id,res_id,expired_time\n"
-    f"{I1},3,0,1,+2d\n"
-    "12345,3,0,1,+2d\n"
+    f"{I1},3,0,4,+2d\n"
+    "12345,3,0,4,+2d\n"
     f"{I2},3,0,x,+2d\n"
-    f"{I3},3,0,1,2029-01-01T00:00:00\n"
+    f"{I3},3,0,4,2029-01-01T00:00:00\n"
 )
 BAD_CSV_LINES = [
     "bad.csv:3: imei: must be 15 digits, got '12345'",
@@ -250,7 +254,8 @@ def test_validate_good_yaml_prints_the_summary(write_file: WriteFile) -> None:
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
         f"{path}: valid; 3 valid commands, 3 devices, "
-        "window 2030-01-01T12:00:00 .. 2030-01-03T12:00:00 (UTC+8), 0 warnings"
+        "window 2030-01-01T12:00:00 .. 2030-01-03T12:00:00 (UTC+8), 0 warnings",
+        REBOOT,
     ]
     assert result.stderr == ""
 
@@ -261,7 +266,8 @@ def test_validate_good_csv_prints_the_summary(write_file: WriteFile) -> None:
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
         f"{path}: valid; 2 valid commands, 2 devices, "
-        "window 2030-01-01T12:00:00 .. 2030-01-03T00:00:00 (UTC+8), 0 warnings"
+        "window 2030-01-01T12:00:00 .. 2030-01-03T00:00:00 (UTC+8), 0 warnings",
+        RESET,
     ]
 
 
@@ -276,7 +282,7 @@ def test_validate_counts_distinct_devices(write_file: WriteFile) -> None:
     path = write_file(
         "two-per-device.csv",
         f"imei,obj_id,obj_inst_id,res_id,args,expired_time\n"
-        f"{I1},3,0,1,a,+1d\n{I1},3,0,1,b,+1d\n{I2},3,0,1,a,+1d\n",
+        f"{I1},3,0,4,a,+1d\n{I1},3,0,4,b,+1d\n{I2},3,0,4,a,+1d\n",
     )
     result = invoke("validate", path, "--at", AT)
     assert result.exit_code == 0
@@ -291,8 +297,9 @@ def test_validate_bad_yaml_prints_every_problem_with_its_line(
     result = invoke("validate", "bad.yaml", "--at", AT)
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert lines[:-1] == BAD_YAML_LINES
-    assert lines[-1].startswith("bad.yaml: INVALID: 4 error(s); ")
+    assert lines[:-2] == BAD_YAML_LINES
+    assert lines[-2].startswith("bad.yaml: INVALID: 4 error(s); ")
+    assert lines[-1] == REBOOT
 
 
 def test_validate_missing_field_cites_the_target_entry(
@@ -306,7 +313,7 @@ def test_validate_missing_field_cites_the_target_entry(
         "  expired_time: +2d\n"
         "targets:\n"
         f'  - imei: "{I1}"\n'
-        "    res_id: 1\n"
+        "    res_id: 4\n"
         f'  - imei: "{I2}"\n',
     )
     monkeypatch.chdir(write_file("x", "").parent)
@@ -323,8 +330,9 @@ def test_validate_bad_csv_prints_every_problem_with_its_file_line(
     result = invoke("validate", "bad.csv", "--at", AT)
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert lines[:-1] == BAD_CSV_LINES
-    assert lines[-1].startswith("bad.csv: INVALID: 3 error(s); ")
+    assert lines[:-2] == BAD_CSV_LINES
+    assert lines[-2].startswith("bad.csv: INVALID: 3 error(s); ")
+    assert lines[-1] == REBOOT
 
 
 def test_validate_several_files_reports_each_and_fails_if_any_is_invalid(
@@ -338,10 +346,13 @@ def test_validate_several_files_reports_each_and_fails_if_any_is_invalid(
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("good.yaml: valid; 3 valid commands")
-    assert lines[1:4] == BAD_CSV_LINES
-    assert lines[4].startswith("bad.csv: INVALID: 3 error(s)")
-    assert lines[5].startswith("good.csv: valid; 2 valid commands")
-    assert len(lines) == 6
+    assert lines[1] == REBOOT
+    assert lines[2:5] == BAD_CSV_LINES
+    assert lines[5].startswith("bad.csv: INVALID: 3 error(s)")
+    assert lines[6] == REBOOT
+    assert lines[7].startswith("good.csv: valid; 2 valid commands")
+    assert lines[8] == RESET
+    assert len(lines) == 9
 
 
 def test_validate_several_good_files_succeeds(write_file: WriteFile) -> None:
@@ -351,15 +362,17 @@ def test_validate_several_good_files_succeeds(write_file: WriteFile) -> None:
     assert [line.split(": ")[1] for line in result.stdout.splitlines()] == [
         "valid; 3 valid commands, 3 devices,"
         " window 2030-01-01T12:00:00 .. 2030-01-03T12:00:00 (UTC+8), 0 warnings",
+        REBOOT.split(": ")[1],
         "valid; 2 valid commands, 2 devices,"
         " window 2030-01-01T12:00:00 .. 2030-01-03T00:00:00 (UTC+8), 0 warnings",
+        RESET.split(": ")[1],
     ]
 
 
 def test_validate_warning_passes_and_strict_makes_it_an_error(
     write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_file("warn.csv", f"imei,obj_id,obj_inst_id,res_id,expired_time\n{BAD_LUHN},3,0,1,+2d\n")
+    write_file("warn.csv", f"imei,obj_id,obj_inst_id,res_id,expired_time\n{BAD_LUHN},3,0,4,+2d\n")
     monkeypatch.chdir(write_file("x", "").parent)
     problem = f"warn.csv:2: imei: check digit is wrong (Luhn: {I1}); is there a typo?"
 
@@ -446,7 +459,7 @@ def test_validate_unreadable_file_is_one_line_error_without_traceback(
 def test_validate_ragged_csv_row_is_one_problem_line(
     write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_file("ragged.csv", f"imei,obj_id,obj_inst_id,res_id,expired_time\n{I1},3,0,1,+2d,x\n")
+    write_file("ragged.csv", f"imei,obj_id,obj_inst_id,res_id,expired_time\n{I1},3,0,4,+2d,x\n")
     monkeypatch.chdir(write_file("x", "").parent)
     result = invoke("validate", "ragged.csv", "--at", AT)
     assert result.exit_code == 1
@@ -478,7 +491,8 @@ def test_validate_in_a_process_prints_exact_problem_lines(tmp_path: Path) -> Non
     assert done.code == 1
     lines = done.stdout.splitlines()
     assert lines[:4] == BAD_YAML_LINES
-    assert lines[5:8] == BAD_CSV_LINES
+    assert lines[5] == REBOOT
+    assert lines[6:9] == BAD_CSV_LINES
     assert done.stderr == ""
 
 

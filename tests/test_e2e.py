@@ -68,9 +68,9 @@ async def test_every_parameter_reaches_the_server_as_the_job_file_says(tmp_path:
     job_path.write_text(
         "job: params\n"
         "defaults:\n"
-        "  obj_id: 3203\n"
+        "  obj_id: 5\n"
         "  obj_inst_id: 0\n"
-        "  res_id: 5750\n"
+        "  res_id: 2\n"
         "  expired_time: '+1d'\n"
         "targets:\n"
         f"  - imei: '{imei(1)}'\n"
@@ -85,7 +85,7 @@ async def test_every_parameter_reaches_the_server_as_the_job_file_says(tmp_path:
         "    trigger: [register, notify]\n"
         f"  - imei: '{imei(4)}'\n"
         "    obj_inst_id: 2\n"
-        "    res_id: 1\n"
+        "    res_id: 10\n"
         "    valid_time: '+30m'\n"
         "    args: 'report_interval=300'\n"
         "    retry: 0\n"
@@ -120,7 +120,7 @@ async def test_every_parameter_reaches_the_server_as_the_job_file_says(tmp_path:
     assert held[imei(1)].args is None
     assert (held[imei(2)].retry, held[imei(2)].timeout, held[imei(2)].trigger_msg) == (7, 12, 4)
     assert held[imei(3)].trigger_msg == 5
-    assert (held[imei(4)].obj_inst_id, held[imei(4)].res_id) == (2, 1)
+    assert (held[imei(4)].obj_inst_id, held[imei(4)].res_id) == (2, 10)
     # absolute times as written, relative ones counted from the moment of sending
     assert (held[imei(3)].valid_time, held[imei(3)].expired_time) == (valid_at, expired_at)
     for n, field, offset in ((1, "expired_time", 86400), (4, "valid_time", 1800)):
@@ -132,7 +132,7 @@ async def test_valid_time_is_sent_only_when_the_job_gives_one(tmp_path: Path) ->
     valid_at = _in_beijing(7200)
     job_path = tmp_path / "valid.yaml"
     job_path.write_text(
-        "defaults: {obj_id: 3203, obj_inst_id: 0, res_id: 5750, expired_time: '+1d'}\n"
+        "defaults: {obj_id: 5, obj_inst_id: 0, res_id: 2, expired_time: '+1d'}\n"
         "targets:\n"
         f"  - imei: '{imei(10)}'\n"
         f"  - imei: '{imei(11)}'\n"

@@ -36,9 +36,9 @@ def job_text(*imeis: str, name: str = "identity", trigger: str = "[register, upd
     return (
         f"job: {name}\n"
         "defaults:\n"
-        "  obj_id: 3203\n"
+        "  obj_id: 5\n"
         "  obj_inst_id: 0\n"
-        "  res_id: 5750\n"
+        "  res_id: 2\n"
         "  args: fw=2.4.1\n"
         "  expired_time: +2d\n"
         f"  trigger: {trigger}\n"
@@ -114,7 +114,7 @@ async def test_yaml_and_csv_job_of_one_name_each_get_their_own_ledger(tmp_path: 
     write(
         tmp_path / "a.csv",
         "imei,obj_id,obj_inst_id,res_id,args,expired_time,trigger_msg\n"
-        + "".join(f"{i},3203,0,5750,fw=2.4.1,+2d,3\n" for i in DEVICES[:2]),
+        + "".join(f"{i},5,0,2,fw=2.4.1,+2d,3\n" for i in DEVICES[:2]),
     )
     emulator = Emulator()
     async with serve(emulator) as url:

@@ -49,7 +49,7 @@ def commands(path: Path) -> list[Command]:
 
 
 def yaml_job(
-    targets: str, defaults: str = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 1\n  expired_time: +2d"
+    targets: str, defaults: str = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +2d"
 ) -> str:
     return f"job: test\ndefaults:\n  {defaults}\ntargets:\n{targets}"
 
@@ -62,9 +62,9 @@ def test_yaml_targets_take_defaults_and_override_them(write_file: WriteFile) -> 
         "job.yaml",
         "job: fw push\n"
         "defaults:\n"
-        "  obj_id: 3203\n"
+        "  obj_id: 5\n"
         "  obj_inst_id: 0\n"
-        "  res_id: 5750\n"
+        "  res_id: 2\n"
         "  args: fw=2.4.1\n"
         "  expired_time: '2030-01-03T00:00:00'\n"
         "  trigger: [register, notify]\n"
@@ -82,15 +82,15 @@ def test_yaml_targets_take_defaults_and_override_them(write_file: WriteFile) -> 
     first, second = job.commands()
     assert first == Command(
         imei=I1,
-        obj_id=3203,
+        obj_id=5,
         obj_inst_id=0,
-        res_id=5750,
+        res_id=2,
         expired_time=first.expired_time,
         args="fw=2.4.1",
         trigger_msg=5,
         source=str(path),
         line=10,
-        key=command_key(I1, 3203, 0, 5750, "fw=2.4.1"),
+        key=command_key(I1, 5, 0, 2, "fw=2.4.1"),
     )
     assert first.expired_time.text == "2030-01-03T00:00:00"
     assert (second.imei, second.args, second.retry, second.timeout) == (I2, "fw=2.4.2", 0, 40)
@@ -160,8 +160,8 @@ def test_args_of_exactly_2048_bytes_are_accepted(write_file: WriteFile) -> None:
 def test_missing_field_cites_the_target_entry_line(write_file: WriteFile) -> None:
     path = write_file(
         "j.yaml",
-        f"defaults:\n  obj_id: 1\n  obj_inst_id: 0\ntargets:\n  - imei: '{I1}'\n    res_id: 1\n"
-        "  - res_id: 2\n    expired_time: +1d\n",
+        f"defaults:\n  obj_id: 3\n  obj_inst_id: 0\ntargets:\n  - imei: '{I1}'\n    res_id: 4\n"
+        "  - res_id: 5\n    expired_time: +1d\n",
     )
     _, problems = check(path)
     assert problems == [
@@ -173,7 +173,7 @@ def test_missing_field_cites_the_target_entry_line(write_file: WriteFile) -> Non
 def test_bad_default_is_reported_once_at_the_defaults_line(write_file: WriteFile) -> None:
     targets = "".join(f"  - imei: '{i}'\n" for i in (I1, I2, I3))
     path = write_file(
-        "j.yaml", yaml_job(targets, "obj_id: 3\n  obj_inst_id: 0\n  res_id: 1\n  expired_time: +2x")
+        "j.yaml", yaml_job(targets, "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +2x")
     )
     result, problems = check(path)
     assert problems == [
@@ -188,7 +188,7 @@ def test_target_value_replaces_a_bad_default(write_file: WriteFile) -> None:
         "j.yaml",
         yaml_job(
             f"  - imei: '{I1}'\n    retry: 2\n",
-            "obj_id: 1\n  obj_inst_id: 0\n  res_id: 1\n  expired_time: +1d\n  retry: 99",
+            "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +1d\n  retry: 99",
         ),
     )
     result, problems = check(path)
@@ -215,7 +215,7 @@ def test_expired_before_valid_cites_the_line_of_the_target_value(write_file: Wri
 
 
 def test_expired_before_valid_in_defaults_is_reported_once(write_file: WriteFile) -> None:
-    defaults = "obj_id: 1\n  obj_inst_id: 0\n  res_id: 1\n  valid_time: +2d\n  expired_time: +1d"
+    defaults = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  valid_time: +2d\n  expired_time: +1d"
     path = write_file("j.yaml", yaml_job(f"  - imei: '{I1}'\n  - imei: '{I2}'\n", defaults))
     result, problems = check(path)
     assert problems == [f"{path}:7: expired_time: must be later than valid_time (+2d)"]
@@ -273,7 +273,7 @@ def test_validation_reports_window_and_distinct_devices(write_file: WriteFile) -
         "j.yaml",
         yaml_job(
             f"  - imei: '{I1}'\n    valid_time: +1h\n"
-            f"  - imei: '{I1}'\n    res_id: 2\n    expired_time: '2030-01-05T00:00:00'\n"
+            f"  - imei: '{I1}'\n    res_id: 5\n    expired_time: '2030-01-05T00:00:00'\n"
             f"  - imei: '{I2}'\n    valid_time: '2030-01-01T12:30:00'\n"
         ),
     )
@@ -297,7 +297,7 @@ def test_unknown_fields_are_errors_with_a_suggestion(write_file: WriteFile) -> N
     path = write_file(
         "j.yaml",
         "job: x\nallow_duplicate: true\nobj_id: 3\n"
-        "defaults:\n  obj_id: 1\n  obj_inst_id: 0\n  res_id: 1\n  expired_time: +1d\n"
+        "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +1d\n"
         "  colour: red\n"
         f"targets:\n  - imei: '{I1}'\n    tigger_msg: 3\n",
     )
@@ -320,7 +320,7 @@ def test_trigger_and_trigger_msg_together_are_an_error(write_file: WriteFile) ->
 
 
 def test_target_trigger_overrides_default_trigger_msg(write_file: WriteFile) -> None:
-    defaults = "obj_id: 1\n  obj_inst_id: 0\n  res_id: 1\n  expired_time: +1d\n  trigger_msg: 1"
+    defaults = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +1d\n  trigger_msg: 1"
     path = write_file(
         "j.yaml", yaml_job(f"  - imei: '{I1}'\n    trigger: update notify\n  - '{I2}'\n", defaults)
     )
@@ -361,7 +361,7 @@ def test_duplicate_command_is_an_error_citing_the_first(write_file: WriteFile) -
     path = write_file(
         "j.yaml",
         yaml_job(
-            f"  - imei: '{I1}'\n  - imei: '{I1}'\n    res_id: 2\n  - imei: {I1}\n"
+            f"  - imei: '{I1}'\n  - imei: '{I1}'\n    res_id: 5\n  - imei: {I1}\n"
             f"  - imei: '{I1}'\n    args: other\n"
         ),
     )
@@ -383,10 +383,10 @@ def test_allow_duplicates_gives_each_copy_its_own_key(write_file: WriteFile) -> 
     assert check(path)[1] == []
     keys = [c.key for c in commands(path)]
     assert keys == [
-        command_key(I1, 3, 0, 1, None, 0),
-        command_key(I2, 3, 0, 1, None, 0),
-        command_key(I1, 3, 0, 1, None, 1),
-        command_key(I1, 3, 0, 1, None, 2),
+        command_key(I1, 3, 0, 4, None, 0),
+        command_key(I2, 3, 0, 4, None, 0),
+        command_key(I1, 3, 0, 4, None, 1),
+        command_key(I1, 3, 0, 4, None, 2),
     ]
     assert keys == [c.key for c in commands(path)]  # stable from one read to the next
 
@@ -481,7 +481,7 @@ def test_past_times_allow_reports_nothing_and_keeps_the_commands(write_file: Wri
 
 
 def test_a_passed_default_time_is_one_warning(write_file: WriteFile) -> None:
-    defaults = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 1\n  expired_time: '2030-01-01T00:00:00'"
+    defaults = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: '2030-01-01T00:00:00'"
     path = write_file("j.yaml", yaml_job(f"  - '{I1}'\n  - '{I2}'\n", defaults))
     found: list[Problem] = []
     result = validate_job(load_job(path), at=AT, past_times="warn", on_problem=found.append)
@@ -509,7 +509,7 @@ def test_expired_before_valid_is_an_error_whatever_past_times_says(write_file: W
 
 # --- the fingerprint --------------------------------------------------------------------------
 
-FLEET = [f"{I1},3311,0,5850,on,+1d,7", f"{I2},3311,0,5850,off,+2d,2", f"{I3},3311,0,5850,on,+1d,3"]
+FLEET = [f"{I1},3303,0,5605,on,+1d,7", f"{I2},3303,0,5605,off,+2d,2", f"{I3},3303,0,5605,on,+1d,3"]
 FLEET_HEADER = "imei,obj_id,obj_inst_id,res_id,args,expired_time,trigger_msg\n"
 
 
@@ -527,7 +527,7 @@ def test_fingerprint_does_not_depend_on_the_order_of_rows(write_file: WriteFile)
 def test_fingerprint_changes_with_any_field_sent(write_file: WriteFile) -> None:
     base = fingerprint(write_file, FLEET)
     changed = [
-        [*FLEET[:2], FLEET[2].replace(",3", ",5")],  # one trigger_msg
+        [*FLEET[:2], FLEET[2].removesuffix(",3") + ",5"],  # one trigger_msg
         [*FLEET[:2], FLEET[2].replace("+1d", "+25h")],  # one expired_time's text
         [*FLEET[:2], FLEET[2].replace(",on,", ",on;,")],  # one args
         FLEET[:2],
@@ -582,7 +582,7 @@ def test_targets_csv_is_relative_to_the_job_file(
     write_file(
         "jobs/push.yaml",
         yaml_job(
-            "", "obj_id: 1\n  obj_inst_id: 0\n  res_id: 1\n  args: std\n  expired_time: +1d"
+            "", "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  args: std\n  expired_time: +1d"
         ).replace("targets:\n", "targets_csv: fleet/devices.csv\n"),
     )
     monkeypatch.chdir(tmp_path)
@@ -653,10 +653,10 @@ def test_csv_job_reads_every_field(write_file: WriteFile) -> None:
 def test_csv_from_a_spreadsheet_bom_crlf_quoted_newlines(write_file: WriteFile) -> None:
     content = (
         "\ufeffIMEI , obj_id,obj_inst_id,res_id,args,expired_time,\r\n"
-        f'{I1},1,0,1,"line one\r\nline two\r\nline three",+1d,\r\n'
+        f'{I1},3,0,4,"line one\r\nline two\r\nline three",+1d,\r\n'
         "\r\n"
-        f"{I2},1,0,1,x,+1d,\r\n"
-        f"{I3},1,0,1,y,tomorrow,\r\n"
+        f"{I2},3,0,4,x,+1d,\r\n"
+        f"{I3},3,0,4,y,tomorrow,\r\n"
         ",,,,,,\r\n"
     )
     path = write_file("sheet.csv", content)
@@ -675,10 +675,10 @@ def test_csv_ragged_rows_are_problems_for_their_line(write_file: WriteFile) -> N
     path = write_file(
         "c.csv",
         "imei,obj_id,obj_inst_id,res_id,expired_time\n"
-        f"{I1},1,0,1,+1d,extra\n"
+        f"{I1},3,0,4,+1d,extra\n"
         f"{I2},1,0\n"
-        f"{I3},1,0,1,+1d,,\n"  # trailing empty cells are tolerated
-        f"{I4},1,0,1,+1d\n",
+        f"{I3},3,0,4,+1d,,\n"  # trailing empty cells are tolerated
+        f"{I4},3,0,4,+1d\n",
     )
     result, problems = check(path)
     assert problems == [
@@ -689,7 +689,7 @@ def test_csv_ragged_rows_are_problems_for_their_line(write_file: WriteFile) -> N
 
 
 def test_csv_missing_required_column_is_reported_once(write_file: WriteFile) -> None:
-    path = write_file("c.csv", f"imei,obj_id,obj_inst_id,res_id\n{I1},1,0,1\n{I2},1,0,1\n")
+    path = write_file("c.csv", f"imei,obj_id,obj_inst_id,res_id\n{I1},3,0,4\n{I2},3,0,4\n")
     result, problems = check(path)
     assert problems == [f"{path}:1: expired_time: no such column"]
     assert result.commands == 0
@@ -697,7 +697,7 @@ def test_csv_missing_required_column_is_reported_once(write_file: WriteFile) -> 
 
 def test_csv_unknown_and_repeated_columns(write_file: WriteFile) -> None:
     path = write_file(
-        "c.csv", f"imei,obj_id,obj_inst_id,res_id,expired_time,retyr,res_id\n{I1},1,0,1,+1d,2,1\n"
+        "c.csv", f"imei,obj_id,obj_inst_id,res_id,expired_time,retyr,res_id\n{I1},3,0,4,+1d,2,1\n"
     )
     _, problems = check(path)
     assert problems == [
@@ -715,7 +715,7 @@ def test_csv_header_only_is_an_error(write_file: WriteFile) -> None:
 
 def test_csv_duplicates_across_batches_cite_the_first_line(write_file: WriteFile) -> None:
     bodies = [f"86451203{i:06d}" for i in range(5000)]
-    rows = [f"{b}{luhn_check_digit(b)},1,0,1,+1d" for b in bodies]
+    rows = [f"{b}{luhn_check_digit(b)},3,0,4,+1d" for b in bodies]
     rows.append(rows[10])
     path = write_file(
         "c.csv", "imei,obj_id,obj_inst_id,res_id,expired_time\n" + "\n".join(rows) + "\n"
@@ -784,7 +784,7 @@ def test_unreadable_files_give_one_line_errors(
 
 
 def test_unterminated_quote_in_csv_is_not_a_crash(write_file: WriteFile) -> None:
-    path = write_file("q.csv", f'imei,obj_id,obj_inst_id,res_id,expired_time\n{I1},1,0,1,"+1d\n')
+    path = write_file("q.csv", f'imei,obj_id,obj_inst_id,res_id,expired_time\n{I1},3,0,4,"+1d\n')
     with pytest.raises(JobFileError, match=r"q\.csv:2: not valid CSV: unexpected end of data"):
         check(path)
 

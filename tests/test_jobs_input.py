@@ -17,7 +17,7 @@ WriteFile = Callable[[str, "str | bytes"], Path]
 AT = datetime(2030, 1, 1, 12, 0, 0, tzinfo=BEIJING)
 I1, I2 = "490154203237518", "864512030000003"
 ZERO_LED = "012345670123459"  # a valid IMEI (Luhn) that starts with 0
-DEFAULTS = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 1\n  expired_time: +2d"
+DEFAULTS = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +2d"
 CSV_HEAD = "imei,obj_id,obj_inst_id,res_id,args,expired_time\n"
 SPREADSHEET = "a spreadsheet turned the column into numbers; format it as text and re-export"
 
@@ -90,7 +90,7 @@ def test_control_characters_in_args_are_refused(
 
 
 def test_nul_in_csv_args_is_refused(write_file: WriteFile) -> None:
-    path = write_file("c.csv", f"{CSV_HEAD}{I1},3,0,1,a\x00b,+1d\n")
+    path = write_file("c.csv", f"{CSV_HEAD}{I1},3,0,4,a\x00b,+1d\n")
     _, problems = check(path)
     assert problems == [
         f"{path}:2: args: holds the control character U+0000 at position 2: remove it"
@@ -98,7 +98,7 @@ def test_nul_in_csv_args_is_refused(write_file: WriteFile) -> None:
 
 
 def test_tabs_and_line_breaks_in_args_are_text(write_file: WriteFile) -> None:
-    path = write_file("c.csv", f'{CSV_HEAD}{I1},3,0,1,"a\tb\r\nc",+1d\n')
+    path = write_file("c.csv", f'{CSV_HEAD}{I1},3,0,4,"a\tb\r\nc",+1d\n')
     assert check(path)[1] == []
     assert sent(path)[0].args == "a\tb\r\nc"
 
@@ -172,7 +172,7 @@ def test_null_default_with_a_target_csv_is_reported_once(write_file: WriteFile) 
     write_file("d.csv", f"imei\n{I1}\n{I2}\n")
     path = write_file(
         "j.yaml",
-        "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 1\n  retry:\n  expired_time: +2d\n"
+        "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  retry:\n  expired_time: +2d\n"
         "targets_csv: d.csv\n",
     )
     result, problems = check(path)
@@ -186,7 +186,7 @@ def test_null_default_with_a_target_csv_is_reported_once(write_file: WriteFile) 
 
 
 def test_spaces_around_csv_args_are_a_warning_and_kept(write_file: WriteFile) -> None:
-    path = write_file("c.csv", f"{CSV_HEAD}{I1}, 3 ,0,1, on ,+1d\n{I2},3,0,1,on,+1d\n")
+    path = write_file("c.csv", f"{CSV_HEAD}{I1}, 3 ,0,4, on ,+1d\n{I2},3,0,4,on,+1d\n")
     result, problems = check(path)
     assert problems == [
         f"warning: {path}:2: args: starts or ends with spaces: they are sent as written"
@@ -196,7 +196,7 @@ def test_spaces_around_csv_args_are_a_warning_and_kept(write_file: WriteFile) ->
 
 
 def test_spaces_around_csv_args_are_an_error_when_strict(write_file: WriteFile) -> None:
-    path = write_file("c.csv", f"{CSV_HEAD}{I1},3,0,1, on,+1d\n")
+    path = write_file("c.csv", f"{CSV_HEAD}{I1},3,0,4, on,+1d\n")
     found: list[Problem] = []
     result = validate_job(load_job(path), at=AT, strict=True, on_problem=found.append)
     assert [(p.field, p.warning) for p in found] == [("args", False)]
@@ -223,7 +223,7 @@ def test_spaces_in_yaml_args_are_not_pointed_out(write_file: WriteFile) -> None:
 def test_imei_damaged_by_a_spreadsheet_gets_a_hint(
     write_file: WriteFile, imei: str, hint: str
 ) -> None:
-    path = write_file("c.csv", f"{CSV_HEAD}{imei},3,0,1,on,+1d\n")
+    path = write_file("c.csv", f"{CSV_HEAD}{imei},3,0,4,on,+1d\n")
     _, problems = check(path)
     assert len(problems) == 1
     assert problems[0].startswith(f"{path}:2: imei: must be 15 digits, got {imei!r} {hint}")
@@ -232,16 +232,16 @@ def test_imei_damaged_by_a_spreadsheet_gets_a_hint(
 def test_fourteen_digits_failing_luhn_with_a_zero_get_no_zero_hint(write_file: WriteFile) -> None:
     body = "1234567012345"
     imei = body + str((luhn_check_digit("0" + body) + 1) % 10)  # "0" + imei fails Luhn
-    path = write_file("c.csv", f"{CSV_HEAD}{imei},3,0,1,on,+1d\n")
+    path = write_file("c.csv", f"{CSV_HEAD}{imei},3,0,4,on,+1d\n")
     assert check(path)[1] == [f"{path}:2: imei: must be 15 digits, got {imei!r}"]
 
 
 @pytest.mark.parametrize(
     ("column", "value"),
     [
-        ("obj_id", "3311.0"),
+        ("obj_id", "3303.0"),
         ("obj_inst_id", "0.0"),
-        ("res_id", "5850.00"),
+        ("res_id", "5605.00"),
         ("retry", "3.0"),
         ("timeout", "30.0"),
         ("trigger_msg", "7.0"),
@@ -250,7 +250,7 @@ def test_fourteen_digits_failing_luhn_with_a_zero_get_no_zero_hint(write_file: W
 def test_whole_numbers_with_a_decimal_part_get_a_spreadsheet_hint(
     write_file: WriteFile, column: str, value: str
 ) -> None:
-    cells = {"obj_id": "3311", "obj_inst_id": "0", "res_id": "5850", "expired_time": "+1d"}
+    cells = {"obj_id": "3303", "obj_inst_id": "0", "res_id": "5605", "expired_time": "+1d"}
     cells |= {"retry": "3", "timeout": "30", "trigger_msg": "7", column: value}
     path = write_file("c.csv", f"imei,{','.join(cells)}\n{I1},{','.join(cells.values())}\n")
     _, problems = check(path)
@@ -276,7 +276,7 @@ def test_huge_number_is_a_problem_not_a_crash(write_file: WriteFile) -> None:
 
 
 def test_excel_separator_line_is_skipped(write_file: WriteFile) -> None:
-    path = write_file("c.csv", f"sep=,\r\n{CSV_HEAD}{I1},3,0,1,on,+1d\n")
+    path = write_file("c.csv", f"sep=,\r\n{CSV_HEAD}{I1},3,0,4,on,+1d\n")
     result, problems = check(path)
     assert (problems, result.commands) == ([], 1)
     assert sent(path)[0].line == 3
@@ -294,7 +294,7 @@ def test_excel_separator_line_naming_another_separator_is_an_error(write_file: W
 @pytest.mark.parametrize("name", ["c.csv", "j.yaml"])
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32"])
 def test_utf16_files_are_named_as_such(write_file: WriteFile, name: str, codec: str) -> None:
-    text = f"{CSV_HEAD}{I1},3,0,1,开,+1d\n" if name == "c.csv" else yaml_job(f"  - '{I1}'\n")
+    text = f"{CSV_HEAD}{I1},3,0,4,开,+1d\n" if name == "c.csv" else yaml_job(f"  - '{I1}'\n")
     data = text.encode(codec)
     if codec == "utf-16-be":
         data = b"\xfe\xff" + data
@@ -309,7 +309,7 @@ def test_utf16_files_are_named_as_such(write_file: WriteFile, name: str, codec: 
 
 @pytest.mark.parametrize("name", ["c.csv", "j.yaml"])
 def test_utf16_without_a_byte_order_mark_is_named(write_file: WriteFile, name: str) -> None:
-    text = CSV_HEAD + f"{I1},3,0,1,on,+1d\n" if name == "c.csv" else yaml_job(f"  - '{I1}'\n")
+    text = CSV_HEAD + f"{I1},3,0,4,on,+1d\n" if name == "c.csv" else yaml_job(f"  - '{I1}'\n")
     path = write_file(name, text.encode("utf-16-le"))
     with pytest.raises(
         JobFileError, match=r":1: looks like UTF-16 text \(every other byte is zero\)"
@@ -320,7 +320,7 @@ def test_utf16_without_a_byte_order_mark_is_named(write_file: WriteFile, name: s
 @pytest.mark.parametrize("name", ["c.csv", "j.yaml"])
 def test_gbk_files_are_named_as_such(write_file: WriteFile, name: str) -> None:
     text = (
-        f"{CSV_HEAD}{I1},3,0,1,开灯,+1d\n"
+        f"{CSV_HEAD}{I1},3,0,4,开灯,+1d\n"
         if name == "c.csv"
         else yaml_job(f"  - imei: '{I1}'\n    args: 开灯\n").replace("job: test", "job: 水表")
     )
@@ -341,7 +341,7 @@ def test_binary_is_still_just_not_utf8(write_file: WriteFile) -> None:
 
 
 def test_csv_job_duplicate_is_not_told_to_set_allow_duplicates(write_file: WriteFile) -> None:
-    path = write_file("c.csv", f"{CSV_HEAD}{I1},3,0,1,on,+1d\n{I1},3,0,1,on,+2d\n")
+    path = write_file("c.csv", f"{CSV_HEAD}{I1},3,0,4,on,+1d\n{I1},3,0,4,on,+2d\n")
     _, problems = check(path)
     assert problems == [
         f"{path}:3: imei: the same command (imei, obj_id, obj_inst_id, res_id, args) as line 2;"
@@ -402,13 +402,13 @@ def test_csv_job_skips_columns_named_with_a_hash(write_file: WriteFile) -> None:
     path = write_file(
         "c.csv",
         f"imei,# note,obj_id,obj_inst_id,res_id,expired_time,#\n"
-        f"{I1},meter by the door,3,0,1,+1d,x\n",
+        f"{I1},meter by the door,3,0,4,+1d,x\n",
     )
     result, problems = check(path)
     assert (problems, result.commands) == ([], 1)
 
 
 def test_csv_job_unknown_column_suggests_a_hash(write_file: WriteFile) -> None:
-    path = write_file("c.csv", f"{CSV_HEAD.strip()},note\n{I1},3,0,1,on,+1d,x\n")
+    path = write_file("c.csv", f"{CSV_HEAD.strip()},note\n{I1},3,0,4,on,+1d,x\n")
     _, problems = check(path)
     assert problems == [f"{path}:1: note: unknown column (start its name with # to skip it)"]

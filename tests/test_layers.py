@@ -25,7 +25,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
     "times": frozenset(),
     "config": frozenset({"errors"}),
     "lwm2m": frozenset({"errors"}),
-    "job": frozenset({"errors", "times"}),
+    "job": frozenset({"errors", "times", "lwm2m"}),
     "onenet": frozenset({"errors", "times"}),
     "ledger": frozenset({"errors", "times", "job"}),
     "run": frozenset({"errors", "times", "config", "job", "onenet", "ledger"}),

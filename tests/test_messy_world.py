@@ -182,10 +182,10 @@ async def test_commands_that_differ_only_in_res_id_are_never_given_each_others_u
     job_path = tmp_path / "twins.yaml"
     job_path.write_text(
         "job: twins\n"
-        "defaults:\n  obj_id: 3311\n  obj_inst_id: 0\n  args: go\n"
+        "defaults:\n  obj_id: 5\n  obj_inst_id: 0\n  args: go\n"
         f"  expired_time: '{_in_beijing(86400)}'\n"
-        f"targets:\n  - imei: '{device}'\n    res_id: 5850\n"
-        f"  - imei: '{device}'\n    res_id: 5851\n",
+        f"targets:\n  - imei: '{device}'\n    res_id: 2\n"
+        f"  - imei: '{device}'\n    res_id: 10\n",
         encoding="utf-8",
     )
     ledger_path = tmp_path / "l.db"

@@ -25,9 +25,9 @@ from dispatcher.times import BEIJING, DailyWindow, parse_timespec
 WriteFile = Callable[[str, "str | bytes"], Path]
 AT = datetime(2030, 1, 1, 12, 0, 0, tzinfo=BEIJING)
 I1, I2, I3 = "490154203237518", "864512030000003", "358476090000076"
-DEFAULTS = "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 1\n  expired_time: +2d\n"
+DEFAULTS = "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +2d\n"
 TARGETS = f"targets:\n  - imei: '{I1}'\n"
-NO_TIMES = "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 1\n"
+NO_TIMES = "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n"
 
 
 def job_with(write_file: WriteFile, sections: str, *, rest: str = DEFAULTS + TARGETS) -> Job:
@@ -107,7 +107,7 @@ def test_a_job_without_the_sections_has_the_default_plan(write_file: WriteFile) 
     assert (
         load_job(
             write_file(
-                "fleet.csv", f"imei,obj_id,obj_inst_id,res_id,expired_time\n{I1},3,0,1,+2d\n"
+                "fleet.csv", f"imei,obj_id,obj_inst_id,res_id,expired_time\n{I1},3,0,4,+2d\n"
             )
         ).plan
         == Plan()
@@ -634,7 +634,7 @@ def test_window_texts_in_command_fields_are_read_and_never_past(write_file: Writ
     path = write_file(
         "retry.csv",
         "imei,obj_id,obj_inst_id,res_id,valid_time,expired_time\n"
-        f"{I1},3,0,1,window 02:00-06:00 start,window 02:00-06:00 end\n",
+        f"{I1},3,0,4,window 02:00-06:00 start,window 02:00-06:00 end\n",
     )
     inside = datetime(2030, 1, 1, 3, 0, tzinfo=BEIJING)
     result, found = validation(load_job(path), at=inside)

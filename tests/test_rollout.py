@@ -32,9 +32,9 @@ def write_job(directory: Path, imeis: list[str], *, extra: str = "") -> Path:
     path.write_text(
         "job: push\n"
         "defaults:\n"
-        "  obj_id: 3203\n"
+        "  obj_id: 5\n"
         "  obj_inst_id: 0\n"
-        "  res_id: 5750\n"
+        "  res_id: 2\n"
         "  args: fw=2\n"
         "  expired_time: '+1d'\n"
         "  trigger: [update]\n"

@@ -66,16 +66,14 @@ class ShiftedClock:
 
 def two_per_device_job(directory: Path, imeis: list[str], expired: str = "+10m") -> Path:
     """Two commands for each device (two resources), delivered on an UPDATE."""
-    targets = "".join(
-        f'  - imei: "{i}"\n    res_id: {res}\n' for i in imeis for res in (5750, 5751)
-    )
+    targets = "".join(f'  - imei: "{i}"\n    res_id: {res}\n' for i in imeis for res in (2, 10))
     path = directory / "push.yaml"
     path.write_text(
         "job: push\n"
         "defaults:\n"
-        "  obj_id: 3203\n"
+        "  obj_id: 5\n"
         "  obj_inst_id: 0\n"
-        "  res_id: 5750\n"
+        "  res_id: 2\n"
         "  args: fw=2\n"
         f"  expired_time: '{expired}'\n"
         "  trigger: [update]\n"

@@ -19,7 +19,9 @@ from rich.live import Live
 from rich.text import Text
 
 from dispatcher.job.model import Job, Problem, Validation
+from dispatcher.job.resources import DISTINCT_CAP
 from dispatcher.ledger.store import Status
+from dispatcher.lwm2m import describe
 from dispatcher.report.render import render_delivery, render_table
 from dispatcher.report.summary import Summary
 from dispatcher.times import format_onenet
@@ -136,6 +138,13 @@ def validation(job: Job, v: Validation) -> None:
         f" window {window}, {_n(v.warnings, 'warning')}",
         "green" if v.ok else "bold red",
     )
+    if v.resources:
+        names = ", ".join(describe(*ids) for ids in v.resources)
+        if v.more_resources:
+            at_least = "at least " if len(v.resources) + v.more_resources >= DISTINCT_CAP else ""
+            names += f", and {at_least}{v.more_resources:,} more"
+        noun = "resource" if len(v.resources) == 1 and not v.more_resources else "resources"
+        _print(_out, f"  {noun}: {names}")
 
 
 def _n(count: int, noun: str) -> str:

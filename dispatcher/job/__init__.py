@@ -1,8 +1,8 @@
 """The job: Command and Job records, reading YAML and CSV job files, the field rules, duplicate
 tracking, validation and the job's fingerprint.
 
-May import: errors, times. Never onenet, ledger, run, report, cli or emulator: a job is read and
-checked without knowing how it is sent.
+May import: errors, times, lwm2m (what the ids mean). Never onenet, ledger, run, report, cli or
+emulator: a job is read and checked without knowing how it is sent.
 """
 
 from dispatcher.job.model import (

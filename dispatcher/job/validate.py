@@ -7,12 +7,13 @@ validated in constant memory; duplicates and devices are counted in a temporary 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from dispatcher.job.command import fingerprint_part, job_fingerprint, key_tail
 from dispatcher.job.fields import Checked, PastTimes, Problem
+from dispatcher.job.resources import ResourceCheck
 from dispatcher.job.seen import SeenKeys
 from dispatcher.times import start_of
 
@@ -46,6 +47,10 @@ class Validation:
     window_start: datetime | None
     window_end: datetime | None
     fingerprint: str  # hex: the job's name and its commands, in any order (job_fingerprint)
+    # The first distinct (obj_id, obj_inst_id, res_id) of the commands, in job order, and how
+    # many more there are (at least, past resources.DISTINCT_CAP): what the summary names.
+    resources: tuple[tuple[int, int, int], ...] = field(default=(), compare=False)
+    more_resources: int = field(default=0, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -67,7 +72,8 @@ def validate_job(
 ) -> Validation:
     """Check every command for a start at ``at`` (None: now); each problem goes to on_problem.
 
-    ``past_times`` is as for ``Job.scan``.
+    ``past_times`` is as for ``Job.scan``. Executing a resource the LwM2M registry defines as
+    not executable is a warning (an error with ``strict``, and the command not counted).
     """
     start = start_of(at)
     commands = errors = warnings = 0
@@ -79,9 +85,23 @@ def validate_job(
     valid_seen: object = _UNSEEN
     expired_seen: object = _UNSEEN
     digests: dict[tuple[bytes, bytes], int] = {}  # fingerprint digests of the distinct rows
+    resources = ResourceCheck(strict)
+    # Rows sharing their ids share one key_tail object (fields.py): looked up once per run.
+    tail_seen: object = _UNSEEN
+    hits = None
     with SeenKeys() as seen:
         for item in job.checked(start, strict, past_times, seen):
             if type(item) is Checked:
+                if item.key_tail is not tail_seen:
+                    tail_seen = item.key_tail
+                    hits = resources.see(item.obj_id, item.obj_inst_id, item.res_id)
+                if hits is not None:
+                    problem = resources.hit(hits, item.source, item.line)
+                    if problem is not None:
+                        errors, warnings = _count(problem, errors, warnings)
+                        on_problem(problem)
+                    if strict:
+                        continue
                 commands += 1
                 valid, expired = item.valid, item.expired
                 if valid is not valid_seen:
@@ -104,12 +124,26 @@ def validate_job(
                 total += (int(item.imei) + 1) * digest
             else:
                 assert isinstance(item, Problem)
-                if item.warning:
-                    warnings += 1
-                else:
-                    errors += 1
+                errors, warnings = _count(item, errors, warnings)
                 on_problem(item)
         devices = seen.groups()
+    for problem in resources.closing():
+        errors, warnings = _count(problem, errors, warnings)
+        on_problem(problem)
+    listed, more = resources.listed()
     return Validation(
-        commands, devices, errors, warnings, first, last, job_fingerprint(job.name, total)
+        commands,
+        devices,
+        errors,
+        warnings,
+        first,
+        last,
+        job_fingerprint(job.name, total),
+        listed,
+        more,
     )
+
+
+def _count(problem: Problem, errors: int, warnings: int) -> tuple[int, int]:
+    """The counts of errors and warnings with ``problem`` added."""
+    return (errors, warnings + 1) if problem.warning else (errors + 1, warnings)
