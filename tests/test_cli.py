@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -232,7 +233,23 @@ def test_demo_help_shows_its_options() -> None:
         assert option in result.stdout
 
 
-@pytest.mark.parametrize("command", ["validate", "run", "report", "emulator"])
+def test_the_demo_shows_the_whole_loop(tmp_path: Path) -> None:
+    (tmp_path / "jobs").mkdir()
+    shutil.copy(ROOT / "jobs" / "small.yaml", tmp_path / "jobs")
+    done = dispatcher_process("demo", "--job", "jobs/small.yaml", cwd=tmp_path, key=None)
+    assert done.code == 0, done.stderr
+    said = done.stdout + done.stderr
+    assert "jobs/small.yaml: valid" in said  # validated
+    assert "job: 5 commands: 5 accepted" in said  # pushed
+    assert "+2 days:" in said and "delivered" in said  # deliveries watched to the end
+    page = tmp_path / ".demo" / "small.report.html"
+    assert page.is_file() and "<svg" in page.read_text(encoding="utf-8")  # the report
+    assert "Traceback" not in said
+
+
+@pytest.mark.parametrize(
+    "command", ["validate", "run", "report", "emulator", "status", "cancel", "retry-failed"]
+)
 def test_every_command_has_help(command: str) -> None:
     result = invoke(command, "-h")
     assert result.exit_code == 0
