@@ -357,6 +357,7 @@ async def send_job(
                 resend_in_doubt=resend_in_doubt,
                 rollout=rollout,
                 notify=console.warn,
+                inform=console.note,
             )
 
 

@@ -67,13 +67,14 @@ async def run_job(
     rollout: Rollout | None = None,
     server_clock: ServerClock | None = None,
     notify: Callable[[str], None] | None = None,
+    inform: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> RunResult:
     """Send every command of ``job`` not yet final in ``ledger``; return the ledger's counts.
 
     ``notify`` receives the notable events a person should see (a clock offset, a stop), one line
-    each; by default they are logged. ``rollout``: the job's own (``job.plan.rollout``) unless
+    each; ``inform`` the good news (a canary that went well); by default both are logged. ``rollout``: the job's own (``job.plan.rollout``) unless
     given (the command line's flags merged in).
     """
     lane = Lane.of(client, settings, pace=pace, server_clock=server_clock, clock=clock)
@@ -85,6 +86,7 @@ async def run_job(
         stop=stop or Stop(),
         stats=stats or RunStats(),
         notify=notify or log.warning,
+        inform=inform or log.info,
         clock=clock,
         sleep=sleep,
         rollout=job.plan.rollout if rollout is None else rollout,
@@ -105,12 +107,13 @@ class _Runner:
         stop: Stop,
         stats: RunStats,
         notify: Callable[[str], None],
+        inform: Callable[[str], None],
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
         rollout: Rollout,
     ) -> None:
         self.job, self.lane, self.settings, self.rollout = job, lane, settings, rollout
-        self.stop, self.stats, self.notify = stop, stats, notify
+        self.stop, self.stats, self.notify, self.inform = stop, stats, notify, inform
         self.clock, self.sleep = clock, sleep
         self.recorder = Recorder(ledger)
         self.outcomes = Outcomes(self.recorder, stats)
@@ -237,7 +240,7 @@ class _Runner:
             self.paused = gate.paused
             self.stop.request("paused after the canary")
         elif gate.said:
-            self.notify(gate.said)
+            self.inform(gate.said)
         return gate.go and not self.stop.requested
 
     async def _probe(self) -> None:
