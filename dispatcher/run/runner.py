@@ -74,8 +74,9 @@ async def run_job(
     """Send every command of ``job`` not yet final in ``ledger``; return the ledger's counts.
 
     ``notify`` receives the notable events a person should see (a clock offset, a stop), one line
-    each; ``inform`` the good news (a canary that went well); by default both are logged. ``rollout``: the job's own (``job.plan.rollout``) unless
-    given (the command line's flags merged in).
+    each; ``inform`` the good news (a canary that went well); by default both are logged.
+    ``rollout``: the job's own (``job.plan.rollout``) unless given (the command line's flags
+    merged in).
     """
     lane = Lane.of(client, settings, pace=pace, server_clock=server_clock, clock=clock)
     runner = _Runner(
