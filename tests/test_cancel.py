@@ -13,7 +13,7 @@ from dispatcher.ledger.records import Row
 from dispatcher.ledger.store import Ledger, Result, Status
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.requests import CancelResult
-from dispatcher.run.cancel import cancel_waiting
+from dispatcher.run.cancel import CancelReport, cancel_waiting
 from dispatcher.run.lane import Lane
 from dispatcher.run.state import Stop
 from tests.e2e_support import fast_settings, fleet, write_config
@@ -138,7 +138,8 @@ def refused(uuid: str, verdict: Verdict = Verdict.REJECTED) -> CancelResult:
     return CancelResult(uuid, False, 200, None, Outcome(verdict, errno=5006, error="not waiting"))
 
 
-async def _cancel_rows(tmp_path: Path, client: ScriptedClient, n: int) -> tuple[list[Row], Ledger]:
+def _cancel_rows(tmp_path: Path, n: int) -> tuple[list[Row], Ledger]:
+    """A ledger of ``n`` accepted commands, uuids u0, u1, ..."""
     ledger = Ledger.open(tmp_path / "l.db")
     cmds = [make_command(i) for i in range(n)]
     ledger.register(cmds)
@@ -147,6 +148,24 @@ async def _cancel_rows(tmp_path: Path, client: ScriptedClient, n: int) -> tuple[
         [Result(c.key, Status.ACCEPTED, 0, "", f"u{i}", 1, 1.0, 1.0) for i, c in enumerate(cmds)],
     )
     return list(ledger.rows()), ledger
+
+
+async def _cancel_scripted(
+    rows: list[Row], ledger: Ledger, client: ScriptedClient
+) -> tuple[CancelReport, dict[str | None, Row]]:
+    """Cancel ``rows`` through ``client``; the report, and the rows as then stored by uuid."""
+    settings = fast_settings()
+    report = await cancel_waiting(
+        rows,
+        Lane.of(client, settings),  # type: ignore[arg-type]
+        settings,
+        ledger=ledger,
+        stop=Stop(),
+        clock=lambda: 50.0,
+    )
+    stored = {r.uuid: r for r in ledger.rows()}
+    ledger.close()
+    return report, stored
 
 
 async def test_a_refused_cancel_records_the_state_then_read_and_a_lost_answer_is_settled(
@@ -162,26 +181,8 @@ async def test_a_refused_cancel_records_the_state_then_read_and_a_lost_answer_is
         },
         states={"u1": 3, "u2": 2},
     )
-    rows, ledger = await _cancel_rows(tmp_path, client, 4)
-    settings = fast_settings()
-
-    async def record_cancel(items: list[tuple[str, str | None, int | None]]) -> None:
-        ledger.record_cancel(items)
-
-    async def record_delivery(batch: list[object]) -> None:
-        ledger.record_delivery(batch)  # type: ignore[arg-type]
-
-    report = await cancel_waiting(
-        rows,
-        Lane.of(client, settings),  # type: ignore[arg-type]
-        settings,
-        record_cancel=record_cancel,
-        record_delivery=record_delivery,
-        stop=Stop(),
-        clock=lambda: 50.0,
-    )
-    stored = {r.uuid: r for r in ledger.rows()}
-    ledger.close()
+    rows, ledger = _cancel_rows(tmp_path, 4)
+    report, stored = await _cancel_scripted(rows, ledger, client)
     assert sorted(report.cancelled) == sorted([rows[0].key, rows[2].key, rows[3].key])
     assert [(k, s) for k, _, s in report.refused] == [(rows[1].key, 3)]
     assert stored["u1"].send_status == 3 and stored["u1"].cancel_error == "refused: not waiting"
@@ -204,26 +205,8 @@ async def test_a_cancel_refused_while_still_waiting_or_lost_to_a_timeout_is_sett
         },
         states={"u0": 1, "u1": 2},
     )
-    rows, ledger = await _cancel_rows(tmp_path, client, 3)
-    settings = fast_settings()
-
-    async def record_cancel(items: list[tuple[str, str | None, int | None]]) -> None:
-        ledger.record_cancel(items)
-
-    async def record_delivery(batch: list[object]) -> None:
-        ledger.record_delivery(batch)  # type: ignore[arg-type]
-
-    report = await cancel_waiting(
-        rows,
-        Lane.of(client, settings),  # type: ignore[arg-type]
-        settings,
-        record_cancel=record_cancel,
-        record_delivery=record_delivery,
-        stop=Stop(),
-        clock=lambda: 50.0,
-    )
-    stored = {r.uuid: r for r in ledger.rows()}
-    ledger.close()
+    rows, ledger = _cancel_rows(tmp_path, 3)
+    report, stored = await _cancel_scripted(rows, ledger, client)
     assert report.cancelled == [rows[1].key]
     assert sorted(k for k, _ in report.unanswered) == sorted([rows[0].key, rows[2].key])
     assert report.refused == []

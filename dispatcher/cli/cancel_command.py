@@ -27,7 +27,6 @@ from dispatcher.cli.exits import (
 from dispatcher.cli.lanes import open_lane, settings_and_key
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.cli.status_command import (
-    delivery_writer,
     devices_to_probe,
     lane_options,
     open_ledger,
@@ -40,7 +39,7 @@ from dispatcher.ledger.store import Ledger
 from dispatcher.run.cancel import CancelReport, cancel_waiting
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
-from dispatcher.run.status import StatusRound, read_round
+from dispatcher.run.status import StatusRound, delivery_writer, read_round
 
 __all__ = ["cancel"]
 
@@ -162,11 +161,11 @@ def _read_states(
         stops.append(stop)
         async with open_lane(settings, api_key) as lane:
             imeis = _first_devices(ledger, wanted, settings.reliability.breaker_threshold)
-            why = await check_lane(
+            probe = await check_lane(
                 lane, imeis, settings=settings, stop=stop, sleep=asyncio.sleep, clock=time.time
             )
-            if why is not None:
-                return why.reason
+            if probe.why is not None:
+                return probe.why.reason
             return await read_round(
                 rows,
                 lane,
@@ -250,16 +249,11 @@ def _cancel(
     async def go(stop: Stop) -> CancelReport:
         stops.append(stop)
         async with open_lane(settings, api_key) as lane:
-
-            async def record_cancel(items: list[tuple[str, str | None, int | None]]) -> None:
-                ledger.record_cancel(items)
-
             return await cancel_waiting(
                 rows,
                 lane,
                 settings,
-                record_cancel=record_cancel,
-                record_delivery=delivery_writer(ledger),
+                ledger=ledger,
                 stop=stop,
                 clock=time.time,
             )

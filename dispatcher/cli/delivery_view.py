@@ -10,21 +10,10 @@ from rich.text import Text
 
 from dispatcher.cli import console
 from dispatcher.ledger.delivery import DeliveryBreakdown
-from dispatcher.ledger.records import DeliveryState
 from dispatcher.report.render import delivery_table
 from dispatcher.run.status import StatusRound
 
-__all__ = ["SHOWN", "RoundProgress", "answers_line", "breakdown_table", "round_line"]
-
-# The order people read them in: still to come, then the outcomes.
-SHOWN = (
-    DeliveryState.WAITING,
-    DeliveryState.SENT,
-    DeliveryState.DELIVERED,
-    DeliveryState.EXPIRED,
-    DeliveryState.FAILED,
-    DeliveryState.CANCELLED,
-)
+__all__ = ["RoundProgress", "answers_line", "breakdown_table", "round_line"]
 
 
 def breakdown_table(b: DeliveryBreakdown, title: str) -> RenderableType:

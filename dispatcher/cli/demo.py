@@ -13,19 +13,18 @@ from typing import Any, Final
 import click
 
 from dispatcher.cli import console
-from dispatcher.cli.delivery_view import SHOWN
 from dispatcher.cli.exits import fail
 from dispatcher.cli.lanes import open_lane
 from dispatcher.cli.report_command import write_report_file
 from dispatcher.cli.run_command import end_of_run, send_job
 from dispatcher.cli.signals import run_with_signals
-from dispatcher.cli.status_command import delivery_writer
 from dispatcher.config import Settings
 from dispatcher.emulator.devices import Fleet
 from dispatcher.errors import ConfigError, DispatcherError
 from dispatcher.job.model import load_job, validate_job
 from dispatcher.ledger.store import Ledger
 from dispatcher.report import summarize
+from dispatcher.report.render import DELIVERY_LINES
 from dispatcher.run.binding import bind_job
 from dispatcher.run.state import RunStats, Stop
 from dispatcher.run.status import Watch
@@ -137,9 +136,7 @@ async def _watch_deliveries(
         watcher = Watch(
             lane,
             settings,
-            rows_to_check=ledger.rows_to_check,
-            count_to_check=ledger.count_to_check,
-            record=delivery_writer(ledger),
+            ledger,
             stop=stop,
             clock=time.time,
         )
@@ -153,7 +150,9 @@ async def _watch_deliveries(
                 b = ledger.delivery_breakdown()
                 console.note(
                     f"  +{label}: "
-                    + ", ".join(f"{b.devices[s]:,} {s.value}" for s in SHOWN if b.devices[s])
+                    + ", ".join(
+                        f"{b.devices[s]:,} {s.value}" for s in DELIVERY_LINES if b.devices[s]
+                    )
                     + " (devices)"
                 )
 

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,14 +28,12 @@ from dispatcher.cli.lanes import open_lane, settings_and_key
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError, LedgerError
-from dispatcher.ledger.records import Delivery
 from dispatcher.ledger.store import Ledger
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, Watch
 
 __all__ = [
-    "delivery_writer",
     "devices_to_probe",
     "lane_options",
     "open_ledger",
@@ -143,9 +141,7 @@ def status(
             watcher = Watch(
                 lane,
                 settings,
-                rows_to_check=ledger.rows_to_check,
-                count_to_check=ledger.count_to_check,
-                record=delivery_writer(ledger),
+                ledger,
                 stop=stop,
                 clock=time.time,
                 on_start=view.start,
@@ -154,7 +150,7 @@ def status(
             with console.live(view, enabled=progress):
                 imeis = devices_to_probe(ledger, settings.reliability.breaker_threshold)
                 if imeis:
-                    why = await check_lane(
+                    probe = await check_lane(
                         lane,
                         imeis,
                         settings=settings,
@@ -162,8 +158,8 @@ def status(
                         sleep=watcher.sleep,
                         clock=time.time,
                     )
-                    if why is not None:
-                        watcher.aborted = why.reason
+                    if probe.why is not None:
+                        watcher.aborted = probe.why.reason
                         return watcher
                 await watcher.run(watch=watch, interval_s=30.0 if interval is None else interval)
             return watcher
@@ -182,15 +178,6 @@ def status(
         # The devices' answers are OneNET's text: shown as written, never read as markup.
         console.show(Text(console.mask(answers)))
     sys.exit(_exit_code(watcher, breakdown.open, watch))
-
-
-def delivery_writer(ledger: Ledger) -> Callable[[list[Delivery]], Awaitable[None]]:
-    """What a status round records with: each batch written to ``ledger`` at once."""
-
-    async def record(batch: list[Delivery]) -> None:
-        ledger.record_delivery(batch)
-
-    return record
 
 
 async def _said(number: int, result: StatusRound) -> None:

@@ -10,7 +10,6 @@ from dispatcher.errors import LedgerError
 
 __all__ = [
     "FINAL",
-    "NOT_FINAL_SEND",
     "OPEN_DELIVERY",
     "SEND_STATUS",
     "TO_SEND",
@@ -55,7 +54,6 @@ class Retired(StrEnum):
 
 FINAL: Final = frozenset({Status.ACCEPTED, Status.REJECTED, Status.EXPIRED, Status.RETRIED})
 TO_SEND: Final = frozenset({Status.PENDING, Status.FAILED, Status.SKIPPED})
-NOT_FINAL_SEND: Final = (1, 3)  # OneNET's send_status that can still change: waiting, sent
 
 
 class DeliveryState(StrEnum):

@@ -18,7 +18,8 @@ from typing import Final
 
 from dispatcher.config import Settings
 from dispatcher.errors import OneNetUnavailable
-from dispatcher.ledger.records import Delivery, Row
+from dispatcher.ledger.records import Row
+from dispatcher.ledger.store import Ledger
 from dispatcher.onenet.answers import Verdict, detail_item
 from dispatcher.onenet.requests import CancelResult
 from dispatcher.run.fanout import fan_out
@@ -55,8 +56,7 @@ async def cancel_waiting(
     lane: Lane,
     settings: Settings,
     *,
-    record_cancel: Callable[[list[tuple[str, str | None, int | None]]], Awaitable[None]],
-    record_delivery: Callable[[list[Delivery]], Awaitable[None]],
+    ledger: Ledger,
     stop: Stop,
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -70,17 +70,17 @@ async def cancel_waiting(
     def policy() -> Callable[[Callable[[], Awaitable[CancelResult]]], Awaitable[CancelResult]]:
         return retry_query(settings.retry, stop=stop, sleep=nap)
 
-    async def settle(row: Row, why: str, status: int | None) -> None:
+    def settle(row: Row, why: str, status: int | None) -> None:
         """Record what the cancel came to, by the command's state as OneNET now holds it."""
         if status == CANCELLED:  # cancelled; by an earlier try whose answer was lost, maybe
             report.cancelled.append(row.key)
-            await asyncio.shield(record_cancel([(row.key, None, CANCELLED)]))
+            ledger.record_cancel([(row.key, None, CANCELLED)])
         elif status is None or status == WAITING:  # still waiting, or not known: not done
             report.unanswered.append((row.key, why))
-            await asyncio.shield(record_cancel([(row.key, why[:300], status)]))
+            ledger.record_cancel([(row.key, why[:300], status)])
         else:  # sent, delivered, expired...: no longer waiting, left as it is
             report.refused.append((row.key, why, status))
-            await asyncio.shield(record_cancel([(row.key, why[:300], status)]))
+            ledger.record_cancel([(row.key, why[:300], status)])
 
     async def one(row: Row) -> None:
         asked.add(row.key)
@@ -105,17 +105,17 @@ async def cancel_waiting(
             result = await policy()(ask)
         except OneNetUnavailable as exc:
             # No usable answer, perhaps after OneNET cancelled it: its detail tells.
-            status = await _state_now(row, uuid, lane, settings, stop, nap, record_delivery, clock)
-            await settle(row, f"no answer: {exc}", status)
+            status = await _state_now(row, uuid, lane, settings, stop, nap, ledger, clock)
+            settle(row, f"no answer: {exc}", status)
             return
         if result.cancelled:
             report.cancelled.append(row.key)
-            await asyncio.shield(record_cancel([(row.key, None, CANCELLED)]))
+            ledger.record_cancel([(row.key, None, CANCELLED)])
             return
         refusal = result.refusal
         why = (refusal.error if refusal is not None else "") or f"HTTP {result.http_status}"
-        status = await _state_now(row, uuid, lane, settings, stop, nap, record_delivery, clock)
-        await settle(row, f"refused: {why}", status)
+        status = await _state_now(row, uuid, lane, settings, stop, nap, ledger, clock)
+        settle(row, f"refused: {why}", status)
 
     await fan_out(
         list(rows),
@@ -136,7 +136,7 @@ async def _state_now(
     settings: Settings,
     stop: Stop,
     sleep: Callable[[float], Awaitable[None]],
-    record_delivery: Callable[[list[Delivery]], Awaitable[None]],
+    ledger: Ledger,
     clock: Callable[[], float],
 ) -> int | None:
     """The command's send_status as OneNET now holds it (recorded), or None if unreadable."""
@@ -152,5 +152,5 @@ async def _state_now(
         log.debug("state of %s after a refused cancel unreadable: %s", row.key, exc)
         return None
     if item.send_status is not None:
-        await asyncio.shield(record_delivery([delivery_of(row, item, cmd_result, clock())]))
+        ledger.record_delivery([delivery_of(row, item, cmd_result, clock())])
     return item.send_status

@@ -74,6 +74,7 @@ class Probe:
         self.requests = 0
         self.key_proven = False  # OneNET answered errno 0: the key is right
         self.last: Outcome | None = None  # the last answer, when no usable one came
+        self.why: RunAborted | None = None  # what check_lane's probe found wrong, if anything
 
     async def run(self, imeis: Sequence[str]) -> RunAborted | None:
         """Ask about ``imeis`` (the next device after each errno 1) until an answer is usable."""
@@ -156,9 +157,10 @@ async def check_lane(
     stop: Stop,
     sleep: Callable[[float], Awaitable[None]],
     clock: Callable[[], float],
-) -> RunAborted | None:
-    """Probe ``lane`` with a few of ``imeis`` (as many as the errno-1 breaker counts): the reason
-    to stop when its key, address or server is wrong; OneNET's clock is read into the lane."""
+) -> Probe:
+    """Probe ``lane`` with a few of ``imeis`` (as many as the errno-1 breaker counts, so that a
+    few IMEIs outside the product are not a wrong key); the probe, whose ``why`` is the reason to
+    stop when the key, the address or the server is wrong. OneNET's clock is read into the lane."""
     probe = Probe(
         lane.client,
         lane.pace,
@@ -170,10 +172,10 @@ async def check_lane(
         sleep=sleep,
         clock=clock,
     )
-    why = await probe.run(imeis[: settings.reliability.breaker_threshold])
-    if why is None and probe.key_proven:
+    probe.why = await probe.run(imeis[: settings.reliability.breaker_threshold])
+    if probe.why is None and probe.key_proven:
         lane.breakers.auth.key_proven = True
-    return why
+    return probe
 
 
 def clock_notice(probe: Probe, clock: ServerClock, *, warn_beyond_s: float) -> str | None:

@@ -37,7 +37,7 @@ from dispatcher.run.gating import CanaryPhase, skip_rest
 from dispatcher.run.lane import Lane, OneNetApi
 from dispatcher.run.outcomes import Outcomes
 from dispatcher.run.pacing import Pace
-from dispatcher.run.probe import Probe, clock_notice, first_devices
+from dispatcher.run.probe import check_lane, clock_notice, first_devices
 from dispatcher.run.recovery import Item, Recovery
 from dispatcher.run.rollout import Guard
 from dispatcher.run.sending import Send
@@ -49,7 +49,6 @@ __all__ = ["OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
 log = logging.getLogger(__name__)
 
 _OFFSET_WARNING_S = 5.0  # OneNET's clock this far from ours is worth a warning
-_PROBE_ATTEMPTS = 3
 
 
 async def run_job(
@@ -247,27 +246,15 @@ class _Runner:
     async def _probe(self) -> None:
         """Check the key and the address with one cheap call, and read OneNET's clock."""
         lane = self.lane
-        probe = Probe(
-            lane.client,
-            lane.pace,
-            lane.clock,
-            self.stop,
-            attempts=_PROBE_ATTEMPTS,
-            backoff_s=self.settings.retry.initial_backoff_s,
-            timeout_s=self.settings.retry.request_timeout_s,
-            sleep=self._sleep,
-            clock=self.clock,
-        )
-        # As many devices as the breaker on errno 1 counts: a few IMEIs outside the product at
-        # the head of a job are not a wrong key.
         devices = first_devices(self.job, self.settings.reliability.breaker_threshold)
-        why = await probe.run(devices)
+        probe = await check_lane(
+            lane, devices, settings=self.settings, stop=self.stop, sleep=self._sleep,
+            clock=self.clock,
+        )  # fmt: skip
         self.stats.requests += probe.requests
-        if why is not None:
-            self._abort(why)
+        if probe.why is not None:
+            self._abort(probe.why)
             return
-        if probe.key_proven:
-            lane.breakers.auth.key_proven = True
         if lane.clock.known:
             self.stats.clock_offset = lane.clock.offset
         notice = clock_notice(probe, lane.clock, warn_beyond_s=_OFFSET_WARNING_S)

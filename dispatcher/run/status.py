@@ -31,6 +31,7 @@ from typing import Final
 from dispatcher.config import RetrySettings, Settings
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Delivery, Row
+from dispatcher.ledger.store import Ledger
 from dispatcher.onenet.answers import HistoryItem, detail_item
 from dispatcher.run.fanout import fan_out
 from dispatcher.run.lane import Lane
@@ -39,7 +40,15 @@ from dispatcher.run.retrying import retry_query
 from dispatcher.run.state import Stop
 from dispatcher.times import format_onenet, parse_onenet
 
-__all__ = ["StatusRound", "Watch", "answer_time", "delivery_of", "read_round", "window_end"]
+__all__ = [
+    "StatusRound",
+    "Watch",
+    "answer_time",
+    "delivery_of",
+    "delivery_writer",
+    "read_round",
+    "window_end",
+]
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +248,15 @@ def delivery_of(row: Row, item: HistoryItem, cmd_result: str | None, at: float) 
     )
 
 
+def delivery_writer(ledger: Ledger) -> Record:
+    """What a round records with: each batch written to ``ledger`` at once."""
+
+    async def record(batch: list[Delivery]) -> None:
+        ledger.record_delivery(batch)
+
+    return record
+
+
 def window_end(sent_expired_time: str | None) -> float:
     """A window's end as sent (OneNET's format, UTC+8) in unix seconds; -inf when unknown."""
     if sent_expired_time is not None:
@@ -253,9 +271,7 @@ class Watch:
 
     lane: Lane
     settings: Settings
-    rows_to_check: Callable[[], Iterable[Row]]  # the rows whose delivery may change, by device
-    count_to_check: Callable[[], tuple[int, int, str | None]]  # how many, devices, latest end
-    record: Record
+    ledger: Ledger  # read for the rows to check, written with what was read
     stop: Stop
     clock: Callable[[], float]
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -276,7 +292,7 @@ class Watch:
         """
         closed_rounds = 0
         while not self.stop.requested:
-            commands, devices, latest = self.count_to_check()
+            commands, devices, latest = self.ledger.count_to_check()
             if not commands:
                 self.gave_up = None
                 return
@@ -286,9 +302,9 @@ class Watch:
             if self.on_start is not None:
                 self.on_start(self.rounds, progress)
             result = await read_round(
-                self.rows_to_check(),
+                self.ledger.rows_to_check(),
                 self.lane,
-                self.record,
+                delivery_writer(self.ledger),
                 self.settings,
                 stop=self.stop,
                 clock=self.clock,
@@ -309,6 +325,6 @@ class Watch:
                 return
             closed_rounds += closed
             if closed_rounds >= 2:  # read twice after every window had closed: nothing will move
-                self.windows_closed = self.count_to_check()[0] > 0
+                self.windows_closed = self.ledger.count_to_check()[0] > 0
                 return
             await self.stop.sleeper(self.sleep)(interval_s)
