@@ -139,7 +139,10 @@ def validation(job: Job, v: Validation) -> None:
         "green" if v.ok else "bold red",
     )
     if v.resources:
-        names = ", ".join(describe(*ids) for ids in v.resources)
+        names = ", ".join(
+            describe(o, i, r) if op == "execute" else f"{op} {describe(o, i, r)}"
+            for op, o, i, r in v.resources
+        )
         if v.more_resources:
             at_least = "at least " if len(v.resources) + v.more_resources >= DISTINCT_CAP else ""
             names += f", and {at_least}{v.more_resources:,} more"

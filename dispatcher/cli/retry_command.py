@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+import orjson
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_USAGE, fail, interruptible
@@ -78,7 +79,17 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
         handed: list[str] = []
         with JobWriter(output, force=force) as writer:
             for retry in retries(ledger, tally, now=now):
-                writer.add(_target(retry))
+                if retry.row.step:
+                    fail(
+                        f"{ledger_path}: its job has steps:, whose order a job of single"
+                        " commands cannot keep; nothing was written. Fix the cause and run the"
+                        " job again: held-back steps go out once the step before is accepted",
+                        EXIT_USAGE,
+                    )
+                try:
+                    writer.add(_target(retry))
+                except ValueError as exc:
+                    fail(f"{output}: {exc}", EXIT_USAGE)
                 handed.append(retry.row.key)
                 if retry.passed and len(flagged) < _SHOWN:
                     flagged.append(_passed_warning(retry))
@@ -202,7 +213,17 @@ def _target(retry: Retry) -> Target:
         timeout=row.timeout,
         trigger_msg=row.trigger_msg,
         notes=tuple(notes),
+        op=row.op,
+        mode=row.mode,
+        values=_values(row.args) if row.op == "write" else (),
     )
+
+
+def _values(body: str | None) -> tuple[tuple[int, str | int | float | bool], ...]:
+    """A write's values, from the body it sent: as a job writes them again."""
+    if body is None:
+        return ()
+    return tuple((int(v["res_id"]), v["val"]) for v in orjson.loads(body)["data"])
 
 
 def _passed_warning(retry: Retry) -> str:

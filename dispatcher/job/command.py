@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from dispatcher.times import TimeSpec
 
 __all__ = [
+    "MODES",
+    "OPS",
     "Command",
     "command_fingerprint",
     "command_key",
@@ -34,14 +36,25 @@ _blake2b = hashlib.blake2b
 PRIME = (1 << 127) - 1  # a job's fingerprint sums its commands' shares modulo this
 
 
+OPS = ("execute", "write", "read")
+"""The cached operations: POST /nbiot/execute/offline, POST /nbiot/offline, GET /nbiot/offline."""
+MODES = {"replace": 1, "partial": 2}
+"""A write's ``mode``, by name: OneNET's 1 (replace) and 2 (partial update)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One cached execute command for one device, every value checked."""
+    """One cached command (execute, write or read) for one device, every value checked.
+
+    A write's ``args`` is the body sent (``{"data": [...]}``, writes.py), its ``res_id`` the
+    resource when it writes one; a read's ``obj_inst_id`` and ``res_id`` may be None (a whole
+    object or instance).
+    """
 
     imei: str
     obj_id: int
-    obj_inst_id: int
-    res_id: int
+    obj_inst_id: int | None
+    res_id: int | None
     expired_time: TimeSpec
     valid_time: TimeSpec | None = None  # None: OneNET's default (server now)
     args: str | None = None
@@ -52,24 +65,53 @@ class Command:
     line: int = 0  # line of the target entry (YAML) or row (CSV, header = 1)
     key: str = ""  # ledger identity: see command_key()
     occurrence: int = 0  # which copy of the same command (allow_duplicates), part of the key
+    op: str = "execute"  # execute, write or read (OPS)
+    mode: int | None = None  # a write's: 1 replace, 2 partial update
+    step: int = 0  # its place in a job with steps: (1, 2, ...); 0 in a job without
+    after: str = ""  # the key of the device's previous step, sent only once that is accepted
 
 
 def command_key(
-    imei: str, obj_id: int, obj_inst_id: int, res_id: int, args: str | None, occurrence: int = 0
+    imei: str,
+    obj_id: int,
+    obj_inst_id: int | None,
+    res_id: int | None,
+    args: str | None,
+    occurrence: int = 0,
+    op: str = "execute",
+    mode: int | None = None,
+    step: int = 0,
 ) -> str:
-    """The ledger identity of a command: blake2b (16 bytes, hex) of imei, ids, args and occurrence.
+    """The ledger identity of a command: blake2b (16 bytes, hex) of imei, operation, ids, args,
+    step and occurrence.
 
     ``occurrence`` > 0 only for the 2nd, 3rd... copy of a command in a job with allow_duplicates.
     """
-    return key_of(imei, key_tail(obj_id, obj_inst_id, res_id, args, occurrence))
+    return key_of(imei, key_tail(obj_id, obj_inst_id, res_id, args, occurrence, op, mode, step))
 
 
 def key_tail(
-    obj_id: int, obj_inst_id: int, res_id: int, args: str | None, occurrence: int = 0
+    obj_id: int,
+    obj_inst_id: int | None,
+    res_id: int | None,
+    args: str | None,
+    occurrence: int = 0,
+    op: str = "execute",
+    mode: int | None = None,
+    step: int = 0,
 ) -> bytes:
-    """What follows the imei in the text a key digests: fleets repeat it, so it can be kept."""
+    """What follows the imei in the text a key digests: fleets repeat it, so it can be kept.
+
+    An execute outside steps has the text it always had (ledgers keep their keys); any other
+    operation, or a step, adds ``op``, ``mode`` and ``step`` to it.
+    """
     tail = "\x00" if args is None else "\x01" + args
-    return f"\x1f{obj_id}\x1f{obj_inst_id}\x1f{res_id}\x1f{occurrence}\x1f{tail}".encode()
+    inst = "" if obj_inst_id is None else obj_inst_id
+    res = "" if res_id is None else res_id
+    text = f"\x1f{obj_id}\x1f{inst}\x1f{res}\x1f{occurrence}\x1f{tail}"
+    if op != "execute" or step or mode is not None:
+        text += f"\x1f\x02{op}\x1f{'' if mode is None else mode}\x1f{step}"
+    return text.encode()
 
 
 def key_of(imei: str, tail: bytes) -> str:
@@ -96,7 +138,10 @@ def command_fingerprint(cmd: Command) -> int:
     """A command's share of its job's fingerprint (see the module docstring)."""
     valid = "" if cmd.valid_time is None else cmd.valid_time.text
     sent = sent_tail(valid, cmd.expired_time.text, cmd.retry, cmd.timeout, cmd.trigger_msg)
-    tail = key_tail(cmd.obj_id, cmd.obj_inst_id, cmd.res_id, cmd.args, cmd.occurrence)
+    tail = key_tail(
+        cmd.obj_id, cmd.obj_inst_id, cmd.res_id, cmd.args, cmd.occurrence, cmd.op, cmd.mode,
+        cmd.step,
+    )  # fmt: skip
     return (int(cmd.imei) + 1) * fingerprint_part(tail, sent) % PRIME
 
 

@@ -113,7 +113,12 @@ def csv_header(
         slot = SLOT.get(name)
         if not name or name in ignore or (comments and name.startswith("#")):
             continue  # spreadsheets add unnamed empty columns
-        if slot is None:
+        if name == "values":
+            message = (
+                "is YAML's (a mapping): in a CSV, write one resource per row with res_id and value"
+            )
+            problems.append(Problem(source, line, name, message))
+        elif slot is None:
             shown = name if name.isprintable() else ascii(name)
             hint = suggest(name, NAMES) or (
                 " (start its name with # to skip it)"

@@ -12,6 +12,12 @@ any moment they are the next window's (an open one's start means "from now").
 
 A job with a ``window:`` gives every command its times; a row or default that gives one too is
 an error.
+
+``op`` is execute (the default), write or read. A write names its values (``values:``, a YAML
+mapping of resource id to value, or ``res_id`` and ``value``, one resource per CSV row); each is
+typed by the LwM2M registry (writes.py) and the body is ``args``. What the registry says of the
+resource (not writable, a value out of range) is a row's ``notes``, weighed by resources.py once per
+distinct command. A read needs ``obj_id`` only: ``obj_inst_id`` and ``res_id`` narrow it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from dispatcher.job.command import key_tail, sent_tail
+import orjson
+
+from dispatcher.job.command import MODES, OPS, key_tail, sent_tail
 from dispatcher.job.hints import imei_hint, unencodable
 from dispatcher.job.values import (
     ABSENT,
@@ -36,6 +44,7 @@ from dispatcher.job.values import (
     parse_trigger,
     suggest,
 )
+from dispatcher.job.writes import Encoded, body_problem, body_text, typed_value
 from dispatcher.times import BEIJING, DailyWindow, TimeSpec, format_onenet, parse_timespec
 
 __all__ = [
@@ -64,13 +73,20 @@ FIELDS = (
     "trigger_msg",
 )
 """The command fields, in the order of a row's slots."""
-NAMES = (*FIELDS, "trigger")
-"""Every name a job file may use for a field; ``trigger`` is trigger_msg by names."""
+NAMES = (*FIELDS, "trigger", "op", "mode", "value", "values")
+"""Every name a job file may use for a field; ``trigger`` is trigger_msg by names; ``values`` is
+YAML's only (a mapping, carried as JSON text: ``[[res_id, text, infer], ...]``)."""
 SLOT = {name: i for i, name in enumerate(NAMES)}
 IMEI, OBJ_ID, OBJ_INST_ID, RES_ID, ARGS, VALID, EXPIRED, RETRY, TIMEOUT, TRIGGER_MSG, TRIGGER = (
     range(11)
 )
+OP, MODE, VALUE, VALUES = range(11, 15)
+OPERATION = (OBJ_ID, OBJ_INST_ID, RES_ID, ARGS, OP, MODE, VALUE, VALUES)
+"""The slots that say what is done (a job with steps: gives them in each step)."""
 REQUIRED = (OBJ_ID, OBJ_INST_ID, RES_ID, EXPIRED)
+"""The fields an execute cannot do without (a CSV without their column needs a default)."""
+NEEDS = {"execute": REQUIRED, "write": (OBJ_ID, OBJ_INST_ID, EXPIRED), "read": (OBJ_ID, EXPIRED)}
+"""The fields each operation cannot do without."""
 _CACHE_SIZE = 4096
 PastTimes = Literal["error", "warn", "allow"]
 """What a time already past is: an error, a warning (the command stays), or nothing."""
@@ -118,12 +134,17 @@ class Checked(NamedTuple):
     retry: int
     timeout: int
     trigger_msg: int
+    op: str  # execute, write or read
+    mode: int | None  # a write's: 1 replace, 2 partial update
+    notes: tuple[str, ...]  # what the registry says of a write's values (resources.py weighs it)
     key_tail: bytes  # the key's text after the imei, for occurrence 0 (command.key_tail)
     sent_tail: bytes  # the fingerprint's text after the key (command.sent_tail)
     source: str
     line: int
     pos: int  # unique position of the row in the job (file index << 40 | line)
     occurrence: int = 0
+    step: int = 0  # of a job with steps: (1, 2, ...)
+    after: Checked | None = None  # the device's previous step
 
 
 _MISSING = object()  # a required field with no value and no default
@@ -141,11 +162,12 @@ class RowChecker:
         strict: bool = False,
         past_times: PastTimes = "error",
         from_csv: bool = False,
-        defaults: Sequence[str | None] = (None,) * 11,
-        default_lines: Sequence[int] = (0,) * 11,
+        defaults: Sequence[str | None] = (None,) * len(NAMES),
+        default_lines: Sequence[int] = (0,) * len(NAMES),
         default_file: str = "",
         refused_defaults: Iterable[int] = (),
         window: DailyWindow | None = None,
+        step: int = 0,
     ) -> None:
         """``from_csv``: the rows are CSV cells (spreadsheet hints, args spaces pointed out).
         ``strict`` makes warnings errors, and the rows they are about not commands.
@@ -153,6 +175,7 @@ class RowChecker:
         ``refused_defaults``: slots whose default was written but refused by the reader (null, a
         list): rows relying on them are not commands, and not reported again.
         ``window``: the job's daily window, every row's valid_time and expired_time.
+        ``step``: the step of a job with steps: these rows are (part of their keys).
         """
         self.file = file
         self.at = at.astimezone(BEIJING)
@@ -162,6 +185,8 @@ class RowChecker:
         self._at_text = format_onenet(self.at)
         self._pair_bad = False
         self._window = window
+        self._step = step
+        self._from_csv = from_csv
         self._parsers: list[Callable[[str], object]] = [
             str.strip,
             int_parser(0, 65535, "", from_csv),
@@ -174,12 +199,23 @@ class RowChecker:
             int_parser(5, 40, " seconds", from_csv),
             int_parser(1, 7, " (bits: 1 register, 2 update, 4 notify)", from_csv),
             parse_trigger,
+            _parse_op,
+            _parse_mode,
+            _parse_value,
+            _parse_values,
         ]
         self._caches: list[dict[str, object]] = [{} for _ in NAMES]
         self._clean: dict[tuple[str | None, ...], tuple[Any, ...]] = {}
         self._defaults = self._check_defaults(defaults, default_lines, default_file or file)
         for slot in refused_defaults:
-            self._defaults[min(slot, TRIGGER_MSG)] = _BAD
+            self._defaults[slot if slot > TRIGGER else min(slot, TRIGGER_MSG)] = _BAD
+        self._typed: dict[tuple[int, int, str, bool], Encoded | Err] = {}
+
+    @property
+    def default_op(self) -> str:
+        """The operation of rows that give none (execute unless the defaults or step say)."""
+        op = self._defaults[OP]
+        return op if isinstance(op, str) else "execute"
 
     def absent(self, slots: Iterable[int]) -> list[int]:
         """Mark slots the source cannot give (CSV columns missing); those left without a default."""
@@ -226,6 +262,8 @@ class RowChecker:
         self, raw: Sequence[str | None], lines: Sequence[int], file: str
     ) -> list[object]:
         out: list[object] = [_MISSING, _MISSING, _MISSING, _MISSING, None, None, _MISSING, 3, 25, 7]
+        out += ["execute", None, None, None]  # op, mode, value, values
+        out.insert(TRIGGER, None)  # trigger has no slot of its own here: it is trigger_msg's
         if raw[TRIGGER] and raw[TRIGGER_MSG]:
             self._default_problem(file, lines[TRIGGER], "trigger", "give trigger or trigger_msg")
             out[TRIGGER_MSG] = _BAD
@@ -238,7 +276,7 @@ class RowChecker:
                     )
             out[VALID] = self._window_time(window.spec("start"))
             out[EXPIRED] = self._window_time(window.spec("end"))
-        for slot in range(1, 11):
+        for slot in range(1, len(NAMES)):
             text = raw[slot]
             if not text or (window is not None and slot in (VALID, EXPIRED)):
                 continue
@@ -249,8 +287,9 @@ class RowChecker:
                 warning = value.keep is not None and not self.strict
                 self._default_problem(file, lines[slot], NAMES[slot], value.message, warning)
                 value = value.keep if warning else _BAD
-            if out[min(slot, TRIGGER_MSG)] is not _BAD:
-                out[min(slot, TRIGGER_MSG)] = value
+            target = slot if slot > TRIGGER else min(slot, TRIGGER_MSG)
+            if out[target] is not _BAD:
+                out[target] = value
         valid, expired = out[VALID], out[EXPIRED]
         if (
             isinstance(valid, TimeValue)
@@ -293,7 +332,7 @@ class RowChecker:
                 return None, problems
         if values is None:
             return None, problems
-        return _new(Checked, (imei, *values, self.file, line, pos, 0)), problems
+        return _new(Checked, (imei, *values, self.file, line, pos, 0, self._step, None)), problems
 
     def _imei(
         self, text: str | None, line: int, lines: Sequence[int] | None
@@ -320,15 +359,23 @@ class RowChecker:
         self, raw: Sequence[str | None], line: int, lines: Sequence[int] | None
     ) -> tuple[tuple[Any, ...] | None, list[Problem] | None]:
         """Every field but the imei: the values (None if any is wrong) and the problems."""
-        problems: list[Problem] | None = None
+        problems: list[Problem] = []
         ok = True
         values: list[Any] = []
         defaults = self._defaults
+        given: dict[int, object] = {}  # the operation's slots, as the row or the defaults give them
+        for slot in (OP, MODE, VALUE, VALUES):
+            value = self._slot_value(slot, raw, line, lines, problems)
+            if value is _BAD:
+                ok = False
+            given[slot] = value
+        named = given[OP]
+        op = named if isinstance(named, str) else "execute"
+        optional = _OPTIONAL[op]
         for slot in range(1, 10):
             text = raw[slot]
             if slot == TRIGGER_MSG and raw[TRIGGER]:
                 if text:
-                    problems = problems or []
                     where = lines[TRIGGER] if lines else line
                     problems.append(
                         Problem(self.file, where, "trigger", "give trigger or trigger_msg")
@@ -336,7 +383,6 @@ class RowChecker:
                     ok = False
                 text, slot = raw[TRIGGER], TRIGGER
             elif text and self._window is not None and slot in (VALID, EXPIRED):
-                problems = problems or []
                 where = lines[slot] if lines else line
                 problems.append(
                     Problem(self.file, where, NAMES[slot], _WINDOWED.format(NAMES[slot]))
@@ -346,7 +392,6 @@ class RowChecker:
             if value is ABSENT:
                 value = defaults[min(slot, TRIGGER_MSG)]
             elif isinstance(value, Err):
-                problems = problems or []
                 where = lines[slot] if lines else line
                 warning = value.keep is not None and not self.strict
                 problems.append(Problem(self.file, where, NAMES[slot], value.message, warning))
@@ -355,16 +400,17 @@ class RowChecker:
                 else:
                     ok = False
             if value is _MISSING:
-                problems = problems or []
-                problems.append(
-                    Problem(self.file, line, NAMES[min(slot, TRIGGER_MSG)], "is required")
-                )
-                ok = False
+                if slot in optional:
+                    value = None
+                else:
+                    field = NAMES[min(slot, TRIGGER_MSG)]
+                    problems.append(Problem(self.file, line, field, _required(field, op)))
+                    ok = False
             elif value is _BAD:
                 ok = False
             values.append(value)
         if not ok:
-            return None, problems
+            return None, problems or None
         valid, expired = values[VALID - 1], values[EXPIRED - 1]
         if valid is not None and expired.when <= valid.when:
             if raw[EXPIRED] or raw[VALID]:
@@ -375,12 +421,188 @@ class RowChecker:
                     else f"must be earlier than expired_time ({expired.spec.text})"
                 )
                 where = lines[slot] if lines else line
-                return None, [*(problems or ()), Problem(self.file, where, NAMES[slot], message)]
+                return None, [*problems, Problem(self.file, where, NAMES[slot], message)]
             if self._pair_bad:
-                return None, problems
-        # Kept with the row's values, so a fleet's repeated rows cost no formatting for either.
+                return None, problems or None
         obj_id, obj_inst_id, res_id, args, _, _, retry, timeout, trigger_msg = values
-        values.append(key_tail(obj_id, obj_inst_id, res_id, args))
+        settled = self._operation(op, given, values, raw, line, lines, problems)
+        if settled is None:
+            return None, problems or None
+        res_id, args, mode, notes = settled
+        values[RES_ID - 1], values[ARGS - 1] = res_id, args
+        # Kept with the row's values, so a fleet's repeated rows cost no formatting for either.
+        values += (op, mode, notes)
+        values.append(key_tail(obj_id, obj_inst_id, res_id, args, 0, op, mode, self._step))
         valid_text = "" if valid is None else valid.spec.text
         values.append(sent_tail(valid_text, expired.spec.text, retry, timeout, trigger_msg))
-        return tuple(values), problems
+        return tuple(values), problems or None
+
+    def _slot_value(
+        self,
+        slot: int,
+        raw: Sequence[str | None],
+        line: int,
+        lines: Sequence[int] | None,
+        problems: list[Problem],
+    ) -> object:
+        """One of the operation's slots as the row gives it, else its default; _BAD if wrong."""
+        text = raw[slot]
+        value = self._value(slot, text) if text else ABSENT
+        if value is ABSENT:
+            return self._defaults[slot]
+        if isinstance(value, Err):
+            where = lines[slot] if lines else line
+            problems.append(Problem(self.file, where, NAMES[slot], value.message))
+            return _BAD
+        return value
+
+    def _operation(
+        self,
+        op: str,
+        given: dict[int, object],
+        values: list[Any],
+        raw: Sequence[str | None],
+        line: int,
+        lines: Sequence[int] | None,
+        problems: list[Problem],
+    ) -> tuple[int | None, str | None, int | None, tuple[str, ...]] | None:
+        """What the operation sends: (res_id, args, mode, notes); None (and problems) if wrong.
+
+        A write's args is its body, its res_id the one resource it writes (None for several).
+        """
+        obj_id, obj_inst_id, res_id, args = values[0], values[1], values[2], values[3]
+        mode, value, items = given[MODE], given[VALUE], given[VALUES]
+        # The row's own value (a CSV cell) comes before the defaults' values.
+        if raw[VALUE]:
+            items = None
+        elif raw[VALUES]:
+            value = None
+
+        def problem(slot: int, message: str) -> None:
+            where = lines[slot] if lines and raw[slot] else line
+            problems.append(Problem(self.file, where, NAMES[slot], message))
+
+        wrong = len(problems)
+        if op != "write":
+            for slot, what in ((MODE, mode), (VALUE, value), (VALUES, items)):
+                if what is not None:
+                    problem(slot, f"applies to op: write only (this is op: {op})")
+            if op == "read":
+                if args is not None:
+                    problem(ARGS, "applies to op: execute only (a read sends no args)")
+                if res_id is not None and obj_inst_id is None:
+                    problem(RES_ID, "a read of one resource needs obj_inst_id too")
+            return None if len(problems) > wrong else (res_id, args, None, ())
+        if args is not None:
+            problem(ARGS, "applies to op: execute only (a write sends values)")
+        pairs: list[tuple[int, str, bool]] = []
+        if value is not None:  # a CSV cell
+            items = ((None, str(value), True),)
+        if isinstance(items, tuple):
+            for res, text, infer in items:
+                if res is None and res_id is None:
+                    problem(RES_ID, "is required with value (the resource written)")
+                elif res is None:
+                    pairs.append((res_id, text, infer))
+                elif res_id is not None:
+                    problem(RES_ID, "values names the resources written: remove res_id")
+                    break
+                else:
+                    pairs.append((res, text, infer))
+        else:
+            problem(VALUES, "is required for op: write (or res_id and value)")
+        if len(problems) > wrong:
+            return None
+        encoded: list[Encoded] = []
+        notes: list[str] = []
+        for res, text, infer in pairs:
+            typed = self._typed_value(obj_id, res, text, infer)
+            if isinstance(typed, Err):
+                if not isinstance(typed.keep, Encoded):
+                    problem(VALUES if items is not None else VALUE, typed.message)
+                    continue
+                notes.append(typed.message)
+                encoded.append(typed.keep)
+            else:
+                encoded.append(typed)
+        if len(problems) > wrong:
+            return None
+        if too_big := body_problem(encoded):
+            problem(VALUES if items is not None else VALUE, too_big)
+            return None
+        written = encoded[0].res_id if len(encoded) == 1 else None
+        sent_mode = mode if isinstance(mode, int) else MODES["partial"]
+        return written, body_text(encoded), sent_mode, tuple(notes)
+
+    def _typed_value(self, obj_id: int, res_id: int, text: str, infer: bool) -> Encoded | Err:
+        """A value typed by the registry, once per distinct (resource, text)."""
+        cache = self._typed
+        key = (obj_id, res_id, text, infer)
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            found = cache[key] = typed_value(obj_id, res_id, text, infer)
+        return found
+
+
+_OPTIONAL = {
+    "execute": frozenset(),
+    "write": frozenset({RES_ID}),
+    "read": frozenset({OBJ_INST_ID, RES_ID}),
+}
+
+
+def _required(field: str, op: str) -> str:
+    """The message of a required field left out."""
+    return "is required" if op == "execute" else f"is required for op: {op}"
+
+
+def _parse_op(text: str) -> object:
+    name = text.strip().lower()
+    if not name:
+        return ABSENT
+    if name in OPS:
+        return name
+    hint = suggest(name, OPS) or " (use execute, write or read)"
+    return Err(f"unknown operation {text.strip()!r}{hint}")
+
+
+def _parse_mode(text: str) -> object:
+    name = text.strip().lower()
+    if not name:
+        return ABSENT
+    if name in MODES:
+        return MODES[name]
+    if name in ("1", "2"):
+        return int(name)
+    hint = suggest(name, MODES) or " (use replace or partial)"
+    return Err(f"unknown write mode {text.strip()!r}{hint}")
+
+
+def _parse_value(text: str) -> object:
+    """A CSV cell's value (its type inferred, unless the registry knows the resource)."""
+    return text if text.strip() else ABSENT
+
+
+def _parse_values(text: str) -> object:
+    """``values:`` as the YAML reader carries it: [[res_id, text, infer], ...] (JSON); a YAML
+    ``value:`` is one item without res_id (null)."""
+    try:
+        items = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return Err("must be a mapping of resource id to value, e.g. {5850: true, 5851: 40}")
+    if type(items) is dict:  # an error found while reading, reported as written
+        return Err(str(items.get("error", "cannot be read")))
+    out: list[tuple[int | None, str, bool]] = []
+    for res, value, infer in items:
+        if res is None:  # value: (the row's res_id is the resource)
+            out.append((None, str(value), bool(infer)))
+            continue
+        t = str(res).strip()
+        if not (t.isascii() and t.isdigit() and len(t) <= 5 and int(t) <= 65535):
+            return Err(f"resource id {t!r} must be a whole number from 0 to 65535")
+        out.append((int(t), str(value), bool(infer)))
+    if not out:
+        return Err("names no resource: give resource id: value pairs")
+    return tuple(out)

@@ -12,13 +12,14 @@ which changes with any field of any command but not with the order of the rows.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from dispatcher.errors import JobFileError
 from dispatcher.job.command import (
@@ -29,7 +30,17 @@ from dispatcher.job.command import (
     key_of,
 )
 from dispatcher.job.csvfile import csv_header, csv_rows
-from dispatcher.job.fields import FIELDS, NAMES, REQUIRED, Checked, PastTimes, Problem, RowChecker
+from dispatcher.job.fields import (
+    FIELDS,
+    NAMES,
+    NEEDS,
+    OP,
+    OPERATION,
+    Checked,
+    PastTimes,
+    Problem,
+    RowChecker,
+)
 from dispatcher.job.plan import Plan
 from dispatcher.job.planfile import read_plan
 from dispatcher.job.seen import SeenKeys
@@ -81,6 +92,7 @@ class Job:
     ignore_columns: tuple[str, ...] = ()  # of targets_csv (lowercase): skipped, not unknown
     plan: Plan = field(default_factory=Plan)  # rollout, schedule, window (a CSV job: none)
     start_at_line: int = 0  # of the plan's start_at, for its check against the start
+    steps: tuple[Entry, ...] = field(default=(), repr=False)  # steps: sent to every device in turn
 
     def scan(
         self,
@@ -126,7 +138,7 @@ class Job:
                 buffer.append(item)
                 if type(item) is Checked:
                     # Device: the IMEI itself (15 digits fit 64 bits), so devices count exactly.
-                    batch.append((hash(item[1:5]), item.pos, int(item.imei)))
+                    batch.append((hash(item.key_tail), item.pos, int(item.imei)))
                     if len(batch) >= _BATCH:
                         yield from self._settle(keys, buffer, batch)
                         buffer, batch = [], []
@@ -163,34 +175,61 @@ class Job:
                     continue
             yield item
 
+    def _checkers(
+        self, source: str, at: datetime, strict: bool, past_times: PastTimes, from_csv: bool
+    ) -> list[RowChecker]:
+        """The row checker of each step (one for a job without steps), for rows of ``source``."""
+        d = self.defaults
+        layers = [(d.values, d.lines, d.refused)]
+        if self.steps:
+            layers = [_overlay(d, step) for step in self.steps]
+        return [
+            RowChecker(
+                source,
+                at,
+                strict=strict,
+                past_times=past_times,
+                from_csv=from_csv,
+                defaults=values,
+                default_lines=lines,
+                default_file=self.source,
+                refused_defaults=refused,
+                window=self.plan.window,
+                step=number if self.steps else 0,
+            )
+            for number, (values, lines, refused) in enumerate(layers, 1)
+        ]
+
     def _rows(
         self, at: datetime, strict: bool, past_times: PastTimes
     ) -> Iterator[Checked | Problem]:
         """Checked rows and problems in file order, before duplicates are looked for."""
-        d = self.defaults
-        checker = RowChecker(
-            self.source,
-            at,
-            strict=strict,
-            past_times=past_times,
-            defaults=d.values,
-            default_lines=d.lines,
-            refused_defaults=d.refused,
-            window=self.plan.window,
-        )
-        found = [*self._plan_problems(at, strict, past_times), *checker.problems]
+        checkers = self._checkers(self.source, at, strict, past_times, False)
+        found = [*self._plan_problems(at, strict, past_times)]
+        found += dict.fromkeys(p for checker in checkers for p in checker.problems)
         yield from sorted(found, key=lambda p: p.line)
         for entry in self.targets:
-            row, problems = checker.check(entry.values, entry.line, entry.line, entry.lines)
+            given = self._operation_given(entry)
+            rows, problems = _each_step(checkers, functools.partial(_check_entry, entry=entry))
             if problems and entry.refused:  # a field refused as written is not missing too
                 refused = {NAMES[slot] for slot in entry.refused}
                 problems = [p for p in problems if p.field not in refused]
-            if entry.problems or problems:
-                yield from sorted([*entry.problems, *(problems or ())], key=lambda p: p.line)
-            if row is not None and not entry.broken:
-                yield row
+            if entry.problems or problems or given:
+                yield from sorted([*entry.problems, *given, *problems], key=lambda p: p.line)
+            if not entry.broken and not given:
+                yield from rows
         if self.targets_csv is not None:
             yield from self._csv(at, strict, past_times)
+
+    def _operation_given(self, entry: Entry) -> list[Problem]:
+        """In a job with steps, a target that says what is done: each step says that."""
+        if not self.steps:
+            return []
+        return [
+            Problem(self.source, entry.lines[slot], NAMES[slot], _IN_STEPS)
+            for slot in OPERATION
+            if entry.values[slot] is not None
+        ]
 
     def _plan_problems(
         self, at: datetime, strict: bool, past_times: PastTimes
@@ -211,19 +250,7 @@ class Job:
         self, at: datetime, strict: bool, past_times: PastTimes
     ) -> Iterator[Checked | Problem]:
         source, in_yaml = self.csv_source, self.format == "yaml"
-        d = self.defaults
-        checker = RowChecker(
-            source,
-            at,
-            strict=strict,
-            past_times=past_times,
-            from_csv=True,
-            defaults=d.values,
-            default_lines=d.lines,
-            default_file=self.source,
-            refused_defaults=d.refused,
-            window=self.plan.window,
-        )
+        checkers = self._checkers(source, at, strict, past_times, True)
         assert self.targets_csv is not None
         rows = csv_rows(self.targets_csv, source)
         first = next(rows, None)
@@ -233,14 +260,39 @@ class Job:
             first[1], first[0], source, ignore=self.ignore_columns, comments=not in_yaml
         )
         yield from header.problems
-        missing = checker.absent(slot for slot in REQUIRED if header.columns[slot] is None)
+        if self.steps:
+            for slot in OPERATION:
+                if header.columns[slot] is not None:
+                    yield Problem(source, header.line, NAMES[slot], _IN_STEPS)
+        missing: dict[int, None] = {}
+        for checker in checkers:
+            # The fields every row's operation needs: known here when no column gives the op.
+            op = "read" if header.columns[OP] is not None else checker.default_op
+            needs = NEEDS.get(op, NEEDS["read"])
+            missing.update(
+                dict.fromkeys(checker.absent(s for s in needs if header.columns[s] is None))
+            )
         for slot in missing:
             message = "no such column" + (", and no default" if in_yaml else "")
             yield Problem(source, header.line, NAMES[slot], message)
         width = header.width
         getter = itemgetter(*(width if c is None else c for c in header.columns))
-        check = checker.check
         base = _CSV_FILE if in_yaml else 0
+        check: Callable[
+            [tuple[str | None, ...], int, int], tuple[Checked | list[Checked] | None, Any]
+        ]
+        if len(checkers) == 1:
+            check = checkers[0].check
+        else:
+
+            def check(
+                raw: tuple[str | None, ...], line: int, pos: int
+            ) -> tuple[Checked | list[Checked] | None, list[Problem] | None]:
+                rows, problems = _each_step(
+                    checkers, functools.partial(RowChecker.check, raw=raw, line=line, pos=pos)
+                )
+                return rows, problems or None
+
         count = 0
         for line, row in rows:
             count += 1
@@ -254,14 +306,68 @@ class Job:
             checked, problems = check(getter(row), line, base | line)
             if problems:
                 yield from problems
-            if checked is not None:
+            if isinstance(checked, list):
+                yield from checked
+            elif checked is not None:
                 yield checked
         if not count:
             yield Problem(source, header.line, "", "no rows after the header row")
 
 
+_IN_STEPS = "in a job with steps:, each step says what is done: give it there"
+
+
+def _overlay(
+    d: Entry, step: Entry
+) -> tuple[tuple[str | None, ...], tuple[int, ...], tuple[int, ...]]:
+    """A step's fields over the job's defaults: (texts, lines, refused slots)."""
+    values = tuple(s if s is not None else v for s, v in zip(step.values, d.values, strict=True))
+    lines = tuple(
+        sl if s is not None else dl
+        for s, sl, dl in zip(step.values, step.lines, d.lines, strict=True)
+    )
+    given = {slot for slot, s in enumerate(step.values) if s is not None}
+    refused = (*step.refused, *(slot for slot in d.refused if slot not in given))
+    return values, lines, refused
+
+
+def _check_entry(checker: RowChecker, entry: Entry) -> tuple[Checked | None, list[Problem] | None]:
+    return checker.check(entry.values, entry.line, entry.line, entry.lines)
+
+
+def _each_step(
+    checkers: list[RowChecker],
+    check: Callable[[RowChecker], tuple[Checked | None, list[Problem] | None]],
+) -> tuple[list[Checked], list[Problem]]:
+    """One row checked for every step: its commands (each knowing the step before) and its
+    problems, each said once."""
+    rows: list[Checked] = []
+    problems: dict[Problem, None] = {}
+    after: Checked | None = None
+    for checker in checkers:
+        row, found = check(checker)
+        if found:
+            problems.update(dict.fromkeys(found))
+        if row is not None:
+            if after is not None:
+                row = row._replace(after=after)
+            rows.append(row)
+            after = row
+    return rows, list(problems)
+
+
+def _key(c: Checked) -> str:
+    """The ledger key of a checked row (a blake2b)."""
+    if not c.occurrence:
+        return key_of(c.imei, c.key_tail)
+    return command_key(
+        c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args, c.occurrence, c.op, c.mode, c.step
+    )
+
+
 def _command(c: Checked) -> Command:
     """The Command of a checked row (sending: a blake2b per row, for its key)."""
+    after = c.after
     return Command(
         imei=c.imei,
         obj_id=c.obj_id,
@@ -275,12 +381,12 @@ def _command(c: Checked) -> Command:
         trigger_msg=c.trigger_msg,
         source=c.source,
         line=c.line,
-        key=(
-            command_key(c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args, c.occurrence)
-            if c.occurrence
-            else key_of(c.imei, c.key_tail)
-        ),
+        key=_key(c),
         occurrence=c.occurrence,
+        op=c.op,
+        mode=c.mode,
+        step=c.step,
+        after="" if after is None else _key(after._replace(occurrence=c.occurrence)),
     )
 
 
@@ -321,6 +427,7 @@ def load_job(path: str | Path) -> Job:
         y.ignore_columns,
         plan.plan,
         plan.start_at_line,
+        y.steps,
     )
 
 

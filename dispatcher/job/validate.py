@@ -13,7 +13,7 @@ from typing import Protocol
 
 from dispatcher.job.command import fingerprint_part, job_fingerprint, key_tail
 from dispatcher.job.fields import Checked, PastTimes, Problem
-from dispatcher.job.resources import ResourceCheck
+from dispatcher.job.resources import Hits, ResourceCheck
 from dispatcher.job.seen import SeenKeys
 from dispatcher.times import start_of
 
@@ -47,9 +47,11 @@ class Validation:
     window_start: datetime | None
     window_end: datetime | None
     fingerprint: str  # hex: the job's name and its commands, in any order (job_fingerprint)
-    # The first distinct (obj_id, obj_inst_id, res_id) of the commands, in job order, and how
+    # The first distinct (op, obj_id, obj_inst_id, res_id) of the commands, in job order, and how
     # many more there are (at least, past resources.DISTINCT_CAP): what the summary names.
-    resources: tuple[tuple[int, int, int], ...] = field(default=(), compare=False)
+    resources: tuple[tuple[str, int, int | None, int | None], ...] = field(
+        default=(), compare=False
+    )
     more_resources: int = field(default=0, compare=False)
 
     @property
@@ -72,8 +74,8 @@ def validate_job(
 ) -> Validation:
     """Check every command for a start at ``at`` (None: now); each problem goes to on_problem.
 
-    ``past_times`` is as for ``Job.scan``. Executing a resource the LwM2M registry defines as
-    not executable is a warning (an error with ``strict``, and the command not counted).
+    ``past_times`` is as for ``Job.scan``. An operation the LwM2M registry says cannot work
+    (resources.py) is a warning (an error with ``strict``, and the command not counted).
     """
     start = start_of(at)
     commands = errors = warnings = 0
@@ -88,18 +90,19 @@ def validate_job(
     resources = ResourceCheck(strict)
     # Rows sharing their ids share one key_tail object (fields.py): looked up once per run.
     tail_seen: object = _UNSEEN
-    hits = None
+    hits: tuple[Hits, ...] = ()
     with SeenKeys() as seen:
         for item in job.checked(start, strict, past_times, seen):
             if type(item) is Checked:
                 if item.key_tail is not tail_seen:
                     tail_seen = item.key_tail
-                    hits = resources.see(item.obj_id, item.obj_inst_id, item.res_id)
-                if hits is not None:
-                    problem = resources.hit(hits, item.source, item.line)
-                    if problem is not None:
-                        errors, warnings = _count(problem, errors, warnings)
-                        on_problem(problem)
+                    hits = resources.see(item)
+                if hits:
+                    for hit in hits:
+                        problem = resources.hit(hit, item.source, item.line)
+                        if problem is not None:
+                            errors, warnings = _count(problem, errors, warnings)
+                            on_problem(problem)
                     if strict:
                         continue
                 commands += 1
@@ -115,7 +118,11 @@ def validate_job(
                         last = expired.when
                 tails = (item.key_tail, item.sent_tail)
                 if item.occurrence:  # a copy (allow_duplicates): its key differs
-                    tails = (key_tail(*item[1:5], item.occurrence), item.sent_tail)
+                    tail = key_tail(
+                        item.obj_id, item.obj_inst_id, item.res_id, item.args, item.occurrence,
+                        item.op, item.mode, item.step,
+                    )  # fmt: skip
+                    tails = (tail, item.sent_tail)
                 digest = digests.get(tails)
                 if digest is None:
                     if len(digests) >= 4096:

@@ -53,8 +53,8 @@ class Target:
 
     imei: str
     obj_id: int
-    obj_inst_id: int
-    res_id: int
+    obj_inst_id: int | None
+    res_id: int | None
     expired_time: str
     valid_time: str | None = None  # None: not written (OneNET's now)
     args: str | None = None  # None: not written (no args)
@@ -62,6 +62,9 @@ class Target:
     timeout: int = 25
     trigger_msg: int = 7
     notes: tuple[str, ...] = ()  # comments above it (YAML), or its NOTE_COLUMN cell (CSV)
+    op: str = "execute"
+    mode: int | None = None  # a write's: 1 replace, 2 partial
+    values: tuple[tuple[int, str | int | float | bool], ...] = ()  # a write's: res_id, val
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,10 @@ def job_format(path: Path) -> JobFormat | None:
 def _comment(text: str) -> str:
     """One comment line's text: anything that is not printable written as an escape."""
     return text if text.isprintable() else ascii(text)[1:-1]
+
+
+def _cell(value: int | None) -> str | int:
+    return "" if value is None else value
 
 
 def _dump(data: Any) -> str:
@@ -137,19 +144,37 @@ class JobWriter:
     def add(self, target: Target) -> None:
         """Write one command after those added before."""
         t = target
+        mode = {1: "replace", 2: "partial"}.get(t.mode or 0)
         if self.format == "csv":
             valid = "" if t.valid_time is None else t.valid_time
             args = "" if t.args is None else t.args
             note = "; ".join(map(_comment, t.notes))
+            res_id, value = t.res_id, ""
+            if t.op == "write":
+                if len(t.values) != 1:
+                    raise ValueError("a CSV job writes one resource per row: name it .yaml")
+                (res_id, val), args = t.values[0], ""
+                value = str(val).lower() if isinstance(val, bool) else str(val)
             self._csv.writerow(
-                [t.imei, t.obj_id, t.obj_inst_id, t.res_id, args, valid, t.expired_time,
-                 t.retry, t.timeout, t.trigger_msg, note]
+                [t.imei, t.obj_id, _cell(t.obj_inst_id), _cell(res_id), args, valid,
+                 t.expired_time, t.retry, t.timeout, t.trigger_msg, t.op, mode or "", value,
+                 note]
             )  # fmt: skip
         else:
             self._body.writelines(f"# {_comment(note)}\n" for note in t.notes)
             entry: dict[str, object] = {"imei": t.imei}
-            entry.update(obj_id=t.obj_id, obj_inst_id=t.obj_inst_id, res_id=t.res_id)
-            if t.args is not None:
+            if t.op != "execute":
+                entry["op"] = t.op
+            entry["obj_id"] = t.obj_id
+            if t.obj_inst_id is not None:
+                entry["obj_inst_id"] = t.obj_inst_id
+            if t.res_id is not None and t.op != "write":
+                entry["res_id"] = t.res_id
+            if mode is not None:
+                entry["mode"] = mode
+            if t.values:
+                entry["values"] = dict(t.values)
+            if t.args is not None and t.op == "execute":
                 entry["args"] = t.args
             if t.valid_time is not None:
                 entry["valid_time"] = t.valid_time
@@ -157,7 +182,7 @@ class JobWriter:
             entry["trigger_msg"] = t.trigger_msg
             self._body.write(_dump([entry]))
         # The same key the job's reader checks duplicates with: the device, then the rest.
-        key = hash((t.obj_id, t.obj_inst_id, t.res_id, t.args))
+        key = hash((t.op, t.obj_id, t.obj_inst_id, t.res_id, t.args, t.values))
         self._batch.append((key, self._count, int(t.imei)))
         self._count += 1
         if len(self._batch) >= _BATCH:
@@ -182,7 +207,7 @@ class JobWriter:
             )
         head = [f"# {_comment(line)}\n" for line in comment] if self.format == "yaml" else []
         if self.format == "csv":
-            head.append(",".join([*FIELDS, NOTE_COLUMN]) + "\r\n")
+            head.append(",".join([*FIELDS, "op", "mode", "value", NOTE_COLUMN]) + "\r\n")
         else:
             if name is not None:
                 head.append(_dump({"job": name}))

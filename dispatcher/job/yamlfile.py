@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.fields import IMEI, NAMES, SLOT, TRIGGER, Problem, suggest
+from dispatcher.job.fields import IMEI, NAMES, SLOT, TRIGGER, VALUE, VALUES, Problem, suggest
 from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
 
 __all__ = [
@@ -43,6 +44,7 @@ TOP_KEYS = (
     "defaults",
     "targets",
     "targets_csv",
+    "steps",
     "allow_duplicates",
     "ignore_columns",
     *PLAN_KEYS,
@@ -78,6 +80,8 @@ class YamlJob:
     problems: tuple[Problem, ...]
     ignore_columns: tuple[str, ...] = ()  # of targets_csv, lowercase
     sections: tuple[tuple[str, Node, int], ...] = ()  # PLAN_KEYS given: value, line of the key
+    steps: tuple[Entry, ...] = ()  # the operations sent to every device in turn (steps:)
+    steps_line: int = 0
 
 
 class _Loader(yaml.SafeLoader):
@@ -182,6 +186,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     sections: list[tuple[str, Node, int]] = []
+    steps: list[Entry] = []
     for knode, vnode in root.value:
         key = node_key(knode)
         line, vline = node_line(knode), node_line(vnode)
@@ -212,6 +217,14 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             ignore = _names(vnode, source, problems)
         elif key in PLAN_KEYS:
             sections.append((key, vnode, line))
+        elif key == "steps":
+            if not isinstance(vnode, SequenceNode) or not vnode.value:
+                raise JobFileError(
+                    source, vline, key, "must be a list of operations (- {op: write, ...})"
+                )
+            steps = [_entry(item, source, is_defaults=True, what="step") for item in vnode.value]
+            for step in steps:
+                problems.extend(step.problems)
         elif key == "defaults":
             if not isinstance(vnode, MappingNode):
                 raise JobFileError(source, vline, key, "must be a mapping of field: value")
@@ -245,6 +258,8 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         tuple(problems),
         ignore,
         tuple(sections),
+        tuple(steps),
+        seen.get("steps", 0),
     )
 
 
@@ -285,7 +300,8 @@ def node_text(node: Node) -> str | None:
     return None
 
 
-def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
+def _entry(node: Node, source: str, *, is_defaults: bool = False, what: str = "") -> Entry:
+    """One target, the defaults, or (``what`` "step") a step of a job with steps:."""
     line = node_line(node)
     values: list[str | None] = [None] * len(NAMES)
     lines = [line] * len(NAMES)
@@ -293,7 +309,10 @@ def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
         values[IMEI] = node_text(node)
         return Entry(line, tuple(values), tuple(lines))
     if not isinstance(node, MappingNode):
-        problem = Problem(source, line, "targets", "each target must be a mapping (imei: ...)")
+        if what == "step":
+            problem = Problem(source, line, "steps", "each step must be a mapping (op: ...)")
+        else:
+            problem = Problem(source, line, "targets", "each target must be a mapping (imei: ...)")
         return Entry(line, tuple(values), tuple(lines), (problem,), broken=True)
     problems: list[Problem] = []
     refused: list[int] = []
@@ -302,6 +321,14 @@ def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
         kline, vline = node_line(knode), node_line(vnode)
         name = node_key(knode)
         slot = SLOT.get(name)
+        if slot == VALUE:  # value: carried as a one-item values (res_id gives the resource)
+            slot = VALUES
+            if "values" in first:
+                problems.append(Problem(source, kline, name, "give value or values, not both"))
+                continue
+        elif slot == VALUES and "value" in first:
+            problems.append(Problem(source, kline, name, "give value or values, not both"))
+            continue
         if slot is None:
             problems.append(
                 Problem(source, kline, name or "?", f"unknown field{suggest(name, NAMES)}")
@@ -311,11 +338,17 @@ def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
                 Problem(source, kline, name, f"given twice (first on line {first[name]})")
             )
         elif is_defaults and slot == IMEI:
-            problems.append(Problem(source, kline, name, "belongs in each target, not in defaults"))
+            where = "not in a step" if what == "step" else "not in defaults"
+            problems.append(Problem(source, kline, name, f"belongs in each target, {where}"))
         else:
             first[name] = kline
             lines[slot] = vline
-            if isinstance(vnode, ScalarNode):
+            if slot == VALUES:
+                carried = _values(vnode, name, source, problems)
+                if carried is None:
+                    refused.append(slot)
+                values[slot] = carried
+            elif isinstance(vnode, ScalarNode):
                 values[slot] = node_text(vnode)
                 if values[slot] is None:  # null, ~ or nothing: a value left out by mistake
                     problems.append(Problem(source, vline, name, _EMPTY))
@@ -331,3 +364,28 @@ def _entry(node: Node, source: str, *, is_defaults: bool = False) -> Entry:
                 refused.append(slot)
     broken = any(not p.warning for p in problems) and not is_defaults
     return Entry(line, tuple(values), tuple(lines), tuple(problems), broken, tuple(refused))
+
+
+def _values(node: Node, name: str, source: str, problems: list[Problem]) -> str | None:
+    """``value:`` or ``values:`` as the field rules read it: JSON [[res_id, text, infer], ...]
+    (infer: the scalar is plain, so its type may be inferred); None after a problem."""
+    line = node_line(node)
+    items: list[tuple[str | None, Node]]
+    if name == "value":
+        items = [(None, node)]
+    elif isinstance(node, MappingNode):
+        items = [(node_text(k) if isinstance(k, ScalarNode) else "?", v) for k, v in node.value]
+    else:
+        message = "must be a mapping of resource id to value, e.g. {5850: true, 5851: 40}"
+        problems.append(Problem(source, line, name, message))
+        return None
+    carried: list[tuple[str | None, str, bool]] = []
+    for res, vnode in items:
+        text = node_text(vnode)
+        if not isinstance(vnode, ScalarNode) or text is None:
+            kind = "list" if isinstance(vnode, SequenceNode) else "mapping"
+            message = _EMPTY if isinstance(vnode, ScalarNode) else f"must be a value, not a {kind}"
+            problems.append(Problem(source, node_line(vnode), name, message))
+            return None
+        carried.append((res, text, not vnode.style))
+    return orjson.dumps(carried).decode()

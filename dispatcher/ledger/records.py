@@ -98,9 +98,9 @@ class Row:
     key: str
     imei: str
     obj_id: int
-    obj_inst_id: int
-    res_id: int
-    args: str | None
+    obj_inst_id: int | None  # None: a read of the whole object
+    res_id: int | None  # None: a read of a whole instance, or a write of several resources
+    args: str | None  # a write's: the body sent ({"data": [...]})
     valid_time: str | None  # as written in the job (TimeSpec.text)
     expired_time: str
     retry: int
@@ -131,6 +131,10 @@ class Row:
     cancelled_at: float | None = None  # when a cancel was asked for (dispatcher cancel)
     cancel_error: str | None = None  # why OneNET refused it; None: cancelled, or never asked
     retried_in: str | None = None  # the retry job it was handed to (retry-failed)
+    op: str = "execute"  # execute, write or read
+    mode: int | None = None  # a write's: 1 replace, 2 partial update
+    step: int = 0  # its step in a job with steps: (1, 2, ...); 0 without
+    after_key: str | None = None  # the key of the device's step before, in a job with steps:
 
     @property
     def delivery(self) -> DeliveryState | None:

@@ -30,6 +30,7 @@ __all__ = [
     "INSERT_COMMAND",
     "MARK_IN_FLIGHT",
     "MIGRATIONS",
+    "NO_ID",
     "RECORD_CANCEL",
     "RECORD_DELIVERY",
     "RECORD_OUTCOME",
@@ -48,6 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+NO_ID: Final = -1  # obj_inst_id or res_id a read leaves out (the columns are NOT NULL)
 CACHE = -16000  # KiB (negative: a size, not pages): the key index stays mostly cached
 SCAN_CACHE: Final = -2000  # KiB for whole-ledger reads and sorts (reports)
 
@@ -115,6 +117,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 5: the retry job a command was handed to (dispatcher retry-failed)
         "ALTER TABLE commands ADD COLUMN retried_in TEXT",
     ),
+    (  # 6: LwM2M operations (a read of a whole object or instance has -1 as the id it omits),
+        # and steps (a device's next step goes out once the one before, after_key, is accepted)
+        "ALTER TABLE commands ADD COLUMN op TEXT NOT NULL DEFAULT 'execute'",
+        "ALTER TABLE commands ADD COLUMN mode INTEGER",
+        "ALTER TABLE commands ADD COLUMN step INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE commands ADD COLUMN after_key TEXT",
+    ),
 )
 
 # The columns of a ledger Row, in its field order.
@@ -124,13 +133,13 @@ ROW_COLUMNS: Final = (
     "attempts", "first_attempt_at", "last_attempt_at", "latency_ms", "sent_valid_time",
     "sent_expired_time", "reconciled", "first_server_at", "last_server_at", "retired",
     "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result", "status_checked_at",
-    "cancelled_at", "cancel_error", "retried_in",
+    "cancelled_at", "cancel_error", "retried_in", "op", "mode", "step", "after_key",
 )  # fmt: skip
 SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
 INSERT_COMMAND: Final = (
     "INSERT INTO commands (key, imei, obj_id, obj_inst_id, res_id, args, valid_time,"
-    " expired_time, retry, timeout, trigger_msg, source, line)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
+    " expired_time, retry, timeout, trigger_msg, source, line, op, mode, step, after_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
 )
 ACTIVE: Final = "retired IS NULL"
 MARK_IN_FLIGHT: Final = (
@@ -180,13 +189,20 @@ def insert_params(c: Command) -> tuple[object, ...]:
     if not c.key:
         raise ValueError(f"{c.source}:{c.line}: command has no ledger key")
     valid = None if c.valid_time is None else c.valid_time.text
-    return (c.key, c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args, valid,
-            c.expired_time.text, c.retry, c.timeout, c.trigger_msg, c.source, c.line)  # fmt: skip
+    inst = NO_ID if c.obj_inst_id is None else c.obj_inst_id
+    res = NO_ID if c.res_id is None else c.res_id
+    return (c.key, c.imei, c.obj_id, inst, res, c.args, valid, c.expired_time.text, c.retry,
+            c.timeout, c.trigger_msg, c.source, c.line, c.op, c.mode, c.step,
+            c.after or None)  # fmt: skip
 
 
 def row_of(t: tuple[Any, ...]) -> Row:
     """A Row from the columns of :data:`SELECT_ROWS`."""
     values = list(t)
+    if values[4] == NO_ID:
+        values[4] = None
+    if values[5] == NO_ID:
+        values[5] = None
     values[14] = _STATUS[values[14]]
     values[24] = bool(values[24])
     values[27] = None if values[27] is None else _RETIRED[values[27]]

@@ -92,12 +92,17 @@ def find(text: str) -> list[LwM2MObject]:
     return [obj for obj in _table().values() if needle in obj.name.casefold()]
 
 
-def describe(obj_id: int, obj_inst_id: int, res_id: int) -> str:
-    """``5/0/2 Firmware Update · Update (E)``; ``33000/0/1 (not in the registry)``."""
-    path = f"{obj_id}/{obj_inst_id}/{res_id}"
+def describe(obj_id: int, obj_inst_id: int | None, res_id: int | None) -> str:
+    """``5/0/2 Firmware Update · Update (E)``; ``33000/0/1 (not in the registry)``; a path
+    without its resource (``3/0 Device``) or instance names the object."""
+    path = "/".join(str(part) for part in (obj_id, obj_inst_id, res_id) if part is not None)
+    if obj_inst_id is None and res_id is not None:
+        path = f"{obj_id}/*/{res_id}"
     obj = lookup(obj_id)
     if obj is None:
         return f"{path} (not in the registry)"
+    if res_id is None:
+        return f"{path} {obj.name}"
     res = obj.resources.get(res_id)
     if res is None:
         return f"{path} {obj.name} · resource {res_id} (not in the registry)"

@@ -25,7 +25,13 @@ from typing import Protocol
 
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.store import Row
-from dispatcher.onenet.client import ExecuteRequest, HistoryItem, Outcome
+from dispatcher.onenet.client import (
+    ExecuteRequest,
+    HistoryItem,
+    Outcome,
+    ReadRequest,
+    WriteRequest,
+)
 from dispatcher.run.fanout import fan_out
 from dispatcher.run.matching import Settled, args_text, listed_alike, settle_rows
 from dispatcher.run.pacing import Pace
@@ -43,6 +49,10 @@ class CommandClient(Protocol):
     """What the runner and the reconciler need from a OneNET client."""
 
     async def execute_offline(self, req: ExecuteRequest) -> Outcome: ...
+
+    async def write_offline(self, req: WriteRequest) -> Outcome: ...
+
+    async def read_offline(self, req: ReadRequest) -> Outcome: ...
 
     async def history(
         self,

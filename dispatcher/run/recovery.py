@@ -174,4 +174,8 @@ def command_of(row: Row) -> Command:
         source=row.source,
         line=row.line,
         key=row.key,
+        op=row.op,
+        mode=row.mode,
+        step=row.step,
+        after=row.after_key or "",
     )

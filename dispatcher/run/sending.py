@@ -1,4 +1,4 @@
-"""The send operation: one cached execute command created at OneNET, exactly once.
+"""The send operation: one cached command (execute, write or read) created at OneNET, exactly once.
 
 For each command: its times are resolved for the moment of sending (on OneNET's clock), it is
 marked ``in_flight`` in the ledger with exactly those times and the mark is on disk, it waits for
@@ -19,20 +19,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
+
 from dispatcher.config import Settings
 from dispatcher.errors import RunAborted
 from dispatcher.job.model import Command
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import InFlight, Status
 from dispatcher.onenet.answers import Outcome, Verdict
-from dispatcher.onenet.client import ExecuteRequest
+from dispatcher.onenet.client import ExecuteRequest, ReadRequest, WriteRequest, WriteValue
 from dispatcher.run.lane import Lane
 from dispatcher.run.outcomes import Outcomes
+from dispatcher.run.reconcile import CommandClient
 from dispatcher.run.retrying import Attempts
 from dispatcher.run.state import Stop
 from dispatcher.times import BEIJING, format_onenet
 
-__all__ = ["EXPIRED", "Send"]
+__all__ = ["EXPIRED", "Request", "Send", "create", "request_of"]
 
 # A valid_time this close to the moment of sending has passed by the time OneNET checks it.
 _START_MARGIN = 2.0
@@ -43,6 +46,8 @@ _AHEAD_S = 0.4
 
 EXPIRED = "expired_time passed before the command could be sent"
 
+Request = ExecuteRequest | WriteRequest | ReadRequest
+
 
 @dataclass(slots=True)
 class _Flight:
@@ -50,7 +55,7 @@ class _Flight:
 
     command: Command
     old: Status  # its status before this run sent it
-    request: ExecuteRequest
+    request: Request
     resolved_at: float  # OneNET's clock when the times were fixed
     valid_at: float | None  # the instants sent (OneNET's clock), to check them cheaply
     expired_at: float
@@ -149,7 +154,7 @@ class Send:
         flight.on_wire = True
         flight.sent_at = sent = self.clock()
         started = time.perf_counter()
-        outcome = await lane.client.execute_offline(flight.request)
+        outcome = await create(lane.client, flight.request)
         flight.latency_ms = (time.perf_counter() - started) * 1000.0
         flight.on_wire = False
         stats = self.outcomes.stats
@@ -209,18 +214,8 @@ class Send:
             if valid_at <= at + _START_MARGIN:
                 # A start that has passed means "from now", which is OneNET's default.
                 valid, valid_at = None, None
-        request = ExecuteRequest(
-            imei=c.imei,
-            obj_id=c.obj_id,
-            obj_inst_id=c.obj_inst_id,
-            res_id=c.res_id,
-            expired_time=format_onenet(expired),
-            valid_time=format_onenet(valid) if valid is not None else None,
-            args=c.args,
-            retry=c.retry,
-            timeout=c.timeout,
-            trigger_msg=c.trigger_msg,
-        )
+        valid_text = format_onenet(valid) if valid is not None else None
+        request = request_of(c, format_onenet(expired), valid_text)
         return _Flight(c, old, request, at, valid_at, expired_at)
 
     def _finish(self, flight: _Flight, outcome: Outcome) -> None:
@@ -281,3 +276,62 @@ def _still_good(flight: _Flight, at: float) -> bool:
     if flight.expired_at <= at + _START_MARGIN:
         return False
     return flight.valid_at is None or flight.valid_at > at + _START_MARGIN
+
+
+def request_of(c: Command, expired_time: str, valid_time: str | None) -> Request:
+    """The request of a command for these times (OneNET's format): its operation's call."""
+    if c.op == "write":
+        assert c.obj_inst_id is not None and c.args is not None
+        return WriteRequest(
+            imei=c.imei,
+            obj_id=c.obj_id,
+            obj_inst_id=c.obj_inst_id,
+            mode=c.mode or 2,
+            values=_write_values(c.args),
+            expired_time=expired_time,
+            valid_time=valid_time,
+            retry=c.retry,
+            timeout=c.timeout,
+            trigger_msg=c.trigger_msg,
+        )
+    if c.op == "read":
+        return ReadRequest(
+            imei=c.imei,
+            obj_id=c.obj_id,
+            obj_inst_id=c.obj_inst_id,
+            res_id=c.res_id,
+            expired_time=expired_time,
+            valid_time=valid_time,
+            retry=c.retry,
+            timeout=c.timeout,
+            trigger_msg=c.trigger_msg,
+        )
+    assert c.obj_inst_id is not None and c.res_id is not None
+    return ExecuteRequest(
+        imei=c.imei,
+        obj_id=c.obj_id,
+        obj_inst_id=c.obj_inst_id,
+        res_id=c.res_id,
+        expired_time=expired_time,
+        valid_time=valid_time,
+        args=c.args,
+        retry=c.retry,
+        timeout=c.timeout,
+        trigger_msg=c.trigger_msg,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _write_values(body: str) -> tuple[WriteValue, ...]:
+    """A write's values from the body its job wrote (fleets repeat it: parsed once)."""
+    items = orjson.loads(body)["data"]
+    return tuple(WriteValue(v["res_id"], v["val"], v.get("type")) for v in items)
+
+
+async def create(client: CommandClient, request: Request) -> Outcome:
+    """The create call of a request's operation."""
+    if isinstance(request, WriteRequest):
+        return await client.write_offline(request)
+    if isinstance(request, ReadRequest):
+        return await client.read_offline(request)
+    return await client.execute_offline(request)
