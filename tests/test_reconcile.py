@@ -45,6 +45,8 @@ ROW_DEFAULTS: dict[str, object] = {
     "sent_valid_time": VALID,
     "sent_expired_time": EXPIRED,
     "reconciled": False,
+    "op": "execute",
+    "step": 0,
 }
 
 

@@ -219,6 +219,9 @@ _FIRST = {
     "cancelled_at": None,
     "cancel_error": None,
     "retried_in": None,
+    "op": "execute",
+    "mode": None,
+    "step": None,
 }
 
 
@@ -401,7 +404,9 @@ def test_delivery_columns_follow_the_earlier_columns_in_order() -> None:
         "first_attempt_at", "last_attempt_at", "latency_ms", "reconciled", "retry", "timeout",
         "trigger_msg", "key", "retired",
     )  # fmt: skip
-    assert EXPORT_FIELDS[EXPORT_FIELDS.index("retired") + 1 :] == _DELIVERY_COLUMNS
+    delivery = EXPORT_FIELDS.index("retired") + 1
+    assert EXPORT_FIELDS[delivery : delivery + len(_DELIVERY_COLUMNS)] == _DELIVERY_COLUMNS
+    assert EXPORT_FIELDS[delivery + len(_DELIVERY_COLUMNS) :] == ("op", "mode", "step")
 
 
 def _delivered_ledger(ledger: Ledger) -> list[str]:

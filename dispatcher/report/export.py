@@ -31,7 +31,7 @@ EXPORT_FIELDS: Final = (
     "first_attempt_at", "last_attempt_at", "latency_ms", "reconciled", "retry", "timeout",
     "trigger_msg", "key", "retired", "send_status", "confirm_status", "send_time", "confirm_time",
     "cmd_result", "delivery", "status_checked_at", "cancelled_at", "cancel_error",
-    "retried_in",
+    "retried_in", "op", "mode", "step",
 )  # fmt: skip
 
 
@@ -73,6 +73,10 @@ def export_record(row: Row) -> dict[str, Any]:
         "cancelled_at": _iso(row.cancelled_at),
         "cancel_error": row.cancel_error,
         "retried_in": row.retried_in,
+        # Added later, so after the rest: the columns before keep their places.
+        "op": row.op,
+        "mode": row.mode,
+        "step": row.step or None,
     }
 
 

@@ -88,16 +88,19 @@ class CanaryPhase:
     async def run(self) -> CanaryVerdict | None:
         """The canary's verdict; None when a stop came first."""
         ledger = self.recorder.ledger
-        positions = canary_positions(self.total, self.canary)
-        items = await self.recorder.call(_register_canary, ledger, self.job, positions)
+        steps = len(self.job.steps) or 1
+        # With steps, the canary is of devices: each gets every step, one step after the other.
+        positions = canary_positions(self.total // steps, self.canary)
+        items = await self.recorder.call(_register_canary, ledger, self.job, positions, steps)
         keys = [command.key for command, _ in items]
         log.info("canary: %d commands, %d to send", len(items), sum(s in TO_SEND for _, s in items))
-        to_send = [(command, status) for command, status in items if status in TO_SEND]
-        if to_send:
-            await self.send(to_send)
-        if self.stop.requested:
-            return None
-        await self.recover()  # answers lost on the way back are settled before judging
+        for step in sorted({command.step for command, _ in items}):
+            to_send = [(c, status) for c, status in items if status in TO_SEND and c.step == step]
+            if to_send:
+                await self.send(to_send)
+            if self.stop.requested:
+                return None
+            await self.recover()  # answers lost on the way back are settled before going on
         if self.canary.wait == "delivered":
             await self._follow(keys)
             if self.stop.requested:
@@ -132,13 +135,14 @@ class CanaryPhase:
             await self.sleep(min(poll, left))
 
 
-def _register_canary(ledger: Ledger, job: Job, positions: frozenset[int]) -> list[Item]:
-    """The canary's commands (at ``positions`` of the job), registered, with their status."""
+def _register_canary(ledger: Ledger, job: Job, positions: frozenset[int], steps: int) -> list[Item]:
+    """The canary's commands (those of the rows at ``positions`` of the job: each row is
+    ``steps`` commands in a row), registered, with their status."""
     picked: list[Command] = []
     commands = job.commands()
     try:
         for n, command in enumerate(commands):
-            if n in positions:
+            if n // steps in positions:
                 picked.append(command)
     finally:
         commands.close()

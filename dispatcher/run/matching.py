@@ -16,15 +16,18 @@ delivered that never was, and send the other one twice.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import orjson
 
 from dispatcher.ledger.store import Row
 from dispatcher.onenet.client import HistoryItem
 from dispatcher.times import parse_onenet
 
-__all__ = ["Settled", "args_text", "listed_alike", "settle_rows"]
+__all__ = ["Settled", "args_text", "listed_alike", "same_args", "settle_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def listed_alike(row: Row, item: HistoryItem, start: datetime) -> bool:
 
     ``args`` is not in the list (only in the detail): compare it with ``args_text`` as well.
     """
-    if item.type.upper() != "EXECUTE":
+    if item.type.upper() != row.op.upper():
         return False
     # A field the answer left out shows nothing that disagrees.
     if item.trigger_msg is not None and item.trigger_msg != row.trigger_msg:
@@ -59,6 +62,53 @@ def listed_alike(row: Row, item: HistoryItem, start: datetime) -> bool:
 def args_text(value: object) -> str:
     """``args`` as compared: a command sent without args shows none (or an empty string)."""
     return "" if value is None else str(value)
+
+
+def same_args(row: Row, shown: object) -> bool:
+    """Whether the ``args`` a detail shows agree with what ``row`` sent.
+
+    An execute's are its command string, compared as text. A write's are its data: compared as
+    data (the resources and values in order, whatever the JSON's spacing, or whether the body or
+    only its list is shown); a detail that shows none, or none that reads as data, shows nothing
+    that disagrees (two such writes in one window stay in doubt, never guessed).
+    """
+    if row.op != "write":
+        return args_text(shown) == args_text(row.args)
+    theirs = _write_data(shown)
+    return theirs is None or theirs == _write_data(row.args)
+
+
+def _write_data(value: object) -> list[tuple[object, object]] | None:
+    """A write's data as (res_id, val) pairs, from its body or list, as text or parsed."""
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+    if isinstance(value, dict):
+        value = value.get("data")
+    if not isinstance(value, list):
+        return None
+    pairs: list[tuple[object, object]] = []
+    for item in value:
+        if not isinstance(item, dict) or "res_id" not in item:
+            return None
+        pairs.append((str(item.get("res_id")), _value(item.get("val"))))
+    return pairs
+
+
+def _value(val: object) -> object:
+    """A written value as compared: a number is one whether it is shown as JSON or as text."""
+    if isinstance(val, bool):
+        return val
+    if isinstance(val, int | float):
+        return float(val)
+    text = str(val)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def settle_rows(rows: Sequence[Row], candidates: Mapping[int, Sequence[HistoryItem]]) -> Settled:

@@ -3,8 +3,9 @@
 OneNET's create call has no idempotency key: a POST whose answer was lost may or may not have
 created the command, and sending it again can make a device run it twice. So before anything is sent
 again, the history of that device is searched (``GET /nbiot/offline/history``, from a little before
-the first attempt, by OneNET's clock) for EXECUTE commands with the same window and trigger that the
-ledger does not already hold, and their ``args`` are read in the detail (``/history/{uuid}``).
+the first attempt, by OneNET's clock) for commands of the same type (EXECUTE, WRITE, READ), window
+and trigger that the ledger does not already hold, and the ``args`` of executes and writes are read
+in the detail (``/history/{uuid}``).
 Which of them settles which row, and when it cannot be told, is matching.py's job.
 
 Every history page and detail call takes a slot of the run's pace, as sends do. Several devices are
@@ -33,7 +34,7 @@ from dispatcher.onenet.client import (
     WriteRequest,
 )
 from dispatcher.run.fanout import fan_out
-from dispatcher.run.matching import Settled, args_text, listed_alike, settle_rows
+from dispatcher.run.matching import Settled, listed_alike, same_args, settle_rows
 from dispatcher.run.pacing import Pace
 from dispatcher.run.state import Stop
 from dispatcher.times import BEIJING
@@ -188,15 +189,17 @@ async def _look_up_device(
         n: [i for i in items if i.uuid not in held and listed_alike(row, i, start)]
         for n, row in enumerate(rows)
     }
-    args_of: dict[str, str] = {}
-    for candidates in listed.values():
+    args_of: dict[str, object] = {}
+    for n, candidates in listed.items():
+        if rows[n].op == "read":
+            continue  # a read sends no args: the list tells all there is
         for item in candidates:
             if item.uuid not in args_of:
                 await pace.acquire()
                 detail = await client.detail(imei, item.uuid)
-                args_of[item.uuid] = args_text(detail.get("args"))
+                args_of[item.uuid] = detail.get("args")
     matching = {
-        n: [i for i in candidates if args_of[i.uuid] == args_text(rows[n].args)]
+        n: [i for i in candidates if rows[n].op == "read" or same_args(rows[n], args_of[i.uuid])]
         for n, candidates in listed.items()
     }
     return settle_rows(rows, matching)

@@ -264,8 +264,24 @@ class _Runner:
     # -- sending --------------------------------------------------------------------------------
 
     async def _send_job(self) -> None:
-        """Stream the job file through the ledger into the fan-out."""
-        commands = self.job.commands()
+        """Stream the job file through the ledger into the fan-out: in a job with steps, one
+        step after the other, the answers lost in one settled before the next (a device's step
+        goes out only once the one before is accepted: sending.py holds back the others)."""
+        steps = len(self.job.steps)
+        if not steps:
+            await self._send_step(None)
+            return
+        for step in range(1, steps + 1):
+            if step > 1:
+                await self.recovery.recover()
+            if self.stop.requested:
+                return
+            await self._send_step(step)
+
+    async def _send_step(self, step: int | None) -> None:
+        """Stream the job's commands (of one step, or all) through the ledger into the fan-out."""
+        every = self.job.commands()
+        commands = every if step is None else (c for c in every if c.step == step)
         size = self.settings.ledger.batch_size
 
         async def to_send() -> AsyncIterator[Item]:
@@ -284,7 +300,7 @@ class _Runner:
             await self._fan_out(to_send())
         finally:
             # The job's reader holds a temporary SQLite table bound to the ledger thread.
-            await self.recorder.call(commands.close)
+            await self.recorder.call(every.close)
 
     async def _fan_out(self, items: AsyncIterator[Item] | list[Item]) -> None:
         cut = await fan_out(

@@ -100,6 +100,8 @@ class Send:
 
     async def __call__(self, item: tuple[Command, Status]) -> None:
         command, old = item
+        if command.after and await self._held_back(command, old):
+            return
         if self._turns is None:
             await self._send(command, old, None)
             return
@@ -110,6 +112,26 @@ class Send:
             await self._send(command, old, turn)
         finally:
             turn.give()
+
+    async def _held_back(self, command: Command, old: Status) -> bool:
+        """A step whose step before is not accepted is not sent: recorded ``skipped`` with why
+        (a rerun sends it once that one is); True when held back."""
+        ledger = self.recorder.ledger
+        before = await self.recorder.call(ledger.rows_of, [command.after])
+        if before and before[0].status is Status.ACCEPTED:
+            return False
+        if before:
+            row = before[0]
+            path = "/".join(
+                str(i) for i in (row.obj_id, row.obj_inst_id, row.res_id) if i is not None
+            )
+            why = (
+                f"held back: step {row.step} ({row.op} {path}) is {row.status.value}, not accepted"
+            )
+        else:
+            why = "held back: the step before is not in the ledger"
+        self.outcomes.sent(command.key, old, Status.SKIPPED, None, why, 0, self.clock())
+        return True
 
     async def _send(self, command: Command, old: Status, turn: _Turn | None) -> None:
         now = self.clock()
