@@ -290,6 +290,16 @@ class RowChecker:
             target = slot if slot > TRIGGER else min(slot, TRIGGER_MSG)
             if out[target] is not _BAD:
                 out[target] = value
+        op = out[OP]
+        if raw[OP] and isinstance(op, str):  # an op said here: fields of another op are wrong
+            wrong = [(MODE, "write"), (VALUES, "write")] + (
+                [(ARGS, "execute")] if op != "execute" else []
+            )
+            for slot, only in wrong:
+                if raw[slot] and op != only:
+                    message = f"applies to op: {only} only (this is op: {op})"
+                    self._default_problem(file, lines[slot], NAMES[slot], message)
+                    out[slot] = _BAD
         valid, expired = out[VALID], out[EXPIRED]
         if (
             isinstance(valid, TimeValue)

@@ -210,7 +210,10 @@ class Job:
         yield from sorted(found, key=lambda p: p.line)
         for entry in self.targets:
             given = self._operation_given(entry)
-            rows, problems = _each_step(checkers, functools.partial(_check_entry, entry=entry))
+            rows: list[Checked] = []
+            problems: list[Problem] = []
+            if not given:  # else its rows would say it again, once per step
+                rows, problems = _each_step(checkers, functools.partial(_check_entry, entry=entry))
             if problems and entry.refused:  # a field refused as written is not missing too
                 refused = {NAMES[slot] for slot in entry.refused}
                 problems = [p for p in problems if p.field not in refused]

@@ -137,6 +137,11 @@ class OneNetClient:
     """OneNET's cached-command API over one aiohttp session (the caller owns it and its timeout)."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, api_key: str) -> None:
+        # aiohttp sends a GET or PUT again, once, when a kept-alive connection breaks under it
+        # (RFC 9112's retry of idempotent requests). OneNET's cached read is created by a GET:
+        # sent again, a device would be asked twice. Every retry here is the caller's own
+        # decision (in doubt: settled against the history). aiohttp's TestClient sets the same.
+        session._retry_connection = False
         self._session = session
         self._base = base_url.rstrip("/")
         self._key = api_key
