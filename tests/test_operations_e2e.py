@@ -13,6 +13,7 @@ import orjson
 
 from dispatcher.emulator.devices import UPDATE
 from dispatcher.emulator.server import Emulator, Faults, Fleet, serve
+from dispatcher.job.model import load_job
 from dispatcher.ledger.store import Status
 from dispatcher.run.runner import RunResult
 from tests.e2e_support import API_KEY, fast_settings, fleet, ledger_rows, run_against, write_config
@@ -205,3 +206,32 @@ async def test_a_read_whose_answer_is_lost_is_asked_for_once_and_is_in_doubt(
     assert counts(result) == {Status.IN_DOUBT: 3}
     assert emulator.stats()["posts"] == 3  # creates, the GET of a read too
     assert len(emulator.accepted()) == 3
+
+
+async def test_retry_failed_writes_a_refused_write_again_with_its_values(tmp_path: Path) -> None:
+    imeis = fleet(3)
+    job = job_file(tmp_path, "lights", WRITE, imeis)
+    emulator = Emulator(faults=Faults(foreign_imeis=frozenset({imeis[1]})))
+    async with serve(emulator) as url:
+        await run_against(url, job, tmp_path / "l.db", fast_settings())
+    for name in ("again.csv", "again.yaml"):  # the CSV refused first: nothing handed over
+        done = await dispatcher_async("retry-failed", "l.db", "-o", name, cwd=tmp_path)
+        if name.endswith(".csv"):  # two values in one write: a CSV row holds one
+            assert done.code == 2 and "one resource per row" in done.stderr
+            continue
+        assert done.code == 0, done.stderr
+        (retried,) = load_job(tmp_path / name).commands()
+        (original,) = [c for c in load_job(job).commands() if c.imei == imeis[1]]
+        same = ("imei", "op", "obj_id", "obj_inst_id", "res_id", "args", "mode")
+        assert [getattr(retried, f) for f in same] == [getattr(original, f) for f in same]
+
+
+async def test_retry_failed_refuses_a_job_with_steps(tmp_path: Path) -> None:
+    imeis = fleet(2)
+    job = job_file(tmp_path, "fw", FIRMWARE, imeis)
+    emulator = Emulator(faults=Faults(foreign_imeis=frozenset({imeis[0]})))
+    async with serve(emulator) as url:
+        await run_against(url, job, tmp_path / "fw.db", fast_settings())
+    done = await dispatcher_async("retry-failed", "fw.db", "-o", "again.yaml", cwd=tmp_path)
+    assert done.code == 2
+    assert "its job has steps:" in done.stderr and not (tmp_path / "again.yaml").exists()
