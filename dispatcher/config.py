@@ -1,7 +1,12 @@
 """Settings: frozen dataclasses, loaded from a YAML config file and checked once at the edge.
 
 Every key is documented in ``config.example.yaml``. The api-key itself never lives in a file: the
-config names the environment variable that holds it (``onenet.api_key_env``).
+config names the environment variable that holds it (``onenet.api_key_env``; on the newer
+platform, ``onenet.token.access_key_env``).
+
+``products:`` names OneNET products, each a lane of its own: its keys (those of ``onenet``,
+``limits`` and ``retry``, written flat) override the top-level sections' for that product, and
+``Settings.for_product`` gives the settings a product's lane runs with.
 """
 
 from __future__ import annotations
@@ -22,24 +27,46 @@ import yaml
 from dispatcher.errors import ConfigError
 
 __all__ = [
+    "PLATFORMS",
+    "TOKEN_METHODS",
     "LedgerSettings",
     "Limits",
     "OneNetSettings",
     "ReliabilitySettings",
     "RetrySettings",
     "Settings",
+    "TokenSettings",
     "api_key_from_env",
     "load_settings",
     "plain_http_warning",
 ]
 
 
+PLATFORMS = ("onenet", "iot-api")
+"""``onenet``: api.heclouds.com, /nbiot paths, an api-key; ``iot-api``: the newer platform,
+/nb-iot paths, a signed token."""
+TOKEN_METHODS = ("md5", "sha1", "sha256")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    """The newer platform's signed token: whose access key, for which resource, how signed."""
+
+    access_key_env: str = ""
+    res: str = ""  # userid/{uid}, products/{pid} or products/{pid}/devices/{name}
+    method: str = "sha1"
+    version: str = "2022-05-01"
+    lifetime: float = 3600.0  # seconds a token is good for (written 1h, 30m, 3600)
+
+
 @dataclass(frozen=True, slots=True)
 class OneNetSettings:
-    """Where OneNET is and which environment variable holds the api-key."""
+    """Where OneNET is, which platform, and which environment variable holds the key."""
 
     base_url: str = "https://api.heclouds.com"
     api_key_env: str = "ONENET_API_KEY"
+    platform: str = "onenet"
+    token: TokenSettings | None = None  # the newer platform's (platform: iot-api)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +119,22 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     reliability: ReliabilitySettings = field(default_factory=ReliabilitySettings)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
+    # Each product's own keys, by section: {name: {"onenet": {...}, "limits": {...}, ...}}.
+    products: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+
+    def for_product(self, name: str | None) -> Settings:
+        """The settings of one product's lane (None or "": the top-level sections'), no
+        products of its own; ConfigError for a product the config does not name."""
+        if not name:
+            return dataclasses.replace(self, products={})
+        own = self.products.get(name)
+        if own is None:
+            raise ConfigError(f"no product {name!r} in the config{_suggest(name, self.products)}")
+        changed = {
+            section: dataclasses.replace(getattr(self, section), **values)
+            for section, values in own.items()
+        }
+        return dataclasses.replace(self, products={}, **changed)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain data (for the ledger's runs table); holds no secret."""
@@ -115,6 +158,19 @@ class Settings:
             onenet = dataclasses.replace(onenet, base_url=base_url)
         new = dataclasses.replace(self, limits=limits, onenet=onenet)
         _check(new, "command line")
+        if base_url is not None or rate != "keep" or concurrency is not None:
+            # The command line is said for every product: its flags win over their keys too.
+            products: dict[str, dict[str, dict[str, Any]]] = {}
+            for name, given in new.products.items():
+                own = {k: dict(v) for k, v in given.items()}
+                if base_url is not None:
+                    own.setdefault("onenet", {})["base_url"] = base_url
+                if rate != "keep":
+                    own.setdefault("limits", {})["rate_per_second"] = limits.rate_per_second
+                if concurrency is not None:
+                    own.setdefault("limits", {})["concurrency"] = concurrency
+                products[name] = own
+            new = dataclasses.replace(new, products=products)
         return new
 
 
@@ -157,7 +213,11 @@ def load_settings(path: str | Path | None) -> Settings:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: the config must be a mapping of sections")
     sections: dict[str, Any] = {}
+    products: Any = None
     for name, value in raw.items():
+        if name == "products":
+            products = value
+            continue
         cls = _SECTIONS.get(str(name))
         if cls is None:
             raise ConfigError(f"{where}: unknown section {name!r}{_suggest(str(name), _SECTIONS)}")
@@ -168,7 +228,43 @@ def load_settings(path: str | Path | None) -> Settings:
         sections[str(name)] = _section(cls, value, f"{where}: {name}")
     settings = Settings(**sections)
     _check(settings, where)
+    if products is not None:
+        settings = dataclasses.replace(settings, products=_products(products, settings, where))
     return settings
+
+
+# The keys a product may give, and the section each belongs to.
+_PRODUCT_KEYS: dict[str, str] = {
+    **{f.name: "onenet" for f in dataclasses.fields(OneNetSettings)},
+    **{f.name: "limits" for f in dataclasses.fields(Limits)},
+    **{f.name: "retry" for f in dataclasses.fields(RetrySettings)},
+}
+
+
+def _products(raw: Any, top: Settings, where: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """``products:``: each product's keys by section, checked as the lane will run with them."""
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError(f"{where}: products: must be a mapping of product name to its keys")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, values in raw.items():
+        name = str(key)
+        here = f"{where}: products.{name}"
+        if not name or not name.replace("-", "").replace("_", "").isalnum() or not name.isascii():
+            raise ConfigError(f"{here}: a product's name is letters, digits, - and _")
+        if values is None:
+            values = {}
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{here}: must be a mapping of keys")
+        own: dict[str, dict[str, Any]] = {}
+        for k, value in values.items():
+            section = _PRODUCT_KEYS.get(str(k))
+            if section is None:
+                raise ConfigError(f"{here}.{k}: unknown key{_suggest(str(k), _PRODUCT_KEYS)}")
+            cls = _SECTIONS[section]
+            own.setdefault(section, {})[str(k)] = _coerce_field(cls, str(k), value, f"{here}.{k}")
+        out[name] = own
+        _check(dataclasses.replace(top, products=out).for_product(name), here)
+    return out
 
 
 def _section(cls: type[Any], values: Mapping[Any, Any], where: str) -> Any:
@@ -178,9 +274,46 @@ def _section(cls: type[Any], values: Mapping[Any, Any], where: str) -> Any:
         name = str(key)
         if name not in fields:
             raise ConfigError(f"{where}.{name}: unknown key{_suggest(name, fields)}")
-        default = getattr(cls(), name)
-        kwargs[name] = _coerce(value, default, f"{where}.{name}")
+        kwargs[name] = _coerce_field(cls, name, value, f"{where}.{name}")
     return cls(**kwargs)
+
+
+def _coerce_field(cls: type[Any], name: str, value: Any, where: str) -> Any:
+    """One key's value, as its field wants it."""
+    if cls is OneNetSettings and name == "token":
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: must be a mapping (access_key_env, res, method, ...)")
+        token: dict[str, Any] = {}
+        fields = {f.name for f in dataclasses.fields(TokenSettings)}
+        for k, v in value.items():
+            if str(k) not in fields:
+                raise ConfigError(
+                    f"{where}.{k}: unknown key{_suggest(str(k), dict.fromkeys(fields))}"
+                )
+            if k == "lifetime":
+                token["lifetime"] = _duration(v, f"{where}.lifetime")
+            else:
+                token[str(k)] = _coerce(v, getattr(TokenSettings(), str(k)), f"{where}.{k}")
+        return TokenSettings(**token)
+    return _coerce(value, getattr(cls(), name), where)
+
+
+def _duration(value: Any, where: str) -> float:
+    """Seconds, from a number or text such as 90s, 30m, 1h, 1d."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _number(value, where)
+    text = str(value).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise ConfigError(
+            f"{where}: must be a duration such as 1h, 30m or 3600, not {value!r}"
+        ) from None
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -226,8 +359,30 @@ def _check(s: Settings, where: str) -> None:
         problems.append(
             f"onenet.base_url: {s.onenet.base_url!r} is not an http(s) URL{url_problem}"
         )
-    name = s.onenet.api_key_env
-    if not name:
+    o = s.onenet
+    name = o.api_key_env
+    if o.platform not in PLATFORMS:
+        problems.append(f"onenet.platform: {o.platform!r} must be onenet or iot-api")
+    elif o.platform == "iot-api":
+        t = o.token
+        if t is None:
+            problems.append("onenet.token: platform iot-api signs with a token: give token:")
+        else:
+            if not t.access_key_env or not _env_name_ok(t.access_key_env):
+                problems.append(
+                    "onenet.token.access_key_env: name the environment variable holding the"
+                    " access key"
+                )
+            if not t.res:
+                problems.append(
+                    "onenet.token.res: name what the token is for: products/{pid},"
+                    " userid/{uid} or products/{pid}/devices/{name}"
+                )
+            if t.method not in TOKEN_METHODS:
+                problems.append(f"onenet.token.method: {t.method!r} must be md5, sha1 or sha256")
+            if not 60 <= t.lifetime <= 366 * 86400:
+                problems.append("onenet.token.lifetime: must be from 60 s to a year")
+    elif not name:
         problems.append("onenet.api_key_env: name the environment variable holding the api-key")
     elif not _env_name_ok(name):
         problems.append(f"onenet.api_key_env: {name!r} is not the name of an environment variable")
@@ -294,8 +449,18 @@ def _suggest(name: str, choices: Mapping[str, object]) -> str:
 
 
 def api_key_from_env(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
-    """The api-key from the environment variable the config names; ConfigError if unset."""
+    """The key from the environment variable the config names (the api-key, or on the newer
+    platform the token's access key); ConfigError if unset."""
     env = os.environ if environ is None else environ
+    token = settings.onenet.token
+    if settings.onenet.platform == "iot-api" and token is not None:
+        key = env.get(token.access_key_env, "").strip()
+        if not key:
+            raise ConfigError(
+                f"the access key is not set: export {token.access_key_env}=<the access key of"
+                f" {token.res}>"
+            )
+        return key
     name = settings.onenet.api_key_env
     if not name or not _env_name_ok(name):
         raise ConfigError(

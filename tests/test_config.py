@@ -81,10 +81,29 @@ def test_example_config_documents_every_section_and_key() -> None:
     fields = {
         (f.name, g.name)
         for f in dataclasses.fields(Settings)
+        if f.name in SECTIONS
         for g in dataclasses.fields(SECTIONS[f.name])
     }
-    assert set(raw) == {f.name for f in dataclasses.fields(Settings)}
+    assert set(raw) == set(SECTIONS)
     assert documented == fields
+
+
+def test_the_example_configs_products_load_as_written(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start = text.index("# products:")
+    block = "\n".join(line.removeprefix("# ") for line in text[start:].splitlines())
+    path = tmp_path / "c.yaml"
+    path.write_text(text[:start] + block + "\n", encoding="utf-8")
+    settings = load_settings(path)
+    assert set(settings.products) == {"meters", "lights", "studio"}
+    lights = settings.for_product("lights")
+    assert (lights.limits.rate_per_second, lights.limits.concurrency) == (100, 8)
+    assert lights.onenet.api_key_env == "LIGHTS_KEY"
+    assert lights.retry == settings.retry  # not given: the top-level section's
+    studio = settings.for_product("studio").onenet
+    assert (studio.platform, studio.base_url) == ("iot-api", "https://iot-api.heclouds.com")
+    assert studio.token is not None and studio.token.lifetime == 3600
+    assert settings.for_product(None).onenet == settings.onenet
 
 
 def test_example_config_explains_every_key_in_a_comment() -> None:
@@ -347,7 +366,7 @@ def test_unknown_key_suggests_the_closest(write_file: WriteFile) -> None:
 
 def test_unknown_key_with_no_close_name_lists_the_known_ones(write_file: WriteFile) -> None:
     message = config_error(write_file, "onenet:\n  password: hunter2\n")
-    assert "onenet.password: unknown key (known: api_key_env, base_url)" in message
+    assert "onenet.password: unknown key (known: api_key_env, base_url, platform, token)" in message
 
 
 def test_the_api_key_itself_is_not_a_config_key(write_file: WriteFile) -> None:
@@ -498,10 +517,12 @@ def test_settings_as_data_hold_no_api_key(monkeypatch: pytest.MonkeyPatch) -> No
     data = settings.to_dict()
     text = json.dumps(data)
     assert SECRET not in text
-    assert set(data) == set(SECTIONS)
+    assert set(data) == {*SECTIONS, "products"}
     assert data["onenet"] == {
         "base_url": "https://api.heclouds.com",
         "api_key_env": "ONENET_API_KEY",
+        "platform": "onenet",
+        "token": None,
     }
     assert "api_key" not in data["onenet"]
 
@@ -510,7 +531,10 @@ def test_settings_as_data_round_trip_through_json() -> None:
     settings = Settings().with_overrides(rate=0)
     data = json.loads(json.dumps(settings.to_dict()))
     assert data["limits"]["rate_per_second"] is None
-    rebuilt = Settings(**{name: SECTIONS[name](**values) for name, values in data.items()})
+    rebuilt = Settings(
+        **{name: SECTIONS[name](**values) for name, values in data.items() if name in SECTIONS},
+        products=data["products"],
+    )
     assert rebuilt == settings
 
 

@@ -467,10 +467,10 @@ def test_in_flight_marks_keep_the_first_server_time_and_the_latest(ledger: Ledge
 def test_row_fields_follow_the_selected_columns_with_the_new_ones_last() -> None:
     names = [f.name for f in dataclasses.fields(Row)]
     assert names == list(ledger_file.ROW_COLUMNS)
-    assert names[-13:] == [
+    assert names[-14:] == [
         "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result",
         "status_checked_at", "cancelled_at", "cancel_error", "retried_in", "op", "mode", "step",
-        "after_key",
+        "after_key", "product",
     ]  # fmt: skip
 
 

@@ -69,6 +69,7 @@ class Command:
     mode: int | None = None  # a write's: 1 replace, 2 partial update
     step: int = 0  # its place in a job with steps: (1, 2, ...); 0 in a job without
     after: str = ""  # the key of the device's previous step, sent only once that is accepted
+    product: str = ""  # the OneNET product (a lane) it goes through; "": the default one
 
 
 def command_key(
@@ -119,13 +120,18 @@ def key_of(imei: str, tail: bytes) -> str:
     return hashlib.blake2b(imei.encode() + tail, digest_size=16).hexdigest()
 
 
-def sent_tail(valid: str, expired: str, retry: int, timeout: int, trigger_msg: int) -> bytes:
+def sent_tail(
+    valid: str, expired: str, retry: int, timeout: int, trigger_msg: int, product: str = ""
+) -> bytes:
     """What follows the key in the text a fingerprint part digests: the rest of what is sent.
 
     ``valid`` is '' when there is no valid_time (a TimeSpec's text is never empty, and holds no
-    0x1f), so the joined text reads back one way only.
+    0x1f), so the joined text reads back one way only; a ``product`` is added when one is named.
     """
-    return f"\x1f{valid}\x1f{expired}\x1f{retry}\x1f{timeout}\x1f{trigger_msg}".encode()
+    text = f"\x1f{valid}\x1f{expired}\x1f{retry}\x1f{timeout}\x1f{trigger_msg}"
+    if product:
+        text += f"\x1f\x03{product}"
+    return text.encode()
 
 
 def fingerprint_part(key_tail: bytes, sent_tail: bytes) -> int:
@@ -137,7 +143,9 @@ def fingerprint_part(key_tail: bytes, sent_tail: bytes) -> int:
 def command_fingerprint(cmd: Command) -> int:
     """A command's share of its job's fingerprint (see the module docstring)."""
     valid = "" if cmd.valid_time is None else cmd.valid_time.text
-    sent = sent_tail(valid, cmd.expired_time.text, cmd.retry, cmd.timeout, cmd.trigger_msg)
+    sent = sent_tail(
+        valid, cmd.expired_time.text, cmd.retry, cmd.timeout, cmd.trigger_msg, cmd.product
+    )
     tail = key_tail(
         cmd.obj_id, cmd.obj_inst_id, cmd.res_id, cmd.args, cmd.occurrence, cmd.op, cmd.mode,
         cmd.step,

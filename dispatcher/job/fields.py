@@ -73,14 +73,14 @@ FIELDS = (
     "trigger_msg",
 )
 """The command fields, in the order of a row's slots."""
-NAMES = (*FIELDS, "trigger", "op", "mode", "value", "values")
+NAMES = (*FIELDS, "trigger", "op", "mode", "value", "values", "product")
 """Every name a job file may use for a field; ``trigger`` is trigger_msg by names; ``values`` is
 YAML's only (a mapping, carried as JSON text: ``[[res_id, text, infer], ...]``)."""
 SLOT = {name: i for i, name in enumerate(NAMES)}
 IMEI, OBJ_ID, OBJ_INST_ID, RES_ID, ARGS, VALID, EXPIRED, RETRY, TIMEOUT, TRIGGER_MSG, TRIGGER = (
     range(11)
 )
-OP, MODE, VALUE, VALUES = range(11, 15)
+OP, MODE, VALUE, VALUES, PRODUCT = range(11, 16)
 OPERATION = (OBJ_ID, OBJ_INST_ID, RES_ID, ARGS, OP, MODE, VALUE, VALUES)
 """The slots that say what is done (a job with steps: gives them in each step)."""
 REQUIRED = (OBJ_ID, OBJ_INST_ID, RES_ID, EXPIRED)
@@ -137,6 +137,7 @@ class Checked(NamedTuple):
     op: str  # execute, write or read
     mode: int | None  # a write's: 1 replace, 2 partial update
     notes: tuple[str, ...]  # what the registry says of a write's values (resources.py weighs it)
+    product: str  # the OneNET product (a lane of the config) it is sent through; "": the default
     key_tail: bytes  # the key's text after the imei, for occurrence 0 (command.key_tail)
     sent_tail: bytes  # the fingerprint's text after the key (command.sent_tail)
     source: str
@@ -203,6 +204,7 @@ class RowChecker:
             _parse_mode,
             _parse_value,
             _parse_values,
+            _parse_product,
         ]
         self._caches: list[dict[str, object]] = [{} for _ in NAMES]
         self._clean: dict[tuple[str | None, ...], tuple[Any, ...]] = {}
@@ -262,7 +264,7 @@ class RowChecker:
         self, raw: Sequence[str | None], lines: Sequence[int], file: str
     ) -> list[object]:
         out: list[object] = [_MISSING, _MISSING, _MISSING, _MISSING, None, None, _MISSING, 3, 25, 7]
-        out += ["execute", None, None, None]  # op, mode, value, values
+        out += ["execute", None, None, None, ""]  # op, mode, value, values, product
         out.insert(TRIGGER, None)  # trigger has no slot of its own here: it is trigger_msg's
         if raw[TRIGGER] and raw[TRIGGER_MSG]:
             self._default_problem(file, lines[TRIGGER], "trigger", "give trigger or trigger_msg")
@@ -374,7 +376,7 @@ class RowChecker:
         values: list[Any] = []
         defaults = self._defaults
         given: dict[int, object] = {}  # the operation's slots, as the row or the defaults give them
-        for slot in (OP, MODE, VALUE, VALUES):
+        for slot in (OP, MODE, VALUE, VALUES, PRODUCT):
             value = self._slot_value(slot, raw, line, lines, problems)
             if value is _BAD:
                 ok = False
@@ -441,10 +443,14 @@ class RowChecker:
         res_id, args, mode, notes = settled
         values[RES_ID - 1], values[ARGS - 1] = res_id, args
         # Kept with the row's values, so a fleet's repeated rows cost no formatting for either.
-        values += (op, mode, notes)
+        named_product = given[PRODUCT]
+        product = named_product if isinstance(named_product, str) else ""
+        values += (op, mode, notes, product)
         values.append(key_tail(obj_id, obj_inst_id, res_id, args, 0, op, mode, self._step))
         valid_text = "" if valid is None else valid.spec.text
-        values.append(sent_tail(valid_text, expired.spec.text, retry, timeout, trigger_msg))
+        values.append(
+            sent_tail(valid_text, expired.spec.text, retry, timeout, trigger_msg, product)
+        )
         return tuple(values), problems or None
 
     def _slot_value(
@@ -576,6 +582,16 @@ def _parse_op(text: str) -> object:
         return name
     hint = suggest(name, OPS) or " (use execute, write or read)"
     return Err(f"unknown operation {text.strip()!r}{hint}")
+
+
+def _parse_product(text: str) -> object:
+    """A product's name, as the config's products: name it (checked against it by the CLI)."""
+    name = text.strip()
+    if not name:
+        return ABSENT
+    if not (name.isascii() and name.replace("-", "").replace("_", "").isalnum()):
+        return Err(f"{name!r} is not a product name (letters, digits, - and _)")
+    return name
 
 
 def _parse_mode(text: str) -> object:

@@ -390,6 +390,7 @@ def _command(c: Checked) -> Command:
         mode=c.mode,
         step=c.step,
         after="" if after is None else _key(after._replace(occurrence=c.occurrence)),
+        product=c.product,
     )
 
 

@@ -12,7 +12,7 @@ skipped; one naming another separator is an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -20,7 +20,17 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.fields import IMEI, NAMES, SLOT, TRIGGER, VALUE, VALUES, Problem, suggest
+from dispatcher.job.fields import (
+    IMEI,
+    NAMES,
+    PRODUCT,
+    SLOT,
+    TRIGGER,
+    VALUE,
+    VALUES,
+    Problem,
+    suggest,
+)
 from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
 
 __all__ = [
@@ -41,6 +51,7 @@ MAX_YAML = 32 << 20  # bytes of a YAML job: a bigger fleet belongs in targets_cs
 PLAN_KEYS = ("rollout", "schedule", "window")  # how the job is sent: read by planfile.py
 TOP_KEYS = (
     "job",
+    "product",
     "defaults",
     "targets",
     "targets_csv",
@@ -187,6 +198,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
     seen: dict[str, int] = {}
     sections: list[tuple[str, Node, int]] = []
     steps: list[Entry] = []
+    product: tuple[str, int] | None = None
     for knode, vnode in root.value:
         key = node_key(knode)
         line, vline = node_line(knode), node_line(vnode)
@@ -202,6 +214,11 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
                 problems.append(Problem(source, vline, key, bad))
             else:
                 name = text
+        elif key == "product":
+            if text is None or not isinstance(vnode, ScalarNode):
+                problems.append(Problem(source, vline, key, "must be a product's name"))
+            else:
+                product = (text, vline)
         elif key == "allow_duplicates":
             if text is not None and text.lower() in _TRUE + _FALSE:
                 allow = text.lower() in _TRUE
@@ -244,6 +261,15 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             if key in SLOT:
                 hint = " (command fields go under defaults: or in each target)"
             problems.append(Problem(source, line, key or "?", f"unknown field{hint}"))
+    if product is not None:  # the job's product: every command's, as a default
+        if defaults.values[PRODUCT] is not None:
+            message = f"given twice (first on line {product[1]}, as the job's product)"
+            problems.append(Problem(source, defaults.lines[PRODUCT], "product", message))
+        else:
+            values = list(defaults.values)
+            lines = list(defaults.lines)
+            values[PRODUCT], lines[PRODUCT] = product
+            defaults = replace(defaults, values=tuple(values), lines=tuple(lines))
     if not targets and targets_csv is None and not misplaced:
         raise JobFileError(source, 1, "targets", "no targets: list them or name a targets_csv")
     if ignore and targets_csv is None:

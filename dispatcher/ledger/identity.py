@@ -39,7 +39,7 @@ Transaction = Callable[[str], AbstractContextManager[sqlite3.Connection]]
 _CHUNK: Final = 500  # keys per `IN (...)`, well under SQLite's variable limit
 _KEYS: Final = "temp.dispatcher_job_keys"
 _TEMP_CACHE: Final = -2000  # KiB for that table's pages: the rest of it stays on disk
-_FIELDS: Final = ("valid_time", "expired_time", "retry", "timeout", "trigger_msg")
+_FIELDS: Final = ("valid_time", "expired_time", "retry", "timeout", "trigger_msg", "product")
 _META: Final = ("job_path", "job_name", "job_fingerprint", "job_total")
 _NOT_IN_JOB: Final = f"WHERE retired IS NULL AND key NOT IN (SELECT key FROM {_KEYS})"
 
@@ -285,8 +285,10 @@ def _compare_chunk(
 def _differing(row: Row, command: Command) -> tuple[str, ...]:
     """The names of the fields (beyond the key's) in which the row and the command differ."""
     valid = None if command.valid_time is None else command.valid_time.text
-    now = (valid, command.expired_time.text, command.retry, command.timeout, command.trigger_msg)
-    was = (row.valid_time, row.expired_time, row.retry, row.timeout, row.trigger_msg)
+    now = (valid, command.expired_time.text, command.retry, command.timeout, command.trigger_msg,
+           command.product)  # fmt: skip
+    was = (row.valid_time, row.expired_time, row.retry, row.timeout, row.trigger_msg,
+           row.product or "")  # fmt: skip
     return tuple(name for name, a, b in zip(_FIELDS, was, now, strict=True) if a != b)
 
 

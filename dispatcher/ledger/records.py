@@ -135,6 +135,7 @@ class Row:
     mode: int | None = None  # a write's: 1 replace, 2 partial update
     step: int = 0  # its step in a job with steps: (1, 2, ...); 0 without
     after_key: str | None = None  # the key of the device's step before, in a job with steps:
+    product: str | None = None  # the product (a lane of the config); None: the default one
 
     @property
     def delivery(self) -> DeliveryState | None:

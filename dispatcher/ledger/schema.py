@@ -123,6 +123,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE commands ADD COLUMN mode INTEGER",
         "ALTER TABLE commands ADD COLUMN step INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE commands ADD COLUMN after_key TEXT",
+        # the OneNET product (a lane of the config) a command goes through; NULL: the default
+        "ALTER TABLE commands ADD COLUMN product TEXT",
     ),
 )
 
@@ -133,13 +135,14 @@ ROW_COLUMNS: Final = (
     "attempts", "first_attempt_at", "last_attempt_at", "latency_ms", "sent_valid_time",
     "sent_expired_time", "reconciled", "first_server_at", "last_server_at", "retired",
     "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result", "status_checked_at",
-    "cancelled_at", "cancel_error", "retried_in", "op", "mode", "step", "after_key",
+    "cancelled_at", "cancel_error", "retried_in", "op", "mode", "step", "after_key", "product",
 )  # fmt: skip
 SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
 INSERT_COMMAND: Final = (
     "INSERT INTO commands (key, imei, obj_id, obj_inst_id, res_id, args, valid_time,"
-    " expired_time, retry, timeout, trigger_msg, source, line, op, mode, step, after_key)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
+    " expired_time, retry, timeout, trigger_msg, source, line, op, mode, step, after_key,"
+    " product) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT(key) DO NOTHING"
 )
 ACTIVE: Final = "retired IS NULL"
 MARK_IN_FLIGHT: Final = (
@@ -193,7 +196,7 @@ def insert_params(c: Command) -> tuple[object, ...]:
     res = NO_ID if c.res_id is None else c.res_id
     return (c.key, c.imei, c.obj_id, inst, res, c.args, valid, c.expired_time.text, c.retry,
             c.timeout, c.trigger_msg, c.source, c.line, c.op, c.mode, c.step,
-            c.after or None)  # fmt: skip
+            c.after or None, c.product or None)  # fmt: skip
 
 
 def row_of(t: tuple[Any, ...]) -> Row:

@@ -178,4 +178,5 @@ def command_of(row: Row) -> Command:
         mode=row.mode,
         step=row.step,
         after=row.after_key or "",
+        product=row.product or "",
     )
