@@ -93,6 +93,7 @@ class Job:
     plan: Plan = field(default_factory=Plan)  # rollout, schedule, window (a CSV job: none)
     start_at_line: int = 0  # of the plan's start_at, for its check against the start
     steps: tuple[Entry, ...] = field(default=(), repr=False)  # steps: sent to every device in turn
+    only_product: str | None = None  # commands(): only those of this product ("": the default)
 
     def scan(
         self,
@@ -114,10 +115,13 @@ class Job:
 
         Sending comes after validation: a time that has passed since is not an error here (the
         sender leaves out a passed valid_time and records a command past its expired_time).
+        With ``only_product``, only the commands of that product (one lane's share).
         """
+        only = self.only_product
         for item in self.scan(past_times="allow"):
             if isinstance(item, Command):
-                yield item
+                if only is None or item.product == only:
+                    yield item
             elif not item.warning:
                 raise JobFileError(item.file, item.line, item.field, item.message)
 

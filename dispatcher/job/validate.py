@@ -53,6 +53,9 @@ class Validation:
         default=(), compare=False
     )
     more_resources: int = field(default=0, compare=False)
+    # Commands by product ("": none named), and where each product is first named.
+    products: dict[str, int] = field(default_factory=dict, compare=False)
+    product_at: dict[str, tuple[str, int]] = field(default_factory=dict, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +94,8 @@ def validate_job(
     # Rows sharing their ids share one key_tail object (fields.py): looked up once per run.
     tail_seen: object = _UNSEEN
     hits: tuple[Hits, ...] = ()
+    products: dict[str, int] = {}
+    product_at: dict[str, tuple[str, int]] = {}
     with SeenKeys() as seen:
         for item in job.checked(start, strict, past_times, seen):
             if type(item) is Checked:
@@ -106,6 +111,12 @@ def validate_job(
                     if strict:
                         continue
                 commands += 1
+                product = item.product
+                if product in products:
+                    products[product] += 1
+                else:
+                    products[product] = 1
+                    product_at[product] = (item.source, item.line)
                 valid, expired = item.valid, item.expired
                 if valid is not valid_seen:
                     valid_seen = valid
@@ -148,6 +159,8 @@ def validate_job(
         job_fingerprint(job.name, total),
         listed,
         more,
+        products,
+        product_at,
     )
 
 

@@ -60,6 +60,7 @@ class Lane:
         pace: Pace | None = None,
         server_clock: ServerClock | None = None,
         clock: Callable[[], float] = time.time,
+        name: str = "default",
     ) -> Lane:
         """A lane for ``client`` with the settings' pace, slow-down and breakers."""
         pace = pace or Pace(settings.limits.rate_per_second)
@@ -70,7 +71,7 @@ class Lane:
         )
         adaptive = settings.limits.adaptive
         aimd = Aimd(pace, settings.limits.rate_per_second) if adaptive else None
-        return cls(client, pace, server_clock or ServerClock(clock), breakers, aimd)
+        return cls(client, pace, server_clock or ServerClock(clock), breakers, aimd, name)
 
     async def query(self, call: Callable[[], Awaitable[T]]) -> T:
         """A follow-up call (history, detail, cancel) under the lane's slow-down: a throttling

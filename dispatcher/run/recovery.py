@@ -47,18 +47,23 @@ class Recovery:
         sleep: Callable[[float], Awaitable[None]],
         resend: Callable[[list[Item]], Awaitable[None]],
         cut_short: Callable[[], bool],
+        product: str | None = None,
     ) -> None:
+        """``product``: only the rows of that product's lane ("": the default; None: all)."""
         self.lane, self.recorder, self.outcomes, self.settings = lane, recorder, outcomes, settings
         self.stop, self.clock, self.sleep = stop, clock, sleep
         self.resend, self.cut_short = resend, cut_short
         self.stats = outcomes.stats
         self.found: set[str] = set()  # keys this run found in the history: not "already final"
+        self.product = product
 
     async def leftovers(self, reconcile_in_doubt: bool, resend: bool) -> None:
         """Settle what an earlier run left in flight or in doubt, before anything is sent."""
         ledger = self.recorder.ledger
         await self.recorder.flush()
-        doubtful = await self.recorder.call(_collect, ledger, (Status.IN_FLIGHT, Status.IN_DOUBT))
+        doubtful = await self.recorder.call(
+            _collect, ledger, (Status.IN_FLIGHT, Status.IN_DOUBT), self.product
+        )
         if not doubtful:
             return
         log.info("%d commands from an earlier run are in doubt", len(doubtful))
@@ -80,7 +85,7 @@ class Recovery:
             if self.stop.immediate or self.cut_short():
                 return
             await self.recorder.flush()  # outcomes still queued may be in doubt too
-            rows = await self.recorder.call(_collect, ledger, (Status.IN_DOUBT,))
+            rows = await self.recorder.call(_collect, ledger, (Status.IN_DOUBT,), self.product)
             if not rows:
                 return
             resend = await self._reconcile(rows)
@@ -154,8 +159,11 @@ class Recovery:
                 self.outcomes.settled(row, Status.IN_DOUBT, None, why, now)
 
 
-def _collect(ledger: Ledger, statuses: Iterable[Status]) -> list[Row]:
-    return list(ledger.rows(set(statuses)))
+def _collect(ledger: Ledger, statuses: Iterable[Status], product: str | None) -> list[Row]:
+    rows = ledger.rows(set(statuses))
+    if product is None:
+        return list(rows)
+    return [r for r in rows if (r.product or "") == product]
 
 
 def command_of(row: Row) -> Command:

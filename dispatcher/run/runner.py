@@ -13,18 +13,22 @@ A run has four phases, all writing to the same ledger:
    land (``settle_s``); those OneNET never created are sent again, for a few rounds.
 
 Every call goes through the run's lane (lane.py): one OneNET product's client, pace, adaptive
-slow-down and breakers. A ``Stop`` ends a run early with a reason: the first request is graceful
-(no new commands, in-flight ones finish within a grace period), a second one is immediate.
+slow-down and breakers. A job whose commands name products (``products``) runs one lane per
+product at once, each with the phases above for its own commands: a lane whose breaker trips
+stops alone, the others finish. A ``Stop`` ends a run early with a reason: the first request is
+graceful (no new commands, in-flight ones finish within a grace period), a second one is
+immediate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
 from dispatcher.config import Settings
 from dispatcher.errors import LedgerError, RolloutAborted, RunAborted, WrongKeyError
@@ -69,54 +73,136 @@ async def run_job(
     inform: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    products: Mapping[str, tuple[OneNetApi, Settings]] | None = None,
+    default_lane: bool = True,
 ) -> RunResult:
     """Send every command of ``job`` not yet final in ``ledger``; return the ledger's counts.
 
     ``notify`` receives the notable events a person should see (a clock offset, a stop), one line
     each; ``inform`` the good news (a canary that went well); by default both are logged.
     ``rollout``: the job's own (``job.plan.rollout``) unless given (the command line's flags
-    merged in).
+    merged in). ``products``: the client and settings of each product the job's commands name,
+    a lane each; ``client`` and ``settings`` are the lane of the commands that name none
+    (``default_lane`` False: there are none, and it makes no call).
     """
-    lane = Lane.of(client, settings, pace=pace, server_clock=server_clock, clock=clock)
-    runner = _Runner(
-        job,
-        lane,
-        ledger,
-        settings,
-        stop=stop or Stop(),
-        stats=stats or RunStats(),
-        notify=notify or log.warning,
-        inform=inform or log.info,
-        clock=clock,
-        sleep=sleep,
-        rollout=job.plan.rollout if rollout is None else rollout,
-    )
-    return await runner.run(
-        reconcile_in_doubt=reconcile_in_doubt, resend=resend_in_doubt, probe=probe
-    )
+    stop = stop or Stop()
+    stats = stats or RunStats()
+    recorder = Recorder(ledger)
+    outcomes = Outcomes(recorder, stats)
+    several = bool(products)
+    lanes: list[tuple[str, OneNetApi, Settings]] = [("", client, settings)] if default_lane else []
+    lanes += [(name, c, s) for name, (c, s) in (products or {}).items()]
+    runners = [
+        _Runner(
+            dataclasses.replace(job, only_product=name) if several else job,
+            Lane.of(
+                lane_client,
+                lane_settings,
+                pace=pace if not name else None,
+                server_clock=server_clock if not name else None,
+                clock=clock,
+                name=name or "default",
+            ),
+            recorder,
+            outcomes,
+            lane_settings,
+            stop=stop.child() if several else stop,
+            notify=notify or log.warning,
+            inform=inform or log.info,
+            clock=clock,
+            sleep=sleep,
+            rollout=job.plan.rollout if rollout is None else rollout,
+            product=name if several else None,
+        )
+        for name, lane_client, lane_settings in lanes
+    ]
+    return await _run(
+        job, runners, recorder, stop, stats, settings,
+        options=(reconcile_in_doubt, resend_in_doubt, probe),
+    )  # fmt: skip
+
+
+async def _run(
+    job: Job,
+    runners: list[_Runner],
+    recorder: Recorder,
+    stop: Stop,
+    stats: RunStats,
+    settings: Settings,
+    *,
+    options: tuple[bool, bool, bool],
+) -> RunResult:
+    """The run record, the ledger's writer, and every lane's phases at once."""
+    ledger = recorder.ledger
+    error: BaseException | None = None
+    run_id = 0
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(recorder.run())
+            try:
+                run_id = await recorder.call(ledger.start_run, str(job.path), settings.to_dict())
+                stats.start(await recorder.call(ledger.counts))
+                async with asyncio.TaskGroup() as lanes:
+                    for runner in runners:
+                        runner.run_id = run_id
+                        lanes.create_task(runner.phases(*options))
+            finally:
+                await recorder.close()
+    except BaseExceptionGroup as group:
+        error = _sole(group)
+    except BaseException as exc:  # cancelled from outside, or a KeyboardInterrupt
+        error = exc
+    try:
+        recorder.drain_sync()
+    except LedgerError as exc:
+        error = error or exc
+    if error is not None:
+        if run_id:
+            with contextlib.suppress(LedgerError):
+                ledger.finish_run(run_id, {}, f"broken off: {error}"[:300])
+        raise error
+    counts = ledger.counts()
+    aborted = [r.aborted for r in runners if r.aborted is not None]
+    # The first wrong key (or address) says most; else the first rule that fired.
+    aborted.sort(key=lambda why: not isinstance(why, WrongKeyError))
+    reasons = [r.stop.reason for r in runners if r.stop.reason is not None and not r.paused]
+    reason = stop.reason or (reasons[0] if reasons else None)
+    ledger.finish_run(run_id, {s.value: n for s, n in counts.items()}, reason)
+    paused = next((r.paused for r in runners if r.paused), None)
+    stopped: dict[str, str | None] = {}
+    if len(runners) > 1 and any(r.stop.requested for r in runners):
+        stopped = {r.lane.name: r.stop.reason for r in runners}
+    return RunResult(
+        run_id, counts, stats, None if paused and not stop.reason else reason,
+        aborted[0] if aborted else None, stats.total, paused, stopped,
+    )  # fmt: skip
 
 
 class _Runner:
+    """One lane's share of a run: its commands (of one product, or all), its phases."""
+
     def __init__(
         self,
         job: Job,
         lane: Lane,
-        ledger: Ledger,
+        recorder: Recorder,
+        outcomes: Outcomes,
         settings: Settings,
         *,
         stop: Stop,
-        stats: RunStats,
         notify: Callable[[str], None],
         inform: Callable[[str], None],
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
         rollout: Rollout,
+        product: str | None,
     ) -> None:
         self.job, self.lane, self.settings, self.rollout = job, lane, settings, rollout
-        self.stop, self.stats, self.notify, self.inform = stop, stats, notify, inform
+        self.stop, self.stats, self.notify, self.inform = stop, outcomes.stats, notify, inform
         self.clock, self.sleep = clock, sleep
-        self.recorder = Recorder(ledger)
-        self.outcomes = Outcomes(self.recorder, stats)
+        self.recorder = recorder
+        self.outcomes = outcomes
+        self.product = product  # None: the run's only lane
         self.run_id = 0
         self.aborted: RunAborted | None = None
         self.paused: str | None = None  # the rollout stopped here on purpose
@@ -124,43 +210,9 @@ class _Runner:
 
     # -- the phases -----------------------------------------------------------------------------
 
-    async def run(self, *, reconcile_in_doubt: bool, resend: bool, probe: bool) -> RunResult:
+    async def phases(self, reconcile_in_doubt: bool, resend: bool, probe: bool) -> None:
+        """The lane's phases: probe, leftovers, canary, send, recover (run_id set first)."""
         ledger = self.recorder.ledger
-        error: BaseException | None = None
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.recorder.run())
-                try:
-                    await self._phases(reconcile_in_doubt, resend, probe)
-                finally:
-                    await self.recorder.close()
-        except BaseExceptionGroup as group:
-            error = _sole(group)
-        except BaseException as exc:  # cancelled from outside, or a KeyboardInterrupt
-            error = exc
-        try:
-            self.recorder.drain_sync()
-        except LedgerError as exc:
-            error = error or exc
-        if error is not None:
-            if self.run_id:
-                with contextlib.suppress(LedgerError):
-                    ledger.finish_run(self.run_id, {}, f"broken off: {error}"[:300])
-            raise error
-        counts = ledger.counts()
-        ledger.finish_run(self.run_id, {s.value: n for s, n in counts.items()}, self.stop.reason)
-        stop_reason = None if self.paused else self.stop.reason
-        return RunResult(
-            self.run_id, counts, self.stats, stop_reason, self.aborted, self.stats.total,
-            self.paused,
-        )  # fmt: skip
-
-    async def _phases(self, reconcile_in_doubt: bool, resend: bool, probe: bool) -> None:
-        ledger = self.recorder.ledger
-        self.run_id = await self.recorder.call(
-            ledger.start_run, str(self.job.path), self.settings.to_dict()
-        )
-        self.stats.start(await self.recorder.call(ledger.counts))
         self.send = Send(
             self.lane,
             self.outcomes,
@@ -182,6 +234,7 @@ class _Runner:
             sleep=self._sleep,
             resend=self._fan_out,
             cut_short=lambda: self._cut_short,
+            product=self.product,
         )
         if probe:
             await self._probe()
@@ -316,7 +369,10 @@ class _Runner:
             self.notify(f"stopped at once ({self.stop.reason}): commands on the wire are in doubt")
 
     def _abort(self, why: RunAborted) -> None:
-        """A breaker tripped: stop gracefully, with the reason."""
+        """A breaker tripped: stop gracefully, with the reason (naming the product's lane when
+        a run has several: the others go on)."""
+        if self.product is not None:
+            why = type(why)(f"product {self.product or '(default)'}: {why.reason}")
         if self.aborted is None:
             self.aborted = why
         self.stop.request(why.reason)

@@ -21,6 +21,7 @@ class Stop:
         self.reason: str | None = None
         self._requested = asyncio.Event()
         self._immediate = asyncio.Event()
+        self._children: list[Stop] = []
 
     def request(self, reason: str, *, immediate: bool = False) -> None:
         """Stop taking new commands; with ``immediate``, also abandon the in-flight ones."""
@@ -29,6 +30,16 @@ class Stop:
         self._requested.set()
         if immediate:
             self._immediate.set()
+        for child in self._children:
+            child.request(reason, immediate=immediate)
+
+    def child(self) -> Stop:
+        """A stop of one part (a lane): requested whenever this one is, and on its own too."""
+        child = Stop()
+        self._children.append(child)
+        if self.requested:
+            child.request(self.reason or "stopped", immediate=self.immediate)
+        return child
 
     @property
     def requested(self) -> bool:
@@ -154,6 +165,8 @@ class RunResult:
     aborted: RunAborted | None = None
     total: int = 0  # commands in the job (0: unknown)
     paused: str | None = None  # a rollout stopped here on purpose (a good canary, then: pause)
+    # With several products: each lane's stop, by product (None: it finished), when any stopped.
+    lanes: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def unregistered(self) -> int:
