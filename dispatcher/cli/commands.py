@@ -6,6 +6,7 @@ emulator, objects); the exit codes are in exits.py.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,9 @@ from dispatcher.cli.cancel_command import cancel
 from dispatcher.cli.demo import demo
 from dispatcher.cli.emulator_command import emulator
 from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, interruptible
+from dispatcher.cli.lanes import settings_and_key
 from dispatcher.cli.objects_command import objects_command
+from dispatcher.cli.products import product_problems
 from dispatcher.cli.report_command import report
 from dispatcher.cli.retry_command import retry_failed
 from dispatcher.cli.run_command import run
@@ -42,10 +45,21 @@ def main(verbose: int) -> None:
 @click.argument("jobfiles", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--at", "at_text", metavar="TIME", help="Check times against this planned start.")
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. an IMEI check digit) as errors.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Config file: the products the jobs name must be in it.",
+)
 @interruptible
-def validate(jobfiles: tuple[Path, ...], at_text: str | None, strict: bool) -> None:
+def validate(
+    jobfiles: tuple[Path, ...], at_text: str | None, strict: bool, config_path: Path | None
+) -> None:
     """Check job files without sending anything; report every problem as FILE:LINE: FIELD."""
     at = _planned_start(at_text)
+    settings = None
+    if config_path is not None:
+        settings, _ = settings_and_key(config_path, need_key=False)
     invalid = False
     for path in jobfiles:
         try:
@@ -55,7 +69,14 @@ def validate(jobfiles: tuple[Path, ...], at_text: str | None, strict: bool) -> N
             console.error(str(exc))
             invalid = True
             continue
+        unknown = [] if settings is None else product_problems(result, settings, str(config_path))
+        for problem in unknown:
+            console.problem(problem)
+        if unknown:
+            result = dataclasses.replace(result, errors=result.errors + len(unknown))
         console.validation(job, result)
+        if settings is None and console.products_line(result):
+            console.note("the products are checked against the config with --config")
         invalid = invalid or not result.ok
     sys.exit(EXIT_INVALID if invalid else EXIT_OK)
 

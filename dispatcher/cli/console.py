@@ -36,6 +36,7 @@ __all__ = [
     "mask",
     "note",
     "problem",
+    "products_line",
     "redact",
     "setup_logging",
     "show",
@@ -148,6 +149,20 @@ def validation(job: Job, v: Validation) -> None:
             names += f", and {at_least}{v.more_resources:,} more"
         noun = "resource" if len(v.resources) == 1 and not v.more_resources else "resources"
         _print(_out, f"  {noun}: {names}")
+    products = products_line(v)
+    if products:
+        _print(_out, products)
+
+
+def products_line(checked: Validation) -> str | None:
+    """``products: meters 1,200 · lights 800`` when the job names any product."""
+    if set(checked.products) <= {""}:
+        return None
+    parts = [
+        f"{name or '(no product: the top-level sections)'} {n:,}"
+        for name, n in sorted(checked.products.items())
+    ]
+    return "  products: " + " · ".join(parts)
 
 
 def _n(count: int, noun: str) -> str:

@@ -14,6 +14,7 @@ from dispatcher.cli import console
 from dispatcher.cli.exits import fail
 from dispatcher.config import Settings, api_key_from_env, load_settings, plain_http_warning
 from dispatcher.errors import ConfigError, DispatcherError
+from dispatcher.onenet.auth import TokenSource
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.lane import Lane
 
@@ -63,7 +64,23 @@ async def open_session(settings: Settings, api_key: str) -> AsyncIterator[OneNet
     )
     connector = aiohttp.TCPConnector(limit=settings.limits.concurrency, ttl_dns_cache=300)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        yield OneNetClient(session, settings.onenet.base_url, api_key)
+        yield client_of(session, settings, api_key)
+
+
+def client_of(session: aiohttp.ClientSession, settings: Settings, key: str) -> OneNetClient:
+    """The client of the settings' platform: an api-key, or a token signed with the access key
+    (``key``) of the newer platform; exits with a clear message when the token cannot be made."""
+    onenet = settings.onenet
+    token = onenet.token
+    if onenet.platform != "iot-api" or token is None:
+        return OneNetClient(session, onenet.base_url, key)
+    try:
+        source = TokenSource(
+            key, token.res, method=token.method, version=token.version, lifetime_s=token.lifetime
+        )
+    except ValueError as exc:
+        fail(f"onenet.token: {exc}")
+    return OneNetClient(session, onenet.base_url, platform="iot-api", token=source)
 
 
 @contextlib.asynccontextmanager

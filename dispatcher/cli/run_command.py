@@ -24,7 +24,7 @@ from dispatcher.cli.exits import (
     fail,
     interruptible,
 )
-from dispatcher.cli.lanes import open_session, settings_and_key
+from dispatcher.cli.lanes import settings_and_key
 from dispatcher.cli.plan_options import ledger_path_for, plan_options, planned, resume_command
 from dispatcher.cli.plan_view import (
     Countdown,
@@ -33,6 +33,7 @@ from dispatcher.cli.plan_view import (
     show_plan,
     wait_for_start,
 )
+from dispatcher.cli.products import LaneKeys, lane_keys, open_clients, product_problems
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError, RolloutAborted
@@ -95,8 +96,14 @@ def run(
     if resend_in_doubt and not no_reconcile:
         raise click.UsageError("--resend-in-doubt needs --no-reconcile")
     settings, api_key = settings_and_key(
-        config_path, rate=rate, concurrency=concurrency, base_url=base_url, need_key=not dry_run
+        config_path, rate=rate, concurrency=concurrency, base_url=base_url, need_key=False
     )
+    one_lane = not settings.products and not dry_run
+    if one_lane:  # its key is checked before all else
+        settings, api_key = settings_and_key(
+            config_path, rate=rate, concurrency=concurrency, base_url=base_url
+        )
+    # With products, the keys are read once the job says which lanes it needs.
     try:
         job = load_job(jobfile)
     except DispatcherError as exc:
@@ -124,10 +131,17 @@ def run(
             on_problem=console.problem,
             past_times="warn" if resuming else "error",
         )
-        if not checked.ok:
-            fail(f"{jobfile}: {checked.errors} error(s): nothing was sent")
+        unknown = product_problems(
+            checked, settings, None if config_path is None else str(config_path)
+        )
+        for problem in unknown:
+            console.problem(problem)
+        if not checked.ok or unknown:
+            errors = checked.errors + len(unknown)
+            fail(f"{jobfile}: {errors} error(s): nothing was sent")
         if dry_run:
             _dry_run(job, checked, plan, path, settings, now)
+        keys = lane_keys(settings, checked) if not one_lane else LaneKeys({"": (settings, api_key)})
         path.parent.mkdir(parents=True, exist_ok=True)
         ledger = Ledger.open(path, synchronous=settings.ledger.synchronous)
     except DispatcherError as exc:
@@ -146,7 +160,7 @@ def run(
                 job,
                 ledger,
                 settings,
-                api_key=api_key,
+                keys=keys,
                 stop=stop,
                 stats=stats,
                 reconcile=not no_reconcile,
@@ -326,7 +340,8 @@ async def send_job(
     ledger: Ledger,
     settings: Settings,
     *,
-    api_key: str,
+    api_key: str = "",
+    keys: LaneKeys | None = None,
     stop: Stop,
     stats: RunStats,
     reconcile: bool = True,
@@ -335,8 +350,9 @@ async def send_job(
     rollout: Rollout | None = None,
     start_at: float | None = None,
 ) -> RunResult | None:
-    """Send ``job`` over one aiohttp session to the settings' OneNET, with live progress; with
-    ``start_at`` (unix seconds), only from then: None when stopped before it came."""
+    """Send ``job`` to the settings' OneNET, with live progress: over one aiohttp session with
+    ``api_key``, or one per lane of ``keys`` (a product each); with ``start_at`` (unix seconds),
+    only from then: None when stopped before it came."""
     if start_at is not None:
         shown = format_onenet(datetime.fromtimestamp(start_at, BEIJING))
         console.note(f"waiting for the start at {shown} (UTC+8); Ctrl-C cancels, nothing is sent")
@@ -344,11 +360,15 @@ async def send_job(
             if not await wait_for_start(start_at, stop):
                 return None
         console.note("the scheduled start has come: sending")
-    async with open_session(settings, api_key) as client:
+    if keys is None:
+        keys = LaneKeys({"": (settings, api_key)})
+    async with open_clients(keys) as clients:
+        default = clients.get("")
+        products = {name: (client, keys.lanes[name][0]) for name, client in clients.items() if name}
         with console.live_progress(stats, enabled=progress):
             return await run_job(
                 job,
-                client,
+                default if default is not None else next(iter(clients.values())),
                 ledger,
                 settings,
                 stop=stop,
@@ -358,6 +378,8 @@ async def send_job(
                 rollout=rollout,
                 notify=console.warn,
                 inform=console.note,
+                products=products or None,
+                default_lane=default is not None,
             )
 
 
@@ -367,6 +389,8 @@ def end_of_run(
     """The closing lines of a run, and its exit code; ``resume`` is the command that resumes it,
     ``errnos`` the breakdown shown when a rollout rule stopped it."""
     console.summary_line(result)
+    for name, why in result.lanes.items():
+        console.note(f"product {name}: " + ("finished" if why is None else f"stopped: {why}"))
     if result.aborted is not None:
         console.error(result.aborted.reason)
         for errno, text, n in errnos or []:

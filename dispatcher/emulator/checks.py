@@ -7,7 +7,7 @@ Where the documentation is silent (the order of the checks), the choice is named
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, replace
 
 import orjson
@@ -62,7 +62,7 @@ def parse_args(body: bytes) -> tuple[int, str | None]:
 
 
 def check_execute(
-    query: Mapping[str, str], body: bytes, now: float, foreign: frozenset[str], uuid: str
+    query: Mapping[str, str], body: bytes, now: float, foreign: Container[str], uuid: str
 ) -> StoredCommand | int:
     """Check one execute/offline request as OneNET does: the command to store, or an errno.
 
@@ -91,7 +91,7 @@ def check_execute(
 
 
 def check_write(
-    query: Mapping[str, str], body: bytes, now: float, foreign: frozenset[str], uuid: str
+    query: Mapping[str, str], body: bytes, now: float, foreign: Container[str], uuid: str
 ) -> StoredCommand | int:
     """Check one cached write (``POST /nbiot/offline``): imei, obj_id, obj_inst_id and ``mode``
     (1 replace, 2 partial update) in the query, the window and delivery parameters as for an
@@ -122,7 +122,7 @@ def check_write(
 
 
 def check_read(
-    query: Mapping[str, str], now: float, foreign: frozenset[str], uuid: str
+    query: Mapping[str, str], now: float, foreign: Container[str], uuid: str
 ) -> StoredCommand | int:
     """Check one cached read (``GET /nbiot/offline``): imei and obj_id, optionally obj_inst_id
     and res_id (a resource needs its instance), ``bin2hex`` optional, the window and delivery

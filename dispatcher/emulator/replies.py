@@ -1,5 +1,6 @@
-"""The emulator's JSON answers: OneNET's ``{"errno", "error", "data"}`` envelope, for a success
-and for each errno it answers with (their bodies built once)."""
+"""The emulator's JSON answers: OneNET's ``{"errno", "error", "data"}`` envelope, or the newer
+platform's ``{"code", "msg", "data"}`` (a product's ``answer_shape``), for a success and for each
+errno it answers with (their bodies built once)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,32 @@ from typing import Final
 import orjson
 from aiohttp import web
 
-from dispatcher.emulator.state import ERRNO_TEXT
+from dispatcher.emulator.state import ERRNO_TEXT, Shape
 
 __all__ = ["JSON", "answer", "error"]
 
 JSON: Final = "application/json"
+_FIELDS: Final[dict[Shape, tuple[str, str]]] = {
+    "errno": ("errno", "error"),
+    "code": ("code", "msg"),
+}
 _ERROR_BODIES: Final = {
-    errno: orjson.dumps({"errno": errno, "error": text, "data": None})
-    for errno, text in ERRNO_TEXT.items()
+    shape: {
+        errno: orjson.dumps({number: errno, text_field: text, "data": None})
+        for errno, text in ERRNO_TEXT.items()
+    }
+    for shape, (number, text_field) in _FIELDS.items()
 }
 
 
-def answer(data: object = None) -> web.Response:
+def answer(data: object = None, shape: Shape = "errno") -> web.Response:
     """A success (errno 0) carrying ``data``."""
+    number, text = _FIELDS[shape]
     return web.Response(
-        body=orjson.dumps({"errno": 0, "error": "succ", "data": data}), content_type=JSON
+        body=orjson.dumps({number: 0, text: "succ", "data": data}), content_type=JSON
     )
 
 
-def error(errno: int) -> web.Response:
+def error(errno: int, shape: Shape = "errno") -> web.Response:
     """The answer OneNET gives with ``errno``."""
-    return web.Response(body=_ERROR_BODIES[errno], content_type=JSON)
+    return web.Response(body=_ERROR_BODIES[shape][errno], content_type=JSON)

@@ -10,20 +10,29 @@ path is kept short: each fault is one attribute test, and answer shaping runs on
 With a ``Fleet`` whose ``wake_every_s`` is set, devices behind it take the commands (devices.py),
 advanced lazily when a device's commands are asked about; without one, commands wait forever.
 
-Admin endpoints (no api-key): GET /_emulator/stats, GET /_emulator/arrivals, PUT /_emulator/faults.
+Every call is served under both platforms' paths: ``/nbiot/...`` (header ``api-key``) and the
+newer platform's ``/nb-iot/...`` (header ``authorization``, a signed token). Without ``products``,
+``/nbiot`` takes any non-empty api-key (or ``Faults.api_key``), ``/nb-iot`` any well-formed token
+not past its ``et`` (there is no access key to check its sign with). With ``products``
+(products.py), each call is some product's, found by its api-key or its token's ``res`` (whose
+sign is checked with that product's access key); the product's devices, throttle and answer shape
+apply, and ``Faults.api_key`` does not.
+
+Admin endpoints (no api-key): GET /_emulator/stats, GET /_emulator/arrivals (``?product=`` for one
+product's), PUT /_emulator/faults.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
+from typing import Final
 
 import orjson
 from aiohttp import web
@@ -32,24 +41,40 @@ from dispatcher.emulator import history
 from dispatcher.emulator.checks import check_execute, check_read, check_write
 from dispatcher.emulator.devices import Devices, Fleet
 from dispatcher.emulator.faults import Shaper, cut, gzip_bomb, html_page
+from dispatcher.emulator.products import ANYONE, Caller, Product, Tenant, parse_token
 from dispatcher.emulator.replies import JSON, error
 from dispatcher.emulator.state import (
     AUTH_FAILED,
     BAD_PARAM,
     BUSY,
     Faults,
+    Shape,
     Store,
     StoredCommand,
+    Throttle,
 )
 
-__all__ = ["Emulator", "Faults", "Fleet", "StoredCommand", "run", "serve"]
+__all__ = ["Emulator", "Faults", "Fleet", "Product", "StoredCommand", "run", "serve"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A follow-up call's answer for a device whose request passed the shared checks (history.py).
-FollowUp = Callable[[Store, str, web.Request], web.Response]
-# A create call's checks (checks.py): the query, the body, the server's now, the foreign imeis
-# and a fresh uuid -> the command to store, or an errno.
-Check = Callable[[Mapping[str, str], bytes, float, frozenset[str], str], StoredCommand | int]
+FollowUp = Callable[[Store, str, web.Request, Caller], web.Response]
+# A create call's checks (checks.py): the query, the body, the server's now, the imeis outside
+# the product and a fresh uuid -> the command to store, or an errno.
+Check = Callable[[Mapping[str, str], bytes, float, Container[str], str], StoredCommand | int]
+# The accepted answer, by shape, with the uuid to fill in.
+_ACCEPTED: Final[dict[Shape, bytes]] = {
+    "errno": b'{"errno":0,"error":"succ","data":{"uuid":"%s"}}',
+    "code": b'{"code":0,"msg":"succ","data":{"uuid":"%s"}}',
+}
+_PLATFORMS: Final = (("/nbiot", False), ("/nb-iot", True))  # path prefix, signed token or not
+
+
+def _check_read_call(
+    query: Mapping[str, str], body: bytes, now: float, foreign: Container[str], uuid: str
+) -> StoredCommand | int:
+    """A cached read's checks; it takes no body."""
+    return check_read(query, now, foreign, uuid) if not body.strip() else BAD_PARAM
 
 
 class Emulator:
@@ -65,6 +90,7 @@ class Emulator:
         max_arrivals: int = 1_000_000,
         keep_records: bool = True,
         fleet: Fleet | None = None,
+        products: Mapping[str, Product] | None = None,
     ) -> None:
         # None when devices are off: then nothing on any path looks at them
         self._devices = Devices(fleet) if fleet is not None and fleet.on else None
@@ -73,12 +99,43 @@ class Emulator:
         self._sleep = sleep
         self._store = Store(keep_records=keep_records)
         self._arrivals: deque[float] = deque(maxlen=max_arrivals)
-        self._admitted: deque[float] = deque()  # POSTs past the throttle, for its sliding window
+        self._throttle = Throttle()  # the platform's (Faults.throttle_rps), over every product
+        # None without products: then every call is checked as before products existed
+        self._tenants: dict[str, Tenant] | None = None
+        self._by_key: dict[str, Tenant] = {}
+        self._by_res: dict[str, Tenant] = {}
+        if products is not None:
+            self._serve_products(products, max_arrivals)
         self._faults = Faults()
         self._rng = random.Random()
         self._shaping = False  # whether answers need a Date, gzip or truncation after the fact
         self._shaper = Shaper(clock, self._store)
         self.faults = faults or Faults()
+
+    def _serve_products(self, products: Mapping[str, Product], max_arrivals: int) -> None:
+        if not products:
+            raise ValueError("products must name at least one product")
+        tenants: dict[str, Tenant] = {}
+        for name, product in products.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError("a product's name must be a non-empty string")
+            if not isinstance(product, Product):
+                raise ValueError(f"product {name!r} must be a Product")
+            tenant = tenants[name] = Tenant(name, product, max_arrivals)
+            key, res = product.api_key, product.res
+            if key is not None:
+                if key in self._by_key:
+                    raise ValueError(
+                        f"products {self._by_key[key].name!r} and {name!r} share a key"
+                    )
+                self._by_key[key] = tenant
+            if res is not None:
+                if res in self._by_res:
+                    raise ValueError(
+                        f"products {self._by_res[res].name!r} and {name!r} share {res}"
+                    )
+                self._by_res[res] = tenant
+        self._tenants = tenants
 
     @property
     def faults(self) -> Faults:
@@ -118,15 +175,25 @@ class Emulator:
         """The imei's stored commands, oldest first."""
         return list(self._store.for_imei(imei))
 
-    def arrivals(self) -> list[float]:
-        """Monotonic arrival time of each POST (the latest ``max_arrivals``)."""
-        return list(self._arrivals)
+    def arrivals(self, product: str | None = None) -> list[float]:
+        """Monotonic arrival time of each create call (the latest ``max_arrivals``); of one
+        product's (admitted or not) when ``product`` names one."""
+        if product is None:
+            return list(self._arrivals)
+        tenant = (self._tenants or {}).get(product)
+        if tenant is None:
+            raise ValueError(f"the emulator serves no product {product!r}")
+        return list(tenant.arrivals)
 
     def stats(self) -> dict[str, object]:
         """Counters: posts, accepted, rejected by errno, throttled, faults, duplicates, reads,
-        stored commands by send_status."""
+        stored commands by send_status, and by product: its create calls' posts, accepted,
+        throttled and auth_failed (errno 1: a bad key or token, or a device outside it)."""
         self.advance()
-        return self._store.counters()
+        counters = self._store.counters()
+        tenants = self._tenants or {}
+        counters["products"] = {name: tenant.counters() for name, tenant in tenants.items()}
+        return counters
 
     # -- the app -------------------------------------------------------------------------------
 
@@ -134,20 +201,25 @@ class Emulator:
         """A new aiohttp application serving this emulator's state."""
         app = web.Application()
         add = app.router.add_route
-        add("POST", "/nbiot/execute/offline", self._shaped(self._execute, reads=False))
-        add("POST", "/nbiot/offline", self._shaped(self._write, reads=False))
-        add("GET", "/nbiot/offline", self._shaped(self._read, reads=False))
-        follow_up = self._follow_up
-        add("GET", "/nbiot/offline/history", follow_up(history.listing, "history"))
-        add("GET", "/nbiot/offline/history/{uuid}", follow_up(history.detail, "detail"))
-        add(
-            "GET",
-            "/nbiot/offline/history/{uuid}/piecewise",
-            follow_up(history.piecewise, "piecewise"),
-        )
-        # "all" before {uuid}, so that it wins
-        add("PUT", "/nbiot/offline/cancel/all", follow_up(history.cancel_all, "cancel_all"))
-        add("PUT", "/nbiot/offline/cancel/{uuid}", follow_up(history.cancel, "cancel"))
+        for prefix, iot in _PLATFORMS:
+            creator, follow_up = self._creator, self._follow_up
+            add("POST", f"{prefix}/execute/offline", creator(check_execute, iot))
+            add("POST", f"{prefix}/offline", creator(check_write, iot))
+            add("GET", f"{prefix}/offline", creator(_check_read_call, iot))
+            add("GET", f"{prefix}/offline/history", follow_up(history.listing, "history", iot))
+            add(
+                "GET",
+                f"{prefix}/offline/history/{{uuid}}",
+                follow_up(history.detail, "detail", iot),
+            )
+            piecewise = follow_up(history.piecewise, "piecewise", iot)
+            add("GET", f"{prefix}/offline/history/{{uuid}}/piecewise", piecewise)
+            # "all" before {uuid}, so that it wins
+            cancel_all = follow_up(history.cancel_all, "cancel_all", iot)
+            add("PUT", f"{prefix}/offline/cancel/all", cancel_all)
+            add(
+                "PUT", f"{prefix}/offline/cancel/{{uuid}}", follow_up(history.cancel, "cancel", iot)
+            )
         add("GET", "/_emulator/stats", self._admin_stats)
         add("GET", "/_emulator/arrivals", self._admin_arrivals)
         add("PUT", "/_emulator/faults", self._admin_faults)
@@ -164,20 +236,28 @@ class Emulator:
 
         return handle
 
-    def _follow_up(self, answer: FollowUp, kind: str) -> Handler:
+    def _creator(self, check: Check, iot: bool) -> Handler:
+        """A create call's route (execute, write, read): ``_create`` with ``check``, shaped."""
+
+        async def handle(request: web.Request) -> web.Response:
+            return await self._create(request, check, iot)
+
+        return self._shaped(handle, reads=False)
+
+    def _follow_up(self, answer: FollowUp, kind: str, iot: bool) -> Handler:
         """A follow-up call's route: counted by ``kind``, the shared checks, then ``answer``,
         shaped."""
         calls = self._store.calls
 
         async def handle(request: web.Request) -> web.Response:
             calls[kind] = calls.get(kind, 0) + 1
-            early, imei = await self._read_call(request)
+            early, imei, caller = await self._read_call(request, iot)
             if early is not None:
                 return early
             if self._devices is not None:
                 now = self._clock() + self._faults.clock_offset_s
                 self._devices.advance(self._store, imei, now)
-            return answer(self._store, imei, request)
+            return answer(self._store, imei, request, caller)
 
         return self._shaped(handle)
 
@@ -192,47 +272,70 @@ class Emulator:
         key = request.headers.get("api-key")
         return bool(key) and (faults.api_key is None or key == faults.api_key)
 
-    def _throttled(self, rps: float) -> bool:
-        """True if one more POST would exceed ``rps`` in the sliding window (GCRA-free: a deque)."""
-        limit, window = (math.floor(rps), 1.0) if rps >= 1 else (1, 1.0 / rps)
-        now = self._monotonic()
-        admitted = self._admitted
-        while admitted and admitted[0] <= now - window:
-            admitted.popleft()
-        if len(admitted) >= limit:
-            return True
-        admitted.append(now)
-        return False
+    def _identify(self, request: web.Request, iot: bool) -> tuple[Tenant | None, bool]:
+        """(the product a call names, whether it is let in): by its api-key on ``/nbiot``, by
+        its token on ``/nb-iot`` (the ``res`` names the product, whose access key must have
+        signed it, and its ``et`` must still be ahead on the server's clock)."""
+        if not iot:
+            key = request.headers.get("api-key")
+            tenant = self._by_key.get(key) if key else None
+            return tenant, tenant is not None
+        token = parse_token(request.headers.get("authorization"))
+        if token is None:
+            return None, False
+        fresh = token.et > self._clock() + self._faults.clock_offset_s
+        if self._tenants is None:
+            return None, fresh  # no access key to check the sign with: any fresh token
+        tenant = self._by_res.get(token.res)
+        if tenant is None or tenant.key is None:
+            return None, False
+        return tenant, fresh and token.signed_with(tenant.key)
 
-    def _throttle_answer(self, faults: Faults) -> web.Response:
+    def _throttle_full(self, faults: Faults, tenant: Tenant | None) -> web.Response | None:
+        """The throttled answer when the platform's or the product's window is full; else
+        None, and the call is counted in both windows."""
+        rps = faults.throttle_rps
+        own = tenant.product.throttle_rps if tenant is not None else None
+        now = self._monotonic()
+        if rps is not None and self._throttle.full(rps, now):
+            return self._throttle_answer(faults, faults.throttle_mode, tenant)
+        if tenant is not None and own is not None:
+            if tenant.throttle.full(own, now):
+                return self._throttle_answer(faults, tenant.product.throttle_mode, tenant)
+            tenant.throttle.admit(now)
+        if rps is not None:
+            self._throttle.admit(now)
+        return None
+
+    def _throttle_answer(
+        self, faults: Faults, mode: str, tenant: Tenant | None = None
+    ) -> web.Response:
         self._store.throttled += 1
-        if faults.throttle_mode == "errno7":
-            return error(BUSY)
+        if tenant is not None:
+            tenant.throttled += 1
+        if mode == "errno7":
+            return error(BUSY, "errno" if tenant is None else tenant.shape)
         return web.Response(
             status=429,
             text="429 Too Many Requests",
             headers={"Retry-After": f"{faults.throttle_retry_after:g}"},
         )
 
-    async def _execute(self, request: web.Request) -> web.Response:
-        return await self._create(request, check_execute)
-
-    async def _write(self, request: web.Request) -> web.Response:
-        return await self._create(request, check_write)
-
-    async def _read(self, request: web.Request) -> web.Response:
-        def read(
-            query: Mapping[str, str], body: bytes, now: float, foreign: frozenset[str], uuid: str
-        ) -> StoredCommand | int:
-            return check_read(query, now, foreign, uuid) if not body.strip() else BAD_PARAM
-
-        return await self._create(request, read)
-
-    async def _create(self, request: web.Request, check: Check) -> web.Response:
+    async def _create(self, request: web.Request, check: Check, iot: bool) -> web.Response:
         """A create call (execute, write, read): the faults, then ``check``, then the store."""
         store = self._store
         store.posts += 1
-        self._arrivals.append(self._monotonic())
+        arrived = self._monotonic()
+        self._arrivals.append(arrived)
+        identify = iot or self._tenants is not None
+        tenant: Tenant | None = None
+        let_in = True
+        if identify:
+            tenant, let_in = self._identify(request, iot)
+            if tenant is not None:
+                tenant.posts += 1
+                tenant.arrivals.append(arrived)
+        shape: Shape = "errno" if tenant is None else tenant.shape
         faults = self._faults
         body = await request.read()  # read first, so a cut leaves no unread bytes (no RST)
         if faults.html_status is not None:  # a proxy in front answers: OneNET never sees it
@@ -248,26 +351,37 @@ class Emulator:
         if faults.cut_before_rate and rng.random() < faults.cut_before_rate:
             store.faults["cut_before"] += 1
             return cut(request)
-        if not self._key_ok(request, faults):
+        if not (let_in if identify else self._key_ok(request, faults)):
             store.reject(AUTH_FAILED)
-            return error(AUTH_FAILED)
-        if faults.throttle_rps is not None and self._throttled(faults.throttle_rps):
-            return self._throttle_answer(faults)
+            if tenant is not None:
+                tenant.auth_failed += 1
+            return error(AUTH_FAILED, shape)
+        if faults.throttle_rps is not None or (
+            tenant is not None and tenant.product.throttle_rps is not None
+        ):
+            throttled = self._throttle_full(faults, tenant)
+            if throttled is not None:
+                return throttled
         result = check(
             request.query,
             body,
             self._clock() + faults.clock_offset_s,
-            faults.foreign_imeis,
+            faults.foreign_imeis if tenant is None else tenant.outside(faults.foreign_imeis),
             str(uuid.uuid4()),
         )
         if isinstance(result, int):
             store.reject(result)
-            return error(result)
+            if tenant is not None and result == AUTH_FAILED:  # a device outside the product
+                tenant.auth_failed += 1
+            return error(result, shape)
+        if tenant is not None:
+            result = replace(result, product=tenant.name)
+            tenant.accepted += 1
         store.add(result)
         if faults.cut_after_rate and rng.random() < faults.cut_after_rate:
             store.faults["cut_after"] += 1
             return cut(request)
-        answer = b'{"errno":0,"error":"succ","data":{"uuid":"%s"}}' % result.uuid.encode()
+        answer = _ACCEPTED[shape] % result.uuid.encode()
         if faults.truncate_rate and rng.random() < faults.truncate_rate:
             store.count_fault("truncate")
             return web.Response(body=answer[: len(answer) // 2], content_type=JSON)
@@ -276,31 +390,43 @@ class Emulator:
             return await gzip_bomb(answer, faults.bomb_bytes)
         return web.Response(body=answer, content_type=JSON)
 
-    async def _read_call(self, request: web.Request) -> tuple[web.Response | None, str]:
-        """What history/detail/cancel share: faults, api-key, imei. Returns (early answer, imei)."""
+    async def _read_call(
+        self, request: web.Request, iot: bool
+    ) -> tuple[web.Response | None, str, Caller]:
+        """What history/detail/cancel share: faults, api-key or token, imei. Returns (early
+        answer, imei, who the answer is for)."""
         self._store.reads += 1
         faults = self._faults
         if faults.html_status is not None:
-            return self._shaper.html(faults.html_status), ""
+            return self._shaper.html(faults.html_status), "", ANYONE
         if faults.latency_ms or faults.latency_jitter_ms:
             await self._delay(faults)
         if faults.affect_reads:
             if faults.hang_rate and self._rng.random() < faults.hang_rate:
-                return await self._shaper.hang(request), ""
+                return await self._shaper.hang(request), "", ANYONE
             if faults.fail_rate and self._rng.random() < faults.fail_rate:
                 self._store.faults["http500"] += 1
-                return html_page(500), ""
+                return html_page(500), "", ANYONE
             if faults.cut_before_rate and self._rng.random() < faults.cut_before_rate:
                 self._store.faults["cut_before"] += 1
-                return cut(request), ""
-        if not self._key_ok(request, faults):
-            return error(AUTH_FAILED), ""
+                return cut(request), "", ANYONE
+        tenant: Tenant | None = None
+        caller = ANYONE
+        if iot or self._tenants is not None:
+            tenant, let_in = self._identify(request, iot)
+            if tenant is not None:
+                caller = tenant.caller
+            if not let_in:
+                return error(AUTH_FAILED, caller.shape), "", ANYONE
+        elif not self._key_ok(request, faults):
+            return error(AUTH_FAILED), "", ANYONE
         imei = request.query.get("imei", "")
         if len(imei) != 15 or not (imei.isascii() and imei.isdigit()):
-            return error(BAD_PARAM), ""
-        if imei in faults.foreign_imeis:
-            return error(AUTH_FAILED), ""
-        return None, imei
+            return error(BAD_PARAM, caller.shape), "", ANYONE
+        outside = faults.foreign_imeis if tenant is None else tenant.outside(faults.foreign_imeis)
+        if imei in outside:
+            return error(AUTH_FAILED, caller.shape), "", ANYONE
+        return None, imei, caller
 
     async def _admin_stats(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -308,7 +434,11 @@ class Emulator:
         )
 
     async def _admin_arrivals(self, request: web.Request) -> web.Response:
-        return web.Response(body=orjson.dumps(self.arrivals()), content_type=JSON)
+        try:
+            arrivals = self.arrivals(request.query.get("product"))
+        except ValueError as exc:
+            return web.Response(status=404, text=str(exc))
+        return web.Response(body=orjson.dumps(arrivals), content_type=JSON)
 
     async def _admin_faults(self, request: web.Request) -> web.Response:
         """Replace some fault settings: a JSON object of Faults fields (foreign_imeis as a list)."""
@@ -353,11 +483,12 @@ def run(
     ready: Callable[[str], None] | None = None,
     keep_records: bool = True,
     fleet: Fleet | None = None,
+    products: Mapping[str, Product] | None = None,
 ) -> None:
     """Serve an emulator until interrupted (KeyboardInterrupt goes up); calls ``ready(url)``."""
 
     async def main() -> None:
-        emulator = Emulator(faults, keep_records=keep_records, fleet=fleet)
+        emulator = Emulator(faults, keep_records=keep_records, fleet=fleet, products=products)
         async with serve(emulator, host, port) as url:
             if ready is not None:
                 ready(url)

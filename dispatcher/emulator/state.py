@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -19,11 +20,16 @@ __all__ = [
     "ERRNO_TEXT",
     "Delivery",
     "Faults",
+    "Shape",
     "Store",
     "StoredCommand",
+    "Throttle",
     "format_answer_time",
     "parse_request_time",
 ]
+
+# An answer's envelope: {"errno", "error", "data"}, or the newer platform's {"code", "msg", "data"}
+Shape = Literal["errno", "code"]
 
 # errno values (docs/onenet-api.md, "errno")
 AUTH_FAILED = 1
@@ -114,6 +120,7 @@ class StoredCommand:
     send_status: int = WAITING
     type: str = "EXECUTE"  # EXECUTE, WRITE or READ
     mode: int | None = None  # a write's mode: 1 replace, 2 partial update
+    product: str | None = None  # the name of the product it was created in (None: no products)
 
     def history_item(self, delivery: Delivery | None = None) -> dict[str, object]:
         """The command as a history list item (OneNET's field names, answer time format)."""
@@ -144,6 +151,26 @@ class Delivery:
     confirm_time: float | None = None
     confirm_status: str | None = None  # SUCCESS, or an error name such as TIME_OUT
     cmd_result: str | None = None  # the device's answer text; None for an error
+
+
+@dataclass(slots=True)
+class Throttle:
+    """A sliding window of admitted calls: at most ``rps`` in any second (below 1 per second:
+    one per ``1 / rps`` seconds). A deque of admission times; throttled calls never enter it."""
+
+    admitted: deque[float] = field(default_factory=deque)
+
+    def full(self, rps: float, now: float) -> bool:
+        """True if one more call at ``now`` would exceed ``rps``."""
+        limit, window = (math.floor(rps), 1.0) if rps >= 1 else (1, 1.0 / rps)
+        admitted = self.admitted
+        while admitted and admitted[0] <= now - window:
+            admitted.popleft()
+        return len(admitted) >= limit
+
+    def admit(self, now: float) -> None:
+        """Count one call admitted at ``now``."""
+        self.admitted.append(now)
 
 
 @lru_cache(maxsize=4096)  # fleet jobs repeat the same few timestamps

@@ -1,9 +1,10 @@
 """The OneNET API: the client's calls over one aiohttp session, and what each answer means
-(``classify``, the errno table, once).
+(``classify``, the errno table, once); the newer platform's signed token (``TokenSource``).
 
 May import: errors, times. Never job, ledger, run, report, cli or emulator.
 """
 
+from dispatcher.onenet.auth import TokenSource, sign, token_header
 from dispatcher.onenet.client import (
     MAX_BODY,
     MAX_RETRY_AFTER,
@@ -13,6 +14,7 @@ from dispatcher.onenet.client import (
     Misrouted,
     OneNetClient,
     Outcome,
+    Platform,
     Verdict,
     classify,
     parse_retry_after,
@@ -27,7 +29,11 @@ __all__ = [
     "Misrouted",
     "OneNetClient",
     "Outcome",
+    "Platform",
+    "TokenSource",
     "Verdict",
     "classify",
     "parse_retry_after",
+    "sign",
+    "token_header",
 ]

@@ -5,6 +5,8 @@ The rules, from OneNET's documentation (see docs/onenet-api.md) and from what a 
 in front of it (gateways, proxies, a wrong base path):
 
 - A usable answer is a JSON object with an integer ``errno``; 0 with a uuid is a created command.
+  The newer platform may answer ``{"code", "msg", "data"}`` instead: a ``code`` is an errno, with
+  the same meanings; a body with both is read by its ``errno`` (``answer_errno``, ``answer_text``).
 - A 2xx answer that is not usable (broken JSON, HTML, no errno, errno 0 without a uuid, too big)
   came from OneNET after it took the request: the command may exist, so it is ``in_doubt``.
 - A 3xx/4xx answer without an integer errno did not come from OneNET (an HTML 404 from a wrong
@@ -37,6 +39,8 @@ __all__ = [
     "HistoryItem",
     "Outcome",
     "Verdict",
+    "answer_errno",
+    "answer_text",
     "classify",
     "classify_oversized",
     "command_result",
@@ -141,6 +145,29 @@ def _content_type(headers: Mapping[str, str]) -> str:
     return kind or "no content type"
 
 
+def answer_errno(doc: Mapping[str, object], status: int) -> object:
+    """The errno field of a decoded answer object, as given (an int is yet to be checked):
+    its ``errno``, else its ``code`` (the newer platform's shape); a body with both is read by
+    its ``errno``.
+
+    A ``code`` equal to a non-2xx HTTP status is that status echoed by whatever answered (a
+    gateway's ``{"code": 404, "msg": "Not Found"}``), not one of OneNET's errnos: None.
+    """
+    if "errno" in doc:
+        return doc["errno"]
+    code = doc.get("code")
+    if type(code) is int and code == status and not 200 <= status < 300:
+        return None
+    return code
+
+
+def answer_text(doc: Mapping[str, object]) -> str:
+    """The error text of a decoded answer object (``error``, or the newer shape's ``msg``), cut
+    to 200 characters; empty when there is none."""
+    text = doc.get("error") if "errno" in doc else doc.get("msg")
+    return text[:_ERROR_TEXT] if type(text) is str else ""
+
+
 def misrouted_error(status: int, headers: Mapping[str, str], detail: str = "") -> str:
     """The error text of an answer that is not OneNET's, e.g. 'HTTP 404 (text/html): not a
     OneNET answer'."""
@@ -188,7 +215,7 @@ def _judge(
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         doc = _NOT_JSON
-    errno = doc.get("errno") if type(doc) is dict else None
+    errno = answer_errno(doc, status) if type(doc) is dict else None
     ok_status = 200 <= status < 300
     if type(errno) is not int or errno not in _INT32:
         if not ok_status:
@@ -210,8 +237,7 @@ def _judge(
             return Verdict.ACCEPTED, uuid, 0, "", False
         # Success said, but no command id to record: the command probably exists; find it.
         return Verdict.IN_DOUBT, None, 0, f"HTTP {status}: errno 0 without a usable uuid", False
-    text = doc.get("error")
-    text = text[:_ERROR_TEXT] if type(text) is str else ""
+    text = answer_text(doc)
     if errno == 7 or errno == 5117:
         return Verdict.TRANSIENT, None, errno, text, False
     if errno == 5108:

@@ -6,9 +6,13 @@ DNS, connect timeout) is ``transient``; one after it may have reached OneNET (di
 timeout, broken body) is ``in_doubt``, to be settled against the history rather than sent again.
 
 The follow-up calls (``history``, ``detail``) raise ``OneNetUnavailable`` when they get no usable
-answer, ``Misrouted`` when what answered is not OneNET. The api-key travels only in the ``api-key``
-header and is never put into a message. Bodies are read up to ``MAX_BODY`` bytes *after*
-inflating, so a small compressed answer cannot fill the memory.
+answer, ``Misrouted`` when what answered is not OneNET. Bodies are read up to ``MAX_BODY`` bytes
+*after* inflating, so a small compressed answer cannot fill the memory.
+
+Two platforms (docs/onenet-api.md): ``onenet`` (``/nbiot/...``, header ``api-key``) and the newer
+``iot-api`` (``/nb-iot/...``, header ``authorization`` with a signed token from a ``TokenSource``,
+taken per request so that it is renewed during a long run). The api-key, the access key and the
+token's sign travel only in their header and are never put into a message.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import quote
 
 import aiohttp
@@ -30,6 +34,8 @@ from dispatcher.onenet.answers import (
     HistoryItem,
     Outcome,
     Verdict,
+    answer_errno,
+    answer_text,
     classify,
     classify_oversized,
     history_item,
@@ -38,6 +44,7 @@ from dispatcher.onenet.answers import (
     parse_http_date,
     parse_retry_after,
 )
+from dispatcher.onenet.auth import TokenSource
 from dispatcher.onenet.requests import (
     CancelResult,
     ExecuteRequest,
@@ -56,7 +63,9 @@ __all__ = [
     "Misrouted",
     "OneNetClient",
     "Outcome",
+    "Platform",
     "ReadRequest",
+    "TokenSource",
     "Verdict",
     "WriteRequest",
     "WriteValue",
@@ -64,10 +73,11 @@ __all__ = [
     "parse_retry_after",
 ]
 
+Platform = Literal["onenet", "iot-api"]
+
 MAX_BODY: Final = 1 << 20  # bytes, after inflating; OneNET's answers are tiny, this is not one
 PER_PAGE: Final = 100  # history items per page (the most OneNET's list calls give)
 MAX_PAGES: Final = 1000  # a history longer than this is not trusted to be complete
-_ERROR_TEXT: Final = 200  # characters of OneNET's error text kept
 _CHUNK: Final = 65536  # bytes read at a time when the size is not known up front
 
 # Query values that need no percent-encoding (IMEIs, OneNET timestamps).
@@ -122,38 +132,82 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}"[:300] if text else name
 
 
-def _key_pattern(key: str) -> re.Pattern[str] | None:
-    """The key as a whole token (also percent-encoded, as in a URL query), or None if empty."""
-    if not key:
+def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The secrets as whole tokens (also percent-encoded, as in a URL query), or None if none."""
+    forms = {form for key in secrets for form in (re.escape(key), re.escape(quote(key, safe="")))}
+    if not forms:
         return None
-    forms = {re.escape(key), re.escape(quote(key, safe=""))}
+    # Longest first, so that a secret is masked whole when another is a part of it.
+    alternatives = "|".join(sorted(forms, key=lambda form: (-len(form), form)))
     # After "=" counts as a token start: a key is masked in "?api-key=KEY&...".
-    return re.compile(
-        rf"(?:(?<==)|(?<![{_KEY_CHARS}]))(?:{'|'.join(sorted(forms))})(?![{_KEY_CHARS}])"
-    )
+    return re.compile(rf"(?:(?<==)|(?<![{_KEY_CHARS}]))(?:{alternatives})(?![{_KEY_CHARS}])")
 
 
 class OneNetClient:
-    """OneNET's cached-command API over one aiohttp session (the caller owns it and its timeout)."""
+    """OneNET's cached-command API over one aiohttp session (the caller owns it and its timeout).
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, api_key: str) -> None:
+    ``platform="onenet"``: ``/nbiot/...`` with header ``api-key``; ``"iot-api"``: the newer
+    platform, ``/nb-iot/...`` with header ``authorization`` from ``token`` (required there).
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str = "",
+        *,
+        platform: Platform = "onenet",
+        token: TokenSource | None = None,
+    ) -> None:
+        if platform == "onenet":
+            if token is not None:
+                raise ValueError("a token is for platform 'iot-api'; 'onenet' takes an api-key")
+            prefix = "/nbiot"
+        elif platform == "iot-api":
+            if token is None:
+                raise ValueError("platform 'iot-api' needs a token (a TokenSource)")
+            prefix = "/nb-iot"
+        else:
+            raise ValueError(f"platform {str(platform)[:20]!r} is not 'onenet' or 'iot-api'")
         # aiohttp sends a GET or PUT again, once, when a kept-alive connection breaks under it
         # (RFC 9112's retry of idempotent requests). OneNET's cached read is created by a GET:
         # sent again, a device would be asked twice. Every retry here is the caller's own
         # decision (in doubt: settled against the history). aiohttp's TestClient sets the same.
         session._retry_connection = False
         self._session = session
+        self.platform: Platform = platform
         self._base = base_url.rstrip("/")
+        self._root = self._base + prefix  # every call's path starts here
         self._key = api_key
-        self._key_token = _key_pattern(api_key)
-        self._execute = self._base + "/nbiot/execute/offline?imei="
+        self._token = token
+        self._token_header = ""  # the token the header dicts were last built from
+        # the access key and the current sign (none yet: the token is made on first use)
+        self._token_secrets = token.secrets() if token is not None else ()
+        self._secrets = tuple(dict.fromkeys(((api_key,) if api_key else ()) + self._token_secrets))
+        self._mask = _secrets_pattern(self._secrets)
+        self._execute = self._root + "/execute/offline?imei="
+        # The header dicts, built once (for iot-api: again whenever the token changes).
         self._key_only = {"api-key": api_key}
         self._with_body = {"api-key": api_key, "Content-Type": "application/json"}
 
     @property
     def execute_url(self) -> str:
         """The URL execute commands are posted to: base URL and path, no query, no key."""
-        return self._base + "/nbiot/execute/offline"
+        return self._root + "/execute/offline"
+
+    def _renew(self, token: TokenSource) -> None:
+        """The header dicts and the masks follow the token: rebuilt only when it changed."""
+        header = token.header()
+        if header == self._token_header:
+            return
+        self._token_header = header
+        self._key_only = {"authorization": header}
+        self._with_body = {"authorization": header, "Content-Type": "application/json"}
+        # An answer to a request sent just before the renewal may echo the previous sign.
+        previous, self._token_secrets = self._token_secrets, token.secrets()
+        api_key = (self._key,) if self._key else ()
+        self._secrets = tuple(dict.fromkeys((*api_key, *self._token_secrets, *previous)))
+        self._mask = _secrets_pattern(self._secrets)
 
     async def execute_offline(self, req: ExecuteRequest) -> Outcome:
         """Create one cached execute command; never raises for network trouble."""
@@ -168,6 +222,8 @@ class OneNetClient:
             values += req.valid_time
         if not _QUERY_SAFE.fullmatch(values):
             url = self._execute_url_escaped(req)
+        if self._token is not None:
+            self._renew(self._token)
         if req.args is None:
             return await self._send("POST", url, None, self._key_only)
         try:
@@ -186,9 +242,9 @@ class OneNetClient:
             body = orjson.dumps({"data": [v.item() for v in req.values]})
         except TypeError:
             return Outcome(Verdict.REJECTED, error="a value cannot be encoded as JSON")
-        return await self._send(
-            "POST", f"{self._base}/nbiot/offline?{query}", body, self._with_body
-        )
+        if self._token is not None:
+            self._renew(self._token)
+        return await self._send("POST", f"{self._root}/offline?{query}", body, self._with_body)
 
     async def read_offline(self, req: ReadRequest) -> Outcome:
         """Create one cached read; never raises for network trouble."""
@@ -200,7 +256,9 @@ class OneNetClient:
         if req.bin2hex:
             query += "&bin2hex=true"
         query += self._window_query(req)
-        return await self._send("GET", f"{self._base}/nbiot/offline?{query}", None, self._key_only)
+        if self._token is not None:
+            self._renew(self._token)
+        return await self._send("GET", f"{self._root}/offline?{query}", None, self._key_only)
 
     @staticmethod
     def _window_query(req: WriteRequest | ReadRequest) -> str:
@@ -218,9 +276,11 @@ class OneNetClient:
         OneNET answers errno 0, else judged as an execute answer; carries OneNET's clock in
         ``server_date``. Never raises for network trouble."""
         url = (
-            f"{self._base}/nbiot/offline/history?imei={_query_value(imei)}"
+            f"{self._root}/offline/history?imei={_query_value(imei)}"
             f"&start={_query_value(format_onenet(start))}&page=1&per_page=1"
         )
+        if self._token is not None:
+            self._renew(self._token)
         outcome = await self._send("GET", url, None, self._key_only)
         status = outcome.http_status
         if outcome.errno == 0 and status is not None and 200 <= status < 300:
@@ -263,7 +323,7 @@ class OneNetClient:
 
     def _execute_url_escaped(self, req: ExecuteRequest) -> str:
         url = (
-            f"{self._base}/nbiot/execute/offline?imei={_query_value(req.imei)}&obj_id={req.obj_id}"
+            f"{self._execute}{_query_value(req.imei)}&obj_id={req.obj_id}"
             f"&obj_inst_id={req.obj_inst_id}&res_id={req.res_id}"
             f"&expired_time={_query_value(req.expired_time)}&retry={req.retry}"
             f"&timeout={req.timeout}&trigger_msg={req.trigger_msg}"
@@ -297,10 +357,7 @@ class OneNetClient:
         items: list[HistoryItem] = []
         seen: set[str] = set()
         for page in range(1, MAX_PAGES + 1):
-            url = (
-                f"{self._base}/nbiot/offline/history?{query}"
-                f"&page={page}&per_page={PER_PAGE}&sort=ASC"
-            )
+            url = f"{self._root}/offline/history?{query}&page={page}&per_page={PER_PAGE}&sort=ASC"
             if before_page is not None:
                 await before_page()
             data = await self._call("GET", url, "history", on_date)
@@ -338,7 +395,7 @@ class OneNetClient:
 
         ``on_date`` gets the server's clock (unix seconds) from the answer's Date header.
         """
-        url = f"{self._base}/nbiot/offline/history/{quote(uuid, safe='')}?imei={_query_value(imei)}"
+        url = f"{self._root}/offline/history/{quote(uuid, safe='')}?imei={_query_value(imei)}"
         data = await self._call("GET", url, "detail", on_date)
         if type(data) is not dict:
             raise OneNetUnavailable(f"detail of {uuid}: answer without a command")
@@ -347,7 +404,7 @@ class OneNetClient:
     async def cancel(self, imei: str, uuid: str) -> CancelResult:
         """Cancel a waiting command: ``cancelled``, or the ``refusal`` with the errno's verdict
         (e.g. REJECTED when it was already sent); raises OneNetUnavailable on network trouble."""
-        url = f"{self._base}/nbiot/offline/cancel/{quote(uuid, safe='')}?imei={_query_value(imei)}"
+        url = f"{self._root}/offline/cancel/{quote(uuid, safe='')}?imei={_query_value(imei)}"
         status, raw, headers = await self._exchange("PUT", url, "cancel")
         outcome = (
             classify_oversized(status, headers, MAX_BODY)
@@ -364,6 +421,8 @@ class OneNetClient:
         self, method: str, url: str, what: str
     ) -> tuple[int, bytes | None, Mapping[str, str]]:
         """(status, body or None when too large, headers); OneNetUnavailable on network trouble."""
+        if self._token is not None:
+            self._renew(self._token)
         try:
             async with self._session.request(
                 method, URL(url, encoded=True), headers=self._key_only, allow_redirects=False
@@ -407,7 +466,7 @@ class OneNetClient:
                 throttled=throttled,
                 retry_after=retry_after,
             ) from None
-        errno = doc.get("errno") if type(doc) is dict else None
+        errno = answer_errno(doc, status) if type(doc) is dict else None
         if type(errno) is not int:
             if foreign:
                 detail = "JSON without an integer errno"
@@ -418,8 +477,7 @@ class OneNetClient:
                 retry_after=retry_after,
             )
         if errno != 0:
-            text = doc.get("error")
-            text = self._clean(text[:_ERROR_TEXT]) if type(text) is str else ""
+            text = self._clean(answer_text(doc))
             judged = classify(status, raw, headers)
             raise OneNetUnavailable(
                 f"{what}: HTTP {status}, errno {errno} {text}".rstrip(),
@@ -433,8 +491,9 @@ class OneNetClient:
         return doc.get("data")
 
     def _clean(self, text: str) -> str:
-        """``text`` with the api-key masked where it stands as a whole token."""
-        pattern = self._key_token
-        if pattern is None or (self._key not in text and "%" not in text):
+        """``text`` with the api-key, the access key and the token's sign masked where they
+        stand as whole tokens."""
+        pattern = self._mask
+        if pattern is None or ("%" not in text and not any(s in text for s in self._secrets)):
             return text
         return pattern.sub("***", text)

@@ -238,6 +238,12 @@ class _Runner:
         )
         if probe:
             await self._probe()
+        if self.aborted is not None and self.product is not None:
+            # One lane of several stopped before it sent: its commands are in the ledger all
+            # the same, pending, so that the run's report shows what is left for a rerun.
+            await self.recorder.call(
+                _register_all, ledger, self.job, self.settings.ledger.batch_size
+            )
         if self.aborted is None and not self.stop.requested:
             await self.recovery.leftovers(reconcile_in_doubt, resend)
             if not self.stop.requested and await self._canary_passed():
@@ -403,6 +409,16 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
             yield from _leaves(inner)
     else:
         yield exc
+
+
+def _register_all(ledger: Ledger, job: Job, size: int) -> None:
+    """On the ledger thread: register every command of ``job`` (those new become pending)."""
+    commands = job.commands()
+    try:
+        while batch := list(itertools.islice(commands, size)):
+            ledger.register(batch)
+    finally:
+        commands.close()
 
 
 def _register_next(ledger: Ledger, commands: Iterator[Command], size: int) -> list[Item]:

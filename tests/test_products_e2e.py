@@ -1,0 +1,222 @@
+"""Several products in one run, and the newer OneNET API, end to end: the real dispatcher against
+the emulator serving several products at once (each its key or access key, devices, throttle),
+over loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from dispatcher.config import load_settings
+from dispatcher.emulator.server import Emulator, Product, serve
+from dispatcher.errors import WrongKeyError
+from dispatcher.job.model import load_job
+from dispatcher.ledger.store import Ledger, Status
+from dispatcher.onenet.auth import TokenSource
+from dispatcher.onenet.client import OneNetClient
+from dispatcher.run.pacing import WINDOW_SLACK_S
+from dispatcher.run.runner import RunResult, run_job
+from tests.e2e_support import fast_settings, fleet, ledger_rows
+from tests.test_cli import Done, process_env
+
+METERS_KEY, LIGHTS_KEY = "meters-key-1f2e", "lights-key-9a8b"
+ACCESS_KEY = base64.b64encode(b"studio-access-key-for-tests").decode()
+RES = "products/abc123"
+
+
+def counts(result: RunResult) -> dict[Status, int]:
+    return {status: n for status, n in result.counts.items() if n}
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    """The most requests that arrived in any 1-second window, less the pace's slack: a request
+    reaches the server up to that much later than its start when the loop is busy."""
+    most, start = 0, 0
+    for end, at in enumerate(arrivals):
+        while arrivals[start] <= at - (1.0 - WINDOW_SLACK_S):
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def two_product_job(directory: Path, meters: list[str], lights: list[str]) -> Path:
+    rows = [(i, "meters") for i in meters] + [(i, "lights") for i in lights]
+    # Interleaved, as a real fleet file would be.
+    rows = [
+        r
+        for pair in itertools.zip_longest(rows[: len(meters)], rows[len(meters) :])
+        for r in pair
+        if r
+    ]
+    (directory / "fleet.csv").write_text(
+        "imei,product\n" + "".join(f"{i},{p}\n" for i, p in rows), encoding="utf-8"
+    )
+    path = directory / "fleet.yaml"
+    path.write_text(
+        "job: fleet\ndefaults: {obj_id: 5, obj_inst_id: 0, res_id: 2, expired_time: +1d}\n"
+        "targets_csv: fleet.csv\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+CONFIG = """\
+limits: {concurrency: 8}
+retry: {max_attempts: 10, initial_backoff_s: 0.001, max_backoff_s: 0.01, request_timeout_s: 10}
+reliability: {settle_s: 0.2, stop_grace_s: 10}
+ledger: {synchronous: normal, batch_size: 50}
+products:
+  meters:
+    api_key_env: METERS_KEY
+    base_url: URL
+    rate_per_second: 20
+  lights:
+    api_key_env: LIGHTS_KEY
+    base_url: URL
+    rate_per_second: 40
+"""
+
+
+def products_emulator(**lights: object) -> Emulator:
+    return Emulator(
+        products={
+            "meters": Product(api_key=METERS_KEY),
+            "lights": Product(api_key=LIGHTS_KEY, **lights),  # type: ignore[arg-type]
+        }
+    )
+
+
+async def dispatcher(*args: str, cwd: Path, env: dict[str, str]) -> Done:
+    """``python -m dispatcher ARGS`` as a real process, with these environment variables."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dispatcher", *args, cwd=cwd,
+        env={**process_env(None), **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return Done(proc.returncode, out.decode(), err.decode())
+
+
+async def test_each_product_is_paced_on_its_own_lane(tmp_path: Path) -> None:
+    meters, lights = fleet(40), fleet(60, start=100)
+    two_product_job(tmp_path, meters, lights)
+    emulator = products_emulator()
+    async with serve(emulator) as url:
+        (tmp_path / "config.yaml").write_text(CONFIG.replace("URL", url), encoding="utf-8")
+        done = await dispatcher(
+            "run", "fleet.yaml", "--config", "config.yaml", cwd=tmp_path,
+            env={"METERS_KEY": METERS_KEY, "LIGHTS_KEY": LIGHTS_KEY},
+        )  # fmt: skip
+    assert done.code == 0, done.stderr
+    by_product = {r.imei: r.product for r in ledger_rows(tmp_path / "fleet.yaml.ledger.db")}
+    assert {i: by_product[i] for i in meters} == dict.fromkeys(meters, "meters")
+    assert {i: by_product[i] for i in lights} == dict.fromkeys(lights, "lights")
+    stats = emulator.stats()["products"]
+    assert isinstance(stats, dict)
+    assert (stats["meters"]["accepted"], stats["lights"]["accepted"]) == (40, 60)
+    # Each product's own rate at the server, though the run sends both at once.
+    assert busiest_second(emulator.arrivals("meters")) <= 20
+    assert busiest_second(emulator.arrivals("lights")) <= 40
+    assert busiest_second(emulator.arrivals()) > 40  # together, more than either allows
+    assert METERS_KEY not in done.stdout + done.stderr and LIGHTS_KEY not in done.stderr
+
+
+async def test_a_wrong_key_stops_its_own_lane_only_and_a_rerun_finishes(tmp_path: Path) -> None:
+    meters, lights = fleet(30), fleet(30, start=100)
+    job = two_product_job(tmp_path, meters, lights)
+    emulator = products_emulator()
+    env = {"METERS_KEY": METERS_KEY, "LIGHTS_KEY": "not-the-lights-key"}
+    async with serve(emulator) as url:
+        (tmp_path / "config.yaml").write_text(CONFIG.replace("URL", url), encoding="utf-8")
+        wrong = await dispatcher("run", job.name, "--config", "config.yaml", cwd=tmp_path, env=env)
+        rows = ledger_rows(tmp_path / "fleet.yaml.ledger.db")
+        fixed = await dispatcher(
+            "run", job.name, "--config", "config.yaml", cwd=tmp_path,
+            env={**env, "LIGHTS_KEY": LIGHTS_KEY},
+        )  # fmt: skip
+    assert wrong.code == 4, wrong.stderr
+    assert "product lights" in wrong.stderr and "api-key" in wrong.stderr
+    assert "product meters: finished" in wrong.stderr
+    states = {(r.product, r.status) for r in rows}
+    assert states == {("meters", Status.ACCEPTED), ("lights", Status.PENDING)}
+    assert fixed.code == 0, fixed.stderr
+    final = ledger_rows(tmp_path / "fleet.yaml.ledger.db")
+    assert {r.status for r in final} == {Status.ACCEPTED}
+    assert len(emulator.accepted()) == 60  # the rerun sent only what was left
+
+
+async def test_validate_checks_the_products_against_the_config(tmp_path: Path) -> None:
+    job = two_product_job(tmp_path, fleet(2), fleet(3, start=10))
+    (tmp_path / "config.yaml").write_text(
+        "products:\n  meters: {api_key_env: METERS_KEY}\n", encoding="utf-8"
+    )
+    done = await dispatcher("validate", job.name, "--config", "config.yaml", cwd=tmp_path, env={})
+    assert done.code == 1
+    assert "product: no product 'lights' in config.yaml (products: meters)" in done.stdout
+    assert "products: lights 3 · meters 2" in done.stdout
+
+
+async def run_studio(
+    tmp_path: Path, emulator: Emulator, url: str, access_key: str, clock: Callable[[], float]
+) -> tuple[RunResult, TokenSource]:
+    (tmp_path / "c.yaml").write_text(
+        f"onenet:\n  platform: iot-api\n  base_url: {url}\n  token:\n"
+        f"    access_key_env: STUDIO_KEY\n    res: {RES}\n    lifetime: 1m\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(tmp_path / "c.yaml")
+    fast = fast_settings(breaker_threshold=5)
+    settings = type(settings)(
+        onenet=settings.onenet, limits=fast.limits, retry=fast.retry,
+        reliability=fast.reliability, ledger=fast.ledger,
+    )  # fmt: skip
+    token = settings.onenet.token
+    assert token is not None
+    source = TokenSource(access_key, token.res, lifetime_s=token.lifetime, clock=clock)
+    job = load_job(two_product_job(tmp_path, fleet(40), []))
+    async with aiohttp.ClientSession() as session:
+        client = OneNetClient(session, url, platform="iot-api", token=source)
+        with Ledger.open(tmp_path / "s.db", synchronous="normal") as ledger:
+            result = await run_job(job, client, ledger, settings)
+    return result, source
+
+
+@pytest.mark.parametrize("shape", ["errno", "code"])
+async def test_the_newer_api_with_signed_tokens_renewed_during_a_long_run(
+    tmp_path: Path, shape: str
+) -> None:
+    emulator = Emulator(
+        products={"studio": Product(access_key=ACCESS_KEY, res=RES, answer_shape=shape)}  # type: ignore[arg-type]
+    )
+    start = time.time()
+    ticks = itertools.count()
+    # The token's clock runs 5 s ahead per token asked for: a minute's token is renewed
+    # several times over the run, as it would be over hours at OneNET.
+    clock = lambda: start + 5 * next(ticks)  # noqa: E731
+    async with serve(emulator) as url:
+        result, source = await run_studio(tmp_path, emulator, url, ACCESS_KEY, clock)
+    assert counts(result) == {Status.ACCEPTED: 40}
+    assert source.renewals >= 2
+    assert {c.product for c in emulator.accepted()} == {"studio"}
+    rows = ledger_rows(tmp_path / "s.db")
+    assert {r.uuid for r in rows} == {c.uuid for c in emulator.accepted()}
+
+
+async def test_a_wrong_access_key_is_stopped_by_the_breaker(tmp_path: Path) -> None:
+    emulator = Emulator(products={"studio": Product(access_key=ACCESS_KEY, res=RES)})
+    wrong = base64.b64encode(b"some-other-access-key").decode()
+    async with serve(emulator) as url:
+        result, _ = await run_studio(tmp_path, emulator, url, wrong, time.time)
+    assert isinstance(result.aborted, WrongKeyError)
+    assert counts(result) == {}  # nothing sent, nothing registered: a rerun sends it all
+    assert emulator.accepted() == []
+    assert ACCESS_KEY not in result.aborted.reason and wrong not in result.aborted.reason
