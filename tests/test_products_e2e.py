@@ -220,3 +220,26 @@ async def test_a_wrong_access_key_is_stopped_by_the_breaker(tmp_path: Path) -> N
     assert counts(result) == {}  # nothing sent, nothing registered: a rerun sends it all
     assert emulator.accepted() == []
     assert ACCESS_KEY not in result.aborted.reason and wrong not in result.aborted.reason
+
+
+async def test_status_and_cancel_use_each_products_key(tmp_path: Path) -> None:
+    # The emulator answers each product's follow-up calls about that product's commands only:
+    # a state read or a cancel made with the other product's key would find nothing.
+    meters, lights = fleet(6), fleet(6, start=100)
+    two_product_job(tmp_path, meters, lights)
+    emulator = products_emulator()
+    env = {"METERS_KEY": METERS_KEY, "LIGHTS_KEY": LIGHTS_KEY}
+    ledger = "fleet.yaml.ledger.db"
+    async with serve(emulator) as url:
+        (tmp_path / "config.yaml").write_text(CONFIG.replace("URL", url), encoding="utf-8")
+        config = ("--config", "config.yaml")
+        sent = await dispatcher("run", "fleet.yaml", *config, cwd=tmp_path, env=env)
+        read = await dispatcher("status", ledger, *config, cwd=tmp_path, env=env)
+        cancelled = await dispatcher("cancel", ledger, *config, "--yes", cwd=tmp_path, env=env)
+    assert sent.code == 0, sent.stderr
+    assert read.code == 0, read.stderr
+    assert "product lights: " in read.stderr and "product meters: " in read.stderr
+    assert cancelled.code == 0, cancelled.stderr
+    rows = ledger_rows(tmp_path / ledger)
+    assert {(r.send_status, r.cancel_error) for r in rows} == {(2, None)}
+    assert {c.send_status for c in emulator.accepted()} == {2}

@@ -25,9 +25,11 @@ from dispatcher.cli.exits import (
     interruptible,
 )
 from dispatcher.cli.lanes import open_lane, settings_and_key
+from dispatcher.cli.products import LaneKeys, lane_keys
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.cli.status_command import (
     devices_to_probe,
+    has_products,
     lane_options,
     open_ledger,
     status_title,
@@ -75,13 +77,21 @@ def cancel(
     if not yes and not sys.stdin.isatty():  # before anything is asked of OneNET
         fail("not on a terminal: confirm with --yes; nothing was cancelled", EXIT_USAGE)
     settings, api_key = settings_and_key(
-        config_path, rate=rate, concurrency=concurrency, base_url=base_url
-    )
+        config_path, rate=rate, concurrency=concurrency, base_url=base_url,
+        need_key=not has_products(config_path),
+    )  # fmt: skip
     ledger = open_ledger(ledger_path, settings)
     try:
         title = status_title(ledger)
         wanted = _devices(ledger, imeis)
-        unreadable = _read_states(ledger, wanted, settings, api_key)
+        # A lane per product of the job's commands: each read and cancelled with its own key.
+        names = {r.product or "" for r in _rows_of(ledger, wanted)} if settings.products else set()
+        keys = lane_keys(settings, names) if names else LaneKeys({"": (settings, api_key)})
+        several = len(keys.lanes) > 1
+        unreadable = sum(
+            _read_states(ledger, wanted, s, k, product=name if names else None)
+            for name, (s, k) in keys.lanes.items()
+        )
         waiting: list[Row] = []
         states: Counter[DeliveryState] = Counter()
         doubtful = unsent = 0
@@ -103,12 +113,22 @@ def cancel(
         if not _confirmed(len(waiting), len({r.imei for r in waiting}), yes):
             ledger.close()
             sys.exit(EXIT_OK)
-        report, stop = _cancel(waiting, ledger, settings, api_key)
+        codes = []
+        for name, (lane_settings, key) in keys.lanes.items():
+            mine = [r for r in waiting if not names or (r.product or "") == name]
+            if not mine:
+                continue
+            if several:
+                console.note(f"product {name or '(default)'}: {len(mine):,} commands")
+            report, stop = _cancel(mine, ledger, lane_settings, key)
+            codes.append(_said(report, stop))
+            if stop.requested:
+                break
     except DispatcherError as exc:
         ledger.close()
         fail(f"cancel broke off: {exc}; what was done is recorded", EXIT_BROKEN)
     ledger.close()
-    code = _said(report, stop)
+    code = EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes)
     if unreadable and code == EXIT_OK:
         console.warn(
             f"the state of {unreadable:,} commands could not be read: those not known to be"
@@ -141,16 +161,25 @@ def _rows_of(ledger: Ledger, wanted: frozenset[str] | None) -> Iterator[Row]:
 
 
 def _read_states(
-    ledger: Ledger, wanted: frozenset[str] | None, settings: Settings, api_key: str
+    ledger: Ledger,
+    wanted: frozenset[str] | None,
+    settings: Settings,
+    api_key: str,
+    *,
+    product: str | None = None,
 ) -> int:
-    """Read the current state of the open commands (of ``wanted`` devices) from OneNET into the
-    ledger (a status round); how many could not be read."""
+    """Read the current state of the open commands (of ``wanted`` devices; of ``product``'s
+    lane when given) from OneNET into the ledger (a status round); how many could not be read."""
     if wanted is None:
-        commands, devices, _ = ledger.count_to_check()
-        rows: Iterable[Row] = ledger.rows_to_check()
+        commands, devices, _ = ledger.count_to_check(product)
+        rows: Iterable[Row] = ledger.rows_to_check(product)
         totals: tuple[int, int] | None = (commands, devices)
     else:
-        rows = [r for r in _rows_of(ledger, wanted) if r.delivery in OPEN_DELIVERY]
+        rows = [
+            r
+            for r in _rows_of(ledger, wanted)
+            if r.delivery in OPEN_DELIVERY and (product is None or (r.product or "") == product)
+        ]
         commands, totals = len(rows), None
     if not commands:
         return 0
@@ -160,7 +189,7 @@ def _read_states(
     async def read(stop: Stop) -> StatusRound | str:
         stops.append(stop)
         async with open_lane(settings, api_key) as lane:
-            imeis = _first_devices(ledger, wanted, settings.reliability.breaker_threshold)
+            imeis = _first_devices(ledger, wanted, settings.reliability.breaker_threshold, product)
             probe = await check_lane(
                 lane, imeis, settings=settings, stop=stop, sleep=asyncio.sleep, clock=time.time
             )
@@ -193,11 +222,13 @@ def _read_states(
     return len(result.unreadable)
 
 
-def _first_devices(ledger: Ledger, wanted: frozenset[str] | None, n: int) -> list[str]:
+def _first_devices(
+    ledger: Ledger, wanted: frozenset[str] | None, n: int, product: str | None = None
+) -> list[str]:
     """A few devices with commands to check, for the probe."""
     if wanted is not None:
         return sorted(wanted)[:n]
-    return devices_to_probe(ledger, n)
+    return devices_to_probe(ledger, n, product)
 
 
 def _tell_plan(

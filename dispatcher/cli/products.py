@@ -4,7 +4,7 @@ each lane gets its settings and its key from the environment before anything is 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
 from dispatcher.cli import console
@@ -39,12 +39,15 @@ def product_problems(checked: Validation, settings: Settings, config: str | None
     return found
 
 
-def lane_keys(settings: Settings, checked: Validation) -> LaneKeys:
-    """Each lane's settings and key, for the products the job's commands name; exits with a
-    clear message (nothing sent) when a key is not set."""
+def lane_keys(settings: Settings, products: Iterable[str]) -> LaneKeys:
+    """Each lane's settings and key, for these products ("": the top-level sections'); exits
+    with a clear message (nothing sent) when a product is not in the config or a key is not set."""
     lanes: dict[str, tuple[Settings, str]] = {}
-    for name in sorted(checked.products):
-        lane = settings.for_product(name)
+    for name in sorted(products):
+        try:
+            lane = settings.for_product(name)
+        except DispatcherError as exc:
+            fail(str(exc))
         try:
             key = api_key_from_env(lane)
         except DispatcherError as exc:

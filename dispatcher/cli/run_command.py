@@ -141,7 +141,11 @@ def run(
             fail(f"{jobfile}: {errors} error(s): nothing was sent")
         if dry_run:
             _dry_run(job, checked, plan, path, settings, now)
-        keys = lane_keys(settings, checked) if not one_lane else LaneKeys({"": (settings, api_key)})
+        keys = (
+            lane_keys(settings, checked.products)
+            if not one_lane
+            else LaneKeys({"": (settings, api_key)})
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         ledger = Ledger.open(path, synchronous=settings.ledger.synchronous)
     except DispatcherError as exc:

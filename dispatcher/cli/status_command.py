@@ -3,7 +3,9 @@ ledger, and the breakdown by device; with ``--watch``, until every command is fi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import itertools
 import sys
 import time
@@ -25,8 +27,9 @@ from dispatcher.cli.exits import (
     interruptible,
 )
 from dispatcher.cli.lanes import open_lane, settings_and_key
+from dispatcher.cli.products import LaneKeys, lane_keys
 from dispatcher.cli.signals import run_with_signals
-from dispatcher.config import Settings
+from dispatcher.config import Settings, load_settings
 from dispatcher.errors import DispatcherError, LedgerError
 from dispatcher.ledger.store import Ledger
 from dispatcher.run.probe import check_lane
@@ -35,6 +38,7 @@ from dispatcher.run.status import StatusRound, Watch
 
 __all__ = [
     "devices_to_probe",
+    "has_products",
     "lane_options",
     "open_ledger",
     "status",
@@ -90,9 +94,9 @@ def open_ledger(path: Path, settings: Settings) -> Ledger:
     return ledger
 
 
-def devices_to_probe(ledger: Ledger, n: int) -> list[str]:
+def devices_to_probe(ledger: Ledger, n: int, product: str | None = None) -> list[str]:
     """A few devices with commands to check (as many as the errno-1 breaker counts)."""
-    first = itertools.islice(ledger.rows_to_check(), _PROBE_ROWS)
+    first = itertools.islice(ledger.rows_to_check(product), _PROBE_ROWS)
     return list(dict.fromkeys(r.imei for r in first))[:n]
 
 
@@ -131,41 +135,53 @@ def status(
     if interval is not None and not watch:
         raise click.UsageError("--interval needs --watch")
     settings, api_key = settings_and_key(
-        config_path, rate=rate, concurrency=concurrency, base_url=base_url
-    )
+        config_path, rate=rate, concurrency=concurrency, base_url=base_url,
+        need_key=not has_products(config_path),
+    )  # fmt: skip
     ledger = open_ledger(ledger_path, settings)
     view = RoundProgress()
+    # A lane per product the commands to check are of (their own key, pace and breakers).
+    products = ledger.products_to_check() if settings.products else []
+    keys = lane_keys(settings, products) if products else LaneKeys({"": (settings, api_key)})
+    several = len(keys.lanes) > 1
 
-    async def read(stop: Stop) -> Watch:
-        async with open_lane(settings, api_key) as lane:
+    async def read_lane(stop: Stop, name: str, lane_settings: Settings, key: str) -> Watch:
+        said = functools.partial(_said, f"product {name or '(default)'}: " if several else "")
+        async with open_lane(lane_settings, key) as lane:
             watcher = Watch(
                 lane,
-                settings,
+                lane_settings,
                 ledger,
                 stop=stop,
                 clock=time.time,
-                on_start=view.start,
-                on_round=_said,
+                on_start=None if several else view.start,
+                on_round=said,
+                product=name if products else None,
             )
-            with console.live(view, enabled=progress):
-                imeis = devices_to_probe(ledger, settings.reliability.breaker_threshold)
-                if imeis:
-                    probe = await check_lane(
-                        lane,
-                        imeis,
-                        settings=settings,
-                        stop=stop,
-                        sleep=watcher.sleep,
-                        clock=time.time,
-                    )
-                    if probe.why is not None:
-                        watcher.aborted = probe.why.reason
-                        return watcher
-                await watcher.run(watch=watch, interval_s=30.0 if interval is None else interval)
+            imeis = devices_to_probe(
+                ledger, lane_settings.reliability.breaker_threshold, watcher.product
+            )
+            if imeis:
+                probe = await check_lane(
+                    lane, imeis, settings=lane_settings, stop=stop, sleep=watcher.sleep,
+                    clock=time.time,
+                )  # fmt: skip
+                if probe.why is not None:
+                    watcher.aborted = probe.why.reason
+                    return watcher
+            await watcher.run(watch=watch, interval_s=30.0 if interval is None else interval)
             return watcher
 
+    async def read(stop: Stop) -> list[Watch]:
+        with console.live(view, enabled=False if several else progress):
+            return list(
+                await asyncio.gather(
+                    *(read_lane(stop, n, s, k) for n, (s, k) in keys.lanes.items())
+                )
+            )
+
     try:
-        watcher = run_with_signals(read)
+        watchers = run_with_signals(read)
         breakdown = ledger.delivery_breakdown()
         title = status_title(ledger)
     except DispatcherError as exc:
@@ -177,18 +193,28 @@ def status(
     if answers:
         # The devices' answers are OneNET's text: shown as written, never read as markup.
         console.show(Text(console.mask(answers)))
-    sys.exit(_exit_code(watcher, breakdown.open, watch))
+    codes = [_exit_code(w, breakdown.open, watch, several) for w in watchers]
+    sys.exit(EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes))
 
 
-async def _said(number: int, result: StatusRound) -> None:
-    console.note(round_line(number, result))
+def has_products(config_path: Path | None) -> bool:
+    """Whether the config names products (then each lane's key is read for its own)."""
+    try:
+        return bool(load_settings(config_path).products)
+    except DispatcherError:
+        return False  # settings_and_key says what is wrong with it
 
 
-def _exit_code(watcher: Watch, still_open: int, watch: bool) -> int:
+async def _said(lane: str, number: int, result: StatusRound) -> None:
+    console.note(lane + round_line(number, result))
+
+
+def _exit_code(watcher: Watch, still_open: int, watch: bool, several: bool = False) -> int:
     """0 every state read; 3 some could not be read (the probe's findings too: a wrong key,
     address or server reads none); 130 stopped."""
     if watcher.aborted is not None:  # the probe: the key, the address or the server is wrong
-        console.error(watcher.aborted.replace("nothing was sent", "no state was read"))
+        lane = f"product {watcher.product or '(default)'}: " if several else ""
+        console.error(lane + watcher.aborted.replace("nothing was sent", "no state was read"))
         return EXIT_INCOMPLETE
     stop = watcher.stop
     if stop.requested:

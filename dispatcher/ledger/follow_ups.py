@@ -20,6 +20,7 @@ from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.records import Delivery, Row
 from dispatcher.ledger.schema import (
     COUNT_TO_CHECK,
+    PRODUCTS_TO_CHECK,
     RECORD_CANCEL,
     RECORD_DELIVERY,
     ROWS_TO_CHECK,
@@ -94,25 +95,32 @@ class FollowUps:
                    d.checked_at, d.key) for d in items]  # fmt: skip
         self._update("record deliveries", (RECORD_DELIVERY, params))
 
-    def rows_to_check(self) -> Generator[Row, None, None]:
+    def rows_to_check(self, product: str | None = None) -> Generator[Row, None, None]:
         """Active accepted rows with a uuid whose delivery may still change (never read, 1, 3),
         device by device (by imei, then job order), read a page at a time: no cursor stays open
-        while their states are written, and memory stays flat however many there are."""
+        while their states are written, and memory stays flat however many there are.
+        ``product``: only that product's ("": the default one's; None: all)."""
         after: tuple[str, int] = ("", -1)
         while True:
             with self._read("read the commands to check") as conn:
-                page = [row_of(t) for t in conn.execute(ROWS_TO_CHECK, (*after, _PAGE))]
+                query = conn.execute(ROWS_TO_CHECK, (*after, _PAGE, product))
+                page = [row_of(t) for t in query]
             yield from page
             if len(page) < _PAGE:
                 return
             after = (page[-1].imei, page[-1].seq)
 
-    def count_to_check(self) -> tuple[int, int, str | None]:
+    def count_to_check(self, product: str | None = None) -> tuple[int, int, str | None]:
         """How many rows :meth:`rows_to_check` gives, on how many devices, and the latest
         ``sent_expired_time`` among them (None when there are none)."""
         with self._read("count the commands to check") as conn, small_cache(conn):
-            commands, devices, latest = conn.execute(COUNT_TO_CHECK).fetchone()
+            commands, devices, latest = conn.execute(COUNT_TO_CHECK, (product,)).fetchone()
         return int(commands), int(devices), latest
+
+    def products_to_check(self) -> list[str]:
+        """The products of the rows to check ("": the default one), by name."""
+        with self._read("read the products") as conn, small_cache(conn):
+            return sorted(name for (name,) in conn.execute(PRODUCTS_TO_CHECK))
 
     def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
         """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status

@@ -31,6 +31,7 @@ __all__ = [
     "MARK_IN_FLIGHT",
     "MIGRATIONS",
     "NO_ID",
+    "PRODUCTS_TO_CHECK",
     "RECORD_CANCEL",
     "RECORD_DELIVERY",
     "RECORD_OUTCOME",
@@ -165,14 +166,20 @@ TO_CHECK: Final = (
     f"{ACTIVE} AND status = 'accepted' AND uuid IS NOT NULL"
     " AND (send_status IS NULL OR send_status IN (1, 3))"
 )
-# One page of them, by device: after (imei, seq) ?1, ?2, at most ?3 rows.
+# One page of them, by device: after (imei, seq) ?1, ?2, at most ?3 rows, of product ?4 (NULL:
+# of any; '': of the default one).
+_OF_PRODUCT: Final = "(?4 IS NULL OR COALESCE(product, '') = ?4)"
 ROWS_TO_CHECK: Final = (
-    f"{SELECT_ROWS} WHERE {TO_CHECK} AND (imei, seq) > (?1, ?2) ORDER BY imei, seq LIMIT ?3"
+    f"{SELECT_ROWS} WHERE {TO_CHECK} AND {_OF_PRODUCT} AND (imei, seq) > (?1, ?2)"
+    " ORDER BY imei, seq LIMIT ?3"
 )
 # How many, on how many devices, and the latest window's end as sent (OneNET's format sorts).
 COUNT_TO_CHECK: Final = (
-    f"SELECT COUNT(*), COUNT(DISTINCT imei), MAX(sent_expired_time) FROM commands WHERE {TO_CHECK}"
+    "SELECT COUNT(*), COUNT(DISTINCT imei), MAX(sent_expired_time) FROM commands"
+    f" WHERE {TO_CHECK} AND {_OF_PRODUCT.replace('?4', '?1')}"
 )
+# The products of the rows to check ('': the default one).
+PRODUCTS_TO_CHECK: Final = f"SELECT DISTINCT COALESCE(product, '') FROM commands WHERE {TO_CHECK}"
 # A cancel's result: cancelled (send_status 2, no error) or refused (the error; the status as read).
 RECORD_CANCEL: Final = (
     "UPDATE commands SET cancelled_at = ?, cancel_error = ?,"

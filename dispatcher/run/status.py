@@ -282,6 +282,7 @@ class Watch:
     aborted: str | None = None  # why it never started: the probe found the key or address wrong
     gave_up: str | None = None  # why a round stopped early: no device could be read
     windows_closed: bool = False  # ended because every window had closed, some still open
+    product: str | None = None  # only that product's commands ("": the default's; None: all)
 
     async def run(self, *, watch: bool, interval_s: float) -> None:
         """One round, or (``watch``) rounds ``interval_s`` apart until done or stopped.
@@ -292,7 +293,7 @@ class Watch:
         """
         closed_rounds = 0
         while not self.stop.requested:
-            commands, devices, latest = self.ledger.count_to_check()
+            commands, devices, latest = self.ledger.count_to_check(self.product)
             if not commands:
                 self.gave_up = None
                 return
@@ -302,7 +303,7 @@ class Watch:
             if self.on_start is not None:
                 self.on_start(self.rounds, progress)
             result = await read_round(
-                self.ledger.rows_to_check(),
+                self.ledger.rows_to_check(self.product),
                 self.lane,
                 delivery_writer(self.ledger),
                 self.settings,
@@ -325,6 +326,6 @@ class Watch:
                 return
             closed_rounds += closed
             if closed_rounds >= 2:  # read twice after every window had closed: nothing will move
-                self.windows_closed = self.ledger.count_to_check()[0] > 0
+                self.windows_closed = self.ledger.count_to_check(self.product)[0] > 0
                 return
             await self.stop.sleeper(self.sleep)(interval_s)
