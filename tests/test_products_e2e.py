@@ -149,6 +149,8 @@ async def test_a_wrong_key_stops_its_own_lane_only_and_a_rerun_finishes(tmp_path
     states = {(r.product, r.status) for r in rows}
     assert states == {("meters", Status.ACCEPTED), ("lights", Status.PENDING)}
     assert fixed.code == 0, fixed.stderr
+    report = await dispatcher("report", "fleet.yaml.ledger.db", cwd=tmp_path, env={})
+    assert "product lights" in report.stdout and "product meters" in report.stdout
     final = ledger_rows(tmp_path / "fleet.yaml.ledger.db")
     assert {r.status for r in final} == {Status.ACCEPTED}
     assert len(emulator.accepted()) == 60  # the rerun sent only what was left

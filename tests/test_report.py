@@ -222,6 +222,7 @@ _FIRST = {
     "op": "execute",
     "mode": None,
     "step": None,
+    "product": None,
 }
 
 
@@ -406,7 +407,7 @@ def test_delivery_columns_follow_the_earlier_columns_in_order() -> None:
     )  # fmt: skip
     delivery = EXPORT_FIELDS.index("retired") + 1
     assert EXPORT_FIELDS[delivery : delivery + len(_DELIVERY_COLUMNS)] == _DELIVERY_COLUMNS
-    assert EXPORT_FIELDS[delivery + len(_DELIVERY_COLUMNS) :] == ("op", "mode", "step")
+    assert EXPORT_FIELDS[delivery + len(_DELIVERY_COLUMNS) :] == ("op", "mode", "step", "product")
 
 
 def _delivered_ledger(ledger: Ledger) -> list[str]:

@@ -43,6 +43,19 @@ def retired_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return counts
 
 
+def product_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """The active rows by product ('': the default one) and status: {product: {status: n}}."""
+    sql = (
+        "SELECT COALESCE(product, ''), status, COUNT(*) FROM commands WHERE retired IS NULL"
+        " GROUP BY 1, 2 ORDER BY 1"
+    )
+    counts: dict[str, dict[str, int]] = {}
+    with small_cache(conn):
+        for product, status, n in conn.execute(sql):
+            counts.setdefault(product, {})[status] = n
+    return counts
+
+
 def errno_groups(conn: sqlite3.Connection) -> list[tuple[int, str, int]]:
     """(errno, error text, count) for every errno of an active row, most common text first."""
     return conn.execute(

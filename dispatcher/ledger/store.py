@@ -309,6 +309,11 @@ class Ledger(FollowUps):
         with self._read("count retired commands") as conn:
             return figures.retired_counts(conn)
 
+    def product_counts(self) -> dict[str, dict[str, int]]:
+        """The job's commands by product ('': the default one) and status."""
+        with self._read("count commands by product") as conn:
+            return figures.product_counts(conn)
+
     def errno_groups(self) -> list[tuple[int, str, int]]:
         """(errno, error text, count) for every errno of an active row, most common text first."""
         with self._read("count errnos") as conn:

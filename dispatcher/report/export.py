@@ -31,7 +31,7 @@ EXPORT_FIELDS: Final = (
     "first_attempt_at", "last_attempt_at", "latency_ms", "reconciled", "retry", "timeout",
     "trigger_msg", "key", "retired", "send_status", "confirm_status", "send_time", "confirm_time",
     "cmd_result", "delivery", "status_checked_at", "cancelled_at", "cancel_error",
-    "retried_in", "op", "mode", "step",
+    "retried_in", "op", "mode", "step", "product",
 )  # fmt: skip
 
 
@@ -77,6 +77,7 @@ def export_record(row: Row) -> dict[str, Any]:
         "op": row.op,
         "mode": row.mode,
         "step": row.step or None,
+        "product": row.product,
     }
 
 

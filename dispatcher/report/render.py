@@ -53,6 +53,10 @@ def render_table(summary: Summary) -> Table:
     for why, n in summary.retired.items():
         if n:
             table.add_row(Text(_RETIRED_LINES.get(why, f"retired ({why})")), f"{n:,}")
+    if set(summary.by_product) - {""}:  # a job of several products: each one's share
+        for product, counts in summary.by_product.items():
+            parts = ", ".join(f"{n:,} {s.replace('_', ' ')}" for s, n in counts.items())
+            table.add_row(Text(f"product {product or '(default)'}"), Text(parts))
     table.add_row("HTTP attempts", f"{summary.attempts:,} ({summary.retries:,} retries)")
     table.add_row("reconciled", f"{summary.reconciled:,}")
     if summary.throughput is not None:

@@ -40,6 +40,7 @@ class Summary:
     unregistered: int = 0  # commands of the job not in the ledger yet
     retired: dict[str, int] = field(default_factory=dict)  # {'removed': n, 'changed': m}
     delivery: DeliveryBreakdown | None = None  # what became of the accepted commands
+    by_product: dict[str, dict[str, int]] = field(default_factory=dict)  # {product: {status: n}}
 
 
 def summarize(ledger: Ledger) -> Summary:
@@ -81,6 +82,7 @@ def summarize(ledger: Ledger) -> Summary:
         unregistered=0 if job_total is None else max(0, job_total - stats.total),
         retired=ledger.retired_counts(),
         delivery=ledger.delivery_breakdown(),
+        by_product=ledger.product_counts(),
     )
 
 
