@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import click
+import yaml
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_USAGE, fail
@@ -111,7 +114,14 @@ __all__ = ["emulator"]
     type=click.FloatRange(0),
     help="Time from a command sent to a device to its answer.",
 )
+@click.option(
+    "--products",
+    "products_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Serve several products (YAML: name -> api_key_env or access_key_env and res, ...).",
+)
 def emulator(
+    products_path: Path | None,
     host: str,
     port: int,
     fail_rate: float,
@@ -162,6 +172,7 @@ def emulator(
         bomb_bytes=bomb_bytes,
         clock_offset_s=clock_offset,
     )
+    products = None if products_path is None else _products(products_path)
     fleet = emu.Fleet(
         wake_every_s=wake_every or None,
         never_wake=never_wake,
@@ -175,9 +186,48 @@ def emulator(
             port,
             faults,
             fleet=fleet,
+            products=products,
             ready=lambda url: console.note(f"OneNET emulator on {url}"),
         )
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     except KeyboardInterrupt:
         console.note("emulator stopped")
+
+
+_PRODUCT_KEYS = ("api_key_env", "access_key_env", "res", "imeis", "throttle_rps", "throttle_mode",
+                 "answer_shape")  # fmt: skip
+
+
+def _products(path: Path) -> dict[str, Any]:
+    """The products of ``--products``: each its key (from the environment variable named), its
+    devices, throttle and answers' shape; exits with a clear message when the file is wrong."""
+    from dispatcher.emulator import Product
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        fail(f"{path}: cannot be read as YAML ({exc})", EXIT_USAGE)
+    if not isinstance(raw, dict) or not raw:
+        fail(f"{path}: must map each product's name to its keys", EXIT_USAGE)
+    products: dict[str, Any] = {}
+    for name, given in raw.items():
+        given = given or {}
+        unknown = set(given) - set(_PRODUCT_KEYS) if isinstance(given, dict) else {"?"}
+        if unknown:
+            fail(f"{path}: {name}: unknown keys {sorted(map(str, unknown))}", EXIT_USAGE)
+        keys: dict[str, Any] = {}
+        for field, env in (("api_key", "api_key_env"), ("access_key", "access_key_env")):
+            if env in given:
+                keys[field] = os.environ.get(str(given[env])) or fail(
+                    f"{path}: {name}: {given[env]} is not set", EXIT_USAGE
+                )
+                console.redact(keys[field])
+        rest = {k: v for k, v in given.items() if not k.endswith("_env")}
+        if "imeis" in rest:
+            rest["imeis"] = frozenset(str(i) for i in rest["imeis"])
+        try:
+            products[str(name)] = Product(**keys, **rest)
+        except (TypeError, ValueError) as exc:
+            fail(f"{path}: {name}: {exc}", EXIT_USAGE)
+    return products

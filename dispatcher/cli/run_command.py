@@ -394,7 +394,8 @@ def end_of_run(
     ``errnos`` the breakdown shown when a rollout rule stopped it."""
     console.summary_line(result)
     for name, why in result.lanes.items():
-        console.note(f"product {name}: " + ("finished" if why is None else f"stopped: {why}"))
+        said = "finished" if why is None else f"stopped: {why.removeprefix(f'product {name}: ')}"
+        console.note(f"product {name}: {said}")
     if result.aborted is not None:
         console.error(result.aborted.reason)
         for errno, text, n in errnos or []:

@@ -193,7 +193,11 @@ def status(
     if answers:
         # The devices' answers are OneNET's text: shown as written, never read as markup.
         console.show(Text(console.mask(answers)))
-    codes = [_exit_code(w, breakdown.open, watch, several) for w in watchers]
+    # The notes about what is still open are of the whole ledger: said once.
+    codes = [
+        _exit_code(w, breakdown.open if i == 0 else 0, watch, several)
+        for i, w in enumerate(watchers)
+    ]
     sys.exit(EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes))
 
 
@@ -229,7 +233,7 @@ def _exit_code(watcher: Watch, still_open: int, watch: bool, several: bool = Fal
             " the state last read, and the same command asks again"
         )
         return EXIT_INCOMPLETE
-    if watch and watcher.windows_closed:
+    if watch and watcher.windows_closed and still_open:
         console.note(
             f"every window has closed; {still_open:,} commands are still not final on OneNET"
         )
