@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from dispatcher.config import load_settings
-from dispatcher.emulator.server import Emulator, Product, serve
+from dispatcher.emulator.server import Emulator, Faults, Product, serve
 from dispatcher.errors import WrongKeyError
 from dispatcher.job.model import load_job
 from dispatcher.ledger.store import Ledger, Status
@@ -245,3 +245,41 @@ async def test_status_and_cancel_use_each_products_key(tmp_path: Path) -> None:
     rows = ledger_rows(tmp_path / ledger)
     assert {(r.send_status, r.cancel_error) for r in rows} == {(2, None)}
     assert {c.send_status for c in emulator.accepted()} == {2}
+
+
+async def test_lost_answers_are_settled_in_each_products_own_history(tmp_path: Path) -> None:
+    meters, lights = fleet(20), fleet(20, start=100)
+    job = two_product_job(tmp_path, meters, lights)
+    emulator = Emulator(
+        faults=Faults(cut_after_rate=0.3, seed=3),
+        products={"meters": Product(api_key=METERS_KEY), "lights": Product(api_key=LIGHTS_KEY)},
+    )
+    settings = fast_settings()
+    async with serve(emulator) as url, aiohttp.ClientSession() as session:
+        lanes = {
+            name: (OneNetClient(session, url, key), settings)
+            for name, key in (("meters", METERS_KEY), ("lights", LIGHTS_KEY))
+        }
+        with Ledger.open(tmp_path / "l.db", synchronous="normal") as ledger:
+            result = await run_job(
+                load_job(job), lanes["meters"][0], ledger, settings, products=lanes,
+                default_lane=False,
+            )  # fmt: skip
+    assert counts(result) == {Status.ACCEPTED: 40}
+    rows = ledger_rows(tmp_path / "l.db")
+    assert any(r.reconciled for r in rows if r.product == "meters")
+    assert any(r.reconciled for r in rows if r.product == "lights")
+    held = {c.uuid: c for c in emulator.accepted()}
+    assert len(held) == 40  # each command held once
+    assert all(held[r.uuid].product == r.product for r in rows)
+
+
+def test_a_job_names_its_product_at_the_top(tmp_path: Path) -> None:
+    path = tmp_path / "j.yaml"
+    path.write_text(
+        f"job: j\nproduct: meters\ndefaults: {{obj_id: 5, obj_inst_id: 0, res_id: 2,"
+        f" expired_time: +1d}}\ntargets:\n  - '{fleet(1)[0]}'\n"
+        f"  - {{imei: '{fleet(2)[1]}', product: lights}}\n",
+        encoding="utf-8",
+    )
+    assert [c.product for c in load_job(path).commands()] == ["meters", "lights"]

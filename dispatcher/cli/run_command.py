@@ -197,7 +197,12 @@ def run(
         console.note("stopped before the scheduled start: nothing was sent")
         sys.exit(EXIT_INTERRUPTED)
     errnos = ledger.errno_groups() if isinstance(result.aborted, RolloutAborted) else []
+    by_product = ledger.product_counts()
     ledger.close()
+    if set(by_product) - {""}:  # the job's share of each product
+        for product, states in by_product.items():
+            parts = ", ".join(f"{n:,} {s.replace('_', ' ')}" for s, n in states.items())
+            console.note(f"product {product or '(default)'}: {parts}")
     sys.exit(end_of_run(result, resume=resume_command(sys.argv[1:], path), errnos=errnos))
 
 
