@@ -36,12 +36,17 @@ def counts(result: RunResult) -> dict[Status, int]:
     return {status: n for status, n in result.counts.items() if n}
 
 
+# The emulator stamps a request when its loop gets to it: on a loaded machine (the suite runs on
+# every core) that is up to tens of milliseconds late, and late stamps bunch up.
+_STAMPS_LATE_S = 0.05
+
+
 def busiest_second(arrivals: list[float]) -> int:
-    """The most requests that arrived in any 1-second window, less the pace's slack: a request
-    reaches the server up to that much later than its start when the loop is busy."""
+    """The most requests that arrived in any 1-second window, less how late the emulator's
+    stamps can be and the pace's slack."""
     most, start = 0, 0
     for end, at in enumerate(arrivals):
-        while arrivals[start] <= at - (1.0 - WINDOW_SLACK_S):
+        while arrivals[start] <= at - (1.0 - WINDOW_SLACK_S - _STAMPS_LATE_S):
             start += 1
         most = max(most, end - start + 1)
     return most

@@ -177,7 +177,7 @@ def test_the_guard_ramps_the_pace_and_the_slow_down_works_under_it() -> None:
     pace = Pace(40.0, clock=lambda: now[0])
     aimd = Aimd(pace, 40.0, clock=lambda: now[0])
     lane = Lane.of(_NoClient(), fast_settings(rate=40.0), pace=pace)
-    lane.aimd = aimd
+    lane.finder = aimd
     stops: list[RunAborted] = []
     guard = Guard(Rollout(ramp=Ramp(2.0, 2.0, 10)), lane, 40.0, stops.append)
     seen = [pace.rate]
@@ -422,7 +422,7 @@ def test_without_a_configured_rate_a_throttle_under_a_ramp_recovers_and_the_ramp
     pace = Pace(None, clock=lambda: now[0])
     aimd = Aimd(pace, None, clock=lambda: now[0])
     lane = Lane.of(_NoClient(), fast_settings(rate=None), pace=pace)
-    lane.aimd = aimd
+    lane.finder = aimd
     guard = Guard(Rollout(ramp=Ramp(5.0, 10.0, 1)), lane, None, lambda why: None)
     assert pace.rate == 5.0
     aimd.on_throttle()

@@ -259,15 +259,27 @@ async def test_other_errnos_are_rejected_at_once_with_errno_and_text(
 
 
 @pytest.mark.parametrize(
+    "throttled",
+    [answer(7, "service internal error"), http(429, b"slow down", **{"Retry-After": "0"})],
+    ids=["errno7", "http429"],
+)
+async def test_a_throttle_is_not_a_failure_and_uses_up_no_attempt(
+    small_job: Setup, throttled: Answer
+) -> None:
+    target = small_job.imeis[3]
+    client = FakeOneNet({target: [throttled] * 10})
+    await run(small_job, client, fast_settings(max_attempts=4))
+
+    row = rows(small_job)[target]
+    assert (row.status, row.attempts) == (Status.ACCEPTED, 11)  # 10 throttled, then accepted
+    assert client.sent_imeis().count(target) == 11
+    assert statuses(small_job)[Status.ACCEPTED] == 20
+
+
+@pytest.mark.parametrize(
     "transient",
-    [
-        answer(7, "service internal error"),
-        answer(5117, "rpc error"),
-        http(500),
-        http(503),
-        http(429, b"slow down", **{"Retry-After": "0"}),
-    ],
-    ids=["errno7", "errno5117", "http500", "http503", "http429"],
+    [answer(5117, "rpc error"), http(500), http(503)],
+    ids=["errno5117", "http500", "http503"],
 )
 async def test_transient_answers_are_retried_then_failed_after_max_attempts(
     small_job: Setup, transient: Answer

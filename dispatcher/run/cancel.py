@@ -93,8 +93,8 @@ async def cancel_waiting(
             result = await lane.query(lambda: lane.client.cancel(row.imei, uuid))
             refusal = result.refusal
             if refusal is not None and refusal.verdict in _ASK_AGAIN:
-                if refusal.throttled and lane.aimd is not None:
-                    lane.aimd.on_throttle(refusal.retry_after)
+                if refusal.throttled and lane.finder is not None:
+                    lane.finder.on_throttle(refusal.retry_after)
                 raise OneNetUnavailable(
                     f"cancel {uuid}: {refusal.error or f'HTTP {refusal.http_status}'}",
                     retry_after=refusal.retry_after,

@@ -19,7 +19,8 @@ from dispatcher.errors import OneNetUnavailable, RunAborted
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.requests import CancelResult
 from dispatcher.run.breakers import Breakers
-from dispatcher.run.pacing import Aimd, Pace
+from dispatcher.run.finder import RateFinder
+from dispatcher.run.pacing import Pace
 from dispatcher.run.reconcile import CommandClient
 from dispatcher.times import ServerClock
 
@@ -48,7 +49,7 @@ class Lane:
     pace: Pace
     clock: ServerClock
     breakers: Breakers
-    aimd: Aimd | None = None
+    finder: RateFinder | None = None  # the adaptive pace (limits.adaptive)
     name: str = "default"
 
     @classmethod
@@ -70,8 +71,8 @@ class Lane:
             timeout_s=settings.retry.request_timeout_s,
         )
         adaptive = settings.limits.adaptive
-        aimd = Aimd(pace, settings.limits.rate_per_second) if adaptive else None
-        return cls(client, pace, server_clock or ServerClock(clock), breakers, aimd, name)
+        finder = RateFinder(pace, settings.limits.rate_per_second) if adaptive else None
+        return cls(client, pace, server_clock or ServerClock(clock), breakers, finder, name)
 
     async def query(self, call: Callable[[], Awaitable[T]]) -> T:
         """A follow-up call (history, detail, cancel) under the lane's slow-down: a throttling
@@ -79,20 +80,21 @@ class Lane:
         try:
             result = await call()
         except OneNetUnavailable as exc:
-            if exc.throttled and self.aimd is not None:
-                self.aimd.on_throttle(exc.retry_after)
+            if exc.throttled and self.finder is not None:
+                self.finder.on_throttle(exc.retry_after)
             raise
-        if self.aimd is not None:
-            self.aimd.on_success()
+        if self.finder is not None:
+            self.finder.on_success()
         return result
 
     def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None:
         """Feed one answer to the lane's controls; the reason to stop if a breaker tripped."""
         if outcome.throttled:
-            if self.aimd is not None:
-                self.aimd.on_throttle(outcome.retry_after)
-        elif outcome.verdict is Verdict.ACCEPTED:
-            self.breakers.disarm()
-            if self.aimd is not None:
-                self.aimd.on_success()
+            if self.finder is not None:
+                self.finder.on_throttle(outcome.retry_after)
+        else:
+            if outcome.verdict is Verdict.ACCEPTED:
+                self.breakers.disarm()
+            if self.finder is not None and outcome.http_status is not None:
+                self.finder.on_success()  # the server answered: it admitted the request
         return self.breakers.observe(outcome, key)

@@ -65,8 +65,27 @@ class _honour_retry_after(wait_base):
         return delay
 
 
+class _stop_after_unthrottled(stop_base):
+    """Stop after ``n`` attempts that were not throttled: a throttle is not a failure, so a
+    throttled attempt never uses up a command's attempts (its expired_time, or a stop, ends it)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.throttled = 0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        if outcome is not None and not outcome.failed and outcome.result().throttled:
+            self.throttled += 1
+        return retry_state.attempt_number - self.throttled >= self.n
+
+
 class Attempts:
-    """Runs one command's attempts: ``await attempts.run(fn, *args)``."""
+    """Runs one command's attempts: ``await attempts.run(fn, *args)``.
+
+    Throttled attempts (errno 7, HTTP 429, Retry-After) are not counted against
+    ``max_attempts``: the lane slows down, and the command goes again.
+    """
 
     def __init__(
         self,
@@ -75,6 +94,8 @@ class Attempts:
         stop: Any,
         sleep: Callable[[float], Awaitable[None]],
     ) -> None:
+        self._max_attempts = settings.max_attempts
+        self._stop = stop
         self._retrying = AsyncRetrying(
             stop=stop_after_attempt(settings.max_attempts) | _stop_requested(stop),
             wait=_honour_retry_after(
@@ -102,7 +123,11 @@ class Attempts:
         async def attempt() -> Outcome:
             return made.pop() if made else await fn(*args)
 
-        outcome: Outcome = await self._retrying.copy()(attempt)
+        # A stop of its own per command: it counts that command's throttled attempts.
+        retrying = self._retrying.copy(
+            stop=_stop_after_unthrottled(self._max_attempts) | _stop_requested(self._stop)
+        )
+        outcome: Outcome = await retrying(attempt)
         return outcome
 
 

@@ -158,7 +158,7 @@ class Guard:
             rate = self.ceiling
         elif rate is not None and rate >= _UNLIMITED:  # no configured rate: the ramp is done
             rate = None
-        aimd = self.lane.aimd
+        aimd = self.lane.finder
         if aimd is not None:
             aimd.set_ceiling(rate)
         else:
