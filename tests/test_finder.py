@@ -1,0 +1,130 @@
+"""The rate finder on a simulated clock: a server that admits R requests in any sliding second,
+and a sender paced by the finder; counts of what the server admitted and refused, never time."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import pytest
+
+from dispatcher.run.finder import RateFinder
+from dispatcher.run.pacing import Pace
+
+
+@dataclass
+class Clock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Server:
+    """Admits ``limit`` requests in any sliding 1-second window; refuses the rest."""
+
+    limit: float
+    admitted: deque[float] = field(default_factory=deque)
+
+    def take(self, now: float) -> bool:
+        while self.admitted and self.admitted[0] <= now - 1.0:
+            self.admitted.popleft()
+        if len(self.admitted) >= self.limit:
+            return False
+        self.admitted.append(now)
+        return True
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    throttled: int = 0
+
+
+def simulate(
+    finder: RateFinder,
+    pace: Pace,
+    clock: Clock,
+    server: Server,
+    seconds: float,
+    *,
+    flat_out: float = 2000.0,
+    retry_after: float | None = None,
+) -> Tally:
+    """Send for ``seconds`` of the simulated clock, each request as soon as the pace allows (at
+    ``flat_out`` per second when unpaced); answers come back at once."""
+    tally = Tally()
+    end = clock.now + seconds
+    while clock.now < end:
+        rate = pace.rate
+        clock.now += 1.0 / (rate if rate is not None else flat_out)
+        tally.sent += 1
+        pace._starts.append(clock.now)  # what the pace saw start (observed_rate)
+        if server.take(clock.now):
+            finder.on_success()
+        else:
+            tally.throttled += 1
+            finder.on_throttle(retry_after)
+    return tally
+
+
+def setup(ceiling: float | None) -> tuple[RateFinder, Pace, Clock]:
+    clock = Clock()
+    pace = Pace(ceiling, clock=clock)
+    return RateFinder(pace, ceiling, clock=clock), pace, clock
+
+
+@pytest.mark.parametrize("ceiling", [100.0, 200.0, 1000.0, None])
+def test_it_uses_at_least_95_percent_of_the_limit_with_under_2_percent_throttled(
+    ceiling: float | None,
+) -> None:
+    finder, pace, clock = setup(ceiling)
+    server = Server(100)
+    simulate(finder, pace, clock, server, 10)  # finding the limit
+    steady = simulate(finder, pace, clock, server, 120)
+    admitted = steady.sent - steady.throttled
+    assert admitted >= 0.95 * 100 * 120
+    assert steady.throttled <= 0.02 * steady.sent
+    assert finder.cuts >= 2 and finder.probes >= 2  # it probes, and comes back under
+
+
+def test_at_a_configured_rate_under_the_limit_it_never_probes_above_it() -> None:
+    finder, pace, clock = setup(50.0)
+    tally = simulate(finder, pace, clock, Server(100), 30)
+    assert (tally.throttled, finder.probes, pace.rate) == (0, 0, 50.0)
+
+
+@pytest.mark.parametrize("ceiling", [200.0, None])
+def test_a_limit_that_halves_and_comes_back_is_followed_within_5_seconds(
+    ceiling: float | None,
+) -> None:
+    finder, pace, clock = setup(ceiling)
+    server = Server(100)
+    simulate(finder, pace, clock, server, 20)
+    server.limit = 50
+    simulate(finder, pace, clock, server, 5)
+    assert pace.rate is not None and 40 <= pace.rate <= 52
+    server.limit = 100
+    simulate(finder, pace, clock, server, 5)
+    assert pace.rate >= 90
+
+
+def test_a_short_retry_after_holds_only_the_request_a_long_one_the_lane() -> None:
+    finder, pace, clock = setup(200.0)
+    finder.on_success()
+    finder.on_throttle(1.0)
+    assert pace._hold == 0.0
+    clock.now += 2.0
+    finder.on_throttle(30.0)
+    assert pace._hold == clock.now + 30.0
+
+
+def test_a_ramp_ceiling_is_followed_and_never_exceeded() -> None:
+    finder, pace, clock = setup(100.0)
+    finder.set_ceiling(20.0)
+    assert pace.rate == 20.0
+    simulate(finder, pace, clock, Server(1000), 10)
+    assert pace.rate == 20.0
+    finder.set_ceiling(80.0)
+    assert pace.rate == 80.0
