@@ -54,9 +54,22 @@ class ResourceCheck:
         self._found: dict[tuple[object, ...], tuple[Hits, ...]] = {}
         self._hits: dict[str, Hits] = {}  # one record per problem text
         self._distinct: dict[Listed, None] = {}  # insertion-ordered set
+        self._by_tail: dict[bytes, tuple[Hits, ...]] = {}  # key_tail -> what see() found
 
     def see(self, item: Checked) -> tuple[Hits, ...]:
-        """Note a command of the job; the records of what cannot work about it (often none)."""
+        """Note a command of the job; the records of what cannot work about it (often none).
+
+        A row's key_tail holds its operation, ids and values (fields.py): what it finds is kept
+        by it, so a fleet's repeated rows cost one dict lookup (the bytes' hash is cached)."""
+        by_tail = self._by_tail
+        found = by_tail.get(item.key_tail)
+        if found is None:
+            if len(by_tail) >= 4096:
+                by_tail.clear()
+            found = by_tail[item.key_tail] = self._see(item)
+        return found
+
+    def _see(self, item: Checked) -> tuple[Hits, ...]:
         op, obj_id, inst, res = item.op, item.obj_id, item.obj_inst_id, item.res_id
         written = _written(item) if op == "write" else ()
         if len(self._distinct) < DISTINCT_CAP:
