@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dispatcher.config import load_settings
 from dispatcher.emulator.server import Emulator, serve
 from dispatcher.job.model import load_job, validate_job
 from dispatcher.times import BEIJING
@@ -29,7 +30,26 @@ def test_the_readme_shows_a_job_file_of_each_kind() -> None:
     assert sorted({kind for kind, _ in _examples()}) == ["csv", "yaml"]
 
 
-@pytest.mark.parametrize(("kind", "body"), _examples())
+def _configs() -> list[str]:
+    return [body for kind, body in _examples() if body.startswith("# config.yaml\n")]
+
+
+def test_the_readme_shows_its_config_examples() -> None:
+    assert len(_configs()) >= 2
+
+
+@pytest.mark.parametrize("body", _configs())
+def test_readme_example_config_loads(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(body, encoding="utf-8")
+    settings = load_settings(path)
+    for name in settings.products:
+        settings.for_product(name)  # each product's settings check out
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"), [(k, b) for k, b in _examples() if not b.startswith("# config.yaml\n")]
+)
 def test_readme_example_job_validates_without_warnings(
     tmp_path: Path, kind: str, body: str
 ) -> None:

@@ -37,7 +37,8 @@ __all__ = ["main"]
 @click.option("-v", "--verbose", count=True, help="More log lines on stderr (-v info, -vv debug).")
 @click.version_option(version=__version__, prog_name="dispatcher")
 def main(verbose: int) -> None:
-    """Send a cached LwM2M execute command to a whole NB-IoT fleet through OneNET."""
+    """Send cached LwM2M commands (execute, write, read, steps) to a whole NB-IoT fleet through
+    OneNET."""
     console.setup_logging(verbose)
 
 
