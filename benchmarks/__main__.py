@@ -16,13 +16,29 @@ from typing import TypeVar
 
 from benchmarks.procs import ChildFailed
 from benchmarks.report import Results, machine, render_markdown, to_json
-from benchmarks.suite import Sizes, Suite
+from benchmarks.suite import API_KEY, Sizes, Suite
+from benchmarks.throttled import MODES, Throttled
 
 T = TypeVar("T")
 
 # (n, validate_n, run_n, pacing_n, rate): the full suite, and a quick look
 _FULL = (20_000, 1_000_000, 1_000_000, 2_000, 200.0)
 _QUICK = (500, 20_000, 5_000, 300, 100.0)
+# (R, commands per run, configured rates as multiples of R, follow step): against a throttle
+_THROTTLED_FULL = (100.0, 3_000, (1.0, 2.0, 10.0, 0.0), 10.0)
+_THROTTLED_QUICK = (100.0, 300, (1.0, 0.0), 3.0)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    found = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = set(found) - set(MODES)
+    if unknown or not found:
+        raise argparse.ArgumentTypeError(f"modes are {', '.join(MODES)}")
+    return found
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,11 +56,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pacing-n", type=int, help="commands of the paced run (default 2,000)")
     p.add_argument("--rate", type=float, help="rate of the paced run (default 200/s)")
     p.add_argument("--keep", action="store_true", help="keep the job files and ledgers")
+    t = p.add_argument_group("against a throttling server (R requests/s admitted)")
+    t.add_argument("--throttle-rps", type=float, help="R (default 100)")
+    t.add_argument("--throttle-n", type=int, help="commands of each throttled run (default 3,000)")
+    t.add_argument(
+        "--throttle-rates",
+        type=_floats,
+        help="configured rates as multiples of R, 0 for none (default 1,2,10,0)",
+    )
+    t.add_argument(
+        "--throttle-modes", type=_modes, help="throttle answers (default errno7,http429)"
+    )
+    t.add_argument(
+        "--follow-step-s",
+        type=float,
+        help="seconds between the limit's changes R -> R/2 -> R (default 10; 0: no such run)",
+    )
+    t.add_argument("--follow-n", type=int, help="commands of that run (default R x 3 x step)")
+    t.add_argument(
+        "--throttled-only", action="store_true", help="only the runs against a throttling server"
+    )
     return p
 
 
 def _sizes(args: argparse.Namespace) -> Sizes:
     n, validate_n, run_n, pacing_n, rate = _QUICK if args.quick else _FULL
+    limit, throttle_n, rates, step = _THROTTLED_QUICK if args.quick else _THROTTLED_FULL
+    limit = args.throttle_rps or limit
+    step = step if args.follow_step_s is None else args.follow_step_s
     n = args.n or n
     sizes = Sizes(
         n=n,
@@ -53,11 +92,23 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         run_n=args.run_n or run_n,
         pacing_n=args.pacing_n or pacing_n,
         rate=args.rate or rate,
+        throttle_rps=limit,
+        throttle_n=args.throttle_n or throttle_n,
+        throttle_rates=rates if args.throttle_rates is None else args.throttle_rates,
+        throttle_modes=args.throttle_modes or tuple(MODES),
+        follow_step_s=step,
+        follow_n=args.follow_n or max(2, round(limit * 3 * step)),
     )
     if min(sizes.n, sizes.naive_n, sizes.validate_n, sizes.run_n) < 1 or sizes.pacing_n < 2:
         raise SystemExit("sizes must be positive (--pacing-n at least 2)")
     if sizes.rate <= 0:
         raise SystemExit("--rate must be positive")
+    if sizes.throttle_rps < 2 or sizes.throttle_n < 1 or sizes.follow_step_s < 0:
+        raise SystemExit(
+            "--throttle-rps must be 2 or more, --throttle-n and --follow-step-s positive"
+        )
+    if min(sizes.throttle_rates, default=0) < 0:
+        raise SystemExit("--throttle-rates must not be negative")
     return sizes
 
 
@@ -79,7 +130,61 @@ def _step(results: Results, title: str, fn: Callable[[], T]) -> T | None:
     return found
 
 
-def run_suite(sizes: Sizes, out: Path, *, keep: bool = False) -> Results:
+def _rate_name(rate: float, limit: float) -> str:
+    return "unlimited" if rate == 0 else f"{rate:g}/s ({rate / limit:g}R)"
+
+
+def run_throttled(results: Results, suite: Suite, work: Path) -> None:
+    """The runs against a server that admits R/s: the dispatcher at each configured rate and
+    throttle mode, the CUBIC contender unlimited in each mode, and the changing limit."""
+    sizes = results.sizes
+    limit, n = sizes.throttle_rps, sizes.throttle_n
+    thr = Throttled(work, suite.job, API_KEY)
+    first = True
+    for mode in sizes.throttle_modes:
+        for multiple in sizes.throttle_rates:
+            rate = multiple * limit
+            title = f"dispatcher, {n:,} at {_rate_name(rate, limit)} against {limit:g}/s, {mode}"
+            found = _step(
+                results,
+                title,
+                lambda r=rate, m=mode, s=first: thr.dispatcher(n, limit, r, m, status=s),
+            )
+            first = False
+            if found is not None:
+                results.throttled.append(found)
+                _say(
+                    f"   {found.used_pct:.1f}% of R used, {found.throttled_pct:.1f}% throttled, "
+                    f"{found.failed} failed, exit {found.run.returncode}"
+                )
+                if found.status is not None:
+                    _say(f"   status: {found.status.per_device:.2f} calls per device")
+        title = f"AWS SDK adaptive (CUBIC), {n:,} unlimited against {limit:g}/s, {mode}"
+        found = _step(results, title, lambda m=mode: thr.cubic(n, limit, m))
+        if found is not None:
+            results.throttled.append(found)
+            _say(
+                f"   {found.used_pct:.1f}% of R used, {found.throttled_pct:.1f}% throttled, "
+                f"{found.failed} failed, exit {found.run.returncode}"
+            )
+    if sizes.follow_step_s > 0:
+        step = sizes.follow_step_s
+        title = (
+            f"dispatcher, {sizes.follow_n:,} at {2 * limit:g}/s, the limit {limit:g} -> "
+            f"{limit / 2:g} -> {limit:g}/s every {step:g} s"
+        )
+        results.follow = _step(results, title, lambda: thr.follow(sizes.follow_n, limit, step))
+        if results.follow is not None:
+            for c in results.follow.changes:
+                _say(
+                    f"   -> {c.after:g}/s at {c.at_s:.1f} s: first within 10% after "
+                    f"{c.first_s} s, for good after {c.settled_s} s; {' '.join(map(str, c.per_s))}"
+                )
+
+
+def run_suite(
+    sizes: Sizes, out: Path, *, keep: bool = False, throttled_only: bool = False
+) -> Results:
     """Every measurement, in order; the work files go to ``out``/work."""
     started = time.perf_counter()
     work = out.resolve() / "work"  # absolute: the clients run with the work folder as cwd
@@ -88,6 +193,9 @@ def run_suite(sizes: Sizes, out: Path, *, keep: bool = False) -> Results:
     results = Results(sizes, machine())
     suite = Suite(work, sizes)
     try:
+        if throttled_only:
+            run_throttled(results, suite, work)
+            return results
         _step(results, f"writing a {sizes.n:,}-command job", lambda: suite.job(sizes.n))
         for title, contender in (
             (f"bare aiohttp loop, {sizes.n:,} commands", suite.bare),
@@ -106,6 +214,7 @@ def run_suite(sizes: Sizes, out: Path, *, keep: bool = False) -> Results:
         )
         if results.pacing is not None:
             _say(f"   {results.pacing.check}")
+        run_throttled(results, suite, work)
         results.big_run = _step(results, f"large run, {sizes.run_n:,} commands", suite.big_run)
         if results.big_run is not None:
             _say(f"   {results.big_run.check}")
@@ -123,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = _sizes(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = run_suite(sizes, args.out, keep=args.keep)
+    results = run_suite(sizes, args.out, keep=args.keep, throttled_only=args.throttled_only)
     text = render_markdown(results)
     (args.out / "results.md").write_text(text, encoding="utf-8")
     (args.out / "results.json").write_text(

@@ -23,7 +23,7 @@ from yarl import URL
 from benchmarks.reltime import now_utc8, time_resolver
 
 # Spelled out rather than imported: the bare loop loads nothing of dispatcher.
-_COLUMNS = (
+COLUMNS = (
     "imei",
     "obj_id",
     "obj_inst_id",
@@ -97,8 +97,8 @@ def main(argv: list[str]) -> int:
         asyncio.Runner(loop_factory=factory) as runner,
     ):
         rows = csv.reader(f)
-        if tuple(next(rows, ())) != _COLUMNS:
-            print(f"{argv[0]}: expected the columns {','.join(_COLUMNS)}", file=sys.stderr)
+        if tuple(next(rows, ())) != COLUMNS:
+            print(f"{argv[0]}: expected the columns {','.join(COLUMNS)}", file=sys.stderr)
             return 2
         failed, accepted = runner.run(
             send_all(rows, argv[1], workers, os.environ["ONENET_API_KEY"])

@@ -171,6 +171,18 @@ class EmulatorProcess:
         found: list[float] = self._get("/_emulator/arrivals")
         return found
 
+    def put_faults(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT /_emulator/faults: change some fault settings now; returns them all."""
+        request = urllib.request.Request(
+            self.url + "/_emulator/faults",
+            data=json.dumps(dict(changes)).encode(),
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            found: dict[str, Any] = json.loads(resp.read())
+        return found
+
     def stop(self) -> None:
         """Interrupt the server (it exits cleanly on SIGINT), reap it, keep its CPU time."""
         proc, self._proc = self._proc, None

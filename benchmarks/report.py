@@ -10,6 +10,16 @@ from importlib import metadata
 from typing import Any
 
 from benchmarks.suite import BigRun, Contender, Pacing, Sizes, Validate
+from benchmarks.throttled import (
+    FOLLOW_TARGET_S,
+    MODES,
+    THROTTLED_TARGET_PCT,
+    TOLERANCE,
+    USED_TARGET_PCT,
+    Follow,
+    StatusCalls,
+    ThrottledRun,
+)
 
 __all__ = ["Results", "machine", "render_markdown", "to_json"]
 
@@ -61,15 +71,22 @@ class Results:
     validate: Validate | None = None
     big_run: BigRun | None = None
     pacing: Pacing | None = None
+    throttled: list[ThrottledRun] = field(default_factory=list)
+    follow: Follow | None = None
     errors: list[str] = field(default_factory=list)
     suite_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        """No measurement failed and every emulator check passed."""
+        """No measurement failed and every emulator check passed (against a throttle: no
+        duplicates, and the client's count of accepted commands is the emulator's; the pacing
+        targets are figures, not checks)."""
         checks = [c.check for c in self.contenders]
         checks += [m.check for m in (self.big_run, self.pacing) if m is not None]
-        return not self.errors and all(c.ok for c in checks)
+        consistent = [t.consistent for t in self.throttled]
+        if self.follow is not None:
+            consistent.append(self.follow.consistent)
+        return not self.errors and all(c.ok for c in checks) and all(consistent)
 
     def bare(self) -> Contender | None:
         """The yardstick, if it ran."""
@@ -135,6 +152,101 @@ def _scale_rows(r: Results) -> list[str]:
     return rows
 
 
+def _client_name(t: ThrottledRun) -> str:
+    if t.client == "cubic":
+        return "AWS SDK adaptive retry (CUBIC), unlimited"
+    if t.rate == 0:
+        return "dispatcher, unlimited"
+    return f"dispatcher, rate {t.rate:,g}/s ({t.rate / t.limit:g}R)"
+
+
+def _status_note(s: StatusCalls) -> str:
+    return (
+        f"`dispatcher status` of the first run's ledger: {s.devices:,} devices, "
+        f"{s.history:,} history + {s.detail:,} detail calls, {s.per_device:.2f} calls per device "
+        f"({s.run.wall_s:.1f} s, exit {s.run.returncode})."
+    )
+
+
+def _throttled_rows(r: Results) -> list[str]:
+    """The table against a throttling server, its notes, and the changing limit."""
+    if not r.throttled and r.follow is None:
+        return []
+    limit = r.sizes.throttle_rps
+    lines = [
+        f"**Pacing against a server that admits R/s** (R = {limit:g}/s: the emulator throttles "
+        f"every POST past R in any sliding second; {r.sizes.throttle_n:,} commands a run, "
+        "concurrency 64, `adaptive: true`)",
+        "",
+    ]
+    if r.throttled:
+        lines += [
+            "| client, configured rate | throttle answer | wall s "
+            f"| share of R used (≥ {USED_TARGET_PCT:g}%) "
+            f"| share of requests throttled (≤ {THROTTLED_TARGET_PCT:g}%) "
+            "| commands failed (0) | exit code | targets |",
+            "|---|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for t in r.throttled:
+            misses = t.misses()
+            lines.append(
+                f"| {_client_name(t)} | {MODES.get(t.mode, t.mode)} | {t.run.wall_s:.1f} "
+                f"| {t.used_pct:.1f}% | {t.throttled_pct:.1f}% ({t.throttled:,} of {t.posts:,}) "
+                f"| {t.failed:,} | {t.run.returncode} | {'; '.join(misses) or 'met'} |"
+            )
+        notes = [
+            "Share of R used: commands accepted / (R x the time from the first to the last "
+            "arrival at the server); share throttled: the emulator's throttled answers / POSTs; "
+            "failed: commands the ledger (dispatcher) or the client's own count (CUBIC) does not "
+            "have accepted. The CUBIC contender is `benchmarks/cubic.py`, botocore's adaptive "
+            "retry mode ported (token bucket at the lower of CUBIC's rate, beta 0.7, C 0.4, and "
+            "twice the measured rate; standard retries with their quota), 64 workers, 6 attempts."
+        ]
+        status = next((t.status for t in r.throttled if t.status is not None), None)
+        if status is not None:
+            notes.append(_status_note(status))
+        lines += ["", " ".join(notes), ""]
+    f = r.follow
+    if f is not None:
+        lines += [
+            f"The changing limit: `dispatcher run` of {f.n:,} commands at rate {f.rate:g}/s "
+            f"(2R), {MODES.get(f.mode, f.mode)}, while the server's limit goes {f.limit:g} -> "
+            f"{f.limit / 2:g} -> {f.limit:g}/s every {f.step_s:g} s (`PUT /_emulator/faults`). "
+            f"Admissions counted in whole seconds from each change (replayed from the arrival "
+            f"times with the emulator's window rule); follow time: until the first second from "
+            f"which every second admits within {TOLERANCE:.0%} of the new limit, up to the next "
+            f"change ({f.step_s:g} s); first within: the first such second.",
+            "",
+            f"| the server's limit | at | follow time (≤ {FOLLOW_TARGET_S:g} s) "
+            f"| first within {TOLERANCE:.0%} | target | admitted in each second after it |",
+            "|---|---:|---:|---:|---|---|",
+        ]
+        for c in f.changes:
+            change = (
+                f"start: {c.after:g}/s" if c.before is None else f"{c.before:g} -> {c.after:g}/s"
+            )
+            settled = "not within" if c.settled_s is None else f"{c.settled_s} s"
+            first = "never" if c.first_s is None else f"{c.first_s} s"
+            if c.met:
+                verdict = "met"
+            elif c.settled_s is None:
+                verdict = f"missed (not settled in {len(c.per_s)} s)"
+            else:
+                verdict = f"missed by {c.settled_s - FOLLOW_TARGET_S:g} s"
+            counts = " ".join(map(str, c.per_s))
+            lines.append(
+                f"| {change} | {c.at_s:.1f} s | {settled} | {first} | {verdict} | {counts} |"
+            )
+        lines += [
+            "",
+            f"That run: {f.run.wall_s:.1f} s, {f.throttled_pct:.1f}% of requests throttled "
+            f"({f.throttled:,} of {f.posts:,}), {f.failed:,} failed, exit {f.run.returncode}; "
+            f"{f.replayed:,} admissions replayed (the emulator accepted {f.accepted:,}).",
+            "",
+        ]
+    return lines
+
+
 def _machine_line(m: dict[str, Any]) -> str:
     uvloop = f"uvloop {m['uvloop']}" if m["uvloop"] else "no uvloop"
     return (
@@ -145,7 +257,7 @@ def _machine_line(m: dict[str, Any]) -> str:
 
 def render_markdown(r: Results) -> str:
     """The tables and notes, ready to paste into the README."""
-    lines = _contender_rows(r)
+    lines = _contender_rows(r) if r.contenders else []
     bare = r.bare()
     notes = []
     if r.contenders:
@@ -169,7 +281,12 @@ def render_markdown(r: Results) -> str:
     if r.contenders:
         shown = ", ".join(f"{c.name} {c.server_cpu_s / c.n * 1000:.3f}" for c in r.contenders)
         notes.append(f"Emulator CPU s / 1k commands (the other side of loopback): {shown}.")
-    lines += ["", " ".join(notes), "", *_scale_rows(r), ""]
+    if r.contenders:
+        lines += ["", " ".join(notes), ""]
+    scale = _scale_rows(r)
+    if len(scale) > 2:
+        lines += [*scale, ""]
+    lines += _throttled_rows(r)
     lines.append(_machine_line(r.machine))
     lines.append(f"The whole suite took {r.suite_s / 60:.1f} minutes. Reproduce: `make bench`.")
     if r.errors:
@@ -247,5 +364,80 @@ def to_json(r: Results) -> dict[str, Any]:
             "error_pct": p.error_pct,
             "busiest_1s_window": p.busiest,
             "check": _check(p.check),
+        }
+    if r.throttled:
+        doc["throttled"] = [_throttled_json(t) for t in r.throttled]
+    if r.follow is not None:
+        f = r.follow
+        doc["follow"] = {
+            "commands": f.n,
+            "rate": f.rate,
+            "limit": f.limit,
+            "step_s": f.step_s,
+            "mode": f.mode,
+            **_measured(f.run),
+            "span_s": f.span_s,
+            "posts": f.posts,
+            "throttled": f.throttled,
+            "throttled_pct": f.throttled_pct,
+            "accepted": f.accepted,
+            "duplicates": f.duplicates,
+            "replayed_admissions": f.replayed,
+            "failed": f.failed,
+            "target_s": FOLLOW_TARGET_S,
+            "tolerance": TOLERANCE,
+            "changes": [
+                {
+                    "at_s": c.at_s,
+                    "before": c.before,
+                    "after": c.after,
+                    "follow_s": c.settled_s,
+                    "first_within_s": c.first_s,
+                    "admitted_per_s": list(c.per_s),
+                    "met": c.met,
+                }
+                for c in f.changes
+            ],
+            "admitted_per_s": list(f.admitted_per_s),
+            "arrived_per_s": list(f.arrived_per_s),
+            "consistent": f.consistent,
+        }
+    return doc
+
+
+def _throttled_json(t: ThrottledRun) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "client": t.client,
+        "limit": t.limit,
+        "rate": t.rate,
+        "mode": t.mode,
+        "commands": t.n,
+        **_measured(t.run),
+        "span_s": t.span_s,
+        "posts": t.posts,
+        "throttled": t.throttled,
+        "accepted": t.accepted,
+        "duplicates": t.duplicates,
+        "client_accepted": t.client_accepted,
+        "failed": t.failed,
+        "used_pct": t.used_pct,
+        "throttled_pct": t.throttled_pct,
+        "admitted_per_s": list(t.admitted_per_s),
+        "targets": {
+            "used_pct_at_least": USED_TARGET_PCT,
+            "throttled_pct_at_most": THROTTLED_TARGET_PCT,
+            "failed": 0,
+            "missed": t.misses(),
+        },
+        "consistent": t.consistent,
+    }
+    if t.status is not None:
+        s = t.status
+        doc["status"] = {
+            "devices": s.devices,
+            "history_calls": s.history,
+            "detail_calls": s.detail,
+            "calls_per_device": s.per_device,
+            **_measured(s.run),
         }
     return doc

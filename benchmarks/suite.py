@@ -41,6 +41,12 @@ class Sizes:
     run_n: int  # commands of the large run
     pacing_n: int  # commands of the paced run
     rate: float  # its rate
+    throttle_rps: float = 100.0  # R: what the throttled emulator admits per second
+    throttle_n: int = 3_000  # commands of each throttled run
+    throttle_rates: tuple[float, ...] = (1.0, 2.0, 10.0, 0.0)  # configured rates, x R (0: none)
+    throttle_modes: tuple[str, ...] = ("errno7", "http429")
+    follow_step_s: float = 10.0  # the limit goes R -> R/2 -> R every this long (0: no such run)
+    follow_n: int = 3_000  # commands of that run
 
 
 @dataclass(frozen=True, slots=True)

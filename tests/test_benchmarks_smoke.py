@@ -19,10 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # benchmarks/ is not installed: import it from the repository
     sys.path.insert(0, str(REPO))
 
+from benchmarks.cubic import CubicCalculator, RateClocker  # noqa: E402
 from benchmarks.suite import busiest_window  # noqa: E402  # needs the path above
+from benchmarks.throttled import follow_times, per_second, replay_admissions  # noqa: E402
 
 TINY = ["--n", "120", "--naive-n", "30", "--validate-n", "300", "--run-n", "150"]
 TINY += ["--pacing-n", "20", "--rate", "50"]
+# against a throttling server: one rate and one mode, and a changing limit of 1-second steps
+TINY += ["--throttle-rps", "100", "--throttle-n", "150", "--throttle-rates", "1"]
+TINY += ["--throttle-modes", "errno7", "--follow-step-s", "1"]
+THROTTLED_ROWS = ("dispatcher, rate 100/s (1R)", "AWS SDK adaptive retry (CUBIC), unlimited")
+PERCENT = re.compile(r"^\d+\.\d%")
 NUMBER = re.compile(r"^[+-]?[\d,]+(\.\d+)?( \([\d.]+x\))?$")
 CONTENDERS = ("bare aiohttp loop", "dispatcher", "naive script")
 SCALE_ROWS = (
@@ -104,3 +111,84 @@ def test_busiest_window_counts_arrivals_in_any_half_open_second() -> None:
     assert busiest_window([0.0, 0.5, 0.999, 1.0, 1.5]) == 3
     assert busiest_window([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2]) == 5
     assert busiest_window([3.0, 0.1, 0.2]) == 2
+
+
+@pytest.mark.slow
+def test_throttled_table_has_a_row_for_each_client_and_each_change(bench_out: Path) -> None:
+    text = (bench_out / "results.md").read_text(encoding="utf-8")
+    assert "**Pacing against a server that admits R/s** (R = 100/s" in text
+    rows = {_cells(line)[0]: _cells(line) for line in text.splitlines() if line.startswith("| ")}
+    for name in THROTTLED_ROWS:
+        cells = rows[name]
+        assert len(cells) == 8 and cells[1] == "errno 7", cells
+        assert NUMBER.match(cells[2]) and PERCENT.match(cells[3]) and PERCENT.match(cells[4])
+        assert NUMBER.match(cells[5]) and NUMBER.match(cells[6]) and cells[7], cells
+    for change in ("start: 100/s", "100 -> 50/s", "50 -> 100/s"):
+        assert len(rows[change]) == 6, rows[change]
+    assert "calls per device" in text
+
+
+@pytest.mark.slow
+def test_json_throttled_runs_have_consistent_counts(bench_out: Path) -> None:
+    doc = json.loads((bench_out / "results.json").read_text(encoding="utf-8"))
+    runs = doc["throttled"]
+    assert [(t["client"], t["rate"], t["mode"]) for t in runs] == [
+        ("dispatcher", 100.0, "errno7"),
+        ("cubic", 0.0, "errno7"),
+    ]
+    for t in runs:
+        assert t["commands"] == 150 and t["limit"] == 100.0 and t["consistent"]
+        assert t["accepted"] == t["client_accepted"] and t["duplicates"] == 0
+        assert t["client_accepted"] + t["failed"] == 150
+        assert t["accepted"] + t["throttled"] <= t["posts"]
+        assert t["span_s"] > 0 and t["used_pct"] > 0 and 0 <= t["throttled_pct"] <= 100
+        assert (t["failed"] == 0) == (t["returncode"] == 0)
+        assert isinstance(t["targets"]["missed"], list)
+    status = runs[0]["status"]
+    assert status["devices"] == 150 and status["history_calls"] >= 150
+    assert status["calls_per_device"] >= 1 and status["returncode"] == 0
+    f = doc["follow"]
+    assert f["consistent"] and f["commands"] == 300 and f["rate"] == 200.0
+    assert [c["after"] for c in f["changes"]] == [100.0, 50.0, 100.0]
+    assert [c["before"] for c in f["changes"]] == [None, 100.0, 50.0]
+    assert f["replayed_admissions"] == f["accepted"] == 300 - f["failed"]
+    assert sum(f["admitted_per_s"]) == f["replayed_admissions"]
+    assert sum(f["arrived_per_s"]) == f["posts"]
+    for c in f["changes"]:
+        assert all(0 <= n <= 100 for n in c["admitted_per_s"])
+
+
+def test_replayed_throttle_admits_floor_rps_in_any_sliding_second() -> None:
+    arrivals = [i / 8 for i in range(24)]  # 8/s for 3 s (eighths: exact in binary)
+    assert replay_admissions(arrivals, [(0.0, 100.0)]) == arrivals
+    four = replay_admissions(arrivals, [(0.0, 4.0)])
+    assert four == [k + j / 8 for k in range(3) for j in range(4)]
+    # From t = 2 the limit is 2/s: the window still holds 1.125 to 1.375 (1.0 left at 2.0), so
+    # the next admission waits until only one of them is in the last second.
+    changed = replay_admissions(arrivals, [(0.0, 4.0), (2.0, 2.0)])
+    assert changed == [*four[:8], 2.25, 2.375]
+
+
+def test_follow_times_count_whole_seconds_from_the_change() -> None:
+    admitted = sorted([10 + i / 50 for i in range(50)] + [11 + i / 95 for i in range(95)])
+    admitted += [12 + i / 100 for i in range(100)] + [13 + i / 80 for i in range(80)]
+    first, settled, counts = follow_times(admitted, 10.0, 100.0, 3)
+    assert counts == (50, 95, 100) and first == 2 and settled == 2
+    first, settled, counts = follow_times(admitted, 10.0, 100.0, 4)
+    assert counts == (50, 95, 100, 80) and first == 2 and settled is None
+    assert follow_times([], 0.0, 10.0, 2) == (None, None, (0, 0))
+    assert per_second([0.5, 1.0, 1.9, 3.2], 0.0) == (1, 2, 0, 1)
+
+
+def test_cubic_port_matches_botocore_figures() -> None:
+    cubic = CubicCalculator(starting_max_rate=0, start_time=0.0)
+    assert cubic.error_received(100.0, 10.0) == pytest.approx(70.0)  # beta 0.7
+    k = (100 * (1 - 0.7) / 0.4) ** (1 / 3)
+    assert cubic.success_received(10.0 + k) == pytest.approx(100.0)  # back at W_max after K
+    assert cubic.success_received(10.0) == pytest.approx(70.0)
+    now = [100.2]
+    clocker = RateClocker(lambda: now[0])  # its first bucket starts at floor(100.2) = 100
+    for _ in range(9):
+        clocker.record()
+    now[0] = 100.6  # bucket 100.5: ten responses over 0.5 s = 20/s, smoothed by 0.8
+    assert clocker.record() == pytest.approx(16.0)

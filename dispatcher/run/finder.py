@@ -7,7 +7,7 @@ Congestion-Based Congestion Control", ACM Queue 2016): measure the rate the serv
 (answers that were not throttled, over the last second) and pace from that measurement.
 
 - On a throttle, the pace goes to ``margin`` (97%) of the admitted rate just measured (never above
-  the pace it had), once per ``cooldown``: one burst of throttled answers from requests already
+  the pace it had, nor below half of it), once per ``cooldown``: one burst of throttled answers from requests already
   in flight counts once. The rate then *cruises* for ``cruise_s``.
 - After the cruise it probes upward, briefly and by little at first: every ``period`` it raises
   the pace by a gain that starts at 2% and doubles while no throttle comes (2%, 4%, 8%, ...), so
@@ -100,13 +100,20 @@ class RateFinder:
             self._pace.hold_until(now + retry_after)
         if now - self._last_cut < self._cooldown:
             return
-        self._last_cut = now
-        self.cuts += 1
         admitted = self.admitted_rate()
         current = self._pace.rate
+        if current is not None and now < self._next_raise and admitted >= current:
+            # Cruising under what the server admits: a straggler (a retry of a request throttled
+            # before the cut, a request that met the server's window late), not a new limit.
+            return
+        self._last_cut = now
+        self.cuts += 1
         if current is None:
             current = self._pace.observed_rate() or admitted
-        rate = max(self._floor, self._margin * min(current, admitted or current))
+        # Never below half the pace at one cut: right after the limit drops, the server's own
+        # window is still full of the old rate's requests and it refuses nearly everything for
+        # a moment, so what it admitted in that second is far below its new limit.
+        rate = max(self._floor, self._margin * min(current, admitted or current), current / 2)
         if self._ceiling is not None:
             rate = min(rate, self._ceiling)
         self._pace.set_rate(rate)
