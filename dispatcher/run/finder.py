@@ -7,8 +7,9 @@ Congestion-Based Congestion Control", ACM Queue 2016): measure the rate the serv
 (answers that were not throttled, over the last second) and pace from that measurement.
 
 - On a throttle, the pace goes to ``margin`` (97%) of the admitted rate just measured (never above
-  the pace it had, nor below half of it), once per ``cooldown``: one burst of throttled answers from requests already
-  in flight counts once. The rate then *cruises* for ``cruise_s``.
+  the pace it had, nor below half of it), once per ``cooldown``: one burst of throttled answers
+  from requests already in flight counts once. The rate then *cruises* for ``cruise_s``; a
+  throttle while cruising under the rate just admitted is a straggler, and changes nothing.
 - After the cruise it probes upward, briefly and by little at first: every ``period`` it raises
   the pace by a gain that starts at 2% and doubles while no throttle comes (2%, 4%, 8%, ...), so
   at a steady limit it meets the limit within a step or two and loses one or two requests, and
