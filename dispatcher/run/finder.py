@@ -7,9 +7,10 @@ Congestion-Based Congestion Control", ACM Queue 2016): measure the rate the serv
 (answers that were not throttled, over the last second) and pace from that measurement.
 
 - On a throttle, the pace goes to ``margin`` (97%) of the admitted rate just measured (never above
-  the pace it had, nor below half of it), once per ``cooldown``: one burst of throttled answers
-  from requests already in flight counts once. The rate then *cruises* for ``cruise_s``; a
-  throttle while cruising under the rate just admitted is a straggler, and changes nothing.
+  the pace it had, nor, soon after a cut, below half of it), once per ``cooldown``: one burst
+  of throttled answers from requests already in flight counts once. The rate then *cruises* for
+  ``cruise_s``; a throttle while cruising under the rate just admitted is a straggler, and
+  changes nothing.
 - After the cruise it probes upward, briefly and by little at first: every ``period`` it raises
   the pace by a gain that starts at 2% and doubles while no throttle comes (2%, 4%, 8%, ...), so
   at a steady limit it meets the limit within a step or two and loses one or two requests, and
@@ -107,14 +108,17 @@ class RateFinder:
             # Cruising under what the server admits: a straggler (a retry of a request throttled
             # before the cut, a request that met the server's window late), not a new limit.
             return
+        # A cut soon after another is never below half the pace: right after the limit drops,
+        # the server's own window is still full of the old rate's requests and it refuses nearly
+        # everything for a moment, so what it admitted in that second is far below its new
+        # limit. A first cut (from a high start, or after a clean cruise) measures it well.
+        again = now - self._last_cut < self._cruise_s + self._cooldown
         self._last_cut = now
         self.cuts += 1
         if current is None:
             current = self._pace.observed_rate() or admitted
-        # Never below half the pace at one cut: right after the limit drops, the server's own
-        # window is still full of the old rate's requests and it refuses nearly everything for
-        # a moment, so what it admitted in that second is far below its new limit.
-        rate = max(self._floor, self._margin * min(current, admitted or current), current / 2)
+        lowest = current / 2 if again else 0.0
+        rate = max(self._floor, self._margin * min(current, admitted or current), lowest)
         if self._ceiling is not None:
             rate = min(rate, self._ceiling)
         self._pace.set_rate(rate)
