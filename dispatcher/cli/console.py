@@ -140,8 +140,10 @@ def validation(job: Job, v: Validation) -> None:
         "green" if v.ok else "bold red",
     )
     if v.resources:
+        # The verb is said when the job does more than execute (the default otherwise).
+        verbs = any(op != "execute" for op, *_ in v.resources)
         names = ", ".join(
-            describe(o, i, r) if op == "execute" else f"{op} {describe(o, i, r)}"
+            f"{op} {describe(o, i, r)}" if verbs else describe(o, i, r)
             for op, o, i, r in v.resources
         )
         if v.more_resources:
