@@ -288,3 +288,31 @@ def test_a_job_names_its_product_at_the_top(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert [c.product for c in load_job(path).commands()] == ["meters", "lights"]
+
+
+async def test_retry_failed_keeps_each_commands_product(tmp_path: Path) -> None:
+    meters, lights = fleet(3), fleet(3, start=100)
+    job = two_product_job(tmp_path, meters, lights)
+    emulator = Emulator(
+        products={
+            "meters": Product(api_key=METERS_KEY, imeis=frozenset(meters[1:])),
+            "lights": Product(api_key=LIGHTS_KEY, imeis=frozenset(lights[1:])),
+        }
+    )
+    settings = fast_settings()
+    async with serve(emulator) as url, aiohttp.ClientSession() as session:
+        lanes = {
+            name: (OneNetClient(session, url, key), settings)
+            for name, key in (("meters", METERS_KEY), ("lights", LIGHTS_KEY))
+        }
+        with Ledger.open(tmp_path / "l.db", synchronous="normal") as ledger:
+            await run_job(
+                load_job(job), lanes["meters"][0], ledger, settings, products=lanes,
+                default_lane=False,
+            )  # fmt: skip
+    for name in ("again.yaml", "again.csv"):
+        done = await dispatcher("retry-failed", "l.db", "-o", name, "--force", cwd=tmp_path, env={})
+        if name.endswith(".yaml"):
+            assert done.code == 0, done.stderr
+            retried = {c.imei: c.product for c in load_job(tmp_path / name).commands()}
+            assert retried == {meters[0]: "meters", lights[0]: "lights"}

@@ -488,7 +488,7 @@ def test_retry_failed_writes_a_csv_job_with_a_note_column(tmp_path: Path) -> Non
     original = {c.imei: fields_of(c) for c in load_job(job_path).commands()}
     assert read_back(out) == [original[devices[0]], original[devices[2]]]
     header, first, *_ = out.read_text(encoding="utf-8").splitlines()
-    assert header.endswith(",trigger_msg,op,mode,value,# note")
+    assert header.endswith(",trigger_msg,op,mode,value,product,# note")
     assert first.endswith(f",rejected (errno 1): {job_path}:10")
     assert invoke("validate", out).exit_code == 0
 

@@ -216,6 +216,7 @@ def _target(retry: Retry) -> Target:
         op=row.op,
         mode=row.mode,
         values=_values(row.args) if row.op == "write" else (),
+        product=row.product,
     )
 
 

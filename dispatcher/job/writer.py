@@ -65,6 +65,7 @@ class Target:
     op: str = "execute"
     mode: int | None = None  # a write's: 1 replace, 2 partial
     values: tuple[tuple[int, str | int | float | bool], ...] = ()  # a write's: res_id, val
+    product: str | None = None  # the product (a lane of the config) it goes through
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,7 @@ class JobWriter:
             self._csv.writerow(
                 [t.imei, t.obj_id, _cell(t.obj_inst_id), _cell(res_id), args, valid,
                  t.expired_time, t.retry, t.timeout, t.trigger_msg, t.op, mode or "", value,
-                 note]
+                 t.product or "", note]
             )  # fmt: skip
         else:
             self._body.writelines(f"# {_comment(note)}\n" for note in t.notes)
@@ -180,9 +181,11 @@ class JobWriter:
                 entry["valid_time"] = t.valid_time
             entry.update(expired_time=t.expired_time, retry=t.retry, timeout=t.timeout)
             entry["trigger_msg"] = t.trigger_msg
+            if t.product:
+                entry["product"] = t.product
             self._body.write(_dump([entry]))
         # The same key the job's reader checks duplicates with: the device, then the rest.
-        key = hash((t.op, t.obj_id, t.obj_inst_id, t.res_id, t.args, t.values))
+        key = hash((t.op, t.obj_id, t.obj_inst_id, t.res_id, t.args, t.values, t.product))
         self._batch.append((key, self._count, int(t.imei)))
         self._count += 1
         if len(self._batch) >= _BATCH:
@@ -207,7 +210,8 @@ class JobWriter:
             )
         head = [f"# {_comment(line)}\n" for line in comment] if self.format == "yaml" else []
         if self.format == "csv":
-            head.append(",".join([*FIELDS, "op", "mode", "value", NOTE_COLUMN]) + "\r\n")
+            columns = [*FIELDS, "op", "mode", "value", "product", NOTE_COLUMN]
+            head.append(",".join(columns) + "\r\n")
         else:
             if name is not None:
                 head.append(_dump({"job": name}))
