@@ -9,6 +9,7 @@ import base64
 import itertools
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -316,3 +317,37 @@ async def test_retry_failed_keeps_each_commands_product(tmp_path: Path) -> None:
             assert done.code == 0, done.stderr
             retried = {c.imei: c.product for c in load_job(tmp_path / name).commands()}
             assert retried == {meters[0]: "meters", lights[0]: "lights"}
+
+
+async def test_each_lane_has_its_own_canary(tmp_path: Path) -> None:
+    # A small product beside a big one: each lane's canary is drawn from its own commands, and
+    # passes (or fails) for that product only.
+    meters, lights = fleet(40), fleet(4, start=100)
+    job = two_product_job(tmp_path, meters, lights)
+    text = job.read_text(encoding="utf-8")
+    job.write_text(text.replace("targets_csv:", "rollout: {canary: 2}\ntargets_csv:"), "utf-8")
+    emulator = Emulator(
+        products={
+            "meters": Product(api_key=METERS_KEY),
+            "lights": Product(api_key=LIGHTS_KEY, imeis=frozenset()),  # every device refused
+        }
+    )
+    settings = fast_settings()
+    async with serve(emulator) as url, aiohttp.ClientSession() as session:
+        lanes = {
+            name: (OneNetClient(session, url, key), settings)
+            for name, key in (("meters", METERS_KEY), ("lights", LIGHTS_KEY))
+        }
+        with Ledger.open(tmp_path / "l.db", synchronous="normal") as ledger:
+            result = await run_job(
+                load_job(job), lanes["meters"][0], ledger, settings, products=lanes,
+                default_lane=False, probe=False,
+            )  # fmt: skip
+            state = ledger.rollout_state()
+    rows = ledger_rows(tmp_path / "l.db")
+    assert {r.status for r in rows if r.product == "meters"} == {Status.ACCEPTED}
+    lights_states = Counter(r.status for r in rows if r.product == "lights")
+    assert lights_states == {Status.REJECTED: 2, Status.SKIPPED: 2}  # its canary failed: held
+    assert state.get("canary_passed:meters") is True
+    assert "canary_passed:lights" not in state and "canary_passed" not in state
+    assert result.lanes["lights"] is not None and result.lanes["meters"] is None

@@ -23,7 +23,7 @@ from dispatcher.job.model import Job, load_job
 from dispatcher.ledger.store import InFlight, Ledger, Result, Row, Status
 from dispatcher.onenet.client import ExecuteRequest, HistoryItem, Outcome, Verdict, classify
 from dispatcher.run.pacing import WINDOW_SLACK_S, Pace
-from dispatcher.run.retrying import retry_query
+from dispatcher.run.retrying import THROTTLED_PER_ATTEMPT, retry_query
 from dispatcher.run.runner import RunResult, Stop, run_job
 from dispatcher.times import BEIJING, format_onenet, parse_onenet
 
@@ -274,6 +274,18 @@ async def test_a_throttle_is_not_a_failure_and_uses_up_no_attempt(
     assert (row.status, row.attempts) == (Status.ACCEPTED, 11)  # 10 throttled, then accepted
     assert client.sent_imeis().count(target) == 11
     assert statuses(small_job)[Status.ACCEPTED] == 20
+
+
+async def test_a_server_that_throttles_without_end_fails_the_command_in_the_end(
+    small_job: Setup,
+) -> None:
+    target = small_job.imeis[2]
+    client = FakeOneNet({target: [answer(7, "service internal error")] * 100})
+    await run(small_job, client, fast_settings(max_attempts=2))
+
+    row = rows(small_job)[target]
+    assert (row.status, row.attempts) == (Status.FAILED, 2 * THROTTLED_PER_ATTEMPT)
+    assert statuses(small_job)[Status.ACCEPTED] == 19
 
 
 @pytest.mark.parametrize(

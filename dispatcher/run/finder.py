@@ -117,7 +117,8 @@ class RateFinder:
         self.cuts += 1
         if current is None:
             current = self._pace.observed_rate() or admitted
-        lowest = current / 2 if again else 0.0
+        # Nothing admitted at all for a second: the limit is far below; halve, at least.
+        lowest = current / 2 if again or not admitted else 0.0
         rate = max(self._floor, self._margin * min(current, admitted or current), lowest)
         if self._ceiling is not None:
             rate = min(rate, self._ceiling)

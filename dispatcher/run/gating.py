@@ -56,8 +56,11 @@ class CanaryPhase:
         stop: Stop,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
+        product: str | None = None,
     ) -> None:
+        """``product``: the lane's, when a run has several: its canary passes on its own."""
         self.job, self.canary, self.abort, self.total = job, canary, abort, total
+        self.passed_key = "canary_passed" if product is None else f"canary_passed:{product}"
         self.lane, self.recorder, self.settings = lane, recorder, settings
         self.send, self.recover = send, recover
         self.stop, self.clock, self.sleep = stop, clock, sleep
@@ -67,14 +70,14 @@ class CanaryPhase:
         else once it is sent and judged (a good canary is recorded in the ledger)."""
         ledger = self.recorder.ledger
         state = await self.recorder.call(ledger.rollout_state)
-        if state.get("canary_passed"):
+        if state.get(self.passed_key):
             return Gate(go=True)
         verdict = await self.run()
         if verdict is None:
             return Gate(go=False)
         if verdict.failed_because is not None:
             return Gate(go=False, failed=verdict.failed_because)
-        passed = {**state, "canary_passed": True, "canary_at": self.clock()}
+        passed = {**state, self.passed_key: True, "canary_at": self.clock()}
         await self.recorder.call(ledger.set_rollout_state, passed)
         done = "delivered" if self.canary.wait == "delivered" else "accepted"
         said = (

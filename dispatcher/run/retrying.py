@@ -65,9 +65,15 @@ class _honour_retry_after(wait_base):
         return delay
 
 
+THROTTLED_PER_ATTEMPT = 20
+"""Throttled attempts a command may meet per attempt it is allowed: a server that throttles for
+hours on end fails it (safe to send again) rather than holding the run until it expires."""
+
+
 class _stop_after_unthrottled(stop_base):
     """Stop after ``n`` attempts that were not throttled: a throttle is not a failure, so a
-    throttled attempt never uses up a command's attempts (its expired_time, or a stop, ends it)."""
+    throttled attempt does not use up a command's attempts (up to THROTTLED_PER_ATTEMPT * n of
+    them; its expired_time, or a stop, ends it sooner)."""
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -77,6 +83,8 @@ class _stop_after_unthrottled(stop_base):
         outcome = retry_state.outcome
         if outcome is not None and not outcome.failed and outcome.result().throttled:
             self.throttled += 1
+        if self.throttled >= THROTTLED_PER_ATTEMPT * self.n:
+            return True
         return retry_state.attempt_number - self.throttled >= self.n
 
 

@@ -53,6 +53,7 @@ __all__ = ["OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
 log = logging.getLogger(__name__)
 
 _OFFSET_WARNING_S = 5.0  # OneNET's clock this far from ours is worth a warning
+_PAUSED = "paused after the canary"
 
 
 async def run_job(
@@ -167,13 +168,15 @@ async def _run(
     aborted.sort(key=lambda why: not isinstance(why, WrongKeyError))
     reasons = [r.stop.reason for r in runners if r.stop.reason is not None and not r.paused]
     reason = stop.reason or (reasons[0] if reasons else None)
+    if reason == _PAUSED:  # a pause is said as the pause, not as a stop
+        reason = None
     ledger.finish_run(run_id, {s.value: n for s, n in counts.items()}, reason)
     paused = next((r.paused for r in runners if r.paused), None)
     stopped: dict[str, str | None] = {}
     if len(runners) > 1 and any(r.stop.requested for r in runners):
         stopped = {r.lane.name: r.stop.reason for r in runners}
     return RunResult(
-        run_id, counts, stats, None if paused and not stop.reason else reason,
+        run_id, counts, stats, reason,
         aborted[0] if aborted else None, stats.total, paused, stopped,
     )  # fmt: skip
 
@@ -213,6 +216,7 @@ class _Runner:
     async def phases(self, reconcile_in_doubt: bool, resend: bool, probe: bool) -> None:
         """The lane's phases: probe, leftovers, canary, send, recover (run_id set first)."""
         ledger = self.recorder.ledger
+        self.reconcile_in_doubt = reconcile_in_doubt
         self.send = Send(
             self.lane,
             self.outcomes,
@@ -282,7 +286,13 @@ class _Runner:
             self.job,
             rollout.canary,
             rollout.abort,
-            total=self.stats.total or await self.recorder.call(_count, self.job),
+            # A lane's canary is drawn from its own product's commands.
+            total=(
+                self.stats.total
+                if self.product is None and self.stats.total
+                else await self.recorder.call(_count, self.job)
+            ),
+            product=self.product,
             lane=self.lane,
             recorder=self.recorder,
             settings=self.settings,
@@ -297,7 +307,7 @@ class _Runner:
             self._abort(RolloutAborted(f"the canary failed: {gate.failed}"))
         elif gate.paused is not None:
             self.paused = gate.paused
-            self.stop.request("paused after the canary")
+            self.stop.request(_PAUSED)
         elif gate.said:
             self.inform(gate.said)
         return gate.go and not self.stop.requested
@@ -332,7 +342,9 @@ class _Runner:
             return
         for step in range(1, steps + 1):
             if step > 1:
-                await self.recovery.recover()
+                if self.reconcile_in_doubt:
+                    await self.recovery.recover()
+                await self.recorder.flush()  # the step before's outcomes, read by hold-backs
             if self.stop.requested:
                 return
             await self._send_step(step)
