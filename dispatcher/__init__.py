@@ -41,14 +41,14 @@ from dispatcher.onenet.client import (
 from dispatcher.report.export import write_export
 from dispatcher.report.summary import Summary, summarize
 from dispatcher.run.binding import Binding, JobChangedError, bind_job
-from dispatcher.run.pacing import Aimd, Pace
+from dispatcher.run.finder import RateFinder
+from dispatcher.run.pacing import Pace
 from dispatcher.run.runner import RunResult, RunStats, Stop, run_job
 from dispatcher.times import ServerClock, TimeSpec, format_onenet, parse_onenet, parse_timespec
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Aimd",
     "Binding",
     "CancelResult",
     "Command",
@@ -70,6 +70,7 @@ __all__ = [
     "Outcome",
     "Pace",
     "Problem",
+    "RateFinder",
     "Row",
     "RunAborted",
     "RunResult",

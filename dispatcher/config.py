@@ -75,7 +75,7 @@ class Limits:
 
     rate_per_second: float | None = 20.0
     concurrency: int = 16
-    adaptive: bool = True  # throttling answers slow the whole pool (AIMD), then it recovers
+    adaptive: bool = True  # the pace finds and holds the rate OneNET admits (run/finder.py)
 
 
 @dataclass(frozen=True, slots=True)

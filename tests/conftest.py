@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.mocking import Mocked
 
 WriteFile = Callable[[str, "str | bytes"], Path]
 
@@ -23,3 +26,10 @@ def write_file(tmp_path: Path) -> WriteFile:
         return path
 
     return write
+
+
+@pytest.fixture
+def mocked() -> Any:
+    """aioresponses, patched in for the test (tests/mocking.py)."""
+    with Mocked() as m:
+        yield m

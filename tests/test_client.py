@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aioresponses import CallbackResult, aioresponses
+from aioresponses import CallbackResult
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
@@ -37,6 +37,7 @@ from dispatcher.onenet.client import (
     classify,
     parse_retry_after,
 )
+from tests.mocking import MockedResponse
 
 BASE = "http://onenet.test"
 KEY = "k3y-S3CRET-0123456789abcdef"
@@ -70,30 +71,6 @@ def request(**changes: Any) -> ExecuteRequest:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
         yield s
-
-
-class _NoWriter:
-    output_size = 0
-
-
-class MockedResponse(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 builds responses without the stream writer aiohttp 3.14 requires."""
-
-    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", _NoWriter())
-        super().__init__(method, url, **kwargs)
-
-
-class Mocked(aioresponses):
-    def add(self, url: Any, method: str = "GET", *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("response_class", MockedResponse)
-        super().add(url, method, *args, **kwargs)
-
-
-@pytest.fixture
-def mocked() -> Any:
-    with Mocked() as m:
-        yield m
 
 
 def sent(mocked: Any) -> list[tuple[str, URL, dict[str, Any]]]:

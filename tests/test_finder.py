@@ -10,6 +10,7 @@ import pytest
 
 from dispatcher.run.finder import RateFinder
 from dispatcher.run.pacing import Pace
+from tests.test_pacing import FakeClock
 
 
 @dataclass
@@ -138,3 +139,49 @@ def test_a_ramp_ceiling_is_followed_and_never_exceeded() -> None:
     assert pace.rate == 20.0
     finder.set_ceiling(80.0)
     assert pace.rate == 80.0
+
+
+# -- with the real Pace, on a virtual clock (test_pacing's FakeClock) ------------------------
+
+
+def test_a_burst_of_throttles_cuts_the_pace_once_per_cooldown() -> None:
+    clock = FakeClock()
+    pace = Pace(20, clock=clock, sleep=clock.sleep)
+    finder = RateFinder(pace, 20, clock=clock)
+    for _ in range(5):
+        finder.on_throttle(None)
+    assert (finder.cuts, pace.rate) == (1, 10)  # nothing admitted yet: halved, once
+    clock.now += 0.5
+    finder.on_throttle(None)
+    assert (finder.cuts, pace.rate) == (1, 10)
+
+
+def test_the_pace_never_falls_below_the_floor() -> None:
+    clock = FakeClock()
+    pace = Pace(20, clock=clock, sleep=clock.sleep)
+    finder = RateFinder(pace, 20, clock=clock)
+    for _ in range(20):
+        finder.on_throttle(None)
+        clock.now += 1.0
+    assert pace.rate == 0.5
+
+
+async def test_a_server_slower_than_the_ceiling_is_matched_with_few_wasted_requests() -> None:
+    """OneNET allows 100/s, the config says 400/s: the finder holds just under 100/s."""
+    clock = FakeClock()
+    pace = Pace(400, clock=clock, sleep=clock.sleep)
+    finder = RateFinder(pace, 400, clock=clock)
+    served: list[float] = []
+    throttled = requests = 0
+    while len(served) < 6000:
+        await pace.acquire()
+        requests += 1
+        now = clock()
+        if len(served) >= 100 and served[-100] > now - 1.0:  # the server's own 1 s window
+            throttled += 1
+            finder.on_throttle(None)
+        else:
+            served.append(now)
+            finder.on_success()
+    assert throttled / requests < 0.02
+    assert served[-1] - served[0] < 6000 / 100 / 0.95  # at least 95% of what the server allows

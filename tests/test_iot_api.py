@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote
 import aiohttp
 import orjson
 import pytest
-from aioresponses import CallbackResult, aioresponses
+from aioresponses import CallbackResult
 from yarl import URL
 
 from dispatcher.emulator.server import Emulator, Faults, Product, serve
@@ -32,6 +32,7 @@ from dispatcher.onenet.client import (
     WriteValue,
     classify,
 )
+from tests.mocking import MockedResponse
 
 ACCESS_KEY = "c2VjcmV0LWFjY2Vzcy1rZXktZm9yLXRlc3Rz"  # base64 of b"secret-access-key-for-tests"
 RES = "products/abc123"
@@ -205,30 +206,6 @@ def test_a_lifetime_under_a_minute_is_refused(lifetime: float) -> None:
 
 
 # -- the client's paths and header (aioresponses) ------------------------------------------------
-
-
-class _NoWriter:
-    output_size = 0
-
-
-class MockedResponse(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 builds responses without the stream writer aiohttp 3.14 requires."""
-
-    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", _NoWriter())
-        super().__init__(method, url, **kwargs)
-
-
-class Mocked(aioresponses):
-    def add(self, url: Any, method: str = "GET", *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("response_class", MockedResponse)
-        super().add(url, method, *args, **kwargs)
-
-
-@pytest.fixture
-def mocked() -> Any:
-    with Mocked() as m:
-        yield m
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Pace and Aimd on a virtual clock: exact, and without waiting."""
+"""Pace on a virtual clock: exact, and without waiting."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dispatcher.run.pacing import WINDOW_SLACK_S, Aimd, Pace
+from dispatcher.run.pacing import WINDOW_SLACK_S, Pace
 
 
 class FakeClock:
@@ -205,98 +205,3 @@ async def test_observed_rate_counts_starts_in_the_last_second() -> None:
         await pace.acquire()
         clock.now += 0.02
     assert pace.observed_rate() == pytest.approx(50.0, abs=1.0)
-
-
-# -- Aimd ---------------------------------------------------------------------------------------
-
-
-def make_aimd(ceiling: float | None, clock: FakeClock) -> tuple[Pace, Aimd]:
-    pace = make_pace(ceiling, clock)
-    return pace, Aimd(pace, ceiling)
-
-
-def test_a_burst_of_throttles_cuts_the_rate_once_per_cooldown() -> None:
-    clock = FakeClock()
-    _, aimd = make_aimd(20, clock)
-    for _ in range(16):  # the answers of everything that was in flight
-        aimd.on_throttle(None)
-    assert aimd.rate == 10
-    clock.now += 0.9
-    aimd.on_throttle(None)
-    assert aimd.rate == 10
-    clock.now += 0.1
-    aimd.on_throttle(None)
-    assert aimd.rate == 5
-
-
-def test_rate_never_falls_below_the_floor() -> None:
-    clock = FakeClock()
-    _, aimd = make_aimd(20, clock)
-    for _ in range(20):
-        aimd.on_throttle(None)
-        clock.now += 1.0
-    assert aimd.rate == 0.5
-
-
-def test_clean_seconds_raise_the_rate_by_one_step_up_to_the_ceiling() -> None:
-    clock = FakeClock()
-    _, aimd = make_aimd(20, clock)
-    aimd.on_throttle(None)
-    assert aimd.rate == 10
-    seen = []
-    for _ in range(30):
-        clock.now += 0.5
-        aimd.on_success()
-        aimd.on_success()
-        seen.append(aimd.rate)
-    assert seen[:4] == [10, 11, 11, 12]  # one step (ceiling / 20) per clean second
-    assert max(r for r in seen if r is not None) == 20
-    assert seen[-1] == 20
-
-
-async def test_retry_after_holds_the_whole_pool() -> None:
-    clock = FakeClock()
-    pace, aimd = make_aimd(20, clock)
-    await pace.acquire()
-    aimd.on_throttle(3.0)
-    clock.now += 0.2
-    aimd.on_throttle(4.0)  # within the cooldown: no second cut, but the later hold counts
-    starts = await run_acquirers(pace, clock, workers=2, each=1)
-    assert min(t for t, _ in starts) == pytest.approx(1004.2)
-    assert aimd.rate == 10
-
-
-async def test_unlimited_switches_to_half_the_observed_rate_on_first_throttle() -> None:
-    clock = FakeClock()
-    pace, aimd = make_aimd(None, clock)
-    for _ in range(200):
-        await pace.acquire()
-        clock.now += 0.01  # 100 starts a second
-    aimd.on_success()
-    assert aimd.rate is None
-    aimd.on_throttle(None)
-    assert aimd.rate == pytest.approx(50.0, abs=1.0)
-    clock.now += 1.0
-    aimd.on_success()
-    assert aimd.rate == pytest.approx(55.0, abs=1.0)  # step: a twentieth of the measured rate
-
-
-async def test_a_server_slower_than_the_ceiling_is_matched_with_few_wasted_requests() -> None:
-    """OneNET allows 10/s, the config says 40/s: AIMD settles near 10/s and wastes little."""
-    clock = FakeClock()
-    pace, aimd = make_aimd(40, clock)
-    served: list[float] = []
-    throttled = 0
-    requests = 0
-    while len(served) < 1500:
-        await pace.acquire()
-        requests += 1
-        now = clock()
-        if len(served) >= 10 and served[-10] > now - 1.0:  # the server's own 1 s window
-            throttled += 1
-            aimd.on_throttle(None)
-        else:
-            served.append(now)
-            aimd.on_success()
-    assert throttled / requests < 0.06  # about one wasted request per sawtooth of a few seconds
-    assert served[-1] - served[0] < 1500 / 10 * 1.5  # and about 70% of what the server allows

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -98,6 +99,25 @@ def products_emulator(**lights: object) -> Emulator:
             "lights": Product(api_key=LIGHTS_KEY, **lights),  # type: ignore[arg-type]
         }
     )
+
+
+async def run_two_products(
+    ledger_path: Path, emulator: Emulator, job: Path, **options: Any
+) -> tuple[RunResult, dict[str, object]]:
+    """One in-process run of ``job`` on a lane for meters and one for lights (no default lane);
+    the result, and the ledger's rollout state after it."""
+    settings = fast_settings()
+    async with serve(emulator) as url, aiohttp.ClientSession() as session:
+        lanes = {
+            name: (OneNetClient(session, url, key), settings)
+            for name, key in (("meters", METERS_KEY), ("lights", LIGHTS_KEY))
+        }
+        with Ledger.open(ledger_path, synchronous="normal") as ledger:
+            result = await run_job(
+                load_job(job), lanes["meters"][0], ledger, settings, products=lanes,
+                default_lane=False, **options,
+            )  # fmt: skip
+            return result, ledger.rollout_state()
 
 
 async def dispatcher(*args: str, cwd: Path, env: dict[str, str]) -> Done:
@@ -260,17 +280,7 @@ async def test_lost_answers_are_settled_in_each_products_own_history(tmp_path: P
         faults=Faults(cut_after_rate=0.3, seed=3),
         products={"meters": Product(api_key=METERS_KEY), "lights": Product(api_key=LIGHTS_KEY)},
     )
-    settings = fast_settings()
-    async with serve(emulator) as url, aiohttp.ClientSession() as session:
-        lanes = {
-            name: (OneNetClient(session, url, key), settings)
-            for name, key in (("meters", METERS_KEY), ("lights", LIGHTS_KEY))
-        }
-        with Ledger.open(tmp_path / "l.db", synchronous="normal") as ledger:
-            result = await run_job(
-                load_job(job), lanes["meters"][0], ledger, settings, products=lanes,
-                default_lane=False,
-            )  # fmt: skip
+    result, _ = await run_two_products(tmp_path / "l.db", emulator, job)
     assert counts(result) == {Status.ACCEPTED: 40}
     rows = ledger_rows(tmp_path / "l.db")
     assert any(r.reconciled for r in rows if r.product == "meters")
@@ -300,23 +310,11 @@ async def test_retry_failed_keeps_each_commands_product(tmp_path: Path) -> None:
             "lights": Product(api_key=LIGHTS_KEY, imeis=frozenset(lights[1:])),
         }
     )
-    settings = fast_settings()
-    async with serve(emulator) as url, aiohttp.ClientSession() as session:
-        lanes = {
-            name: (OneNetClient(session, url, key), settings)
-            for name, key in (("meters", METERS_KEY), ("lights", LIGHTS_KEY))
-        }
-        with Ledger.open(tmp_path / "l.db", synchronous="normal") as ledger:
-            await run_job(
-                load_job(job), lanes["meters"][0], ledger, settings, products=lanes,
-                default_lane=False,
-            )  # fmt: skip
-    for name in ("again.yaml", "again.csv"):
-        done = await dispatcher("retry-failed", "l.db", "-o", name, "--force", cwd=tmp_path, env={})
-        if name.endswith(".yaml"):
-            assert done.code == 0, done.stderr
-            retried = {c.imei: c.product for c in load_job(tmp_path / name).commands()}
-            assert retried == {meters[0]: "meters", lights[0]: "lights"}
+    await run_two_products(tmp_path / "l.db", emulator, job)
+    done = await dispatcher("retry-failed", "l.db", "-o", "again.csv", cwd=tmp_path, env={})
+    assert done.code == 0, done.stderr
+    retried = {c.imei: c.product for c in load_job(tmp_path / "again.csv").commands()}
+    assert retried == {meters[0]: "meters", lights[0]: "lights"}
 
 
 async def test_each_lane_has_its_own_canary(tmp_path: Path) -> None:
@@ -332,18 +330,7 @@ async def test_each_lane_has_its_own_canary(tmp_path: Path) -> None:
             "lights": Product(api_key=LIGHTS_KEY, imeis=frozenset()),  # every device refused
         }
     )
-    settings = fast_settings()
-    async with serve(emulator) as url, aiohttp.ClientSession() as session:
-        lanes = {
-            name: (OneNetClient(session, url, key), settings)
-            for name, key in (("meters", METERS_KEY), ("lights", LIGHTS_KEY))
-        }
-        with Ledger.open(tmp_path / "l.db", synchronous="normal") as ledger:
-            result = await run_job(
-                load_job(job), lanes["meters"][0], ledger, settings, products=lanes,
-                default_lane=False, probe=False,
-            )  # fmt: skip
-            state = ledger.rollout_state()
+    result, state = await run_two_products(tmp_path / "l.db", emulator, job, probe=False)
     rows = ledger_rows(tmp_path / "l.db")
     assert {r.status for r in rows if r.product == "meters"} == {Status.ACCEPTED}
     lights_states = Counter(r.status for r in rows if r.product == "lights")

@@ -20,7 +20,7 @@ from dispatcher.job.plan import Abort, Canary, Ramp, Rollout
 from dispatcher.ledger.records import Row
 from dispatcher.ledger.store import Ledger, Status
 from dispatcher.run.lane import Lane
-from dispatcher.run.pacing import Aimd, Pace
+from dispatcher.run.pacing import Pace
 from dispatcher.run.rollout import Guard, canary_positions
 from tests.e2e_support import CONFIG_YAML, fast_settings, fleet, write_config
 from tests.test_cli import SECRET, Done, dispatcher_async, process_env
@@ -175,9 +175,9 @@ async def test_an_errno_of_on_errnos_aborts_at_once(tmp_path: Path) -> None:
 def test_the_guard_ramps_the_pace_and_the_slow_down_works_under_it() -> None:
     now = [0.0]
     pace = Pace(40.0, clock=lambda: now[0])
-    aimd = Aimd(pace, 40.0, clock=lambda: now[0])
     lane = Lane.of(_NoClient(), fast_settings(rate=40.0), pace=pace)
-    lane.finder = aimd
+    finder = lane.finder
+    assert finder is not None
     stops: list[RunAborted] = []
     guard = Guard(Rollout(ramp=Ramp(2.0, 2.0, 10)), lane, 40.0, stops.append)
     seen = [pace.rate]
@@ -186,7 +186,7 @@ def test_the_guard_ramps_the_pace_and_the_slow_down_works_under_it() -> None:
         seen.append(pace.rate)
     # 2/s, then 4, 8, 16, 32 after each 10 accepted, then the configured 40
     assert [seen[n] for n in (0, 9, 10, 20, 30, 40, 50, 60)] == [2, 2, 4, 8, 16, 32, 40, 40]
-    aimd.on_throttle()  # throttled: the lower of the ramp and the slow-down wins
+    finder.on_throttle()  # throttled: the lower of the ramp and the slow-down wins
     assert pace.rate == 20
     assert stops == []
 
@@ -420,16 +420,16 @@ def test_on_errnos_fires_on_a_command_failed_with_that_errno_too() -> None:
 def test_without_a_configured_rate_a_throttle_under_a_ramp_recovers_and_the_ramp_ends() -> None:
     now = [0.0]
     pace = Pace(None, clock=lambda: now[0])
-    aimd = Aimd(pace, None, clock=lambda: now[0])
     lane = Lane.of(_NoClient(), fast_settings(rate=None), pace=pace)
-    lane.finder = aimd
+    finder = lane.finder
+    assert finder is not None
     guard = Guard(Rollout(ramp=Ramp(5.0, 10.0, 1)), lane, None, lambda why: None)
     assert pace.rate == 5.0
-    aimd.on_throttle()
+    finder.on_throttle()
     assert pace.rate == 2.5
     for second in range(1, 40):
         now[0] = float(second)
-        aimd.on_success()
+        finder.on_success()
     assert pace.rate is not None and pace.rate > 2.5  # it climbs back
     for _ in range(8):
         guard.observe(Status.ACCEPTED, 0)

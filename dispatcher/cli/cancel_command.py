@@ -29,7 +29,6 @@ from dispatcher.cli.products import LaneKeys, lane_keys
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.cli.status_command import (
     devices_to_probe,
-    has_products,
     lane_options,
     open_ledger,
     status_title,
@@ -77,9 +76,8 @@ def cancel(
     if not yes and not sys.stdin.isatty():  # before anything is asked of OneNET
         fail("not on a terminal: confirm with --yes; nothing was cancelled", EXIT_USAGE)
     settings, api_key = settings_and_key(
-        config_path, rate=rate, concurrency=concurrency, base_url=base_url,
-        need_key=not has_products(config_path),
-    )  # fmt: skip
+        config_path, rate=rate, concurrency=concurrency, base_url=base_url
+    )
     ledger = open_ledger(ledger_path, settings)
     try:
         title = status_title(ledger)

@@ -30,8 +30,9 @@ def settings_and_key(
     need_key: bool = True,
 ) -> tuple[Settings, str]:
     """The settings with the command line's overrides, and the api-key from the environment
-    (masked in every message from now on; "" when not ``need_key``); exits with a clear
-    message when either is wrong."""
+    (masked in every message from now on; "" when not ``need_key``, and when the config names
+    products: each lane's key is read for its own, products.py); exits with a clear message
+    when either is wrong."""
     try:
         settings = load_settings(config_path)
     except DispatcherError as exc:
@@ -42,7 +43,7 @@ def settings_and_key(
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc).removeprefix("command line: ")) from None
-    if not need_key:
+    if not need_key or settings.products:
         return settings, ""
     try:
         api_key = api_key_from_env(settings)

@@ -95,15 +95,10 @@ def run(
     """Validate JOBFILE, then send every command not yet done, recording each outcome."""
     if resend_in_doubt and not no_reconcile:
         raise click.UsageError("--resend-in-doubt needs --no-reconcile")
+    # One lane: its key is checked before all else; with products, once the job says which.
     settings, api_key = settings_and_key(
-        config_path, rate=rate, concurrency=concurrency, base_url=base_url, need_key=False
+        config_path, rate=rate, concurrency=concurrency, base_url=base_url, need_key=not dry_run
     )
-    one_lane = not settings.products and not dry_run
-    if one_lane:  # its key is checked before all else
-        settings, api_key = settings_and_key(
-            config_path, rate=rate, concurrency=concurrency, base_url=base_url
-        )
-    # With products, the keys are read once the job says which lanes it needs.
     try:
         job = load_job(jobfile)
     except DispatcherError as exc:
@@ -143,7 +138,7 @@ def run(
             _dry_run(job, checked, plan, path, settings, now)
         keys = (
             lane_keys(settings, checked.products)
-            if not one_lane
+            if settings.products
             else LaneKeys({"": (settings, api_key)})
         )
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from dispatcher.cli.exits import (
 from dispatcher.cli.lanes import open_lane, settings_and_key
 from dispatcher.cli.products import LaneKeys, lane_keys
 from dispatcher.cli.signals import run_with_signals
-from dispatcher.config import Settings, load_settings
+from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError, LedgerError
 from dispatcher.ledger.store import Ledger
 from dispatcher.run.probe import check_lane
@@ -38,7 +38,6 @@ from dispatcher.run.status import StatusRound, Watch
 
 __all__ = [
     "devices_to_probe",
-    "has_products",
     "lane_options",
     "open_ledger",
     "status",
@@ -135,9 +134,8 @@ def status(
     if interval is not None and not watch:
         raise click.UsageError("--interval needs --watch")
     settings, api_key = settings_and_key(
-        config_path, rate=rate, concurrency=concurrency, base_url=base_url,
-        need_key=not has_products(config_path),
-    )  # fmt: skip
+        config_path, rate=rate, concurrency=concurrency, base_url=base_url
+    )
     ledger = open_ledger(ledger_path, settings)
     view = RoundProgress()
     # A lane per product the commands to check are of (their own key, pace and breakers).
@@ -199,14 +197,6 @@ def status(
         for i, w in enumerate(watchers)
     ]
     sys.exit(EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes))
-
-
-def has_products(config_path: Path | None) -> bool:
-    """Whether the config names products (then each lane's key is read for its own)."""
-    try:
-        return bool(load_settings(config_path).products)
-    except DispatcherError:
-        return False  # settings_and_key says what is wrong with it
 
 
 async def _said(lane: str, number: int, result: StatusRound) -> None:

@@ -117,9 +117,13 @@ class RateFinder:
         self.cuts += 1
         if current is None:
             current = self._pace.observed_rate() or admitted
-        # Nothing admitted at all for a second: the limit is far below; halve, at least.
-        lowest = current / 2 if again or not admitted else 0.0
-        rate = max(self._floor, self._margin * min(current, admitted or current), lowest)
+        if admitted:
+            rate = self._margin * min(current, admitted)
+            if again:
+                rate = max(rate, current / 2)
+        else:  # nothing admitted for a second: the limit is far below what was sent; halve
+            rate = current / 2
+        rate = max(self._floor, rate)
         if self._ceiling is not None:
             rate = min(rate, self._ceiling)
         self._pace.set_rate(rate)

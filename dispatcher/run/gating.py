@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,7 +21,7 @@ from dispatcher.run.rollout import CanaryVerdict, canary_positions, judge_canary
 from dispatcher.run.state import RunStats, Stop
 from dispatcher.run.status import read_round
 
-__all__ = ["CanaryPhase", "Gate", "skip_rest"]
+__all__ = ["CanaryPhase", "Gate", "registered", "skip_rest"]
 
 log = logging.getLogger(__name__)
 
@@ -161,19 +161,25 @@ async def skip_rest(job: Job, recorder: Recorder, stats: RunStats, why: str, *, 
     return len(moved)
 
 
-def _skip_all(ledger: Ledger, job: Job, why: str, size: int) -> list[Status]:
-    """On the ledger thread: register the rest of the job, and skip what is not sent."""
-    moved: list[Status] = []
+def registered(ledger: Ledger, job: Job, size: int) -> Iterator[list[Item]]:
+    """On the ledger thread: every command of ``job`` registered, ``size`` at a time, with its
+    status before (new ones: pending)."""
     commands = job.commands()
     try:
         while batch := list(itertools.islice(commands, size)):
-            before = ledger.register(batch)
-            keys = []
-            for command, status in zip(batch, before, strict=True):
-                if status in _NOT_SENT:
-                    keys.append(command.key)
-                    moved.append(status)
-            ledger.skip(keys, why[:300])
+            yield list(zip(batch, ledger.register(batch), strict=True))
     finally:
         commands.close()
+
+
+def _skip_all(ledger: Ledger, job: Job, why: str, size: int) -> list[Status]:
+    """On the ledger thread: register the rest of the job, and skip what is not sent."""
+    moved: list[Status] = []
+    for items in registered(ledger, job, size):
+        keys = []
+        for command, status in items:
+            if status in _NOT_SENT:
+                keys.append(command.key)
+                moved.append(status)
+        ledger.skip(keys, why[:300])
     return moved

@@ -1,13 +1,10 @@
-"""Pacing: the strict rate limiter (``Pace``) and the adaptive slow-down on throttling (``Aimd``).
+"""Pacing: the strict rate limiter (``Pace``); the adaptive pace over it is finder.py's.
 
 ``Pace`` lets at most ``floor(rate)`` requests start in any sliding 1-second window, evenly
 spaced, with no initial burst. It schedules each start from the theoretical arrival time of the
 previous one, as GCRA does (the Generic Cell Rate Algorithm, ITU-T I.371, with burst tolerance 0),
 so late wake-ups do not add up to drift; and it keeps the recent start times, so that late wake-ups
 cannot squeeze more than ``floor(rate)`` starts into one window either.
-
-``Aimd`` lowers the rate multiplicatively when OneNET throttles (HTTP 429, errno 7, Retry-After) and
-raises it additively while answers come back clean, as TCP congestion control does (RFC 5681).
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-__all__ = ["WINDOW_SLACK_S", "Aimd", "Pace"]
+__all__ = ["WINDOW_SLACK_S", "Clock", "Pace"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -184,108 +181,3 @@ class Pace:
             self._base = scheduled if 0.0 <= now - scheduled < interval else now
         self._started += 1
         self._starts.append(now)
-
-
-class Aimd:
-    """Adaptive pace: on throttling, rate *= decrease (once per cooldown); when clean, rate += step.
-
-    With a ceiling: the floor is ``min(floor, ceiling)``, the step ``ceiling / 20`` per second of
-    throttle-free answers (back from half to full in about 10 s, from the floor in about 20 s).
-
-    Without a ceiling (unlimited): nothing is paced until the first throttle, which switches the
-    pace to ``decrease`` times the start rate observed over the last second; from then on the step
-    is a twentieth of that measured rate per clean second, with no upper bound (the next throttle
-    cuts again).
-    """
-
-    def __init__(
-        self,
-        pace: Pace,
-        ceiling: float | None,
-        *,
-        clock: Clock | None = None,
-        decrease: float = 0.5,
-        floor: float = 0.5,
-        step: float | None = None,
-        cooldown: float = 1.0,
-        period: float = 1.0,
-    ) -> None:
-        if not 0 < decrease < 1:
-            raise ValueError(f"decrease must be between 0 and 1, not {decrease}")
-        self._pace = pace
-        self._clock = clock or pace.clock
-        self._ceiling = ceiling
-        self._floor = floor if ceiling is None else min(floor, ceiling)
-        self._step = step if step is not None else (ceiling / 20 if ceiling is not None else 0.0)
-        self._decrease = decrease
-        self._cooldown = cooldown
-        self._period = period
-        self._last_cut = -math.inf
-        self._last_raise = -math.inf
-        self._steady = pace.rate == ceiling  # at the ceiling: on_success has nothing to do
-
-    @property
-    def rate(self) -> float | None:
-        """The current rate in requests per second (None: unlimited)."""
-        return self._pace.rate
-
-    @property
-    def ceiling(self) -> float | None:
-        """The configured rate, never exceeded (None: no limit)."""
-        return self._ceiling
-
-    def set_ceiling(self, ceiling: float | None) -> None:
-        """A new ceiling (a rollout's ramp): the lower of it and the slow-down wins. At the old
-        ceiling, the pace goes straight to the new one; after a cut, it climbs by steps."""
-        at_ceiling = self._steady or self._pace.rate == self._ceiling
-        self._ceiling = ceiling
-        if ceiling is not None:
-            self._floor = min(self._floor, ceiling)
-            if self._step == 0.0:  # no configured rate to step by: a twentieth of the ramp's
-                self._step = ceiling / 20
-        current = self._pace.rate
-        if ceiling is not None and (current is None or current >= ceiling or at_ceiling):
-            self._pace.set_rate(ceiling)
-            self._steady = True
-        elif ceiling is None and at_ceiling:
-            self._pace.set_rate(None)
-            self._steady = True
-        else:
-            self._steady = False
-
-    def on_throttle(self, retry_after: float | None = None) -> None:
-        """OneNET said slow down: hold the pool for ``retry_after`` and cut the rate (once per
-        cooldown, so one burst of throttled answers from requests already in flight counts once)."""
-        now = self._clock()
-        if retry_after is not None and retry_after > 0:
-            self._pace.hold_until(now + retry_after)
-        if now - self._last_cut < self._cooldown:
-            return
-        self._last_cut = self._last_raise = now
-        current = self._pace.rate
-        if current is None:
-            observed = self._pace.observed_rate() or self._floor / self._decrease
-            current = observed
-            if self._step == 0.0:
-                self._step = max(observed / 20, self._floor)
-        if self._step == 0.0:  # unlimited, ramped: recover by a twentieth of the rate cut from
-            self._step = max(current / 20, self._floor)
-        self._pace.set_rate(max(self._floor, current * self._decrease))
-        self._steady = False
-
-    def on_success(self) -> None:
-        """A clean answer: after each ``period`` without throttling, raise the rate by one step."""
-        if self._steady:
-            return
-        now = self._clock()
-        if now - self._last_raise < self._period:
-            return
-        self._last_raise = now
-        current = self._pace.rate
-        if current is None:  # unlimited and never throttled: nothing to raise
-            return
-        raised = current + self._step
-        if self._ceiling is not None and raised >= self._ceiling:
-            raised = self._ceiling
-            self._steady = True
-        self._pace.set_rate(raised)

@@ -158,9 +158,9 @@ class Guard:
             rate = self.ceiling
         elif rate is not None and rate >= _UNLIMITED:  # no configured rate: the ramp is done
             rate = None
-        aimd = self.lane.finder
-        if aimd is not None:
-            aimd.set_ceiling(rate)
+        finder = self.lane.finder
+        if finder is not None:
+            finder.set_ceiling(rate)
         else:
             self.lane.pace.set_rate(rate)
         log.info("ramp: pace %s/s after %d accepted", "unlimited" if rate is None else rate, step)

@@ -37,7 +37,7 @@ from dispatcher.job.plan import Rollout
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import FINAL, TO_SEND, Ledger, Status
 from dispatcher.run.fanout import fan_out
-from dispatcher.run.gating import CanaryPhase, skip_rest
+from dispatcher.run.gating import CanaryPhase, registered, skip_rest
 from dispatcher.run.lane import Lane, OneNetApi
 from dispatcher.run.outcomes import Outcomes
 from dispatcher.run.pacing import Pace
@@ -425,12 +425,8 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 
 def _register_all(ledger: Ledger, job: Job, size: int) -> None:
     """On the ledger thread: register every command of ``job`` (those new become pending)."""
-    commands = job.commands()
-    try:
-        while batch := list(itertools.islice(commands, size)):
-            ledger.register(batch)
-    finally:
-        commands.close()
+    for _ in registered(ledger, job, size):
+        pass
 
 
 def _register_next(ledger: Ledger, commands: Iterator[Command], size: int) -> list[Item]:
