@@ -1,12 +1,14 @@
 """The command line: the ``dispatcher`` group and ``validate``, which only reads job files.
 
 Every other command is in a module of its own (run, status, cancel, retry-failed, report, demo,
-emulator, objects); the exit codes are in exits.py.
+emulator, objects), imported only when it is the one given (or for --help): ``validate`` does not
+load aiohttp, ``run`` not the emulator or the report templates. The exit codes are in exits.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -15,25 +17,45 @@ import click
 
 from dispatcher import __version__
 from dispatcher.cli import console
-from dispatcher.cli.cancel_command import cancel
-from dispatcher.cli.demo import demo
-from dispatcher.cli.emulator_command import emulator
 from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, interruptible
-from dispatcher.cli.lanes import settings_and_key
-from dispatcher.cli.objects_command import objects_command
-from dispatcher.cli.products import product_problems
-from dispatcher.cli.report_command import report
-from dispatcher.cli.retry_command import retry_failed
-from dispatcher.cli.run_command import run
-from dispatcher.cli.status_command import status
+from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
-from dispatcher.job.model import load_job, validate_job
+from dispatcher.job.model import Problem, Validation, load_job, validate_job
 from dispatcher.times import parse_timespec
 
 __all__ = ["main"]
 
+# The other commands: name -> (module, the click command in it), in the order --help lists them.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("dispatcher.cli.run_command", "run"),
+    "status": ("dispatcher.cli.status_command", "status"),
+    "cancel": ("dispatcher.cli.cancel_command", "cancel"),
+    "retry-failed": ("dispatcher.cli.retry_command", "retry_failed"),
+    "report": ("dispatcher.cli.report_command", "report"),
+    "demo": ("dispatcher.cli.demo", "demo"),
+    "emulator": ("dispatcher.cli.emulator_command", "emulator"),
+    "objects": ("dispatcher.cli.objects_command", "objects_command"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Commands(click.Group):
+    """A group whose commands (but validate) are imported when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        known = super().get_command(ctx, cmd_name)
+        if known is not None or cmd_name not in _COMMANDS:
+            return known
+        module, attr = _COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command) and command.name == cmd_name
+        self.add_command(command)
+        return command
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log lines on stderr (-v info, -vv debug).")
 @click.version_option(version=__version__, prog_name="dispatcher")
 def main(verbose: int) -> None:
@@ -60,6 +82,8 @@ def validate(
     at = _planned_start(at_text)
     settings = None
     if config_path is not None:
+        from dispatcher.cli.lanes import settings_and_key
+
         settings, _ = settings_and_key(config_path, need_key=False)
     invalid = False
     for path in jobfiles:
@@ -70,7 +94,11 @@ def validate(
             console.error(str(exc))
             invalid = True
             continue
-        unknown = [] if settings is None else product_problems(result, settings, str(config_path))
+        unknown = (
+            []
+            if settings is None or config_path is None
+            else _product_problems(result, settings, config_path)
+        )
         for problem in unknown:
             console.problem(problem)
         if unknown:
@@ -96,5 +124,7 @@ def _planned_start(text: str | None) -> datetime | None:
     return spec.at
 
 
-for command in (run, status, cancel, retry_failed, report, demo, emulator, objects_command):
-    main.add_command(command)
+def _product_problems(result: Validation, settings: Settings, config_path: Path) -> list[Problem]:
+    from dispatcher.cli.products import product_problems
+
+    return product_problems(result, settings, str(config_path))

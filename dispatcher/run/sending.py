@@ -33,7 +33,7 @@ from dispatcher.run.outcomes import Outcomes
 from dispatcher.run.reconcile import CommandClient
 from dispatcher.run.retrying import Attempts
 from dispatcher.run.state import Stop
-from dispatcher.times import BEIJING, format_onenet
+from dispatcher.times import BEIJING, TimeSpec, format_onenet
 
 __all__ = ["EXPIRED", "Request", "Send", "create", "request_of"]
 
@@ -97,6 +97,9 @@ class Send:
         rate = lane.pace.rate
         self._turns = asyncio.Semaphore(max(1, int(rate * _AHEAD_S))) if rate else None
         self._stopping = lambda: stop.requested
+        # What each time of the job means for a send in the current second (fleets share them).
+        self._second = -1
+        self._instants: dict[TimeSpec, tuple[float, str]] = {}
 
     async def __call__(self, item: tuple[Command, Status]) -> None:
         command, old = item
@@ -224,21 +227,31 @@ class Send:
 
     def _resolve(self, c: Command, old: Status, at: float) -> _Flight | None:
         """The request for a send at ``at`` (OneNET's clock, unix seconds); None: expired."""
-        when = datetime.fromtimestamp(int(at), BEIJING)
-        expired = c.expired_time.resolve(when)
-        expired_at = expired.timestamp()
+        second = int(at)
+        expired_at, expired_text = self._instant(c.expired_time, second)
         if expired_at <= at + _START_MARGIN:
             return None
         valid_at: float | None = None
-        valid = c.valid_time.resolve(when) if c.valid_time is not None else None
-        if valid is not None:
-            valid_at = valid.timestamp()
+        valid_text: str | None = None
+        if c.valid_time is not None:
+            valid_at, valid_text = self._instant(c.valid_time, second)
             if valid_at <= at + _START_MARGIN:
                 # A start that has passed means "from now", which is OneNET's default.
-                valid, valid_at = None, None
-        valid_text = format_onenet(valid) if valid is not None else None
-        request = request_of(c, format_onenet(expired), valid_text)
+                valid_at, valid_text = None, None
+        request = request_of(c, expired_text, valid_text)
         return _Flight(c, old, request, at, valid_at, expired_at)
+
+    def _instant(self, spec: TimeSpec, second: int) -> tuple[float, str]:
+        """What ``spec`` means for a send in ``second`` (unix): unix seconds and OneNET's text,
+        worked out once per distinct time and second."""
+        if second != self._second:
+            self._second = second
+            self._instants.clear()
+        known = self._instants.get(spec)
+        if known is None:
+            instant = spec.resolve(datetime.fromtimestamp(second, BEIJING))
+            known = self._instants[spec] = (instant.timestamp(), format_onenet(instant))
+        return known
 
     def _finish(self, flight: _Flight, outcome: Outcome) -> None:
         """An answer becomes a status: the outcome-to-status rule of a create."""
