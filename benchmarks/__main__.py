@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,9 +22,9 @@ from benchmarks.throttled import MODES, Throttled
 
 T = TypeVar("T")
 
-# (n, validate_n, run_n, pacing_n, rate): the full suite, and a quick look
-_FULL = (20_000, 1_000_000, 1_000_000, 2_000, 200.0)
-_QUICK = (500, 20_000, 5_000, 300, 100.0)
+# (n, validate_ns, run_n, pacing_n, rate): the full suite, and a quick look
+_FULL = (20_000, (200_000, 1_000_000), 1_000_000, 2_000, 200.0)
+_QUICK = (500, (20_000,), 5_000, 300, 100.0)
 # (R, commands per run, configured rates as multiples of R, follow step): against a throttle
 _THROTTLED_FULL = (100.0, 3_000, (1.0, 2.0, 10.0, 0.0), 10.0)
 _THROTTLED_QUICK = (100.0, 300, (1.0, 0.0), 3.0)
@@ -31,6 +32,16 @@ _THROTTLED_QUICK = (100.0, 300, (1.0, 0.0), 3.0)
 
 def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        found = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("a comma-separated list of row counts") from None
+    if not found:
+        raise argparse.ArgumentTypeError("a comma-separated list of row counts")
+    return found
 
 
 def _modes(text: str) -> tuple[str, ...]:
@@ -51,7 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small sizes: a look in a few seconds")
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="results and temp files")
     p.add_argument("--naive-n", type=int, help="commands the naive script sends (default N/10)")
-    p.add_argument("--validate-n", type=int, help="rows to validate (default 1,000,000)")
+    p.add_argument(
+        "--validate-n",
+        type=_ints,
+        help="rows to validate, comma-separated: a 7-column file of each (default 200000,1000000)",
+    )
     p.add_argument("--run-n", type=int, help="commands of the large run (default 1,000,000)")
     p.add_argument("--pacing-n", type=int, help="commands of the paced run (default 2,000)")
     p.add_argument("--rate", type=float, help="rate of the paced run (default 200/s)")
@@ -80,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _sizes(args: argparse.Namespace) -> Sizes:
-    n, validate_n, run_n, pacing_n, rate = _QUICK if args.quick else _FULL
+    n, validate_ns, run_n, pacing_n, rate = _QUICK if args.quick else _FULL
     limit, throttle_n, rates, step = _THROTTLED_QUICK if args.quick else _THROTTLED_FULL
     limit = args.throttle_rps or limit
     step = step if args.follow_step_s is None else args.follow_step_s
@@ -88,7 +103,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
     sizes = Sizes(
         n=n,
         naive_n=args.naive_n or min(n, max(200, n // 10)),
-        validate_n=args.validate_n or validate_n,
+        validate_ns=args.validate_n or validate_ns,
         run_n=args.run_n or run_n,
         pacing_n=args.pacing_n or pacing_n,
         rate=args.rate or rate,
@@ -99,7 +114,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         follow_step_s=step,
         follow_n=args.follow_n or max(2, round(limit * 3 * step)),
     )
-    if min(sizes.n, sizes.naive_n, sizes.validate_n, sizes.run_n) < 1 or sizes.pacing_n < 2:
+    if min(sizes.n, sizes.naive_n, *sizes.validate_ns, sizes.run_n) < 1 or sizes.pacing_n < 2:
         raise SystemExit("sizes must be positive (--pacing-n at least 2)")
     if sizes.rate <= 0:
         raise SystemExit("--rate must be positive")
@@ -146,9 +161,7 @@ def run_throttled(results: Results, suite: Suite, work: Path) -> None:
             rate = multiple * limit
             title = f"dispatcher, {n:,} at {_rate_name(rate, limit)} against {limit:g}/s, {mode}"
             found = _step(
-                results,
-                title,
-                lambda r=rate, m=mode, s=first: thr.dispatcher(n, limit, r, m, status=s),
+                results, title, partial(thr.dispatcher, n, limit, rate, mode, status=first)
             )
             first = False
             if found is not None:
@@ -160,7 +173,7 @@ def run_throttled(results: Results, suite: Suite, work: Path) -> None:
                 if found.status is not None:
                     _say(f"   status: {found.status.per_device:.2f} calls per device")
         title = f"AWS SDK adaptive (CUBIC), {n:,} unlimited against {limit:g}/s, {mode}"
-        found = _step(results, title, lambda m=mode: thr.cubic(n, limit, m))
+        found = _step(results, title, partial(thr.cubic, n, limit, mode))
         if found is not None:
             results.throttled.append(found)
             _say(
@@ -208,7 +221,13 @@ def run_suite(
                 _say(f"   {c.run.wall_s:.2f} s, {c.cpu_per_1k:.3f} CPU s / 1k; {c.check}")
         startup = _step(results, "start-up cost of each client", suite.startup)
         results.startup_cpu_s = startup or {}
-        results.validate = _step(results, f"validate, {sizes.validate_n:,} rows", suite.validate)
+        for rows in sizes.validate_ns:
+            title = f"validate, {rows:,} rows of 7 columns"
+            v = _step(results, title, partial(suite.validate, rows))
+            if v is not None:
+                results.validate.append(v)
+                rss = v.dispatcher.peak_rss_mb
+                _say(f"   {v.cpu_x:.2f}x the DictReader pass's CPU, peak RSS {rss:.0f} MB")
         results.pacing = _step(
             results, f"paced run, {sizes.pacing_n:,} at {sizes.rate:g}/s", suite.pacing
         )

@@ -25,6 +25,8 @@ FLEET_FIELDS = (
     "timeout",
     "trigger_msg",
 )
+# The 7 usual columns: a job that leaves retry, timeout and trigger_msg to the defaults.
+USUAL_FIELDS = ("imei", "obj_id", "obj_inst_id", "res_id", "args", "valid_time", "expired_time")
 # Type Allocation Codes (the first 8 IMEI digits) of a few made-up module models.
 _TACS = ("86451203", "86723105", "35847609", "86992304", "35290611")
 _ARGS = (

@@ -9,7 +9,17 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-from benchmarks.suite import BigRun, Contender, Pacing, Sizes, Validate
+from benchmarks.suite import (
+    CONCURRENCY,
+    CPU_TARGET_X,
+    RSS_TARGET_MB,
+    VALIDATE_TARGET_X,
+    BigRun,
+    Contender,
+    Pacing,
+    Sizes,
+    Validate,
+)
 from benchmarks.throttled import (
     FOLLOW_TARGET_S,
     MODES,
@@ -68,7 +78,7 @@ class Results:
     machine: dict[str, Any]
     contenders: list[Contender] = field(default_factory=list)
     startup_cpu_s: dict[str, float] = field(default_factory=dict)
-    validate: Validate | None = None
+    validate: list[Validate] = field(default_factory=list)  # one per size, in order
     big_run: BigRun | None = None
     pacing: Pacing | None = None
     throttled: list[ThrottledRun] = field(default_factory=list)
@@ -101,6 +111,79 @@ def _mb(value: float) -> str:
     return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """One of the project's targets against what was measured: a figure, not a check."""
+
+    name: str
+    measured: float
+    limit: float
+    unit: str  # "x" (a ratio) or "MB"
+    below: bool = False  # measured < limit; otherwise measured <= limit
+
+    @property
+    def met(self) -> bool:
+        """Within the limit."""
+        return self.measured < self.limit if self.below else self.measured <= self.limit
+
+    def _shown(self, value: float) -> str:
+        return f"{value:.2f}x" if self.unit == "x" else f"{_mb(value)} MB"
+
+    @property
+    def shown(self) -> str:
+        """The measured figure, as the table prints it."""
+        return self._shown(self.measured)
+
+    @property
+    def verdict(self) -> str:
+        """Met, or not met and by how much the figure is over the limit."""
+        return "met" if self.met else f"not met ({self._shown(self.measured - self.limit)} over)"
+
+
+def _targets(r: Results) -> list[_Target]:
+    """The client's CPU, validate's CPU and the peak RSS of validate and the large run."""
+    found = []
+    d = next((c for c in r.contenders if c.name == "dispatcher"), None)
+    bare = r.bare()
+    if d is not None and bare is not None and bare.cpu_per_1k > 0:
+        found.append(
+            _Target(
+                f"client CPU per command ≤ {CPU_TARGET_X:g}x the bare aiohttp loop "
+                f"({d.n:,} commands, concurrency {CONCURRENCY}, no limit)",
+                d.cpu_per_1k / bare.cpu_per_1k,
+                CPU_TARGET_X,
+                "x",
+            )
+        )
+    for v in r.validate:
+        found.append(
+            _Target(
+                f"`validate` CPU ≤ {VALIDATE_TARGET_X:g}x a bare csv.DictReader pass, "
+                f"{v.rows:,} rows ({v.columns} columns)",
+                v.cpu_x,
+                VALIDATE_TARGET_X,
+                "x",
+            )
+        )
+    rss = [(f"`validate` {v.rows:,} rows", v.dispatcher.peak_rss_mb) for v in r.validate]
+    if r.big_run is not None:
+        rss.append((f"`run` {r.big_run.n:,} commands", r.big_run.run.peak_rss_mb))
+    for what, mb in rss:
+        found.append(
+            _Target(f"peak RSS < {RSS_TARGET_MB:g} MB, {what}", mb, RSS_TARGET_MB, "MB", below=True)
+        )
+    return found
+
+
+def _target_rows(r: Results) -> list[str]:
+    targets = _targets(r)
+    if not targets:
+        return []
+    rows = ["**Targets**", "", "| target | measured | verdict |", "|---|---:|---|"]
+    rows += [f"| {t.name} | {t.shown} | {t.verdict} |" for t in targets]
+    return [*rows, ""]
+
+
 def _contender_rows(r: Results) -> list[str]:
     bare = r.bare()
     rows = [
@@ -121,22 +204,26 @@ def _contender_rows(r: Results) -> list[str]:
 
 
 def _scale_rows(r: Results) -> list[str]:
-    rows = ["| measurement | size | wall s | peak RSS MB | result |", "|---|---:|---:|---:|---|"]
-    if r.validate is not None:
-        v, d, p = r.validate, r.validate.dispatcher, r.validate.dictreader
+    rows = [
+        "| measurement | size | wall s | CPU s | peak RSS MB | result |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for v in r.validate:
+        d, p, size = v.dispatcher, v.dictreader, f"{v.rows:,} rows, {v.columns} columns"
         rows.append(
-            f"| `dispatcher validate` | {v.rows:,} rows "
-            f"| {d.wall_s:.2f} ({d.wall_s / p.wall_s:.2f}x) "
+            f"| `dispatcher validate` | {size} | {d.wall_s:.2f} ({v.wall_x:.2f}x) "
+            f"| {d.cpu_s:.2f} ({v.cpu_x:.2f}x) "
             f"| {_mb(d.peak_rss_mb)} ({d.peak_rss_mb / p.peak_rss_mb:.2f}x) | valid |"
         )
         rows.append(
-            f"| bare `csv.DictReader` pass | {v.rows:,} rows | {p.wall_s:.2f} "
+            f"| bare `csv.DictReader` pass | {size} | {p.wall_s:.2f} | {p.cpu_s:.2f} "
             f"| {_mb(p.peak_rss_mb)} | {int(p.stdout.strip() or 0):,} rows |"
         )
     if r.big_run is not None:
         b = r.big_run
         rows.append(
             f"| `dispatcher run`, no rate limit | {b.n:,} commands | {b.run.wall_s:,.1f} "
+            f"| {b.run.cpu_s:,.1f} "
             f"| {_mb(b.run.peak_rss_mb)} | {b.n / b.run.wall_s:,.0f} commands/s; "
             f"ledger {b.ledger_bytes / 2**20:,.0f} MB ({b.ledger_bytes / b.n:,.0f} B/command); "
             f"{b.check} |"
@@ -145,7 +232,8 @@ def _scale_rows(r: Results) -> list[str]:
         p2 = r.pacing
         rows.append(
             f"| `dispatcher run --rate {p2.rate:g}` | {p2.n:,} commands | {p2.run.wall_s:.2f} "
-            f"| {_mb(p2.run.peak_rss_mb)} | first to last arrival {p2.duration_s:.3f} s, "
+            f"| {p2.run.cpu_s:.2f} | {_mb(p2.run.peak_rss_mb)} "
+            f"| first to last arrival {p2.duration_s:.3f} s, "
             f"(N-1)/R = {p2.expected_s:.3f} s: pacing error {p2.error_pct:+.2f}%; busiest "
             f"1-second window {p2.busiest} (limit {p2.rate:g}) |"
         )
@@ -283,6 +371,7 @@ def render_markdown(r: Results) -> str:
         notes.append(f"Emulator CPU s / 1k commands (the other side of loopback): {shown}.")
     if r.contenders:
         lines += ["", " ".join(notes), ""]
+    lines += _target_rows(r)
     scale = _scale_rows(r)
     if len(scale) > 2:
         lines += [*scale, ""]
@@ -338,11 +427,29 @@ def to_json(r: Results) -> dict[str, Any]:
             for c in r.contenders
         ],
     }
-    if r.validate is not None:
-        doc["validate"] = {
-            "rows": r.validate.rows,
-            "dispatcher": _measured(r.validate.dispatcher),
-            "dictreader": _measured(r.validate.dictreader),
+    if r.validate:
+        doc["validate"] = [
+            {
+                "rows": v.rows,
+                "columns": v.columns,
+                "dispatcher": _measured(v.dispatcher),
+                "dictreader": _measured(v.dictreader),
+                "cpu_x": v.cpu_x,
+                "wall_x": v.wall_x,
+            }
+            for v in r.validate
+        ]
+    targets = _targets(r)
+    if targets:
+        doc["targets"] = {
+            "client_cpu_x_at_most": CPU_TARGET_X,
+            "validate_cpu_x_at_most": VALIDATE_TARGET_X,
+            "peak_rss_mb_below": RSS_TARGET_MB,
+            "measured": [
+                {"target": t.name, "measured": t.measured, "limit": t.limit, "met": t.met}
+                for t in targets
+            ],
+            "missed": [f"{t.name}: {t.verdict}" for t in targets if not t.met],
         }
     if r.big_run is not None:
         b = r.big_run

@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.gen_fleet import write_fleet_csv
+from benchmarks.gen_fleet import USUAL_FIELDS, write_fleet_csv
 from benchmarks.procs import EmulatorProcess, Measured, child_env, measure
 
 __all__ = [
     "API_KEY",
+    "CPU_TARGET_X",
+    "RSS_TARGET_MB",
+    "VALIDATE_TARGET_X",
     "BigRun",
     "Check",
     "Contender",
@@ -28,6 +31,9 @@ __all__ = [
 
 API_KEY = "bench-key"
 CONCURRENCY = 64
+CPU_TARGET_X = 1.3  # dispatcher's client CPU per command over the bare loop's, at most
+VALIDATE_TARGET_X = 5.0  # validate's CPU over a bare csv.DictReader pass's, at most
+RSS_TARGET_MB = 100.0  # peak RSS of validate and of the large run, below
 _PY = sys.executable
 
 
@@ -37,7 +43,7 @@ class Sizes:
 
     n: int  # commands of the shared job
     naive_n: int  # of which the naive script sends the first naive_n
-    validate_n: int  # rows validated
+    validate_ns: tuple[int, ...]  # rows validated: one 7-column file of each size
     run_n: int  # commands of the large run
     pacing_n: int  # commands of the paced run
     rate: float  # its rate
@@ -103,8 +109,19 @@ class Validate:
     """``dispatcher validate`` against a bare csv.DictReader pass over the same file."""
 
     rows: int
+    columns: int
     dispatcher: Measured
     dictreader: Measured
+
+    @property
+    def cpu_x(self) -> float:
+        """Validate's CPU seconds over the DictReader pass's."""
+        return self.dispatcher.cpu_s / self.dictreader.cpu_s
+
+    @property
+    def wall_x(self) -> float:
+        """Validate's wall time over the DictReader pass's."""
+        return self.dispatcher.wall_s / self.dictreader.wall_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,25 +253,25 @@ class Suite:
             found[name] = min(r.cpu_s for r in runs)
         return found
 
-    def validate(self) -> Validate:
-        """``dispatcher validate`` and a csv.DictReader pass over a validate_n-row file."""
-        n = self.sizes.validate_n
-        job = self.job(n)
+    def validate(self, n: int) -> Validate:
+        """``dispatcher validate`` and a csv.DictReader pass over ``n`` rows of 7 columns."""
+        job = self.work / f"validate-{n}.csv"
+        write_fleet_csv(job, n, fields=USUAL_FIELDS)
         timeout = _timeout(n, 5000)
         checker = measure(
             [_PY, "-m", "dispatcher", "validate", str(job)],
-            logs=self.work / "validate",
+            logs=self.work / f"validate-{n}",
             timeout=timeout,
             env=self._env,
             cwd=self.work,
         )
         plain = measure(
             [_PY, "-m", "benchmarks.dictreader", str(job)],
-            logs=self.work / "dictreader",
+            logs=self.work / f"dictreader-{n}",
             timeout=timeout,
             env=self._env,
         )
-        return Validate(n, checker, plain)
+        return Validate(n, len(USUAL_FIELDS), checker, plain)
 
     def big_run(self) -> BigRun:
         """``dispatcher run`` of run_n commands, no rate limit, against a record-less emulator."""

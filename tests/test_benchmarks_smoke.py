@@ -23,7 +23,7 @@ from benchmarks.cubic import CubicCalculator, RateClocker  # noqa: E402
 from benchmarks.suite import busiest_window  # noqa: E402  # needs the path above
 from benchmarks.throttled import follow_times, per_second, replay_admissions  # noqa: E402
 
-TINY = ["--n", "120", "--naive-n", "30", "--validate-n", "300", "--run-n", "150"]
+TINY = ["--n", "120", "--naive-n", "30", "--validate-n", "200,300", "--run-n", "150"]
 TINY += ["--pacing-n", "20", "--rate", "50"]
 # against a throttling server: one rate and one mode, and a changing limit of 1-second steps
 TINY += ["--throttle-rps", "100", "--throttle-n", "150", "--throttle-rates", "1"]
@@ -31,6 +31,10 @@ TINY += ["--throttle-modes", "errno7", "--follow-step-s", "1"]
 THROTTLED_ROWS = ("dispatcher, rate 100/s (1R)", "AWS SDK adaptive retry (CUBIC), unlimited")
 PERCENT = re.compile(r"^\d+\.\d%")
 NUMBER = re.compile(r"^[+-]?[\d,]+(\.\d+)?( \([\d.]+x\))?$")
+RATIO = re.compile(r"^\d+\.\d\dx$")
+MEGABYTES = re.compile(r"^[\d,.]+ MB$")
+VERDICT = re.compile(r"^(met|not met \([\d,.]+(x| MB) over\))$")
+VALIDATE_ROWS = (200, 300)
 CONTENDERS = ("bare aiohttp loop", "dispatcher", "naive script")
 SCALE_ROWS = (
     "`dispatcher validate`",
@@ -38,10 +42,22 @@ SCALE_ROWS = (
     "`dispatcher run`, no rate limit",
     "`dispatcher run --rate 50`",
 )
+TARGET_ROWS = (
+    "client CPU per command ≤ 1.3x the bare aiohttp loop (120 commands, concurrency 64, no limit)",
+    "`validate` CPU ≤ 5x a bare csv.DictReader pass, 200 rows (7 columns)",
+    "`validate` CPU ≤ 5x a bare csv.DictReader pass, 300 rows (7 columns)",
+    "peak RSS < 100 MB, `validate` 200 rows",
+    "peak RSS < 100 MB, `validate` 300 rows",
+    "peak RSS < 100 MB, `run` 150 commands",
+)
 
 
 def _cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    return [_cells(line) for line in text.splitlines() if line.startswith("| ")]
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +94,40 @@ def test_table_has_a_row_of_numbers_for_each_contender(bench_out: Path) -> None:
 def test_scale_rows_are_all_there_and_checks_passed(bench_out: Path) -> None:
     text = (bench_out / "results.md").read_text(encoding="utf-8")
     rows = {_cells(line)[0]: _cells(line) for line in text.splitlines() if line.startswith("| ")}
+    assert "| measurement | size | wall s | CPU s | peak RSS MB | result |" in text
     for name in SCALE_ROWS:
-        assert NUMBER.match(rows[name][2].split(" (")[0]), rows[name]
-        assert NUMBER.match(rows[name][3].split(" (")[0]), rows[name]
-    assert "150 of 150, 0 duplicates" in rows["`dispatcher run`, no rate limit"][4]
-    assert "pacing error" in rows["`dispatcher run --rate 50`"][4]
+        assert len(rows[name]) == 6, rows[name]
+        for cell in rows[name][2:5]:  # wall s, CPU s, peak RSS MB
+            assert NUMBER.match(cell), rows[name]
+    assert "150 of 150, 0 duplicates" in rows["`dispatcher run`, no rate limit"][5]
+    assert "pacing error" in rows["`dispatcher run --rate 50`"][5]
     assert "Machine: " in text and "Python " in text
+
+
+@pytest.mark.slow
+def test_scale_table_has_a_validate_row_and_a_dictreader_row_per_size(bench_out: Path) -> None:
+    rows = _table_rows((bench_out / "results.md").read_text(encoding="utf-8"))
+    sizes = [f"{n:,} rows, 7 columns" for n in VALIDATE_ROWS]
+    validate = [cells for cells in rows if cells[0] == "`dispatcher validate`"]
+    plain = [cells for cells in rows if cells[0] == "bare `csv.DictReader` pass"]
+    assert [cells[1] for cells in validate] == sizes == [cells[1] for cells in plain]
+    for cells in validate:
+        assert re.match(r"^[\d.]+ \([\d.]+x\)$", cells[3]), cells  # CPU s, with its ratio
+        assert cells[5] == "valid"
+    assert [cells[5] for cells in plain] == [f"{n:,} rows" for n in VALIDATE_ROWS]
+
+
+@pytest.mark.slow
+def test_targets_table_has_each_target_with_a_figure_and_a_verdict(bench_out: Path) -> None:
+    text = (bench_out / "results.md").read_text(encoding="utf-8")
+    assert "**Targets**\n\n| target | measured | verdict |\n|---|---:|---|\n" in text
+    assert text.index("| contender |") < text.index("**Targets**") < text.index("| measurement |")
+    rows = {cells[0]: cells for cells in _table_rows(text)}
+    for name in TARGET_ROWS:
+        cells = rows[name]
+        assert len(cells) == 3, cells
+        assert (RATIO if "CPU" in name else MEGABYTES).match(cells[1]), cells
+        assert VERDICT.match(cells[2]), cells
 
 
 @pytest.mark.slow
@@ -93,7 +137,15 @@ def test_json_holds_every_measurement_with_passing_checks(bench_out: Path) -> No
     assert [c["name"] for c in doc["contenders"]] == list(CONTENDERS)
     for c in doc["contenders"]:
         assert c["check"]["ok"] and c["cpu_s"] > 0 and c["peak_rss_mb"] > 0
-    assert doc["validate"]["rows"] == 300
+    assert [(v["rows"], v["columns"]) for v in doc["validate"]] == [(n, 7) for n in VALIDATE_ROWS]
+    for v in doc["validate"]:
+        assert v["cpu_x"] == v["dispatcher"]["cpu_s"] / v["dictreader"]["cpu_s"] > 0
+        assert v["wall_x"] > 0 and v["dispatcher"]["returncode"] == 0
+    targets = doc["targets"]
+    assert targets["client_cpu_x_at_most"] == 1.3 and targets["validate_cpu_x_at_most"] == 5.0
+    assert targets["peak_rss_mb_below"] == 100.0
+    assert [t["target"] for t in targets["measured"]] == list(TARGET_ROWS)
+    assert len(targets["missed"]) == sum(not t["met"] for t in targets["measured"])
     assert doc["big_run"]["ledger_bytes"] > 0 and doc["big_run"]["check"]["accepted"] == 150
     assert doc["pacing"]["check"]["accepted"] == 20
     assert doc["pacing"]["busiest_1s_window"] >= 1
