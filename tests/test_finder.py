@@ -185,3 +185,24 @@ async def test_a_server_slower_than_the_ceiling_is_matched_with_few_wasted_reque
             finder.on_success()
     assert throttled / requests < 0.02
     assert served[-1] - served[0] < 6000 / 100 / 0.95  # at least 95% of what the server allows
+
+
+@pytest.mark.parametrize("ceiling", [200.0, None])
+def test_after_the_limit_rises_the_cut_that_ends_the_climb_holds_near_it(
+    ceiling: float | None,
+) -> None:
+    # The probe that finds the risen limit overshoots; the cut that follows must measure what the
+    # server admits now, not the average of a second that still held part of the climb.
+    finder, pace, clock = setup(ceiling)
+    server = Server(100)
+    simulate(finder, pace, clock, server, 20)
+    server.limit = 50
+    simulate(finder, pace, clock, server, 10)
+    server.limit = 100
+    admitted = []
+    for _ in range(10):
+        tally = simulate(finder, pace, clock, server, 1)
+        admitted.append(tally.sent - tally.throttled)
+    first = next(i for i, n in enumerate(admitted) if n >= 90)
+    assert first < 5, admitted
+    assert all(n >= 90 for n in admitted[first:]), admitted
