@@ -25,6 +25,8 @@ def test_all_is_sorted_without_duplicates() -> None:
 def test_every_name_in_all_resolves() -> None:
     missing = [name for name in dispatcher.__all__ if not hasattr(dispatcher, name)]
     assert missing == []
+    # Names are imported on first use: the table of where each lives is exactly __all__.
+    assert sorted(dispatcher._HOME) == list(dispatcher.__all__)
 
 
 def test_star_import_gives_exactly_all() -> None:

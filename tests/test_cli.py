@@ -256,6 +256,34 @@ def test_every_command_has_help(command: str) -> None:
     assert f"Usage: main {command}" in result.stdout
 
 
+def test_every_listed_command_loads_under_its_own_name() -> None:
+    # The commands but validate are imported when asked for: a slip in their table would only
+    # show when that one command is run.
+    ctx = main.make_context("dispatcher", ["--help"], resilient_parsing=True)
+    names = main.list_commands(ctx)
+    assert {"validate", "run", "status", "cancel", "retry-failed", "report", "demo"} <= set(names)
+    assert {"emulator", "objects"} <= set(names)
+    for name in names:
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
+
+
+def test_validate_does_not_load_the_client(write_file: WriteFile, tmp_path: Path) -> None:
+    job = write_file("job.csv", f"imei,obj_id,obj_inst_id,res_id,expired_time\n{I1},5,0,2,+1d\n")
+    probe = (
+        "import sys\n"
+        "from dispatcher.cli.commands import main\n"
+        "try:\n"
+        f"    main(['validate', {str(job)!r}])\n"
+        "except SystemExit as exit:\n"
+        "    print('exit', exit.code, 'aiohttp' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert done.stdout.splitlines()[-1] == "exit 0 False", done.stdout + done.stderr
+
+
 def test_unknown_command_is_a_usage_error() -> None:
     result = invoke("send")
     assert result.exit_code == 2

@@ -117,8 +117,17 @@ def test_a_limit_that_halves_and_comes_back_is_followed_within_5_seconds(
     simulate(finder, pace, clock, server, 5)
     assert pace.rate is not None and 40 <= pace.rate <= 52
     server.limit = 100
-    simulate(finder, pace, clock, server, 5)
-    assert pace.rate >= 90
+    # Each second's admissions: within 10% of the new limit before 5 s, and for good from then
+    # (the probe that finds the risen limit overshoots; the cut after it must hold near it).
+    admitted = []
+    for _ in range(10):
+        tally = simulate(finder, pace, clock, server, 1)
+        admitted.append(tally.sent - tally.throttled)
+        if len(admitted) == 5:
+            assert pace.rate >= 90
+    first = next(i for i, n in enumerate(admitted) if n >= 90)
+    assert first < 5, admitted
+    assert all(n >= 90 for n in admitted[first:]), admitted
 
 
 def test_a_short_retry_after_holds_only_the_request_a_long_one_the_lane() -> None:
@@ -185,24 +194,3 @@ async def test_a_server_slower_than_the_ceiling_is_matched_with_few_wasted_reque
             finder.on_success()
     assert throttled / requests < 0.02
     assert served[-1] - served[0] < 6000 / 100 / 0.95  # at least 95% of what the server allows
-
-
-@pytest.mark.parametrize("ceiling", [200.0, None])
-def test_after_the_limit_rises_the_cut_that_ends_the_climb_holds_near_it(
-    ceiling: float | None,
-) -> None:
-    # The probe that finds the risen limit overshoots; the cut that follows must measure what the
-    # server admits now, not the average of a second that still held part of the climb.
-    finder, pace, clock = setup(ceiling)
-    server = Server(100)
-    simulate(finder, pace, clock, server, 20)
-    server.limit = 50
-    simulate(finder, pace, clock, server, 10)
-    server.limit = 100
-    admitted = []
-    for _ in range(10):
-        tally = simulate(finder, pace, clock, server, 1)
-        admitted.append(tally.sent - tally.throttled)
-    first = next(i for i, n in enumerate(admitted) if n >= 90)
-    assert first < 5, admitted
-    assert all(n >= 90 for n in admitted[first:]), admitted

@@ -18,14 +18,13 @@ import click
 from dispatcher import __version__
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, interruptible
-from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
-from dispatcher.job.model import Problem, Validation, load_job, validate_job
+from dispatcher.job.model import load_job, validate_job
 from dispatcher.times import parse_timespec
 
 __all__ = ["main"]
 
-# The other commands: name -> (module, the click command in it), in the order --help lists them.
+# The other commands: name -> (module, the click command in it); --help lists all by name.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("dispatcher.cli.run_command", "run"),
     "status": ("dispatcher.cli.status_command", "status"),
@@ -82,7 +81,9 @@ def validate(
     at = _planned_start(at_text)
     settings = None
     if config_path is not None:
+        # Only with --config: these load the client (aiohttp), which validate does not need.
         from dispatcher.cli.lanes import settings_and_key
+        from dispatcher.cli.products import product_problems
 
         settings, _ = settings_and_key(config_path, need_key=False)
     invalid = False
@@ -94,11 +95,7 @@ def validate(
             console.error(str(exc))
             invalid = True
             continue
-        unknown = (
-            []
-            if settings is None or config_path is None
-            else _product_problems(result, settings, config_path)
-        )
+        unknown = [] if settings is None else product_problems(result, settings, str(config_path))
         for problem in unknown:
             console.problem(problem)
         if unknown:
@@ -122,9 +119,3 @@ def _planned_start(text: str | None) -> datetime | None:
             "give an absolute time, e.g. 2026-12-01T02:00:00", param_hint="--at"
         )
     return spec.at
-
-
-def _product_problems(result: Validation, settings: Settings, config_path: Path) -> list[Problem]:
-    from dispatcher.cli.products import product_problems
-
-    return product_problems(result, settings, str(config_path))
