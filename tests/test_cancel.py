@@ -17,6 +17,7 @@ from dispatcher.run.cancel import CancelReport, cancel_waiting
 from dispatcher.run.lane import Lane
 from dispatcher.run.state import Stop
 from tests.e2e_support import fast_settings, fleet, write_config
+from tests.ledger_support import write_outcomes
 from tests.test_cli import dispatcher_async
 from tests.test_ledger import make_command
 from tests.test_status import FLEET, ShiftedClock, ledger_rows, two_per_device_job
@@ -143,8 +144,8 @@ def _cancel_rows(tmp_path: Path, n: int) -> tuple[list[Row], Ledger]:
     ledger = Ledger.open(tmp_path / "l.db")
     cmds = [make_command(i) for i in range(n)]
     ledger.register(cmds)
-    ledger.write_batch(
-        (),
+    write_outcomes(
+        ledger,
         [Result(c.key, Status.ACCEPTED, 0, "", f"u{i}", 1, 1.0, 1.0) for i, c in enumerate(cmds)],
     )
     return list(ledger.rows()), ledger

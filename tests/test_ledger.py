@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ import pytest
 from dispatcher.errors import LedgerError, LedgerLockedError
 from dispatcher.job.model import Command, command_key
 from dispatcher.ledger import schema as ledger_file
+from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.store import (
     FINAL,
     TO_SEND,
@@ -30,6 +31,7 @@ from dispatcher.ledger.store import (
     Status,
 )
 from dispatcher.times import parse_timespec
+from tests.ledger_support import write_outcomes
 
 
 def make_command(n: int, **fields: object) -> Command:
@@ -108,8 +110,8 @@ def test_register_again_returns_existing_statuses_and_keeps_final_outcomes(
 ) -> None:
     cmds = [make_command(i) for i in range(4)]
     ledger.register(cmds)
-    ledger.write_batch(
-        (),
+    write_outcomes(
+        ledger,
         [
             _accept(cmds[0].key),
             Result(cmds[1].key, Status.REJECTED, 5006, "system logic limit", None, 1, 2.0, 9.0),
@@ -131,7 +133,7 @@ def test_register_again_returns_existing_statuses_and_keeps_final_outcomes(
 def test_register_looks_up_statuses_across_many_chunks(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(1203)]
     ledger.register(cmds)
-    ledger.write_batch((), [_accept(c.key, f"u{i}") for i, c in enumerate(cmds) if i % 100 == 0])
+    write_outcomes(ledger, [_accept(c.key, f"u{i}") for i, c in enumerate(cmds) if i % 100 == 0])
     statuses = ledger.register(list(reversed(cmds)))
     expected = [Status.ACCEPTED if i % 100 == 0 else Status.PENDING for i in range(1203)]
     assert statuses == list(reversed(expected))
@@ -189,11 +191,11 @@ def test_record_writes_the_outcome_and_adds_the_attempts(ledger: Ledger) -> None
     cmd = make_command(1)
     ledger.register([cmd])
     ledger.write_batch([_mark(cmd.key, at=1000.0)], ())
-    ledger.write_batch(
-        (), [Result(cmd.key, Status.FAILED, None, "HTTP 503", None, 6, 1010.0, 31.0)]
+    write_outcomes(
+        ledger, [Result(cmd.key, Status.FAILED, None, "HTTP 503", None, 6, 1010.0, 31.0)]
     )
     ledger.write_batch([_mark(cmd.key, at=5000.0)], ())
-    ledger.write_batch((), [_accept(cmd.key, "uuid-9", at=5000.2)])
+    write_outcomes(ledger, [_accept(cmd.key, "uuid-9", at=5000.2)])
     row = _row(ledger, cmd.key)
     assert row is not None
     assert (row.status, row.errno, row.error, row.uuid) == (Status.ACCEPTED, 0, "succ", "uuid-9")
@@ -205,7 +207,7 @@ def test_a_reconciled_outcome_keeps_the_last_attempt_time(ledger: Ledger) -> Non
     cmd = make_command(1)
     ledger.register([cmd])
     ledger.write_batch([_mark(cmd.key, at=1000.0)], ())
-    ledger.write_batch((), [Result(cmd.key, Status.ACCEPTED, 0, "", "u-r", 0, 9000.0, None, True)])
+    write_outcomes(ledger, [Result(cmd.key, Status.ACCEPTED, 0, "", "u-r", 0, 9000.0, None, True)])
     row = _row(ledger, cmd.key)
     assert row is not None
     assert (row.status, row.uuid, row.reconciled) == (Status.ACCEPTED, "u-r", True)
@@ -223,7 +225,7 @@ def test_an_outcome_for_an_unknown_key_rolls_back_the_whole_batch(ledger: Ledger
     cmd = make_command(1)
     ledger.register([cmd])
     with pytest.raises(LedgerError, match="1 of 2 keys are not in the ledger"):
-        ledger.write_batch((), [_accept(cmd.key), _accept("no-such-key")])
+        write_outcomes(ledger, [_accept(cmd.key), _accept("no-such-key")])
     row = _row(ledger, cmd.key)
     assert row is not None
     assert row.status is Status.PENDING
@@ -234,7 +236,7 @@ def test_rows_stream_in_job_order_filtered_by_status(ledger: Ledger) -> None:
     for start in range(0, 2500, 500):
         ledger.register(cmds[start : start + 500])
     ledger.write_batch([_mark(c.key) for c in cmds[::7]], ())
-    ledger.write_batch((), [_accept(c.key) for c in cmds[::14]])
+    write_outcomes(ledger, [_accept(c.key) for c in cmds[::14]])
     assert [r.key for r in ledger.rows()] == [c.key for c in cmds]
     in_flight = [r.key for r in ledger.rows({Status.IN_FLIGHT})]
     assert in_flight == [c.key for i, c in enumerate(cmds) if i % 7 == 0 and i % 14 != 0]
@@ -244,12 +246,13 @@ def test_rows_stream_in_job_order_filtered_by_status(ledger: Ledger) -> None:
 def test_rows_can_be_settled_while_they_are_read(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(1200)]
     ledger.register(cmds)
-    ledger.write_batch(
-        (), [Result(c.key, Status.IN_DOUBT, None, "cut", None, 1, 1.0, None) for c in cmds]
+    write_outcomes(
+        ledger, [Result(c.key, Status.IN_DOUBT, None, "cut", None, 1, 1.0, None) for c in cmds]
     )
     seen = 0
     for row in ledger.rows({Status.IN_DOUBT}):
-        ledger.write_batch((), [_accept(row.key)])
+        found = Result(row.key, Status.ACCEPTED, 0, "", "u", 0, 2.0, None, True)
+        ledger.write_batch((), [replace(found, event=Event.RECONCILE_FOUND)])
         seen += 1
     assert seen == 1200
     assert ledger.counts()[Status.ACCEPTED] == 1200
@@ -258,7 +261,7 @@ def test_rows_can_be_settled_while_they_are_read(ledger: Ledger) -> None:
 def test_known_uuids_are_those_of_one_device(ledger: Ledger) -> None:
     a, b, c = make_command(1), make_command(2, imei="861111111111111"), make_command(3)
     ledger.register([a, b, c])
-    ledger.write_batch((), [_accept(a.key, "ua"), _accept(b.key, "ub")])
+    write_outcomes(ledger, [_accept(a.key, "ua"), _accept(b.key, "ub")])
     assert ledger.known_uuids(a.imei) == {"ua"}
     assert ledger.known_uuids(c.imei) == set()
 
@@ -266,7 +269,7 @@ def test_known_uuids_are_those_of_one_device(ledger: Ledger) -> None:
 def test_counts_name_every_status(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(3)]
     ledger.register(cmds)
-    ledger.write_batch((), [_accept(cmds[0].key)])
+    write_outcomes(ledger, [_accept(cmds[0].key)])
     assert ledger.counts() == {
         Status.PENDING: 2, Status.IN_FLIGHT: 0, Status.ACCEPTED: 1,
         Status.REJECTED: 0, Status.FAILED: 0, Status.IN_DOUBT: 0, Status.EXPIRED: 0,
@@ -274,11 +277,12 @@ def test_counts_name_every_status(ledger: Ledger) -> None:
     }  # fmt: skip
 
 
-def test_set_status_moves_commands_back_to_pending(ledger: Ledger) -> None:
+def test_reconciling_moves_commands_never_created_back_to_pending(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(3)]
     ledger.register(cmds)
     ledger.write_batch([_mark(c.key) for c in cmds], ())
-    ledger.set_status([cmds[0].key, cmds[2].key], Status.PENDING)
+    before = ledger.move([cmds[0].key, cmds[2].key], Event.RECONCILE_MISSING)
+    assert before == [Status.IN_FLIGHT, Status.IN_FLIGHT]
     assert [r.status for r in ledger.rows()] == [Status.PENDING, Status.IN_FLIGHT, Status.PENDING]
     row = _row(ledger, cmds[0].key)
     assert row is not None
@@ -440,7 +444,7 @@ def test_runs_keep_settings_without_secrets(path: Path) -> None:
 def test_expired_is_final_and_never_sent_again(ledger: Ledger) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.write_batch((), [Result(cmd.key, Status.EXPIRED, None, "expired", None, 0, 5.0, None)])
+    write_outcomes(ledger, [Result(cmd.key, Status.EXPIRED, None, "expired", None, 0, 5.0, None)])
     assert Status.EXPIRED in FINAL
     assert Status.EXPIRED not in TO_SEND
     assert ledger.register([cmd]) == [Status.EXPIRED]

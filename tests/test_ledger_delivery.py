@@ -10,6 +10,7 @@ import pytest
 from dispatcher.ledger import follow_ups
 from dispatcher.ledger import schema as ledger_file
 from dispatcher.ledger.store import Delivery, Ledger, Result, Status
+from tests.ledger_support import write_outcomes
 from tests.test_ledger import make_command
 
 
@@ -45,7 +46,7 @@ def test_a_schema_2_ledger_gains_the_delivery_columns_in_place(tmp_path: Path) -
 def _accepted(ledger: Ledger, n: int) -> str:
     cmd = make_command(n)
     ledger.register([cmd])
-    ledger.write_batch((), [Result(cmd.key, Status.ACCEPTED, 0, "", f"u-{n}", 1, 1.0, 5.0)])
+    write_outcomes(ledger, [Result(cmd.key, Status.ACCEPTED, 0, "", f"u-{n}", 1, 1.0, 5.0)])
     return cmd.key
 
 

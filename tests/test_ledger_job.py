@@ -22,6 +22,7 @@ from dispatcher.ledger.store import (
     default_ledger_path,
 )
 from dispatcher.times import parse_timespec
+from tests.ledger_support import write_outcomes
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_applying_an_edit_keeps_the_old_row_under_a_suffixed_key_and_adds_the_ed
     cmd, other = make_command(1), make_command(2)
     ledger.register([cmd, other])
     ledger.write_batch([_mark(cmd.key, at=1000.0)], ())
-    ledger.write_batch((), [_accept(cmd.key, "u-old", at=1001.0)])
+    write_outcomes(ledger, [_accept(cmd.key, "u-old", at=1001.0)])
     edit = _edited(cmd, timeout=40, valid_time=parse_timespec("2031-01-01T00:00:00"))
     diff = ledger.compare([edit, other], apply=True)
     assert (diff.changed, diff.removed, diff.applied) == (1, 0, True)
@@ -155,7 +156,7 @@ def test_a_second_edit_takes_the_next_free_suffix(ledger: Ledger) -> None:
 def test_removed_rows_are_retired_and_return_as_they_were(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(3)]
     ledger.register(cmds)
-    ledger.write_batch((), [_accept(cmds[2].key, "u-2")])
+    write_outcomes(ledger, [_accept(cmds[2].key, "u-2")])
     diff = ledger.compare(cmds[:1], apply=True)
     assert (diff.removed, [r.key for r in diff.removed_examples]) == (
         2, [cmds[1].key, cmds[2].key],
@@ -181,7 +182,7 @@ def test_a_removed_row_back_with_other_fields_stays_retired_beside_the_edit(
 ) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.write_batch((), [_accept(cmd.key, "u-1")])
+    write_outcomes(ledger, [_accept(cmd.key, "u-1")])
     ledger.compare([], apply=True)
     edit = _edited(cmd, trigger_msg=2)
     diff = ledger.compare([edit], apply=True)
@@ -331,8 +332,8 @@ def test_a_result_for_a_retired_row_is_still_written(ledger: Ledger) -> None:
     ledger.register([cmd])
     ledger.write_batch([_mark(cmd.key)], ())
     ledger.compare([_edited(cmd, retry=0)], apply=True)
-    ledger.write_batch(
-        (), [Result(f"{cmd.key}~1", Status.IN_DOUBT, None, "cut", None, 1, 5.0, None)]
+    write_outcomes(
+        ledger, [Result(f"{cmd.key}~1", Status.IN_DOUBT, None, "cut", None, 1, 5.0, None)]
     )
     old = _row(ledger, f"{cmd.key}~1")
     assert old is not None

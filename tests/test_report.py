@@ -24,6 +24,7 @@ from dispatcher.report.export import EXPORT_FIELDS, write_export
 from dispatcher.report.render import delivery_table, render_delivery, render_table
 from dispatcher.report.summary import summarize
 from dispatcher.times import parse_timespec
+from tests.ledger_support import write_outcomes
 
 
 def make_command(n: int, **fields: object) -> Command:
@@ -85,7 +86,7 @@ def _fill_known(ledger: Ledger) -> list[float]:
         Result(c.key, Status.ACCEPTED, 0, "", f"r{c.key}", 0, 99999.0, None, True)
         for c in cmds[193:195]
     ]
-    ledger.write_batch((), results + reconciled)
+    write_outcomes(ledger, results + reconciled)
     first = ledger.start_run("jobs/fleet.csv", {})
     ledger.finish_run(first, {}, None)
     second = ledger.start_run("jobs/fleet.csv", {})
@@ -134,9 +135,7 @@ def test_percentiles_of_one_to_a_thousand(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(1000)]
     ledger.register(cmds)
     order = sorted(range(1000), key=lambda i: (i * 7919) % 1000)  # latencies in scrambled order
-    ledger.write_batch(
-        (),
-        [Result(c.key, Status.ACCEPTED, 0, "", "u", 1, 1.0, float(order[i] + 1))
+    write_outcomes(ledger, [Result(c.key, Status.ACCEPTED, 0, "", "u", 1, 1.0, float(order[i] + 1))
          for i, c in enumerate(cmds)],
     )  # fmt: skip
     summary = summarize(ledger)
@@ -177,10 +176,10 @@ def _small_ledger(ledger: Ledger) -> None:
     ledger.register(cmds)
     ledger.write_batch([InFlight(cmds[0].key, 1700000000.5, "2030-01-02T03:04:05",
                                  "2030-01-02T09:04:05", 1)], ())  # fmt: skip
-    ledger.write_batch(
-        (), [Result(cmds[0].key, Status.ACCEPTED, 0, "succ", "uuid-0", 2, 1700000001.25, 12.5)]
+    write_outcomes(
+        ledger, [Result(cmds[0].key, Status.ACCEPTED, 0, "succ", "uuid-0", 2, 1700000001.25, 12.5)]
     )
-    ledger.write_batch((), [Result(cmds[1].key, Status.REJECTED, 5006, "system logic limit", None,
+    write_outcomes(ledger, [Result(cmds[1].key, Status.REJECTED, 5006, "system logic limit", None,
                                    1, 1700000002.0, 8.0)])  # fmt: skip
 
 
@@ -317,7 +316,7 @@ def _line(lines: list[str], label: str) -> str:
 def test_shares_are_of_the_whole_job_when_a_run_stopped_early(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(210)]
     ledger.register(cmds)
-    ledger.write_batch((), [Result(c.key, Status.ACCEPTED, 0, "", f"u{i}", 1, 1.0, 5.0)
+    write_outcomes(ledger, [Result(c.key, Status.ACCEPTED, 0, "", f"u{i}", 1, 1.0, 5.0)
                             for i, c in enumerate(cmds[:200])])  # fmt: skip
     ledger.set_job(JobRecord("/jobs/fleet.csv", "fleet", "ab", 10_000))
     summary = summarize(ledger)
@@ -345,7 +344,7 @@ def test_without_a_job_record_shares_are_of_the_ledger_and_nothing_is_unregister
 def test_retired_rows_are_counted_apart_from_the_job(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(10)]
     ledger.register(cmds)
-    ledger.write_batch((), [Result(c.key, Status.ACCEPTED, 0, "", f"u{i}", 1, 1.0, 5.0)
+    write_outcomes(ledger, [Result(c.key, Status.ACCEPTED, 0, "", f"u{i}", 1, 1.0, 5.0)
                             for i, c in enumerate(cmds)])  # fmt: skip
     edited = [dataclasses.replace(c, retry=0) for c in cmds[:3]]
     ledger.compare([*edited, *cmds[3:8]], apply=True)  # 3 edited, 2 removed
@@ -377,8 +376,8 @@ def test_summarize_keeps_no_object_per_row(ledger: Ledger) -> None:
     for start in range(0, 20_000, 5000):
         cmds = [make_command(i) for i in range(start, start + 5000)]
         ledger.register(cmds)
-        ledger.write_batch(
-            (),
+        write_outcomes(
+            ledger,
             [Result(c.key, Status.ACCEPTED, 0, "", "u", 1, float(i), float(i % 97))
              for i, c in enumerate(cmds)],
         )  # fmt: skip
@@ -414,9 +413,7 @@ def _delivered_ledger(ledger: Ledger) -> list[str]:
     """Five commands: delivered, device error, cancelled, a refused cancel, rejected."""
     cmds = [make_command(i) for i in range(5)]
     ledger.register(cmds)
-    ledger.write_batch(
-        (),
-        [Result(c.key, Status.ACCEPTED, 0, "succ", f"u{i}", 1, 1000.0, 5.0)
+    write_outcomes(ledger, [Result(c.key, Status.ACCEPTED, 0, "succ", f"u{i}", 1, 1000.0, 5.0)
          for i, c in enumerate(cmds[:4])]
         + [Result(cmds[4].key, Status.REJECTED, 1, "auth failed", None, 1, 1000.0, 5.0)],
     )  # fmt: skip
@@ -481,7 +478,7 @@ def test_the_summary_counts_devices_by_delivery_with_their_commands(ledger: Ledg
     _delivered_ledger(ledger)
     extra = make_command(9, imei="860000000000000")  # a second command to the delivered device
     ledger.register([extra])
-    ledger.write_batch((), [Result(extra.key, Status.ACCEPTED, 0, "", "u9", 1, 1.0, 5.0)])
+    write_outcomes(ledger, [Result(extra.key, Status.ACCEPTED, 0, "", "u9", 1, 1.0, 5.0)])
     lines = _delivery_lines(ledger)
     assert list(lines) == [
         "delivery", "waiting", "sent", "delivered", "expired", "failed", "cancelled",
@@ -521,8 +518,8 @@ def _markup_ledger(ledger: Ledger) -> None:
     and a job under a directory named ``jobs[v2]``."""
     cmds = [make_command(i) for i in range(2)]
     ledger.register(cmds)
-    ledger.write_batch(
-        (),
+    write_outcomes(
+        ledger,
         [
             Result(cmds[0].key, Status.ACCEPTED, 0, "succ", "u0", 1, 1000.0, 5.0),
             Result(cmds[1].key, Status.REJECTED, 5006, f"limit {MARKUP}", None, 1, 1000.0, 5.0),

@@ -21,6 +21,7 @@ from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Ledger, Resul
 from dispatcher.report.html import PROBLEM_KINDS, write_html
 from dispatcher.report.timeline import WIDTHS, Histogram, timeline
 from dispatcher.times import parse_onenet
+from tests.ledger_support import write_outcomes
 from tests.test_report import make_command
 
 T0 = parse_onenet("2024-05-01 10:00:00").timestamp()
@@ -51,7 +52,7 @@ def _mixed(ledger: Ledger) -> None:
             results.append(
                 Result(c.key, Status.IN_DOUBT, None, "connection cut", None, 1, at, None)
             )
-    ledger.write_batch((), results)
+    write_outcomes(ledger, results)
     deliveries = []
     for i, c in enumerate(cmds[:36]):
         if i < 25:
@@ -165,8 +166,8 @@ def test_the_report_of_many_rows_keeps_only_its_capped_rows(tmp_path: Path) -> N
         for start in range(0, 20_000, 5000):
             cmds = [make_command(i) for i in range(start, start + 5000)]
             ledger.register(cmds)
-            ledger.write_batch(
-                (),
+            write_outcomes(
+                ledger,
                 [Result(c.key, Status.REJECTED if i % 2 else Status.ACCEPTED, 5006 if i % 2 else 0,
                         "limit", None if i % 2 else f"u{i}", 1, T0 + i, 5.0)
                  for i, c in enumerate(cmds, start)],
@@ -329,7 +330,7 @@ def test_sends_are_charted_on_onenets_clock_as_deliveries_are(tmp_path: Path) ->
     with Ledger.open(tmp_path / "job.ledger.db", synchronous="normal") as ledger:
         ledger.register([cmd])
         ledger.write_batch([InFlight(cmd.key, T0, None, "2024-05-02T10:00:00", 1, T0 + 7200)], ())
-        ledger.write_batch((), [Result(cmd.key, Status.ACCEPTED, 0, "succ", "u0", 1, T0, 9.0)])
+        write_outcomes(ledger, [Result(cmd.key, Status.ACCEPTED, 0, "succ", "u0", 1, T0, 9.0)])
         ledger.record_delivery(
             [Delivery(cmd.key, 5, "SUCCESS", None, "2024-05-01 12:00:30", "OK", NOW)]
         )

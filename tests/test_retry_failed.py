@@ -31,6 +31,7 @@ from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.store import Delivery, InFlight, Ledger, Result, Status
 from dispatcher.report.retry import Reason, RetryTally, passed_times, reason_of, retries
 from dispatcher.times import BEIJING, format_onenet
+from tests.ledger_support import write_outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
 AT = datetime(2030, 1, 1, 12, 0, tzinfo=BEIJING)  # hypothesis' times all lie after it
@@ -128,7 +129,7 @@ def settle(ledger: Ledger, cmd: Command, fate: str, run_id: int) -> None:
         ledger.write_batch([InFlight(cmd.key, T, None, "2030-01-03T00:00:00", run_id)], [])
         return
     uuid = f"uuid-{cmd.imei}" if status is Status.ACCEPTED else None
-    ledger.write_batch((), [Result(cmd.key, status, errno, "", uuid, 1, T, 5.0)])
+    write_outcomes(ledger, [Result(cmd.key, status, errno, "", uuid, 1, T, 5.0)])
     if send_status is not None:
         ledger.record_delivery([Delivery(cmd.key, send_status, None, None, None, None, T)])
 

@@ -26,6 +26,7 @@ from dispatcher.run.pacing import WINDOW_SLACK_S, Pace
 from dispatcher.run.retrying import THROTTLED_PER_ATTEMPT, retry_query
 from dispatcher.run.runner import RunResult, Stop, run_job
 from dispatcher.times import BEIJING, format_onenet, parse_onenet
+from tests.ledger_support import write_outcomes
 
 # -- the fake ------------------------------------------------------------------------------------
 
@@ -394,8 +395,8 @@ async def test_resume_skips_accepted_and_rejected_and_sends_pending_and_failed(
     accepted, rejected, failed = commands[0:5], commands[5:10], commands[10:15]
     with Ledger.open(small_job.ledger_path) as ledger:
         ledger.register(commands)
-        ledger.write_batch(
-            (),
+        write_outcomes(
+            ledger,
             [Result(c.key, Status.ACCEPTED, 0, "", f"old-{c.imei}", 1, 1.0, 5.0) for c in accepted]
             + [Result(c.key, Status.REJECTED, 3, "bad", None, 1, 1.0, 5.0) for c in rejected]
             + [Result(c.key, Status.FAILED, 7, "busy", None, 6, 1.0, 5.0) for c in failed],

@@ -37,6 +37,7 @@ from dispatcher.run.lane import Lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, read_round
 from tests.e2e_support import fast_settings, fleet, write_config
+from tests.ledger_support import write_outcomes
 from tests.test_cli import Done, dispatcher_async
 from tests.test_ledger import make_command
 
@@ -333,7 +334,7 @@ def accepted_ledger(
             Result(c.key, Status.ACCEPTED, 0, "", f"u{d}-{n}", 1, 1000.0, 1.0)
             for n, c in enumerate(cmds)
         ]
-        ledger.write_batch((), results)
+        write_outcomes(ledger, results)
         states[cmds[0].imei] = {f"u{d}-{n}": 1 for n in range(per_device)}
     return ledger, states
 
@@ -519,9 +520,7 @@ def test_status_shows_job_paths_and_device_answers_as_written(
     with Ledger.open(tmp_path / "l.db") as ledger:
         cmds = [make_command(d) for d in range(2)]
         ledger.register(cmds)
-        ledger.write_batch(
-            (),
-            [Result(c.key, Status.ACCEPTED, 0, "", f"u{n}", 1, 1000.0, 1.0)
+        write_outcomes(ledger, [Result(c.key, Status.ACCEPTED, 0, "", f"u{n}", 1, 1000.0, 1.0)
              for n, c in enumerate(cmds)],
         )  # fmt: skip
         ledger.record_delivery(

@@ -14,10 +14,10 @@ from typing import Final
 
 import orjson
 
-from dispatcher.errors import LedgerError
-from dispatcher.ledger import delivery
+from dispatcher.ledger import delivery, moves
 from dispatcher.ledger.delivery import DeliveryBreakdown
-from dispatcher.ledger.records import Delivery, Row
+from dispatcher.ledger.lifecycle import Event
+from dispatcher.ledger.records import Delivery, Row, Status
 from dispatcher.ledger.schema import (
     COUNT_TO_CHECK,
     PRODUCTS_TO_CHECK,
@@ -79,21 +79,21 @@ class FollowUps:
                 )
         return sorted(found, key=lambda r: r.seq)
 
-    def skip(self, keys: Sequence[str], why: str) -> None:
-        """Mark commands not sent yet (pending, failed) ``skipped``, with the rule as the error."""
-        params = [(why, k) for k in keys]
+    def skip(self, keys: Sequence[str], why: str) -> list[Status]:
+        """The ABORT event for commands not sent yet (pending, skipped: now ``skipped`` with the
+        rule as their error; a failed one keeps its failure); each one's status before."""
+        if not keys:
+            return []
         with self._write("record skipped commands") as conn:
-            conn.executemany(
-                "UPDATE commands SET status = 'skipped', error = ? WHERE key = ?"
-                " AND status IN ('pending', 'failed')",
-                params,
-            )
+            return moves.apply_event(conn, keys, Event.ABORT, error=why)
 
     def record_delivery(self, items: Sequence[Delivery]) -> None:
         """What OneNET's history says of accepted commands, in one transaction."""
         params = [(d.send_status, d.confirm_status, d.send_time, d.confirm_time, d.cmd_result,
                    d.checked_at, d.key) for d in items]  # fmt: skip
-        self._update("record deliveries", (RECORD_DELIVERY, params))
+        with self._write("record deliveries") as conn:
+            if params and conn.executemany(RECORD_DELIVERY, params).rowcount != len(params):
+                moves.refuse(conn, [d.key for d in items], Event.STATUS_READ, Status.ACCEPTED)
 
     def rows_to_check(self, product: str | None = None) -> Generator[Row, None, None]:
         """Active accepted rows with a uuid whose delivery may still change (never read, 1, 3),
@@ -127,30 +127,19 @@ class FollowUps:
         as then known or None), in one transaction; a cancelled command is send_status 2."""
         at = self._clock()
         params = [(at, error, 2 if error is None else status, key) for key, error, status in items]
-        self._update("record cancels", (RECORD_CANCEL, params))
+        with self._write("record cancels") as conn:
+            if params and conn.executemany(RECORD_CANCEL, params).rowcount != len(params):
+                moves.refuse(conn, [key for key, _, _ in items], Event.CANCEL, Status.ACCEPTED)
 
     def hand_over(self, keys: Sequence[str], job_path: str) -> None:
-        """Record that ``keys`` went into the retry job at ``job_path``, in one transaction: a
-        command never sent (pending, failed) becomes ``retried``, so that this job never sends
-        it too, and none is handed to a second retry job. Every key must be in the ledger;
-        otherwise nothing is recorded."""
+        """The HAND_OVER event: ``keys`` went into the retry job at ``job_path``, in one
+        transaction. A command never sent becomes ``retried``, so that this job never sends it
+        too; none is handed to a second retry job (the same file again is the same hand-over).
+        Every key must be in the ledger; otherwise nothing is recorded."""
         if not keys:
             return
-        what = "record the retry job"
-        with self._write(what) as conn:
-            marked = conn.executemany(
-                "UPDATE commands SET retried_in = ? WHERE key = ?", [(job_path, k) for k in keys]
-            ).rowcount
-            if marked != len(keys):
-                raise LedgerError(
-                    f"{self.path}: cannot {what}: {len(keys) - marked} of {len(keys)}"
-                    " keys are not in the ledger"
-                )
-            conn.executemany(
-                "UPDATE commands SET status = 'retried' WHERE key = ?"
-                " AND status IN ('pending', 'failed')",
-                [(k,) for k in keys],
-            )
+        with self._write("record the retry job") as conn:
+            moves.hand_over(conn, keys, job_path)
 
     def delivery_breakdown(self) -> DeliveryBreakdown:
         """The job's accepted commands and devices by delivery state (delivery.py)."""

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from dispatcher.errors import LedgerError
+from dispatcher.ledger.lifecycle import Event, Status
 
 __all__ = [
     "FINAL",
@@ -29,20 +30,6 @@ __all__ = [
 
 class LedgerFullError(LedgerError):
     """A write found the disk (or the ledger file's size limit) full; nothing of it was kept."""
-
-
-class Status(StrEnum):
-    """Where a command stands."""
-
-    PENDING = "pending"  # not sent yet
-    IN_FLIGHT = "in_flight"  # its request may be on the wire
-    ACCEPTED = "accepted"  # OneNET holds it (uuid)
-    REJECTED = "rejected"  # OneNET refused it (errno)
-    FAILED = "failed"  # transient trouble outlasted the retries; safe to send again
-    IN_DOUBT = "in_doubt"  # the answer was lost: settle against OneNET's history before resending
-    EXPIRED = "expired"  # its expired_time passed before it could be sent: never sent
-    RETRIED = "retried"  # never sent; handed to a retry job (retry-failed), which sends it
-    SKIPPED = "skipped"  # not sent: a rollout rule stopped the run (the rule is its error)
 
 
 class Retired(StrEnum):
@@ -170,6 +157,7 @@ class Result:
     at: float  # when the outcome came; the last attempt time when attempts > 0
     latency_ms: float | None
     reconciled: bool = False
+    event: Event | None = None  # None: the event of its status (lifecycle.event_of)
 
 
 @dataclass(frozen=True, slots=True)

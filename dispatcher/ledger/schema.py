@@ -28,13 +28,11 @@ __all__ = [
     "CACHE",
     "COUNT_TO_CHECK",
     "INSERT_COMMAND",
-    "MARK_IN_FLIGHT",
     "MIGRATIONS",
     "NO_ID",
     "PRODUCTS_TO_CHECK",
     "RECORD_CANCEL",
     "RECORD_DELIVERY",
-    "RECORD_OUTCOME",
     "ROWS_TO_CHECK",
     "ROW_COLUMNS",
     "SCAN_CACHE",
@@ -146,25 +144,15 @@ INSERT_COMMAND: Final = (
     " ON CONFLICT(key) DO NOTHING"
 )
 ACTIVE: Final = "retired IS NULL"
-MARK_IN_FLIGHT: Final = (
-    "UPDATE commands SET status = 'in_flight', first_attempt_at = COALESCE(first_attempt_at, ?1),"
-    " last_attempt_at = ?1, sent_valid_time = ?2, sent_expired_time = ?3, run_id = ?4,"
-    " first_server_at = COALESCE(first_server_at, ?6), last_server_at = ?6 WHERE key = ?5"
-)
-RECORD_OUTCOME: Final = (
-    "UPDATE commands SET status = ?1, errno = ?2, error = ?3, uuid = ?4,"
-    " attempts = attempts + ?5, first_attempt_at = COALESCE(first_attempt_at, ?6),"
-    " last_attempt_at = CASE WHEN ?5 > 0 OR last_attempt_at IS NULL THEN ?6"
-    " ELSE last_attempt_at END, latency_ms = ?7, reconciled = ?8 WHERE key = ?9"
-)
 RECORD_DELIVERY: Final = (
     "UPDATE commands SET send_status = ?, confirm_status = ?, send_time = ?, confirm_time = ?,"
     " cmd_result = COALESCE(?, cmd_result), status_checked_at = ? WHERE key = ?"
+    " AND status = 'accepted'"
 )
 # Delivery may still change: never read, or send_status 1 (waiting) or 3 (sent).
+# Retired rows too: an earlier version OneNET holds is still followed (and cancelled).
 TO_CHECK: Final = (
-    f"{ACTIVE} AND status = 'accepted' AND uuid IS NOT NULL"
-    " AND (send_status IS NULL OR send_status IN (1, 3))"
+    "status = 'accepted' AND uuid IS NOT NULL AND (send_status IS NULL OR send_status IN (1, 3))"
 )
 # One page of them, by device: after (imei, seq) ?1, ?2, at most ?3 rows, of product ?4 (NULL:
 # of any; '': of the default one).
@@ -183,7 +171,7 @@ PRODUCTS_TO_CHECK: Final = f"SELECT DISTINCT COALESCE(product, '') FROM commands
 # A cancel's result: cancelled (send_status 2, no error) or refused (the error; the status as read).
 RECORD_CANCEL: Final = (
     "UPDATE commands SET cancelled_at = ?, cancel_error = ?,"
-    " send_status = COALESCE(?, send_status) WHERE key = ?"
+    " send_status = COALESCE(?, send_status) WHERE key = ? AND status = 'accepted'"
 )
 ACTIVE_STATS: Final = (
     "SELECT COUNT(*), TOTAL(status NOT IN ('pending', 'in_flight')), MIN(first_attempt_at),"

@@ -26,11 +26,12 @@ from typing import Final
 
 from dispatcher.errors import LedgerError
 from dispatcher.job.model import Command
-from dispatcher.ledger import figures, identity
+from dispatcher.ledger import figures, identity, moves
 from dispatcher.ledger import runs as run_records
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.follow_ups import FollowUps
 from dispatcher.ledger.identity import Change, JobDiff, JobRecord, default_ledger_path
+from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.lock import lock, unlock
 from dispatcher.ledger.records import (
     FINAL,
@@ -48,8 +49,6 @@ from dispatcher.ledger.records import (
 from dispatcher.ledger.schema import (
     ACTIVE,
     INSERT_COMMAND,
-    MARK_IN_FLIGHT,
-    RECORD_OUTCOME,
     SELECT_ROWS,
     connect,
     insert_params,
@@ -218,22 +217,21 @@ class Ledger(FollowUps):
         return [_STATUS[found[k]] for k in keys]
 
     def write_batch(self, items: Sequence[InFlight], results: Sequence[Result]) -> None:
-        """In-flight marks, then outcomes, in one transaction (one disk sync for both)."""
-        marks = [
-            (i.at, i.sent_valid_time, i.sent_expired_time, i.run_id, i.key, i.server_at)
-            for i in items
-        ]
-        outcomes = [
-            (r.status.value, r.errno, r.error, r.uuid, r.attempts, r.at, r.latency_ms,
-             int(r.reconciled), r.key)
-            for r in results
-        ]  # fmt: skip
-        self._update("write outcomes", (MARK_IN_FLIGHT, marks), (RECORD_OUTCOME, outcomes))
+        """In-flight marks, then outcomes, in one transaction (one disk sync for both); each
+        through the lifecycle table (a move it does not allow raises LifecycleError)."""
+        if not items and not results:
+            return
+        with self._write("write outcomes") as conn:
+            moves.mark_in_flight(conn, items)
+            moves.record_outcomes(conn, results)
 
-    def set_status(self, keys: Collection[str], status: Status) -> None:
-        """Move commands to ``status`` as they are (e.g. back to pending once reconciled)."""
-        params = [(status.value, k) for k in keys]
-        self._update("set statuses", ("UPDATE commands SET status = ? WHERE key = ?", params))
+    def move(self, keys: Sequence[str], event: Event, *, error: str | None = None) -> list[Status]:
+        """Apply ``event`` to commands (lifecycle.py), in one transaction; each one's status
+        before, in order. ``error`` is written to those whose status it changes."""
+        if not keys:
+            return []
+        with self._write(f"record {event.value}") as conn:
+            return moves.apply_event(conn, keys, event, error=error)
 
     def rows(
         self, statuses: Collection[Status] | None = None, *, retired: bool | None = None

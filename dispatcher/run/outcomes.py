@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import Result, Row, Status
 from dispatcher.run.state import RunStats
@@ -59,9 +60,13 @@ class Outcomes:
         *,
         uuid: str | None = None,
         reconciled: bool = False,
+        event: Event | None = None,
     ) -> None:
-        """The outcome of a row read from the ledger (retired rows are not counted)."""
-        self.recorder.record(Result(row.key, status, errno, error, uuid, 0, at, None, reconciled))
+        """The outcome of a row read from the ledger (retired rows are not counted); ``event``
+        as in the lifecycle (None: the one of ``status``)."""
+        self.recorder.record(
+            Result(row.key, status, errno, error, uuid, 0, at, None, reconciled, event)
+        )
         if row.retired is not None:
             return
         self.moved(row, status)
@@ -70,7 +75,7 @@ class Outcomes:
             self.stats.count(status)
 
     def moved(self, row: Row, status: Status) -> None:
-        """A row's status changed in the ledger (set_status): keep the mirror in step."""
+        """A row's status changed in the ledger (Ledger.move): keep the mirror in step."""
         if row.retired is None:
             self.stats.move(row.status, status)
 

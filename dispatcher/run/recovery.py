@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from dispatcher.config import Settings
 from dispatcher.job.model import Command
+from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import Ledger, Row, Status
 from dispatcher.run.lane import Lane
@@ -72,7 +73,8 @@ class Recovery:
             return
         rows = doubtful if resend else [r for r in doubtful if r.status is Status.IN_FLIGHT]
         status = Status.PENDING if resend else Status.IN_DOUBT
-        await self.recorder.call(ledger.set_status, [r.key for r in rows], status)
+        event = Event.RESEND if resend else Event.LOSE
+        await self.recorder.call(ledger.move, [r.key for r in rows], event)
         for row in rows:
             self.outcomes.moved(row, status)
 
@@ -124,19 +126,24 @@ class Recovery:
         self.stats.requests += lane.pace.started - before
         now = self.clock()
         for row, uuid in report.found:
-            outcomes.settled(row, Status.ACCEPTED, 0, "", now, uuid=uuid, reconciled=True)
+            outcomes.settled(
+                row, Status.ACCEPTED, 0, "", now, uuid=uuid, reconciled=True,
+                event=Event.RECONCILE_FOUND,
+            )  # fmt: skip
             self.stats.reconciled += 1
             self.found.add(row.key)
             lane.breakers.disarm()
         for row, reason in report.ambiguous:
-            outcomes.settled(row, Status.IN_DOUBT, None, reason[:300], now)
+            outcomes.settled(
+                row, Status.IN_DOUBT, None, reason[:300], now, event=Event.RECONCILE_UNSURE
+            )
         self._still_in_doubt(report.unreachable, "history unreachable")
         self._still_in_doubt(report.not_looked_up)
         await self.recorder.flush()
         missing = report.missing
         if missing:
             await self.recorder.call(
-                self.recorder.ledger.set_status, [r.key for r in missing], Status.PENDING
+                self.recorder.ledger.move, [r.key for r in missing], Event.RECONCILE_MISSING
             )
             for row in missing:  # sent again below, and counted by that outcome
                 outcomes.moved(row, Status.PENDING)
@@ -156,7 +163,7 @@ class Recovery:
         now = self.clock()
         for row in rows:
             if row.status is Status.IN_FLIGHT:
-                self.outcomes.settled(row, Status.IN_DOUBT, None, why, now)
+                self.outcomes.settled(row, Status.IN_DOUBT, None, why, now, event=Event.LOSE)
 
 
 def _collect(ledger: Ledger, statuses: Iterable[Status], product: str | None) -> list[Row]:

@@ -34,6 +34,7 @@ from dispatcher.config import Settings
 from dispatcher.errors import LedgerError, RolloutAborted, RunAborted, WrongKeyError
 from dispatcher.job.model import Command, Job
 from dispatcher.job.plan import Rollout
+from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import FINAL, TO_SEND, Ledger, Status
 from dispatcher.run.fanout import fan_out
@@ -267,7 +268,7 @@ class _Runner:
             # The key was wrong, not the devices: these go out again on the next run.
             keys = self.lane.breakers.auth_rejects
             await self.recorder.flush()
-            await self.recorder.call(ledger.set_status, keys, Status.PENDING)
+            await self.recorder.call(ledger.move, keys, Event.WRONG_KEY)
             for _ in keys:
                 self.stats.move(Status.REJECTED, Status.PENDING)
             self.stats.count(Status.REJECTED, -len(keys))
