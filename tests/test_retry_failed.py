@@ -751,7 +751,7 @@ def test_a_job_file_that_cannot_be_read_any_more_does_not_stop_the_retry(tmp_pat
     assert len(read_back(tmp_path / "retry.yaml")) == 1
 
 
-def test_a_failed_hand_over_removes_the_new_job_and_says_so(
+def test_a_failed_hand_over_leaves_no_new_job_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ledger_path = make_ledger(write_job(tmp_path / "job.yaml", fleet(2)), ["rejected", "pending"])
@@ -764,7 +764,7 @@ def test_a_failed_hand_over_removes_the_new_job_and_says_so(
     result = invoke("retry-failed", ledger_path, "-o", out)
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {ledger_path}: cannot record the retry job")
-    assert f"{out} removed, nothing handed over: run retry-failed again" in result.stderr
+    assert f"{out} not written, nothing handed over: run retry-failed again" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary

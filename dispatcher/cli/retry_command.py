@@ -72,13 +72,17 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
     now = now_beijing()
     tally = RetryTally()
     flagged: list[str] = []
+    # The path the hand-over records: the file itself, not a symlink's target it may replace.
+    into = str(output.parent.resolve() / output.name)
     try:
         record = ledger.job()
         _refuse_own_files(output, ledger_path, record)
         _warn_if_running(ledger, ledger_path)
         handed: list[str] = []
         with JobWriter(output, force=force) as writer:
-            for retry in retries(ledger, tally, now=now):
+            # Commands handed to this very file before (a retry-failed stopped before it was
+            # put in place, or --force over it) go into it again: it is the same hand-over.
+            for retry in retries(ledger, tally, now=now, into=into):
                 if retry.row.step:
                     fail(
                         f"{ledger_path}: its job has steps:, whose order a job of single"
@@ -96,14 +100,16 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
             job = _job_shown(record)
             written = None
             if writer.count:
+                # The hand-over is recorded before the file is put in place: a stop between
+                # the two leaves a ledger that names a file not there yet, which the same
+                # command writes again (never a job file its ledger does not know of).
                 written = writer.commit(
                     name=None if record is None else f"{record.name}-retry",
                     comment=_header(ledger_path, output, now, record, tally, job),
+                    before_put=lambda: ledger.hand_over(handed, into),
                 )
-        if written is not None:
-            _hand_over(ledger, handed, written)
     except DispatcherError as exc:
-        fail(str(exc))
+        fail(_hand_over_said(str(exc), ledger, handed, into, output))
     finally:
         ledger.close()
     if written is None:
@@ -158,24 +164,18 @@ def _targets_csv(job_path: Path) -> Path | None:
         return None
 
 
-def _hand_over(ledger: Ledger, keys: list[str], written: Written) -> None:
-    """Record in the ledger that ``keys`` went into the new job; when that fails, remove the
-    new job: a job file whose commands its ledger does not know were handed over would have them
-    sent twice, by each job."""
+def _hand_over_said(error: str, ledger: Ledger, handed: list[str], into: str, output: Path) -> str:
+    """The error of a retry-failed that broke off, with where its hand-over stands."""
     try:
-        ledger.hand_over(keys, str(written.path.resolve()))
-    except Exception as exc:
-        # The hand-over is one transaction, rolled back on any error: nothing was recorded.
-        try:
-            written.path.unlink(missing_ok=True)
-        except OSError as gone:
-            fail(
-                f"{exc}; the new job {written.path} could not be removed"
-                f" ({gone.strerror or gone}): delete it, it must not be run",
-            )
-        if not isinstance(exc, DispatcherError):
-            raise
-        fail(f"{exc}; {written.path} removed, nothing handed over: run retry-failed again")
+        recorded = bool(handed) and all(r.retried_in == into for r in ledger.rows_of(handed[:1]))
+    except DispatcherError:
+        recorded = False
+    if not recorded:
+        return f"{error}; {output} not written, nothing handed over: run retry-failed again"
+    return (
+        f"{error}; the ledger records the commands as handed to {into}: run the same"
+        " retry-failed again to write it (with --force if a file is there)"
+    )
 
 
 def _warn_if_running(ledger: Ledger, ledger_path: Path) -> None:

@@ -18,7 +18,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -196,11 +196,19 @@ class JobWriter:
             self._repeats = True
         self._batch = []
 
-    def commit(self, *, name: str | None = None, comment: Iterable[str] = ()) -> Written:
+    def commit(
+        self,
+        *,
+        name: str | None = None,
+        comment: Iterable[str] = (),
+        before_put: Callable[[], None] | None = None,
+    ) -> Written:
         """Write the file: ``comment`` lines and the job's ``name`` first (YAML), then the commands.
 
-        JobFileError when it cannot be written, when ``path`` exists (without ``force``), or when
-        a CSV job would repeat a command (only a YAML job can allow duplicates).
+        ``before_put`` is called once the whole file is on disk beside the path, before it is put
+        in place: when it raises, nothing is put. JobFileError when it cannot be written, when
+        ``path`` exists (without ``force``), or when a CSV job would repeat a command (only a YAML
+        job can allow duplicates).
         """
         self._check_batch()
         source = str(self.path)
@@ -229,6 +237,8 @@ class JobWriter:
                     shutil.copyfileobj(self._body, out)
                     out.flush()
                     os.fsync(out.fileno())
+                if before_put is not None:
+                    before_put()
                 self._put(temp, source)
             finally:
                 with contextlib.suppress(FileNotFoundError):

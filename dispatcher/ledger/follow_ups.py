@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
-import orjson
-
-from dispatcher.ledger import delivery, moves
+from dispatcher.job.model import Command
+from dispatcher.ledger import delivery, moves, verdicts
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.records import Delivery, Row, Status
@@ -49,23 +48,23 @@ class FollowUps:
     def _update(self, what: str, *steps: tuple[str, Sequence[tuple[object, ...]]]) -> None:
         raise NotImplementedError  # the Ledger's
 
-    def rollout_state(self) -> dict[str, object]:
-        """What the rollout of this job has passed so far (e.g. its canary), as recorded."""
-        with self._read("read the rollout") as conn:
-            found = conn.execute("SELECT value FROM meta WHERE name = 'rollout'").fetchone()
-        if found is None:
-            return {}
-        state = orjson.loads(found[0])
-        return state if isinstance(state, dict) else {}
+    def canary_covered_before(self, product: str | None) -> bool:
+        """Whether a canary of the lane (``product``; None: the only lane) ever passed."""
+        with self._read("read the canary verdicts") as conn:
+            return verdicts.covered_before(conn, product)
 
-    def set_rollout_state(self, state: Mapping[str, object]) -> None:
-        """Record what the rollout has passed (replacing what was recorded)."""
-        with self._write("record the rollout") as conn:
-            conn.execute(
-                "INSERT INTO meta (name, value) VALUES ('rollout', ?)"
-                " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                (orjson.dumps(dict(state)).decode(),),
-            )
+    def uncovered(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` not sent yet and covered by no passed canary (verdicts.py)."""
+        with self._read("read the canary verdicts") as conn:
+            return verdicts.uncovered(conn, keys)
+
+    def pass_canary(
+        self, product: str | None, judged: Sequence[str], commands: Iterable[Command]
+    ) -> int:
+        """Record a passed canary of the lane, covering every command of it (``commands``,
+        registered if new) not covered yet, in one transaction; the verdict's id."""
+        with self._write("record the canary's verdict") as conn:
+            return verdicts.pass_canary(conn, product, judged, commands, self._clock())
 
     def rows_of(self, keys: Sequence[str]) -> list[Row]:
         """The rows of ``keys`` (those the ledger holds), in job order."""

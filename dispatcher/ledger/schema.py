@@ -125,6 +125,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # the OneNET product (a lane of the config) a command goes through; NULL: the default
         "ALTER TABLE commands ADD COLUMN product TEXT",
     ),
+    (  # 7: canary verdicts tied to the commands they covered (canary: the verdict's id); the
+        # one-flag-per-product record of meta.rollout is taken over for the rows it covered
+        """CREATE TABLE verdicts (
+            id INTEGER PRIMARY KEY,
+            product TEXT NOT NULL,
+            passed_at REAL NOT NULL,
+            judged TEXT NOT NULL,
+            covered INTEGER NOT NULL
+        )""",
+        "ALTER TABLE commands ADD COLUMN canary INTEGER",
+        """UPDATE commands SET canary = 0 WHERE retired IS NULL AND EXISTS (
+            SELECT 1 FROM meta WHERE name = 'rollout' AND (
+                (commands.product IS NULL AND json_extract(value, '$.canary_passed'))
+                OR json_extract(value, '$."canary_passed:' || COALESCE(commands.product, '')
+                                || '"')))""",
+    ),
 )
 
 # The columns of a ledger Row, in its field order.

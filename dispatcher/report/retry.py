@@ -46,6 +46,7 @@ _BY_STATUS: Final = {
     Status.PENDING: Reason.NOT_SENT,
     Status.SKIPPED: Reason.SKIPPED,
 }
+_HANDED_BEFORE: Final = Reason.NOT_SENT  # retried: handed to the same file before, never sent
 _BY_DELIVERY: Final = {
     DeliveryState.EXPIRED: Reason.DELIVERY_EXPIRED,
     DeliveryState.FAILED: Reason.DELIVERY_FAILED,
@@ -103,18 +104,22 @@ def passed_times(row: Row, now: datetime) -> tuple[str, ...]:
     return tuple(found)
 
 
-def retries(ledger: Ledger, tally: RetryTally, *, now: datetime | None = None) -> Iterator[Retry]:
+def retries(
+    ledger: Ledger, tally: RetryTally, *, now: datetime | None = None, into: str | None = None
+) -> Iterator[Retry]:
     """The job's commands to send again, in job order, streamed; ``tally`` counts as they go.
 
     ``now``: the moment absolute times are checked against (None: now; naive: UTC+8).
+    ``into``: the retry job being written; the commands handed to it before go into it again.
     """
     at = start_of(now)
     for row in ledger.rows(retired=False):
         tally.rows += 1
-        if row.retried_in is not None:  # a retry job sends it: never a second one
+        again = row.retried_in is not None and row.retried_in == into
+        if row.retried_in is not None and not again:  # a retry job sends it: never a second one
             tally.handed[row.retried_in] = tally.handed.get(row.retried_in, 0) + 1
             continue
-        reason = reason_of(row)
+        reason = _HANDED_BEFORE if again and row.status is Status.RETRIED else reason_of(row)
         if reason is None:
             if row.status in tally.unsettled:
                 tally.unsettled[row.status] += 1

@@ -60,25 +60,31 @@ class CanaryPhase:
     ) -> None:
         """``product``: the lane's, when a run has several: its canary passes on its own."""
         self.job, self.canary, self.abort, self.total = job, canary, abort, total
-        self.passed_key = "canary_passed" if product is None else f"canary_passed:{product}"
+        self.product = product
         self.lane, self.recorder, self.settings = lane, recorder, settings
         self.send, self.recover = send, recover
         self.stop, self.clock, self.sleep = stop, clock, sleep
 
     async def gate(self) -> Gate:
-        """Whether the run goes on past the canary: at once when an earlier run passed it;
-        else once it is sent and judged (a good canary is recorded in the ledger)."""
+        """Whether the run goes on past the canary: at once when passed canaries cover every
+        command left to send; else once a canary of those not covered is sent and judged (a
+        good one is recorded in the ledger, covering the lane's commands)."""
         ledger = self.recorder.ledger
-        state = await self.recorder.call(ledger.rollout_state)
-        if state.get(self.passed_key):
-            return Gate(go=True)
-        verdict = await self.run()
+        eligible: list[int] | None = None  # row positions the canary is drawn from (None: all)
+        if await self.recorder.call(ledger.canary_covered_before, self.product):
+            # Only what no passed canary judged fit needs one: an edit, a command added.
+            eligible = await self.recorder.call(
+                _uncovered_rows, ledger, self.job, self.settings.ledger.batch_size, self._steps
+            )
+            if not eligible:
+                return Gate(go=True)
+            log.info("canary: %d rows are not covered by a passed canary", len(eligible))
+        verdict = await self.run(eligible)
         if verdict is None:
             return Gate(go=False)
         if verdict.failed_because is not None:
             return Gate(go=False, failed=verdict.failed_because)
-        passed = {**state, self.passed_key: True, "canary_at": self.clock()}
-        await self.recorder.call(ledger.set_rollout_state, passed)
+        await self.recorder.call(_pass, ledger, self.product, verdict.keys, self.job)
         done = "delivered" if self.canary.wait == "delivered" else "accepted"
         said = (
             f"the canary went well: {verdict.decided - verdict.failures:,} of"
@@ -88,12 +94,21 @@ class CanaryPhase:
             return Gate(go=False, paused=f"{said}; paused, as rollout.canary.then says")
         return Gate(go=True, said=said)
 
-    async def run(self) -> CanaryVerdict | None:
-        """The canary's verdict; None when a stop came first."""
+    @property
+    def _steps(self) -> int:
+        return len(self.job.steps) or 1
+
+    async def run(self, eligible: list[int] | None = None) -> CanaryVerdict | None:
+        """The canary's verdict; None when a stop came first. ``eligible``: the row positions
+        to draw it from (None: every row of the job)."""
         ledger = self.recorder.ledger
-        steps = len(self.job.steps) or 1
+        steps = self._steps
         # With steps, the canary is of devices: each gets every step, one step after the other.
-        positions = canary_positions(self.total // steps, self.canary)
+        if eligible is None:
+            positions = canary_positions(self.total // steps, self.canary)
+        else:
+            drawn = canary_positions(len(eligible), self.canary)
+            positions = frozenset(eligible[i] for i in drawn)
         items = await self.recorder.call(_register_canary, ledger, self.job, positions, steps)
         keys = [command.key for command, _ in items]
         log.info("canary: %d commands, %d to send", len(items), sum(s in TO_SEND for _, s in items))
@@ -136,6 +151,27 @@ class CanaryPhase:
                 log.info("canary: %d commands not final at the timeout", len(open_rows))
                 return
             await self.sleep(min(poll, left))
+
+
+def _uncovered_rows(ledger: Ledger, job: Job, size: int, steps: int) -> list[int]:
+    """On the ledger thread: the positions of the job's rows (each ``steps`` commands) with a
+    command to send that no passed canary covers; every command registered on the way."""
+    rows: set[int] = set()
+    n = 0
+    for items in registered(ledger, job, size):
+        found = ledger.uncovered([command.key for command, _ in items])
+        rows.update((n + i) // steps for i, (c, _) in enumerate(items) if c.key in found)
+        n += len(items)
+    return sorted(rows)
+
+
+def _pass(ledger: Ledger, product: str | None, judged: list[str], job: Job) -> int:
+    """On the ledger thread: the canary's pass recorded, covering the lane's commands."""
+    commands = job.commands()
+    try:
+        return ledger.pass_canary(product, judged, commands)
+    finally:
+        commands.close()
 
 
 def _register_canary(ledger: Ledger, job: Job, positions: frozenset[int], steps: int) -> list[Item]:

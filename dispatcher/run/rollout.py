@@ -65,6 +65,7 @@ class CanaryVerdict:
     failures: int
     failed_because: str | None
     errnos: dict[int, int] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)  # the commands judged
 
 
 def judge_canary(rows: Sequence[Row], canary: Canary, abort: Abort | None) -> CanaryVerdict:
@@ -109,7 +110,7 @@ def judge_canary(rows: Sequence[Row], canary: Canary, abort: Abort | None) -> Ca
             f"{bad} of the canary's {whole} commands {what}{left}"
             f" ({bad / whole:.0%}, more than {limit:.0%})"
         )
-    return CanaryVerdict(len(rows), whole, bad, why, dict(errnos))
+    return CanaryVerdict(len(rows), whole, bad, why, dict(errnos), [r.key for r in rows])
 
 
 class Guard:
