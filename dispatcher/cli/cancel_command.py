@@ -152,8 +152,11 @@ def _devices(ledger: Ledger, imeis: tuple[str, ...]) -> frozenset[str] | None:
 
 
 def _rows_of(ledger: Ledger, wanted: frozenset[str] | None) -> Iterator[Row]:
-    """The job's (active) rows, streamed; only those of ``wanted`` devices when given."""
-    for row in ledger.rows(retired=False):
+    """The job's (active) rows, and the retired versions OneNET holds (an edit's earlier version
+    may still run on the device), streamed; only those of ``wanted`` devices when given."""
+    for row in ledger.rows():
+        if row.retired is not None and row.delivery is None:
+            continue
         if wanted is None or row.imei in wanted:
             yield row
 

@@ -117,9 +117,9 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
             f"nothing to retry: no command of {ledger_path} needs sending again;"
             f" {output} not written"
         )
-        _left_out(tally, record, job)
+        _left_out(tally, record, job, ledger_path)
     else:
-        _summary(written, tally, flagged, fmt, record, job)
+        _summary(written, tally, flagged, fmt, record, job, ledger_path)
 
 
 def _refuse_own_files(output: Path, ledger_path: Path, record: JobRecord | None) -> None:
@@ -293,7 +293,7 @@ def _header(
     return lines
 
 
-def _left_out(tally: RetryTally, record: JobRecord | None, job: str) -> None:
+def _left_out(tally: RetryTally, record: JobRecord | None, job: str, ledger_path: Path) -> None:
     """What is not in the new job but may need doing: unsettled and unregistered commands."""
     unsettled = sum(tally.unsettled.values())
     if unsettled:
@@ -303,6 +303,13 @@ def _left_out(tally: RetryTally, record: JobRecord | None, job: str) -> None:
             " then run retry-failed again for any that did not get through"
         )
     for path, n in tally.handed.items():
+        if not Path(path).exists():
+            console.warn(
+                f"{_n(n, 'command')} {'is' if n == 1 else 'are'} handed to the retry job {path},"
+                f" which is not there (a retry-failed stopped before writing it): `dispatcher"
+                f" retry-failed {ledger_path} -o {path}` writes it"
+            )
+            continue
         console.note(
             f"left out {_n(n, 'command')} already handed to the retry job {path}: its own ledger"
             " says what became of them (run retry-failed on that ledger for the next round)"
@@ -323,13 +330,14 @@ def _summary(
     fmt: str,
     record: JobRecord | None,
     job: str,
+    ledger_path: Path,
 ) -> None:
     """What was written, by reason; what was left out; the times that need changing."""
     console.note(
         f"wrote {_n(written.commands, 'command')} for {_n(written.devices, 'device')} to"
         f" {written.path}: {_reasons(tally)}"
     )
-    _left_out(tally, record, job)
+    _left_out(tally, record, job, ledger_path)
     for line in flagged:
         console.warn(line)
     if tally.passed > len(flagged):

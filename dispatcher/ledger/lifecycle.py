@@ -34,6 +34,7 @@ __all__ = [
     "changing",
     "event_of",
     "keeps",
+    "markdown",
     "sources",
     "target",
 ]
@@ -208,3 +209,22 @@ def event_of(status: Status) -> Event:
     if status not in _OUTCOME_EVENTS:
         raise LifecycleError(f"no event writes {status.value} as an outcome")
     return _OUTCOME_EVENTS[status]
+
+
+def markdown() -> str:
+    """The table as the docs print it: a row per event, a column per state."""
+    names = {s: s.value.replace("_", " ") for s in Status}
+    head = "| event | " + " | ".join(names[s] for s in Status) + " | what it means |"
+    rule = "|---" * (len(Status) + 2) + "|"
+    lines = [head, rule]
+    for event in Event:
+        cells = []
+        for state in Status:
+            if state not in TABLE[event]:
+                cells.append("·")
+            elif state in keeps(event):
+                cells.append("kept")
+            else:
+                cells.append(names[TABLE[event][state]])
+        lines.append(f"| {event.value} | " + " | ".join(cells) + f" | {NOTES[event]} |")
+    return "\n".join(lines) + "\n"
