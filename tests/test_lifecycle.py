@@ -60,7 +60,7 @@ def test_a_move_the_table_does_not_allow_writes_nothing_of_its_batch(tmp_path: P
         mark = InFlight(a.key, 1.0, None, "2030-01-01T00:00:00", 1)
         accepted = Result(a.key, Status.ACCEPTED, 0, "", "u-a", 1, 2.0, 1.0)
         never_sent = Result(b.key, Status.ACCEPTED, 0, "", "u-b", 1, 2.0, 1.0)
-        with pytest.raises(LifecycleError, match="'accept' is not allowed .* is pending"):
+        with pytest.raises(LifecycleError, match=r"'accept' is not allowed .* is pending"):
             ledger.write_batch([mark], [accepted, never_sent])
         assert [r.status for r in ledger.rows()] == [Status.PENDING, Status.PENDING]
 
