@@ -115,7 +115,7 @@ def run(
     earlier: list[Occurrence] = []
     if ledger_path is not None:
         path = ledger_path_for(ledger_path, job_path=job.path, start=started)
-        earlier = earlier_ledgers(ledger_path, path)  # placeholders: the job's earlier ledgers
+        earlier = earlier_ledgers(ledger_path, path)  # with placeholders: what it matches
     else:
         path = default_ledger_path(job.path)
     try:
