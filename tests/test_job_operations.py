@@ -320,3 +320,48 @@ def test_each_step_is_checked_and_said_at_its_line(write_file: WriteFile) -> Non
     found, n, _, errors = check(write_file("fw.yaml", text))
     assert errors >= 1 and n < 6
     assert found == ["mode: applies to op: write only (this is op: execute)"]
+
+
+def test_a_step_going_through_another_product_than_the_step_before_is_refused_at_its_line(
+    write_file: WriteFile,
+) -> None:
+    # Lanes (one per product) do not wait for each other: a step sent through another product
+    # than the step before could never be ordered after it, and would be held back on every run.
+    text = FIRMWARE.replace("res_id: 2}", "res_id: 2, product: meters}")
+    found, _, _, errors = check(write_file("fw.yaml", text))
+    assert errors == 1
+    assert found == [
+        "product: step 2 goes through product meters, step 1 through the default product:"
+        " a device's steps go through one product (give product: on the job, in defaults:"
+        " or on each target)"
+    ]
+    line = text.splitlines().index(next(t for t in text.splitlines() if "meters" in t)) + 1
+    problems: list[Problem] = []
+    validate_job(load_job(write_file("fw.yaml", text)), at=AT, on_problem=problems.append)
+    assert [p.line for p in problems] == [line]
+
+
+def test_steps_all_naming_the_jobs_product_are_one_product(write_file: WriteFile) -> None:
+    text = "product: meters\n" + FIRMWARE.replace("res_id: 2}", "res_id: 2, product: meters}")
+    found, n, _, errors = check(write_file("fw.yaml", text))
+    assert (found, n, errors) == ([], 6, 0)
+    assert {c.product for c in commands(write_file("fw.yaml", text))} == {"meters"}
+
+
+@pytest.mark.parametrize(
+    "values",
+    ['{5851: 10, "5851": 20}', "{5851: 10, 5851: 20}", '{5851: 10, "05851": 20}'],
+)
+def test_a_write_naming_one_resource_twice_is_refused_at_its_line(
+    write_file: WriteFile, values: str
+) -> None:
+    text = LIGHTS.replace("op: write\ndefaults", "defaults").replace(
+        "values: {5851: 80}", f"values: {values}"
+    )
+    path = write_file("lights.yaml", text)
+    problems: list[Problem] = []
+    v = validate_job(load_job(path), at=AT, on_problem=problems.append)
+    assert v.errors == 1 and v.commands == 1
+    (problem,) = problems
+    assert problem.line == text.splitlines().index(f"    values: {values}") + 1
+    assert str(problem).split(": ", 1)[1] == "values: resource 5851 is written twice"

@@ -25,6 +25,7 @@ from dispatcher.cli.exits import (
     interruptible,
 )
 from dispatcher.cli.lanes import settings_and_key
+from dispatcher.cli.ledger_paths import earlier_ledgers, ledger_to_resume, resumable
 from dispatcher.cli.plan_options import ledger_path_for, plan_options, planned, resume_command
 from dispatcher.cli.plan_view import (
     Countdown,
@@ -40,6 +41,7 @@ from dispatcher.errors import DispatcherError, RolloutAborted
 from dispatcher.job.model import Job, Validation, load_job, validate_job
 from dispatcher.job.plan import Plan, Rollout
 from dispatcher.ledger.identity import default_ledger_path
+from dispatcher.ledger.occurrences import Occurrence
 from dispatcher.ledger.store import FINAL, Ledger, Status
 from dispatcher.run.binding import Binding, JobChangedError, bind_job, describe_change
 from dispatcher.run.runner import run_job
@@ -110,15 +112,17 @@ def run(
     now = time.time()
     start = now if plan.start_at is None else max(now, plan.start_at.timestamp())
     started = datetime.fromtimestamp(start, BEIJING)
+    earlier: list[Occurrence] = []
     if ledger_path is not None:
         path = ledger_path_for(ledger_path, job_path=job.path, start=started)
+        earlier = earlier_ledgers(ledger_path, path)  # with placeholders: what it matches
     else:
         path = default_ledger_path(job.path)
     try:
         # Resuming: times that passed since the job was first run are not errors (a passed
         # valid_time is dropped, a passed expired_time is recorded as expired). Times are
         # checked against the start: a scheduled job's relative times count from then.
-        resuming = path.exists()
+        resuming = path.exists() or resumable(earlier, job.path)
         checked = validate_job(
             job,
             at=started,
@@ -134,6 +138,11 @@ def run(
         if not checked.ok or unknown:
             errors = checked.errors + len(unknown)
             fail(f"{jobfile}: {errors} error(s): nothing was sent")
+        if ledger_path is not None and earlier:
+            path = ledger_to_resume(
+                earlier, path, given=ledger_path, job_path=job.path, fingerprint=checked.fingerprint
+            )
+            resuming = path.exists()
         if dry_run:
             _dry_run(job, checked, plan, path, settings, now)
         keys = (

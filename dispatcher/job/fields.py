@@ -621,6 +621,7 @@ def _parse_values(text: str) -> object:
     if type(items) is dict:  # an error found while reading, reported as written
         return Err(str(items.get("error", "cannot be read")))
     out: list[tuple[int | None, str, bool]] = []
+    written: set[int] = set()
     for res, value, infer in items:
         if res is None:  # value: (the row's res_id is the resource)
             out.append((None, str(value), bool(infer)))
@@ -628,6 +629,9 @@ def _parse_values(text: str) -> object:
         t = str(res).strip()
         if not (t.isascii() and t.isdigit() and len(t) <= 5 and int(t) <= 65535):
             return Err(f"resource id {t!r} must be a whole number from 0 to 65535")
+        if int(t) in written:  # 5851 and "5851": one resource, and OneNET would get both values
+            return Err(f"resource {int(t)} is written twice")
+        written.add(int(t))
         out.append((int(t), str(value), bool(infer)))
     if not out:
         return Err("names no resource: give resource id: value pairs")

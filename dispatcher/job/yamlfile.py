@@ -270,6 +270,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             lines = list(defaults.lines)
             values[PRODUCT], lines[PRODUCT] = product
             defaults = replace(defaults, values=tuple(values), lines=tuple(lines))
+    problems.extend(_step_products(defaults, steps, source))
     if not targets and targets_csv is None and not misplaced:
         raise JobFileError(source, 1, "targets", "no targets: list them or name a targets_csv")
     if ignore and targets_csv is None:
@@ -287,6 +288,34 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         tuple(steps),
         seen.get("steps", 0),
     )
+
+
+def _step_products(defaults: Entry, steps: list[Entry], source: str) -> list[Problem]:
+    """A step sent through another product than step 1: refused, at its line. Each product is
+    a lane of its own, and lanes do not wait for each other, so a step could not be ordered
+    after the step before it (it would be held back on every run)."""
+
+    def product(step: Entry) -> str:
+        text = (
+            step.values[PRODUCT] if step.values[PRODUCT] is not None else defaults.values[PRODUCT]
+        )
+        return (text or "").strip()
+
+    def named(name: str) -> str:
+        return f"product {name}" if name else "the default product"
+
+    problems: list[Problem] = []
+    first = product(steps[0]) if steps else ""
+    for number, step in enumerate(steps[1:], 2):
+        if (name := product(step)) != first:
+            line = step.lines[PRODUCT] if step.values[PRODUCT] is not None else step.line
+            message = (
+                f"step {number} goes through {named(name)}, step 1 through {named(first)}: a"
+                " device's steps go through one product (give product: on the job, in defaults:"
+                " or on each target)"
+            )
+            problems.append(Problem(source, line, "product", message))
+    return problems
 
 
 def node_key(node: Node) -> str:

@@ -1,0 +1,100 @@
+"""A ledger path with placeholders resumes its job's unfinished ledger before it makes a new one.
+
+``--ledger 'ledgers/{job}-{date}.db'`` gives each occurrence of a recurring job its own ledger.
+Filled again by a rerun (after a kill, or past midnight), the placeholders name another file:
+making it would send the whole job again. So before a new ledger is made, the files matching the
+pattern (each placeholder a wildcard of its shape) are read: an unfinished ledger of this job (the
+same job file, or the same commands) is resumed; several are refused, each named, for the person
+to pick one with ``--ledger PATH``. A finished one is an occurrence done: the next occurrence
+gets a ledger of its own and sends the whole job again (said in a note), as a recurring job does.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from dispatcher.cli import console
+from dispatcher.cli.exits import EXIT_USAGE, fail
+from dispatcher.cli.plan_options import PLACEHOLDERS
+from dispatcher.ledger.occurrences import Occurrence, occurrences
+
+__all__ = ["earlier_ledgers", "ledger_to_resume", "resumable"]
+
+_PLACEHOLDER: Final = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+# What each placeholder is filled with (plan_options.ledger_path_for): the shape a match must have.
+_SHAPES: Final = {"date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "time": r"[0-9]{6}", "job": r"[^/]+"}
+_COMPANIONS: Final = ("-wal", "-shm", "-journal", ".lock")  # SQLite's and the lock's files
+
+
+def earlier_ledgers(given: Path, path: Path) -> list[Occurrence]:
+    """The ledgers (of any job) matching the placeholder path ``given``, ``path`` (its filling
+    for this run) left out; none when ``given`` has no placeholder or ``path`` exists already (a
+    rerun of the same occurrence resumes it as any ledger is resumed)."""
+    text = str(given)
+    if not _PLACEHOLDER.search(text) or path.exists():
+        return []
+    literals = _PLACEHOLDER.split(text)  # literal, name, literal, name, ..., literal
+    pattern = "".join(glob.escape(p) if i % 2 == 0 else "*" for i, p in enumerate(literals))
+    shape = re.compile(
+        "".join(re.escape(p) if i % 2 == 0 else _SHAPES[p] for i, p in enumerate(literals))
+    )
+    this = path.resolve()
+    found = sorted(
+        Path(name)
+        for name in glob.glob(pattern)
+        if shape.fullmatch(name) and not name.endswith(_COMPANIONS) and Path(name).is_file()
+    )
+    return occurrences(p for p in found if p.resolve() != this)
+
+
+def _this_job(
+    found: Sequence[Occurrence], job_path: Path, fingerprint: str | None
+) -> list[Occurrence]:
+    """Those of ``found`` that are this job's: its file, or (once known) its commands."""
+    where = str(job_path.resolve())
+    return [
+        o
+        for o in found
+        if o.job.path == where or (fingerprint and o.job.fingerprint == fingerprint)
+    ]
+
+
+def resumable(found: Sequence[Occurrence], job_path: Path) -> bool:
+    """Whether an unfinished ledger of the job file is among ``found`` (its past times, then,
+    are a resumed job's: warnings, not errors)."""
+    return any(o.unfinished for o in _this_job(found, job_path, None))
+
+
+def ledger_to_resume(
+    found: Sequence[Occurrence], path: Path, *, given: Path, job_path: Path, fingerprint: str
+) -> Path:
+    """The ledger this run uses: the job's one unfinished earlier ledger (said), else ``path``
+    (a note when the job's last ledger is finished: the whole job goes out again); exit 2 when
+    several are unfinished."""
+    mine = _this_job(found, job_path, fingerprint)
+    unfinished = [o for o in mine if o.unfinished]
+    if len(unfinished) > 1:
+        listed = "; ".join(f"{o.path} ({o.unfinished})" for o in unfinished)
+        fail(
+            f"{len(unfinished)} unfinished ledgers of this job match {given}: {listed}. Resume"
+            f" one with --ledger PATH (a new ledger, {path}, would send their commands again)",
+            EXIT_USAGE,
+        )
+    if unfinished:
+        (earlier,) = unfinished
+        console.note(
+            f"resuming {earlier.path}, an unfinished ledger of this job ({earlier.unfinished});"
+            f" a new one ({path}) would send the whole job again"
+        )
+        return earlier.path
+    if mine:
+        last = max(mine, key=lambda o: (o.last_run_at, str(o.path)))
+        console.note(
+            f"{path}: a new ledger for this occurrence; the last one, {last.path}, is finished:"
+            " every command of the job is sent again"
+        )
+    return path

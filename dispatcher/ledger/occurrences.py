@@ -1,0 +1,67 @@
+"""The earlier ledgers of a recurring job: which of them are this job's, and which are unfinished.
+
+A ledger path with placeholders (``ledgers/{job}-{date}.db``) names a new ledger for each
+occurrence of a job. A run killed, or stopped before the job was done, leaves its ledger
+unfinished; the same command line started again (later, or after midnight) fills the placeholders
+anew and would make another ledger and send the whole job again. The CLI looks here first: the
+ledgers matching the pattern, read without their lock, each with its job and whether it is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dispatcher.errors import LedgerError
+from dispatcher.ledger.identity import JobRecord
+from dispatcher.ledger.records import FINAL
+from dispatcher.ledger.store import Ledger
+
+__all__ = ["Occurrence", "occurrences"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """A ledger of one occurrence: its path, its job, and why it is unfinished (None: it is not).
+
+    Unfinished: its last run has no recorded end (killed, or still going), or some of its job's
+    commands have no final outcome (pending, in flight, in doubt, failed, skipped, or not yet
+    registered).
+    """
+
+    path: Path
+    job: JobRecord
+    unfinished: str | None
+    last_run_at: float  # when its last run started (unix seconds); 0.0: none
+
+
+def occurrences(paths: Iterable[Path]) -> list[Occurrence]:
+    """The ledgers among ``paths`` that record a job, read only; files that are not ledgers this
+    version can read, or that record no job (nothing was sent with them), are left out."""
+    found: list[Occurrence] = []
+    for path in paths:
+        try:
+            with Ledger.open(path, read_only=True) as ledger:
+                job = ledger.job()
+                if job is None:
+                    continue
+                runs = ledger.runs()
+                counts = ledger.counts()
+        except LedgerError as exc:
+            log.debug("%s: not looked at as an earlier ledger: %s", path, exc)
+            continue
+        final = sum(n for status, n in counts.items() if status in FINAL)
+        open_ = sum(counts.values()) - final
+        why: str | None = None
+        if runs and runs[-1].finished_at is None:
+            why = "its last run has no recorded end"
+        elif open_:
+            why = f"{open_:,} command(s) without a final outcome"
+        elif final < job.total:
+            why = f"{job.total - final:,} command(s) of the job not registered yet"
+        found.append(Occurrence(path, job, why, runs[-1].started_at if runs else 0.0))
+    return found
