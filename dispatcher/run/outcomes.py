@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dispatcher.ledger.lifecycle import Event
+from dispatcher.ledger.lifecycle import Event, event_of, keeps
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import Result, Row, Status
 from dispatcher.run.state import RunStats
@@ -43,7 +43,8 @@ class Outcomes:
     ) -> None:
         """The outcome of a command this run sent (or meant to), which was ``old`` before."""
         self.recorder.record(Result(key, status, errno, error, uuid, attempts, at, latency))
-        self.stats.move(old, status)
+        # A failed step held back stays failed (lifecycle.KEEPS): its count does not move.
+        self.stats.move(old, old if old in keeps(event_of(status)) else status)
         if status is Status.IN_DOUBT:
             self._doubted.add(key)
         self.stats.count(status)
