@@ -259,6 +259,7 @@ def test_csv_export_quotes_commas_newlines_quotes_and_unicode(ledger: Ledger) ->
     first = dict(zip(header, rows[0], strict=True))
     expected = {k: "" if v is None else str(v) for k, v in _FIRST.items()}
     expected["reconciled"] = "false"
+    expected["expired_time"] = "'+6h"  # a text a spreadsheet would read as a formula
     assert first == expected
     assert (rows[1][header.index("args")], rows[1][header.index("errno")]) == ("", "5006")
     assert len(rows) == 3

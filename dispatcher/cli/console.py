@@ -1,7 +1,11 @@
 """What the command line shows: messages, validation summaries, live progress, run summaries.
 
 Used by cli.py only (the library itself never prints). Everything written here, and every log line,
-goes through ``mask`` so that a registered secret (the api-key) can never reach the screen or a log.
+goes through ``mask`` so that a registered secret (the api-key) can never reach the screen or a log,
+and through ``printable``: text from OneNET, a device or a file may hold ANSI/OSC escape sequences
+or bidi controls (U+202E), which must never reach the terminal; every message is one line, so a
+line break or tab in it becomes a space. Tables put their foreign cells through ``printable`` too
+(report/render.py); the styling rich adds is written after, so it is kept.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dispatcher.job.model import Job, Problem, Validation
 from dispatcher.job.resources import DISTINCT_CAP
 from dispatcher.ledger.store import Status
 from dispatcher.lwm2m import describe
-from dispatcher.report.render import render_delivery, render_table
+from dispatcher.report.render import printable, render_delivery, render_table
 from dispatcher.report.summary import Summary
 from dispatcher.times import format_onenet
 
@@ -74,10 +78,11 @@ def mask(text: str) -> str:
 
 
 class _MaskingFilter(logging.Filter):
+    """Every log line masked and printable, as the console's own lines are."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            record.msg = mask(record.getMessage())
-            record.args = None
+        record.msg = printable(mask(record.getMessage()))
+        record.args = None
         return True
 
 
@@ -103,7 +108,7 @@ def setup_logging(verbose: int) -> None:
 
 
 def _print(console: Console, text: str, style: str = "") -> None:
-    console.print(Text(mask(text), style=style))
+    console.print(Text(printable(mask(text)), style=style))
 
 
 def error(message: str) -> None:
@@ -244,9 +249,9 @@ def summary_table(summary: Summary, out: TextIO | None = None) -> None:
 
 
 def show(renderable: RenderableType) -> None:
-    """A table or text on stdout; a plain string is masked and shown as it is (never read as
-    markup: it may hold OneNET's text)."""
-    _out.print(Text(mask(renderable)) if isinstance(renderable, str) else renderable)
+    """A table or text on stdout; a plain string is masked, made printable and shown as it is
+    (never read as markup: it may hold OneNET's text)."""
+    _out.print(Text(printable(mask(renderable))) if isinstance(renderable, str) else renderable)
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """``dispatcher report``: a ledger's summary, every command's outcome (csv, jsonl, json), or one
-self-contained HTML page, on stdout or into a file."""
+self-contained HTML page, on stdout or into a file (never over the job's own files or a ledger:
+cli/outputs.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import click
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import fail
+from dispatcher.cli.outputs import is_the_ledger, refuse_own_files  # is_the_ledger: kept here too
 from dispatcher.errors import DispatcherError
 from dispatcher.ledger.store import Ledger
 from dispatcher.report import summarize, write_export
@@ -40,15 +42,15 @@ def report(ledger_path: Path, fmt: str, output: Path | None) -> None:
     """Summarize a results ledger, export every command's outcome, or write an HTML report."""
     if not ledger_path.exists():
         fail(f"{ledger_path}: no such ledger")
-    if output is not None and is_the_ledger(output, ledger_path):
-        raise click.BadParameter(
-            f"{output} is the ledger's own file", param_hint="'-o' / '--output'"
-        )
+    if output is not None:  # before the ledger is read: it may be the ledger that is given
+        refuse_own_files(output, ledger_path, None, writing="the report")
     try:
         ledger = Ledger.open(ledger_path, read_only=True)
     except DispatcherError as exc:
         fail(str(exc))
     try:
+        if output is not None:
+            refuse_own_files(output, ledger_path, ledger.job(), writing="the report")
         if output is None:
             _write_report(ledger, fmt, None)
             sys.stdout.flush()
@@ -91,12 +93,3 @@ def write_report_file(ledger: Ledger, fmt: str, path: Path) -> None:
         if isinstance(exc, OSError):
             fail(f"{path}: cannot write the report: {exc.strerror or exc}")
         raise
-
-
-def is_the_ledger(output: Path, ledger_path: Path) -> bool:
-    """Whether writing ``output`` would overwrite the ledger or one of its side files."""
-    ledger = ledger_path.resolve()
-    target = output.resolve()
-    if target.parent == ledger.parent and target.name.startswith(ledger.name):
-        return target.name[len(ledger.name) :] in ("", "-wal", "-shm", "-journal", ".lock")
-    return output.exists() and os.path.samefile(output, ledger_path)

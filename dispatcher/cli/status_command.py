@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.text import Text
 
 from dispatcher.cli import console
 from dispatcher.cli.delivery_view import RoundProgress, answers_line, breakdown_table, round_line
@@ -73,10 +72,7 @@ def open_ledger(path: Path, settings: Settings) -> Ledger:
     (an empty one, say, or another file given by mistake) is never made into one."""
     if not path.exists():
         fail(f"{path}: no such ledger (dispatcher run writes it next to the job file)")
-    if path.is_file() and path.stat().st_size == 0:
-        # Opening it for writing would create a ledger's tables in it.
-        fail(f"{path} is empty, not a ledger (dispatcher run writes it next to the job file)")
-    try:
+    try:  # an existing file that is not a ledger is refused as it is (ledger/schema.py)
         ledger = Ledger.open(path, synchronous=settings.ledger.synchronous)
     except DispatcherError as exc:
         fail(str(exc))
@@ -189,8 +185,9 @@ def status(
     console.show(breakdown_table(breakdown, f"{title}: delivery by device"))
     answers = answers_line(breakdown)
     if answers:
-        # The devices' answers are OneNET's text: shown as written, never read as markup.
-        console.show(Text(console.mask(answers)))
+        # The devices' answers are OneNET's text: shown as a plain string (console.show), never
+        # read as markup, without control or bidi characters.
+        console.show(answers)
     # The notes about what is still open are of the whole ledger: said once.
     codes = [
         _exit_code(w, breakdown.open if i == 0 else 0, watch, several)

@@ -18,7 +18,7 @@ from typing import Final
 from dispatcher.errors import LedgerError, LedgerLockedError
 from dispatcher.ledger.records import LedgerFullError
 
-__all__ = ["FULL_HINT", "lock", "os_error", "unlock"]
+__all__ = ["FULL_HINT", "created_here", "lock", "not_a_ledger", "os_error", "unlock"]
 
 FULL_HINT: Final = (
     "the disk (or the ledger file's size limit) is full: free space, then run the same command"
@@ -28,6 +28,9 @@ FULL_HINT: Final = (
 # POSIX lock the process holds on it, SQLite's included (POSIX.1 fcntl), so a second open of a held
 # ledger is refused before a descriptor of it is opened.
 _HELD: dict[tuple[int, int], int] = {}
+# The held files this process created itself (by (device, inode)): only such a file may be made a
+# new ledger; one that existed before (an empty file, say, given by mistake) never is.
+_CREATED: set[tuple[int, int]] = set()
 
 
 def lock(path: Path) -> int:
@@ -43,7 +46,11 @@ def lock(path: Path) -> int:
         st = os.stat(real)
         if (st.st_dev, st.st_ino) in _HELD:
             raise _locked(path, real, os.getpid())
-    fd = _open_private(path, real)
+    fd, created = _open_private(path, real)
+    if not created and os.fstat(fd).st_size == 0:
+        # Refused before the lock's pid file is written beside it: nothing is left behind.
+        os.close(fd)
+        raise not_a_ledger(path, empty=True)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -52,6 +59,8 @@ def lock(path: Path) -> int:
         raise _locked(path, real, _holder(real, st)) from exc
     st = os.fstat(fd)
     _HELD[st.st_dev, st.st_ino] = fd
+    if created:
+        _CREATED.add((st.st_dev, st.st_ino))
     try:
         _write_pid(real.with_name(real.name + ".lock"))
     except BaseException:
@@ -65,17 +74,37 @@ def unlock(fd: int) -> None:
     for ident, held in list(_HELD.items()):
         if held == fd:
             del _HELD[ident]
+            _CREATED.discard(ident)
     os.close(fd)
 
 
-def _open_private(path: Path, real: Path) -> int:
-    """Open the database file read-write, creating it owner-only (0600 whatever the umask)."""
+def created_here(path: Path) -> bool:
+    """Whether the file at ``path`` was created by a :func:`lock` of this process still held."""
+    try:
+        st = os.stat(path.resolve())
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in _CREATED
+
+
+def not_a_ledger(path: Path, *, empty: bool) -> LedgerError:
+    """The error for an existing file that is not a ledger yet: it is never made into one."""
+    what = "empty" if empty else "an SQLite database without tables"
+    return LedgerError(
+        f"{path} is {what}, not a ledger: give the ledger a run wrote, or a path that does not"
+        " exist yet for a new one (if a run was stopped as it created this file, delete it)"
+    )
+
+
+def _open_private(path: Path, real: Path) -> tuple[int, bool]:
+    """Open the database file read-write, creating it owner-only (0600 whatever the umask);
+    whether it was created."""
     flags = os.O_RDWR | os.O_CLOEXEC
     try:
         try:
             fd = os.open(real, flags | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            return os.open(real, flags)
+            return os.open(real, flags), False
     except OSError as exc:
         raise os_error(path, "open the ledger", exc) from exc
     try:
@@ -83,7 +112,7 @@ def _open_private(path: Path, real: Path) -> int:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, True
 
 
 def _write_pid(pid_path: Path) -> None:

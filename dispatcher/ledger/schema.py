@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from dispatcher.errors import LedgerError
 from dispatcher.job.model import Command
-from dispatcher.ledger.lock import FULL_HINT, os_error
+from dispatcher.ledger.lock import FULL_HINT, created_here, not_a_ledger, os_error
 from dispatcher.ledger.records import LedgerFullError, Retired, Row, Status
 
 __all__ = [
@@ -263,19 +263,26 @@ def connect(
 ) -> sqlite3.Connection:
     """Open the (resolved) database, creating it 0600; set WAL and ``synchronous``; migrate.
 
+    Only a file created here (or by this process's lock) is made a new ledger: an existing file
+    that is not one (an empty file, an SQLite database without tables, any other file) is refused
+    and left as it was, whether opened for writing or not.
+
     ``max_pages`` caps the file at that many pages (``PRAGMA max_page_count``): a test hook that
     makes SQLite answer "database or disk is full" as a full disk would.
     """
     real = path.resolve()
     if read_only and not real.is_file():
         raise LedgerError(f"no ledger at {path}")
-    if not read_only:
-        _create_private(real)
+    created = not read_only and (_create_private(real) or created_here(real))
     target = real.as_uri() + "?mode=ro" if read_only else str(real)
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(target, uri=read_only, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        # Before anything is written (WAL mode writes the header): a file that existed must be a
+        # ledger already. A run stopped as it created its ledger leaves one without tables.
+        if not created and not conn.execute("SELECT 1 FROM sqlite_master").fetchone():
+            raise not_a_ledger(path, empty=real.stat().st_size == 0)
         if not read_only:
             conn.execute("PRAGMA journal_mode = WAL").fetchall()
         conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -302,18 +309,20 @@ def connect(
     return conn
 
 
-def _create_private(path: Path) -> None:
-    """Create the database file owner-only; SQLite gives its -wal and -shm files the same mode."""
+def _create_private(path: Path) -> bool:
+    """Create the database file owner-only (SQLite gives its -wal and -shm files the same mode);
+    whether it was created (False: it existed)."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
-        return
+        return False
     except OSError as exc:
         raise os_error(path, "create the ledger", exc) from exc
     try:
         os.fchmod(fd, 0o600)  # exactly 0600 whatever the umask
     finally:
         os.close(fd)
+    return True
 
 
 def _migrate(conn: sqlite3.Connection, path: Path, read_only: bool) -> None:

@@ -7,12 +7,19 @@ command OneNET does not hold). Unix times are written as ISO 8601 in UTC+8.
 
 Exports stream row by row, so a ledger of a million commands is exported in flat memory, and
 write records and nothing else.
+
+CSV is for spreadsheets, which run a cell that begins with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return as a formula (OWASP, "CSV Injection"): such a text cell (args, an error, a device's
+answer: anyone's text) is written with a ``'`` before it, which a spreadsheet shows as text. A
+number stays a number: numeric columns (errno, latency_ms, ...) are never prefixed, nor is a text
+that is only a number (args ``-5``), which no spreadsheet runs. jsonl and json are exact.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Final, Literal, TextIO
@@ -33,6 +40,11 @@ EXPORT_FIELDS: Final = (
     "cmd_result", "delivery", "status_checked_at", "cancelled_at", "cancel_error",
     "retried_in", "op", "mode", "step", "product",
 )  # fmt: skip
+
+
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection").
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def export_record(row: Row) -> dict[str, Any]:
@@ -85,7 +97,8 @@ def write_export(ledger: Ledger, fmt: Literal["csv", "jsonl", "json"], out: Text
     """Write every command to ``out`` as csv, jsonl or a json array, streaming; return the count.
 
     CSV follows RFC 4180 (``\\r\\n`` line ends; quotes where needed): give a file opened with
-    ``newline=""``. Empty cells are None; booleans are ``true``/``false``.
+    ``newline=""``. Empty cells are None; booleans are ``true``/``false``; a text that a
+    spreadsheet would run as a formula gets a ``'`` before it (see the module's docstring).
     """
     if fmt not in ("csv", "jsonl", "json"):
         raise ValueError(f"unknown export format {fmt!r}: use csv, jsonl or json")
@@ -122,6 +135,8 @@ def _write_csv(records: Iterator[dict[str, Any]], out: TextIO) -> int:
 def _cell(value: object) -> object:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value  # shown as text, never run
     return value
 
 

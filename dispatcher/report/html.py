@@ -4,7 +4,8 @@ The figures come from :func:`~dispatcher.report.summary.summarize` and the ledge
 (SQL); the timeline and the problem rows from one streamed pass over the job's rows, binned as they
 go (timeline.py) and capped, so a ledger of a million commands is reported in flat memory.
 Everything shown is escaped by the template engine (args, error texts and job names may hold
-markup).
+markup), and every text made printable first: control characters and bidi overrides (U+202E, which
+would show ``exe.txt`` for ``txt.exe``) are left out, as on the terminal.
 
 Imported on its own (not by ``dispatcher.report``), so that only this report loads jinja2.
 """
@@ -23,7 +24,7 @@ import jinja2
 
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import Ledger, Row, Status
-from dispatcher.report.render import DELIVERY_LINES
+from dispatcher.report.render import DELIVERY_LINES, printable
 from dispatcher.report.summary import Summary, summarize
 from dispatcher.report.timeline import Histogram, timeline
 from dispatcher.times import BEIJING, parse_onenet
@@ -50,9 +51,17 @@ _BY_DELIVERY: Final = {
     DeliveryState.EXPIRED: "delivery expired",
     DeliveryState.CANCELLED: "cancelled",
 }
+
+
+def _finalize(value: object) -> object:
+    """Each value the template shows: a text printable (then escaped), anything else as it is."""
+    return printable(value) if type(value) is str else value
+
+
 _ENV: Final = jinja2.Environment(
     loader=jinja2.PackageLoader("dispatcher.report", "templates"),
     autoescape=True,  # every value, in text and in attributes
+    finalize=_finalize,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Final
 
@@ -17,9 +18,17 @@ __all__ = [
     "DELIVERY_LINES",
     "DELIVERY_MEANING",
     "delivery_table",
+    "printable",
     "render_delivery",
     "render_table",
 ]
+
+# Characters that end or break a line (C0, C1, Unicode's separators): one space each, so that a
+# text stays on its line and a forged "error: ..." line cannot follow it.
+_BREAKS: Final = frozenset("\t\n\v\f\r\x1c\x1d\x1e\x85\u2028\u2029")
+# Controls (C0, DEL, C1: ESC starts every ANSI/OSC sequence), format characters (bidi overrides
+# and isolates, marks, zero-width ones: Unicode category Cf) and lone surrogates.
+_DROPPED: Final = frozenset(("Cc", "Cf", "Cs"))
 
 _RETIRED_LINES: Final = {"removed": "removed from the job", "changed": "replaced by an edit"}
 # The delivery states as people read them: still to come, then the outcomes, then the unread.
@@ -32,6 +41,19 @@ DELIVERY_LINES: Final = {
     DeliveryState.CANCELLED: "cancelled",
     DeliveryState.UNREAD: "not read yet",
 }
+
+
+def printable(text: str) -> str:
+    """``text`` as it may reach a terminal: every line break or tab one space, every other control
+    and format character (ANSI/OSC escapes' ESC, U+202E and the other bidi controls) left out.
+
+    For text from outside (OneNET, devices, job files): the renderer's own styling is added after.
+    """
+    if text.isprintable():  # the usual case, at C speed
+        return text
+    return "".join(
+        " " if c in _BREAKS else "" if unicodedata.category(c) in _DROPPED else c for c in text
+    )
 
 
 def render_table(summary: Summary) -> Table:
@@ -47,16 +69,17 @@ def render_table(summary: Summary) -> Table:
     for name, n in statuses.items():
         share = f" ({n / whole:.1%})" if whole and n else ""
         table.add_row(f"  {name}", f"{n:,}{share}")
-    # Texts from OneNET and the ledger go in as Text: a "[/b]" in them is shown, never markup.
+    # Texts from OneNET, the devices and the job go in as plain Text: a "[/b]" in them is shown,
+    # never markup, and an escape sequence or a bidi control is left out.
     for errno, n in summary.by_errno.items():
-        table.add_row(Text(f"  errno {errno} ({summary.errno_text[errno]})"), f"{n:,}")
+        table.add_row(_plain(f"  errno {errno} ({summary.errno_text[errno]})"), f"{n:,}")
     for why, n in summary.retired.items():
         if n:
-            table.add_row(Text(_RETIRED_LINES.get(why, f"retired ({why})")), f"{n:,}")
+            table.add_row(_plain(_RETIRED_LINES.get(why, f"retired ({why})")), f"{n:,}")
     if set(summary.by_product) - {""}:  # a job of several products: each one's share
         for product, counts in summary.by_product.items():
             parts = ", ".join(f"{n:,} {s.replace('_', ' ')}" for s, n in counts.items())
-            table.add_row(Text(f"product {product or '(default)'}"), Text(parts))
+            table.add_row(_plain(f"product {product or '(default)'}"), _plain(parts))
     table.add_row("HTTP attempts", f"{summary.attempts:,} ({summary.retries:,} retries)")
     table.add_row("reconciled", f"{summary.reconciled:,}")
     if summary.throughput is not None:
@@ -71,7 +94,7 @@ def render_table(summary: Summary) -> Table:
         table.add_row("last attempt", _iso(summary.last_at))
     table.add_row("runs", f"{summary.runs:,}")
     if summary.stop_reason:
-        table.add_row("last run stopped", Text(summary.stop_reason))
+        table.add_row("last run stopped", _plain(summary.stop_reason))
     return table
 
 
@@ -99,9 +122,10 @@ def delivery_table(d: DeliveryBreakdown, title: str, *, meaning: bool = False) -
     """Devices (with their share) and commands by delivery state; a device counts under its
     least happy command (ledger/delivery.py); ``meaning`` adds what each state means.
 
-    ``title`` is shown as written: a job's path (``jobs[v2]/``) is text, never markup."""
+    ``title`` is shown as written: a job's path (``jobs[v2]/``) is text, never markup (and
+    :func:`printable`)."""
     devices = sum(d.devices.values())
-    table = Table(title=Text(title, style="table.title"), title_justify="left")
+    table = Table(title=_plain(title, "table.title"), title_justify="left")
     table.add_column("delivery", style="bold")
     table.add_column("devices", justify="right")
     table.add_column("commands", justify="right")
@@ -126,6 +150,11 @@ def delivery_table(d: DeliveryBreakdown, title: str, *, meaning: bool = False) -
             *(["rejected, failed, in doubt or not sent"] if meaning else []),
         )
     return table
+
+
+def _plain(text: str, style: str = "") -> Text:
+    """Text from outside as a table shows it: never markup, :func:`printable`."""
+    return Text(printable(text), style=style)
 
 
 def _iso(at: float | None) -> str | None:

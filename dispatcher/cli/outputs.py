@@ -1,0 +1,89 @@
+"""The files an ``-o`` may not write over: the ledger being read and its side files, the job file
+that ledger belongs to, that job's CSV of targets, and any other dispatcher ledger (an SQLite
+database, or a side file beside one). ``--force`` never changes it: those are what a run needs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Final
+
+from dispatcher.cli.exits import EXIT_USAGE, fail
+from dispatcher.errors import DispatcherError
+from dispatcher.job.model import load_job
+from dispatcher.ledger.identity import JobRecord
+
+__all__ = ["is_the_ledger", "own_file", "refuse_own_files"]
+
+# The files SQLite and the lock keep beside a ledger ("<ledger>-wal", ...).
+_SIDE_FILES: Final = ("-wal", "-shm", "-journal", ".lock")
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
+
+
+def refuse_own_files(
+    output: Path, ledger_path: Path, record: JobRecord | None, *, writing: str
+) -> None:
+    """Exit 2 with a one-line error when writing ``output`` (``writing``: "the report", "the new
+    job") would destroy a file of :func:`own_file`'s; else return."""
+    what = own_file(output, ledger_path, record)
+    if what is not None:
+        fail(f"{output} is {what}: write {writing} to another file", EXIT_USAGE)
+
+
+def own_file(output: Path, ledger_path: Path, record: JobRecord | None) -> str | None:
+    """What ``output`` is when it must not be written over ("the ledger being read", ...), or
+    None when it may be (a new file, or one of no ledger's or job's)."""
+    if is_the_ledger(output, ledger_path):
+        return "the ledger being read"
+    if record is not None:
+        job_path = Path(record.path)
+        if _same_file(output, job_path):
+            return f"the job file {ledger_path} belongs to"
+        targets_csv = _targets_csv(job_path)
+        if targets_csv is not None and _same_file(output, targets_csv):
+            return f"the targets_csv of the job file {ledger_path} belongs to"
+    if _is_sqlite(output):
+        return "a ledger (an SQLite database)"
+    real = output.resolve()
+    for side in _SIDE_FILES:
+        if real.name.endswith(side) and _is_sqlite(real.with_name(real.name[: -len(side)])):
+            return f"a ledger's {side.lstrip('-.')} file"
+    return None
+
+
+def is_the_ledger(output: Path, ledger_path: Path) -> bool:
+    """Whether writing ``output`` would overwrite the ledger or one of its side files."""
+    ledger = ledger_path.resolve()
+    target = output.resolve()
+    if target.parent == ledger.parent and target.name.startswith(ledger.name):
+        return target.name[len(ledger.name) :] in ("", *_SIDE_FILES)
+    return output.exists() and os.path.samefile(output, ledger_path)
+
+
+def _same_file(output: Path, path: Path) -> bool:
+    if output.resolve() == path.resolve():
+        return True
+    try:
+        return os.path.samefile(output, path)
+    except OSError:  # one of them does not exist: not the same file
+        return False
+
+
+def _targets_csv(job_path: Path) -> Path | None:
+    """The CSV of targets the job file names, or None (none, or the job file cannot be read:
+    then there is nothing known to protect)."""
+    if not job_path.is_file():
+        return None
+    try:
+        return load_job(job_path).targets_csv
+    except (DispatcherError, OSError):
+        return None
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` is a file that begins as an SQLite database does."""
+    try:
+        with path.open("rb") as file:
+            return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:  # missing, a directory, unreadable: not a database this could destroy
+        return False
