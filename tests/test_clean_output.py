@@ -276,6 +276,24 @@ def test_an_sqlite_database_without_tables_is_never_made_a_ledger(tmp_path: Path
     assert bare.read_bytes() == before
 
 
+def test_a_ledger_whose_creating_run_died_before_its_schema_is_made_the_ledger(
+    tmp_path: Path,
+) -> None:
+    # A run killed as it created its ledger: the file is there, empty, and its pid file names a
+    # dispatcher that is gone. The same command goes on with it.
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    path = tmp_path / "run.db"
+    path.touch(mode=0o600)
+    (tmp_path / "run.db.lock").write_text(gone.stdout, encoding="ascii")
+    with Ledger.open(path) as ledger:
+        ledger.register([make_command(1)])
+        assert ledger.total() == 1
+
+
 def test_a_path_that_does_not_exist_is_made_a_ledger(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "new.db") as ledger:
         ledger.register([make_command(1)])

@@ -3,7 +3,6 @@ through, each as the job gave it, to review, validate and run."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import orjson
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_USAGE, fail, interruptible
-from dispatcher.cli.report_command import is_the_ledger
+from dispatcher.cli.outputs import refuse_own_files
 from dispatcher.errors import DispatcherError
-from dispatcher.job.model import load_job
 from dispatcher.job.writer import NOTE_COLUMN, JobWriter, Target, Written, job_format
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.store import Ledger
@@ -76,7 +74,7 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
     into = str(output.parent.resolve() / output.name)
     try:
         record = ledger.job()
-        _refuse_own_files(output, ledger_path, record)
+        refuse_own_files(output, ledger_path, record, writing="the new job")
         _warn_if_running(ledger, ledger_path)
         handed: list[str] = []
         with JobWriter(output, force=force) as writer:
@@ -120,48 +118,6 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
         _left_out(tally, record, job, ledger_path)
     else:
         _summary(written, tally, flagged, fmt, record, job, ledger_path)
-
-
-def _refuse_own_files(output: Path, ledger_path: Path, record: JobRecord | None) -> None:
-    """Never write over the ledger being read (or a side file of it), the job file it belongs
-    to, nor that job's CSV of targets; ``--force`` does not change it."""
-    if is_the_ledger(output, ledger_path):
-        fail(f"{output} is the ledger being read: write the new job to another file", EXIT_USAGE)
-    if record is None:
-        return
-    job_path = Path(record.path)
-    if _same_file(output, job_path):
-        fail(
-            f"{output} is the job file {ledger_path} belongs to: write the new job to another file",
-            EXIT_USAGE,
-        )
-    targets_csv = _targets_csv(job_path)
-    if targets_csv is not None and _same_file(output, targets_csv):
-        fail(
-            f"{output} is the targets_csv of the job file {ledger_path} belongs to: write the new"
-            " job to another file",
-            EXIT_USAGE,
-        )
-
-
-def _same_file(output: Path, path: Path) -> bool:
-    if output.resolve() == path.resolve():
-        return True
-    try:
-        return os.path.samefile(output, path)
-    except OSError:  # one of them does not exist: not the same file
-        return False
-
-
-def _targets_csv(job_path: Path) -> Path | None:
-    """The CSV of targets the job file names, or None (none, or the job file cannot be read:
-    then there is nothing known to protect)."""
-    if not job_path.is_file():
-        return None
-    try:
-        return load_job(job_path).targets_csv
-    except (DispatcherError, OSError):
-        return None
 
 
 def _hand_over_said(error: str, ledger: Ledger, handed: list[str], into: str, output: Path) -> str:

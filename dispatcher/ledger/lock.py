@@ -47,6 +47,9 @@ def lock(path: Path) -> int:
         if (st.st_dev, st.st_ino) in _HELD:
             raise _locked(path, real, os.getpid())
     fd, created = _open_private(path, real)
+    # A file a dispatcher created and died before it wrote the schema (killed at that moment):
+    # its pid file is beside it, and its writer is gone. It is made the ledger it was to be.
+    created = created or _orphaned(real)
     if not created and os.fstat(fd).st_size == 0:
         # Refused before the lock's pid file is written beside it: nothing is left behind.
         os.close(fd)
@@ -113,6 +116,24 @@ def _open_private(path: Path, real: Path) -> tuple[int, bool]:
         os.close(fd)
         raise
     return fd, True
+
+
+def _orphaned(real: Path) -> bool:
+    """Whether ``real`` has a ``.lock`` pid file of a process that is gone (ours: a dispatcher
+    wrote it as it opened or created the file)."""
+    try:
+        pid = int(real.with_name(real.name + ".lock").read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
 
 
 def _write_pid(pid_path: Path) -> None:
