@@ -1,6 +1,11 @@
 """The newer OneNET platform's signed token (iot-api.heclouds.com): ``sign``, ``token_header``
 and ``TokenSource``, which makes the token and renews it before it expires.
 
+OneNET refuses a token once its own clock passes ``et``, so a token is dated, and renewed, on
+OneNET's clock: ``header(now)`` takes OneNET's now (the client passes its ``ServerClock``'s, read
+off the answers' Date headers); a clock of our own that is behind OneNET's would otherwise make
+tokens that lapse there before they are renewed here.
+
 The rules (docs/onenet-api.md, "The newer OneNET API"): ``sign = base64(HMAC_method(key =
 base64decode(access_key), msg = et + "\\n" + method + "\\n" + res + "\\n" + version))``; the header
 is ``version=...&res=...&et=...&method=...&sign=...`` with every value URL-encoded (``/`` as %2F,
@@ -82,7 +87,10 @@ def token_header(access_key: str, res: str, et: int, method: str, version: str) 
 
 
 class TokenSource:
-    """The token of one resource, made on first use and renewed before it expires."""
+    """The token of one resource, made on first use and renewed before it expires.
+
+    ``clock`` is this machine's clock; ``header(now)`` is given OneNET's now when it is known.
+    """
 
     def __init__(
         self,
@@ -108,7 +116,7 @@ class TokenSource:
         self._access_key = access_key
         self.res, self.method, self.version = res, method, version
         self.lifetime_s = float(lifetime_s)
-        self._clock = clock
+        self.clock = clock
         self._ahead = min(_RENEW_AHEAD, self.lifetime_s / 5)
         self._header: str | None = None
         self._sign = ""
@@ -120,10 +128,13 @@ class TokenSource:
         """The current token's expiry (Unix seconds), None before the first ``header()``."""
         return self._et if self._header is not None else None
 
-    def header(self) -> str:
+    def header(self, now: float | None = None) -> str:
         """The current token as the ``authorization`` header's value; a new one when less than
-        ``min(300, lifetime_s / 5)`` seconds are left before the current one's ``et``."""
-        now = self._clock()
+        ``min(300, lifetime_s / 5)`` seconds are left before the current one's ``et``. ``now``
+        is OneNET's now (Unix seconds; by default ``clock``'s): the token is dated, and renewed,
+        on the clock that judges its ``et``."""
+        if now is None:
+            now = self.clock()
         header = self._header
         if header is not None and self._et - now >= self._ahead:
             return header

@@ -13,6 +13,14 @@ Two platforms (docs/onenet-api.md): ``onenet`` (``/nbiot/...``, header ``api-key
 ``iot-api`` (``/nb-iot/...``, header ``authorization`` with a signed token from a ``TokenSource``,
 taken per request so that it is renewed during a long run). The api-key, the access key and the
 token's sign travel only in their header and are never put into a message.
+
+Tokens are dated on OneNET's clock, ``server_clock`` (the run's lane reads OneNET's clock into
+the same one): OneNET judges a token's ``et`` by its own clock. Until that clock has been read
+(the first answer) a token is dated on ours; when OneNET refuses a request with errno 1 (auth
+failed) and the answer's Date shows that the token had lapsed by its clock, the Date is read into
+``server_clock`` and the request is sent once more with a token dated on it. That is safe: a
+refused request created nothing (the check of the token comes before anything is done), so it
+cannot make a command twice. A second errno 1 is the key's, or the device's, and stays as it is.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ from dispatcher.onenet.requests import (
     WriteRequest,
     WriteValue,
 )
-from dispatcher.times import format_onenet
+from dispatcher.times import ServerClock, format_onenet
 
 __all__ = [
     "MAX_BODY",
@@ -147,7 +155,8 @@ class OneNetClient:
     """OneNET's cached-command API over one aiohttp session (the caller owns it and its timeout).
 
     ``platform="onenet"``: ``/nbiot/...`` with header ``api-key``; ``"iot-api"``: the newer
-    platform, ``/nb-iot/...`` with header ``authorization`` from ``token`` (required there).
+    platform, ``/nb-iot/...`` with header ``authorization`` from ``token`` (required there),
+    dated on ``server_clock`` (OneNET's clock; by default a new one over the token's clock).
     """
 
     def __init__(
@@ -158,6 +167,7 @@ class OneNetClient:
         *,
         platform: Platform = "onenet",
         token: TokenSource | None = None,
+        server_clock: ServerClock | None = None,
     ) -> None:
         if platform == "onenet":
             if token is not None:
@@ -181,6 +191,12 @@ class OneNetClient:
         self._key = api_key
         self._token = token
         self._token_header = ""  # the token the header dicts were last built from
+        self._token_et = 0  # its et
+        if token is not None and server_clock is None:
+            server_clock = ServerClock(token.clock)
+        self.server_clock = server_clock
+        """OneNET's clock as its answers show it, the one tokens are dated on (None on the
+        ``onenet`` platform unless given): a lane over this client reads OneNET's clock into it."""
         # the access key and the current sign (none yet: the token is made on first use)
         self._token_secrets = token.secrets() if token is not None else ()
         self._secrets = tuple(dict.fromkeys(((api_key,) if api_key else ()) + self._token_secrets))
@@ -195,12 +211,21 @@ class OneNetClient:
         """The URL execute commands are posted to: base URL and path, no query, no key."""
         return self._root + "/execute/offline"
 
+    def _headers(self, body: bytes | None) -> Mapping[str, str]:
+        """The headers of a request (with a body: its content type too), the token renewed
+        first when it is near its ``et`` on OneNET's clock."""
+        if self._token is not None:
+            self._renew(self._token)
+        return self._key_only if body is None else self._with_body
+
     def _renew(self, token: TokenSource) -> None:
         """The header dicts and the masks follow the token: rebuilt only when it changed."""
-        header = token.header()
+        clock = self.server_clock
+        header = token.header(None if clock is None else clock.now())
         if header == self._token_header:
             return
         self._token_header = header
+        self._token_et = token.et or 0
         self._key_only = {"authorization": header}
         self._with_body = {"authorization": header, "Content-Type": "application/json"}
         # An answer to a request sent just before the renewal may echo the previous sign.
@@ -222,15 +247,13 @@ class OneNetClient:
             values += req.valid_time
         if not _QUERY_SAFE.fullmatch(values):
             url = self._execute_url_escaped(req)
-        if self._token is not None:
-            self._renew(self._token)
         if req.args is None:
-            return await self._send("POST", url, None, self._key_only)
+            return await self._send("POST", url, None)
         try:
             body = orjson.dumps({"args": req.args})
         except TypeError:
             return Outcome(Verdict.REJECTED, error="args cannot be encoded as JSON text")
-        return await self._send("POST", url, body, self._with_body)
+        return await self._send("POST", url, body)
 
     async def write_offline(self, req: WriteRequest) -> Outcome:
         """Create one cached write; never raises for network trouble."""
@@ -242,9 +265,7 @@ class OneNetClient:
             body = orjson.dumps({"data": [v.item() for v in req.values]})
         except TypeError:
             return Outcome(Verdict.REJECTED, error="a value cannot be encoded as JSON")
-        if self._token is not None:
-            self._renew(self._token)
-        return await self._send("POST", f"{self._root}/offline?{query}", body, self._with_body)
+        return await self._send("POST", f"{self._root}/offline?{query}", body)
 
     async def read_offline(self, req: ReadRequest) -> Outcome:
         """Create one cached read; never raises for network trouble."""
@@ -256,9 +277,7 @@ class OneNetClient:
         if req.bin2hex:
             query += "&bin2hex=true"
         query += self._window_query(req)
-        if self._token is not None:
-            self._renew(self._token)
-        return await self._send("GET", f"{self._root}/offline?{query}", None, self._key_only)
+        return await self._send("GET", f"{self._root}/offline?{query}", None)
 
     @staticmethod
     def _window_query(req: WriteRequest | ReadRequest) -> str:
@@ -279,18 +298,46 @@ class OneNetClient:
             f"{self._root}/offline/history?imei={_query_value(imei)}"
             f"&start={_query_value(format_onenet(start))}&page=1&per_page=1"
         )
-        if self._token is not None:
-            self._renew(self._token)
-        outcome = await self._send("GET", url, None, self._key_only)
+        outcome = await self._send("GET", url, None)
         status = outcome.http_status
         if outcome.errno == 0 and status is not None and 200 <= status < 300:
             return replace(outcome, verdict=Verdict.ACCEPTED, uuid=None, error="")
         return outcome
 
-    async def _send(
+    async def _send(self, method: str, url: str, body: bytes | None) -> Outcome:
+        """One call whose every answer or failure is an Outcome; sent once more with a new token
+        when OneNET refused it because the token had lapsed by OneNET's clock."""
+        headers = self._headers(body)
+        et, sent = self._token_et, self._local()
+        outcome = await self._attempt(method, url, body, headers)
+        if self._lapsed(outcome.errno, outcome.server_date, et, sent):
+            outcome = await self._attempt(method, url, body, self._headers(body))
+        return outcome
+
+    def _local(self) -> float:
+        """Our clock as ``server_clock`` reads it (0.0 without one: nothing to date)."""
+        clock = self.server_clock
+        return 0.0 if clock is None else clock.local()
+
+    def _lapsed(self, errno: int | None, server_date: float | None, et: int, sent: float) -> bool:
+        """Whether an errno 1 (auth failed) was the token's lapsing on OneNET's clock: the
+        answer's Date (the server's time, truncated to the second) at or past the ``et`` of the
+        token the request carried. Then OneNET's clock is read from that answer (the request
+        left at ``sent``) and the token renewed on it; True when the renewed token is newer, and
+        the request is to be sent once more with it."""
+        clock, token = self.server_clock, self._token
+        if token is None or clock is None or errno != 1 or server_date is None:
+            return False
+        if server_date < et:  # the token was still good by OneNET's clock: the key, or the device
+            return False
+        clock.observe(server_date, sent, clock.local())
+        self._renew(token)
+        return self._token_et > et
+
+    async def _attempt(
         self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
     ) -> Outcome:
-        """One call whose every answer or failure is an Outcome."""
+        """One request whose every answer or failure is an Outcome."""
         try:
             async with self._session.request(
                 method, URL(url, encoded=True), data=body, headers=headers, allow_redirects=False
@@ -420,12 +467,26 @@ class OneNetClient:
     async def _exchange(
         self, method: str, url: str, what: str
     ) -> tuple[int, bytes | None, Mapping[str, str]]:
-        """(status, body or None when too large, headers); OneNetUnavailable on network trouble."""
-        if self._token is not None:
-            self._renew(self._token)
+        """(status, body or None when too large, headers); OneNetUnavailable on network trouble.
+        Asked once more with a new token when OneNET refused a token that had lapsed by its
+        clock (as ``_send``)."""
+        headers = self._headers(None)
+        et, sent = self._token_et, self._local()
+        answer = await self._fetch(method, url, what, headers)
+        status, raw, got = answer
+        if self._token is not None and raw is not None:
+            judged = classify(status, raw, got)
+            if self._lapsed(judged.errno, judged.server_date, et, sent):
+                answer = await self._fetch(method, url, what, self._headers(None))
+        return answer
+
+    async def _fetch(
+        self, method: str, url: str, what: str, headers: Mapping[str, str]
+    ) -> tuple[int, bytes | None, Mapping[str, str]]:
+        """One request's (status, body or None when too large, headers)."""
         try:
             async with self._session.request(
-                method, URL(url, encoded=True), headers=self._key_only, allow_redirects=False
+                method, URL(url, encoded=True), headers=headers, allow_redirects=False
             ) as resp:
                 raw = await _read_capped(resp)
                 return resp.status, raw, resp.headers

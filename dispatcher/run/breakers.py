@@ -5,8 +5,9 @@ wrong, not the devices: resending the whole fleet would only repeat it. Each bre
 object that counts its own kind of answer while nothing is accepted and, at ``threshold``, names
 the cause:
 
-- ``AuthBreaker``: errno 1 (auth failed): the api-key is wrong or not this product's (once the key
-  is proven, errno 1 is one device's: an IMEI outside the product);
+- ``AuthBreaker``: errno 1 (auth failed): the api-key is wrong or not this product's, or on the
+  newer platform the access key or the token (``auth_blame`` says which the lane has; once the
+  key is proven, errno 1 is one device's: an IMEI outside the product);
 - ``ConnectionBreaker``: no connection at all, in a row: the host, port or network is wrong;
 - ``AddressBreaker``: pages that are not OneNET answers (HTML 404 for a wrong base path, a proxy's
   403/407): the URL is wrong, or a proxy stands in the way;
@@ -18,8 +19,9 @@ failure is one command's.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
+from dispatcher.config import Settings
 from dispatcher.errors import (
     MisroutedError,
     RunAborted,
@@ -30,13 +32,29 @@ from dispatcher.errors import (
 from dispatcher.onenet.answers import Outcome
 
 __all__ = [
+    "API_KEY_BLAME",
     "AddressBreaker",
     "AuthBreaker",
     "Breaker",
     "Breakers",
     "ConnectionBreaker",
     "HangBreaker",
+    "auth_blame",
 ]
+
+API_KEY_BLAME: Final = "the api-key is wrong or not this product's master key"
+
+
+def auth_blame(settings: Settings) -> str:
+    """What errno 1 (auth failed) on every early answer says is wrong on a lane: its api-key, or
+    on the newer platform (no api-key there) its access key or its token."""
+    token = settings.onenet.token
+    if settings.onenet.platform != "iot-api" or token is None:
+        return API_KEY_BLAME
+    return (
+        f"the access key or token is wrong: {token.access_key_env} must hold the access key of"
+        f" {token.res} (onenet.token.res), and the token's method and version be ones OneNET takes"
+    )
 
 
 class Breaker(Protocol):
@@ -46,10 +64,11 @@ class Breaker(Protocol):
 
 
 class AuthBreaker:
-    """errno 1 on ``threshold`` commands with nothing accepted: the api-key is wrong."""
+    """errno 1 on ``threshold`` commands with nothing accepted: the key is wrong (``blame``
+    says which: ``auth_blame``)."""
 
-    def __init__(self, threshold: int) -> None:
-        self.threshold = threshold
+    def __init__(self, threshold: int, blame: str = API_KEY_BLAME) -> None:
+        self.threshold, self.blame = threshold, blame
         self.key_proven = False  # OneNET took the key (the probe's answer): errno 1 is a device's
         self.rejected: list[str] = []  # keys answered errno 1 while counted: not the devices'
 
@@ -63,7 +82,7 @@ class AuthBreaker:
             return None
         return WrongKeyError(
             f"OneNET answered errno 1 (auth failed) to the first {self.threshold} commands with"
-            " none accepted: the api-key is wrong or not this product's master key"
+            f" none accepted: {self.blame}"
         )
 
 
@@ -128,8 +147,10 @@ class HangBreaker:
 class Breakers:
     """A lane's breakers: ``observe`` returns the reason to stop, once."""
 
-    def __init__(self, threshold: int, *, url: str, timeout_s: float) -> None:
-        self.auth = AuthBreaker(threshold)
+    def __init__(
+        self, threshold: int, *, url: str, timeout_s: float, blame: str = API_KEY_BLAME
+    ) -> None:
+        self.auth = AuthBreaker(threshold, blame)
         self.each: tuple[Breaker, ...] = (
             AddressBreaker(threshold, url),
             ConnectionBreaker(threshold, url),

@@ -18,7 +18,7 @@ from dispatcher.config import Settings
 from dispatcher.errors import OneNetUnavailable, RunAborted
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.requests import CancelResult
-from dispatcher.run.breakers import Breakers
+from dispatcher.run.breakers import Breakers, auth_blame
 from dispatcher.run.finder import RateFinder
 from dispatcher.run.pacing import Pace
 from dispatcher.run.reconcile import CommandClient
@@ -63,16 +63,22 @@ class Lane:
         clock: Callable[[], float] = time.time,
         name: str = "default",
     ) -> Lane:
-        """A lane for ``client`` with the settings' pace, slow-down and breakers."""
+        """A lane for ``client`` with the settings' pace, slow-down and breakers. Its clock is
+        ``server_clock``, else the one the client dates its tokens on (the newer platform's:
+        what the lane reads of OneNET's clock keeps them fresh by it), else a new one."""
         pace = pace or Pace(settings.limits.rate_per_second)
         breakers = Breakers(
             settings.reliability.breaker_threshold,
             url=client.execute_url,
             timeout_s=settings.retry.request_timeout_s,
+            blame=auth_blame(settings),
         )
         adaptive = settings.limits.adaptive
         finder = RateFinder(pace, settings.limits.rate_per_second) if adaptive else None
-        return cls(client, pace, server_clock or ServerClock(clock), breakers, finder, name)
+        own = getattr(client, "server_clock", None)  # OneNetClient's; a test's fake has none
+        if server_clock is None:
+            server_clock = own if isinstance(own, ServerClock) else ServerClock(clock)
+        return cls(client, pace, server_clock, breakers, finder, name)
 
     async def query(self, call: Callable[[], Awaitable[T]]) -> T:
         """A follow-up call (history, detail, cancel) under the lane's slow-down: a throttling

@@ -27,6 +27,7 @@ from dispatcher.errors import (
 )
 from dispatcher.job.model import Job
 from dispatcher.onenet.answers import Outcome, Verdict
+from dispatcher.run.breakers import API_KEY_BLAME
 from dispatcher.run.pacing import Pace
 from dispatcher.run.state import Stop
 from dispatcher.times import BEIJING, ServerClock, describe_offset
@@ -67,7 +68,9 @@ class Probe:
         timeout_s: float,
         sleep: Callable[[float], Awaitable[None]],
         clock: Callable[[], float],
+        blame: str = API_KEY_BLAME,
     ) -> None:
+        self.blame = blame  # what errno 1 from every device says is wrong (breakers.auth_blame)
         self.client, self.pace, self.server_clock, self.stop = client, pace, server_clock, stop
         self.attempts, self.backoff_s, self.timeout_s = attempts, backoff_s, timeout_s
         self.sleep, self.clock = sleep, clock
@@ -104,8 +107,7 @@ class Probe:
                     continue
                 return WrongKeyError(
                     f"OneNET answered errno 1 (auth failed) for {len(imeis)} devices of the job"
-                    " before anything was sent: the api-key is wrong or not this product's"
-                    " master key"
+                    f" before anything was sent: {self.blame}"
                 )
             failures += 1
             why = self._verdict(outcome, failures, base)
@@ -171,6 +173,7 @@ async def check_lane(
         timeout_s=settings.retry.request_timeout_s,
         sleep=sleep,
         clock=clock,
+        blame=lane.breakers.auth.blame,
     )
     probe.why = await probe.run(imeis[: settings.reliability.breaker_threshold])
     if probe.why is None and probe.key_proven:
