@@ -480,8 +480,9 @@ def api_key_from_env(settings: Settings, environ: Mapping[str, str] | None = Non
     return key
 
 
-def plain_http_warning(base_url: str) -> str | None:
-    """A warning when the api-key would travel over plain http to a host that is not loopback."""
+def plain_http_warning(base_url: str, platform: str = "onenet") -> str | None:
+    """A warning when the key (the api-key, or on the newer platform a signed token) would
+    travel over plain http to a host that is not loopback."""
     url = urlsplit(base_url)
     if url.scheme != "http":
         return None
@@ -493,4 +494,5 @@ def plain_http_warning(base_url: str) -> str | None:
             return None
     except ValueError:
         pass
-    return f"the api-key will be sent unencrypted over plain http to {host}; use https"
+    what = "the api-key" if platform == "onenet" else "the signed token"
+    return f"{what} will be sent unencrypted over plain http to {host}; use https"

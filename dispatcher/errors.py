@@ -11,7 +11,7 @@ A failed *command* is data (an outcome in the ledger), never an exception. An ex
     ├── OneNetUnavailable      a follow-up call (history, detail, cancel) got no usable answer
     ├── JobMismatchError       the ledger holds another job, or this job was edited since
     └── RunAborted             the run stopped itself (reason): a circuit breaker
-        ├── WrongKeyError      errno 1 on every early answer: the api-key is wrong
+        ├── WrongKeyError      errno 1 on every early answer: the key is wrong
         ├── UnreachableError   no early attempt could connect: the base URL or the network
         ├── MisroutedError     early answers are not OneNET's (HTML 404, a proxy's 403/407)
         └── ServerHungError    early requests got no answer at all within the timeout
@@ -110,7 +110,8 @@ class RolloutAborted(RunAborted):
 
 
 class WrongKeyError(RunAborted):
-    """OneNET answered errno 1 (auth failed) to every early request: the api-key is wrong."""
+    """OneNET answered errno 1 (auth failed) to every early request: the key (api-key, or
+    access key and token) is wrong."""
 
 
 class UnreachableError(RunAborted):

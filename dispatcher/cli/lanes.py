@@ -50,7 +50,7 @@ def settings_and_key(
     except DispatcherError as exc:
         fail(str(exc))
     console.redact(api_key)
-    warning = plain_http_warning(settings.onenet.base_url)
+    warning = plain_http_warning(settings.onenet.base_url, settings.onenet.platform)
     if warning:
         console.warn(warning)
     return settings, api_key

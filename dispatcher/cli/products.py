@@ -53,7 +53,7 @@ def lane_keys(settings: Settings, products: Iterable[str]) -> LaneKeys:
         except DispatcherError as exc:
             fail(f"product {name}: {exc}" if name else str(exc))
         console.redact(key)
-        warning = plain_http_warning(lane.onenet.base_url)
+        warning = plain_http_warning(lane.onenet.base_url, lane.onenet.platform)
         if warning:
             console.warn(f"product {name}: {warning}" if name else warning)
         lanes[name] = (lane, key)

@@ -128,7 +128,7 @@ async def read_round(
             result.gave_up = (
                 f"the delivery state of {reader.failed_in_a_row} devices in a row could not be"
                 f" read, and of none so far ({result.last_error}): check onenet.base_url, the"
-                " api-key and the network"
+                " key (api-key, or access key and token) and the network"
             )
         if len(queue) >= _BATCH:
             await flush()
