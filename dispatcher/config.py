@@ -306,14 +306,14 @@ def _duration(value: Any, where: str) -> float:
         return _number(value, where)
     text = str(value).strip().lower()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
     try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        seconds = float(number) * unit
     except ValueError:
-        raise ConfigError(
-            f"{where}: must be a duration such as 1h, 30m or 3600, not {value!r}"
-        ) from None
+        seconds = math.nan
+    if not math.isfinite(seconds):  # float() reads nan, inf and 1e999 too
+        raise ConfigError(f"{where}: must be a duration such as 1h, 30m or 3600, not {value!r}")
+    return seconds
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:

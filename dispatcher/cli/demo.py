@@ -15,6 +15,7 @@ import click
 from dispatcher.cli import console
 from dispatcher.cli.exits import fail
 from dispatcher.cli.lanes import open_lane
+from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.report_command import write_report_file
 from dispatcher.cli.run_command import end_of_run, send_job
 from dispatcher.cli.signals import run_with_signals
@@ -43,7 +44,13 @@ DEMO_JOB = Path("jobs/example.yaml")
     show_default=True,
     help="The job to run.",
 )
-@click.option("--rate", default=1000.0, show_default=True, help="Requests per second at most.")
+@click.option(
+    "--rate",
+    default=1000.0,
+    type=FiniteFloat(min=0),
+    show_default=True,
+    help="Requests per second at most.",
+)
 @click.option(
     "--faults/--no-faults",
     default=True,

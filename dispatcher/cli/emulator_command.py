@@ -11,6 +11,7 @@ import yaml
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_USAGE, fail
+from dispatcher.cli.numbers import FiniteFloat
 
 __all__ = ["emulator"]
 
@@ -18,13 +19,13 @@ __all__ = ["emulator"]
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--fail-rate", default=0.0, type=click.FloatRange(0, 1), help="HTTP 500 share.")
-@click.option("--latency-ms", default=0.0, type=click.FloatRange(0), help="Added latency.")
-@click.option("--latency-jitter-ms", default=0.0, type=click.FloatRange(0), help="Plus 0..this.")
+@click.option("--fail-rate", default=0.0, type=FiniteFloat(0, 1), help="HTTP 500 share.")
+@click.option("--latency-ms", default=0.0, type=FiniteFloat(0), help="Added latency.")
+@click.option("--latency-jitter-ms", default=0.0, type=FiniteFloat(0), help="Plus 0..this.")
 @click.option(
     "--throttle",
     "throttle_rps",
-    type=click.FloatRange(0, min_open=True),
+    type=FiniteFloat(0, min_open=True),
     help="Admit at most this many requests per second; throttle the rest.",
 )
 @click.option(
@@ -34,17 +35,17 @@ __all__ = ["emulator"]
     show_default=True,
     help="How throttling is answered.",
 )
-@click.option("--retry-after", default=1.0, type=click.FloatRange(0), help="429's Retry-After.")
+@click.option("--retry-after", default=1.0, type=FiniteFloat(0), help="429's Retry-After.")
 @click.option(
     "--cut-before",
     default=0.0,
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     help="Share of requests cut before they are processed.",
 )
 @click.option(
     "--cut-after",
     default=0.0,
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     help="Share of requests accepted, then cut before the answer.",
 )
 @click.option("--api-key-env", help="Accept only the key in this environment variable.")
@@ -53,7 +54,7 @@ __all__ = ["emulator"]
 @click.option(
     "--truncate",
     default=0.0,
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     help="Share of requests accepted, then answered with half the JSON body.",
 )
 @click.option("--gzip", "gzip_answers", is_flag=True, help="Gzip every answer, asked or not.")
@@ -69,13 +70,13 @@ __all__ = ["emulator"]
     "--clock-offset",
     default=0.0,
     metavar="SECONDS",
-    type=float,
+    type=FiniteFloat(),
     help="The server's clock (checks, create_time, Date) runs this far ahead (or behind, < 0).",
 )
 @click.option(
     "--hang",
     default=0.0,
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     help="Share of requests read, then never answered.",
 )
 @click.option(
@@ -89,21 +90,21 @@ __all__ = ["emulator"]
     "--wake-every",
     default=0.0,
     metavar="SECONDS",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0),
     help="Simulate devices waking this often and taking their commands (0: no devices).",
 )
 @click.option(
     "--never-wake",
     default=0.0,
     metavar="SHARE",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     help="Share of devices that never wake (their commands expire).",
 )
 @click.option(
     "--device-errors",
     default=0.0,
     metavar="SHARE",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     help="Share of devices that answer commands with an error (send_status 6).",
 )
 @click.option(
@@ -111,7 +112,7 @@ __all__ = ["emulator"]
     default=0.2,
     show_default=True,
     metavar="SECONDS",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0),
     help="Time from a command sent to a device to its answer.",
 )
 @click.option(

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import click
 
+from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.job.plan import Plan, rollout_from_flags
 from dispatcher.times import BEIJING, parse_timespec
 
@@ -64,14 +65,19 @@ def plan_options(command: Callable[..., None]) -> Callable[..., None]:
             help="After a good canary: go on, or stop (exit 0) until the next run.",
         ),
         click.option(
-            "--ramp-start-per-second", "ramp_start", type=float, help="The ramp's first pace."
+            "--ramp-start-per-second",
+            "ramp_start",
+            type=FiniteFloat(),
+            help="The ramp's first pace.",
         ),
-        click.option("--ramp-factor", type=float, help="The ramp's pace multiplier."),
+        click.option("--ramp-factor", type=FiniteFloat(), help="The ramp's pace multiplier."),
         click.option(
             "--ramp-every-accepted", "ramp_every", type=int, help="Accepted per ramp step."
         ),
         click.option(
-            "--max-failure-rate", type=float, help="Abort above this share refused or failed."
+            "--max-failure-rate",
+            type=FiniteFloat(),
+            help="Abort above this share refused or failed.",
         ),
         click.option("--min-decided", type=int, help="Decided commands before the rate counts."),
         click.option(

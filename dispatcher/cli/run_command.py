@@ -26,6 +26,7 @@ from dispatcher.cli.exits import (
 )
 from dispatcher.cli.lanes import settings_and_key
 from dispatcher.cli.ledger_paths import earlier_ledgers, ledger_to_resume, resumable
+from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.plan_options import ledger_path_for, plan_options, planned, resume_command
 from dispatcher.cli.plan_view import (
     Countdown,
@@ -60,7 +61,7 @@ __all__ = ["end_of_run", "run", "send_job"]
     type=click.Path(path_type=Path),
     help="Results ledger (default: <job file>.ledger.db next to the job file).",
 )
-@click.option("--rate", type=float, help="Requests per second at most (0: no limit).")
+@click.option("--rate", type=FiniteFloat(min=0), help="Requests per second at most (0: no limit).")
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Requests in flight at most.")
 @click.option("--base-url", help="OneNET API base URL (e.g. the emulator's).")
 @click.option("--strict", is_flag=True, help="Treat job-file warnings as errors.")

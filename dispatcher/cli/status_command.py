@@ -26,6 +26,7 @@ from dispatcher.cli.exits import (
     interruptible,
 )
 from dispatcher.cli.lanes import open_lane, settings_and_key
+from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.products import LaneKeys, lane_keys
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
@@ -57,7 +58,9 @@ def lane_options(command: F) -> F:
                 "--config", "config_path", type=click.Path(path_type=Path), help="Config file."
             ),
             click.option("--base-url", help="OneNET API base URL (e.g. the emulator's)."),
-            click.option("--rate", type=float, help="Requests per second at most (0: no limit)."),
+            click.option(
+                "--rate", type=FiniteFloat(min=0), help="Requests per second at most (0: no limit)."
+            ),
             click.option(
                 "--concurrency", type=click.IntRange(1, 1024), help="Requests in flight at most."
             ),
@@ -107,9 +110,9 @@ def status_title(ledger: Ledger) -> str:
 @click.option("--watch", is_flag=True, help="Poll until every command is final.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloat(min=0.1, max=86400),
     metavar="S",
-    help="Seconds between polls with --watch (default 30).",
+    help="Seconds between polls with --watch (default 30; at most a day).",
 )
 @click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
 @interruptible
