@@ -1,11 +1,11 @@
 """Exit codes, and the two ways a command ends early: failing with a message, or a Ctrl-C.
 
-0 every command accepted (or the job file is valid); 1 job file, config or ledger invalid, nothing
-sent; 2 usage error; 3 finished, but some commands rejected, failed, expired or in doubt (status:
-some delivery states unreadable; cancel: some waiting commands not cancelled); 4 stopped
-by a breaker (a wrong api-key, address or server); 5 the run broke off (the ledger could not be
-written, e.g. a full disk): some commands may have been sent, run again once fixed; 130 stopped by
-a signal (resume by running the same command).
+0 every command accepted, or handed to a retry job (or the job file is valid); 1 job file, config
+or ledger invalid, nothing sent; 2 usage error; 3 finished, but some commands rejected, failed,
+expired or in doubt (status: some delivery states unreadable; cancel: some waiting commands not
+cancelled); 4 stopped by a breaker (a wrong api-key, address or server); 5 the run broke off (the
+ledger could not be written, e.g. a full disk): some commands may have been sent, run again once
+fixed; 130 stopped by a signal (resume by running the same command).
 """
 
 from __future__ import annotations

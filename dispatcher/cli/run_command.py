@@ -8,9 +8,10 @@ import contextlib
 import itertools
 import sys
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import click
 
@@ -346,7 +347,7 @@ def _already_finished(job: Job, ledger: Ledger, total: int) -> bool | None:
         return None
     parts = ", ".join(f"{counts[s]:,} {s.value}" for s in FINAL if counts[s])
     console.note(f"{job.source}: the job is finished ({parts}): nothing to send")
-    return counts[Status.ACCEPTED] == final
+    return all_through(counts)
 
 
 async def send_job(
@@ -422,4 +423,15 @@ def end_of_run(
             f"stopped ({result.stop_reason})" + (f"; to resume: {resume}" if resume else "")
         )
         return EXIT_INTERRUPTED
-    return EXIT_OK if result.complete else EXIT_INCOMPLETE
+    return EXIT_OK if all_through(result.counts, result.unregistered) else EXIT_INCOMPLETE
+
+
+# The outcomes that are no problem of the job: accepted, or handed to a retry job (retried), which
+# sends them, and whose own run says how that went.
+_THROUGH: Final = frozenset({Status.ACCEPTED, Status.RETRIED})
+
+
+def all_through(counts: Mapping[Status, int], unregistered: int = 0) -> bool:
+    """Whether a job of these counts needs nothing more of anyone (exit 0): every command
+    accepted, or handed to a retry job."""
+    return unregistered == 0 and not any(n for s, n in counts.items() if s not in _THROUGH)
