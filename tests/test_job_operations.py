@@ -63,10 +63,11 @@ def test_a_yaml_write_sends_its_values_typed_by_the_registry(write_file: WriteFi
     assert first.key != second.key
 
 
-def test_the_op_is_a_command_field_not_a_top_level_one(write_file: WriteFile) -> None:
+def test_the_op_may_be_given_at_the_top_of_the_job_as_a_default(write_file: WriteFile) -> None:
     path = write_file("lights.yaml", LIGHTS)
-    found, *_ = check(path)
-    assert any("op: unknown field" in p for p in found)
+    found, n, _, errors = check(path)
+    assert (found, n, errors) == ([], 2, 0)
+    assert {c.op for c in commands(path)} == {"write"}
 
 
 def test_a_csv_write_names_one_resource_per_row_and_infers_unknown_types(

@@ -296,7 +296,7 @@ def test_validation_reports_window_and_distinct_devices(write_file: WriteFile) -
 def test_unknown_fields_are_errors_with_a_suggestion(write_file: WriteFile) -> None:
     path = write_file(
         "j.yaml",
-        "job: x\nallow_duplicate: true\nobj_id: 3\n"
+        "job: x\nallow_duplicate: true\nobj_di: 3\n"
         "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +1d\n"
         "  colour: red\n"
         f"targets:\n  - imei: '{I1}'\n    tigger_msg: 3\n",
@@ -304,7 +304,7 @@ def test_unknown_fields_are_errors_with_a_suggestion(write_file: WriteFile) -> N
     result, problems = check(path)
     assert problems == [
         f"{path}:2: allow_duplicate: unknown field (did you mean allow_duplicates?)",
-        f"{path}:3: obj_id: unknown field (command fields go under defaults: or in each target)",
+        f"{path}:3: obj_di: unknown field (did you mean obj_id?)",
         f"{path}:9: colour: unknown field",
         f"{path}:12: tigger_msg: unknown field (did you mean trigger_msg?)",
     ]

@@ -199,6 +199,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
     sections: list[tuple[str, Node, int]] = []
     steps: list[Entry] = []
     product: tuple[str, int] | None = None
+    top: list[tuple[Node, Node]] = []  # command fields at the top: defaults of every target
     for knode, vnode in root.value:
         key = node_key(knode)
         line, vline = node_line(knode), node_line(vnode)
@@ -256,10 +257,10 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
                 misplaced = True
             elif text is not None:
                 raise JobFileError(source, vline, key, "must be a list of targets (- imei: ...)")
+        elif key in SLOT:
+            top.append((knode, vnode))
         else:
-            hint = suggest(key, TOP_KEYS)
-            if key in SLOT:
-                hint = " (command fields go under defaults: or in each target)"
+            hint = suggest(key, (*TOP_KEYS, *NAMES))
             problems.append(Problem(source, line, key or "?", f"unknown field{hint}"))
     if product is not None:  # the job's product: every command's, as a default
         if defaults.values[PRODUCT] is not None:
@@ -270,6 +271,8 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             lines = list(defaults.lines)
             values[PRODUCT], lines[PRODUCT] = product
             defaults = replace(defaults, values=tuple(values), lines=tuple(lines))
+    if top:
+        defaults = _with_top(defaults, top, source, problems)
     problems.extend(_step_products(defaults, steps, source))
     if not targets and targets_csv is None and not misplaced:
         raise JobFileError(source, 1, "targets", "no targets: list them or name a targets_csv")
@@ -316,6 +319,32 @@ def _step_products(defaults: Entry, steps: list[Entry], source: str) -> list[Pro
             )
             problems.append(Problem(source, line, "product", message))
     return problems
+
+
+def _with_top(
+    defaults: Entry, top: list[tuple[Node, Node]], source: str, problems: list[Problem]
+) -> Entry:
+    """``defaults`` with the command fields written at the top of the job (``op: write`` and its
+    ``values:``, say), read as defaults are; one written in both places with another value is an
+    error at the default."""
+    node = MappingNode("tag:yaml.org,2002:map", top, top[0][0].start_mark, top[-1][1].end_mark)
+    given = _entry(node, source, is_defaults=True, what="top")
+    problems.extend(given.problems)
+    values, lines = list(defaults.values), list(defaults.lines)
+    refused = list(defaults.refused)
+    for slot, value in enumerate(given.values):
+        if value is None and slot not in given.refused:
+            continue  # not written at the top
+        if defaults.values[slot] is not None or slot in defaults.refused:
+            if defaults.values[slot] != value or value is None:
+                where = f"first on line {given.lines[slot]}, at the top of the job"
+                message = f"given twice, with another value ({where})"
+                problems.append(Problem(source, defaults.lines[slot], NAMES[slot], message))
+            continue
+        values[slot], lines[slot] = value, given.lines[slot]
+        if slot in given.refused:
+            refused.append(slot)
+    return replace(defaults, values=tuple(values), lines=tuple(lines), refused=tuple(refused))
 
 
 def node_key(node: Node) -> str:
@@ -393,7 +422,9 @@ def _entry(node: Node, source: str, *, is_defaults: bool = False, what: str = ""
                 Problem(source, kline, name, f"given twice (first on line {first[name]})")
             )
         elif is_defaults and slot == IMEI:
-            where = "not in a step" if what == "step" else "not in defaults"
+            where = {"step": "not in a step", "top": "not at the top of the job"}.get(
+                what, "not in defaults"
+            )
             problems.append(Problem(source, kline, name, f"belongs in each target, {where}"))
         else:
             first[name] = kline
