@@ -49,9 +49,9 @@ __all__ = [
 MAX_LINE = 1 << 20  # bytes in one physical line: longer is not a job file
 MAX_YAML = 32 << 20  # bytes of a YAML job: a bigger fleet belongs in targets_csv
 PLAN_KEYS = ("rollout", "schedule", "window")  # how the job is sent: read by planfile.py
+# The job's own keys; a command field (NAMES) there is a default of every target.
 TOP_KEYS = (
     "job",
-    "product",
     "defaults",
     "targets",
     "targets_csv",
@@ -198,8 +198,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
     seen: dict[str, int] = {}
     sections: list[tuple[str, Node, int]] = []
     steps: list[Entry] = []
-    product: tuple[str, int] | None = None
-    top: list[tuple[Node, Node]] = []  # command fields at the top: defaults of every target
+    top: list[tuple[Node, Node]] = []  # command fields (product: ...): defaults of every target
     for knode, vnode in root.value:
         key = node_key(knode)
         line, vline = node_line(knode), node_line(vnode)
@@ -215,11 +214,6 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
                 problems.append(Problem(source, vline, key, bad))
             else:
                 name = text
-        elif key == "product":
-            if text is None or not isinstance(vnode, ScalarNode):
-                problems.append(Problem(source, vline, key, "must be a product's name"))
-            else:
-                product = (text, vline)
         elif key == "allow_duplicates":
             if text is not None and text.lower() in _TRUE + _FALSE:
                 allow = text.lower() in _TRUE
@@ -262,15 +256,6 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         else:
             hint = suggest(key, (*TOP_KEYS, *NAMES))
             problems.append(Problem(source, line, key or "?", f"unknown field{hint}"))
-    if product is not None:  # the job's product: every command's, as a default
-        if defaults.values[PRODUCT] is not None:
-            message = f"given twice (first on line {product[1]}, as the job's product)"
-            problems.append(Problem(source, defaults.lines[PRODUCT], "product", message))
-        else:
-            values = list(defaults.values)
-            lines = list(defaults.lines)
-            values[PRODUCT], lines[PRODUCT] = product
-            defaults = replace(defaults, values=tuple(values), lines=tuple(lines))
     if top:
         defaults = _with_top(defaults, top, source, problems)
     problems.extend(_step_products(defaults, steps, source))
