@@ -679,9 +679,9 @@ async def test_run_that_cannot_start_sends_nothing(
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--rate", "-1"], "rate_per_second: -1.0 must be positive"),
-        (["--rate", "nan"], "--rate: must be a number"),
-        (["--rate", "inf"], "--rate: must be a number"),
+        (["--rate", "-1"], "Invalid value for '--rate': -1.0 is not in the range x>=0"),
+        (["--rate", "nan"], "Invalid value for '--rate': 'nan' is not a finite number"),
+        (["--rate", "inf"], "Invalid value for '--rate': 'inf' is not a finite number"),
         (["--concurrency", "0"], "--concurrency"),
         (["--base-url", "http://h:99999"], "onenet.base_url"),
         (["--base-url", "http://[::1"], "onenet.base_url"),

@@ -12,13 +12,14 @@ from datetime import datetime
 from rich.text import Text
 
 from dispatcher.cli import console
-from dispatcher.config import Settings
-from dispatcher.job.plan import Plan, Ramp
+from dispatcher.job.plan import Canary, Plan, Ramp
+from dispatcher.run.rollout import canary_positions
 from dispatcher.run.state import Stop
 from dispatcher.times import BEIJING, format_onenet
 
 __all__ = [
     "Countdown",
+    "LaneFigures",
     "PlanFigures",
     "estimate_s",
     "plan_lines",
@@ -28,19 +29,51 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class PlanFigures:
-    """What the plan is about: the job's commands, those the ledger holds as done, and where."""
+class LaneFigures:
+    """One lane of the run: its product's commands, those the ledger holds as done, its pace."""
 
+    product: str  # "": the commands that name none (the only lane of a config without products)
     total: int
     done: int
+    rate: float | None  # the lane's limits.rate_per_second (None: no limit)
+    concurrency: int
+
+    @property
+    def to_send(self) -> int:
+        """Commands the lane would send (the ledger's final ones are skipped)."""
+        return max(self.total - self.done, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFigures:
+    """What the plan is about: the lanes the run sends on (each product's own, at its own pace,
+    all at once), where the ledger is, and what each command of a device is."""
+
+    lanes: tuple[LaneFigures, ...]
     ledger: str
     ledger_exists: bool
     window: str | None  # the first command's window, as the job gives it (None: no window)
+    steps: int = 1  # commands per device: a job with steps: sends each device every step
+
+    @property
+    def total(self) -> int:
+        """The job's commands."""
+        return sum(lane.total for lane in self.lanes)
+
+    @property
+    def done(self) -> int:
+        """Those the ledger holds as final."""
+        return sum(lane.done for lane in self.lanes)
 
     @property
     def to_send(self) -> int:
         """Commands a run would send (the ledger's final ones are skipped)."""
-        return max(self.total - self.done, 0)
+        return sum(lane.to_send for lane in self.lanes)
+
+    @property
+    def by_product(self) -> bool:
+        """True when the config names products: a lane per product of the job."""
+        return any(lane.product for lane in self.lanes)
 
 
 def estimate_s(count: int, rate: float | None, ramp: Ramp | None) -> float | None:
@@ -76,31 +109,31 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{m:02d}m" if hours else f"{m}m{s:02d}s"
 
 
-def plan_lines(plan: Plan, figures: PlanFigures, settings: Settings, now: float) -> list[str]:
-    """The plan, a line per part, for a person to check before anything is sent."""
-    rate = settings.limits.rate_per_second
+def plan_lines(plan: Plan, figures: PlanFigures, now: float) -> list[str]:
+    """The plan, a line per part, for a person to check before anything is sent: each figure
+    as the run works it out (each lane at its own pace, a canary per lane, of devices when the
+    job has steps)."""
     rollout = plan.rollout
     held = f"holds {figures.done:,} done" if figures.ledger_exists else "new"
     lines = [
         f"ledger    {figures.ledger} ({held})",
         f"to send   {figures.to_send:,} of {figures.total:,} commands",
     ]
+    if figures.by_product:
+        for lane in figures.lanes:
+            lines.append(
+                f"lane      {lane.product or '(default)'}: {lane.to_send:,} of {lane.total:,}"
+                f" commands to send, {_pace(lane)}"
+            )
     canary = rollout.canary
     if canary is not None:
-        n = canary.count(figures.total)
-        wait = "their answers" if canary.wait == "accepted" else "their delivery"
-        wait += f" (at most {_duration(canary.timeout_s)})" if canary.wait == "delivered" else ""
-        lines.append(
-            f"canary    {n:,} commands drawn evenly across the job, judged on {wait}; then"
-            f" {canary.then}"
-        )
-    pace = "no limit" if rate is None else f"{rate:g}/s"
-    pace += f", {settings.limits.concurrency} at a time"
+        lines.append("canary    " + _canary_line(canary, figures))
+    pace = "each lane at its own (above)" if figures.by_product else _pace(figures.lanes[0])
     if rollout.ramp is not None:
         r = rollout.ramp
         pace += (
             f"; ramp from {r.start_per_second:g}/s, x{r.factor:g} every {r.every_accepted:,}"
-            " accepted"
+            " accepted" + (" (in each lane)" if figures.by_product else "")
         )
     lines.append(f"pace      {pace}")
     abort = rollout.abort
@@ -119,10 +152,12 @@ def plan_lines(plan: Plan, figures: PlanFigures, settings: Settings, now: float)
     lines.append(f"start     {when}")
     if figures.window is not None:
         lines.append(f"window    {figures.window}")
-    seconds = estimate_s(figures.to_send, rate, rollout.ramp)
-    if seconds is None:
+    # The lanes send at once: the slowest sets the length.
+    each = [estimate_s(lane.to_send, lane.rate, rollout.ramp) for lane in figures.lanes]
+    if None in each:
         lines.append("duration  unknown: no rate limit, as fast as OneNET answers")
     else:
+        seconds = max((s for s in each if s is not None), default=0.0)
         extra = ""
         if canary is not None and canary.wait == "delivered":
             seconds += canary.timeout_s
@@ -131,6 +166,31 @@ def plan_lines(plan: Plan, figures: PlanFigures, settings: Settings, now: float)
         lines.append(f"duration  about {_duration(seconds)}{extra}")
         lines.append(f"ends      about {format_onenet(end)} (UTC+8)")
     return lines
+
+
+def _pace(lane: LaneFigures) -> str:
+    pace = "no limit" if lane.rate is None else f"{lane.rate:g}/s"
+    return f"{pace}, {lane.concurrency} at a time"
+
+
+def _canary_line(canary: Canary, figures: PlanFigures) -> str:
+    """The canary as each lane draws it: of commands, or with steps of devices each getting
+    every step (the run's own draw, run/rollout.py)."""
+    steps = figures.steps
+    sizes = []
+    for lane in figures.lanes:
+        n = len(canary_positions(lane.total // steps, canary))  # as CanaryPhase.run draws
+        size = f"{n:,} commands" if steps == 1 else (
+            f"{n:,} devices ({n * steps:,} commands: each device every step)"
+        )  # fmt: skip
+        sizes.append(f"{lane.product or '(default)'} {size}" if figures.by_product else size)
+    wait = "their answers" if canary.wait == "accepted" else "their delivery"
+    wait += f" (at most {_duration(canary.timeout_s)})" if canary.wait == "delivered" else ""
+    if figures.by_product:
+        drawn = f"{', '.join(sizes)}: each lane its own, drawn evenly across its commands,"
+    else:
+        drawn = f"{sizes[0]} drawn evenly across the job,"
+    return f"{drawn} judged on {wait}; then {canary.then}"
 
 
 def _at(when: float, now: float) -> str:

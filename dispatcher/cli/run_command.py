@@ -5,17 +5,18 @@ lines and exit code of a run)."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 import click
 
 from dispatcher.cli import console
+from dispatcher.cli.binding_view import tell_binding, tell_refused_edit
+from dispatcher.cli.dry_run import plan_figures, show_dry_run
 from dispatcher.cli.exits import (
     EXIT_BREAKER,
     EXIT_BROKEN,
@@ -29,13 +30,7 @@ from dispatcher.cli.lanes import settings_and_key
 from dispatcher.cli.ledger_paths import earlier_ledgers, ledger_to_resume, resumable
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.plan_options import ledger_path_for, plan_options, planned, resume_command
-from dispatcher.cli.plan_view import (
-    Countdown,
-    PlanFigures,
-    plan_lines,
-    show_plan,
-    wait_for_start,
-)
+from dispatcher.cli.plan_view import Countdown, plan_lines, show_plan, wait_for_start
 from dispatcher.cli.products import LaneKeys, lane_keys, open_clients, product_problems
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
@@ -45,7 +40,7 @@ from dispatcher.job.plan import Plan, Rollout
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.occurrences import Occurrence
 from dispatcher.ledger.store import FINAL, Ledger, Status
-from dispatcher.run.binding import Binding, JobChangedError, bind_job, describe_change
+from dispatcher.run.binding import JobChangedError, bind_job
 from dispatcher.run.runner import run_job
 from dispatcher.run.state import RunResult, RunStats, Stop
 from dispatcher.times import BEIJING, format_onenet
@@ -146,7 +141,7 @@ def run(
             )
             resuming = path.exists()
         if dry_run:
-            _dry_run(job, checked, plan, path, settings, now)
+            show_dry_run(job, checked, plan, path, settings, now, accept_changes=accept_changes)
         keys = (
             lane_keys(settings, checked.products)
             if settings.products
@@ -162,7 +157,8 @@ def run(
     _bind(ledger, job, checked, accept_changes)
     if start > now:
         console.validation(job, checked)
-        show_plan(plan_lines(plan, _figures(ledger, checked, path, job), settings, now))
+        figures = plan_figures(job, checked, settings, path, ledger)
+        show_plan(plan_lines(plan, figures, now))
     try:
         stats = RunStats(total=checked.commands)
         result = run_with_signals(
@@ -255,87 +251,18 @@ def _bind(ledger: Ledger, job: Job, checked: Validation, accept_changes: bool) -
             total=checked.commands,
             accept_changes=accept_changes,
         )
-        _tell_binding(job, binding)
+        tell_binding(job, binding)
         finished = _already_finished(job, ledger, checked.commands)
         if finished is not None:
             ledger.close()
             sys.exit(EXIT_OK if finished else EXIT_INCOMPLETE)
     except JobChangedError as exc:
-        for change in exc.diff.changed_examples:
-            console.note(describe_change(change))
-        if exc.diff.changed > len(exc.diff.changed_examples):
-            console.note(f"... and {exc.diff.changed - len(exc.diff.changed_examples):,} more")
+        tell_refused_edit(exc)
         ledger.close()
         fail(str(exc))
     except DispatcherError as exc:
         ledger.close()
         fail(str(exc))
-
-
-def _figures(ledger: Ledger | None, checked: Validation, path: Path, job: Job) -> PlanFigures:
-    done = 0 if ledger is None else _done_of(ledger, job)
-    window = job.plan.window
-    shown = None if window is None else f"daily {window.text}"
-    return PlanFigures(checked.commands, done, str(path), ledger is not None, shown)
-
-
-def _done_of(ledger: Ledger, job: Job) -> int:
-    """How many of this job's commands the ledger holds as final (and so would not send)."""
-    done = 0
-    commands = job.commands()
-    try:
-        while batch := list(itertools.islice(commands, 1000)):
-            rows = ledger.rows_of([c.key for c in batch])
-            done += sum(1 for r in rows if r.retired is None and r.status in FINAL)
-    finally:
-        commands.close()
-    return done
-
-
-def _dry_run(
-    job: Job, checked: Validation, plan: Plan, path: Path, settings: Settings, now: float
-) -> NoReturn:
-    """The plan, read from the job, the config and the ledger (read only); nothing is sent."""
-    console.validation(job, checked)
-    ledger = Ledger.open(path, read_only=True) if path.exists() else None
-    record = ledger.job() if ledger is not None else None
-    if ledger is not None and record is not None and record.path != str(job.path.resolve()):
-        ledger.close()
-        fail(
-            f"{path} is the ledger of another job ({record.path}): the run would refuse it;"
-            " give this job its own ledger (--ledger)"
-        )
-    try:
-        figures = _figures(ledger, checked, path, job)
-    finally:
-        if ledger is not None:
-            ledger.close()
-    show_plan(plan_lines(plan, figures, settings, now))
-    console.note("dry run: nothing was sent, and nothing was asked of OneNET")
-    sys.exit(EXIT_OK)
-
-
-def _tell_binding(job: Job, binding: Binding) -> None:
-    """Say what an edited or moved job changed in its ledger."""
-    if binding.moved_from is not None:
-        console.note(f"{job.source}: the job file moved (it was {binding.moved_from})")
-    diff = binding.diff
-    if diff is None:
-        return
-    if diff.changed:
-        console.note(
-            f"{job.source}: {diff.changed:,} edited command(s) will be sent as new commands;"
-            " their earlier versions are kept as they were"
-        )
-    if diff.removed:
-        console.note(
-            f"{job.source}: {diff.removed:,} command(s) of the ledger are no longer in the job"
-            " file: they are kept in the ledger as removed and not sent"
-        )
-        for row in diff.removed_examples[:5]:
-            console.note(f"  removed: {row.source}:{row.line}: imei {row.imei}")
-    if diff.returned:
-        console.note(f"{job.source}: {diff.returned:,} removed command(s) are back in the job")
 
 
 def _already_finished(job: Job, ledger: Ledger, total: int) -> bool | None:

@@ -20,7 +20,7 @@ command and the total, see ledger/identity.py). Before a run sends anything:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dispatcher.errors import JobMismatchError
@@ -29,7 +29,7 @@ from dispatcher.ledger.identity import Change, JobDiff, JobRecord, same_job_file
 from dispatcher.ledger.records import Row
 from dispatcher.ledger.store import Ledger
 
-__all__ = ["Binding", "JobChangedError", "bind_job", "describe_change"]
+__all__ = ["Binding", "JobChangedError", "bind_job", "describe_change", "preview_binding"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ class Binding:
     """How the ledger stood with the job: fresh, resumed, and what an edit changed."""
 
     fresh: bool  # the ledger held no command before
-    diff: JobDiff | None = None  # the edit, applied (None: the job was as recorded)
+    diff: JobDiff | None = None  # the edit (None: the job was as recorded); applied by bind_job
     moved_from: str | None = None  # the job file's recorded path, when it was elsewhere
 
 
@@ -53,17 +53,27 @@ def bind_job(
     ledger: Ledger, job: Job, *, fingerprint: str, total: int, accept_changes: bool = False
 ) -> Binding:
     """Bind ``ledger`` to ``job`` (see the module docstring); JobMismatchError if it cannot be."""
+    binding = preview_binding(ledger, job, fingerprint=fingerprint, accept_changes=accept_changes)
+    diff = binding.diff
+    if diff is not None and not diff.same:
+        diff = ledger.compare(_Commands(job), apply=True)
+    if binding.fresh or binding.moved_from is not None or diff is not None:
+        ledger.set_job(JobRecord(str(job.path.resolve()), job.name, fingerprint, total))
+    return replace(binding, diff=None if diff is None or diff.same else diff)
+
+
+def preview_binding(
+    ledger: Ledger, job: Job, *, fingerprint: str, accept_changes: bool = False
+) -> Binding:
+    """What binding ``ledger`` to ``job`` would find, read only (``run --dry-run``): its diff
+    compared but not applied (the same comparison as the run's), and the same JobMismatchError
+    or JobChangedError the run would stop with."""
     path = str(job.path.resolve())
-    record = JobRecord(path, job.name, fingerprint, total)
     recorded = ledger.job()
     if ledger.total() == 0:
-        ledger.set_job(record)
         return Binding(fresh=True)
     if recorded is not None and recorded.fingerprint == fingerprint:
-        if recorded.path != path:
-            ledger.set_job(record)
-            return Binding(fresh=False, moved_from=recorded.path)
-        return Binding(fresh=False)
+        return Binding(fresh=False, moved_from=None if recorded.path == path else recorded.path)
     owner = recorded.path if recorded is not None else _owner(ledger, path)
     if owner is not None and owner != path:
         name = f" {recorded.name!r}" if recorded is not None else ""
@@ -75,10 +85,7 @@ def bind_job(
     diff = ledger.compare(_Commands(job), apply=False)
     if diff.changed_at_onenet and not accept_changes:
         raise JobChangedError(_changed_message(ledger, job, diff), diff)
-    if not diff.same:
-        diff = ledger.compare(_Commands(job), apply=True)
-    ledger.set_job(record)
-    return Binding(fresh=False, diff=diff if not diff.same else None)
+    return Binding(fresh=False, diff=diff)
 
 
 class _Commands:
