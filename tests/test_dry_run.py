@@ -144,3 +144,30 @@ async def test_the_plan_refuses_an_edit_the_run_refuses_and_counts_one_it_accept
     sent_again = emulator.accepted()[len(imeis) :]
     assert sorted(c.imei for c in sent_again) == sorted(imeis[:2])
     assert {c.retry for c in sent_again} == {5}
+
+
+async def test_the_plan_shows_a_passed_canary_and_the_canary_an_edit_gets_as_the_run_does(
+    tmp_path: Path,
+) -> None:
+    from tests.test_rollout import run, write_job
+
+    imeis = fleet(20, start=300)
+    job = write_job(tmp_path, imeis)
+    write_config(tmp_path)
+    pause = ("--canary", "2", "--canary-then", "pause")
+    emulator = Emulator()
+    async with serve(emulator) as url:
+        assert (await run(url, tmp_path, *pause)).code == 0  # the canary passed, then paused
+        covered = plan_of(await run(url, tmp_path, *pause, "--dry-run"))["canary"]
+        job.write_text(job.read_text().replace("args: fw=2", "args: fw=3"), encoding="utf-8")
+        # Every device's args edited and five devices taken out: the run draws a canary from
+        # the fifteen edited commands alone.
+        lines = job.read_text().splitlines()
+        job.write_text("\n".join(lines[:-5]) + "\n", encoding="utf-8")
+        edited = plan_of(await run(url, tmp_path, *pause, "--dry-run"))["canary"]
+        posts = emulator.stats()["posts"]
+        ran = await run(url, tmp_path, *pause)
+    assert covered.startswith("none: a canary passed before"), covered
+    assert "2 commands drawn from the 15 rows a passed canary does not cover" in edited, edited
+    assert ran.code == 0 and "paused" in ran.stderr, ran.stderr
+    assert emulator.stats()["posts"] - posts == 2  # the canary the plan said, and no more

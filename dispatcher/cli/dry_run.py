@@ -45,7 +45,10 @@ def show_dry_run(
         edited: frozenset[str] = frozenset()
         if ledger is not None:
             edited = _binding(ledger, job, checked, accept_changes)
-        figures = plan_figures(job, checked, settings, path, ledger, edited=edited)
+        figures = plan_figures(
+            job, checked, settings, path, ledger, edited=edited,
+            canary=plan.rollout.canary is not None,
+        )  # fmt: skip
     finally:
         if ledger is not None:
             ledger.close()
@@ -82,26 +85,61 @@ def plan_figures(
     ledger: Ledger | None,
     *,
     edited: frozenset[str] = frozenset(),
+    canary: bool = False,
 ) -> PlanFigures:
     """The plan's figures: a lane per product the job names when the config has products (each
-    with its own settings), else one; what the ledger holds as done (``edited``: not done)."""
+    with its own settings), else one; what the ledger holds as done (``edited``: not done);
+    with a ``canary``, what passed canaries cover."""
     done = Counter[str]() if ledger is None else _done_by_product(ledger, job, edited)
+    steps = len(job.steps) or 1
+    covered = Uncovered(ledger, job, steps, canary)
     if settings.products:
         lanes = tuple(
-            _lane(settings.for_product(name), name, checked.products[name], done[name])
+            _lane(settings.for_product(name), name, checked.products[name], done[name],
+                  covered.rows(name))
             for name in sorted(checked.products)
-        )
+        )  # fmt: skip
     else:
-        lanes = (_lane(settings, "", checked.commands, done.total()),)
+        lanes = (_lane(settings, "", checked.commands, done.total(), covered.rows(None)),)
     window = job.plan.window
     shown = None if window is None else f"daily {window.text}"
-    steps = len(job.steps) or 1
     return PlanFigures(lanes, str(path), ledger is not None, shown, steps=steps)
 
 
-def _lane(settings: Settings, product: str, total: int, done: int) -> LaneFigures:
+def _lane(
+    settings: Settings, product: str, total: int, done: int, uncovered: int | None
+) -> LaneFigures:
     limits = settings.limits
-    return LaneFigures(product, total, done, limits.rate_per_second, limits.concurrency)
+    return LaneFigures(product, total, done, limits.rate_per_second, limits.concurrency, uncovered)
+
+
+class Uncovered:
+    """What a lane's passed canaries cover, as the run's gate works it out (run/gating.py):
+    the rows with a command to send that none covers (a lane is a product, or None: the only
+    one). Read from the ledger, never written: a command it does not hold is not covered."""
+
+    def __init__(self, ledger: Ledger | None, job: Job, steps: int, canary: bool) -> None:
+        self.ledger, self.job, self.steps, self.canary = ledger, job, steps, canary
+
+    def rows(self, product: str | None) -> int | None:
+        """The lane's rows no passed canary covers; None: no canary of it passed (or none is
+        asked for)."""
+        ledger = self.ledger
+        if not self.canary or ledger is None or not ledger.canary_covered_before(product):
+            return None
+        rows: set[int] = set()
+        commands = self.job.commands()
+        n = 0
+        try:
+            while batch := list(itertools.islice(commands, 1000)):
+                mine = [(n + i, c) for i, c in enumerate(batch)
+                        if product is None or c.product == product]  # fmt: skip
+                found = ledger.uncovered([c.key for _, c in mine])
+                rows.update(i // self.steps for i, c in mine if c.key in found)
+                n += len(batch)
+        finally:
+            commands.close()
+        return len(rows)
 
 
 def _done_by_product(ledger: Ledger, job: Job, edited: frozenset[str]) -> Counter[str]:

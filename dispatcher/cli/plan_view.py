@@ -37,6 +37,9 @@ class LaneFigures:
     done: int
     rate: float | None  # the lane's limits.rate_per_second (None: no limit)
     concurrency: int
+    # Rows (devices, with steps) no passed canary of the lane covers: its canary is drawn from
+    # them (0: a passed canary covers every command left, none is sent); None: none passed yet.
+    uncovered: int | None = None
 
     @property
     def to_send(self) -> int:
@@ -179,10 +182,15 @@ def _canary_line(canary: Canary, figures: PlanFigures) -> str:
     steps = figures.steps
     sizes = []
     for lane in figures.lanes:
-        n = len(canary_positions(lane.total // steps, canary))  # as CanaryPhase.run draws
+        rows = lane.total // steps if lane.uncovered is None else lane.uncovered
+        n = len(canary_positions(rows, canary)) if rows else 0  # as CanaryPhase.run draws
         size = f"{n:,} commands" if steps == 1 else (
             f"{n:,} devices ({n * steps:,} commands: each device every step)"
         )  # fmt: skip
+        if lane.uncovered == 0:
+            size = "none: a canary passed before, and covers every command left"
+        elif lane.uncovered is not None:
+            size += f" drawn from the {rows:,} rows a passed canary does not cover (edited or new)"
         sizes.append(f"{lane.product or '(default)'} {size}" if figures.by_product else size)
     wait = "their answers" if canary.wait == "accepted" else "their delivery"
     wait += f" (at most {_duration(canary.timeout_s)})" if canary.wait == "delivered" else ""

@@ -157,7 +157,9 @@ def run(
     _bind(ledger, job, checked, accept_changes)
     if start > now:
         console.validation(job, checked)
-        figures = plan_figures(job, checked, settings, path, ledger)
+        figures = plan_figures(
+            job, checked, settings, path, ledger, canary=plan.rollout.canary is not None
+        )
         show_plan(plan_lines(plan, figures, now))
     try:
         stats = RunStats(total=checked.commands)
