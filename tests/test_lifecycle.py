@@ -219,6 +219,20 @@ def test_an_abort_keeps_a_command_that_was_sent_and_failed_failed(tmp_path: Path
     assert summary.by_status["failed"] == 1
 
 
+def test_a_stop_before_a_failed_commands_request_left_keeps_it_failed(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        cmd = make_command(1)
+        ledger.register([cmd])
+        ledger.write_batch(
+            [InFlight(cmd.key, 1.0, None, "2030-01-01T00:00:00", 1)],
+            [Result(cmd.key, Status.FAILED, None, "HTTP 500", None, 6, 2.0, 3.0)],
+        )
+        # The next run's worker is stopped while it waits for its in-flight mark.
+        ledger.write_batch((), [Result(cmd.key, Status.PENDING, None, "", None, 0, 4.0, None)])
+        (row,) = ledger.rows()
+    assert (row.status, row.error, row.attempts) == (Status.FAILED, "HTTP 500", 6)
+
+
 # -- 5 and 6: canary verdicts tied to the commands they judged, per product ------------------
 
 

@@ -106,7 +106,8 @@ TABLE: Final[Mapping[Event, Mapping[Status, Status]]] = MappingProxyType(
         Event.REJECT: _to(_S.REJECTED, _S.IN_FLIGHT),
         Event.FAIL: _to(_S.FAILED, _S.IN_FLIGHT),
         Event.LOSE: _to(_S.IN_DOUBT, _S.IN_FLIGHT),
-        Event.UNSENT: _to(_S.PENDING, _S.IN_FLIGHT, _S.PENDING),
+        # A stop can come before the mark is written: a command not sent yet keeps its state.
+        Event.UNSENT: {**_to(_S.PENDING, _S.IN_FLIGHT, _S.PENDING), **_stay(_S.FAILED, _S.SKIPPED)},
         Event.EXPIRE: _to(_S.EXPIRED, *_NOT_SENT, _S.IN_FLIGHT),
         Event.RECONCILE_FOUND: _to(_S.ACCEPTED, _S.IN_DOUBT, _S.IN_FLIGHT),
         Event.RECONCILE_MISSING: _to(_S.PENDING, _S.IN_DOUBT, _S.IN_FLIGHT),
@@ -133,6 +134,7 @@ TABLE: Final[Mapping[Event, Mapping[Status, Status]]] = MappingProxyType(
 # errno; a delivery read or a cancel writes only the delivery columns; an edit only retires).
 KEEPS: Final[Mapping[Event, frozenset[Status]]] = MappingProxyType(
     {
+        Event.UNSENT: frozenset({_S.FAILED, _S.SKIPPED}),
         Event.HOLD_BACK: frozenset({_S.FAILED}),
         Event.ABORT: frozenset({_S.FAILED}),
         Event.STATUS_READ: frozenset({_S.ACCEPTED}),
