@@ -22,7 +22,9 @@ with a plain read-only sqlite3 connection):
 (d) nothing the ledger called final (accepted with its uuid, rejected) changes afterwards;
 (e) a canary that paused judged the job as it was: a later run sends no more than a canary's
     worth of commands whose content (operation, ids, args) it did not judge, and the same job run
-    again after a good canary does not pause again.
+    again after a good canary does not pause again;
+(f) a ``status`` that read every state read those of every command OneNET holds for the ledger,
+    and a ``cancel`` that cancelled every waiting one left none of them waiting.
 
 ``make test`` runs a few sequences from a fixed seed; ``make soak`` (DISPATCHER_SOAK=1) runs many
 from random seeds and prints the shortest failing sequence hypothesis finds.
@@ -46,7 +48,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -70,6 +72,7 @@ PRODUCTS = ("meters", "lights")
 DEVICES = 12  # in the job at first: the first DEVICES - SPARES; the rest can be added
 SPARES = 4
 CLI_TIMEOUT_S = 90.0
+WAITING = 1  # OneNET's send_status of a command cached for a device not woken yet
 RUN_CODES = {0, 1, 3, 4, 130}  # README "Exit codes": what a run may end with here
 FOLLOW_UP_CODES = {0, 3}  # status and cancel
 
@@ -108,7 +111,8 @@ class ServedEmulator:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._stack = contextlib.AsyncExitStack()
-        self._kill: tuple[int, int] | None = None  # (pid, create calls to wait for)
+        self._kill: tuple[int, Kill] | None = None  # (pid, the call to kill it at)
+        self._calls = 0  # every call, create or follow-up
         self.emulator, self.url = self._call(self._start(products))
 
     async def _start(self, products: bool) -> tuple[Emulator, str]:
@@ -121,12 +125,17 @@ class ServedEmulator:
 
     async def _on_call(self, seconds: float) -> None:
         """The emulator's latency hook, at the start of every call (after its create call was
-        counted): the moment a run is killed, its command about to be stored."""
+        counted): the moment a run is killed, a command about to be stored or a history about to
+        be read."""
+        self._calls += 1
         kill = self._kill
-        if kill is not None and self._posts() >= kill[1]:
+        if kill is not None and self._count(kill[1].of) >= kill[1].at:
             self._kill = None
             with contextlib.suppress(ProcessLookupError):
                 os.kill(kill[0], signal.SIGKILL)
+
+    def _count(self, of: str) -> int:
+        return self._posts() if of == "create" else self._calls
 
     def _posts(self) -> int:
         posts = self.emulator.stats()["posts"]
@@ -154,11 +163,14 @@ class ServedEmulator:
 
         self.on_loop(put)
 
-    def kill_after(self, pid: int, posts: int | None) -> None:
-        """SIGKILL ``pid`` when the ``posts``-th create call from now reaches OneNET."""
+    def kill_at(self, pid: int, kill: Kill | None) -> None:
+        """SIGKILL ``pid`` when the ``kill.at``-th call from now (of its kind) reaches OneNET."""
 
         def arm() -> None:
-            self._kill = None if posts is None else (pid, self._posts() + posts)
+            if kill is None:
+                self._kill = None
+            else:
+                self._kill = (pid, kill._replace(at=self._count(kill.of) + kill.at))
 
         self.on_loop(arm)
 
@@ -200,7 +212,17 @@ class Plan(Enum):
 
 plans = st.sampled_from(Plan)
 seeds = st.integers(0, 999)
-kills = st.none() | st.integers(1, 10)
+
+
+class Kill(NamedTuple):
+    """A SIGKILL when the ``at``-th call of its kind (``create``, or any ``call``: history
+    reads too) reaches OneNET: its command is stored (or its read answered) for no one."""
+
+    of: str
+    at: int
+
+
+kills = st.none() | st.builds(Kill, st.sampled_from(["create", "call"]), st.integers(1, 10))
 
 
 # --- the job file, as the model holds it ----------------------------------------------------
@@ -310,6 +332,7 @@ class LedgerRow:
     error: str
     retired: str | None
     retried_in: str | None
+    send_status: int | None
 
     @property
     def identity(self) -> Identity:
@@ -324,7 +347,7 @@ class LedgerRow:
 
 _COLUMNS = (
     "seq, key, imei, op, obj_id, obj_inst_id, res_id, args, retry, timeout, trigger_msg,"
-    " expired_time, status, uuid, errno, error, retired, retried_in"
+    " expired_time, status, uuid, errno, error, retired, retried_in, send_status"
 )
 
 
@@ -451,7 +474,7 @@ class Operator(RuleBasedStateMachine):
     def write_job(self) -> None:
         self.job_path.write_text(self.job.yaml(), encoding="utf-8")
 
-    def cli(self, *args: str | Path, kill_after: int | None = None) -> Done:
+    def cli(self, *args: str | Path, kill: Kill | None = None) -> Done:
         assert self.server is not None
         log = self.dir / "cli.log"
         argv = [sys.executable, "-m", "dispatcher", *map(str, args)]
@@ -459,7 +482,7 @@ class Operator(RuleBasedStateMachine):
             proc = subprocess.Popen(
                 argv, cwd=self.dir, env=cli_env(), stdout=out, stderr=subprocess.STDOUT
             )
-            self.server.kill_after(proc.pid, kill_after)
+            self.server.kill_at(proc.pid, kill)
             try:
                 code = proc.wait(timeout=CLI_TIMEOUT_S)
             except subprocess.TimeoutExpired as exc:
@@ -468,7 +491,7 @@ class Operator(RuleBasedStateMachine):
                 said = log.read_text(encoding="utf-8", errors="replace")
                 raise Violation(f"{' '.join(argv[3:])} did not end in time:\n{said}") from exc
             finally:
-                self.server.kill_after(proc.pid, None)
+                self.server.kill_at(proc.pid, None)
         text = log.read_text(encoding="utf-8", errors="replace")
         if os.environ.get("MODEL_DEBUG"):
             print("$", *argv[3:], "->", code, "\n", text[-600:], file=sys.stderr)
@@ -480,30 +503,30 @@ class Operator(RuleBasedStateMachine):
         assert self.server is not None
         return [*args, "--config", self.dir / "config.yaml", "--base-url", self.server.url]
 
-    def run(self, job: Path, plan: Plan, seed: int, kill_after: int | None, *flags: str) -> Done:
+    def run(self, job: Path, plan: Plan, seed: int, kill: Kill | None, *flags: str) -> Done:
         assert self.server is not None
         self.server.set_faults(plan.faults(seed, self.foreign))
-        done = self.cli(*self.online("run", job, "--no-progress", *flags), kill_after=kill_after)
+        done = self.cli(*self.online("run", job, "--no-progress", *flags), kill=kill)
         self.server.set_faults(Faults())
-        expected = RUN_CODES | ({-signal.SIGKILL} if kill_after is not None else set())
+        expected = RUN_CODES | ({-signal.SIGKILL} if kill is not None else set())
         if done.code not in expected:
             raise Violation(f"run {job.name} exited {done.code}:\n{done.out}")
         return done
 
     # -- rules: running ------------------------------------------------------------------------
 
-    @rule(plan=plans, seed=seeds, kill_after=kills, accept_changes=st.booleans())
-    def run_job(self, plan: Plan, seed: int, kill_after: int | None, accept_changes: bool) -> None:
+    @rule(plan=plans, seed=seeds, kill=kills, accept_changes=st.booleans())
+    def run_job(self, plan: Plan, seed: int, kill: Kill | None, accept_changes: bool) -> None:
         before = {c.uuid for c in self.held()}
         flags = ("--accept-changes",) if accept_changes else ()
-        done = self.run(self.job_path, plan, seed, kill_after, *flags)
+        done = self.run(self.job_path, plan, seed, kill, *flags)
         if self.job.canary is not None:
             self.check_canary(done, [c for c in self.held() if c.uuid not in before])
 
     @precondition(lambda self: bool(self.retry_files))
-    @rule(which=st.integers(0, 3), plan=plans, seed=seeds, kill_after=kills)
-    def run_retry_job(self, which: int, plan: Plan, seed: int, kill_after: int | None) -> None:
-        self.run(self.retry_files[which % len(self.retry_files)], plan, seed, kill_after)
+    @rule(which=st.integers(0, 3), plan=plans, seed=seeds, kill=kills)
+    def run_retry_job(self, which: int, plan: Plan, seed: int, kill: Kill | None) -> None:
+        self.run(self.retry_files[which % len(self.retry_files)], plan, seed, kill)
 
     # -- rules: retry-failed, status, cancel -----------------------------------------------------
 
@@ -542,6 +565,23 @@ class Operator(RuleBasedStateMachine):
         done = self.cli(*self.online(command, ledger, *flags))
         if done.code not in FOLLOW_UP_CODES:
             raise Violation(f"{command} exited {done.code}:\n{done.out}")
+        if done.code == 0:
+            self.check_follow_up_saw_everything(command, ledger)
+
+    def check_follow_up_saw_everything(self, command: str, ledger: Path) -> None:
+        """(f) a status that read every state, and a cancel that cancelled every waiting
+        command, did so for every command of the ledger OneNET holds: retired versions too."""
+        held = {c.uuid: c for c in self.held()}
+        for row in read_ledger(ledger):
+            c = held.get(row.uuid or "")
+            if c is None:
+                continue
+            if command == "cancel" and c.send_status == WAITING:
+                raise Violation(f"(f) cancel ended 0, and OneNET still has it waiting: {row}")
+            if command == "status" and row.send_status != c.send_status:
+                raise Violation(
+                    f"(f) status ended 0, and its send_status is {c.send_status} at OneNET: {row}"
+                )
 
     # -- rules: editing the job ------------------------------------------------------------------
 
