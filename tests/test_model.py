@@ -5,7 +5,7 @@ each time, so that a run can be killed with SIGKILL) against the emulator served
 by an event loop in a thread of this test, whose record of what it received is read on that loop.
 Its rules: run the job (with HTTP 500s, answers lost after the command was created, truncated
 answers, throttling, a device outside the product, and sometimes a SIGKILL once a given number of
-create calls reached OneNET), edit the job file (the job's or a row's args, a row's times, remove
+create calls, or of calls of any kind, reached OneNET), edit the job file (the job's or a row's args, a row's times, remove
 or add rows, add or remove a step), run with ``--accept-changes``, ``retry-failed`` (onto a new
 file, or over the last one with and without ``--force``) and run the retry jobs, ``cancel --yes``
 and ``status``; the job may have a canary with ``then: pause`` and two products.
@@ -26,8 +26,9 @@ with a plain read-only sqlite3 connection):
 (f) a ``status`` that read every state read those of every command OneNET holds for the ledger,
     and a ``cancel`` that cancelled every waiting one left none of them waiting.
 
-``make test`` runs a few sequences from a fixed seed; ``make soak`` (DISPATCHER_SOAK=1) runs many
+``make test`` runs 25 sequences from a fixed seed, and shows a failure unshrunk; ``make soak`` (DISPATCHER_SOAK=1) runs many
 from random seeds and prints the shortest failing sequence hypothesis finds.
+DISPATCHER_MODEL_VERBOSE=1 (with pytest -s) shows each command line run and the end of its output.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ RUN_CODES = {0, 1, 3, 4, 130}  # README "Exit codes": what a run may end with he
 FOLLOW_UP_CODES = {0, 3}  # status and cancel
 
 _SOAK = os.environ.get("DISPATCHER_SOAK") == "1"
+_VERBOSE = os.environ.get("DISPATCHER_MODEL_VERBOSE") == "1"
 settings.register_profile(
     "model-ci",  # make test: the same few sequences every time, well under a minute
     max_examples=25,
@@ -493,7 +495,7 @@ class Operator(RuleBasedStateMachine):
             finally:
                 self.server.kill_at(proc.pid, None)
         text = log.read_text(encoding="utf-8", errors="replace")
-        if os.environ.get("MODEL_DEBUG"):
+        if _VERBOSE:  # each command line and the end of what it said, as it happens
             print("$", *argv[3:], "->", code, "\n", text[-600:], file=sys.stderr)
         if "Traceback" in text:
             raise Violation(f"{' '.join(argv[3:])} ended in a traceback:\n{text}")
