@@ -5,10 +5,11 @@ each time, so that a run can be killed with SIGKILL) against the emulator served
 by an event loop in a thread of this test, whose record of what it received is read on that loop.
 Its rules: run the job (with HTTP 500s, answers lost after the command was created, truncated
 answers, throttling, a device outside the product, and sometimes a SIGKILL once a given number of
-create calls, or of calls of any kind, reached OneNET), edit the job file (the job's or a row's args, a row's times, remove
-or add rows, add or remove a step), run with ``--accept-changes``, ``retry-failed`` (onto a new
-file, or over the last one with and without ``--force``) and run the retry jobs, ``cancel --yes``
-and ``status``; the job may have a canary with ``then: pause`` and two products.
+create calls, or of calls of any kind, reached OneNET), edit the job file (the job's or a row's
+args, a row's times, remove or add rows, add or remove a step), run with ``--accept-changes``,
+``retry-failed`` (onto a new file, or over the last one with and without ``--force``) and run the
+retry jobs, ``cancel --yes`` and ``status``; the job may have a canary with ``then: pause`` and
+two products.
 
 After every step the promises are checked against the emulator's record and the ledgers (read
 with a plain read-only sqlite3 connection):
@@ -26,9 +27,10 @@ with a plain read-only sqlite3 connection):
 (f) a ``status`` that read every state read those of every command OneNET holds for the ledger,
     and a ``cancel`` that cancelled every waiting one left none of them waiting.
 
-``make test`` runs 25 sequences from a fixed seed, and shows a failure unshrunk; ``make soak`` (DISPATCHER_SOAK=1) runs many
-from random seeds and prints the shortest failing sequence hypothesis finds.
-DISPATCHER_MODEL_VERBOSE=1 (with pytest -s) shows each command line run and the end of its output.
+``make test`` runs 25 sequences from a fixed seed and shows a failure unshrunk; ``make soak``
+(DISPATCHER_SOAK=1) runs many from random seeds and prints the shortest failing sequence
+hypothesis finds. DISPATCHER_MODEL_VERBOSE=1 (with pytest -s) shows each command line as it runs
+and the end of what it said.
 """
 
 from __future__ import annotations
@@ -562,8 +564,8 @@ class Operator(RuleBasedStateMachine):
     def follow_up(self, command: str, which: int, *flags: str) -> None:
         jobs = [self.job_path, *self.retry_files]
         ledger = self.ledger_of(jobs[which % len(jobs)])
-        if not ledger.exists():
-            return
+        if not read_ledger(ledger):
+            return  # none yet, or a run killed before it registered anything: refused (exit 1)
         done = self.cli(*self.online(command, ledger, *flags))
         if done.code not in FOLLOW_UP_CODES:
             raise Violation(f"{command} exited {done.code}:\n{done.out}")
