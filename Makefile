@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/pytest -n auto
+
+# The model-based test of tests/test_model.py, long: random seeds, long sequences of runs, edits,
+# kills, retry jobs, cancels; stops at the first failure and prints its shortest sequence.
+# SOAK_EXAMPLES sequences (default 2000).
+SOAK_EXAMPLES ?= 2000
+soak: $(VENV)/.installed-test
+	DISPATCHER_SOAK=1 DISPATCHER_SOAK_EXAMPLES=$(SOAK_EXAMPLES) $(BIN)/pytest -p no:xdist -x \
+		--hypothesis-show-statistics tests/test_model.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks
