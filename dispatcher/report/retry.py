@@ -113,13 +113,19 @@ def retries(
     ``into``: the retry job being written; the commands handed to it before go into it again.
     """
     at = start_of(now)
-    for row in ledger.rows(retired=False):
-        tally.rows += 1
+    for row in ledger.rows(retired=None if into is not None else False):
         again = row.retried_in is not None and row.retried_in == into
+        if row.retired is not None and not again:
+            continue  # a retired row stays out, unless this very file already holds it
+        tally.rows += row.retired is None
         if row.retried_in is not None and not again:  # a retry job sends it: never a second one
             tally.handed[row.retried_in] = tally.handed.get(row.retried_in, 0) + 1
             continue
-        reason = _HANDED_BEFORE if again and row.status is Status.RETRIED else reason_of(row)
+        reason = (
+            _HANDED_BEFORE
+            if again and (row.status is Status.RETRIED or row.retired is not None)
+            else reason_of(row)
+        )
         if reason is None:
             if row.status in tally.unsettled:
                 tally.unsettled[row.status] += 1
