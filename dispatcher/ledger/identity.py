@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from dispatcher.job.model import Command
-from dispatcher.ledger.records import Retired, Row, Status
+from dispatcher.ledger.records import TO_SEND, Retired, Row, Status
 from dispatcher.ledger.schema import INSERT_COMMAND, SELECT_ROWS, insert_params, row_of
 
 __all__ = [
@@ -311,7 +311,6 @@ def _retire_aside(conn: sqlite3.Connection, key: str) -> None:
 
 # A command OneNET may hold (or settled for good): another version of it must not be sent blindly.
 _AT_ONENET = frozenset({Status.ACCEPTED, Status.IN_DOUBT, Status.IN_FLIGHT})
-_TO_SEND = frozenset({Status.PENDING, Status.FAILED, Status.SKIPPED})
 
 
 def _earlier_version(conn: sqlite3.Connection, row: Row, command: Command) -> Row | None:
@@ -327,7 +326,7 @@ def _earlier_version(conn: sqlite3.Connection, row: Row, command: Command) -> Ro
 
 def _risky(active: Row, earlier: Row) -> bool:
     """Whether taking ``earlier`` up again would send it while ``active`` may sit at OneNET."""
-    return earlier.status in _TO_SEND and active.status in _AT_ONENET
+    return earlier.status in TO_SEND and active.status in _AT_ONENET
 
 
 def _restore(conn: sqlite3.Connection, active: Row, earlier: Row, command: Command) -> None:

@@ -17,8 +17,8 @@ from typing import Final
 import orjson
 
 from dispatcher.job.model import Command
-from dispatcher.ledger.lifecycle import Status
 from dispatcher.ledger.moves import states_sql
+from dispatcher.ledger.records import TO_SEND
 from dispatcher.ledger.schema import INSERT_COMMAND, insert_params
 
 __all__ = ["covered_before", "pass_canary", "uncovered"]
@@ -26,7 +26,7 @@ __all__ = ["covered_before", "pass_canary", "uncovered"]
 _CHUNK: Final = 500
 _OF_LANE: Final = "(?1 IS NULL OR COALESCE(product, '') = ?1)"
 # Not sent yet: a canary covers those of them it judged fit to go.
-_TO_SEND: Final = states_sql((Status.PENDING, Status.FAILED, Status.SKIPPED))
+_TO_SEND: Final = states_sql(TO_SEND)
 
 
 def covered_before(conn: sqlite3.Connection, product: str | None) -> bool:
