@@ -22,6 +22,7 @@ ANY = frozenset({"*"})
 # library, never the command line. "__main__" is ``python -m dispatcher``: the command line.
 LAYERS: Mapping[str, frozenset[str]] = {
     "errors": frozenset(),
+    "lazy": frozenset(),
     "times": frozenset(),
     "config": frozenset({"errors"}),
     "lwm2m": frozenset({"errors"}),
@@ -31,9 +32,12 @@ LAYERS: Mapping[str, frozenset[str]] = {
     "run": frozenset({"errors", "times", "config", "job", "onenet", "ledger"}),
     "report": frozenset({"errors", "times", "ledger"}),
     "emulator": frozenset({"errors", "times"}),
+    "app": frozenset(
+        {"errors", "times", "config", "lwm2m", "job", "onenet", "ledger", "run", "report", "lazy"}
+    ),
     "cli": ANY,
     "dispatcher": frozenset(
-        {"errors", "times", "config", "job", "onenet", "ledger", "run", "report", "emulator"}
+        {"errors", "times", "config", "job", "onenet", "ledger", "run", "report", "emulator", "lazy"}
     ),
     "__main__": frozenset({"cli"}),
 }

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from dispatcher.app.clients import open_lane
+from dispatcher.app.keys import default_keys, lane_keys
 from dispatcher.cli import console
 from dispatcher.cli.delivery_view import round_line
 from dispatcher.cli.exits import (
@@ -24,8 +26,8 @@ from dispatcher.cli.exits import (
     fail,
     interruptible,
 )
-from dispatcher.cli.lanes import open_lane, settings_and_key
-from dispatcher.cli.products import LaneKeys, lane_keys
+from dispatcher.cli.lanes import load_config
+from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.cli.status_command import (
     devices_to_probe,
@@ -75,16 +77,16 @@ def cancel(
     """
     if not yes and not sys.stdin.isatty():  # before anything is asked of OneNET
         fail("not on a terminal: confirm with --yes; nothing was cancelled", EXIT_USAGE)
-    settings, api_key = settings_and_key(
-        config_path, rate=rate, concurrency=concurrency, base_url=base_url
-    )
+    settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
+    events = ConsoleEvents()
+    default = default_keys(settings, events)
     ledger = open_ledger(ledger_path, settings)
     try:
         title = status_title(ledger)
         wanted = _devices(ledger, imeis)
         # A lane per product of the job's commands: each read and cancelled with its own key.
         names = {r.product or "" for r in _rows_of(ledger, wanted)} if settings.products else set()
-        keys = lane_keys(settings, names) if names else LaneKeys({"": (settings, api_key)})
+        keys = lane_keys(settings, names, events) if names else default
         several = len(keys.lanes) > 1
         unreadable = sum(
             _read_states(ledger, wanted, s, k, product=name if names else None)

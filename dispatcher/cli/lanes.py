@@ -1,91 +1,32 @@
-"""What every command that talks to OneNET shares: its settings and api-key from the config and
-the command line, and a lane over one aiohttp session."""
+"""What every command that talks to OneNET shares: its settings from the config and the command
+line's overrides (the keys are read by the use cases: app/keys.py; the clients are made there
+too: app/clients.py)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import click
 
-from dispatcher.cli import console
-from dispatcher.cli.exits import fail
-from dispatcher.config import Settings, api_key_from_env, load_settings, plain_http_warning
-from dispatcher.errors import ConfigError, DispatcherError
-from dispatcher.onenet.auth import TokenSource
-from dispatcher.onenet.client import OneNetClient
-from dispatcher.run.lane import Lane
+from dispatcher.config import Settings, load_settings
+from dispatcher.errors import ConfigError
 
-__all__ = ["open_lane", "open_session", "settings_and_key"]
+__all__ = ["load_config"]
 
 
-def settings_and_key(
+def load_config(
     config_path: Path | None,
     *,
     rate: float | None = None,
     concurrency: int | None = None,
     base_url: str | None = None,
-    need_key: bool = True,
-) -> tuple[Settings, str]:
-    """The settings with the command line's overrides, and the api-key from the environment
-    (masked in every message from now on; "" when not ``need_key``, and when the config names
-    products: each lane's key is read for its own, products.py); exits with a clear message
-    when either is wrong."""
+) -> Settings:
+    """The settings with the command line's overrides: ConfigError when the file is wrong, a
+    usage error when a flag is."""
+    settings = load_settings(config_path)
     try:
-        settings = load_settings(config_path)
-    except DispatcherError as exc:
-        fail(str(exc))
-    try:
-        settings = settings.with_overrides(
+        return settings.with_overrides(
             rate="keep" if rate is None else rate, concurrency=concurrency, base_url=base_url
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc).removeprefix("command line: ")) from None
-    if not need_key or settings.products:
-        return settings, ""
-    try:
-        api_key = api_key_from_env(settings)
-    except DispatcherError as exc:
-        fail(str(exc))
-    console.redact(api_key)
-    warning = plain_http_warning(settings.onenet.base_url, settings.onenet.platform)
-    if warning:
-        console.warn(warning)
-    return settings, api_key
-
-
-@contextlib.asynccontextmanager
-async def open_session(settings: Settings, api_key: str) -> AsyncIterator[OneNetClient]:
-    """A OneNET client over one aiohttp session with the settings' timeouts and pool size."""
-    timeout = aiohttp.ClientTimeout(
-        total=settings.retry.request_timeout_s,
-        sock_connect=min(10.0, settings.retry.request_timeout_s),
-    )
-    connector = aiohttp.TCPConnector(limit=settings.limits.concurrency, ttl_dns_cache=300)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        yield client_of(session, settings, api_key)
-
-
-def client_of(session: aiohttp.ClientSession, settings: Settings, key: str) -> OneNetClient:
-    """The client of the settings' platform: an api-key, or a token signed with the access key
-    (``key``) of the newer platform; exits with a clear message when the token cannot be made."""
-    onenet = settings.onenet
-    token = onenet.token
-    if onenet.platform != "iot-api" or token is None:
-        return OneNetClient(session, onenet.base_url, key)
-    try:
-        source = TokenSource(
-            key, token.res, method=token.method, version=token.version, lifetime_s=token.lifetime
-        )
-    except ValueError as exc:
-        fail(f"onenet.token: {exc}")
-    return OneNetClient(session, onenet.base_url, platform="iot-api", token=source)
-
-
-@contextlib.asynccontextmanager
-async def open_lane(settings: Settings, api_key: str) -> AsyncIterator[Lane]:
-    """A lane (pace, slow-down, breakers, clock) over a fresh client session."""
-    async with open_session(settings, api_key) as client:
-        yield Lane.of(client, settings)

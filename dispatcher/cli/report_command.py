@@ -7,18 +7,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Literal, TextIO, cast
 
 import click
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import fail
-from dispatcher.cli.outputs import is_the_ledger, refuse_own_files  # is_the_ledger: kept here too
+from dispatcher.cli.outputs import refuse_own_files
+from dispatcher.cli.report_view import write_report, write_report_file
 from dispatcher.errors import DispatcherError
 from dispatcher.ledger.store import Ledger
-from dispatcher.report import summarize, write_export
 
-__all__ = ["is_the_ledger", "report", "write_report_file"]
+__all__ = ["report"]
 
 
 @click.command()
@@ -52,7 +51,7 @@ def report(ledger_path: Path, fmt: str, output: Path | None) -> None:
         if output is not None:
             refuse_own_files(output, ledger_path, ledger.job(), writing="the report")
         if output is None:
-            _write_report(ledger, fmt, None)
+            write_report(ledger, fmt, None)
             sys.stdout.flush()
         else:
             write_report_file(ledger, fmt, output)
@@ -64,32 +63,3 @@ def report(ledger_path: Path, fmt: str, output: Path | None) -> None:
         fail(str(exc))
     finally:
         ledger.close()
-
-
-def _write_report(ledger: Ledger, fmt: str, out: TextIO | None) -> None:
-    """The report in ``fmt`` on ``out`` (None: stdout)."""
-    if fmt == "table":
-        console.summary_table(summarize(ledger), out)
-    elif fmt == "html":
-        from dispatcher.report.html import write_html  # jinja2 is loaded for this report only
-
-        write_html(ledger, sys.stdout if out is None else out)
-    else:
-        fmt_ = cast(Literal["csv", "jsonl", "json"], fmt)  # checked by Choice
-        write_export(ledger, fmt_, sys.stdout if out is None else out)
-
-
-def write_report_file(ledger: Ledger, fmt: str, path: Path) -> None:
-    """The report in ``fmt`` written to ``path``; no half-written file is left when it fails."""
-    try:
-        out = path.open("w", encoding="utf-8", newline="" if fmt == "csv" else None)
-    except OSError as exc:
-        fail(f"{path}: cannot write the report: {exc.strerror or exc}")
-    try:
-        with out:
-            _write_report(ledger, fmt, out)
-    except BaseException as exc:
-        path.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            fail(f"{path}: cannot write the report: {exc.strerror or exc}")
-        raise

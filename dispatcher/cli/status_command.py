@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
+from dispatcher.app.clients import open_lane
+from dispatcher.app.keys import default_keys, lane_keys
 from dispatcher.cli import console
 from dispatcher.cli.delivery_view import RoundProgress, answers_line, breakdown_table, round_line
 from dispatcher.cli.exits import (
@@ -25,9 +27,9 @@ from dispatcher.cli.exits import (
     fail,
     interruptible,
 )
-from dispatcher.cli.lanes import open_lane, settings_and_key
+from dispatcher.cli.lanes import load_config
 from dispatcher.cli.numbers import FiniteFloat
-from dispatcher.cli.products import LaneKeys, lane_keys
+from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError, LedgerError
@@ -132,14 +134,14 @@ def status(
     """
     if interval is not None and not watch:
         raise click.UsageError("--interval needs --watch")
-    settings, api_key = settings_and_key(
-        config_path, rate=rate, concurrency=concurrency, base_url=base_url
-    )
+    settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
+    events = ConsoleEvents()
+    default = default_keys(settings, events)
     ledger = open_ledger(ledger_path, settings)
     view = RoundProgress()
     # A lane per product the commands to check are of (their own key, pace and breakers).
     products = ledger.products_to_check() if settings.products else []
-    keys = lane_keys(settings, products) if products else LaneKeys({"": (settings, api_key)})
+    keys = lane_keys(settings, products, events) if products else default
     several = len(keys.lanes) > 1
 
     async def read_lane(stop: Stop, name: str, lane_settings: Settings, key: str) -> Watch:

@@ -1,0 +1,61 @@
+"""The console as the observer of a use case (app/events.py): problems on stdout, notes and
+warnings on stderr, every secret masked, the plan and live progress shown on a terminal."""
+
+from __future__ import annotations
+
+import time
+from contextlib import AbstractContextManager
+
+from dispatcher.app.figures import PlanFigures
+from dispatcher.cli import console
+from dispatcher.cli.binding_view import tell_binding
+from dispatcher.cli.plan_view import Countdown, plan_lines, show_plan
+from dispatcher.job.model import Job, Problem, Validation
+from dispatcher.job.plan import Plan
+from dispatcher.run.binding import Binding
+from dispatcher.run.state import RunStats
+
+__all__ = ["ConsoleEvents"]
+
+
+class ConsoleEvents:
+    """What a use case says, on the console; ``live``: live views (None: on a terminal)."""
+
+    def __init__(self, live: bool | None = None) -> None:
+        self.live = live
+
+    def problem(self, problem: Problem) -> None:
+        """FILE:LINE: FIELD: message, on stdout."""
+        console.problem(problem)
+
+    def note(self, message: str) -> None:
+        """A note on stderr."""
+        console.note(message)
+
+    def warn(self, message: str) -> None:
+        """A warning on stderr."""
+        console.warn(message)
+
+    def secret(self, value: str) -> None:
+        """Masked in every line from now on."""
+        console.redact(value)
+
+    def validated(self, job: Job, checked: Validation) -> None:
+        """The validation summary, on stdout."""
+        console.validation(job, checked)
+
+    def bound(self, job: Job, binding: Binding) -> None:
+        """What binding changed, as notes."""
+        tell_binding(job, binding)
+
+    def plan(self, plan: Plan, figures: PlanFigures, now: float) -> None:
+        """The plan, under a heading, on stderr."""
+        show_plan(plan_lines(plan, figures, now))
+
+    def progress(self, stats: RunStats) -> AbstractContextManager[None]:
+        """The live progress line."""
+        return console.live_progress(stats, enabled=self.live)
+
+    def waiting(self, start_at: float) -> AbstractContextManager[None]:
+        """The countdown to the start."""
+        return console.live(Countdown(start_at, time.time), enabled=self.live)
