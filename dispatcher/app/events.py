@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from dispatcher.job.plan import Plan
     from dispatcher.run.binding import Binding
     from dispatcher.run.state import RunStats, Stop
+    from dispatcher.run.status import StatusRound
 
 __all__ = ["Driver", "Events", "Quiet", "run_plainly"]
 
@@ -67,6 +68,16 @@ class Events(Protocol):
     def waiting(self, start_at: float) -> AbstractContextManager[None]:
         """A wait for a scheduled start (unix seconds), while the block runs."""
 
+    def reading(self, several: bool) -> AbstractContextManager[None]:
+        """Rounds of reading delivery states (on ``several`` lanes at once), while the block
+        runs."""
+
+    def round_started(self, number: int, progress: StatusRound) -> None:
+        """A round of reading began (one lane only); ``progress`` fills as it goes."""
+
+    def round_read(self, lane: str, number: int, result: StatusRound) -> None:
+        """A round of reading ended; ``lane`` names the lane when there are several ("")."""
+
 
 class Quiet:
     """The library's default observer: problems, notes and warnings go to the log; nothing is
@@ -107,6 +118,18 @@ class Quiet:
     def waiting(self, start_at: float) -> Iterator[None]:
         """Nothing shown."""
         yield
+
+    @contextlib.contextmanager
+    def reading(self, several: bool) -> Iterator[None]:
+        """Nothing shown."""
+        yield
+
+    def round_started(self, number: int, progress: StatusRound) -> None:
+        """Nothing: the round's end is logged."""
+
+    def round_read(self, lane: str, number: int, result: StatusRound) -> None:
+        """An info log line with what the round read."""
+        log.info("%sround %d: %d read, %d moved", lane, number, result.read, result.changed)
 
 
 def run_plainly(start: Callable[[Stop], Coroutine[Any, Any, T]]) -> T:

@@ -4,6 +4,7 @@ after reading their state and a confirmation; sent and delivered ones are report
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -14,11 +15,12 @@ import click
 
 from dispatcher.app.clients import open_lane
 from dispatcher.app.keys import default_keys, lane_keys
+from dispatcher.app.resources import existing_ledger
+from dispatcher.app.watching import devices_to_probe, status_title
 from dispatcher.cli import console
 from dispatcher.cli.delivery_view import round_line
 from dispatcher.cli.exits import (
     EXIT_BREAKER,
-    EXIT_BROKEN,
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -26,17 +28,11 @@ from dispatcher.cli.exits import (
     fail,
     interruptible,
 )
-from dispatcher.cli.lanes import load_config
+from dispatcher.cli.lanes import lane_options, load_config
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
-from dispatcher.cli.status_command import (
-    devices_to_probe,
-    lane_options,
-    open_ledger,
-    status_title,
-)
 from dispatcher.config import Settings
-from dispatcher.errors import DispatcherError
+from dispatcher.errors import BrokeOff, ConfigError, DispatcherError
 from dispatcher.ledger.records import OPEN_DELIVERY, DeliveryState, Row, Status
 from dispatcher.ledger.store import Ledger
 from dispatcher.run.cancel import CancelReport, cancel_waiting
@@ -80,8 +76,7 @@ def cancel(
     settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
     events = ConsoleEvents()
     default = default_keys(settings, events)
-    ledger = open_ledger(ledger_path, settings)
-    try:
+    with existing_ledger(ledger_path, settings) as ledger, _broke_off():
         title = status_title(ledger)
         wanted = _devices(ledger, imeis)
         # A lane per product of the job's commands: each read and cancelled with its own key.
@@ -108,10 +103,8 @@ def cancel(
         _tell_plan(title, waiting, states, doubtful, unsent)
         if not waiting:
             console.note("nothing to cancel")
-            ledger.close()
             sys.exit(EXIT_INCOMPLETE if unreadable else EXIT_OK)
         if not _confirmed(len(waiting), len({r.imei for r in waiting}), yes):
-            ledger.close()
             sys.exit(EXIT_OK)
         codes = []
         for name, (lane_settings, key) in keys.lanes.items():
@@ -124,10 +117,6 @@ def cancel(
             codes.append(_said(report, stop))
             if stop.requested:
                 break
-    except DispatcherError as exc:
-        ledger.close()
-        fail(f"cancel broke off: {exc}; what was done is recorded", EXIT_BROKEN)
-    ledger.close()
     code = EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes)
     if unreadable and code == EXIT_OK:
         console.warn(
@@ -148,7 +137,6 @@ def _devices(ledger: Ledger, imeis: tuple[str, ...]) -> frozenset[str] | None:
     unknown = sorted(wanted - found)
     if unknown:
         shown = ", ".join(unknown[:_EXAMPLES]) + (" ..." if len(unknown) > _EXAMPLES else "")
-        ledger.close()
         fail(f"--imei {shown}: not a device of this job; nothing was cancelled", EXIT_USAGE)
     return wanted
 
@@ -210,17 +198,13 @@ def _read_states(
 
     result = run_with_signals(read)
     if stops and stops[0].requested:
-        ledger.close()
         fail("stopped while reading the states; nothing was cancelled", EXIT_INTERRUPTED)
     if isinstance(result, str):
-        ledger.close()
         fail(f"{result}; nothing was cancelled", EXIT_BREAKER)
     if result.gave_up is not None:
-        ledger.close()
         fail(f"{result.gave_up}; nothing was cancelled", EXIT_INCOMPLETE)
     console.note(round_line(1, result).replace("round 1", "state read", 1))
     if result.not_asked:
-        ledger.close()
         fail("stopped while reading the states; nothing was cancelled", EXIT_INTERRUPTED)
     return len(result.unreadable)
 
@@ -312,3 +296,15 @@ def _said(report: CancelReport, stop: Stop) -> int:
         console.note(f"stopped ({stop.reason}); the same command cancels the rest")
         return EXIT_INTERRUPTED
     return EXIT_INCOMPLETE if report.unanswered or report.not_asked else EXIT_OK
+
+
+@contextlib.contextmanager
+def _broke_off() -> Iterator[None]:
+    """An error once the ledger is open: cancel broke off midway (a lane's token that cannot be
+    made aside: nothing was asked then)."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except DispatcherError as exc:
+        raise BrokeOff(f"cancel broke off: {exc}; what was done is recorded") from exc

@@ -1,17 +1,42 @@
-"""What every command that talks to OneNET shares: its settings from the config and the command
-line's overrides (the keys are read by the use cases: app/keys.py; the clients are made there
-too: app/clients.py)."""
+"""What every command that talks to OneNET shares: its options, and its settings from the config
+and the command line's overrides (the use cases read the keys, app/keys.py, and make the
+clients, app/clients.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
+from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.config import Settings, load_settings
 from dispatcher.errors import ConfigError
 
-__all__ = ["load_config"]
+__all__ = ["lane_options", "load_config"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lane_options(command: F) -> F:
+    """The options every command that talks to OneNET takes."""
+    for option in reversed(
+        (
+            click.option(
+                "--config", "config_path", type=click.Path(path_type=Path), help="Config file."
+            ),
+            click.option("--base-url", help="OneNET API base URL (e.g. the emulator's)."),
+            click.option(
+                "--rate", type=FiniteFloat(min=0), help="Requests per second at most (0: no limit)."
+            ),
+            click.option(
+                "--concurrency", type=click.IntRange(1, 1024), help="Requests in flight at most."
+            ),
+        )
+    ):
+        command = option(command)
+    return command
 
 
 def load_config(

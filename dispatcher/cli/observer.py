@@ -9,11 +9,13 @@ from contextlib import AbstractContextManager
 from dispatcher.app.figures import PlanFigures
 from dispatcher.cli import console
 from dispatcher.cli.binding_view import tell_binding
+from dispatcher.cli.delivery_view import RoundProgress, round_line
 from dispatcher.cli.plan_view import Countdown, plan_lines, show_plan
 from dispatcher.job.model import Job, Problem, Validation
 from dispatcher.job.plan import Plan
 from dispatcher.run.binding import Binding
 from dispatcher.run.state import RunStats
+from dispatcher.run.status import StatusRound
 
 __all__ = ["ConsoleEvents"]
 
@@ -23,6 +25,7 @@ class ConsoleEvents:
 
     def __init__(self, live: bool | None = None) -> None:
         self.live = live
+        self.rounds = RoundProgress()
 
     def problem(self, problem: Problem) -> None:
         """FILE:LINE: FIELD: message, on stdout."""
@@ -59,3 +62,15 @@ class ConsoleEvents:
     def waiting(self, start_at: float) -> AbstractContextManager[None]:
         """The countdown to the start."""
         return console.live(Countdown(start_at, time.time), enabled=self.live)
+
+    def reading(self, several: bool) -> AbstractContextManager[None]:
+        """The live view of the round being read (one lane only)."""
+        return console.live(self.rounds, enabled=False if several else self.live)
+
+    def round_started(self, number: int, progress: StatusRound) -> None:
+        """The live view follows the new round."""
+        self.rounds.start(number, progress)
+
+    def round_read(self, lane: str, number: int, result: StatusRound) -> None:
+        """What the round read, as a note."""
+        console.note(lane + round_line(number, result))
