@@ -37,7 +37,18 @@ LAYERS: Mapping[str, frozenset[str]] = {
     ),
     "cli": ANY,
     "dispatcher": frozenset(
-        {"errors", "times", "config", "job", "onenet", "ledger", "run", "report", "emulator", "lazy"}
+        {
+            "errors",
+            "times",
+            "config",
+            "job",
+            "onenet",
+            "ledger",
+            "run",
+            "report",
+            "emulator",
+            "lazy",
+        }
     ),
     "__main__": frozenset({"cli"}),
 }

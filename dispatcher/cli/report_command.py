@@ -1,6 +1,6 @@
 """``dispatcher report``: a ledger's summary, every command's outcome (csv, jsonl, json), or one
 self-contained HTML page, on stdout or into a file (never over the job's own files or a ledger:
-cli/outputs.py)."""
+app/outputs.py); the ledger is opened by app/reporting.py."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from pathlib import Path
 
 import click
 
+from dispatcher.app.reporting import ReportRequest, report_ledger
 from dispatcher.cli import console
-from dispatcher.cli.exits import fail
-from dispatcher.cli.outputs import refuse_own_files
+from dispatcher.cli.exits import exit_for
 from dispatcher.cli.report_view import write_report, write_report_file
 from dispatcher.errors import DispatcherError
-from dispatcher.ledger.store import Ledger
 
 __all__ = ["report"]
 
@@ -39,27 +38,16 @@ __all__ = ["report"]
 )
 def report(ledger_path: Path, fmt: str, output: Path | None) -> None:
     """Summarize a results ledger, export every command's outcome, or write an HTML report."""
-    if not ledger_path.exists():
-        fail(f"{ledger_path}: no such ledger")
-    if output is not None:  # before the ledger is read: it may be the ledger that is given
-        refuse_own_files(output, ledger_path, None, writing="the report")
     try:
-        ledger = Ledger.open(ledger_path, read_only=True)
-    except DispatcherError as exc:
-        fail(str(exc))
-    try:
-        if output is not None:
-            refuse_own_files(output, ledger_path, ledger.job(), writing="the report")
-        if output is None:
-            write_report(ledger, fmt, None)
-            sys.stdout.flush()
-        else:
-            write_report_file(ledger, fmt, output)
-            console.note(f"report written to {output}")
+        with report_ledger(ReportRequest(ledger_path, output)) as ledger:
+            if output is None:
+                write_report(ledger, fmt, None)
+                sys.stdout.flush()
+            else:
+                write_report_file(ledger, fmt, output)
+                console.note(f"report written to {output}")
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as other shell tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except DispatcherError as exc:
-        fail(str(exc))
-    finally:
-        ledger.close()
+        exit_for(exc)

@@ -1,6 +1,9 @@
 """The files an ``-o`` may not write over: the ledger being read and its side files, the job file
 that ledger belongs to, that job's CSV of targets, and any other dispatcher ledger (an SQLite
-database, or a side file beside one). ``--force`` never changes it: those are what a run needs."""
+database, or a side file beside one). ``--force`` never changes it: those are what a run needs.
+
+May import: errors, job, ledger.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,7 @@ import os
 from pathlib import Path
 from typing import Final
 
-from dispatcher.cli.exits import EXIT_USAGE, fail
-from dispatcher.errors import DispatcherError
+from dispatcher.errors import DispatcherError, Refused
 from dispatcher.job.model import load_job
 from dispatcher.ledger.identity import JobRecord
 
@@ -23,11 +25,11 @@ _SQLITE_HEADER: Final = b"SQLite format 3\x00"  # the first 16 bytes of every SQ
 def refuse_own_files(
     output: Path, ledger_path: Path, record: JobRecord | None, *, writing: str
 ) -> None:
-    """Exit 2 with a one-line error when writing ``output`` (``writing``: "the report", "the new
-    job") would destroy a file of :func:`own_file`'s; else return."""
+    """Refused, with a one-line message, when writing ``output`` (``writing``: "the report",
+    "the new job") would destroy a file of :func:`own_file`'s; else return."""
     what = own_file(output, ledger_path, record)
     if what is not None:
-        fail(f"{output} is {what}: write {writing} to another file", EXIT_USAGE)
+        raise Refused(f"{output} is {what}: write {writing} to another file")
 
 
 def own_file(output: Path, ledger_path: Path, record: JobRecord | None) -> str | None:
