@@ -37,7 +37,10 @@ if TYPE_CHECKING:
         load_job,
         validate_job,
     )
-    from dispatcher.ledger.store import Ledger, LedgerFullError, Row, Status, default_ledger_path
+    from dispatcher.ledger.identity import default_ledger_path
+    from dispatcher.ledger.memory import MemoryLedger
+    from dispatcher.ledger.sqlite import Ledger
+    from dispatcher.ledger.store import LedgerFullError, LedgerStore, Row, Status
     from dispatcher.onenet.client import (
         CancelResult,
         ExecuteRequest,
@@ -69,10 +72,12 @@ _HOME: dict[str, str] = {
     "JobChangedError": "dispatcher.run.binding",
     "JobFileError": "dispatcher.errors",
     "JobMismatchError": "dispatcher.errors",
-    "Ledger": "dispatcher.ledger.store",
+    "Ledger": "dispatcher.ledger.sqlite",
     "LedgerError": "dispatcher.errors",
     "LedgerFullError": "dispatcher.ledger.store",
     "LedgerLockedError": "dispatcher.errors",
+    "LedgerStore": "dispatcher.ledger.store",
+    "MemoryLedger": "dispatcher.ledger.memory",
     "Misrouted": "dispatcher.onenet.client",
     "MisroutedError": "dispatcher.errors",
     "OneNetClient": "dispatcher.onenet.client",
@@ -99,7 +104,7 @@ _HOME: dict[str, str] = {
     "bind_job": "dispatcher.run.binding",
     "classify": "dispatcher.onenet.client",
     "command_key": "dispatcher.job.model",
-    "default_ledger_path": "dispatcher.ledger.store",
+    "default_ledger_path": "dispatcher.ledger.identity",
     "format_onenet": "dispatcher.times",
     "load_job": "dispatcher.job.model",
     "load_settings": "dispatcher.config",
@@ -127,6 +132,8 @@ __all__ = [
     "LedgerError",
     "LedgerFullError",
     "LedgerLockedError",
+    "LedgerStore",
+    "MemoryLedger",
     "Misrouted",
     "MisroutedError",
     "OneNetClient",

@@ -19,7 +19,8 @@ from dispatcher.config import Settings
 from dispatcher.emulator.server import Emulator, StoredCommand
 from dispatcher.job.fields import luhn_check_digit
 from dispatcher.job.model import load_job
-from dispatcher.ledger.store import Ledger, Row, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Row, Status
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.pacing import Pace
 from dispatcher.run.runner import RunResult, Stop, run_job

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dispatcher.ledger.lifecycle import event_of, sources
-from dispatcher.ledger.store import InFlight, Ledger, Result, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import InFlight, Result, Status
 
 __all__ = ["write_outcomes"]
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from dispatcher.emulator.server import Emulator, serve
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Row
-from dispatcher.ledger.store import Ledger, Result, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Result, Status
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.requests import CancelResult
 from dispatcher.run.cancel import CancelReport, cancel_waiting

@@ -22,7 +22,8 @@ from dispatcher.cli import console
 from dispatcher.cli.commands import main
 from dispatcher.errors import LedgerError
 from dispatcher.ledger.schema import MIGRATIONS
-from dispatcher.ledger.store import Delivery, JobRecord, Ledger, Result, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Delivery, JobRecord, Result, Status
 from dispatcher.report.export import EXPORT_FIELDS, write_export
 from dispatcher.report.html import write_html
 from dispatcher.report.render import render_table

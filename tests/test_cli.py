@@ -25,7 +25,8 @@ from dispatcher.cli import console
 from dispatcher.cli.commands import main
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.job.model import load_job
-from dispatcher.ledger.store import Ledger, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Status
 
 WriteFile = Callable[[str, "str | bytes"], Path]
 ROOT = Path(__file__).resolve().parent.parent
@@ -957,7 +958,7 @@ class LedgerHolder:
     SCRIPT = (
         "import sqlite3, sys\n"
         "from pathlib import Path\n"
-        "from dispatcher.ledger.store import Ledger\n"
+        "from dispatcher.ledger.sqlite import Ledger\n"
         "path = Path(sys.argv[1])\n"
         "ledger = Ledger.open(path)\n"
         "writer = sqlite3.connect(path, isolation_level=None)\n"

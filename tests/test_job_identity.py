@@ -20,7 +20,8 @@ from e2e_support import CONFIG_YAML, count_status, fleet, ledger_rows, write_con
 from test_cli import SECRET, Done, dispatcher_async, no_traceback, nothing_sent, process_env
 
 from dispatcher.emulator.server import Emulator, Faults, serve
-from dispatcher.ledger.store import Ledger, Retired, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Retired, Status
 
 DEVICES = fleet(4, start=500)
 # Every request answered HTTP 500 and tried once: each command ends failed, none held by OneNET.
@@ -373,7 +374,7 @@ async def test_a_run_stopped_early_is_counted_against_the_whole_job(tmp_path: Pa
 CAPPED_CLI = """\
 import sys
 from dispatcher.cli.commands import main
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.sqlite import Ledger
 
 pages = int(sys.argv.pop(1))
 open_ledger = Ledger.open.__func__

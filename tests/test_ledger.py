@@ -20,16 +20,8 @@ from dispatcher.errors import LedgerError, LedgerLockedError
 from dispatcher.job.model import Command, command_key
 from dispatcher.ledger import schema as ledger_file
 from dispatcher.ledger.lifecycle import Event
-from dispatcher.ledger.store import (
-    FINAL,
-    TO_SEND,
-    InFlight,
-    Ledger,
-    LedgerFullError,
-    Result,
-    Row,
-    Status,
-)
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import FINAL, TO_SEND, InFlight, LedgerFullError, Result, Row, Status
 from dispatcher.times import parse_timespec
 from tests.ledger_support import write_outcomes
 
@@ -166,7 +158,7 @@ def test_in_flight_mark_survives_a_process_killed_before_the_outcome(path: Path)
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_ledger import make_command, _mark
-        from dispatcher.ledger.store import Ledger
+        from dispatcher.ledger.sqlite import Ledger
         ledger = Ledger.open({str(path)!r})
         cmds = [make_command(1), make_command(2)]
         ledger.register(cmds)
@@ -305,7 +297,7 @@ def test_a_second_opener_in_another_process_is_refused(path: Path, ledger: Ledge
         f"""
         import sys
         from dispatcher.errors import LedgerLockedError
-        from dispatcher.ledger.store import Ledger
+        from dispatcher.ledger.sqlite import Ledger
         try:
             Ledger.open({str(path)!r})
         except LedgerLockedError as exc:
@@ -550,7 +542,7 @@ def test_another_process_opening_a_hard_link_is_refused(path: Path, tmp_path: Pa
         f"""
         import sys
         from dispatcher.errors import LedgerLockedError
-        from dispatcher.ledger.store import Ledger
+        from dispatcher.ledger.sqlite import Ledger
         try:
             Ledger.open({str(link)!r})
         except LedgerLockedError as exc:

@@ -9,7 +9,8 @@ import pytest
 
 from dispatcher.ledger import follow_ups
 from dispatcher.ledger import schema as ledger_file
-from dispatcher.ledger.store import Delivery, Ledger, Result, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Delivery, Result, Status
 from tests.ledger_support import write_outcomes
 from tests.test_ledger import make_command
 
@@ -77,7 +78,7 @@ def test_recorded_deliveries_are_kept_and_final_ones_leave_the_rows_to_check(
 def test_rows_to_check_come_device_by_device_in_pages_while_states_are_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(follow_ups, "_PAGE", 3)  # pages of three rows
+    monkeypatch.setattr(follow_ups, "PAGE", 3)  # pages of three rows
     with Ledger.open(tmp_path / "l.db") as ledger:
         keys = [_accepted(ledger, n) for n in (5, 1, 4, 2, 3, 6, 7)]
         seen = []

@@ -13,14 +13,9 @@ from test_ledger import _accept, _mark, _row, _schema_1_ledger, make_command
 
 from dispatcher.errors import LedgerError
 from dispatcher.job.model import Command
-from dispatcher.ledger.store import (
-    JobRecord,
-    Ledger,
-    Result,
-    Retired,
-    Status,
-    default_ledger_path,
-)
+from dispatcher.ledger.identity import default_ledger_path
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import JobRecord, Result, Retired, Status
 from dispatcher.times import parse_timespec
 from tests.ledger_support import write_outcomes
 

@@ -15,7 +15,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from dispatcher.emulator.server import Emulator, Faults, serve
-from dispatcher.ledger.store import Ledger, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Status
 from tests.e2e_support import (
     API_KEY,
     assert_exactly_once,

@@ -12,7 +12,8 @@ import pytest
 
 from dispatcher.emulator.server import Emulator, Faults, Product, serve
 from dispatcher.ledger.lifecycle import TABLE, Event, LifecycleError, Status, target
-from dispatcher.ledger.store import InFlight, Ledger, Result
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import InFlight, Result
 from dispatcher.report.summary import summarize
 from tests.e2e_support import CONFIG_YAML, fleet, ledger_rows, write_config
 from tests.test_ledger import make_command

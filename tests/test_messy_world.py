@@ -33,7 +33,8 @@ from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.errors import MisroutedError, ServerHungError
 from dispatcher.job.model import load_job, validate_job
 from dispatcher.ledger.identity import JobRecord
-from dispatcher.ledger.store import Ledger, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Status
 from dispatcher.times import BEIJING, format_onenet
 
 pytestmark = pytest.mark.slow

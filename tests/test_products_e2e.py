@@ -21,7 +21,8 @@ from dispatcher.config import load_settings
 from dispatcher.emulator.server import Emulator, Faults, Product, serve
 from dispatcher.errors import WrongKeyError
 from dispatcher.job.model import load_job
-from dispatcher.ledger.store import Ledger, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Status
 from dispatcher.onenet.auth import TokenSource
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.pacing import WINDOW_SLACK_S

@@ -13,7 +13,8 @@ import pytest
 from dispatcher.errors import LedgerError
 from dispatcher.job.model import Command, command_key
 from dispatcher.ledger.recorder import Recorder
-from dispatcher.ledger.store import InFlight, Ledger, Result, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import InFlight, Result, Status
 from dispatcher.times import parse_timespec
 
 

@@ -19,7 +19,8 @@ from rich.console import Console
 
 from dispatcher.cli.commands import main
 from dispatcher.job.model import Command, command_key
-from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Ledger, Result, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Result, Status
 from dispatcher.report.export import EXPORT_FIELDS, write_export
 from dispatcher.report.render import delivery_table, render_delivery, render_table
 from dispatcher.report.summary import summarize

@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from dispatcher.cli.commands import main
-from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Ledger, Result, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Result, Status
 from dispatcher.report.html import PROBLEM_KINDS, write_html
 from dispatcher.report.timeline import WIDTHS, Histogram, timeline
 from dispatcher.times import parse_onenet

@@ -28,7 +28,8 @@ from dispatcher.errors import JobFileError, LedgerError
 from dispatcher.job.model import Command, load_job, validate_job
 from dispatcher.job.writer import JobWriter, Target, job_format
 from dispatcher.ledger.identity import JobRecord
-from dispatcher.ledger.store import Delivery, InFlight, Ledger, Result, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Delivery, InFlight, Result, Status
 from dispatcher.report.retry import Reason, RetryTally, passed_times, reason_of, retries
 from dispatcher.times import BEIJING, format_onenet
 from tests.ledger_support import write_outcomes

@@ -18,7 +18,8 @@ from dispatcher.emulator.server import Emulator, Faults, Fleet, serve
 from dispatcher.errors import RolloutAborted, RunAborted
 from dispatcher.job.plan import Abort, Canary, Ramp, Rollout
 from dispatcher.ledger.records import Row
-from dispatcher.ledger.store import Ledger, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Status
 from dispatcher.run.lane import Lane
 from dispatcher.run.pacing import Pace
 from dispatcher.run.rollout import Guard, canary_positions

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dispatcher.emulator.server import Emulator, serve
-from dispatcher.ledger.store import Ledger, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Status
 from tests.e2e_support import fleet
 from tests.test_retry_failed import dispatcher_async, invoke, make_ledger, write_job
 

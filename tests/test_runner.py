@@ -20,7 +20,8 @@ from e2e_support import fast_settings, fleet, write_csv_job
 from dispatcher.config import RetrySettings, Settings
 from dispatcher.errors import OneNetUnavailable, WrongKeyError
 from dispatcher.job.model import Job, load_job
-from dispatcher.ledger.store import InFlight, Ledger, Result, Row, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import InFlight, Result, Row, Status
 from dispatcher.onenet.client import ExecuteRequest, HistoryItem, Outcome, Verdict, classify
 from dispatcher.run.pacing import WINDOW_SLACK_S, Pace
 from dispatcher.run.retrying import THROTTLED_PER_ATTEMPT, retry_query

@@ -26,7 +26,8 @@ from dispatcher.emulator.devices import UPDATE
 from dispatcher.emulator.server import Emulator, Faults, Fleet, serve
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Delivery, DeliveryState, Row, delivery_state
-from dispatcher.ledger.store import JobRecord, Ledger, Result, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import JobRecord, Result, Status
 from dispatcher.onenet.answers import (
     CONFIRM_STATUS,
     HistoryItem,

@@ -36,7 +36,7 @@ from dispatcher.cli.status_command import (
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
 from dispatcher.ledger.records import OPEN_DELIVERY, DeliveryState, Row, Status
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.run.cancel import CancelReport, cancel_waiting
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
@@ -136,7 +136,7 @@ def cancel(
     sys.exit(code)
 
 
-def _devices(ledger: Ledger, imeis: tuple[str, ...]) -> frozenset[str] | None:
+def _devices(ledger: LedgerStore, imeis: tuple[str, ...]) -> frozenset[str] | None:
     """The devices asked for (None: all of the job's); a usage error when one of them is not a
     device of the job (nothing is cancelled then)."""
     if not imeis:
@@ -151,7 +151,7 @@ def _devices(ledger: Ledger, imeis: tuple[str, ...]) -> frozenset[str] | None:
     return wanted
 
 
-def _rows_of(ledger: Ledger, wanted: frozenset[str] | None) -> Iterator[Row]:
+def _rows_of(ledger: LedgerStore, wanted: frozenset[str] | None) -> Iterator[Row]:
     """The job's (active) rows, and the retired versions OneNET holds (an edit's earlier version
     may still run on the device), streamed; only those of ``wanted`` devices when given."""
     for row in ledger.rows():
@@ -162,7 +162,7 @@ def _rows_of(ledger: Ledger, wanted: frozenset[str] | None) -> Iterator[Row]:
 
 
 def _read_states(
-    ledger: Ledger,
+    ledger: LedgerStore,
     wanted: frozenset[str] | None,
     settings: Settings,
     api_key: str,
@@ -224,7 +224,7 @@ def _read_states(
 
 
 def _first_devices(
-    ledger: Ledger, wanted: frozenset[str] | None, n: int, product: str | None = None
+    ledger: LedgerStore, wanted: frozenset[str] | None, n: int, product: str | None = None
 ) -> list[str]:
     """A few devices with commands to check, for the probe."""
     if wanted is not None:
@@ -274,7 +274,7 @@ def _confirmed(commands: int, devices: int, yes: bool) -> bool:
 
 
 def _cancel(
-    rows: list[Row], ledger: Ledger, settings: Settings, api_key: str
+    rows: list[Row], ledger: LedgerStore, settings: Settings, api_key: str
 ) -> tuple[CancelReport, Stop]:
     stops: list[Stop] = []
 

@@ -21,7 +21,8 @@ from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
 from dispatcher.job.model import Command, Job, Validation
 from dispatcher.job.plan import Plan
-from dispatcher.ledger.store import FINAL, Ledger
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import FINAL, LedgerStore
 from dispatcher.run.binding import JobChangedError, preview_binding
 
 __all__ = ["plan_figures", "show_dry_run"]
@@ -57,7 +58,9 @@ def show_dry_run(
     sys.exit(EXIT_OK)
 
 
-def _binding(ledger: Ledger, job: Job, checked: Validation, accept_changes: bool) -> frozenset[str]:
+def _binding(
+    ledger: LedgerStore, job: Job, checked: Validation, accept_changes: bool
+) -> frozenset[str]:
     """What binding the ledger to the job would say (exits as the run would when it refuses);
     the keys of the edited commands whose ledger version is final: the run sends them again."""
     try:
@@ -82,7 +85,7 @@ def plan_figures(
     checked: Validation,
     settings: Settings,
     path: Path,
-    ledger: Ledger | None,
+    ledger: LedgerStore | None,
     *,
     edited: frozenset[str] = frozenset(),
     canary: bool = False,
@@ -118,7 +121,7 @@ class Uncovered:
     the rows with a command to send that none covers (a lane is a product, or None: the only
     one). Read from the ledger, never written: a command it does not hold is not covered."""
 
-    def __init__(self, ledger: Ledger | None, job: Job, steps: int, canary: bool) -> None:
+    def __init__(self, ledger: LedgerStore | None, job: Job, steps: int, canary: bool) -> None:
         self.ledger, self.job, self.steps, self.canary = ledger, job, steps, canary
 
     def rows(self, product: str | None) -> int | None:
@@ -142,7 +145,7 @@ class Uncovered:
         return len(rows)
 
 
-def _done_by_product(ledger: Ledger, job: Job, edited: frozenset[str]) -> Counter[str]:
+def _done_by_product(ledger: LedgerStore, job: Job, edited: frozenset[str]) -> Counter[str]:
     """How many of the job's commands of each product the ledger holds as final (and so would
     not be sent), an edited one aside."""
     done = Counter[str]()

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Final
 
 from dispatcher.cli.exits import EXIT_USAGE, fail
 from dispatcher.errors import DispatcherError
 from dispatcher.job.model import load_job
 from dispatcher.ledger.identity import JobRecord
+from dispatcher.ledger.sqlite_files import is_database, side_file_of, side_files
 
 __all__ = ["is_the_ledger", "own_file", "refuse_own_files"]
-
-# The files SQLite and the lock keep beside a ledger ("<ledger>-wal", ...).
-_SIDE_FILES: Final = ("-wal", "-shm", "-journal", ".lock")
-_SQLITE_HEADER: Final = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
 
 
 def refuse_own_files(
@@ -42,12 +38,11 @@ def own_file(output: Path, ledger_path: Path, record: JobRecord | None) -> str |
         targets_csv = _targets_csv(job_path)
         if targets_csv is not None and _same_file(output, targets_csv):
             return f"the targets_csv of the job file {ledger_path} belongs to"
-    if _is_sqlite(output):
+    if is_database(output):
         return "a ledger (an SQLite database)"
-    real = output.resolve()
-    for side in _SIDE_FILES:
-        if real.name.endswith(side) and _is_sqlite(real.with_name(real.name[: -len(side)])):
-            return f"a ledger's {side.lstrip('-.')} file"
+    side = side_file_of(output.resolve())
+    if side is not None and is_database(side[0]):
+        return f"a ledger's {side[1]} file"
     return None
 
 
@@ -56,7 +51,7 @@ def is_the_ledger(output: Path, ledger_path: Path) -> bool:
     ledger = ledger_path.resolve()
     target = output.resolve()
     if target.parent == ledger.parent and target.name.startswith(ledger.name):
-        return target.name[len(ledger.name) :] in ("", *_SIDE_FILES)
+        return target == ledger or target in side_files(ledger)
     return output.exists() and os.path.samefile(output, ledger_path)
 
 
@@ -78,12 +73,3 @@ def _targets_csv(job_path: Path) -> Path | None:
         return load_job(job_path).targets_csv
     except (DispatcherError, OSError):
         return None
-
-
-def _is_sqlite(path: Path) -> bool:
-    """Whether ``path`` is a file that begins as an SQLite database does."""
-    try:
-        with path.open("rb") as file:
-            return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
-    except OSError:  # missing, a directory, unreadable: not a database this could destroy
-        return False

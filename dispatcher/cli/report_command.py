@@ -15,7 +15,8 @@ from dispatcher.cli import console
 from dispatcher.cli.exits import fail
 from dispatcher.cli.outputs import is_the_ledger, refuse_own_files  # is_the_ledger: kept here too
 from dispatcher.errors import DispatcherError
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.report import summarize, write_export
 
 __all__ = ["is_the_ledger", "report", "write_report_file"]
@@ -66,7 +67,7 @@ def report(ledger_path: Path, fmt: str, output: Path | None) -> None:
         ledger.close()
 
 
-def _write_report(ledger: Ledger, fmt: str, out: TextIO | None) -> None:
+def _write_report(ledger: LedgerStore, fmt: str, out: TextIO | None) -> None:
     """The report in ``fmt`` on ``out`` (None: stdout)."""
     if fmt == "table":
         console.summary_table(summarize(ledger), out)
@@ -79,7 +80,7 @@ def _write_report(ledger: Ledger, fmt: str, out: TextIO | None) -> None:
         write_export(ledger, fmt_, sys.stdout if out is None else out)
 
 
-def write_report_file(ledger: Ledger, fmt: str, path: Path) -> None:
+def write_report_file(ledger: LedgerStore, fmt: str, path: Path) -> None:
     """The report in ``fmt`` written to ``path``; no half-written file is left when it fails."""
     try:
         out = path.open("w", encoding="utf-8", newline="" if fmt == "csv" else None)

@@ -15,7 +15,8 @@ from dispatcher.cli.outputs import refuse_own_files
 from dispatcher.errors import DispatcherError
 from dispatcher.job.writer import NOTE_COLUMN, JobWriter, Target, Written, job_format
 from dispatcher.ledger.identity import JobRecord
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.report.retry import Reason, Retry, RetryTally, retries
 from dispatcher.times import format_onenet, now_beijing
 
@@ -120,7 +121,9 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
         _summary(written, tally, flagged, fmt, record, job, ledger_path)
 
 
-def _hand_over_said(error: str, ledger: Ledger, handed: list[str], into: str, output: Path) -> str:
+def _hand_over_said(
+    error: str, ledger: LedgerStore, handed: list[str], into: str, output: Path
+) -> str:
     """The error of a retry-failed that broke off, with where its hand-over stands."""
     try:
         recorded = bool(handed) and all(r.retried_in == into for r in ledger.rows_of(handed[:1]))
@@ -134,7 +137,7 @@ def _hand_over_said(error: str, ledger: Ledger, handed: list[str], into: str, ou
     )
 
 
-def _warn_if_running(ledger: Ledger, ledger_path: Path) -> None:
+def _warn_if_running(ledger: LedgerStore, ledger_path: Path) -> None:
     """A run still going may send the pending and failed commands itself."""
     runs = ledger.runs()
     if runs and runs[-1].finished_at is None:

@@ -39,7 +39,9 @@ from dispatcher.job.model import Job, Validation, load_job, validate_job
 from dispatcher.job.plan import Plan, Rollout
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.occurrences import Occurrence
-from dispatcher.ledger.store import FINAL, Ledger, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.sqlite_files import discard
+from dispatcher.ledger.store import FINAL, LedgerStore, Status
 from dispatcher.run.binding import JobChangedError, bind_job
 from dispatcher.run.runner import run_job
 from dispatcher.run.state import RunResult, RunStats, Stop
@@ -196,8 +198,7 @@ def run(
     if result is None:
         ledger.close()
         if fresh:  # made for this run, which never began: the next one is a first run too
-            for part in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock"))):
-                part.unlink(missing_ok=True)
+            discard(path)
         console.note("stopped before the scheduled start: nothing was sent")
         sys.exit(EXIT_INTERRUPTED)
     errnos = ledger.errno_groups() if isinstance(result.aborted, RolloutAborted) else []
@@ -242,7 +243,7 @@ def _canary_cannot_be_delivered(job: Job, plan: Plan) -> str | None:
     return None
 
 
-def _bind(ledger: Ledger, job: Job, checked: Validation, accept_changes: bool) -> None:
+def _bind(ledger: LedgerStore, job: Job, checked: Validation, accept_changes: bool) -> None:
     """Bind the ledger to the job, saying what an edit changed; exit when there is nothing to
     do (the job is finished) or the edit is refused."""
     try:
@@ -267,7 +268,7 @@ def _bind(ledger: Ledger, job: Job, checked: Validation, accept_changes: bool) -
         fail(str(exc))
 
 
-def _already_finished(job: Job, ledger: Ledger, total: int) -> bool | None:
+def _already_finished(job: Job, ledger: LedgerStore, total: int) -> bool | None:
     """None while some command of the job has no final outcome; else say so, and whether every
     command was accepted."""
     counts = ledger.counts()
@@ -281,7 +282,7 @@ def _already_finished(job: Job, ledger: Ledger, total: int) -> bool | None:
 
 async def send_job(
     job: Job,
-    ledger: Ledger,
+    ledger: LedgerStore,
     settings: Settings,
     *,
     api_key: str = "",

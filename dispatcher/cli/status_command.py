@@ -31,7 +31,8 @@ from dispatcher.cli.products import LaneKeys, lane_keys
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError, LedgerError
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, Watch
@@ -70,7 +71,7 @@ def lane_options(command: F) -> F:
     return command
 
 
-def open_ledger(path: Path, settings: Settings) -> Ledger:
+def open_ledger(path: Path, settings: Settings) -> LedgerStore:
     """The ledger for writing, or a clear error and exit 1; a file that is not already a ledger
     (an empty one, say, or another file given by mistake) is never made into one."""
     if not path.exists():
@@ -92,13 +93,13 @@ def open_ledger(path: Path, settings: Settings) -> Ledger:
     return ledger
 
 
-def devices_to_probe(ledger: Ledger, n: int, product: str | None = None) -> list[str]:
+def devices_to_probe(ledger: LedgerStore, n: int, product: str | None = None) -> list[str]:
     """A few devices with commands to check (as many as the errno-1 breaker counts)."""
     first = itertools.islice(ledger.rows_to_check(product), _PROBE_ROWS)
     return list(dict.fromkeys(r.imei for r in first))[:n]
 
 
-def status_title(ledger: Ledger) -> str:
+def status_title(ledger: LedgerStore) -> str:
     """'job PATH' as the ledger recorded it."""
     record = ledger.job()
     return f"job {record.path}" if record is not None else f"ledger {ledger.path}"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from dispatcher.ledger.store import InFlight, Ledger, Result
+from dispatcher.ledger.store import InFlight, LedgerStore, Result
 
 __all__ = ["Recorder"]
 
@@ -25,7 +25,7 @@ T = TypeVar("T")
 class Recorder:
     """Runs ledger calls on one thread and writes in-flight marks and outcomes in groups."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: LedgerStore) -> None:
         self.ledger = ledger
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._marks: list[InFlight] = []

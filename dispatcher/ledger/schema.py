@@ -15,18 +15,21 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from dispatcher.errors import LedgerError
-from dispatcher.job.model import Command
 from dispatcher.ledger.lock import FULL_HINT, created_here, not_a_ledger, os_error
 from dispatcher.ledger.records import LedgerFullError, Retired, Row, Status
+
+if TYPE_CHECKING:
+    from dispatcher.job.command import Command
 
 __all__ = [
     "ACTIVE",
     "ACTIVE_STATS",
     "CACHE",
     "COUNT_TO_CHECK",
+    "INSERT_COLUMNS",
     "INSERT_COMMAND",
     "MIGRATIONS",
     "NO_ID",
@@ -39,6 +42,7 @@ __all__ = [
     "SELECT_ROWS",
     "connect",
     "insert_params",
+    "new_row",
     "row_of",
     "schema_version",
     "small_cache",
@@ -153,11 +157,16 @@ ROW_COLUMNS: Final = (
     "cancelled_at", "cancel_error", "retried_in", "op", "mode", "step", "after_key", "product",
 )  # fmt: skip
 SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
+# The columns a new command fills (insert_params gives them, in this order); the rest keep
+# their defaults until events write them.
+INSERT_COLUMNS: Final = (
+    "key", "imei", "obj_id", "obj_inst_id", "res_id", "args", "valid_time", "expired_time",
+    "retry", "timeout", "trigger_msg", "source", "line", "op", "mode", "step", "after_key",
+    "product",
+)  # fmt: skip
 INSERT_COMMAND: Final = (
-    "INSERT INTO commands (key, imei, obj_id, obj_inst_id, res_id, args, valid_time,"
-    " expired_time, retry, timeout, trigger_msg, source, line, op, mode, step, after_key,"
-    " product) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT(key) DO NOTHING"
+    f"INSERT INTO commands ({', '.join(INSERT_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(INSERT_COLUMNS))}) ON CONFLICT(key) DO NOTHING"
 )
 ACTIVE: Final = "retired IS NULL"
 RECORD_DELIVERY: Final = (
@@ -210,17 +219,28 @@ def insert_params(c: Command) -> tuple[object, ...]:
             c.after or None, c.product or None)  # fmt: skip
 
 
+def new_row(seq: int, c: Command) -> Row:
+    """The row a newly registered command is (pending, nothing sent), as SQLite would hold it
+    (for a ledger that keeps rows itself: memory.py)."""
+    v: dict[str, Any] = dict(zip(INSERT_COLUMNS, insert_params(c), strict=True))
+    v["obj_inst_id"] = None if v["obj_inst_id"] == NO_ID else v["obj_inst_id"]
+    v["res_id"] = None if v["res_id"] == NO_ID else v["res_id"]
+    return Row(seq=seq, status=Status.PENDING, errno=None, error="", uuid=None, attempts=0,
+               first_attempt_at=None, last_attempt_at=None, latency_ms=None, sent_valid_time=None,
+               sent_expired_time=None, reconciled=False, **v)  # fmt: skip
+
+
 def row_of(t: tuple[Any, ...]) -> Row:
-    """A Row from the columns of :data:`SELECT_ROWS`."""
-    values = list(t)
-    if values[4] == NO_ID:
-        values[4] = None
-    if values[5] == NO_ID:
-        values[5] = None
-    values[14] = _STATUS[values[14]]
-    values[24] = bool(values[24])
-    values[27] = None if values[27] is None else _RETIRED[values[27]]
-    return Row(*values)
+    """A Row from the columns of :data:`SELECT_ROWS`, each by its name."""
+    v = dict(zip(ROW_COLUMNS, t, strict=True))
+    if v["obj_inst_id"] == NO_ID:
+        v["obj_inst_id"] = None
+    if v["res_id"] == NO_ID:
+        v["res_id"] = None
+    v["status"] = _STATUS[v["status"]]
+    v["reconciled"] = bool(v["reconciled"])
+    v["retired"] = None if v["retired"] is None else _RETIRED[v["retired"]]
+    return Row(**v)
 
 
 @contextlib.contextmanager

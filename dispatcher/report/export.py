@@ -26,7 +26,7 @@ from typing import Any, Final, Literal, TextIO
 
 import orjson
 
-from dispatcher.ledger.store import Ledger, Row
+from dispatcher.ledger.store import LedgerStore, Row
 from dispatcher.times import BEIJING
 
 __all__ = ["EXPORT_FIELDS", "export_record", "write_export"]
@@ -93,7 +93,7 @@ def export_record(row: Row) -> dict[str, Any]:
     }
 
 
-def write_export(ledger: Ledger, fmt: Literal["csv", "jsonl", "json"], out: TextIO) -> int:
+def write_export(ledger: LedgerStore, fmt: Literal["csv", "jsonl", "json"], out: TextIO) -> int:
     """Write every command to ``out`` as csv, jsonl or a json array, streaming; return the count.
 
     CSV follows RFC 4180 (``\\r\\n`` line ends; quotes where needed): give a file opened with

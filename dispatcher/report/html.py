@@ -23,7 +23,7 @@ from typing import Final, TextIO
 import jinja2
 
 from dispatcher.ledger.records import DeliveryState
-from dispatcher.ledger.store import Ledger, Row, Status
+from dispatcher.ledger.store import LedgerStore, Row, Status
 from dispatcher.report.render import DELIVERY_LINES, printable
 from dispatcher.report.summary import Summary, summarize
 from dispatcher.report.timeline import Histogram, timeline
@@ -159,7 +159,7 @@ def _onenet_time(text: str | None) -> float | None:
 
 
 def write_html(
-    ledger: Ledger,
+    ledger: LedgerStore,
     out: TextIO,
     *,
     limit: int = PROBLEM_LIMIT,

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Final
 
 from dispatcher.ledger.records import DeliveryState
-from dispatcher.ledger.store import Ledger, Row, Status
+from dispatcher.ledger.store import LedgerStore, Row, Status
 from dispatcher.times import parse_timespec, start_of
 
 __all__ = ["UNSETTLED", "Reason", "Retry", "RetryTally", "passed_times", "reason_of", "retries"]
@@ -105,7 +105,7 @@ def passed_times(row: Row, now: datetime) -> tuple[str, ...]:
 
 
 def retries(
-    ledger: Ledger, tally: RetryTally, *, now: datetime | None = None, into: str | None = None
+    ledger: LedgerStore, tally: RetryTally, *, now: datetime | None = None, into: str | None = None
 ) -> Iterator[Retry]:
     """The job's commands to send again, in job order, streamed; ``tally`` counts as they go.
 

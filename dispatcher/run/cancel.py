@@ -19,7 +19,7 @@ from typing import Final
 from dispatcher.config import Settings
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Row
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.onenet.answers import Verdict, detail_item
 from dispatcher.onenet.requests import CancelResult
 from dispatcher.run.fanout import fan_out
@@ -56,7 +56,7 @@ async def cancel_waiting(
     lane: Lane,
     settings: Settings,
     *,
-    ledger: Ledger,
+    ledger: LedgerStore,
     stop: Stop,
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -136,7 +136,7 @@ async def _state_now(
     settings: Settings,
     stop: Stop,
     sleep: Callable[[float], Awaitable[None]],
-    ledger: Ledger,
+    ledger: LedgerStore,
     clock: Callable[[], float],
 ) -> int | None:
     """The command's send_status as OneNET now holds it (recorded), or None if unreadable."""

@@ -17,7 +17,7 @@ from dispatcher.config import Settings
 from dispatcher.job.model import Command
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.recorder import Recorder
-from dispatcher.ledger.store import Ledger, Row, Status
+from dispatcher.ledger.store import LedgerStore, Row, Status
 from dispatcher.run.lane import Lane
 from dispatcher.run.outcomes import Outcomes
 from dispatcher.run.reconcile import reconcile
@@ -166,7 +166,7 @@ class Recovery:
                 self.outcomes.settled(row, Status.IN_DOUBT, None, why, now, event=Event.LOSE)
 
 
-def _collect(ledger: Ledger, statuses: Iterable[Status], product: str | None) -> list[Row]:
+def _collect(ledger: LedgerStore, statuses: Iterable[Status], product: str | None) -> list[Row]:
     rows = ledger.rows(set(statuses))
     if product is None:
         return list(rows)

@@ -31,7 +31,7 @@ from typing import Final
 from dispatcher.config import RetrySettings, Settings
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Delivery, Row
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.onenet.answers import HistoryItem, detail_item
 from dispatcher.run.fanout import fan_out
 from dispatcher.run.lane import Lane
@@ -248,7 +248,7 @@ def delivery_of(row: Row, item: HistoryItem, cmd_result: str | None, at: float) 
     )
 
 
-def delivery_writer(ledger: Ledger) -> Record:
+def delivery_writer(ledger: LedgerStore) -> Record:
     """What a round records with: each batch written to ``ledger`` at once."""
 
     async def record(batch: list[Delivery]) -> None:
@@ -271,7 +271,7 @@ class Watch:
 
     lane: Lane
     settings: Settings
-    ledger: Ledger  # read for the rows to check, written with what was read
+    ledger: LedgerStore  # read for the rows to check, written with what was read
     stop: Stop
     clock: Callable[[], float]
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
