@@ -1,18 +1,42 @@
-"""Writing outcomes into a ledger as a run does: each answered command marked in flight first."""
+"""Ledger test helpers: a command to register, and outcomes written as a run writes them (each
+answered command marked in flight first)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
+from dispatcher.job.command import Command, command_key
 from dispatcher.ledger.lifecycle import event_of, sources
-from dispatcher.ledger.sqlite import Ledger
-from dispatcher.ledger.store import InFlight, Result, Status
+from dispatcher.ledger.store import InFlight, LedgerStore, Result, Status
+from dispatcher.times import parse_timespec
 
-__all__ = ["write_outcomes"]
+__all__ = ["make_command", "write_outcomes"]
+
+
+def make_command(n: int, **fields: object) -> Command:
+    """Command ``n`` of a fleet (its own imei and args), keyed as the job reader keys it;
+    ``fields`` override any value (a given ``key`` is kept as given)."""
+    values: dict[str, object] = {
+        "imei": f"86{n:013d}",
+        "obj_id": 3200,
+        "obj_inst_id": 0,
+        "res_id": 5750,
+        "expired_time": parse_timespec("+6h"),
+        "args": f"reboot {n}",
+        "source": "jobs/fleet.yaml",
+        "line": 10 + n,
+    }
+    values.update(fields)
+    cmd = Command(**values)  # type: ignore[arg-type]
+    if "key" in fields:
+        return cmd
+    key = command_key(cmd.imei, cmd.obj_id, cmd.obj_inst_id, cmd.res_id, cmd.args)
+    return dataclasses.replace(cmd, key=key)
 
 
 def write_outcomes(
-    ledger: Ledger,
+    ledger: LedgerStore,
     results: Sequence[Result],
     *,
     run_id: int = 1,

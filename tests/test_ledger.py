@@ -17,32 +17,12 @@ from pathlib import Path
 import pytest
 
 from dispatcher.errors import LedgerError, LedgerLockedError
-from dispatcher.job.model import Command, command_key
 from dispatcher.ledger import schema as ledger_file
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import FINAL, TO_SEND, InFlight, LedgerFullError, Result, Row, Status
 from dispatcher.times import parse_timespec
-from tests.ledger_support import write_outcomes
-
-
-def make_command(n: int, **fields: object) -> Command:
-    values: dict[str, object] = {
-        "imei": f"86{n:013d}",
-        "obj_id": 3200,
-        "obj_inst_id": 0,
-        "res_id": 5750,
-        "expired_time": parse_timespec("+6h"),
-        "args": f"reboot {n}",
-        "source": "jobs/fleet.yaml",
-        "line": 10 + n,
-    }
-    values.update(fields)
-    cmd = Command(**values)  # type: ignore[arg-type]
-    if "key" in fields:
-        return cmd
-    key = command_key(cmd.imei, cmd.obj_id, cmd.obj_inst_id, cmd.res_id, cmd.args)
-    return dataclasses.replace(cmd, key=key)
+from tests.ledger_support import make_command, write_outcomes
 
 
 @pytest.fixture
