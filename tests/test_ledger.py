@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from dispatcher.errors import LedgerError, LedgerLockedError
+from dispatcher.ledger import columns
 from dispatcher.ledger import schema as ledger_file
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.sqlite_files import discard, is_database, side_file_of, side_files
 from dispatcher.ledger.store import FINAL, TO_SEND, InFlight, LedgerFullError, Result, Row, Status
 from dispatcher.times import parse_timespec
 from tests.ledger_support import make_command, write_outcomes
@@ -442,7 +444,7 @@ def test_in_flight_marks_keep_the_first_server_time_and_the_latest(ledger: Ledge
 
 def test_row_fields_follow_the_selected_columns_with_the_new_ones_last() -> None:
     names = [f.name for f in dataclasses.fields(Row)]
-    assert names == list(ledger_file.ROW_COLUMNS)
+    assert names == list(columns.ROW_COLUMNS)
     assert names[-14:] == [
         "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result",
         "status_checked_at", "cancelled_at", "cancel_error", "retried_in", "op", "mode", "step",
@@ -604,3 +606,39 @@ def test_a_failed_end_of_run_after_a_full_disk_raises_the_original_error(path: P
             ledger.finish_run(run_id, too_big, None)  # without an original, its own error
         (run,) = ledger.runs()
         assert run.finished_at is None
+
+
+# -- the package and its files -------------------------------------------------------------------
+
+
+def test_importing_the_ledger_loads_no_job_reader_field_rules_or_registry() -> None:
+    script = (
+        "import sys, dispatcher.ledger\n"
+        "heavy = ('yaml', 'dispatcher.job.model', 'dispatcher.job.fields', 'dispatcher.lwm2m')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_discarding_a_ledger_deletes_it_and_every_side_file(path: Path) -> None:
+    with Ledger.open(path) as ledger:
+        ledger.register([make_command(1)])
+        beside = [p for p in side_files(path) if p.exists()]
+        assert {p.name for p in beside} >= {"job.ledger.db-wal", "job.ledger.db.lock"}
+    other = path.with_name("other.db")
+    other.write_text("not this ledger's")
+    discard(path)
+    assert not path.exists() and not any(p.exists() for p in side_files(path))
+    assert other.exists()
+
+
+def test_a_side_file_is_told_by_its_name_and_a_ledger_by_its_header(path: Path) -> None:
+    assert side_file_of(Path("/d/x.db-wal")) == (Path("/d/x.db"), "wal")
+    assert side_file_of(Path("/d/x.db.lock")) == (Path("/d/x.db"), "lock")
+    assert side_file_of(Path("/d/x.db-journal")) == (Path("/d/x.db"), "journal")
+    assert side_file_of(Path("/d/x.db")) is None
+    assert not is_database(path)
+    Ledger.open(path).close()
+    assert is_database(path)
+    assert not is_database(path.with_name(path.name + ".lock"))

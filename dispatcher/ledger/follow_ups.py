@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from dispatcher.ledger import moves
+from dispatcher.ledger.columns import row_of
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.records import Delivery, Row, Status
 from dispatcher.ledger.schema import (
@@ -21,7 +22,6 @@ from dispatcher.ledger.schema import (
     RECORD_CANCEL,
     RECORD_DELIVERY,
     ROWS_TO_CHECK,
-    row_of,
     small_cache,
 )
 

@@ -18,8 +18,8 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from dispatcher.ledger.columns import INSERT_COMMAND, SELECT_ROWS, insert_params, row_of
 from dispatcher.ledger.records import TO_SEND, Retired, Row, Status
-from dispatcher.ledger.schema import INSERT_COMMAND, SELECT_ROWS, insert_params, row_of
 
 if TYPE_CHECKING:
     from dispatcher.job.command import Command

@@ -16,10 +16,10 @@ from dataclasses import replace
 from itertools import islice
 from typing import TYPE_CHECKING, Final
 
+from dispatcher.ledger.columns import insert_params
 from dispatcher.ledger.identity import Found, JobDiff, differing, risky
 from dispatcher.ledger.memory_table import Table
 from dispatcher.ledger.records import Retired, Row
-from dispatcher.ledger.schema import insert_params
 
 if TYPE_CHECKING:
     from dispatcher.job.command import Command

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from dispatcher.errors import LedgerError
+from dispatcher.ledger.columns import new_row
 from dispatcher.ledger.lifecycle import Event, LifecycleError, event_of, keeps, target
 from dispatcher.ledger.records import InFlight, Result, Row, Status
-from dispatcher.ledger.schema import new_row
 
 if TYPE_CHECKING:
     from dispatcher.job.command import Command

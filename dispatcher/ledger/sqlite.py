@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 from dispatcher.errors import LedgerError
 from dispatcher.ledger import delivery, figures, follow_ups, identity, moves, table, verdicts
 from dispatcher.ledger import runs as run_records
+from dispatcher.ledger.columns import row_of
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.identity import JobDiff, JobRecord
 from dispatcher.ledger.lifecycle import Event
@@ -42,13 +43,7 @@ from dispatcher.ledger.records import (
     RunInfo,
     Status,
 )
-from dispatcher.ledger.schema import (
-    connect,
-    row_of,
-    schema_version,
-    sqlite_error,
-    transaction,
-)
+from dispatcher.ledger.schema import connect, schema_version, sqlite_error, transaction
 
 if TYPE_CHECKING:
     from dispatcher.job.command import Command

@@ -10,15 +10,9 @@ import sqlite3
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Final
 
+from dispatcher.ledger.columns import INSERT_COMMAND, SELECT_ROWS, insert_params, row_of
 from dispatcher.ledger.records import Row, Status
-from dispatcher.ledger.schema import (
-    ACTIVE,
-    INSERT_COMMAND,
-    SELECT_ROWS,
-    insert_params,
-    row_of,
-    small_cache,
-)
+from dispatcher.ledger.schema import ACTIVE, small_cache
 
 if TYPE_CHECKING:
     from dispatcher.job.command import Command

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
+from dispatcher.ledger.columns import INSERT_COMMAND, insert_params
 from dispatcher.ledger.moves import states_sql
 from dispatcher.ledger.records import TO_SEND
-from dispatcher.ledger.schema import INSERT_COMMAND, insert_params
 
 if TYPE_CHECKING:
     from dispatcher.job.command import Command
