@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from benchmarks.procs import ChildFailed
-from benchmarks.report import Results, machine, render_markdown, to_json
+from benchmarks.report import Results, machine, render_markdown
+from benchmarks.report_json import to_json
 from benchmarks.suite import API_KEY, Sizes, Suite
 from benchmarks.throttled import MODES, Throttled
 

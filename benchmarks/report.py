@@ -1,11 +1,12 @@
-"""The results as Markdown tables (for the README) and as JSON, and the machine they ran on."""
+"""The results as Markdown tables (for the docs), and the machine they ran on; report_json.py
+holds the same figures as JSON."""
 
 from __future__ import annotations
 
 import os
 import platform
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -31,7 +32,7 @@ from benchmarks.throttled import (
     ThrottledRun,
 )
 
-__all__ = ["Results", "machine", "render_markdown", "to_json"]
+__all__ = ["Results", "Target", "machine", "render_markdown", "targets"]
 
 
 def _version(package: str) -> str | None:
@@ -112,7 +113,7 @@ def _mb(value: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
+class Target:
     """One of the project's targets against what was measured: a figure, not a check."""
 
     name: str
@@ -140,14 +141,14 @@ class _Target:
         return "met" if self.met else f"not met ({self._shown(self.measured - self.limit)} over)"
 
 
-def _targets(r: Results) -> list[_Target]:
+def targets(r: Results) -> list[Target]:
     """The client's CPU, validate's CPU and the peak RSS of validate and the large run."""
     found = []
     d = next((c for c in r.contenders if c.name == "dispatcher"), None)
     bare = r.bare()
     if d is not None and bare is not None and bare.cpu_per_1k > 0:
         found.append(
-            _Target(
+            Target(
                 f"client CPU per command ≤ {CPU_TARGET_X:g}x the bare aiohttp loop "
                 f"({d.n:,} commands, concurrency {CONCURRENCY}, no limit)",
                 d.cpu_per_1k / bare.cpu_per_1k,
@@ -157,7 +158,7 @@ def _targets(r: Results) -> list[_Target]:
         )
     for v in r.validate:
         found.append(
-            _Target(
+            Target(
                 f"`validate` CPU ≤ {VALIDATE_TARGET_X:g}x a bare csv.DictReader pass, "
                 f"{v.rows:,} rows ({v.columns} columns)",
                 v.cpu_x,
@@ -170,17 +171,17 @@ def _targets(r: Results) -> list[_Target]:
         rss.append((f"`run` {r.big_run.n:,} commands", r.big_run.run.peak_rss_mb))
     for what, mb in rss:
         found.append(
-            _Target(f"peak RSS < {RSS_TARGET_MB:g} MB, {what}", mb, RSS_TARGET_MB, "MB", below=True)
+            Target(f"peak RSS < {RSS_TARGET_MB:g} MB, {what}", mb, RSS_TARGET_MB, "MB", below=True)
         )
     return found
 
 
 def _target_rows(r: Results) -> list[str]:
-    targets = _targets(r)
-    if not targets:
+    measured = targets(r)
+    if not measured:
         return []
     rows = ["**Targets**", "", "| target | measured | verdict |", "|---|---:|---|"]
-    rows += [f"| {t.name} | {t.shown} | {t.verdict} |" for t in targets]
+    rows += [f"| {t.name} | {t.shown} | {t.verdict} |" for t in measured]
     return [*rows, ""]
 
 
@@ -381,170 +382,3 @@ def render_markdown(r: Results) -> str:
     if r.errors:
         lines += ["", "**Failed:**", *(f"- {e.splitlines()[0]}" for e in r.errors)]
     return "\n".join(lines) + "\n"
-
-
-def _measured(m: Any) -> dict[str, Any]:
-    return {
-        "wall_s": m.wall_s,
-        "cpu_s": m.cpu_s,
-        "sys_s": m.sys_s,
-        "peak_rss_mb": m.peak_rss_mb,
-        "returncode": m.returncode,
-    }
-
-
-def _check(c: Any) -> dict[str, Any]:
-    return {
-        "expected": c.expected,
-        "accepted": c.accepted,
-        "duplicates": c.duplicates,
-        "posts": c.posts,
-        "ok": c.ok,
-    }
-
-
-def to_json(r: Results) -> dict[str, Any]:
-    """Every figure, raw and derived, for tools."""
-    doc: dict[str, Any] = {
-        "machine": r.machine,
-        "sizes": asdict(r.sizes),
-        "ok": r.ok,
-        "errors": r.errors,
-        "suite_s": r.suite_s,
-        "startup_cpu_s": r.startup_cpu_s,
-        "contenders": [
-            {
-                "name": c.name,
-                "commands": c.n,
-                "scaled_to": c.scale_to,
-                **_measured(c.run),
-                "projected_wall_s": c.wall_s,
-                "commands_per_s": c.per_s,
-                "cpu_s_per_1k": c.cpu_per_1k,
-                "server_cpu_s": c.server_cpu_s,
-                "check": _check(c.check),
-            }
-            for c in r.contenders
-        ],
-    }
-    if r.validate:
-        doc["validate"] = [
-            {
-                "rows": v.rows,
-                "columns": v.columns,
-                "dispatcher": _measured(v.dispatcher),
-                "dictreader": _measured(v.dictreader),
-                "cpu_x": v.cpu_x,
-                "wall_x": v.wall_x,
-            }
-            for v in r.validate
-        ]
-    targets = _targets(r)
-    if targets:
-        doc["targets"] = {
-            "client_cpu_x_at_most": CPU_TARGET_X,
-            "validate_cpu_x_at_most": VALIDATE_TARGET_X,
-            "peak_rss_mb_below": RSS_TARGET_MB,
-            "measured": [
-                {"target": t.name, "measured": t.measured, "limit": t.limit, "met": t.met}
-                for t in targets
-            ],
-            "missed": [f"{t.name}: {t.verdict}" for t in targets if not t.met],
-        }
-    if r.big_run is not None:
-        b = r.big_run
-        doc["big_run"] = {
-            "commands": b.n,
-            **_measured(b.run),
-            "ledger_bytes": b.ledger_bytes,
-            "server_cpu_s": b.server_cpu_s,
-            "check": _check(b.check),
-        }
-    if r.pacing is not None:
-        p = r.pacing
-        doc["pacing"] = {
-            "commands": p.n,
-            "rate": p.rate,
-            **_measured(p.run),
-            "duration_s": p.duration_s,
-            "expected_s": p.expected_s,
-            "error_pct": p.error_pct,
-            "busiest_1s_window": p.busiest,
-            "check": _check(p.check),
-        }
-    if r.throttled:
-        doc["throttled"] = [_throttled_json(t) for t in r.throttled]
-    if r.follow is not None:
-        f = r.follow
-        doc["follow"] = {
-            "commands": f.n,
-            "rate": f.rate,
-            "limit": f.limit,
-            "step_s": f.step_s,
-            "mode": f.mode,
-            **_measured(f.run),
-            "span_s": f.span_s,
-            "posts": f.posts,
-            "throttled": f.throttled,
-            "throttled_pct": f.throttled_pct,
-            "accepted": f.accepted,
-            "duplicates": f.duplicates,
-            "replayed_admissions": f.replayed,
-            "failed": f.failed,
-            "target_s": FOLLOW_TARGET_S,
-            "tolerance": TOLERANCE,
-            "changes": [
-                {
-                    "at_s": c.at_s,
-                    "before": c.before,
-                    "after": c.after,
-                    "follow_s": c.settled_s,
-                    "first_within_s": c.first_s,
-                    "admitted_per_s": list(c.per_s),
-                    "met": c.met,
-                }
-                for c in f.changes
-            ],
-            "admitted_per_s": list(f.admitted_per_s),
-            "arrived_per_s": list(f.arrived_per_s),
-            "consistent": f.consistent,
-        }
-    return doc
-
-
-def _throttled_json(t: ThrottledRun) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "client": t.client,
-        "limit": t.limit,
-        "rate": t.rate,
-        "mode": t.mode,
-        "commands": t.n,
-        **_measured(t.run),
-        "span_s": t.span_s,
-        "posts": t.posts,
-        "throttled": t.throttled,
-        "accepted": t.accepted,
-        "duplicates": t.duplicates,
-        "client_accepted": t.client_accepted,
-        "failed": t.failed,
-        "used_pct": t.used_pct,
-        "throttled_pct": t.throttled_pct,
-        "admitted_per_s": list(t.admitted_per_s),
-        "targets": {
-            "used_pct_at_least": USED_TARGET_PCT,
-            "throttled_pct_at_most": THROTTLED_TARGET_PCT,
-            "failed": 0,
-            "missed": t.misses(),
-        },
-        "consistent": t.consistent,
-    }
-    if t.status is not None:
-        s = t.status
-        doc["status"] = {
-            "devices": s.devices,
-            "history_calls": s.history,
-            "detail_calls": s.detail,
-            "calls_per_device": s.per_device,
-            **_measured(s.run),
-        }
-    return doc

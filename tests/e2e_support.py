@@ -17,8 +17,8 @@ import aiohttp
 
 from dispatcher.config import Settings
 from dispatcher.emulator.server import Emulator, StoredCommand
-from dispatcher.job.fields import luhn_check_digit
 from dispatcher.job.model import load_job
+from dispatcher.job.values import luhn_check_digit
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Row, Status
 from dispatcher.onenet.client import OneNetClient

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # benchmarks/ is not installed: import it from the repository
     sys.path.insert(0, str(REPO))
 
-from benchmarks.cubic import CubicCalculator, RateClocker  # noqa: E402
+from benchmarks.cubic_limiter import CubicCalculator, RateClocker  # noqa: E402
 from benchmarks.suite import busiest_window  # noqa: E402  # needs the path above
 from benchmarks.throttled import follow_times, per_second, replay_admissions  # noqa: E402
 

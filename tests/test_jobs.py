@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.fields import luhn_check_digit, luhn_ok
 from dispatcher.job.model import (
     Command,
     Job,
@@ -26,6 +25,7 @@ from dispatcher.job.model import (
     validate_job,
 )
 from dispatcher.job.seen import SeenKeys
+from dispatcher.job.values import luhn_check_digit, luhn_ok
 from dispatcher.times import BEIJING, format_onenet, parse_timespec
 
 WriteFile = Callable[[str, "str | bytes"], Path]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.fields import luhn_check_digit
 from dispatcher.job.model import Command, Problem, Validation, load_job, validate_job
+from dispatcher.job.values import luhn_check_digit
 from dispatcher.times import BEIJING
 
 WriteFile = Callable[[str, "str | bytes"], Path]

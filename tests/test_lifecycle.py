@@ -19,7 +19,8 @@ from tests.e2e_support import CONFIG_YAML, fleet, ledger_rows, write_config
 from tests.test_ledger import make_command
 from tests.test_products_e2e import CONFIG as PRODUCTS_CONFIG
 from tests.test_products_e2e import LIGHTS_KEY, METERS_KEY, dispatcher, two_product_job
-from tests.test_retry_failed import invoke
+from tests.test_retry_failed import invoke, make_ledger
+from tests.test_retry_failed import write_job as write_rf_job
 from tests.test_rollout import rows, run, write_job
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dispatcher"
@@ -186,6 +187,26 @@ async def test_retry_failed_force_over_an_earlier_retry_file_keeps_its_commands(
     arrived = Counter(c.imei for c in emulator.accepted())
     assert set(arrived) == set(imeis)  # the five handed to the first file are in the second
     assert max(arrived.values()) == 1
+
+
+def test_a_retry_file_another_ledger_handed_commands_to_is_never_written_over(
+    tmp_path: Path,
+) -> None:
+    first = make_ledger(write_rf_job(tmp_path / "a.yaml", fleet(3, start=600)), ["rejected"] * 3)
+    second = make_ledger(write_rf_job(tmp_path / "b.yaml", fleet(2, start=700)), ["rejected"] * 2)
+    out = tmp_path / "retry.yaml"
+    assert invoke("retry-failed", first, "-o", out).exit_code == 0
+    before = out.read_bytes()
+    # --force from another ledger would put its commands where the first one's were handed.
+    forced = invoke("retry-failed", second, "-o", out, "--force")
+    assert forced.exit_code == 2, forced.stderr
+    assert "3 commands" in forced.stderr and "another file" in forced.stderr
+    assert out.read_bytes() == before
+    with Ledger.open(second, read_only=True) as ledger:
+        assert all(r.retried_in is None for r in ledger.rows())
+    # The first ledger writing it again is the same hand-over: allowed.
+    again = invoke("retry-failed", first, "-o", out, "--force")
+    assert again.exit_code == 0, again.stderr
 
 
 def test_a_command_handed_to_one_retry_job_is_never_handed_to_another(tmp_path: Path) -> None:

@@ -429,8 +429,10 @@ class Operator(RuleBasedStateMachine):
         self.foreign: frozenset[str] = frozenset()
         self.retry_files: list[Path] = []  # written by retry-failed, in order
         self.finals: dict[tuple[str, int], tuple[str, str | None, int | None]] = {}
-        self.judged: set[Content] | None = None  # what a good canary judged (the job then)
-        self.judged_yaml: str | None = None  # the job file a good canary paused
+        # By lane (a product; None without products): what a good canary judged, and the job
+        # file it paused.
+        self.judged: dict[str | None, set[Content]] = {}
+        self.judged_yaml: dict[str | None, str] = {}
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -764,30 +766,42 @@ class Operator(RuleBasedStateMachine):
                 self.finals[(r.ledger, r.seq)] = (r.status, r.uuid, r.errno)
 
     def check_canary(self, done: Done, sent: list[StoredCommand]) -> None:
-        """(e)"""
+        """(e), lane by lane: each product draws, judges and pauses on its own canary."""
         assert self.job.canary is not None
         text = self.job_path.read_text(encoding="utf-8")
-        if done.paused and self.judged_yaml == text:
-            raise Violation("(e) the same job paused again after a good canary")
-        judged = self.judged or set()
-        unjudged = [
-            c
-            for c in sent
-            if (c.type.lower(), c.obj_id, c.obj_inst_id, c.res_id, c.args) not in judged
-        ]
-        # a canary is of devices (each gets every step), and each lane may draw its own
-        worth = self.job.canary * self.lanes * max(1, len(self.job.steps))
-        if len(unjudged) > worth:
-            raise Violation(
-                f"(e) {len(unjudged)} commands sent that no canary judged (canary size"
-                f" {self.job.canary}): {[held_identity(c) for c in unjudged]}"
-            )
+        lanes = list(PRODUCTS) if self.lanes > 1 else [None]
+        paused = self.paused_lanes(done, lanes)
         contents = {content for _, content in self.job_contents(self.job_path).values()}
-        if done.paused:
-            self.judged = contents
-            self.judged_yaml = text
-        elif done.code == -signal.SIGKILL:  # its canary may have passed, unsaid: take it as judged
-            self.judged = judged | contents
+        # a canary is of devices (each gets every step)
+        worth = self.job.canary * max(1, len(self.job.steps))
+        for lane in lanes:
+            if lane in paused and self.judged_yaml.get(lane) == text:
+                raise Violation(f"(e) the same job paused again after a good canary ({lane})")
+            judged = self.judged.get(lane, set())
+            unjudged = [
+                c
+                for c in sent
+                if c.product == lane
+                and (c.type.lower(), c.obj_id, c.obj_inst_id, c.res_id, c.args) not in judged
+            ]
+            if len(unjudged) > worth:
+                raise Violation(
+                    f"(e) {len(unjudged)} commands sent that no canary judged (canary size"
+                    f" {self.job.canary}, product {lane}):"
+                    f" {[held_identity(c) for c in unjudged]}"
+                )
+            if lane in paused:
+                self.judged[lane] = contents
+                self.judged_yaml[lane] = text
+            elif done.code == -signal.SIGKILL:  # its canary may have passed, unsaid: judged
+                self.judged[lane] = judged | contents
+
+    @staticmethod
+    def paused_lanes(done: Done, lanes: list[str | None]) -> set[str | None]:
+        """The lanes a run paused after a good canary (several products: each says so)."""
+        if lanes == [None]:
+            return {None} if done.paused else set()
+        return {p for p in lanes if f"product {p}: stopped: paused after the canary" in done.out}
 
 
 Operator.TestCase.settings = PROFILE

@@ -1,6 +1,8 @@
 """The files an ``-o`` may not write over: the ledger being read and its side files, the job file
 that ledger belongs to, that job's CSV of targets, and any other dispatcher ledger (an SQLite
-database, or a side file beside one). ``--force`` never changes it: those are what a run needs."""
+database, or a side file beside one). ``--force`` never changes it: those are what a run needs.
+Nor does it let a new retry job replace one that holds commands another ledger handed to it.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from dispatcher.errors import DispatcherError
 from dispatcher.job.model import load_job
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.sqlite_files import is_database, side_file_of, side_files
+from dispatcher.ledger.store import LedgerStore
 
-__all__ = ["is_the_ledger", "own_file", "refuse_own_files"]
+__all__ = ["is_the_ledger", "not_handed_here", "own_file", "refuse_own_files"]
 
 
 def refuse_own_files(
@@ -53,6 +56,20 @@ def is_the_ledger(output: Path, ledger_path: Path) -> bool:
     if target.parent == ledger.parent and target.name.startswith(ledger.name):
         return target == ledger or target in side_files(ledger)
     return output.exists() and os.path.samefile(output, ledger_path)
+
+
+def not_handed_here(output: Path, ledger: LedgerStore, into: str) -> int:
+    """How many commands the job file ``output`` holds that ``ledger`` did not hand to it
+    (``into``): another ledger's hand-over, lost if the file were written over. 0 when it is
+    no job file (nothing there, or not readable as one)."""
+    if not output.is_file():
+        return 0
+    try:
+        keys = {c.key for c in load_job(output).commands()}
+    except (DispatcherError, OSError, ValueError):
+        return 0
+    handed = {r.key for r in ledger.rows_of(sorted(keys)) if r.retried_in == into}
+    return len(keys - handed)
 
 
 def _same_file(output: Path, path: Path) -> bool:

@@ -11,7 +11,7 @@ import orjson
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_USAGE, fail, interruptible
-from dispatcher.cli.outputs import refuse_own_files
+from dispatcher.cli.outputs import not_handed_here, refuse_own_files
 from dispatcher.errors import DispatcherError
 from dispatcher.job.writer import NOTE_COLUMN, JobWriter, Target, Written, job_format
 from dispatcher.ledger.identity import JobRecord
@@ -76,6 +76,14 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
     try:
         record = ledger.job()
         refuse_own_files(output, ledger_path, record, writing="the new job")
+        foreign = not_handed_here(output, ledger, into)
+        if foreign:
+            fail(
+                f"{output} holds {foreign} command{'s' if foreign != 1 else ''} that"
+                f" {ledger_path} did not hand to it (another retry-failed's, which would never"
+                " be sent if it were written over): write the new job to another file",
+                EXIT_USAGE,
+            )
         _warn_if_running(ledger, ledger_path)
         handed: list[str] = []
         with JobWriter(output, force=force) as writer:

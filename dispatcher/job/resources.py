@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from dispatcher.job.fields import Checked, Problem
+from dispatcher.job.rows import Checked, Problem
 from dispatcher.lwm2m import describe, resource
 
 __all__ = ["DISTINCT_CAP", "LISTED", "SHOWN", "Hits", "ResourceCheck"]

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Protocol
 
 from dispatcher.job.command import fingerprint_part, job_fingerprint, key_tail
-from dispatcher.job.fields import Checked, PastTimes, Problem
 from dispatcher.job.resources import Hits, ResourceCheck
+from dispatcher.job.rows import Checked, PastTimes, Problem
 from dispatcher.job.seen import SeenKeys
 from dispatcher.times import start_of
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.fields import FIELDS
+from dispatcher.job.rows import FIELDS
 from dispatcher.job.seen import SeenKeys
 
 try:
