@@ -232,6 +232,9 @@ def test_hand_over_retires_unsent_commands_and_marks_sent_ones(store: LedgerStor
     assert [(r.status, r.retried_in) for r in rows] == [
         (Status.RETRIED, "retry.csv"), (Status.REJECTED, "retry.csv"),
     ]  # fmt: skip
+    # the rejected one kept its outcome, and is the retry job's to send: counted as handed over
+    assert store.handed_over() == 1
+    assert store.counts()[Status.REJECTED] == 1
 
 
 def test_hand_over_refuses_a_second_retry_file_and_records_nothing(store: LedgerStore) -> None:

@@ -277,7 +277,7 @@ def _already_finished(job: Job, ledger: LedgerStore, total: int) -> bool | None:
         return None
     parts = ", ".join(f"{counts[s]:,} {s.value}" for s in FINAL if counts[s])
     console.note(f"{job.source}: the job is finished ({parts}): nothing to send")
-    return all_through(counts)
+    return all_through(counts, handed=ledger.handed_over())
 
 
 async def send_job(
@@ -353,7 +353,8 @@ def end_of_run(
             f"stopped ({result.stop_reason})" + (f"; to resume: {resume}" if resume else "")
         )
         return EXIT_INTERRUPTED
-    return EXIT_OK if all_through(result.counts, result.unregistered) else EXIT_INCOMPLETE
+    through = all_through(result.counts, result.unregistered, result.handed)
+    return EXIT_OK if through else EXIT_INCOMPLETE
 
 
 # The outcomes that are no problem of the job: accepted, or handed to a retry job (retried), which
@@ -361,7 +362,9 @@ def end_of_run(
 _THROUGH: Final = frozenset({Status.ACCEPTED, Status.RETRIED})
 
 
-def all_through(counts: Mapping[Status, int], unregistered: int = 0) -> bool:
+def all_through(counts: Mapping[Status, int], unregistered: int = 0, handed: int = 0) -> bool:
     """Whether a job of these counts needs nothing more of anyone (exit 0): every command
-    accepted, or handed to a retry job."""
-    return unregistered == 0 and not any(n for s, n in counts.items() if s not in _THROUGH)
+    accepted, or handed to a retry job (``handed`` of them kept their rejected or expired
+    outcome here when they were)."""
+    others = sum(n for s, n in counts.items() if s not in _THROUGH)
+    return unregistered == 0 and others - handed == 0

@@ -189,6 +189,11 @@ class MemoryLedger:
         counts.update(Counter(r.status for r in self._active()))
         return counts
 
+    def handed_over(self) -> int:
+        """Active commands that kept their outcome when handed to a retry job."""
+        through = (Status.ACCEPTED, Status.RETRIED)
+        return sum(1 for r in self._active() if r.retried_in and r.status not in through)
+
     def total(self) -> int:
         """How many commands the ledger holds (retired ones included)."""
         return len(self._read()[0])

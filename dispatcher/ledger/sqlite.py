@@ -234,6 +234,11 @@ class Ledger:
         with self._read("count commands") as conn:
             return table.count_by_status(conn)
 
+    def handed_over(self) -> int:
+        """Active commands that kept their outcome when handed to a retry job."""
+        with self._read("count commands") as conn:
+            return table.count_handed_over(conn)
+
     def total(self) -> int:
         """How many commands the ledger holds (retired ones included)."""
         with self._read("count commands") as conn:

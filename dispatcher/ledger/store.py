@@ -164,6 +164,11 @@ class LedgerStore(Protocol):
         """How many of the job's (active) commands are in each status (every status present)."""
         ...
 
+    def handed_over(self) -> int:
+        """How many of the job's (active) commands kept their outcome here (rejected, expired)
+        and were handed to a retry job, which sends them: no problem of this job any more."""
+        ...
+
     def total(self) -> int:
         """How many commands the ledger holds (retired ones included)."""
         ...

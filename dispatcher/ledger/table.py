@@ -17,7 +17,15 @@ from dispatcher.ledger.schema import ACTIVE, small_cache
 if TYPE_CHECKING:
     from dispatcher.job.command import Command
 
-__all__ = ["count_by_status", "count_rows", "register", "rows_of", "select_rows", "uuids_of"]
+__all__ = [
+    "count_by_status",
+    "count_handed_over",
+    "count_rows",
+    "register",
+    "rows_of",
+    "select_rows",
+    "uuids_of",
+]
 
 _STATUS: Final = {s.value: s for s in Status}
 _CHUNK: Final = 500  # keys per `IN (...)`, well under SQLite's variable limit (999 before 3.32)
@@ -80,6 +88,16 @@ def count_by_status(conn: sqlite3.Connection) -> dict[Status, int]:
         for status, n in conn.execute(sql):
             counts[_STATUS[status]] = n
     return counts
+
+
+def count_handed_over(conn: sqlite3.Connection) -> int:
+    """How many active rows kept their outcome when handed to a retry job."""
+    sql = (
+        f"SELECT COUNT(*) FROM commands WHERE {ACTIVE} AND retried_in IS NOT NULL"
+        " AND status NOT IN ('accepted', 'retried')"
+    )
+    (n,) = conn.execute(sql).fetchone()
+    return int(n)
 
 
 def count_rows(conn: sqlite3.Connection) -> int:

@@ -178,7 +178,7 @@ async def _run(
         stopped = {r.lane.name: r.stop.reason for r in runners}
     return RunResult(
         run_id, counts, stats, reason,
-        aborted[0] if aborted else None, stats.total, paused, stopped,
+        aborted[0] if aborted else None, stats.total, paused, stopped, ledger.handed_over(),
     )  # fmt: skip
 
 
