@@ -18,33 +18,13 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from dispatcher.cli.commands import main
-from dispatcher.job.model import Command, command_key
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Result, Status
 from dispatcher.report.export import EXPORT_FIELDS, write_export
 from dispatcher.report.render import delivery_table, render_delivery, render_table
 from dispatcher.report.summary import summarize
 from dispatcher.times import parse_timespec
-from tests.ledger_support import write_outcomes
-
-
-def make_command(n: int, **fields: object) -> Command:
-    values: dict[str, object] = {
-        "imei": f"86{n:013d}",
-        "obj_id": 3200,
-        "obj_inst_id": 0,
-        "res_id": 5750,
-        "expired_time": parse_timespec("+6h"),
-        "args": f"reboot {n}",
-        "source": "jobs/fleet.csv",
-        "line": n + 2,
-    }
-    values.update(fields)
-    cmd = Command(**values)  # type: ignore[arg-type]
-    if "key" in fields:
-        return cmd
-    key = command_key(cmd.imei, cmd.obj_id, cmd.obj_inst_id, cmd.res_id, cmd.args)
-    return dataclasses.replace(cmd, key=key)
+from tests.ledger_support import make_command, write_outcomes
 
 
 @pytest.fixture
@@ -195,7 +175,7 @@ _FIRST = {
     "error": "succ",
     "uuid": "uuid-0",
     "attempts": 2,
-    "source": "jobs/fleet.csv:2",
+    "source": "jobs/fleet.yaml:10",
     "valid_time": "2030-01-02 03:04:05",
     "expired_time": "+6h",
     "sent_valid_time": "2030-01-02T03:04:05",

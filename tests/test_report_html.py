@@ -22,8 +22,7 @@ from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Result, Statu
 from dispatcher.report.html import PROBLEM_KINDS, write_html
 from dispatcher.report.timeline import WIDTHS, Histogram, timeline
 from dispatcher.times import parse_onenet
-from tests.ledger_support import write_outcomes
-from tests.test_report import make_command
+from tests.ledger_support import make_command, write_outcomes
 
 T0 = parse_onenet("2024-05-01 10:00:00").timestamp()
 NOW = parse_onenet("2024-05-03 09:30:00").timestamp()
@@ -142,8 +141,8 @@ def test_problem_rows_come_most_urgent_first_with_what_went_wrong(mixed: Ledger)
     assert kinds == ["rejected"] * 5 + ["failed"] * 5 + ["in doubt"] * 5 + ["delivery failed"] * 3 \
         + ["delivery expired"] * 3 + ["not sent yet"] * 5  # fmt: skip
     assert kinds == sorted(kinds, key=PROBLEM_KINDS.index)
-    assert "860000000000040 jobs/fleet.csv:42 rejected rejected 5006 limit" in problems
-    assert "860000000000033 jobs/fleet.csv:35 delivery failed accepted" in problems
+    assert "860000000000040 jobs/fleet.yaml:50 rejected rejected 5006 limit" in problems
+    assert "860000000000033 jobs/fleet.yaml:43 delivery failed accepted" in problems
     assert "6 TIME_OUT" in problems
     assert "more: use --format csv" not in problems
 
