@@ -45,7 +45,8 @@ def modules_markdown(package: Path = PACKAGE) -> str:
     for name, summary in module_rows(package):
         depth = name.count(".")
         label = f"`{name}`" if depth < 2 else f"&nbsp;&nbsp;`{name.rsplit('.', 1)[1]}`"
-        lines.append(f"| {label} | {summary.replace('|', '\\|')} |")
+        cell = summary.replace("|", "\\|")
+        lines.append(f"| {label} | {cell} |")
     return "\n".join(lines) + "\n"
 
 
@@ -67,3 +68,16 @@ def on_page_markdown(markdown: str, **_: Any) -> str:
     if API_MARKER in markdown:
         markdown = markdown.replace(API_MARKER, api_markdown())
     return markdown
+
+
+def on_config(config: Any, **_: Any) -> Any:
+    """Load every command of the `dispatcher` group, which imports its commands on first use:
+    mkdocs-click lists the commands a group holds, and the reference must show them all."""
+    import click
+
+    from dispatcher.cli.commands import main
+
+    ctx = click.Context(main, info_name="dispatcher")
+    for name in main.list_commands(ctx):
+        main.get_command(ctx, name)
+    return config
