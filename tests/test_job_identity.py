@@ -1,8 +1,8 @@
 """A ledger belongs to one job: real `dispatcher run` processes against the emulator over loopback.
 
-Each test proves a promise the README makes about which job a ledger holds, what an edited or
-shrunk job does, how an early stop and a broken-off run are counted, and that one ledger (under any
-of its names) serves one run at a time.
+Each test proves a promise docs/guarantees.md makes about which job a ledger holds, what an
+edited or shrunk job does, how an early stop and a broken-off run are counted, and that one
+ledger (under any of its names) serves one run at a time.
 """
 
 from __future__ import annotations

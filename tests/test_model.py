@@ -77,7 +77,7 @@ DEVICES = 12  # in the job at first: the first DEVICES - SPARES; the rest can be
 SPARES = 4
 CLI_TIMEOUT_S = 90.0
 WAITING = 1  # OneNET's send_status of a command cached for a device not woken yet
-RUN_CODES = {0, 1, 3, 4, 130}  # README "Exit codes": what a run may end with here
+RUN_CODES = {0, 1, 3, 4, 130}  # docs/running.md "Exit codes": what a run may end with here
 FOLLOW_UP_CODES = {0, 3}  # status and cancel
 
 _SOAK = os.environ.get("DISPATCHER_SOAK") == "1"

@@ -1,6 +1,6 @@
 """The exit code of a run that finished: commands handed to a retry job (``retried``) are sent by
-that job, and are no problem of this one: accepted and handed over is exit 0, as the README's
-Exit codes say; a rejected or failed command left in the job is still exit 3."""
+that job, and are no problem of this one: accepted and handed over is exit 0, as the docs'
+exit codes (docs/running.md) say; a rejected or failed command left in the job is still exit 3."""
 
 from __future__ import annotations
 
