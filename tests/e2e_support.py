@@ -21,6 +21,7 @@ from dispatcher.job.model import load_job
 from dispatcher.job.values import luhn_check_digit
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Row, Status
+from dispatcher.onenet.aiohttp_transport import AiohttpTransport
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.pacing import Pace
 from dispatcher.run.runner import RunResult, Stop, run_job
@@ -146,7 +147,7 @@ async def run_against(
     job = load_job(job_path)
     timeout = aiohttp.ClientTimeout(total=settings.retry.request_timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        client = OneNetClient(session, url, api_key)
+        client = OneNetClient(AiohttpTransport(session), url, api_key)
         with Ledger.open(ledger_path, synchronous=settings.ledger.synchronous) as ledger:
             return await run_job(
                 job, client, ledger, settings, stop=stop, pace=pace, probe=probe, **options

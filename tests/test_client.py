@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aioresponses import CallbackResult
+from aioresponses import aioresponses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
@@ -25,6 +25,15 @@ from yarl import URL
 from dispatcher.emulator.server import Emulator, Faults
 from dispatcher.emulator.server import serve as serve_emulator
 from dispatcher.errors import OneNetUnavailable
+from dispatcher.onenet import (
+    AiohttpTransport,
+    AnswerLost,
+    ConnectTimeout,
+    MockTransport,
+    ReadTimeout,
+    Request,
+    Response,
+)
 from dispatcher.onenet.client import (
     MAX_BODY,
     MAX_RETRY_AFTER,
@@ -37,7 +46,7 @@ from dispatcher.onenet.client import (
     classify,
     parse_retry_after,
 )
-from tests.mocking import MockedResponse
+from tests.onenet_support import Routes, sent
 
 BASE = "http://onenet.test"
 KEY = "k3y-S3CRET-0123456789abcdef"
@@ -71,12 +80,6 @@ def request(**changes: Any) -> ExecuteRequest:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
         yield s
-
-
-def sent(mocked: Any) -> list[tuple[str, URL, dict[str, Any]]]:
-    """Every request the client made: (method, url, keyword arguments)."""
-    return [(method, url, call.kwargs) for (method, url), calls in mocked.requests.items()
-            for call in calls]  # fmt: skip
 
 
 # -- classify: the errno table ----------------------------------------------------------------
@@ -358,13 +361,11 @@ def test_classify_never_accepts_without_a_proper_uuid(
 # -- execute_offline over aioresponses ----------------------------------------------------------
 
 
-async def test_every_parameter_goes_in_the_query_exactly_as_given(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.post(EXECUTE, body=answer(data={"uuid": UUID}))
-    outcome = await OneNetClient(session, BASE + "/", KEY).execute_offline(request())
+async def test_every_parameter_goes_in_the_query_exactly_as_given(routes: Routes) -> None:
+    routes.post(EXECUTE, body=answer(data={"uuid": UUID}))
+    outcome = await OneNetClient(routes.transport, BASE + "/", KEY).execute_offline(request())
     assert outcome.verdict is Verdict.ACCEPTED and outcome.uuid == UUID
-    [(method, url, kwargs)] = sent(mocked)
+    [(method, url, kwargs)] = sent(routes)
     assert method == "POST" and url.path == "/nbiot/execute/offline"
     assert dict(url.query) == {
         "imei": "861234567890123",
@@ -380,48 +381,43 @@ async def test_every_parameter_goes_in_the_query_exactly_as_given(
     assert orjson.loads(kwargs["data"]) == {"args": "reboot now"}
     assert kwargs["headers"]["api-key"] == KEY
     assert kwargs["headers"]["Content-Type"] == "application/json"
-    assert kwargs["allow_redirects"] is False
 
 
-async def test_valid_time_and_args_are_left_out_when_not_given(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.post(EXECUTE, body=answer(data={"uuid": UUID}))
-    await OneNetClient(session, BASE, KEY).execute_offline(request(valid_time=None, args=None))
-    [(_, url, kwargs)] = sent(mocked)
+async def test_valid_time_and_args_are_left_out_when_not_given(routes: Routes) -> None:
+    routes.post(EXECUTE, body=answer(data={"uuid": UUID}))
+    await OneNetClient(routes.transport, BASE, KEY).execute_offline(
+        request(valid_time=None, args=None)
+    )
+    [(_, url, kwargs)] = sent(routes)
     assert "valid_time" not in url.query
     assert kwargs["data"] is None
     assert "Content-Type" not in kwargs["headers"]
 
 
-async def test_values_that_need_escaping_are_escaped(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.post(EXECUTE, body=answer(data={"uuid": UUID}))
+async def test_values_that_need_escaping_are_escaped(routes: Routes) -> None:
+    routes.post(EXECUTE, body=answer(data={"uuid": UUID}))
     req = request(imei="86 12&x=1", expired_time="2030-01-02 03:04:05")
-    await OneNetClient(session, BASE, KEY).execute_offline(req)
-    [(_, url, _)] = sent(mocked)
+    await OneNetClient(routes.transport, BASE, KEY).execute_offline(req)
+    [(_, url, _)] = sent(routes)
     assert url.query["imei"] == "86 12&x=1"
     assert url.query["expired_time"] == "2030-01-02 03:04:05"
     assert "x" not in url.query
 
 
-async def test_args_are_sent_as_json_text_whatever_they_hold(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.post(EXECUTE, body=answer(data={"uuid": UUID}))
+async def test_args_are_sent_as_json_text_whatever_they_hold(routes: Routes) -> None:
+    routes.post(EXECUTE, body=answer(data={"uuid": UUID}))
     args = 'cfg {"a": 1} \\ "quoted" \u4e2d\u6587'
-    await OneNetClient(session, BASE, KEY).execute_offline(request(args=args))
-    [(_, _, kwargs)] = sent(mocked)
+    await OneNetClient(routes.transport, BASE, KEY).execute_offline(request(args=args))
+    [(_, _, kwargs)] = sent(routes)
     assert orjson.loads(kwargs["data"]) == {"args": args}
 
 
-async def test_args_that_cannot_be_encoded_are_rejected_without_sending(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    outcome = await OneNetClient(session, BASE, KEY).execute_offline(request(args="\ud800"))
+async def test_args_that_cannot_be_encoded_are_rejected_without_sending(routes: Routes) -> None:
+    outcome = await OneNetClient(routes.transport, BASE, KEY).execute_offline(
+        request(args="\ud800")
+    )
     assert outcome.verdict is Verdict.REJECTED
-    assert sent(mocked) == []
+    assert sent(routes) == []
 
 
 @pytest.mark.parametrize(
@@ -437,15 +433,14 @@ async def test_args_that_cannot_be_encoded_are_rejected_without_sending(
     ],
 )
 async def test_answers_are_classified_over_the_wire(
-    session: aiohttp.ClientSession,
-    mocked: Any,
+    routes: Routes,
     status: int,
     body: bytes,
     headers: dict[str, str],
     verdict: Verdict,
 ) -> None:
-    mocked.post(EXECUTE, status=status, body=body, headers=headers)
-    outcome = await OneNetClient(session, BASE, KEY).execute_offline(request())
+    routes.post(EXECUTE, status=status, body=body, headers=headers)
+    outcome = await OneNetClient(routes.transport, BASE, KEY).execute_offline(request())
     assert outcome.verdict is verdict
     assert outcome.http_status == status
 
@@ -464,21 +459,24 @@ async def test_answers_are_classified_over_the_wire(
     ],
 )
 async def test_network_failures_before_sending_are_transient_after_are_in_doubt(
-    session: aiohttp.ClientSession, mocked: Any, exc: Exception, verdict: Verdict
+    session: aiohttp.ClientSession, exc: Exception, verdict: Verdict
 ) -> None:
-    mocked.post(EXECUTE, exception=exc)
-    outcome = await OneNetClient(session, BASE, KEY).execute_offline(request())
+    with aioresponses() as mocked:  # aiohttp's own errors, as its session raises them
+        mocked.post(EXECUTE, exception=exc)
+        outcome = await OneNetClient(AiohttpTransport(session), BASE, KEY).execute_offline(
+            request()
+        )
     assert outcome.verdict is verdict
     assert outcome.error
     assert outcome.uuid is None
 
 
-async def test_the_api_key_never_appears_in_an_error(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.post(EXECUTE, body=answer(1, f"auth failed for key {KEY}"))
-    mocked.post(EXECUTE, exception=aiohttp.ClientOSError(1, f"broken while sending {KEY}"))
-    client = OneNetClient(session, BASE, KEY)
+async def test_the_api_key_never_appears_in_an_error(routes: Routes) -> None:
+    routes.post(EXECUTE, body=answer(1, f"auth failed for key {KEY}"))
+    routes.post(
+        EXECUTE, exception=AnswerLost(f"ClientOSError: [Errno 1] broken while sending {KEY}")
+    )
+    client = OneNetClient(routes.transport, BASE, KEY)
     first = await client.execute_offline(request())
     second = await client.execute_offline(request())
     assert first.verdict is Verdict.REJECTED and second.verdict is Verdict.IN_DOUBT
@@ -520,7 +518,9 @@ async def test_the_request_on_the_wire_is_exactly_as_given() -> None:
 
     server, base = await serve(handler)
     async with server, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(session, base, KEY).execute_offline(request())
+        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).execute_offline(
+            request()
+        )
     assert outcome.uuid == UUID
     [raw] = seen
     head, body = raw.split(b"\r\n\r\n", 1)
@@ -556,7 +556,9 @@ async def test_a_huge_2xx_body_is_in_doubt_and_not_read_whole(head: bytes) -> No
 
     server, base = await serve(handler)
     async with server, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(session, base, KEY).execute_offline(request())
+        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).execute_offline(
+            request()
+        )
     assert outcome.verdict is Verdict.IN_DOUBT  # OneNET answered: the command may exist
     assert outcome.error == f"HTTP 200: answer larger than {MAX_BODY} bytes"
 
@@ -566,7 +568,7 @@ async def test_connection_refused_is_transient_and_never_reached_the_server() ->
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     async with aiohttp.ClientSession() as session:
-        client = OneNetClient(session, f"http://127.0.0.1:{port}", KEY)
+        client = OneNetClient(AiohttpTransport(session), f"http://127.0.0.1:{port}", KEY)
         outcome = await client.execute_offline(request())
     assert outcome.verdict is Verdict.TRANSIENT
     assert outcome.reached is False
@@ -580,7 +582,9 @@ async def test_connection_cut_after_the_request_arrived_is_in_doubt() -> None:
 
     server, base = await serve(handler)
     async with server, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(session, base, KEY).execute_offline(request())
+        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).execute_offline(
+            request()
+        )
     assert outcome.verdict is Verdict.IN_DOUBT
     assert outcome.reached is True
 
@@ -594,7 +598,9 @@ async def test_a_body_cut_short_is_in_doubt() -> None:
 
     server, base = await serve(handler)
     async with server, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(session, base, KEY).execute_offline(request())
+        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).execute_offline(
+            request()
+        )
     assert outcome.verdict is Verdict.IN_DOUBT
 
 
@@ -617,25 +623,24 @@ def history_item(n: int) -> dict[str, object]:
     }
 
 
-def paged(total: int, listed: int | None = None) -> Callable[..., CallbackResult]:
-    def respond(url: URL, **_: Any) -> CallbackResult:
+def paged(total: int, listed: int | None = None) -> Callable[[Request], Response]:
+    def respond(req: Request) -> Response:
+        url = URL(req.url, encoded=True)
         page, per_page = int(url.query["page"]), int(url.query["per_page"])
         first = (page - 1) * per_page
         items = [history_item(n) for n in range(first, min(first + per_page, listed or total))]
         body = answer(data={"total_count": total, "items": items})
-        return CallbackResult(body=body, response_class=MockedResponse)
+        return Response(200, body)
 
     return respond
 
 
-async def test_history_reads_every_page_with_times_formatted_for_onenet(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.get(HISTORY, callback=paged(250), repeat=True)
+async def test_history_reads_every_page_with_times_formatted_for_onenet(routes: Routes) -> None:
+    routes.get(HISTORY, callback=paged(250), repeat=True)
     start = datetime(2030, 1, 1, 2, 0, 0, tzinfo=UTC)
-    items = await OneNetClient(session, BASE, KEY).history("861234567890123", start, start)
+    items = await OneNetClient(routes.transport, BASE, KEY).history("861234567890123", start, start)
     assert [i.uuid for i in items] == [f"uuid-{n}" for n in range(250)]
-    urls = [url for _, url, _ in sent(mocked)]
+    urls = [url for _, url, _ in sent(routes)]
     assert sorted(u.query["page"] for u in urls) == ["1", "2", "3"]
     for u in urls:
         assert u.query["start"] == u.query["end"] == "2030-01-01T10:00:00"
@@ -645,24 +650,22 @@ async def test_history_reads_every_page_with_times_formatted_for_onenet(
     assert first.expired_time == datetime(2030, 1, 2, 10, 0, 0, tzinfo=BEIJING)
 
 
-async def test_history_stops_at_a_short_page_and_needs_no_end(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.get(HISTORY, callback=paged(100), repeat=True)
+async def test_history_stops_at_a_short_page_and_needs_no_end(routes: Routes) -> None:
+    routes.get(HISTORY, callback=paged(100), repeat=True)
     start = datetime(2030, 1, 1, 10, 0, 0, tzinfo=BEIJING)
-    items = await OneNetClient(session, BASE, KEY).history("861234567890123", start)
+    items = await OneNetClient(routes.transport, BASE, KEY).history("861234567890123", start)
     assert len(items) == 100
-    [(_, url, kwargs)] = sent(mocked)
+    [(_, url, kwargs)] = sent(routes)
     assert "end" not in url.query
     assert kwargs["headers"] == {"api-key": KEY}
 
 
-async def test_history_that_ends_before_its_total_is_unavailable(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.get(HISTORY, callback=paged(150, listed=120), repeat=True)
+async def test_history_that_ends_before_its_total_is_unavailable(routes: Routes) -> None:
+    routes.get(HISTORY, callback=paged(150, listed=120), repeat=True)
     with pytest.raises(OneNetUnavailable, match="120 of 150"):
-        await OneNetClient(session, BASE, KEY).history("861234567890123", datetime.now(BEIJING))
+        await OneNetClient(routes.transport, BASE, KEY).history(
+            "861234567890123", datetime.now(BEIJING)
+        )
 
 
 @pytest.mark.parametrize(
@@ -676,69 +679,61 @@ async def test_history_that_ends_before_its_total_is_unavailable(
         answer(data={"items": [{**history_item(1), "send_status": "waiting"}]}),
     ],
 )
-async def test_history_without_a_usable_answer_is_unavailable(
-    session: aiohttp.ClientSession, mocked: Any, body: bytes
-) -> None:
-    mocked.get(HISTORY, body=body)
+async def test_history_without_a_usable_answer_is_unavailable(routes: Routes, body: bytes) -> None:
+    routes.get(HISTORY, body=body)
     with pytest.raises(OneNetUnavailable) as caught:
-        await OneNetClient(session, BASE, KEY).history("861234567890123", datetime.now(BEIJING))
+        await OneNetClient(routes.transport, BASE, KEY).history(
+            "861234567890123", datetime.now(BEIJING)
+        )
     assert KEY not in str(caught.value)
 
 
-async def test_history_network_trouble_is_unavailable_without_the_key(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.get(HISTORY, exception=aiohttp.ServerDisconnectedError())
+async def test_history_network_trouble_is_unavailable_without_the_key(routes: Routes) -> None:
+    routes.get(HISTORY, exception=AnswerLost("ServerDisconnectedError: Server disconnected"))
     with pytest.raises(OneNetUnavailable, match="history") as caught:
-        await OneNetClient(session, BASE, KEY).history("861234567890123", datetime.now(BEIJING))
+        await OneNetClient(routes.transport, BASE, KEY).history(
+            "861234567890123", datetime.now(BEIJING)
+        )
     assert KEY not in str(caught.value)
 
 
-async def test_detail_returns_the_command_with_its_args(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
+async def test_detail_returns_the_command_with_its_args(routes: Routes) -> None:
     detail = {**history_item(1), "args": "reboot now"}
     del detail["cmd_uuid"]
-    mocked.get(
+    routes.get(
         f"{BASE}/nbiot/offline/history/{UUID}?imei=861234567890123", body=answer(data=detail)
     )
-    got = await OneNetClient(session, BASE, KEY).detail("861234567890123", UUID)
+    got = await OneNetClient(routes.transport, BASE, KEY).detail("861234567890123", UUID)
     assert got["args"] == "reboot now"
 
 
-async def test_detail_with_an_errno_is_unavailable_and_names_it(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.get(f"{BASE}/nbiot/offline/history/{UUID}?imei=1", body=answer(3, "bad uuid"))
+async def test_detail_with_an_errno_is_unavailable_and_names_it(routes: Routes) -> None:
+    routes.get(f"{BASE}/nbiot/offline/history/{UUID}?imei=1", body=answer(3, "bad uuid"))
     with pytest.raises(OneNetUnavailable, match="errno 3 bad uuid"):
-        await OneNetClient(session, BASE, KEY).detail("1", UUID)
+        await OneNetClient(routes.transport, BASE, KEY).detail("1", UUID)
 
 
-async def test_cancel_says_cancelled_or_carries_the_refusing_errno(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
+async def test_cancel_says_cancelled_or_carries_the_refusing_errno(routes: Routes) -> None:
     url = f"{BASE}/nbiot/offline/cancel/{UUID}?imei=861234567890123"
-    mocked.put(url, body=answer())
-    mocked.put(url, body=answer(5006, "system logic limit"))
-    client = OneNetClient(session, BASE, KEY)
+    routes.put(url, body=answer())
+    routes.put(url, body=answer(5006, "system logic limit"))
+    client = OneNetClient(routes.transport, BASE, KEY)
     done = await client.cancel("861234567890123", UUID)
     refused = await client.cancel("861234567890123", UUID)
     assert done == CancelResult(UUID, cancelled=True, http_status=200)
     assert (refused.uuid, refused.cancelled, refused.http_status) == (UUID, False, 200)
     assert refused.refusal is not None
     assert (refused.refusal.verdict, refused.refusal.errno) == (Verdict.REJECTED, 5006)
-    mocked.put(url, exception=aiohttp.ClientConnectionError("reset"))
+    routes.put(url, exception=AnswerLost("ClientConnectionError: reset"))
     with pytest.raises(OneNetUnavailable):
         await client.cancel("861234567890123", UUID)
 
 
-async def test_follow_ups_answered_by_a_proxy_page_raise_misrouted(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
+async def test_follow_ups_answered_by_a_proxy_page_raise_misrouted(routes: Routes) -> None:
     page = {"status": 403, "body": b"<html>Forbidden</html>", "content_type": "text/html"}
-    mocked.get(HISTORY, **page)
-    mocked.get(f"{BASE}/nbiot/offline/history/{UUID}?imei=1", **page)
-    client = OneNetClient(session, BASE, KEY)
+    routes.get(HISTORY, **page)
+    routes.get(f"{BASE}/nbiot/offline/history/{UUID}?imei=1", **page)
+    client = OneNetClient(routes.transport, BASE, KEY)
     with pytest.raises(Misrouted) as history:
         await client.history("861234567890123", datetime.now(BEIJING))
     with pytest.raises(Misrouted) as detail:
@@ -755,16 +750,18 @@ async def test_follow_ups_answered_by_a_proxy_page_raise_misrouted(
      (404, answer(5006, "system logic limit"))],
 )  # fmt: skip
 async def test_follow_ups_answered_by_onenet_or_a_gateway_are_not_misrouted(
-    session: aiohttp.ClientSession, mocked: Any, status: int, body: bytes
+    routes: Routes, status: int, body: bytes
 ) -> None:
-    mocked.get(HISTORY, status=status, body=body, content_type="text/html")
+    routes.get(HISTORY, status=status, body=body, content_type="text/html")
     with pytest.raises(OneNetUnavailable) as caught:
-        await OneNetClient(session, BASE, KEY).history("861234567890123", datetime.now(BEIJING))
+        await OneNetClient(routes.transport, BASE, KEY).history(
+            "861234567890123", datetime.now(BEIJING)
+        )
     assert not isinstance(caught.value, Misrouted)
 
 
 def test_execute_url_is_the_base_and_path_without_query_or_key() -> None:
-    client = OneNetClient(aiohttp.ClientSession.__new__(aiohttp.ClientSession), BASE + "/", KEY)
+    client = OneNetClient(MockTransport(lambda req: Response(500)), BASE + "/", KEY)
     assert client.execute_url == "http://onenet.test/nbiot/execute/offline"
 
 
@@ -775,13 +772,13 @@ DATE_UNIX = datetime(2024, 5, 1, 4, 0, 0, tzinfo=UTC).timestamp()
 
 
 async def test_probe_asks_for_one_history_item_and_is_accepted_with_the_server_date(
-    session: aiohttp.ClientSession, mocked: Any
+    routes: Routes,
 ) -> None:
-    mocked.get(HISTORY, body=answer(data={"total_count": 0, "items": []}), headers={"Date": DATE})
+    routes.get(HISTORY, body=answer(data={"total_count": 0, "items": []}), headers={"Date": DATE})
     start = datetime(2030, 1, 1, 2, 0, 0, tzinfo=UTC)
-    outcome = await OneNetClient(session, BASE, KEY).probe("861234567890123", start)
+    outcome = await OneNetClient(routes.transport, BASE, KEY).probe("861234567890123", start)
     assert outcome == Outcome(Verdict.ACCEPTED, errno=0, http_status=200, server_date=DATE_UNIX)
-    [(method, url, kwargs)] = sent(mocked)
+    [(method, url, kwargs)] = sent(routes)
     assert (method, url.path) == ("GET", "/nbiot/offline/history")
     assert dict(url.query) == {
         "imei": "861234567890123",
@@ -801,26 +798,25 @@ async def test_probe_asks_for_one_history_item_and_is_accepted_with_the_server_d
      (302, answer(), Verdict.IN_DOUBT, 0)],
 )  # fmt: skip
 async def test_probe_answers_other_than_success_are_judged_as_execute_answers(
-    session: aiohttp.ClientSession,
-    mocked: Any,
+    routes: Routes,
     status: int,
     body: bytes,
     verdict: Verdict,
     errno: int | None,
 ) -> None:
-    mocked.get(HISTORY, status=status, body=body, headers={"Date": DATE})
-    outcome = await OneNetClient(session, BASE, KEY).probe("861234567890123", datetime.now(UTC))
+    routes.get(HISTORY, status=status, body=body, headers={"Date": DATE})
+    outcome = await OneNetClient(routes.transport, BASE, KEY).probe(
+        "861234567890123", datetime.now(UTC)
+    )
     assert (outcome.verdict, outcome.errno, outcome.uuid) == (verdict, errno, None)
     assert outcome.server_date == DATE_UNIX
 
 
-async def test_probe_network_failures_are_outcomes_never_raised(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.get(HISTORY, exception=aiohttp.ConnectionTimeoutError("connect timed out"))
-    mocked.get(HISTORY, exception=aiohttp.ServerDisconnectedError())
-    mocked.get(HISTORY, exception=aiohttp.SocketTimeoutError("Timeout on reading data"))
-    client = OneNetClient(session, BASE, KEY)
+async def test_probe_network_failures_are_outcomes_never_raised(routes: Routes) -> None:
+    routes.get(HISTORY, exception=ConnectTimeout("ConnectionTimeoutError: connect timed out"))
+    routes.get(HISTORY, exception=AnswerLost("ServerDisconnectedError: Server disconnected"))
+    routes.get(HISTORY, exception=ReadTimeout("SocketTimeoutError: Timeout on reading data"))
+    client = OneNetClient(routes.transport, BASE, KEY)
     refused, cut, late = [await client.probe("861234567890123", datetime.now(UTC)) for _ in "abc"]
     assert (refused.verdict, refused.reached) == (Verdict.TRANSIENT, False)
     assert (cut.verdict, cut.reached, cut.timed_out) == (Verdict.IN_DOUBT, True, False)
@@ -831,7 +827,7 @@ async def test_probe_reads_the_emulators_offset_clock() -> None:
     now = 1_900_000_000.0
     emulator = Emulator(Faults(clock_offset_s=-7200.0), clock=lambda: now)
     async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(session, url, KEY).probe(
+        outcome = await OneNetClient(AiohttpTransport(session), url, KEY).probe(
             "861234567890123", datetime.fromtimestamp(now, UTC)
         )
     assert (outcome.verdict, outcome.uuid) == (Verdict.ACCEPTED, None)
@@ -839,23 +835,23 @@ async def test_probe_reads_the_emulators_offset_clock() -> None:
 
 
 async def test_history_awaits_before_page_ahead_of_each_page_and_reports_each_date(
-    session: aiohttp.ClientSession, mocked: Any
+    routes: Routes,
 ) -> None:
     events: list[str] = []
     pages = paged(250)
 
-    def respond(url: URL, **kwargs: Any) -> CallbackResult:
-        events.append(f"page {url.query['page']}")
-        result = pages(url, **kwargs)
-        result.headers = {"Date": f"Wed, 01 May 2024 04:00:0{url.query['page']} GMT"}
-        return result
+    def respond(req: Request) -> Response:
+        page = URL(req.url, encoded=True).query["page"]
+        events.append(f"page {page}")
+        result = pages(req)
+        return Response(result.status, result.body, {"Date": f"Wed, 01 May 2024 04:00:0{page} GMT"})
 
     async def before_page() -> None:
         events.append("pace")
 
     dates: list[float] = []
-    mocked.get(HISTORY, callback=respond, repeat=True)
-    items = await OneNetClient(session, BASE, KEY).history(
+    routes.get(HISTORY, callback=respond, repeat=True)
+    items = await OneNetClient(routes.transport, BASE, KEY).history(
         "861234567890123", datetime.now(UTC), before_page=before_page, on_date=dates.append
     )
     assert len(items) == 250
@@ -864,14 +860,14 @@ async def test_history_awaits_before_page_ahead_of_each_page_and_reports_each_da
 
 
 async def test_detail_reports_the_server_date_even_when_the_answer_is_an_error(
-    session: aiohttp.ClientSession, mocked: Any
+    routes: Routes,
 ) -> None:
     url = f"{BASE}/nbiot/offline/history/{UUID}?imei=1"
-    mocked.get(url, body=answer(data={"args": "x"}), headers={"Date": DATE})
-    mocked.get(url, body=answer(3, "bad uuid"), headers={"Date": DATE})
-    mocked.get(url, body=answer(data={"args": "x"}), headers={"Date": "not a date"})
+    routes.get(url, body=answer(data={"args": "x"}), headers={"Date": DATE})
+    routes.get(url, body=answer(3, "bad uuid"), headers={"Date": DATE})
+    routes.get(url, body=answer(data={"args": "x"}), headers={"Date": "not a date"})
     dates: list[float] = []
-    client = OneNetClient(session, BASE, KEY)
+    client = OneNetClient(routes.transport, BASE, KEY)
     assert (await client.detail("1", UUID, on_date=dates.append))["args"] == "x"
     with pytest.raises(OneNetUnavailable):
         await client.detail("1", UUID, on_date=dates.append)
@@ -879,11 +875,9 @@ async def test_detail_reports_the_server_date_even_when_the_answer_is_an_error(
     assert dates == [DATE_UNIX, DATE_UNIX]
 
 
-async def test_execute_outcome_carries_the_server_date(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.post(EXECUTE, body=answer(data={"uuid": UUID}), headers={"Date": DATE})
-    outcome = await OneNetClient(session, BASE, KEY).execute_offline(request())
+async def test_execute_outcome_carries_the_server_date(routes: Routes) -> None:
+    routes.post(EXECUTE, body=answer(data={"uuid": UUID}), headers={"Date": DATE})
+    outcome = await OneNetClient(routes.transport, BASE, KEY).execute_offline(request())
     assert (outcome.uuid, outcome.server_date) == (UUID, DATE_UNIX)
 
 
@@ -903,14 +897,16 @@ async def test_execute_outcome_carries_the_server_date(
 )  # fmt: skip
 async def test_no_answer_in_time_is_in_doubt_and_timed_out_but_a_connect_timeout_is_not(
     session: aiohttp.ClientSession,
-    mocked: Any,
     exc: Exception,
     verdict: Verdict,
     reached: bool,
     timed_out: bool,
 ) -> None:
-    mocked.post(EXECUTE, exception=exc)
-    outcome = await OneNetClient(session, BASE, KEY).execute_offline(request())
+    with aioresponses() as mocked:  # aiohttp's own errors, as its session raises them
+        mocked.post(EXECUTE, exception=exc)
+        outcome = await OneNetClient(AiohttpTransport(session), BASE, KEY).execute_offline(
+            request()
+        )
     assert (outcome.verdict, outcome.reached, outcome.timed_out) == (verdict, reached, timed_out)
 
 
@@ -918,7 +914,7 @@ async def test_a_server_that_never_answers_is_in_doubt_and_timed_out() -> None:
     emulator = Emulator(Faults(hang_rate=1.0))
     timeout = aiohttp.ClientTimeout(sock_read=0.2)
     async with serve_emulator(emulator) as url, aiohttp.ClientSession(timeout=timeout) as session:
-        outcome = await OneNetClient(session, url, KEY).execute_offline(request())
+        outcome = await OneNetClient(AiohttpTransport(session), url, KEY).execute_offline(request())
     assert (outcome.verdict, outcome.timed_out, outcome.reached) == (Verdict.IN_DOUBT, True, True)
     assert outcome.error.startswith("no answer in time: ")
     assert emulator.accepted() == []
@@ -934,7 +930,9 @@ def emulator_request() -> ExecuteRequest:
 async def test_a_truncated_answer_is_in_doubt_and_the_command_exists() -> None:
     emulator = Emulator(Faults(truncate_rate=1.0))
     async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(session, url, KEY).execute_offline(emulator_request())
+        outcome = await OneNetClient(AiohttpTransport(session), url, KEY).execute_offline(
+            emulator_request()
+        )
     assert (outcome.verdict, outcome.misrouted) == (Verdict.IN_DOUBT, False)
     assert re.fullmatch(r"HTTP 200: answer is not JSON \(\d+ bytes\)", outcome.error)
     assert len(emulator.accepted()) == 1
@@ -943,7 +941,7 @@ async def test_a_truncated_answer_is_in_doubt_and_the_command_exists() -> None:
 async def test_a_proxy_page_in_front_is_misrouted_for_execute_and_follow_ups() -> None:
     emulator = Emulator(Faults(html_status=407))
     async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
-        client = OneNetClient(session, url, KEY)
+        client = OneNetClient(AiohttpTransport(session), url, KEY)
         outcome = await client.execute_offline(emulator_request())
         with pytest.raises(Misrouted, match="history: HTTP 407 "):
             await client.history("861234567890123", datetime.now(UTC))
@@ -955,7 +953,7 @@ async def test_a_proxy_page_in_front_is_misrouted_for_execute_and_follow_ups() -
 async def test_gzip_answers_are_inflated_and_read() -> None:
     emulator = Emulator(Faults(compress=True, affect_reads=True))
     async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
-        client = OneNetClient(session, url, KEY)
+        client = OneNetClient(AiohttpTransport(session), url, KEY)
         outcome = await client.execute_offline(emulator_request())
         items = await client.history("861234567890123", datetime(2000, 1, 1, tzinfo=UTC))
     assert outcome.verdict is Verdict.ACCEPTED
@@ -968,7 +966,7 @@ BOMB = 32 * MAX_BODY  # inflated bytes; about 32 KB compressed
 async def test_a_gzip_bomb_answer_is_in_doubt_and_never_inflated_whole() -> None:
     emulator = Emulator(Faults(bomb_bytes=BOMB))
     async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
-        client = OneNetClient(session, url, KEY)
+        client = OneNetClient(AiohttpTransport(session), url, KEY)
         first = await client.execute_offline(emulator_request())  # builds the bomb once
         tracemalloc.start()
         try:
@@ -1002,7 +1000,7 @@ async def test_a_gzip_bomb_follow_up_answer_is_unavailable_and_never_inflated_wh
         tracemalloc.start()
         try:
             with pytest.raises(OneNetUnavailable, match=f"larger than {MAX_BODY} bytes"):
-                await OneNetClient(session, base, KEY).detail("1", UUID)
+                await OneNetClient(AiohttpTransport(session), base, KEY).detail("1", UUID)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -1024,29 +1022,25 @@ async def test_a_gzip_bomb_follow_up_answer_is_unavailable_and_never_inflated_wh
     ],
 )
 async def test_a_short_key_is_masked_only_where_it_stands_as_a_whole_token(
-    session: aiohttp.ClientSession, mocked: Any, text: str, masked: str
+    routes: Routes, text: str, masked: str
 ) -> None:
-    mocked.post(EXECUTE, body=answer(1, text))
-    outcome = await OneNetClient(session, BASE, "test").execute_offline(request())
+    routes.post(EXECUTE, body=answer(1, text))
+    outcome = await OneNetClient(routes.transport, BASE, "test").execute_offline(request())
     assert outcome.error == masked
 
 
-async def test_a_key_is_masked_percent_encoded_in_a_url_too(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
+async def test_a_key_is_masked_percent_encoded_in_a_url_too(routes: Routes) -> None:
     key = "Ab+cd/Ef=="
-    mocked.post(EXECUTE, body=answer(1, f"bad url ?api-key=Ab%2Bcd%2FEf%3D%3D&x=1 and {key}."))
-    outcome = await OneNetClient(session, BASE, key).execute_offline(request())
+    routes.post(EXECUTE, body=answer(1, f"bad url ?api-key=Ab%2Bcd%2FEf%3D%3D&x=1 and {key}."))
+    outcome = await OneNetClient(routes.transport, BASE, key).execute_offline(request())
     assert outcome.error == "bad url ?api-key=***&x=1 and ***."
 
 
-async def test_a_lenient_history_lists_an_unreadable_item_by_its_uuid_alone(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
+async def test_a_lenient_history_lists_an_unreadable_item_by_its_uuid_alone(routes: Routes) -> None:
     broken = {**history_item(2), "create_time": 1764600000, "send_status": "sent"}
     body = answer(data={"total_count": 2, "items": [history_item(1), broken]})
-    mocked.get(HISTORY, body=body, repeat=True)
-    client = OneNetClient(session, BASE, KEY)
+    routes.get(HISTORY, body=body, repeat=True)
+    client = OneNetClient(routes.transport, BASE, KEY)
     with pytest.raises(OneNetUnavailable):  # matching needs every field: the strict list fails
         await client.history("861234567890123", datetime.now(BEIJING))
     items = await client.history("861234567890123", datetime.now(BEIJING), lenient=True)
@@ -1067,15 +1061,16 @@ async def test_a_lenient_history_lists_an_unreadable_item_by_its_uuid_alone(
     ],
 )
 async def test_a_query_refused_says_whether_asking_again_can_help(
-    session: aiohttp.ClientSession,
-    mocked: Any,
+    routes: Routes,
     status: int,
     body: bytes,
     retryable: bool,
     throttled: bool,
 ) -> None:
-    mocked.get(HISTORY, status=status, body=body, headers={"Retry-After": "3"} if throttled else {})
+    routes.get(HISTORY, status=status, body=body, headers={"Retry-After": "3"} if throttled else {})
     with pytest.raises(OneNetUnavailable) as caught:
-        await OneNetClient(session, BASE, KEY).history("861234567890123", datetime.now(BEIJING))
+        await OneNetClient(routes.transport, BASE, KEY).history(
+            "861234567890123", datetime.now(BEIJING)
+        )
     assert (caught.value.retryable, caught.value.throttled) == (retryable, throttled)
     assert caught.value.retry_after == (3.0 if throttled else None)

@@ -132,6 +132,7 @@ async def test_a_read_of_a_whole_object_is_accepted() -> None:
 
 
 async def test_the_client_writes_and_reads_as_the_emulator_checks_them() -> None:
+    from dispatcher.onenet.aiohttp_transport import AiohttpTransport
     from dispatcher.onenet.client import (
         OneNetClient,
         ReadRequest,
@@ -144,7 +145,7 @@ async def test_the_client_writes_and_reads_as_the_emulator_checks_them() -> None
     window = {"expired_time": "2024-05-02T12:00:00", "valid_time": None, "retry": 3}
     window |= {"timeout": 25, "trigger_msg": 2}
     async with serve(emulator) as url, aiohttp.ClientSession() as session:
-        client = OneNetClient(session, url, "k")
+        client = OneNetClient(AiohttpTransport(session), url, "k")
         values = (WriteValue(1, "coap://fw.example/2.4.1.bin"), WriteValue(3, "00ff", type=1))
         wrote = await client.write_offline(WriteRequest(IMEI, 5, 0, 1, values, **window))
         read = await client.read_offline(ReadRequest(IMEI, 5, 0, 3, **window))

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,12 +15,20 @@ from urllib.parse import quote, unquote
 import aiohttp
 import orjson
 import pytest
-from aioresponses import CallbackResult
-from yarl import URL
 
 from dispatcher.emulator.server import Emulator, Faults, Product, serve
 from dispatcher.errors import OneNetUnavailable
-from dispatcher.onenet import TokenSource, sign, token_header
+from dispatcher.onenet import (
+    AiohttpTransport,
+    AnswerLost,
+    MockTransport,
+    Request,
+    Response,
+    TokenSource,
+    Transport,
+    sign,
+    token_header,
+)
 from dispatcher.onenet.client import (
     ExecuteRequest,
     OneNetClient,
@@ -32,7 +39,7 @@ from dispatcher.onenet.client import (
     WriteValue,
     classify,
 )
-from tests.mocking import MockedResponse
+from tests.onenet_support import Routes, sent
 
 ACCESS_KEY = "c2VjcmV0LWFjY2Vzcy1rZXktZm9yLXRlc3Rz"  # base64 of b"secret-access-key-for-tests"
 RES = "products/abc123"
@@ -205,36 +212,23 @@ def test_a_lifetime_under_a_minute_is_refused(lifetime: float) -> None:
         TokenSource(ACCESS_KEY, RES, lifetime_s=lifetime)
 
 
-# -- the client's paths and header (aioresponses) ------------------------------------------------
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-def sent(mocked: Any) -> list[tuple[str, URL, dict[str, Any]]]:
-    return [(method, url, call.kwargs) for (method, url), calls in mocked.requests.items()
-            for call in calls]  # fmt: skip
+# -- the client's paths and header (a scripted transport) ---------------------------------------
 
 
 ANY_URL = re.compile(r"^http://iot\.test/.*$")
 
 
 def iot_client(
-    session: aiohttp.ClientSession, clock: Clock, base: str = BASE, key: str = ACCESS_KEY
+    transport: Transport, clock: Clock, base: str = BASE, key: str = ACCESS_KEY
 ) -> tuple[OneNetClient, TokenSource]:
     token = TokenSource(key, RES, method="sha256", clock=clock)
-    return OneNetClient(session, base, platform="iot-api", token=token), token
+    return OneNetClient(transport, base, platform="iot-api", token=token), token
 
 
-async def test_every_call_goes_under_nb_iot_with_the_token_and_no_api_key(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
+async def test_every_call_goes_under_nb_iot_with_the_token_and_no_api_key(routes: Routes) -> None:
     for method in ("POST", "GET", "PUT"):
-        mocked.add(ANY_URL, method, body=answer(data={"uuid": UUID}), repeat=True)
-    client, token = iot_client(session, Clock(NOW))
+        routes.add(method, ANY_URL, body=answer(data={"uuid": UUID}), repeat=True)
+    client, token = iot_client(routes.transport, Clock(NOW))
     assert client.execute_url == "http://iot.test/nb-iot/execute/offline"
     await client.execute_offline(execute())
     await client.write_offline(write())
@@ -244,7 +238,7 @@ async def test_every_call_goes_under_nb_iot_with_the_token_and_no_api_key(
     with pytest.raises(OneNetUnavailable):  # the mock's data is not a history page
         await client.history(IMEI, datetime.now(UTC))
     await client.detail(IMEI, UUID)
-    calls = sent(mocked)
+    calls = sent(routes)
     assert sorted((method, url.path) for method, url, _ in calls) == [
         ("GET", "/nb-iot/offline"),
         ("GET", "/nb-iot/offline/history"),
@@ -260,24 +254,22 @@ async def test_every_call_goes_under_nb_iot_with_the_token_and_no_api_key(
         assert headers in ({}, {"Content-Type": "application/json"}), method
 
 
-async def test_the_header_follows_the_token_when_it_is_renewed(
-    session: aiohttp.ClientSession, mocked: Any
-) -> None:
-    mocked.post(ANY_URL, body=answer(data={"uuid": UUID}), repeat=True)
+async def test_the_header_follows_the_token_when_it_is_renewed(routes: Routes) -> None:
+    routes.post(ANY_URL, body=answer(data={"uuid": UUID}), repeat=True)
     clock = Clock(NOW)
-    client, token = iot_client(session, clock)
+    client, token = iot_client(routes.transport, clock)
     await client.execute_offline(execute())
     await client.execute_offline(execute(args=None))
     clock.now += 3500.0  # within 300 s of et: the next call renews
     await client.execute_offline(execute())
-    headers = [kwargs["headers"]["authorization"] for _, _, kwargs in sent(mocked)]
+    headers = [kwargs["headers"]["authorization"] for _, _, kwargs in sent(routes)]
     assert headers[0] == headers[1] != headers[2]
     assert token.renewals == 1
     assert headers[2] == token.header()
 
 
 def test_the_platform_and_its_credentials_are_checked() -> None:
-    session = aiohttp.ClientSession.__new__(aiohttp.ClientSession)
+    session = MockTransport(lambda req: Response(500))
     token = TokenSource(ACCESS_KEY, RES)
     with pytest.raises(ValueError, match="'iot-api' needs a token"):
         OneNetClient(session, BASE, platform="iot-api")
@@ -298,17 +290,17 @@ def _secrets_of(token: TokenSource) -> list[str]:
 
 
 async def test_the_access_key_and_the_sign_are_masked_in_outcomes_and_exceptions(
-    session: aiohttp.ClientSession, mocked: Any
+    routes: Routes,
 ) -> None:
-    def echo(url: URL, **kwargs: Any) -> CallbackResult:
-        header = kwargs["headers"]["authorization"]
+    def echo(req: Request) -> Response:
+        header = req.headers["authorization"]
         encoded = header.rsplit("=", 1)[-1]
         text = f"bad token {header} for key {ACCESS_KEY}; sign {unquote(encoded)} ({encoded})"
-        return CallbackResult(body=answer(1, text), response_class=MockedResponse)
+        return Response(200, answer(1, text))
 
-    mocked.post(ANY_URL, callback=echo, repeat=True)
-    mocked.get(ANY_URL, callback=echo, repeat=True)
-    client, token = iot_client(session, Clock(NOW - 3600.0))  # et = ET: the sha256 vector
+    routes.post(ANY_URL, callback=echo, repeat=True)
+    routes.get(ANY_URL, callback=echo, repeat=True)
+    client, token = iot_client(routes.transport, Clock(NOW - 3600.0))  # et = ET: the sha256 vector
     outcome = await client.execute_offline(execute())
     with pytest.raises(OneNetUnavailable) as caught:
         await client.history(IMEI, datetime.now(UTC))
@@ -321,19 +313,21 @@ async def test_the_access_key_and_the_sign_are_masked_in_outcomes_and_exceptions
 
 
 async def test_a_sign_in_a_network_error_is_masked_and_so_is_the_one_before_renewal(
-    session: aiohttp.ClientSession, mocked: Any
+    routes: Routes,
 ) -> None:
     clock = Clock(NOW)
-    client, token = iot_client(session, clock)
-    mocked.post(ANY_URL, body=answer(data={"uuid": UUID}))
+    client, token = iot_client(routes.transport, clock)
+    routes.post(ANY_URL, body=answer(data={"uuid": UUID}))
     await client.execute_offline(execute())  # the first token
     old = _secrets_of(token)
     clock.now += 3500.0  # the next call renews it
     signed = by_hand("sha256", int(clock.now) + 3600)
     new = [signed, quote(signed, safe="")]
     problem = f"connection reset while sending sign={old[2]} ({old[1]}), now {new[0]} {new[1]}"
-    mocked.post(ANY_URL, exception=aiohttp.ClientOSError(104, problem))
-    mocked.put(ANY_URL, exception=aiohttp.ClientOSError(104, problem + f" key {ACCESS_KEY}"))
+    routes.post(ANY_URL, exception=AnswerLost(f"ClientOSError: [Errno 104] {problem}"))
+    routes.put(
+        ANY_URL, exception=AnswerLost(f"ClientOSError: [Errno 104] {problem} key {ACCESS_KEY}")
+    )
     outcome = await client.execute_offline(execute())
     with pytest.raises(OneNetUnavailable) as caught:
         await client.cancel(IMEI, UUID)
@@ -381,20 +375,20 @@ def test_a_gateways_code_that_echoes_its_http_status_is_not_onenets() -> None:
     assert (business.verdict, business.errno, business.misrouted) == (Verdict.REJECTED, 1, False)
 
 
-async def test_follow_ups_read_the_code_shape(session: aiohttp.ClientSession, mocked: Any) -> None:
+async def test_follow_ups_read_the_code_shape(routes: Routes) -> None:
     item = {"cmd_uuid": UUID, "type": "EXECUTE", "imei": IMEI, "send_status": 1,
             "create_time": "2026-01-01 08:00:00", "valid_time": "2026-01-01 08:00:00",
             "expired_time": "2026-01-03 08:00:00", "trigger_msg": 7}  # fmt: skip
-    mocked.get(
+    routes.get(
         re.compile(r"^http://iot\.test/nb-iot/offline/history\?.*$"),
         body=code_answer(data={"total_count": 1, "items": [item]}),
     )
     detail_url = f"{BASE}/nb-iot/offline/history/{UUID}?imei={IMEI}"
-    mocked.get(detail_url, body=code_answer(3, "parameter required"))
+    routes.get(detail_url, body=code_answer(3, "parameter required"))
     cancel_url = f"{BASE}/nb-iot/offline/cancel/{UUID}?imei={IMEI}"
-    mocked.put(cancel_url, body=code_answer())
-    mocked.put(cancel_url, body=code_answer(5006, "system logic limit"))
-    client, _ = iot_client(session, Clock(NOW))
+    routes.put(cancel_url, body=code_answer())
+    routes.put(cancel_url, body=code_answer(5006, "system logic limit"))
+    client, _ = iot_client(routes.transport, Clock(NOW))
     [listed] = await client.history(IMEI, datetime.now(UTC))
     with pytest.raises(OneNetUnavailable, match="errno 3 parameter required") as caught:
         await client.detail(IMEI, UUID)
@@ -420,7 +414,7 @@ async def test_every_call_is_accepted_end_to_end_on_the_emulator(shape: str) -> 
     product = Product(access_key=ACCESS_KEY, res=RES, answer_shape=shape)
     emulator = Emulator(clock=clock, products={"fleet": product})
     async with serve(emulator) as url, aiohttp.ClientSession() as session:
-        client, _ = iot_client(session, clock, url)
+        client, _ = iot_client(AiohttpTransport(session), clock, url)
         created: list[Outcome] = [
             await client.execute_offline(execute()),
             await client.write_offline(write()),
@@ -449,13 +443,15 @@ async def test_a_wrong_access_key_is_errno_1_and_a_lapsed_token_is_signed_again(
     emulator = Emulator(clock=clock, products={"fleet": Product(access_key=ACCESS_KEY, res=RES)})
     wrong_key = base64.b64encode(b"another product's key").decode()
     async with serve(emulator) as url, aiohttp.ClientSession() as session:
-        stale, _ = iot_client(session, Clock(NOW - 3600.0), url)  # et == the server's now
-        wrong, _ = iot_client(session, clock, url, key=wrong_key)
+        stale, _ = iot_client(
+            AiohttpTransport(session), Clock(NOW - 3600.0), url
+        )  # et == the server's now
+        wrong, _ = iot_client(AiohttpTransport(session), clock, url, key=wrong_key)
         outcomes = [await c.execute_offline(execute()) for c in (stale, wrong)]
         with pytest.raises(OneNetUnavailable) as caught:
             await wrong.history(IMEI, datetime.fromtimestamp(NOW, UTC))
         emulator.faults = Faults(clock_offset_s=3601.0)  # the server is ahead: any token is old
-        fresh, _ = iot_client(session, clock, url)
+        fresh, _ = iot_client(AiohttpTransport(session), clock, url)
         ahead = await fresh.execute_offline(execute())
         emulator.faults = Faults()
         fine = await fresh.execute_offline(execute())
@@ -482,9 +478,13 @@ async def test_the_onenet_platform_on_the_same_emulator_still_uses_the_api_key()
         },
     )
     async with serve(emulator) as url, aiohttp.ClientSession() as session:
-        old = await OneNetClient(session, url, "old-key").execute_offline(execute())
-        wrong = await OneNetClient(session, url, ACCESS_KEY).execute_offline(execute())
-        new, _ = iot_client(session, Clock(NOW), url)
+        old = await OneNetClient(AiohttpTransport(session), url, "old-key").execute_offline(
+            execute()
+        )
+        wrong = await OneNetClient(AiohttpTransport(session), url, ACCESS_KEY).execute_offline(
+            execute()
+        )
+        new, _ = iot_client(AiohttpTransport(session), Clock(NOW), url)
         signed = await new.execute_offline(execute())
     assert (old.verdict, wrong.errno, signed.verdict) == (Verdict.ACCEPTED, 1, Verdict.ACCEPTED)
     assert [cmd.product for cmd in emulator.accepted()] == ["old", "new"]

@@ -30,7 +30,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
     "ledger": frozenset({"errors", "times", "job"}),
     "run": frozenset({"errors", "times", "config", "job", "onenet", "ledger"}),
     "report": frozenset({"errors", "times", "ledger"}),
-    "emulator": frozenset({"errors", "times"}),
+    "emulator": frozenset({"errors", "times", "onenet"}),  # onenet.transport only: see below
     "cli": ANY,
     "dispatcher": frozenset(
         {"errors", "times", "config", "job", "onenet", "ledger", "run", "report", "emulator"}
@@ -234,6 +234,50 @@ def test_only_the_command_line_prints_uses_a_console_or_installs_signal_handlers
 def test_no_module_imports_itself_through_a_circle() -> None:
     found = cycles(_edges())
     assert not found, "import circles:\n  " + "\n  ".join(map(_describe, found))
+
+
+def test_the_emulator_takes_from_onenet_only_the_transport_seam() -> None:
+    wrong = [
+        f"{imp.module} (line {imp.line}) imports {imp.target}"
+        for module, (_, tree) in SOURCES.items()
+        if layer_of(module) == "emulator"
+        for imp in imports_of(module, tree)
+        if layer_of(imp.target) == "onenet" and imp.target != "dispatcher.onenet.transport"
+    ]
+    assert not wrong, "the emulator may import only dispatcher.onenet.transport:\n  " + "\n  ".join(
+        wrong
+    )
+
+
+# Where aiohttp may be imported: the client's side reaches HTTP through one transport module.
+AIOHTTP_LAYERS = frozenset({"onenet", "run", "cli", "job", "ledger", "report"})
+AIOHTTP_MODULE = "dispatcher.onenet.aiohttp_transport"
+
+
+def aiohttp_imports(tree: ast.Module) -> list[int]:
+    """The lines where ``tree`` imports aiohttp (or a part of it), anywhere in it."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(n == "aiohttp" or n.startswith("aiohttp.") for n in names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_aiohttp_transport_imports_aiohttp() -> None:
+    wrong = [
+        f"{module} (line {line})"
+        for module, (_, tree) in SOURCES.items()
+        if layer_of(module) in AIOHTTP_LAYERS and module != AIOHTTP_MODULE
+        for line in aiohttp_imports(tree)
+    ]
+    assert not wrong, f"only {AIOHTTP_MODULE} may import aiohttp:\n  " + "\n  ".join(wrong)
+    assert aiohttp_imports(SOURCES[AIOHTTP_MODULE][1])  # the scan sees the one that does
 
 
 def test_the_scan_sees_the_package_and_its_imports() -> None:

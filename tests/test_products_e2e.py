@@ -23,6 +23,7 @@ from dispatcher.errors import WrongKeyError
 from dispatcher.job.model import load_job
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Status
+from dispatcher.onenet.aiohttp_transport import AiohttpTransport
 from dispatcher.onenet.auth import TokenSource
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.pacing import WINDOW_SLACK_S
@@ -110,7 +111,7 @@ async def run_two_products(
     settings = fast_settings()
     async with serve(emulator) as url, aiohttp.ClientSession() as session:
         lanes = {
-            name: (OneNetClient(session, url, key), settings)
+            name: (OneNetClient(AiohttpTransport(session), url, key), settings)
             for name, key in (("meters", METERS_KEY), ("lights", LIGHTS_KEY))
         }
         with Ledger.open(ledger_path, synchronous="normal") as ledger:
@@ -214,7 +215,7 @@ async def run_studio(
     source = TokenSource(access_key, token.res, lifetime_s=token.lifetime, clock=clock)
     job = load_job(two_product_job(tmp_path, fleet(40), []))
     async with aiohttp.ClientSession() as session:
-        client = OneNetClient(session, url, platform="iot-api", token=source)
+        client = OneNetClient(AiohttpTransport(session), url, platform="iot-api", token=source)
         with Ledger.open(tmp_path / "s.db", synchronous="normal") as ledger:
             result = await run_job(job, client, ledger, settings)
     return result, source

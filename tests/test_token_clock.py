@@ -22,6 +22,7 @@ from dispatcher.config import load_settings
 from dispatcher.emulator.server import Emulator, Faults, Product, serve
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.store import Status
+from dispatcher.onenet.aiohttp_transport import AiohttpTransport
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.auth import TokenSource
 from dispatcher.onenet.client import ExecuteRequest, OneNetClient
@@ -62,7 +63,7 @@ def token_client(
     session: aiohttp.ClientSession, url: str, *, lifetime_s: float = 90.0, key: str = ACCESS_KEY
 ) -> OneNetClient:
     source = TokenSource(key, RES, lifetime_s=lifetime_s, clock=Clock(NOW))
-    return OneNetClient(session, url, platform="iot-api", token=source)
+    return OneNetClient(AiohttpTransport(session), url, platform="iot-api", token=source)
 
 
 def posts(emulator: Emulator) -> dict[str, int]:

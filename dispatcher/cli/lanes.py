@@ -1,5 +1,5 @@
 """What every command that talks to OneNET shares: its settings and api-key from the config and
-the command line, and a lane over one aiohttp session."""
+the command line, and a lane over one transport (aiohttp's)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import click
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import fail
 from dispatcher.config import Settings, api_key_from_env, load_settings, plain_http_warning
 from dispatcher.errors import ConfigError, DispatcherError
+from dispatcher.onenet.aiohttp_transport import AiohttpTransport
 from dispatcher.onenet.auth import TokenSource
 from dispatcher.onenet.client import OneNetClient
+from dispatcher.onenet.transport import Transport
 from dispatcher.run.lane import Lane
 
 __all__ = ["open_lane", "open_session", "settings_and_key"]
@@ -58,30 +59,27 @@ def settings_and_key(
 
 @contextlib.asynccontextmanager
 async def open_session(settings: Settings, api_key: str) -> AsyncIterator[OneNetClient]:
-    """A OneNET client over one aiohttp session with the settings' timeouts and pool size."""
-    timeout = aiohttp.ClientTimeout(
-        total=settings.retry.request_timeout_s,
-        sock_connect=min(10.0, settings.retry.request_timeout_s),
-    )
-    connector = aiohttp.TCPConnector(limit=settings.limits.concurrency, ttl_dns_cache=300)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        yield client_of(session, settings, api_key)
+    """A OneNET client over one aiohttp transport with the settings' timeout and pool size."""
+    async with AiohttpTransport.open(
+        timeout_s=settings.retry.request_timeout_s, limit=settings.limits.concurrency
+    ) as transport:
+        yield client_of(transport, settings, api_key)
 
 
-def client_of(session: aiohttp.ClientSession, settings: Settings, key: str) -> OneNetClient:
+def client_of(transport: Transport, settings: Settings, key: str) -> OneNetClient:
     """The client of the settings' platform: an api-key, or a token signed with the access key
     (``key``) of the newer platform; exits with a clear message when the token cannot be made."""
     onenet = settings.onenet
     token = onenet.token
     if onenet.platform != "iot-api" or token is None:
-        return OneNetClient(session, onenet.base_url, key)
+        return OneNetClient(transport, onenet.base_url, key)
     try:
         source = TokenSource(
             key, token.res, method=token.method, version=token.version, lifetime_s=token.lifetime
         )
     except ValueError as exc:
         fail(f"onenet.token: {exc}")
-    return OneNetClient(session, onenet.base_url, platform="iot-api", token=source)
+    return OneNetClient(transport, onenet.base_url, platform="iot-api", token=source)
 
 
 @contextlib.asynccontextmanager

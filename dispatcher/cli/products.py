@@ -62,7 +62,7 @@ def lane_keys(settings: Settings, products: Iterable[str]) -> LaneKeys:
 
 @contextlib.asynccontextmanager
 async def open_clients(keys: LaneKeys) -> AsyncIterator[dict[str, OneNetClient]]:
-    """A client over its own aiohttp session for each lane (its pool sized to its lane)."""
+    """A client over its own transport for each lane (its pool sized to its lane)."""
     async with contextlib.AsyncExitStack() as stack:
         clients = {}
         for name, (lane, key) in keys.lanes.items():
