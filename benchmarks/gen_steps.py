@@ -22,7 +22,7 @@ _DEFAULTS = "defaults:\n  obj_inst_id: 0\n  expired_time: +2d\n"
 
 
 def step_fields(i: int) -> str:
-    """The i-th step (from 1) as a YAML flow mapping: an execute or a write, distinct from the rest."""
+    """The i-th step (from 1) as a YAML flow mapping: an execute or a write, each distinct."""
     kind = i % 3
     if kind == 1:  # Firmware Update · Update (E)
         return f'op: execute, obj_id: 5, res_id: 2, args: "go{i}"'
