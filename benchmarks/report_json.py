@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from benchmarks.records import (
+    CPU_TARGET_X,
+    RSS_TARGET_MB,
+    SHAPES,
+    STEPS_TARGET_X,
+    VALIDATE_TARGET_X,
+    StepsRun,
+)
 from benchmarks.report import Results, targets
-from benchmarks.suite import CPU_TARGET_X, RSS_TARGET_MB, VALIDATE_TARGET_X
 from benchmarks.throttled import (
     FOLLOW_TARGET_S,
     THROTTLED_TARGET_PCT,
@@ -50,6 +57,8 @@ def to_json(r: Results) -> dict[str, Any]:
         "contenders": [
             {
                 "name": c.name,
+                "shape": c.shape,
+                "job": SHAPES[c.shape],
                 "commands": c.n,
                 "scaled_to": c.scale_to,
                 **_measured(c.run),
@@ -67,6 +76,8 @@ def to_json(r: Results) -> dict[str, Any]:
             {
                 "rows": v.rows,
                 "columns": v.columns,
+                "shape": v.shape,
+                "job": SHAPES[v.shape],
                 "dispatcher": _measured(v.dispatcher),
                 "dictreader": _measured(v.dictreader),
                 "cpu_x": v.cpu_x,
@@ -74,11 +85,14 @@ def to_json(r: Results) -> dict[str, Any]:
             }
             for v in r.validate
         ]
+    if r.steps is not None:
+        doc["steps"] = _steps_json(r.steps)
     measured = targets(r)
     if measured:
         doc["targets"] = {
             "client_cpu_x_at_most": CPU_TARGET_X,
             "validate_cpu_x_at_most": VALIDATE_TARGET_X,
+            "steps_cpu_x_at_most": STEPS_TARGET_X,
             "peak_rss_mb_below": RSS_TARGET_MB,
             "measured": [
                 {"target": t.name, "measured": t.measured, "limit": t.limit, "met": t.met}
@@ -145,6 +159,17 @@ def to_json(r: Results) -> dict[str, Any]:
             "consistent": f.consistent,
         }
     return doc
+
+
+def _steps_json(st: StepsRun) -> dict[str, Any]:
+    return {
+        "steps": st.steps,
+        "devices": st.devices,
+        "commands": st.commands,
+        "with_steps": {**_measured(st.with_steps), "check": _check(st.with_check)},
+        "without_steps": {**_measured(st.without), "check": _check(st.without_check)},
+        "cpu_x": st.cpu_x,
+    }
 
 
 def _throttled_json(t: ThrottledRun) -> dict[str, Any]:
