@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from dispatcher.clock import ServerClock
     from dispatcher.config import Settings, load_settings
     from dispatcher.errors import (
         ConfigError,
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from dispatcher.run.finder import RateFinder
     from dispatcher.run.pacing import Pace
     from dispatcher.run.runner import RunResult, RunStats, Stop, run_job
-    from dispatcher.times import ServerClock, TimeSpec, format_onenet, parse_onenet, parse_timespec
+    from dispatcher.times import TimeSpec, format_onenet, parse_onenet, parse_timespec
 
 __version__ = "0.1.0"
 
@@ -90,7 +91,7 @@ _HOME: dict[str, str] = {
     "RunAborted": "dispatcher.errors",
     "RunResult": "dispatcher.run.runner",
     "RunStats": "dispatcher.run.runner",
-    "ServerClock": "dispatcher.times",
+    "ServerClock": "dispatcher.clock",
     "ServerHungError": "dispatcher.errors",
     "Settings": "dispatcher.config",
     "Status": "dispatcher.ledger.store",

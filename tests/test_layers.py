@@ -23,17 +23,29 @@ ANY = frozenset({"*"})
 LAYERS: Mapping[str, frozenset[str]] = {
     "errors": frozenset(),
     "times": frozenset(),
+    "clock": frozenset({"times"}),
     "config": frozenset({"errors"}),
     "lwm2m": frozenset({"errors"}),
     "job": frozenset({"errors", "times", "lwm2m"}),
-    "onenet": frozenset({"errors", "times"}),
+    "onenet": frozenset({"errors", "times", "clock"}),
     "ledger": frozenset({"errors", "times", "job"}),
-    "run": frozenset({"errors", "times", "config", "job", "onenet", "ledger"}),
+    "run": frozenset({"errors", "times", "clock", "config", "job", "onenet", "ledger"}),
     "report": frozenset({"errors", "times", "ledger"}),
     "emulator": frozenset({"errors", "times", "onenet"}),  # onenet.transport only: see below
     "cli": ANY,
     "dispatcher": frozenset(
-        {"errors", "times", "config", "job", "onenet", "ledger", "run", "report", "emulator"}
+        {
+            "errors",
+            "times",
+            "clock",
+            "config",
+            "job",
+            "onenet",
+            "ledger",
+            "run",
+            "report",
+            "emulator",
+        }
     ),
     "__main__": frozenset({"cli"}),
 }

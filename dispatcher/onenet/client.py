@@ -36,6 +36,7 @@ from typing import Final, Literal
 
 import orjson
 
+from dispatcher.clock import ServerClock
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.onenet.answers import (
     MAX_RETRY_AFTER,
@@ -69,7 +70,6 @@ from dispatcher.onenet.transport import (
     TransportError,
 )
 from dispatcher.onenet.urls import PER_PAGE, Urls
-from dispatcher.times import ServerClock
 
 __all__ = [
     "MAX_BODY",

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
+from dispatcher.clock import ServerClock
 from dispatcher.config import Settings
 from dispatcher.errors import LedgerError, RolloutAborted, RunAborted, WrongKeyError
 from dispatcher.job.model import Command, Job
@@ -47,7 +48,6 @@ from dispatcher.run.recovery import Item, Recovery
 from dispatcher.run.rollout import Guard
 from dispatcher.run.sending import Send
 from dispatcher.run.state import RunResult, RunStats, Stop
-from dispatcher.times import ServerClock
 
 __all__ = ["OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
 
