@@ -22,8 +22,9 @@ with a plain read-only sqlite3 connection):
     handed to a retry job is in that job's file;
 (d) nothing the ledger called final (accepted with its uuid, rejected) changes afterwards;
 (e) a canary that paused judged the job as it was: a later run sends no more than a canary's
-    worth of commands whose content (operation, ids, args) it did not judge, and the same job run
-    again after a good canary does not pause again;
+    worth of commands (per product) whose content (operation, ids, args) no good canary judged
+    (an edit back to content judged before needs none), and the same job run again after a good
+    canary does not pause again;
 (f) a ``status`` that read every state read those of every command OneNET holds for the ledger,
     and a ``cancel`` that cancelled every waiting one left none waiting for a device of the job,
     earlier versions (edited, or with other args) included.
@@ -790,8 +791,8 @@ class Operator(RuleBasedStateMachine):
                     f" {self.job.canary}, product {lane}):"
                     f" {[held_identity(c) for c in unjudged]}"
                 )
-            if lane in paused:
-                self.judged[lane] = contents
+            if lane in paused:  # what earlier canaries judged stays judged (an edit back)
+                self.judged[lane] = judged | contents
                 self.judged_yaml[lane] = text
             elif done.code == -signal.SIGKILL:  # its canary may have passed, unsaid: judged
                 self.judged[lane] = judged | contents
