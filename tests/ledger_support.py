@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from dispatcher.job.command import Command, command_key
+from dispatcher.model.command import Command, command_key
 from dispatcher.ledger.lifecycle import event_of, sources
 from dispatcher.ledger.store import InFlight, LedgerStore, Result, Status
 from dispatcher.times import parse_timespec

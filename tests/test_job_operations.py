@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from dispatcher.job.model import Command, Problem, load_job, validate_job
+from dispatcher.model import args_text
 from dispatcher.times import BEIJING
 
 WriteFile = Callable[[str, "str | bytes"], Path]
@@ -30,8 +31,10 @@ def commands(path: Path) -> list[Command]:
 
 
 def body(c: Command) -> list[dict[str, object]]:
-    assert c.args is not None
-    data: list[dict[str, object]] = orjson.loads(c.args)["data"]
+    """The items of the body a write sends: its typed values (a write has no args of its own)."""
+    assert c.args is None and c.values
+    data: list[dict[str, object]] = orjson.loads(args_text(c) or "")["data"]
+    assert data == [v.item() for v in c.values]
     return data
 
 

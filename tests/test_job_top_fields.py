@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from dispatcher.job.model import Problem, load_job, validate_job
+from dispatcher.model import WriteValue, args_text
 from dispatcher.times import BEIJING
 
 WriteFile = Callable[[str, "str | bytes"], Path]
@@ -38,12 +39,13 @@ def test_a_job_level_write_applies_to_every_target(write_file: WriteFile) -> Non
     assert problems(path) == []
     first, second = load_job(path).commands()
     assert (first.op, first.obj_id, first.obj_inst_id) == ("write", 3311, 0)
-    assert first.args is not None and second.args is not None
-    assert orjson.loads(first.args)["data"] == [
+    assert first.args is None and second.args is None  # a write sends values, typed
+    assert first.values == (WriteValue(5850, True), WriteValue(5851, 40))
+    assert second.values == (WriteValue(5851, 80),)
+    assert orjson.loads(args_text(first) or "")["data"] == [
         {"res_id": 5850, "val": True},
         {"res_id": 5851, "val": 40},
     ]
-    assert orjson.loads(second.args)["data"] == [{"res_id": 5851, "val": 80}]
 
 
 def test_a_top_field_and_another_default_is_an_error_at_the_default(

@@ -10,15 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dispatcher.job.values import Err
-from dispatcher.job.writes import (
-    MAX_BODY_BYTES,
-    Encoded,
-    body_problem,
-    body_text,
-    describe_value,
-    typed_value,
-)
+from dispatcher.job.writes import MAX_BODY_BYTES, body_problem, describe_value, typed_value
 from dispatcher.lwm2m import resource
+from dispatcher.model import WriteValue, body_text
 
 ON_OFF = (3311, 5850)  # Light Control · On/Off, Boolean RW
 DIMMER = (3311, 5851)  # Light Control · Dimmer, Integer RW 0..100
@@ -36,20 +30,20 @@ NEW_YEAR_2026 = 1767225600  # 2026-01-01T00:00:00Z
 DEC_1_2026_2AM_BEIJING = 1796061600  # 2026-12-01T02:00:00+08:00 = 2026-11-30T18:00:00Z
 
 
-def typed(ids: tuple[int, int], text: str, infer: bool = True) -> Encoded | Err:
+def typed(ids: tuple[int, int], text: str, infer: bool = True) -> WriteValue | Err:
     return typed_value(ids[0], ids[1], text, infer)
 
 
-def ok(ids: tuple[int, int], text: str, infer: bool = True) -> Encoded:
+def ok(ids: tuple[int, int], text: str, infer: bool = True) -> WriteValue:
     value = typed(ids, text, infer)
-    assert isinstance(value, Encoded), getattr(value, "message", value)
+    assert isinstance(value, WriteValue), getattr(value, "message", value)
     return value
 
 
-def warning(ids: tuple[int, int], text: str, infer: bool = True) -> tuple[str, Encoded]:
+def warning(ids: tuple[int, int], text: str, infer: bool = True) -> tuple[str, WriteValue]:
     value = typed(ids, text, infer)
     assert isinstance(value, Err), value
-    assert isinstance(value.keep, Encoded), f"an error, not a warning: {value.message}"
+    assert isinstance(value.keep, WriteValue), f"an error, not a warning: {value.message}"
     assert len(value.message) < 140 and not value.message.endswith(".")
     return value.message, value.keep
 
@@ -81,12 +75,12 @@ def test_the_ids_used_here_are_what_the_registry_says() -> None:
     assert resource(*VENDOR) is None
 
 
-# -- Encoded and the body -------------------------------------------------------------------
+# -- WriteValue and the body -------------------------------------------------------------------
 
 
 def test_an_item_holds_type_only_when_given_and_in_onenet_order() -> None:
-    assert list(Encoded(5850, True).item().items()) == [("res_id", 5850), ("val", True)]
-    assert list(Encoded(0, "0a", 1).item().items()) == [("res_id", 0), ("type", 1), ("val", "0a")]
+    assert list(WriteValue(5850, True).item().items()) == [("res_id", 5850), ("val", True)]
+    assert list(WriteValue(0, "0a", 1).item().items()) == [("res_id", 0), ("type", 1), ("val", "0a")]
 
 
 def test_body_text_is_compact_json_in_order() -> None:
@@ -102,10 +96,10 @@ def test_body_text_keeps_unicode_as_utf8() -> None:
     assert orjson.loads(text) == {"data": [{"res_id": 1, "val": "coap://例子"}]}
 
 
-def body_of(size: int) -> list[Encoded]:
+def body_of(size: int) -> list[WriteValue]:
     """One string value whose body is exactly ``size`` bytes."""
-    frame = len(body_text([Encoded(1, "")]))
-    return [Encoded(1, "x" * (size - frame))]
+    frame = len(body_text([WriteValue(1, "")]))
+    return [WriteValue(1, "x" * (size - frame))]
 
 
 def test_body_problem_at_the_limit_and_one_byte_over() -> None:
@@ -117,27 +111,27 @@ def test_body_problem_at_the_limit_and_one_byte_over() -> None:
 
 
 def test_body_problem_counts_utf8_bytes_not_characters() -> None:
-    frame = len(body_text([Encoded(1, "")]))
+    frame = len(body_text([WriteValue(1, "")]))
     chars = (2048 - frame) // 3 + 1  # fits in characters, not in bytes
-    assert body_problem([Encoded(1, "中" * chars)]) is not None
-    assert body_problem([Encoded(1, "x" * chars)]) is None
+    assert body_problem([WriteValue(1, "中" * chars)]) is not None
+    assert body_problem([WriteValue(1, "x" * chars)]) is None
 
 
 def test_describe_value_short_forms() -> None:
-    assert describe_value(Encoded(5850, True)) == "true"
-    assert describe_value(Encoded(5850, False)) == "false"
-    assert describe_value(Encoded(5851, 40)) == "40"
-    assert describe_value(Encoded(5851, 0.5)) == "0.5"
-    assert describe_value(Encoded(1, "coap://x")) == '"coap://x"'
-    assert describe_value(Encoded(0, "0a0b", 1)) == "hex 0a0b"
-    assert describe_value(Encoded(13, NEW_YEAR_2026, 2)) == "time 1767225600"
+    assert describe_value(WriteValue(5850, True)) == "true"
+    assert describe_value(WriteValue(5850, False)) == "false"
+    assert describe_value(WriteValue(5851, 40)) == "40"
+    assert describe_value(WriteValue(5851, 0.5)) == "0.5"
+    assert describe_value(WriteValue(1, "coap://x")) == '"coap://x"'
+    assert describe_value(WriteValue(0, "0a0b", 1)) == "hex 0a0b"
+    assert describe_value(WriteValue(13, NEW_YEAR_2026, 2)) == "time 1767225600"
 
 
 def test_describe_value_cuts_long_values() -> None:
-    long_text = describe_value(Encoded(1, "a" * 500))
+    long_text = describe_value(WriteValue(1, "a" * 500))
     assert long_text.startswith('"aaa') and "…" in long_text and "500 chars" in long_text
     assert len(long_text) < 60
-    long_hex = describe_value(Encoded(0, "ab" * 400, 1))
+    long_hex = describe_value(WriteValue(0, "ab" * 400, 1))
     assert long_hex.startswith("hex abab") and "400 bytes" in long_hex and len(long_hex) < 60
 
 
@@ -147,58 +141,58 @@ def test_describe_value_cuts_long_values() -> None:
 @pytest.mark.parametrize(("text", "val"), [("40", 40), (" 0 ", 0), ("+100", 100), ("007", 7)])
 def test_integer_accepted_forms(text: str, val: int) -> None:
     value = ok(DIMMER, text)
-    assert value == Encoded(5851, val) and type(value.val) is int
+    assert value == WriteValue(5851, val) and type(value.val) is int
 
 
 def test_integer_is_typed_by_the_registry_even_when_quoted() -> None:
-    assert ok(DIMMER, "40", infer=False) == Encoded(5851, 40)
+    assert ok(DIMMER, "40", infer=False) == WriteValue(5851, 40)
 
 
 def test_not_an_integer_is_a_warning_sent_as_written() -> None:
     message, keep = warning(DIMMER, "abc")
     assert message == "'abc' is not an Integer (3311/5851 Light Control · Dimmer)"
-    assert keep == Encoded(5851, "abc")
+    assert keep == WriteValue(5851, "abc")
 
 
 def test_a_decimal_for_an_integer_is_a_warning_sent_as_inferred() -> None:
     message, keep = warning(DIMMER, "1.5")
     assert message.startswith("'1.5' is not an Integer")
-    assert keep == Encoded(5851, 1.5)
+    assert keep == WriteValue(5851, 1.5)
     _, quoted = warning(DIMMER, "1.5", infer=False)
-    assert quoted == Encoded(5851, "1.5")
+    assert quoted == WriteValue(5851, "1.5")
 
 
 def test_integer_out_of_range_is_a_warning_keeping_the_number() -> None:
     message, keep = warning(DIMMER, "140")
     assert message == "140 is outside Dimmer's range 0..100"
-    assert keep == Encoded(5851, 140)
-    assert warning(DIMMER, "-1")[1] == Encoded(5851, -1)
+    assert keep == WriteValue(5851, 140)
+    assert warning(DIMMER, "-1")[1] == WriteValue(5851, -1)
 
 
 def test_integer_beyond_64_bits_is_a_warning_not_a_crash() -> None:
     message, keep = warning(DIMMER, "9" * 30)
     assert "64-bit" in message
-    assert keep == Encoded(5851, "9" * 30)  # too big for a JSON int64: sent as a string
+    assert keep == WriteValue(5851, "9" * 30)  # too big for a JSON int64: sent as a string
     body_text([keep])  # orjson takes it
 
 
 def test_unsigned_integer_refuses_a_negative() -> None:
     message, keep = warning(UNSIGNED, "-5")
     assert message.startswith("'-5' is not an Unsigned Integer (0/16 LWM2M Security")
-    assert keep == Encoded(16, -5)
-    assert ok(UNSIGNED, "18446744073709551615") == Encoded(16, 2**64 - 1)
+    assert keep == WriteValue(16, -5)
+    assert ok(UNSIGNED, "18446744073709551615") == WriteValue(16, 2**64 - 1)
     assert "64-bit" in warning(UNSIGNED, "18446744073709551616")[0]
 
 
 @given(st.integers(min_value=0, max_value=100))
 def test_any_integer_in_range_round_trips(n: int) -> None:
-    assert typed_value(3311, 5851, str(n), True) == Encoded(5851, n)
+    assert typed_value(3311, 5851, str(n), True) == WriteValue(5851, n)
 
 
 @given(st.integers(min_value=101, max_value=10**12) | st.integers(min_value=-(2**63), max_value=-1))
 def test_any_integer_out_of_range_warns_and_keeps_it(n: int) -> None:
     value = typed_value(3311, 5851, str(n), True)
-    assert isinstance(value, Err) and value.keep == Encoded(5851, n)
+    assert isinstance(value, Err) and value.keep == WriteValue(5851, n)
 
 
 # -- Float ----------------------------------------------------------------------------------
@@ -207,23 +201,23 @@ def test_any_integer_out_of_range_warns_and_keeps_it(n: int) -> None:
 def test_float_accepted_forms() -> None:
     for text, val in [("21.5", 21.5), ("40", 40.0), ("-1e3", -1000.0), (".5", 0.5), ("2.", 2.0)]:
         value = ok(TEMPERATURE, text)
-        assert value == Encoded(5700, val) and type(value.val) is float
+        assert value == WriteValue(5700, val) and type(value.val) is float
 
 
 def test_not_a_float_is_a_warning() -> None:
     message, keep = warning(TEMPERATURE, "warm")
     assert message == "'warm' is not a Float (3303/5700 Temperature · Sensor Value)"
-    assert keep == Encoded(5700, "warm")
-    assert warning(TEMPERATURE, "nan")[1] == Encoded(5700, "nan")
+    assert keep == WriteValue(5700, "warm")
+    assert warning(TEMPERATURE, "nan")[1] == WriteValue(5700, "nan")
     assert "too large for a Float" in warning(TEMPERATURE, "1e999")[0]
 
 
 def test_float_range_is_checked() -> None:
-    assert ok(FRACTION, "0.25") == Encoded(6050, 0.25)
-    assert ok(FRACTION, "1") == Encoded(6050, 1.0)
+    assert ok(FRACTION, "0.25") == WriteValue(6050, 0.25)
+    assert ok(FRACTION, "1") == WriteValue(6050, 1.0)
     message, keep = warning(FRACTION, "1.5")
     assert message == "1.5 is outside Fractional Timestamp's range 0..1"
-    assert keep == Encoded(6050, 1.5)
+    assert keep == WriteValue(6050, 1.5)
 
 
 # -- Boolean --------------------------------------------------------------------------------
@@ -244,7 +238,7 @@ def test_float_range_is_checked() -> None:
     ],
 )
 def test_boolean_accepted_forms(text: str, val: bool) -> None:
-    assert ok(ON_OFF, text) == Encoded(5850, val)
+    assert ok(ON_OFF, text) == WriteValue(5850, val)
 
 
 def test_not_a_boolean_is_a_warning() -> None:
@@ -253,31 +247,31 @@ def test_not_a_boolean_is_a_warning() -> None:
         message
         == "'maybe' is not a Boolean: write true or false (3311/5850 Light Control · On/Off)"
     )
-    assert keep == Encoded(5850, "maybe")
-    assert warning(ON_OFF, "2")[1] == Encoded(5850, 2)  # as inferred
+    assert keep == WriteValue(5850, "maybe")
+    assert warning(ON_OFF, "2")[1] == WriteValue(5850, 2)  # as inferred
 
 
 # -- String ---------------------------------------------------------------------------------
 
 
 def test_string_is_sent_as_written_not_stripped() -> None:
-    assert ok(URI, "coap://x") == Encoded(1, "coap://x")
-    assert ok(MAKER, "  Acme ") == Encoded(0, "  Acme ")
-    assert ok(MAKER, "40") == Encoded(0, "40")  # the registry says String: no inference
-    assert ok(MAKER, "true") == Encoded(0, "true")
+    assert ok(URI, "coap://x") == WriteValue(1, "coap://x")
+    assert ok(MAKER, "  Acme ") == WriteValue(0, "  Acme ")
+    assert ok(MAKER, "40") == WriteValue(0, "40")  # the registry says String: no inference
+    assert ok(MAKER, "true") == WriteValue(0, "true")
 
 
 def test_string_range_bounds_its_utf8_length() -> None:
-    assert ok(URI, "a" * 255) == Encoded(1, "a" * 255)
+    assert ok(URI, "a" * 255) == WriteValue(1, "a" * 255)
     message, keep = warning(URI, "a" * 256)
     assert "256 bytes" in message and message.endswith("outside Package URI's range 0..255")
-    assert keep == Encoded(1, "a" * 256)
-    assert ok(URI, "中" * 85) == Encoded(1, "中" * 85)  # 255 bytes
+    assert keep == WriteValue(1, "a" * 256)
+    assert ok(URI, "中" * 85) == WriteValue(1, "中" * 85)  # 255 bytes
     assert "258 bytes" in warning(URI, "中" * 86)[0]
 
 
 def test_a_quoted_empty_string_is_a_value_but_an_empty_cell_is_not() -> None:
-    assert ok(URI, "", infer=False) == Encoded(1, "")  # '' in YAML: clears the package URI
+    assert ok(URI, "", infer=False) == WriteValue(1, "")  # '' in YAML: clears the package URI
     assert error(URI, "") == "is empty: give the value to write"
 
 
@@ -289,7 +283,7 @@ def test_a_quoted_empty_string_is_a_value_but_an_empty_cell_is_not() -> None:
 )
 def test_opaque_is_lowercase_hex_with_type_1(text: str, val: str) -> None:
     value = ok(PACKAGE, text)
-    assert value == Encoded(0, val, 1)
+    assert value == WriteValue(0, val, 1)
     assert value.item() == {"res_id": 0, "type": 1, "val": val}
 
 
@@ -300,19 +294,19 @@ def test_opaque_is_lowercase_hex_with_type_1(text: str, val: str) -> None:
 def test_bad_hex_is_a_warning_sent_as_a_plain_string(text: str, why: str) -> None:
     message, keep = warning(PACKAGE, text)
     assert why in message and "(5/0 Firmware Update · Package)" in message
-    assert keep == Encoded(0, text) and keep.type is None
+    assert keep == WriteValue(0, text) and keep.type is None
 
 
 def test_opaque_range_bounds_the_byte_count() -> None:
-    assert ok(EDRX, "ab" * 255) == Encoded(7, "ab" * 255, 1)
+    assert ok(EDRX, "ab" * 255) == WriteValue(7, "ab" * 255, 1)
     message, keep = warning(EDRX, "ab" * 256)
     assert "256 bytes" in message and message.endswith("range 0..255")
-    assert keep == Encoded(7, "ab" * 256, 1)
+    assert keep == WriteValue(7, "ab" * 256, 1)
 
 
 def test_an_explicit_empty_opaque_is_zero_bytes() -> None:
-    assert ok(PACKAGE, "0x") == Encoded(0, "", 1)
-    assert describe_value(Encoded(0, "", 1)) == "hex (0 bytes)"
+    assert ok(PACKAGE, "0x") == WriteValue(0, "", 1)
+    assert describe_value(WriteValue(0, "", 1)) == "hex (0 bytes)"
 
 
 # -- Time -----------------------------------------------------------------------------------
@@ -333,7 +327,7 @@ def test_an_explicit_empty_opaque_is_zero_bytes() -> None:
 )
 def test_time_is_unix_seconds_with_type_2(text: str, seconds: int) -> None:
     value = ok(CLOCK, text)
-    assert value == Encoded(13, seconds, 2) and type(value.val) is int
+    assert value == WriteValue(13, seconds, 2) and type(value.val) is int
 
 
 def test_the_constants_here_are_the_right_instants() -> None:
@@ -354,10 +348,10 @@ def test_not_a_time_is_a_warning(text: str) -> None:
 
 
 def test_objlnk_is_obj_colon_instance() -> None:
-    assert ok(LINK, " 3:0 ") == Encoded(17, "3:0")
-    assert ok(LINK, "65535:65535") == Encoded(17, "65535:65535")
+    assert ok(LINK, " 3:0 ") == WriteValue(17, "3:0")
+    assert ok(LINK, "65535:65535") == WriteValue(17, "65535:65535")
     assert "is not an Objlnk" in warning(LINK, "65536:0")[0]
-    assert warning(LINK, "3/0")[1] == Encoded(17, "3/0")
+    assert warning(LINK, "3/0")[1] == WriteValue(17, "3/0")
 
 
 # -- not in the registry ----------------------------------------------------------------------
@@ -382,17 +376,17 @@ def test_objlnk_is_obj_colon_instance() -> None:
 )
 def test_unknown_resource_is_inferred(text: str, val: str | int | float | bool) -> None:
     value = ok(VENDOR, text)
-    assert value == Encoded(1, val) and type(value.val) is type(val)
+    assert value == WriteValue(1, val) and type(value.val) is type(val)
 
 
 def test_unknown_resource_without_infer_is_a_string_as_written() -> None:
     for text in ["true", "12", "1.5", " x ", ""]:
-        assert ok(VENDOR, text, infer=False) == Encoded(1, text)
+        assert ok(VENDOR, text, infer=False) == WriteValue(1, text)
 
 
 def test_unknown_resource_never_warns() -> None:
     for text in ["9" * 40, "1e999", "0x0a", "nan", "  padded  "]:
-        assert isinstance(typed(VENDOR, text), Encoded)
+        assert isinstance(typed(VENDOR, text), WriteValue)
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -26,12 +26,13 @@ LAYERS: Mapping[str, frozenset[str]] = {
     "clock": frozenset({"times"}),
     "config": frozenset({"errors"}),
     "lwm2m": frozenset({"errors"}),
-    "job": frozenset({"errors", "times", "lwm2m"}),
-    "onenet": frozenset({"errors", "times", "clock"}),
-    "ledger": frozenset({"errors", "times", "job"}),
-    "run": frozenset({"errors", "times", "clock", "config", "job", "onenet", "ledger"}),
-    "report": frozenset({"errors", "times", "ledger"}),
-    "emulator": frozenset({"errors", "times", "onenet"}),  # onenet.transport only: see below
+    "model": frozenset({"errors", "times"}),
+    "job": frozenset({"errors", "times", "lwm2m", "model"}),
+    "onenet": frozenset({"errors", "times", "clock", "model"}),
+    "ledger": frozenset({"errors", "times", "model"}),
+    "run": frozenset({"errors", "times", "clock", "config", "model", "job", "onenet", "ledger"}),
+    "report": frozenset({"errors", "times", "model", "ledger"}),
+    "emulator": frozenset({"errors", "times", "model", "onenet"}),  # onenet.transport only: below
     "cli": ANY,
     "dispatcher": frozenset(
         {
@@ -39,6 +40,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
             "times",
             "clock",
             "config",
+            "model",
             "job",
             "onenet",
             "ledger",
@@ -326,20 +328,20 @@ def test_an_import_of_a_higher_layer_is_named_with_its_line(source: str) -> None
     [wrong] = layer_violations("dispatcher.ledger.store", _tree(source))
     assert wrong.startswith("dispatcher.ledger.store (line ")
     assert "imports dispatcher.run" in wrong
-    assert wrong.endswith("ledger may import only errors, job, times")
+    assert wrong.endswith("ledger may import only errors, model, times")
 
 
 def test_imports_of_allowed_layers_and_of_others_pass() -> None:
     source = (
         "import sqlite3\nfrom dispatcher.errors import LedgerError\n"
-        "from dispatcher.job.model import Command\nfrom dispatcher.ledger import records\n"
+        "from dispatcher.model.command import Command\nfrom dispatcher.ledger import records\n"
         "from . import schema\n"
     )
     assert layer_violations("dispatcher.ledger.store", _tree(source)) == []
     targets = [imp.target for imp in imports_of("dispatcher.ledger.store", _tree(source))]
     assert targets == [
         "dispatcher.errors",
-        "dispatcher.job.model",
+        "dispatcher.model.command",
         "dispatcher.ledger.records",
         "dispatcher.ledger.schema",
     ]

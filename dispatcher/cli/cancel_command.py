@@ -83,7 +83,9 @@ def cancel(
         title = status_title(ledger)
         wanted = _devices(ledger, imeis)
         # A lane per product of the job's commands: each read and cancelled with its own key.
-        names = {r.product or "" for r in _rows_of(ledger, wanted)} if settings.products else set()
+        names = (
+            {r.command.product for r in _rows_of(ledger, wanted)} if settings.products else set()
+        )
         keys = lane_keys(settings, names) if names else LaneKeys({"": (settings, api_key)})
         several = len(keys.lanes) > 1
         unreadable = sum(
@@ -108,12 +110,12 @@ def cancel(
             console.note("nothing to cancel")
             ledger.close()
             sys.exit(EXIT_INCOMPLETE if unreadable else EXIT_OK)
-        if not _confirmed(len(waiting), len({r.imei for r in waiting}), yes):
+        if not _confirmed(len(waiting), len({r.command.imei for r in waiting}), yes):
             ledger.close()
             sys.exit(EXIT_OK)
         codes = []
         for name, (lane_settings, key) in keys.lanes.items():
-            mine = [r for r in waiting if not names or (r.product or "") == name]
+            mine = [r for r in waiting if not names or (r.command.product) == name]
             if not mine:
                 continue
             if several:
@@ -142,7 +144,7 @@ def _devices(ledger: LedgerStore, imeis: tuple[str, ...]) -> frozenset[str] | No
     if not imeis:
         return None
     wanted = frozenset(imeis)
-    found = {r.imei for r in ledger.rows(retired=False) if r.imei in wanted}
+    found = {r.command.imei for r in ledger.rows(retired=False) if r.command.imei in wanted}
     unknown = sorted(wanted - found)
     if unknown:
         shown = ", ".join(unknown[:_EXAMPLES]) + (" ..." if len(unknown) > _EXAMPLES else "")
@@ -157,7 +159,7 @@ def _rows_of(ledger: LedgerStore, wanted: frozenset[str] | None) -> Iterator[Row
     for row in ledger.rows():
         if row.retired is not None and row.delivery is None:
             continue
-        if wanted is None or row.imei in wanted:
+        if wanted is None or row.command.imei in wanted:
             yield row
 
 
@@ -179,7 +181,7 @@ def _read_states(
         rows = [
             r
             for r in _rows_of(ledger, wanted)
-            if r.delivery in OPEN_DELIVERY and (product is None or (r.product or "") == product)
+            if r.delivery in OPEN_DELIVERY and (product is None or (r.command.product) == product)
         ]
         commands, totals = len(rows), None
     if not commands:
@@ -241,7 +243,7 @@ def _tell_plan(
 ) -> None:
     """What will be cancelled, and what is left as it is."""
     console.note(
-        f"{title}: {len(waiting):,} waiting commands on {len({r.imei for r in waiting}):,}"
+        f"{title}: {len(waiting):,} waiting commands on {len({r.command.imei for r in waiting}):,}"
         " devices can be cancelled"
     )
     if states:

@@ -7,16 +7,15 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-import orjson
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_USAGE, fail, interruptible
 from dispatcher.cli.outputs import not_handed_here, refuse_own_files
 from dispatcher.errors import DispatcherError
-from dispatcher.job.writer import NOTE_COLUMN, JobWriter, Target, Written, job_format
+from dispatcher.job.writer import NOTE_COLUMN, JobWriter, Written, job_format
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.sqlite import Ledger
-from dispatcher.ledger.store import LedgerStore
+from dispatcher.ledger.store import LedgerStore, Row
 from dispatcher.report.retry import Reason, Retry, RetryTally, retries
 from dispatcher.times import format_onenet, now_beijing
 
@@ -90,7 +89,7 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
             # Commands handed to this very file before (a retry-failed stopped before it was
             # put in place, or --force over it) go into it again: it is the same hand-over.
             for retry in retries(ledger, tally, now=now, into=into):
-                if retry.row.step:
+                if retry.row.command.step:
                     fail(
                         f"{ledger_path}: its job has steps:, whose order a job of single"
                         " commands cannot keep; nothing was written. Fix the cause and run the"
@@ -98,7 +97,7 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
                         EXIT_USAGE,
                     )
                 try:
-                    writer.add(_target(retry))
+                    writer.add(retry.row.command, _notes(retry))
                 except ValueError as exc:
                     fail(f"{output}: {exc}", EXIT_USAGE)
                 handed.append(retry.row.key)
@@ -155,49 +154,32 @@ def _warn_if_running(ledger: LedgerStore, ledger_path: Path) -> None:
         )
 
 
-def _target(retry: Retry) -> Target:
-    """The row as the job gave it, with notes: why it is sent again, where it came from."""
+def _notes(retry: Retry) -> tuple[str, ...]:
+    """Why the command is sent again and where it came from; each time that has passed."""
     row = retry.row
     field = _DETAIL.get(retry.reason)
     value = None if field is None else getattr(row, field)
     why = retry.reason.value if value is None else f"{retry.reason.value} ({field} {value})"
-    notes = [f"{why}: {row.source}:{row.line}"]
+    notes = [f"{why}: {row.command.source}:{row.command.line}"]
     for name in retry.passed:
-        text = getattr(row, name)
+        text = _time_text(row, name)
         notes.append(
             f"{name} {text} has passed: change it (e.g. to a relative time such as +2d);"
             " dispatcher validate refuses it as it is"
         )
-    return Target(
-        imei=row.imei,
-        obj_id=row.obj_id,
-        obj_inst_id=row.obj_inst_id,
-        res_id=row.res_id,
-        expired_time=row.expired_time,
-        valid_time=row.valid_time,
-        args=row.args,
-        retry=row.retry,
-        timeout=row.timeout,
-        trigger_msg=row.trigger_msg,
-        notes=tuple(notes),
-        op=row.op,
-        mode=row.mode,
-        values=_values(row.args) if row.op == "write" else (),
-        product=row.product,
-    )
+    return tuple(notes)
 
 
-def _values(body: str | None) -> tuple[tuple[int, str | int | float | bool], ...]:
-    """A write's values, from the body it sent: as a job writes them again."""
-    if body is None:
-        return ()
-    return tuple((int(v["res_id"]), v["val"]) for v in orjson.loads(body)["data"])
+def _time_text(row: Row, name: str) -> str:
+    """A time of the row's command (valid_time or expired_time), as the job wrote it."""
+    spec = row.command.valid_time if name == "valid_time" else row.command.expired_time
+    return "" if spec is None else spec.text
 
 
 def _passed_warning(retry: Retry) -> str:
     row = retry.row
-    times = "; ".join(f"{name}: {getattr(row, name)} has passed" for name in retry.passed)
-    return f"{row.source}:{row.line}: {times}"
+    times = "; ".join(f"{name}: {_time_text(row, name)} has passed" for name in retry.passed)
+    return f"{row.command.source}:{row.command.line}: {times}"
 
 
 def _job_shown(record: JobRecord | None) -> str:

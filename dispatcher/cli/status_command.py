@@ -96,7 +96,7 @@ def open_ledger(path: Path, settings: Settings) -> LedgerStore:
 def devices_to_probe(ledger: LedgerStore, n: int, product: str | None = None) -> list[str]:
     """A few devices with commands to check (as many as the errno-1 breaker counts)."""
     first = itertools.islice(ledger.rows_to_check(product), _PROBE_ROWS)
-    return list(dict.fromkeys(r.imei for r in first))[:n]
+    return list(dict.fromkeys(r.command.imei for r in first))[:n]
 
 
 def status_title(ledger: LedgerStore) -> str:

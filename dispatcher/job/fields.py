@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from dispatcher.job.command import key_tail, sent_tail
 from dispatcher.job.hints import unencodable
 from dispatcher.job.operations import (
     OPTIONAL,
@@ -69,6 +68,7 @@ from dispatcher.job.values import (
     parse_csv_args,
     parse_trigger,
 )
+from dispatcher.model.command import Op, key_tail, sent_tail
 from dispatcher.times import BEIJING, DailyWindow, TimeSpec, format_onenet, parse_timespec
 
 __all__ = ["RowChecker"]
@@ -151,7 +151,7 @@ class RowChecker:
     def default_op(self) -> str:
         """The operation of rows that give none (execute unless the defaults or step say)."""
         op = self._defaults[OP]
-        return op if isinstance(op, str) else "execute"
+        return op if isinstance(op, str) else Op.EXECUTE
 
     def absent(self, slots: Iterable[int]) -> list[int]:
         """Mark slots the source cannot give (CSV columns missing); those left without a default."""
@@ -198,7 +198,7 @@ class RowChecker:
         self, raw: Sequence[str | None], lines: Sequence[int], file: str
     ) -> list[object]:
         out: list[object] = [_MISSING, _MISSING, _MISSING, _MISSING, None, None, _MISSING, 3, 25, 7]
-        out += ["execute", None, None, None, ""]  # op, mode, value, values, product
+        out += [Op.EXECUTE, None, None, None, ""]  # op, mode, value, values, product
         out.insert(TRIGGER, None)  # trigger has no slot of its own here: it is trigger_msg's
         if raw[TRIGGER] and raw[TRIGGER_MSG]:
             self._default_problem(file, lines[TRIGGER], "trigger", "give trigger or trigger_msg")
@@ -296,7 +296,7 @@ class RowChecker:
                 ok = False
             given[slot] = value
         named = given[OP]
-        op = named if isinstance(named, str) else "execute"
+        op = named if isinstance(named, str) else Op.EXECUTE
         optional = OPTIONAL[op]
         for slot in range(1, 10):
             text = raw[slot]
@@ -354,12 +354,12 @@ class RowChecker:
         settled = self._operation.settle(op, given, values, raw, line, lines, problems)
         if settled is None:
             return None, problems or None
-        res_id, args, mode, notes = settled
+        res_id, args, mode, notes, typed = settled
         values[RES_ID - 1], values[ARGS - 1] = res_id, args
         # Kept with the row's values, so a fleet's repeated rows cost no formatting for either.
         named_product = given[PRODUCT]
         product = named_product if isinstance(named_product, str) else ""
-        values += (op, mode, notes, product)
+        values += (op, mode, notes, typed, product)
         values.append(key_tail(obj_id, obj_inst_id, res_id, args, 0, op, mode, self._step))
         valid_text = "" if valid is None else valid.spec.text
         values.append(

@@ -22,12 +22,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.command import (
-    Command,
-    command_fingerprint,
-    command_key,
-    job_fingerprint,
-)
 from dispatcher.job.csvfile import csv_header, csv_rows
 from dispatcher.job.entries import Entry
 from dispatcher.job.fields import RowChecker
@@ -48,6 +42,12 @@ from dispatcher.job.seen import SeenKeys
 from dispatcher.job.steps import check_entry, each_step, overlay
 from dispatcher.job.validate import Validation, validate_job
 from dispatcher.job.yamlfile import read_yaml
+from dispatcher.model.command import (
+    Command,
+    command_fingerprint,
+    command_key,
+    job_fingerprint,
+)
 from dispatcher.times import format_onenet, start_of
 
 __all__ = [

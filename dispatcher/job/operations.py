@@ -10,10 +10,11 @@ from typing import Any
 
 import orjson
 
-from dispatcher.job.command import MODES, OPS
 from dispatcher.job.rows import ARGS, MODE, NAMES, OBJ_INST_ID, RES_ID, VALUE, VALUES, Problem
 from dispatcher.job.values import ABSENT, Err, suggest
-from dispatcher.job.writes import Encoded, body_problem, body_text, typed_value
+from dispatcher.job.writes import body_problem, typed_value
+from dispatcher.model.command import MODES, OPS, Op, WriteValue
+from dispatcher.model.writes import body_text
 
 __all__ = [
     "OPTIONAL",
@@ -34,7 +35,7 @@ class OperationChecker:
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self._typed: dict[tuple[int, int, str, bool], Encoded | Err] = {}
+        self._typed: dict[tuple[int, int, str, bool], WriteValue | Err] = {}
 
     def settle(
         self,
@@ -45,9 +46,10 @@ class OperationChecker:
         line: int,
         lines: Sequence[int] | None,
         problems: list[Problem],
-    ) -> tuple[int | None, str | None, int | None, tuple[str, ...]] | None:
-        """What the operation sends: (res_id, args, mode, notes); None (and problems) if wrong.
-        ``values`` are the row's checked fields after the imei, ``given`` the operation's slots.
+    ) -> tuple[int | None, str | None, int | None, tuple[str, ...], tuple[WriteValue, ...]] | None:
+        """What the operation sends: (res_id, args, mode, notes, typed values); None (and
+        problems) if wrong. ``values`` are the row's checked fields after the imei, ``given`` the
+        operation's slots.
 
         A write's args is its body, its res_id the one resource it writes (None for several).
         """
@@ -73,7 +75,7 @@ class OperationChecker:
                     problem(ARGS, "applies to op: execute only (a read sends no args)")
                 if res_id is not None and obj_inst_id is None:
                     problem(RES_ID, "a read of one resource needs obj_inst_id too")
-            return None if len(problems) > wrong else (res_id, args, None, ())
+            return None if len(problems) > wrong else (res_id, args, None, (), ())
         if args is not None:
             problem(ARGS, "applies to op: execute only (a write sends values)")
         pairs: list[tuple[int, str, bool]] = []
@@ -94,12 +96,12 @@ class OperationChecker:
             problem(VALUES, "is required for op: write (or res_id and value)")
         if len(problems) > wrong:
             return None
-        encoded: list[Encoded] = []
+        encoded: list[WriteValue] = []
         notes: list[str] = []
         for res, text, infer in pairs:
             typed = self._typed_value(obj_id, res, text, infer)
             if isinstance(typed, Err):
-                if not isinstance(typed.keep, Encoded):
+                if not isinstance(typed.keep, WriteValue):
                     problem(VALUES if items is not None else VALUE, typed.message)
                     continue
                 notes.append(typed.message)
@@ -113,9 +115,10 @@ class OperationChecker:
             return None
         written = encoded[0].res_id if len(encoded) == 1 else None
         sent_mode = mode if isinstance(mode, int) else MODES["partial"]
-        return written, body_text(encoded), sent_mode, tuple(notes)
+        typed_values = tuple(encoded)
+        return written, body_text(typed_values), sent_mode, tuple(notes), typed_values
 
-    def _typed_value(self, obj_id: int, res_id: int, text: str, infer: bool) -> Encoded | Err:
+    def _typed_value(self, obj_id: int, res_id: int, text: str, infer: bool) -> WriteValue | Err:
         """A value typed by the registry, once per distinct (resource, text)."""
         cache = self._typed
         key = (obj_id, res_id, text, infer)
@@ -145,7 +148,7 @@ def parse_op(text: str) -> object:
     if not name:
         return ABSENT
     if name in OPS:
-        return name
+        return Op(name)
     hint = suggest(name, OPS) or " (use execute, write or read)"
     return Err(f"unknown operation {text.strip()!r}{hint}")
 

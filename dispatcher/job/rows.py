@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, NamedTuple
 
-from dispatcher.job.command import Command, command_key, key_of
+from dispatcher.model.command import Command, Op, WriteValue, command_key, key_of
 from dispatcher.times import TimeSpec
 
 __all__ = [
@@ -105,15 +105,16 @@ class Checked(NamedTuple):
     obj_id: int
     obj_inst_id: int
     res_id: int
-    args: str | None
+    args: str | None  # an execute's args; a write's body (what its key digests)
     valid: TimeValue | None
     expired: TimeValue
     retry: int
     timeout: int
     trigger_msg: int
-    op: str  # execute, write or read
+    op: Op
     mode: int | None  # a write's: 1 replace, 2 partial update
     notes: tuple[str, ...]  # what the registry says of a write's values (resources.py weighs it)
+    values: tuple[WriteValue, ...]  # a write's, typed (its body is args)
     product: str  # the OneNET product (a lane of the config) it is sent through; "": the default
     key_tail: bytes  # the key's text after the imei, for occurrence 0 (command.key_tail)
     sent_tail: bytes  # the fingerprint's text after the key (command.sent_tail)
@@ -144,7 +145,7 @@ def command_of(c: Checked) -> Command:
         res_id=c.res_id,
         expired_time=c.expired.spec,
         valid_time=None if c.valid is None else c.valid.spec,
-        args=c.args,
+        args=None if c.values else c.args,
         retry=c.retry,
         timeout=c.timeout,
         trigger_msg=c.trigger_msg,
@@ -157,4 +158,5 @@ def command_of(c: Checked) -> Command:
         step=c.step,
         after="" if after is None else checked_key(after._replace(occurrence=c.occurrence)),
         product=c.product,
+        values=c.values,
     )

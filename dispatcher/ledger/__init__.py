@@ -3,7 +3,7 @@
 in-memory one, the lifecycle table that is the only door to a command's status, the job a ledger
 belongs to, and its async face (the recorder).
 
-May import: errors, times, job (the Command record, for types only: importing the ledger loads no
+May import: errors, times, model (the Command record; importing the ledger loads no
 job reader, field rules or LwM2M registry). Never onenet, run, report, cli or emulator.
 """
 

@@ -1,15 +1,20 @@
 """A command's row in the SQLite ledger, column by column: what a new command fills, what a
-read gives back, and the Row each becomes. The one place a row is converted, always by name.
+read gives back, and the Row each becomes. The one place a row is converted, always by name,
+and the one place a command is converted to columns and back: a write's typed values are kept as
+their body in the ``args`` column, its times as written (TimeSpec.text), each parsed once per
+distinct text.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+import functools
+from typing import Any, Final
 
+from dispatcher.errors import LedgerError
 from dispatcher.ledger.records import Retired, Row, Status
-
-if TYPE_CHECKING:
-    from dispatcher.job.command import Command
+from dispatcher.model.command import Command, Op, args_text
+from dispatcher.model.writes import write_values
+from dispatcher.times import TimeSpec, parse_timespec
 
 __all__ = [
     "INSERT_COLUMNS",
@@ -17,13 +22,14 @@ __all__ = [
     "NO_ID",
     "ROW_COLUMNS",
     "SELECT_ROWS",
+    "command_of",
     "insert_params",
     "new_row",
     "row_of",
 ]
 
 NO_ID: Final = -1  # obj_inst_id or res_id a read leaves out (the columns are NOT NULL)
-# The columns of a ledger Row, in its field order.
+# The columns of a ledger row, as SELECT_ROWS reads them.
 ROW_COLUMNS: Final = (
     "seq", "key", "imei", "obj_id", "obj_inst_id", "res_id", "args", "valid_time", "expired_time",
     "retry", "timeout", "trigger_msg", "source", "line", "status", "errno", "error", "uuid",
@@ -44,9 +50,14 @@ INSERT_COMMAND: Final = (
     f"INSERT INTO commands ({', '.join(INSERT_COLUMNS)})"
     f" VALUES ({', '.join('?' * len(INSERT_COLUMNS))}) ON CONFLICT(key) DO NOTHING"
 )
+# The columns of a row that are its command's; the others are the ledger's state.
+_COMMAND_COLUMNS: Final = frozenset(INSERT_COLUMNS)
+_STATE_COLUMNS: Final = tuple(c for c in ROW_COLUMNS if c not in _COMMAND_COLUMNS)
 
 _STATUS: Final = {s.value: s for s in Status}
 _RETIRED: Final = {r.value: r for r in Retired}
+_OP: Final = {o.value: o for o in Op}
+_CACHE = 4096  # distinct times kept
 
 
 def insert_params(c: Command) -> tuple[object, ...]:
@@ -56,30 +67,64 @@ def insert_params(c: Command) -> tuple[object, ...]:
     valid = None if c.valid_time is None else c.valid_time.text
     inst = NO_ID if c.obj_inst_id is None else c.obj_inst_id
     res = NO_ID if c.res_id is None else c.res_id
-    return (c.key, c.imei, c.obj_id, inst, res, c.args, valid, c.expired_time.text, c.retry,
-            c.timeout, c.trigger_msg, c.source, c.line, c.op, c.mode, c.step,
+    return (c.key, c.imei, c.obj_id, inst, res, args_text(c), valid, c.expired_time.text,
+            c.retry, c.timeout, c.trigger_msg, c.source, c.line, str(c.op), c.mode, c.step,
             c.after or None, c.product or None)  # fmt: skip
 
 
 def new_row(seq: int, c: Command) -> Row:
     """The row a newly registered command is (pending, nothing sent), as SQLite would hold it
     (for a ledger that keeps rows itself: memory.py)."""
-    v: dict[str, Any] = dict(zip(INSERT_COLUMNS, insert_params(c), strict=True))
-    v["obj_inst_id"] = None if v["obj_inst_id"] == NO_ID else v["obj_inst_id"]
-    v["res_id"] = None if v["res_id"] == NO_ID else v["res_id"]
-    return Row(seq=seq, status=Status.PENDING, errno=None, error="", uuid=None, attempts=0,
-               first_attempt_at=None, last_attempt_at=None, latency_ms=None, sent_valid_time=None,
-               sent_expired_time=None, reconciled=False, **v)  # fmt: skip
+    v = dict(zip(INSERT_COLUMNS, insert_params(c), strict=True))
+    return Row(seq=seq, key=c.key, command=command_of(v), status=Status.PENDING, errno=None,
+               error="", uuid=None, attempts=0, first_attempt_at=None, last_attempt_at=None,
+               latency_ms=None, sent_valid_time=None, sent_expired_time=None,
+               reconciled=False)  # fmt: skip
 
 
 def row_of(t: tuple[Any, ...]) -> Row:
     """A Row from the columns of :data:`SELECT_ROWS`, each by its name."""
     v = dict(zip(ROW_COLUMNS, t, strict=True))
-    if v["obj_inst_id"] == NO_ID:
-        v["obj_inst_id"] = None
-    if v["res_id"] == NO_ID:
-        v["res_id"] = None
-    v["status"] = _STATUS[v["status"]]
-    v["reconciled"] = bool(v["reconciled"])
-    v["retired"] = None if v["retired"] is None else _RETIRED[v["retired"]]
-    return Row(**v)
+    state = {name: v[name] for name in _STATE_COLUMNS}
+    state["status"] = _STATUS[v["status"]]
+    state["reconciled"] = bool(v["reconciled"])
+    state["retired"] = None if v["retired"] is None else _RETIRED[v["retired"]]
+    return Row(key=v["key"], command=command_of(v), **state)
+
+
+def command_of(v: dict[str, Any]) -> Command:
+    """The command of a row, from its columns by name (as :data:`INSERT_COLUMNS` names them)."""
+    op = _OP[v["op"]]
+    args = v["args"]
+    inst, res = v["obj_inst_id"], v["res_id"]
+    valid = v["valid_time"]
+    try:
+        return Command(
+            imei=v["imei"],
+            obj_id=v["obj_id"],
+            obj_inst_id=None if inst == NO_ID else inst,
+            res_id=None if res == NO_ID else res,
+            expired_time=_time(v["expired_time"]),
+            valid_time=None if valid is None else _time(valid),
+            args=None if op is Op.WRITE else args,
+            retry=v["retry"],
+            timeout=v["timeout"],
+            trigger_msg=v["trigger_msg"],
+            source=v["source"],
+            line=v["line"],
+            key=v["key"],
+            op=op,
+            mode=v["mode"],
+            step=v["step"],
+            after=v["after_key"] or "",
+            product=v["product"] or "",
+            values=write_values(args) if op is Op.WRITE and args is not None else (),
+        )
+    except ValueError as exc:
+        raise LedgerError(f"the ledger's row {v['key']} cannot be read: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _time(text: str) -> TimeSpec:
+    """A time as the job wrote it, read back (fleets share a few)."""
+    return parse_timespec(text)

@@ -22,7 +22,7 @@ from dispatcher.ledger.columns import INSERT_COMMAND, SELECT_ROWS, insert_params
 from dispatcher.ledger.records import TO_SEND, Retired, Row, Status
 
 if TYPE_CHECKING:
-    from dispatcher.job.command import Command
+    from dispatcher.model.command import Command
 
 __all__ = [
     "AT_ONENET",
@@ -279,7 +279,7 @@ def _compare_chunk(
                     "UPDATE commands SET retired = NULL, source = ?, line = ? WHERE key = ?",
                     (command.source, command.line, key),
                 )
-        elif (row.source, row.line) != (command.source, command.line):
+        elif (row.command.source, row.command.line) != (command.source, command.line):
             found.moved += 1
             if apply:
                 conn.execute(
@@ -293,8 +293,9 @@ def differing(row: Row, command: Command) -> tuple[str, ...]:
     valid = None if command.valid_time is None else command.valid_time.text
     now = (valid, command.expired_time.text, command.retry, command.timeout, command.trigger_msg,
            command.product)  # fmt: skip
-    was = (row.valid_time, row.expired_time, row.retry, row.timeout, row.trigger_msg,
-           row.product or "")  # fmt: skip
+    c = row.command
+    was_valid = None if c.valid_time is None else c.valid_time.text
+    was = (was_valid, c.expired_time.text, c.retry, c.timeout, c.trigger_msg, c.product)
     return tuple(name for name, a, b in zip(_FIELDS, was, now, strict=True) if a != b)
 
 

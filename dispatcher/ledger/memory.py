@@ -38,7 +38,7 @@ from dispatcher.ledger.records import (
 from dispatcher.ledger.runs import to_json
 
 if TYPE_CHECKING:
-    from dispatcher.job.command import Command
+    from dispatcher.model.command import Command
 
 __all__ = ["MemoryLedger"]
 
@@ -181,7 +181,7 @@ class MemoryLedger:
 
     def known_uuids(self, imei: str) -> set[str]:
         """Every uuid the ledger holds for one device (retired rows too)."""
-        return {r.uuid for r in self._read()[0] if r.imei == imei and r.uuid is not None}
+        return {r.uuid for r in self._read()[0] if r.command.imei == imei and r.uuid is not None}
 
     def counts(self) -> dict[Status, int]:
         """How many of the job's (active) commands are in each status (every status present)."""
@@ -279,24 +279,24 @@ class MemoryLedger:
         while True:
             size = follow_ups.PAGE
             page = sorted(
-                (r for r in self._to_check(product) if (r.imei, r.seq) > after),
-                key=lambda r: (r.imei, r.seq),
+                (r for r in self._to_check(product) if (r.command.imei, r.seq) > after),
+                key=lambda r: (r.command.imei, r.seq),
             )[:size]
             yield from page
             if len(page) < size:
                 return
-            after = (page[-1].imei, page[-1].seq)
+            after = (page[-1].command.imei, page[-1].seq)
 
     def count_to_check(self, product: str | None = None) -> tuple[int, int, str | None]:
         """How many rows :meth:`rows_to_check` gives, on how many devices, and the latest
         ``sent_expired_time`` among them (None when there are none)."""
         rows = list(self._to_check(product))
         ends = [r.sent_expired_time for r in rows if r.sent_expired_time is not None]
-        return len(rows), len({r.imei for r in rows}), max(ends, default=None)
+        return len(rows), len({r.command.imei for r in rows}), max(ends, default=None)
 
     def products_to_check(self) -> list[str]:
         """The products of the rows to check ("": the default one), by name."""
-        return sorted({r.product or "" for r in self._to_check(None)})
+        return sorted({r.command.product for r in self._to_check(None)})
 
     def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
         """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status as
@@ -329,7 +329,7 @@ class MemoryLedger:
             if r.status is Status.ACCEPTED
             and r.uuid is not None
             and r.send_status in (None, 1, 3)
-            and (product is None or (r.product or "") == product)
+            and (product is None or r.command.product == product)
         )
 
     @contextlib.contextmanager
@@ -348,7 +348,7 @@ class MemoryLedger:
 
 def _of_lane(row: Row, product: str | None) -> bool:
     """Whether ``row`` is of the lane ``product`` (None: the only lane, every row)."""
-    return product is None or (row.product or "") == product
+    return product is None or row.command.product == product
 
 
 def _held(table: Table, key: str, event: Event) -> Row:

@@ -22,7 +22,7 @@ from dispatcher.ledger.memory_table import Table
 from dispatcher.ledger.records import Retired, Row
 
 if TYPE_CHECKING:
-    from dispatcher.job.command import Command
+    from dispatcher.model.command import Command
 
 __all__ = ["compare"]
 
@@ -91,12 +91,12 @@ def _compare_chunk(
         elif row.retired is not None:
             found.returned += 1
             if apply:
-                table.put(replace(_now(table, row), retired=None, source=command.source,
-                                  line=command.line))  # fmt: skip
-        elif (row.source, row.line) != (command.source, command.line):
+                table.put(_placed(_now(table, row), command, retired=None))
+        elif (row.command.source, row.command.line) != (command.source, command.line):
             found.moved += 1
             if apply:
-                table.put(replace(_now(table, row), source=command.source, line=command.line))
+                now = _now(table, row)
+                table.put(_placed(now, command, retired=now.retired))
 
 
 def _now(table: Table, row: Row) -> Row:
@@ -111,7 +111,9 @@ def _retire_aside(table: Table, key: str) -> None:
         n += 1
     row = table.get(key)
     if row is not None:
-        table.put(replace(row, key=f"{key}~{n}", retired=row.retired or Retired.CHANGED))
+        aside = f"{key}~{n}"
+        retired = row.retired or Retired.CHANGED
+        table.put(replace(row, key=aside, command=replace(row.command, key=aside), retired=retired))
 
 
 def _earlier_version(table: Table, row: Row, command: Command) -> Row | None:
@@ -127,4 +129,11 @@ def _restore(table: Table, active: Row, earlier: Row, command: Command) -> None:
     """Retire the active row under the next free suffix; give its key back to ``earlier``."""
     _retire_aside(table, active.key)
     now = table.by_seq[earlier.seq]
-    table.put(replace(now, key=active.key, retired=None, source=command.source, line=command.line))
+    table.put(_placed(now, command, retired=None, key=active.key))
+
+
+def _placed(row: Row, command: Command, *, retired: Retired | None, key: str | None = None) -> Row:
+    """The row at the job file's place of ``command`` (its source and line), under ``key``."""
+    key = row.key if key is None else key
+    placed = replace(row.command, key=key, source=command.source, line=command.line)
+    return replace(row, key=key, command=placed, retired=retired)

@@ -58,7 +58,7 @@ def retired_counts(rows: Iterable[Row]) -> dict[str, int]:
 
 def product_counts(rows: Iterable[Row]) -> dict[str, dict[str, int]]:
     """The (active) rows by product ('': the default one, products sorted) and status."""
-    found = Counter((r.product or "", r.status.value) for r in rows)
+    found = Counter((r.command.product, r.status.value) for r in rows)
     counts: dict[str, dict[str, int]] = {}
     for (product, status), n in sorted(found.items()):
         counts.setdefault(product, {})[status] = n
@@ -92,12 +92,12 @@ def delivery_breakdown(rows: Iterable[Row]) -> DeliveryBreakdown:
         state = delivery_state(r.send_status)
         commands[state] += 1
         rank = DEVICE_ORDER.index(state)  # a device counts under its least happy command
-        worst[r.imei] = min(rank, worst.get(r.imei, rank))
+        worst[r.command.imei] = min(rank, worst.get(r.command.imei, rank))
         if r.confirm_status is not None:
             confirms[r.confirm_status] += 1
     devices = dict.fromkeys(DeliveryState, 0)
     devices.update(Counter(DEVICE_ORDER[rank] for rank in worst.values()))
     ordered = sorted(confirms.items(), key=lambda c: (-c[1], c[0]))
     return DeliveryBreakdown(
-        commands, devices, len(not_held), len({r.imei for r in not_held}), ordered
+        commands, devices, len(not_held), len({r.command.imei for r in not_held}), ordered
     )

@@ -21,7 +21,7 @@ from dispatcher.ledger.lifecycle import Event, LifecycleError, event_of, keeps, 
 from dispatcher.ledger.records import InFlight, Result, Row, Status
 
 if TYPE_CHECKING:
-    from dispatcher.job.command import Command
+    from dispatcher.model.command import Command
 
 __all__ = ["Table"]
 

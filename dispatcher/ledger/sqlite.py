@@ -46,7 +46,7 @@ from dispatcher.ledger.records import (
 from dispatcher.ledger.schema import connect, schema_version, sqlite_error, transaction
 
 if TYPE_CHECKING:
-    from dispatcher.job.command import Command
+    from dispatcher.model.command import Command
 
 __all__ = ["Ledger", "LedgerFullError"]
 
@@ -307,7 +307,7 @@ class Ledger:
             yield from page
             if len(page) < size:
                 return
-            after = (page[-1].imei, page[-1].seq)
+            after = (page[-1].command.imei, page[-1].seq)
 
     def count_to_check(self, product: str | None = None) -> tuple[int, int, str | None]:
         """How many rows :meth:`rows_to_check` gives, on how many devices, and the latest

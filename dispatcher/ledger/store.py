@@ -36,7 +36,7 @@ from dispatcher.ledger.records import (
 )
 
 if TYPE_CHECKING:
-    from dispatcher.job.command import Command
+    from dispatcher.model.command import Command
 
 __all__ = [
     "FINAL",

@@ -15,7 +15,7 @@ from dispatcher.ledger.records import Row, Status
 from dispatcher.ledger.schema import ACTIVE, small_cache
 
 if TYPE_CHECKING:
-    from dispatcher.job.command import Command
+    from dispatcher.model.command import Command
 
 __all__ = [
     "count_by_status",

@@ -21,7 +21,7 @@ from dispatcher.ledger.moves import states_sql
 from dispatcher.ledger.records import TO_SEND
 
 if TYPE_CHECKING:
-    from dispatcher.job.command import Command
+    from dispatcher.model.command import Command
 
 __all__ = ["covered_before", "pass_canary", "uncovered"]
 

@@ -88,7 +88,8 @@ class ProblemRow:
             detail = row.cancel_error or row.cmd_result or ""
         else:
             detail = row.error
-        return cls(kind, row.imei, f"{row.source}:{row.line}", row.status.value.replace("_", " "),
+        c = row.command
+        return cls(kind, c.imei, f"{c.source}:{c.line}", row.status.value.replace("_", " "),
                    row.errno or None, detail, row.send_status, row.confirm_status)  # fmt: skip
 
 

@@ -90,7 +90,7 @@ async def cancel_waiting(
         async def ask() -> CancelResult:
             await lane.pace.acquire()
             report.requests += 1
-            result = await lane.query(lambda: lane.client.cancel(row.imei, uuid))
+            result = await lane.query(lambda: lane.client.cancel(row.command.imei, uuid))
             refusal = result.refusal
             if refusal is not None and refusal.verdict in _ASK_AGAIN:
                 if refusal.throttled and lane.finder is not None:
@@ -143,11 +143,11 @@ async def _state_now(
 
     async def ask() -> dict[str, object]:
         await lane.pace.acquire()
-        return await lane.query(lambda: lane.client.detail(row.imei, uuid))
+        return await lane.query(lambda: lane.client.detail(row.command.imei, uuid))
 
     try:
         raw = await retry_query(settings.retry, stop=stop, sleep=sleep)(ask)
-        item, cmd_result = detail_item(raw, row.imei, uuid)
+        item, cmd_result = detail_item(raw, row.command.imei, uuid)
     except OneNetUnavailable as exc:
         log.debug("state of %s after a refused cancel unreadable: %s", row.key, exc)
         return None

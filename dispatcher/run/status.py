@@ -97,10 +97,12 @@ async def read_round(
     """
     result = progress or StatusRound()
     if isinstance(rows, Sequence):
-        rows = sorted(rows, key=lambda r: (r.imei, r.seq))
-        totals = (len(rows), len({r.imei for r in rows}))
+        rows = sorted(rows, key=lambda r: (r.command.imei, r.seq))
+        totals = (len(rows), len({r.command.imei for r in rows}))
     result.commands, result.devices = totals if totals is not None else (0, 0)
-    devices = ((imei, list(group)) for imei, group in itertools.groupby(rows, lambda r: r.imei))
+    devices = (
+        (imei, list(group)) for imei, group in itertools.groupby(rows, lambda r: r.command.imei)
+    )
     reader = _Reader(lane, result, settings, stop=stop, clock=clock, sleep=stop.sleeper(sleep))
     threshold = settings.reliability.breaker_threshold
     queue: list[Delivery] = []

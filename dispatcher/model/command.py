@@ -1,5 +1,8 @@
 """One command for one device: the record, its ledger identity, and the fingerprint of a job.
 
+The record is the one spelling of a command: a job's rows become it, the ledger keeps it (a row's
+``command``), the client sends it, a retry job is written from it.
+
 The key (``command_key``) names a command in the ledger: imei, ids, args and which copy it is. The
 fingerprint covers everything else that is sent too, so an edited job file is told apart from the
 one a ledger was started with, however its rows are ordered.
@@ -16,13 +19,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
+from dispatcher.model.writes import WriteValue, body_text
 from dispatcher.times import TimeSpec
 
 __all__ = [
     "MODES",
     "OPS",
     "Command",
+    "Op",
+    "WriteValue",
+    "args_text",
     "command_fingerprint",
     "command_key",
     "fingerprint_part",
@@ -36,8 +44,16 @@ _blake2b = hashlib.blake2b
 PRIME = (1 << 127) - 1  # a job's fingerprint sums its commands' shares modulo this
 
 
-OPS = ("execute", "write", "read")
-"""The cached operations: POST /nbiot/execute/offline, POST /nbiot/offline, GET /nbiot/offline."""
+class Op(StrEnum):
+    """A cached operation: POST /nbiot/execute/offline, POST /nbiot/offline, GET /nbiot/offline."""
+
+    EXECUTE = "execute"
+    WRITE = "write"
+    READ = "read"
+
+
+OPS = tuple(Op)
+"""The cached operations, by name (each equal to its text)."""
 MODES = {"replace": 1, "partial": 2}
 """A write's ``mode``, by name: OneNET's 1 (replace) and 2 (partial update)."""
 
@@ -46,7 +62,8 @@ MODES = {"replace": 1, "partial": 2}
 class Command:
     """One cached command (execute, write or read) for one device, every value checked.
 
-    A write's ``args`` is the body sent (``{"data": [...]}``, writes.py), its ``res_id`` the
+    An execute's ``args`` is the text sent (None: none). A write's ``values`` are what it sets,
+    typed (its ``args`` is None; ``args_text`` gives the body they make), its ``res_id`` the
     resource when it writes one; a read's ``obj_inst_id`` and ``res_id`` may be None (a whole
     object or instance).
     """
@@ -65,11 +82,20 @@ class Command:
     line: int = 0  # line of the target entry (YAML) or row (CSV, header = 1)
     key: str = ""  # ledger identity: see command_key()
     occurrence: int = 0  # which copy of the same command (allow_duplicates), part of the key
-    op: str = "execute"  # execute, write or read (OPS)
+    op: Op = Op.EXECUTE
     mode: int | None = None  # a write's: 1 replace, 2 partial update
     step: int = 0  # its place in a job with steps: (1, 2, ...); 0 in a job without
     after: str = ""  # the key of the device's previous step, sent only once that is accepted
     product: str = ""  # the OneNET product (a lane) it goes through; "": the default one
+    values: tuple[WriteValue, ...] = ()  # a write's, typed
+
+
+def args_text(c: Command) -> str | None:
+    """What a command's key digests and the ledger keeps as its ``args``: an execute's args, a
+    write's body (encoded once per distinct body), None for a read."""
+    if c.op == "write":
+        return body_text(c.values)
+    return c.args
 
 
 def command_key(
@@ -147,8 +173,8 @@ def command_fingerprint(cmd: Command) -> int:
         valid, cmd.expired_time.text, cmd.retry, cmd.timeout, cmd.trigger_msg, cmd.product
     )
     tail = key_tail(
-        cmd.obj_id, cmd.obj_inst_id, cmd.res_id, cmd.args, cmd.occurrence, cmd.op, cmd.mode,
-        cmd.step,
+        cmd.obj_id, cmd.obj_inst_id, cmd.res_id, args_text(cmd), cmd.occurrence, cmd.op,
+        cmd.mode, cmd.step,
     )  # fmt: skip
     return (int(cmd.imei) + 1) * fingerprint_part(tail, sent) % PRIME
 
