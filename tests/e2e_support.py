@@ -18,6 +18,7 @@ import aiohttp
 from dispatcher.config import Settings
 from dispatcher.emulator.server import Emulator, StoredCommand
 from dispatcher.job.model import load_job
+from dispatcher.model import args_text
 from dispatcher.job.values import luhn_check_digit
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Row, Status
@@ -179,7 +180,10 @@ def count_status(ledger_path: Path, status: Status) -> int:
 
 
 def identity(c: StoredCommand | Row) -> tuple[str, int, int, int, str | None]:
-    """What makes two commands the same command: device, resource and args."""
+    """What makes two commands the same command: device, resource and args (a write's body)."""
+    if isinstance(c, Row):
+        cmd = c.command
+        return (cmd.imei, cmd.obj_id, cmd.obj_inst_id, cmd.res_id, args_text(cmd))  # type: ignore[return-value]
     return (c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args)
 
 
@@ -189,7 +193,7 @@ def assert_exactly_once(
     """Every command accepted, held once by the server, the ledger's uuids the server's."""
     rows = ledger_rows(ledger_path)
     left_out = set(excluded)
-    wanted = [r for r in rows if r.imei not in left_out]
+    wanted = [r for r in rows if r.command.imei not in left_out]
     assert len(wanted) == expected
     not_accepted = Counter(r.status for r in wanted if r.status is not Status.ACCEPTED)
     assert not not_accepted, f"not accepted: {dict(not_accepted)}"

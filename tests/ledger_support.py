@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from dispatcher.model.command import Command, command_key
 from dispatcher.ledger.lifecycle import event_of, sources
 from dispatcher.ledger.store import InFlight, LedgerStore, Result, Status
+from dispatcher.model.command import Command, args_text, command_key
 from dispatcher.times import parse_timespec
 
 __all__ = ["make_command", "write_outcomes"]
@@ -31,7 +31,7 @@ def make_command(n: int, **fields: object) -> Command:
     cmd = Command(**values)  # type: ignore[arg-type]
     if "key" in fields:
         return cmd
-    key = command_key(cmd.imei, cmd.obj_id, cmd.obj_inst_id, cmd.res_id, cmd.args)
+    key = command_key(cmd.imei, cmd.obj_id, cmd.obj_inst_id, cmd.res_id, args_text(cmd))
     return dataclasses.replace(cmd, key=key)
 
 

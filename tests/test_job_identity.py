@@ -128,8 +128,8 @@ async def test_yaml_and_csv_job_of_one_name_each_get_their_own_ledger(tmp_path: 
         assert "0 already done" in done.stdout
     yaml_rows = ledger_rows(tmp_path / "a.yaml.ledger.db")
     csv_rows = ledger_rows(tmp_path / "a.csv.ledger.db")
-    assert {r.source for r in yaml_rows} == {"a.yaml"}
-    assert {r.source for r in csv_rows} == {"a.csv"}
+    assert {r.command.source for r in yaml_rows} == {"a.yaml"}
+    assert {r.command.source for r in csv_rows} == {"a.csv"}
     assert not (tmp_path / "a.ledger.db").exists()
     # Each job sent its own commands: the server holds both copies for each device.
     assert sorted(c.imei for c in emulator.accepted()) == sorted(DEVICES[:2] * 2)
@@ -185,7 +185,7 @@ async def test_another_job_on_a_ledger_is_refused_and_sends_nothing(tmp_path: Pa
         assert no_traceback(refused.stderr)
         assert nothing_sent(emulator)
     rows = ledger_rows(tmp_path / "shared.db")
-    assert sorted(r.imei for r in rows) == sorted(DEVICES[:2])
+    assert sorted(r.command.imei for r in rows) == sorted(DEVICES[:2])
     assert {r.status for r in rows} == {Status.ACCEPTED}
 
 
@@ -251,11 +251,11 @@ async def test_edited_job_is_refused_before_sending_then_sent_anew_with_accept_c
     rows = ledger_rows(tmp_path / "job.yaml.ledger.db")
     active = [r for r in rows if r.retired is None]
     retired = [r for r in rows if r.retired is not None]
-    assert sorted(r.imei for r in active) == sorted(DEVICES[:3])
-    assert {(r.status, r.trigger_msg) for r in active} == {(Status.ACCEPTED, 1)}
+    assert sorted(r.command.imei for r in active) == sorted(DEVICES[:3])
+    assert {(r.status, r.command.trigger_msg) for r in active} == {(Status.ACCEPTED, 1)}
     assert {r.uuid for r in active} == {c.uuid for c in held}
-    assert sorted(r.imei for r in retired) == sorted(DEVICES[:3])
-    assert {(r.retired, r.status, r.trigger_msg) for r in retired} == {
+    assert sorted(r.command.imei for r in retired) == sorted(DEVICES[:3])
+    assert {(r.retired, r.status, r.command.trigger_msg) for r in retired} == {
         (Retired.CHANGED, Status.ACCEPTED, 3)
     }
     assert {r.uuid for r in retired} == first_held  # kept as they were, never sent again
@@ -281,10 +281,10 @@ async def test_going_back_to_a_version_onenet_holds_sends_nothing_again(tmp_path
     assert emulator.stats()["duplicates_ignoring_times"] == 0
     rows = ledger_rows(tmp_path / "job.yaml.ledger.db")
     active = [r for r in rows if r.retired is None]
-    assert {(r.status, r.trigger_msg) for r in active} == {(Status.ACCEPTED, 3)}
+    assert {(r.status, r.command.trigger_msg) for r in active} == {(Status.ACCEPTED, 3)}
     assert {r.uuid for r in active} == {c.uuid for c in emulator.accepted()}
     retired = [r for r in rows if r.retired is not None]
-    assert {(r.status, r.trigger_msg) for r in retired} == {(Status.PENDING, 1)}
+    assert {(r.status, r.command.trigger_msg) for r in retired} == {(Status.PENDING, 1)}
 
 
 # --- rows removed from the job ------------------------------------------------------------

@@ -70,12 +70,13 @@ def test_register_stores_every_parameter_as_written_in_the_job(ledger: Ledger) -
     ledger.register([cmd])
     row = _row(ledger, cmd.key)
     assert row is not None
-    assert (row.imei, row.obj_id, row.obj_inst_id, row.res_id, row.args) == (
-        cmd.imei, 3200, 0, 5750, None,
-    )  # fmt: skip
-    assert (row.valid_time, row.expired_time) == ("2030-01-02 03:04:05", "+2d")
-    assert (row.retry, row.timeout, row.trigger_msg) == (10, 40, 4)
-    assert (row.source, row.line, row.seq) == ("jobs/fleet.yaml", 17, 1)
+    c = row.command
+    assert c == cmd
+    assert (c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args) == (cmd.imei, 3200, 0, 5750, None)
+    assert c.valid_time is not None
+    assert (c.valid_time.text, c.expired_time.text) == ("2030-01-02 03:04:05", "+2d")
+    assert (c.retry, c.timeout, c.trigger_msg) == (10, 40, 4)
+    assert (c.source, c.line, row.seq) == ("jobs/fleet.yaml", 17, 1)
     assert (row.status, row.attempts, row.reconciled, row.uuid) == (Status.PENDING, 0, False, None)
 
 
@@ -442,10 +443,12 @@ def test_in_flight_marks_keep_the_first_server_time_and_the_latest(ledger: Ledge
     assert (row.first_server_at, row.last_server_at, row.last_attempt_at) == (990.5, None, 2000.0)
 
 
-def test_row_fields_follow_the_selected_columns_with_the_new_ones_last() -> None:
+def test_a_row_is_its_place_its_command_and_the_state_columns_with_the_new_ones_last() -> None:
     names = [f.name for f in dataclasses.fields(Row)]
-    assert names == list(columns.ROW_COLUMNS)
-    assert names[-14:] == [
+    state = [c for c in columns.ROW_COLUMNS if c not in ("seq", *columns.INSERT_COLUMNS)]
+    assert names == ["seq", "key", "command", *state]
+    assert set(columns.INSERT_COLUMNS) < set(columns.ROW_COLUMNS)
+    assert list(columns.ROW_COLUMNS[-14:]) == [
         "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result",
         "status_checked_at", "cancelled_at", "cancel_error", "retried_in", "op", "mode", "step",
         "after_key", "product",

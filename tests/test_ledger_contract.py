@@ -29,6 +29,7 @@ from dispatcher.ledger.store import (
     Retired,
     Status,
 )
+from dispatcher.model import Op, WriteValue
 from dispatcher.times import parse_timespec
 from tests.ledger_support import make_command
 
@@ -105,18 +106,36 @@ def test_a_row_holds_every_field_of_its_command(store: LedgerStore) -> None:
                        step=2, after="k-before", product="meters")  # fmt: skip
     store.register([cmd])
     (row,) = store.rows()
-    assert (row.key, row.imei, row.obj_id, row.obj_inst_id, row.res_id, row.args) == (
+    assert row.command == cmd
+    c = row.command
+    assert (row.key, c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args) == (
         cmd.key, cmd.imei, 3200, None, None, None,
     )  # fmt: skip
-    assert (row.valid_time, row.expired_time, row.retry, row.timeout, row.trigger_msg) == (
-        "2030-01-02 03:04:05", "+6h", 10, 40, 4,
+    assert (c.valid_time, c.expired_time, c.retry, c.timeout, c.trigger_msg) == (
+        parse_timespec("2030-01-02 03:04:05"), parse_timespec("+6h"), 10, 40, 4,
     )  # fmt: skip
-    assert (row.source, row.line, row.op, row.step, row.after_key, row.product) == (
-        "jobs/fleet.yaml", 17, "read", 2, "k-before", "meters",
+    assert (c.source, c.line, c.op, c.step, c.after, c.product) == (
+        "jobs/fleet.yaml", 17, Op.READ, 2, "k-before", "meters",
     )  # fmt: skip
     assert (row.status, row.attempts, row.reconciled, row.uuid, row.error) == (
         Status.PENDING, 0, False, None, "",
     )  # fmt: skip
+
+
+def test_a_write_comes_back_from_the_ledger_with_its_values_typed_as_registered(
+    store: LedgerStore,
+) -> None:
+    values = (WriteValue(5850, True), WriteValue(5851, 40), WriteValue(5852, 1.5),
+              WriteValue(1, "0a0b", 1), WriteValue(2, 1700000000, 2), WriteValue(3, "1"))  # fmt: skip
+    write = make_command(1, op=Op.WRITE, mode=2, args=None, res_id=None, values=values)
+    one = make_command(2, op=Op.WRITE, mode=1, args=None, values=(WriteValue(5750, 1),))
+    store.register([write, one])
+    rows = {r.key: r.command for r in store.rows()}
+    assert rows == {write.key: write, one.key: one}
+    # Typed as written: a true is not a 1, a 1 not a "1" nor a 1.0.
+    assert [type(v.val) for v in rows[write.key].values] == [bool, int, float, str, int, str]
+    assert rows[one.key].values != (WriteValue(5750, True),)
+    assert rows[write.key].args is None
 
 
 def test_a_command_without_a_key_is_refused_and_nothing_of_the_batch_is_kept(
@@ -422,16 +441,20 @@ def test_applying_an_edit_keeps_the_old_row_aside_and_a_revert_takes_it_back(
     diff = store.compare([edit], apply=True)
     assert (diff.changed, diff.applied, diff.changed_at_onenet) == (1, True, 0)
     rows = {r.key: r for r in store.rows()}
-    assert (rows[key].status, rows[key].retry, rows[key].retired) == (Status.PENDING, 9, None)
+    assert (rows[key].status, rows[key].command.retry, rows[key].retired) == (
+        Status.PENDING, 9, None,
+    )  # fmt: skip
     old = rows[f"{key}~1"]
-    assert (old.status, old.retry, old.retired) == (Status.FAILED, 3, Retired.CHANGED)
+    assert (old.status, old.command.retry, old.retired) == (Status.FAILED, 3, Retired.CHANGED)
+    assert old.command.key == f"{key}~1"  # the row's key, set aside
     diff = store.compare([make_command(1)], apply=True)  # back to the version held
     assert (diff.returned, diff.changed) == (1, 0)
     rows = {r.key: r for r in store.rows()}
-    assert (rows[key].status, rows[key].retry, rows[key].retired, rows[key].seq) == (
+    assert (rows[key].status, rows[key].command.retry, rows[key].retired, rows[key].seq) == (
         Status.FAILED, 3, None, old.seq,
     )  # fmt: skip
-    assert rows[f"{key}~2"].retry == 9
+    assert rows[key].command.key == key
+    assert rows[f"{key}~2"].command.retry == 9
 
 
 def test_a_removed_row_is_retired_and_returns_as_it_was(store: LedgerStore) -> None:
@@ -441,7 +464,7 @@ def test_a_removed_row_is_retired_and_returns_as_it_was(store: LedgerStore) -> N
     diff = store.compare([make_command(1), make_command(2, line=50)], apply=True)
     assert (diff.returned, diff.removed) == (1, 0)
     (row,) = store.rows_of([goes])
-    assert (row.retired, row.status, row.line) == (None, Status.ACCEPTED, 50)
+    assert (row.retired, row.status, row.command.line) == (None, Status.ACCEPTED, 50)
     assert store.compare([make_command(1), make_command(2, line=50)]).same and stays
 
 

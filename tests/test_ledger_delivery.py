@@ -83,7 +83,7 @@ def test_rows_to_check_come_device_by_device_in_pages_while_states_are_written(
         keys = [_accepted(ledger, n) for n in (5, 1, 4, 2, 3, 6, 7)]
         seen = []
         for row in ledger.rows_to_check():
-            seen.append(row.imei)
+            seen.append(row.command.imei)
             # Writing while reading: the row read becomes final and the rest still come.
             ledger.record_delivery([Delivery(row.key, 5, "SUCCESS", None, None, "OK", 1.0)])
         assert seen == sorted(seen) and len(seen) == len(keys)

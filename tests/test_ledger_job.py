@@ -85,7 +85,7 @@ def test_a_dry_comparison_finds_changed_removed_and_new_and_writes_nothing(
         1, 2, 0, 1, False,
     )  # fmt: skip
     (change,) = diff.changed_examples
-    assert (change.row.key, change.row.retry, change.command.retry) == (cmds[1].key, 3, 9)
+    assert (change.row.key, change.row.command.retry, change.command.retry) == (cmds[1].key, 3, 9)
     assert change.fields == ("expired_time", "retry")
     assert [r.key for r in diff.removed_examples] == [cmds[3].key, cmds[4].key]
     assert list(ledger.rows()) == before
@@ -105,7 +105,7 @@ def test_a_moved_command_is_not_changed_but_gets_its_new_place_when_applied(
     assert ledger.compare([moved]).same
     row = _row(ledger, cmd.key)
     assert row is not None
-    assert (row.source, row.line, row.retired) == ("jobs/other.csv", 99, None)
+    assert (row.command.source, row.command.line, row.retired) == ("jobs/other.csv", 99, None)
 
 
 def test_applying_an_edit_keeps_the_old_row_under_a_suffixed_key_and_adds_the_edit(
@@ -121,15 +121,16 @@ def test_applying_an_edit_keeps_the_old_row_under_a_suffixed_key_and_adds_the_ed
     assert diff.changed_examples[0].fields == ("valid_time", "timeout")
     old = _row(ledger, f"{cmd.key}~1")
     assert old is not None
-    assert (old.status, old.uuid, old.attempts, old.timeout, old.retired) == (
+    assert (old.status, old.uuid, old.attempts, old.command.timeout, old.retired) == (
         Status.ACCEPTED, "u-old", 1, 25, Retired.CHANGED,
     )  # fmt: skip
     assert (old.first_attempt_at, old.sent_expired_time) == (1000.0, "2024-05-01T16:00:00")
     new = _row(ledger, cmd.key)
     assert new is not None
-    assert (new.status, new.timeout, new.valid_time, new.uuid, new.retired) == (
-        Status.PENDING, 40, "2031-01-01T00:00:00", None, None,
+    assert (new.status, new.command.timeout, new.uuid, new.retired) == (
+        Status.PENDING, 40, None, None,
     )  # fmt: skip
+    assert new.command.valid_time == parse_timespec("2031-01-01T00:00:00")
     assert ledger.register([edit, other]) == [Status.PENDING, Status.PENDING]
     assert ledger.known_uuids(cmd.imei) == {"u-old"}  # the old version's uuid stays claimed
     assert ledger.compare([edit, other]).same
@@ -141,7 +142,7 @@ def test_a_second_edit_takes_the_next_free_suffix(ledger: Ledger) -> None:
     ledger.compare([_edited(cmd, retry=4)], apply=True)
     ledger.compare([_edited(cmd, retry=5)], apply=True)
     rows = {r.key: r for r in ledger.rows()}
-    assert {k: (r.retry, r.retired) for k, r in rows.items()} == {
+    assert {k: (r.command.retry, r.retired) for k, r in rows.items()} == {
         cmd.key: (5, None),
         f"{cmd.key}~1": (3, Retired.CHANGED),
         f"{cmd.key}~2": (4, Retired.CHANGED),
@@ -168,7 +169,7 @@ def test_removed_rows_are_retired_and_return_as_they_were(ledger: Ledger) -> Non
     assert (diff.returned, diff.removed, diff.changed, diff.new) == (1, 0, 0, 0)  # 1 stays out
     back = _row(ledger, cmds[2].key)
     assert back is not None
-    assert (back.retired, back.status, back.uuid, back.line) == (None, Status.ACCEPTED, "u-2", 500)
+    assert (back.retired, back.status, back.uuid, back.command.line) == (None, Status.ACCEPTED, "u-2", 500)
     assert ledger.retired_counts() == {"removed": 1, "changed": 0}
 
 
@@ -185,10 +186,10 @@ def test_a_removed_row_back_with_other_fields_stays_retired_beside_the_edit(
     assert diff.changed_examples[0].fields == ("trigger_msg",)
     old = _row(ledger, f"{cmd.key}~1")
     assert old is not None
-    assert (old.retired, old.uuid, old.trigger_msg) == (Retired.REMOVED, "u-1", 7)
+    assert (old.retired, old.uuid, old.command.trigger_msg) == (Retired.REMOVED, "u-1", 7)
     new = _row(ledger, cmd.key)
     assert new is not None
-    assert (new.retired, new.status, new.trigger_msg) == (None, Status.PENDING, 2)
+    assert (new.retired, new.status, new.command.trigger_msg) == (None, Status.PENDING, 2)
 
 
 def test_new_commands_are_counted_and_left_to_register(ledger: Ledger) -> None:

@@ -121,8 +121,9 @@ def describe_change(change: Change) -> str:
 
 
 def _old(row: Row, name: str) -> object:
-    value: object = getattr(row, name)
-    return "none" if value is None else value
+    if name == "product" and not row.command.product:
+        return "none"  # the default product
+    return _new(row.command, name)
 
 
 def _new(command: Command, name: str) -> object:
