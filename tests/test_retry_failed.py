@@ -26,12 +26,13 @@ from dispatcher.cli.commands import main
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.errors import JobFileError, LedgerError
 from dispatcher.job.model import Command, load_job, validate_job
-from dispatcher.job.writer import JobWriter, Target, job_format
+from dispatcher.job.writer import JobWriter, job_format
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Delivery, InFlight, Result, Status
+from dispatcher.model import WriteValue
 from dispatcher.report.retry import Reason, RetryTally, passed_times, reason_of, retries
-from dispatcher.times import BEIJING, format_onenet
+from dispatcher.times import BEIJING, format_onenet, parse_timespec
 from tests.ledger_support import write_outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +139,7 @@ def settle(ledger: Ledger, cmd: Command, fate: str, run_id: int) -> None:
 def reasons_by_imei(ledger_path: Path, now: datetime = AT) -> tuple[dict[str, Reason], RetryTally]:
     tally = RetryTally()
     with Ledger.open(ledger_path, read_only=True) as ledger:
-        found = {r.row.imei: r.reason for r in retries(ledger, tally, now=now)}
+        found = {r.row.command.imei: r.reason for r in retries(ledger, tally, now=now)}
     return found, tally
 
 
@@ -251,7 +252,9 @@ def test_absolute_times_that_have_passed_are_found_and_relative_ones_never(
     ledger_path = make_ledger(write_job(tmp_path / "job.yaml", fleet(1)), ["rejected"])
     with Ledger.open(ledger_path, read_only=True) as ledger:
         (row,) = ledger.rows()
-    row = replace(row, valid_time=valid_time, expired_time=expired_time)
+    valid = None if valid_time is None else parse_timespec(valid_time)
+    cmd = replace(row.command, valid_time=valid, expired_time=parse_timespec(expired_time))
+    row = replace(row, command=cmd)
     assert passed_times(row, AT) == passed
 
 
@@ -288,6 +291,25 @@ def _absolute(minute: int, style: int, day: int = 1) -> str:
     ][style]
 
 
+def command(
+    imei: str,
+    obj_id: int,
+    obj_inst_id: int | None,
+    res_id: int | None,
+    expired_time: str,
+    *,
+    valid_time: str | None = None,
+    args: str | None = None,
+    retry: int = 3,
+    timeout: int = 25,
+    trigger_msg: int = 7,
+) -> Command:
+    """A command as a job file gives it: times as written (``+2d`` or absolute)."""
+    valid = None if valid_time is None else parse_timespec(valid_time)
+    return Command(imei, obj_id, obj_inst_id, res_id, parse_timespec(expired_time), valid, args,
+                   retry, timeout, trigger_msg)  # fmt: skip
+
+
 # valid_time is at most 13:59 on the day of AT, expired_time at least 14:00: always later.
 _VALID = st.one_of(
     st.none(),
@@ -298,42 +320,33 @@ _EXPIRED = st.one_of(
     st.sampled_from(["+2h", "+6h", "+2d", "+1d12h", "+36h30m", "+ 3d"]),
     st.builds(_absolute, st.integers(0, 59), st.integers(0, 4), st.integers(3, 28)),
 )
-_TARGET = st.builds(
-    Target,
-    imei=st.just(""),  # made distinct per list below
-    obj_id=st.integers(0, 65535),
-    obj_inst_id=st.integers(0, 65535),
-    res_id=st.integers(0, 65535),
-    expired_time=_EXPIRED,
-    valid_time=_VALID,
-    args=_ARGS,
-    retry=st.integers(0, 10),
-    timeout=st.integers(5, 40),
-    trigger_msg=st.integers(1, 7),
-    notes=st.lists(st.text(max_size=20), max_size=2).map(tuple),
+_TARGET = st.tuples(
+    st.builds(
+        command,
+        imei=st.just(""),  # made distinct per list below
+        obj_id=st.integers(0, 65535),
+        obj_inst_id=st.integers(0, 65535),
+        res_id=st.integers(0, 65535),
+        expired_time=_EXPIRED,
+        valid_time=_VALID,
+        args=_ARGS,
+        retry=st.integers(0, 10),
+        timeout=st.integers(5, 40),
+        trigger_msg=st.integers(1, 7),
+    ),
+    st.lists(st.text(max_size=20), max_size=2).map(tuple),  # its notes
 )
 _TARGETS = st.lists(_TARGET, min_size=1, max_size=6).map(
-    lambda ts: [replace(t, imei=imei(n * 7919)) for n, t in enumerate(ts)]
+    lambda ts: [(replace(c, imei=imei(n * 7919)), notes) for n, (c, notes) in enumerate(ts)]
 )
 
 
-def fields_of(cmd: Command) -> Target:
-    """What a command read back gives for each field, as a Target (notes are not read)."""
-    return Target(
-        imei=cmd.imei,
-        obj_id=cmd.obj_id,
-        obj_inst_id=cmd.obj_inst_id,
-        res_id=cmd.res_id,
-        expired_time=cmd.expired_time.text,
-        valid_time=None if cmd.valid_time is None else cmd.valid_time.text,
-        args=cmd.args,
-        retry=cmd.retry,
-        timeout=cmd.timeout,
-        trigger_msg=cmd.trigger_msg,
-    )
+def fields_of(cmd: Command) -> Command:
+    """What a command read back gives for each field (not where it was read, nor its key)."""
+    return replace(cmd, source="", line=0, key="", occurrence=0)
 
 
-def read_back(path: Path) -> list[Target]:
+def read_back(path: Path) -> list[Command]:
     """Every command of a job file, checked at AT; any error fails the test (warnings pass)."""
     commands = []
     for item in load_job(path).scan(at=AT):
@@ -350,19 +363,19 @@ def read_back(path: Path) -> list[Target]:
 @given(targets=_TARGETS, name=st.one_of(st.none(), st.text(min_size=1, max_size=30)))
 @pytest.mark.parametrize("suffix", [".yaml", ".csv"])
 def test_a_written_job_file_reads_back_every_field_exactly_as_written(
-    tmp_path: Path, suffix: str, targets: list[Target], name: str | None
+    tmp_path: Path, suffix: str, targets: list[tuple[Command, tuple[str, ...]]], name: str | None
 ) -> None:
     path = tmp_path / f"retry{suffix}"
     with JobWriter(path, force=True) as writer:
-        for target in targets:
-            writer.add(target)
+        for target, notes in targets:
+            writer.add(target, notes)
         written = writer.commit(name=name, comment=["from x.ledger.db", "odd\x00 \r\n text"])
     assert (written.commands, written.devices, written.repeats) == (
         len(targets),
         len(targets),
         False,
     )
-    assert read_back(path) == [replace(t, notes=()) for t in targets]
+    assert read_back(path) == [t for t, _ in targets]
     job = load_job(path)
     if suffix == ".yaml" and name is not None:
         assert job.name == name
@@ -372,7 +385,7 @@ def test_a_written_job_file_reads_back_every_field_exactly_as_written(
 def test_yaml_writes_every_field_and_no_defaults(tmp_path: Path) -> None:
     path = tmp_path / "retry.yaml"
     with JobWriter(path) as writer:
-        writer.add(Target(imei(1), 3, 0, 4, "+2d", args="yes", notes=("rejected (errno 1): a:3",)))
+        writer.add(command(imei(1), 3, 0, 4, "+2d", args="yes"), ("rejected (errno 1): a:3",))
         writer.commit(name="bench-retry", comment=["the header"])
     assert path.read_text(encoding="utf-8") == (
         "# the header\n"
@@ -394,7 +407,10 @@ def test_yaml_writes_every_field_and_no_defaults(tmp_path: Path) -> None:
 def test_a_repeated_command_makes_yaml_allow_duplicates_and_is_refused_in_csv(
     tmp_path: Path,
 ) -> None:
-    twice = [Target(imei(1), 3, 0, 4, "+2d", args="go"), Target(imei(1), 3, 0, 4, "+3d", args="go")]
+    twice = [
+        command(imei(1), 3, 0, 4, "+2d", args="go"),
+        command(imei(1), 3, 0, 4, "+3d", args="go"),
+    ]
     with JobWriter(tmp_path / "retry.yaml") as writer:
         for target in twice:
             writer.add(target)
@@ -414,20 +430,20 @@ def test_the_writer_never_writes_over_a_file_unless_forced(tmp_path: Path) -> No
     path = tmp_path / "retry.csv"
     path.write_text("keep me\n", encoding="utf-8")
     with JobWriter(path) as writer:
-        writer.add(Target(imei(1), 3, 0, 4, "+2d"))
+        writer.add(command(imei(1), 3, 0, 4, "+2d"))
         with pytest.raises(JobFileError, match="exists: give --force"):
             writer.commit()
     assert path.read_text(encoding="utf-8") == "keep me\n"
     with JobWriter(path, force=True) as writer:
-        writer.add(Target(imei(1), 3, 0, 4, "+2d"))
+        writer.add(command(imei(1), 3, 0, 4, "+2d"))
         writer.commit()
-    assert read_back(path) == [Target(imei(1), 3, 0, 4, "+2d")]
+    assert read_back(path) == [command(imei(1), 3, 0, 4, "+2d")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["retry.csv"]  # no temporary file left
 
 
 def test_a_writer_closed_without_commit_writes_nothing(tmp_path: Path) -> None:
     with JobWriter(tmp_path / "retry.yaml") as writer:
-        writer.add(Target(imei(1), 3, 0, 4, "+2d"))
+        writer.add(command(imei(1), 3, 0, 4, "+2d"))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -440,6 +456,38 @@ def test_the_file_name_chooses_the_format(name: str, fmt: str | None) -> None:
 
 
 # --- the command line ------------------------------------------------------------------------
+
+
+def test_a_retry_job_of_writes_gives_back_each_value_with_the_type_it_was_sent_with(
+    tmp_path: Path,
+) -> None:
+    devices = fleet(3)
+    job_path = tmp_path / "lights.yaml"
+    job_path.write_text(
+        "job: lights\nop: write\nmode: replace\nobj_id: 3311\nobj_inst_id: 0\n"
+        "values: {5850: true, 5851: 40, 5706: 1}\n"  # Boolean, Integer, String (the registry's)
+        "expired_time: '+2d'\n"
+        "targets:\n" + "".join(f"  - imei: '{d}'\n" for d in devices[:2])
+        # A CSV cell would say the same of this one: 0 is a Boolean's false.
+        + f"  - imei: '{devices[2]}'\n    values: {{5850: 0, 5706: 'x'}}\n",
+        encoding="utf-8",
+    )
+    sent = list(load_job(job_path).commands())
+    ledger_path = make_ledger(job_path, ["rejected", "delivered", "failed"])
+    with Ledger.open(ledger_path, read_only=True) as ledger:
+        kept = {r.command.imei: r.command.values for r in ledger.rows()}
+    assert kept == {c.imei: c.values for c in sent}  # the ledger gives back the typed values
+    out = tmp_path / "retry.yaml"
+
+    result = invoke("retry-failed", ledger_path, "-o", out)
+
+    assert result.exit_code == 0, result.stderr
+    again = list(load_job(out).commands())
+    assert [fields_of(c) for c in again] == [fields_of(sent[0]), fields_of(sent[2])]
+    assert again[0].values == (WriteValue(5850, True), WriteValue(5851, 40), WriteValue(5706, "1"))
+    assert again[1].values == (WriteValue(5850, False), WriteValue(5706, "x"))
+    assert [type(v.val) for c in again for v in c.values] == [bool, int, str, bool, str]
+    assert (again[0].op, again[0].mode, again[0].args) == ("write", 1, None)
 
 
 def test_retry_failed_writes_the_commands_that_did_not_get_through_as_the_job_gave_them(
@@ -637,7 +685,7 @@ async def test_the_retry_job_sends_exactly_the_commands_that_did_not_get_through
         # What `dispatcher status` would read: one device never woke, one failed the command,
         # one ran it, one command was cancelled.
         with Ledger.open(ledger_path) as ledger:
-            keys = {row.imei: row.key for row in ledger.rows()}
+            keys = {row.command.imei: row.key for row in ledger.rows()}
             ledger.record_delivery(
                 [
                     Delivery(keys[devices[0]], 4, None, None, None, None, T),
@@ -683,7 +731,7 @@ async def test_commands_handed_to_a_retry_job_are_never_sent_by_the_original_nor
     made = invoke("retry-failed", ledger_path, "-o", tmp_path / "retry.yaml")
     assert made.exit_code == 0, made.stderr
     with Ledger.open(ledger_path, read_only=True) as ledger:
-        rows = {r.imei: r for r in ledger.rows()}
+        rows = {r.command.imei: r for r in ledger.rows()}
     handed = {devices[1], devices[3]}
     assert {i for i, r in rows.items() if r.retried_in} == handed
     assert {rows[i].status for i in handed} == {Status.RETRIED}
