@@ -18,10 +18,10 @@ import aiohttp
 from dispatcher.config import Settings
 from dispatcher.emulator.server import Emulator, StoredCommand
 from dispatcher.job.model import load_job
-from dispatcher.model import args_text
 from dispatcher.job.values import luhn_check_digit
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Row, Status
+from dispatcher.model import args_text
 from dispatcher.onenet.aiohttp_transport import AiohttpTransport
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.pacing import Pace

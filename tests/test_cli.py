@@ -748,8 +748,10 @@ async def test_run_sends_every_command_and_writes_a_private_ledger_next_to_the_j
         rows = list(ledger.rows())
     finally:
         ledger.close()
-    assert {row.imei: row.status for row in rows} == dict.fromkeys([I1, I2, I3], Status.ACCEPTED)
-    assert {row.imei: row.uuid for row in rows} == {i: c.uuid for i, c in stored.items()}
+    assert {row.command.imei: row.status for row in rows} == dict.fromkeys(
+        [I1, I2, I3], Status.ACCEPTED
+    )
+    assert {row.command.imei: row.uuid for row in rows} == {i: c.uuid for i, c in stored.items()}
 
 
 async def test_run_with_an_explicit_ledger_writes_it_there(tmp_path: Path) -> None:

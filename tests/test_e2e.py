@@ -146,7 +146,7 @@ async def test_valid_time_is_sent_only_when_the_job_gives_one(tmp_path: Path) ->
     held = {c.imei: c for c in emulator.accepted()}
     assert held[imei(10)].valid_time is None  # no valid_time parameter at all
     assert held[imei(11)].valid_time == valid_at
-    rows = {r.imei: r for r in ledger_rows(tmp_path / "l.db")}
+    rows = {r.command.imei: r for r in ledger_rows(tmp_path / "l.db")}
     assert rows[imei(10)].sent_valid_time is None
     assert rows[imei(11)].sent_valid_time == valid_at
 
@@ -338,9 +338,9 @@ async def test_foreign_imeis_after_successes_are_rejected_per_device_not_a_break
 
     assert result.aborted is None and result.stop_reason is None
     rows = ledger_rows(tmp_path / "l.db")
-    rejected = {r.imei for r in rows if r.status is Status.REJECTED}
+    rejected = {r.command.imei for r in rows if r.status is Status.REJECTED}
     assert rejected == foreign
-    assert {r.errno for r in rows if r.imei in foreign} == {1}
+    assert {r.errno for r in rows if r.command.imei in foreign} == {1}
     assert_exactly_once(emulator, tmp_path / "l.db", expected=135, excluded=foreign)
 
 

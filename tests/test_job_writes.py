@@ -80,7 +80,11 @@ def test_the_ids_used_here_are_what_the_registry_says() -> None:
 
 def test_an_item_holds_type_only_when_given_and_in_onenet_order() -> None:
     assert list(WriteValue(5850, True).item().items()) == [("res_id", 5850), ("val", True)]
-    assert list(WriteValue(0, "0a", 1).item().items()) == [("res_id", 0), ("type", 1), ("val", "0a")]
+    assert list(WriteValue(0, "0a", 1).item().items()) == [
+        ("res_id", 0),
+        ("type", 1),
+        ("val", "0a"),
+    ]
 
 
 def test_body_text_is_compact_json_in_order() -> None:

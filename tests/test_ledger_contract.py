@@ -125,8 +125,10 @@ def test_a_row_holds_every_field_of_its_command(store: LedgerStore) -> None:
 def test_a_write_comes_back_from_the_ledger_with_its_values_typed_as_registered(
     store: LedgerStore,
 ) -> None:
-    values = (WriteValue(5850, True), WriteValue(5851, 40), WriteValue(5852, 1.5),
-              WriteValue(1, "0a0b", 1), WriteValue(2, 1700000000, 2), WriteValue(3, "1"))  # fmt: skip
+    values = (
+        *(WriteValue(5850, True), WriteValue(5851, 40), WriteValue(5852, 1.5)),
+        *(WriteValue(1, "0a0b", 1), WriteValue(2, 1700000000, 2), WriteValue(3, "1")),
+    )
     write = make_command(1, op=Op.WRITE, mode=2, args=None, res_id=None, values=values)
     one = make_command(2, op=Op.WRITE, mode=1, args=None, values=(WriteValue(5750, 1),))
     store.register([write, one])

@@ -169,7 +169,12 @@ def test_removed_rows_are_retired_and_return_as_they_were(ledger: Ledger) -> Non
     assert (diff.returned, diff.removed, diff.changed, diff.new) == (1, 0, 0, 0)  # 1 stays out
     back = _row(ledger, cmds[2].key)
     assert back is not None
-    assert (back.retired, back.status, back.uuid, back.command.line) == (None, Status.ACCEPTED, "u-2", 500)
+    assert (back.retired, back.status, back.uuid, back.command.line) == (
+        None,
+        Status.ACCEPTED,
+        "u-2",
+        500,
+    )
     assert ledger.retired_counts() == {"removed": 1, "changed": 0}
 
 

@@ -87,7 +87,7 @@ async def test_skipped_commands_of_an_aborted_rollout_are_handed_over_and_never_
     async with serve(emulator) as url:
         stopped = await run(url, tmp_path, "--max-failure-rate", "0.2", "--min-decided", "10")
         assert stopped.code == 4, stopped.stderr
-        skipped = {r.imei for r in rows(tmp_path) if r.status is Status.SKIPPED}
+        skipped = {r.command.imei for r in rows(tmp_path) if r.status is Status.SKIPPED}
         assert len(skipped) == 34
         made = invoke("retry-failed", tmp_path / "push.yaml.ledger.db", "-o", tmp_path / "r.yaml")
         assert made.exit_code == 0, made.stderr
@@ -99,7 +99,7 @@ async def test_skipped_commands_of_an_aborted_rollout_are_handed_over_and_never_
     arrived = Counter(c.imei for c in emulator.accepted())
     assert max(arrived.values()) == 1  # nothing sent twice
     assert set(arrived) == set(imeis)  # and everything sent once
-    assert {r.status for r in rows(tmp_path) if r.imei in skipped} == {Status.RETRIED}
+    assert {r.status for r in rows(tmp_path) if r.command.imei in skipped} == {Status.RETRIED}
 
 
 async def run_job_file(url: str, directory: Path, name: str) -> object:

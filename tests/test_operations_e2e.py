@@ -88,7 +88,7 @@ async def test_a_write_job_reaches_the_server_as_onenet_documents_it(tmp_path: P
             {"res_id": 5851, "val": 40},
         ]
     rows = ledger_rows(tmp_path / "l.db")
-    assert {(r.op, r.mode) for r in rows} == {("write", 1)}
+    assert {(r.command.op, r.command.mode) for r in rows} == {("write", 1)}
     assert {r.uuid for r in rows} == {c.uuid for c in stored}
 
 
@@ -103,7 +103,9 @@ async def test_a_read_job_reaches_the_server_with_only_the_ids_it_names(tmp_path
         ("READ", 3, None, None)
     }
     rows = ledger_rows(tmp_path / "r.db")
-    assert {(r.op, r.obj_inst_id, r.res_id) for r in rows} == {("read", None, None)}
+    assert {(r.command.op, r.command.obj_inst_id, r.command.res_id) for r in rows} == {
+        ("read", None, None)
+    }
 
 
 async def test_lost_answers_of_each_kind_are_settled_by_the_history_never_sent_twice(
@@ -134,9 +136,11 @@ async def test_lost_answers_of_each_kind_are_settled_by_the_history_never_sent_t
     assert len(emulator.accepted()) == 60
     by_uuid = {c.uuid: c for c in emulator.accepted()}
     for row in rows:  # each row holds the uuid of its own kind of command
-        assert by_uuid[row.uuid].type == row.op.upper()
-    assert Counter(r.op for r in rows if r.reconciled)  # some of them were found, not resent
-    assert {r.op for r in rows if r.reconciled} == {"write", "read", "execute"}
+        assert by_uuid[row.uuid].type == row.command.op.upper()
+    assert Counter(
+        r.command.op for r in rows if r.reconciled
+    )  # some of them were found, not resent
+    assert {r.command.op for r in rows if r.reconciled} == {"write", "read", "execute"}
 
 
 async def test_a_failed_first_step_holds_back_the_second_and_the_rest_go_in_order(
@@ -151,7 +155,7 @@ async def test_a_failed_first_step_holds_back_the_second_and_the_rest_go_in_orde
         first = await run_against(url, job, ledger, fast_settings())
         again = await run_against(url, job, ledger, fast_settings())
     assert counts(first) == {Status.ACCEPTED: 14, Status.REJECTED: 1, Status.SKIPPED: 1}
-    rows = {(r.imei, r.step): r for r in ledger_rows(ledger)}
+    rows = {(r.command.imei, r.command.step): r for r in ledger_rows(ledger)}
     held = rows[foreign, 2]
     assert held.status is Status.SKIPPED
     assert held.error == "held back: step 1 (write 5/0/1) is rejected, not accepted"

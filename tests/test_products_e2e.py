@@ -146,7 +146,9 @@ async def test_each_product_is_paced_on_its_own_lane(tmp_path: Path) -> None:
             env={"METERS_KEY": METERS_KEY, "LIGHTS_KEY": LIGHTS_KEY},
         )  # fmt: skip
     assert done.code == 0, done.stderr
-    by_product = {r.imei: r.product for r in ledger_rows(tmp_path / "fleet.yaml.ledger.db")}
+    by_product = {
+        r.command.imei: r.command.product for r in ledger_rows(tmp_path / "fleet.yaml.ledger.db")
+    }
     assert {i: by_product[i] for i in meters} == dict.fromkeys(meters, "meters")
     assert {i: by_product[i] for i in lights} == dict.fromkeys(lights, "lights")
     stats = emulator.stats()["products"]
@@ -175,7 +177,7 @@ async def test_a_wrong_key_stops_its_own_lane_only_and_a_rerun_finishes(tmp_path
     assert wrong.code == 4, wrong.stderr
     assert "product lights" in wrong.stderr and "api-key" in wrong.stderr
     assert "product meters: finished" in wrong.stderr
-    states = {(r.product, r.status) for r in rows}
+    states = {(r.command.product, r.status) for r in rows}
     assert states == {("meters", Status.ACCEPTED), ("lights", Status.PENDING)}
     assert fixed.code == 0, fixed.stderr
     report = await dispatcher("report", "fleet.yaml.ledger.db", cwd=tmp_path, env={})
@@ -286,11 +288,11 @@ async def test_lost_answers_are_settled_in_each_products_own_history(tmp_path: P
     result, _ = await run_two_products(tmp_path / "l.db", emulator, job)
     assert counts(result) == {Status.ACCEPTED: 40}
     rows = ledger_rows(tmp_path / "l.db")
-    assert any(r.reconciled for r in rows if r.product == "meters")
-    assert any(r.reconciled for r in rows if r.product == "lights")
+    assert any(r.reconciled for r in rows if r.command.product == "meters")
+    assert any(r.reconciled for r in rows if r.command.product == "lights")
     held = {c.uuid: c for c in emulator.accepted()}
     assert len(held) == 40  # each command held once
-    assert all(held[r.uuid].product == r.product for r in rows)
+    assert all(held[r.uuid].product == r.command.product for r in rows)
 
 
 def test_a_job_names_its_product_at_the_top(tmp_path: Path) -> None:
@@ -335,8 +337,8 @@ async def test_each_lane_has_its_own_canary(tmp_path: Path) -> None:
     )
     result, state = await run_two_products(tmp_path / "l.db", emulator, job, probe=False)
     rows = ledger_rows(tmp_path / "l.db")
-    assert {r.status for r in rows if r.product == "meters"} == {Status.ACCEPTED}
-    lights_states = Counter(r.status for r in rows if r.product == "lights")
+    assert {r.status for r in rows if r.command.product == "meters"} == {Status.ACCEPTED}
+    lights_states = Counter(r.status for r in rows if r.command.product == "lights")
     assert lights_states == {Status.REJECTED: 2, Status.SKIPPED: 2}  # its canary failed: held
     assert state == {"meters": True, "lights": False}
     assert result.lanes["lights"] is not None and result.lanes["meters"] is None

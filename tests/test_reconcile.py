@@ -13,11 +13,12 @@ import pytest
 
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.store import Row, Status
+from dispatcher.model import Command, Op
 from dispatcher.onenet.client import ExecuteRequest, HistoryItem, Outcome
 from dispatcher.run.pacing import Pace
 from dispatcher.run.reconcile import ReconcileReport, reconcile
 from dispatcher.run.state import Stop
-from dispatcher.times import BEIJING, parse_onenet
+from dispatcher.times import BEIJING, parse_onenet, parse_timespec
 
 IMEI = "861234567890123"
 OTHER = "869876543210987"
@@ -45,18 +46,25 @@ ROW_DEFAULTS: dict[str, object] = {
     "sent_valid_time": VALID,
     "sent_expired_time": EXPIRED,
     "reconciled": False,
-    "op": "execute",
+    "op": Op.EXECUTE,
     "step": 0,
 }
 
 
 def make_row(seq: int = 1, **changes: object) -> Row:
-    """An in-doubt row; fields not given here (or added to Row later) are None."""
-    names = {f.name for f in fields(Row)}
-    unknown = set(changes) - names
-    assert not unknown, f"Row has no field {unknown}"
+    """An in-doubt row; ``changes`` name fields of the row or of its command; the row's fields
+    not given here (or added to Row later) are None."""
+    names = {f.name for f in fields(Row)} - {"command"}
+    command_names = {f.name for f in fields(Command)}
+    unknown = set(changes) - names - command_names
+    assert not unknown, f"neither Row nor Command has a field {unknown}"
     values = {"seq": seq, "key": f"key-{seq}", "line": seq, **ROW_DEFAULTS, **changes}
-    return Row(**{name: values.get(name) for name in names})  # type: ignore[arg-type]
+    given = {name: values[name] for name in command_names if name in values}
+    for name in ("valid_time", "expired_time"):
+        if isinstance(given.get(name), str):
+            given[name] = parse_timespec(given[name])  # type: ignore[arg-type]
+    command = Command(**given)  # type: ignore[arg-type]
+    return Row(command=command, **{name: values.get(name) for name in names})  # type: ignore[arg-type]
 
 
 def item(uuid: str, **changes: object) -> tuple[HistoryItem, str | None]:
@@ -380,8 +388,8 @@ async def test_rows_of_one_device_with_different_args_find_their_own_commands() 
 async def test_rows_of_many_devices_are_each_settled() -> None:
     rows = [make_row(n, imei=f"86123456789{n:04d}", key=f"k{n}") for n in range(30)]
     history = FakeHistory(
-        {r.imei: [item(f"u-{r.seq}", imei=r.imei)] for r in rows if r.seq % 3},
-        down={r.imei for r in rows if r.seq % 3 == 0 and r.seq % 2 == 0},
+        {r.command.imei: [item(f"u-{r.seq}", imei=r.command.imei)] for r in rows if r.seq % 3},
+        down={r.command.imei for r in rows if r.seq % 3 == 0 and r.seq % 2 == 0},
     )
     report = await settle(rows, history)
 
@@ -511,7 +519,7 @@ async def test_only_the_first_unreachable_devices_are_logged_then_a_summary(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     rows = [make_row(n, imei=f"86123456789{n:04d}") for n in range(7)]
-    history = FakeHistory(down={r.imei for r in rows})
+    history = FakeHistory(down={r.command.imei for r in rows})
     with caplog.at_level(logging.DEBUG, logger="dispatcher.run.reconcile"):
         report = await settle(rows, history)
 
@@ -529,7 +537,7 @@ async def test_only_the_first_unreachable_devices_are_logged_then_a_summary(
 async def test_a_few_unreachable_devices_log_no_summary(caplog: pytest.LogCaptureFixture) -> None:
     rows = [make_row(n, imei=f"86123456789{n:04d}") for n in range(3)]
     with caplog.at_level(logging.DEBUG, logger="dispatcher.run.reconcile"):
-        await settle(rows, FakeHistory(down={r.imei for r in rows}))
+        await settle(rows, FakeHistory(down={r.command.imei for r in rows}))
 
     messages = [r.getMessage() for r in caplog.records if r.name == "dispatcher.run.reconcile"]
     assert len(messages) == 3

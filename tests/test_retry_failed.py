@@ -467,7 +467,8 @@ def test_a_retry_job_of_writes_gives_back_each_value_with_the_type_it_was_sent_w
         "job: lights\nop: write\nmode: replace\nobj_id: 3311\nobj_inst_id: 0\n"
         "values: {5850: true, 5851: 40, 5706: 1}\n"  # Boolean, Integer, String (the registry's)
         "expired_time: '+2d'\n"
-        "targets:\n" + "".join(f"  - imei: '{d}'\n" for d in devices[:2])
+        "targets:\n"
+        + "".join(f"  - imei: '{d}'\n" for d in devices[:2])
         # A CSV cell would say the same of this one: 0 is a Boolean's false.
         + f"  - imei: '{devices[2]}'\n    values: {{5850: 0, 5706: 'x'}}\n",
         encoding="utf-8",

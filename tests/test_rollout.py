@@ -336,7 +336,7 @@ async def test_a_daily_window_gives_each_command_the_next_window(tmp_path: Path)
         else:  # inside the window: from now
             assert cmd.valid_time is None
     kept = rows(tmp_path)
-    assert {(r.valid_time, r.expired_time) for r in kept} == {
+    assert {(r.command.valid_time.text, r.command.expired_time.text) for r in kept} == {
         ("window 02:00-06:00 start", "window 02:00-06:00 end")
     }
 
@@ -391,14 +391,16 @@ async def test_a_start_at_that_has_passed_or_is_years_ahead_is_refused(tmp_path:
 
 def test_an_undecided_canary_command_counts_against_it() -> None:
     from dispatcher.run.rollout import judge_canary
+    from dispatcher.times import parse_timespec
     from tests.test_ledger import make_command
 
     def row(n: int, status: Status) -> Row:
-        cmd = make_command(n)
+        cmd = make_command(
+            n, args=None, expired_time=parse_timespec("+1d"), source="j.yaml", line=n
+        )
         return Row(
-            n, cmd.key, cmd.imei, 3200, 0, 5750, None, None, "+1d", 3, 25, 7, "j.yaml", n,
-            status, None, "", "u" if status is Status.ACCEPTED else None, 1, 1.0, 1.0, 1.0,
-            None, None, False,
+            n, cmd.key, cmd, status, None, "", "u" if status is Status.ACCEPTED else None, 1, 1.0,
+            1.0, 1.0, None, None, False,
         )  # fmt: skip
 
     rows = [row(0, Status.ACCEPTED)] + [row(n, Status.IN_DOUBT) for n in range(1, 10)]

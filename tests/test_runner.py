@@ -218,7 +218,7 @@ async def run(
 
 def rows(setup: Setup) -> dict[str, Row]:
     with Ledger.open(setup.ledger_path, read_only=True) as ledger:
-        return {r.imei: r for r in ledger.rows()}
+        return {r.command.imei: r for r in ledger.rows()}
 
 
 def statuses(setup: Setup) -> dict[Status, int]:
@@ -237,7 +237,7 @@ async def test_errno_0_is_accepted_with_the_servers_uuid(small_job: Setup) -> No
 
     assert result.complete
     held = {c.uuid: c.request.imei for c in client.created.values()}
-    assert {r.uuid: r.imei for r in rows(small_job).values()} == held
+    assert {r.uuid: r.command.imei for r in rows(small_job).values()} == held
     assert {r.attempts for r in rows(small_job).values()} == {1}
 
 

@@ -104,7 +104,7 @@ def agrees_with_emulator(rows: list[Row], emulator: Emulator) -> list[str]:
         assert row.uuid is not None
         cmd = held[row.uuid]
         raw = cmd.history_item(emulator._store.deliveries.get(cmd.uuid))
-        item = history_item({**raw, "cmd_uuid": row.uuid}, row.imei)
+        item = history_item({**raw, "cmd_uuid": row.uuid}, row.command.imei)
         same = (row.send_status, row.confirm_status) == (item.send_status, item.confirm_status)
         if not same or (row.send_time is None) != (item.send_time is None):
             wrong.append(row.key)
@@ -128,7 +128,7 @@ async def test_each_send_status_is_read_mapped_and_stored_with_one_history_call_
         async with aiohttp.ClientSession(url, headers={"api-key": "k"}) as session:
             for row in ledger_rows(ledger)[:2]:
                 path = f"/nbiot/offline/cancel/{row.uuid}"
-                async with session.put(path, params={"imei": row.imei}) as resp:
+                async with session.put(path, params={"imei": row.command.imei}) as resp:
                     assert (await resp.json())["errno"] == 0
         for shift in (0.0, 75.0, 700.0):  # waiting; woken, some sent, some answered; expired
             clock.shift = shift
@@ -145,7 +145,7 @@ async def test_each_send_status_is_read_mapped_and_stored_with_one_history_call_
                 r for r in rows
                 if r.key in {o.key for o in open_before} and r.send_status in (5, 6)
             ]  # fmt: skip
-            devices_asked = len({r.imei for r in open_before})
+            devices_asked = len({r.command.imei for r in open_before})
             # One probe page, one history page per device with open commands, one detail per
             # command the device has just answered: nothing else.
             assert calls.get("history", 0) - calls_before.get("history", 0) == devices_asked + 1
@@ -408,7 +408,7 @@ async def test_an_unreadable_device_keeps_its_state_and_is_counted(tmp_path: Pat
     client = FakeHistory(states, broken={broken})
     result = await one_round(ledger, client)
     assert (result.read, len(result.unreadable)) == (2, 1)
-    stored = {r.imei: r for r in ledger.rows()}
+    stored = {r.command.imei: r for r in ledger.rows()}
     assert stored[broken].send_status is None and stored[broken].status_checked_at is None
     assert result.gave_up is None
     ledger.close()
@@ -432,7 +432,7 @@ async def test_a_stopped_round_keeps_what_it_read_and_the_next_asks_only_the_res
     first = await one_round(ledger, client, stop=stop)
     assert first.read == 2 and first.not_asked == 4
     assert len(list(ledger.rows_to_check())) == 6  # waiting (1) is not final: all still to check
-    read = {r.imei for r in ledger.rows() if r.send_status == 1}
+    read = {r.command.imei for r in ledger.rows() if r.send_status == 1}
     assert len(read) == 2
     client.calls.clear()
     client.stop = None
