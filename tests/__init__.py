@@ -1,1 +1,1 @@
-"""The test suite: one package per package of dispatcher, end-to-end runs, docs, benchmarks, and the helpers they share."""
+"""The test suite: a package per package of dispatcher, whole runs, docs, benchmarks, helpers."""

@@ -17,11 +17,11 @@ from dispatcher.onenet.requests import CancelResult
 from dispatcher.run.cancel import CancelReport, cancel_waiting
 from dispatcher.run.lane import Lane
 from dispatcher.run.state import Stop
-from tests.e2e_support import fast_settings, fleet, write_config
-from tests.ledger_support import write_outcomes
-from tests.test_cli import dispatcher_async
-from tests.test_ledger import make_command
-from tests.test_status import FLEET, ShiftedClock, ledger_rows, two_per_device_job
+from tests.support.cli import dispatcher_async
+from tests.support.clocks import ShiftedClock
+from tests.support.e2e import fast_settings, fleet, write_config
+from tests.support.ledger import ledger_rows, make_command, write_outcomes
+from tests.support.push import FLEET, two_per_device_job
 
 # Devices wake once a minute and answer at once; half of them never wake.
 SLEEPY = replace(FLEET, never_wake=0.5, device_errors=0.0, answer_delay_s=1)

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from click.testing import CliRunner
 from click.testing import Result as CliResult
 from rich.console import Console
 
 from dispatcher.cli import console
-from dispatcher.cli.commands import main
 from dispatcher.errors import LedgerError
 from dispatcher.ledger.schema import MIGRATIONS
 from dispatcher.ledger.sqlite import Ledger
@@ -28,8 +26,8 @@ from dispatcher.report.export import EXPORT_FIELDS, write_export
 from dispatcher.report.html import write_html
 from dispatcher.report.render import render_table
 from dispatcher.report.summary import summarize
-from tests.ledger_support import write_outcomes
-from tests.test_ledger import make_command
+from tests.support.cli import invoke as shared_invoke
+from tests.support.ledger import make_command, write_outcomes
 
 # What a hostile device or OneNET could answer: a colour, a screen clear, a window title (OSC),
 # an 8-bit CSI, a bell, right-to-left override and isolates, and a line break to forge a line.
@@ -56,12 +54,7 @@ def cli() -> Iterator[Callable[..., CliResult]]:
     secrets = list(console._secrets)
 
     def invoke(*args: str | Path) -> CliResult:
-        return CliRunner().invoke(
-            main,
-            [str(a) for a in args],
-            env={"ONENET_API_KEY": "test-key-clean"},
-            catch_exceptions=False,
-        )
+        return shared_invoke(*args, key="test-key-clean")
 
     yield invoke
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]

@@ -13,12 +13,9 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-from e2e_support import fleet, write_csv_job
 
 import dispatcher
 from dispatcher.cli import console
@@ -27,10 +24,20 @@ from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.job.model import load_job
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Status
+from tests.support.cli import (
+    SECRET,
+    Done,
+    dispatcher_async,
+    dispatcher_process,
+    invoke,
+    no_traceback,
+    nothing_sent,
+    process_env,
+)
+from tests.support.e2e import fleet, write_csv_job
 
 WriteFile = Callable[[str, "str | bytes"], Path]
-ROOT = Path(__file__).resolve().parent.parent
-SECRET = "SECRET-KEY-123456"
+ROOT = Path(__file__).resolve().parents[2]
 AT = "2030-01-01T12:00:00"  # a planned start for validate: every absolute time below is after it
 # Valid IMEIs (correct Luhn check digit).
 I1, I2, I3, I4 = "490154203237518", "864512030000003", "358476090000076", "867231050000002"
@@ -136,76 +143,10 @@ def _fresh_cli_state() -> Iterator[None]:
     console._secrets[:] = secrets
 
 
-def invoke(*args: str | Path, key: str | None = SECRET) -> Result:
-    """The CLI in-process; ONENET_API_KEY set to ``key`` (None: unset)."""
-    result = CliRunner().invoke(main, [str(a) for a in args], env={"ONENET_API_KEY": key})
-    # Every exit goes through sys.exit or click's usage handling, never an uncaught exception.
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
-
-
-@dataclass(frozen=True)
-class Done:
-    """A finished dispatcher process."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-
-def process_env(key: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ONENET_API_KEY", "FORCE_COLOR")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["TERM"] = "dumb"
-    if key is not None:
-        env["ONENET_API_KEY"] = key
-    return env
-
-
-def dispatcher_process(*args: str | Path, cwd: Path, key: str | None = SECRET) -> Done:
-    """``python -m dispatcher ARGS`` as a real process (for commands that need no server)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "dispatcher", *map(str, args)],
-        cwd=cwd,
-        env=process_env(key),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return Done(done.returncode, done.stdout, done.stderr)
-
-
-async def dispatcher_async(*args: str | Path, cwd: Path, key: str | None = SECRET) -> Done:
-    """``python -m dispatcher ARGS`` as a real process while this loop serves an emulator."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dispatcher",
-        *map(str, args),
-        cwd=cwd,
-        env=process_env(key),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return Done(proc.returncode, out.decode(), err.decode())
-
-
-def nothing_sent(emulator: Emulator) -> bool:
-    stats = emulator.stats()
-    return stats["posts"] == 0 and stats["reads"] == 0 and emulator.arrivals() == []
-
-
 def files_holding(folder: Path, pattern: str, secret: str) -> tuple[list[str], list[str]]:
     """The names of the files matching ``pattern`` whose bytes hold ``secret``, and all names."""
     files = sorted(folder.glob(pattern))
     return [p.name for p in files if secret.encode() in p.read_bytes()], [p.name for p in files]
-
-
-def no_traceback(*texts: str) -> bool:
-    return all("Traceback" not in text for text in texts)
 
 
 # --- help and version ------------------------------------------------------------------------

@@ -3,59 +3,32 @@ back exactly as written), and the command line, in-process and against the emula
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from click.testing import Result as CliResult
-from e2e_support import fleet, imei
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dispatcher.cli import console
-from dispatcher.cli.commands import main
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.errors import JobFileError, LedgerError
 from dispatcher.job.model import Command, load_job, validate_job
 from dispatcher.job.writer import JobWriter, Target, job_format
-from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.sqlite import Ledger
-from dispatcher.ledger.store import Delivery, InFlight, Result, Status
+from dispatcher.ledger.store import Delivery, Status
 from dispatcher.report.retry import Reason, RetryTally, passed_times, reason_of, retries
 from dispatcher.times import BEIJING, format_onenet
-from tests.ledger_support import write_outcomes
+from tests.support.cli import dispatcher_async, invoke
+from tests.support.e2e import fleet, imei
+from tests.support.retry import FATES, T, make_ledger, write_job
 
-ROOT = Path(__file__).resolve().parent.parent
 AT = datetime(2030, 1, 1, 12, 0, tzinfo=BEIJING)  # hypothesis' times all lie after it
-T = 1_900_000_000.0  # an outcome's time (unix seconds)
 
-# What became of a command, as the ledger records it: (status, errno, send_status).
-FATES: dict[str, tuple[Status, int | None, int | None]] = {
-    "rejected": (Status.REJECTED, 1, None),
-    "failed": (Status.FAILED, None, None),
-    "expired": (Status.EXPIRED, None, None),
-    "pending": (Status.PENDING, None, None),
-    "in_doubt": (Status.IN_DOUBT, None, None),
-    "in_flight": (Status.IN_FLIGHT, None, None),
-    "unread": (Status.ACCEPTED, None, None),
-    "waiting": (Status.ACCEPTED, None, 1),
-    "cancelled": (Status.ACCEPTED, None, 2),
-    "sent": (Status.ACCEPTED, None, 3),
-    "never woke": (Status.ACCEPTED, None, 4),
-    "delivered": (Status.ACCEPTED, None, 5),
-    "device error": (Status.ACCEPTED, None, 6),
-    "failed 7": (Status.ACCEPTED, None, 7),
-    "failed 8": (Status.ACCEPTED, None, 8),
-}
 SENT_AGAIN = {
     "rejected": Reason.REJECTED,
     "failed": Reason.FAILED,
@@ -70,69 +43,6 @@ LEFT_OUT = sorted(set(FATES) - set(SENT_AGAIN))
 
 
 # --- building jobs and ledgers ---------------------------------------------------------------
-
-
-def write_job(
-    path: Path,
-    imeis: list[str],
-    *,
-    expired_time: str = "+2d",
-    valid_time: str | None = None,
-    name: str = "reboot bench",
-) -> Path:
-    """A YAML job of one command per device, with defaults and a field or two per target."""
-    valid = "" if valid_time is None else f"  valid_time: '{valid_time}'\n"
-    targets = "".join(
-        f"  - imei: '{device}'\n    args: 'go, \"{n:03d}\"'\n    retry: {n % 11}\n"
-        for n, device in enumerate(imeis)
-    )
-    path.write_text(
-        f"job: {name}\n"
-        "defaults:\n"
-        "  obj_id: 3303\n"
-        "  obj_inst_id: 0\n"
-        "  res_id: 5605\n"
-        f"  expired_time: '{expired_time}'\n{valid}"
-        "  timeout: 30\n"
-        "  trigger: [register, update]\n"
-        f"targets:\n{targets}",
-        encoding="utf-8",
-    )
-    return path
-
-
-def make_ledger(
-    job_path: Path, fates: list[str], *, finished: bool = True, unregistered: int = 0
-) -> Path:
-    """The job's ledger, each command's fate (``fates``, in job order) written as by a run."""
-    job = load_job(job_path)
-    commands = list(job.commands())
-    assert len(commands) == len(fates)
-    path = job_path.with_name(job_path.name + ".ledger.db")
-    with Ledger.open(path, clock=lambda: T) as ledger:
-        total = len(commands) + unregistered
-        ledger.set_job(JobRecord(str(job_path.resolve()), job.name, "0" * 32, total))
-        ledger.register(commands)
-        run_id = ledger.start_run(str(job_path), {})
-        for cmd, fate in zip(commands, fates, strict=True):
-            settle(ledger, cmd, fate, run_id)
-        if finished:
-            ledger.finish_run(run_id, {}, None)
-    return path
-
-
-def settle(ledger: Ledger, cmd: Command, fate: str, run_id: int) -> None:
-    """Write one command's fate into the ledger."""
-    status, errno, send_status = FATES[fate]
-    if status is Status.PENDING:
-        return
-    if status is Status.IN_FLIGHT:
-        ledger.write_batch([InFlight(cmd.key, T, None, "2030-01-03T00:00:00", run_id)], [])
-        return
-    uuid = f"uuid-{cmd.imei}" if status is Status.ACCEPTED else None
-    write_outcomes(ledger, [Result(cmd.key, status, errno, "", uuid, 1, T, 5.0)])
-    if send_status is not None:
-        ledger.record_delivery([Delivery(cmd.key, send_status, None, None, None, None, T)])
 
 
 def reasons_by_imei(ledger_path: Path, now: datetime = AT) -> tuple[dict[str, Reason], RetryTally]:
@@ -154,41 +64,6 @@ def _fresh_cli_state() -> Iterator[None]:
     yield
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
     console._secrets[:] = secrets
-
-
-def invoke(*args: str | Path) -> CliResult:
-    """The CLI in-process."""
-    result = CliRunner().invoke(main, [str(a) for a in args], env={"ONENET_API_KEY": "k"})
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
-
-
-@dataclass(frozen=True)
-class Done:
-    """A finished dispatcher process."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def dispatcher_async(*args: str | Path, cwd: Path) -> Done:
-    """``python -m dispatcher ARGS`` as a real process while this loop serves an emulator."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ONENET_API_KEY", "FORCE_COLOR")}
-    env.update(PYTHONPATH=str(ROOT), TERM="dumb", ONENET_API_KEY="test-key-retry")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dispatcher",
-        *map(str, args),
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return Done(proc.returncode, out.decode(), err.decode())
 
 
 # --- which commands are sent again -----------------------------------------------------------

@@ -9,8 +9,9 @@ from pathlib import Path
 from dispatcher.emulator.server import Emulator, serve
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Status
-from tests.e2e_support import fleet
-from tests.test_retry_failed import dispatcher_async, invoke, make_ledger, write_job
+from tests.support.cli import dispatcher_async, invoke
+from tests.support.e2e import fleet
+from tests.support.retry import make_ledger, write_job
 
 
 async def test_a_finished_job_whose_rest_was_handed_to_a_retry_job_exits_0(

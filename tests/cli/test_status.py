@@ -8,7 +8,6 @@ wake on that clock, and the dispatcher reads it from the Date header, as it woul
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -17,13 +16,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from click.testing import CliRunner
 from click.testing import Result as CliResult
 
 from dispatcher.cli import console
-from dispatcher.cli.commands import main
-from dispatcher.emulator.devices import UPDATE
-from dispatcher.emulator.server import Emulator, Faults, Fleet, serve
+from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Delivery, DeliveryState, Row, delivery_state
 from dispatcher.ledger.sqlite import Ledger
@@ -37,63 +33,14 @@ from dispatcher.onenet.answers import (
 from dispatcher.run.lane import Lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, read_round
-from tests.e2e_support import fast_settings, fleet, write_config
-from tests.ledger_support import write_outcomes
-from tests.test_cli import Done, dispatcher_async
-from tests.test_ledger import make_command
+from tests.support.cli import dispatcher_async, online
+from tests.support.cli import invoke as shared_invoke
+from tests.support.clocks import ShiftedClock
+from tests.support.e2e import fast_settings, fleet, write_config
+from tests.support.ledger import ledger_rows, make_command, write_outcomes
+from tests.support.push import FLEET, two_per_device_job
 
-# One wake a minute on schedule, always an UPDATE, answered 30 s after it is sent; a fifth of
-# the devices never wake, a third answer with an error.
-FLEET = Fleet(
-    wake_every_s=60,
-    wake_jitter=0.0,
-    never_wake=0.2,
-    device_errors=0.3,
-    answer_delay_s=30,
-    uplinks=((UPDATE, 1.0),),
-    seed=5,
-)
 DEVICES = 24
-
-
-@dataclass
-class ShiftedClock:
-    """The real clock plus ``shift`` seconds."""
-
-    shift: float = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.shift
-
-
-def two_per_device_job(directory: Path, imeis: list[str], expired: str = "+10m") -> Path:
-    """Two commands for each device (two resources), delivered on an UPDATE."""
-    targets = "".join(f'  - imei: "{i}"\n    res_id: {res}\n' for i in imeis for res in (2, 10))
-    path = directory / "push.yaml"
-    path.write_text(
-        "job: push\n"
-        "defaults:\n"
-        "  obj_id: 5\n"
-        "  obj_inst_id: 0\n"
-        "  res_id: 2\n"
-        "  args: fw=2\n"
-        f"  expired_time: '{expired}'\n"
-        "  trigger: [update]\n"
-        f"targets:\n{targets}",
-        encoding="utf-8",
-    )
-    return path
-
-
-async def cli(url: str, directory: Path, *args: str) -> Done:
-    return await dispatcher_async(
-        *args, "--config", "config.yaml", "--base-url", url, cwd=directory
-    )
-
-
-def ledger_rows(path: Path) -> list[Row]:
-    with Ledger.open(path, read_only=True) as ledger:
-        return list(ledger.rows())
 
 
 def agrees_with_emulator(rows: list[Row], emulator: Emulator) -> list[str]:
@@ -122,7 +69,7 @@ async def test_each_send_status_is_read_mapped_and_stored_with_one_history_call_
     ledger = tmp_path / "push.yaml.ledger.db"
     seen: Counter[int] = Counter()
     async with serve(emulator) as url:
-        sent = await cli(url, tmp_path, "run", str(job.name))
+        sent = await online(url, tmp_path, "run", str(job.name))
         assert sent.code == 0, sent.stderr
         # Two commands of the job cancelled on the server meanwhile (by hand, say).
         async with aiohttp.ClientSession(url, headers={"api-key": "k"}) as session:
@@ -134,7 +81,7 @@ async def test_each_send_status_is_read_mapped_and_stored_with_one_history_call_
             clock.shift = shift
             open_before = [r for r in ledger_rows(ledger) if r.delivery in _OPEN]
             calls_before = dict(emulator.stats()["calls"])  # type: ignore[arg-type]
-            done = await cli(url, tmp_path, "status", ledger.name)
+            done = await online(url, tmp_path, "status", ledger.name)
             assert done.code == 0, done.stderr
             rows = ledger_rows(ledger)
             assert agrees_with_emulator(rows, emulator) == []
@@ -176,13 +123,13 @@ async def test_watch_polls_until_every_command_is_final(tmp_path: Path) -> None:
     clock = ShiftedClock()
     emulator = Emulator(clock=clock, fleet=quick)
     async with serve(emulator) as url:
-        assert (await cli(url, tmp_path, "run", job.name)).code == 0
+        assert (await online(url, tmp_path, "run", job.name)).code == 0
         clock.shift = 30.0
-        early = await cli(url, tmp_path, "status", "push.yaml.ledger.db")
+        early = await online(url, tmp_path, "status", "push.yaml.ledger.db")
         assert early.code == 0
         assert "not final yet" in early.stderr
         clock.shift = 200.0  # past every window: the sleeping devices' commands expire
-        watched = await cli(
+        watched = await online(
             url, tmp_path, "status", "push.yaml.ledger.db", "--watch", "--interval", "0.2"
         )
     assert watched.code == 0, watched.stderr
@@ -199,12 +146,12 @@ async def test_unreadable_states_exit_3_and_readable_ones_are_kept(tmp_path: Pat
     write_config(tmp_path)
     emulator = Emulator(fleet=FLEET)
     async with serve(emulator) as url:
-        assert (await cli(url, tmp_path, "run", job.name)).code == 0
+        assert (await online(url, tmp_path, "run", job.name)).code == 0
         # Every follow-up call now fails: the states cannot be read.
         emulator.faults = Faults(fail_rate=1.0, affect_reads=True, seed=1)
-        broken = await cli(url, tmp_path, "status", "push.yaml.ledger.db")
+        broken = await online(url, tmp_path, "status", "push.yaml.ledger.db")
         emulator.faults = Faults()
-        fixed = await cli(url, tmp_path, "status", "push.yaml.ledger.db")
+        fixed = await online(url, tmp_path, "status", "push.yaml.ledger.db")
     assert broken.code == 3, broken.stderr
     assert "Traceback" not in broken.stderr
     assert fixed.code == 0, fixed.stderr
@@ -501,13 +448,7 @@ def in_process() -> Iterator[Callable[..., CliResult]]:
     secrets = list(console._secrets)
 
     def invoke(*args: str | Path) -> CliResult:
-        result = CliRunner().invoke(
-            main,
-            [str(a) for a in args],
-            env={"ONENET_API_KEY": "test-key-status"},
-            catch_exceptions=False,
-        )
-        return result
+        return shared_invoke(*args, key="test-key-status")
 
     yield invoke
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]

@@ -25,7 +25,7 @@ from dispatcher.config import (
 from dispatcher.errors import ConfigError, DispatcherError
 
 WriteFile = Callable[[str, "str | bytes"], Path]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
 SECRET = "SECRET-KEY-123456"
 SECTIONS = {

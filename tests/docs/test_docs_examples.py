@@ -29,13 +29,13 @@ from pathlib import Path
 
 import click
 import pytest
-from docs_support import ROOT, Block, Step, all_blocks, blocks, normal, pages, steps
 
 from dispatcher.cli.commands import main
 from dispatcher.config import load_settings
 from dispatcher.emulator.server import Emulator, serve
 from dispatcher.job.model import load_job, validate_job
 from dispatcher.times import BEIJING
+from tests.support.docs import ROOT, Block, Step, all_blocks, blocks, normal, pages, steps
 
 AT = datetime(2026, 11, 1, 8, 0, tzinfo=BEIJING)  # before the CSV example's absolute expiry
 BIN = Path(sys.executable).parent  # where `make`'s install puts the `dispatcher` script

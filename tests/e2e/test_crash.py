@@ -9,13 +9,15 @@ finish the job with every command accepted exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import sys
 from pathlib import Path
 
-from e2e_support import (
+from dispatcher.emulator.server import Emulator, Faults, serve
+from dispatcher.ledger.store import Status
+from tests.support.cli import process_env
+from tests.support.e2e import (
     API_KEY,
     assert_exactly_once,
     count_status,
@@ -23,9 +25,6 @@ from e2e_support import (
     write_config,
     write_csv_job,
 )
-
-from dispatcher.emulator.server import Emulator, Faults, serve
-from dispatcher.ledger.store import Status
 
 COMMANDS = 400
 LATENCY = Faults(latency_ms=15, latency_jitter_ms=20, seed=3)
@@ -52,7 +51,7 @@ class CliRun:
             str(self.ledger),
             "--no-progress",
         ]
-        self.env = {**os.environ, "ONENET_API_KEY": API_KEY, "PYTHONPATH": str(Path.cwd())}
+        self.env = process_env(API_KEY)
         self.log = tmp_path / "stderr.log"
 
     async def start(self) -> asyncio.subprocess.Process:

@@ -10,9 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 from dispatcher.emulator.server import Emulator, Product, serve
-from tests.e2e_support import CONFIG_YAML, fleet, write_config
-from tests.test_cli import Done, dispatcher_async
-from tests.test_products_e2e import LIGHTS_KEY, METERS_KEY, dispatcher, two_product_job
+from tests.support.cli import Done, dispatcher_async
+from tests.support.e2e import CONFIG_YAML, fleet, write_config
+from tests.support.products import LIGHTS_KEY, METERS_KEY, two_product_job
 
 PRODUCTS_CONFIG = """\
 limits: {rate_per_second: 100, concurrency: 8}
@@ -56,8 +56,8 @@ async def test_the_plan_gives_each_product_its_lane_at_its_own_rate(tmp_path: Pa
     async with serve(emulator) as url:
         (tmp_path / "config.yaml").write_text(PRODUCTS_CONFIG.replace("URL", url), encoding="utf-8")
         args = ("run", "fleet.yaml", "--config", "config.yaml")
-        dry = await dispatcher(*args, "--dry-run", cwd=tmp_path, env={})
-        done = await dispatcher(*args, cwd=tmp_path, env=keys)
+        dry = await dispatcher_async(*args, "--dry-run", cwd=tmp_path, key=None, env={})
+        done = await dispatcher_async(*args, cwd=tmp_path, key=None, env=keys)
     assert dry.code == 0, dry.stderr
     assert done.code == 0, done.stderr
     plan = plan_of(dry)
@@ -149,7 +149,7 @@ async def test_the_plan_refuses_an_edit_the_run_refuses_and_counts_one_it_accept
 async def test_the_plan_shows_a_passed_canary_and_the_canary_an_edit_gets_as_the_run_does(
     tmp_path: Path,
 ) -> None:
-    from tests.test_rollout import run, write_job
+    from tests.support.push import run, write_job
 
     imeis = fleet(20, start=300)
     job = write_job(tmp_path, imeis)

@@ -1,13 +1,13 @@
 """The real dispatcher against the real emulator over loopback sockets, with faults injected.
 
-Each fault test ends with the same promise (e2e_support.assert_exactly_once): every command is
-accepted, the server holds each exactly once, the ledger's uuids are the server's, none in doubt.
+Each fault test ends with the same promise (assert_exactly_once, in tests/support/e2e.py): every
+command is accepted, the server holds each exactly once, the ledger's uuids are the server's, none
+in doubt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import sys
 import time
@@ -16,7 +16,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from e2e_support import (
+
+from dispatcher.emulator.server import Emulator, Faults, serve
+from dispatcher.errors import UnreachableError, WrongKeyError
+from dispatcher.job.model import load_job
+from dispatcher.ledger.store import Status
+from dispatcher.run.pacing import Pace
+from dispatcher.run.runner import Stop
+from dispatcher.times import BEIJING, format_onenet, parse_onenet
+from tests.support.cli import process_env
+from tests.support.e2e import (
     API_KEY,
     assert_exactly_once,
     fast_settings,
@@ -27,14 +36,6 @@ from e2e_support import (
     write_config,
     write_csv_job,
 )
-
-from dispatcher.emulator.server import Emulator, Faults, serve
-from dispatcher.errors import UnreachableError, WrongKeyError
-from dispatcher.job.model import load_job
-from dispatcher.ledger.store import Status
-from dispatcher.run.pacing import Pace
-from dispatcher.run.runner import Stop
-from dispatcher.times import BEIJING, format_onenet, parse_onenet
 
 
 class RecordingPace(Pace):
@@ -350,7 +351,7 @@ async def test_wrong_key_exits_with_code_4_from_the_command_line(tmp_path: Path)
     ledger_path = tmp_path / "cli.db"
     emulator = Emulator(Faults(api_key=API_KEY))
     async with serve(emulator) as url:
-        env = {**os.environ, "ONENET_API_KEY": "not-the-key", "PYTHONPATH": str(Path.cwd())}
+        env = process_env("not-the-key")
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -430,7 +431,7 @@ async def test_unreachable_server_stops_the_run_early_with_every_command_still_p
 
 async def test_unreachable_server_exits_with_code_4_from_the_command_line(tmp_path: Path) -> None:
     job_path = write_csv_job(tmp_path, fleet(60))
-    env = {**os.environ, "ONENET_API_KEY": API_KEY, "PYTHONPATH": str(Path.cwd())}
+    env = process_env(API_KEY)
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "dispatcher", "run", str(job_path), "--no-progress"),
         *("--config", str(write_config(tmp_path)), "--base-url", _closed_port_url()),

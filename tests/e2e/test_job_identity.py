@@ -12,16 +12,30 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-
-from e2e_support import CONFIG_YAML, count_status, fleet, ledger_rows, write_config, write_csv_job
-from test_cli import SECRET, Done, dispatcher_async, no_traceback, nothing_sent, process_env
 
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Retired, Status
+from tests.support.cli import (
+    SECRET,
+    Done,
+    dispatcher_async,
+    finished,
+    no_traceback,
+    nothing_sent,
+    process_env,
+    started,
+)
+from tests.support.e2e import (
+    CONFIG_YAML,
+    count_status,
+    fleet,
+    ledger_rows,
+    write_config,
+    write_csv_job,
+)
+from tests.support.waiting import until
 
 DEVICES = fleet(4, start=500)
 # Every request answered HTTP 500 and tried once: each command ends failed, none held by OneNET.
@@ -59,41 +73,6 @@ async def run(cwd: Path, job: str | Path, url: str, *more: str | Path, config: s
     return await dispatcher_async(
         "run", job, "--base-url", url, "--config", config_path, "--rate", "0", *more, cwd=cwd
     )
-
-
-@asynccontextmanager
-async def started(cwd: Path, *args: str | Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m dispatcher ARGS`` started in the background (killed if still running)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dispatcher",
-        *map(str, args),
-        cwd=cwd,
-        env=process_env(SECRET),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
-async def finished(proc: asyncio.subprocess.Process) -> Done:
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return Done(proc.returncode, out.decode(), err.decode())
-
-
-async def until(condition: Callable[[], bool], proc: asyncio.subprocess.Process) -> None:
-    """Wait for ``condition`` while ``proc`` runs (a process that ends first fails the test)."""
-    async with asyncio.timeout(30):
-        while not condition():
-            assert proc.returncode is None, "the run ended before the condition held"
-            await asyncio.sleep(0.01)
 
 
 def table(report: Done) -> dict[str, str]:
@@ -344,7 +323,7 @@ async def test_a_run_stopped_early_is_counted_against_the_whole_job(tmp_path: Pa
         async with started(
             tmp_path, "run", "fleet.yaml", "--base-url", url, "--config", config, "--rate", "200"
         ) as proc:
-            await until(lambda: len(emulator.accepted()) >= 50, proc)
+            await until(lambda: len(emulator.accepted()) >= 50, proc=proc)
             proc.send_signal(signal.SIGINT)
             done = await finished(proc)
         report = await dispatcher_async("report", "fleet.yaml.ledger.db", cwd=tmp_path)
@@ -439,7 +418,7 @@ async def test_a_ledger_in_use_is_refused_through_a_symlink_and_a_hard_link(tmp_
     async with serve(emulator) as url:
         args = ("--base-url", url, "--config", config)
         async with started(tmp_path, "run", "job.yaml", *args) as holder:
-            await until(lambda: emulator.stats()["posts"] != 0, holder)  # it holds the ledger
+            await until(lambda: emulator.stats()["posts"] != 0, proc=holder)  # it holds the ledger
             (tmp_path / "through-symlink.db").symlink_to(ledger)
             os.link(ledger, tmp_path / "through-hardlink.db")
             others = await asyncio.gather(

@@ -6,7 +6,6 @@ paths; a finished one is an occurrence done, and the next makes a ledger of its 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import sys
@@ -17,7 +16,8 @@ from pathlib import Path
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Status
-from tests.e2e_support import (
+from tests.support.cli import dispatcher_async, process_env
+from tests.support.e2e import (
     API_KEY,
     assert_exactly_once,
     count_status,
@@ -26,8 +26,7 @@ from tests.e2e_support import (
     write_config,
     write_csv_job,
 )
-from tests.test_cli import dispatcher_async
-from tests.test_rollout import config, run, write_job
+from tests.support.push import config, run, write_job
 
 COMMANDS = 300
 LATENCY = Faults(latency_ms=15, latency_jitter_ms=20, seed=7)
@@ -75,7 +74,7 @@ async def test_a_placeholder_ledger_killed_mid_send_is_resumed_the_next_day_not_
         "--config", str(write_config(tmp_path)), "--ledger", "out/{job}-{date}-{time}.db",
         "--no-progress",
     ]  # fmt: skip
-    env = {**os.environ, "ONENET_API_KEY": API_KEY, "PYTHONPATH": str(Path.cwd())}
+    env = process_env(API_KEY)
     log = tmp_path / "stderr.log"
     emulator = Emulator(LATENCY)
     async with asyncio.timeout(120), serve(emulator) as url:

@@ -15,15 +15,16 @@ from dispatcher.ledger.lifecycle import TABLE, Event, LifecycleError, Status, ta
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import InFlight, Result
 from dispatcher.report.summary import summarize
-from tests.e2e_support import CONFIG_YAML, fleet, ledger_rows, write_config
-from tests.test_ledger import make_command
-from tests.test_products_e2e import CONFIG as PRODUCTS_CONFIG
-from tests.test_products_e2e import LIGHTS_KEY, METERS_KEY, dispatcher, two_product_job
-from tests.test_retry_failed import invoke, make_ledger
-from tests.test_retry_failed import write_job as write_rf_job
-from tests.test_rollout import rows, run, write_job
+from tests.support.cli import dispatcher_async, invoke
+from tests.support.e2e import CONFIG_YAML, fleet, ledger_rows, write_config
+from tests.support.ledger import make_command
+from tests.support.products import CONFIG as PRODUCTS_CONFIG
+from tests.support.products import LIGHTS_KEY, METERS_KEY, two_product_job
+from tests.support.push import rows, run, write_job
+from tests.support.retry import make_ledger
+from tests.support.retry import write_job as write_rf_job
 
-PACKAGE = Path(__file__).resolve().parent.parent / "dispatcher"
+PACKAGE = Path(__file__).resolve().parents[2] / "dispatcher"
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ async def test_skipped_commands_of_an_aborted_rollout_are_handed_over_and_never_
 
 
 async def run_job_file(url: str, directory: Path, name: str) -> object:
-    from tests.test_cli import dispatcher_async
+    from tests.support.cli import dispatcher_async
 
     return await dispatcher_async(
         "run", name, "--config", "config.yaml", "--base-url", url, cwd=directory
@@ -315,10 +316,10 @@ async def test_each_products_paused_canary_keeps_its_pass(tmp_path: Path) -> Non
         config = tmp_path / "config.yaml"
         config.write_text(PRODUCTS_CONFIG.replace("URL", url), encoding="utf-8")
         args = ("run", "fleet.yaml", "--config", "config.yaml")
-        first = await dispatcher(*args, cwd=tmp_path, env=env)
+        first = await dispatcher_async(*args, cwd=tmp_path, key=None, env=env)
         assert first.code == 0, first.stderr
         assert emulator.stats()["posts"] == 8  # each lane's canary
-        second = await dispatcher(*args, cwd=tmp_path, env=env)
+        second = await dispatcher_async(*args, cwd=tmp_path, key=None, env=env)
     assert second.code == 0, second.stderr
     assert "paused" not in second.stderr  # neither lane's pass was lost
     assert emulator.stats()["posts"] == 24
@@ -342,7 +343,7 @@ async def test_status_and_cancel_reach_the_earlier_version_an_edit_replaced(
         assert refused.code == 1 and "--accept-changes" in refused.stderr
         accepted = await run(url, tmp_path, "--accept-changes")
         assert accepted.code == 0, accepted.stderr
-        from tests.test_cli import dispatcher_async
+        from tests.support.cli import dispatcher_async
 
         base = ("--config", "config.yaml", "--base-url", url)
         cancelled = await dispatcher_async("cancel", ledger, *base, "--yes", cwd=tmp_path)

@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import re
 import signal
-import sys
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from e2e_support import (
+
+from dispatcher.config import Settings
+from dispatcher.emulator.server import Emulator, Faults, serve
+from dispatcher.errors import MisroutedError, ServerHungError
+from dispatcher.job.model import load_job, validate_job
+from dispatcher.ledger.identity import JobRecord
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Status
+from dispatcher.times import BEIJING, format_onenet
+from tests.support.cli import Done, dispatcher_async, finished, started
+from tests.support.e2e import (
     API_KEY,
     assert_exactly_once,
     fast_settings,
@@ -27,15 +34,7 @@ from e2e_support import (
     write_config,
     write_csv_job,
 )
-
-from dispatcher.config import Settings
-from dispatcher.emulator.server import Emulator, Faults, serve
-from dispatcher.errors import MisroutedError, ServerHungError
-from dispatcher.job.model import load_job, validate_job
-from dispatcher.ledger.identity import JobRecord
-from dispatcher.ledger.sqlite import Ledger
-from dispatcher.ledger.store import Status
-from dispatcher.times import BEIJING, format_onenet
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -233,15 +232,16 @@ async def test_a_second_ctrl_c_stops_at_once_in_the_consoles_voice(tmp_path: Pat
     job_path = write_csv_job(tmp_path, fleet(50))
     emulator = Emulator(Faults(hang_rate=1.0))  # no send is ever answered
     async with serve(emulator) as url:
-        proc = await _start("run", str(job_path), "--base-url", url, cwd=tmp_path)
-        await _until(lambda: _posts(emulator) >= 4)
-        proc.send_signal(signal.SIGINT)
-        await asyncio.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 20)
+        args = ("run", str(job_path), "--base-url", url, *_online(tmp_path))
+        async with started(*args, cwd=tmp_path, key=API_KEY) as proc:
+            await until(lambda: _posts(emulator) >= 4)
+            proc.send_signal(signal.SIGINT)
+            await asyncio.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            done = await finished(proc, 20)
 
-    text = err.decode()
-    assert proc.returncode == 130, text
+    text = done.stderr
+    assert done.code == 130, text
     assert "warning: SIGINT again: stopping now" in text
     assert "warning: stopped at once" in text
     assert not re.search(r"^\d{4}-\d\d-\d\d .* (WARNING|ERROR) ", text, re.MULTILINE), text
@@ -258,36 +258,10 @@ def _posts(emulator: Emulator) -> int:
     return posts
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    """Wait (polling) until ``condition()`` holds."""
-    for _ in range(2000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")
+def _online(cwd: Path) -> tuple[str, ...]:
+    """The flags of a run in ``cwd``: its config (small backoffs), no progress bar."""
+    return ("--config", str(write_config(cwd)), "--no-progress")
 
 
-@dataclasses.dataclass
-class _Done:
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def _start(*args: str, cwd: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "ONENET_API_KEY": API_KEY, "PYTHONPATH": str(Path.cwd())}
-    config = write_config(cwd)
-    return await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "dispatcher", *args, "--config", str(config), "--no-progress"),
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def _cli(*args: str, cwd: Path) -> _Done:
-    proc = await _start(*args, cwd=cwd)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return _Done(proc.returncode, out.decode(), err.decode())
+async def _cli(*args: str, cwd: Path) -> Done:
+    return await dispatcher_async(*args, *_online(cwd), cwd=cwd, key=API_KEY, within=60)

@@ -67,11 +67,12 @@ from hypothesis.stateful import (
 
 from dispatcher.emulator.server import Emulator, Faults, Product, StoredCommand, serve
 from dispatcher.job.model import load_job
-from tests.e2e_support import imei
+from tests.support.cli import process_env
+from tests.support.e2e import imei
 
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 METERS_KEY, LIGHTS_KEY = "model-meters-key-3c1", "model-lights-key-7d2"
 PRODUCTS = ("meters", "lights")
 DEVICES = 12  # in the job at first: the first DEVICES - SPARES; the rest can be added
@@ -391,11 +392,7 @@ class Done:
 
 
 def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ONENET_API_KEY", "FORCE_COLOR")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["TERM"] = "dumb"
-    env.update(ONENET_API_KEY=METERS_KEY, METERS_KEY=METERS_KEY, LIGHTS_KEY=LIGHTS_KEY)
-    return env
+    return process_env(METERS_KEY, METERS_KEY=METERS_KEY, LIGHTS_KEY=LIGHTS_KEY)
 
 
 CONFIG = """\

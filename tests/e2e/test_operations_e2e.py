@@ -16,9 +16,9 @@ from dispatcher.emulator.server import Emulator, Faults, Fleet, serve
 from dispatcher.job.model import load_job
 from dispatcher.ledger.store import Status
 from dispatcher.run.runner import RunResult
-from tests.e2e_support import API_KEY, fast_settings, fleet, ledger_rows, run_against, write_config
-from tests.test_cli import dispatcher_async
-from tests.test_status import ShiftedClock, cli
+from tests.support.cli import dispatcher_async, online
+from tests.support.clocks import ShiftedClock
+from tests.support.e2e import API_KEY, fast_settings, fleet, ledger_rows, run_against, write_config
 
 DEVICES = 12
 
@@ -177,10 +177,10 @@ async def test_a_read_value_comes_back_through_status_into_the_report(tmp_path: 
     devices = Fleet(wake_every_s=60, wake_jitter=0.0, uplinks=((UPDATE, 1.0),), answer_delay_s=5)
     emulator = Emulator(clock=clock, fleet=devices)
     async with serve(emulator) as url:
-        sent = await cli(url, tmp_path, "run", job.name)
+        sent = await online(url, tmp_path, "run", job.name)
         assert sent.code == 0, sent.stderr
         clock.shift = 120.0  # every device woke, was asked, and answered
-        read = await cli(url, tmp_path, "status", "inventory.yaml.ledger.db")
+        read = await online(url, tmp_path, "status", "inventory.yaml.ledger.db")
         assert read.code == 0, read.stderr
         report = await dispatcher_async(
             "report", "inventory.yaml.ledger.db", "--format", "csv", cwd=tmp_path

@@ -4,10 +4,8 @@ over loopback sockets."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,10 +26,10 @@ from dispatcher.onenet.auth import TokenSource
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.pacing import WINDOW_SLACK_S
 from dispatcher.run.runner import RunResult, run_job
-from tests.e2e_support import fast_settings, fleet, ledger_rows
-from tests.test_cli import Done, process_env
+from tests.support.cli import dispatcher_async
+from tests.support.e2e import fast_settings, fleet, ledger_rows
+from tests.support.products import CONFIG, LIGHTS_KEY, METERS_KEY, two_product_job
 
-METERS_KEY, LIGHTS_KEY = "meters-key-1f2e", "lights-key-9a8b"
 ACCESS_KEY = base64.b64encode(b"studio-access-key-for-tests").decode()
 RES = "products/abc123"
 
@@ -54,44 +52,6 @@ def busiest_second(arrivals: list[float]) -> int:
             start += 1
         most = max(most, end - start + 1)
     return most
-
-
-def two_product_job(directory: Path, meters: list[str], lights: list[str]) -> Path:
-    rows = [(i, "meters") for i in meters] + [(i, "lights") for i in lights]
-    # Interleaved, as a real fleet file would be.
-    rows = [
-        r
-        for pair in itertools.zip_longest(rows[: len(meters)], rows[len(meters) :])
-        for r in pair
-        if r
-    ]
-    (directory / "fleet.csv").write_text(
-        "imei,product\n" + "".join(f"{i},{p}\n" for i, p in rows), encoding="utf-8"
-    )
-    path = directory / "fleet.yaml"
-    path.write_text(
-        "job: fleet\ndefaults: {obj_id: 5, obj_inst_id: 0, res_id: 2, expired_time: +1d}\n"
-        "targets_csv: fleet.csv\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-CONFIG = """\
-limits: {concurrency: 8}
-retry: {max_attempts: 10, initial_backoff_s: 0.001, max_backoff_s: 0.01, request_timeout_s: 10}
-reliability: {settle_s: 0.2, stop_grace_s: 10}
-ledger: {synchronous: normal, batch_size: 50}
-products:
-  meters:
-    api_key_env: METERS_KEY
-    base_url: URL
-    rate_per_second: 20
-  lights:
-    api_key_env: LIGHTS_KEY
-    base_url: URL
-    rate_per_second: 40
-"""
 
 
 def products_emulator(**lights: object) -> Emulator:
@@ -123,27 +83,15 @@ async def run_two_products(
             return result, passed
 
 
-async def dispatcher(*args: str, cwd: Path, env: dict[str, str]) -> Done:
-    """``python -m dispatcher ARGS`` as a real process, with these environment variables."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dispatcher", *args, cwd=cwd,
-        env={**process_env(None), **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return Done(proc.returncode, out.decode(), err.decode())
-
-
 async def test_each_product_is_paced_on_its_own_lane(tmp_path: Path) -> None:
     meters, lights = fleet(40), fleet(60, start=100)
     two_product_job(tmp_path, meters, lights)
     emulator = products_emulator()
     async with serve(emulator) as url:
         (tmp_path / "config.yaml").write_text(CONFIG.replace("URL", url), encoding="utf-8")
-        done = await dispatcher(
+        done = await dispatcher_async(
             "run", "fleet.yaml", "--config", "config.yaml", cwd=tmp_path,
-            env={"METERS_KEY": METERS_KEY, "LIGHTS_KEY": LIGHTS_KEY},
+            key=None, env={"METERS_KEY": METERS_KEY, "LIGHTS_KEY": LIGHTS_KEY},
         )  # fmt: skip
     assert done.code == 0, done.stderr
     by_product = {r.imei: r.product for r in ledger_rows(tmp_path / "fleet.yaml.ledger.db")}
@@ -166,11 +114,13 @@ async def test_a_wrong_key_stops_its_own_lane_only_and_a_rerun_finishes(tmp_path
     env = {"METERS_KEY": METERS_KEY, "LIGHTS_KEY": "not-the-lights-key"}
     async with serve(emulator) as url:
         (tmp_path / "config.yaml").write_text(CONFIG.replace("URL", url), encoding="utf-8")
-        wrong = await dispatcher("run", job.name, "--config", "config.yaml", cwd=tmp_path, env=env)
+        wrong = await dispatcher_async(
+            "run", job.name, "--config", "config.yaml", cwd=tmp_path, key=None, env=env
+        )
         rows = ledger_rows(tmp_path / "fleet.yaml.ledger.db")
-        fixed = await dispatcher(
+        fixed = await dispatcher_async(
             "run", job.name, "--config", "config.yaml", cwd=tmp_path,
-            env={**env, "LIGHTS_KEY": LIGHTS_KEY},
+            key=None, env={**env, "LIGHTS_KEY": LIGHTS_KEY},
         )  # fmt: skip
     assert wrong.code == 4, wrong.stderr
     assert "product lights" in wrong.stderr and "api-key" in wrong.stderr
@@ -178,7 +128,9 @@ async def test_a_wrong_key_stops_its_own_lane_only_and_a_rerun_finishes(tmp_path
     states = {(r.product, r.status) for r in rows}
     assert states == {("meters", Status.ACCEPTED), ("lights", Status.PENDING)}
     assert fixed.code == 0, fixed.stderr
-    report = await dispatcher("report", "fleet.yaml.ledger.db", cwd=tmp_path, env={})
+    report = await dispatcher_async(
+        "report", "fleet.yaml.ledger.db", cwd=tmp_path, key=None, env={}
+    )
     assert "product lights" in report.stdout and "product meters" in report.stdout
     final = ledger_rows(tmp_path / "fleet.yaml.ledger.db")
     assert {r.status for r in final} == {Status.ACCEPTED}
@@ -190,7 +142,9 @@ async def test_validate_checks_the_products_against_the_config(tmp_path: Path) -
     (tmp_path / "config.yaml").write_text(
         "products:\n  meters: {api_key_env: METERS_KEY}\n", encoding="utf-8"
     )
-    done = await dispatcher("validate", job.name, "--config", "config.yaml", cwd=tmp_path, env={})
+    done = await dispatcher_async(
+        "validate", job.name, "--config", "config.yaml", cwd=tmp_path, key=None, env={}
+    )
     assert done.code == 1
     assert "product: no product 'lights' in config.yaml (products: meters)" in done.stdout
     assert "products: lights 3 · meters 2" in done.stdout
@@ -264,9 +218,11 @@ async def test_status_and_cancel_use_each_products_key(tmp_path: Path) -> None:
     async with serve(emulator) as url:
         (tmp_path / "config.yaml").write_text(CONFIG.replace("URL", url), encoding="utf-8")
         config = ("--config", "config.yaml")
-        sent = await dispatcher("run", "fleet.yaml", *config, cwd=tmp_path, env=env)
-        read = await dispatcher("status", ledger, *config, cwd=tmp_path, env=env)
-        cancelled = await dispatcher("cancel", ledger, *config, "--yes", cwd=tmp_path, env=env)
+        sent = await dispatcher_async("run", "fleet.yaml", *config, cwd=tmp_path, key=None, env=env)
+        read = await dispatcher_async("status", ledger, *config, cwd=tmp_path, key=None, env=env)
+        cancelled = await dispatcher_async(
+            "cancel", ledger, *config, "--yes", cwd=tmp_path, key=None, env=env
+        )
     assert sent.code == 0, sent.stderr
     assert read.code == 0, read.stderr
     assert "product lights: " in read.stderr and "product meters: " in read.stderr
@@ -314,7 +270,9 @@ async def test_retry_failed_keeps_each_commands_product(tmp_path: Path) -> None:
         }
     )
     await run_two_products(tmp_path / "l.db", emulator, job)
-    done = await dispatcher("retry-failed", "l.db", "-o", "again.csv", cwd=tmp_path, env={})
+    done = await dispatcher_async(
+        "retry-failed", "l.db", "-o", "again.csv", cwd=tmp_path, key=None, env={}
+    )
     assert done.code == 0, done.stderr
     retried = {c.imei: c.product for c in load_job(tmp_path / "again.csv").commands()}
     assert retried == {meters[0]: "meters", lights[0]: "lights"}

@@ -18,48 +18,13 @@ from dispatcher.emulator.server import Emulator, Faults, Fleet, serve
 from dispatcher.errors import RolloutAborted, RunAborted
 from dispatcher.job.plan import Abort, Canary, Ramp, Rollout
 from dispatcher.ledger.records import Row
-from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Status
 from dispatcher.run.lane import Lane
 from dispatcher.run.pacing import Pace
 from dispatcher.run.rollout import Guard, canary_positions
-from tests.e2e_support import CONFIG_YAML, fast_settings, fleet, write_config
-from tests.test_cli import SECRET, Done, dispatcher_async, process_env
-
-
-def write_job(directory: Path, imeis: list[str], *, extra: str = "") -> Path:
-    targets = "".join(f'  - imei: "{i}"\n' for i in imeis)
-    path = directory / "push.yaml"
-    path.write_text(
-        "job: push\n"
-        "defaults:\n"
-        "  obj_id: 5\n"
-        "  obj_inst_id: 0\n"
-        "  res_id: 2\n"
-        "  args: fw=2\n"
-        "  expired_time: '+1d'\n"
-        "  trigger: [update]\n"
-        f"{extra}"
-        f"targets:\n{targets}",
-        encoding="utf-8",
-    )
-    return path
-
-
-def config(directory: Path) -> None:
-    text = CONFIG_YAML.replace("reliability:\n", "reliability:\n  delivery_poll_s: 0.2\n")
-    write_config(directory, text)
-
-
-async def run(url: str, directory: Path, *args: str) -> Done:
-    return await dispatcher_async(
-        "run", "push.yaml", "--config", "config.yaml", "--base-url", url, *args, cwd=directory
-    )
-
-
-def rows(directory: Path) -> list[Row]:
-    with Ledger.open(directory / "push.yaml.ledger.db", read_only=True) as ledger:
-        return list(ledger.rows())
+from tests.support.cli import SECRET, dispatcher_async, process_env
+from tests.support.e2e import CONFIG_YAML, fast_settings, fleet, write_config
+from tests.support.push import config, rows, run, write_job
 
 
 def canary_imeis(imeis: list[str], size: int) -> list[str]:
@@ -391,7 +356,7 @@ async def test_a_start_at_that_has_passed_or_is_years_ahead_is_refused(tmp_path:
 
 def test_an_undecided_canary_command_counts_against_it() -> None:
     from dispatcher.run.rollout import judge_canary
-    from tests.test_ledger import make_command
+    from tests.support.ledger import make_command
 
     def row(n: int, status: Status) -> Row:
         cmd = make_command(n)

@@ -7,7 +7,7 @@ import gzip
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -23,6 +23,7 @@ from dispatcher import emulator as emulator_module
 from dispatcher.cli.commands import main
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.emulator.state import format_answer_time, parse_request_time
+from tests.support.waiting import until
 
 NOW = datetime(2024, 5, 1, 4, 0, 0, tzinfo=UTC).timestamp()  # 2024-05-01 12:00:00 in UTC+8
 IMEI = "861234567890123"
@@ -677,15 +678,6 @@ def accepted_body(uuid: str) -> bytes:
     return b'{"errno":0,"error":"succ","data":{"uuid":"%s"}}' % uuid.encode()
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Let the loop run (no timed sleeps) until ``condition`` holds."""
-    for _ in range(100_000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never met")
-
-
 def fault_count(emulator: Emulator, name: str) -> int:
     faults = emulator.stats()["faults"]
     assert isinstance(faults, dict)
@@ -775,7 +767,7 @@ async def test_serve_lets_hung_requests_go_when_it_stops() -> None:
     async with aiohttp.ClientSession() as session:
         async with serve(emulator) as url:
             pending = asyncio.create_task(Api(session).call("POST", url + EXECUTE, {}))
-            await until(lambda: fault_count(emulator, "hang") == 1)
+            await until(lambda: fault_count(emulator, "hang") == 1, interval=0)
         # Let go rather than cancelled at the end of the shutdown timeout:
         assert fault_count(emulator, "hang_released") == 1
         with pytest.raises(aiohttp.ServerDisconnectedError):

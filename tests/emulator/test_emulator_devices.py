@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -20,21 +19,13 @@ from dispatcher.cli.commands import main
 from dispatcher.emulator.devices import DEVICE_ERRORS, REGISTER, UPDATE
 from dispatcher.emulator.server import Emulator, Faults, Fleet, serve
 from dispatcher.emulator.state import format_answer_time, parse_request_time
+from tests.support.clocks import NOW, Clock
 
-NOW = datetime(2024, 5, 1, 4, 0, 0, tzinfo=UTC).timestamp()  # 2024-05-01 12:00:00 in UTC+8
 IMEI = "861234567890123"
 KEY = {"api-key": "secret-key"}
 START = "2024-05-01T00:00:00"
 # one wake a minute, exactly on schedule, always an UPDATE, answered 5 s after it is sent
 EXACT = Fleet(wake_every_s=60, wake_jitter=0.0, uplinks=((UPDATE, 1.0),), answer_delay_s=5, seed=7)
-
-
-@dataclass
-class Clock:
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

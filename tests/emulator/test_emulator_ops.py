@@ -14,7 +14,7 @@ import pytest
 
 from dispatcher.emulator.devices import UPDATE
 from dispatcher.emulator.server import Emulator, Fleet, serve
-from tests.test_emulator_devices import NOW, Clock
+from tests.support.clocks import NOW, Clock
 
 IMEI = "861234567890123"
 KEY = {"api-key": "k"}

@@ -11,7 +11,7 @@ import yaml
 
 from dispatcher.job.model import load_job, validate_job
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 JOBS = ROOT / "jobs"
 DOCS = ROOT / "docs"
 SHOWN_IN_DOCS = ("firmware-update.yaml", "config-write.yaml", "config-write.csv", "rollout.yaml")

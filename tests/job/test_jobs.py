@@ -29,7 +29,7 @@ from dispatcher.job.values import luhn_check_digit, luhn_ok
 from dispatcher.times import BEIJING, format_onenet, parse_timespec
 
 WriteFile = Callable[[str, "str | bytes"], Path]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 AT = datetime(2030, 1, 1, 12, 0, 0, tzinfo=BEIJING)
 # Valid IMEIs (correct Luhn check digit).
 I1, I2, I3, I4 = "490154203237518", "864512030000003", "358476090000076", "867231050000002"

@@ -24,7 +24,14 @@ from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.sqlite_files import discard, is_database, side_file_of, side_files
 from dispatcher.ledger.store import FINAL, TO_SEND, InFlight, LedgerFullError, Result, Row, Status
 from dispatcher.times import parse_timespec
-from tests.ledger_support import make_command, write_outcomes
+from tests.support.ledger import (
+    accept,
+    find_row,
+    make_command,
+    mark,
+    schema_1_ledger,
+    write_outcomes,
+)
 
 
 @pytest.fixture
@@ -36,19 +43,6 @@ def path(tmp_path: Path) -> Path:
 def ledger(path: Path) -> Iterator[Ledger]:
     with Ledger.open(path) as opened:
         yield opened
-
-
-def _accept(key: str, uuid: str = "u-1", *, at: float = 2000.0) -> Result:
-    return Result(key, Status.ACCEPTED, 0, "succ", uuid, 1, at, 42.5)
-
-
-def _mark(key: str, at: float = 1000.0, run_id: int = 1) -> InFlight:
-    return InFlight(key, at, "2024-05-01T10:00:00", "2024-05-01T16:00:00", run_id)
-
-
-def _row(ledger: Ledger, key: str) -> Row | None:
-    """The ledger's row of ``key`` (retired ones included), or None."""
-    return next((row for row in ledger.rows() if row.key == key), None)
 
 
 def test_register_adds_new_commands_as_pending(ledger: Ledger) -> None:
@@ -68,7 +62,7 @@ def test_register_stores_every_parameter_as_written_in_the_job(ledger: Ledger) -
         trigger_msg=4,
     )
     ledger.register([cmd])
-    row = _row(ledger, cmd.key)
+    row = find_row(ledger, cmd.key)
     assert row is not None
     assert (row.imei, row.obj_id, row.obj_inst_id, row.res_id, row.args) == (
         cmd.imei, 3200, 0, 5750, None,
@@ -87,7 +81,7 @@ def test_register_again_returns_existing_statuses_and_keeps_final_outcomes(
     write_outcomes(
         ledger,
         [
-            _accept(cmds[0].key),
+            accept(cmds[0].key),
             Result(cmds[1].key, Status.REJECTED, 5006, "system logic limit", None, 1, 2.0, 9.0),
             Result(cmds[2].key, Status.FAILED, None, "HTTP 500", None, 6, 3.0, 30.0),
         ],
@@ -99,7 +93,7 @@ def test_register_again_returns_existing_statuses_and_keeps_final_outcomes(
     ]  # fmt: skip
     assert [s in FINAL for s in statuses] == [True, True, False, False, False]
     assert [s in TO_SEND for s in statuses] == [False, False, True, True, True]
-    accepted = _row(ledger, cmds[0].key)
+    accepted = find_row(ledger, cmds[0].key)
     assert accepted is not None
     assert (accepted.status, accepted.uuid) == (Status.ACCEPTED, "u-1")
 
@@ -107,7 +101,7 @@ def test_register_again_returns_existing_statuses_and_keeps_final_outcomes(
 def test_register_looks_up_statuses_across_many_chunks(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(1203)]
     ledger.register(cmds)
-    write_outcomes(ledger, [_accept(c.key, f"u{i}") for i, c in enumerate(cmds) if i % 100 == 0])
+    write_outcomes(ledger, [accept(c.key, f"u{i}") for i, c in enumerate(cmds) if i % 100 == 0])
     statuses = ledger.register(list(reversed(cmds)))
     expected = [Status.ACCEPTED if i % 100 == 0 else Status.PENDING for i in range(1203)]
     assert statuses == list(reversed(expected))
@@ -124,9 +118,9 @@ def test_mark_in_flight_stores_the_sent_times_and_keeps_the_first_attempt_time(
 ) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.write_batch([_mark(cmd.key, at=1000.0, run_id=1)], ())
+    ledger.write_batch([mark(cmd.key, at=1000.0, run_id=1)], ())
     ledger.write_batch([InFlight(cmd.key, 1500.0, None, "2024-05-02T00:00:00", 2)], ())
-    row = _row(ledger, cmd.key)
+    row = find_row(ledger, cmd.key)
     assert row is not None
     assert row.status is Status.IN_FLIGHT
     assert (row.first_attempt_at, row.last_attempt_at) == (1000.0, 1500.0)
@@ -138,20 +132,20 @@ def test_in_flight_mark_survives_a_process_killed_before_the_outcome(path: Path)
     script = textwrap.dedent(
         f"""
         import os, signal, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_ledger import make_command, _mark
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from tests.support.ledger import make_command, mark
         from dispatcher.ledger.sqlite import Ledger
         ledger = Ledger.open({str(path)!r})
         cmds = [make_command(1), make_command(2)]
         ledger.register(cmds)
-        ledger.write_batch([_mark(cmds[0].key)], ())
+        ledger.write_batch([mark(cmds[0].key)], ())
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert done.returncode == -9, done.stderr.decode()
     with Ledger.open(path) as reopened:  # the dead process's lock went with it
-        row = _row(reopened, make_command(1).key)
+        row = find_row(reopened, make_command(1).key)
         assert row is not None
         assert row.status is Status.IN_FLIGHT
         assert (row.sent_valid_time, row.sent_expired_time) == (
@@ -164,13 +158,13 @@ def test_in_flight_mark_survives_a_process_killed_before_the_outcome(path: Path)
 def test_record_writes_the_outcome_and_adds_the_attempts(ledger: Ledger) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.write_batch([_mark(cmd.key, at=1000.0)], ())
+    ledger.write_batch([mark(cmd.key, at=1000.0)], ())
     write_outcomes(
         ledger, [Result(cmd.key, Status.FAILED, None, "HTTP 503", None, 6, 1010.0, 31.0)]
     )
-    ledger.write_batch([_mark(cmd.key, at=5000.0)], ())
-    write_outcomes(ledger, [_accept(cmd.key, "uuid-9", at=5000.2)])
-    row = _row(ledger, cmd.key)
+    ledger.write_batch([mark(cmd.key, at=5000.0)], ())
+    write_outcomes(ledger, [accept(cmd.key, "uuid-9", at=5000.2)])
+    row = find_row(ledger, cmd.key)
     assert row is not None
     assert (row.status, row.errno, row.error, row.uuid) == (Status.ACCEPTED, 0, "succ", "uuid-9")
     assert (row.attempts, row.latency_ms) == (7, 42.5)
@@ -180,9 +174,9 @@ def test_record_writes_the_outcome_and_adds_the_attempts(ledger: Ledger) -> None
 def test_a_reconciled_outcome_keeps_the_last_attempt_time(ledger: Ledger) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.write_batch([_mark(cmd.key, at=1000.0)], ())
+    ledger.write_batch([mark(cmd.key, at=1000.0)], ())
     write_outcomes(ledger, [Result(cmd.key, Status.ACCEPTED, 0, "", "u-r", 0, 9000.0, None, True)])
-    row = _row(ledger, cmd.key)
+    row = find_row(ledger, cmd.key)
     assert row is not None
     assert (row.status, row.uuid, row.reconciled) == (Status.ACCEPTED, "u-r", True)
     assert (row.last_attempt_at, row.attempts) == (1000.0, 0)
@@ -191,7 +185,7 @@ def test_a_reconciled_outcome_keeps_the_last_attempt_time(ledger: Ledger) -> Non
 def test_marks_and_outcomes_of_one_batch_are_written_together(ledger: Ledger) -> None:
     a, b = make_command(1), make_command(2)
     ledger.register([a, b])
-    ledger.write_batch([_mark(a.key), _mark(b.key)], [_accept(a.key)])
+    ledger.write_batch([mark(a.key), mark(b.key)], [accept(a.key)])
     assert [r.status for r in ledger.rows()] == [Status.ACCEPTED, Status.IN_FLIGHT]
 
 
@@ -199,8 +193,8 @@ def test_an_outcome_for_an_unknown_key_rolls_back_the_whole_batch(ledger: Ledger
     cmd = make_command(1)
     ledger.register([cmd])
     with pytest.raises(LedgerError, match="1 of 2 keys are not in the ledger"):
-        write_outcomes(ledger, [_accept(cmd.key), _accept("no-such-key")])
-    row = _row(ledger, cmd.key)
+        write_outcomes(ledger, [accept(cmd.key), accept("no-such-key")])
+    row = find_row(ledger, cmd.key)
     assert row is not None
     assert row.status is Status.PENDING
 
@@ -209,8 +203,8 @@ def test_rows_stream_in_job_order_filtered_by_status(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(2500)]
     for start in range(0, 2500, 500):
         ledger.register(cmds[start : start + 500])
-    ledger.write_batch([_mark(c.key) for c in cmds[::7]], ())
-    write_outcomes(ledger, [_accept(c.key) for c in cmds[::14]])
+    ledger.write_batch([mark(c.key) for c in cmds[::7]], ())
+    write_outcomes(ledger, [accept(c.key) for c in cmds[::14]])
     assert [r.key for r in ledger.rows()] == [c.key for c in cmds]
     in_flight = [r.key for r in ledger.rows({Status.IN_FLIGHT})]
     assert in_flight == [c.key for i, c in enumerate(cmds) if i % 7 == 0 and i % 14 != 0]
@@ -235,7 +229,7 @@ def test_rows_can_be_settled_while_they_are_read(ledger: Ledger) -> None:
 def test_known_uuids_are_those_of_one_device(ledger: Ledger) -> None:
     a, b, c = make_command(1), make_command(2, imei="861111111111111"), make_command(3)
     ledger.register([a, b, c])
-    write_outcomes(ledger, [_accept(a.key, "ua"), _accept(b.key, "ub")])
+    write_outcomes(ledger, [accept(a.key, "ua"), accept(b.key, "ub")])
     assert ledger.known_uuids(a.imei) == {"ua"}
     assert ledger.known_uuids(c.imei) == set()
 
@@ -243,7 +237,7 @@ def test_known_uuids_are_those_of_one_device(ledger: Ledger) -> None:
 def test_counts_name_every_status(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(3)]
     ledger.register(cmds)
-    write_outcomes(ledger, [_accept(cmds[0].key)])
+    write_outcomes(ledger, [accept(cmds[0].key)])
     assert ledger.counts() == {
         Status.PENDING: 2, Status.IN_FLIGHT: 0, Status.ACCEPTED: 1,
         Status.REJECTED: 0, Status.FAILED: 0, Status.IN_DOUBT: 0, Status.EXPIRED: 0,
@@ -254,11 +248,11 @@ def test_counts_name_every_status(ledger: Ledger) -> None:
 def test_reconciling_moves_commands_never_created_back_to_pending(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(3)]
     ledger.register(cmds)
-    ledger.write_batch([_mark(c.key) for c in cmds], ())
+    ledger.write_batch([mark(c.key) for c in cmds], ())
     before = ledger.move([cmds[0].key, cmds[2].key], Event.RECONCILE_MISSING)
     assert before == [Status.IN_FLIGHT, Status.IN_FLIGHT]
     assert [r.status for r in ledger.rows()] == [Status.PENDING, Status.IN_FLIGHT, Status.PENDING]
-    row = _row(ledger, cmds[0].key)
+    row = find_row(ledger, cmds[0].key)
     assert row is not None
     assert row.sent_expired_time == "2024-05-01T16:00:00"  # what was sent stays on record
 
@@ -430,14 +424,14 @@ def test_in_flight_marks_keep_the_first_server_time_and_the_latest(ledger: Ledge
     ledger.register([cmd])
     ledger.write_batch([InFlight(cmd.key, 1000.0, None, "2024-05-02T00:00:00", 1, 990.5)], ())
     ledger.write_batch([InFlight(cmd.key, 1500.0, None, "2024-05-02T00:00:00", 2, 1491.0)], ())
-    row = _row(ledger, cmd.key)
+    row = find_row(ledger, cmd.key)
     assert row is not None
     assert (row.first_server_at, row.last_server_at) == (990.5, 1491.0)
     assert (row.first_attempt_at, row.last_attempt_at, row.status) == (
         1000.0, 1500.0, Status.IN_FLIGHT,
     )  # fmt: skip
     ledger.write_batch([InFlight(cmd.key, 2000.0, None, "2024-05-02T00:00:00", 3)], ())
-    row = _row(ledger, cmd.key)
+    row = find_row(ledger, cmd.key)
     assert row is not None
     assert (row.first_server_at, row.last_server_at, row.last_attempt_at) == (990.5, None, 2000.0)
 
@@ -452,30 +446,11 @@ def test_row_fields_follow_the_selected_columns_with_the_new_ones_last() -> None
     ]  # fmt: skip
 
 
-def _schema_1_ledger(path: Path) -> None:
-    """A ledger as the first dispatcher wrote it: the step-1 statements, one command, one run."""
-    raw = sqlite3.connect(path)
-    for statement in ledger_file.MIGRATIONS[0]:
-        raw.execute(statement)
-    raw.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    raw.execute(
-        "INSERT INTO commands (key, imei, obj_id, obj_inst_id, res_id, args, expired_time, retry,"
-        " timeout, trigger_msg, source, line, status, uuid, attempts)"
-        " VALUES ('k1', '860000000000001', 3200, 0, 5750, 'go', '+6h', 3, 25, 7, 'a.yaml', 3,"
-        " 'accepted', 'u-old', 1)"
-    )
-    raw.execute(
-        "INSERT INTO runs (job_path, started_at, settings) VALUES ('jobs/a.yaml', 1.0, '{}')"
-    )
-    raw.commit()
-    raw.close()
-
-
 def test_a_schema_1_ledger_migrates_to_the_newest_in_place_and_keeps_its_rows(path: Path) -> None:
-    _schema_1_ledger(path)
+    schema_1_ledger(path)
     with Ledger.open(path) as upgraded:
         assert upgraded.schema_version == len(ledger_file.MIGRATIONS)
-        row = _row(upgraded, "k1")
+        row = find_row(upgraded, "k1")
         assert row is not None
         assert (row.status, row.uuid, row.retired, row.first_server_at) == (
             Status.ACCEPTED, "u-old", None, None,

@@ -30,7 +30,7 @@ from dispatcher.ledger.store import (
     Status,
 )
 from dispatcher.times import parse_timespec
-from tests.ledger_support import make_command
+from tests.support.ledger import make_command
 
 NOW = 1_700_000_000.0
 Opener = Callable[[Path, Callable[[], float]], LedgerStore]

@@ -11,8 +11,7 @@ from dispatcher.ledger import follow_ups
 from dispatcher.ledger import schema as ledger_file
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Delivery, Result, Status
-from tests.ledger_support import write_outcomes
-from tests.test_ledger import make_command
+from tests.support.ledger import make_command, write_outcomes
 
 
 def _schema_2_ledger(path: Path) -> None:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_ledger import _accept, _mark, _row, _schema_1_ledger, make_command
 
 from dispatcher.errors import LedgerError
 from dispatcher.job.model import Command
@@ -17,7 +16,14 @@ from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import JobRecord, Result, Retired, Status
 from dispatcher.times import parse_timespec
-from tests.ledger_support import write_outcomes
+from tests.support.ledger import (
+    accept,
+    find_row,
+    make_command,
+    mark,
+    schema_1_ledger,
+    write_outcomes,
+)
 
 
 @pytest.fixture
@@ -103,7 +109,7 @@ def test_a_moved_command_is_not_changed_but_gets_its_new_place_when_applied(
     diff = ledger.compare([moved], apply=True)
     assert (diff.changed, diff.removed, diff.new, diff.moved) == (0, 0, 0, 1)
     assert ledger.compare([moved]).same
-    row = _row(ledger, cmd.key)
+    row = find_row(ledger, cmd.key)
     assert row is not None
     assert (row.source, row.line, row.retired) == ("jobs/other.csv", 99, None)
 
@@ -113,19 +119,19 @@ def test_applying_an_edit_keeps_the_old_row_under_a_suffixed_key_and_adds_the_ed
 ) -> None:
     cmd, other = make_command(1), make_command(2)
     ledger.register([cmd, other])
-    ledger.write_batch([_mark(cmd.key, at=1000.0)], ())
-    write_outcomes(ledger, [_accept(cmd.key, "u-old", at=1001.0)])
+    ledger.write_batch([mark(cmd.key, at=1000.0)], ())
+    write_outcomes(ledger, [accept(cmd.key, "u-old", at=1001.0)])
     edit = _edited(cmd, timeout=40, valid_time=parse_timespec("2031-01-01T00:00:00"))
     diff = ledger.compare([edit, other], apply=True)
     assert (diff.changed, diff.removed, diff.applied) == (1, 0, True)
     assert diff.changed_examples[0].fields == ("valid_time", "timeout")
-    old = _row(ledger, f"{cmd.key}~1")
+    old = find_row(ledger, f"{cmd.key}~1")
     assert old is not None
     assert (old.status, old.uuid, old.attempts, old.timeout, old.retired) == (
         Status.ACCEPTED, "u-old", 1, 25, Retired.CHANGED,
     )  # fmt: skip
     assert (old.first_attempt_at, old.sent_expired_time) == (1000.0, "2024-05-01T16:00:00")
-    new = _row(ledger, cmd.key)
+    new = find_row(ledger, cmd.key)
     assert new is not None
     assert (new.status, new.timeout, new.valid_time, new.uuid, new.retired) == (
         Status.PENDING, 40, "2031-01-01T00:00:00", None, None,
@@ -151,7 +157,7 @@ def test_a_second_edit_takes_the_next_free_suffix(ledger: Ledger) -> None:
 def test_removed_rows_are_retired_and_return_as_they_were(ledger: Ledger) -> None:
     cmds = [make_command(i) for i in range(3)]
     ledger.register(cmds)
-    write_outcomes(ledger, [_accept(cmds[2].key, "u-2")])
+    write_outcomes(ledger, [accept(cmds[2].key, "u-2")])
     diff = ledger.compare(cmds[:1], apply=True)
     assert (diff.removed, [r.key for r in diff.removed_examples]) == (
         2, [cmds[1].key, cmds[2].key],
@@ -166,7 +172,7 @@ def test_removed_rows_are_retired_and_return_as_they_were(ledger: Ledger) -> Non
     moved_back = _edited(cmds[2], line=500)
     diff = ledger.compare([cmds[0], moved_back], apply=True)
     assert (diff.returned, diff.removed, diff.changed, diff.new) == (1, 0, 0, 0)  # 1 stays out
-    back = _row(ledger, cmds[2].key)
+    back = find_row(ledger, cmds[2].key)
     assert back is not None
     assert (back.retired, back.status, back.uuid, back.line) == (None, Status.ACCEPTED, "u-2", 500)
     assert ledger.retired_counts() == {"removed": 1, "changed": 0}
@@ -177,16 +183,16 @@ def test_a_removed_row_back_with_other_fields_stays_retired_beside_the_edit(
 ) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    write_outcomes(ledger, [_accept(cmd.key, "u-1")])
+    write_outcomes(ledger, [accept(cmd.key, "u-1")])
     ledger.compare([], apply=True)
     edit = _edited(cmd, trigger_msg=2)
     diff = ledger.compare([edit], apply=True)
     assert (diff.changed, diff.returned, diff.new) == (1, 0, 0)
     assert diff.changed_examples[0].fields == ("trigger_msg",)
-    old = _row(ledger, f"{cmd.key}~1")
+    old = find_row(ledger, f"{cmd.key}~1")
     assert old is not None
     assert (old.retired, old.uuid, old.trigger_msg) == (Retired.REMOVED, "u-1", 7)
-    new = _row(ledger, cmd.key)
+    new = find_row(ledger, cmd.key)
     assert new is not None
     assert (new.retired, new.status, new.trigger_msg) == (None, Status.PENDING, 2)
 
@@ -302,7 +308,7 @@ def test_an_old_schema_1_ledger_of_this_job_is_kept(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "jobs").mkdir()
-    _schema_1_ledger(tmp_path / "jobs" / "a.ledger.db")  # its run names jobs/a.yaml
+    schema_1_ledger(tmp_path / "jobs" / "a.ledger.db")  # its run names jobs/a.yaml
     assert default_ledger_path(Path("jobs/a.yaml")) == Path("jobs/a.ledger.db")
 
 
@@ -325,12 +331,12 @@ def test_the_new_default_wins_once_it_exists_and_strangers_are_ignored(tmp_path:
 def test_a_result_for_a_retired_row_is_still_written(ledger: Ledger) -> None:
     cmd = make_command(1)
     ledger.register([cmd])
-    ledger.write_batch([_mark(cmd.key)], ())
+    ledger.write_batch([mark(cmd.key)], ())
     ledger.compare([_edited(cmd, retry=0)], apply=True)
     write_outcomes(
         ledger, [Result(f"{cmd.key}~1", Status.IN_DOUBT, None, "cut", None, 1, 5.0, None)]
     )
-    old = _row(ledger, f"{cmd.key}~1")
+    old = find_row(ledger, f"{cmd.key}~1")
     assert old is not None
     assert (old.status, old.retired) == (Status.IN_DOUBT, Retired.CHANGED)
     assert [r.key for r in ledger.rows({Status.IN_DOUBT})] == [old.key]  # still to be settled

@@ -18,7 +18,7 @@ from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.memory import MemoryLedger
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Delivery, InFlight, LedgerStore, Result, Status
-from tests.ledger_support import make_command
+from tests.support.ledger import make_command
 
 _NOW = 1_700_000_000.0
 # A small fleet, so that operations meet: two products, devices with two commands.

@@ -13,7 +13,7 @@ import pytest
 
 from dispatcher.lwm2m import describe, find, lookup, objects, resource
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REGISTRY = REPO.parent / "shared" / "lwm2m-registry"
 SCRIPT = REPO / "scripts" / "build_lwm2m_registry.py"
 

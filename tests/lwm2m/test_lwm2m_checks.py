@@ -6,22 +6,16 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from click.testing import CliRunner, Result
-
-from dispatcher.cli.commands import main
 from dispatcher.job.model import Problem, load_job, validate_job
 from dispatcher.job.resources import SHOWN
 from dispatcher.times import BEIJING
+from tests.support.cli import invoke
 
 WriteFile = Callable[[str, "str | bytes"], Path]
 I1, I2, I3, I4 = "490154203237518", "864512030000003", "358476090000076", "867231050000002"
 AT = "2030-01-01T12:00:00"
 HEADER = "imei,obj_id,obj_inst_id,res_id,expired_time\n"
 LUHN_OK = [I1, I2, I3, I4]
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def csv_job(rows: list[tuple[str, int, int, int]]) -> str:

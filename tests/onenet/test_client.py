@@ -46,7 +46,7 @@ from dispatcher.onenet.client import (
     classify,
     parse_retry_after,
 )
-from tests.onenet_support import Routes, sent
+from tests.support.onenet import Routes, sent
 
 BASE = "http://onenet.test"
 KEY = "k3y-S3CRET-0123456789abcdef"

@@ -39,7 +39,7 @@ from dispatcher.onenet.client import (
     WriteValue,
     classify,
 )
-from tests.onenet_support import Routes, sent
+from tests.support.onenet import Routes, sent
 
 ACCESS_KEY = "c2VjcmV0LWFjY2Vzcy1rZXktZm9yLXRlc3Rz"  # base64 of b"secret-access-key-for-tests"
 RES = "products/abc123"

@@ -7,9 +7,7 @@ seconds ahead of its clock."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,8 +25,8 @@ from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.auth import TokenSource
 from dispatcher.onenet.client import ExecuteRequest, OneNetClient
 from dispatcher.run.lane import Lane
-from tests.e2e_support import fast_settings, fleet, ledger_rows, write_csv_job
-from tests.test_cli import Done, process_env
+from tests.support.cli import Done, dispatcher_async
+from tests.support.e2e import fast_settings, fleet, ledger_rows, write_csv_job
 
 ACCESS_KEY = base64.b64encode(b"studio-access-key-for-tests").decode()
 WRONG_KEY = base64.b64encode(b"another product's access key").decode()
@@ -179,18 +177,6 @@ ledger: {{synchronous: normal, batch_size: 50}}
 """
 
 
-async def dispatcher(*args: str, cwd: Path, key: str) -> Done:
-    """``python -m dispatcher ARGS`` as a real process, the access key in STUDIO_KEY."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dispatcher", *args, cwd=cwd,
-        env={**process_env(None), "STUDIO_KEY": key},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
-    assert proc.returncode is not None
-    return Done(proc.returncode, out.decode(), err.decode())
-
-
 async def run_ahead(
     tmp_path: Path, *, offset_s: float, lifetime: str, devices: int, key: str = ACCESS_KEY
 ) -> tuple[Done, Emulator]:
@@ -203,7 +189,16 @@ async def run_ahead(
     async with serve(emulator) as url:
         config = CONFIG.format(url=url, res=RES, lifetime=lifetime)
         (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
-        done = await dispatcher("run", job.name, "--config", "config.yaml", cwd=tmp_path, key=key)
+        done = await dispatcher_async(
+            "run",
+            job.name,
+            "--config",
+            "config.yaml",
+            cwd=tmp_path,
+            key=None,
+            env={"STUDIO_KEY": key},
+            within=240,
+        )
     return done, emulator
 
 

@@ -24,7 +24,7 @@ from dispatcher.report.export import EXPORT_FIELDS, write_export
 from dispatcher.report.render import delivery_table, render_delivery, render_table
 from dispatcher.report.summary import summarize
 from dispatcher.times import parse_timespec
-from tests.ledger_support import make_command, write_outcomes
+from tests.support.ledger import make_command, write_outcomes
 
 
 @pytest.fixture

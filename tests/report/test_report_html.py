@@ -22,7 +22,7 @@ from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Result, Statu
 from dispatcher.report.html import PROBLEM_KINDS, write_html
 from dispatcher.report.timeline import WIDTHS, Histogram, timeline
 from dispatcher.times import parse_onenet
-from tests.ledger_support import make_command, write_outcomes
+from tests.support.ledger import make_command, write_outcomes
 
 T0 = parse_onenet("2024-05-01 10:00:00").timestamp()
 NOW = parse_onenet("2024-05-03 09:30:00").timestamp()

@@ -10,7 +10,7 @@ import pytest
 
 from dispatcher.run.finder import RateFinder
 from dispatcher.run.pacing import Pace
-from tests.test_pacing import FakeClock
+from tests.support.clocks import FakeClock
 
 
 @dataclass

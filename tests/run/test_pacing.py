@@ -6,36 +6,11 @@ import asyncio
 import bisect
 import math
 import random
-from collections.abc import Callable
 
 import pytest
 
 from dispatcher.run.pacing import WINDOW_SLACK_S, Pace
-
-
-class FakeClock:
-    """Virtual time: ``sleep`` advances it (plus jitter, if any) and runs callbacks falling due."""
-
-    def __init__(self, start: float = 1000.0, jitter: Callable[[], float] | None = None) -> None:
-        self.now = start
-        self.jitter = jitter
-        self.sleeps = 0
-        self._events: list[tuple[float, Callable[[], None]]] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def at(self, when: float, action: Callable[[], None]) -> None:
-        self._events.append((when, action))
-        self._events.sort(key=lambda e: e[0])
-
-    async def sleep(self, delay: float) -> None:
-        assert delay > 0, "the limiter never sleeps for nothing"
-        self.sleeps += 1
-        self.now += delay + (self.jitter() if self.jitter else 0.0)
-        while self._events and self._events[0][0] <= self.now:
-            self._events.pop(0)[1]()
-        await asyncio.sleep(0)
+from tests.support.clocks import FakeClock
 
 
 def worst_window_excess(starts: list[tuple[float, int]]) -> int:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from e2e_support import fast_settings, fleet, write_csv_job
 
 from dispatcher.config import RetrySettings, Settings
 from dispatcher.errors import OneNetUnavailable, WrongKeyError
@@ -27,7 +26,8 @@ from dispatcher.run.pacing import WINDOW_SLACK_S, Pace
 from dispatcher.run.retrying import THROTTLED_PER_ATTEMPT, retry_query
 from dispatcher.run.runner import RunResult, Stop, run_job
 from dispatcher.times import BEIJING, format_onenet, parse_onenet
-from tests.ledger_support import write_outcomes
+from tests.support.e2e import fast_settings, fleet, write_csv_job
+from tests.support.ledger import write_outcomes
 
 # -- the fake ------------------------------------------------------------------------------------
 

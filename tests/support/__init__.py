@@ -1,1 +1,1 @@
-"""What tests share: fleets, job files, ledgers, a scripted OneNET, the command line as a process, the docs' blocks."""
+"""What tests share: fleets, jobs, ledgers, a scripted OneNET, the command line, docs blocks."""

@@ -25,6 +25,7 @@ from dispatcher.onenet.aiohttp_transport import AiohttpTransport
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.pacing import Pace
 from dispatcher.run.runner import RunResult, Stop, run_job
+from tests.support.ledger import ledger_rows
 
 API_KEY = "test-master-key-5f1d"
 
@@ -152,12 +153,6 @@ async def run_against(
             return await run_job(
                 job, client, ledger, settings, stop=stop, pace=pace, probe=probe, **options
             )
-
-
-def ledger_rows(ledger_path: Path) -> list[Row]:
-    """Every row of a ledger, read without taking its lock."""
-    with Ledger.open(ledger_path, read_only=True) as ledger:
-        return list(ledger.rows())
 
 
 def count_status(ledger_path: Path, status: Status) -> int:
