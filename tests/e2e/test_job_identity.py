@@ -321,7 +321,15 @@ async def test_a_run_stopped_early_is_counted_against_the_whole_job(tmp_path: Pa
     emulator = Emulator(Faults(latency_ms=20))
     async with serve(emulator) as url:
         async with started(
-            tmp_path, "run", "fleet.yaml", "--base-url", url, "--config", config, "--rate", "200"
+            "run",
+            "fleet.yaml",
+            "--base-url",
+            url,
+            "--config",
+            config,
+            "--rate",
+            "200",
+            cwd=tmp_path,
         ) as proc:
             await until(lambda: len(emulator.accepted()) >= 50, proc=proc)
             proc.send_signal(signal.SIGINT)
@@ -417,7 +425,7 @@ async def test_a_ledger_in_use_is_refused_through_a_symlink_and_a_hard_link(tmp_
     emulator = Emulator(Faults(latency_ms=1000))
     async with serve(emulator) as url:
         args = ("--base-url", url, "--config", config)
-        async with started(tmp_path, "run", "job.yaml", *args) as holder:
+        async with started("run", "job.yaml", *args, cwd=tmp_path) as holder:
             await until(lambda: emulator.stats()["posts"] != 0, proc=holder)  # it holds the ledger
             (tmp_path / "through-symlink.db").symlink_to(ledger)
             os.link(ledger, tmp_path / "through-hardlink.db")

@@ -1,5 +1,6 @@
 """The shipped job files are real: each validates without a problem, warnings included, and the
-docs show those they print as they are (tests/docs/test_docs_examples.py runs the docs' commands)."""
+docs show those they print as they are (tests/docs/test_docs_examples.py runs the docs'
+commands)."""
 
 from __future__ import annotations
 

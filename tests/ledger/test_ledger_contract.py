@@ -2,8 +2,8 @@
 
 The ``store`` fixture gives each implementation in turn (the SQLite ledger, the in-memory one); a
 new one (PostgreSQL) is held to the same contract by adding an opener to ``OPENERS``. Beside the
-named cases, tests/ledger/test_ledger_twins.py drives both with the same random operations and compares
-every answer.
+named cases, tests/ledger/test_ledger_twins.py drives both with the same random operations and
+compares every answer.
 """
 
 from __future__ import annotations
