@@ -42,13 +42,13 @@ docs: $(VENV)/.installed-test
 test: lint docs-build
 	$(BIN)/pytest -n auto
 
-# The model-based test of tests/test_model.py, long: random seeds, long sequences of runs, edits,
+# The model-based test of tests/e2e/test_model.py, long: random seeds, long sequences of runs, edits,
 # kills, retry jobs, cancels; stops at the first failure and prints its shortest sequence.
 # SOAK_EXAMPLES sequences (default 2000).
 SOAK_EXAMPLES ?= 2000
 soak: $(VENV)/.installed-test
 	DISPATCHER_SOAK=1 DISPATCHER_SOAK_EXAMPLES=$(SOAK_EXAMPLES) $(BIN)/pytest -p no:xdist -x \
-		--hypothesis-show-statistics tests/test_model.py
+		--hypothesis-show-statistics tests/e2e/test_model.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.onenet_support import Routes
+from tests.support.onenet import Routes
 
 WriteFile = Callable[[str, "str | bytes"], Path]
 
@@ -29,6 +29,6 @@ def write_file(tmp_path: Path) -> WriteFile:
 
 @pytest.fixture
 def routes() -> Routes:
-    """A scripted OneNET over a MockTransport (tests/onenet_support.py): the client's logic
+    """A scripted OneNET over a MockTransport (tests/support/onenet.py): the client's logic
     without sockets."""
     return Routes()
