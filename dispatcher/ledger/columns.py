@@ -7,8 +7,10 @@ distinct text.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any, Final
+import operator
+from typing import Any, Final, NamedTuple
 
 from dispatcher.errors import LedgerError
 from dispatcher.ledger.records import Retired, Row, Status
@@ -22,6 +24,7 @@ __all__ = [
     "NO_ID",
     "ROW_COLUMNS",
     "SELECT_ROWS",
+    "CommandColumns",
     "command_of",
     "insert_params",
     "new_row",
@@ -29,6 +32,31 @@ __all__ = [
 ]
 
 NO_ID: Final = -1  # obj_inst_id or res_id a read leaves out (the columns are NOT NULL)
+
+
+class CommandColumns(NamedTuple):
+    """The columns of a row that hold its command (what a new command fills), by name."""
+
+    key: str
+    imei: str
+    obj_id: int
+    obj_inst_id: int  # NO_ID: none
+    res_id: int  # NO_ID: none
+    args: str | None  # an execute's args; a write's body (its values, as JSON)
+    valid_time: str | None  # TimeSpec.text
+    expired_time: str
+    retry: int
+    timeout: int
+    trigger_msg: int
+    source: str
+    line: int
+    op: str
+    mode: int | None
+    step: int
+    after_key: str | None
+    product: str | None
+
+
 # The columns of a ledger row, as SELECT_ROWS reads them.
 ROW_COLUMNS: Final = (
     "seq", "key", "imei", "obj_id", "obj_inst_id", "res_id", "args", "valid_time", "expired_time",
@@ -41,18 +69,18 @@ ROW_COLUMNS: Final = (
 SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
 # The columns a new command fills (insert_params gives them, in this order); the rest keep
 # their defaults until events write them.
-INSERT_COLUMNS: Final = (
-    "key", "imei", "obj_id", "obj_inst_id", "res_id", "args", "valid_time", "expired_time",
-    "retry", "timeout", "trigger_msg", "source", "line", "op", "mode", "step", "after_key",
-    "product",
-)  # fmt: skip
+INSERT_COLUMNS: Final = CommandColumns._fields
 INSERT_COMMAND: Final = (
     f"INSERT INTO commands ({', '.join(INSERT_COLUMNS)})"
     f" VALUES ({', '.join('?' * len(INSERT_COLUMNS))}) ON CONFLICT(key) DO NOTHING"
 )
-# The columns of a row that are its command's; the others are the ledger's state.
-_COMMAND_COLUMNS: Final = frozenset(INSERT_COLUMNS)
-_STATE_COLUMNS: Final = tuple(c for c in ROW_COLUMNS if c not in _COMMAND_COLUMNS)
+# A Row's fields after its place and its command: each the column of its name.
+_STATE: Final = tuple(f.name for f in dataclasses.fields(Row))[3:]
+_at = ROW_COLUMNS.index
+_state_of = operator.itemgetter(*map(_at, _STATE))
+_command_of = operator.itemgetter(*map(_at, INSERT_COLUMNS))
+_SEQ, _KEY = _at("seq"), _at("key")
+_STATUS_AT, _RECONCILED_AT, _RETIRED_AT = map(_STATE.index, ("status", "reconciled", "retired"))
 
 _STATUS: Final = {s.value: s for s in Status}
 _RETIRED: Final = {r.value: r for r in Retired}
@@ -61,67 +89,65 @@ _CACHE = 4096  # distinct times kept
 
 
 def insert_params(c: Command) -> tuple[object, ...]:
-    """The parameters of :data:`INSERT_COMMAND` for one command."""
+    """The parameters of :data:`INSERT_COMMAND` for one command (in CommandColumns' order)."""
     if not c.key:
         raise ValueError(f"{c.source}:{c.line}: command has no ledger key")
     valid = None if c.valid_time is None else c.valid_time.text
     inst = NO_ID if c.obj_inst_id is None else c.obj_inst_id
     res = NO_ID if c.res_id is None else c.res_id
-    return (c.key, c.imei, c.obj_id, inst, res, args_text(c), valid, c.expired_time.text,
-            c.retry, c.timeout, c.trigger_msg, c.source, c.line, str(c.op), c.mode, c.step,
+    return (c.key, c.imei, c.obj_id, inst, res, args_text(c), valid, c.expired_time.text, c.retry,
+            c.timeout, c.trigger_msg, c.source, c.line, str(c.op), c.mode, c.step,
             c.after or None, c.product or None)  # fmt: skip
 
 
 def new_row(seq: int, c: Command) -> Row:
     """The row a newly registered command is (pending, nothing sent), as SQLite would hold it
     (for a ledger that keeps rows itself: memory.py)."""
-    v = dict(zip(INSERT_COLUMNS, insert_params(c), strict=True))
-    return Row(seq=seq, key=c.key, command=command_of(v), status=Status.PENDING, errno=None,
-               error="", uuid=None, attempts=0, first_attempt_at=None, last_attempt_at=None,
+    command = command_of(CommandColumns._make(insert_params(c)))
+    return Row(seq=seq, key=c.key, command=command, status=Status.PENDING, errno=None, error="",
+               uuid=None, attempts=0, first_attempt_at=None, last_attempt_at=None,
                latency_ms=None, sent_valid_time=None, sent_expired_time=None,
                reconciled=False)  # fmt: skip
 
 
 def row_of(t: tuple[Any, ...]) -> Row:
-    """A Row from the columns of :data:`SELECT_ROWS`, each by its name."""
-    v = dict(zip(ROW_COLUMNS, t, strict=True))
-    state = {name: v[name] for name in _STATE_COLUMNS}
-    state["status"] = _STATUS[v["status"]]
-    state["reconciled"] = bool(v["reconciled"])
-    state["retired"] = None if v["retired"] is None else _RETIRED[v["retired"]]
-    return Row(key=v["key"], command=command_of(v), **state)
+    """A Row from the columns of :data:`SELECT_ROWS`, each field from the column of its name."""
+    state = list(_state_of(t))
+    state[_STATUS_AT] = _STATUS[state[_STATUS_AT]]
+    state[_RECONCILED_AT] = bool(state[_RECONCILED_AT])
+    retired = state[_RETIRED_AT]
+    state[_RETIRED_AT] = None if retired is None else _RETIRED[retired]
+    return Row(t[_SEQ], t[_KEY], command_of(CommandColumns._make(_command_of(t))), *state)
 
 
-def command_of(v: dict[str, Any]) -> Command:
-    """The command of a row, from its columns by name (as :data:`INSERT_COLUMNS` names them)."""
-    op = _OP[v["op"]]
-    args = v["args"]
-    inst, res = v["obj_inst_id"], v["res_id"]
-    valid = v["valid_time"]
+def command_of(v: CommandColumns) -> Command:
+    """The command a row's columns hold."""
+    op = _OP[v.op]
+    args, inst, res, valid = v.args, v.obj_inst_id, v.res_id, v.valid_time
     try:
         return Command(
-            imei=v["imei"],
-            obj_id=v["obj_id"],
+            imei=v.imei,
+            obj_id=v.obj_id,
             obj_inst_id=None if inst == NO_ID else inst,
             res_id=None if res == NO_ID else res,
-            expired_time=_time(v["expired_time"]),
+            expired_time=_time(v.expired_time),
             valid_time=None if valid is None else _time(valid),
             args=None if op is Op.WRITE else args,
-            retry=v["retry"],
-            timeout=v["timeout"],
-            trigger_msg=v["trigger_msg"],
-            source=v["source"],
-            line=v["line"],
-            key=v["key"],
+            retry=v.retry,
+            timeout=v.timeout,
+            trigger_msg=v.trigger_msg,
+            source=v.source,
+            line=v.line,
+            key=v.key,
             op=op,
-            mode=v["mode"],
-            step=v["step"],
-            after=v["after_key"] or "",
-            product=v["product"] or "",
+            mode=v.mode,
+            step=v.step,
+            after=v.after_key or "",
+            product=v.product or "",
             values=write_values(args) if op is Op.WRITE and args is not None else (),
         )
     except ValueError as exc:
-        raise LedgerError(f"the ledger's row {v['key']} cannot be read: {exc}") from exc
+        raise LedgerError(f"the ledger's row {v.key} cannot be read: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=_CACHE)

@@ -64,7 +64,17 @@ def body_bytes(values: Sequence[WriteValue]) -> bytes:
 
 def body_text(values: Sequence[WriteValue]) -> str:
     """The write's body as compact JSON: ``{"data":[{"res_id":...,"val":...},...]}``."""
-    return _text(tuple(values))  # a tuple is not copied
+    global _last
+    last = _last
+    if values is last[0]:  # a fleet's rows share one tuple of values: no hashing at all
+        return last[1]
+    key = tuple(values)  # a tuple is not copied
+    text = _text(key)
+    _last = (key, text)
+    return text
+
+
+_last: tuple[tuple[WriteValue, ...], str] = ((), '{"data":[]}')
 
 
 @functools.lru_cache(maxsize=_CACHE)
