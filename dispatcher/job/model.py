@@ -6,8 +6,9 @@ relative to the job file, whose rows are targets); it may say how it is sent (``
 ``schedule:``, ``window:``: the Job's ``plan``, read by planfile.py). A CSV job is a header row
 naming the fields, then one command per row. CSV rows are read one at a time and never held, so
 a million-row fleet validates in constant memory; duplicates and distinct devices are counted in a
-temporary on-disk table (seen.py). ``validate_job`` also gives the job's fingerprint (command.py),
-which changes with any field of any command but not with the order of the rows.
+temporary on-disk table (seen.py). ``validate_job`` also gives the job's fingerprint
+(dispatcher/model/command.py), which changes with any field of any command but not with the order
+of the rows.
 """
 
 from __future__ import annotations
