@@ -115,7 +115,7 @@ def cancel(
             sys.exit(EXIT_OK)
         codes = []
         for name, (lane_settings, key) in keys.lanes.items():
-            mine = [r for r in waiting if not names or (r.command.product) == name]
+            mine = [r for r in waiting if not names or r.command.product == name]
             if not mine:
                 continue
             if several:
@@ -181,7 +181,7 @@ def _read_states(
         rows = [
             r
             for r in _rows_of(ledger, wanted)
-            if r.delivery in OPEN_DELIVERY and (product is None or (r.command.product) == product)
+            if r.delivery in OPEN_DELIVERY and (product is None or r.command.product == product)
         ]
         commands, totals = len(rows), None
     if not commands:
