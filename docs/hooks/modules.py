@@ -17,6 +17,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "dispatcher"
 MODULES_MARKER = "<!-- modules -->"
+MODULES_END = "<!-- /modules -->"  # the map is kept in the page too, so it reads in git
 API_MARKER = "<!-- public-api -->"
 
 
@@ -42,9 +43,13 @@ def module_rows(package: Path = PACKAGE) -> list[tuple[str, str]]:
 def modules_markdown(package: Path = PACKAGE) -> str:
     """The module map: one table row per package and module."""
     lines = ["| module | what it is |", "|---|---|"]
+    packages = {path.parent for path in package.rglob("__init__.py")}
     for name, summary in module_rows(package):
-        depth = name.count(".")
-        label = f"`{name}`" if depth < 2 else f"&nbsp;&nbsp;`{name.rsplit('.', 1)[1]}`"
+        parts = name.split(".")[1:]  # its path below dispatcher/
+        is_package = package.joinpath(*parts) in packages
+        where = "/".join(parts) + ("/" if is_package else ".py") if parts else "dispatcher/"
+        indent = "&nbsp;&nbsp;" * (len(parts) > 1)
+        label = f"{indent}`{where}`"
         cell = summary.replace("|", "\\|")
         lines.append(f"| {label} | {cell} |")
     return "\n".join(lines) + "\n"
@@ -61,10 +66,18 @@ def api_markdown() -> str:
     return "\n".join(f"::: dispatcher.{name}\n" for name in names)
 
 
+def with_module_map(markdown: str) -> str:
+    """``markdown`` with the map between its module markers made anew from the code."""
+    head, found, rest = markdown.partition(MODULES_MARKER)
+    if not found:
+        return markdown
+    _, end, tail = rest.partition(MODULES_END)
+    return f"{head}{MODULES_MARKER}\n{modules_markdown()}\n{MODULES_END}{tail if end else rest}"
+
+
 def on_page_markdown(markdown: str, **_: Any) -> str:
     """Fill the markers of the reference pages."""
-    if MODULES_MARKER in markdown:
-        markdown = markdown.replace(MODULES_MARKER, modules_markdown())
+    markdown = with_module_map(markdown)
     if API_MARKER in markdown:
         markdown = markdown.replace(API_MARKER, api_markdown())
     return markdown
@@ -81,3 +94,8 @@ def on_config(config: Any, **_: Any) -> Any:
     for name in main.list_commands(ctx):
         main.get_command(ctx, name)
     return config
+
+
+if __name__ == "__main__":  # python docs/hooks/modules.py: write the map into its page
+    page = Path(__file__).resolve().parents[1] / "reference" / "modules.md"
+    page.write_text(with_module_map(page.read_text(encoding="utf-8")), encoding="utf-8")

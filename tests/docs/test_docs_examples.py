@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import shlex
@@ -390,3 +391,16 @@ async def test_docs_library_example_runs_the_job_against_the_emulator(tmp_path: 
     assert proc.returncode == 0, err.decode()
     assert len(emulator.accepted()) == 3000
     assert (tmp_path / "jobs" / "example.yaml.ledger.db").exists()
+
+
+def test_the_module_map_in_the_docs_is_the_one_the_code_makes() -> None:
+    hook_path = Path(__file__).resolve().parents[2] / "docs" / "hooks" / "modules.py"
+    spec = importlib.util.spec_from_file_location("docs_modules_hook", hook_path)
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    page = hook_path.parents[1] / "reference" / "modules.md"
+    text = page.read_text(encoding="utf-8")
+    # Regenerate with: .venv/bin/python docs/hooks/modules.py
+    assert hook.with_module_map(text) == text, "the module map is out of date"
+    assert "`cli/cancel_command.py`" in text
