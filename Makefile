@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench soak clean
+.PHONY: demo test lint docs docs-build bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(FORMER)
-	$(BIN)/python -m pip install -q -e '.[fast,test]'
+	$(BIN)/python -m pip install -q -e '.[fast,test,docs]'
 	touch $@
 
 demo: $(VENV)/.installed
@@ -31,19 +31,27 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check dispatcher tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# The docs site, built strictly (a broken link or reference fails) into a directory git ignores.
+docs-build: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir .site
+
+# The docs site, served with live reload on http://127.0.0.1:8000
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+test: lint docs-build
 	$(BIN)/pytest -n auto
 
-# The model-based test of tests/test_model.py, long: random seeds, long sequences of runs, edits,
+# The model-based test of tests/e2e/test_model.py, long: random seeds, long sequences of runs, edits,
 # kills, retry jobs, cancels; stops at the first failure and prints its shortest sequence.
 # SOAK_EXAMPLES sequences (default 2000).
 SOAK_EXAMPLES ?= 2000
 soak: $(VENV)/.installed-test
 	DISPATCHER_SOAK=1 DISPATCHER_SOAK_EXAMPLES=$(SOAK_EXAMPLES) $(BIN)/pytest -p no:xdist -x \
-		--hypothesis-show-statistics tests/test_model.py
+		--hypothesis-show-statistics tests/e2e/test_model.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .site

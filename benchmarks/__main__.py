@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from benchmarks.procs import ChildFailed
-from benchmarks.report import Results, machine, render_markdown, to_json
-from benchmarks.suite import API_KEY, Sizes, Suite
+from benchmarks.records import SHAPES, Contender, Sizes
+from benchmarks.report import Results, machine, render_markdown
+from benchmarks.report_json import to_json
+from benchmarks.suite import API_KEY, Suite
 from benchmarks.throttled import MODES, Throttled
 
 T = TypeVar("T")
 
-# (n, validate_ns, run_n, pacing_n, rate): the full suite, and a quick look
-_FULL = (20_000, (200_000, 1_000_000), 1_000_000, 2_000, 200.0)
-_QUICK = (500, (20_000,), 5_000, 300, 100.0)
+# (n, validate_ns, run_n, pacing_n, rate, steps): the full suite, and a quick look
+_FULL = (20_000, (200_000, 1_000_000), 1_000_000, 2_000, 200.0, 500)
+_QUICK = (500, (20_000,), 5_000, 300, 100.0, 50)
 # (R, commands per run, configured rates as multiples of R, follow step): against a throttle
 _THROTTLED_FULL = (100.0, 3_000, (1.0, 2.0, 10.0, 0.0), 10.0)
 _THROTTLED_QUICK = (100.0, 300, (1.0, 0.0), 3.0)
@@ -65,8 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--validate-n",
         type=_ints,
-        help="rows to validate, comma-separated: a 7-column file of each (default 200000,1000000)",
+        help="rows to validate, comma-separated: a 7-column file of each size and job shape "
+        "(default 200000,1000000)",
     )
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="steps of the job of steps, run against the same commands without steps "
+        "(default 500; 0: no such run)",
+    )
+    p.add_argument("--steps-devices", type=int, help="devices of that job (default 2)")
     p.add_argument("--run-n", type=int, help="commands of the large run (default 1,000,000)")
     p.add_argument("--pacing-n", type=int, help="commands of the paced run (default 2,000)")
     p.add_argument("--rate", type=float, help="rate of the paced run (default 200/s)")
@@ -95,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _sizes(args: argparse.Namespace) -> Sizes:
-    n, validate_ns, run_n, pacing_n, rate = _QUICK if args.quick else _FULL
+    n, validate_ns, run_n, pacing_n, rate, steps = _QUICK if args.quick else _FULL
     limit, throttle_n, rates, step = _THROTTLED_QUICK if args.quick else _THROTTLED_FULL
     limit = args.throttle_rps or limit
     step = step if args.follow_step_s is None else args.follow_step_s
@@ -113,9 +123,13 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         throttle_modes=args.throttle_modes or tuple(MODES),
         follow_step_s=step,
         follow_n=args.follow_n or max(2, round(limit * 3 * step)),
+        steps=steps if args.steps is None else args.steps,
+        steps_devices=args.steps_devices or 2,
     )
     if min(sizes.n, sizes.naive_n, *sizes.validate_ns, sizes.run_n) < 1 or sizes.pacing_n < 2:
         raise SystemExit("sizes must be positive (--pacing-n at least 2)")
+    if sizes.steps < 0 or sizes.steps_devices < 1:
+        raise SystemExit("--steps must not be negative, --steps-devices at least 1")
     if sizes.rate <= 0:
         raise SystemExit("--rate must be positive")
     if sizes.throttle_rps < 2 or sizes.throttle_n < 1 or sizes.follow_step_s < 0:
@@ -195,6 +209,24 @@ def run_throttled(results: Results, suite: Suite, work: Path) -> None:
                 )
 
 
+def run_contenders(results: Results, suite: Suite) -> None:
+    """The bare loop and the dispatcher on a job of each shape; the naive script on the long."""
+    n = results.sizes.n
+    for shape, job in SHAPES.items():
+        _step(results, f"writing a {n:,}-command job, {job}", partial(suite.job, n, shape))
+        runs: list[tuple[str, Callable[[], Contender]]] = [
+            (f"bare aiohttp loop, {n:,} commands, {job}", partial(suite.bare, shape)),
+            (f"dispatcher run, {n:,} commands, {job}", partial(suite.dispatcher, shape)),
+        ]
+        if shape == "long":
+            runs.append((f"naive script, {results.sizes.naive_n:,} commands, {job}", suite.naive))
+        for title, contender in runs:
+            c = _step(results, title, contender)
+            if c is not None:
+                results.contenders.append(c)
+                _say(f"   {c.run.wall_s:.2f} s, {c.cpu_per_1k:.3f} CPU s / 1k; {c.check}")
+
+
 def run_suite(
     sizes: Sizes, out: Path, *, keep: bool = False, throttled_only: bool = False
 ) -> Results:
@@ -209,25 +241,26 @@ def run_suite(
         if throttled_only:
             run_throttled(results, suite, work)
             return results
-        _step(results, f"writing a {sizes.n:,}-command job", lambda: suite.job(sizes.n))
-        for title, contender in (
-            (f"bare aiohttp loop, {sizes.n:,} commands", suite.bare),
-            (f"dispatcher run, {sizes.n:,} commands", suite.dispatcher),
-            (f"naive script, {sizes.naive_n:,} commands", suite.naive),
-        ):
-            c = _step(results, title, contender)
-            if c is not None:
-                results.contenders.append(c)
-                _say(f"   {c.run.wall_s:.2f} s, {c.cpu_per_1k:.3f} CPU s / 1k; {c.check}")
+        run_contenders(results, suite)
         startup = _step(results, "start-up cost of each client", suite.startup)
         results.startup_cpu_s = startup or {}
         for rows in sizes.validate_ns:
-            title = f"validate, {rows:,} rows of 7 columns"
-            v = _step(results, title, partial(suite.validate, rows))
-            if v is not None:
-                results.validate.append(v)
-                rss = v.dispatcher.peak_rss_mb
-                _say(f"   {v.cpu_x:.2f}x the DictReader pass's CPU, peak RSS {rss:.0f} MB")
+            for shape, job in SHAPES.items():
+                title = f"validate, {rows:,} rows of 7 columns, {job}"
+                v = _step(results, title, partial(suite.validate, rows, shape))
+                if v is not None:
+                    results.validate.append(v)
+                    rss = v.dispatcher.peak_rss_mb
+                    _say(f"   {v.cpu_x:.2f}x the DictReader pass's CPU, peak RSS {rss:.0f} MB")
+        if sizes.steps:
+            title = f"a job of {sizes.steps:,} steps x {sizes.steps_devices} devices, and without"
+            results.steps = _step(results, title, suite.steps)
+            if results.steps is not None:
+                st = results.steps
+                _say(
+                    f"   {st.cpu_x:.2f}x the CPU without steps; with: {st.with_check}; "
+                    f"without: {st.without_check}"
+                )
         results.pacing = _step(
             results, f"paced run, {sizes.pacing_n:,} at {sizes.rate:g}/s", suite.pacing
         )
@@ -241,7 +274,7 @@ def run_suite(
         results.suite_s = time.perf_counter() - started
         if not keep:
             for path in work.glob("*"):
-                if path.suffix == ".csv" or ".db" in path.name:  # ledgers, their WAL and lock
+                if path.suffix in (".csv", ".yaml") or ".db" in path.name:  # and WAL, lock
                     path.unlink()
     return results
 

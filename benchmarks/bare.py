@@ -4,7 +4,7 @@ Usage: ONENET_API_KEY=... python -m benchmarks.bare JOB.csv BASE_URL [WORKERS]
 
 One session, WORKERS coroutines (default 64) sharing one csv.reader, the same query parameters,
 body and api-key header as the dispatcher, uvloop when installed. No validation, no ledger, no
-retries, no pacing: the limit of this stack. Relative times are resolved once, at start. Prints
+retries, no pacing: the limit of this stack. Each distinct time is resolved once. Prints
 ``accepted N of M`` and exits 1 unless every command was accepted.
 """
 

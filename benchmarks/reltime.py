@@ -1,4 +1,6 @@
-"""Relative job-file times (+2d, +10m), as the bare and naive clients resolve them: once."""
+"""Job-file times as the bare and naive clients resolve them, each distinct one once: relative
+(+2d, +10m) from the start, absolute (``YYYY-MM-DD HH:MM:SS`` or with a ``T``) as OneNET takes
+it, ``YYYY-MM-DDTHH:MM:SS``."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def time_resolver(now: datetime) -> Callable[[str], str]:
         if text is None:
             m = _OFFSET.fullmatch(spec)
             if m is None:
-                text = spec  # already absolute, as OneNET takes it
+                text = spec.replace(" ", "T", 1)  # absolute: OneNET's request form has the T
             else:
                 d, h, mi, s = (int(g or 0) for g in m.groups())
                 later = now + timedelta(days=d, hours=h, minutes=mi, seconds=s)

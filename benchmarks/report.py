@@ -1,37 +1,35 @@
-"""The results as Markdown tables (for the README) and as JSON, and the machine they ran on."""
+"""The results as Markdown tables (for the docs), and the machine they ran on; report_json.py
+holds the same figures as JSON."""
 
 from __future__ import annotations
 
 import os
 import platform
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from benchmarks.suite import (
+from benchmarks.records import (
     CONCURRENCY,
     CPU_TARGET_X,
     RSS_TARGET_MB,
+    SHAPES,
+    STEPS_TARGET_X,
     VALIDATE_TARGET_X,
     BigRun,
     Contender,
     Pacing,
     Sizes,
+    StepsRun,
     Validate,
 )
-from benchmarks.throttled import (
-    FOLLOW_TARGET_S,
-    MODES,
-    THROTTLED_TARGET_PCT,
-    TOLERANCE,
-    USED_TARGET_PCT,
-    Follow,
-    StatusCalls,
-    ThrottledRun,
-)
+from benchmarks.report_throttled import throttled_rows
+from benchmarks.throttled import Follow, ThrottledRun
 
-__all__ = ["Results", "machine", "render_markdown", "to_json"]
+__all__ = ["BARE", "Results", "Target", "machine", "render_markdown", "targets"]
+
+BARE = "bare aiohttp loop"  # the yardstick contender's name
 
 
 def _version(package: str) -> str | None:
@@ -76,9 +74,10 @@ class Results:
 
     sizes: Sizes
     machine: dict[str, Any]
-    contenders: list[Contender] = field(default_factory=list)
+    contenders: list[Contender] = field(default_factory=list)  # of each shape, in order
     startup_cpu_s: dict[str, float] = field(default_factory=dict)
-    validate: list[Validate] = field(default_factory=list)  # one per size, in order
+    validate: list[Validate] = field(default_factory=list)  # one per size and shape, in order
+    steps: StepsRun | None = None
     big_run: BigRun | None = None
     pacing: Pacing | None = None
     throttled: list[ThrottledRun] = field(default_factory=list)
@@ -93,14 +92,25 @@ class Results:
         targets are figures, not checks)."""
         checks = [c.check for c in self.contenders]
         checks += [m.check for m in (self.big_run, self.pacing) if m is not None]
+        if self.steps is not None:
+            checks += [self.steps.with_check, self.steps.without_check]
         consistent = [t.consistent for t in self.throttled]
         if self.follow is not None:
             consistent.append(self.follow.consistent)
         return not self.errors and all(c.ok for c in checks) and all(consistent)
 
-    def bare(self) -> Contender | None:
-        """The yardstick, if it ran."""
-        return next((c for c in self.contenders if c.name.startswith("bare")), None)
+    def contender(self, name: str, shape: str = "long") -> Contender | None:
+        """The contender of that name on the job of ``shape``, if it ran."""
+        found = (c for c in self.contenders if c.name == name and c.shape == shape)
+        return next(found, None)
+
+    def bare(self, shape: str = "long") -> Contender | None:
+        """The yardstick on the job of ``shape``, if it ran."""
+        return self.contender(BARE, shape)
+
+    def shapes(self) -> list[str]:
+        """The job shapes the contenders ran on, in order."""
+        return list(dict.fromkeys(c.shape for c in self.contenders))
 
 
 def _x(value: float, base: float | None) -> str:
@@ -112,7 +122,7 @@ def _mb(value: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
+class Target:
     """One of the project's targets against what was measured: a figure, not a check."""
 
     name: str
@@ -140,61 +150,77 @@ class _Target:
         return "met" if self.met else f"not met ({self._shown(self.measured - self.limit)} over)"
 
 
-def _targets(r: Results) -> list[_Target]:
-    """The client's CPU, validate's CPU and the peak RSS of validate and the large run."""
+def targets(r: Results) -> list[Target]:
+    """The client's CPU and validate's CPU on each job shape, a job of steps' CPU, and the peak
+    RSS of validate and the large run."""
     found = []
-    d = next((c for c in r.contenders if c.name == "dispatcher"), None)
-    bare = r.bare()
-    if d is not None and bare is not None and bare.cpu_per_1k > 0:
-        found.append(
-            _Target(
-                f"client CPU per command ≤ {CPU_TARGET_X:g}x the bare aiohttp loop "
-                f"({d.n:,} commands, concurrency {CONCURRENCY}, no limit)",
-                d.cpu_per_1k / bare.cpu_per_1k,
-                CPU_TARGET_X,
-                "x",
+    for shape in r.shapes():
+        d, bare = r.contender("dispatcher", shape), r.bare(shape)
+        if d is not None and bare is not None and bare.cpu_per_1k > 0:
+            found.append(
+                Target(
+                    f"client CPU per command ≤ {CPU_TARGET_X:g}x the bare aiohttp loop, "
+                    f"{SHAPES[shape]} ({d.n:,} commands, concurrency {CONCURRENCY}, no limit)",
+                    d.cpu_per_1k / bare.cpu_per_1k,
+                    CPU_TARGET_X,
+                    "x",
+                )
             )
-        )
     for v in r.validate:
         found.append(
-            _Target(
+            Target(
                 f"`validate` CPU ≤ {VALIDATE_TARGET_X:g}x a bare csv.DictReader pass, "
-                f"{v.rows:,} rows ({v.columns} columns)",
+                f"{v.rows:,} rows ({v.columns} columns, {SHAPES[v.shape]})",
                 v.cpu_x,
                 VALIDATE_TARGET_X,
                 "x",
             )
         )
-    rss = [(f"`validate` {v.rows:,} rows", v.dispatcher.peak_rss_mb) for v in r.validate]
+    st = r.steps
+    if st is not None:
+        found.append(
+            Target(
+                f"`run` CPU of a job of {st.steps:,} steps x {st.devices:,} devices "
+                f"≤ {STEPS_TARGET_X:g}x the same {st.commands:,} commands without steps",
+                st.cpu_x,
+                STEPS_TARGET_X,
+                "x",
+            )
+        )
+    rss = [
+        (f"`validate` {v.rows:,} rows, {SHAPES[v.shape]}", v.dispatcher.peak_rss_mb)
+        for v in r.validate
+    ]
     if r.big_run is not None:
         rss.append((f"`run` {r.big_run.n:,} commands", r.big_run.run.peak_rss_mb))
     for what, mb in rss:
         found.append(
-            _Target(f"peak RSS < {RSS_TARGET_MB:g} MB, {what}", mb, RSS_TARGET_MB, "MB", below=True)
+            Target(f"peak RSS < {RSS_TARGET_MB:g} MB, {what}", mb, RSS_TARGET_MB, "MB", below=True)
         )
     return found
 
 
 def _target_rows(r: Results) -> list[str]:
-    targets = _targets(r)
-    if not targets:
+    measured = targets(r)
+    if not measured:
         return []
     rows = ["**Targets**", "", "| target | measured | verdict |", "|---|---:|---|"]
-    rows += [f"| {t.name} | {t.shown} | {t.verdict} |" for t in targets]
+    rows += [f"| {t.name} | {t.shown} | {t.verdict} |" for t in measured]
     return [*rows, ""]
 
 
 def _contender_rows(r: Results) -> list[str]:
-    bare = r.bare()
     rows = [
-        "| contender | commands | wall s | commands/s | client CPU s / 1k commands | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| contender | job | commands | wall s | commands/s | client CPU s / 1k commands "
+        "| peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for c in r.contenders:
+        bare = r.bare(c.shape)
         b = bare if bare is not None and c is not bare else None
         commands = f"{c.n:,}" if c.n == c.scale_to else f"{c.n:,}, scaled to {c.scale_to:,}"
         rows.append(
-            f"| {c.name} | {commands} "
+            f"| {c.name} | {SHAPES[c.shape]} | {commands} "
             f"| {c.wall_s:,.2f}{_x(c.wall_s, b.wall_s if b else None)} "
             f"| {c.per_s:,.0f}{_x(c.per_s, b.per_s if b else None)} "
             f"| {c.cpu_per_1k:.3f}{_x(c.cpu_per_1k, b.cpu_per_1k if b else None)} "
@@ -209,7 +235,8 @@ def _scale_rows(r: Results) -> list[str]:
         "|---|---:|---:|---:|---:|---|",
     ]
     for v in r.validate:
-        d, p, size = v.dispatcher, v.dictreader, f"{v.rows:,} rows, {v.columns} columns"
+        d, p = v.dispatcher, v.dictreader
+        size = f"{v.rows:,} rows, {v.columns} columns, {SHAPES[v.shape]}"
         rows.append(
             f"| `dispatcher validate` | {size} | {d.wall_s:.2f} ({v.wall_x:.2f}x) "
             f"| {d.cpu_s:.2f} ({v.cpu_x:.2f}x) "
@@ -219,6 +246,7 @@ def _scale_rows(r: Results) -> list[str]:
             f"| bare `csv.DictReader` pass | {size} | {p.wall_s:.2f} | {p.cpu_s:.2f} "
             f"| {_mb(p.peak_rss_mb)} | {int(p.stdout.strip() or 0):,} rows |"
         )
+    rows += _steps_rows(r.steps)
     if r.big_run is not None:
         b = r.big_run
         rows.append(
@@ -240,99 +268,18 @@ def _scale_rows(r: Results) -> list[str]:
     return rows
 
 
-def _client_name(t: ThrottledRun) -> str:
-    if t.client == "cubic":
-        return "AWS SDK adaptive retry (CUBIC), unlimited"
-    if t.rate == 0:
-        return "dispatcher, unlimited"
-    return f"dispatcher, rate {t.rate:,g}/s ({t.rate / t.limit:g}R)"
-
-
-def _status_note(s: StatusCalls) -> str:
-    return (
-        f"`dispatcher status` of the first run's ledger: {s.devices:,} devices, "
-        f"{s.history:,} history + {s.detail:,} detail calls, {s.per_device:.2f} calls per device "
-        f"({s.run.wall_s:.1f} s, exit {s.run.returncode})."
-    )
-
-
-def _throttled_rows(r: Results) -> list[str]:
-    """The table against a throttling server, its notes, and the changing limit."""
-    if not r.throttled and r.follow is None:
+def _steps_rows(st: StepsRun | None) -> list[str]:
+    """The job of steps and the same commands without, in the scale table."""
+    if st is None:
         return []
-    limit = r.sizes.throttle_rps
-    lines = [
-        f"**Pacing against a server that admits R/s** (R = {limit:g}/s: the emulator throttles "
-        f"every POST past R in any sliding second; {r.sizes.throttle_n:,} commands a run, "
-        "concurrency 64, `adaptive: true`)",
-        "",
+    w, p = st.with_steps, st.without
+    return [
+        f"| `dispatcher run`, a job of steps | {st.steps:,} steps x {st.devices:,} devices "
+        f"| {w.wall_s:.2f} ({w.wall_s / p.wall_s:.2f}x) | {w.cpu_s:.2f} ({st.cpu_x:.2f}x) "
+        f"| {_mb(w.peak_rss_mb)} | {st.with_check} |",
+        f"| `dispatcher run`, the same commands without steps | {st.commands:,} commands "
+        f"| {p.wall_s:.2f} | {p.cpu_s:.2f} | {_mb(p.peak_rss_mb)} | {st.without_check} |",
     ]
-    if r.throttled:
-        lines += [
-            "| client, configured rate | throttle answer | wall s "
-            f"| share of R used (≥ {USED_TARGET_PCT:g}%) "
-            f"| share of requests throttled (≤ {THROTTLED_TARGET_PCT:g}%) "
-            "| commands failed (0) | exit code | targets |",
-            "|---|---|---:|---:|---:|---:|---:|---|",
-        ]
-        for t in r.throttled:
-            misses = t.misses()
-            lines.append(
-                f"| {_client_name(t)} | {MODES.get(t.mode, t.mode)} | {t.run.wall_s:.1f} "
-                f"| {t.used_pct:.1f}% | {t.throttled_pct:.1f}% ({t.throttled:,} of {t.posts:,}) "
-                f"| {t.failed:,} | {t.run.returncode} | {'; '.join(misses) or 'met'} |"
-            )
-        notes = [
-            "Share of R used: commands accepted / (R x the time from the first to the last "
-            "arrival at the server); share throttled: the emulator's throttled answers / POSTs; "
-            "failed: commands the ledger (dispatcher) or the client's own count (CUBIC) does not "
-            "have accepted. The CUBIC contender is `benchmarks/cubic.py`, botocore's adaptive "
-            "retry mode ported (token bucket at the lower of CUBIC's rate, beta 0.7, C 0.4, and "
-            "twice the measured rate; standard retries with their quota), 64 workers, 6 attempts."
-        ]
-        status = next((t.status for t in r.throttled if t.status is not None), None)
-        if status is not None:
-            notes.append(_status_note(status))
-        lines += ["", " ".join(notes), ""]
-    f = r.follow
-    if f is not None:
-        lines += [
-            f"The changing limit: `dispatcher run` of {f.n:,} commands at rate {f.rate:g}/s "
-            f"(2R), {MODES.get(f.mode, f.mode)}, while the server's limit goes {f.limit:g} -> "
-            f"{f.limit / 2:g} -> {f.limit:g}/s every {f.step_s:g} s (`PUT /_emulator/faults`). "
-            f"Admissions counted in whole seconds from each change (replayed from the arrival "
-            f"times with the emulator's window rule); follow time: until the first second from "
-            f"which every second admits within {TOLERANCE:.0%} of the new limit, up to the next "
-            f"change ({f.step_s:g} s); first within: the first such second.",
-            "",
-            f"| the server's limit | at | follow time (≤ {FOLLOW_TARGET_S:g} s) "
-            f"| first within {TOLERANCE:.0%} | target | admitted in each second after it |",
-            "|---|---:|---:|---:|---|---|",
-        ]
-        for c in f.changes:
-            change = (
-                f"start: {c.after:g}/s" if c.before is None else f"{c.before:g} -> {c.after:g}/s"
-            )
-            settled = "not within" if c.settled_s is None else f"{c.settled_s} s"
-            first = "never" if c.first_s is None else f"{c.first_s} s"
-            if c.met:
-                verdict = "met"
-            elif c.settled_s is None:
-                verdict = f"missed (not settled in {len(c.per_s)} s)"
-            else:
-                verdict = f"missed by {c.settled_s - FOLLOW_TARGET_S:g} s"
-            counts = " ".join(map(str, c.per_s))
-            lines.append(
-                f"| {change} | {c.at_s:.1f} s | {settled} | {first} | {verdict} | {counts} |"
-            )
-        lines += [
-            "",
-            f"That run: {f.run.wall_s:.1f} s, {f.throttled_pct:.1f}% of requests throttled "
-            f"({f.throttled:,} of {f.posts:,}), {f.failed:,} failed, exit {f.run.returncode}; "
-            f"{f.replayed:,} admissions replayed (the emulator accepted {f.accepted:,}).",
-            "",
-        ]
-    return lines
 
 
 def _machine_line(m: dict[str, Any]) -> str:
@@ -343,208 +290,51 @@ def _machine_line(m: dict[str, Any]) -> str:
     )
 
 
-def render_markdown(r: Results) -> str:
-    """The tables and notes, ready to paste into the README."""
-    lines = _contender_rows(r) if r.contenders else []
-    bare = r.bare()
-    notes = []
-    if r.contenders:
-        notes.append(
-            "Ratios in brackets are to the bare aiohttp loop. Wall time and CPU include starting "
-            "the interpreter and imports; the naive script's wall time is projected from its "
-            "per-command time."
-        )
+def _notes(r: Results) -> list[str]:
+    """The notes under the contenders' table: what the ratios are, start-up, the emulator."""
+    notes = [
+        "Ratios in brackets are to the bare aiohttp loop on the same job. Wall time and CPU "
+        "include starting the interpreter and imports; the naive script's wall time is "
+        "projected from its per-command time. Job shapes: long args (~80 characters) with "
+        "relative times (+10m, +2d), and short args (a few characters) with absolute times "
+        "(`YYYY-MM-DD HH:MM:SS`)."
+    ]
     if r.startup_cpu_s:
         shown = ", ".join(f"{name} {s:.2f} s" for name, s in r.startup_cpu_s.items())
         notes.append(f"Start-up CPU (interpreter and imports, no commands): {shown}.")
-    d = next((c for c in r.contenders if c.name == "dispatcher"), None)
-    if d is not None and bare is not None and r.startup_cpu_s:
-        net_d = d.run.cpu_s - r.startup_cpu_s.get(d.name, 0.0)
-        net_b = bare.run.cpu_s - r.startup_cpu_s.get(bare.name, 0.0)
-        if net_b > 0:
-            notes.append(
-                f"Net of start-up, dispatcher CPU per command is {net_d / net_b:.2f}x the bare "
-                f"loop ({net_d / d.n * 1e6:.0f} µs vs {net_b / bare.n * 1e6:.0f} µs)."
-            )
+        net = []
+        for shape in r.shapes():
+            d, bare = r.contender("dispatcher", shape), r.bare(shape)
+            if d is None or bare is None:
+                continue
+            net_d = d.run.cpu_s - r.startup_cpu_s.get(d.name, 0.0)
+            net_b = bare.run.cpu_s - r.startup_cpu_s.get(bare.name, 0.0)
+            if net_b > 0:
+                net.append(
+                    f"{net_d / net_b:.2f}x the bare loop on {SHAPES[shape]} "
+                    f"({net_d / d.n * 1e6:.0f} µs vs {net_b / bare.n * 1e6:.0f} µs)"
+                )
+        if net:
+            notes.append(f"Net of start-up, dispatcher CPU per command is {'; '.join(net)}.")
+    shown = ", ".join(
+        f"{c.name} ({c.shape}) {c.server_cpu_s / c.n * 1000:.3f}" for c in r.contenders
+    )
+    notes.append(f"Emulator CPU s / 1k commands (the other side of loopback): {shown}.")
+    return notes
+
+
+def render_markdown(r: Results) -> str:
+    """The tables and notes, ready to paste into the README."""
+    lines = []
     if r.contenders:
-        shown = ", ".join(f"{c.name} {c.server_cpu_s / c.n * 1000:.3f}" for c in r.contenders)
-        notes.append(f"Emulator CPU s / 1k commands (the other side of loopback): {shown}.")
-    if r.contenders:
-        lines += ["", " ".join(notes), ""]
+        lines += [*_contender_rows(r), "", " ".join(_notes(r)), ""]
     lines += _target_rows(r)
     scale = _scale_rows(r)
     if len(scale) > 2:
         lines += [*scale, ""]
-    lines += _throttled_rows(r)
+    lines += throttled_rows(r.throttled, r.follow, r.sizes)
     lines.append(_machine_line(r.machine))
     lines.append(f"The whole suite took {r.suite_s / 60:.1f} minutes. Reproduce: `make bench`.")
     if r.errors:
         lines += ["", "**Failed:**", *(f"- {e.splitlines()[0]}" for e in r.errors)]
     return "\n".join(lines) + "\n"
-
-
-def _measured(m: Any) -> dict[str, Any]:
-    return {
-        "wall_s": m.wall_s,
-        "cpu_s": m.cpu_s,
-        "sys_s": m.sys_s,
-        "peak_rss_mb": m.peak_rss_mb,
-        "returncode": m.returncode,
-    }
-
-
-def _check(c: Any) -> dict[str, Any]:
-    return {
-        "expected": c.expected,
-        "accepted": c.accepted,
-        "duplicates": c.duplicates,
-        "posts": c.posts,
-        "ok": c.ok,
-    }
-
-
-def to_json(r: Results) -> dict[str, Any]:
-    """Every figure, raw and derived, for tools."""
-    doc: dict[str, Any] = {
-        "machine": r.machine,
-        "sizes": asdict(r.sizes),
-        "ok": r.ok,
-        "errors": r.errors,
-        "suite_s": r.suite_s,
-        "startup_cpu_s": r.startup_cpu_s,
-        "contenders": [
-            {
-                "name": c.name,
-                "commands": c.n,
-                "scaled_to": c.scale_to,
-                **_measured(c.run),
-                "projected_wall_s": c.wall_s,
-                "commands_per_s": c.per_s,
-                "cpu_s_per_1k": c.cpu_per_1k,
-                "server_cpu_s": c.server_cpu_s,
-                "check": _check(c.check),
-            }
-            for c in r.contenders
-        ],
-    }
-    if r.validate:
-        doc["validate"] = [
-            {
-                "rows": v.rows,
-                "columns": v.columns,
-                "dispatcher": _measured(v.dispatcher),
-                "dictreader": _measured(v.dictreader),
-                "cpu_x": v.cpu_x,
-                "wall_x": v.wall_x,
-            }
-            for v in r.validate
-        ]
-    targets = _targets(r)
-    if targets:
-        doc["targets"] = {
-            "client_cpu_x_at_most": CPU_TARGET_X,
-            "validate_cpu_x_at_most": VALIDATE_TARGET_X,
-            "peak_rss_mb_below": RSS_TARGET_MB,
-            "measured": [
-                {"target": t.name, "measured": t.measured, "limit": t.limit, "met": t.met}
-                for t in targets
-            ],
-            "missed": [f"{t.name}: {t.verdict}" for t in targets if not t.met],
-        }
-    if r.big_run is not None:
-        b = r.big_run
-        doc["big_run"] = {
-            "commands": b.n,
-            **_measured(b.run),
-            "ledger_bytes": b.ledger_bytes,
-            "server_cpu_s": b.server_cpu_s,
-            "check": _check(b.check),
-        }
-    if r.pacing is not None:
-        p = r.pacing
-        doc["pacing"] = {
-            "commands": p.n,
-            "rate": p.rate,
-            **_measured(p.run),
-            "duration_s": p.duration_s,
-            "expected_s": p.expected_s,
-            "error_pct": p.error_pct,
-            "busiest_1s_window": p.busiest,
-            "check": _check(p.check),
-        }
-    if r.throttled:
-        doc["throttled"] = [_throttled_json(t) for t in r.throttled]
-    if r.follow is not None:
-        f = r.follow
-        doc["follow"] = {
-            "commands": f.n,
-            "rate": f.rate,
-            "limit": f.limit,
-            "step_s": f.step_s,
-            "mode": f.mode,
-            **_measured(f.run),
-            "span_s": f.span_s,
-            "posts": f.posts,
-            "throttled": f.throttled,
-            "throttled_pct": f.throttled_pct,
-            "accepted": f.accepted,
-            "duplicates": f.duplicates,
-            "replayed_admissions": f.replayed,
-            "failed": f.failed,
-            "target_s": FOLLOW_TARGET_S,
-            "tolerance": TOLERANCE,
-            "changes": [
-                {
-                    "at_s": c.at_s,
-                    "before": c.before,
-                    "after": c.after,
-                    "follow_s": c.settled_s,
-                    "first_within_s": c.first_s,
-                    "admitted_per_s": list(c.per_s),
-                    "met": c.met,
-                }
-                for c in f.changes
-            ],
-            "admitted_per_s": list(f.admitted_per_s),
-            "arrived_per_s": list(f.arrived_per_s),
-            "consistent": f.consistent,
-        }
-    return doc
-
-
-def _throttled_json(t: ThrottledRun) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "client": t.client,
-        "limit": t.limit,
-        "rate": t.rate,
-        "mode": t.mode,
-        "commands": t.n,
-        **_measured(t.run),
-        "span_s": t.span_s,
-        "posts": t.posts,
-        "throttled": t.throttled,
-        "accepted": t.accepted,
-        "duplicates": t.duplicates,
-        "client_accepted": t.client_accepted,
-        "failed": t.failed,
-        "used_pct": t.used_pct,
-        "throttled_pct": t.throttled_pct,
-        "admitted_per_s": list(t.admitted_per_s),
-        "targets": {
-            "used_pct_at_least": USED_TARGET_PCT,
-            "throttled_pct_at_most": THROTTLED_TARGET_PCT,
-            "failed": 0,
-            "missed": t.misses(),
-        },
-        "consistent": t.consistent,
-    }
-    if t.status is not None:
-        s = t.status
-        doc["status"] = {
-            "devices": s.devices,
-            "history_calls": s.history,
-            "detail_calls": s.detail,
-            "calls_per_device": s.per_device,
-            **_measured(s.run),
-        }
-    return doc

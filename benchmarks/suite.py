@@ -1,4 +1,5 @@
-"""The measurements: three contenders on one job, validate and run at scale, and pacing.
+"""The measurements: the contenders on a job of each shape, validate of each shape and size, a
+job of steps against the same commands without steps, a run at scale, and pacing.
 
 Each measurement starts what it needs (a fresh emulator process, a fresh ledger), runs one child
 process, checks the emulator's counters and returns a plain record; nothing here prints.
@@ -7,161 +8,27 @@ process, checks the emulator's counters and returns a plain record; nothing here
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.gen_fleet import USUAL_FIELDS, write_fleet_csv
+from benchmarks.gen_steps import write_steps_jobs
 from benchmarks.procs import EmulatorProcess, Measured, child_env, measure
+from benchmarks.records import (
+    CONCURRENCY,
+    BigRun,
+    Check,
+    Contender,
+    Pacing,
+    Sizes,
+    StepsRun,
+    Validate,
+    busiest_window,
+)
 
-__all__ = [
-    "API_KEY",
-    "CPU_TARGET_X",
-    "RSS_TARGET_MB",
-    "VALIDATE_TARGET_X",
-    "BigRun",
-    "Check",
-    "Contender",
-    "Pacing",
-    "Sizes",
-    "Suite",
-    "Validate",
-    "busiest_window",
-]
+__all__ = ["API_KEY", "Suite"]
 
 API_KEY = "bench-key"
-CONCURRENCY = 64
-CPU_TARGET_X = 1.3  # dispatcher's client CPU per command over the bare loop's, at most
-VALIDATE_TARGET_X = 5.0  # validate's CPU over a bare csv.DictReader pass's, at most
-RSS_TARGET_MB = 100.0  # peak RSS of validate and of the large run, below
 _PY = sys.executable
-
-
-@dataclass(frozen=True, slots=True)
-class Sizes:
-    """How much each measurement sends or reads."""
-
-    n: int  # commands of the shared job
-    naive_n: int  # of which the naive script sends the first naive_n
-    validate_ns: tuple[int, ...]  # rows validated: one 7-column file of each size
-    run_n: int  # commands of the large run
-    pacing_n: int  # commands of the paced run
-    rate: float  # its rate
-    throttle_rps: float = 100.0  # R: what the throttled emulator admits per second
-    throttle_n: int = 3_000  # commands of each throttled run
-    throttle_rates: tuple[float, ...] = (1.0, 2.0, 10.0, 0.0)  # configured rates, x R (0: none)
-    throttle_modes: tuple[str, ...] = ("errno7", "http429")
-    follow_step_s: float = 10.0  # the limit goes R -> R/2 -> R every this long (0: no such run)
-    follow_n: int = 3_000  # commands of that run
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """What the emulator saw of one run: every command accepted exactly once?"""
-
-    expected: int
-    accepted: int
-    duplicates: int
-    posts: int
-
-    @property
-    def ok(self) -> bool:
-        """accepted == expected and no duplicates."""
-        return self.accepted == self.expected and self.duplicates == 0
-
-    def __str__(self) -> str:
-        verdict = "ok" if self.ok else "FAILED"
-        return (
-            f"emulator accepted {self.accepted:,} of {self.expected:,}, "
-            f"{self.duplicates} duplicates, {self.posts:,} POSTs: {verdict}"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Contender:
-    """One client's run over ``n`` commands of a job of ``scale_to`` commands."""
-
-    name: str
-    n: int
-    scale_to: int
-    run: Measured
-    server_cpu_s: float
-    check: Check
-
-    @property
-    def per_s(self) -> float:
-        """Commands per second."""
-        return self.n / self.run.wall_s
-
-    @property
-    def cpu_per_1k(self) -> float:
-        """Client CPU seconds (user + sys) per 1,000 commands."""
-        return self.run.cpu_s / self.n * 1000
-
-    @property
-    def wall_s(self) -> float:
-        """Wall time for the whole job (projected when only part of it was sent)."""
-        return self.run.wall_s * self.scale_to / self.n
-
-
-@dataclass(frozen=True, slots=True)
-class Validate:
-    """``dispatcher validate`` against a bare csv.DictReader pass over the same file."""
-
-    rows: int
-    columns: int
-    dispatcher: Measured
-    dictreader: Measured
-
-    @property
-    def cpu_x(self) -> float:
-        """Validate's CPU seconds over the DictReader pass's."""
-        return self.dispatcher.cpu_s / self.dictreader.cpu_s
-
-    @property
-    def wall_x(self) -> float:
-        """Validate's wall time over the DictReader pass's."""
-        return self.dispatcher.wall_s / self.dictreader.wall_s
-
-
-@dataclass(frozen=True, slots=True)
-class BigRun:
-    """A large ``dispatcher run`` at no rate limit: memory and ledger size."""
-
-    n: int
-    run: Measured
-    ledger_bytes: int
-    server_cpu_s: float
-    check: Check
-
-
-@dataclass(frozen=True, slots=True)
-class Pacing:
-    """A ``dispatcher run`` at a rate, seen from the emulator's arrival times."""
-
-    n: int
-    rate: float
-    run: Measured
-    duration_s: float  # last arrival - first
-    expected_s: float  # (n - 1) / rate
-    busiest: int  # most arrivals in any 1-second window
-    check: Check
-
-    @property
-    def error_pct(self) -> float:
-        """How far the duration is from the expected one, in percent (+: slower)."""
-        return (self.duration_s / self.expected_s - 1) * 100 if self.expected_s else 0.0
-
-
-def busiest_window(arrivals: Sequence[float], window: float = 1.0) -> int:
-    """The most arrivals in any half-open window [t, t + window)."""
-    times = sorted(arrivals)
-    best = j = 0
-    for i, start in enumerate(times):
-        while j < len(times) and times[j] < start + window:
-            j += 1
-        best = max(best, j - i)
-    return best
 
 
 def _check(emulator: EmulatorProcess, expected: int) -> Check:
@@ -180,16 +47,17 @@ class Suite:
     def __init__(self, work: Path, sizes: Sizes) -> None:
         self.work = work
         self.sizes = sizes
-        self._jobs: dict[int, Path] = {}
+        self._jobs: dict[tuple[int, str], Path] = {}
         self._env = child_env({"ONENET_API_KEY": API_KEY})
 
-    def job(self, n: int) -> Path:
-        """A fleet CSV of ``n`` commands with relative times (written once per run)."""
-        path = self._jobs.get(n)
+    def job(self, n: int, shape: str = "long") -> Path:
+        """A fleet CSV of ``n`` commands of ``shape`` (written once per run)."""
+        path = self._jobs.get((n, shape))
         if path is None:
-            path = self.work / f"fleet-{n}.csv"
-            write_fleet_csv(path, n)
-            self._jobs[n] = path
+            name = f"fleet-{n}.csv" if shape == "long" else f"fleet-{n}-{shape}.csv"
+            path = self.work / name
+            write_fleet_csv(path, n, shape=shape)
+            self._jobs[n, shape] = path
         return path
 
     def _ledger(self, name: str) -> Path:
@@ -206,36 +74,39 @@ class Suite:
         argv += ["--ledger", str(ledger), "--no-progress"]
         return measure(argv, logs=self.work / logs, timeout=timeout, env=self._env, cwd=self.work)
 
-    def _contender(self, name: str, n: int, argv: list[str], timeout: float) -> Contender:
-        slug = name.split()[0]
+    def _contender(
+        self, name: str, n: int, argv: list[str], timeout: float, shape: str
+    ) -> Contender:
+        slug = _slug(name.split()[0], shape)
         with EmulatorProcess(logs=self.work / f"emulator-{slug}") as emulator:
             argv = [a.replace("{url}", emulator.url) for a in argv]
             run = measure(
                 argv, logs=self.work / slug, timeout=timeout, env=self._env, cwd=self.work
             )
             check = _check(emulator, n)
-        return Contender(name, n, self.sizes.n, run, emulator.cpu_s, check)
+        return Contender(name, n, self.sizes.n, run, emulator.cpu_s, check, shape)
 
-    def dispatcher(self) -> Contender:
-        """``dispatcher run`` of the shared job, no rate limit, concurrency 64, fresh ledger."""
-        n, job = self.sizes.n, self.job(self.sizes.n)
-        with EmulatorProcess(logs=self.work / "emulator-dispatcher") as emulator:
-            ledger = self._ledger("dispatcher")
-            run = self._dispatcher_run(job, emulator.url, ledger, 0, _timeout(n, 300), "dispatcher")
+    def dispatcher(self, shape: str = "long") -> Contender:
+        """``dispatcher run`` of the job of ``shape``, no rate limit, concurrency 64, fresh
+        ledger."""
+        n, job, slug = self.sizes.n, self.job(self.sizes.n, shape), _slug("dispatcher", shape)
+        with EmulatorProcess(logs=self.work / f"emulator-{slug}") as emulator:
+            ledger = self._ledger(slug)
+            run = self._dispatcher_run(job, emulator.url, ledger, 0, _timeout(n, 300), slug)
             check = _check(emulator, n)
-        return Contender("dispatcher", n, n, run, emulator.cpu_s, check)
+        return Contender("dispatcher", n, n, run, emulator.cpu_s, check, shape)
 
-    def bare(self) -> Contender:
-        """The bare aiohttp loop over the shared job."""
-        n, job = self.sizes.n, self.job(self.sizes.n)
+    def bare(self, shape: str = "long") -> Contender:
+        """The bare aiohttp loop over the job of ``shape``."""
+        n, job = self.sizes.n, self.job(self.sizes.n, shape)
         argv = [_PY, "-m", "benchmarks.bare", str(job), "{url}", str(CONCURRENCY)]
-        return self._contender("bare aiohttp loop", n, argv, _timeout(n, 300))
+        return self._contender("bare aiohttp loop", n, argv, _timeout(n, 300), shape)
 
     def naive(self) -> Contender:
         """The naive script over the first naive_n commands of the shared job."""
         n, job = self.sizes.naive_n, self.job(self.sizes.n)
         argv = [_PY, "-m", "benchmarks.naive", str(job), "{url}", str(n)]
-        return self._contender("naive script", n, argv, _timeout(n, 50))
+        return self._contender("naive script", n, argv, _timeout(n, 50), "long")
 
     def startup(self) -> dict[str, float]:
         """CPU seconds of starting each client and importing what it needs (best of three)."""
@@ -253,25 +124,46 @@ class Suite:
             found[name] = min(r.cpu_s for r in runs)
         return found
 
-    def validate(self, n: int) -> Validate:
-        """``dispatcher validate`` and a csv.DictReader pass over ``n`` rows of 7 columns."""
-        job = self.work / f"validate-{n}.csv"
-        write_fleet_csv(job, n, fields=USUAL_FIELDS)
+    def validate(self, n: int, shape: str = "long") -> Validate:
+        """``dispatcher validate`` and a csv.DictReader pass over ``n`` rows of 7 columns of
+        ``shape``."""
+        slug = _slug(f"validate-{n}", shape)
+        job = self.work / f"{slug}.csv"
+        write_fleet_csv(job, n, fields=USUAL_FIELDS, shape=shape)
         timeout = _timeout(n, 5000)
         checker = measure(
             [_PY, "-m", "dispatcher", "validate", str(job)],
-            logs=self.work / f"validate-{n}",
+            logs=self.work / slug,
             timeout=timeout,
             env=self._env,
             cwd=self.work,
         )
         plain = measure(
             [_PY, "-m", "benchmarks.dictreader", str(job)],
-            logs=self.work / f"dictreader-{n}",
+            logs=self.work / _slug(f"dictreader-{n}", shape),
             timeout=timeout,
             env=self._env,
         )
-        return Validate(n, len(USUAL_FIELDS), checker, plain)
+        return Validate(n, len(USUAL_FIELDS), checker, plain, shape)
+
+    def steps(self) -> StepsRun:
+        """``dispatcher run`` of a YAML job of steps x devices, and of the same commands as a
+        plain YAML job, each against a fresh emulator and ledger, no rate limit."""
+        steps, devices = self.sizes.steps, self.sizes.steps_devices
+        n = steps * devices
+        with_path = self.work / f"steps-{steps}x{devices}.yaml"
+        without_path = self.work / f"plain-{steps}x{devices}.yaml"
+        write_steps_jobs(with_path, without_path, steps, devices)
+        # A step waits for the one before to be accepted; each re-reads the job today: generous.
+        timeout = 120 + n / 2
+        found: list[tuple[Measured, Check]] = []
+        for job in (with_path, without_path):
+            with EmulatorProcess(logs=self.work / f"emulator-{job.stem}") as emulator:
+                ledger = self._ledger(job.stem)
+                run = self._dispatcher_run(job, emulator.url, ledger, 0, timeout, job.stem)
+                found.append((run, _check(emulator, n)))
+        (with_run, with_check), (without_run, without_check) = found
+        return StepsRun(steps, devices, with_run, without_run, with_check, without_check)
 
     def big_run(self) -> BigRun:
         """``dispatcher run`` of run_n commands, no rate limit, against a record-less emulator."""
@@ -296,6 +188,11 @@ class Suite:
             arrivals = emulator.arrivals()
         duration = max(arrivals) - min(arrivals) if arrivals else 0.0
         return Pacing(n, rate, run, duration, expected, busiest_window(arrivals), check)
+
+
+def _slug(name: str, shape: str) -> str:
+    """A file name for ``name`` on the job of ``shape``: the long (shared) job's as before."""
+    return name if shape == "long" else f"{name}-{shape}"
 
 
 def _timeout(n: int, slowest_per_s: float) -> float:

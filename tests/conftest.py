@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.mocking import Mocked
+from tests.support.onenet import Routes
 
 WriteFile = Callable[[str, "str | bytes"], Path]
 
@@ -29,7 +28,7 @@ def write_file(tmp_path: Path) -> WriteFile:
 
 
 @pytest.fixture
-def mocked() -> Any:
-    """aioresponses, patched in for the test (tests/mocking.py)."""
-    with Mocked() as m:
-        yield m
+def routes() -> Routes:
+    """A scripted OneNET over a MockTransport (tests/support/onenet.py): the client's logic
+    without sockets."""
+    return Routes()

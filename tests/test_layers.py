@@ -24,23 +24,40 @@ LAYERS: Mapping[str, frozenset[str]] = {
     "errors": frozenset(),
     "lazy": frozenset(),
     "times": frozenset(),
+    "clock": frozenset({"times"}),
     "config": frozenset({"errors"}),
     "lwm2m": frozenset({"errors"}),
-    "job": frozenset({"errors", "times", "lwm2m"}),
-    "onenet": frozenset({"errors", "times"}),
-    "ledger": frozenset({"errors", "times", "job"}),
-    "run": frozenset({"errors", "times", "config", "job", "onenet", "ledger"}),
-    "report": frozenset({"errors", "times", "ledger"}),
-    "emulator": frozenset({"errors", "times"}),
+    "model": frozenset({"errors", "times"}),
+    "job": frozenset({"errors", "times", "lwm2m", "model"}),
+    "onenet": frozenset({"errors", "times", "clock", "model"}),
+    "ledger": frozenset({"errors", "times", "model"}),
+    "run": frozenset({"errors", "times", "clock", "config", "model", "job", "onenet", "ledger"}),
+    "report": frozenset({"errors", "times", "model", "ledger"}),
+    "emulator": frozenset({"errors", "times", "model", "onenet"}),  # onenet.transport only: below
     "app": frozenset(
-        {"errors", "times", "config", "lwm2m", "job", "onenet", "ledger", "run", "report", "lazy"}
+        {
+            "errors",
+            "times",
+            "clock",
+            "config",
+            "lwm2m",
+            "model",
+            "job",
+            "onenet",
+            "ledger",
+            "run",
+            "report",
+            "lazy",
+        }
     ),
     "cli": ANY,
     "dispatcher": frozenset(
         {
             "errors",
             "times",
+            "clock",
             "config",
+            "model",
             "job",
             "onenet",
             "ledger",
@@ -251,6 +268,50 @@ def test_no_module_imports_itself_through_a_circle() -> None:
     assert not found, "import circles:\n  " + "\n  ".join(map(_describe, found))
 
 
+def test_the_emulator_takes_from_onenet_only_the_transport_seam() -> None:
+    wrong = [
+        f"{imp.module} (line {imp.line}) imports {imp.target}"
+        for module, (_, tree) in SOURCES.items()
+        if layer_of(module) == "emulator"
+        for imp in imports_of(module, tree)
+        if layer_of(imp.target) == "onenet" and imp.target != "dispatcher.onenet.transport"
+    ]
+    assert not wrong, "the emulator may import only dispatcher.onenet.transport:\n  " + "\n  ".join(
+        wrong
+    )
+
+
+# Where aiohttp may be imported: the client's side reaches HTTP through one transport module.
+AIOHTTP_LAYERS = frozenset({"onenet", "run", "cli", "job", "ledger", "report"})
+AIOHTTP_MODULE = "dispatcher.onenet.aiohttp_transport"
+
+
+def aiohttp_imports(tree: ast.Module) -> list[int]:
+    """The lines where ``tree`` imports aiohttp (or a part of it), anywhere in it."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(n == "aiohttp" or n.startswith("aiohttp.") for n in names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_aiohttp_transport_imports_aiohttp() -> None:
+    wrong = [
+        f"{module} (line {line})"
+        for module, (_, tree) in SOURCES.items()
+        if layer_of(module) in AIOHTTP_LAYERS and module != AIOHTTP_MODULE
+        for line in aiohttp_imports(tree)
+    ]
+    assert not wrong, f"only {AIOHTTP_MODULE} may import aiohttp:\n  " + "\n  ".join(wrong)
+    assert aiohttp_imports(SOURCES[AIOHTTP_MODULE][1])  # the scan sees the one that does
+
+
 def test_the_scan_sees_the_package_and_its_imports() -> None:
     assert {
         "dispatcher",
@@ -259,7 +320,7 @@ def test_the_scan_sees_the_package_and_its_imports() -> None:
         "dispatcher.cli.commands",
     } <= MODULES
     edges = _edges()
-    assert "dispatcher.errors" in {imp.target for imp in edges["dispatcher.config"]}
+    assert "dispatcher.errors" in {imp.target for imp in edges["dispatcher.config.loading"]}
     assert "dispatcher.config" in {imp.target for imp in edges["dispatcher"]}
 
 
@@ -285,20 +346,20 @@ def test_an_import_of_a_higher_layer_is_named_with_its_line(source: str) -> None
     [wrong] = layer_violations("dispatcher.ledger.store", _tree(source))
     assert wrong.startswith("dispatcher.ledger.store (line ")
     assert "imports dispatcher.run" in wrong
-    assert wrong.endswith("ledger may import only errors, job, times")
+    assert wrong.endswith("ledger may import only errors, model, times")
 
 
 def test_imports_of_allowed_layers_and_of_others_pass() -> None:
     source = (
         "import sqlite3\nfrom dispatcher.errors import LedgerError\n"
-        "from dispatcher.job.model import Command\nfrom dispatcher.ledger import records\n"
+        "from dispatcher.model.command import Command\nfrom dispatcher.ledger import records\n"
         "from . import schema\n"
     )
     assert layer_violations("dispatcher.ledger.store", _tree(source)) == []
     targets = [imp.target for imp in imports_of("dispatcher.ledger.store", _tree(source))]
     assert targets == [
         "dispatcher.errors",
-        "dispatcher.job.model",
+        "dispatcher.model.command",
         "dispatcher.ledger.records",
         "dispatcher.ledger.schema",
     ]

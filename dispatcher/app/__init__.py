@@ -23,14 +23,17 @@ from typing import TYPE_CHECKING
 from dispatcher.lazy import lazy_getattr, public_names
 
 if TYPE_CHECKING:
-    from dispatcher.app.events import Events as Events
-    from dispatcher.app.events import Quiet as Quiet
-    from dispatcher.app.running import RunOutcome as RunOutcome
-    from dispatcher.app.running import RunRequest as RunRequest
-    from dispatcher.app.running import run as run
-    from dispatcher.app.validating import Checked as Checked
-    from dispatcher.app.validating import ValidateRequest as ValidateRequest
-    from dispatcher.app.validating import validate as validate
+    from dispatcher.app.events import Events as Events, Quiet as Quiet
+    from dispatcher.app.running import (
+        RunOutcome as RunOutcome,
+        RunRequest as RunRequest,
+        run as run,
+    )
+    from dispatcher.app.validating import (
+        Checked as Checked,
+        ValidateRequest as ValidateRequest,
+        validate as validate,
+    )
 
 # Each public name, and the module it is defined in: read from the block above (lazy.py).
 _HOME: dict[str, str] = public_names(__file__)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dispatcher.config import Settings
 from dispatcher.job.model import Command, Job, Validation
-from dispatcher.ledger.store import FINAL, Ledger
+from dispatcher.ledger.store import FINAL, LedgerStore
 
 __all__ = ["LaneFigures", "PlanFigures", "Uncovered", "each_command", "plan_figures"]
 
@@ -76,7 +76,7 @@ def plan_figures(
     checked: Validation,
     settings: Settings,
     path: Path,
-    ledger: Ledger | None,
+    ledger: LedgerStore | None,
     *,
     edited: frozenset[str] = frozenset(),
     canary: bool = False,
@@ -112,7 +112,7 @@ class Uncovered:
     the rows with a command to send that none covers (a lane is a product, or None: the only
     one). Read from the ledger, never written: a command it does not hold is not covered."""
 
-    def __init__(self, ledger: Ledger | None, job: Job, steps: int, canary: bool) -> None:
+    def __init__(self, ledger: LedgerStore | None, job: Job, steps: int, canary: bool) -> None:
         self.ledger, self.job, self.steps, self.canary = ledger, job, steps, canary
 
     def rows(self, product: str | None) -> int | None:
@@ -136,7 +136,7 @@ class Uncovered:
         return len(rows)
 
 
-def _done_by_product(ledger: Ledger, job: Job, edited: frozenset[str]) -> Counter[str]:
+def _done_by_product(ledger: LedgerStore, job: Job, edited: frozenset[str]) -> Counter[str]:
     """How many of the job's commands of each product the ledger holds as final (and so would
     not be sent), an edited one aside."""
     done = Counter[str]()

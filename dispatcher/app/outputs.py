@@ -1,6 +1,7 @@
 """The files an ``-o`` may not write over: the ledger being read and its side files, the job file
 that ledger belongs to, that job's CSV of targets, and any other dispatcher ledger (an SQLite
 database, or a side file beside one). ``--force`` never changes it: those are what a run needs.
+Nor does it let a new retry job replace one that holds commands another ledger handed to it.
 
 May import: errors, job, ledger.
 """
@@ -9,17 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Final
 
 from dispatcher.errors import DispatcherError, Refused
 from dispatcher.job.model import load_job
 from dispatcher.ledger.identity import JobRecord
+from dispatcher.ledger.sqlite_files import is_database, side_file_of, side_files
+from dispatcher.ledger.store import LedgerStore
 
-__all__ = ["is_the_ledger", "own_file", "refuse_own_files"]
-
-# The files SQLite and the lock keep beside a ledger ("<ledger>-wal", ...).
-_SIDE_FILES: Final = ("-wal", "-shm", "-journal", ".lock")
-_SQLITE_HEADER: Final = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
+__all__ = ["is_the_ledger", "not_handed_here", "own_file", "refuse_own_files"]
 
 
 def refuse_own_files(
@@ -44,12 +42,11 @@ def own_file(output: Path, ledger_path: Path, record: JobRecord | None) -> str |
         targets_csv = _targets_csv(job_path)
         if targets_csv is not None and _same_file(output, targets_csv):
             return f"the targets_csv of the job file {ledger_path} belongs to"
-    if _is_sqlite(output):
+    if is_database(output):
         return "a ledger (an SQLite database)"
-    real = output.resolve()
-    for side in _SIDE_FILES:
-        if real.name.endswith(side) and _is_sqlite(real.with_name(real.name[: -len(side)])):
-            return f"a ledger's {side.lstrip('-.')} file"
+    side = side_file_of(output.resolve())
+    if side is not None and is_database(side[0]):
+        return f"a ledger's {side[1]} file"
     return None
 
 
@@ -58,8 +55,22 @@ def is_the_ledger(output: Path, ledger_path: Path) -> bool:
     ledger = ledger_path.resolve()
     target = output.resolve()
     if target.parent == ledger.parent and target.name.startswith(ledger.name):
-        return target.name[len(ledger.name) :] in ("", *_SIDE_FILES)
+        return target == ledger or target in side_files(ledger)
     return output.exists() and os.path.samefile(output, ledger_path)
+
+
+def not_handed_here(output: Path, ledger: LedgerStore, into: str) -> int:
+    """How many commands the job file ``output`` holds that ``ledger`` did not hand to it
+    (``into``): another ledger's hand-over, lost if the file were written over. 0 when it is
+    no job file (nothing there, or not readable as one)."""
+    if not output.is_file():
+        return 0
+    try:
+        keys = {c.key for c in load_job(output).commands()}
+    except (DispatcherError, OSError, ValueError):
+        return 0
+    handed = {r.key for r in ledger.rows_of(sorted(keys)) if r.retried_in == into}
+    return len(keys - handed)
 
 
 def _same_file(output: Path, path: Path) -> bool:
@@ -80,12 +91,3 @@ def _targets_csv(job_path: Path) -> Path | None:
         return load_job(job_path).targets_csv
     except (DispatcherError, OSError):
         return None
-
-
-def _is_sqlite(path: Path) -> bool:
-    """Whether ``path`` is a file that begins as an SQLite database does."""
-    try:
-        with path.open("rb") as file:
-            return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
-    except OSError:  # missing, a directory, unreadable: not a database this could destroy
-        return False

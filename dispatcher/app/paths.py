@@ -23,6 +23,7 @@ from typing import Final
 from dispatcher.app.events import Events
 from dispatcher.errors import FlagError, Refused
 from dispatcher.ledger.occurrences import Occurrence, occurrences
+from dispatcher.ledger.sqlite_files import side_file_of
 from dispatcher.times import BEIJING
 
 __all__ = ["PLACEHOLDERS", "earlier_ledgers", "ledger_path_for", "ledger_to_resume", "resumable"]
@@ -34,7 +35,6 @@ _ANY_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _PLACEHOLDER: Final = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 # What each placeholder is filled with (plan_options.ledger_path_for): the shape a match must have.
 _SHAPES: Final = {"date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "time": r"[0-9]{6}", "job": r"[^/]+"}
-_COMPANIONS: Final = ("-wal", "-shm", "-journal", ".lock")  # SQLite's and the lock's files
 
 
 def earlier_ledgers(given: Path, path: Path) -> list[Occurrence]:
@@ -53,7 +53,7 @@ def earlier_ledgers(given: Path, path: Path) -> list[Occurrence]:
     found = sorted(
         Path(name)
         for name in glob.glob(pattern)
-        if shape.fullmatch(name) and not name.endswith(_COMPANIONS) and Path(name).is_file()
+        if shape.fullmatch(name) and side_file_of(Path(name)) is None and Path(name).is_file()
     )
     return occurrences(p for p in found if p.resolve() != this)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from dispatcher.app.outputs import refuse_own_files
 from dispatcher.app.resources import closing
 from dispatcher.errors import LedgerError
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import LedgerStore
 
 __all__ = ["ReportRequest", "report_ledger"]
 
@@ -28,7 +29,7 @@ class ReportRequest:
 
 
 @contextlib.contextmanager
-def report_ledger(request: ReportRequest) -> Iterator[Ledger]:
+def report_ledger(request: ReportRequest) -> Iterator[LedgerStore]:
     """The ledger, read-only, for the block; LedgerError when there is none, Refused when the
     output is one of the files a run needs."""
     path, output = request.ledger, request.output

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError, LedgerError
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import LedgerStore
 
 __all__ = ["closing", "existing_ledger"]
 
 
 @contextlib.contextmanager
-def closing(ledger: Ledger) -> Iterator[Ledger]:
+def closing(ledger: LedgerStore) -> Iterator[LedgerStore]:
     """``ledger`` for the block, closed after it; when the block raised, an error in closing
     is dropped for the one that ended the block."""
     try:
@@ -31,7 +32,7 @@ def closing(ledger: Ledger) -> Iterator[Ledger]:
 
 
 @contextlib.contextmanager
-def existing_ledger(path: Path, settings: Settings) -> Iterator[Ledger]:
+def existing_ledger(path: Path, settings: Settings) -> Iterator[LedgerStore]:
     """The ledger at ``path`` for writing; LedgerError when there is none, or it holds no
     commands (a file that is not already a ledger is never made into one)."""
     if not path.exists():

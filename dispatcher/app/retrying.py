@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import orjson
-
 from dispatcher.app.events import Events, Quiet
-from dispatcher.app.outputs import refuse_own_files
+from dispatcher.app.outputs import not_handed_here, refuse_own_files
 from dispatcher.app.resources import closing
 from dispatcher.errors import DispatcherError, LedgerError, Refused
-from dispatcher.job.writer import JobWriter, Target, Written
+from dispatcher.job.writer import JobWriter, Written
 from dispatcher.ledger.identity import JobRecord
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import LedgerStore, Row
 from dispatcher.report.retry import Reason, Retry, RetryTally, retries
 from dispatcher.times import format_onenet, now_beijing
 
@@ -89,12 +88,19 @@ def retry_failed(request: RetryRequest, *, events: Events | None = None) -> Retr
         try:
             record = ledger.job()
             refuse_own_files(output, ledger_path, record, writing="the new job")
+            foreign = not_handed_here(output, ledger, into)
+            if foreign:
+                raise Refused(
+                    f"{output} holds {foreign} command{'s' if foreign != 1 else ''} that"
+                    f" {ledger_path} did not hand to it (another retry-failed's, which would"
+                    " never be sent if it were written over): write the new job to another file"
+                )
             _warn_if_running(ledger, ledger_path, events)
             with JobWriter(output, force=force) as writer:
                 # Commands handed to this very file before (a retry-failed stopped before it
                 # was put in place, or --force over it) go into it again: the same hand-over.
                 for retry in retries(ledger, tally, now=now, into=into):
-                    if retry.row.step:
+                    if retry.row.command.step:
                         raise Refused(
                             f"{ledger_path}: its job has steps:, whose order a job of single"
                             " commands cannot keep; nothing was written. Fix the cause and run"
@@ -102,7 +108,7 @@ def retry_failed(request: RetryRequest, *, events: Events | None = None) -> Retr
                             " accepted"
                         )
                     try:
-                        writer.add(_target(retry))
+                        writer.add(retry.row.command, _notes(retry))
                     except ValueError as exc:
                         raise Refused(f"{output}: {exc}") from exc
                     handed.append(retry.row.key)
@@ -127,7 +133,9 @@ def retry_failed(request: RetryRequest, *, events: Events | None = None) -> Retr
     return RetryOutcome(written, tally, tuple(flagged), record, job)
 
 
-def _hand_over_said(error: str, ledger: Ledger, handed: list[str], into: str, output: Path) -> str:
+def _hand_over_said(
+    error: str, ledger: LedgerStore, handed: list[str], into: str, output: Path
+) -> str:
     """The error of a retry-failed that broke off, with where its hand-over stands."""
     try:
         recorded = bool(handed) and all(r.retried_in == into for r in ledger.rows_of(handed[:1]))
@@ -141,7 +149,7 @@ def _hand_over_said(error: str, ledger: Ledger, handed: list[str], into: str, ou
     )
 
 
-def _warn_if_running(ledger: Ledger, ledger_path: Path, events: Events) -> None:
+def _warn_if_running(ledger: LedgerStore, ledger_path: Path, events: Events) -> None:
     """A run still going may send the pending and failed commands itself."""
     runs = ledger.runs()
     if runs and runs[-1].finished_at is None:
@@ -151,49 +159,32 @@ def _warn_if_running(ledger: Ledger, ledger_path: Path, events: Events) -> None:
         )
 
 
-def _target(retry: Retry) -> Target:
-    """The row as the job gave it, with notes: why it is sent again, where it came from."""
+def _notes(retry: Retry) -> tuple[str, ...]:
+    """Why the command is sent again and where it came from; each time that has passed."""
     row = retry.row
     field = _DETAIL.get(retry.reason)
     value = None if field is None else getattr(row, field)
     why = retry.reason.value if value is None else f"{retry.reason.value} ({field} {value})"
-    notes = [f"{why}: {row.source}:{row.line}"]
+    notes = [f"{why}: {row.command.source}:{row.command.line}"]
     for name in retry.passed:
-        text = getattr(row, name)
+        text = _time_text(row, name)
         notes.append(
             f"{name} {text} has passed: change it (e.g. to a relative time such as +2d);"
             " dispatcher validate refuses it as it is"
         )
-    return Target(
-        imei=row.imei,
-        obj_id=row.obj_id,
-        obj_inst_id=row.obj_inst_id,
-        res_id=row.res_id,
-        expired_time=row.expired_time,
-        valid_time=row.valid_time,
-        args=row.args,
-        retry=row.retry,
-        timeout=row.timeout,
-        trigger_msg=row.trigger_msg,
-        notes=tuple(notes),
-        op=row.op,
-        mode=row.mode,
-        values=_values(row.args) if row.op == "write" else (),
-        product=row.product,
-    )
+    return tuple(notes)
 
 
-def _values(body: str | None) -> tuple[tuple[int, str | int | float | bool], ...]:
-    """A write's values, from the body it sent: as a job writes them again."""
-    if body is None:
-        return ()
-    return tuple((int(v["res_id"]), v["val"]) for v in orjson.loads(body)["data"])
+def _time_text(row: Row, name: str) -> str:
+    """A time of the row's command (valid_time or expired_time), as the job wrote it."""
+    spec = row.command.valid_time if name == "valid_time" else row.command.expired_time
+    return "" if spec is None else spec.text
 
 
 def _passed_warning(retry: Retry) -> str:
     row = retry.row
-    times = "; ".join(f"{name}: {getattr(row, name)} has passed" for name in retry.passed)
-    return f"{row.source}:{row.line}: {times}"
+    times = "; ".join(f"{name}: {_time_text(row, name)} has passed" for name in retry.passed)
+    return f"{row.command.source}:{row.command.line}: {times}"
 
 
 def _job_shown(record: JobRecord | None) -> str:

@@ -34,7 +34,9 @@ from dispatcher.job.model import Job, Validation, load_job, validate_job
 from dispatcher.job.plan import Plan
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.occurrences import Occurrence
-from dispatcher.ledger.store import FINAL, Ledger
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.sqlite_files import discard
+from dispatcher.ledger.store import FINAL, LedgerStore
 from dispatcher.run.binding import bind_job, preview_binding
 from dispatcher.run.state import RunResult, RunStats
 from dispatcher.times import BEIJING
@@ -179,8 +181,7 @@ def run(
         if result is None:
             ledger.close()
             if not resuming:  # made for this run, which never began: the next is a first run too
-                for suffix in ("", "-wal", "-shm", ".lock"):
-                    path.with_name(path.name + suffix).unlink(missing_ok=True)
+                discard(path)
             return RunOutcome(path, None)
         aborted = isinstance(result.aborted, RolloutAborted)
         errnos = tuple(ledger.errno_groups()) if aborted else ()
@@ -189,7 +190,7 @@ def run(
 
 
 def _bind(
-    ledger: Ledger, job: Job, checked: Validation, accept_changes: bool, events: Events
+    ledger: LedgerStore, job: Job, checked: Validation, accept_changes: bool, events: Events
 ) -> None:
     """Bind the ledger to the job, saying what an edit changed; NothingToDo when the job is
     finished, JobChangedError when the edit is refused."""
@@ -208,7 +209,7 @@ def _bind(
     parts = ", ".join(f"{counts[s]:,} {s.value}" for s in FINAL if counts[s])
     raise NothingToDo(
         f"{job.source}: the job is finished ({parts}): nothing to send",
-        through=all_through(counts),
+        through=all_through(counts, handed=ledger.handed_over()),
     )
 
 

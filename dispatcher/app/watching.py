@@ -20,7 +20,7 @@ from dispatcher.app.keys import default_keys, lane_keys
 from dispatcher.app.resources import existing_ledger
 from dispatcher.config import Settings
 from dispatcher.errors import BrokeOff, ConfigError, DispatcherError
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, Watch
@@ -54,13 +54,13 @@ class StatusOutcome:
     several: bool
 
 
-def devices_to_probe(ledger: Ledger, n: int, product: str | None = None) -> list[str]:
+def devices_to_probe(ledger: LedgerStore, n: int, product: str | None = None) -> list[str]:
     """A few devices with commands to check (as many as the errno-1 breaker counts)."""
     first = itertools.islice(ledger.rows_to_check(product), _PROBE_ROWS)
-    return list(dict.fromkeys(r.imei for r in first))[:n]
+    return list(dict.fromkeys(r.command.imei for r in first))[:n]
 
 
-def status_title(ledger: Ledger) -> str:
+def status_title(ledger: LedgerStore) -> str:
     """'job PATH' as the ledger recorded it."""
     record = ledger.job()
     return f"job {record.path}" if record is not None else f"ledger {ledger.path}"

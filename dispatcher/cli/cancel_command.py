@@ -34,7 +34,7 @@ from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
 from dispatcher.errors import BrokeOff, ConfigError, DispatcherError
 from dispatcher.ledger.records import OPEN_DELIVERY, DeliveryState, Row, Status
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.run.cancel import CancelReport, cancel_waiting
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
@@ -80,7 +80,9 @@ def cancel(
         title = status_title(ledger)
         wanted = _devices(ledger, imeis)
         # A lane per product of the job's commands: each read and cancelled with its own key.
-        names = {r.product or "" for r in _rows_of(ledger, wanted)} if settings.products else set()
+        names = (
+            {r.command.product for r in _rows_of(ledger, wanted)} if settings.products else set()
+        )
         keys = lane_keys(settings, names, events) if names else default
         several = len(keys.lanes) > 1
         unreadable = sum(
@@ -104,11 +106,11 @@ def cancel(
         if not waiting:
             console.note("nothing to cancel")
             sys.exit(EXIT_INCOMPLETE if unreadable else EXIT_OK)
-        if not _confirmed(len(waiting), len({r.imei for r in waiting}), yes):
+        if not _confirmed(len(waiting), len({r.command.imei for r in waiting}), yes):
             sys.exit(EXIT_OK)
         codes = []
         for name, (lane_settings, key) in keys.lanes.items():
-            mine = [r for r in waiting if not names or (r.product or "") == name]
+            mine = [r for r in waiting if not names or r.command.product == name]
             if not mine:
                 continue
             if several:
@@ -127,13 +129,13 @@ def cancel(
     sys.exit(code)
 
 
-def _devices(ledger: Ledger, imeis: tuple[str, ...]) -> frozenset[str] | None:
+def _devices(ledger: LedgerStore, imeis: tuple[str, ...]) -> frozenset[str] | None:
     """The devices asked for (None: all of the job's); a usage error when one of them is not a
     device of the job (nothing is cancelled then)."""
     if not imeis:
         return None
     wanted = frozenset(imeis)
-    found = {r.imei for r in ledger.rows(retired=False) if r.imei in wanted}
+    found = {r.command.imei for r in ledger.rows(retired=False) if r.command.imei in wanted}
     unknown = sorted(wanted - found)
     if unknown:
         shown = ", ".join(unknown[:_EXAMPLES]) + (" ..." if len(unknown) > _EXAMPLES else "")
@@ -141,18 +143,18 @@ def _devices(ledger: Ledger, imeis: tuple[str, ...]) -> frozenset[str] | None:
     return wanted
 
 
-def _rows_of(ledger: Ledger, wanted: frozenset[str] | None) -> Iterator[Row]:
+def _rows_of(ledger: LedgerStore, wanted: frozenset[str] | None) -> Iterator[Row]:
     """The job's (active) rows, and the retired versions OneNET holds (an edit's earlier version
     may still run on the device), streamed; only those of ``wanted`` devices when given."""
     for row in ledger.rows():
         if row.retired is not None and row.delivery is None:
             continue
-        if wanted is None or row.imei in wanted:
+        if wanted is None or row.command.imei in wanted:
             yield row
 
 
 def _read_states(
-    ledger: Ledger,
+    ledger: LedgerStore,
     wanted: frozenset[str] | None,
     settings: Settings,
     api_key: str,
@@ -169,7 +171,7 @@ def _read_states(
         rows = [
             r
             for r in _rows_of(ledger, wanted)
-            if r.delivery in OPEN_DELIVERY and (product is None or (r.product or "") == product)
+            if r.delivery in OPEN_DELIVERY and (product is None or r.command.product == product)
         ]
         commands, totals = len(rows), None
     if not commands:
@@ -210,7 +212,7 @@ def _read_states(
 
 
 def _first_devices(
-    ledger: Ledger, wanted: frozenset[str] | None, n: int, product: str | None = None
+    ledger: LedgerStore, wanted: frozenset[str] | None, n: int, product: str | None = None
 ) -> list[str]:
     """A few devices with commands to check, for the probe."""
     if wanted is not None:
@@ -227,7 +229,7 @@ def _tell_plan(
 ) -> None:
     """What will be cancelled, and what is left as it is."""
     console.note(
-        f"{title}: {len(waiting):,} waiting commands on {len({r.imei for r in waiting}):,}"
+        f"{title}: {len(waiting):,} waiting commands on {len({r.command.imei for r in waiting}):,}"
         " devices can be cancelled"
     )
     if states:
@@ -260,7 +262,7 @@ def _confirmed(commands: int, devices: int, yes: bool) -> bool:
 
 
 def _cancel(
-    rows: list[Row], ledger: Ledger, settings: Settings, api_key: str
+    rows: list[Row], ledger: LedgerStore, settings: Settings, api_key: str
 ) -> tuple[CancelReport, Stop]:
     stops: list[Stop] = []
 

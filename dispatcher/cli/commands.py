@@ -16,8 +16,7 @@ import click
 
 from dispatcher import __version__
 from dispatcher.app.events import Quiet
-from dispatcher.app.validating import ValidateRequest
-from dispatcher.app.validating import validate as validate_files
+from dispatcher.app.validating import ValidateRequest, validate as validate_files
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, interruptible
 from dispatcher.job.model import Problem

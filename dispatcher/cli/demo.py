@@ -26,7 +26,8 @@ from dispatcher.config import Settings
 from dispatcher.emulator.devices import Fleet
 from dispatcher.errors import ConfigError, DispatcherError
 from dispatcher.job.model import load_job, validate_job
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.report import summarize
 from dispatcher.report.render import DELIVERY_LINES
 from dispatcher.run.binding import bind_job
@@ -139,7 +140,7 @@ class _TimeLapse:
 
 
 async def _watch_deliveries(
-    ledger: Ledger, settings: Settings, clock: _TimeLapse, stop: Stop
+    ledger: LedgerStore, settings: Settings, clock: _TimeLapse, stop: Stop
 ) -> None:
     """``dispatcher status`` rounds while the fleet's clock jumps ahead, then the breakdown."""
     console.note("watching deliveries (dispatcher status --watch), the fleet's clock in leaps:")

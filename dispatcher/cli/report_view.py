@@ -9,13 +9,13 @@ from typing import Literal, TextIO, cast
 
 from dispatcher.cli import console
 from dispatcher.cli.exits import fail
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.report import summarize, write_export
 
 __all__ = ["write_report", "write_report_file"]
 
 
-def write_report(ledger: Ledger, fmt: str, out: TextIO | None) -> None:
+def write_report(ledger: LedgerStore, fmt: str, out: TextIO | None) -> None:
     """The report in ``fmt`` on ``out`` (None: stdout)."""
     if fmt == "table":
         console.summary_table(summarize(ledger), out)
@@ -28,7 +28,7 @@ def write_report(ledger: Ledger, fmt: str, out: TextIO | None) -> None:
         write_export(ledger, fmt_, sys.stdout if out is None else out)
 
 
-def write_report_file(ledger: Ledger, fmt: str, path: Path) -> None:
+def write_report_file(ledger: LedgerStore, fmt: str, path: Path) -> None:
     """The report in ``fmt`` written to ``path``; no half-written file is left when it fails."""
     try:
         out = path.open("w", encoding="utf-8", newline="" if fmt == "csv" else None)

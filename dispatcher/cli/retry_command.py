@@ -8,8 +8,14 @@ from pathlib import Path
 
 import click
 
-from dispatcher.app.retrying import RetryRequest, n_of, reasons, them, unsettled_by_state
-from dispatcher.app.retrying import retry_failed as run_retry
+from dispatcher.app.retrying import (
+    RetryRequest,
+    n_of,
+    reasons,
+    retry_failed as run_retry,
+    them,
+    unsettled_by_state,
+)
 from dispatcher.cli import console
 from dispatcher.cli.exits import interruptible
 from dispatcher.cli.observer import ConsoleEvents

@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from dispatcher.app.running import RunRequest
-from dispatcher.app.running import run as run_use_case
+from dispatcher.app.running import RunRequest, run as run_use_case
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_INTERRUPTED, EXIT_OK, interruptible
 from dispatcher.cli.lanes import load_config

@@ -36,4 +36,5 @@ def end_of_run(
             f"stopped ({result.stop_reason})" + (f"; to resume: {resume}" if resume else "")
         )
         return EXIT_INTERRUPTED
-    return EXIT_OK if all_through(result.counts, result.unregistered) else EXIT_INCOMPLETE
+    through = all_through(result.counts, result.unregistered, result.handed)
+    return EXIT_OK if through else EXIT_INCOMPLETE

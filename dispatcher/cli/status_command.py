@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from dispatcher.app.watching import StatusRequest
-from dispatcher.app.watching import status as read_status
+from dispatcher.app.watching import StatusRequest, status as read_status
 from dispatcher.cli import console
 from dispatcher.cli.delivery_view import answers_line, breakdown_table
 from dispatcher.cli.exits import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, interruptible

@@ -2,8 +2,12 @@
 paths), stored commands, the devices behind it (off by default), the products it serves (any
 key by default) and the faults it can inject.
 
-May import: errors, times. Never job, onenet, ledger, run, report or cli: it is an independent
-server, and a test double only by speaking the same HTTP.
+``EmulatorTransport`` (transport.py) plugs the same routes into the OneNET client in-process,
+with no socket.
+
+May import: errors, times, and onenet.transport for the in-process transport alone. Never job,
+ledger, run, report or cli, nor the client: it is an independent server, and a test double by
+speaking the same HTTP.
 """
 
 from dispatcher.emulator.server import (
@@ -15,9 +19,11 @@ from dispatcher.emulator.server import (
     run,
     serve,
 )
+from dispatcher.emulator.transport import EmulatorTransport
 
 __all__ = [
     "Emulator",
+    "EmulatorTransport",
     "Faults",
     "Fleet",
     "Product",

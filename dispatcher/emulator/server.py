@@ -31,27 +31,26 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Final
 
-import orjson
 from aiohttp import web
 
 from dispatcher.emulator import history
+from dispatcher.emulator.admin import add_admin_routes
 from dispatcher.emulator.checks import check_execute, check_read, check_write
 from dispatcher.emulator.devices import Devices, Fleet
 from dispatcher.emulator.faults import Shaper, cut, gzip_bomb, html_page
-from dispatcher.emulator.products import ANYONE, Caller, Product, Tenant, parse_token
+from dispatcher.emulator.gate import Gate
+from dispatcher.emulator.products import ANYONE, Caller, Product, Tenant
 from dispatcher.emulator.replies import JSON, error
 from dispatcher.emulator.state import (
     AUTH_FAILED,
     BAD_PARAM,
-    BUSY,
     Faults,
     Shape,
     Store,
     StoredCommand,
-    Throttle,
 )
 
 __all__ = ["Emulator", "Faults", "Fleet", "Product", "StoredCommand", "run", "serve"]
@@ -99,43 +98,14 @@ class Emulator:
         self._sleep = sleep
         self._store = Store(keep_records=keep_records)
         self._arrivals: deque[float] = deque(maxlen=max_arrivals)
-        self._throttle = Throttle()  # the platform's (Faults.throttle_rps), over every product
+        self._gate = Gate(self._store, monotonic, products, max_arrivals)
         # None without products: then every call is checked as before products existed
-        self._tenants: dict[str, Tenant] | None = None
-        self._by_key: dict[str, Tenant] = {}
-        self._by_res: dict[str, Tenant] = {}
-        if products is not None:
-            self._serve_products(products, max_arrivals)
+        self._tenants = self._gate.tenants
         self._faults = Faults()
         self._rng = random.Random()
         self._shaping = False  # whether answers need a Date, gzip or truncation after the fact
         self._shaper = Shaper(clock, self._store)
         self.faults = faults or Faults()
-
-    def _serve_products(self, products: Mapping[str, Product], max_arrivals: int) -> None:
-        if not products:
-            raise ValueError("products must name at least one product")
-        tenants: dict[str, Tenant] = {}
-        for name, product in products.items():
-            if not isinstance(name, str) or not name:
-                raise ValueError("a product's name must be a non-empty string")
-            if not isinstance(product, Product):
-                raise ValueError(f"product {name!r} must be a Product")
-            tenant = tenants[name] = Tenant(name, product, max_arrivals)
-            key, res = product.api_key, product.res
-            if key is not None:
-                if key in self._by_key:
-                    raise ValueError(
-                        f"products {self._by_key[key].name!r} and {name!r} share a key"
-                    )
-                self._by_key[key] = tenant
-            if res is not None:
-                if res in self._by_res:
-                    raise ValueError(
-                        f"products {self._by_res[res].name!r} and {name!r} share {res}"
-                    )
-                self._by_res[res] = tenant
-        self._tenants = tenants
 
     @property
     def faults(self) -> Faults:
@@ -220,9 +190,7 @@ class Emulator:
             add(
                 "PUT", f"{prefix}/offline/cancel/{{uuid}}", follow_up(history.cancel, "cancel", iot)
             )
-        add("GET", "/_emulator/stats", self._admin_stats)
-        add("GET", "/_emulator/arrivals", self._admin_arrivals)
-        add("PUT", "/_emulator/faults", self._admin_faults)
+        add_admin_routes(app.router, self)
         return app
 
     def _shaped(self, handler: Handler, *, reads: bool = True) -> Handler:
@@ -261,65 +229,16 @@ class Emulator:
 
         return self._shaped(handle)
 
+    def _now(self) -> float:
+        """The server's now (its clock, with the faults' offset)."""
+        return self._clock() + self._faults.clock_offset_s
+
     async def _delay(self, faults: Faults) -> None:
         delay = faults.latency_ms
         if faults.latency_jitter_ms:
             delay += self._rng.uniform(0.0, faults.latency_jitter_ms)
         self._store.faults["latency"] += 1
         await self._sleep(delay / 1000.0)
-
-    def _key_ok(self, request: web.Request, faults: Faults) -> bool:
-        key = request.headers.get("api-key")
-        return bool(key) and (faults.api_key is None or key == faults.api_key)
-
-    def _identify(self, request: web.Request, iot: bool) -> tuple[Tenant | None, bool]:
-        """(the product a call names, whether it is let in): by its api-key on ``/nbiot``, by
-        its token on ``/nb-iot`` (the ``res`` names the product, whose access key must have
-        signed it, and its ``et`` must still be ahead on the server's clock)."""
-        if not iot:
-            key = request.headers.get("api-key")
-            tenant = self._by_key.get(key) if key else None
-            return tenant, tenant is not None
-        token = parse_token(request.headers.get("authorization"))
-        if token is None:
-            return None, False
-        fresh = token.et > self._clock() + self._faults.clock_offset_s
-        if self._tenants is None:
-            return None, fresh  # no access key to check the sign with: any fresh token
-        tenant = self._by_res.get(token.res)
-        if tenant is None or tenant.key is None:
-            return None, False
-        return tenant, fresh and token.signed_with(tenant.key)
-
-    def _throttle_full(self, faults: Faults, tenant: Tenant | None) -> web.Response | None:
-        """The throttled answer when the platform's or the product's window is full; else
-        None, and the call is counted in both windows."""
-        rps = faults.throttle_rps
-        own = tenant.product.throttle_rps if tenant is not None else None
-        now = self._monotonic()
-        if rps is not None and self._throttle.full(rps, now):
-            return self._throttle_answer(faults, faults.throttle_mode, tenant)
-        if tenant is not None and own is not None:
-            if tenant.throttle.full(own, now):
-                return self._throttle_answer(faults, tenant.product.throttle_mode, tenant)
-            tenant.throttle.admit(now)
-        if rps is not None:
-            self._throttle.admit(now)
-        return None
-
-    def _throttle_answer(
-        self, faults: Faults, mode: str, tenant: Tenant | None = None
-    ) -> web.Response:
-        self._store.throttled += 1
-        if tenant is not None:
-            tenant.throttled += 1
-        if mode == "errno7":
-            return error(BUSY, "errno" if tenant is None else tenant.shape)
-        return web.Response(
-            status=429,
-            text="429 Too Many Requests",
-            headers={"Retry-After": f"{faults.throttle_retry_after:g}"},
-        )
 
     async def _create(self, request: web.Request, check: Check, iot: bool) -> web.Response:
         """A create call (execute, write, read): the faults, then ``check``, then the store."""
@@ -331,7 +250,7 @@ class Emulator:
         tenant: Tenant | None = None
         let_in = True
         if identify:
-            tenant, let_in = self._identify(request, iot)
+            tenant, let_in = self._gate.identify(request, iot, self._now())
             if tenant is not None:
                 tenant.posts += 1
                 tenant.arrivals.append(arrived)
@@ -351,7 +270,7 @@ class Emulator:
         if faults.cut_before_rate and rng.random() < faults.cut_before_rate:
             store.faults["cut_before"] += 1
             return cut(request)
-        if not (let_in if identify else self._key_ok(request, faults)):
+        if not (let_in if identify else self._gate.key_ok(request, faults)):
             store.reject(AUTH_FAILED)
             if tenant is not None:
                 tenant.auth_failed += 1
@@ -359,7 +278,7 @@ class Emulator:
         if faults.throttle_rps is not None or (
             tenant is not None and tenant.product.throttle_rps is not None
         ):
-            throttled = self._throttle_full(faults, tenant)
+            throttled = self._gate.throttle_full(faults, tenant)
             if throttled is not None:
                 return throttled
         result = check(
@@ -413,12 +332,12 @@ class Emulator:
         tenant: Tenant | None = None
         caller = ANYONE
         if iot or self._tenants is not None:
-            tenant, let_in = self._identify(request, iot)
+            tenant, let_in = self._gate.identify(request, iot, self._now())
             if tenant is not None:
                 caller = tenant.caller
             if not let_in:
                 return error(AUTH_FAILED, caller.shape), "", ANYONE
-        elif not self._key_ok(request, faults):
+        elif not self._gate.key_ok(request, faults):
             return error(AUTH_FAILED), "", ANYONE
         imei = request.query.get("imei", "")
         if len(imei) != 15 or not (imei.isascii() and imei.isdigit()):
@@ -427,34 +346,6 @@ class Emulator:
         if imei in outside:
             return error(AUTH_FAILED, caller.shape), "", ANYONE
         return None, imei, caller
-
-    async def _admin_stats(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=orjson.dumps(self.stats(), option=orjson.OPT_NON_STR_KEYS), content_type=JSON
-        )
-
-    async def _admin_arrivals(self, request: web.Request) -> web.Response:
-        try:
-            arrivals = self.arrivals(request.query.get("product"))
-        except ValueError as exc:
-            return web.Response(status=404, text=str(exc))
-        return web.Response(body=orjson.dumps(arrivals), content_type=JSON)
-
-    async def _admin_faults(self, request: web.Request) -> web.Response:
-        """Replace some fault settings: a JSON object of Faults fields (foreign_imeis as a list)."""
-        try:
-            changes = orjson.loads(await request.read())
-            if not isinstance(changes, dict):
-                raise ValueError("expected a JSON object of Faults fields")
-            unknown = set(changes) - {f.name for f in fields(Faults)}
-            if unknown:
-                raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
-            self.faults = replace(self._faults, **changes)
-        except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
-            return web.Response(status=400, text=str(exc))
-        payload = {f.name: getattr(self._faults, f.name) for f in fields(Faults)}
-        payload["foreign_imeis"] = sorted(self._faults.foreign_imeis)
-        return web.Response(body=orjson.dumps(payload), content_type=JSON)
 
 
 @asynccontextmanager

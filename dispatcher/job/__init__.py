@@ -1,8 +1,8 @@
-"""The job: Command and Job records, reading YAML and CSV job files, the field rules, duplicate
-tracking, validation and the job's fingerprint.
+"""The job: Job records, reading YAML and CSV job files into commands (dispatcher.model's Command),
+the field rules, duplicate tracking, validation, the job's fingerprint, and writing job files.
 
-May import: errors, times, lwm2m (what the ids mean). Never onenet, ledger, run, report, cli or
-emulator: a job is read and checked without knowing how it is sent.
+May import: errors, times, lwm2m (what the ids mean), model (the command value). Never onenet,
+ledger, run, report, cli or emulator: a job is read and checked without knowing how it is sent.
 """
 
 from dispatcher.job.model import (

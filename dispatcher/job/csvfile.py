@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.fields import IMEI, NAMES, SLOT, TRIGGER, TRIGGER_MSG, Problem, suggest
 from dispatcher.job.hints import not_utf8_problem, utf16_problem
+from dispatcher.job.rows import IMEI, NAMES, SLOT, TRIGGER, TRIGGER_MSG, Problem
+from dispatcher.job.values import suggest
 from dispatcher.job.yamlfile import HEAD, MAX_LINE, open_error
 
 __all__ = ["CsvHeader", "csv_header", "csv_rows"]

@@ -15,137 +15,71 @@ an error.
 
 ``op`` is execute (the default), write or read. A write names its values (``values:``, a YAML
 mapping of resource id to value, or ``res_id`` and ``value``, one resource per CSV row); each is
-typed by the LwM2M registry (writes.py) and the body is ``args``. What the registry says of the
-resource (not writable, a value out of range) is a row's ``notes``, weighed by resources.py once per
-distinct command. A read needs ``obj_id`` only: ``obj_inst_id`` and ``res_id`` narrow it.
+typed by the LwM2M registry (operations.py, writes.py) and the body is ``args``. What the
+registry says of the resource (not writable, a value out of range) is a row's ``notes``, weighed
+by resources.py once per distinct command. A read needs ``obj_id`` only: ``obj_inst_id`` and
+``res_id`` narrow it.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
-import orjson
-
-from dispatcher.job.command import MODES, OPS, key_tail, sent_tail
-from dispatcher.job.hints import imei_hint, unencodable
+from dispatcher.job.hints import unencodable
+from dispatcher.job.operations import (
+    OPTIONAL,
+    OperationChecker,
+    parse_mode,
+    parse_op,
+    parse_product,
+    parse_value,
+    parse_values,
+    required_message,
+)
+from dispatcher.job.rows import (
+    ARGS,
+    EXPIRED,
+    IMEI,
+    MODE,
+    NAMES,
+    OP,
+    PRODUCT,
+    RES_ID,
+    TRIGGER,
+    TRIGGER_MSG,
+    VALID,
+    VALUE,
+    VALUES,
+    Checked,
+    PastTimes,
+    Problem,
+    TimeValue,
+)
 from dispatcher.job.values import (
     ABSENT,
     LUHN_DOUBLE,
     Err,
+    checked_imei,
     int_parser,
-    luhn_check_digit,
-    luhn_ok,
     parse_args,
     parse_csv_args,
     parse_trigger,
-    suggest,
 )
-from dispatcher.job.writes import Encoded, body_problem, body_text, typed_value
+from dispatcher.model.command import Op, key_tail, sent_tail
 from dispatcher.times import BEIJING, DailyWindow, TimeSpec, format_onenet, parse_timespec
 
-__all__ = [
-    "FIELDS",
-    "NAMES",
-    "Checked",
-    "PastTimes",
-    "Problem",
-    "RowChecker",
-    "TimeValue",
-    "luhn_check_digit",
-    "luhn_ok",
-    "suggest",
-]
+__all__ = ["RowChecker"]
 
-FIELDS = (
-    "imei",
-    "obj_id",
-    "obj_inst_id",
-    "res_id",
-    "args",
-    "valid_time",
-    "expired_time",
-    "retry",
-    "timeout",
-    "trigger_msg",
-)
-"""The command fields, in the order of a row's slots."""
-NAMES = (*FIELDS, "trigger", "op", "mode", "value", "values", "product")
-"""Every name a job file may use for a field; ``trigger`` is trigger_msg by names; ``values`` is
-YAML's only (a mapping, carried as JSON text: ``[[res_id, text, infer], ...]``)."""
-SLOT = {name: i for i, name in enumerate(NAMES)}
-IMEI, OBJ_ID, OBJ_INST_ID, RES_ID, ARGS, VALID, EXPIRED, RETRY, TIMEOUT, TRIGGER_MSG, TRIGGER = (
-    range(11)
-)
-OP, MODE, VALUE, VALUES, PRODUCT = range(11, 16)
-OPERATION = (OBJ_ID, OBJ_INST_ID, RES_ID, ARGS, OP, MODE, VALUE, VALUES)
-"""The slots that say what is done (a job with steps: gives them in each step)."""
-REQUIRED = (OBJ_ID, OBJ_INST_ID, RES_ID, EXPIRED)
-"""The fields an execute cannot do without (a CSV without their column needs a default)."""
-NEEDS = {"execute": REQUIRED, "write": (OBJ_ID, OBJ_INST_ID, EXPIRED), "read": (OBJ_ID, EXPIRED)}
-"""The fields each operation cannot do without."""
 _CACHE_SIZE = 4096
-PastTimes = Literal["error", "warn", "allow"]
-"""What a time already past is: an error, a warning (the command stays), or nothing."""
 _PASSED = {
     VALID: "has passed: the command is sent without it (delivery may start at once)",
     EXPIRED: "has passed: the command will not be sent and is recorded as expired",
 }
 _WINDOWED = "window: gives the times; remove {}"
 _new = tuple.__new__
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """Something wrong in a job file, at a line; a warning does not stop the job."""
-
-    file: str
-    line: int
-    field: str
-    message: str
-    warning: bool = False
-
-    def __str__(self) -> str:
-        if not self.field:
-            return f"{self.file}:{self.line}: {self.message}"
-        return f"{self.file}:{self.line}: {self.field}: {self.message}"
-
-
-class TimeValue(NamedTuple):
-    """A checked time: as written, and the instant it means at the checked start."""
-
-    spec: TimeSpec
-    when: datetime
-
-
-class Checked(NamedTuple):
-    """One checked row: every value final, ready to become a Command."""
-
-    imei: str
-    obj_id: int
-    obj_inst_id: int
-    res_id: int
-    args: str | None
-    valid: TimeValue | None
-    expired: TimeValue
-    retry: int
-    timeout: int
-    trigger_msg: int
-    op: str  # execute, write or read
-    mode: int | None  # a write's: 1 replace, 2 partial update
-    notes: tuple[str, ...]  # what the registry says of a write's values (resources.py weighs it)
-    product: str  # the OneNET product (a lane of the config) it is sent through; "": the default
-    key_tail: bytes  # the key's text after the imei, for occurrence 0 (command.key_tail)
-    sent_tail: bytes  # the fingerprint's text after the key (command.sent_tail)
-    source: str
-    line: int
-    pos: int  # unique position of the row in the job (file index << 40 | line)
-    occurrence: int = 0
-    step: int = 0  # of a job with steps: (1, 2, ...)
-    after: Checked | None = None  # the device's previous step
 
 
 _MISSING = object()  # a required field with no value and no default
@@ -200,24 +134,24 @@ class RowChecker:
             int_parser(5, 40, " seconds", from_csv),
             int_parser(1, 7, " (bits: 1 register, 2 update, 4 notify)", from_csv),
             parse_trigger,
-            _parse_op,
-            _parse_mode,
-            _parse_value,
-            _parse_values,
-            _parse_product,
+            parse_op,
+            parse_mode,
+            parse_value,
+            parse_values,
+            parse_product,
         ]
         self._caches: list[dict[str, object]] = [{} for _ in NAMES]
         self._clean: dict[tuple[str | None, ...], tuple[Any, ...]] = {}
         self._defaults = self._check_defaults(defaults, default_lines, default_file or file)
         for slot in refused_defaults:
             self._defaults[slot if slot > TRIGGER else min(slot, TRIGGER_MSG)] = _BAD
-        self._typed: dict[tuple[int, int, str, bool], Encoded | Err] = {}
+        self._operation = OperationChecker(file)
 
     @property
     def default_op(self) -> str:
         """The operation of rows that give none (execute unless the defaults or step say)."""
         op = self._defaults[OP]
-        return op if isinstance(op, str) else "execute"
+        return op if isinstance(op, str) else Op.EXECUTE
 
     def absent(self, slots: Iterable[int]) -> list[int]:
         """Mark slots the source cannot give (CSV columns missing); those left without a default."""
@@ -264,7 +198,7 @@ class RowChecker:
         self, raw: Sequence[str | None], lines: Sequence[int], file: str
     ) -> list[object]:
         out: list[object] = [_MISSING, _MISSING, _MISSING, _MISSING, None, None, _MISSING, 3, 25, 7]
-        out += ["execute", None, None, None, ""]  # op, mode, value, values, product
+        out += [Op.EXECUTE, None, None, None, ""]  # op, mode, value, values, product
         out.insert(TRIGGER, None)  # trigger has no slot of its own here: it is trigger_msg's
         if raw[TRIGGER] and raw[TRIGGER_MSG]:
             self._default_problem(file, lines[TRIGGER], "trigger", "give trigger or trigger_msg")
@@ -337,7 +271,8 @@ class RowChecker:
             digits = imei[0::2] + imei[1::2].translate(LUHN_DOUBLE)  # luhn_ok(), inlined: hot
             good = (sum(digits.encode()) - 720) % 10 == 0  # 720: 15 times ord("0")
         if not good:
-            imei, imei_problem = self._imei(imei, line, lines)
+            where = lines[IMEI] if lines and imei and imei.strip() else line
+            imei, imei_problem = checked_imei(imei, self.file, where, self.strict)
             if imei_problem is not None:
                 problems = [imei_problem, *(problems or ())]
             if not imei:
@@ -345,27 +280,6 @@ class RowChecker:
         if values is None:
             return None, problems
         return _new(Checked, (imei, *values, self.file, line, pos, 0, self._step, None)), problems
-
-    def _imei(
-        self, text: str | None, line: int, lines: Sequence[int] | None
-    ) -> tuple[str, Problem | None]:
-        """The imei ('' if wrong) and its problem, if any."""
-        imei = text.strip() if text else ""
-        where = lines[IMEI] if lines and imei else line
-        if not (len(imei) == 15 and imei.isdigit() and imei.isascii()):
-            if not imei:
-                message = "is required"
-            else:
-                hint = imei_hint(imei, luhn_ok)
-                message = unencodable(imei) or f"must be 15 digits, got {imei!r}{hint}"
-            return "", Problem(self.file, where, "imei", message)
-        if luhn_ok(imei):
-            return imei, None  # spaces around it
-        expected = luhn_check_digit(imei[:14])
-        message = f"check digit is wrong (Luhn: {imei[:14]}{expected}); is there a typo?"
-        return ("" if self.strict else imei), Problem(
-            self.file, where, "imei", message, warning=not self.strict
-        )
 
     def _fields(
         self, raw: Sequence[str | None], line: int, lines: Sequence[int] | None
@@ -382,8 +296,8 @@ class RowChecker:
                 ok = False
             given[slot] = value
         named = given[OP]
-        op = named if isinstance(named, str) else "execute"
-        optional = _OPTIONAL[op]
+        op = named if isinstance(named, str) else Op.EXECUTE
+        optional = OPTIONAL[op]
         for slot in range(1, 10):
             text = raw[slot]
             if slot == TRIGGER_MSG and raw[TRIGGER]:
@@ -416,7 +330,7 @@ class RowChecker:
                     value = None
                 else:
                     field = NAMES[min(slot, TRIGGER_MSG)]
-                    problems.append(Problem(self.file, line, field, _required(field, op)))
+                    problems.append(Problem(self.file, line, field, required_message(field, op)))
                     ok = False
             elif value is _BAD:
                 ok = False
@@ -437,15 +351,15 @@ class RowChecker:
             if self._pair_bad:
                 return None, problems or None
         obj_id, obj_inst_id, res_id, args, _, _, retry, timeout, trigger_msg = values
-        settled = self._operation(op, given, values, raw, line, lines, problems)
+        settled = self._operation.settle(op, given, values, raw, line, lines, problems)
         if settled is None:
             return None, problems or None
-        res_id, args, mode, notes = settled
+        res_id, args, mode, notes, typed = settled
         values[RES_ID - 1], values[ARGS - 1] = res_id, args
         # Kept with the row's values, so a fleet's repeated rows cost no formatting for either.
         named_product = given[PRODUCT]
         product = named_product if isinstance(named_product, str) else ""
-        values += (op, mode, notes, product)
+        values += (op, mode, notes, typed, product)
         values.append(key_tail(obj_id, obj_inst_id, res_id, args, 0, op, mode, self._step))
         valid_text = "" if valid is None else valid.spec.text
         values.append(
@@ -471,168 +385,3 @@ class RowChecker:
             problems.append(Problem(self.file, where, NAMES[slot], value.message))
             return _BAD
         return value
-
-    def _operation(
-        self,
-        op: str,
-        given: dict[int, object],
-        values: list[Any],
-        raw: Sequence[str | None],
-        line: int,
-        lines: Sequence[int] | None,
-        problems: list[Problem],
-    ) -> tuple[int | None, str | None, int | None, tuple[str, ...]] | None:
-        """What the operation sends: (res_id, args, mode, notes); None (and problems) if wrong.
-
-        A write's args is its body, its res_id the one resource it writes (None for several).
-        """
-        obj_id, obj_inst_id, res_id, args = values[0], values[1], values[2], values[3]
-        mode, value, items = given[MODE], given[VALUE], given[VALUES]
-        # The row's own value (a CSV cell) comes before the defaults' values.
-        if raw[VALUE]:
-            items = None
-        elif raw[VALUES]:
-            value = None
-
-        def problem(slot: int, message: str) -> None:
-            where = lines[slot] if lines and raw[slot] else line
-            problems.append(Problem(self.file, where, NAMES[slot], message))
-
-        wrong = len(problems)
-        if op != "write":
-            for slot, what in ((MODE, mode), (VALUE, value), (VALUES, items)):
-                if what is not None:
-                    problem(slot, f"applies to op: write only (this is op: {op})")
-            if op == "read":
-                if args is not None:
-                    problem(ARGS, "applies to op: execute only (a read sends no args)")
-                if res_id is not None and obj_inst_id is None:
-                    problem(RES_ID, "a read of one resource needs obj_inst_id too")
-            return None if len(problems) > wrong else (res_id, args, None, ())
-        if args is not None:
-            problem(ARGS, "applies to op: execute only (a write sends values)")
-        pairs: list[tuple[int, str, bool]] = []
-        if value is not None:  # a CSV cell
-            items = ((None, str(value), True),)
-        if isinstance(items, tuple):
-            for res, text, infer in items:
-                if res is None and res_id is None:
-                    problem(RES_ID, "is required with value (the resource written)")
-                elif res is None:
-                    pairs.append((res_id, text, infer))
-                elif res_id is not None:
-                    problem(RES_ID, "values names the resources written: remove res_id")
-                    break
-                else:
-                    pairs.append((res, text, infer))
-        else:
-            problem(VALUES, "is required for op: write (or res_id and value)")
-        if len(problems) > wrong:
-            return None
-        encoded: list[Encoded] = []
-        notes: list[str] = []
-        for res, text, infer in pairs:
-            typed = self._typed_value(obj_id, res, text, infer)
-            if isinstance(typed, Err):
-                if not isinstance(typed.keep, Encoded):
-                    problem(VALUES if items is not None else VALUE, typed.message)
-                    continue
-                notes.append(typed.message)
-                encoded.append(typed.keep)
-            else:
-                encoded.append(typed)
-        if len(problems) > wrong:
-            return None
-        if too_big := body_problem(encoded):
-            problem(VALUES if items is not None else VALUE, too_big)
-            return None
-        written = encoded[0].res_id if len(encoded) == 1 else None
-        sent_mode = mode if isinstance(mode, int) else MODES["partial"]
-        return written, body_text(encoded), sent_mode, tuple(notes)
-
-    def _typed_value(self, obj_id: int, res_id: int, text: str, infer: bool) -> Encoded | Err:
-        """A value typed by the registry, once per distinct (resource, text)."""
-        cache = self._typed
-        key = (obj_id, res_id, text, infer)
-        found = cache.get(key)
-        if found is None:
-            if len(cache) >= _CACHE_SIZE:
-                cache.clear()
-            found = cache[key] = typed_value(obj_id, res_id, text, infer)
-        return found
-
-
-_OPTIONAL = {
-    "execute": frozenset(),
-    "write": frozenset({RES_ID}),
-    "read": frozenset({OBJ_INST_ID, RES_ID}),
-}
-
-
-def _required(field: str, op: str) -> str:
-    """The message of a required field left out."""
-    return "is required" if op == "execute" else f"is required for op: {op}"
-
-
-def _parse_op(text: str) -> object:
-    name = text.strip().lower()
-    if not name:
-        return ABSENT
-    if name in OPS:
-        return name
-    hint = suggest(name, OPS) or " (use execute, write or read)"
-    return Err(f"unknown operation {text.strip()!r}{hint}")
-
-
-def _parse_product(text: str) -> object:
-    """A product's name, as the config's products: name it (checked against it by the CLI)."""
-    name = text.strip()
-    if not name:
-        return ABSENT
-    if not (name.isascii() and name.replace("-", "").replace("_", "").isalnum()):
-        return Err(f"{name!r} is not a product name (letters, digits, - and _)")
-    return name
-
-
-def _parse_mode(text: str) -> object:
-    name = text.strip().lower()
-    if not name:
-        return ABSENT
-    if name in MODES:
-        return MODES[name]
-    if name in ("1", "2"):
-        return int(name)
-    hint = suggest(name, MODES) or " (use replace or partial)"
-    return Err(f"unknown write mode {text.strip()!r}{hint}")
-
-
-def _parse_value(text: str) -> object:
-    """A CSV cell's value (its type inferred, unless the registry knows the resource)."""
-    return text if text.strip() else ABSENT
-
-
-def _parse_values(text: str) -> object:
-    """``values:`` as the YAML reader carries it: [[res_id, text, infer], ...] (JSON); a YAML
-    ``value:`` is one item without res_id (null)."""
-    try:
-        items = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return Err("must be a mapping of resource id to value, e.g. {5850: true, 5851: 40}")
-    if type(items) is dict:  # an error found while reading, reported as written
-        return Err(str(items.get("error", "cannot be read")))
-    out: list[tuple[int | None, str, bool]] = []
-    written: set[int] = set()
-    for res, value, infer in items:
-        if res is None:  # value: (the row's res_id is the resource)
-            out.append((None, str(value), bool(infer)))
-            continue
-        t = str(res).strip()
-        if not (t.isascii() and t.isdigit() and len(t) <= 5 and int(t) <= 65535):
-            return Err(f"resource id {t!r} must be a whole number from 0 to 65535")
-        if int(t) in written:  # 5851 and "5851": one resource, and OneNET would get both values
-            return Err(f"resource {int(t)} is written twice")
-        written.add(int(t))
-        out.append((int(t), str(value), bool(infer)))
-    if not out:
-        return Err("names no resource: give resource id: value pairs")
-    return tuple(out)

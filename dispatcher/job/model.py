@@ -6,8 +6,9 @@ relative to the job file, whose rows are targets); it may say how it is sent (``
 ``schedule:``, ``window:``: the Job's ``plan``, read by planfile.py). A CSV job is a header row
 naming the fields, then one command per row. CSV rows are read one at a time and never held, so
 a million-row fleet validates in constant memory; duplicates and distinct devices are counted in a
-temporary on-disk table (seen.py). ``validate_job`` also gives the job's fingerprint (command.py),
-which changes with any field of any command but not with the order of the rows.
+temporary on-disk table (seen.py). ``validate_job`` also gives the job's fingerprint
+(dispatcher/model/command.py), which changes with any field of any command but not with the order
+of the rows.
 """
 
 from __future__ import annotations
@@ -22,15 +23,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.command import (
-    Command,
-    command_fingerprint,
-    command_key,
-    job_fingerprint,
-    key_of,
-)
 from dispatcher.job.csvfile import csv_header, csv_rows
-from dispatcher.job.fields import (
+from dispatcher.job.entries import Entry
+from dispatcher.job.fields import RowChecker
+from dispatcher.job.plan import Plan
+from dispatcher.job.planfile import read_plan
+from dispatcher.job.rows import (
     FIELDS,
     NAMES,
     NEEDS,
@@ -39,13 +37,18 @@ from dispatcher.job.fields import (
     Checked,
     PastTimes,
     Problem,
-    RowChecker,
+    command_of,
 )
-from dispatcher.job.plan import Plan
-from dispatcher.job.planfile import read_plan
 from dispatcher.job.seen import SeenKeys
+from dispatcher.job.steps import check_entry, each_step, overlay
 from dispatcher.job.validate import Validation, validate_job
-from dispatcher.job.yamlfile import Entry, read_yaml
+from dispatcher.job.yamlfile import read_yaml
+from dispatcher.model.command import (
+    Command,
+    command_fingerprint,
+    command_key,
+    job_fingerprint,
+)
 from dispatcher.times import format_onenet, start_of
 
 __all__ = [
@@ -108,7 +111,7 @@ class Job:
         still given, for the sender to settle), or not reported at all ("allow").
         """
         for item in self.checked(start_of(at), strict, past_times, None):
-            yield item if isinstance(item, Problem) else _command(item)
+            yield item if isinstance(item, Problem) else command_of(item)
 
     def commands(self) -> Generator[Command, None, None]:
         """The commands to send now; JobFileError on the first error (warnings pass).
@@ -186,7 +189,7 @@ class Job:
         d = self.defaults
         layers = [(d.values, d.lines, d.refused)]
         if self.steps:
-            layers = [_overlay(d, step) for step in self.steps]
+            layers = [overlay(d, step) for step in self.steps]
         return [
             RowChecker(
                 source,
@@ -217,7 +220,7 @@ class Job:
             rows: list[Checked] = []
             problems: list[Problem] = []
             if not given:  # else its rows would say it again, once per step
-                rows, problems = _each_step(checkers, functools.partial(_check_entry, entry=entry))
+                rows, problems = each_step(checkers, functools.partial(check_entry, entry=entry))
             if problems and entry.refused:  # a field refused as written is not missing too
                 refused = {NAMES[slot] for slot in entry.refused}
                 problems = [p for p in problems if p.field not in refused]
@@ -295,7 +298,7 @@ class Job:
             def check(
                 raw: tuple[str | None, ...], line: int, pos: int
             ) -> tuple[Checked | list[Checked] | None, list[Problem] | None]:
-                rows, problems = _each_step(
+                rows, problems = each_step(
                     checkers, functools.partial(RowChecker.check, raw=raw, line=line, pos=pos)
                 )
                 return rows, problems or None
@@ -322,80 +325,6 @@ class Job:
 
 
 _IN_STEPS = "in a job with steps:, each step says what is done: give it there"
-
-
-def _overlay(
-    d: Entry, step: Entry
-) -> tuple[tuple[str | None, ...], tuple[int, ...], tuple[int, ...]]:
-    """A step's fields over the job's defaults: (texts, lines, refused slots)."""
-    values = tuple(s if s is not None else v for s, v in zip(step.values, d.values, strict=True))
-    lines = tuple(
-        sl if s is not None else dl
-        for s, sl, dl in zip(step.values, step.lines, d.lines, strict=True)
-    )
-    given = {slot for slot, s in enumerate(step.values) if s is not None}
-    refused = (*step.refused, *(slot for slot in d.refused if slot not in given))
-    return values, lines, refused
-
-
-def _check_entry(checker: RowChecker, entry: Entry) -> tuple[Checked | None, list[Problem] | None]:
-    return checker.check(entry.values, entry.line, entry.line, entry.lines)
-
-
-def _each_step(
-    checkers: list[RowChecker],
-    check: Callable[[RowChecker], tuple[Checked | None, list[Problem] | None]],
-) -> tuple[list[Checked], list[Problem]]:
-    """One row checked for every step: its commands (each knowing the step before) and its
-    problems, each said once."""
-    rows: list[Checked] = []
-    problems: dict[Problem, None] = {}
-    after: Checked | None = None
-    for checker in checkers:
-        row, found = check(checker)
-        if found:
-            problems.update(dict.fromkeys(found))
-        if row is not None:
-            if after is not None:
-                row = row._replace(after=after)
-            rows.append(row)
-            after = row
-    return rows, list(problems)
-
-
-def _key(c: Checked) -> str:
-    """The ledger key of a checked row (a blake2b)."""
-    if not c.occurrence:
-        return key_of(c.imei, c.key_tail)
-    return command_key(
-        c.imei, c.obj_id, c.obj_inst_id, c.res_id, c.args, c.occurrence, c.op, c.mode, c.step
-    )
-
-
-def _command(c: Checked) -> Command:
-    """The Command of a checked row (sending: a blake2b per row, for its key)."""
-    after = c.after
-    return Command(
-        imei=c.imei,
-        obj_id=c.obj_id,
-        obj_inst_id=c.obj_inst_id,
-        res_id=c.res_id,
-        expired_time=c.expired.spec,
-        valid_time=None if c.valid is None else c.valid.spec,
-        args=c.args,
-        retry=c.retry,
-        timeout=c.timeout,
-        trigger_msg=c.trigger_msg,
-        source=c.source,
-        line=c.line,
-        key=_key(c),
-        occurrence=c.occurrence,
-        op=c.op,
-        mode=c.mode,
-        step=c.step,
-        after="" if after is None else _key(after._replace(occurrence=c.occurrence)),
-        product=c.product,
-    )
 
 
 def load_job(path: str | Path) -> Job:

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from dispatcher.job.fields import Problem
+from dispatcher.job.entries import node_key, node_line, node_text
 from dispatcher.job.plan import (
     Abort,
     Canary,
@@ -29,8 +29,8 @@ from dispatcher.job.plan import (
     parse_duration,
     parse_number,
 )
+from dispatcher.job.rows import Problem
 from dispatcher.job.values import suggest
-from dispatcher.job.yamlfile import node_key, node_line, node_text
 from dispatcher.times import DailyWindow, parse_timespec, parse_window, parse_zone
 
 __all__ = ["PlanFile", "read_plan"]

@@ -17,9 +17,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import orjson
-
-from dispatcher.job.fields import Checked, Problem
+from dispatcher.job.rows import Checked, Problem
 from dispatcher.lwm2m import describe, resource
 
 __all__ = ["DISTINCT_CAP", "LISTED", "SHOWN", "Hits", "ResourceCheck"]
@@ -122,14 +120,8 @@ class ResourceCheck:
 
 
 def _written(item: Checked) -> tuple[int, ...]:
-    """The resource ids a write's body names."""
-    if item.args is None:
-        return ()
-    try:
-        body = orjson.loads(item.args)
-    except orjson.JSONDecodeError:
-        return ()
-    return tuple(int(v["res_id"]) for v in body.get("data", ()))
+    """The resource ids a write's values name."""
+    return tuple(v.res_id for v in item.values)
 
 
 def _problems(

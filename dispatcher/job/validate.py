@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from dispatcher.job.command import fingerprint_part, job_fingerprint, key_tail
-from dispatcher.job.fields import Checked, PastTimes, Problem
 from dispatcher.job.resources import Hits, ResourceCheck
+from dispatcher.job.rows import Checked, PastTimes, Problem
 from dispatcher.job.seen import SeenKeys
+from dispatcher.model.command import fingerprint_part, job_fingerprint, key_tail
 from dispatcher.times import start_of
 
 __all__ = ["CheckedRows", "Validation", "validate_job"]

@@ -10,7 +10,8 @@ import difflib
 import re
 from collections.abc import Callable, Iterable
 
-from dispatcher.job.hints import control_character, number_hint
+from dispatcher.job.hints import control_character, imei_hint, number_hint, unencodable
+from dispatcher.job.rows import Problem
 
 __all__ = [
     "ABSENT",
@@ -18,6 +19,7 @@ __all__ = [
     "MAX_ARGS_BYTES",
     "TRIGGERS",
     "Err",
+    "checked_imei",
     "int_parser",
     "luhn_check_digit",
     "luhn_ok",
@@ -118,3 +120,23 @@ def parse_csv_args(text: str) -> object:
     if type(value) is str and value.strip() != value:
         return Err("starts or ends with spaces: they are sent as written", keep=value)
     return value
+
+
+def checked_imei(
+    text: str | None, file: str, where: int, strict: bool
+) -> tuple[str, Problem | None]:
+    """An imei that is not plainly right: the imei ('' if wrong) and its problem, if any (a
+    wrong check digit is a warning, unless ``strict``)."""
+    imei = text.strip() if text else ""
+    if not (len(imei) == 15 and imei.isdigit() and imei.isascii()):
+        if not imei:
+            message = "is required"
+        else:
+            hint = imei_hint(imei, luhn_ok)
+            message = unencodable(imei) or f"must be 15 digits, got {imei!r}{hint}"
+        return "", Problem(file, where, "imei", message)
+    if luhn_ok(imei):
+        return imei, None  # spaces around it
+    expected = luhn_check_digit(imei[:14])
+    message = f"check digit is wrong (Luhn: {imei[:14]}{expected}); is there a typo?"
+    return ("" if strict else imei), Problem(file, where, "imei", message, warning=not strict)

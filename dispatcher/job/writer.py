@@ -1,5 +1,5 @@
-"""Writing a job file (YAML or CSV) from plain records, so that ``load_job`` reads back each field
-exactly as written.
+"""Writing a job file (YAML or CSV) from commands, so that ``load_job`` reads back each field
+exactly as written (times as the job gave them: ``+2d`` or absolute).
 
 Every command is written in full (no defaults), in the order given. The reader takes every YAML
 scalar as the text written, so values go through pyyaml's safe dumper, which quotes whatever YAML
@@ -27,15 +27,16 @@ from typing import Any, Literal
 import yaml
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.fields import FIELDS
+from dispatcher.job.rows import FIELDS
 from dispatcher.job.seen import SeenKeys
+from dispatcher.model.command import Command
 
 try:
     from yaml import CSafeDumper as _Dumper  # libyaml: the same output, many times faster
 except ImportError:  # pragma: no cover - pyyaml built without libyaml
     from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
 
-__all__ = ["NOTE_COLUMN", "JobWriter", "Target", "Written", "job_format"]
+__all__ = ["NOTE_COLUMN", "JobWriter", "Written", "job_format"]
 
 NOTE_COLUMN = "# note"
 """A CSV job's column of notes: skipped by the reader, as every column named ``#...`` is."""
@@ -45,27 +46,6 @@ _FORMATS: dict[str, JobFormat] = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv"
 _SPOOL = 8 << 20  # bytes of commands held in memory before the spool moves to a temporary file
 _BATCH = 2000  # commands per duplicate check
 _WIDTH = 1 << 16  # YAML line width: long args stay on one line
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One command as a job file gives it: times as written (``+2d`` or absolute)."""
-
-    imei: str
-    obj_id: int
-    obj_inst_id: int | None
-    res_id: int | None
-    expired_time: str
-    valid_time: str | None = None  # None: not written (OneNET's now)
-    args: str | None = None  # None: not written (no args)
-    retry: int = 3
-    timeout: int = 25
-    trigger_msg: int = 7
-    notes: tuple[str, ...] = ()  # comments above it (YAML), or its NOTE_COLUMN cell (CSV)
-    op: str = "execute"
-    mode: int | None = None  # a write's: 1 replace, 2 partial
-    values: tuple[tuple[int, str | int | float | bool], ...] = ()  # a write's: res_id, val
-    product: str | None = None  # the product (a lane of the config) it goes through
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,30 +122,31 @@ class JobWriter:
         """How many commands have been added."""
         return self._count
 
-    def add(self, target: Target) -> None:
-        """Write one command after those added before."""
-        t = target
+    def add(self, command: Command, notes: tuple[str, ...] = ()) -> None:
+        """Write one command after those added before, ``notes`` above it (YAML) or in its
+        NOTE_COLUMN cell (CSV)."""
+        t = command
         mode = {1: "replace", 2: "partial"}.get(t.mode or 0)
+        valid = None if t.valid_time is None else t.valid_time.text
         if self.format == "csv":
-            valid = "" if t.valid_time is None else t.valid_time
-            args = "" if t.args is None else t.args
-            note = "; ".join(map(_comment, t.notes))
+            args = "" if t.args is None or t.op != "execute" else t.args
+            note = "; ".join(map(_comment, notes))
             res_id, value = t.res_id, ""
             if t.op == "write":
                 if len(t.values) != 1:
                     raise ValueError("a CSV job writes one resource per row: name it .yaml")
-                (res_id, val), args = t.values[0], ""
+                res_id, val = t.values[0].res_id, t.values[0].val
                 value = str(val).lower() if isinstance(val, bool) else str(val)
             self._csv.writerow(
-                [t.imei, t.obj_id, _cell(t.obj_inst_id), _cell(res_id), args, valid,
-                 t.expired_time, t.retry, t.timeout, t.trigger_msg, t.op, mode or "", value,
-                 t.product or "", note]
+                [t.imei, t.obj_id, _cell(t.obj_inst_id), _cell(res_id), args,
+                 "" if valid is None else valid, t.expired_time.text, t.retry, t.timeout,
+                 t.trigger_msg, str(t.op), mode or "", value, t.product, note]
             )  # fmt: skip
         else:
-            self._body.writelines(f"# {_comment(note)}\n" for note in t.notes)
+            self._body.writelines(f"# {_comment(note)}\n" for note in notes)
             entry: dict[str, object] = {"imei": t.imei}
             if t.op != "execute":
-                entry["op"] = t.op
+                entry["op"] = str(t.op)
             entry["obj_id"] = t.obj_id
             if t.obj_inst_id is not None:
                 entry["obj_inst_id"] = t.obj_inst_id
@@ -174,12 +155,12 @@ class JobWriter:
             if mode is not None:
                 entry["mode"] = mode
             if t.values:
-                entry["values"] = dict(t.values)
+                entry["values"] = {v.res_id: v.val for v in t.values}
             if t.args is not None and t.op == "execute":
                 entry["args"] = t.args
-            if t.valid_time is not None:
-                entry["valid_time"] = t.valid_time
-            entry.update(expired_time=t.expired_time, retry=t.retry, timeout=t.timeout)
+            if valid is not None:
+                entry["valid_time"] = valid
+            entry.update(expired_time=t.expired_time.text, retry=t.retry, timeout=t.timeout)
             entry["trigger_msg"] = t.trigger_msg
             if t.product:
                 entry["product"] = t.product

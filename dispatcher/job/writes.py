@@ -13,7 +13,6 @@ import functools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import orjson
@@ -21,13 +20,12 @@ import orjson
 from dispatcher.job.hints import unencodable
 from dispatcher.job.values import Err
 from dispatcher.lwm2m import Resource, lookup, resource
+from dispatcher.model.writes import WriteValue, body_bytes
 from dispatcher.times import BEIJING
 
 __all__ = [
     "MAX_BODY_BYTES",
-    "Encoded",
     "body_problem",
-    "body_text",
     "describe_value",
     "typed_value",
 ]
@@ -66,35 +64,20 @@ _EMPTY = "is empty: give the value to write"
 _TIME_HINT = "write Unix seconds or 2026-12-01T02:00:00+08:00"
 
 
-@dataclass(frozen=True, slots=True)
-class Encoded:
-    """One value of a write's body: the resource, its value and OneNET's type code, if any."""
-
-    res_id: int
-    val: str | int | float | bool
-    type: int | None = None  # 1 Opaque (val hex), 2 Time (val Unix seconds), None otherwise
-
-    def item(self) -> dict[str, object]:
-        """The body's item: ``{"res_id", "type"?, "val"}``, in that order."""
-        if self.type is None:
-            return {"res_id": self.res_id, "val": self.val}
-        return {"res_id": self.res_id, "type": self.type, "val": self.val}
-
-
-def typed_value(obj_id: int, res_id: int, text: str, infer: bool) -> Encoded | Err:
+def typed_value(obj_id: int, res_id: int, text: str, infer: bool) -> WriteValue | Err:
     """The value ``text`` to write to ``obj_id``/``res_id``, typed by the registry; or an Err.
 
     ``infer``: the text's type may be inferred (a YAML plain scalar, a CSV cell); False for a
     YAML quoted string, a string wherever the registry does not say otherwise. An Err with
-    ``keep`` is a warning, its ``keep`` the Encoded to send all the same; without, an error.
+    ``keep`` is a warning, its ``keep`` the WriteValue to send all the same; without, an error.
     """
     if not text.isascii() and (problem := unencodable(text)):
         return Err(problem)
     res = resource(obj_id, res_id)
     if res is None or not res.type:  # not in the registry, or a type it does not give
         if not infer:
-            return Encoded(res_id, text)
-        return Encoded(res_id, _inferred(text, True)) if text.strip() else Err(_EMPTY)
+            return WriteValue(res_id, text)
+        return WriteValue(res_id, _inferred(text, True)) if text.strip() else Err(_EMPTY)
     kind = res.type
     if kind == "String":
         return _string(res, text, infer)
@@ -103,24 +86,19 @@ def typed_value(obj_id: int, res_id: int, text: str, infer: bool) -> Encoded | E
         return Err(_EMPTY)
     check = _CHECKS.get(kind)
     if check is None:  # Corelnk, or a type this module does not know: the text as written
-        return Encoded(res_id, text)
+        return WriteValue(res_id, text)
     return check(obj_id, res, text, t, infer)
 
 
-def body_text(values: Sequence[Encoded]) -> str:
-    """The write's body as compact JSON: ``{"data":[{"res_id":...,"val":...},...]}``."""
-    return _body(values).decode()
-
-
-def body_problem(values: Sequence[Encoded]) -> str | None:
+def body_problem(values: Sequence[WriteValue]) -> str | None:
     """What is wrong with the size of the write's body, or None when OneNET takes it."""
-    size = len(_body(values))
+    size = len(body_bytes(values))
     if size <= MAX_BODY_BYTES:
         return None
     return f"the write's body is {size:,} bytes; OneNET takes at most {MAX_BODY_BYTES:,}"
 
 
-def describe_value(e: Encoded) -> str:
+def describe_value(e: WriteValue) -> str:
     """A value, short, for messages: ``true``, ``40``, ``"coap://x"``, ``hex 0a0b``, ``time 1``."""
     val = e.val
     if e.type == _OPAQUE and isinstance(val, str):
@@ -163,11 +141,11 @@ def _inferred(text: str, infer: bool) -> str | int | float | bool:
     return text
 
 
-def _string(res: Resource, text: str, infer: bool) -> Encoded | Err:
+def _string(res: Resource, text: str, infer: bool) -> WriteValue | Err:
     """A String: the text as written; a range bounds its length in UTF-8."""
     if not text and infer:
         return Err(_EMPTY)
-    value = Encoded(res.id, text)
+    value = WriteValue(res.id, text)
     bounds = _range(res.range)
     if bounds is not None:
         size = len(text) if text.isascii() else len(text.encode("utf-8"))
@@ -176,38 +154,38 @@ def _string(res: Resource, text: str, infer: bool) -> Encoded | Err:
     return value
 
 
-def _integer(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> Encoded | Err:
+def _integer(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> WriteValue | Err:
     """An Integer or Unsigned Integer: a whole number that fits 64 bits, within its range."""
     unsigned = res.type == "Unsigned Integer"
     if not _WHOLE.fullmatch(t) or (unsigned and t.startswith("-")):
         return _mismatch(obj_id, res, text, infer)
     lo, hi = _UINT64 if unsigned else _INT64
     if len(t.lstrip("+-").lstrip("0")) > _MAX_DIGITS or not lo <= (n := int(t)) <= hi:
-        keep = Encoded(res.id, _inferred(text, infer))
+        keep = WriteValue(res.id, _inferred(text, infer))
         return Err(f"{_shown(t)} does not fit a 64-bit {res.type} ({_label(obj_id, res)})", keep)
-    return _in_range(res, t, n, Encoded(res.id, n))
+    return _in_range(res, t, n, WriteValue(res.id, n))
 
 
-def _float(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> Encoded | Err:
+def _float(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> WriteValue | Err:
     """A Float: a whole or decimal number, with an exponent or not, finite; within its range."""
     if not _NUMBER.fullmatch(t):
         return _mismatch(obj_id, res, text, infer)
     x = float(t)
     if not math.isfinite(x):
-        keep = Encoded(res.id, _inferred(text, infer))
+        keep = WriteValue(res.id, _inferred(text, infer))
         return Err(f"{_shown(t)} is too large for a Float ({_label(obj_id, res)})", keep)
-    return _in_range(res, t, x, Encoded(res.id, x))
+    return _in_range(res, t, x, WriteValue(res.id, x))
 
 
-def _boolean(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> Encoded | Err:
+def _boolean(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> WriteValue | Err:
     """A Boolean: true/false, yes/no, on/off or 1/0, in any case."""
     flag = _BOOLEANS.get(t.lower())
     if flag is None:
         return _mismatch(obj_id, res, text, infer, "write true or false")
-    return Encoded(res.id, flag)
+    return WriteValue(res.id, flag)
 
 
-def _opaque(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> Encoded | Err:
+def _opaque(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> WriteValue | Err:
     """Opaque: bytes as hex digits (0x first or not, no spaces), within its range of bytes."""
     m = _HEX.fullmatch(t)
     if m is None:
@@ -217,20 +195,20 @@ def _opaque(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> Encod
             why = "has spaces or separators: write Opaque hex digits alone, e.g. 0a0b"
         else:
             why = "is not hex: write Opaque bytes as hex digits, e.g. 0a0b"
-        return Err(f"{_shown(t)} {why} ({_label(obj_id, res)})", Encoded(res.id, text))
+        return Err(f"{_shown(t)} {why} ({_label(obj_id, res)})", WriteValue(res.id, text))
     digits = m[1].lower()
-    value = Encoded(res.id, digits, _OPAQUE)
+    value = WriteValue(res.id, digits, _OPAQUE)
     bounds = _range(res.range)
     if bounds is not None and not bounds[0] <= (size := len(digits) // 2) <= bounds[1]:
         return _outside(res, f"{_shown(t)} is {size:,} bytes,", value)
     return value
 
 
-def _time(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> Encoded | Err:
+def _time(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> WriteValue | Err:
     """A Time: whole Unix seconds, or a date-time (Beijing time when it gives no zone)."""
     if _WHOLE.fullmatch(t) and not t.startswith("-"):
         if len(t.lstrip("+").lstrip("0")) <= _MAX_DIGITS and (n := int(t)) <= _INT64[1]:
-            return Encoded(res.id, n, _TIME)
+            return WriteValue(res.id, n, _TIME)
         return _mismatch(obj_id, res, text, infer, _TIME_HINT)
     m = _DATETIME.fullmatch(t)
     if m is None:
@@ -249,15 +227,15 @@ def _time(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> Encoded
     seconds = (at - _EPOCH) // _SECOND
     if seconds < 0:
         return _mismatch(obj_id, res, text, infer, "it is before 1970")
-    return Encoded(res.id, seconds, _TIME)
+    return WriteValue(res.id, seconds, _TIME)
 
 
-def _objlnk(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> Encoded | Err:
+def _objlnk(obj_id: int, res: Resource, text: str, t: str, infer: bool) -> WriteValue | Err:
     """An Objlnk: OBJECT:INSTANCE, each 0..65535."""
     m = _OBJLNK.fullmatch(t)
     if m is None or int(m[1]) > 65535 or int(m[2]) > 65535:
         return _mismatch(obj_id, res, text, infer, "write OBJECT:INSTANCE, each 0..65535")
-    return Encoded(res.id, t)
+    return WriteValue(res.id, t)
 
 
 _CHECKS = {
@@ -284,7 +262,7 @@ def _range(text: str) -> tuple[int | float, int | float] | None:
     return (lo, hi) if lo <= hi else None
 
 
-def _in_range(res: Resource, t: str, n: int | float, value: Encoded) -> Encoded | Err:
+def _in_range(res: Resource, t: str, n: int | float, value: WriteValue) -> WriteValue | Err:
     """``value`` when the number ``n`` is within the resource's range, else a warning."""
     bounds = _range(res.range)
     if bounds is not None and not bounds[0] <= n <= bounds[1]:
@@ -292,7 +270,7 @@ def _in_range(res: Resource, t: str, n: int | float, value: Encoded) -> Encoded 
     return value
 
 
-def _outside(res: Resource, what: str, value: Encoded) -> Err:
+def _outside(res: Resource, what: str, value: WriteValue) -> Err:
     """The warning of a value outside the resource's range, sent as ``value`` all the same."""
     return Err(f"{what} outside {res.name}'s range {res.range.strip()}", value)
 
@@ -302,7 +280,7 @@ def _mismatch(obj_id: int, res: Resource, text: str, infer: bool, hint: str = ""
     article = "an" if res.type[:1] in "AEIOU" else "a"
     how = f": {hint}" if hint else ""
     message = f"{_shown(text.strip())} is not {article} {res.type}{how} ({_label(obj_id, res)})"
-    return Err(message, Encoded(res.id, _inferred(text, infer)))
+    return Err(message, WriteValue(res.id, _inferred(text, infer)))
 
 
 def _label(obj_id: int, res: Resource) -> str:
@@ -316,8 +294,3 @@ def _shown(text: str, quote: bool = True) -> str:
     if len(text) > _SHOWN_CHARS:
         text = text[: _SHOWN_CHARS - 1] + "…"
     return repr(text) if quote else text
-
-
-def _body(values: Sequence[Encoded]) -> bytes:
-    """The body's JSON bytes."""
-    return orjson.dumps({"data": [v.item() for v in values]})

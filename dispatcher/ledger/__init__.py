@@ -1,9 +1,17 @@
-"""The results ledger: the SQLite store of every command's outcome, its records, schema and
-migrations, the single-writer lock, the job it belongs to, and its async face (the recorder).
+"""The results ledger: LedgerStore (the interface every caller uses), its SQLite implementation
+(the file a run writes: schema and migrations, the single-writer lock, its side files), an
+in-memory one, the lifecycle table that is the only door to a command's status, the job a ledger
+belongs to, and its async face (the recorder).
 
-May import: errors, times, job (the Command record). Never onenet, run, report, cli or emulator.
+May import: errors, times, model (the Command record; importing the ledger loads no
+job reader, field rules or LwM2M registry). Never onenet, run, report, cli or emulator.
 """
 
+from typing import TYPE_CHECKING
+
+from dispatcher.ledger.identity import default_ledger_path
+from dispatcher.ledger.memory import MemoryLedger
+from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import (
     FINAL,
     TO_SEND,
@@ -11,15 +19,14 @@ from dispatcher.ledger.store import (
     InFlight,
     JobDiff,
     JobRecord,
-    Ledger,
     LedgerFullError,
     LedgerStats,
+    LedgerStore,
     Result,
     Retired,
     Row,
     RunInfo,
     Status,
-    default_ledger_path,
 )
 
 __all__ = [
@@ -32,6 +39,8 @@ __all__ = [
     "Ledger",
     "LedgerFullError",
     "LedgerStats",
+    "LedgerStore",
+    "MemoryLedger",
     "Result",
     "Retired",
     "Row",
@@ -39,3 +48,9 @@ __all__ = [
     "Status",
     "default_ledger_path",
 ]
+
+if TYPE_CHECKING:
+
+    def _both_are_stores(sqlite: Ledger, memory: MemoryLedger) -> tuple[LedgerStore, ...]:
+        """mypy holds each implementation to the whole of LedgerStore."""
+        return sqlite, memory

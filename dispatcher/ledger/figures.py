@@ -1,7 +1,7 @@
 """The figures a report reads from the ledger: counts in one SQL pass, errno groups, latency ranks.
 
 Each reads the job's (active) rows only, with a small page cache so that memory stays flat however
-large the ledger; :class:`~dispatcher.ledger.store.Ledger` answers with these.
+large the ledger; the SQLite ledger (sqlite.py) answers with these.
 """
 
 from __future__ import annotations

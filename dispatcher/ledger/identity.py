@@ -16,20 +16,26 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from dispatcher.job.model import Command
+from dispatcher.ledger.columns import INSERT_COMMAND, SELECT_ROWS, insert_params, row_of
 from dispatcher.ledger.records import TO_SEND, Retired, Row, Status
-from dispatcher.ledger.schema import INSERT_COMMAND, SELECT_ROWS, insert_params, row_of
+
+if TYPE_CHECKING:
+    from dispatcher.model.command import Command
 
 __all__ = [
+    "AT_ONENET",
     "Change",
+    "Found",
     "JobDiff",
     "JobRecord",
     "compare",
     "default_ledger_path",
+    "differing",
     "read_job",
     "recorded_job_paths",
+    "risky",
     "same_job_file",
     "write_job",
 ]
@@ -168,7 +174,7 @@ def compare(
     sample: int,
 ) -> JobDiff:
     """Compare the job with the ledger (see the module); ``apply`` brings the ledger in line."""
-    found = _Found(sample)
+    found = Found(sample)
     conn.execute(f"DROP TABLE IF EXISTS {_KEYS}")
     conn.execute(f"CREATE TABLE {_KEYS} (key TEXT PRIMARY KEY) WITHOUT ROWID")
     conn.execute(f"PRAGMA temp.cache_size = {_TEMP_CACHE}")
@@ -194,8 +200,8 @@ def compare(
     )  # fmt: skip
 
 
-class _Found:
-    """What the comparison has found so far."""
+class Found:
+    """What a comparison has found so far (this one, or another ledger's)."""
 
     def __init__(self, sample: int) -> None:
         self.changed = self.returned = self.new = self.moved = self.at_onenet = 0
@@ -206,7 +212,7 @@ class _Found:
 
     def change(self, row: Row, command: Command, fields: tuple[str, ...]) -> None:
         self.changed += 1
-        kept = self.risky if row.status in _AT_ONENET else self.others
+        kept = self.risky if row.status in AT_ONENET else self.others
         self.at_onenet += kept is self.risky
         if len(kept) < self.sample:
             kept.append(Change(row, command, fields))
@@ -230,7 +236,7 @@ def _step(
 
 
 def _compare_chunk(
-    conn: sqlite3.Connection, chunk: tuple[Command, ...], found: _Found, apply: bool
+    conn: sqlite3.Connection, chunk: tuple[Command, ...], found: Found, apply: bool
 ) -> None:
     by_key: dict[str, Command] = {}
     for c in chunk:
@@ -252,9 +258,9 @@ def _compare_chunk(
         if row is None:
             found.new += 1
             continue
-        fields = _differing(row, command)
+        fields = differing(row, command)
         earlier = _earlier_version(conn, row, command) if fields else None
-        if earlier is not None and not _risky(row, earlier):
+        if earlier is not None and not risky(row, earlier):
             # The job went back to a version the ledger holds, and nothing new would reach
             # OneNET: that version is taken up again, with all it holds.
             found.returned += 1
@@ -273,7 +279,7 @@ def _compare_chunk(
                     "UPDATE commands SET retired = NULL, source = ?, line = ? WHERE key = ?",
                     (command.source, command.line, key),
                 )
-        elif (row.source, row.line) != (command.source, command.line):
+        elif (row.command.source, row.command.line) != (command.source, command.line):
             found.moved += 1
             if apply:
                 conn.execute(
@@ -282,13 +288,14 @@ def _compare_chunk(
                 )
 
 
-def _differing(row: Row, command: Command) -> tuple[str, ...]:
+def differing(row: Row, command: Command) -> tuple[str, ...]:
     """The names of the fields (beyond the key's) in which the row and the command differ."""
     valid = None if command.valid_time is None else command.valid_time.text
     now = (valid, command.expired_time.text, command.retry, command.timeout, command.trigger_msg,
            command.product)  # fmt: skip
-    was = (row.valid_time, row.expired_time, row.retry, row.timeout, row.trigger_msg,
-           row.product or "")  # fmt: skip
+    c = row.command
+    was_valid = None if c.valid_time is None else c.valid_time.text
+    was = (was_valid, c.expired_time.text, c.retry, c.timeout, c.trigger_msg, c.product)
     return tuple(name for name, a, b in zip(_FIELDS, was, now, strict=True) if a != b)
 
 
@@ -310,7 +317,7 @@ def _retire_aside(conn: sqlite3.Connection, key: str) -> None:
 
 
 # A command OneNET may hold (or settled for good): another version of it must not be sent blindly.
-_AT_ONENET = frozenset({Status.ACCEPTED, Status.IN_DOUBT, Status.IN_FLIGHT})
+AT_ONENET = frozenset({Status.ACCEPTED, Status.IN_DOUBT, Status.IN_FLIGHT})
 
 
 def _earlier_version(conn: sqlite3.Connection, row: Row, command: Command) -> Row | None:
@@ -319,14 +326,14 @@ def _earlier_version(conn: sqlite3.Connection, row: Row, command: Command) -> Ro
         f"{SELECT_ROWS} WHERE key > ? AND key < ? ORDER BY seq", (f"{row.key}~", f"{row.key}~~")
     )
     for earlier in map(row_of, cur):
-        if not _differing(earlier, command):
+        if not differing(earlier, command):
             return earlier
     return None
 
 
-def _risky(active: Row, earlier: Row) -> bool:
+def risky(active: Row, earlier: Row) -> bool:
     """Whether taking ``earlier`` up again would send it while ``active`` may sit at OneNET."""
-    return earlier.status in TO_SEND and active.status in _AT_ONENET
+    return earlier.status in TO_SEND and active.status in AT_ONENET
 
 
 def _restore(conn: sqlite3.Connection, active: Row, earlier: Row, command: Command) -> None:

@@ -1,8 +1,9 @@
 """The command lifecycle: every state a command can be in, and what each event does to it.
 
-This table is the only door to a command's state: the ledger changes a row's ``status`` only by
-applying an :class:`Event` through :func:`target` (ledger/moves.py turns the table into SQL). An
-event the table does not allow in a state is a programming error: :class:`LifecycleError`.
+This table is the only door to a command's state: a ledger changes a row's ``status`` only by
+applying an :class:`Event` through :func:`target` (ledger/moves.py turns the table into SQL,
+ledger/memory_table.py applies it to the in-memory ledger's rows). An event the table does not
+allow in a state is a programming error: :class:`LifecycleError`.
 
 Three things lie beside the ``status`` and are changed by events too (docs: "The lifecycle"):
 

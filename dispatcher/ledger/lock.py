@@ -18,8 +18,9 @@ from typing import Final
 from dispatcher.errors import LedgerError, LedgerLockedError
 from dispatcher.ledger.records import LedgerFullError
 
-__all__ = ["FULL_HINT", "created_here", "lock", "not_a_ledger", "os_error", "unlock"]
+__all__ = ["FULL_HINT", "PID_SUFFIX", "created_here", "lock", "not_a_ledger", "os_error", "unlock"]
 
+PID_SUFFIX: Final = ".lock"  # the holder's pid is written to <file>.lock
 FULL_HINT: Final = (
     "the disk (or the ledger file's size limit) is full: free space, then run the same command"
     " again: commands marked in flight are settled first"
@@ -65,7 +66,7 @@ def lock(path: Path) -> int:
     if created:
         _CREATED.add((st.st_dev, st.st_ino))
     try:
-        _write_pid(real.with_name(real.name + ".lock"))
+        _write_pid(_pid_file(real))
     except BaseException:
         unlock(fd)
         raise
@@ -118,11 +119,15 @@ def _open_private(path: Path, real: Path) -> tuple[int, bool]:
     return fd, True
 
 
+def _pid_file(real: Path) -> Path:
+    return real.with_name(real.name + PID_SUFFIX)
+
+
 def _orphaned(real: Path) -> bool:
     """Whether ``real`` has a ``.lock`` pid file of a process that is gone (ours: a dispatcher
     wrote it as it opened or created the file)."""
     try:
-        pid = int(real.with_name(real.name + ".lock").read_text(encoding="ascii").strip())
+        pid = int(_pid_file(real).read_text(encoding="ascii").strip())
     except (OSError, ValueError):
         return False
     if pid == os.getpid():
@@ -160,7 +165,7 @@ def _holder(real: Path, st: os.stat_result) -> int | None:
             if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == inode:
                 return int(fields[4])
     with contextlib.suppress(OSError):
-        text = real.with_name(real.name + ".lock").read_text(errors="replace").strip()
+        text = _pid_file(real).read_text(errors="replace").strip()
         if text.isdigit():
             return int(text)
     return None

@@ -2,7 +2,8 @@
 
 Each write names its event; the statement changes only rows in a state the table allows it in, and
 a row in any other state makes the whole transaction roll back with :class:`LifecycleError`.
-Called inside the ledger's write transactions (store.py, follow_ups.py).
+Called inside the SQLite ledger's write transactions (sqlite.py, follow_ups.py); the in-memory
+ledger applies the same table to its rows (memory_table.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 from dispatcher.errors import LedgerError
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.records import FINAL
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.sqlite import Ledger
 
 __all__ = ["Occurrence", "occurrences"]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from dispatcher.ledger.store import InFlight, Ledger, Result
+from dispatcher.ledger.store import InFlight, LedgerStore, Result
 
 __all__ = ["Recorder"]
 
@@ -25,7 +25,7 @@ T = TypeVar("T")
 class Recorder:
     """Runs ledger calls on one thread and writes in-flight marks and outcomes in groups."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: LedgerStore) -> None:
         self.ledger = ledger
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._marks: list[InFlight] = []
@@ -65,8 +65,12 @@ class Recorder:
             await self._wake.wait()
             self._wake.clear()
             if self._marks or self._results or self._waiters:
-                # A commit that has started finishes even if this task is cancelled.
-                await asyncio.shield(self._flush())
+                # A commit that has started finishes even if this task is cancelled; its error
+                # reaches the waiters (and this task, when not cancelled), so a commit left to
+                # finish alone has its error taken, not reported as never retrieved.
+                commit = asyncio.ensure_future(self._flush())
+                commit.add_done_callback(_taken)
+                await asyncio.shield(commit)
             if self._closing and not (self._marks or self._results):
                 return
 
@@ -102,3 +106,9 @@ class Recorder:
                 waiter.cancel()
         self._waiters = []
         self._write(marks, results)
+
+
+def _taken(task: asyncio.Future[None]) -> None:
+    """Mark a finished commit's error as seen (its waiters were given it already)."""
+    if not task.cancelled():
+        task.exception()

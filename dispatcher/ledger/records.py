@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from dispatcher.errors import LedgerError
 from dispatcher.ledger.lifecycle import Event, Status
+from dispatcher.model.command import Command
 
 __all__ = [
     "FINAL",
@@ -79,22 +80,11 @@ def delivery_state(send_status: int | None) -> DeliveryState:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One command as the ledger holds it (for reconcile, report and export)."""
+    """One command as the ledger holds it: where (seq, key), the command, and its state."""
 
     seq: int
-    key: str
-    imei: str
-    obj_id: int
-    obj_inst_id: int | None  # None: a read of the whole object
-    res_id: int | None  # None: a read of a whole instance, or a write of several resources
-    args: str | None  # a write's: the body sent ({"data": [...]})
-    valid_time: str | None  # as written in the job (TimeSpec.text)
-    expired_time: str
-    retry: int
-    timeout: int
-    trigger_msg: int
-    source: str
-    line: int
+    key: str  # the row's key: its command's, or <key>~<n> for an earlier version set aside
+    command: Command  # as registered (its source and line follow the job file); occurrence 0
     status: Status
     errno: int | None
     error: str
@@ -118,11 +108,6 @@ class Row:
     cancelled_at: float | None = None  # when a cancel was asked for (dispatcher cancel)
     cancel_error: str | None = None  # why OneNET refused it; None: cancelled, or never asked
     retried_in: str | None = None  # the retry job it was handed to (retry-failed)
-    op: str = "execute"  # execute, write or read
-    mode: int | None = None  # a write's: 1 replace, 2 partial update
-    step: int = 0  # its step in a job with steps: (1, 2, ...); 0 without
-    after_key: str | None = None  # the key of the device's step before, in a job with steps:
-    product: str | None = None  # the product (a lane of the config); None: the default one
 
     @property
     def delivery(self) -> DeliveryState | None:

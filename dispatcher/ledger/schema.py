@@ -15,31 +15,25 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from dispatcher.errors import LedgerError
-from dispatcher.job.model import Command
+from dispatcher.ledger.columns import SELECT_ROWS
 from dispatcher.ledger.lock import FULL_HINT, created_here, not_a_ledger, os_error
-from dispatcher.ledger.records import LedgerFullError, Retired, Row, Status
+from dispatcher.ledger.records import LedgerFullError
 
 __all__ = [
     "ACTIVE",
     "ACTIVE_STATS",
     "CACHE",
     "COUNT_TO_CHECK",
-    "INSERT_COMMAND",
     "MIGRATIONS",
-    "NO_ID",
     "PRODUCTS_TO_CHECK",
     "RECORD_CANCEL",
     "RECORD_DELIVERY",
     "ROWS_TO_CHECK",
-    "ROW_COLUMNS",
     "SCAN_CACHE",
-    "SELECT_ROWS",
     "connect",
-    "insert_params",
-    "row_of",
     "schema_version",
     "small_cache",
     "sqlite_error",
@@ -48,7 +42,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NO_ID: Final = -1  # obj_inst_id or res_id a read leaves out (the columns are NOT NULL)
 CACHE = -16000  # KiB (negative: a size, not pages): the key index stays mostly cached
 SCAN_CACHE: Final = -2000  # KiB for whole-ledger reads and sorts (reports)
 
@@ -143,22 +136,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-# The columns of a ledger Row, in its field order.
-ROW_COLUMNS: Final = (
-    "seq", "key", "imei", "obj_id", "obj_inst_id", "res_id", "args", "valid_time", "expired_time",
-    "retry", "timeout", "trigger_msg", "source", "line", "status", "errno", "error", "uuid",
-    "attempts", "first_attempt_at", "last_attempt_at", "latency_ms", "sent_valid_time",
-    "sent_expired_time", "reconciled", "first_server_at", "last_server_at", "retired",
-    "send_status", "confirm_status", "send_time", "confirm_time", "cmd_result", "status_checked_at",
-    "cancelled_at", "cancel_error", "retried_in", "op", "mode", "step", "after_key", "product",
-)  # fmt: skip
-SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM commands"
-INSERT_COMMAND: Final = (
-    "INSERT INTO commands (key, imei, obj_id, obj_inst_id, res_id, args, valid_time,"
-    " expired_time, retry, timeout, trigger_msg, source, line, op, mode, step, after_key,"
-    " product) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT(key) DO NOTHING"
-)
 ACTIVE: Final = "retired IS NULL"
 RECORD_DELIVERY: Final = (
     "UPDATE commands SET send_status = ?, confirm_status = ?, send_time = ?, confirm_time = ?,"
@@ -194,33 +171,6 @@ ACTIVE_STATS: Final = (
     " MAX(last_attempt_at), TOTAL(attempts), TOTAL(MAX(attempts - 1, 0)), TOTAL(reconciled),"
     f" COUNT(latency_ms) FROM commands WHERE {ACTIVE}"
 )
-_STATUS: Final = {s.value: s for s in Status}
-_RETIRED: Final = {r.value: r for r in Retired}
-
-
-def insert_params(c: Command) -> tuple[object, ...]:
-    """The parameters of :data:`INSERT_COMMAND` for one command."""
-    if not c.key:
-        raise ValueError(f"{c.source}:{c.line}: command has no ledger key")
-    valid = None if c.valid_time is None else c.valid_time.text
-    inst = NO_ID if c.obj_inst_id is None else c.obj_inst_id
-    res = NO_ID if c.res_id is None else c.res_id
-    return (c.key, c.imei, c.obj_id, inst, res, c.args, valid, c.expired_time.text, c.retry,
-            c.timeout, c.trigger_msg, c.source, c.line, c.op, c.mode, c.step,
-            c.after or None, c.product or None)  # fmt: skip
-
-
-def row_of(t: tuple[Any, ...]) -> Row:
-    """A Row from the columns of :data:`SELECT_ROWS`."""
-    values = list(t)
-    if values[4] == NO_ID:
-        values[4] = None
-    if values[5] == NO_ID:
-        values[5] = None
-    values[14] = _STATUS[values[14]]
-    values[24] = bool(values[24])
-    values[27] = None if values[27] is None else _RETIRED[values[27]]
-    return Row(*values)
 
 
 @contextlib.contextmanager

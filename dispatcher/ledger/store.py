@@ -1,38 +1,26 @@
-"""The results ledger: one SQLite row per command, written in batches, resumable and crash-safe.
+"""LedgerStore: what the rest of dispatcher asks of a results ledger, whatever holds it.
 
-A command is registered (``pending``) before it is sent, marked ``in_flight`` with the exact times
-that go on the wire *before* its request leaves (the crash-safety point: a row still in flight after
-a crash is one whose request may have reached OneNET), and given its outcome when the answer comes.
-Each batch is one transaction. The file is owner-only (0600), in WAL mode, and one process at a time
-may write it: an exclusive ``flock`` on the database file itself, its symlinks resolved, so that
-no other name for it (symlink, hard link) gets past the lock.
+A ledger keeps one row per command (keyed by the command's key, in job order), the runs made with
+it, the job it belongs to, canary verdicts and what OneNET said of accepted commands. Every change
+of a row's ``status`` goes through the lifecycle table (lifecycle.py): an event the table does not
+allow raises :class:`~dispatcher.ledger.lifecycle.LifecycleError` and nothing of that write is
+kept. Each write operation is one transaction: all of it is kept, or none.
 
-Rows edited or removed in the job file are *retired* (kept, with their outcomes, but no longer
-counted as the job's): see :meth:`Ledger.compare`. A full disk raises :class:`LedgerFullError`.
-
-A :class:`Ledger` is not thread-safe: use it from one thread at a time (the runner gives it a
-dedicated thread).
+Implementations: :class:`~dispatcher.ledger.sqlite.Ledger` (the file a run writes, durable) and
+:class:`~dispatcher.ledger.memory.MemoryLedger` (in memory, for tests and trials); one contract
+test suite (tests/ledger/test_contract.py) holds both to this interface. The records it speaks in
+are re-exported here, so that a caller needs one import.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sqlite3
-import time
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Protocol, Self
 
-from dispatcher.errors import LedgerError
-from dispatcher.job.model import Command
-from dispatcher.ledger import figures, identity, moves
-from dispatcher.ledger import runs as run_records
 from dispatcher.ledger.delivery import DeliveryBreakdown
-from dispatcher.ledger.follow_ups import FollowUps
-from dispatcher.ledger.identity import Change, JobDiff, JobRecord, default_ledger_path
+from dispatcher.ledger.identity import Change, JobDiff, JobRecord
 from dispatcher.ledger.lifecycle import Event
-from dispatcher.ledger.lock import lock, unlock
 from dispatcher.ledger.records import (
     FINAL,
     TO_SEND,
@@ -46,18 +34,9 @@ from dispatcher.ledger.records import (
     RunInfo,
     Status,
 )
-from dispatcher.ledger.schema import (
-    ACTIVE,
-    INSERT_COMMAND,
-    SELECT_ROWS,
-    connect,
-    insert_params,
-    row_of,
-    schema_version,
-    small_cache,
-    sqlite_error,
-    transaction,
-)
+
+if TYPE_CHECKING:
+    from dispatcher.model.command import Command
 
 __all__ = [
     "FINAL",
@@ -68,90 +47,42 @@ __all__ = [
     "InFlight",
     "JobDiff",
     "JobRecord",
-    "Ledger",
     "LedgerFullError",
     "LedgerStats",
+    "LedgerStore",
     "Result",
     "Retired",
     "Row",
     "RunInfo",
     "Status",
-    "default_ledger_path",
 ]
 
-log = logging.getLogger(__name__)
 
-_STATUS: Final = {s.value: s for s in Status}
-_CHUNK: Final = 500  # keys per `IN (...)`, well under SQLite's variable limit (999 before 3.32)
-_FETCH: Final = 1000  # rows per fetchmany
+class LedgerStore(Protocol):
+    """The operations of a results ledger (module docstring). Not thread-safe."""
 
+    @property
+    def path(self) -> Path:
+        """Where the ledger is: the name messages and reports give it."""
+        ...
 
-class Ledger(FollowUps):
-    """The SQLite results ledger of one job. Not thread-safe: one thread at a time."""
-
-    def __init__(
-        self, path: Path, conn: sqlite3.Connection, lock_fd: int | None, clock: Callable[[], float]
-    ) -> None:
-        """Use :meth:`open`."""
-        self.path = path
-        self._conn: sqlite3.Connection | None = conn
-        self._lock_fd = lock_fd
-        self._clock = clock
-
-    @classmethod
-    def open(
-        cls,
-        path: str | Path,
-        *,
-        synchronous: str = "full",
-        read_only: bool = False,
-        clock: Callable[[], float] = time.time,
-        busy_timeout_ms: int = 5000,
-        max_pages: int | None = None,
-    ) -> Ledger:
-        """Open (or create, mode 0600) the ledger and lock it; ``read_only`` takes no lock.
-
-        ``max_pages`` is a test hook: it caps the file at that many pages, so that writes beyond
-        them fail as on a full disk.
-        """
-        path = Path(path)
-        sync = synchronous.upper()
-        if sync not in ("FULL", "NORMAL"):
-            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
-        lock_fd = None if read_only else lock(path)
-        try:
-            conn = connect(path, sync, read_only, busy_timeout_ms, max_pages)
-        except BaseException:
-            if lock_fd is not None:
-                unlock(lock_fd)
-            raise
-        return cls(path, conn, lock_fd, clock)
-
-    def __enter__(self) -> Ledger:
-        return self
+    def __enter__(self) -> Self:
+        """The ledger itself; it is closed on leaving."""
+        ...
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        """Close the ledger."""
+        ...
 
     def close(self) -> None:
-        """Close the database and release the lock (idempotent)."""
-        conn, self._conn = self._conn, None
-        try:
-            if conn is not None:
-                conn.close()
-        except sqlite3.Error as exc:
-            raise sqlite_error(self.path, "close the ledger", exc) from exc
-        finally:
-            fd, self._lock_fd = self._lock_fd, None
-            if fd is not None:
-                unlock(fd)
+        """Release the ledger (idempotent)."""
+        ...
 
-    # -- runs -------------------------------------------------------------------------------------
+    # -- runs and the job ---------------------------------------------------------------------
 
     def start_run(self, job_path: str, settings: Mapping[str, object]) -> int:
         """Record the start of a run (settings without any secret); return its id."""
-        with self._write("start a run") as conn:
-            return run_records.start_run(conn, job_path, self._clock(), settings)
+        ...
 
     def finish_run(
         self,
@@ -161,197 +92,152 @@ class Ledger(FollowUps):
         *,
         error: BaseException | None = None,
     ) -> None:
-        """Record how a run ended: its summary and why it stopped (None: it finished the job).
-
-        ``error`` is what ended the run, if anything did (a full disk, say): the run's end is
-        recorded if it can be, and if it cannot, ``error`` is raised (with a note), not the new one.
-        """
-        try:
-            with self._write("finish a run") as conn:
-                run_records.end_run(conn, run_id, self._clock(), summary, stop_reason)
-        except LedgerError as exc:
-            if error is None:
-                raise
-            error.add_note(f"the end of run {run_id} could not be recorded either: {exc}")
-            raise error from None
-
-    def job(self) -> JobRecord | None:
-        """The job this ledger belongs to, or None (never recorded, e.g. a schema-1 ledger)."""
-        with self._read("read the job record") as conn:
-            return identity.read_job(conn)
-
-    def set_job(self, record: JobRecord) -> None:
-        """Record the job this ledger belongs to (replacing any earlier record)."""
-        with self._write("record the job") as conn:
-            identity.write_job(conn, record)
-
-    def recorded_job_paths(self) -> list[str]:
-        """The job paths the runs were started with (distinct, as given, first run first)."""
-        with self._read("read the runs") as conn:
-            return identity.recorded_job_paths(conn)
+        """Record how a run ended; when that fails and ``error`` ended the run, raise ``error``
+        (with a note), not the new one."""
+        ...
 
     def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
-        with self._read("read the runs") as conn:
-            return run_records.read_runs(conn)
+        ...
 
-    # -- commands ---------------------------------------------------------------------------------
+    def recorded_job_paths(self) -> list[str]:
+        """The job paths the runs were started with (distinct, as given, first run first)."""
+        ...
+
+    def job(self) -> JobRecord | None:
+        """The job this ledger belongs to, or None (never recorded)."""
+        ...
+
+    def set_job(self, record: JobRecord) -> None:
+        """Record the job this ledger belongs to (replacing any earlier record)."""
+        ...
+
+    # -- commands -------------------------------------------------------------------------------
 
     def register(self, cmds: Sequence[Command]) -> list[Status]:
-        """Add new commands as pending (existing keys stay as they are); each status, in order."""
-        if not cmds:
-            return []
-        with self._write("register commands") as conn:
-            before = conn.total_changes
-            conn.executemany(INSERT_COMMAND, map(insert_params, cmds))
-            if conn.total_changes - before == len(cmds):
-                return [Status.PENDING] * len(cmds)  # all new: the common case, no lookup
-            keys = [c.key for c in cmds]
-            found: dict[str, str] = {}
-            for i in range(0, len(keys), _CHUNK):
-                part = keys[i : i + _CHUNK]
-                marks = ", ".join("?" * len(part))
-                found.update(
-                    conn.execute(f"SELECT key, status FROM commands WHERE key IN ({marks})", part)
-                )
-        return [_STATUS[found[k]] for k in keys]
+        """Add new commands as pending (existing keys stay as they are); each status, in order.
+        A command without a key raises ValueError."""
+        ...
 
     def write_batch(self, items: Sequence[InFlight], results: Sequence[Result]) -> None:
-        """In-flight marks, then outcomes, in one transaction (one disk sync for both); each
-        through the lifecycle table (a move it does not allow raises LifecycleError)."""
-        if not items and not results:
-            return
-        with self._write("write outcomes") as conn:
-            moves.mark_in_flight(conn, items)
-            moves.record_outcomes(conn, results)
+        """In-flight marks, then outcomes, in one transaction, each through the lifecycle table.
+        The marks are durable when this returns: a request may leave only after it."""
+        ...
 
     def move(self, keys: Sequence[str], event: Event, *, error: str | None = None) -> list[Status]:
-        """Apply ``event`` to commands (lifecycle.py), in one transaction; each one's status
-        before, in order. ``error`` is written to those whose status it changes."""
-        if not keys:
-            return []
-        with self._write(f"record {event.value}") as conn:
-            return moves.apply_event(conn, keys, event, error=error)
+        """Apply ``event`` to commands; each one's status before, in order. ``error`` is written
+        to those whose status it changes. A key not held raises LedgerError."""
+        ...
+
+    def skip(self, keys: Sequence[str], why: str) -> list[Status]:
+        """The ABORT event, with the rule as the error; each one's status before."""
+        ...
+
+    def hand_over(self, keys: Sequence[str], job_path: str) -> None:
+        """The HAND_OVER event into the retry job at ``job_path``; a command handed to another
+        retry job already is refused (LifecycleError), and then nothing is recorded."""
+        ...
 
     def rows(
         self, statuses: Collection[Status] | None = None, *, retired: bool | None = None
     ) -> Generator[Row, None, None]:
-        """Commands (all, or those in ``statuses``) in job order, streamed from a cursor.
+        """Commands (all, or those in ``statuses``) in job order; ``retired``: None every row,
+        False the job's (active) rows only, True retired rows only."""
+        ...
 
-        ``retired``: None, every row; False, the job's (active) rows only; True, retired rows only.
-        Rows written while the iteration is going may or may not be seen.
-        """
-        where, params = [], []
-        if statuses is not None:
-            params = sorted({Status(s).value for s in statuses})
-            if not params:
-                return
-            where.append(f"status IN ({', '.join('?' * len(params))})")
-        if retired is not None:
-            where.append("retired IS NOT NULL" if retired else ACTIVE)
-        sql = SELECT_ROWS + (f" WHERE {' AND '.join(where)}" if where else "")
-        cur = self._live().cursor()
-        try:
-            cur.execute(sql + " ORDER BY seq", params)
-            while chunk := cur.fetchmany(_FETCH):
-                yield from map(row_of, chunk)
-        except sqlite3.Error as exc:
-            raise sqlite_error(self.path, "read commands", exc) from exc
-        finally:
-            cur.close()
+    def rows_of(self, keys: Sequence[str]) -> list[Row]:
+        """The rows of ``keys`` (those held), in job order."""
+        ...
 
     def compare(
         self, commands: Iterable[Command], *, apply: bool = False, sample: int = 20
     ) -> JobDiff:
-        """How the job's commands differ from the ledger: changed, removed, returned and new.
-
-        Streamed once, in flat memory; without ``apply`` nothing is written. With it, a changed row
-        keeps all it holds under ``<key>~<n>`` (retired 'changed') and the edited command goes in,
-        pending, under the key; a removed row is retired 'removed'; a returned one is active again.
-        """
-        with self._read("compare the job") as conn:
-            return identity.compare(conn, self._write, commands, apply=apply, sample=sample)
+        """How the job's commands differ from the ledger; ``apply`` brings the ledger in line
+        (identity.py says how)."""
+        ...
 
     def known_uuids(self, imei: str) -> set[str]:
-        """Every uuid the ledger holds for one device."""
-        with self._read("read uuids") as conn:
-            cur = conn.execute(
-                "SELECT uuid FROM commands WHERE imei = ? AND uuid IS NOT NULL", (imei,)
-            )
-            return {u for (u,) in cur}
+        """Every uuid the ledger holds for one device (retired rows too)."""
+        ...
 
     def counts(self) -> dict[Status, int]:
         """How many of the job's (active) commands are in each status (every status present)."""
-        counts = dict.fromkeys(Status, 0)
-        sql = f"SELECT status, COUNT(*) FROM commands WHERE {ACTIVE} GROUP BY status"
-        with self._read("count commands") as conn, small_cache(conn):
-            for status, n in conn.execute(sql):
-                counts[_STATUS[status]] = n
-        return counts
+        ...
+
+    def handed_over(self) -> int:
+        """How many of the job's (active) commands kept their outcome here (rejected, expired)
+        and were handed to a retry job, which sends them: no problem of this job any more."""
+        ...
 
     def total(self) -> int:
         """How many commands the ledger holds (retired ones included)."""
-        with self._read("count commands") as conn:
-            (n,) = conn.execute("SELECT COUNT(*) FROM commands").fetchone()
-        return int(n)
+        ...
 
-    # -- figures for reports (figures.py) ------------------------------------------------------
+    # -- figures ----------------------------------------------------------------------------------
 
     def stats(self) -> LedgerStats:
-        """Figures over the job's (active) rows in one SQL pass."""
-        with self._read("compute figures") as conn:
-            return figures.stats(conn)
+        """Figures over the job's (active) rows."""
+        ...
 
     def retired_counts(self) -> dict[str, int]:
         """How many rows are retired, by why: {'removed': n, 'changed': m}."""
-        with self._read("count retired commands") as conn:
-            return figures.retired_counts(conn)
+        ...
 
     def product_counts(self) -> dict[str, dict[str, int]]:
-        """The job's commands by product ('': the default one) and status."""
-        with self._read("count commands by product") as conn:
-            return figures.product_counts(conn)
+        """The job's commands by product ('': the default one, products sorted) and status."""
+        ...
 
     def errno_groups(self) -> list[tuple[int, str, int]]:
-        """(errno, error text, count) for every errno of an active row, most common text first."""
-        with self._read("count errnos") as conn:
-            return figures.errno_groups(conn)
+        """(errno, error text, count) for every errno of an active row: by errno, then most
+        common text first."""
+        ...
 
     def latencies_at(self, ranks: Sequence[int]) -> list[float]:
-        """Active rows' latencies at 1-based ``ranks`` in ascending order, from one sorted pass."""
-        return figures.latencies_at(self._live(), self.path, ranks)
+        """Active rows' latencies at 1-based ``ranks`` (each at most their number), ascending."""
+        ...
 
-    @property
-    def schema_version(self) -> int:
-        """The schema version recorded in the file."""
-        with self._read("read the schema version") as conn:
-            return schema_version(conn)
+    def delivery_breakdown(self) -> DeliveryBreakdown:
+        """The job's accepted commands and devices by delivery state (delivery.py)."""
+        ...
 
-    # -- plumbing ---------------------------------------------------------------------------------
+    # -- canary verdicts ------------------------------------------------------------------------
 
-    def _live(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise LedgerError(f"{self.path}: the ledger is closed")
-        return self._conn
+    def canary_covered_before(self, product: str | None) -> bool:
+        """Whether a canary of the lane (``product``; None: the only lane) ever passed."""
+        ...
 
-    def _update(self, what: str, *steps: tuple[str, Sequence[tuple[object, ...]]]) -> None:
-        """Run each (statement, parameter rows) in one transaction; every key must exist."""
-        if not any(params for _, params in steps):
-            return
-        with self._write(what) as conn:
-            for sql, params in steps:
-                if params and (changed := conn.executemany(sql, params).rowcount) != len(params):
-                    raise LedgerError(
-                        f"{self.path}: cannot {what}: {len(params) - changed} of {len(params)}"
-                        " keys are not in the ledger"
-                    )
+    def uncovered(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` not sent yet and covered by no passed canary (keys not held too)."""
+        ...
 
-    @contextlib.contextmanager
-    def _read(self, what: str) -> Iterator[sqlite3.Connection]:
-        try:
-            yield self._live()
-        except sqlite3.Error as exc:
-            raise sqlite_error(self.path, what, exc) from exc
+    def pass_canary(
+        self, product: str | None, judged: Sequence[str], commands: Iterable[Command]
+    ) -> int:
+        """Record a passed canary of the lane: ``commands`` registered if new, and every active
+        command of the lane not covered yet covered by it; the verdict's id."""
+        ...
 
-    def _write(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return transaction(self._live(), self.path, what)
+    # -- follow-ups: delivery and cancels -------------------------------------------------------
+
+    def record_delivery(self, items: Sequence[Delivery]) -> None:
+        """What OneNET's history says of accepted commands (another status: LifecycleError)."""
+        ...
+
+    def rows_to_check(self, product: str | None = None) -> Generator[Row, None, None]:
+        """Accepted rows with a uuid whose delivery may still change (retired ones too), by
+        imei then job order; ``product``: only that product's ("": the default one's)."""
+        ...
+
+    def count_to_check(self, product: str | None = None) -> tuple[int, int, str | None]:
+        """How many rows :meth:`rows_to_check` gives, on how many devices, and the latest
+        ``sent_expired_time`` among them (None when there are none)."""
+        ...
+
+    def products_to_check(self) -> list[str]:
+        """The products of the rows to check ("": the default one), by name."""
+        ...
+
+    def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
+        """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status as
+        then known or None); a cancelled command is send_status 2."""
+        ...

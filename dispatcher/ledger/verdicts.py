@@ -12,14 +12,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import islice
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import orjson
 
-from dispatcher.job.model import Command
+from dispatcher.ledger.columns import INSERT_COMMAND, insert_params
 from dispatcher.ledger.moves import states_sql
 from dispatcher.ledger.records import TO_SEND
-from dispatcher.ledger.schema import INSERT_COMMAND, insert_params
+
+if TYPE_CHECKING:
+    from dispatcher.model.command import Command
 
 __all__ = ["covered_before", "pass_canary", "uncovered"]
 

@@ -1,13 +1,15 @@
-"""The OneNET client: one aiohttp session and its calls; answers are judged by ``classify``.
+"""The OneNET client: its calls over a ``Transport``; answers are judged by ``classify``.
 
 ``execute_offline`` and ``probe`` never raise for network trouble: every answer, and every failure
-to get one, becomes an ``Outcome``. A failure before the request could have left (connect refused,
-DNS, connect timeout) is ``transient``; one after it may have reached OneNET (disconnect, read
-timeout, broken body) is ``in_doubt``, to be settled against the history rather than sent again.
+to get one, becomes an ``Outcome``. A failure before the request could have left (the transport's
+``NotSent``: connect refused, DNS, connect timeout) is ``transient``; one after it may have reached
+OneNET (``AnswerLost``: disconnect, read timeout, broken body) is ``in_doubt``, to be settled
+against the history rather than sent again.
 
 The follow-up calls (``history``, ``detail``) raise ``OneNetUnavailable`` when they get no usable
-answer, ``Misrouted`` when what answered is not OneNET. Bodies are read up to ``MAX_BODY`` bytes
-*after* inflating, so a small compressed answer cannot fill the memory.
+answer, ``Misrouted`` when what answered is not OneNET (follow_ups.py). The transport reads
+bodies up to ``MAX_BODY`` bytes *after* inflating, so a small compressed answer cannot fill the
+memory; every URL is built in urls.py, and every message masked by masking.py.
 
 Two platforms (docs/onenet-api.md): ``onenet`` (``/nbiot/...``, header ``api-key``) and the newer
 ``iot-api`` (``/nb-iot/...``, header ``authorization`` with a signed token from a ``TokenSource``,
@@ -21,38 +23,36 @@ failed) and the answer's Date shows that the token had lapsed by its clock, the 
 ``server_clock`` and the request is sent once more with a token dated on it. That is safe: a
 refused request created nothing (the check of the token comes before anything is done), so it
 cannot make a command twice. A second errno 1 is the key's, or the device's, and stays as it is.
+
+May import: errors, times, onenet's other modules.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Final, Literal
-from urllib.parse import quote
 
-import aiohttp
 import orjson
-from yarl import URL
 
+from dispatcher.clock import ServerClock
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.onenet.answers import (
     MAX_RETRY_AFTER,
     HistoryItem,
     Outcome,
     Verdict,
-    answer_errno,
-    answer_text,
     classify,
     classify_oversized,
     history_item,
     listed_uuid,
-    misrouted_error,
     parse_http_date,
     parse_retry_after,
 )
 from dispatcher.onenet.auth import TokenSource
+from dispatcher.onenet.follow_ups import Misrouted, follow_up_data
+from dispatcher.onenet.masking import Mask
 from dispatcher.onenet.requests import (
     CancelResult,
     ExecuteRequest,
@@ -60,7 +60,16 @@ from dispatcher.onenet.requests import (
     WriteRequest,
     WriteValue,
 )
-from dispatcher.times import ServerClock, format_onenet
+from dispatcher.onenet.transport import (
+    MAX_BODY,
+    AnswerLost,
+    NotSent,
+    ReadTimeout,
+    Response,
+    Transport,
+    TransportError,
+)
+from dispatcher.onenet.urls import PER_PAGE, Urls
 
 __all__ = [
     "MAX_BODY",
@@ -83,76 +92,12 @@ __all__ = [
 
 Platform = Literal["onenet", "iot-api"]
 
-MAX_BODY: Final = 1 << 20  # bytes, after inflating; OneNET's answers are tiny, this is not one
-PER_PAGE: Final = 100  # history items per page (the most OneNET's list calls give)
 MAX_PAGES: Final = 1000  # a history longer than this is not trusted to be complete
-_CHUNK: Final = 65536  # bytes read at a time when the size is not known up front
-
-# Query values that need no percent-encoding (IMEIs, OneNET timestamps).
-_QUERY_SAFE = re.compile(r"[0-9A-Za-z:._~-]*")
-# Characters a key can be made of (base64 and token alphabets): a key next to one of them is
-# part of a longer word, not the key, and is left alone when masking.
-_KEY_CHARS = "A-Za-z0-9_+/=-"
-
-
-class Misrouted(OneNetUnavailable):
-    """A follow-up call was answered by something that is not OneNET (a wrong base path, a
-    proxy's page): nothing was done there."""
-
-    def __init__(self, message: str, *, misrouted: bool = True) -> None:
-        super().__init__(message)
-        self.misrouted = misrouted
-
-
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes | None:
-    """The body, or None when it is larger than MAX_BODY (not read further, connection closed).
-
-    A compressed answer's Content-Length is its compressed size, so its inflated size is counted
-    while reading: aiohttp (3.14) inflates at most one read buffer per chunk it receives and
-    pauses the socket until the chunk is consumed, so stopping here stops the inflating too.
-    """
-    length = resp.content_length
-    if length is not None and "Content-Encoding" not in resp.headers:
-        if length > MAX_BODY:
-            resp.close()
-            return None
-        return await resp.read()
-    chunks: list[bytes] = []
-    size = 0
-    content = resp.content
-    while chunk := await content.read(_CHUNK):
-        size += len(chunk)
-        if size > MAX_BODY:
-            resp.close()  # drop the rest: neither read nor inflated
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _query_value(value: str) -> str:
-    """A query value percent-encoded as sent (unchanged when it needs no escaping, as usual)."""
-    return value if _QUERY_SAFE.fullmatch(value) else quote(value, safe=":")
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    name = type(exc).__name__
-    return f"{name}: {text}"[:300] if text else name
-
-
-def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
-    """The secrets as whole tokens (also percent-encoded, as in a URL query), or None if none."""
-    forms = {form for key in secrets for form in (re.escape(key), re.escape(quote(key, safe="")))}
-    if not forms:
-        return None
-    # Longest first, so that a secret is masked whole when another is a part of it.
-    alternatives = "|".join(sorted(forms, key=lambda form: (-len(form), form)))
-    # After "=" counts as a token start: a key is masked in "?api-key=KEY&...".
-    return re.compile(rf"(?:(?<==)|(?<![{_KEY_CHARS}]))(?:{alternatives})(?![{_KEY_CHARS}])")
+_JSON: Final = "application/json"
 
 
 class OneNetClient:
-    """OneNET's cached-command API over one aiohttp session (the caller owns it and its timeout).
+    """OneNET's cached-command API over a ``Transport`` (the caller owns it and its timeout).
 
     ``platform="onenet"``: ``/nbiot/...`` with header ``api-key``; ``"iot-api"``: the newer
     platform, ``/nb-iot/...`` with header ``authorization`` from ``token`` (required there),
@@ -161,7 +106,7 @@ class OneNetClient:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         base_url: str,
         api_key: str = "",
         *,
@@ -179,15 +124,9 @@ class OneNetClient:
             prefix = "/nb-iot"
         else:
             raise ValueError(f"platform {str(platform)[:20]!r} is not 'onenet' or 'iot-api'")
-        # aiohttp sends a GET or PUT again, once, when a kept-alive connection breaks under it
-        # (RFC 9112's retry of idempotent requests). OneNET's cached read is created by a GET:
-        # sent again, a device would be asked twice. Every retry here is the caller's own
-        # decision (in doubt: settled against the history). aiohttp's TestClient sets the same.
-        session._retry_connection = False
-        self._session = session
+        self._transport = transport
         self.platform: Platform = platform
-        self._base = base_url.rstrip("/")
-        self._root = self._base + prefix  # every call's path starts here
+        self._urls = Urls(base_url.rstrip("/") + prefix)
         self._key = api_key
         self._token = token
         self._token_header = ""  # the token the header dicts were last built from
@@ -199,17 +138,15 @@ class OneNetClient:
         ``onenet`` platform unless given): a lane over this client reads OneNET's clock into it."""
         # the access key and the current sign (none yet: the token is made on first use)
         self._token_secrets = token.secrets() if token is not None else ()
-        self._secrets = tuple(dict.fromkeys(((api_key,) if api_key else ()) + self._token_secrets))
-        self._mask = _secrets_pattern(self._secrets)
-        self._execute = self._root + "/execute/offline?imei="
+        self._clean = Mask((api_key, *self._token_secrets))
         # The header dicts, built once (for iot-api: again whenever the token changes).
         self._key_only = {"api-key": api_key}
-        self._with_body = {"api-key": api_key, "Content-Type": "application/json"}
+        self._with_body = {"api-key": api_key, "Content-Type": _JSON}
 
     @property
     def execute_url(self) -> str:
         """The URL execute commands are posted to: base URL and path, no query, no key."""
-        return self._root + "/execute/offline"
+        return self._urls.execute
 
     def _headers(self, body: bytes | None) -> Mapping[str, str]:
         """The headers of a request (with a body: its content type too), the token renewed
@@ -227,26 +164,14 @@ class OneNetClient:
         self._token_header = header
         self._token_et = token.et or 0
         self._key_only = {"authorization": header}
-        self._with_body = {"authorization": header, "Content-Type": "application/json"}
+        self._with_body = {"authorization": header, "Content-Type": _JSON}
         # An answer to a request sent just before the renewal may echo the previous sign.
         previous, self._token_secrets = self._token_secrets, token.secrets()
-        api_key = (self._key,) if self._key else ()
-        self._secrets = tuple(dict.fromkeys((*api_key, *self._token_secrets, *previous)))
-        self._mask = _secrets_pattern(self._secrets)
+        self._clean = Mask((self._key, *self._token_secrets, *previous))
 
     async def execute_offline(self, req: ExecuteRequest) -> Outcome:
         """Create one cached execute command; never raises for network trouble."""
-        url = (
-            f"{self._execute}{req.imei}&obj_id={req.obj_id}&obj_inst_id={req.obj_inst_id}"
-            f"&res_id={req.res_id}&expired_time={req.expired_time}&retry={req.retry}"
-            f"&timeout={req.timeout}&trigger_msg={req.trigger_msg}"
-        )
-        values = req.imei + req.expired_time
-        if req.valid_time is not None:
-            url += "&valid_time=" + req.valid_time
-            values += req.valid_time
-        if not _QUERY_SAFE.fullmatch(values):
-            url = self._execute_url_escaped(req)
+        url = self._urls.execute_offline(req)
         if req.args is None:
             return await self._send("POST", url, None)
         try:
@@ -257,48 +182,21 @@ class OneNetClient:
 
     async def write_offline(self, req: WriteRequest) -> Outcome:
         """Create one cached write; never raises for network trouble."""
-        query = (
-            f"imei={_query_value(req.imei)}&obj_id={req.obj_id}&obj_inst_id={req.obj_inst_id}"
-            f"&mode={req.mode}{self._window_query(req)}"
-        )
         try:
             body = orjson.dumps({"data": [v.item() for v in req.values]})
         except TypeError:
             return Outcome(Verdict.REJECTED, error="a value cannot be encoded as JSON")
-        return await self._send("POST", f"{self._root}/offline?{query}", body)
+        return await self._send("POST", self._urls.write_offline(req), body)
 
     async def read_offline(self, req: ReadRequest) -> Outcome:
         """Create one cached read; never raises for network trouble."""
-        query = f"imei={_query_value(req.imei)}&obj_id={req.obj_id}"
-        if req.obj_inst_id is not None:
-            query += f"&obj_inst_id={req.obj_inst_id}"
-            if req.res_id is not None:
-                query += f"&res_id={req.res_id}"
-        if req.bin2hex:
-            query += "&bin2hex=true"
-        query += self._window_query(req)
-        return await self._send("GET", f"{self._root}/offline?{query}", None)
-
-    @staticmethod
-    def _window_query(req: WriteRequest | ReadRequest) -> str:
-        """The window and delivery parameters every cached command takes."""
-        query = (
-            f"&expired_time={_query_value(req.expired_time)}&retry={req.retry}"
-            f"&timeout={req.timeout}&trigger_msg={req.trigger_msg}"
-        )
-        if req.valid_time is not None:
-            query += "&valid_time=" + _query_value(req.valid_time)
-        return query
+        return await self._send("GET", self._urls.read_offline(req), None)
 
     async def probe(self, imei: str, start: datetime) -> Outcome:
         """One cheap authenticated call (a one-item history page): ACCEPTED (uuid None) when
         OneNET answers errno 0, else judged as an execute answer; carries OneNET's clock in
         ``server_date``. Never raises for network trouble."""
-        url = (
-            f"{self._root}/offline/history?imei={_query_value(imei)}"
-            f"&start={_query_value(format_onenet(start))}&page=1&per_page=1"
-        )
-        outcome = await self._send("GET", url, None)
+        outcome = await self._send("GET", self._urls.probe(imei, start), None)
         status = outcome.http_status
         if outcome.errno == 0 and status is not None and 200 <= status < 300:
             return replace(outcome, verdict=Verdict.ACCEPTED, uuid=None, error="")
@@ -339,45 +237,27 @@ class OneNetClient:
     ) -> Outcome:
         """One request whose every answer or failure is an Outcome."""
         try:
-            async with self._session.request(
-                method, URL(url, encoded=True), data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                raw = await _read_capped(resp)
-                if raw is None:
-                    outcome = classify_oversized(resp.status, resp.headers, MAX_BODY)
-                else:
-                    outcome = classify(resp.status, raw, resp.headers)
-        except (
-            aiohttp.ClientConnectorError,
-            aiohttp.ConnectionTimeoutError,
-            aiohttp.InvalidURL,
-        ) as exc:
+            answer = await self._transport.send(method, url, headers, body)
+        except NotSent as exc:
             # Nothing left this host: safe to send again.
-            error = self._clean("not sent: " + _describe(exc))
-            return Outcome(Verdict.TRANSIENT, error=error, reached=False)
-        except TimeoutError as exc:  # aiohttp's ServerTimeoutError and SocketTimeoutError too
+            return Outcome(Verdict.TRANSIENT, error=self._clean(f"not sent: {exc}"), reached=False)
+        except ReadTimeout as exc:
             # Sent, and no answer in time: OneNET may be working on it; only its history can tell.
-            error = self._clean("no answer in time: " + _describe(exc))
+            error = self._clean(f"no answer in time: {exc}")
             return Outcome(Verdict.IN_DOUBT, error=error, timed_out=True)
-        except (aiohttp.ClientError, OSError) as exc:
+        except AnswerLost as exc:
             # The request may have reached OneNET; only its history can tell.
-            return Outcome(Verdict.IN_DOUBT, error=self._clean("answer lost: " + _describe(exc)))
+            return Outcome(Verdict.IN_DOUBT, error=self._clean(f"answer lost: {exc}"))
+        raw = answer.body
+        if raw is None:
+            outcome = classify_oversized(answer.status, answer.headers, MAX_BODY)
+        else:
+            outcome = classify(answer.status, raw, answer.headers)
         if outcome.error and outcome.verdict is not Verdict.ACCEPTED:
             error = self._clean(outcome.error)
             if error != outcome.error:
                 return replace(outcome, error=error)
         return outcome
-
-    def _execute_url_escaped(self, req: ExecuteRequest) -> str:
-        url = (
-            f"{self._execute}{_query_value(req.imei)}&obj_id={req.obj_id}"
-            f"&obj_inst_id={req.obj_inst_id}&res_id={req.res_id}"
-            f"&expired_time={_query_value(req.expired_time)}&retry={req.retry}"
-            f"&timeout={req.timeout}&trigger_msg={req.trigger_msg}"
-        )
-        if req.valid_time is not None:
-            url += "&valid_time=" + _query_value(req.valid_time)
-        return url
 
     async def history(
         self,
@@ -398,15 +278,12 @@ class OneNetClient:
         uuid alone, every other field None, instead of making the whole list unreadable; for a
         caller that asks about its own uuids only (status), never for matching (reconcile).
         """
-        query = f"imei={_query_value(imei)}&start={_query_value(format_onenet(start))}"
-        if end is not None:
-            query += f"&end={_query_value(format_onenet(end))}"
         items: list[HistoryItem] = []
         seen: set[str] = set()
         for page in range(1, MAX_PAGES + 1):
-            url = f"{self._root}/offline/history?{query}&page={page}&per_page={PER_PAGE}&sort=ASC"
             if before_page is not None:
                 await before_page()
+            url = self._urls.history(imei, start, end, page)
             data = await self._call("GET", url, "history", on_date)
             if type(data) is not dict or type(data.get("items")) is not list:
                 raise OneNetUnavailable(f"history of {imei}: answer without an item list")
@@ -442,8 +319,7 @@ class OneNetClient:
 
         ``on_date`` gets the server's clock (unix seconds) from the answer's Date header.
         """
-        url = f"{self._root}/offline/history/{quote(uuid, safe='')}?imei={_query_value(imei)}"
-        data = await self._call("GET", url, "detail", on_date)
+        data = await self._call("GET", self._urls.detail(imei, uuid), "detail", on_date)
         if type(data) is not dict:
             raise OneNetUnavailable(f"detail of {uuid}: answer without a command")
         return data
@@ -451,8 +327,8 @@ class OneNetClient:
     async def cancel(self, imei: str, uuid: str) -> CancelResult:
         """Cancel a waiting command: ``cancelled``, or the ``refusal`` with the errno's verdict
         (e.g. REJECTED when it was already sent); raises OneNetUnavailable on network trouble."""
-        url = f"{self._root}/offline/cancel/{quote(uuid, safe='')}?imei={_query_value(imei)}"
-        status, raw, headers = await self._exchange("PUT", url, "cancel")
+        answer = await self._exchange("PUT", self._urls.cancel(imei, uuid), "cancel")
+        status, raw, headers = answer.status, answer.body, answer.headers
         outcome = (
             classify_oversized(status, headers, MAX_BODY)
             if raw is None
@@ -464,97 +340,36 @@ class OneNetClient:
         refusal = outcome if error == outcome.error else replace(outcome, error=error)
         return CancelResult(uuid, False, status, outcome.server_date, refusal)
 
-    async def _exchange(
-        self, method: str, url: str, what: str
-    ) -> tuple[int, bytes | None, Mapping[str, str]]:
-        """(status, body or None when too large, headers); OneNetUnavailable on network trouble.
-        Asked once more with a new token when OneNET refused a token that had lapsed by its
-        clock (as ``_send``)."""
+    async def _exchange(self, method: str, url: str, what: str) -> Response:
+        """One follow-up's answer; OneNetUnavailable on network trouble. Asked once more with a
+        new token when OneNET refused a token that had lapsed by its clock (as ``_send``)."""
         headers = self._headers(None)
         et, sent = self._token_et, self._local()
         answer = await self._fetch(method, url, what, headers)
-        status, raw, got = answer
-        if self._token is not None and raw is not None:
-            judged = classify(status, raw, got)
+        if self._token is not None and answer.body is not None:
+            judged = classify(answer.status, answer.body, answer.headers)
             if self._lapsed(judged.errno, judged.server_date, et, sent):
                 answer = await self._fetch(method, url, what, self._headers(None))
         return answer
 
     async def _fetch(
         self, method: str, url: str, what: str, headers: Mapping[str, str]
-    ) -> tuple[int, bytes | None, Mapping[str, str]]:
-        """One request's (status, body or None when too large, headers)."""
+    ) -> Response:
+        """One request's answer; OneNetUnavailable without one (caused by a TimeoutError when
+        none came in time, or no connection could be made in time)."""
         try:
-            async with self._session.request(
-                method, URL(url, encoded=True), headers=headers, allow_redirects=False
-            ) as resp:
-                raw = await _read_capped(resp)
-                return resp.status, raw, resp.headers
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise OneNetUnavailable(self._clean(f"{what}: {_describe(exc)}")) from exc
+            return await self._transport.send(method, url, headers, None)
+        except TransportError as exc:
+            raise OneNetUnavailable(self._clean(f"{what}: {exc}")) from exc
 
     async def _call(
         self, method: str, url: str, what: str, on_date: Callable[[float], None] | None
     ) -> object:
         """The ``data`` of a successful answer; OneNetUnavailable (Misrouted) otherwise."""
-        status, raw, headers = await self._exchange(method, url, what)
+        answer = await self._exchange(method, url, what)
         if on_date is not None:
-            date = headers.get("Date")
+            date = answer.headers.get("Date")
             when = parse_http_date(date) if date else None
             if when is not None:
                 on_date(when)
-        foreign = not 200 <= status < 300 and status < 500 and status != 429
-        wait = headers.get("Retry-After")
-        # What a throttling answer asks of the lane, whatever its body.
-        throttled = status == 429 or wait is not None
-        retry_after = parse_retry_after(wait) if wait is not None else None
-        if raw is None:
-            if foreign:
-                detail = f"larger than {MAX_BODY} bytes"
-                raise Misrouted(f"{what}: {misrouted_error(status, headers, detail)}")
-            raise OneNetUnavailable(
-                f"{what}: HTTP {status}, answer larger than {MAX_BODY} bytes",
-                throttled=throttled,
-                retry_after=retry_after,
-            )
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            if foreign:
-                raise Misrouted(f"{what}: {misrouted_error(status, headers)}") from None
-            raise OneNetUnavailable(
-                f"{what}: HTTP {status}, answer is not JSON",
-                throttled=throttled,
-                retry_after=retry_after,
-            ) from None
-        errno = answer_errno(doc, status) if type(doc) is dict else None
-        if type(errno) is not int:
-            if foreign:
-                detail = "JSON without an integer errno"
-                raise Misrouted(f"{what}: {misrouted_error(status, headers, detail)}")
-            raise OneNetUnavailable(
-                f"{what}: HTTP {status}, answer without an integer errno",
-                throttled=throttled,
-                retry_after=retry_after,
-            )
-        if errno != 0:
-            text = self._clean(answer_text(doc))
-            judged = classify(status, raw, headers)
-            raise OneNetUnavailable(
-                f"{what}: HTTP {status}, errno {errno} {text}".rstrip(),
-                errno=errno,
-                # A business errno (auth failed, a bad parameter) stays what it is: asking again
-                # cannot help; a backlog or an internal error may pass.
-                retryable=judged.verdict in (Verdict.TRANSIENT, Verdict.RETRY_ONCE),
-                throttled=judged.throttled,
-                retry_after=judged.retry_after,
-            )
-        return doc.get("data")
-
-    def _clean(self, text: str) -> str:
-        """``text`` with the api-key, the access key and the token's sign masked where they
-        stand as whole tokens."""
-        pattern = self._mask
-        if pattern is None or ("%" not in text and not any(s in text for s in self._secrets)):
-            return text
-        return pattern.sub("***", text)
+        return follow_up_data(answer, what, self._clean)

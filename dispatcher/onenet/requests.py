@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dispatcher.model.writes import WriteValue
 from dispatcher.onenet.answers import Outcome
 
 __all__ = ["CancelResult", "ExecuteRequest", "ReadRequest", "WriteRequest", "WriteValue"]
@@ -25,23 +26,6 @@ class ExecuteRequest:
     retry: int
     timeout: int
     trigger_msg: int
-
-
-@dataclass(frozen=True, slots=True)
-class WriteValue:
-    """One resource of a cached write, as OneNET's body carries it: ``type`` 1 is Opaque (``val``
-    a hex string), 2 is Time (``val`` in seconds), None any other type (``val`` as JSON)."""
-
-    res_id: int
-    val: str | int | float | bool
-    type: int | None = None
-
-    def item(self) -> dict[str, object]:
-        """The body's item: {"res_id", "type"?, "val"}."""
-        item: dict[str, object] = {"res_id": self.res_id, "val": self.val}
-        if self.type is not None:
-            item["type"] = self.type
-        return item
 
 
 @dataclass(frozen=True, slots=True)

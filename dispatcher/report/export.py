@@ -26,7 +26,8 @@ from typing import Any, Final, Literal, TextIO
 
 import orjson
 
-from dispatcher.ledger.store import Ledger, Row
+from dispatcher.ledger.store import LedgerStore, Row
+from dispatcher.model import args_text
 from dispatcher.times import BEIJING
 
 __all__ = ["EXPORT_FIELDS", "export_record", "write_export"]
@@ -51,28 +52,28 @@ def export_record(row: Row) -> dict[str, Any]:
     """One command as an export record (the keys of :data:`EXPORT_FIELDS`, in order)."""
     delivery = row.delivery
     return {
-        "imei": row.imei,
-        "obj_id": row.obj_id,
-        "obj_inst_id": row.obj_inst_id,
-        "res_id": row.res_id,
-        "args": row.args,
+        "imei": row.command.imei,
+        "obj_id": row.command.obj_id,
+        "obj_inst_id": row.command.obj_inst_id,
+        "res_id": row.command.res_id,
+        "args": args_text(row.command),
         "status": row.status.value,
         "errno": row.errno,
         "error": row.error,
         "uuid": row.uuid,
         "attempts": row.attempts,
-        "source": f"{row.source}:{row.line}",
-        "valid_time": row.valid_time,
-        "expired_time": row.expired_time,
+        "source": f"{row.command.source}:{row.command.line}",
+        "valid_time": None if row.command.valid_time is None else row.command.valid_time.text,
+        "expired_time": row.command.expired_time.text,
         "sent_valid_time": row.sent_valid_time,
         "sent_expired_time": row.sent_expired_time,
         "first_attempt_at": _iso(row.first_attempt_at),
         "last_attempt_at": _iso(row.last_attempt_at),
         "latency_ms": row.latency_ms,
         "reconciled": row.reconciled,
-        "retry": row.retry,
-        "timeout": row.timeout,
-        "trigger_msg": row.trigger_msg,
+        "retry": row.command.retry,
+        "timeout": row.command.timeout,
+        "trigger_msg": row.command.trigger_msg,
         "key": row.key,
         "retired": None if row.retired is None else row.retired.value,
         "send_status": row.send_status,
@@ -86,14 +87,14 @@ def export_record(row: Row) -> dict[str, Any]:
         "cancel_error": row.cancel_error,
         "retried_in": row.retried_in,
         # Added later, so after the rest: the columns before keep their places.
-        "op": row.op,
-        "mode": row.mode,
-        "step": row.step or None,
-        "product": row.product,
+        "op": str(row.command.op),
+        "mode": row.command.mode,
+        "step": row.command.step or None,
+        "product": row.command.product or None,
     }
 
 
-def write_export(ledger: Ledger, fmt: Literal["csv", "jsonl", "json"], out: TextIO) -> int:
+def write_export(ledger: LedgerStore, fmt: Literal["csv", "jsonl", "json"], out: TextIO) -> int:
     """Write every command to ``out`` as csv, jsonl or a json array, streaming; return the count.
 
     CSV follows RFC 4180 (``\\r\\n`` line ends; quotes where needed): give a file opened with

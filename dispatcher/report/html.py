@@ -23,7 +23,7 @@ from typing import Final, TextIO
 import jinja2
 
 from dispatcher.ledger.records import DeliveryState
-from dispatcher.ledger.store import Ledger, Row, Status
+from dispatcher.ledger.store import LedgerStore, Row, Status
 from dispatcher.report.render import DELIVERY_LINES, printable
 from dispatcher.report.summary import Summary, summarize
 from dispatcher.report.timeline import Histogram, timeline
@@ -88,7 +88,8 @@ class ProblemRow:
             detail = row.cancel_error or row.cmd_result or ""
         else:
             detail = row.error
-        return cls(kind, row.imei, f"{row.source}:{row.line}", row.status.value.replace("_", " "),
+        c = row.command
+        return cls(kind, c.imei, f"{c.source}:{c.line}", row.status.value.replace("_", " "),
                    row.errno or None, detail, row.send_status, row.confirm_status)  # fmt: skip
 
 
@@ -159,7 +160,7 @@ def _onenet_time(text: str | None) -> float | None:
 
 
 def write_html(
-    ledger: Ledger,
+    ledger: LedgerStore,
     out: TextIO,
     *,
     limit: int = PROBLEM_LIMIT,

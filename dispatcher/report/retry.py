@@ -19,8 +19,8 @@ from enum import StrEnum
 from typing import Final
 
 from dispatcher.ledger.records import DeliveryState
-from dispatcher.ledger.store import Ledger, Row, Status
-from dispatcher.times import parse_timespec, start_of
+from dispatcher.ledger.store import LedgerStore, Row, Status
+from dispatcher.times import start_of
 
 __all__ = ["UNSETTLED", "Reason", "Retry", "RetryTally", "passed_times", "reason_of", "retries"]
 
@@ -92,20 +92,15 @@ def reason_of(row: Row) -> Reason | None:
 def passed_times(row: Row, now: datetime) -> tuple[str, ...]:
     """The fields of ``row`` holding an absolute time at or before ``now`` (relative ones never)."""
     found = []
-    for name, text in (("valid_time", row.valid_time), ("expired_time", row.expired_time)):
-        if text is None:
-            continue
-        try:
-            spec = parse_timespec(text)
-        except ValueError:  # checked when the job was read: not a time only if edited by hand
-            continue
-        if spec.at is not None and spec.at <= now:
+    c = row.command
+    for name, spec in (("valid_time", c.valid_time), ("expired_time", c.expired_time)):
+        if spec is not None and spec.at is not None and spec.at <= now:
             found.append(name)
     return tuple(found)
 
 
 def retries(
-    ledger: Ledger, tally: RetryTally, *, now: datetime | None = None, into: str | None = None
+    ledger: LedgerStore, tally: RetryTally, *, now: datetime | None = None, into: str | None = None
 ) -> Iterator[Retry]:
     """The job's commands to send again, in job order, streamed; ``tally`` counts as they go.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dispatcher.ledger.delivery import DeliveryBreakdown
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 
 __all__ = ["Summary", "summarize"]
 
@@ -43,7 +43,7 @@ class Summary:
     by_product: dict[str, dict[str, int]] = field(default_factory=dict)  # {product: {status: n}}
 
 
-def summarize(ledger: Ledger) -> Summary:
+def summarize(ledger: LedgerStore) -> Summary:
     """Figures for the whole ledger, computed by SQLite (no per-command objects kept)."""
     stats = ledger.stats()
     by_errno: dict[int, int] = {}

@@ -27,7 +27,7 @@ from dispatcher.errors import JobMismatchError
 from dispatcher.job.model import Command, Job
 from dispatcher.ledger.identity import Change, JobDiff, JobRecord, same_job_file
 from dispatcher.ledger.records import Row
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 
 __all__ = ["Binding", "JobChangedError", "bind_job", "describe_change", "preview_binding"]
 
@@ -50,7 +50,7 @@ class JobChangedError(JobMismatchError):
 
 
 def bind_job(
-    ledger: Ledger, job: Job, *, fingerprint: str, total: int, accept_changes: bool = False
+    ledger: LedgerStore, job: Job, *, fingerprint: str, total: int, accept_changes: bool = False
 ) -> Binding:
     """Bind ``ledger`` to ``job`` (see the module docstring); JobMismatchError if it cannot be."""
     binding = preview_binding(ledger, job, fingerprint=fingerprint, accept_changes=accept_changes)
@@ -63,7 +63,7 @@ def bind_job(
 
 
 def preview_binding(
-    ledger: Ledger, job: Job, *, fingerprint: str, accept_changes: bool = False
+    ledger: LedgerStore, job: Job, *, fingerprint: str, accept_changes: bool = False
 ) -> Binding:
     """What binding ``ledger`` to ``job`` would find, read only (``run --dry-run``): its diff
     compared but not applied (the same comparison as the run's), and the same JobMismatchError
@@ -102,7 +102,7 @@ class _Commands:
             commands.close()
 
 
-def _owner(ledger: Ledger, path: str) -> str | None:
+def _owner(ledger: LedgerStore, path: str) -> str | None:
     """For a ledger that records no job (an older one): the job file its runs were started with."""
     recorded = ledger.recorded_job_paths()
     if not recorded or any(same_job_file(p, Path(path)) for p in recorded):
@@ -121,8 +121,9 @@ def describe_change(change: Change) -> str:
 
 
 def _old(row: Row, name: str) -> object:
-    value: object = getattr(row, name)
-    return "none" if value is None else value
+    if name == "product" and not row.command.product:
+        return "none"  # the default product
+    return _new(row.command, name)
 
 
 def _new(command: Command, name: str) -> object:
@@ -133,7 +134,7 @@ def _new(command: Command, name: str) -> object:
     return text if text is not None else value
 
 
-def _changed_message(ledger: Ledger, job: Job, diff: JobDiff) -> str:
+def _changed_message(ledger: LedgerStore, job: Job, diff: JobDiff) -> str:
     n = diff.changed_at_onenet
     return (
         f"{job.source} was edited since {ledger.path} recorded it: {n:,} command(s) changed"

@@ -19,7 +19,7 @@ from typing import Final
 from dispatcher.config import Settings
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Row
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.onenet.answers import Verdict, detail_item
 from dispatcher.onenet.requests import CancelResult
 from dispatcher.run.fanout import fan_out
@@ -56,7 +56,7 @@ async def cancel_waiting(
     lane: Lane,
     settings: Settings,
     *,
-    ledger: Ledger,
+    ledger: LedgerStore,
     stop: Stop,
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -90,7 +90,7 @@ async def cancel_waiting(
         async def ask() -> CancelResult:
             await lane.pace.acquire()
             report.requests += 1
-            result = await lane.query(lambda: lane.client.cancel(row.imei, uuid))
+            result = await lane.query(lambda: lane.client.cancel(row.command.imei, uuid))
             refusal = result.refusal
             if refusal is not None and refusal.verdict in _ASK_AGAIN:
                 if refusal.throttled and lane.finder is not None:
@@ -136,18 +136,18 @@ async def _state_now(
     settings: Settings,
     stop: Stop,
     sleep: Callable[[float], Awaitable[None]],
-    ledger: Ledger,
+    ledger: LedgerStore,
     clock: Callable[[], float],
 ) -> int | None:
     """The command's send_status as OneNET now holds it (recorded), or None if unreadable."""
 
     async def ask() -> dict[str, object]:
         await lane.pace.acquire()
-        return await lane.query(lambda: lane.client.detail(row.imei, uuid))
+        return await lane.query(lambda: lane.client.detail(row.command.imei, uuid))
 
     try:
         raw = await retry_query(settings.retry, stop=stop, sleep=sleep)(ask)
-        item, cmd_result = detail_item(raw, row.imei, uuid)
+        item, cmd_result = detail_item(raw, row.command.imei, uuid)
     except OneNetUnavailable as exc:
         log.debug("state of %s after a refused cancel unreadable: %s", row.key, exc)
         return None

@@ -14,7 +14,7 @@ from dispatcher.job.model import Command, Job
 from dispatcher.job.plan import Abort, Canary
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.records import OPEN_DELIVERY, TO_SEND, Delivery, Status
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.run.lane import Lane
 from dispatcher.run.recovery import Item
 from dispatcher.run.rollout import CanaryVerdict, canary_positions, judge_canary
@@ -153,7 +153,7 @@ class CanaryPhase:
             await self.sleep(min(poll, left))
 
 
-def _uncovered_rows(ledger: Ledger, job: Job, size: int, steps: int) -> list[int]:
+def _uncovered_rows(ledger: LedgerStore, job: Job, size: int, steps: int) -> list[int]:
     """On the ledger thread: the positions of the job's rows (each ``steps`` commands) with a
     command to send that no passed canary covers; every command registered on the way."""
     rows: set[int] = set()
@@ -165,7 +165,7 @@ def _uncovered_rows(ledger: Ledger, job: Job, size: int, steps: int) -> list[int
     return sorted(rows)
 
 
-def _pass(ledger: Ledger, product: str | None, judged: list[str], job: Job) -> int:
+def _pass(ledger: LedgerStore, product: str | None, judged: list[str], job: Job) -> int:
     """On the ledger thread: the canary's pass recorded, covering the lane's commands."""
     commands = job.commands()
     try:
@@ -174,7 +174,9 @@ def _pass(ledger: Ledger, product: str | None, judged: list[str], job: Job) -> i
         commands.close()
 
 
-def _register_canary(ledger: Ledger, job: Job, positions: frozenset[int], steps: int) -> list[Item]:
+def _register_canary(
+    ledger: LedgerStore, job: Job, positions: frozenset[int], steps: int
+) -> list[Item]:
     """The canary's commands (those of the rows at ``positions`` of the job: each row is
     ``steps`` commands in a row), registered, with their status."""
     picked: list[Command] = []
@@ -197,7 +199,7 @@ async def skip_rest(job: Job, recorder: Recorder, stats: RunStats, why: str, *, 
     return len(moved)
 
 
-def registered(ledger: Ledger, job: Job, size: int) -> Iterator[list[Item]]:
+def registered(ledger: LedgerStore, job: Job, size: int) -> Iterator[list[Item]]:
     """On the ledger thread: every command of ``job`` registered, ``size`` at a time, with its
     status before (new ones: pending)."""
     commands = job.commands()
@@ -208,7 +210,7 @@ def registered(ledger: Ledger, job: Job, size: int) -> Iterator[list[Item]]:
         commands.close()
 
 
-def _skip_all(ledger: Ledger, job: Job, why: str, size: int) -> list[Status]:
+def _skip_all(ledger: LedgerStore, job: Job, why: str, size: int) -> list[Status]:
     """On the ledger thread: register the rest of the job, and skip what is not sent."""
     moved: list[Status] = []
     for items in registered(ledger, job, size):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from dispatcher.clock import ServerClock
 from dispatcher.config import Settings
 from dispatcher.errors import OneNetUnavailable, RunAborted
 from dispatcher.onenet.answers import Outcome, Verdict
@@ -22,7 +23,6 @@ from dispatcher.run.breakers import Breakers, auth_blame
 from dispatcher.run.finder import RateFinder
 from dispatcher.run.pacing import Pace
 from dispatcher.run.reconcile import CommandClient
-from dispatcher.times import ServerClock
 
 __all__ = ["Lane", "OneNetApi"]
 

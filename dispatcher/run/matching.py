@@ -46,10 +46,10 @@ def listed_alike(row: Row, item: HistoryItem, start: datetime) -> bool:
 
     ``args`` is not in the list (only in the detail): compare it with ``args_text`` as well.
     """
-    if item.type.upper() != row.op.upper():
+    if item.type.upper() != row.command.op.upper():
         return False
     # A field the answer left out shows nothing that disagrees.
-    if item.trigger_msg is not None and item.trigger_msg != row.trigger_msg:
+    if item.trigger_msg is not None and item.trigger_msg != row.command.trigger_msg:
         return False
     if item.create_time is not None and item.create_time < start:
         return False
@@ -72,10 +72,11 @@ def same_args(row: Row, shown: object) -> bool:
     only its list is shown); a detail that shows none, or none that reads as data, shows nothing
     that disagrees (two such writes in one window stay in doubt, never guessed).
     """
-    if row.op != "write":
-        return args_text(shown) == args_text(row.args)
+    command = row.command
+    if command.op != "write":
+        return args_text(shown) == args_text(command.args)
     theirs = _write_data(shown)
-    return theirs is None or theirs == _write_data(row.args)
+    return theirs is None or theirs == [(str(v.res_id), _value(v.val)) for v in command.values]
 
 
 def _write_data(value: object) -> list[tuple[object, object]] | None:
@@ -146,7 +147,7 @@ def settle_rows(rows: Sequence[Row], candidates: Mapping[int, Sequence[HistoryIt
                 log.warning(
                     "device %s holds more than one matching command (%d) for %s; taking %s,"
                     " the earliest created",
-                    row.imei,
+                    row.command.imei,
                     len(items),
                     row.key,
                     uuid,

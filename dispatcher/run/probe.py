@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
+from dispatcher.clock import ServerClock, describe_offset
 from dispatcher.config import Settings
 from dispatcher.errors import (
     MisroutedError,
@@ -30,7 +31,7 @@ from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.run.breakers import API_KEY_BLAME
 from dispatcher.run.pacing import Pace
 from dispatcher.run.state import Stop
-from dispatcher.times import BEIJING, ServerClock, describe_offset
+from dispatcher.times import BEIJING
 
 if TYPE_CHECKING:
     from dispatcher.run.lane import Lane

@@ -117,7 +117,7 @@ async def reconcile(
     report = ReconcileReport()
     by_imei: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
-        by_imei[row.imei].append(row)
+        by_imei[row.command.imei].append(row)
     unreachable = _UnreachableLog()
     stop = stop or Stop()
     # A graceful stop asked for before the call is the caller's to weigh: the runner reconciles
@@ -167,7 +167,7 @@ async def reconcile(
             "%d commands stay in doubt, the history cannot tell them apart; first: %s on %s: %s",
             len(report.ambiguous),
             row.key,
-            row.imei,
+            row.command.imei,
             reason,
         )
     return report
@@ -191,7 +191,7 @@ async def _look_up_device(
     }
     args_of: dict[str, object] = {}
     for n, candidates in listed.items():
-        if rows[n].op == "read":
+        if rows[n].command.op == "read":
             continue  # a read sends no args: the list tells all there is
         for item in candidates:
             if item.uuid not in args_of:
@@ -199,7 +199,11 @@ async def _look_up_device(
                 detail = await client.detail(imei, item.uuid)
                 args_of[item.uuid] = detail.get("args")
     matching = {
-        n: [i for i in candidates if rows[n].op == "read" or same_args(rows[n], args_of[i.uuid])]
+        n: [
+            i
+            for i in candidates
+            if rows[n].command.op == "read" or same_args(rows[n], args_of[i.uuid])
+        ]
         for n, candidates in listed.items()
     }
     return settle_rows(rows, matching)

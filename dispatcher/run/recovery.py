@@ -14,18 +14,17 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from dispatcher.config import Settings
-from dispatcher.job.model import Command
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.recorder import Recorder
-from dispatcher.ledger.store import Ledger, Row, Status
+from dispatcher.ledger.store import LedgerStore, Row, Status
+from dispatcher.model import Command
 from dispatcher.run.lane import Lane
 from dispatcher.run.outcomes import Outcomes
 from dispatcher.run.reconcile import reconcile
 from dispatcher.run.retrying import retry_query
 from dispatcher.run.state import Stop
-from dispatcher.times import parse_timespec
 
-__all__ = ["Item", "Recovery", "command_of"]
+__all__ = ["Item", "Recovery"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ class Recovery:
             resend = await self._reconcile(rows)
             if not resend or self.stop.requested:
                 return
-            await self.resend([(command_of(r), Status.PENDING) for r in resend])
+            await self.resend([(r.command, Status.PENDING) for r in resend])
 
     async def _reconcile(self, rows: list[Row]) -> list[Row]:
         """Look ``rows`` up in the history; return the active ones OneNET never created (now
@@ -166,32 +165,8 @@ class Recovery:
                 self.outcomes.settled(row, Status.IN_DOUBT, None, why, now, event=Event.LOSE)
 
 
-def _collect(ledger: Ledger, statuses: Iterable[Status], product: str | None) -> list[Row]:
+def _collect(ledger: LedgerStore, statuses: Iterable[Status], product: str | None) -> list[Row]:
     rows = ledger.rows(set(statuses))
     if product is None:
         return list(rows)
-    return [r for r in rows if (r.product or "") == product]
-
-
-def command_of(row: Row) -> Command:
-    """The command a ledger row was made from, to send it again."""
-    return Command(
-        imei=row.imei,
-        obj_id=row.obj_id,
-        obj_inst_id=row.obj_inst_id,
-        res_id=row.res_id,
-        expired_time=parse_timespec(row.expired_time),
-        valid_time=parse_timespec(row.valid_time) if row.valid_time else None,
-        args=row.args,
-        retry=row.retry,
-        timeout=row.timeout,
-        trigger_msg=row.trigger_msg,
-        source=row.source,
-        line=row.line,
-        key=row.key,
-        op=row.op,
-        mode=row.mode,
-        step=row.step,
-        after=row.after_key or "",
-        product=row.product or "",
-    )
+    return [r for r in rows if r.command.product == product]

@@ -30,13 +30,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
+from dispatcher.clock import ServerClock
 from dispatcher.config import Settings
 from dispatcher.errors import LedgerError, RolloutAborted, RunAborted, WrongKeyError
 from dispatcher.job.model import Command, Job
 from dispatcher.job.plan import Rollout
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.recorder import Recorder
-from dispatcher.ledger.store import FINAL, TO_SEND, Ledger, Status
+from dispatcher.ledger.store import FINAL, TO_SEND, LedgerStore, Status
 from dispatcher.run.fanout import fan_out
 from dispatcher.run.gating import CanaryPhase, registered, skip_rest
 from dispatcher.run.lane import Lane, OneNetApi
@@ -47,7 +48,6 @@ from dispatcher.run.recovery import Item, Recovery
 from dispatcher.run.rollout import Guard
 from dispatcher.run.sending import Send
 from dispatcher.run.state import RunResult, RunStats, Stop
-from dispatcher.times import ServerClock
 
 __all__ = ["OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
 
@@ -60,7 +60,7 @@ _PAUSED = "paused after the canary"
 async def run_job(
     job: Job,
     client: OneNetApi,
-    ledger: Ledger,
+    ledger: LedgerStore,
     settings: Settings,
     *,
     stop: Stop | None = None,
@@ -178,7 +178,7 @@ async def _run(
         stopped = {r.lane.name: r.stop.reason for r in runners}
     return RunResult(
         run_id, counts, stats, reason,
-        aborted[0] if aborted else None, stats.total, paused, stopped,
+        aborted[0] if aborted else None, stats.total, paused, stopped, ledger.handed_over(),
     )  # fmt: skip
 
 
@@ -424,13 +424,13 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
         yield exc
 
 
-def _register_all(ledger: Ledger, job: Job, size: int) -> None:
+def _register_all(ledger: LedgerStore, job: Job, size: int) -> None:
     """On the ledger thread: register every command of ``job`` (those new become pending)."""
     for _ in registered(ledger, job, size):
         pass
 
 
-def _register_next(ledger: Ledger, commands: Iterator[Command], size: int) -> list[Item]:
+def _register_next(ledger: LedgerStore, commands: Iterator[Command], size: int) -> list[Item]:
     """The next ``size`` commands of the job, registered, with their status in the ledger."""
     batch = list(itertools.islice(commands, size))
     return list(zip(batch, ledger.register(batch), strict=True)) if batch else []

@@ -19,15 +19,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import orjson
-
 from dispatcher.config import Settings
 from dispatcher.errors import RunAborted
-from dispatcher.job.model import Command
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import InFlight, Status
+from dispatcher.model import Command
 from dispatcher.onenet.answers import Outcome, Verdict
-from dispatcher.onenet.client import ExecuteRequest, ReadRequest, WriteRequest, WriteValue
+from dispatcher.onenet.client import ExecuteRequest, ReadRequest, WriteRequest
 from dispatcher.run.lane import Lane
 from dispatcher.run.outcomes import Outcomes
 from dispatcher.run.reconcile import CommandClient
@@ -124,13 +122,9 @@ class Send:
         if before and before[0].status is Status.ACCEPTED:
             return False
         if before:
-            row = before[0]
-            path = "/".join(
-                str(i) for i in (row.obj_id, row.obj_inst_id, row.res_id) if i is not None
-            )
-            why = (
-                f"held back: step {row.step} ({row.op} {path}) is {row.status.value}, not accepted"
-            )
+            row, c = before[0], before[0].command
+            path = "/".join(str(i) for i in (c.obj_id, c.obj_inst_id, c.res_id) if i is not None)
+            why = f"held back: step {c.step} ({c.op} {path}) is {row.status.value}, not accepted"
         else:
             why = "held back: the step before is not in the ledger"
         self.outcomes.sent(command.key, old, Status.SKIPPED, None, why, 0, self.clock())
@@ -316,13 +310,13 @@ def _still_good(flight: _Flight, at: float) -> bool:
 def request_of(c: Command, expired_time: str, valid_time: str | None) -> Request:
     """The request of a command for these times (OneNET's format): its operation's call."""
     if c.op == "write":
-        assert c.obj_inst_id is not None and c.args is not None
+        assert c.obj_inst_id is not None
         return WriteRequest(
             imei=c.imei,
             obj_id=c.obj_id,
             obj_inst_id=c.obj_inst_id,
             mode=c.mode or 2,
-            values=_write_values(c.args),
+            values=c.values,
             expired_time=expired_time,
             valid_time=valid_time,
             retry=c.retry,
@@ -354,13 +348,6 @@ def request_of(c: Command, expired_time: str, valid_time: str | None) -> Request
         timeout=c.timeout,
         trigger_msg=c.trigger_msg,
     )
-
-
-@functools.lru_cache(maxsize=1024)
-def _write_values(body: str) -> tuple[WriteValue, ...]:
-    """A write's values from the body its job wrote (fleets repeat it: parsed once)."""
-    items = orjson.loads(body)["data"]
-    return tuple(WriteValue(v["res_id"], v["val"], v.get("type")) for v in items)
 
 
 async def create(client: CommandClient, request: Request) -> Outcome:

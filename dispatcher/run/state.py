@@ -167,6 +167,7 @@ class RunResult:
     paused: str | None = None  # a rollout stopped here on purpose (a good canary, then: pause)
     # With several products: each lane's stop, by product (None: it finished), when any stopped.
     lanes: dict[str, str | None] = field(default_factory=dict)
+    handed: int = 0  # rejected or expired here, and handed to a retry job (ledger.handed_over)
 
     @property
     def unregistered(self) -> int:

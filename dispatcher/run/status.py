@@ -31,7 +31,7 @@ from typing import Final
 from dispatcher.config import RetrySettings, Settings
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Delivery, Row
-from dispatcher.ledger.store import Ledger
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.onenet.answers import HistoryItem, detail_item
 from dispatcher.run.fanout import fan_out
 from dispatcher.run.lane import Lane
@@ -97,10 +97,12 @@ async def read_round(
     """
     result = progress or StatusRound()
     if isinstance(rows, Sequence):
-        rows = sorted(rows, key=lambda r: (r.imei, r.seq))
-        totals = (len(rows), len({r.imei for r in rows}))
+        rows = sorted(rows, key=lambda r: (r.command.imei, r.seq))
+        totals = (len(rows), len({r.command.imei for r in rows}))
     result.commands, result.devices = totals if totals is not None else (0, 0)
-    devices = ((imei, list(group)) for imei, group in itertools.groupby(rows, lambda r: r.imei))
+    devices = (
+        (imei, list(group)) for imei, group in itertools.groupby(rows, lambda r: r.command.imei)
+    )
     reader = _Reader(lane, result, settings, stop=stop, clock=clock, sleep=stop.sleeper(sleep))
     threshold = settings.reliability.breaker_threshold
     queue: list[Delivery] = []
@@ -248,7 +250,7 @@ def delivery_of(row: Row, item: HistoryItem, cmd_result: str | None, at: float) 
     )
 
 
-def delivery_writer(ledger: Ledger) -> Record:
+def delivery_writer(ledger: LedgerStore) -> Record:
     """What a round records with: each batch written to ``ledger`` at once."""
 
     async def record(batch: list[Delivery]) -> None:
@@ -271,7 +273,7 @@ class Watch:
 
     lane: Lane
     settings: Settings
-    ledger: Ledger  # read for the rows to check, written with what was read
+    ledger: LedgerStore  # read for the rows to check, written with what was read
     stop: Stop
     clock: Callable[[], float]
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

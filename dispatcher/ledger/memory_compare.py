@@ -1,0 +1,139 @@
+"""How a job differs from an in-memory ledger, and bringing the ledger in line: identity.compare's
+rules over a :class:`~dispatcher.ledger.memory_table.Table`.
+
+A command whose key is an active row's but whose other fields differ is *changed* (applied: the row
+is kept, retired, under ``<key>~<n>`` and the edited command goes in, pending); an active row whose
+key is no longer in the job is *removed*; a removed row listed again as it was (or the job gone
+back to a version the ledger holds, with nothing new reaching OneNET) has *returned*; the rest are
+*new*. The same classification (identity.Found, differing, risky) as the SQLite ledger's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from itertools import islice
+from typing import TYPE_CHECKING, Final
+
+from dispatcher.ledger.columns import insert_params
+from dispatcher.ledger.identity import Found, JobDiff, differing, risky
+from dispatcher.ledger.memory_table import Table
+from dispatcher.ledger.records import Retired, Row
+
+if TYPE_CHECKING:
+    from dispatcher.model.command import Command
+
+__all__ = ["compare"]
+
+_CHUNK: Final = 500  # commands per transaction when applying, as the SQLite ledger does
+
+
+def compare(table: Table, commands: Iterable[Command], *, apply: bool, sample: int) -> JobDiff:
+    """Compare the job with the ledger (see the module); ``apply`` brings the ledger in line."""
+    found = Found(sample)
+    listed: set[str] = set()
+    stream = iter(commands)
+    while chunk := tuple(islice(stream, _CHUNK)):
+        with _step(table, apply):
+            _compare_chunk(table, chunk, found, listed, apply)
+    with _step(table, apply):
+        gone = [r for r in table if r.retired is None and r.key not in listed]
+        if apply:
+            for row in gone:
+                table.put(replace(row, retired=Retired.REMOVED))
+    return JobDiff(
+        found.changed, len(gone), found.returned, found.new, found.moved,
+        tuple(found.examples), tuple(gone[: max(sample, 0)]), apply, found.at_onenet,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _step(table: Table, apply: bool) -> Iterator[None]:
+    """One transaction when applying: all of it kept, or none."""
+    saved = table.snapshot() if apply else None
+    try:
+        yield
+    except BaseException:
+        if saved is not None:
+            table.restore(saved)
+        raise
+
+
+def _compare_chunk(
+    table: Table, chunk: tuple[Command, ...], found: Found, listed: set[str], apply: bool
+) -> None:
+    by_key: dict[str, Command] = {}
+    for c in chunk:
+        insert_params(c)  # refuses a command without a key
+        by_key.setdefault(c.key, c)
+    keys = [k for k in by_key if k not in listed]  # listed twice: only the first copy counts
+    listed.update(keys)
+    rows = {k: row for k in keys if (row := table.get(k)) is not None}
+    for key in keys:
+        command, row = by_key[key], rows.get(key)
+        if row is None:
+            found.new += 1
+            continue
+        fields = differing(row, command)
+        earlier = _earlier_version(table, row, command) if fields else None
+        if earlier is not None and not risky(row, earlier):
+            found.returned += 1
+            if apply:
+                _restore(table, row, earlier, command)
+        elif fields:
+            found.change(row, command, fields)
+            if apply and earlier is not None:
+                _restore(table, row, earlier, command)
+            elif apply:
+                _retire_aside(table, row.key)
+                table.insert(command)
+        elif row.retired is not None:
+            found.returned += 1
+            if apply:
+                table.put(_placed(_now(table, row), command, retired=None))
+        elif (row.command.source, row.command.line) != (command.source, command.line):
+            found.moved += 1
+            if apply:
+                now = _now(table, row)
+                table.put(_placed(now, command, retired=now.retired))
+
+
+def _now(table: Table, row: Row) -> Row:
+    """The row as it is now (the chunk's rows were read before its writes)."""
+    return table.by_seq[row.seq]
+
+
+def _retire_aside(table: Table, key: str) -> None:
+    """Move the row of ``key``, as it is, to the next free ``<key>~<n>`` (retired if active)."""
+    n = 1
+    while table.get(f"{key}~{n}") is not None:
+        n += 1
+    row = table.get(key)
+    if row is not None:
+        aside = f"{key}~{n}"
+        retired = row.retired or Retired.CHANGED
+        table.put(replace(row, key=aside, command=replace(row.command, key=aside), retired=retired))
+
+
+def _earlier_version(table: Table, row: Row, command: Command) -> Row | None:
+    """A retired earlier version of the row (``<key>~<n>``) with exactly the command's fields."""
+    low, high = f"{row.key}~", f"{row.key}~~"
+    for earlier in table:
+        if low < earlier.key < high and not differing(earlier, command):
+            return earlier
+    return None
+
+
+def _restore(table: Table, active: Row, earlier: Row, command: Command) -> None:
+    """Retire the active row under the next free suffix; give its key back to ``earlier``."""
+    _retire_aside(table, active.key)
+    now = table.by_seq[earlier.seq]
+    table.put(_placed(now, command, retired=None, key=active.key))
+
+
+def _placed(row: Row, command: Command, *, retired: Retired | None, key: str | None = None) -> Row:
+    """The row at the job file's place of ``command`` (its source and line), under ``key``."""
+    key = row.key if key is None else key
+    placed = replace(row.command, key=key, source=command.source, line=command.line)
+    return replace(row, key=key, command=placed, retired=retired)

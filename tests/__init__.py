@@ -1,0 +1,1 @@
+"""The test suite: a package per package of dispatcher, whole runs, docs, benchmarks, helpers."""

@@ -1,0 +1,1 @@
+"""The benchmark suite's smoke test, at tiny sizes."""

@@ -1,0 +1,1 @@
+"""Settings: the config file, its checks, flags and the api-key."""

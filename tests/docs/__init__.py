@@ -1,0 +1,1 @@
+"""Every example of the README and the docs site, run."""

@@ -1,0 +1,1 @@
+"""Whole command-line scenarios: the real dispatcher against the emulator over loopback sockets."""

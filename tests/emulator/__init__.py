@@ -1,0 +1,1 @@
+"""The OneNET emulator: routes, devices, operations, products."""

@@ -1,0 +1,1 @@
+"""Job files: reading, field rules, operations, writes, plans, the shipped examples."""

@@ -1,0 +1,1 @@
+"""The ledger: the contract of every store, the SQLite ledger, the recorder."""

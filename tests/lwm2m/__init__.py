@@ -1,0 +1,1 @@
+"""The LwM2M registry and the checks it makes possible."""

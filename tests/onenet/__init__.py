@@ -1,0 +1,1 @@
+"""The OneNET client: answers, auth, the transport seam, the newer platform."""

@@ -1,0 +1,1 @@
+"""Summaries, exports and the HTML report."""

@@ -1,0 +1,1 @@
+"""Sending: the runner, pacing, the rate finder, reconciliation."""
