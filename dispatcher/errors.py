@@ -32,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DispatcherError",
     "FlagError",
+    "Incomplete",
     "Interrupted",
     "JobFileError",
     "JobInvalid",
@@ -74,6 +75,11 @@ class Refused(DispatcherError):
 
 class Interrupted(DispatcherError):
     """Stopped by a signal before anything was done; the message says what was left as it was."""
+
+
+class Incomplete(DispatcherError):
+    """Part of what was asked could not be done (states that could not be read, say): what was
+    done is kept; the same command tries the rest again."""
 
 
 class JobInvalid(DispatcherError):

@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from dispatcher.app.cancel_plan import CancelPlan, LaneCancelled
     from dispatcher.app.figures import PlanFigures
     from dispatcher.job.model import Job, Problem, Validation
     from dispatcher.job.plan import Plan
@@ -78,6 +79,15 @@ class Events(Protocol):
     def round_read(self, lane: str, number: int, result: StatusRound) -> None:
         """A round of reading ended; ``lane`` names the lane when there are several ("")."""
 
+    def states_read(self, result: StatusRound) -> None:
+        """The states of the commands to cancel were read (one lane's)."""
+
+    def cancel_plan(self, plan: CancelPlan) -> None:
+        """What cancel found: what it can cancel, and what it leaves as it is."""
+
+    def lane_cancelled(self, done: LaneCancelled) -> None:
+        """A lane's cancels are over."""
+
 
 class Quiet:
     """The library's default observer: problems, notes and warnings go to the log; nothing is
@@ -130,6 +140,19 @@ class Quiet:
     def round_read(self, lane: str, number: int, result: StatusRound) -> None:
         """An info log line with what the round read."""
         log.info("%sround %d: %d read, %d moved", lane, number, result.read, result.changed)
+
+    def states_read(self, result: StatusRound) -> None:
+        """An info log line with what was read."""
+        log.info("state read: %d read, %d moved", result.read, result.changed)
+
+    def cancel_plan(self, plan: CancelPlan) -> None:
+        """An info log line with the commands that can be cancelled."""
+        log.info("%s: %d waiting commands can be cancelled", plan.title, plan.waiting)
+
+    def lane_cancelled(self, done: LaneCancelled) -> None:
+        """An info log line with the counts."""
+        report = done.report
+        log.info("cancelled %d; refused %d", len(report.cancelled), len(report.refused))
 
 
 def run_plainly(start: Callable[[Stop], Coroutine[Any, Any, T]]) -> T:

@@ -25,6 +25,7 @@ from dispatcher.errors import (
     BrokeOff,
     DispatcherError,
     FlagError,
+    Incomplete,
     Interrupted,
     NothingToDo,
     Refused,
@@ -70,7 +71,7 @@ def interruptible(command: Callable[P, None]) -> Callable[P, None]:
 def exit_for(exc: DispatcherError) -> NoReturn:
     """Say what ``exc`` means, and exit with its code: a flag's error is a usage error (2, as
     click shows it); a refusal 2; nothing to do 0 or 3; a stop 130; a breaker 4; a run that
-    broke off 5; any other error 1 (nothing was done)."""
+    broke off 5; part of the work not done 3; any other error 1 (nothing was done)."""
     if isinstance(exc, FlagError):
         if exc.flag is None:
             raise click.UsageError(str(exc))
@@ -93,6 +94,8 @@ def exit_for(exc: DispatcherError) -> NoReturn:
         if isinstance(exc, RunAborted)
         else EXIT_BROKEN
         if isinstance(exc, BrokeOff)
+        else EXIT_INCOMPLETE
+        if isinstance(exc, Incomplete)
         else EXIT_INVALID
     )
     fail(str(exc), code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from dispatcher.app.figures import PlanFigures
 from dispatcher.cli import console
@@ -17,7 +18,12 @@ from dispatcher.run.binding import Binding
 from dispatcher.run.state import RunStats
 from dispatcher.run.status import StatusRound
 
+if TYPE_CHECKING:
+    from dispatcher.app.cancel_plan import CancelPlan, LaneCancelled
+
 __all__ = ["ConsoleEvents"]
+
+_EXAMPLES = 5  # refused or unanswered commands named one by one
 
 
 class ConsoleEvents:
@@ -74,3 +80,43 @@ class ConsoleEvents:
     def round_read(self, lane: str, number: int, result: StatusRound) -> None:
         """What the round read, as a note."""
         console.note(lane + round_line(number, result))
+
+    def states_read(self, result: StatusRound) -> None:
+        """What the reading of the states found, as a note."""
+        console.note(round_line(1, result).replace("round 1", "state read", 1))
+
+    def cancel_plan(self, plan: CancelPlan) -> None:
+        """What will be cancelled, and what is left as it is."""
+        console.note(
+            f"{plan.title}: {plan.waiting:,} waiting commands on {plan.devices:,}"
+            " devices can be cancelled"
+        )
+        if plan.states:
+            parts = ", ".join(f"{n:,} {s.value}" for s, n in plan.states)
+            console.note(f"left as they are: {parts}")
+        if plan.in_doubt:
+            console.warn(
+                f"{plan.in_doubt:,} commands are in doubt (OneNET may hold them, under a uuid"
+                " not known yet): `dispatcher run` on the job settles them; then cancel again"
+            )
+        if plan.unsent:
+            console.warn(
+                f"{plan.unsent:,} commands were never sent: running the job again would send"
+                " them; take them out of the job file first"
+            )
+
+    def lane_cancelled(self, done: LaneCancelled) -> None:
+        """The closing lines of a lane's cancels."""
+        report = done.report
+        console.show(
+            f"cancelled {len(report.cancelled):,}; refused {len(report.refused):,}"
+            f" (no longer waiting); not cancelled {len(report.unanswered):,}"
+            + (f"; {report.not_asked:,} not asked (stopped)" if report.not_asked else "")
+        )
+        for key, why, status in report.refused[:_EXAMPLES]:
+            now = "unknown" if status is None else f"send_status {status}"
+            console.note(f"  refused: {key}: {why} (now {now})")
+        for key, why in report.unanswered[:_EXAMPLES]:
+            console.note(f"  not cancelled: {key}: {why}")
+        if done.stopped is not None:
+            console.note(f"stopped ({done.stopped}); the same command cancels the rest")

@@ -3,13 +3,10 @@ out, typed errors, nothing printed; and the public API's one list of names."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import io
 import re
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,36 +15,17 @@ import dispatcher
 import dispatcher.app
 from dispatcher.app import RunRequest, ValidateRequest, run, validate
 from dispatcher.config import Settings
-from dispatcher.emulator.server import Emulator, serve
+from dispatcher.emulator.server import Emulator
 from dispatcher.errors import FlagError, JobInvalid, NothingToDo
 from dispatcher.ledger.store import Status
-from tests.support.e2e import API_KEY, CONFIG_YAML, fast_settings, fleet, write_csv_job
-
-
-@contextlib.contextmanager
-def emulator_in_thread(server: Emulator) -> Iterator[str]:
-    """The emulator served on loopback from a thread of its own (the use case runs its own
-    event loop); yields its base URL."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    url: list[str] = []
-    done = asyncio.Event()
-
-    async def main() -> None:
-        async with serve(server) as base:
-            url.append(base)
-            started.set()
-            await done.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),))
-    thread.start()
-    started.wait()
-    try:
-        yield url[0]
-    finally:
-        loop.call_soon_threadsafe(done.set)
-        thread.join()
-        loop.close()
+from tests.support.e2e import (
+    API_KEY,
+    CONFIG_YAML,
+    emulator_in_thread,
+    fast_settings,
+    fleet,
+    write_csv_job,
+)
 
 
 def five_lines() -> str:
