@@ -23,7 +23,21 @@ from typing import TYPE_CHECKING
 from dispatcher.lazy import lazy_getattr, public_names
 
 if TYPE_CHECKING:
+    from dispatcher.app.cancelling import (
+        CancelOutcome as CancelOutcome,
+        CancelRequest as CancelRequest,
+        cancel as cancel,
+    )
     from dispatcher.app.events import Events as Events, Quiet as Quiet
+    from dispatcher.app.reporting import (
+        ReportRequest as ReportRequest,
+        report_ledger as report_ledger,
+    )
+    from dispatcher.app.retrying import (
+        RetryOutcome as RetryOutcome,
+        RetryRequest as RetryRequest,
+        retry_failed as retry_failed,
+    )
     from dispatcher.app.running import (
         RunOutcome as RunOutcome,
         RunRequest as RunRequest,
@@ -33,6 +47,11 @@ if TYPE_CHECKING:
         Checked as Checked,
         ValidateRequest as ValidateRequest,
         validate as validate,
+    )
+    from dispatcher.app.watching import (
+        StatusOutcome as StatusOutcome,
+        StatusRequest as StatusRequest,
+        status as status,
     )
 
 # Each public name, and the module it is defined in: read from the block above (lazy.py).
