@@ -15,22 +15,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from dispatcher.config import Settings
 from dispatcher.errors import RunAborted
-from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import InFlight, Status
 from dispatcher.model import Command
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.client import ExecuteRequest, ReadRequest, WriteRequest
-from dispatcher.run.lane import Lane
-from dispatcher.run.outcomes import Outcomes
+from dispatcher.run.context import RunContext
 from dispatcher.run.reconcile import CommandClient
 from dispatcher.run.retrying import Attempts
-from dispatcher.run.state import Stop
 from dispatcher.times import BEIJING, TimeSpec, format_onenet
 
 __all__ = ["EXPIRED", "Request", "Send", "create", "request_of"]
@@ -76,22 +72,13 @@ class Send:
     """The operation of the send path: ``await send((command, status_before))``."""
 
     def __init__(
-        self,
-        lane: Lane,
-        outcomes: Outcomes,
-        recorder: Recorder,
-        settings: Settings,
-        *,
-        run_id: int,
-        stop: Stop,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-        on_abort: Callable[[RunAborted], None],
+        self, ctx: RunContext, *, run_id: int, on_abort: Callable[[RunAborted], None]
     ) -> None:
-        self.lane, self.outcomes, self.recorder = lane, outcomes, recorder
-        self.run_id, self.stop, self.clock, self.on_abort = run_id, stop, clock, on_abort
+        lane, stop = ctx.lane, ctx.stop
+        self.lane, self.outcomes, self.recorder = lane, ctx.outcomes, ctx.recorder
+        self.run_id, self.stop, self.clock, self.on_abort = run_id, stop, ctx.clock, on_abort
         # A create is retried only after answers that say nothing was created (retrying.py).
-        self.attempts = Attempts(settings.retry, stop=stop, sleep=sleep)
+        self.attempts = Attempts(ctx.settings.retry, stop=stop, sleep=ctx.nap)
         rate = lane.pace.rate
         self._turns = asyncio.Semaphore(max(1, int(rate * _AHEAD_S))) if rate else None
         self._stopping = lambda: stop.requested
