@@ -24,7 +24,15 @@ from dispatcher.run.fanout import fan_out
 from dispatcher.run.gating import CanaryPhase, skip_rest
 from dispatcher.run.probe import check_lane, clock_notice, first_devices
 from dispatcher.run.recovery import Item, Recovery
-from dispatcher.run.registering import count_commands, register_all, stream_to_send
+from dispatcher.run.registering import (
+    Batch,
+    count_commands,
+    next_queued,
+    next_registered,
+    queue_all,
+    register_all,
+    stream_to_send,
+)
 from dispatcher.run.rollout import Guard
 from dispatcher.run.sending import Send
 
@@ -137,38 +145,48 @@ class LanePhases:
     # -- sending --------------------------------------------------------------------------------
 
     async def _send_job(self) -> None:
-        """Stream the job file through the ledger into the fan-out: in a job with steps, one
-        step after the other, the answers lost in one settled before the next (a device's step
-        goes out only once the one before is accepted: sending.py holds back the others)."""
+        """Stream the job through the ledger into the fan-out: in a job with steps, one step
+        after the other, the answers lost in one settled before the next (a device's step goes
+        out only once the one before is accepted: sending.py holds back the others). The job is
+        read once: while it is sent, or, with steps, into the ledger's queue before step 1."""
+        ctx = self.ctx
+        recorder, size = ctx.recorder, ctx.settings.ledger.batch_size
         steps = len(self.job.steps)
         if not steps:
-            await self._send_step(None)
+            every = self.job.commands()
+            try:
+                await self._send(next_registered(recorder.ledger, every, size))
+            finally:
+                # The job's reader holds a temporary SQLite table bound to the ledger thread.
+                await recorder.call(every.close)
             return
-        for step in range(1, steps + 1):
-            if step > 1:
-                if self.reconcile_in_doubt:
-                    await self.recovery.recover()
-                await self.ctx.recorder.flush()  # the step before's outcomes, read by hold-backs
-            if self.ctx.stop.requested:
-                return
-            await self._send_step(step)
+        await recorder.call(queue_all, recorder.ledger, self.job, size)
+        try:
+            for step in range(1, steps + 1):
+                if step > 1:
+                    if self.reconcile_in_doubt:
+                        await self.recovery.recover()
+                    await recorder.flush()  # the step before's outcomes, read by hold-backs
+                if ctx.stop.requested:
+                    return
+                queued = recorder.ledger.queued(step, ctx.product)
+                try:
+                    await self._send(next_queued(queued, size))
+                finally:
+                    await recorder.call(queued.close)
+        finally:
+            await recorder.call(recorder.ledger.clear_queue, ctx.product)
 
-    async def _send_step(self, step: int | None) -> None:
-        """Stream the job's commands (of one step, or all) through the ledger into the fan-out;
-        those already final count as skipped (unless this run found them in the history)."""
+    async def _send(self, batches: Batch) -> None:
+        """The commands of ``batches`` to send through the fan-out; those already final count
+        as skipped (unless this run found them in the history)."""
         ctx = self.ctx
 
         def skipped(key: str) -> None:
             if key not in self.recovery.found:
                 ctx.stats.skipped += 1
 
-        size = ctx.settings.ledger.batch_size
-        every = self.job.commands()
-        try:
-            await self._fan_out(stream_to_send(ctx.recorder, every, step, size, skipped))
-        finally:
-            # The job's reader holds a temporary SQLite table bound to the ledger thread.
-            await ctx.recorder.call(every.close)
+        await self._fan_out(stream_to_send(ctx.recorder, batches, skipped))
 
     async def _fan_out(self, items: AsyncIterator[Item] | list[Item]) -> None:
         ctx = self.ctx

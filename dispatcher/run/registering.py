@@ -1,11 +1,16 @@
 """The job's commands into the ledger: registered in batches on the ledger's thread, and streamed
 from there to the fan-out with their status (those to send), in the job's order.
 
+A job without steps is read once while it is sent: each batch registered, then sent. A job of
+steps is read once before its first step: every command registered and queued in the ledger
+(``queue_all``), and each step sent from the ledger's queue (``LedgerStore.queued``).
+
 May import: job, ledger, model, run (recovery's Item). Never cli, app, report or emulator.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -14,7 +19,19 @@ from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import FINAL, TO_SEND, LedgerStore
 from dispatcher.run.recovery import Item
 
-__all__ = ["count_commands", "register_all", "registered", "stream_to_send"]
+__all__ = [
+    "Batch",
+    "count_commands",
+    "next_queued",
+    "next_registered",
+    "queue_all",
+    "register_all",
+    "registered",
+    "stream_to_send",
+]
+
+Batch = Callable[[], list[Item]]
+"""The next commands to stream (on the ledger thread), each with its status; [] at the end."""
 
 
 def registered(ledger: LedgerStore, job: Job, size: int) -> Iterator[list[Item]]:
@@ -43,25 +60,47 @@ def count_commands(job: Job) -> int:
         commands.close()
 
 
+def queue_all(ledger: LedgerStore, job: Job, size: int) -> int:
+    """On the ledger thread: the one pass over a job of steps: every command of ``job``
+    registered and queued to send, ``size`` per transaction; how many."""
+    n = 0
+    commands = job.commands()
+    try:
+        while batch := list(itertools.islice(commands, size)):
+            ledger.queue(batch)
+            n += len(batch)
+    finally:
+        commands.close()
+    return n
+
+
+def next_registered(ledger: LedgerStore, commands: Iterator[Command], size: int) -> Batch:
+    """A reader of the job's next ``size`` commands, registered, each with its status."""
+    return functools.partial(_register_next, ledger, commands, size)
+
+
+def next_queued(queued: Iterator[Item], size: int) -> Batch:
+    """A reader of the next ``size`` queued commands (LedgerStore.queued), with their status."""
+    return functools.partial(_take, queued, size)
+
+
 async def stream_to_send(
-    recorder: Recorder,
-    every: Iterator[Command],
-    step: int | None,
-    size: int,
-    skipped: Callable[[str], None],
+    recorder: Recorder, batches: Batch, skipped: Callable[[str], None]
 ) -> AsyncIterator[Item]:
-    """The job's commands (``every``; of one step, or all) registered ``size`` at a time, those
-    to send given with their status in the ledger; ``skipped`` is told the key of each already
-    final. The caller closes ``every`` (on the ledger thread) once the fan-out is done."""
-    commands = every if step is None else (c for c in every if c.step == step)
+    """The commands of ``batches`` (read on the ledger thread until one is empty) to send, with
+    their status in the ledger; ``skipped`` is told the key of each already final."""
     # Reading, checking and registering a batch all run on the ledger thread, so the event loop
     # keeps sending meanwhile.
-    while batch := await recorder.call(_register_next, recorder.ledger, commands, size):
+    while batch := await recorder.call(batches):
         for command, status in batch:
             if status in TO_SEND:
                 yield command, status
             elif status in FINAL:
                 skipped(command.key)
+
+
+def _take(items: Iterator[Item], size: int) -> list[Item]:
+    return list(itertools.islice(items, size))
 
 
 def _register_next(ledger: LedgerStore, commands: Iterator[Command], size: int) -> list[Item]:
