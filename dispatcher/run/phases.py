@@ -32,6 +32,7 @@ from dispatcher.run.registering import (
     queue_all,
     register_all,
     stream_to_send,
+    to_send,
 )
 from dispatcher.run.rollout import Guard
 from dispatcher.run.sending import Send
@@ -155,7 +156,7 @@ class LanePhases:
         if not steps:
             every = self.job.commands()
             try:
-                await self._send(next_registered(recorder.ledger, every, size))
+                await self._send(next_registered(recorder.ledger, every, size), size)
             finally:
                 # The job's reader holds a temporary SQLite table bound to the ledger thread.
                 await recorder.call(every.close)
@@ -171,29 +172,36 @@ class LanePhases:
                     return
                 queued = recorder.ledger.queued(step, ctx.product)
                 try:
-                    await self._send(next_queued(queued, size))
+                    await self._send(next_queued(queued, size), size)
                 finally:
                     await recorder.call(queued.close)
         finally:
             await recorder.call(recorder.ledger.clear_queue, ctx.product)
 
-    async def _send(self, batches: Batch) -> None:
-        """The commands of ``batches`` to send through the fan-out; those already final count
-        as skipped (unless this run found them in the history)."""
+    async def _send(self, batches: Batch, size: int) -> None:
+        """The commands of ``batches`` (``size`` a batch) to send through the fan-out; those
+        already final count as skipped (unless this run found them in the history)."""
         ctx = self.ctx
 
         def skipped(key: str) -> None:
             if key not in self.recovery.found:
                 ctx.stats.skipped += 1
 
-        await self._fan_out(stream_to_send(ctx.recorder, batches, skipped))
+        first = await ctx.recorder.call(batches)
+        if len(first) < size:  # all there is (a step of a few devices): sent as a list
+            await self._fan_out(to_send(first, skipped))
+        else:
+            await self._fan_out(stream_to_send(ctx.recorder, first, batches, skipped))
 
     async def _fan_out(self, items: AsyncIterator[Item] | list[Item]) -> None:
         ctx = self.ctx
+        workers = ctx.settings.limits.concurrency
+        if isinstance(items, list):  # no more workers than commands: a step of a few is cheap
+            workers = max(1, min(workers, len(items)))
         cut = await fan_out(
             items,
             self.send,
-            workers=ctx.settings.limits.concurrency,
+            workers=workers,
             stop=ctx.stop,
             taking=lambda: not ctx.stop.requested,
             grace_s=ctx.settings.reliability.stop_grace_s,

@@ -28,6 +28,7 @@ __all__ = [
     "register_all",
     "registered",
     "stream_to_send",
+    "to_send",
 ]
 
 Batch = Callable[[], list[Item]]
@@ -84,19 +85,30 @@ def next_queued(queued: Iterator[Item], size: int) -> Batch:
     return functools.partial(_take, queued, size)
 
 
+def to_send(batch: list[Item], skipped: Callable[[str], None]) -> list[Item]:
+    """Those of ``batch`` to send, with their status; ``skipped`` is told the key of each
+    already final."""
+    found: list[Item] = []
+    for command, status in batch:
+        if status in TO_SEND:
+            found.append((command, status))
+        elif status in FINAL:
+            skipped(command.key)
+    return found
+
+
 async def stream_to_send(
-    recorder: Recorder, batches: Batch, skipped: Callable[[str], None]
+    recorder: Recorder, first: list[Item], batches: Batch, skipped: Callable[[str], None]
 ) -> AsyncIterator[Item]:
-    """The commands of ``batches`` (read on the ledger thread until one is empty) to send, with
-    their status in the ledger; ``skipped`` is told the key of each already final."""
-    # Reading, checking and registering a batch all run on the ledger thread, so the event loop
-    # keeps sending meanwhile.
-    while batch := await recorder.call(batches):
-        for command, status in batch:
-            if status in TO_SEND:
-                yield command, status
-            elif status in FINAL:
-                skipped(command.key)
+    """The commands of ``first``, then of ``batches`` (read on the ledger thread until one is
+    empty), to send, with their status in the ledger; ``skipped`` as :func:`to_send`'s."""
+    batch = first
+    while batch:
+        for item in to_send(batch, skipped):
+            yield item
+        # Reading, checking and registering a batch all run on the ledger thread, so the event
+        # loop keeps sending meanwhile.
+        batch = await recorder.call(batches)
 
 
 def _take(items: Iterator[Item], size: int) -> list[Item]:
