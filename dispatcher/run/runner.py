@@ -8,14 +8,16 @@ A run has four phases, all writing to the same ledger:
 2. *leftovers*: commands an earlier run left ``in_flight`` (it was killed) or ``in_doubt`` are
    looked up in OneNET's history (reconcile.py) before anything new is sent;
 3. *send*: the job file streams in batches into the ledger (``register``) and from there through
-   the fan-out (fanout.py) to the send operation (sending.py);
+   the fan-out (fanout.py) to the send operation (sending.py); a job of steps is read once into
+   the ledger's send queue, and each step is sent from there (registering.py);
 4. *recover*: answers lost on the way back (``in_doubt``) are looked up once they have had time to
    land (``settle_s``); those OneNET never created are sent again, for a few rounds.
 
-Every call goes through the run's lane (lane.py): one OneNET product's client, pace, adaptive
-slow-down and breakers. A job whose commands name products (``products``) runs one lane per
-product at once, each with the phases above for its own commands: a lane whose breaker trips
-stops alone, the others finish. A ``Stop`` ends a run early with a reason: the first request is
+Each lane runs its phases (phases.py) with its RunContext (context.py): the settings, stop,
+recorder, clock, sleep and voice every phase shares. Every call goes through the run's lane
+(lane.py): one OneNET product's client, pace, adaptive slow-down and breakers. A job whose
+commands name products (``products``) runs one lane per product at once, each with the phases
+above for its own commands: a lane whose breaker trips stops alone, the others finish. A ``Stop`` ends a run early with a reason: the first request is
 graceful (no new commands, in-flight ones finish within a grace period), a second one is
 immediate.
 """
