@@ -12,7 +12,8 @@ Functions over a connection, called inside the SQLite ledger's reads and write t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Final
 
 from dispatcher.ledger import table
@@ -22,7 +23,7 @@ from dispatcher.ledger.records import Status
 if TYPE_CHECKING:
     from dispatcher.model.command import Command
 
-__all__ = ["PAGE", "clear", "page", "put"]
+__all__ = ["PAGE", "clear", "page", "put", "stream"]
 
 PAGE: Final = 1000  # queued commands read at a time
 _QUEUE: Final = "temp.dispatcher_send_queue"
@@ -48,6 +49,22 @@ def put(conn: sqlite3.Connection, cmds: Sequence[Command]) -> list[Status]:
     _create(conn)
     conn.executemany(_PUT, map(insert_params, cmds))
     return statuses
+
+
+def stream(
+    read: Callable[[], AbstractContextManager[sqlite3.Connection]], step: int, product: str | None
+) -> Generator[tuple[Command, Status], None, None]:
+    """The queued commands of ``step`` (of ``product``; None: any) in queue order, each with its
+    status, read a page at a time through ``read`` (no cursor stays open between pages)."""
+    after = -1
+    while True:
+        with read() as conn:
+            found = page(conn, step, product, after)
+        for _, command, status in found:
+            yield command, status
+        if len(found) < PAGE:
+            return
+        after = found[-1][0]
 
 
 def page(

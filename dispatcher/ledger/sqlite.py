@@ -26,9 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from dispatcher.errors import LedgerError
-from dispatcher.ledger import delivery, figures, follow_ups, identity, moves, table, verdicts
-from dispatcher.ledger import queue as send_queue
-from dispatcher.ledger import runs as run_records
+from dispatcher.ledger import (
+    delivery,
+    figures,
+    follow_ups,
+    identity,
+    moves,
+    queue as send_queue,
+    runs as run_records,
+    table,
+    verdicts,
+)
 from dispatcher.ledger.columns import row_of
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.identity import JobDiff, JobRecord
@@ -173,8 +181,7 @@ class Ledger:
             return table.register(conn, cmds)
 
     def queue(self, cmds: Sequence[Command]) -> list[Status]:
-        """Register ``cmds`` and append them to the send queue (queue.py), in one transaction;
-        each one's status, in order."""
+        """Register ``cmds`` and queue them to send (queue.py), in one transaction; each status."""
         if not cmds:
             return []
         with self._write("register commands") as conn:
@@ -185,15 +192,7 @@ class Ledger:
     ) -> Generator[tuple[Command, Status], None, None]:
         """The queued commands of ``step`` (of ``product``; None: any) in queue order, as
         queued, each with its status when its page is read (no cursor stays open)."""
-        after = -1
-        while True:
-            with self._read("read the send queue") as conn:
-                found = send_queue.page(conn, step, product, after)
-            for _, command, status in found:
-                yield command, status
-            if len(found) < send_queue.PAGE:
-                return
-            after = found[-1][0]
+        return send_queue.stream(lambda: self._read("read the send queue"), step, product)
 
     def clear_queue(self, product: str | None = None) -> None:
         """Empty the send queue (of ``product``'s commands; None: all of it)."""
@@ -312,10 +311,8 @@ class Ledger:
             follow_ups.record_delivery(conn, items)
 
     def rows_to_check(self, product: str | None = None) -> Generator[Row, None, None]:
-        """Active accepted rows with a uuid whose delivery may still change (never read, 1, 3),
-        device by device (by imei, then job order), read a page at a time: no cursor stays open
-        while their states are written, and memory stays flat however many there are.
-        ``product``: only that product's ("": the default one's; None: all)."""
+        """Accepted rows whose delivery may still change, by imei then job order, a page at a
+        time (no cursor stays open, memory stays flat); ``product`` as LedgerStore's."""
         after: tuple[str, int] = ("", -1)
         while True:
             size = follow_ups.PAGE

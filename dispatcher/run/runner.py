@@ -17,9 +17,9 @@ Each lane runs its phases (phases.py) with its RunContext (context.py): the sett
 recorder, clock, sleep and voice every phase shares. Every call goes through the run's lane
 (lane.py): one OneNET product's client, pace, adaptive slow-down and breakers. A job whose
 commands name products (``products``) runs one lane per product at once, each with the phases
-above for its own commands: a lane whose breaker trips stops alone, the others finish. A ``Stop`` ends a run early with a reason: the first request is
-graceful (no new commands, in-flight ones finish within a grace period), a second one is
-immediate.
+above for its own commands: a lane whose breaker trips stops alone, the others finish. A
+``Stop`` ends a run early with a reason: the first request is graceful (no new commands,
+in-flight ones finish within a grace period), a second one is immediate.
 """
 
 from __future__ import annotations

@@ -31,12 +31,14 @@ from pathlib import Path
 import click
 import pytest
 
+import dispatcher.app
 from dispatcher.cli.commands import main
 from dispatcher.config import load_settings
 from dispatcher.emulator.server import Emulator, serve
 from dispatcher.job.model import load_job, validate_job
 from dispatcher.times import BEIJING
 from tests.support.docs import ROOT, Block, Step, all_blocks, blocks, normal, pages, steps
+from tests.support.e2e import CONFIG_YAML
 
 AT = datetime(2026, 11, 1, 8, 0, tzinfo=BEIJING)  # before the CSV example's absolute expiry
 BIN = Path(sys.executable).parent  # where `make`'s install puts the `dispatcher` script
@@ -380,17 +382,29 @@ async def test_docs_library_example_runs_the_job_against_the_emulator(tmp_path: 
         shutil.copy(ROOT / "jobs" / name, tmp_path / "jobs")
     emulator = Emulator()
     async with serve(emulator) as url:
-        here = f'Settings().with_overrides(base_url="{url}", rate=0)'
-        script = _library_example().replace("Settings()", here, 1)
+        config = CONFIG_YAML + f"onenet:\n  base_url: {url}\n"
+        (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
         env = {**os.environ, "ONENET_API_KEY": "readme-key", "PYTHONPATH": str(ROOT)}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", script, cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+            sys.executable,
+            "-c",
+            _library_example(),
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-        _, err = await asyncio.wait_for(proc.communicate(), 120)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
 
     assert proc.returncode == 0, err.decode()
+    assert "<Status.ACCEPTED: 'accepted'>: 3000" in out.decode()
     assert len(emulator.accepted()) == 3000
     assert (tmp_path / "jobs" / "example.yaml.ledger.db").exists()
+
+
+def test_docs_library_example_is_the_one_in_the_use_cases_docstring() -> None:
+    indented = "".join(f"    {line}\n" for line in _library_example().strip().splitlines())
+    assert indented in (dispatcher.app.__doc__ or "")
 
 
 def test_the_module_map_in_the_docs_is_the_one_the_code_makes() -> None:

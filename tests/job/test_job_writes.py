@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from dispatcher.job.values import Err
 from dispatcher.job.writes import MAX_BODY_BYTES, body_problem, describe_value, typed_value

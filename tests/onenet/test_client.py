@@ -18,12 +18,10 @@ import aiohttp
 import orjson
 import pytest
 from aioresponses import aioresponses
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from yarl import URL
 
-from dispatcher.emulator.server import Emulator, Faults
-from dispatcher.emulator.server import serve as serve_emulator
+from dispatcher.emulator.server import Emulator, Faults, serve as serve_emulator
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.onenet import (
     AiohttpTransport,
