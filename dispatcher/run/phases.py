@@ -10,6 +10,7 @@ May import: errors, config, job, ledger, run. Never report, cli, app or emulator
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from typing import Final
@@ -174,7 +175,8 @@ class LanePhases:
                 try:
                     await self._send(next_queued(queued, size), size)
                 finally:
-                    await recorder.call(queued.close)
+                    if inspect.getgeneratorstate(queued) != inspect.GEN_CLOSED:
+                        await recorder.call(queued.close)  # where it reads: the ledger thread
         finally:
             await recorder.call(recorder.ledger.clear_queue, ctx.product)
 
@@ -189,7 +191,15 @@ class LanePhases:
 
         first = await ctx.recorder.call(batches)
         if len(first) < size:  # all there is (a step of a few devices): sent as a list
-            await self._fan_out(to_send(first, skipped))
+            items = to_send(first, skipped)
+            # The steps before, read at once: the step's commands go out together.
+            if afters := [command.after for command, _ in items if command.after]:
+                rows = await ctx.recorder.call(ctx.recorder.ledger.rows_of, afters)
+                self.send.steps_before(rows)
+            try:
+                await self._fan_out(items)
+            finally:
+                self.send.steps_before([])  # read afresh for anything sent later
         else:
             await self._fan_out(stream_to_send(ctx.recorder, first, batches, skipped))
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dispatcher.errors import RunAborted
-from dispatcher.ledger.store import InFlight, Status
+from dispatcher.ledger.store import InFlight, Row, Status
 from dispatcher.model import Command
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.client import ExecuteRequest, ReadRequest, WriteRequest
@@ -85,6 +85,12 @@ class Send:
         # What each time of the job means for a send in the current second (fleets share them).
         self._second = -1
         self._instants: dict[TimeSpec, tuple[float, str]] = {}
+        self._before: dict[str, Row] = {}  # steps before, read for a whole step at once
+
+    def steps_before(self, rows: list[Row]) -> None:
+        """The rows of the steps before the commands about to be sent, read from the ledger in
+        one call once their outcomes are written (each is used once, then read afresh)."""
+        self._before = {row.key: row for row in rows}
 
     async def __call__(self, item: tuple[Command, Status]) -> None:
         command, old = item
@@ -104,8 +110,11 @@ class Send:
     async def _held_back(self, command: Command, old: Status) -> bool:
         """A step whose step before is not accepted is not sent: recorded ``skipped`` with why
         (a rerun sends it once that one is); True when held back."""
-        ledger = self.recorder.ledger
-        before = await self.recorder.call(ledger.rows_of, [command.after])
+        known = self._before.pop(command.after, None)
+        if known is not None:
+            before = [known]
+        else:
+            before = await self.recorder.call(self.recorder.ledger.rows_of, [command.after])
         if before and before[0].status is Status.ACCEPTED:
             return False
         if before:
