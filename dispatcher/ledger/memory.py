@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from dispatcher.errors import LedgerError
 from dispatcher.ledger import follow_ups, memory_compare, memory_figures
+from dispatcher.ledger.columns import new_row
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.identity import JobDiff, JobRecord
 from dispatcher.ledger.lifecycle import Event, target
@@ -50,6 +51,7 @@ class _State:
     runs: list[RunInfo] = field(default_factory=list)
     job: JobRecord | None = None
     verdicts: list[tuple[str, float, tuple[str, ...], int]] = field(default_factory=list)
+    queue: list[Command] = field(default_factory=list)  # the send queue, as the job gave it
 
 
 class MemoryLedger:
@@ -135,6 +137,31 @@ class MemoryLedger:
         """Add new commands as pending (existing keys stay as they are); each status, in order."""
         with self._write() as table:
             return [table.insert(c) for c in cmds]
+
+    def queue(self, cmds: Sequence[Command]) -> list[Status]:
+        """Register ``cmds`` and append them to the send queue, all or nothing; each status."""
+        with self._write() as table:
+            statuses = [table.insert(c) for c in cmds]
+        self._state.queue.extend(new_row(0, c).command for c in cmds)  # as SQLite reads it back
+        return statuses
+
+    def queued(
+        self, step: int, product: str | None = None
+    ) -> Generator[tuple[Command, Status], None, None]:
+        """The queued commands of ``step`` (of ``product``; None: any) in queue order, as
+        queued, each with its status when it is given."""
+        queue = self._read()[1].queue
+        for i in range(len(queue)):
+            c = queue[i]
+            if c.step == step and (product is None or c.product == product):
+                row = self._read()[0].get(c.key)
+                if row is not None:  # as SQLite's join: a key no longer held is left out
+                    yield c, row.status
+
+    def clear_queue(self, product: str | None = None) -> None:
+        """Empty the send queue (of ``product``'s commands; None: all of it)."""
+        state = self._read()[1]
+        state.queue = [c for c in state.queue if product is not None and c.product != product]
 
     def write_batch(self, items: Sequence[InFlight], results: Sequence[Result]) -> None:
         """In-flight marks, then outcomes, all or nothing, through the lifecycle table."""

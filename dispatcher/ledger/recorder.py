@@ -78,7 +78,8 @@ class Recorder:
         marks, waiters, results = self._marks, self._waiters, self._results
         self._marks, self._waiters, self._results = [], [], []
         try:
-            await self.call(self._write, marks, results)
+            if marks or results:  # a flush with nothing queued has nothing to wait for
+                await self.call(self._write, marks, results)
         except BaseException as exc:
             for waiter in waiters:
                 if not waiter.done():

@@ -32,6 +32,7 @@ from dispatcher.ledger import (
     follow_ups,
     identity,
     moves,
+    queue as send_queue,
     runs as run_records,
     table,
     verdicts,
@@ -139,11 +140,8 @@ class Ledger:
         *,
         error: BaseException | None = None,
     ) -> None:
-        """Record how a run ended: its summary and why it stopped (None: it finished the job).
-
-        ``error`` is what ended the run, if anything did (a full disk, say): the run's end is
-        recorded if it can be, and if it cannot, ``error`` is raised (with a note), not the new one.
-        """
+        """Record how a run ended: its summary and why it stopped (None: it finished the job);
+        when that fails and ``error`` ended the run (a full disk), raise ``error`` with a note."""
         try:
             with self._write("finish a run") as conn:
                 run_records.end_run(conn, run_id, self._clock(), summary, stop_reason)
@@ -182,6 +180,25 @@ class Ledger:
         with self._write("register commands") as conn:
             return table.register(conn, cmds)
 
+    def queue(self, cmds: Sequence[Command]) -> list[Status]:
+        """Register ``cmds`` and queue them to send (queue.py), in one transaction; each status."""
+        if not cmds:
+            return []
+        with self._write("register commands") as conn:
+            return send_queue.put(conn, cmds)
+
+    def queued(
+        self, step: int, product: str | None = None
+    ) -> Generator[tuple[Command, Status], None, None]:
+        """The queued commands of ``step`` (of ``product``; None: any) in queue order, as
+        queued, each with its status when its page is read (no cursor stays open)."""
+        return send_queue.stream(lambda: self._read("read the send queue"), step, product)
+
+    def clear_queue(self, product: str | None = None) -> None:
+        """Empty the send queue (of ``product``'s commands; None: all of it)."""
+        with self._read("clear the send queue") as conn:
+            send_queue.clear(conn, product)
+
     def write_batch(self, items: Sequence[InFlight], results: Sequence[Result]) -> None:
         """In-flight marks, then outcomes, in one transaction (one disk sync for both); each
         through the lifecycle table (a move it does not allow raises LifecycleError)."""
@@ -202,11 +219,8 @@ class Ledger:
     def rows(
         self, statuses: Collection[Status] | None = None, *, retired: bool | None = None
     ) -> Generator[Row, None, None]:
-        """Commands (all, or those in ``statuses``) in job order, streamed from a cursor.
-
-        ``retired``: None, every row; False, the job's (active) rows only; True, retired rows only.
-        Rows written while the iteration is going may or may not be seen.
-        """
+        """Commands (all, or those in ``statuses``) in job order, streamed from a cursor;
+        ``retired`` as LedgerStore's. Rows written meanwhile may or may not be seen."""
         query = table.select_rows(statuses, retired)
         if query is None:
             return
@@ -223,12 +237,8 @@ class Ledger:
     def compare(
         self, commands: Iterable[Command], *, apply: bool = False, sample: int = 20
     ) -> JobDiff:
-        """How the job's commands differ from the ledger: changed, removed, returned and new.
-
-        Streamed once, in flat memory; without ``apply`` nothing is written. With it, a changed row
-        keeps all it holds under ``<key>~<n>`` (retired 'changed') and the edited command goes in,
-        pending, under the key; a removed row is retired 'removed'; a returned one is active again.
-        """
+        """How the job's commands differ from the ledger, streamed once; ``apply`` brings the
+        ledger in line (identity.py says how), else nothing is written."""
         with self._read("compare the job") as conn:
             return identity.compare(conn, self._write, commands, apply=apply, sample=sample)
 
@@ -266,10 +276,8 @@ class Ledger:
             return moves.apply_event(conn, keys, Event.ABORT, error=why)
 
     def hand_over(self, keys: Sequence[str], job_path: str) -> None:
-        """The HAND_OVER event: ``keys`` went into the retry job at ``job_path``, in one
-        transaction. A command never sent becomes ``retried``, so that this job never sends it
-        too; none is handed to a second retry job (the same file again is the same hand-over).
-        Every key must be in the ledger; otherwise nothing is recorded."""
+        """The HAND_OVER event into the retry job at ``job_path``, in one transaction (moves.py:
+        never to a second retry job; a key not held: nothing is recorded)."""
         if not keys:
             return
         with self._write("record the retry job") as conn:
@@ -303,10 +311,8 @@ class Ledger:
             follow_ups.record_delivery(conn, items)
 
     def rows_to_check(self, product: str | None = None) -> Generator[Row, None, None]:
-        """Active accepted rows with a uuid whose delivery may still change (never read, 1, 3),
-        device by device (by imei, then job order), read a page at a time: no cursor stays open
-        while their states are written, and memory stays flat however many there are.
-        ``product``: only that product's ("": the default one's; None: all)."""
+        """Accepted rows whose delivery may still change, by imei then job order, a page at a
+        time (no cursor stays open, memory stays flat); ``product`` as LedgerStore's."""
         after: tuple[str, int] = ("", -1)
         while True:
             size = follow_ups.PAGE

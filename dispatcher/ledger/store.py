@@ -119,6 +119,24 @@ class LedgerStore(Protocol):
         A command without a key raises ValueError."""
         ...
 
+    def queue(self, cmds: Sequence[Command]) -> list[Status]:
+        """Register ``cmds`` (as :meth:`register`) and append them, in order, to the send queue:
+        the job's commands as the job gives them, for this run to send step by step, kept while
+        the ledger is open and never written to its file; each status, in order."""
+        ...
+
+    def queued(
+        self, step: int, product: str | None = None
+    ) -> Generator[tuple[Command, Status], None, None]:
+        """The queued commands of ``step`` (0: a job without steps) and of ``product`` (None:
+        any; "": the default one), in queue order, each as queued with its status in the ledger
+        at the moment it is read; streamed, with no read left open between pages."""
+        ...
+
+    def clear_queue(self, product: str | None = None) -> None:
+        """Empty the send queue (of ``product``'s commands; None: all of it)."""
+        ...
+
     def write_batch(self, items: Sequence[InFlight], results: Sequence[Result]) -> None:
         """In-flight marks, then outcomes, in one transaction, each through the lifecycle table.
         The marks are durable when this returns: a request may leave only after it."""

@@ -1,6 +1,6 @@
 """Sending: the run's phases (probe, leftovers, send, recover), the paced fan-out, lanes, pacing,
 retries, breakers, reconciliation, binding a ledger to its job, and what a run shares (Stop,
-RunStats, RunResult).
+RunStats, RunResult; each lane's phases share one RunContext).
 
 May import: errors, times, config, job, onenet, ledger. Never report, cli or emulator; never prints.
 """

@@ -3,25 +3,24 @@ fires, every command not sent marked ``skipped`` with the rule (rollout.py has t
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-from dispatcher.config import Settings
 from dispatcher.job.model import Command, Job
 from dispatcher.job.plan import Abort, Canary
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.records import OPEN_DELIVERY, TO_SEND, Delivery, Status
 from dispatcher.ledger.store import LedgerStore
-from dispatcher.run.lane import Lane
+from dispatcher.run.context import RunContext
 from dispatcher.run.recovery import Item
+from dispatcher.run.registering import registered
 from dispatcher.run.rollout import CanaryVerdict, canary_positions, judge_canary
-from dispatcher.run.state import RunStats, Stop
+from dispatcher.run.state import RunStats
 from dispatcher.run.status import read_round
 
-__all__ = ["CanaryPhase", "Gate", "registered", "skip_rest"]
+__all__ = ["CanaryPhase", "Gate", "skip_rest"]
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +42,21 @@ class CanaryPhase:
 
     def __init__(
         self,
+        ctx: RunContext,
         job: Job,
         canary: Canary,
         abort: Abort | None,
         *,
         total: int,
-        lane: Lane,
-        recorder: Recorder,
-        settings: Settings,
         send: Callable[[list[Item]], Awaitable[None]],
         recover: Callable[[], Awaitable[None]],
-        stop: Stop,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-        product: str | None = None,
     ) -> None:
-        """``product``: the lane's, when a run has several: its canary passes on its own."""
+        """``ctx.product``: the lane's, when a run has several: its canary passes on its own."""
         self.job, self.canary, self.abort, self.total = job, canary, abort, total
-        self.product = product
-        self.lane, self.recorder, self.settings = lane, recorder, settings
+        self.product = ctx.product
+        self.lane, self.recorder, self.settings = ctx.lane, ctx.recorder, ctx.settings
         self.send, self.recover = send, recover
-        self.stop, self.clock, self.sleep = stop, clock, sleep
+        self.stop, self.clock, self.sleep = ctx.stop, ctx.clock, ctx.nap
 
     async def gate(self) -> Gate:
         """Whether the run goes on past the canary: at once when passed canaries cover every
@@ -197,17 +190,6 @@ async def skip_rest(job: Job, recorder: Recorder, stats: RunStats, why: str, *, 
     for old in moved:
         stats.move(old, Status.SKIPPED)
     return len(moved)
-
-
-def registered(ledger: LedgerStore, job: Job, size: int) -> Iterator[list[Item]]:
-    """On the ledger thread: every command of ``job`` registered, ``size`` at a time, with its
-    status before (new ones: pending)."""
-    commands = job.commands()
-    try:
-        while batch := list(itertools.islice(commands, size)):
-            yield list(zip(batch, ledger.register(batch), strict=True))
-    finally:
-        commands.close()
 
 
 def _skip_all(ledger: LedgerStore, job: Job, why: str, size: int) -> list[Status]:

@@ -13,16 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from dispatcher.config import Settings
 from dispatcher.ledger.lifecycle import Event
-from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import LedgerStore, Row, Status
 from dispatcher.model import Command
-from dispatcher.run.lane import Lane
-from dispatcher.run.outcomes import Outcomes
+from dispatcher.run.context import RunContext
 from dispatcher.run.reconcile import reconcile
 from dispatcher.run.retrying import retry_query
-from dispatcher.run.state import Stop
 
 __all__ = ["Item", "Recovery"]
 
@@ -37,25 +33,24 @@ class Recovery:
 
     def __init__(
         self,
-        lane: Lane,
-        recorder: Recorder,
-        outcomes: Outcomes,
-        settings: Settings,
+        ctx: RunContext,
         *,
-        stop: Stop,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
         resend: Callable[[list[Item]], Awaitable[None]],
         cut_short: Callable[[], bool],
-        product: str | None = None,
     ) -> None:
-        """``product``: only the rows of that product's lane ("": the default; None: all)."""
-        self.lane, self.recorder, self.outcomes, self.settings = lane, recorder, outcomes, settings
-        self.stop, self.clock, self.sleep = stop, clock, sleep
+        """``ctx.product``: only the rows of that product's lane ("": the default; None: all)."""
+        self.ctx = ctx
+        self.lane, self.recorder, self.outcomes = ctx.lane, ctx.recorder, ctx.outcomes
+        self.settings, self.stop, self.clock, self.sleep = (
+            ctx.settings,
+            ctx.stop,
+            ctx.clock,
+            ctx.nap,
+        )
         self.resend, self.cut_short = resend, cut_short
-        self.stats = outcomes.stats
+        self.stats = ctx.stats
         self.found: set[str] = set()  # keys this run found in the history: not "already final"
-        self.product = product
+        self.product = ctx.product
 
     async def leftovers(self, reconcile_in_doubt: bool, resend: bool) -> None:
         """Settle what an earlier run left in flight or in doubt, before anything is sent."""

@@ -15,22 +15,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from dispatcher.config import Settings
 from dispatcher.errors import RunAborted
-from dispatcher.ledger.recorder import Recorder
-from dispatcher.ledger.store import InFlight, Status
+from dispatcher.ledger.store import InFlight, Row, Status
 from dispatcher.model import Command
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.client import ExecuteRequest, ReadRequest, WriteRequest
-from dispatcher.run.lane import Lane
-from dispatcher.run.outcomes import Outcomes
+from dispatcher.run.context import RunContext
 from dispatcher.run.reconcile import CommandClient
 from dispatcher.run.retrying import Attempts
-from dispatcher.run.state import Stop
 from dispatcher.times import BEIJING, TimeSpec, format_onenet
 
 __all__ = ["EXPIRED", "Request", "Send", "create", "request_of"]
@@ -76,28 +72,25 @@ class Send:
     """The operation of the send path: ``await send((command, status_before))``."""
 
     def __init__(
-        self,
-        lane: Lane,
-        outcomes: Outcomes,
-        recorder: Recorder,
-        settings: Settings,
-        *,
-        run_id: int,
-        stop: Stop,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-        on_abort: Callable[[RunAborted], None],
+        self, ctx: RunContext, *, run_id: int, on_abort: Callable[[RunAborted], None]
     ) -> None:
-        self.lane, self.outcomes, self.recorder = lane, outcomes, recorder
-        self.run_id, self.stop, self.clock, self.on_abort = run_id, stop, clock, on_abort
+        lane, stop = ctx.lane, ctx.stop
+        self.lane, self.outcomes, self.recorder = lane, ctx.outcomes, ctx.recorder
+        self.run_id, self.stop, self.clock, self.on_abort = run_id, stop, ctx.clock, on_abort
         # A create is retried only after answers that say nothing was created (retrying.py).
-        self.attempts = Attempts(settings.retry, stop=stop, sleep=sleep)
+        self.attempts = Attempts(ctx.settings.retry, stop=stop, sleep=ctx.nap)
         rate = lane.pace.rate
         self._turns = asyncio.Semaphore(max(1, int(rate * _AHEAD_S))) if rate else None
         self._stopping = lambda: stop.requested
         # What each time of the job means for a send in the current second (fleets share them).
         self._second = -1
         self._instants: dict[TimeSpec, tuple[float, str]] = {}
+        self._before: dict[str, Row] = {}  # steps before, read for a whole step at once
+
+    def steps_before(self, rows: list[Row]) -> None:
+        """The rows of the steps before the commands about to be sent, read from the ledger in
+        one call once their outcomes are written (each is used once, then read afresh)."""
+        self._before = {row.key: row for row in rows}
 
     async def __call__(self, item: tuple[Command, Status]) -> None:
         command, old = item
@@ -117,8 +110,11 @@ class Send:
     async def _held_back(self, command: Command, old: Status) -> bool:
         """A step whose step before is not accepted is not sent: recorded ``skipped`` with why
         (a rerun sends it once that one is); True when held back."""
-        ledger = self.recorder.ledger
-        before = await self.recorder.call(ledger.rows_of, [command.after])
+        known = self._before.pop(command.after, None)
+        if known is not None:
+            before = [known]
+        else:
+            before = await self.recorder.call(self.recorder.ledger.rows_of, [command.after])
         if before and before[0].status is Status.ACCEPTED:
             return False
         if before:
