@@ -27,6 +27,7 @@ from dispatcher.onenet.client import ExecuteRequest, OneNetClient
 from dispatcher.run.lane import Lane
 from tests.support.cli import Done, dispatcher_async
 from tests.support.e2e import fast_settings, fleet, ledger_rows, write_csv_job
+from tests.support.onenet import Routes
 
 ACCESS_KEY = base64.b64encode(b"studio-access-key-for-tests").decode()
 WRONG_KEY = base64.b64encode(b"another product's access key").decode()
@@ -150,10 +151,9 @@ def test_the_breaker_of_a_token_lane_blames_the_access_key_or_token(tmp_path: Pa
     )
     settings = load_settings(tmp_path / "c.yaml")
 
-    class Client:
-        execute_url = "http://127.0.0.1:9/nb-iot/execute/offline"
-
-    lane = Lane.of(Client(), settings)  # type: ignore[arg-type]  # a breaker needs no calls
+    token = TokenSource(ACCESS_KEY, RES, clock=Clock(NOW))
+    client = OneNetClient(Routes().transport, "http://127.0.0.1:9", platform="iot-api", token=token)
+    lane = Lane.of(client, settings)  # a breaker needs no calls
     refused = Outcome(Verdict.REJECTED, errno=1, error="auth failed", http_status=200)
     reasons = [lane.observe(refused, f"key-{n}") for n in range(10)]
     why = reasons[-1]
