@@ -23,6 +23,7 @@ from dispatcher import emulator as emulator_module
 from dispatcher.cli.commands import main
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.emulator.state import format_answer_time, parse_request_time
+from tests.support.clocks import Clock
 from tests.support.waiting import until
 
 NOW = datetime(2024, 5, 1, 4, 0, 0, tzinfo=UTC).timestamp()  # 2024-05-01 12:00:00 in UTC+8
@@ -47,16 +48,6 @@ def execute_params(**overrides: str | None) -> dict[str, str]:
     }
     params.update(overrides)
     return {k: v for k, v in params.items() if v is not None}
-
-
-@dataclass
-class Clock:
-    """A settable clock: the emulator's server time or its monotonic clock."""
-
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

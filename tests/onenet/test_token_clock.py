@@ -8,7 +8,6 @@ seconds ahead of its clock."""
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from dispatcher.onenet.auth import TokenSource
 from dispatcher.onenet.client import ExecuteRequest, OneNetClient
 from dispatcher.run.lane import Lane
 from tests.support.cli import Done, dispatcher_async
+from tests.support.clocks import Clock
 from tests.support.e2e import fast_settings, fleet, ledger_rows, write_csv_job
 from tests.support.onenet import Routes
 
@@ -34,16 +34,6 @@ WRONG_KEY = base64.b64encode(b"another product's access key").decode()
 RES = "products/abc123"
 NOW = 1767225600.0  # 2026-01-01 00:00:00 UTC
 IMEI = fleet(1)[0]
-
-
-@dataclass
-class Clock:
-    """A settable clock: ours, and the emulator's before its offset."""
-
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def execute() -> ExecuteRequest:
