@@ -34,12 +34,12 @@ from dispatcher.onenet.client import (
     WriteValue,
     classify,
 )
+from tests.support.clocks import Clock
 from tests.support.iot_api import (
     ACCESS_KEY,
     NOW,
     RES,
     VECTORS,
-    Clock,
     by_hand,
 )
 from tests.support.onenet import Routes, sent

@@ -12,13 +12,13 @@ from dispatcher.onenet import (
     sign,
     token_header,
 )
+from tests.support.clocks import Clock
 from tests.support.iot_api import (
     ACCESS_KEY,
     ET,
     NOW,
     RES,
     VECTORS,
-    Clock,
     by_hand,
 )
 
