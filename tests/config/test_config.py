@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ from dispatcher.config import (
     plain_http_warning,
 )
 from dispatcher.errors import ConfigError, DispatcherError
+from tests.support.files import WriteFile
 
-WriteFile = Callable[[str, "str | bytes"], Path]
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
 SECRET = "SECRET-KEY-123456"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -12,8 +11,8 @@ from dispatcher.errors import JobFileError
 from dispatcher.job.model import Command, Problem, Validation, load_job, validate_job
 from dispatcher.job.values import luhn_check_digit
 from dispatcher.times import BEIJING
+from tests.support.files import WriteFile
 
-WriteFile = Callable[[str, "str | bytes"], Path]
 AT = datetime(2030, 1, 1, 12, 0, 0, tzinfo=BEIJING)
 I1, I2 = "490154203237518", "864512030000003"
 ZERO_LED = "012345670123459"  # a valid IMEI (Luhn) that starts with 0

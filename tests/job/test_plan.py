@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,8 +19,8 @@ from dispatcher.job.plan import (
     rollout_from_flags,
 )
 from dispatcher.times import BEIJING, DailyWindow, parse_timespec
+from tests.support.files import WriteFile
 
-WriteFile = Callable[[str, "str | bytes"], Path]
 AT = datetime(2030, 1, 1, 12, 0, 0, tzinfo=BEIJING)
 I1, I2, I3 = "490154203237518", "864512030000003", "358476090000076"
 DEFAULTS = "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +2d\n"
