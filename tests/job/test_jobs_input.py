@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-
 import pytest
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.model import Command, Problem, Validation, load_job, validate_job
+from dispatcher.job.model import Problem, load_job, validate_job
 from dispatcher.job.values import luhn_check_digit
-from dispatcher.times import BEIJING
 from tests.support.files import WriteFile
+from tests.support.jobs import AT, DEFAULTS, I1, I2, check, commands, yaml_job
 
-AT = datetime(2030, 1, 1, 12, 0, 0, tzinfo=BEIJING)
-I1, I2 = "490154203237518", "864512030000003"
 ZERO_LED = "012345670123459"  # a valid IMEI (Luhn) that starts with 0
-DEFAULTS = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +2d"
 CSV_HEAD = "imei,obj_id,obj_inst_id,res_id,args,expired_time\n"
 SPREADSHEET = "a spreadsheet turned the column into numbers; format it as text and re-export"
-
-
-def check(path: Path) -> tuple[Validation, list[str]]:
-    """Validate a job file at AT; the result and every problem as the CLI prints it."""
-    found: list[Problem] = []
-    result = validate_job(load_job(path), at=AT, on_problem=found.append)
-    return result, [("warning: " if p.warning else "") + str(p) for p in found]
-
-
-def yaml_job(targets: str, defaults: str = DEFAULTS, head: str = "") -> str:
-    return f"job: test\n{head}defaults:\n  {defaults}\ntargets:\n{targets}"
-
-
-def sent(path: Path) -> list[Command]:
-    return list(load_job(path).commands())
 
 
 # --- text that cannot be sent -----------------------------------------------------------------
@@ -53,7 +32,7 @@ def test_lone_surrogate_in_any_field_is_a_problem_naming_it(
     for problem in problems:
         problem.encode("utf-8")  # every message can be printed
     with pytest.raises(JobFileError, match=f"{field}: holds U\\+D800"):
-        sent(path)
+        commands(path)
 
 
 def test_lone_surrogate_in_a_default_is_reported_once(write_file: WriteFile) -> None:
@@ -99,7 +78,7 @@ def test_nul_in_csv_args_is_refused(write_file: WriteFile) -> None:
 def test_tabs_and_line_breaks_in_args_are_text(write_file: WriteFile) -> None:
     path = write_file("c.csv", f'{CSV_HEAD}{I1},3,0,4,"a\tb\r\nc",+1d\n')
     assert check(path)[1] == []
-    assert sent(path)[0].args == "a\tb\r\nc"
+    assert commands(path)[0].args == "a\tb\r\nc"
 
 
 # --- YAML structure ---------------------------------------------------------------------------
@@ -191,7 +170,7 @@ def test_spaces_around_csv_args_are_a_warning_and_kept(write_file: WriteFile) ->
         f"warning: {path}:2: args: starts or ends with spaces: they are sent as written"
     ]
     assert (result.commands, result.warnings, result.ok) == (2, 1, True)
-    assert [c.args for c in sent(path)] == [" on ", "on"]
+    assert [c.args for c in commands(path)] == [" on ", "on"]
 
 
 def test_spaces_around_csv_args_are_an_error_when_strict(write_file: WriteFile) -> None:
@@ -278,7 +257,7 @@ def test_excel_separator_line_is_skipped(write_file: WriteFile) -> None:
     path = write_file("c.csv", f"sep=,\r\n{CSV_HEAD}{I1},3,0,4,on,+1d\n")
     result, problems = check(path)
     assert (problems, result.commands) == ([], 1)
-    assert sent(path)[0].line == 3
+    assert commands(path)[0].line == 3
 
 
 def test_excel_separator_line_naming_another_separator_is_an_error(write_file: WriteFile) -> None:
@@ -357,7 +336,7 @@ def test_ignore_columns_skips_named_columns_of_targets_csv(write_file: WriteFile
     )
     result, problems = check(path)
     assert (problems, result.commands) == ([], 1)
-    assert sent(path)[0].args == "on"
+    assert commands(path)[0].args == "on"
 
 
 def test_unknown_column_of_targets_csv_suggests_ignore_columns(write_file: WriteFile) -> None:

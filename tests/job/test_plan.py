@@ -20,9 +20,8 @@ from dispatcher.job.plan import (
 )
 from dispatcher.times import BEIJING, DailyWindow, parse_timespec
 from tests.support.files import WriteFile
+from tests.support.jobs import AT, I1, I2, I3
 
-AT = datetime(2030, 1, 1, 12, 0, 0, tzinfo=BEIJING)
-I1, I2, I3 = "490154203237518", "864512030000003", "358476090000076"
 DEFAULTS = "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +2d\n"
 TARGETS = f"targets:\n  - imei: '{I1}'\n"
 NO_TIMES = "defaults:\n  obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n"

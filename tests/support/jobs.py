@@ -34,8 +34,10 @@ def commands(path: Path) -> list[Command]:
     return list(load_job(path).commands())
 
 
-def yaml_job(
-    targets: str, defaults: str = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +2d"
-) -> str:
-    """A YAML job of ``targets`` (lines under ``targets:``) with ``defaults``."""
-    return f"job: test\ndefaults:\n  {defaults}\ntargets:\n{targets}"
+DEFAULTS = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +2d"
+
+
+def yaml_job(targets: str, defaults: str = DEFAULTS, head: str = "") -> str:
+    """A YAML job of ``targets`` (lines under ``targets:``) with ``defaults``, ``head`` lines
+    (sections) before them."""
+    return f"job: test\n{head}defaults:\n  {defaults}\ntargets:\n{targets}"
