@@ -34,6 +34,7 @@ def commands(path: Path) -> list[Command]:
     return list(load_job(path).commands())
 
 
+CSV_HEAD = "imei,obj_id,obj_inst_id,res_id,args,expired_time\n"  # a CSV job's header
 DEFAULTS = "obj_id: 3\n  obj_inst_id: 0\n  res_id: 4\n  expired_time: +2d"
 
 
