@@ -24,6 +24,7 @@ from dispatcher.run.pacing import Pace
 from dispatcher.run.rollout import Guard, canary_positions
 from tests.support.cli import SECRET, dispatcher_async, process_env
 from tests.support.e2e import CONFIG_YAML, fast_settings, fleet, write_config
+from tests.support.onenet import idle_client
 from tests.support.push import config, rows, run, write_job
 
 
@@ -141,7 +142,7 @@ async def test_an_errno_of_on_errnos_aborts_at_once(tmp_path: Path) -> None:
 def test_the_guard_ramps_the_pace_and_the_slow_down_works_under_it() -> None:
     now = [0.0]
     pace = Pace(40.0, clock=lambda: now[0])
-    lane = Lane.of(_NoClient(), fast_settings(rate=40.0), pace=pace)
+    lane = Lane.of(idle_client(), fast_settings(rate=40.0), pace=pace)
     finder = lane.finder
     assert finder is not None
     stops: list[RunAborted] = []
@@ -159,7 +160,7 @@ def test_the_guard_ramps_the_pace_and_the_slow_down_works_under_it() -> None:
 
 def test_the_failure_rate_rule_waits_for_min_decided() -> None:
     stops: list[RunAborted] = []
-    lane = Lane.of(_NoClient(), fast_settings())
+    lane = Lane.of(idle_client(), fast_settings())
     guard = Guard(Rollout(abort=Abort(0.1, 20)), lane, None, stops.append)
     for _ in range(19):
         guard.observe(Status.REJECTED, 3)
@@ -174,12 +175,6 @@ def test_the_canary_is_drawn_evenly_and_holds_at_least_one() -> None:
     assert sorted(canary_positions(100, Canary(size=4))) == [12, 37, 62, 87]
     assert sorted(canary_positions(7, Canary(percent=1.0))) == [3]
     assert len(canary_positions(5, Canary(size=50))) == 5
-
-
-class _NoClient:
-    @property
-    def execute_url(self) -> str:
-        return "http://onenet.test/nbiot/execute/offline"
 
 
 # -- scheduling ---------------------------------------------------------------------------------
@@ -377,7 +372,7 @@ def test_on_errnos_fires_on_a_command_failed_with_that_errno_too() -> None:
     stops: list[RunAborted] = []
     guard = Guard(
         Rollout(abort=Abort(None, 50, frozenset({7}))),
-        Lane.of(_NoClient(), fast_settings()),
+        Lane.of(idle_client(), fast_settings()),
         None,
         stops.append,
     )
@@ -388,7 +383,7 @@ def test_on_errnos_fires_on_a_command_failed_with_that_errno_too() -> None:
 def test_without_a_configured_rate_a_throttle_under_a_ramp_recovers_and_the_ramp_ends() -> None:
     now = [0.0]
     pace = Pace(None, clock=lambda: now[0])
-    lane = Lane.of(_NoClient(), fast_settings(rate=None), pace=pace)
+    lane = Lane.of(idle_client(), fast_settings(rate=None), pace=pace)
     finder = lane.finder
     assert finder is not None
     guard = Guard(Rollout(ramp=Ramp(5.0, 10.0, 1)), lane, None, lambda why: None)
