@@ -26,7 +26,8 @@ from dispatcher.onenet.client import ExecuteRequest, OneNetClient
 from dispatcher.run.lane import Lane
 from tests.support.cli import Done, dispatcher_async
 from tests.support.clocks import Clock
-from tests.support.e2e import fast_settings, fleet, ledger_rows, write_csv_job
+from tests.support.e2e import fast_settings, fleet, write_csv_job
+from tests.support.ledger import ledger_rows
 from tests.support.onenet import Routes
 
 ACCESS_KEY = base64.b64encode(b"studio-access-key-for-tests").decode()
