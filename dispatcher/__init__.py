@@ -4,183 +4,90 @@ The public API: read and validate job files, run them against OneNET (or the emu
 results ledger.
 
 Names are imported on first use (PEP 562): a command that needs only the job reader does not pay
-for aiohttp, the emulator or the report templates at start-up.
+for aiohttp, the emulator or the report templates at start-up. The names are listed once, in the
+``TYPE_CHECKING`` block below (``Name as Name``: what the type checker sees); ``__all__`` and the
+lookup on first use are read from it (lazy.py).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dispatcher.lazy import lazy_getattr, public_names
 
 if TYPE_CHECKING:
-    from dispatcher.clock import ServerClock
-    from dispatcher.config import Settings, load_settings
+    from dispatcher.clock import ServerClock as ServerClock
+    from dispatcher.config import Settings as Settings, load_settings as load_settings
     from dispatcher.errors import (
-        ConfigError,
-        DispatcherError,
-        JobFileError,
-        JobMismatchError,
-        LedgerError,
-        LedgerLockedError,
-        MisroutedError,
-        OneNetUnavailable,
-        RunAborted,
-        ServerHungError,
-        UnreachableError,
-        WrongKeyError,
+        ConfigError as ConfigError,
+        DispatcherError as DispatcherError,
+        JobFileError as JobFileError,
+        JobMismatchError as JobMismatchError,
+        LedgerError as LedgerError,
+        LedgerLockedError as LedgerLockedError,
+        MisroutedError as MisroutedError,
+        OneNetUnavailable as OneNetUnavailable,
+        RunAborted as RunAborted,
+        ServerHungError as ServerHungError,
+        UnreachableError as UnreachableError,
+        WrongKeyError as WrongKeyError,
     )
     from dispatcher.job.model import (
-        Command,
-        Job,
-        Problem,
-        Validation,
-        command_key,
-        load_job,
-        validate_job,
+        Job as Job,
+        Problem as Problem,
+        Validation as Validation,
+        load_job as load_job,
+        validate_job as validate_job,
     )
-    from dispatcher.ledger.identity import default_ledger_path
-    from dispatcher.ledger.memory import MemoryLedger
-    from dispatcher.ledger.sqlite import Ledger
-    from dispatcher.ledger.store import LedgerFullError, LedgerStore, Row, Status
+    from dispatcher.ledger.identity import default_ledger_path as default_ledger_path
+    from dispatcher.ledger.memory import MemoryLedger as MemoryLedger
+    from dispatcher.ledger.sqlite import Ledger as Ledger
+    from dispatcher.ledger.store import (
+        LedgerFullError as LedgerFullError,
+        LedgerStore as LedgerStore,
+        Row as Row,
+        Status as Status,
+    )
+    from dispatcher.model.command import Command as Command, Op as Op, command_key as command_key
+    from dispatcher.model.writes import WriteValue as WriteValue
     from dispatcher.onenet.client import (
-        CancelResult,
-        ExecuteRequest,
-        Misrouted,
-        OneNetClient,
-        Outcome,
-        Verdict,
-        classify,
+        CancelResult as CancelResult,
+        ExecuteRequest as ExecuteRequest,
+        Misrouted as Misrouted,
+        OneNetClient as OneNetClient,
+        Outcome as Outcome,
+        Verdict as Verdict,
+        classify as classify,
     )
-    from dispatcher.report.export import write_export
-    from dispatcher.report.summary import Summary, summarize
-    from dispatcher.run.binding import Binding, JobChangedError, bind_job
-    from dispatcher.run.finder import RateFinder
-    from dispatcher.run.pacing import Pace
-    from dispatcher.run.runner import RunResult, RunStats, Stop, run_job
-    from dispatcher.times import TimeSpec, format_onenet, parse_onenet, parse_timespec
+    from dispatcher.report.export import write_export as write_export
+    from dispatcher.report.summary import Summary as Summary, summarize as summarize
+    from dispatcher.run.binding import (
+        Binding as Binding,
+        JobChangedError as JobChangedError,
+        bind_job as bind_job,
+    )
+    from dispatcher.run.finder import RateFinder as RateFinder
+    from dispatcher.run.pacing import Pace as Pace
+    from dispatcher.run.runner import (
+        RunResult as RunResult,
+        RunStats as RunStats,
+        Stop as Stop,
+        run_job as run_job,
+    )
+    from dispatcher.times import (
+        TimeSpec as TimeSpec,
+        format_onenet as format_onenet,
+        parse_onenet as parse_onenet,
+        parse_timespec as parse_timespec,
+    )
 
 __version__ = "0.1.0"
 
-# Each public name, and the module it is defined in.
-_HOME: dict[str, str] = {
-    "Binding": "dispatcher.run.binding",
-    "CancelResult": "dispatcher.onenet.client",
-    "Command": "dispatcher.job.model",
-    "ConfigError": "dispatcher.errors",
-    "DispatcherError": "dispatcher.errors",
-    "ExecuteRequest": "dispatcher.onenet.client",
-    "Job": "dispatcher.job.model",
-    "JobChangedError": "dispatcher.run.binding",
-    "JobFileError": "dispatcher.errors",
-    "JobMismatchError": "dispatcher.errors",
-    "Ledger": "dispatcher.ledger.sqlite",
-    "LedgerError": "dispatcher.errors",
-    "LedgerFullError": "dispatcher.ledger.store",
-    "LedgerLockedError": "dispatcher.errors",
-    "LedgerStore": "dispatcher.ledger.store",
-    "MemoryLedger": "dispatcher.ledger.memory",
-    "Misrouted": "dispatcher.onenet.client",
-    "MisroutedError": "dispatcher.errors",
-    "OneNetClient": "dispatcher.onenet.client",
-    "OneNetUnavailable": "dispatcher.errors",
-    "Outcome": "dispatcher.onenet.client",
-    "Pace": "dispatcher.run.pacing",
-    "Problem": "dispatcher.job.model",
-    "RateFinder": "dispatcher.run.finder",
-    "Row": "dispatcher.ledger.store",
-    "RunAborted": "dispatcher.errors",
-    "RunResult": "dispatcher.run.runner",
-    "RunStats": "dispatcher.run.runner",
-    "ServerClock": "dispatcher.clock",
-    "ServerHungError": "dispatcher.errors",
-    "Settings": "dispatcher.config",
-    "Status": "dispatcher.ledger.store",
-    "Stop": "dispatcher.run.runner",
-    "Summary": "dispatcher.report.summary",
-    "TimeSpec": "dispatcher.times",
-    "UnreachableError": "dispatcher.errors",
-    "Validation": "dispatcher.job.model",
-    "Verdict": "dispatcher.onenet.client",
-    "WrongKeyError": "dispatcher.errors",
-    "bind_job": "dispatcher.run.binding",
-    "classify": "dispatcher.onenet.client",
-    "command_key": "dispatcher.job.model",
-    "default_ledger_path": "dispatcher.ledger.identity",
-    "format_onenet": "dispatcher.times",
-    "load_job": "dispatcher.job.model",
-    "load_settings": "dispatcher.config",
-    "parse_onenet": "dispatcher.times",
-    "parse_timespec": "dispatcher.times",
-    "run_job": "dispatcher.run.runner",
-    "summarize": "dispatcher.report.summary",
-    "validate_job": "dispatcher.job.model",
-    "write_export": "dispatcher.report.export",
-}
+# Each public name, and the module it is defined in: read from the block above.
+_HOME: dict[str, str] = public_names(__file__)
+__all__ = list(_HOME)  # sorted
 
-
-__all__ = [
-    "Binding",
-    "CancelResult",
-    "Command",
-    "ConfigError",
-    "DispatcherError",
-    "ExecuteRequest",
-    "Job",
-    "JobChangedError",
-    "JobFileError",
-    "JobMismatchError",
-    "Ledger",
-    "LedgerError",
-    "LedgerFullError",
-    "LedgerLockedError",
-    "LedgerStore",
-    "MemoryLedger",
-    "Misrouted",
-    "MisroutedError",
-    "OneNetClient",
-    "OneNetUnavailable",
-    "Outcome",
-    "Pace",
-    "Problem",
-    "RateFinder",
-    "Row",
-    "RunAborted",
-    "RunResult",
-    "RunStats",
-    "ServerClock",
-    "ServerHungError",
-    "Settings",
-    "Status",
-    "Stop",
-    "Summary",
-    "TimeSpec",
-    "UnreachableError",
-    "Validation",
-    "Verdict",
-    "WrongKeyError",
-    "bind_job",
-    "classify",
-    "command_key",
-    "default_ledger_path",
-    "format_onenet",
-    "load_job",
-    "load_settings",
-    "parse_onenet",
-    "parse_timespec",
-    "run_job",
-    "summarize",
-    "validate_job",
-    "write_export",
-]
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'dispatcher' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # looked up once
-    return value
+__getattr__ = lazy_getattr(__name__, _HOME, globals())
 
 
 def __dir__() -> list[str]:

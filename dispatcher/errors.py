@@ -5,11 +5,17 @@ A failed *command* is data (an outcome in the ledger), never an exception. An ex
 
     DispatcherError
     ├── ConfigError            the config file or a flag is wrong; nothing was sent
+    │   └── FlagError          a command-line value cannot be used as given (names the flag)
+    ├── Refused                the command will not do what was asked as asked (says why)
+    ├── JobInvalid             a job file has errors (the problems are listed): nothing was sent
+    ├── NothingToDo            every command of the job is final already: nothing to send
+    ├── Interrupted            stopped before anything was done (a signal)
     ├── JobFileError           a job file cannot be read or is invalid (file, line, field)
     ├── LedgerError            the ledger cannot be opened, read or written
     │   └── LedgerLockedError  another dispatcher holds the ledger
     ├── OneNetUnavailable      a follow-up call (history, detail, cancel) got no usable answer
     ├── JobMismatchError       the ledger holds another job, or this job was edited since
+    ├── BrokeOff               a run, status or cancel broke off midway (what was done is kept)
     └── RunAborted             the run stopped itself (reason): a circuit breaker
         ├── WrongKeyError      errno 1 on every early answer: the key is wrong
         ├── UnreachableError   no early attempt could connect: the base URL or the network
@@ -22,14 +28,21 @@ Library exceptions (aiohttp, sqlite3, yaml) are translated where they are caught
 from __future__ import annotations
 
 __all__ = [
+    "BrokeOff",
     "ConfigError",
     "DispatcherError",
+    "FlagError",
+    "Incomplete",
+    "Interrupted",
     "JobFileError",
+    "JobInvalid",
     "JobMismatchError",
     "LedgerError",
     "LedgerLockedError",
     "MisroutedError",
+    "NothingToDo",
     "OneNetUnavailable",
+    "Refused",
     "RolloutAborted",
     "RunAborted",
     "ServerHungError",
@@ -44,6 +57,54 @@ class DispatcherError(Exception):
 
 class ConfigError(DispatcherError):
     """The configuration (file, environment or flags) is wrong."""
+
+
+class FlagError(ConfigError):
+    """A command-line value cannot be used as given; ``flag`` names it (None: the flags
+    together, e.g. a combination)."""
+
+    def __init__(self, message: str, flag: str | None = None) -> None:
+        super().__init__(message)
+        self.flag = flag
+
+
+class Refused(DispatcherError):
+    """The command will not do what was asked, as it was asked (several ledgers match, an
+    output exists, a device is not the job's): nothing was done."""
+
+
+class Interrupted(DispatcherError):
+    """Stopped by a signal before anything was done; the message says what was left as it was."""
+
+
+class Incomplete(DispatcherError):
+    """Part of what was asked could not be done (states that could not be read, say): what was
+    done is kept; the same command tries the rest again."""
+
+
+class JobInvalid(DispatcherError):
+    """A job file has errors (each reported as it was found): nothing was sent.
+
+    ``problems`` holds the errors and warnings found (when the caller asked for them kept).
+    """
+
+    def __init__(self, message: str, problems: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class NothingToDo(DispatcherError):
+    """Every command of the job has its final outcome already; ``through``: every one was
+    accepted or handed to a retry job."""
+
+    def __init__(self, message: str, *, through: bool) -> None:
+        super().__init__(message)
+        self.through = through
+
+
+class BrokeOff(DispatcherError):
+    """A run, status or cancel broke off midway (the ledger could not be written, a follow-up
+    call failed): what was done is kept; the message says how to go on."""
 
 
 class JobFileError(DispatcherError):

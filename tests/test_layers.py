@@ -22,6 +22,7 @@ ANY = frozenset({"*"})
 # library, never the command line. "__main__" is ``python -m dispatcher``: the command line.
 LAYERS: Mapping[str, frozenset[str]] = {
     "errors": frozenset(),
+    "lazy": frozenset(),
     "times": frozenset(),
     "clock": frozenset({"times"}),
     "config": frozenset({"errors"}),
@@ -33,6 +34,22 @@ LAYERS: Mapping[str, frozenset[str]] = {
     "run": frozenset({"errors", "times", "clock", "config", "model", "job", "onenet", "ledger"}),
     "report": frozenset({"errors", "times", "model", "ledger"}),
     "emulator": frozenset({"errors", "times", "model", "onenet"}),  # onenet.transport only: below
+    "app": frozenset(
+        {
+            "errors",
+            "times",
+            "clock",
+            "config",
+            "lwm2m",
+            "model",
+            "job",
+            "onenet",
+            "ledger",
+            "run",
+            "report",
+            "lazy",
+        }
+    ),
     "cli": ANY,
     "dispatcher": frozenset(
         {
@@ -47,6 +64,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
             "run",
             "report",
             "emulator",
+            "lazy",
         }
     ),
     "__main__": frozenset({"cli"}),

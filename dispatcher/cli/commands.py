@@ -7,7 +7,6 @@ load aiohttp, ``run`` not the emulator or the report templates. The exit codes a
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import sys
 from datetime import datetime
@@ -16,10 +15,11 @@ from pathlib import Path
 import click
 
 from dispatcher import __version__
+from dispatcher.app.events import Quiet
+from dispatcher.app.validating import ValidateRequest, validate as validate_files
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, interruptible
-from dispatcher.errors import DispatcherError
-from dispatcher.job.model import load_job, validate_job
+from dispatcher.job.model import Problem
 from dispatcher.times import parse_timespec
 
 __all__ = ["main"]
@@ -81,30 +81,31 @@ def validate(
     at = _planned_start(at_text)
     settings = None
     if config_path is not None:
-        # Only with --config: these load the client (aiohttp), which validate does not need.
-        from dispatcher.cli.lanes import settings_and_key
-        from dispatcher.cli.products import product_problems
+        # Only with --config: the config's products are checked too.
+        from dispatcher.cli.lanes import load_config
 
-        settings, _ = settings_and_key(config_path, need_key=False)
+        settings = load_config(config_path)
+    request = ValidateRequest(
+        jobfiles, at=at, strict=strict, config=None if config_path is None else str(config_path)
+    )
     invalid = False
-    for path in jobfiles:
-        try:
-            job = load_job(path)
-            result = validate_job(job, at=at, strict=strict, on_problem=console.problem)
-        except DispatcherError as exc:
-            console.error(str(exc))
+    for checked in validate_files(settings, request, events=_Problems()):
+        if checked.job is None or checked.result is None:
+            console.error(str(checked.error))
             invalid = True
             continue
-        unknown = [] if settings is None else product_problems(result, settings, str(config_path))
-        for problem in unknown:
-            console.problem(problem)
-        if unknown:
-            result = dataclasses.replace(result, errors=result.errors + len(unknown))
-        console.validation(job, result)
-        if settings is None and console.products_line(result):
+        console.validation(checked.job, checked.result)
+        if settings is None and console.products_line(checked.result):
             console.note("the products are checked against the config with --config")
-        invalid = invalid or not result.ok
+        invalid = invalid or not checked.ok
     sys.exit(EXIT_INVALID if invalid else EXIT_OK)
+
+
+class _Problems(Quiet):
+    """Problems on the console as they are found; the rest as the library logs it."""
+
+    def problem(self, problem: Problem) -> None:
+        console.problem(problem)
 
 
 def _planned_start(text: str | None) -> datetime | None:

@@ -11,7 +11,6 @@ line break or tab in it becomes a space. Tables put their foreign cells through 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from dispatcher.job.model import Job, Problem, Validation
 from dispatcher.job.resources import DISTINCT_CAP
 from dispatcher.ledger.store import Status
 from dispatcher.lwm2m import describe
+from dispatcher.onenet.masking import Mask
 from dispatcher.report.render import printable, render_delivery, render_table
 from dispatcher.report.summary import Summary
 from dispatcher.times import format_onenet
@@ -50,31 +50,24 @@ __all__ = [
     "warn",
 ]
 
-_secrets: list[str] = []
-_patterns: dict[str, re.Pattern[str]] = {}
-# A secret is masked where it stands as a whole token: a short test key that happens to be a word
-# ("test") must not garble "latest" or "tested".
-_TOKEN = "A-Za-z0-9_-"
+# The one masker of secrets (onenet/masking.py, as the client's own messages use): a secret is
+# masked where it stands as a whole token, raw or percent-encoded; a short test key that happens
+# to be a word ("test") does not garble "latest" or "tested".
+_mask = Mask()
 _out = Console(soft_wrap=True, highlight=False)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def redact(secret: str) -> None:
     """Never show ``secret``: it is masked in every message and log line from now on."""
-    if secret and secret not in _secrets:
-        _secrets.append(secret)
+    global _mask
+    if secret and secret not in _mask.secrets:
+        _mask = Mask((*_mask.secrets, secret))
 
 
 def mask(text: str) -> str:
     """``text`` with every registered secret (as a whole token) replaced by ***."""
-    for secret in _secrets:
-        if secret in text:
-            pattern = _patterns.get(secret)
-            if pattern is None:
-                token = re.escape(secret)
-                pattern = _patterns[secret] = re.compile(f"(?<![{_TOKEN}]){token}(?![{_TOKEN}])")
-            text = pattern.sub("***", text)
-    return text
+    return _mask(text)
 
 
 class _MaskingFilter(logging.Filter):

@@ -12,12 +12,15 @@ from typing import Any, Final
 
 import click
 
+from dispatcher.app.clients import open_lane
+from dispatcher.app.keys import LaneKeys
+from dispatcher.app.send import send_job
 from dispatcher.cli import console
 from dispatcher.cli.exits import fail
-from dispatcher.cli.lanes import open_lane
 from dispatcher.cli.numbers import FiniteFloat
-from dispatcher.cli.report_command import write_report_file
-from dispatcher.cli.run_command import end_of_run, send_job
+from dispatcher.cli.observer import ConsoleEvents
+from dispatcher.cli.report_view import write_report_file
+from dispatcher.cli.run_view import end_of_run
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
 from dispatcher.emulator.devices import Fleet
@@ -93,8 +96,9 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
         async with emu.serve(server) as url:
             console.note(f"OneNET emulator on {url}; faults: {_describe(injected)}")
             settings_here = settings.with_overrides(base_url=url)
+            keys = LaneKeys({"": (settings_here, "demo-key")})
             result = await send_job(
-                job, ledger, settings_here, api_key="demo-key", stop=stop, stats=stats
+                job, ledger, settings_here, keys, events=ConsoleEvents(), stop=stop, stats=stats
             )
             assert result is not None  # no scheduled start: it always runs
             dup = server.stats().get("duplicates", 0)

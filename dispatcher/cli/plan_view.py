@@ -3,80 +3,23 @@ the estimate of how long sending takes, and the countdown to a scheduled start."
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 
 from rich.text import Text
 
+from dispatcher.app.figures import LaneFigures, PlanFigures
 from dispatcher.cli import console
 from dispatcher.job.plan import Canary, Plan, Ramp
 from dispatcher.run.rollout import canary_positions
-from dispatcher.run.state import Stop
 from dispatcher.times import BEIJING, format_onenet
 
 __all__ = [
     "Countdown",
-    "LaneFigures",
-    "PlanFigures",
     "estimate_s",
     "plan_lines",
     "show_plan",
-    "wait_for_start",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class LaneFigures:
-    """One lane of the run: its product's commands, those the ledger holds as done, its pace."""
-
-    product: str  # "": the commands that name none (the only lane of a config without products)
-    total: int
-    done: int
-    rate: float | None  # the lane's limits.rate_per_second (None: no limit)
-    concurrency: int
-    # Rows (devices, with steps) no passed canary of the lane covers: its canary is drawn from
-    # them (0: a passed canary covers every command left, none is sent); None: none passed yet.
-    uncovered: int | None = None
-
-    @property
-    def to_send(self) -> int:
-        """Commands the lane would send (the ledger's final ones are skipped)."""
-        return max(self.total - self.done, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class PlanFigures:
-    """What the plan is about: the lanes the run sends on (each product's own, at its own pace,
-    all at once), where the ledger is, and what each command of a device is."""
-
-    lanes: tuple[LaneFigures, ...]
-    ledger: str
-    ledger_exists: bool
-    window: str | None  # the first command's window, as the job gives it (None: no window)
-    steps: int = 1  # commands per device: a job with steps: sends each device every step
-
-    @property
-    def total(self) -> int:
-        """The job's commands."""
-        return sum(lane.total for lane in self.lanes)
-
-    @property
-    def done(self) -> int:
-        """Those the ledger holds as final."""
-        return sum(lane.done for lane in self.lanes)
-
-    @property
-    def to_send(self) -> int:
-        """Commands a run would send (the ledger's final ones are skipped)."""
-        return sum(lane.to_send for lane in self.lanes)
-
-    @property
-    def by_product(self) -> bool:
-        """True when the config names products: a lane per product of the job."""
-        return any(lane.product for lane in self.lanes)
 
 
 def estimate_s(count: int, rate: float | None, ramp: Ramp | None) -> float | None:
@@ -221,24 +164,6 @@ class Countdown:
             f"starting at {shown} (UTC+8), in {_duration(left)}; Ctrl-C cancels, nothing is sent"
             " until then"
         )
-
-
-async def wait_for_start(
-    start: float,
-    stop: Stop,
-    *,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    tick_s: float = 1.0,
-) -> bool:
-    """Wait until ``start`` (unix seconds, this machine's clock); False when stopped first."""
-    nap = stop.sleeper(sleep)
-    while not stop.requested:
-        left = start - clock()
-        if left <= 0:
-            return True
-        await nap(min(tick_s, left))
-    return False
 
 
 def show_plan(lines: list[str]) -> None:

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from dispatcher.config.values import rate as rate_value
-from dispatcher.config.values import shown, suggest
+from dispatcher.config.values import rate as rate_value, shown, suggest
 from dispatcher.errors import ConfigError
 
 __all__ = [

@@ -26,8 +26,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from dispatcher.errors import LedgerError
-from dispatcher.ledger import delivery, figures, follow_ups, identity, moves, table, verdicts
-from dispatcher.ledger import runs as run_records
+from dispatcher.ledger import (
+    delivery,
+    figures,
+    follow_ups,
+    identity,
+    moves,
+    runs as run_records,
+    table,
+    verdicts,
+)
 from dispatcher.ledger.columns import row_of
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.identity import JobDiff, JobRecord

@@ -55,15 +55,20 @@ def modules_markdown(package: Path = PACKAGE) -> str:
     return "\n".join(lines) + "\n"
 
 
-def public_names() -> list[str]:
-    """`dispatcher.__all__` (the package imports its names on first use: this loads nothing)."""
-    return sorted(importlib.import_module("dispatcher").__all__)
+def public_names(package: str = "dispatcher") -> list[str]:
+    """``package.__all__`` (names imported on first use: this loads nothing)."""
+    return sorted(importlib.import_module(package).__all__)
 
 
 def api_markdown() -> str:
-    """A mkdocstrings block for each public name (the version string aside)."""
+    """A mkdocstrings block for each public name (the version string aside): the use cases of
+    `dispatcher.app` first, then the package's own names."""
+    blocks = ["## The use cases: `dispatcher.app`\n"]
+    blocks += [f"::: dispatcher.app.{name}\n" for name in public_names("dispatcher.app")]
+    blocks.append("## The pieces beneath: `dispatcher`\n")
     names = [n for n in public_names() if not n.startswith("__")]
-    return "\n".join(f"::: dispatcher.{name}\n" for name in names)
+    blocks += [f"::: dispatcher.{name}\n" for name in names]
+    return "\n".join(blocks)
 
 
 def with_module_map(markdown: str) -> str:

@@ -48,17 +48,12 @@ def unclean(text: str) -> list[str]:
 
 @pytest.fixture
 def cli() -> Iterator[Callable[..., CliResult]]:
-    """The CLI in-process; the log handler and the secret it installs are undone after."""
-    logger = logging.getLogger("dispatcher")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    secrets = list(console._secrets)
+    """The CLI in-process. (conftest.py undoes what it leaves.)"""
 
     def invoke(*args: str | Path) -> CliResult:
         return shared_invoke(*args, key="test-key-clean")
 
     yield invoke
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
-    console._secrets[:] = secrets
 
 
 def hostile_ledger(path: Path, job_path: Path | None = None) -> Path:

@@ -12,7 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -129,18 +129,6 @@ def job_yaml(*imeis: str) -> str:
 
 
 # --- running the command line ----------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cli_state() -> Iterator[None]:
-    """Each in-process CLI call installs a log handler and may register the api-key to mask:
-    undo both, so no test's output is masked or redirected by an earlier one."""
-    logger = logging.getLogger("dispatcher")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    secrets = list(console._secrets)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
-    console._secrets[:] = secrets
 
 
 def files_holding(folder: Path, pattern: str, secret: str) -> tuple[list[str], list[str]]:
@@ -1004,13 +992,9 @@ def test_api_key_is_not_shown_when_the_run_stops_early(write_file: WriteFile) ->
 
 
 def test_a_short_key_that_is_a_word_is_masked_without_garbling_messages() -> None:
-    secrets = list(console._secrets)
-    try:
-        console.redact("test")
-        assert console.mask("latest test run: tested") == "latest *** run: tested"
-        assert console.mask("api-key=test&x") == "api-key=***&x"
-    finally:
-        console._secrets[:] = secrets
+    console.redact("test")  # undone after the test (conftest.py)
+    assert console.mask("latest test run: tested") == "latest *** run: tested"
+    assert console.mask("api-key=test&x") == "api-key=***&x"
 
 
 def test_library_warnings_read_in_the_consoles_voice_by_default(

@@ -3,18 +3,14 @@ back exactly as written), and the command line, in-process and against the emula
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dispatcher.cli import console
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.errors import JobFileError, LedgerError
 from dispatcher.job.model import Command, load_job, validate_job
@@ -54,17 +50,6 @@ def reasons_by_imei(ledger_path: Path, now: datetime = AT) -> tuple[dict[str, Re
 
 
 # --- running the command line ----------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cli_state() -> Iterator[None]:
-    """An in-process CLI call installs a log handler: undo it after each test."""
-    logger = logging.getLogger("dispatcher")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    secrets = list(console._secrets)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
-    console._secrets[:] = secrets
 
 
 # --- which commands are sent again -----------------------------------------------------------

@@ -7,7 +7,6 @@ wake on that clock, and the dispatcher reads it from the Date header, as it woul
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -18,7 +17,6 @@ import aiohttp
 import pytest
 from click.testing import Result as CliResult
 
-from dispatcher.cli import console
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Delivery, DeliveryState, Row, delivery_state
@@ -32,8 +30,7 @@ from dispatcher.onenet.answers import (
 from dispatcher.run.lane import Lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, read_round
-from tests.support.cli import dispatcher_async, online
-from tests.support.cli import invoke as shared_invoke
+from tests.support.cli import dispatcher_async, invoke as shared_invoke, online
 from tests.support.clocks import ShiftedClock
 from tests.support.e2e import fast_settings, fleet, write_config
 from tests.support.ledger import ledger_rows, make_command, write_outcomes
@@ -417,16 +414,11 @@ async def test_a_listed_item_without_a_readable_send_status_is_read_from_its_det
 def in_process() -> Iterator[Callable[..., CliResult]]:
     """The CLI in-process (no OneNET is called: nothing is left to read); the log handler and
     the secret it installs are undone after the test."""
-    logger = logging.getLogger("dispatcher")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    secrets = list(console._secrets)
 
     def invoke(*args: str | Path) -> CliResult:
         return shared_invoke(*args, key="test-key-status")
 
     yield invoke
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
-    console._secrets[:] = secrets
 
 
 def test_status_shows_job_paths_and_device_answers_as_written(

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 
+import dispatcher.app
 from dispatcher.emulator.server import Emulator, serve
 from tests.support.docs import BLOCKS, ROOT, Step, blocks, normal, sandbox, steps
+from tests.support.e2e import CONFIG_YAML
 
 BIN = Path(sys.executable).parent  # where `make`'s install puts the `dispatcher` script
 ACTIVATE = " .venv/bin/activate"
@@ -157,17 +159,29 @@ async def test_docs_library_example_runs_the_job_against_the_emulator(tmp_path: 
         shutil.copy(ROOT / "jobs" / name, tmp_path / "jobs")
     emulator = Emulator()
     async with serve(emulator) as url:
-        here = f'Settings().with_overrides(base_url="{url}", rate=0)'
-        script = _library_example().replace("Settings()", here, 1)
+        config = CONFIG_YAML + f"onenet:\n  base_url: {url}\n"
+        (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
         env = {**os.environ, "ONENET_API_KEY": "readme-key", "PYTHONPATH": str(ROOT)}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", script, cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+            sys.executable,
+            "-c",
+            _library_example(),
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-        _, err = await asyncio.wait_for(proc.communicate(), 120)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
 
     assert proc.returncode == 0, err.decode()
+    assert "<Status.ACCEPTED: 'accepted'>: 3000" in out.decode()
     assert len(emulator.accepted()) == 3000
     assert (tmp_path / "jobs" / "example.yaml.ledger.db").exists()
+
+
+def test_docs_library_example_is_the_one_in_the_use_cases_docstring() -> None:
+    indented = "".join(f"    {line}\n" for line in _library_example().strip().splitlines())
+    assert indented in (dispatcher.app.__doc__ or "")
 
 
 def test_the_module_map_in_the_docs_is_the_one_the_code_makes() -> None:

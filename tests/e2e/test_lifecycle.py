@@ -18,11 +18,14 @@ from dispatcher.report.summary import summarize
 from tests.support.cli import dispatcher_async, invoke
 from tests.support.e2e import CONFIG_YAML, fleet, write_config
 from tests.support.ledger import ledger_rows, make_command
-from tests.support.products import CONFIG as PRODUCTS_CONFIG
-from tests.support.products import LIGHTS_KEY, METERS_KEY, two_product_job
+from tests.support.products import (
+    CONFIG as PRODUCTS_CONFIG,
+    LIGHTS_KEY,
+    METERS_KEY,
+    two_product_job,
+)
 from tests.support.push import rows, run, write_job
-from tests.support.retry import make_ledger
-from tests.support.retry import write_job as write_rf_job
+from tests.support.retry import make_ledger, write_job as write_rf_job
 
 PACKAGE = Path(__file__).resolve().parents[2] / "dispatcher"
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from dispatcher.job.values import Err
 from dispatcher.job.writes import MAX_BODY_BYTES, body_problem, describe_value, typed_value

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.ledger import follow_ups
-from dispatcher.ledger import schema as ledger_file
+from dispatcher.ledger import follow_ups, schema as ledger_file
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Delivery, Result, Status
 from tests.support.ledger import make_command, write_outcomes

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from dispatcher.errors import LedgerError
-from dispatcher.ledger import columns
-from dispatcher.ledger import schema as ledger_file
+from dispatcher.ledger import columns, schema as ledger_file
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.sqlite_files import discard, is_database, side_file_of, side_files
 from dispatcher.ledger.store import FINAL, TO_SEND, InFlight, LedgerFullError, Result, Row, Status

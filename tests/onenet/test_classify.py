@@ -10,8 +10,7 @@ from email.utils import format_datetime
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dispatcher.onenet.client import (
     MAX_RETRY_AFTER,

@@ -10,8 +10,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from dispatcher.emulator.server import Emulator, Faults
-from dispatcher.emulator.server import serve as serve_emulator
+from dispatcher.emulator.server import Emulator, Faults, serve as serve_emulator
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.onenet import (
     AiohttpTransport,

@@ -6,17 +6,20 @@ each command exactly once, the ledger's uuids are the server's, nothing is in do
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import sqlite3
+import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from dispatcher.config import Settings
-from dispatcher.emulator.server import Emulator, StoredCommand
+from dispatcher.emulator.server import Emulator, StoredCommand, serve
 from dispatcher.job.model import load_job
 from dispatcher.job.values import luhn_check_digit
 from dispatcher.ledger.sqlite import Ledger
@@ -201,3 +204,29 @@ def assert_exactly_once(
     for row in wanted:
         assert identity(by_uuid[row.uuid]) == identity(row)
     assert emulator.stats()["duplicates"] == 0
+
+
+@contextlib.contextmanager
+def emulator_in_thread(server: Emulator) -> Iterator[str]:
+    """The emulator served on loopback from a thread of its own (the use case runs its own
+    event loop); yields its base URL."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    url: list[str] = []
+    done = asyncio.Event()
+
+    async def main() -> None:
+        async with serve(server) as base:
+            url.append(base)
+            started.set()
+            await done.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),))
+    thread.start()
+    started.wait()
+    try:
+        yield url[0]
+    finally:
+        loop.call_soon_threadsafe(done.set)
+        thread.join()
+        loop.close()

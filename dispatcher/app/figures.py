@@ -1,83 +1,74 @@
-"""``run --dry-run``: the plan worked out as the run works it out, from the job, the config and the
-ledger (read, never written), and nothing sent. Each product of the job is a lane at its own pace;
-an edit the run would refuse is refused here the same way (the same comparison, the same message,
-exit 1); one it would take is counted in what is to send."""
+"""The figures of a run's plan, worked out as the run works them out: a lane per product the job
+names when the config has products (each at its own pace), what the ledger holds as done, and
+what passed canaries cover; read from the ledger, never written.
+
+May import: config, job, ledger.
+"""
 
 from __future__ import annotations
 
 import itertools
-import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
-from dispatcher.cli import console
-from dispatcher.cli.binding_view import tell_binding, tell_refused_edit
-from dispatcher.cli.exits import EXIT_OK, fail
-from dispatcher.cli.plan_view import LaneFigures, PlanFigures, plan_lines, show_plan
 from dispatcher.config import Settings
-from dispatcher.errors import DispatcherError
 from dispatcher.job.model import Command, Job, Validation
-from dispatcher.job.plan import Plan
-from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import FINAL, LedgerStore
-from dispatcher.run.binding import JobChangedError, preview_binding
 
-__all__ = ["plan_figures", "show_dry_run"]
-
-
-def show_dry_run(
-    job: Job,
-    checked: Validation,
-    plan: Plan,
-    path: Path,
-    settings: Settings,
-    now: float,
-    *,
-    accept_changes: bool,
-) -> NoReturn:
-    """Show the plan and exit 0; or exit as the run would stop before sending (an edit it
-    refuses, another job's ledger), with its message."""
-    console.validation(job, checked)
-    ledger = Ledger.open(path, read_only=True) if path.exists() else None
-    try:
-        edited: frozenset[str] = frozenset()
-        if ledger is not None:
-            edited = _binding(ledger, job, checked, accept_changes)
-        figures = plan_figures(
-            job, checked, settings, path, ledger, edited=edited,
-            canary=plan.rollout.canary is not None,
-        )  # fmt: skip
-    finally:
-        if ledger is not None:
-            ledger.close()
-    show_plan(plan_lines(plan, figures, now))
-    console.note("dry run: nothing was sent, and nothing was asked of OneNET")
-    sys.exit(EXIT_OK)
+__all__ = ["LaneFigures", "PlanFigures", "Uncovered", "each_command", "plan_figures"]
 
 
-def _binding(
-    ledger: LedgerStore, job: Job, checked: Validation, accept_changes: bool
-) -> frozenset[str]:
-    """What binding the ledger to the job would say (exits as the run would when it refuses);
-    the keys of the edited commands whose ledger version is final: the run sends them again."""
-    try:
-        binding = preview_binding(
-            ledger, job, fingerprint=checked.fingerprint, accept_changes=accept_changes
-        )
-    except JobChangedError as exc:
-        tell_refused_edit(exc)
-        fail(str(exc))
-    except DispatcherError as exc:
-        fail(str(exc))
-    diff = binding.diff
-    tell_binding(job, replace(binding, diff=None if diff is None or diff.same else diff))
-    if diff is None or not diff.changed:
-        return frozenset()
-    every = ledger.compare(_each(job), apply=False, sample=diff.changed)
-    return frozenset(c.command.key for c in every.changed_examples if c.row.status in FINAL)
+@dataclass(frozen=True, slots=True)
+class LaneFigures:
+    """One lane of the run: its product's commands, those the ledger holds as done, its pace."""
+
+    product: str  # "": the commands that name none (the only lane of a config without products)
+    total: int
+    done: int
+    rate: float | None  # the lane's limits.rate_per_second (None: no limit)
+    concurrency: int
+    # Rows (devices, with steps) no passed canary of the lane covers: its canary is drawn from
+    # them (0: a passed canary covers every command left, none is sent); None: none passed yet.
+    uncovered: int | None = None
+
+    @property
+    def to_send(self) -> int:
+        """Commands the lane would send (the ledger's final ones are skipped)."""
+        return max(self.total - self.done, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFigures:
+    """What the plan is about: the lanes the run sends on (each product's own, at its own pace,
+    all at once), where the ledger is, and what each command of a device is."""
+
+    lanes: tuple[LaneFigures, ...]
+    ledger: str
+    ledger_exists: bool
+    window: str | None  # the first command's window, as the job gives it (None: no window)
+    steps: int = 1  # commands per device: a job with steps: sends each device every step
+
+    @property
+    def total(self) -> int:
+        """The job's commands."""
+        return sum(lane.total for lane in self.lanes)
+
+    @property
+    def done(self) -> int:
+        """Those the ledger holds as final."""
+        return sum(lane.done for lane in self.lanes)
+
+    @property
+    def to_send(self) -> int:
+        """Commands a run would send (the ledger's final ones are skipped)."""
+        return sum(lane.to_send for lane in self.lanes)
+
+    @property
+    def by_product(self) -> bool:
+        """True when the config names products: a lane per product of the job."""
+        return any(lane.product for lane in self.lanes)
 
 
 def plan_figures(
@@ -164,7 +155,7 @@ def _done_by_product(ledger: LedgerStore, job: Job, edited: frozenset[str]) -> C
     return done
 
 
-def _each(job: Job) -> Iterator[Command]:
+def each_command(job: Job) -> Iterator[Command]:
     """The job's commands, the file closed however the reading ends."""
     commands = job.commands()
     try:

@@ -7,6 +7,8 @@ pattern (each placeholder a wildcard of its shape) are read: an unfinished ledge
 same job file, or the same commands) is resumed; several are refused, each named, for the person
 to pick one with ``--ledger PATH``. A finished one is an occurrence done: the next occurrence
 gets a ledger of its own and sends the whole job again (said in a note), as a recurring job does.
+
+May import: errors, times, ledger (occurrences), app.events.
 """
 
 from __future__ import annotations
@@ -14,17 +16,22 @@ from __future__ import annotations
 import glob
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from dispatcher.cli import console
-from dispatcher.cli.exits import EXIT_USAGE, fail
-from dispatcher.cli.plan_options import PLACEHOLDERS
+from dispatcher.app.events import Events
+from dispatcher.errors import FlagError, Refused
 from dispatcher.ledger.occurrences import Occurrence, occurrences
 from dispatcher.ledger.sqlite_files import side_file_of
+from dispatcher.times import BEIJING
 
-__all__ = ["earlier_ledgers", "ledger_to_resume", "resumable"]
+__all__ = ["PLACEHOLDERS", "earlier_ledgers", "ledger_path_for", "ledger_to_resume", "resumable"]
 
+# What a ledger path may hold, for recurring jobs (each occurrence its own ledger): the start's
+# date and time in OneNET's zone (UTC+8), and the job file's name without its suffix.
+PLACEHOLDERS: Final = ("date", "time", "job")
+_ANY_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _PLACEHOLDER: Final = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 # What each placeholder is filled with (plan_options.ledger_path_for): the shape a match must have.
 _SHAPES: Final = {"date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "time": r"[0-9]{6}", "job": r"[^/]+"}
@@ -70,31 +77,56 @@ def resumable(found: Sequence[Occurrence], job_path: Path) -> bool:
 
 
 def ledger_to_resume(
-    found: Sequence[Occurrence], path: Path, *, given: Path, job_path: Path, fingerprint: str
+    found: Sequence[Occurrence],
+    path: Path,
+    *,
+    given: Path,
+    job_path: Path,
+    fingerprint: str,
+    events: Events,
 ) -> Path:
     """The ledger this run uses: the job's one unfinished earlier ledger (said), else ``path``
-    (a note when the job's last ledger is finished: the whole job goes out again); exit 2 when
+    (a note when the job's last ledger is finished: the whole job goes out again); Refused when
     several are unfinished."""
     mine = _this_job(found, job_path, fingerprint)
     unfinished = [o for o in mine if o.unfinished]
     if len(unfinished) > 1:
         listed = "; ".join(f"{o.path} ({o.unfinished})" for o in unfinished)
-        fail(
+        raise Refused(
             f"{len(unfinished)} unfinished ledgers of this job match {given}: {listed}. Resume"
-            f" one with --ledger PATH (a new ledger, {path}, would send their commands again)",
-            EXIT_USAGE,
+            f" one with --ledger PATH (a new ledger, {path}, would send their commands again)"
         )
     if unfinished:
         (earlier,) = unfinished
-        console.note(
+        events.note(
             f"resuming {earlier.path}, an unfinished ledger of this job ({earlier.unfinished});"
             f" a new one ({path}) would send the whole job again"
         )
         return earlier.path
     if mine:
         last = max(mine, key=lambda o: (o.last_run_at, str(o.path)))
-        console.note(
+        events.note(
             f"{path}: a new ledger for this occurrence; the last one, {last.path}, is finished:"
             " every command of the job is sent again"
         )
     return path
+
+
+def ledger_path_for(given: Path, *, job_path: Path, start: datetime) -> Path:
+    """``given`` with its placeholders filled: {date} (YYYY-MM-DD) and {time} (HHMMSS) of the
+    start in UTC+8, {job} (the job file's name without its suffix); FlagError for any
+    other."""
+    at = start.astimezone(BEIJING)
+    values = {"date": at.strftime("%Y-%m-%d"), "time": at.strftime("%H%M%S"), "job": job_path.stem}
+
+    def fill(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in values:
+            known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+            raise FlagError(
+                f"{{{name}}} is not a placeholder of a ledger path (there are {known})",
+                "--ledger",
+            )
+        return values[name]
+
+    return Path(_ANY_PLACEHOLDER.sub(fill, str(given)))

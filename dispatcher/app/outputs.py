@@ -2,6 +2,8 @@
 that ledger belongs to, that job's CSV of targets, and any other dispatcher ledger (an SQLite
 database, or a side file beside one). ``--force`` never changes it: those are what a run needs.
 Nor does it let a new retry job replace one that holds commands another ledger handed to it.
+
+May import: errors, job, ledger.
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dispatcher.cli.exits import EXIT_USAGE, fail
-from dispatcher.errors import DispatcherError
+from dispatcher.errors import DispatcherError, Refused
 from dispatcher.job.model import load_job
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.sqlite_files import is_database, side_file_of, side_files
@@ -22,11 +23,11 @@ __all__ = ["is_the_ledger", "not_handed_here", "own_file", "refuse_own_files"]
 def refuse_own_files(
     output: Path, ledger_path: Path, record: JobRecord | None, *, writing: str
 ) -> None:
-    """Exit 2 with a one-line error when writing ``output`` (``writing``: "the report", "the new
-    job") would destroy a file of :func:`own_file`'s; else return."""
+    """Refused, with a one-line message, when writing ``output`` (``writing``: "the report",
+    "the new job") would destroy a file of :func:`own_file`'s; else return."""
     what = own_file(output, ledger_path, record)
     if what is not None:
-        fail(f"{output} is {what}: write {writing} to another file", EXIT_USAGE)
+        raise Refused(f"{output} is {what}: write {writing} to another file")
 
 
 def own_file(output: Path, ledger_path: Path, record: JobRecord | None) -> str | None:

@@ -1,0 +1,251 @@
+"""The retry-failed use case: a new job file of the commands of a ledger's job that did not get
+through, each as the job gave it, and the hand-over recorded in the ledger (so that neither this
+job nor a second retry job sends them as well).
+
+May import: errors, times, job (writer), ledger, report (retry), app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from dispatcher.app.events import Events, Quiet
+from dispatcher.app.outputs import not_handed_here, refuse_own_files
+from dispatcher.app.resources import closing
+from dispatcher.errors import DispatcherError, LedgerError, Refused
+from dispatcher.job.writer import JobWriter, Written
+from dispatcher.ledger.identity import JobRecord
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import LedgerStore, Row
+from dispatcher.report.retry import Reason, Retry, RetryTally, retries
+from dispatcher.times import format_onenet, now_beijing
+
+__all__ = [
+    "RetryOutcome",
+    "RetryRequest",
+    "n_of",
+    "reasons",
+    "retry_failed",
+    "them",
+    "unsettled_by_state",
+]
+
+_SHOWN = 10  # passed times warned about one by one; the rest are counted
+_DETAIL = {
+    Reason.REJECTED: "errno",
+    Reason.FAILED: "errno",
+    Reason.DELIVERY_EXPIRED: "send_status",
+    Reason.DELIVERY_FAILED: "send_status",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRequest:
+    """The ledger whose failed commands to hand over, and the new job file (.yaml, .yml or
+    .csv; ``force``: written over if it exists)."""
+
+    ledger: Path
+    output: Path
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOutcome:
+    """What was written (None: nothing to retry), why each command was, what was left out,
+    the first passed times, the ledger's job record and its file as shown in messages."""
+
+    written: Written | None
+    tally: RetryTally
+    flagged: tuple[str, ...]
+    record: JobRecord | None
+    job: str
+
+
+def retry_failed(request: RetryRequest, *, events: Events | None = None) -> RetryOutcome:
+    """Write the new job of ``request``, the hand-over recorded before the file is put in
+    place; Refused when the output cannot be written as asked or the job has steps:, LedgerError
+    when there is no ledger, another DispatcherError (saying where the hand-over stands) when
+    writing broke off."""
+    events = Quiet() if events is None else events
+    ledger_path, output, force = request.ledger, request.output, request.force
+    if output.exists() and not force:
+        raise Refused(f"{output} exists: give --force to write over it")
+    if not output.parent.is_dir():
+        raise Refused(f"{output}: there is no directory {output.parent}")
+    if not ledger_path.exists():
+        raise LedgerError(f"{ledger_path}: no such ledger")
+    # Written too: the commands handed to the new job are marked, so that neither this job nor
+    # a second retry job sends them as well.
+    with closing(Ledger.open(ledger_path)) as ledger:
+        now = now_beijing()
+        tally = RetryTally()
+        flagged: list[str] = []
+        # The path the hand-over records: the file itself, not a symlink's target it may replace.
+        into = str(output.parent.resolve() / output.name)
+        handed: list[str] = []
+        try:
+            record = ledger.job()
+            refuse_own_files(output, ledger_path, record, writing="the new job")
+            foreign = not_handed_here(output, ledger, into)
+            if foreign:
+                raise Refused(
+                    f"{output} holds {foreign} command{'s' if foreign != 1 else ''} that"
+                    f" {ledger_path} did not hand to it (another retry-failed's, which would"
+                    " never be sent if it were written over): write the new job to another file"
+                )
+            _warn_if_running(ledger, ledger_path, events)
+            with JobWriter(output, force=force) as writer:
+                # Commands handed to this very file before (a retry-failed stopped before it
+                # was put in place, or --force over it) go into it again: the same hand-over.
+                for retry in retries(ledger, tally, now=now, into=into):
+                    if retry.row.command.step:
+                        raise Refused(
+                            f"{ledger_path}: its job has steps:, whose order a job of single"
+                            " commands cannot keep; nothing was written. Fix the cause and run"
+                            " the job again: held-back steps go out once the step before is"
+                            " accepted"
+                        )
+                    try:
+                        writer.add(retry.row.command, _notes(retry))
+                    except ValueError as exc:
+                        raise Refused(f"{output}: {exc}") from exc
+                    handed.append(retry.row.key)
+                    if retry.passed and len(flagged) < _SHOWN:
+                        flagged.append(_passed_warning(retry))
+                job = _job_shown(record)
+                written = None
+                if writer.count:
+                    # The hand-over is recorded before the file is put in place: a stop between
+                    # the two leaves a ledger that names a file not there yet, which the same
+                    # command writes again (never a job file its ledger does not know of).
+                    written = writer.commit(
+                        name=None if record is None else f"{record.name}-retry",
+                        comment=_header(ledger_path, output, now, record, tally, job),
+                        before_put=lambda: ledger.hand_over(handed, into),
+                    )
+        except Refused:
+            raise
+        except DispatcherError as exc:
+            said = _hand_over_said(str(exc), ledger, handed, into, output)
+            raise DispatcherError(said) from exc
+    return RetryOutcome(written, tally, tuple(flagged), record, job)
+
+
+def _hand_over_said(
+    error: str, ledger: LedgerStore, handed: list[str], into: str, output: Path
+) -> str:
+    """The error of a retry-failed that broke off, with where its hand-over stands."""
+    try:
+        recorded = bool(handed) and all(r.retried_in == into for r in ledger.rows_of(handed[:1]))
+    except DispatcherError:
+        recorded = False
+    if not recorded:
+        return f"{error}; {output} not written, nothing handed over: run retry-failed again"
+    return (
+        f"{error}; the ledger records the commands as handed to {into}: run the same"
+        " retry-failed again to write it (with --force if a file is there)"
+    )
+
+
+def _warn_if_running(ledger: LedgerStore, ledger_path: Path, events: Events) -> None:
+    """A run still going may send the pending and failed commands itself."""
+    runs = ledger.runs()
+    if runs and runs[-1].finished_at is None:
+        events.warn(
+            f"the latest run on {ledger_path} has no recorded end: it is still going, or it was"
+            " killed; if it is going, let it end and run retry-failed again"
+        )
+
+
+def _notes(retry: Retry) -> tuple[str, ...]:
+    """Why the command is sent again and where it came from; each time that has passed."""
+    row = retry.row
+    field = _DETAIL.get(retry.reason)
+    value = None if field is None else getattr(row, field)
+    why = retry.reason.value if value is None else f"{retry.reason.value} ({field} {value})"
+    notes = [f"{why}: {row.command.source}:{row.command.line}"]
+    for name in retry.passed:
+        text = _time_text(row, name)
+        notes.append(
+            f"{name} {text} has passed: change it (e.g. to a relative time such as +2d);"
+            " dispatcher validate refuses it as it is"
+        )
+    return tuple(notes)
+
+
+def _time_text(row: Row, name: str) -> str:
+    """A time of the row's command (valid_time or expired_time), as the job wrote it."""
+    spec = row.command.valid_time if name == "valid_time" else row.command.expired_time
+    return "" if spec is None else spec.text
+
+
+def _passed_warning(retry: Retry) -> str:
+    row = retry.row
+    times = "; ".join(f"{name}: {_time_text(row, name)} has passed" for name in retry.passed)
+    return f"{row.command.source}:{row.command.line}: {times}"
+
+
+def _job_shown(record: JobRecord | None) -> str:
+    """The original job file for messages: relative to here when it is below."""
+    if record is None:
+        return "the original job"
+    path = Path(record.path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def n_of(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless one."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def them(count: int) -> str:
+    """'it' or 'them'."""
+    return "it" if count == 1 else "them"
+
+
+def reasons(tally: RetryTally) -> str:
+    """The commands written, by reason."""
+    return ", ".join(f"{n:,} {reason.value}" for reason, n in tally.reasons.items() if n)
+
+
+def unsettled_by_state(tally: RetryTally) -> str:
+    """The commands left out as they may be at OneNET already, by state."""
+    parts = [
+        f"{n:,} {status.value.replace('_', ' ')}" for status, n in tally.unsettled.items() if n
+    ]
+    return ", ".join(parts)
+
+
+def _header(
+    ledger_path: Path,
+    output: Path,
+    now: datetime,
+    record: JobRecord | None,
+    tally: RetryTally,
+    job: str,
+) -> list[str]:
+    """The comment at the top of a YAML job: where it comes from, what it holds."""
+    whose = "the job" if record is None else f"job {record.name!r}"
+    lines = [
+        f"Written by dispatcher retry-failed from {ledger_path} at {format_onenet(now)} (UTC+8).",
+        f"The commands of {whose} that did not get through: {reasons(tally)}.",
+        "Each is as the job gave it; relative times count from when this job is run.",
+    ]
+    unsettled = sum(tally.unsettled.values())
+    if unsettled:
+        lines.append(
+            f"Left out: {n_of(unsettled, 'command')} that may be at OneNET already"
+            f" ({unsettled_by_state(tally)}); dispatcher run {job} settles {them(unsettled)}."
+        )
+    if tally.passed:
+        lines.append(
+            f"{n_of(tally.passed, 'command')} with a time that has passed, marked below:"
+            " change it, or dispatcher validate refuses the job."
+        )
+    lines.append(f"Check it, then: dispatcher validate {output} && dispatcher run {output}")
+    return lines

@@ -1,0 +1,252 @@
+"""The run use case: validate a job, bind it to its ledger, and send what is not done yet (or,
+as a dry run, work out the plan and send nothing).
+
+May import: errors, config, job, ledger, run, times, app.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dispatcher.app.events import Driver, Events, Quiet, run_plainly
+from dispatcher.app.figures import each_command, plan_figures
+from dispatcher.app.keys import LaneKeys, default_keys, lane_keys, product_problems
+from dispatcher.app.paths import earlier_ledgers, ledger_path_for, ledger_to_resume, resumable
+from dispatcher.app.planning import canary_cannot_be_delivered, planned
+from dispatcher.app.resources import closing
+from dispatcher.app.send import all_through, send_job
+from dispatcher.config import Settings
+from dispatcher.errors import (
+    BrokeOff,
+    ConfigError,
+    DispatcherError,
+    JobInvalid,
+    LedgerError,
+    NothingToDo,
+    RolloutAborted,
+)
+from dispatcher.job.model import Job, Validation, load_job, validate_job
+from dispatcher.job.plan import Plan
+from dispatcher.ledger.identity import default_ledger_path
+from dispatcher.ledger.occurrences import Occurrence
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.sqlite_files import discard
+from dispatcher.ledger.store import FINAL, LedgerStore
+from dispatcher.run.binding import bind_job, preview_binding
+from dispatcher.run.state import RunResult, RunStats
+from dispatcher.times import BEIJING
+
+__all__ = ["RunOutcome", "RunRequest", "run"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What to run, and how: the job file, its ledger (None: next to the job; placeholders such
+    as ``{date}`` resume the job's unfinished ledger), and the run's options."""
+
+    job: Path
+    ledger: Path | None = None
+    config: str | None = None  # the config file's name, for messages about its products
+    strict: bool = False  # warnings are errors
+    reconcile: bool = True  # look in-doubt commands up in OneNET's history
+    resend_in_doubt: bool = False  # with reconcile False: send them again (at-least-once)
+    accept_changes: bool = False  # send commands edited since the ledger recorded them
+    dry_run: bool = False  # work out the plan, send nothing
+    rollout: Mapping[str, Any] = field(default_factory=dict)  # rollout_from_flags's, by name
+    start_at: str | None = None  # a scheduled start in place of the job's
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended: its ledger, and the run's result (None: a dry run, or stopped before its
+    scheduled start, when nothing was sent)."""
+
+    ledger: Path
+    result: RunResult | None
+    dry_run: bool = False
+    errnos: tuple[tuple[int, str, int], ...] = ()  # by errno, when a rollout rule stopped it
+    by_product: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+def run(
+    settings: Settings,
+    request: RunRequest,
+    *,
+    events: Events | None = None,
+    drive: Driver[RunResult | None] = run_plainly,
+) -> RunOutcome:
+    """Run the job of ``request`` against the settings' OneNET; JobInvalid (nothing sent) when
+    the job has errors, NothingToDo when every command is final already, BrokeOff when the run
+    broke off midway (some commands may have been sent)."""
+    events = Quiet() if events is None else events
+    # One lane: its key is checked before all else; with products, once the job says which.
+    keys = LaneKeys({}) if request.dry_run else default_keys(settings, events)
+    job = load_job(request.job)
+    plan = planned(job.plan, request.rollout, request.start_at)
+    late = canary_cannot_be_delivered(job, plan)
+    if late:
+        events.warn(late)
+    now = time.time()
+    start = now if plan.start_at is None else max(now, plan.start_at.timestamp())
+    started = datetime.fromtimestamp(start, BEIJING)
+    earlier: list[Occurrence] = []
+    if request.ledger is not None:
+        path = ledger_path_for(request.ledger, job_path=job.path, start=started)
+        earlier = earlier_ledgers(request.ledger, path)  # with placeholders: what it matches
+    else:
+        path = default_ledger_path(job.path)
+    # Resuming: times that passed since the job was first run are not errors (a passed
+    # valid_time is dropped, a passed expired_time is recorded as expired). Times are checked
+    # against the start: a scheduled job's relative times count from then.
+    resuming = path.exists() or resumable(earlier, job.path)
+    checked = validate_job(
+        job,
+        at=started,
+        strict=request.strict,
+        on_problem=events.problem,
+        past_times="warn" if resuming else "error",
+    )
+    unknown = product_problems(checked, settings, request.config)
+    for problem in unknown:
+        events.problem(problem)
+    if not checked.ok or unknown:
+        errors = checked.errors + len(unknown)
+        raise JobInvalid(f"{request.job}: {errors} error(s): nothing was sent", tuple(unknown))
+    if request.ledger is not None and earlier:
+        path = ledger_to_resume(
+            earlier,
+            path,
+            given=request.ledger,
+            job_path=job.path,
+            fingerprint=checked.fingerprint,
+            events=events,
+        )
+        resuming = path.exists()
+    if request.dry_run:
+        _dry_run(job, checked, plan, path, settings, now, request.accept_changes, events)
+        return RunOutcome(path, None, dry_run=True)
+    if settings.products:
+        keys = lane_keys(settings, checked.products, events)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ledger = Ledger.open(path, synchronous=settings.ledger.synchronous)
+    except OSError as exc:
+        raise LedgerError(
+            f"{path.parent}: cannot make the ledger's directory: {exc.strerror or exc}"
+        ) from exc
+    with closing(ledger):
+        _bind(ledger, job, checked, request.accept_changes, events)
+        if start > now:
+            events.validated(job, checked)
+            canary = plan.rollout.canary is not None
+            events.plan(
+                plan, plan_figures(job, checked, settings, path, ledger, canary=canary), now
+            )
+        stats = RunStats(total=checked.commands)
+        try:
+            result = drive(
+                lambda stop: send_job(
+                    job,
+                    ledger,
+                    settings,
+                    keys,
+                    events=events,
+                    stop=stop,
+                    stats=stats,
+                    reconcile=request.reconcile,
+                    resend_in_doubt=request.resend_in_doubt,
+                    rollout=plan.rollout,
+                    start_at=start if start > now else None,
+                )
+            )
+        except ConfigError:
+            raise  # a lane's token cannot be made: nothing was sent
+        except DispatcherError as exc:
+            advice = (
+                ""
+                if "run the same command again" in str(exc)
+                else (
+                    "; once fixed, run the same command again: commands marked in flight are"
+                    " looked up before anything is sent again"
+                )
+            )
+            raise BrokeOff(
+                f"the run broke off, and some commands may have been sent: {exc}{advice}"
+            ) from exc
+        if result is None:
+            ledger.close()
+            if not resuming:  # made for this run, which never began: the next is a first run too
+                discard(path)
+            return RunOutcome(path, None)
+        aborted = isinstance(result.aborted, RolloutAborted)
+        errnos = tuple(ledger.errno_groups()) if aborted else ()
+        by_product = ledger.product_counts()
+    return RunOutcome(path, result, errnos=errnos, by_product=by_product)
+
+
+def _bind(
+    ledger: LedgerStore, job: Job, checked: Validation, accept_changes: bool, events: Events
+) -> None:
+    """Bind the ledger to the job, saying what an edit changed; NothingToDo when the job is
+    finished, JobChangedError when the edit is refused."""
+    binding = bind_job(
+        ledger,
+        job,
+        fingerprint=checked.fingerprint,
+        total=checked.commands,
+        accept_changes=accept_changes,
+    )
+    events.bound(job, binding)
+    counts = ledger.counts()
+    final = sum(counts[s] for s in FINAL)
+    if final < checked.commands or final < sum(counts.values()):
+        return
+    parts = ", ".join(f"{counts[s]:,} {s.value}" for s in FINAL if counts[s])
+    raise NothingToDo(
+        f"{job.source}: the job is finished ({parts}): nothing to send",
+        through=all_through(counts, handed=ledger.handed_over()),
+    )
+
+
+def _dry_run(
+    job: Job,
+    checked: Validation,
+    plan: Plan,
+    path: Path,
+    settings: Settings,
+    now: float,
+    accept_changes: bool,
+    events: Events,
+) -> None:
+    """The plan worked out as the run works it out, from the job, the config and the ledger
+    (read, never written); an edit the run would refuse is refused the same way."""
+    events.validated(job, checked)
+    ledger = Ledger.open(path, read_only=True) if path.exists() else None
+    edited: frozenset[str] = frozenset()
+    if ledger is None:
+        figures = plan_figures(
+            job, checked, settings, path, None, canary=plan.rollout.canary is not None
+        )
+    else:
+        with closing(ledger):
+            binding = preview_binding(
+                ledger, job, fingerprint=checked.fingerprint, accept_changes=accept_changes
+            )
+            diff = binding.diff
+            events.bound(job, replace(binding, diff=None if diff is None or diff.same else diff))
+            if diff is not None and diff.changed:
+                # The edited commands whose ledger version is final: the run sends them again.
+                every = ledger.compare(each_command(job), apply=False, sample=diff.changed)
+                edited = frozenset(
+                    c.command.key for c in every.changed_examples if c.row.status in FINAL
+                )
+            figures = plan_figures(
+                job, checked, settings, path, ledger, edited=edited,
+                canary=plan.rollout.canary is not None,
+            )  # fmt: skip
+    events.plan(plan, figures, now)
