@@ -12,5 +12,6 @@ from dispatcher.ledger.sqlite import Ledger
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """A SQLite ledger in tmp_path, closed after the test."""
     with Ledger.open(tmp_path / "job.ledger.db", synchronous="normal") as opened:
         yield opened

@@ -25,4 +25,5 @@ SECTIONS = {
 
 
 def load_text(write_file: WriteFile, text: str | bytes, name: str = "config.yaml") -> Settings:
+    """The settings of a config file holding ``text``."""
     return load_settings(write_file(name, text))

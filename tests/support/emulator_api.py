@@ -17,6 +17,7 @@ ARGS_BODY = b'{"args": "reboot"}'
 
 
 def execute_params(**overrides: str | None) -> dict[str, str]:
+    """An execute's query parameters; ``overrides`` replace some (None: left out)."""
     params: dict[str, str | None] = {
         "imei": IMEI,
         "obj_id": "3200",
@@ -44,6 +45,8 @@ class SleepSpy:
 
 @dataclass
 class Api:
+    """Calls to the emulator served over loopback, with the api-key unless told."""
+
     session: aiohttp.ClientSession
 
     async def call(

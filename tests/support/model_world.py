@@ -241,6 +241,7 @@ def hours_of(text: str) -> int:
 
 
 def held_identity(c: StoredCommand) -> Identity:
+    """What makes a command OneNET holds the same as another (its expiry in whole hours)."""
     hours = round((c.expired_at - c.created_at) / 3600)
     return (c.imei, c.type.lower(), c.obj_id, c.obj_inst_id, c.res_id, c.args,
             c.retry or 0, c.timeout or 0, c.trigger_msg or 0, hours)  # fmt: skip
@@ -313,6 +314,8 @@ def read_ledger(path: Path) -> list[LedgerRow]:
 
 @dataclass(frozen=True)
 class Done:
+    """A finished command line: its exit code and all it said."""
+
     code: int
     out: str
 
@@ -322,6 +325,7 @@ class Done:
 
 
 def cli_env() -> dict[str, str]:
+    """The environment of a dispatcher process with both products' keys."""
     return process_env(METERS_KEY, METERS_KEY=METERS_KEY, LIGHTS_KEY=LIGHTS_KEY)
 
 

@@ -19,12 +19,14 @@ def job_with(write_file: WriteFile, sections: str, *, rest: str = DEFAULTS + TAR
 
 
 def problems(job: Job, *, at: datetime = AT, strict: bool = False) -> list[str]:
+    """Every problem of validating ``job`` at ``at``, without its file name."""
     found: list[Problem] = []
     validate_job(job, at=at, strict=strict, on_problem=found.append)
     return [("warning: " if p.warning else "") + str(p).split(":", 1)[1] for p in found]
 
 
 def validation(job: Job, *, at: datetime = AT) -> tuple[Validation, list[str]]:
+    """The validation of ``job`` at ``at`` and every problem as printed."""
     found: list[str] = []
     result = validate_job(job, at=at, on_problem=lambda p: found.append(str(p)))
     return result, found

@@ -29,10 +29,12 @@ OPENERS: dict[str, Opener] = {
 
 
 def in_flight(key: str, at: float = 1000.0, server_at: float | None = None) -> InFlight:
+    """An in-flight mark of ``key``."""
     return InFlight(key, at, "2024-05-01T10:00:00", "2024-05-01T16:00:00", 1, server_at)
 
 
 def result_of(key: str, status: Status, **fields: object) -> Result:
+    """An outcome of ``key`` in ``status``; ``fields`` replace the defaults."""
     values: dict[str, object] = {"errno": None, "error": "", "uuid": None, "attempts": 1,
                                  "at": 2000.0, "latency_ms": 40.0}  # fmt: skip
     if status is Status.ACCEPTED:
@@ -42,6 +44,7 @@ def result_of(key: str, status: Status, **fields: object) -> Result:
 
 
 def status_of(store: LedgerStore, key: str) -> Status:
+    """The status of ``key``'s row."""
     (row,) = store.rows_of([key])
     return row.status
 

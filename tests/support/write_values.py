@@ -20,16 +20,19 @@ NEW_YEAR_2026 = 1767225600  # 2026-01-01T00:00:00Z
 
 
 def typed(ids: tuple[int, int], text: str, infer: bool = True) -> WriteValue | Err:
+    """A value typed for the resource ``ids``: the value, or an Err."""
     return typed_value(ids[0], ids[1], text, infer)
 
 
 def ok(ids: tuple[int, int], text: str, infer: bool = True) -> WriteValue:
+    """A value typed without a problem."""
     value = typed(ids, text, infer)
     assert isinstance(value, WriteValue), getattr(value, "message", value)
     return value
 
 
 def warning(ids: tuple[int, int], text: str, infer: bool = True) -> tuple[str, WriteValue]:
+    """A value typed with a warning: its message and the value sent."""
     value = typed(ids, text, infer)
     assert isinstance(value, Err), value
     assert isinstance(value.keep, WriteValue), f"an error, not a warning: {value.message}"
