@@ -3,7 +3,8 @@
 the execute commands it creates, lists them in its history (paged, filtered by ``start``), shows
 their detail, and answers each device's sends from a script first: an answer (``answer``,
 ``http``) or ``Lost`` (the connection cut after the request left: ``AnswerLost``, the command
-stored or not). Every call is recorded; ``on_call`` runs after a call changed the state and
+stored or not). The history lists a device's commands in the order they were stored (a test
+may add them in any order, to see what the caller makes of it). Every call is recorded; ``on_call`` runs after a call changed the state and
 before its answer goes back (to hold an answer, or to act at a given call).
 
 For the emulator's whole behaviour use ``EmulatorTransport``; for one answer per route, ``Routes``
@@ -104,7 +105,7 @@ class Stored:
 @dataclass(frozen=True)
 class Sent:
     """One execute request as it came: its device, window (as sent) and args; ``at``: when, on
-    the OneNET's clock if it has one."""
+    the ScriptedOneNet's ``clock`` (None without one)."""
 
     imei: str
     valid_time: str | None
