@@ -4,8 +4,10 @@ the execute commands it creates, lists them in its history (paged, filtered by `
 their detail, and answers each device's sends from a script first: an answer (``answer``,
 ``http``) or ``Lost`` (the connection cut after the request left: ``AnswerLost``, the command
 stored or not). The history lists a device's commands in the order they were stored (a test
-may add them in any order, to see what the caller makes of it). Every call is recorded; ``on_call`` runs after a call changed the state and
-before its answer goes back (to hold an answer, or to act at a given call).
+may add them in any order, to see what the caller makes of it). Every call is recorded;
+``on_call`` runs after a call changed the state and before its answer goes back (to hold an
+answer, or to act at a given call). tests/onenet/test_scripted_onenet.py holds it to the
+emulator's answers.
 
 For the emulator's whole behaviour use ``EmulatorTransport``; for one answer per route, ``Routes``
 (tests/support/onenet.py).
