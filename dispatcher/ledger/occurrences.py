@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dispatcher.errors import LedgerError
+from dispatcher.errors import LedgerError, LedgerLockedError
 from dispatcher.ledger.identity import JobRecord
-from dispatcher.ledger.records import FINAL
+from dispatcher.ledger.records import FINAL, RunInfo, Status
+from dispatcher.ledger.schema import OlderSchemaError
 from dispatcher.ledger.sqlite import Ledger
 
 __all__ = ["Occurrence", "occurrences"]
@@ -40,20 +41,25 @@ class Occurrence:
 
 
 def occurrences(paths: Iterable[Path]) -> list[Occurrence]:
-    """The ledgers among ``paths`` that record a job, read only; files that are not ledgers this
-    version can read, or that record no job (nothing was sent with them), are left out."""
+    """The ledgers among ``paths`` that record a job, read only; files that are not ledgers, or
+    that record no job and no run (nothing was sent with them), are left out. A ledger an older
+    dispatcher wrote is upgraded in place to be read (the upgrade only adds to it); when another
+    process holds it, LedgerLockedError: passing it over could send its job again."""
     found: list[Occurrence] = []
     for path in paths:
         try:
-            with Ledger.open(path, read_only=True) as ledger:
-                job = ledger.job()
-                if job is None:
-                    continue
-                runs = ledger.runs()
-                counts = ledger.counts()
+            try:
+                seen = _read(path, read_only=True)
+            except OlderSchemaError:
+                seen = _read(path, read_only=False)
+        except LedgerLockedError:
+            raise
         except LedgerError as exc:
             log.debug("%s: not looked at as an earlier ledger: %s", path, exc)
             continue
+        if seen is None:
+            continue
+        job, runs, counts = seen
         final = sum(n for status, n in counts.items() if status in FINAL)
         open_ = sum(counts.values()) - final
         why: str | None = None
@@ -65,3 +71,22 @@ def occurrences(paths: Iterable[Path]) -> list[Occurrence]:
             why = f"{job.total - final:,} command(s) of the job not registered yet"
         found.append(Occurrence(path, job, why, runs[-1].started_at if runs else 0.0))
     return found
+
+
+_Seen = tuple[JobRecord, list[RunInfo], dict[Status, int]]
+
+
+def _read(path: Path, *, read_only: bool) -> _Seen | None:
+    """The ledger's job, runs and counts; None when it records neither a job nor a run. A ledger
+    from before jobs were recorded stands for the job file its last run was started with."""
+    with Ledger.open(path, read_only=read_only) as ledger:
+        job = ledger.job()
+        runs = ledger.runs()
+        counts = ledger.counts()
+        if job is None:
+            recorded = ledger.recorded_job_paths()
+            if not recorded:
+                return None
+            where = str(Path(runs[-1].job_path if runs else recorded[-1]).resolve())
+            job = JobRecord(where, "", "", sum(counts.values()))
+    return job, runs, counts

@@ -33,6 +33,7 @@ __all__ = [
     "RECORD_DELIVERY",
     "ROWS_TO_CHECK",
     "SCAN_CACHE",
+    "OlderSchemaError",
     "connect",
     "schema_version",
     "small_cache",
@@ -275,6 +276,10 @@ def _create_private(path: Path) -> bool:
     return True
 
 
+class OlderSchemaError(LedgerError):
+    """A ledger an older dispatcher wrote, opened read-only: it cannot be upgraded in place."""
+
+
 def _migrate(conn: sqlite3.Connection, path: Path, read_only: bool) -> None:
     """Bring the schema to the newest version, one additive step per transaction."""
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -291,7 +296,7 @@ def _migrate(conn: sqlite3.Connection, path: Path, read_only: bool) -> None:
             f" {newest}): upgrade dispatcher to use it"
         )
     if version < newest and read_only:
-        raise LedgerError(
+        raise OlderSchemaError(
             f"{path} has schema {version} (current: {newest}) and is read here without writing:"
             f" run `dispatcher status {path}` (or `dispatcher run` on its job) once to upgrade it"
             " in place; the upgrade only adds to the schema, nothing it holds changes"

@@ -127,3 +127,49 @@ def nothing_sent(emulator: Emulator) -> bool:
 def no_traceback(*texts: str) -> bool:
     """Whether none of ``texts`` holds a traceback."""
     return all("Traceback" not in text for text in texts)
+
+
+class LedgerHolder:
+    """Another process holding a ledger open for writing (its lock, and an open write
+    transaction), as a run in progress does; released on exit."""
+
+    SCRIPT = (
+        "import sqlite3, sys\n"
+        "from pathlib import Path\n"
+        "from dispatcher.ledger.sqlite import Ledger\n"
+        "path = Path(sys.argv[1])\n"
+        "ledger = Ledger.open(path)\n"
+        "writer = sqlite3.connect(path, isolation_level=None)\n"
+        "writer.execute('BEGIN IMMEDIATE')\n"
+        "writer.execute(\"UPDATE commands SET error = 'being written'\")\n"
+        "print('holding', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "writer.execute('ROLLBACK')\n"
+        "writer.close()\n"
+        "ledger.close()\n"
+    )
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> LedgerHolder:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.SCRIPT, str(self.path)],
+            env=process_env(None),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline() == "holding\n"  # waits until it holds the ledger
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+        assert self.proc.returncode == 0

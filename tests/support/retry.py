@@ -3,12 +3,16 @@ its ledger with each command's fate written as a run writes it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from dispatcher.job.model import Command, load_job
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Delivery, InFlight, Result, Status
+from dispatcher.report.retry import Reason
+from dispatcher.times import BEIJING
 from tests.support.ledger import write_outcomes
 
 T = 1_900_000_000.0  # an outcome's time (unix seconds)
@@ -95,3 +99,34 @@ def settle(ledger: Ledger, cmd: Command, fate: str, run_id: int) -> None:
     write_outcomes(ledger, [Result(cmd.key, status, errno, "", uuid, 1, T, 5.0)])
     if send_status is not None:
         ledger.record_delivery([Delivery(cmd.key, send_status, None, None, None, None, T)])
+
+
+AT = datetime(2030, 1, 1, 12, 0, tzinfo=BEIJING)  # hypothesis' times all lie after it
+
+SENT_AGAIN = {
+    "rejected": Reason.REJECTED,
+    "failed": Reason.FAILED,
+    "expired": Reason.EXPIRED,
+    "pending": Reason.NOT_SENT,
+    "never woke": Reason.DELIVERY_EXPIRED,
+    "device error": Reason.DELIVERY_FAILED,
+    "failed 7": Reason.DELIVERY_FAILED,
+    "failed 8": Reason.DELIVERY_FAILED,
+}
+LEFT_OUT = sorted(set(FATES) - set(SENT_AGAIN))
+
+
+def fields_of(cmd: Command) -> Command:
+    """What a command read back gives for each field (not where it was read, nor its key)."""
+    return replace(cmd, source="", line=0, key="", occurrence=0)
+
+
+def read_back(path: Path) -> list[Command]:
+    """Every command of a job file, checked at AT; any error fails the test (warnings pass)."""
+    commands = []
+    for item in load_job(path).scan(at=AT):
+        if isinstance(item, Command):
+            commands.append(fields_of(item))
+        else:
+            assert item.warning, str(item)
+    return commands
