@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.support.files import WriteFile
 from tests.support.onenet import Routes
-
-WriteFile = Callable[[str, "str | bytes"], Path]
 
 
 @pytest.fixture

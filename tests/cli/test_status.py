@@ -24,7 +24,6 @@ from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import JobRecord, Result, Status
 from dispatcher.onenet.answers import (
     CONFIRM_STATUS,
-    HistoryItem,
     confirm_status_name,
     history_item,
 )
@@ -36,6 +35,7 @@ from tests.support.clocks import ShiftedClock
 from tests.support.e2e import fast_settings, fleet, write_config
 from tests.support.ledger import ledger_rows, make_command, write_outcomes
 from tests.support.push import FLEET, two_per_device_job
+from tests.support.scripted import ScriptedOneNet
 
 DEVICES = 24
 
@@ -218,52 +218,35 @@ def test_accepted_rows_only_have_a_delivery_state(tmp_path: Path) -> None:
 
 @dataclass
 class FakeHistory:
-    """History lists and details from a table of uuid -> send_status, per device; calls counted."""
+    """A scripted OneNET (tests/support/scripted.py) over the wire whose history lists a table of
+    uuid -> send_status per device, read at each call; calls counted (``calls``), a stop asked
+    for at the ``stop_after``-th."""
 
     states: dict[str, dict[str, int]]  # imei -> uuid -> send_status
     unlisted: set[str] = field(default_factory=set)  # uuids the list leaves out
     broken: set[str] = field(default_factory=set)  # imeis whose history fails
-    calls: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: set[str] = field(default_factory=set)  # uuids listed without a send_status
     stop_after: int | None = None
     stop: Stop | None = None
+    onenet: ScriptedOneNet = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.onenet = ScriptedOneNet(
+            states=self.states,
+            unlisted=self.unlisted,
+            unreadable=self.unreadable,
+            down=self.broken,
+            on_call=self._called,
+        )
 
     @property
-    def execute_url(self) -> str:
-        return "http://onenet.test/nbiot/execute/offline"
+    def calls(self) -> list[tuple[str, str]]:
+        """(kind, imei or uuid) of each call, in order."""
+        return self.onenet.calls
 
-    async def history(
-        self, imei: str, start: object, end: object = None, **kw: Any
-    ) -> list[HistoryItem]:
-        before = kw.get("before_page")
-        if before is not None:
-            await before()
-        self.calls.append(("history", imei))
+    async def _called(self, kind: str, subject: str) -> None:
         if self.stop is not None and self.stop_after == len(self.calls):
             self.stop.request("test")
-        if imei in self.broken:
-            raise OneNetUnavailable(f"history of {imei}: HTTP 500")
-        return [
-            history_item(self._raw(uuid, status), imei)
-            for uuid, status in self.states.get(imei, {}).items()
-            if uuid not in self.unlisted
-        ]
-
-    async def detail(self, imei: str, uuid: str, **_: Any) -> dict[str, object]:
-        self.calls.append(("detail", uuid))
-        status = self.states[imei][uuid]
-        raw = self._raw(uuid, status)
-        del raw["cmd_uuid"]
-        return {**raw, "cmd_result": {"value": 42} if status == 5 else None}
-
-    @staticmethod
-    def _raw(uuid: str, status: int) -> dict[str, Any]:
-        raw: dict[str, Any] = {"cmd_uuid": uuid, "type": "EXECUTE", "send_status": status}
-        if status in (3, 5, 6):
-            raw["send_time"] = "2024-05-01 12:00:00"
-        if status in (5, 6):
-            raw["confirm_time"] = "2024-05-01T12:00:05"
-            raw["confirm_status"] = 0 if status == 5 else "5"
-        return raw
 
 
 def accepted_ledger(
@@ -295,7 +278,7 @@ async def one_round(
     commands, devices, _ = ledger.count_to_check()
     return await read_round(
         ledger.rows_to_check(),
-        Lane.of(client, settings),  # type: ignore[arg-type]
+        Lane.of(client.onenet.client, settings),
         record,
         settings,
         stop=stop or Stop(),
@@ -417,16 +400,7 @@ async def test_a_listed_item_without_a_readable_send_status_is_read_from_its_det
     tmp_path: Path,
 ) -> None:
     ledger, states = accepted_ledger(tmp_path, devices=1, per_device=2)
-    client = FakeHistory(states)
-    original = client.history
-
-    async def unreadable_second(
-        imei: str, start: object, end: object = None, **kw: Any
-    ) -> list[HistoryItem]:
-        items = await original(imei, start, end, **kw)
-        return [items[0], replace(items[1], send_status=None)]
-
-    client.history = unreadable_second  # type: ignore[method-assign]
+    client = FakeHistory(states, unreadable={"u0-1"})
     result = await one_round(ledger, client)
     assert [c for c in client.calls if c[0] == "detail"] == [("detail", "u0-1")]
     assert result.read == 2 and result.unreadable == []

@@ -16,8 +16,8 @@ from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import InFlight, Result
 from dispatcher.report.summary import summarize
 from tests.support.cli import dispatcher_async, invoke
-from tests.support.e2e import CONFIG_YAML, fleet, ledger_rows, write_config
-from tests.support.ledger import make_command
+from tests.support.e2e import CONFIG_YAML, fleet, write_config
+from tests.support.ledger import ledger_rows, make_command
 from tests.support.products import (
     CONFIG as PRODUCTS_CONFIG,
     LIGHTS_KEY,

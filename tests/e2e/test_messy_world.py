@@ -29,11 +29,11 @@ from tests.support.e2e import (
     fast_settings,
     fleet,
     imei,
-    ledger_rows,
     run_against,
     write_config,
     write_csv_job,
 )
+from tests.support.ledger import ledger_rows
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,8 @@ from dispatcher.ledger.store import Status
 from dispatcher.run.runner import RunResult
 from tests.support.cli import dispatcher_async, online
 from tests.support.clocks import ShiftedClock
-from tests.support.e2e import API_KEY, fast_settings, fleet, ledger_rows, run_against, write_config
+from tests.support.e2e import API_KEY, fast_settings, fleet, run_against, write_config
+from tests.support.ledger import ledger_rows
 
 DEVICES = 12
 

@@ -27,7 +27,8 @@ from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.pacing import WINDOW_SLACK_S
 from dispatcher.run.runner import RunResult, run_job
 from tests.support.cli import dispatcher_async
-from tests.support.e2e import fast_settings, fleet, ledger_rows
+from tests.support.e2e import fast_settings, fleet
+from tests.support.ledger import ledger_rows
 from tests.support.products import CONFIG, LIGHTS_KEY, METERS_KEY, two_product_job
 
 ACCESS_KEY = base64.b64encode(b"studio-access-key-for-tests").decode()

@@ -65,11 +65,6 @@ class Api:
         return int((await self.call("PUT", f"/nbiot/offline/cancel/{uuid}", imei=imei))["errno"])
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
-
-
 @asynccontextmanager
 async def api_for(emulator: Emulator) -> AsyncIterator[Api]:
     async with serve(emulator) as url, aiohttp.ClientSession(url) as session:

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from dispatcher.emulator.server import Emulator, Faults, Product, serve
+from tests.support.clocks import Clock
 
 NOW = 1767225600.0  # 2026-01-01 08:00:00 in UTC+8
 IMEI = "861234567890123"
@@ -23,14 +24,6 @@ KEY_A = base64.b64encode(b"product A's access key").decode()
 KEY_B = base64.b64encode(b"product B's access key").decode()
 RES_A, RES_B = "products/pa", "products/pb"
 ARGS = b'{"args": "reboot"}'
-
-
-@dataclass
-class Clock:
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def token(

@@ -3,7 +3,6 @@ what validation says of each, and jobs with steps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import pytest
 from dispatcher.job.model import Command, Problem, load_job, validate_job
 from dispatcher.model import args_text
 from dispatcher.times import BEIJING
+from tests.support.files import WriteFile
 
-WriteFile = Callable[[str, "str | bytes"], Path]
 I1, I2, I3 = "490154203237518", "864512030000003", "358476090000076"
 AT = datetime(2030, 1, 1, 12, tzinfo=BEIJING)
 

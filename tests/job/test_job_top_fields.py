@@ -4,7 +4,6 @@ is (a job-level ``op: write`` with its ``values:``, say); given at the top and u
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import orjson
 from dispatcher.job.model import Problem, load_job, validate_job
 from dispatcher.model import WriteValue, args_text
 from dispatcher.times import BEIJING
+from tests.support.files import WriteFile
 
-WriteFile = Callable[[str, "str | bytes"], Path]
 I1, I2 = "490154203237518", "864512030000003"
 AT = datetime(2030, 1, 1, 12, tzinfo=BEIJING)
 

@@ -27,11 +27,6 @@ from tests.support.ledger import (
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "job.ledger.db"
-
-
-@pytest.fixture
 def ledger(path: Path) -> Iterator[Ledger]:
     with Ledger.open(path, synchronous="normal") as opened:
         yield opened

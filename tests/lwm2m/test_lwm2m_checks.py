@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -10,8 +9,8 @@ from dispatcher.job.model import Problem, load_job, validate_job
 from dispatcher.job.resources import SHOWN
 from dispatcher.times import BEIJING
 from tests.support.cli import invoke
+from tests.support.files import WriteFile
 
-WriteFile = Callable[[str, "str | bytes"], Path]
 I1, I2, I3, I4 = "490154203237518", "864512030000003", "358476090000076", "867231050000002"
 AT = "2030-01-01T12:00:00"
 HEADER = "imei,obj_id,obj_inst_id,res_id,expired_time\n"

@@ -1,13 +1,10 @@
-"""The newer OneNET platform (iot-api): the signed token, and the client on ``/nb-iot/...`` with
-``authorization``, against aioresponses and the emulator; both answer shapes."""
+"""The newer OneNET platform (iot-api): every call under /nb-iot with a signed token, the key and
+the sign never in a message, both answer shapes, and the client against the emulator."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -26,8 +23,6 @@ from dispatcher.onenet import (
     Response,
     TokenSource,
     Transport,
-    sign,
-    token_header,
 )
 from dispatcher.onenet.client import (
     ExecuteRequest,
@@ -39,38 +34,19 @@ from dispatcher.onenet.client import (
     WriteValue,
     classify,
 )
+from tests.support.clocks import Clock
+from tests.support.iot_api import (
+    ACCESS_KEY,
+    NOW,
+    RES,
+    VECTORS,
+    by_hand,
+)
 from tests.support.onenet import Routes, sent
 
-ACCESS_KEY = "c2VjcmV0LWFjY2Vzcy1rZXktZm9yLXRlc3Rz"  # base64 of b"secret-access-key-for-tests"
-RES = "products/abc123"
-ET = 1767225600  # 2026-01-01 00:00:00 UTC
-NOW = float(ET)
 IMEI = "861234567890123"
 BASE = "http://iot.test"
 UUID = "42742677-adc3-54ca-83a1-5aaaf71482f8"
-# HMAC(base64decode(ACCESS_KEY), "1767225600\n<method>\nproducts/abc123\n2022-05-01"), base64:
-# computed with `openssl dgst -<method> -mac HMAC -macopt hexkey:... -binary | base64`.
-VECTORS = {
-    "md5": "EtOHXxAApcAWe6rpDaIb6Q==",
-    "sha1": "JgeDsbYtUyb/59NZf4mTKE2VceE=",
-    "sha256": "/bouZ8KItTlMtlNED92WW53DTbWtFXfd/zeruaq+GIE=",
-}
-
-
-@dataclass
-class Clock:
-    """A settable clock, for the token and for the emulator's server time."""
-
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def by_hand(method: str, et: int, res: str = RES, version: str = "2022-05-01") -> str:
-    key = base64.b64decode(ACCESS_KEY)
-    message = f"{et}\n{method}\n{res}\n{version}".encode()
-    return base64.b64encode(hmac.new(key, message, getattr(hashlib, method)).digest()).decode()
 
 
 def execute(**changes: Any) -> ExecuteRequest:
@@ -106,113 +82,6 @@ def answer(errno: int = 0, error: str = "succ", data: object = None) -> bytes:
 
 def code_answer(code: int = 0, msg: str = "succ", data: object = None) -> bytes:
     return orjson.dumps({"code": code, "msg": msg, "data": data})
-
-
-# -- the signature and the header -------------------------------------------------------------
-
-
-@pytest.mark.parametrize("method", ["md5", "sha1", "sha256"])
-def test_the_sign_matches_a_fixed_vector_and_the_formula_by_hand(method: str) -> None:
-    assert sign(ACCESS_KEY, RES, ET, method, "2022-05-01") == VECTORS[method]
-    assert by_hand(method, ET) == VECTORS[method]
-    assert sign(ACCESS_KEY, "userid/42", ET + 1, method, "2020-05-29") == by_hand(
-        method, ET + 1, "userid/42", "2020-05-29"
-    )
-
-
-def test_the_header_url_encodes_every_value() -> None:
-    header = token_header(ACCESS_KEY, RES, ET, "sha256", "2022-05-01")
-    assert header == (
-        "version=2022-05-01&res=products%2Fabc123&et=1767225600&method=sha256"
-        "&sign=%2FbouZ8KItTlMtlNED92WW53DTbWtFXfd%2Fzeruaq%2BGIE%3D"
-    )
-    device = token_header(ACCESS_KEY, "products/p1/devices/d 1", ET, "sha1", "2022-05-01")
-    assert "&res=products%2Fp1%2Fdevices%2Fd%201&" in device
-
-
-def test_a_token_is_made_on_first_use_and_kept_until_renewal_is_due() -> None:
-    clock = Clock(NOW)
-    token = TokenSource(ACCESS_KEY, RES, clock=clock)
-    assert (token.et, token.renewals) == (None, 0)
-    assert token.secrets() == (ACCESS_KEY,)  # no sign yet; the key needs no encoding
-    first = token.header()
-    assert first == token_header(ACCESS_KEY, RES, ET + 3600, "sha1", "2022-05-01")
-    assert token.et == ET + 3600
-    clock.now = NOW + 3300  # exactly 300 s left: not yet
-    assert token.header() == first
-    clock.now = NOW + 3300.5  # less than 300 s left: a new token
-    second = token.header()
-    assert second != first
-    assert (token.renewals, token.et) == (1, ET + 3300 + 3600)
-    assert token.header() is second
-
-
-def test_a_short_token_is_renewed_a_fifth_of_its_lifetime_ahead() -> None:
-    clock = Clock(NOW + 0.25)
-    token = TokenSource(ACCESS_KEY, RES, method="sha256", lifetime_s=100, clock=clock)
-    token.header()
-    assert token.et == ET + 100  # int(now + lifetime)
-    clock.now = NOW + 80.0  # 20 s left: the margin is min(300, 100 / 5) = 20
-    token.header()
-    assert token.renewals == 0
-    clock.now = NOW + 80.5
-    token.header()
-    assert (token.renewals, token.et) == (1, ET + 180)
-
-
-def test_the_secrets_are_the_key_and_the_current_sign_raw_and_encoded() -> None:
-    token = TokenSource(ACCESS_KEY, RES, method="sha256", lifetime_s=3600, clock=lambda: NOW - 3600)
-    token.header()
-    signed = VECTORS["sha256"]
-    assert token.secrets() == (ACCESS_KEY, signed, quote(signed, safe=""))
-
-
-@pytest.mark.parametrize(
-    "key", ["not base64!", "", "c2VjcmV0LW", "wrong-key-with-dashes", "c2Vj cmV0", "密钥"]
-)
-def test_an_access_key_that_is_not_base64_is_refused_without_naming_it(key: str) -> None:
-    with pytest.raises(ValueError, match="access key is not base64") as caught:
-        TokenSource(key, RES)
-    assert not key or key not in str(caught.value)
-    with pytest.raises(ValueError) as caught:
-        sign(key, RES, ET, "sha1", "2022-05-01")
-    assert not key or key not in str(caught.value)
-
-
-@pytest.mark.parametrize("method", ["sha512", "SHA1", "hmac-sha1", ""])
-def test_an_unknown_method_is_refused(method: str) -> None:
-    with pytest.raises(ValueError, match="is not one of md5, sha1, sha256") as caught:
-        TokenSource(ACCESS_KEY, RES, method=method)
-    assert ACCESS_KEY not in str(caught.value)
-    with pytest.raises(ValueError, match="'\\*\\*\\*' is not one of") as caught:
-        TokenSource(ACCESS_KEY, RES, method=ACCESS_KEY)  # arguments in the wrong place
-    with pytest.raises(ValueError, match="is not one of"):
-        sign(ACCESS_KEY, RES, ET, method, "2022-05-01")
-
-
-@pytest.mark.parametrize(
-    "res",
-    ["products/", "products", "devices/d1", "products/a/b", "userid/", "userid/1/devices/x",
-     "products/p/devices/", "products/p 1", "products/a\nb", "/products/abc", ACCESS_KEY],
-)  # fmt: skip
-def test_a_res_that_names_no_resource_is_refused_without_the_key(res: str) -> None:
-    with pytest.raises(ValueError, match="is not userid/<uid>, products/<pid>") as caught:
-        TokenSource(ACCESS_KEY, res)
-    assert ACCESS_KEY not in str(caught.value)
-
-
-@pytest.mark.parametrize("res", ["userid/123456", "products/abc123", "products/p1/devices/dev-01"])
-def test_the_three_kinds_of_res_are_accepted(res: str) -> None:
-    assert f"&res={quote(res, safe='')}&" in TokenSource(ACCESS_KEY, res).header()
-
-
-@pytest.mark.parametrize("lifetime", [59.9, 0, -1, float("nan"), float("inf")])
-def test_a_lifetime_under_a_minute_is_refused(lifetime: float) -> None:
-    with pytest.raises(ValueError, match="at least 60 seconds"):
-        TokenSource(ACCESS_KEY, RES, lifetime_s=lifetime)
-
-
-# -- the client's paths and header (a scripted transport) ---------------------------------------
 
 
 ANY_URL = re.compile(r"^http://iot\.test/.*$")
@@ -281,9 +150,6 @@ def test_the_platform_and_its_credentials_are_checked() -> None:
     assert onenet.execute_url == "http://iot.test/nbiot/execute/offline"
 
 
-# -- the key and the sign never reach a message ---------------------------------------------------
-
-
 def _secrets_of(token: TokenSource) -> list[str]:
     signed = token.secrets()[-2]
     return [ACCESS_KEY, signed, quote(signed, safe="")]
@@ -336,9 +202,6 @@ async def test_a_sign_in_a_network_error_is_masked_and_so_is_the_one_before_rene
     for text in (outcome.error, str(caught.value)):
         assert text.count("***") >= 4
         assert [s for s in {*old, *new} if s in text] == []
-
-
-# -- both answer shapes ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -403,9 +266,6 @@ async def test_follow_ups_read_the_code_shape(routes: Routes) -> None:
         5006,
         "system logic limit",
     )
-
-
-# -- the client against the emulator, end to end --------------------------------------------
 
 
 @pytest.mark.parametrize("shape", ["errno", "code"])

@@ -8,7 +8,6 @@ seconds ahead of its clock."""
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,23 +25,16 @@ from dispatcher.onenet.auth import TokenSource
 from dispatcher.onenet.client import ExecuteRequest, OneNetClient
 from dispatcher.run.lane import Lane
 from tests.support.cli import Done, dispatcher_async
-from tests.support.e2e import fast_settings, fleet, ledger_rows, write_csv_job
+from tests.support.clocks import Clock
+from tests.support.e2e import fast_settings, fleet, write_csv_job
+from tests.support.ledger import ledger_rows
+from tests.support.onenet import Routes
 
 ACCESS_KEY = base64.b64encode(b"studio-access-key-for-tests").decode()
 WRONG_KEY = base64.b64encode(b"another product's access key").decode()
 RES = "products/abc123"
 NOW = 1767225600.0  # 2026-01-01 00:00:00 UTC
 IMEI = fleet(1)[0]
-
-
-@dataclass
-class Clock:
-    """A settable clock: ours, and the emulator's before its offset."""
-
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def execute() -> ExecuteRequest:
@@ -150,10 +142,9 @@ def test_the_breaker_of_a_token_lane_blames_the_access_key_or_token(tmp_path: Pa
     )
     settings = load_settings(tmp_path / "c.yaml")
 
-    class Client:
-        execute_url = "http://127.0.0.1:9/nb-iot/execute/offline"
-
-    lane = Lane.of(Client(), settings)  # type: ignore[arg-type]  # a breaker needs no calls
+    token = TokenSource(ACCESS_KEY, RES, clock=Clock(NOW))
+    client = OneNetClient(Routes().transport, "http://127.0.0.1:9", platform="iot-api", token=token)
+    lane = Lane.of(client, settings)  # a breaker needs no calls
     refused = Outcome(Verdict.REJECTED, errno=1, error="auth failed", http_status=200)
     reasons = [lane.observe(refused, f"key-{n}") for n in range(10)]
     why = reasons[-1]

@@ -10,15 +10,7 @@ import pytest
 
 from dispatcher.run.finder import RateFinder
 from dispatcher.run.pacing import Pace
-from tests.support.clocks import FakeClock
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clocks import Clock, FakeClock
 
 
 @dataclass
@@ -71,7 +63,7 @@ def simulate(
 
 
 def setup(ceiling: float | None) -> tuple[RateFinder, Pace, Clock]:
-    clock = Clock()
+    clock = Clock(1000.0)
     pace = Pace(ceiling, clock=clock)
     return RateFinder(pace, ceiling, clock=clock), pace, clock
 

@@ -4,6 +4,7 @@ console steps, and the files a page shows."""
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,3 +85,20 @@ def steps(block: Block) -> list[Step]:
 def normal(line: str) -> str:
     """A line of output with what changes from run to run (times, durations) made constant."""
     return _SECONDS.sub("in Ns", _STAMP.sub("TIME", line.rstrip()))
+
+
+BLOCKS = all_blocks()  # every example block, read once
+
+
+def sandbox(directory: Path, page: Path, port: int = 8080) -> Path:
+    """The repository's job files and configs, and the files the page shows, in ``directory``."""
+    shutil.copytree(ROOT / "jobs", directory / "jobs", ignore=shutil.ignore_patterns("*.db*"))
+    shutil.copy(ROOT / "config.example.yaml", directory)
+    emulator_config = (ROOT / "config.emulator.yaml").read_text(encoding="utf-8")
+    (directory / "config.emulator.yaml").write_text(
+        emulator_config.replace(":8080", f":{port}"), encoding="utf-8"
+    )
+    for block in blocks(page):
+        if block.title:
+            (directory / block.title).write_text(block.body, encoding="utf-8")
+    return directory

@@ -3,10 +3,11 @@ problem lines validate prints for them, and a valid job for any devices."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-WriteFile = Callable[[str, "str | bytes"], Path]
+# the write_file fixture's type, where the command-line tests look for it
+from tests.support.files import WriteFile as WriteFile
+
 ROOT = Path(__file__).resolve().parents[2]
 AT = "2030-01-01T12:00:00"  # a planned start for validate: every absolute time below is after it
 # Valid IMEIs (correct Luhn check digit).

@@ -11,8 +11,9 @@ from typing import Any
 from yarl import URL
 
 from dispatcher.onenet import MockTransport, NotSent, Request, Response, TransportError
+from dispatcher.onenet.client import OneNetClient
 
-__all__ = ["Routes", "sent"]
+__all__ = ["Routes", "idle_client", "sent"]
 
 Respond = Callable[[Request], Response]
 
@@ -96,3 +97,9 @@ def sent(routes: Routes) -> list[tuple[str, URL, dict[str, Any]]]:
         (r.method, URL(r.url, encoded=True), {"data": r.body, "headers": r.headers})
         for r in routes.sent
     ]
+
+
+def idle_client() -> OneNetClient:
+    """The real client on a transport with no routes (every call ``NotSent``): for a lane whose
+    test makes no call."""
+    return OneNetClient(Routes().transport, "http://onenet.test", "test-key")

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from dispatcher.emulator.devices import UPDATE, Fleet
+from dispatcher.job.plan import Canary
 from dispatcher.ledger.store import Row
+from dispatcher.run.rollout import canary_positions
 from tests.support.cli import Done, dispatcher_async
 from tests.support.e2e import CONFIG_YAML, write_config
 from tests.support.ledger import ledger_rows
@@ -79,3 +81,8 @@ def two_per_device_job(directory: Path, imeis: list[str], expired: str = "+10m")
         encoding="utf-8",
     )
     return path
+
+
+def canary_imeis(imeis: list[str], size: int) -> list[str]:
+    """The devices of a canary of ``size`` drawn from ``imeis``, in job order."""
+    return [imeis[p] for p in sorted(canary_positions(len(imeis), Canary(size=size)))]
