@@ -5,21 +5,10 @@ with its status at that moment, one lane's queue apart from another's."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from dispatcher.ledger.store import LedgerStore, Status
 from dispatcher.model import Command
-from tests.ledger.test_ledger_contract import NOW, OPENERS
 from tests.support.ledger import make_command
-
-
-@pytest.fixture(params=sorted(OPENERS))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerStore]:
-    with OPENERS[request.param](tmp_path, lambda: NOW) as opened:
-        yield opened
 
 
 def _device(n: int, steps: int, product: str = "") -> list[Command]:
