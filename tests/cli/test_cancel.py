@@ -3,17 +3,18 @@ another job's commands untouched, the confirmation, and the answers a cancel can
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from dispatcher.emulator.server import Emulator, serve
-from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.records import Row
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Result, Status
-from dispatcher.onenet.answers import Outcome, Verdict
-from dispatcher.onenet.requests import CancelResult
+from dispatcher.onenet.client import OneNetClient
+from dispatcher.onenet.transport import AnswerLost, ReadTimeout, TransportError
 from dispatcher.run.cancel import CancelReport, cancel_waiting
 from dispatcher.run.lane import Lane
 from dispatcher.run.state import Stop
@@ -21,6 +22,7 @@ from tests.support.cli import dispatcher_async
 from tests.support.clocks import ShiftedClock
 from tests.support.e2e import fast_settings, fleet, write_config
 from tests.support.ledger import ledger_rows, make_command, write_outcomes
+from tests.support.onenet import Routes
 from tests.support.push import FLEET, two_per_device_job
 
 # Devices wake once a minute and answer at once; half of them never wake.
@@ -108,36 +110,44 @@ async def test_cancel_off_a_terminal_needs_yes_and_cancels_nothing(tmp_path: Pat
     assert {c.send_status for c in emulator.accepted()} == {1}
 
 
-# -- the answers a cancel can get, with a scripted client ------------------------------------
+# -- the answers a cancel can get: the real client over a scripted transport -----------------
 
 
-@dataclass
-class ScriptedClient:
-    """Cancel answers and detail states given per uuid, in order."""
-
-    cancels: dict[str, list[CancelResult | Exception]]
-    states: dict[str, int]
-    asked: list[str] = field(default_factory=list)
-
-    @property
-    def execute_url(self) -> str:
-        return "http://onenet.test/nbiot/execute/offline"
-
-    async def cancel(self, imei: str, uuid: str) -> CancelResult:
-        self.asked.append(uuid)
-        answer = self.cancels[uuid].pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    async def detail(self, imei: str, uuid: str, **_: object) -> dict[str, object]:
-        if uuid not in self.states:
-            raise OneNetUnavailable(f"detail of {uuid}: HTTP 500")
-        return {"send_status": self.states[uuid], "type": "EXECUTE"}
+Answer = str | TransportError  # a cancel's answer: OK, REFUSED, BUSY, or lost on the wire
+OK, REFUSED, BUSY = "ok", "refused", "busy"
+_BODIES = {
+    OK: (200, b'{"errno": 0, "error": "succ"}'),
+    REFUSED: (200, b'{"errno": 5006, "error": "not waiting"}'),  # already sent, say
+    BUSY: (503, b"<html>busy</html>"),  # worth asking again
+}
 
 
-def refused(uuid: str, verdict: Verdict = Verdict.REJECTED) -> CancelResult:
-    return CancelResult(uuid, False, 200, None, Outcome(verdict, errno=5006, error="not waiting"))
+def scripted(cancels: dict[str, list[Answer]], states: dict[str, int]) -> Routes:
+    """The real client's OneNET for these tests: each uuid's cancel answers in order, and the
+    send_status its detail reads (a uuid without one: the detail answers HTTP 500)."""
+    routes = Routes()
+    for uuid, answers in cancels.items():
+        for answer in answers:
+            url = re.compile(rf".*/nbiot/offline/cancel/{uuid}\?.*")
+            if isinstance(answer, TransportError):
+                routes.put(url, exception=answer)
+            else:
+                status, body = _BODIES[answer]
+                kind = "application/json" if status == 200 else "text/html"
+                routes.put(url, status=status, body=body, content_type=kind)
+    for uuid in cancels:
+        url = re.compile(rf".*/nbiot/offline/history/{uuid}\?.*")
+        if uuid in states:
+            detail = {"errno": 0, "error": "succ", "data": {"send_status": states[uuid]}}
+            routes.get(url, body=json.dumps(detail), repeat=True)
+        else:
+            routes.get(url, status=500, body=b"<html>oops</html>", repeat=True)
+    return routes
+
+
+def asked(routes: Routes, uuid: str) -> int:
+    """How many cancels of ``uuid`` the client sent."""
+    return sum(1 for r in routes.sent if r.method == "PUT" and f"/cancel/{uuid}?" in r.url)
 
 
 def _cancel_rows(tmp_path: Path, n: int) -> tuple[list[Row], Ledger]:
@@ -153,13 +163,15 @@ def _cancel_rows(tmp_path: Path, n: int) -> tuple[list[Row], Ledger]:
 
 
 async def _cancel_scripted(
-    rows: list[Row], ledger: Ledger, client: ScriptedClient
+    rows: list[Row], ledger: Ledger, routes: Routes
 ) -> tuple[CancelReport, dict[str | None, Row]]:
-    """Cancel ``rows`` through ``client``; the report, and the rows as then stored by uuid."""
+    """Cancel ``rows`` through the real client over ``routes``; the report, and the rows as then
+    stored by uuid."""
     settings = fast_settings()
+    client = OneNetClient(routes.transport, "http://onenet.test", "test-key")
     report = await cancel_waiting(
         rows,
-        Lane.of(client, settings),  # type: ignore[arg-type]
+        Lane.of(client, settings),
         settings,
         ledger=ledger,
         stop=Stop(),
@@ -173,45 +185,44 @@ async def _cancel_scripted(
 async def test_a_refused_cancel_records_the_state_then_read_and_a_lost_answer_is_settled(
     tmp_path: Path,
 ) -> None:
-    client = ScriptedClient(
+    routes = scripted(
         cancels={
-            "u0": [CancelResult("u0", True, 200)],
-            "u1": [refused("u1")],  # sent to the device meanwhile
+            "u0": [OK],
+            "u1": [REFUSED],  # sent to the device meanwhile
             # the first answer lost, the second refused: the detail says it was cancelled
-            "u2": [OneNetUnavailable("answer lost"), refused("u2")],
-            "u3": [refused("u3", Verdict.TRANSIENT), CancelResult("u3", True, 200)],
+            "u2": [AnswerLost("answer lost"), REFUSED],
+            "u3": [BUSY, OK],
         },
         states={"u1": 3, "u2": 2},
     )
     rows, ledger = _cancel_rows(tmp_path, 4)
-    report, stored = await _cancel_scripted(rows, ledger, client)
+    report, stored = await _cancel_scripted(rows, ledger, routes)
     assert sorted(report.cancelled) == sorted([rows[0].key, rows[2].key, rows[3].key])
     assert [(k, s) for k, _, s in report.refused] == [(rows[1].key, 3)]
     assert stored["u1"].send_status == 3 and stored["u1"].cancel_error == "refused: not waiting"
     assert all(
         stored[u].send_status == 2 and stored[u].cancel_error is None for u in ("u0", "u2", "u3")
     )
-    assert client.asked.count("u2") == 2 and client.asked.count("u3") == 2
+    assert asked(routes, "u2") == 2 and asked(routes, "u3") == 2
 
 
 async def test_a_cancel_refused_while_still_waiting_or_lost_to_a_timeout_is_settled_by_the_detail(
     tmp_path: Path,
 ) -> None:
-    lost = OneNetUnavailable("cancel: TimeoutError")
-    lost.__cause__ = TimeoutError()  # a timeout is never asked again: the detail settles it
-    client = ScriptedClient(
+    lost = ReadTimeout("TimeoutError")  # a timeout is never asked again: the detail settles it
+    routes = scripted(
         cancels={
-            "u0": [refused("u0")],  # errno 5006, yet the detail says it still waits
+            "u0": [REFUSED],  # errno 5006, yet the detail says it still waits
             "u1": [lost],  # OneNET cancelled it, and the answer never came
             "u2": [lost],  # no answer, and the detail cannot be read either
         },
         states={"u0": 1, "u1": 2},
     )
     rows, ledger = _cancel_rows(tmp_path, 3)
-    report, stored = await _cancel_scripted(rows, ledger, client)
+    report, stored = await _cancel_scripted(rows, ledger, routes)
     assert report.cancelled == [rows[1].key]
     assert sorted(k for k, _ in report.unanswered) == sorted([rows[0].key, rows[2].key])
     assert report.refused == []
     assert stored["u1"].send_status == 2 and stored["u1"].cancel_error is None
     assert stored["u0"].send_status == 1 and "refused" in (stored["u0"].cancel_error or "")
-    assert client.asked.count("u1") == 1  # a timeout is not asked again
+    assert asked(routes, "u1") == 1  # a timeout is not asked again
