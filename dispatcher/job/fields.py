@@ -60,7 +60,7 @@ from dispatcher.job.rows import (
 )
 from dispatcher.job.values import (
     ABSENT,
-    LUHN_DOUBLE,
+    LUHN_BYTES,
     Err,
     checked_imei,
     int_parser,
@@ -268,8 +268,9 @@ class RowChecker:
         imei = raw[IMEI]
         good = False
         if imei and len(imei) == 15 and imei.isdigit() and imei.isascii():
-            digits = imei[0::2] + imei[1::2].translate(LUHN_DOUBLE)  # luhn_ok(), inlined: hot
-            good = (sum(digits.encode()) - 720) % 10 == 0  # 720: 15 times ord("0")
+            # luhn_ok(), inlined on bytes (a C table instead of a dict per digit): hot
+            b = imei.encode()
+            good = (sum(b[0::2]) + sum(b[1::2].translate(LUHN_BYTES)) - 720) % 10 == 0  # 15 x "0"
         if not good:
             where = lines[IMEI] if lines and imei and imei.strip() else line
             imei, imei_problem = checked_imei(imei, self.file, where, self.strict)

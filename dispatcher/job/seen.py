@@ -14,7 +14,7 @@ from types import TracebackType
 
 __all__ = ["SeenKeys"]
 
-_CACHE_KIB = 8192  # SQLite page cache for the table; the rest of it lives in a temporary file
+_CACHE_KIB = 32768  # SQLite page cache for the table; the rest of it lives in a temporary file
 
 
 class SeenKeys:
