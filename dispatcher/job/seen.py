@@ -2,8 +2,11 @@
 
 A million-row job must not keep a million Python objects to find duplicate commands or count
 distinct devices. ``SeenKeys`` keeps one small row per 64-bit key in a temporary on-disk SQLite
-table (``sqlite3.connect("")``: pages beyond a small cache spill to a temporary file), inserted in
-batches; only a batch whose insert count shows a repeat is looked at row by row.
+table (``sqlite3.connect("")``: pages beyond its cache spill to a temporary file), inserted in
+batches; only a batch whose insert count shows a repeat is looked at row by row. The default cache
+holds a million rows' table: past it, every insert at a random place reads and writes pages of
+the temporary file (3.4 s instead of 2.2 s of CPU for a million rows), so memory stays flat at
+the cache's size.
 """
 
 from __future__ import annotations
