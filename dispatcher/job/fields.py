@@ -261,10 +261,12 @@ class RowChecker:
         problems: list[Problem] | None = None
         if values is None:
             values, problems = self._fields(raw, line, lines)
-            if values is not None and problems is None:
-                if len(self._clean) >= _CACHE_SIZE:
-                    self._clean.clear()
-                self._clean[rest] = values
+            if values is not None:
+                values += (self.file,)  # the fields after the imei, up to the line: shared
+                if problems is None:
+                    if len(self._clean) >= _CACHE_SIZE:
+                        self._clean.clear()
+                    self._clean[rest] = values
         imei = raw[IMEI]
         good = False
         if imei and len(imei) == 15 and imei.isdigit() and imei.isascii():
@@ -280,7 +282,9 @@ class RowChecker:
                 return None, problems
         if values is None:
             return None, problems
-        return _new(Checked, (imei, *values, self.file, line, pos, 0, self._step, None)), problems
+        # Joined, not unpacked: tuple copies in C instead of a list grown item by item (hot).
+        row = (imei,) + values + (line, pos, 0, self._step, None)  # noqa: RUF005
+        return _new(Checked, row), problems
 
     def _fields(
         self, raw: Sequence[str | None], line: int, lines: Sequence[int] | None
