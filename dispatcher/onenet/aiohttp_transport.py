@@ -7,7 +7,8 @@ connection breaks under it (RFC 9112's retry of idempotent requests), and OneNET
 is created by a GET: sent again, a device would be asked twice. A client middleware (public API,
 aiohttp >= 3.12) takes the disconnect out of aiohttp's retry loop, whose ``except`` only sees
 ``ClientOSError`` and ``ServerDisconnectedError``: every retry is the caller's own decision (in
-doubt: settled against OneNET's history).
+doubt: settled against OneNET's history). aiohttp sends only idempotent methods again, so a POST
+(every create but a read) goes without the middleware: its disconnect reaches ``send`` as is.
 
 May import: onenet.transport.
 """
@@ -53,6 +54,9 @@ async def _no_resend(
 
 
 _MIDDLEWARES: Final = (_no_resend,)
+# The methods aiohttp sends again on a broken kept-alive connection (RFC 9110's idempotent ones,
+# aiohttp.client.IDEMPOTENT_METHODS): only their requests need the middleware.
+_RESENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 def _describe(exc: BaseException) -> str:
@@ -119,7 +123,7 @@ class AiohttpTransport:
                 data=body,
                 headers=headers,
                 allow_redirects=False,
-                middlewares=_MIDDLEWARES,
+                middlewares=_MIDDLEWARES if method in _RESENT else (),
             ) as resp:
                 raw = await _read_capped(resp)
                 got = resp.headers

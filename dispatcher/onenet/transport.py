@@ -38,7 +38,8 @@ __all__ = [
 MAX_BODY: Final = 1 << 20  # bytes, after inflating; OneNET's answers are tiny, this is not one
 # The answer headers the client reads, by their canonical names (a Response keeps only these).
 HEADERS: Final = ("Content-Type", "Date", "Retry-After")
-_CANONICAL: Final = {name.lower(): name for name in HEADERS}
+# Each read header by its lowercase name, and by its canonical one (as most servers send it).
+_CANONICAL: Final = {**{name.lower(): name for name in HEADERS}, **{name: name for name in HEADERS}}
 _NONE: Final[Mapping[str, str]] = MappingProxyType({})
 
 
@@ -65,11 +66,11 @@ class ReadTimeout(AnswerLost, TimeoutError):
 
 def _headers(given: Mapping[str, str]) -> Mapping[str, str]:
     """The headers the client reads, under their canonical names, read-only."""
-    kept = {
-        _CANONICAL[name.lower()]: value
-        for name, value in given.items()
-        if name.lower() in _CANONICAL
-    }
+    kept: dict[str, str] = {}
+    for name, value in given.items():
+        canonical = _CANONICAL.get(name) or _CANONICAL.get(name.lower())
+        if canonical is not None:
+            kept[canonical] = value
     return MappingProxyType(kept) if kept else _NONE
 
 

@@ -140,6 +140,19 @@ async def test_a_get_on_a_kept_alive_connection_that_breaks_is_never_sent_again(
     assert lines == [b"GET /a HTTP/1.1", b"GET /b HTTP/1.1"]
 
 
+async def test_a_post_on_a_kept_alive_connection_that_breaks_is_in_doubt_and_sent_once() -> None:
+    # A POST goes without the no-resend middleware (aiohttp sends only idempotent methods again):
+    # its disconnect is still in doubt, and the request went out once.
+    server = http_server([http_ok(b"{}"), None, http_ok(b"{}")])
+    async with server as (url, lines), aiohttp.ClientSession() as session:
+        transport = AiohttpTransport(session)
+        first = await transport.send("POST", url + "/a", {}, None)  # the server reads no body
+        with pytest.raises(AnswerLost, match="ServerDisconnectedError"):
+            await transport.send("POST", url + "/b", {}, None)
+    assert first.status == 200
+    assert lines == [b"POST /a HTTP/1.1", b"POST /b HTTP/1.1"]
+
+
 async def test_aiohttp_alone_sends_such_a_get_again_which_is_why_the_transport_stops_it() -> None:
     # If this starts failing, aiohttp no longer retries on its own: the middleware in
     # aiohttp_transport.py may go (the test above keeps the guarantee either way).
