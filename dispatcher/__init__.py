@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from dispatcher.model.writes import WriteValue as WriteValue
     from dispatcher.onenet.client import (
         CancelResult as CancelResult,
-        ExecuteRequest as ExecuteRequest,
         Misrouted as Misrouted,
+        OfflineRequest as OfflineRequest,
         OneNetClient as OneNetClient,
         Outcome as Outcome,
         Verdict as Verdict,

@@ -2,7 +2,7 @@
 for tests of logic), what each answer means (``classify``, the errno table, once), and the
 newer platform's signed token (``TokenSource``).
 
-May import: errors, times. Never job, ledger, run, report, cli or emulator. Only
+May import: errors, times, clock, model. Never job, ledger, run, report, cli or emulator. Only
 aiohttp_transport.py imports aiohttp; ``AiohttpTransport`` is loaded from it on first use, so that
 importing the client for a test of logic does not load aiohttp.
 """
@@ -16,9 +16,9 @@ from dispatcher.onenet.client import (
     MAX_BODY,
     MAX_RETRY_AFTER,
     CancelResult,
-    ExecuteRequest,
     HistoryItem,
     Misrouted,
+    OfflineRequest,
     OneNetClient,
     Outcome,
     Platform,
@@ -48,11 +48,11 @@ __all__ = [
     "AnswerLost",
     "CancelResult",
     "ConnectTimeout",
-    "ExecuteRequest",
     "HistoryItem",
     "Misrouted",
     "MockTransport",
     "NotSent",
+    "OfflineRequest",
     "OneNetClient",
     "Outcome",
     "Platform",

@@ -38,6 +38,7 @@ import orjson
 
 from dispatcher.clock import ServerClock
 from dispatcher.errors import OneNetUnavailable
+from dispatcher.model.command import Op
 from dispatcher.onenet.answers import (
     MAX_RETRY_AFTER,
     HistoryItem,
@@ -55,9 +56,7 @@ from dispatcher.onenet.follow_ups import Misrouted, follow_up_data
 from dispatcher.onenet.masking import Mask
 from dispatcher.onenet.requests import (
     CancelResult,
-    ExecuteRequest,
-    ReadRequest,
-    WriteRequest,
+    OfflineRequest,
     WriteValue,
 )
 from dispatcher.onenet.transport import (
@@ -75,16 +74,14 @@ __all__ = [
     "MAX_BODY",
     "MAX_RETRY_AFTER",
     "CancelResult",
-    "ExecuteRequest",
     "HistoryItem",
     "Misrouted",
+    "OfflineRequest",
     "OneNetClient",
     "Outcome",
     "Platform",
-    "ReadRequest",
     "TokenSource",
     "Verdict",
-    "WriteRequest",
     "WriteValue",
     "classify",
     "parse_retry_after",
@@ -169,28 +166,26 @@ class OneNetClient:
         previous, self._token_secrets = self._token_secrets, token.secrets()
         self._clean = Mask((self._key, *self._token_secrets, *previous))
 
-    async def execute_offline(self, req: ExecuteRequest) -> Outcome:
-        """Create one cached execute command; never raises for network trouble."""
-        url = self._urls.execute_offline(req)
-        if req.args is None:
+    async def create(self, req: OfflineRequest) -> Outcome:
+        """Create one cached command (an execute, a write or a read, by its operation); never
+        raises for network trouble."""
+        c = req.command
+        url = self._urls.offline(req)
+        if c.op is Op.READ:
+            return await self._send("GET", url, None)
+        if c.op is Op.WRITE:
+            try:
+                body = orjson.dumps({"data": [v.item() for v in c.values]})
+            except TypeError:
+                return Outcome(Verdict.REJECTED, error="a value cannot be encoded as JSON")
+            return await self._send("POST", url, body)
+        if c.args is None:
             return await self._send("POST", url, None)
         try:
-            body = orjson.dumps({"args": req.args})
+            body = orjson.dumps({"args": c.args})
         except TypeError:
             return Outcome(Verdict.REJECTED, error="args cannot be encoded as JSON text")
         return await self._send("POST", url, body)
-
-    async def write_offline(self, req: WriteRequest) -> Outcome:
-        """Create one cached write; never raises for network trouble."""
-        try:
-            body = orjson.dumps({"data": [v.item() for v in req.values]})
-        except TypeError:
-            return Outcome(Verdict.REJECTED, error="a value cannot be encoded as JSON")
-        return await self._send("POST", self._urls.write_offline(req), body)
-
-    async def read_offline(self, req: ReadRequest) -> Outcome:
-        """Create one cached read; never raises for network trouble."""
-        return await self._send("GET", self._urls.read_offline(req), None)
 
     async def probe(self, imei: str, start: datetime) -> Outcome:
         """One cheap authenticated call (a one-item history page): ACCEPTED (uuid None) when

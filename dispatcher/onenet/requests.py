@@ -1,64 +1,27 @@
-"""The typed records of OneNET calls: what a request carries (every value final), and what a
-call that is not a create came to: the cached execute, write and read (docs/onenet-api.md).
+"""The typed records of OneNET calls: a cached command as it goes out (the model's Command and its
+window resolved), and what a call that is not a create came to (docs/onenet-api.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dispatcher.model.command import Command
 from dispatcher.model.writes import WriteValue
 from dispatcher.onenet.answers import Outcome
 
-__all__ = ["CancelResult", "ExecuteRequest", "ReadRequest", "WriteRequest", "WriteValue"]
+__all__ = ["CancelResult", "OfflineRequest", "WriteValue"]
 
 
 @dataclass(frozen=True, slots=True)
-class ExecuteRequest:
-    """One POST, every value final (times already resolved and formatted)."""
+class OfflineRequest:
+    """One cached command as it goes out (execute, write or read, by ``command.op``): the command
+    as the job gave it, and its window resolved for this send in OneNET's format."""
 
-    imei: str
-    obj_id: int
-    obj_inst_id: int
-    res_id: int
+    command: Command
     expired_time: str
-    valid_time: str | None
-    args: str | None
-    retry: int
-    timeout: int
-    trigger_msg: int
-
-
-@dataclass(frozen=True, slots=True)
-class WriteRequest:
-    """One cached write (``POST /nbiot/offline``), every value final."""
-
-    imei: str
-    obj_id: int
-    obj_inst_id: int
-    mode: int  # 1 replace, 2 partial update
-    values: tuple[WriteValue, ...]
-    expired_time: str
-    valid_time: str | None
-    retry: int
-    timeout: int
-    trigger_msg: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReadRequest:
-    """One cached read (``GET /nbiot/offline``), every value final; the value comes back later,
-    in the command's detail (``cmd_result``)."""
-
-    imei: str
-    obj_id: int
-    obj_inst_id: int | None
-    res_id: int | None
-    expired_time: str
-    valid_time: str | None
-    retry: int
-    timeout: int
-    trigger_msg: int
-    bin2hex: bool = False
+    valid_time: str | None = None
+    bin2hex: bool = False  # a read's: binary values given as hex
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 query in the order OneNET documents it, every value percent-encoded only where it needs to be
 (docs/onenet-api.md). No key ever goes into a URL.
 
-May import: times, onenet.requests.
+May import: times, model, onenet.requests.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Final
 from urllib.parse import quote
 
-from dispatcher.onenet.requests import ExecuteRequest, ReadRequest, WriteRequest
+from dispatcher.model.command import Op
+from dispatcher.onenet.requests import OfflineRequest
 from dispatcher.times import format_onenet
 
 __all__ = ["PER_PAGE", "Urls", "query_value"]
@@ -27,11 +28,12 @@ def query_value(value: str) -> str:
     return value if _QUERY_SAFE.fullmatch(value) else quote(value, safe=":")
 
 
-def _window(req: ExecuteRequest | WriteRequest | ReadRequest) -> str:
+def _window(req: OfflineRequest) -> str:
     """The window and delivery parameters every cached command takes, in OneNET's order."""
+    c = req.command
     query = (
-        f"&expired_time={query_value(req.expired_time)}&retry={req.retry}"
-        f"&timeout={req.timeout}&trigger_msg={req.trigger_msg}"
+        f"&expired_time={query_value(req.expired_time)}&retry={c.retry}"
+        f"&timeout={c.timeout}&trigger_msg={c.trigger_msg}"
     )
     if req.valid_time is not None:
         query += "&valid_time=" + query_value(req.valid_time)
@@ -46,30 +48,26 @@ class Urls:
         self.execute = root + "/execute/offline"
         """Where execute commands are posted: base URL and path, no query, no key."""
 
-    def execute_offline(self, req: ExecuteRequest) -> str:
-        """The cached execute's URL."""
-        return (
-            f"{self.execute}?imei={query_value(req.imei)}&obj_id={req.obj_id}"
-            f"&obj_inst_id={req.obj_inst_id}&res_id={req.res_id}{_window(req)}"
-        )
-
-    def write_offline(self, req: WriteRequest) -> str:
-        """The cached write's URL (its values go in the body)."""
-        return (
-            f"{self.root}/offline?imei={query_value(req.imei)}&obj_id={req.obj_id}"
-            f"&obj_inst_id={req.obj_inst_id}&mode={req.mode}{_window(req)}"
-        )
-
-    def read_offline(self, req: ReadRequest) -> str:
-        """The cached read's URL: an object, an instance or one resource."""
-        query = f"imei={query_value(req.imei)}&obj_id={req.obj_id}"
-        if req.obj_inst_id is not None:
-            query += f"&obj_inst_id={req.obj_inst_id}"
-            if req.res_id is not None:
-                query += f"&res_id={req.res_id}"
+    def offline(self, req: OfflineRequest) -> str:
+        """The cached command's URL, by its operation: an execute's resource; a write's instance
+        and mode (its values go in the body); a read's object, instance or one resource."""
+        c = req.command
+        where = f"imei={query_value(c.imei)}&obj_id={c.obj_id}"
+        if c.op is Op.EXECUTE:
+            return (
+                f"{self.execute}?{where}&obj_inst_id={c.obj_inst_id}&res_id={c.res_id}"
+                f"{_window(req)}"
+            )
+        if c.op is Op.WRITE:
+            where += f"&obj_inst_id={c.obj_inst_id}&mode={c.mode or 2}"
+            return f"{self.root}/offline?{where}{_window(req)}"
+        if c.obj_inst_id is not None:
+            where += f"&obj_inst_id={c.obj_inst_id}"
+            if c.res_id is not None:
+                where += f"&res_id={c.res_id}"
         if req.bin2hex:
-            query += "&bin2hex=true"
-        return f"{self.root}/offline?{query}{_window(req)}"
+            where += "&bin2hex=true"
+        return f"{self.root}/offline?{where}{_window(req)}"
 
     def probe(self, imei: str, start: datetime) -> str:
         """A one-item history page: the cheapest authenticated call."""

@@ -27,11 +27,9 @@ from typing import Protocol
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.ledger.store import Row
 from dispatcher.onenet.client import (
-    ExecuteRequest,
     HistoryItem,
+    OfflineRequest,
     Outcome,
-    ReadRequest,
-    WriteRequest,
 )
 from dispatcher.run.fanout import fan_out
 from dispatcher.run.matching import Settled, listed_alike, same_args, settle_rows
@@ -49,11 +47,7 @@ _LOUD = 3  # unreachable devices logged one by one at warning level; the rest ar
 class CommandClient(Protocol):
     """What the runner and the reconciler need from a OneNET client."""
 
-    async def execute_offline(self, req: ExecuteRequest) -> Outcome: ...
-
-    async def write_offline(self, req: WriteRequest) -> Outcome: ...
-
-    async def read_offline(self, req: ReadRequest) -> Outcome: ...
+    async def create(self, req: OfflineRequest) -> Outcome: ...
 
     async def history(
         self,

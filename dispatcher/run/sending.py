@@ -23,13 +23,13 @@ from dispatcher.errors import RunAborted
 from dispatcher.ledger.store import InFlight, Row, Status
 from dispatcher.model import Command
 from dispatcher.onenet.answers import Outcome, Verdict
-from dispatcher.onenet.client import ExecuteRequest, ReadRequest, WriteRequest
+from dispatcher.onenet.client import OfflineRequest
 from dispatcher.run.context import RunContext
 from dispatcher.run.reconcile import CommandClient
 from dispatcher.run.retrying import Attempts
 from dispatcher.times import BEIJING, TimeSpec, format_onenet
 
-__all__ = ["EXPIRED", "Request", "Send", "create", "request_of"]
+__all__ = ["EXPIRED", "Send", "create", "request_of"]
 
 # A valid_time this close to the moment of sending has passed by the time OneNET checks it.
 _START_MARGIN = 2.0
@@ -40,8 +40,6 @@ _AHEAD_S = 0.4
 
 EXPIRED = "expired_time passed before the command could be sent"
 
-Request = ExecuteRequest | WriteRequest | ReadRequest
-
 
 @dataclass(slots=True)
 class _Flight:
@@ -49,7 +47,7 @@ class _Flight:
 
     command: Command
     old: Status  # its status before this run sent it
-    request: Request
+    request: OfflineRequest
     resolved_at: float  # OneNET's clock when the times were fixed
     valid_at: float | None  # the instants sent (OneNET's clock), to check them cheaply
     expired_at: float
@@ -303,53 +301,11 @@ def _still_good(flight: _Flight, at: float) -> bool:
     return flight.valid_at is None or flight.valid_at > at + _START_MARGIN
 
 
-def request_of(c: Command, expired_time: str, valid_time: str | None) -> Request:
-    """The request of a command for these times (OneNET's format): its operation's call."""
-    if c.op == "write":
-        assert c.obj_inst_id is not None
-        return WriteRequest(
-            imei=c.imei,
-            obj_id=c.obj_id,
-            obj_inst_id=c.obj_inst_id,
-            mode=c.mode or 2,
-            values=c.values,
-            expired_time=expired_time,
-            valid_time=valid_time,
-            retry=c.retry,
-            timeout=c.timeout,
-            trigger_msg=c.trigger_msg,
-        )
-    if c.op == "read":
-        return ReadRequest(
-            imei=c.imei,
-            obj_id=c.obj_id,
-            obj_inst_id=c.obj_inst_id,
-            res_id=c.res_id,
-            expired_time=expired_time,
-            valid_time=valid_time,
-            retry=c.retry,
-            timeout=c.timeout,
-            trigger_msg=c.trigger_msg,
-        )
-    assert c.obj_inst_id is not None and c.res_id is not None
-    return ExecuteRequest(
-        imei=c.imei,
-        obj_id=c.obj_id,
-        obj_inst_id=c.obj_inst_id,
-        res_id=c.res_id,
-        expired_time=expired_time,
-        valid_time=valid_time,
-        args=c.args,
-        retry=c.retry,
-        timeout=c.timeout,
-        trigger_msg=c.trigger_msg,
-    )
+def request_of(c: Command, expired_time: str, valid_time: str | None) -> OfflineRequest:
+    """The request of a command for these times (OneNET's format)."""
+    return OfflineRequest(c, expired_time, valid_time)
 
 
-async def create(client: CommandClient, request: Request) -> Outcome:
-    """The create call of a request's operation."""
-    if isinstance(request, WriteRequest):
-        return await client.write_offline(request)
-    if isinstance(request, ReadRequest):
-        return await client.read_offline(request)
-    return await client.execute_offline(request)
+async def create(client: CommandClient, request: OfflineRequest) -> Outcome:
+    """The create call of a request (its operation's: execute, write or read)."""
+    return await client.create(request)

@@ -15,6 +15,7 @@ import pytest
 from dispatcher.emulator.devices import UPDATE
 from dispatcher.emulator.server import Emulator, Fleet, serve
 from tests.support.clocks import NOW, Clock
+from tests.support.onenet import offline
 
 IMEI = "861234567890123"
 KEY = {"api-key": "k"}
@@ -135,21 +136,25 @@ async def test_the_client_writes_and_reads_as_the_emulator_checks_them() -> None
     from dispatcher.onenet.aiohttp_transport import AiohttpTransport
     from dispatcher.onenet.client import (
         OneNetClient,
-        ReadRequest,
         Verdict,
-        WriteRequest,
         WriteValue,
     )
 
     emulator = Emulator(clock=Clock(NOW))
-    window = {"expired_time": "2024-05-02T12:00:00", "valid_time": None, "retry": 3}
-    window |= {"timeout": 25, "trigger_msg": 2}
+    window = {"expired_time": "2024-05-02T12:00:00", "retry": 3, "timeout": 25, "trigger_msg": 2}
     async with serve(emulator) as url, aiohttp.ClientSession() as session:
         client = OneNetClient(AiohttpTransport(session), url, "k")
         values = (WriteValue(1, "coap://fw.example/2.4.1.bin"), WriteValue(3, "00ff", type=1))
-        wrote = await client.write_offline(WriteRequest(IMEI, 5, 0, 1, values, **window))
-        read = await client.read_offline(ReadRequest(IMEI, 5, 0, 3, **window))
-        whole = await client.read_offline(ReadRequest(IMEI, 3, None, None, **window))
+        wrote = await client.create(
+            offline("write", imei=IMEI, obj_id=5, obj_inst_id=0, res_id=None, mode=1,
+                    values=values, **window)
+        )  # fmt: skip
+        read = await client.create(
+            offline("read", imei=IMEI, obj_id=5, obj_inst_id=0, res_id=3, **window)
+        )
+        whole = await client.create(
+            offline("read", imei=IMEI, obj_id=3, obj_inst_id=None, res_id=None, **window)
+        )
     assert [o.verdict for o in (wrote, read, whole)] == [Verdict.ACCEPTED] * 3
     stored = {c.uuid: c for c in emulator.accepted()}
     assert stored[wrote.uuid].type == "WRITE"  # type: ignore[index]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from dispatcher.job.fields import RowChecker
 from dispatcher.job.rows import EXPIRED, IMEI, NAMES, OBJ_ID, OBJ_INST_ID, RES_ID

@@ -21,8 +21,8 @@ from dispatcher.onenet import (
 )
 from dispatcher.onenet.client import (
     MAX_BODY,
-    ExecuteRequest,
     Misrouted,
+    OfflineRequest,
     OneNetClient,
     Verdict,
 )
@@ -62,9 +62,7 @@ async def test_no_answer_in_time_is_in_doubt_and_timed_out_but_a_connect_timeout
 ) -> None:
     with aioresponses() as mocked:  # aiohttp's own errors, as its session raises them
         mocked.post(EXECUTE, exception=exc)
-        outcome = await OneNetClient(AiohttpTransport(session), BASE, KEY).execute_offline(
-            request()
-        )
+        outcome = await OneNetClient(AiohttpTransport(session), BASE, KEY).create(request())
     assert (outcome.verdict, outcome.reached, outcome.timed_out) == (verdict, reached, timed_out)
 
 
@@ -72,22 +70,20 @@ async def test_a_server_that_never_answers_is_in_doubt_and_timed_out() -> None:
     emulator = Emulator(Faults(hang_rate=1.0))
     timeout = aiohttp.ClientTimeout(sock_read=0.2)
     async with serve_emulator(emulator) as url, aiohttp.ClientSession(timeout=timeout) as session:
-        outcome = await OneNetClient(AiohttpTransport(session), url, KEY).execute_offline(request())
+        outcome = await OneNetClient(AiohttpTransport(session), url, KEY).create(request())
     assert (outcome.verdict, outcome.timed_out, outcome.reached) == (Verdict.IN_DOUBT, True, True)
     assert outcome.error.startswith("no answer in time: ")
     assert emulator.accepted() == []
 
 
-def emulator_request() -> ExecuteRequest:
+def emulator_request() -> OfflineRequest:
     return request(valid_time=None, expired_time="2099-01-01T00:00:00")
 
 
 async def test_a_truncated_answer_is_in_doubt_and_the_command_exists() -> None:
     emulator = Emulator(Faults(truncate_rate=1.0))
     async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(AiohttpTransport(session), url, KEY).execute_offline(
-            emulator_request()
-        )
+        outcome = await OneNetClient(AiohttpTransport(session), url, KEY).create(emulator_request())
     assert (outcome.verdict, outcome.misrouted) == (Verdict.IN_DOUBT, False)
     assert re.fullmatch(r"HTTP 200: answer is not JSON \(\d+ bytes\)", outcome.error)
     assert len(emulator.accepted()) == 1
@@ -97,7 +93,7 @@ async def test_a_proxy_page_in_front_is_misrouted_for_execute_and_follow_ups() -
     emulator = Emulator(Faults(html_status=407))
     async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
         client = OneNetClient(AiohttpTransport(session), url, KEY)
-        outcome = await client.execute_offline(emulator_request())
+        outcome = await client.create(emulator_request())
         with pytest.raises(Misrouted, match="history: HTTP 407 "):
             await client.history("861234567890123", datetime.now(UTC))
     assert (outcome.verdict, outcome.misrouted) == (Verdict.TRANSIENT, True)
@@ -109,7 +105,7 @@ async def test_gzip_answers_are_inflated_and_read() -> None:
     emulator = Emulator(Faults(compress=True, affect_reads=True))
     async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
         client = OneNetClient(AiohttpTransport(session), url, KEY)
-        outcome = await client.execute_offline(emulator_request())
+        outcome = await client.create(emulator_request())
         items = await client.history("861234567890123", datetime(2000, 1, 1, tzinfo=UTC))
     assert outcome.verdict is Verdict.ACCEPTED
     assert [item.uuid for item in items] == [outcome.uuid]
@@ -122,10 +118,10 @@ async def test_a_gzip_bomb_answer_is_in_doubt_and_never_inflated_whole() -> None
     emulator = Emulator(Faults(bomb_bytes=BOMB))
     async with serve_emulator(emulator) as url, aiohttp.ClientSession() as session:
         client = OneNetClient(AiohttpTransport(session), url, KEY)
-        first = await client.execute_offline(emulator_request())  # builds the bomb once
+        first = await client.create(emulator_request())  # builds the bomb once
         tracemalloc.start()
         try:
-            second = await client.execute_offline(emulator_request())
+            second = await client.create(emulator_request())
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -177,14 +173,14 @@ async def test_a_short_key_is_masked_only_where_it_stands_as_a_whole_token(
     routes: Routes, text: str, masked: str
 ) -> None:
     routes.post(EXECUTE, body=answer(1, text))
-    outcome = await OneNetClient(routes.transport, BASE, "test").execute_offline(request())
+    outcome = await OneNetClient(routes.transport, BASE, "test").create(request())
     assert outcome.error == masked
 
 
 async def test_a_key_is_masked_percent_encoded_in_a_url_too(routes: Routes) -> None:
     key = "Ab+cd/Ef=="
     routes.post(EXECUTE, body=answer(1, f"bad url ?api-key=Ab%2Bcd%2FEf%3D%3D&x=1 and {key}."))
-    outcome = await OneNetClient(routes.transport, BASE, key).execute_offline(request())
+    outcome = await OneNetClient(routes.transport, BASE, key).create(request())
     assert outcome.error == "bad url ?api-key=***&x=1 and ***."
 
 

@@ -35,7 +35,7 @@ from tests.support.onenet import Routes, sent
 
 async def test_every_parameter_goes_in_the_query_exactly_as_given(routes: Routes) -> None:
     routes.post(EXECUTE, body=answer(data={"uuid": UUID}))
-    outcome = await OneNetClient(routes.transport, BASE + "/", KEY).execute_offline(request())
+    outcome = await OneNetClient(routes.transport, BASE + "/", KEY).create(request())
     assert outcome.verdict is Verdict.ACCEPTED and outcome.uuid == UUID
     [(method, url, kwargs)] = sent(routes)
     assert method == "POST" and url.path == "/nbiot/execute/offline"
@@ -57,9 +57,7 @@ async def test_every_parameter_goes_in_the_query_exactly_as_given(routes: Routes
 
 async def test_valid_time_and_args_are_left_out_when_not_given(routes: Routes) -> None:
     routes.post(EXECUTE, body=answer(data={"uuid": UUID}))
-    await OneNetClient(routes.transport, BASE, KEY).execute_offline(
-        request(valid_time=None, args=None)
-    )
+    await OneNetClient(routes.transport, BASE, KEY).create(request(valid_time=None, args=None))
     [(_, url, kwargs)] = sent(routes)
     assert "valid_time" not in url.query
     assert kwargs["data"] is None
@@ -69,7 +67,7 @@ async def test_valid_time_and_args_are_left_out_when_not_given(routes: Routes) -
 async def test_values_that_need_escaping_are_escaped(routes: Routes) -> None:
     routes.post(EXECUTE, body=answer(data={"uuid": UUID}))
     req = request(imei="86 12&x=1", expired_time="2030-01-02 03:04:05")
-    await OneNetClient(routes.transport, BASE, KEY).execute_offline(req)
+    await OneNetClient(routes.transport, BASE, KEY).create(req)
     [(_, url, _)] = sent(routes)
     assert url.query["imei"] == "86 12&x=1"
     assert url.query["expired_time"] == "2030-01-02 03:04:05"
@@ -79,15 +77,13 @@ async def test_values_that_need_escaping_are_escaped(routes: Routes) -> None:
 async def test_args_are_sent_as_json_text_whatever_they_hold(routes: Routes) -> None:
     routes.post(EXECUTE, body=answer(data={"uuid": UUID}))
     args = 'cfg {"a": 1} \\ "quoted" \u4e2d\u6587'
-    await OneNetClient(routes.transport, BASE, KEY).execute_offline(request(args=args))
+    await OneNetClient(routes.transport, BASE, KEY).create(request(args=args))
     [(_, _, kwargs)] = sent(routes)
     assert orjson.loads(kwargs["data"]) == {"args": args}
 
 
 async def test_args_that_cannot_be_encoded_are_rejected_without_sending(routes: Routes) -> None:
-    outcome = await OneNetClient(routes.transport, BASE, KEY).execute_offline(
-        request(args="\ud800")
-    )
+    outcome = await OneNetClient(routes.transport, BASE, KEY).create(request(args="\ud800"))
     assert outcome.verdict is Verdict.REJECTED
     assert sent(routes) == []
 
@@ -112,7 +108,7 @@ async def test_answers_are_classified_over_the_wire(
     verdict: Verdict,
 ) -> None:
     routes.post(EXECUTE, status=status, body=body, headers=headers)
-    outcome = await OneNetClient(routes.transport, BASE, KEY).execute_offline(request())
+    outcome = await OneNetClient(routes.transport, BASE, KEY).create(request())
     assert outcome.verdict is verdict
     assert outcome.http_status == status
 
@@ -135,9 +131,7 @@ async def test_network_failures_before_sending_are_transient_after_are_in_doubt(
 ) -> None:
     with aioresponses() as mocked:  # aiohttp's own errors, as its session raises them
         mocked.post(EXECUTE, exception=exc)
-        outcome = await OneNetClient(AiohttpTransport(session), BASE, KEY).execute_offline(
-            request()
-        )
+        outcome = await OneNetClient(AiohttpTransport(session), BASE, KEY).create(request())
     assert outcome.verdict is verdict
     assert outcome.error
     assert outcome.uuid is None
@@ -149,8 +143,8 @@ async def test_the_api_key_never_appears_in_an_error(routes: Routes) -> None:
         EXECUTE, exception=AnswerLost(f"ClientOSError: [Errno 1] broken while sending {KEY}")
     )
     client = OneNetClient(routes.transport, BASE, KEY)
-    first = await client.execute_offline(request())
-    second = await client.execute_offline(request())
+    first = await client.create(request())
+    second = await client.create(request())
     assert first.verdict is Verdict.REJECTED and second.verdict is Verdict.IN_DOUBT
     for outcome in (first, second):
         assert KEY not in outcome.error
@@ -172,9 +166,7 @@ async def test_the_request_on_the_wire_is_exactly_as_given() -> None:
 
     server, base = await serve(handler)
     async with server, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).execute_offline(
-            request()
-        )
+        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).create(request())
     assert outcome.uuid == UUID
     [raw] = seen
     head, body = raw.split(b"\r\n\r\n", 1)
@@ -210,9 +202,7 @@ async def test_a_huge_2xx_body_is_in_doubt_and_not_read_whole(head: bytes) -> No
 
     server, base = await serve(handler)
     async with server, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).execute_offline(
-            request()
-        )
+        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).create(request())
     assert outcome.verdict is Verdict.IN_DOUBT  # OneNET answered: the command may exist
     assert outcome.error == f"HTTP 200: answer larger than {MAX_BODY} bytes"
 
@@ -223,7 +213,7 @@ async def test_connection_refused_is_transient_and_never_reached_the_server() ->
         port = probe.getsockname()[1]
     async with aiohttp.ClientSession() as session:
         client = OneNetClient(AiohttpTransport(session), f"http://127.0.0.1:{port}", KEY)
-        outcome = await client.execute_offline(request())
+        outcome = await client.create(request())
     assert outcome.verdict is Verdict.TRANSIENT
     assert outcome.reached is False
     assert KEY not in outcome.error
@@ -236,9 +226,7 @@ async def test_connection_cut_after_the_request_arrived_is_in_doubt() -> None:
 
     server, base = await serve(handler)
     async with server, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).execute_offline(
-            request()
-        )
+        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).create(request())
     assert outcome.verdict is Verdict.IN_DOUBT
     assert outcome.reached is True
 
@@ -252,7 +240,5 @@ async def test_a_body_cut_short_is_in_doubt() -> None:
 
     server, base = await serve(handler)
     async with server, aiohttp.ClientSession() as session:
-        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).execute_offline(
-            request()
-        )
+        outcome = await OneNetClient(AiohttpTransport(session), base, KEY).create(request())
     assert outcome.verdict is Verdict.IN_DOUBT

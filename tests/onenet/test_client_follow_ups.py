@@ -296,5 +296,5 @@ async def test_detail_reports_the_server_date_even_when_the_answer_is_an_error(
 
 async def test_execute_outcome_carries_the_server_date(routes: Routes) -> None:
     routes.post(EXECUTE, body=answer(data={"uuid": UUID}), headers={"Date": DATE})
-    outcome = await OneNetClient(routes.transport, BASE, KEY).execute_offline(request())
+    outcome = await OneNetClient(routes.transport, BASE, KEY).create(request())
     assert (outcome.uuid, outcome.server_date) == (UUID, DATE_UNIX)

@@ -25,12 +25,10 @@ from dispatcher.onenet import (
     Transport,
 )
 from dispatcher.onenet.client import (
-    ExecuteRequest,
+    OfflineRequest,
     OneNetClient,
     Outcome,
-    ReadRequest,
     Verdict,
-    WriteRequest,
     WriteValue,
     classify,
 )
@@ -42,14 +40,14 @@ from tests.support.iot_api import (
     VECTORS,
     by_hand,
 )
-from tests.support.onenet import Routes, sent
+from tests.support.onenet import Routes, offline, sent
 
 IMEI = "861234567890123"
 BASE = "http://iot.test"
 UUID = "42742677-adc3-54ca-83a1-5aaaf71482f8"
 
 
-def execute(**changes: Any) -> ExecuteRequest:
+def execute(**changes: Any) -> OfflineRequest:
     fields: dict[str, Any] = {
         "imei": IMEI,
         "obj_id": 3201,
@@ -63,17 +61,22 @@ def execute(**changes: Any) -> ExecuteRequest:
         "trigger_msg": 7,
     }
     fields.update(changes)
-    return ExecuteRequest(**fields)
+    return offline(**fields)
 
 
-def write() -> WriteRequest:
-    return WriteRequest(
-        IMEI, 3, 0, 1, (WriteValue(14, "UTC+08"),), "2026-01-03T00:00:00", None, 2, 30, 7
-    )
+def write() -> OfflineRequest:
+    return offline(
+        "write", imei=IMEI, obj_id=3, obj_inst_id=0, res_id=None, mode=1,
+        values=(WriteValue(14, "UTC+08"),), expired_time="2026-01-03T00:00:00",
+        retry=2, timeout=30, trigger_msg=7,
+    )  # fmt: skip
 
 
-def read() -> ReadRequest:
-    return ReadRequest(IMEI, 3, 0, 3, "2026-01-03T00:00:00", None, 2, 30, 7)
+def read() -> OfflineRequest:
+    return offline(
+        "read", imei=IMEI, obj_id=3, obj_inst_id=0, res_id=3,
+        expired_time="2026-01-03T00:00:00", retry=2, timeout=30, trigger_msg=7,
+    )  # fmt: skip
 
 
 def answer(errno: int = 0, error: str = "succ", data: object = None) -> bytes:
@@ -99,9 +102,9 @@ async def test_every_call_goes_under_nb_iot_with_the_token_and_no_api_key(routes
         routes.add(method, ANY_URL, body=answer(data={"uuid": UUID}), repeat=True)
     client, token = iot_client(routes.transport, Clock(NOW))
     assert client.execute_url == "http://iot.test/nb-iot/execute/offline"
-    await client.execute_offline(execute())
-    await client.write_offline(write())
-    await client.read_offline(read())
+    await client.create(execute())
+    await client.create(write())
+    await client.create(read())
     await client.probe(IMEI, datetime.now(UTC))
     await client.cancel(IMEI, UUID)
     with pytest.raises(OneNetUnavailable):  # the mock's data is not a history page
@@ -127,10 +130,10 @@ async def test_the_header_follows_the_token_when_it_is_renewed(routes: Routes) -
     routes.post(ANY_URL, body=answer(data={"uuid": UUID}), repeat=True)
     clock = Clock(NOW)
     client, token = iot_client(routes.transport, clock)
-    await client.execute_offline(execute())
-    await client.execute_offline(execute(args=None))
+    await client.create(execute())
+    await client.create(execute(args=None))
     clock.now += 3500.0  # within 300 s of et: the next call renews
-    await client.execute_offline(execute())
+    await client.create(execute())
     headers = [kwargs["headers"]["authorization"] for _, _, kwargs in sent(routes)]
     assert headers[0] == headers[1] != headers[2]
     assert token.renewals == 1
@@ -167,7 +170,7 @@ async def test_the_access_key_and_the_sign_are_masked_in_outcomes_and_exceptions
     routes.post(ANY_URL, callback=echo, repeat=True)
     routes.get(ANY_URL, callback=echo, repeat=True)
     client, token = iot_client(routes.transport, Clock(NOW - 3600.0))  # et = ET: the sha256 vector
-    outcome = await client.execute_offline(execute())
+    outcome = await client.create(execute())
     with pytest.raises(OneNetUnavailable) as caught:
         await client.history(IMEI, datetime.now(UTC))
     secrets = _secrets_of(token)
@@ -184,7 +187,7 @@ async def test_a_sign_in_a_network_error_is_masked_and_so_is_the_one_before_rene
     clock = Clock(NOW)
     client, token = iot_client(routes.transport, clock)
     routes.post(ANY_URL, body=answer(data={"uuid": UUID}))
-    await client.execute_offline(execute())  # the first token
+    await client.create(execute())  # the first token
     old = _secrets_of(token)
     clock.now += 3500.0  # the next call renews it
     signed = by_hand("sha256", int(clock.now) + 3600)
@@ -194,7 +197,7 @@ async def test_a_sign_in_a_network_error_is_masked_and_so_is_the_one_before_rene
     routes.put(
         ANY_URL, exception=AnswerLost(f"ClientOSError: [Errno 104] {problem} key {ACCESS_KEY}")
     )
-    outcome = await client.execute_offline(execute())
+    outcome = await client.create(execute())
     with pytest.raises(OneNetUnavailable) as caught:
         await client.cancel(IMEI, UUID)
     assert outcome.verdict is Verdict.IN_DOUBT
@@ -276,16 +279,16 @@ async def test_every_call_is_accepted_end_to_end_on_the_emulator(shape: str) -> 
     async with serve(emulator) as url, aiohttp.ClientSession() as session:
         client, _ = iot_client(AiohttpTransport(session), clock, url)
         created: list[Outcome] = [
-            await client.execute_offline(execute()),
-            await client.write_offline(write()),
-            await client.read_offline(read()),
+            await client.create(execute()),
+            await client.create(write()),
+            await client.create(read()),
         ]
         probe = await client.probe(IMEI, datetime.fromtimestamp(NOW - 60, UTC))
         items = await client.history(IMEI, datetime.fromtimestamp(NOW - 60, UTC))
         detail = await client.detail(IMEI, created[0].uuid or "")
         cancelled = await client.cancel(IMEI, created[1].uuid or "")
         again = await client.cancel(IMEI, created[1].uuid or "")
-        late = await client.execute_offline(execute(expired_time="2025-12-31T00:00:00"))
+        late = await client.create(execute(expired_time="2025-12-31T00:00:00"))
     assert [o.verdict for o in created] == [Verdict.ACCEPTED] * 3
     assert (probe.verdict, probe.errno) == (Verdict.ACCEPTED, 0)
     assert [i.uuid for i in items] == [o.uuid for o in created]
@@ -307,14 +310,14 @@ async def test_a_wrong_access_key_is_errno_1_and_a_lapsed_token_is_signed_again(
             AiohttpTransport(session), Clock(NOW - 3600.0), url
         )  # et == the server's now
         wrong, _ = iot_client(AiohttpTransport(session), clock, url, key=wrong_key)
-        outcomes = [await c.execute_offline(execute()) for c in (stale, wrong)]
+        outcomes = [await c.create(execute()) for c in (stale, wrong)]
         with pytest.raises(OneNetUnavailable) as caught:
             await wrong.history(IMEI, datetime.fromtimestamp(NOW, UTC))
         emulator.faults = Faults(clock_offset_s=3601.0)  # the server is ahead: any token is old
         fresh, _ = iot_client(AiohttpTransport(session), clock, url)
-        ahead = await fresh.execute_offline(execute())
+        ahead = await fresh.create(execute())
         emulator.faults = Faults()
-        fine = await fresh.execute_offline(execute())
+        fine = await fresh.create(execute())
     # A token that lapsed by the server's clock (its Date at or past et) is refused once, then
     # signed again on that clock and taken; a wrong key's is refused, and stays refused.
     assert [o.verdict for o in (outcomes[0], ahead, fine)] == [Verdict.ACCEPTED] * 3
@@ -338,13 +341,9 @@ async def test_the_onenet_platform_on_the_same_emulator_still_uses_the_api_key()
         },
     )
     async with serve(emulator) as url, aiohttp.ClientSession() as session:
-        old = await OneNetClient(AiohttpTransport(session), url, "old-key").execute_offline(
-            execute()
-        )
-        wrong = await OneNetClient(AiohttpTransport(session), url, ACCESS_KEY).execute_offline(
-            execute()
-        )
+        old = await OneNetClient(AiohttpTransport(session), url, "old-key").create(execute())
+        wrong = await OneNetClient(AiohttpTransport(session), url, ACCESS_KEY).create(execute())
         new, _ = iot_client(AiohttpTransport(session), Clock(NOW), url)
-        signed = await new.execute_offline(execute())
+        signed = await new.create(execute())
     assert (old.verdict, wrong.errno, signed.verdict) == (Verdict.ACCEPTED, 1, Verdict.ACCEPTED)
     assert [cmd.product for cmd in emulator.accepted()] == ["old", "new"]

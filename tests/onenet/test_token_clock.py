@@ -22,13 +22,13 @@ from dispatcher.ledger.store import Status
 from dispatcher.onenet.aiohttp_transport import AiohttpTransport
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.auth import TokenSource
-from dispatcher.onenet.client import ExecuteRequest, OneNetClient
+from dispatcher.onenet.client import OfflineRequest, OneNetClient
 from dispatcher.run.lane import Lane
 from tests.support.cli import Done, dispatcher_async
 from tests.support.clocks import Clock
 from tests.support.e2e import fast_settings, fleet, write_csv_job
 from tests.support.ledger import ledger_rows
-from tests.support.onenet import Routes
+from tests.support.onenet import Routes, offline
 
 ACCESS_KEY = base64.b64encode(b"studio-access-key-for-tests").decode()
 WRONG_KEY = base64.b64encode(b"another product's access key").decode()
@@ -37,8 +37,11 @@ NOW = 1767225600.0  # 2026-01-01 00:00:00 UTC
 IMEI = fleet(1)[0]
 
 
-def execute() -> ExecuteRequest:
-    return ExecuteRequest(IMEI, 5, 0, 2, "2026-01-03T00:00:00", None, "fw", 2, 30, 7)
+def execute() -> OfflineRequest:
+    return offline(
+        imei=IMEI, obj_id=5, obj_inst_id=0, res_id=2, expired_time="2026-01-03T00:00:00",
+        args="fw", retry=2, timeout=30, trigger_msg=7,
+    )  # fmt: skip
 
 
 def studio(offset_s: float = 0.0, clock: Clock | None = None) -> Emulator:
@@ -80,7 +83,7 @@ async def test_a_lane_that_read_onenets_clock_sends_tokens_onenet_takes_at_once(
         client = token_client(session, url)
         lane = Lane.of(client, fast_settings())
         lane.clock.observe(NOW + 120.0, NOW, NOW)  # a Date read off an answer
-        outcome = await client.execute_offline(execute())
+        outcome = await client.create(execute())
     assert outcome.verdict is Verdict.ACCEPTED
     assert posts(emulator) == {"posts": 1, "accepted": 1, "throttled": 0, "auth_failed": 0}
 
@@ -91,8 +94,8 @@ async def test_a_token_refused_as_lapsed_on_onenets_clock_is_signed_again_and_se
     emulator = studio(offset_s=120.0)
     async with serve(emulator) as url, aiohttp.ClientSession() as session:
         client = token_client(session, url)
-        first = await client.execute_offline(execute())
-        second = await client.execute_offline(execute())
+        first = await client.create(execute())
+        second = await client.create(execute())
         later = await client.history(IMEI, datetime.fromtimestamp(NOW, UTC))
     assert (first.verdict, second.verdict) == (Verdict.ACCEPTED, Verdict.ACCEPTED)
     # Only the very first token (dated on our clock, OneNET's not yet read) was refused.
@@ -116,13 +119,13 @@ async def test_a_wrong_access_key_is_not_sent_again_with_a_fresh_token() -> None
     lapsed = studio(offset_s=120.0)
     async with aiohttp.ClientSession() as session:
         async with serve(emulator) as url:
-            wrong = await token_client(session, url, key=WRONG_KEY).execute_offline(execute())
+            wrong = await token_client(session, url, key=WRONG_KEY).create(execute())
             with pytest.raises(OneNetUnavailable) as caught:
                 await token_client(session, url, key=WRONG_KEY).history(
                     IMEI, datetime.fromtimestamp(NOW, UTC)
                 )
         async with serve(lapsed) as url:
-            wrong_late = await token_client(session, url, key=WRONG_KEY).execute_offline(execute())
+            wrong_late = await token_client(session, url, key=WRONG_KEY).create(execute())
     for outcome in (wrong, wrong_late):
         assert (outcome.verdict, outcome.errno) == (Verdict.REJECTED, 1)
     assert caught.value.errno == 1

@@ -17,22 +17,26 @@ from dispatcher.onenet import (
     MAX_BODY,
     AiohttpTransport,
     AnswerLost,
-    ExecuteRequest,
     MockTransport,
     NotSent,
+    OfflineRequest,
     OneNetClient,
     ReadTimeout,
     Request,
     Response,
     Verdict,
 )
+from tests.support.onenet import offline
 
 IMEI = "861234567890123"
 OK = b'{"errno":0,"error":"succ","data":{"uuid":"42742677-adc3-54ca-83a1-5aaaf71482f8"}}'
 
 
-def execute() -> ExecuteRequest:
-    return ExecuteRequest(IMEI, 3201, 0, 5750, "2099-01-01T00:00:00", None, "go", 2, 30, 5)
+def execute() -> OfflineRequest:
+    return offline(
+        imei=IMEI, obj_id=3201, obj_inst_id=0, res_id=5750, expired_time="2099-01-01T00:00:00",
+        args="go", retry=2, timeout=30, trigger_msg=5,
+    )  # fmt: skip
 
 
 # -- MockTransport and Response ---------------------------------------------------------------
@@ -59,7 +63,7 @@ async def test_mock_transport_hands_the_request_to_its_handler_sync_or_async(
         return answer(request)
 
     transport = MockTransport(answer_later if asynchronous else answer)
-    outcome = await OneNetClient(transport, "http://onenet.test", "k").execute_offline(execute())
+    outcome = await OneNetClient(transport, "http://onenet.test", "k").create(execute())
     assert outcome.verdict is Verdict.ACCEPTED
     [request] = seen
     assert (request.method, request.body) == ("POST", b'{"args":"go"}')
@@ -85,7 +89,7 @@ async def test_a_handler_plays_failures_as_the_transport_reports_them(
     def fail(request: Request) -> Response:
         raise failure
 
-    outcome = await OneNetClient(MockTransport(fail), "http://x", "k").execute_offline(execute())
+    outcome = await OneNetClient(MockTransport(fail), "http://x", "k").create(execute())
     assert (outcome.verdict, outcome.reached) == (verdict, reached)
     assert str(failure) in outcome.error
 
@@ -190,7 +194,7 @@ async def test_a_refused_connection_is_not_sent() -> None:
 async def test_the_emulator_answers_in_process_as_over_a_socket() -> None:
     emulator = Emulator()
     client = OneNetClient(EmulatorTransport(emulator), "http://emulator.test", "k")
-    outcome = await client.execute_offline(execute())
+    outcome = await client.create(execute())
     items = await client.history(IMEI, datetime(2000, 1, 1, tzinfo=UTC))
     assert outcome.verdict is Verdict.ACCEPTED and outcome.server_date is not None
     assert [i.uuid for i in items] == [outcome.uuid]
@@ -211,7 +215,7 @@ async def test_the_emulators_faults_reach_the_client_in_process(
 ) -> None:
     emulator = Emulator(faults)
     transport = EmulatorTransport(emulator, timeout_s=0.05 if faults.hang_rate else 30.0)
-    outcome = await OneNetClient(transport, "http://emulator.test", "k").execute_offline(execute())
+    outcome = await OneNetClient(transport, "http://emulator.test", "k").create(execute())
     assert outcome.verdict is verdict
     assert outcome.error.startswith(error)
     assert len(emulator.accepted()) == stored
@@ -219,9 +223,7 @@ async def test_the_emulators_faults_reach_the_client_in_process(
 
 async def test_a_path_the_emulator_does_not_serve_is_misrouted() -> None:
     transport = EmulatorTransport(Emulator())
-    outcome = await OneNetClient(transport, "http://emulator.test/v2", "k").execute_offline(
-        execute()
-    )
+    outcome = await OneNetClient(transport, "http://emulator.test/v2", "k").create(execute())
     assert (outcome.verdict, outcome.misrouted, outcome.http_status) == (
         Verdict.TRANSIENT,
         True,

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from dispatcher.onenet.client import ExecuteRequest
+from dispatcher.onenet.client import OfflineRequest
+from tests.support.onenet import offline
 
 BASE = "http://onenet.test"
 KEY = "k3y-S3CRET-0123456789abcdef"
@@ -25,7 +26,7 @@ def answer(errno: int = 0, error: str = "succ", data: object = None) -> bytes:
     return orjson.dumps({"errno": errno, "error": error, "data": data})
 
 
-def request(**changes: Any) -> ExecuteRequest:
+def request(**changes: Any) -> OfflineRequest:
     """An execute request with every parameter given; ``changes`` replace some."""
     fields: dict[str, Any] = {
         "imei": "861234567890123",
@@ -40,7 +41,7 @@ def request(**changes: Any) -> ExecuteRequest:
         "trigger_msg": 5,
     }
     fields.update(changes)
-    return ExecuteRequest(**fields)
+    return offline(**fields)
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -10,8 +10,17 @@ from typing import Any
 
 from yarl import URL
 
-from dispatcher.onenet import MockTransport, NotSent, Request, Response, TransportError
+from dispatcher.model.command import Command, Op
+from dispatcher.onenet import (
+    MockTransport,
+    NotSent,
+    OfflineRequest,
+    Request,
+    Response,
+    TransportError,
+)
 from dispatcher.onenet.client import OneNetClient
+from dispatcher.times import parse_timespec
 
 __all__ = ["Routes", "idle_client", "sent"]
 
@@ -103,3 +112,26 @@ def idle_client() -> OneNetClient:
     """The real client on a transport with no routes (every call ``NotSent``): for a lane whose
     test makes no call."""
     return OneNetClient(Routes().transport, "http://onenet.test", "test-key")
+
+
+def offline(
+    op: str = "execute",
+    *,
+    expired_time: str = "2030-01-02T03:04:05",
+    valid_time: str | None = None,
+    bin2hex: bool = False,
+    **fields: Any,
+) -> OfflineRequest:
+    """A cached command as it goes out: a Command of ``op`` with ``fields`` (imei, obj_id,
+    obj_inst_id, res_id, args, values, mode, retry, timeout, trigger_msg), and its window as
+    sent (the command's own TimeSpec is what the job wrote; only the sent texts go out)."""
+    command = Command(
+        imei=fields.pop("imei", "861234567890123"),
+        obj_id=fields.pop("obj_id", 3201),
+        obj_inst_id=fields.pop("obj_inst_id", 0),
+        res_id=fields.pop("res_id", 5750),
+        expired_time=parse_timespec("+1d"),
+        op=Op(op),
+        **fields,
+    )
+    return OfflineRequest(command, expired_time, valid_time, bin2hex)
