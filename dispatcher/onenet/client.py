@@ -1,6 +1,6 @@
 """The OneNET client: its calls over a ``Transport``; answers are judged by ``classify``.
 
-``execute_offline`` and ``probe`` never raise for network trouble: every answer, and every failure
+``create`` and ``probe`` never raise for network trouble: every answer, and every failure
 to get one, becomes an ``Outcome``. A failure before the request could have left (the transport's
 ``NotSent``: connect refused, DNS, connect timeout) is ``transient``; one after it may have reached
 OneNET (``AnswerLost``: disconnect, read timeout, broken body) is ``in_doubt``, to be settled

@@ -1,4 +1,4 @@
-"""OneNetClient.execute_offline: the request exactly as OneNET documents it, and every answer or
+"""OneNetClient.create (an execute): the request exactly as OneNET documents it, and every answer or
 failure an Outcome, over a scripted transport and over real loopback sockets."""
 
 from __future__ import annotations
