@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from dispatcher.ledger.columns import INSERT_COMMAND, SELECT_ROWS, insert_params, row_of
 from dispatcher.ledger.records import TO_SEND, Retired, Row, Status
@@ -27,12 +27,14 @@ if TYPE_CHECKING:
 __all__ = [
     "AT_ONENET",
     "Change",
+    "Edits",
     "Found",
     "JobDiff",
     "JobRecord",
     "compare",
     "default_ledger_path",
     "differing",
+    "judge",
     "read_job",
     "recorded_job_paths",
     "risky",
@@ -253,39 +255,61 @@ def _compare_chunk(
     conn.executemany(f"INSERT INTO {_KEYS} (key) VALUES (?)", [(k,) for k in keys])
     cur = conn.execute(f"{SELECT_ROWS} WHERE key IN ({marks})", keys)
     rows = {r.key: r for r in map(row_of, cur)}
+    edits = _SqliteEdits(conn)
     for key in keys:
-        command, row = by_key[key], rows.get(key)
-        if row is None:
-            found.new += 1
-            continue
-        fields = differing(row, command)
-        earlier = _earlier_version(conn, row, command) if fields else None
-        if earlier is not None and not risky(row, earlier):
-            # The job went back to a version the ledger holds, and nothing new would reach
-            # OneNET: that version is taken up again, with all it holds.
-            found.returned += 1
-            if apply:
-                _restore(conn, row, earlier, command)
-        elif fields:
-            found.change(row, command, fields)
-            if apply and earlier is not None:
-                _restore(conn, row, earlier, command)  # never a second row of the same values
-            elif apply:
-                _replace(conn, row, command)
-        elif row.retired is not None:
-            found.returned += 1
-            if apply:
-                conn.execute(
-                    "UPDATE commands SET retired = NULL, source = ?, line = ? WHERE key = ?",
-                    (command.source, command.line, key),
-                )
-        elif (row.command.source, row.command.line) != (command.source, command.line):
-            found.moved += 1
-            if apply:
-                conn.execute(
-                    "UPDATE commands SET source = ?, line = ? WHERE key = ?",
-                    (command.source, command.line, key),
-                )
+        judge(rows.get(key), by_key[key], found, edits, apply=apply)
+
+
+class Edits(Protocol):
+    """What a ledger does to bring a row in line with the job, as ``judge`` decides."""
+
+    def earlier_version(self, row: Row, command: Command) -> Row | None:
+        """A retired earlier version of the row (``<key>~<n>``) with the command's fields."""
+
+    def restore(self, active: Row, earlier: Row, command: Command) -> None:
+        """Retire the active row aside; give its key back to ``earlier``, at the job's place."""
+
+    def replace(self, row: Row, command: Command) -> None:
+        """Keep the row as it is under ``<key>~<n>`` (retired), and insert the edited command."""
+
+    def take_back(self, row: Row, command: Command) -> None:
+        """The retired row is active again, at the job's place of ``command``."""
+
+    def move(self, row: Row, command: Command) -> None:
+        """The row is at the job's place of ``command`` (its source and line)."""
+
+
+def judge(row: Row | None, command: Command, found: Found, ledger: Edits, *, apply: bool) -> None:
+    """One command of the job against its row (None: the ledger holds none), counted in
+    ``found``; with ``apply``, the ledger's edits bring the row in line. The one rule of every
+    ledger: new, changed (kept aside, the edit goes in), returned (to a removed row, or to an
+    earlier version whose taking up sends nothing OneNET may hold), or moved in the file."""
+    if row is None:
+        found.new += 1
+        return
+    fields = differing(row, command)
+    earlier = ledger.earlier_version(row, command) if fields else None
+    edits = ledger if apply else None
+    if earlier is not None and not risky(row, earlier):
+        # The job went back to a version the ledger holds, and nothing new would reach OneNET:
+        # that version is taken up again, with all it holds.
+        found.returned += 1
+        if edits is not None:
+            edits.restore(row, earlier, command)
+    elif fields:
+        found.change(row, command, fields)
+        if edits is not None and earlier is not None:
+            edits.restore(row, earlier, command)  # never a second row of the same values
+        elif edits is not None:
+            edits.replace(row, command)
+    elif row.retired is not None:
+        found.returned += 1
+        if edits is not None:
+            edits.take_back(row, command)
+    elif (row.command.source, row.command.line) != (command.source, command.line):
+        found.moved += 1
+        if edits is not None:
+            edits.move(row, command)
 
 
 def differing(row: Row, command: Command) -> tuple[str, ...]:
@@ -299,36 +323,8 @@ def differing(row: Row, command: Command) -> tuple[str, ...]:
     return tuple(name for name, a, b in zip(_FIELDS, was, now, strict=True) if a != b)
 
 
-def _replace(conn: sqlite3.Connection, row: Row, command: Command) -> None:
-    """Keep the row as it is under ``<key>~<n>`` (retired), and insert the edited command."""
-    _retire_aside(conn, row.key)
-    conn.execute(INSERT_COMMAND, insert_params(command))
-
-
-def _retire_aside(conn: sqlite3.Connection, key: str) -> None:
-    """Move the row of ``key``, as it is, to the next free ``<key>~<n>`` (retired if active)."""
-    n = 1
-    while conn.execute("SELECT 1 FROM commands WHERE key = ?", (f"{key}~{n}",)).fetchone():
-        n += 1
-    conn.execute(
-        "UPDATE commands SET key = ?, retired = COALESCE(retired, ?) WHERE key = ?",
-        (f"{key}~{n}", Retired.CHANGED.value, key),
-    )
-
-
 # A command OneNET may hold (or settled for good): another version of it must not be sent blindly.
 AT_ONENET = frozenset({Status.ACCEPTED, Status.IN_DOUBT, Status.IN_FLIGHT})
-
-
-def _earlier_version(conn: sqlite3.Connection, row: Row, command: Command) -> Row | None:
-    """A retired earlier version of the row (``<key>~<n>``) with exactly the command's fields."""
-    cur = conn.execute(
-        f"{SELECT_ROWS} WHERE key > ? AND key < ? ORDER BY seq", (f"{row.key}~", f"{row.key}~~")
-    )
-    for earlier in map(row_of, cur):
-        if not differing(earlier, command):
-            return earlier
-    return None
 
 
 def risky(active: Row, earlier: Row) -> bool:
@@ -336,10 +332,57 @@ def risky(active: Row, earlier: Row) -> bool:
     return earlier.status in TO_SEND and active.status in AT_ONENET
 
 
-def _restore(conn: sqlite3.Connection, active: Row, earlier: Row, command: Command) -> None:
-    """Retire the active row under the next free suffix; give its key back to ``earlier``."""
-    _retire_aside(conn, active.key)
-    conn.execute(
-        "UPDATE commands SET key = ?, retired = NULL, source = ?, line = ? WHERE key = ?",
-        (active.key, command.source, command.line, earlier.key),
-    )
+class _SqliteEdits:
+    """The edits of ``judge`` on a SQLite ledger's commands table."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def earlier_version(self, row: Row, command: Command) -> Row | None:
+        """A retired earlier version of the row with exactly the command's fields."""
+        cur = self.conn.execute(
+            f"{SELECT_ROWS} WHERE key > ? AND key < ? ORDER BY seq",
+            (f"{row.key}~", f"{row.key}~~"),
+        )
+        for earlier in map(row_of, cur):
+            if not differing(earlier, command):
+                return earlier
+        return None
+
+    def restore(self, active: Row, earlier: Row, command: Command) -> None:
+        """Retire the active row under the next free suffix; give its key back to ``earlier``."""
+        self._retire_aside(active.key)
+        self.conn.execute(
+            "UPDATE commands SET key = ?, retired = NULL, source = ?, line = ? WHERE key = ?",
+            (active.key, command.source, command.line, earlier.key),
+        )
+
+    def replace(self, row: Row, command: Command) -> None:
+        """Keep the row as it is under ``<key>~<n>`` (retired), and insert the edited command."""
+        self._retire_aside(row.key)
+        self.conn.execute(INSERT_COMMAND, insert_params(command))
+
+    def take_back(self, row: Row, command: Command) -> None:
+        """The retired row active again, at the job's place."""
+        self.conn.execute(
+            "UPDATE commands SET retired = NULL, source = ?, line = ? WHERE key = ?",
+            (command.source, command.line, row.key),
+        )
+
+    def move(self, row: Row, command: Command) -> None:
+        """The row at the job's place."""
+        self.conn.execute(
+            "UPDATE commands SET source = ?, line = ? WHERE key = ?",
+            (command.source, command.line, row.key),
+        )
+
+    def _retire_aside(self, key: str) -> None:
+        """Move the row of ``key``, as it is, to the next free ``<key>~<n>`` (retired if
+        active)."""
+        n = 1
+        while self.conn.execute("SELECT 1 FROM commands WHERE key = ?", (f"{key}~{n}",)).fetchone():
+            n += 1
+        self.conn.execute(
+            "UPDATE commands SET key = ?, retired = COALESCE(retired, ?) WHERE key = ?",
+            (f"{key}~{n}", Retired.CHANGED.value, key),
+        )

@@ -5,7 +5,7 @@ A command whose key is an active row's but whose other fields differ is *changed
 is kept, retired, under ``<key>~<n>`` and the edited command goes in, pending); an active row whose
 key is no longer in the job is *removed*; a removed row listed again as it was (or the job gone
 back to a version the ledger holds, with nothing new reaching OneNET) has *returned*; the rest are
-*new*. The same classification (identity.Found, differing, risky) as the SQLite ledger's.
+*new*. The same rule (identity.judge) as the SQLite ledger's, with this table's edits.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Final
 
 from dispatcher.ledger.columns import insert_params
-from dispatcher.ledger.identity import Found, JobDiff, differing, risky
+from dispatcher.ledger.identity import Found, JobDiff, differing, judge
 from dispatcher.ledger.memory_table import Table
 from dispatcher.ledger.records import Retired, Row
 
@@ -70,33 +70,38 @@ def _compare_chunk(
     keys = [k for k in by_key if k not in listed]  # listed twice: only the first copy counts
     listed.update(keys)
     rows = {k: row for k in keys if (row := table.get(k)) is not None}
+    edits = _TableEdits(table)
     for key in keys:
-        command, row = by_key[key], rows.get(key)
-        if row is None:
-            found.new += 1
-            continue
-        fields = differing(row, command)
-        earlier = _earlier_version(table, row, command) if fields else None
-        if earlier is not None and not risky(row, earlier):
-            found.returned += 1
-            if apply:
-                _restore(table, row, earlier, command)
-        elif fields:
-            found.change(row, command, fields)
-            if apply and earlier is not None:
-                _restore(table, row, earlier, command)
-            elif apply:
-                _retire_aside(table, row.key)
-                table.insert(command)
-        elif row.retired is not None:
-            found.returned += 1
-            if apply:
-                table.put(_placed(_now(table, row), command, retired=None))
-        elif (row.command.source, row.command.line) != (command.source, command.line):
-            found.moved += 1
-            if apply:
-                now = _now(table, row)
-                table.put(_placed(now, command, retired=now.retired))
+        judge(rows.get(key), by_key[key], found, edits, apply=apply)
+
+
+class _TableEdits:
+    """The edits of ``identity.judge`` on an in-memory table."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def earlier_version(self, row: Row, command: Command) -> Row | None:
+        """A retired earlier version of the row with exactly the command's fields."""
+        return _earlier_version(self.table, row, command)
+
+    def restore(self, active: Row, earlier: Row, command: Command) -> None:
+        """Retire the active row aside; give its key back to ``earlier``."""
+        _restore(self.table, active, earlier, command)
+
+    def replace(self, row: Row, command: Command) -> None:
+        """Keep the row aside (retired), and insert the edited command."""
+        _retire_aside(self.table, row.key)
+        self.table.insert(command)
+
+    def take_back(self, row: Row, command: Command) -> None:
+        """The retired row active again, at the job's place."""
+        self.table.put(_placed(_now(self.table, row), command, retired=None))
+
+    def move(self, row: Row, command: Command) -> None:
+        """The row at the job's place."""
+        now = _now(self.table, row)
+        self.table.put(_placed(now, command, retired=now.retired))
 
 
 def _now(table: Table, row: Row) -> Row:
