@@ -210,8 +210,9 @@ def _read_states(
     result = drive(read)
     if stops and stops[0].requested:
         raise Interrupted("stopped while reading the states; nothing was cancelled")
-    if isinstance(result, str):
-        raise RunAborted(f"{result}; nothing was cancelled")
+    if isinstance(result, str):  # the probe found the key, address or server wrong
+        lane = "" if product is None else f"product {product or '(default)'}: "
+        raise RunAborted(f"{lane}{result}; nothing was cancelled")
     assert isinstance(result, StatusRound)
     if result.gave_up is not None:
         raise Incomplete(f"{result.gave_up}; nothing was cancelled")

@@ -235,6 +235,30 @@ async def test_status_and_cancel_use_each_products_key(tmp_path: Path) -> None:
     assert {c.send_status for c in emulator.accepted()} == {2}
 
 
+async def test_cancel_with_one_products_key_wrong_names_that_product_and_cancels_nothing(
+    tmp_path: Path,
+) -> None:
+    meters, lights = fleet(6), fleet(6, start=100)
+    two_product_job(tmp_path, meters, lights)
+    emulator = products_emulator()
+    env = {"METERS_KEY": METERS_KEY, "LIGHTS_KEY": LIGHTS_KEY}
+    wrong = {**env, "LIGHTS_KEY": "not-the-lights-key"}
+    ledger = "fleet.yaml.ledger.db"
+    async with serve(emulator) as url:
+        (tmp_path / "config.yaml").write_text(CONFIG.replace("URL", url), encoding="utf-8")
+        config = ("--config", "config.yaml")
+        sent = await dispatcher_async("run", "fleet.yaml", *config, cwd=tmp_path, key=None, env=env)
+        cancelled = await dispatcher_async(
+            "cancel", ledger, *config, "--yes", cwd=tmp_path, key=None, env=wrong
+        )
+    assert sent.code == 0, sent.stderr
+    assert cancelled.code == 4, cancelled.stderr
+    assert "product lights: " in cancelled.stderr and "api-key" in cancelled.stderr
+    assert "product meters" not in cancelled.stderr.split("product lights: ")[1]
+    assert "nothing was cancelled" in cancelled.stderr
+    assert {c.send_status for c in emulator.accepted()} == {1}  # every command still waiting
+
+
 async def test_lost_answers_are_settled_in_each_products_own_history(tmp_path: Path) -> None:
     meters, lights = fleet(20), fleet(20, start=100)
     job = two_product_job(tmp_path, meters, lights)
