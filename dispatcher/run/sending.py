@@ -26,7 +26,7 @@ from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.client import ExecuteRequest, ReadRequest, WriteRequest
 from dispatcher.run.context import RunContext
 from dispatcher.run.reconcile import CommandClient
-from dispatcher.run.retrying import Attempts
+from dispatcher.run.retrying import Attempts, should_retry
 from dispatcher.times import BEIJING, TimeSpec, format_onenet
 
 __all__ = ["EXPIRED", "Request", "Send", "create", "request_of"]
@@ -136,7 +136,9 @@ class Send:
         flight.turn = turn
         try:
             await self._mark(flight, now)
-            outcome = await self.attempts.run(self._attempt, flight)
+            outcome = await self._attempt(flight)
+            if should_retry(outcome, 1):  # only then the retry policy (retrying.py) takes over
+                outcome = await self.attempts.after(outcome, self._attempt, flight)
         except _NotSent:
             # A stop came while it waited for its slot: it goes out with the next run.
             done(command.key, old, Status.PENDING, None, "", flight.attempts, now)
