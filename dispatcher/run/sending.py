@@ -96,16 +96,16 @@ class Send:
         command, old = item
         if command.after and await self._held_back(command, old):
             return
-        if self._turns is None:
-            await self._send(command, old, None)
-            return
-        turn = _Turn(self._turns)
-        if not await turn.take(self._stopping):
-            return  # a stop came first: nothing of it was written, it stays as it was
+        turn: _Turn | None = None
+        if self._turns is not None:
+            turn = _Turn(self._turns)
+            if not await turn.take(self._stopping):
+                return  # a stop came first: nothing of it was written, it stays as it was
         try:
             await self._send(command, old, turn)
         finally:
-            turn.give()
+            if turn is not None:
+                turn.give()
 
     async def _held_back(self, command: Command, old: Status) -> bool:
         """A step whose step before is not accepted is not sent: recorded ``skipped`` with why
