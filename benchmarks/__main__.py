@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pacing-n", type=int, help="commands of the paced run (default 2,000)")
     p.add_argument("--rate", type=float, help="rate of the paced run (default 200/s)")
     p.add_argument("--keep", action="store_true", help="keep the job files and ledgers")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="the source tree of another version (a git worktree, say): its `dispatcher run` "
+        "runs right after this one's on each job shape, as 'dispatcher (baseline)'",
+    )
     t = p.add_argument_group("against a throttling server (R requests/s admitted)")
     t.add_argument("--throttle-rps", type=float, help="R (default 100)")
     t.add_argument("--throttle-n", type=int, help="commands of each throttled run (default 3,000)")
@@ -218,6 +224,9 @@ def run_contenders(results: Results, suite: Suite) -> None:
             (f"bare aiohttp loop, {n:,} commands, {job}", partial(suite.bare, shape)),
             (f"dispatcher run, {n:,} commands, {job}", partial(suite.dispatcher, shape)),
         ]
+        if suite.baseline is not None:
+            title = f"dispatcher run of {suite.baseline}, {n:,} commands, {job}"
+            runs.append((title, partial(suite.dispatcher, shape, baseline=True)))
         if shape == "long":
             runs.append((f"naive script, {results.sizes.naive_n:,} commands, {job}", suite.naive))
         for title, contender in runs:
@@ -228,7 +237,12 @@ def run_contenders(results: Results, suite: Suite) -> None:
 
 
 def run_suite(
-    sizes: Sizes, out: Path, *, keep: bool = False, throttled_only: bool = False
+    sizes: Sizes,
+    out: Path,
+    *,
+    keep: bool = False,
+    throttled_only: bool = False,
+    baseline: Path | None = None,
 ) -> Results:
     """Every measurement, in order; the work files go to ``out``/work."""
     started = time.perf_counter()
@@ -236,7 +250,7 @@ def run_suite(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     results = Results(sizes, machine())
-    suite = Suite(work, sizes)
+    suite = Suite(work, sizes, baseline.resolve() if baseline is not None else None)
     try:
         if throttled_only:
             run_throttled(results, suite, work)
@@ -284,7 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = _sizes(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = run_suite(sizes, args.out, keep=args.keep, throttled_only=args.throttled_only)
+    results = run_suite(
+        sizes, args.out, keep=args.keep, throttled_only=args.throttled_only, baseline=args.baseline
+    )
     text = render_markdown(results)
     (args.out / "results.md").write_text(text, encoding="utf-8")
     (args.out / "results.json").write_text(

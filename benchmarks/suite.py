@@ -7,6 +7,7 @@ process, checks the emulator's counters and returns a plain record; nothing here
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -25,9 +26,10 @@ from benchmarks.records import (
     busiest_window,
 )
 
-__all__ = ["API_KEY", "Suite"]
+__all__ = ["API_KEY", "BASELINE", "Suite"]
 
 API_KEY = "bench-key"
+BASELINE = "dispatcher (baseline)"  # the contender of --baseline's source tree
 _PY = sys.executable
 
 
@@ -44,9 +46,10 @@ def _ledger_bytes(path: Path) -> int:
 class Suite:
     """Runs each measurement in ``work`` (job files, ledgers, logs)."""
 
-    def __init__(self, work: Path, sizes: Sizes) -> None:
+    def __init__(self, work: Path, sizes: Sizes, baseline: Path | None = None) -> None:
         self.work = work
         self.sizes = sizes
+        self.baseline = baseline  # another version's source tree, run next to this one
         self._jobs: dict[tuple[int, str], Path] = {}
         self._env = child_env({"ONENET_API_KEY": API_KEY})
 
@@ -67,12 +70,27 @@ class Suite:
         return path
 
     def _dispatcher_run(
-        self, job: Path, url: str, ledger: Path, rate: float, timeout: float, logs: str
+        self,
+        job: Path,
+        url: str,
+        ledger: Path,
+        rate: float,
+        timeout: float,
+        logs: str,
+        env: dict[str, str] | None = None,
     ) -> Measured:
         argv = [_PY, "-m", "dispatcher", "run", str(job), "--rate", f"{rate:g}"]
         argv += ["--concurrency", str(CONCURRENCY), "--base-url", url]
         argv += ["--ledger", str(ledger), "--no-progress"]
-        return measure(argv, logs=self.work / logs, timeout=timeout, env=self._env, cwd=self.work)
+        env = env or self._env
+        return measure(argv, logs=self.work / logs, timeout=timeout, env=env, cwd=self.work)
+
+    def baseline_env(self) -> dict[str, str]:
+        """The children's environment with the baseline's source tree first on PYTHONPATH."""
+        assert self.baseline is not None
+        env = dict(self._env)
+        env["PYTHONPATH"] = os.pathsep.join((str(self.baseline), env["PYTHONPATH"]))
+        return env
 
     def _contender(
         self, name: str, n: int, argv: list[str], timeout: float, shape: str
@@ -86,15 +104,18 @@ class Suite:
             check = _check(emulator, n)
         return Contender(name, n, self.sizes.n, run, emulator.cpu_s, check, shape)
 
-    def dispatcher(self, shape: str = "long") -> Contender:
+    def dispatcher(self, shape: str = "long", *, baseline: bool = False) -> Contender:
         """``dispatcher run`` of the job of ``shape``, no rate limit, concurrency 64, fresh
-        ledger."""
-        n, job, slug = self.sizes.n, self.job(self.sizes.n, shape), _slug("dispatcher", shape)
+        ledger (``baseline``: the baseline's, named ``BASELINE``)."""
+        name = BASELINE if baseline else "dispatcher"
+        n, job = self.sizes.n, self.job(self.sizes.n, shape)
+        slug = _slug("baseline" if baseline else "dispatcher", shape)
+        env = self.baseline_env() if baseline else None
         with EmulatorProcess(logs=self.work / f"emulator-{slug}") as emulator:
             ledger = self._ledger(slug)
-            run = self._dispatcher_run(job, emulator.url, ledger, 0, _timeout(n, 300), slug)
+            run = self._dispatcher_run(job, emulator.url, ledger, 0, _timeout(n, 300), slug, env)
             check = _check(emulator, n)
-        return Contender("dispatcher", n, n, run, emulator.cpu_s, check, shape)
+        return Contender(name, n, n, run, emulator.cpu_s, check, shape)
 
     def bare(self, shape: str = "long") -> Contender:
         """The bare aiohttp loop over the job of ``shape``."""

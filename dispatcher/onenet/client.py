@@ -200,6 +200,10 @@ class OneNetClient:
     async def _send(self, method: str, url: str, body: bytes | None) -> Outcome:
         """One call whose every answer or failure is an Outcome; sent once more with a new token
         when OneNET refused it because the token had lapsed by OneNET's clock."""
+        if self._token is None:  # an api-key: nothing to renew, nothing that lapses
+            return await self._attempt(
+                method, url, body, self._key_only if body is None else self._with_body
+            )
         headers = self._headers(body)
         et, sent = self._token_et, self._local()
         outcome = await self._attempt(method, url, body, headers)

@@ -95,6 +95,12 @@ class Lane:
 
     def observe(self, outcome: Outcome, key: str | None) -> RunAborted | None:
         """Feed one answer to the lane's controls; the reason to stop if a breaker tripped."""
+        if outcome.verdict is Verdict.ACCEPTED and not outcome.throttled:
+            # The common case: the breakers disarmed (nothing left to count), the pace told.
+            self.breakers.disarm()
+            if self.finder is not None and outcome.http_status is not None:
+                self.finder.on_success()
+            return None
         if outcome.throttled:
             if self.finder is not None:
                 self.finder.on_throttle(outcome.retry_after)

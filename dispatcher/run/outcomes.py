@@ -17,6 +17,9 @@ from dispatcher.run.state import RunStats
 
 __all__ = ["Outcomes"]
 
+# The status a sent command's count moves to, by (status before, outcome): worked out once each.
+_MOVES: dict[tuple[Status, Status], Status] = {}
+
 
 class Outcomes:
     """The run's writer of outcomes (sent commands, and rows settled from the ledger)."""
@@ -43,11 +46,18 @@ class Outcomes:
     ) -> None:
         """The outcome of a command this run sent (or meant to), which was ``old`` before."""
         self.recorder.record(Result(key, status, errno, error, uuid, attempts, at, latency))
-        # A failed step held back stays failed (lifecycle.KEEPS): its count does not move.
-        self.stats.move(old, old if old in keeps(event_of(status)) else status)
+        stats = self.stats
+        moved = _MOVES.get((old, status))
+        if moved is None:
+            # A failed step held back stays failed (lifecycle.KEEPS): its count does not move.
+            moved = _MOVES[old, status] = old if old in keeps(event_of(status)) else status
+        stats.move(old, moved)
         if status is Status.IN_DOUBT:
             self._doubted.add(key)
-        self.stats.count(status)
+        if status is Status.ACCEPTED:  # the common case, counted without a look-up
+            stats.accepted += 1
+        else:
+            stats.count(status)
         for watch in self.watchers:
             watch(status, errno)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator
 from typing import Final
 
 from dispatcher.errors import RolloutAborted, RunAborted, WrongKeyError
@@ -21,7 +20,7 @@ from dispatcher.job.plan import Rollout
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.store import Status
 from dispatcher.run.context import RunContext
-from dispatcher.run.fanout import fan_out
+from dispatcher.run.fanout import More, fan_out
 from dispatcher.run.gating import CanaryPhase, skip_rest
 from dispatcher.run.probe import check_lane, clock_notice, first_devices
 from dispatcher.run.recovery import Item, Recovery
@@ -30,9 +29,9 @@ from dispatcher.run.registering import (
     count_commands,
     next_queued,
     next_registered,
+    next_to_send,
     queue_all,
     register_all,
-    stream_to_send,
     to_send,
 )
 from dispatcher.run.rollout import Guard
@@ -190,8 +189,8 @@ class LanePhases:
                 ctx.stats.skipped += 1
 
         first = await ctx.recorder.call(batches)
+        items = to_send(first, skipped)
         if len(first) < size:  # all there is (a step of a few devices): sent as a list
-            items = to_send(first, skipped)
             # The steps before, read at once: the step's commands go out together.
             if afters := [command.after for command, _ in items if command.after]:
                 rows = await ctx.recorder.call(ctx.recorder.ledger.rows_of, afters)
@@ -201,20 +200,22 @@ class LanePhases:
             finally:
                 self.send.steps_before([])  # read afresh for anything sent later
         else:
-            await self._fan_out(stream_to_send(ctx.recorder, first, batches, skipped))
+            await self._fan_out(items, more=next_to_send(ctx.recorder, batches, skipped))
 
-    async def _fan_out(self, items: AsyncIterator[Item] | list[Item]) -> None:
+    async def _fan_out(self, items: list[Item], more: More[Item] | None = None) -> None:
         ctx = self.ctx
         workers = ctx.settings.limits.concurrency
-        if isinstance(items, list):  # no more workers than commands: a step of a few is cheap
+        if more is None:  # no more workers than commands: a step of a few is cheap
             workers = max(1, min(workers, len(items)))
+        stop = ctx.stop
         cut = await fan_out(
             items,
             self.send,
             workers=workers,
-            stop=ctx.stop,
-            taking=lambda: not ctx.stop.requested,
+            stop=stop,
+            taking=stop.taking,
             grace_s=ctx.settings.reliability.stop_grace_s,
+            more=more,
         )
         if cut:
             self._cut_short = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from dispatcher.job.model import Command, Job
 from dispatcher.ledger.recorder import Recorder
@@ -24,10 +24,10 @@ __all__ = [
     "count_commands",
     "next_queued",
     "next_registered",
+    "next_to_send",
     "queue_all",
     "register_all",
     "registered",
-    "stream_to_send",
     "to_send",
 ]
 
@@ -97,18 +97,22 @@ def to_send(batch: list[Item], skipped: Callable[[str], None]) -> list[Item]:
     return found
 
 
-async def stream_to_send(
-    recorder: Recorder, first: list[Item], batches: Batch, skipped: Callable[[str], None]
-) -> AsyncIterator[Item]:
-    """The commands of ``first``, then of ``batches`` (read on the ledger thread until one is
-    empty), to send, with their status in the ledger; ``skipped`` as :func:`to_send`'s."""
-    batch = first
-    while batch:
-        for item in to_send(batch, skipped):
-            yield item
+def next_to_send(
+    recorder: Recorder, batches: Batch, skipped: Callable[[str], None]
+) -> Callable[[], Awaitable[list[Item]]]:
+    """A reader of the next commands of ``batches`` to send (read on the ledger thread, batch by
+    batch, until one is empty), with their status in the ledger; [] at the end; ``skipped`` as
+    :func:`to_send`'s."""
+
+    async def more() -> list[Item]:
         # Reading, checking and registering a batch all run on the ledger thread, so the event
         # loop keeps sending meanwhile.
-        batch = await recorder.call(batches)
+        while batch := await recorder.call(batches):
+            if found := to_send(batch, skipped):
+                return found
+        return []
+
+    return more
 
 
 def _take(items: Iterator[Item], size: int) -> list[Item]:

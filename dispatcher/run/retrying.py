@@ -122,10 +122,16 @@ class Attempts:
     async def run(self, fn: Callable[..., Awaitable[Outcome]], *args: Any) -> Outcome:
         """The final outcome of ``fn(*args)``; an exception from ``fn`` ends the attempts."""
         first = await fn(*args)
-        if not should_retry(first, 1):
-            return first
+        return await self.after(first, fn, *args) if should_retry(first, 1) else first
+
+    async def after(
+        self, first: Outcome, fn: Callable[..., Awaitable[Outcome]], *args: Any
+    ) -> Outcome:
+        """The final outcome of the attempts that follow ``first`` (``fn(*args)``'s answer,
+        which said to retry); an exception from ``fn`` ends them."""
         # Most commands end at their first attempt, so tenacity (whose set-up costs about as
-        # much CPU as the request itself) takes over only now, with that attempt as its first.
+        # much CPU as the request itself) takes over only after one that says to retry, with
+        # that attempt as its first.
         made = [first]
 
         async def attempt() -> Outcome:

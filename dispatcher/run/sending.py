@@ -26,7 +26,7 @@ from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.client import OfflineRequest
 from dispatcher.run.context import RunContext
 from dispatcher.run.reconcile import CommandClient
-from dispatcher.run.retrying import Attempts
+from dispatcher.run.retrying import Attempts, should_retry
 from dispatcher.times import BEIJING, TimeSpec, format_onenet
 
 __all__ = ["EXPIRED", "Send", "create", "request_of"]
@@ -94,16 +94,16 @@ class Send:
         command, old = item
         if command.after and await self._held_back(command, old):
             return
-        if self._turns is None:
-            await self._send(command, old, None)
-            return
-        turn = _Turn(self._turns)
-        if not await turn.take(self._stopping):
-            return  # a stop came first: nothing of it was written, it stays as it was
+        turn: _Turn | None = None
+        if self._turns is not None:
+            turn = _Turn(self._turns)
+            if not await turn.take(self._stopping):
+                return  # a stop came first: nothing of it was written, it stays as it was
         try:
             await self._send(command, old, turn)
         finally:
-            turn.give()
+            if turn is not None:
+                turn.give()
 
     async def _held_back(self, command: Command, old: Status) -> bool:
         """A step whose step before is not accepted is not sent: recorded ``skipped`` with why
@@ -134,7 +134,9 @@ class Send:
         flight.turn = turn
         try:
             await self._mark(flight, now)
-            outcome = await self.attempts.run(self._attempt, flight)
+            outcome = await self._attempt(flight)
+            if should_retry(outcome, 1):  # only then the retry policy (retrying.py) takes over
+                outcome = await self.attempts.after(outcome, self._attempt, flight)
         except _NotSent:
             # A stop came while it waited for its slot: it goes out with the next run.
             done(command.key, old, Status.PENDING, None, "", flight.attempts, now)

@@ -19,6 +19,8 @@ class Stop:
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.requested = False
+        """True once any stop was asked for (a plain flag: read for every command sent)."""
         self._requested = asyncio.Event()
         self._immediate = asyncio.Event()
         self._children: list[Stop] = []
@@ -27,6 +29,7 @@ class Stop:
         """Stop taking new commands; with ``immediate``, also abandon the in-flight ones."""
         if self.reason is None:
             self.reason = reason
+        self.requested = True
         self._requested.set()
         if immediate:
             self._immediate.set()
@@ -41,10 +44,9 @@ class Stop:
             child.request(self.reason or "stopped", immediate=self.immediate)
         return child
 
-    @property
-    def requested(self) -> bool:
-        """True once any stop was asked for."""
-        return self._requested.is_set()
+    def taking(self) -> bool:
+        """Whether new work may start: no stop was asked for."""
+        return not self.requested
 
     @property
     def immediate(self) -> bool:
