@@ -40,7 +40,7 @@ docs: $(VENV)/.installed-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 test: lint docs-build
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist worksteal
 
 # The model-based test of tests/e2e/test_model.py, long: random seeds, long sequences of runs, edits,
 # kills, retry jobs, cancels; stops at the first failure and prints its shortest sequence.
