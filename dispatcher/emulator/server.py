@@ -187,6 +187,7 @@ class Emulator:
             # "all" before {uuid}, so that it wins
             cancel_all = follow_up(history.cancel_all, "cancel_all", iot)
             add("PUT", f"{prefix}/offline/cancel/all", cancel_all)
+            add("PUT", f"{prefix}/offline/cancel/all/", cancel_all)  # as real clients call it
             add(
                 "PUT", f"{prefix}/offline/cancel/{{uuid}}", follow_up(history.cancel, "cancel", iot)
             )

@@ -123,6 +123,16 @@ async def test_cancel_cancels_only_a_waiting_command(api: Api, emulator: Emulato
     assert doc["errno"] == 5006
 
 
+async def test_cancel_all_answers_with_a_trailing_slash_as_real_clients_call_it(
+    api: Api, emulator: Emulator
+) -> None:
+    waiting = await api.uuid()
+    status, doc = await api.call("PUT", "/nbiot/offline/cancel/all/", {"imei": IMEI})
+    assert (status, doc["errno"]) == (200, 0)
+    assert doc["data"] == {"succ": [waiting], "failed": [], "total": 1}
+    assert [c.send_status for c in emulator.accepted()] == [2]
+
+
 async def test_cancel_all_cancels_the_imeis_waiting_commands(api: Api, emulator: Emulator) -> None:
     first, second = await api.uuid(), await api.uuid()
     other = await api.uuid(imei=OTHER_IMEI)
