@@ -33,6 +33,7 @@ from dispatcher.errors import (
 )
 from dispatcher.ledger.records import OPEN_DELIVERY, DeliveryState, Row, Status
 from dispatcher.ledger.store import LedgerStore
+from dispatcher.model.command import product_label
 from dispatcher.run.cancel import CancelReport, cancel_waiting
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
@@ -76,7 +77,7 @@ def cancel(
     *,
     confirm: Confirm | None = None,
     events: Events | None = None,
-    drive: Driver[object] = run_plainly,
+    drive: Driver = run_plainly,
 ) -> CancelOutcome:
     """Read the states of the open commands, then cancel those waiting once ``confirm`` says
     yes (None: go ahead). Raises Refused (a device not of the job), Interrupted (stopped while
@@ -110,7 +111,7 @@ def cancel(
             if not mine:
                 continue
             if several:
-                events.note(f"product {name or '(default)'}: {len(mine):,} commands")
+                events.note(f"{product_label(name)}: {len(mine):,} commands")
             done = _cancel(mine, ledger, lane_settings, key, drive, name if several else None)
             events.lane_cancelled(done)
             lanes.append(done)
@@ -171,7 +172,7 @@ def _read_states(
     settings: Settings,
     api_key: str,
     events: Events,
-    drive: Driver[object],
+    drive: Driver,
     *,
     product: str | None = None,
 ) -> int:
@@ -211,9 +212,8 @@ def _read_states(
     if stops and stops[0].requested:
         raise Interrupted("stopped while reading the states; nothing was cancelled")
     if isinstance(result, str):  # the probe found the key, address or server wrong
-        lane = "" if product is None else f"product {product or '(default)'}: "
+        lane = "" if product is None else f"{product_label(product)}: "
         raise RunAborted(f"{lane}{result}; nothing was cancelled")
-    assert isinstance(result, StatusRound)
     if result.gave_up is not None:
         raise Incomplete(f"{result.gave_up}; nothing was cancelled")
     events.states_read(result)
@@ -236,7 +236,7 @@ def _cancel(
     ledger: LedgerStore,
     settings: Settings,
     api_key: str,
-    drive: Driver[object],
+    drive: Driver,
     product: str | None,
 ) -> LaneCancelled:
     stops: list[Stop] = []
@@ -249,7 +249,6 @@ def _cancel(
             )
 
     report = drive(go)
-    assert isinstance(report, CancelReport)
     stop = stops[0]
     return LaneCancelled(product, report, stop.reason if stop.requested else None)
 

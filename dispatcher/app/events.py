@@ -34,9 +34,15 @@ log = logging.getLogger("dispatcher.app")
 
 T = TypeVar("T")
 
-# How a use case's coroutine is run: given the coroutine's start (which takes the stop to obey).
-# (Stop is named as a string: the run package, and aiohttp with it, is loaded only when used.)
-Driver = Callable[[Callable[["Stop"], Coroutine[Any, Any, T]]], T]
+
+class Driver(Protocol):
+    """How a use case's coroutine is run: given the coroutine's start (which takes the stop to
+    obey), its result. (Stop is named as a string: the run package, and aiohttp with it, is
+    loaded only when used.)"""
+
+    def __call__(self, start: Callable[[Stop], Coroutine[Any, Any, T]]) -> T:
+        """Run ``start`` with a stop of the driver's own; its result."""
+        ...
 
 
 class Events(Protocol):

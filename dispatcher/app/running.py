@@ -78,7 +78,7 @@ def run(
     request: RunRequest,
     *,
     events: Events | None = None,
-    drive: Driver[RunResult | None] = run_plainly,
+    drive: Driver = run_plainly,
 ) -> RunOutcome:
     """Run the job of ``request`` against the settings' OneNET; JobInvalid (nothing sent) when
     the job has errors, NothingToDo when every command is final already, BrokeOff when the run

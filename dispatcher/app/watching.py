@@ -21,6 +21,7 @@ from dispatcher.app.resources import existing_ledger
 from dispatcher.config import Settings
 from dispatcher.errors import BrokeOff, ConfigError, DispatcherError
 from dispatcher.ledger.store import LedgerStore
+from dispatcher.model.command import product_label
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, Watch
@@ -71,7 +72,7 @@ def status(
     request: StatusRequest,
     *,
     events: Events | None = None,
-    drive: Driver[list[Watch]] = run_plainly,
+    drive: Driver = run_plainly,
 ) -> StatusOutcome:
     """Read the delivery states of the ledger's open commands from OneNET into the ledger;
     LedgerError when there is no such ledger, BrokeOff when reading broke off (what was read is
@@ -85,7 +86,7 @@ def status(
         several = len(keys.lanes) > 1
 
         async def read_lane(stop: Stop, name: str, lane_settings: Settings, key: str) -> Watch:
-            label = f"product {name or '(default)'}: " if several else ""
+            label = f"{product_label(name)}: " if several else ""
 
             async def said(number: int, result: StatusRound) -> None:
                 events.round_read(label, number, result)

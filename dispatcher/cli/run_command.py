@@ -18,6 +18,7 @@ from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.plan_options import plan_options, resume_command
 from dispatcher.cli.run_view import end_of_run
 from dispatcher.cli.signals import run_with_signals
+from dispatcher.model.command import product_label
 
 __all__ = ["run"]
 
@@ -95,6 +96,6 @@ def run(
     if set(outcome.by_product) - {""}:  # the job's share of each product
         for product, states in outcome.by_product.items():
             parts = ", ".join(f"{n:,} {s.replace('_', ' ')}" for s, n in states.items())
-            console.note(f"product {product or '(default)'}: {parts}")
+            console.note(f"{product_label(product)}: {parts}")
     resume = resume_command(sys.argv[1:], outcome.ledger)
     sys.exit(end_of_run(result, resume=resume, errnos=list(outcome.errnos)))

@@ -16,6 +16,7 @@ from dispatcher.cli.lanes import lane_options, load_config
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
+from dispatcher.model.command import product_label
 from dispatcher.run.status import Watch
 
 __all__ = ["status"]
@@ -71,7 +72,7 @@ def _exit_code(watcher: Watch, still_open: int, watch: bool, several: bool = Fal
     """0 every state read; 3 some could not be read (the probe's findings too: a wrong key,
     address or server reads none); 130 stopped."""
     if watcher.aborted is not None:  # the probe: the key, the address or the server is wrong
-        lane = f"product {watcher.product or '(default)'}: " if several else ""
+        lane = f"{product_label(watcher.product or '')}: " if several else ""
         console.error(lane + watcher.aborted.replace("nothing was sent", "no state was read"))
         return EXIT_INCOMPLETE
     stop = watcher.stop

@@ -82,59 +82,50 @@ class _TableEdits:
         self.table = table
 
     def earlier_version(self, row: Row, command: Command) -> Row | None:
-        """A retired earlier version of the row with exactly the command's fields."""
-        return _earlier_version(self.table, row, command)
+        """A retired earlier version of the row (``<key>~<n>``) with exactly the command's
+        fields."""
+        low, high = f"{row.key}~", f"{row.key}~~"
+        for earlier in self.table:
+            if low < earlier.key < high and not differing(earlier, command):
+                return earlier
+        return None
 
     def restore(self, active: Row, earlier: Row, command: Command) -> None:
-        """Retire the active row aside; give its key back to ``earlier``."""
-        _restore(self.table, active, earlier, command)
+        """Retire the active row under the next free suffix; give its key back to ``earlier``."""
+        self._retire_aside(active.key)
+        now = self.table.by_seq[earlier.seq]
+        self.table.put(_placed(now, command, retired=None, key=active.key))
 
     def replace(self, row: Row, command: Command) -> None:
         """Keep the row aside (retired), and insert the edited command."""
-        _retire_aside(self.table, row.key)
+        self._retire_aside(row.key)
         self.table.insert(command)
 
     def take_back(self, row: Row, command: Command) -> None:
         """The retired row active again, at the job's place."""
-        self.table.put(_placed(_now(self.table, row), command, retired=None))
+        self.table.put(_placed(self._now(row), command, retired=None))
 
     def move(self, row: Row, command: Command) -> None:
         """The row at the job's place."""
-        now = _now(self.table, row)
+        now = self._now(row)
         self.table.put(_placed(now, command, retired=now.retired))
 
+    def _now(self, row: Row) -> Row:
+        """The row as it is now (the chunk's rows were read before its writes)."""
+        return self.table.by_seq[row.seq]
 
-def _now(table: Table, row: Row) -> Row:
-    """The row as it is now (the chunk's rows were read before its writes)."""
-    return table.by_seq[row.seq]
-
-
-def _retire_aside(table: Table, key: str) -> None:
-    """Move the row of ``key``, as it is, to the next free ``<key>~<n>`` (retired if active)."""
-    n = 1
-    while table.get(f"{key}~{n}") is not None:
-        n += 1
-    row = table.get(key)
-    if row is not None:
-        aside = f"{key}~{n}"
-        retired = row.retired or Retired.CHANGED
-        table.put(replace(row, key=aside, command=replace(row.command, key=aside), retired=retired))
-
-
-def _earlier_version(table: Table, row: Row, command: Command) -> Row | None:
-    """A retired earlier version of the row (``<key>~<n>``) with exactly the command's fields."""
-    low, high = f"{row.key}~", f"{row.key}~~"
-    for earlier in table:
-        if low < earlier.key < high and not differing(earlier, command):
-            return earlier
-    return None
-
-
-def _restore(table: Table, active: Row, earlier: Row, command: Command) -> None:
-    """Retire the active row under the next free suffix; give its key back to ``earlier``."""
-    _retire_aside(table, active.key)
-    now = table.by_seq[earlier.seq]
-    table.put(_placed(now, command, retired=None, key=active.key))
+    def _retire_aside(self, key: str) -> None:
+        """Move the row of ``key``, as it is, to the next free ``<key>~<n>`` (retired if
+        active)."""
+        n = 1
+        while self.table.get(f"{key}~{n}") is not None:
+            n += 1
+        row = self.table.get(key)
+        if row is not None:
+            aside = f"{key}~{n}"
+            retired = row.retired or Retired.CHANGED
+            aside_row = replace(row, key=aside, command=replace(row.command, key=aside))
+            self.table.put(replace(aside_row, retired=retired))
 
 
 def _placed(row: Row, command: Command, *, retired: Retired | None, key: str | None = None) -> Row:

@@ -84,9 +84,8 @@ def _read(path: Path, *, read_only: bool) -> _Seen | None:
         runs = ledger.runs()
         counts = ledger.counts()
         if job is None:
-            recorded = ledger.recorded_job_paths()
-            if not recorded:
+            if not runs:
                 return None
-            where = str(Path(runs[-1].job_path if runs else recorded[-1]).resolve())
+            where = str(Path(runs[-1].job_path).resolve())
             job = JobRecord(where, "", "", sum(counts.values()))
     return job, runs, counts

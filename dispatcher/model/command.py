@@ -37,6 +37,7 @@ __all__ = [
     "job_fingerprint",
     "key_of",
     "key_tail",
+    "product_label",
     "sent_tail",
 ]
 
@@ -88,6 +89,12 @@ class Command:
     after: str = ""  # the key of the device's previous step, sent only once that is accepted
     product: str = ""  # the OneNET product (a lane) it goes through; "": the default one
     values: tuple[WriteValue, ...] = ()  # a write's, typed
+
+
+def product_label(product: str) -> str:
+    """A product as messages name it: ``product NAME``, or ``product (default)`` for the
+    commands that name none."""
+    return f"product {product or '(default)'}"
 
 
 def args_text(c: Command) -> str | None:

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.records import DeliveryState
+from dispatcher.model.command import product_label
 from dispatcher.report.summary import Summary
 from dispatcher.times import BEIJING
 
@@ -79,7 +80,7 @@ def render_table(summary: Summary) -> Table:
     if set(summary.by_product) - {""}:  # a job of several products: each one's share
         for product, counts in summary.by_product.items():
             parts = ", ".join(f"{n:,} {s.replace('_', ' ')}" for s, n in counts.items())
-            table.add_row(_plain(f"product {product or '(default)'}"), _plain(parts))
+            table.add_row(_plain(product_label(product)), _plain(parts))
     table.add_row("HTTP attempts", f"{summary.attempts:,} ({summary.retries:,} retries)")
     table.add_row("reconciled", f"{summary.reconciled:,}")
     if summary.throughput is not None:

@@ -19,6 +19,7 @@ from dispatcher.job.model import Job
 from dispatcher.job.plan import Rollout
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.store import Status
+from dispatcher.model.command import product_label
 from dispatcher.run.context import RunContext
 from dispatcher.run.fanout import More, fan_out
 from dispatcher.run.gating import CanaryPhase, skip_rest
@@ -226,7 +227,7 @@ class LanePhases:
         a run has several: the others go on)."""
         product = self.ctx.product
         if product is not None:
-            why = type(why)(f"product {product or '(default)'}: {why.reason}")
+            why = type(why)(f"{product_label(product)}: {why.reason}")
         if self.aborted is None:
             self.aborted = why
         self.ctx.stop.request(why.reason)

@@ -40,8 +40,8 @@ def registered(ledger: LedgerStore, job: Job, size: int) -> Iterator[list[Item]]
     status before (new ones: pending)."""
     commands = job.commands()
     try:
-        while batch := list(itertools.islice(commands, size)):
-            yield list(zip(batch, ledger.register(batch), strict=True))
+        while items := _register_next(ledger, commands, size):
+            yield items
     finally:
         commands.close()
 

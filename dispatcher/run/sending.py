@@ -25,11 +25,10 @@ from dispatcher.model import Command
 from dispatcher.onenet.answers import Outcome, Verdict
 from dispatcher.onenet.client import OfflineRequest
 from dispatcher.run.context import RunContext
-from dispatcher.run.reconcile import CommandClient
 from dispatcher.run.retrying import Attempts, should_retry
 from dispatcher.times import BEIJING, TimeSpec, format_onenet
 
-__all__ = ["EXPIRED", "Send", "create", "request_of"]
+__all__ = ["EXPIRED", "Send"]
 
 # A valid_time this close to the moment of sending has passed by the time OneNET checks it.
 _START_MARGIN = 2.0
@@ -169,7 +168,7 @@ class Send:
         flight.on_wire = True
         flight.sent_at = sent = self.clock()
         started = time.perf_counter()
-        outcome = await create(lane.client, flight.request)
+        outcome = await lane.client.create(flight.request)
         flight.latency_ms = (time.perf_counter() - started) * 1000.0
         flight.on_wire = False
         stats = self.outcomes.stats
@@ -228,7 +227,7 @@ class Send:
             if valid_at <= at + _START_MARGIN:
                 # A start that has passed means "from now", which is OneNET's default.
                 valid_at, valid_text = None, None
-        request = request_of(c, expired_text, valid_text)
+        request = OfflineRequest(c, expired_text, valid_text)
         return _Flight(c, old, request, at, valid_at, expired_at)
 
     def _instant(self, spec: TimeSpec, second: int) -> tuple[float, str]:
@@ -301,13 +300,3 @@ def _still_good(flight: _Flight, at: float) -> bool:
     if flight.expired_at <= at + _START_MARGIN:
         return False
     return flight.valid_at is None or flight.valid_at > at + _START_MARGIN
-
-
-def request_of(c: Command, expired_time: str, valid_time: str | None) -> OfflineRequest:
-    """The request of a command for these times (OneNET's format)."""
-    return OfflineRequest(c, expired_time, valid_time)
-
-
-async def create(client: CommandClient, request: OfflineRequest) -> Outcome:
-    """The create call of a request (its operation's: execute, write or read)."""
-    return await client.create(request)

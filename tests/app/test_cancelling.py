@@ -11,6 +11,7 @@ import pytest
 
 from dispatcher.app.cancel_plan import CancelPlan
 from dispatcher.app.cancelling import CancelRequest, cancel
+from dispatcher.app.events import Quiet
 from dispatcher.emulator.server import Emulator
 from dispatcher.errors import Refused
 from tests.support.clocks import ShiftedClock
@@ -20,16 +21,11 @@ from tests.support.push import FLEET, two_per_device_job
 SLEEPY = replace(FLEET, never_wake=1.0, device_errors=0.0)  # every command stays waiting
 
 
-class Told:
-    """An observer that keeps the plan it is told of (the rest: the library's defaults)."""
+class Told(Quiet):
+    """The library's observer, keeping the plans it is told of."""
 
     def __init__(self) -> None:
         self.plans: list[CancelPlan] = []
-
-    def __getattr__(self, name: str) -> object:
-        from dispatcher.app.events import Quiet
-
-        return getattr(Quiet(), name)
 
     def cancel_plan(self, plan: CancelPlan) -> None:
         self.plans.append(plan)
@@ -57,16 +53,15 @@ def test_cancel_asks_with_the_numbers_then_cancels_every_waiting_command(
             settings,
             CancelRequest(ledger),
             confirm=lambda n, d: asked.append((n, d)) or True,
-            events=told,  # type: ignore[arg-type]
+            events=told,
         )
     assert asked == [(6, 3)]
     assert [p.waiting for p in told.plans] == [6]
     assert outcome.confirmed and not outcome.stopped
     (lane,) = outcome.lanes
     assert len(lane.report.cancelled) == 6 and not lane.report.unanswered
-    assert {c.send_status for c in emulator.accepted()} == {
-        2
-    }  # cancelled at OneNET (send_status 2)
+    cancelled = {c.send_status for c in emulator.accepted()}
+    assert cancelled == {2}  # send_status 2: cancelled at OneNET
 
 
 def test_cancel_answered_no_cancels_nothing(
