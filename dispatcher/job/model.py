@@ -42,6 +42,7 @@ from dispatcher.job.rows import (
 from dispatcher.job.seen import SeenKeys
 from dispatcher.job.steps import check_entry, each_step, overlay
 from dispatcher.job.validate import Validation, validate_job
+from dispatcher.job.waits import Wait
 from dispatcher.job.yamlfile import read_yaml
 from dispatcher.model.command import (
     Command,
@@ -97,6 +98,12 @@ class Job:
     start_at_line: int = 0  # of the plan's start_at, for its check against the start
     steps: tuple[Entry, ...] = field(default=(), repr=False)  # steps: sent to every device in turn
     only_product: str | None = None  # commands(): only those of this product ("": the default)
+    waits: tuple[Wait, ...] = ()  # each step's: what the step after it waits for (waits.py)
+
+    @property
+    def gated(self) -> bool:
+        """Whether a step waits for delivery: the run follows its steps' deliveries."""
+        return any(w.until == "delivered" for w in self.waits)
 
     def scan(
         self,
@@ -365,6 +372,7 @@ def load_job(path: str | Path) -> Job:
         plan.plan,
         plan.start_at_line,
         y.steps,
+        waits=y.waits,
     )
 
 

@@ -23,6 +23,7 @@ from dispatcher.job.entries import Entry, entry, names, node_key, node_line, nod
 from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
 from dispatcher.job.rows import NAMES, PRODUCT, SLOT, Problem
 from dispatcher.job.values import suggest
+from dispatcher.job.waits import WAIT_KEYS, Wait, resolve_waits
 
 __all__ = [
     "HEAD",
@@ -66,6 +67,7 @@ class YamlJob:
     sections: tuple[tuple[str, Node, int], ...] = ()  # PLAN_KEYS given: value, line of the key
     steps: tuple[Entry, ...] = ()  # the operations sent to every device in turn (steps:)
     steps_line: int = 0
+    waits: tuple[Wait, ...] = ()  # each step's: what the step after it waits for
 
 
 class _Loader(yaml.SafeLoader):
@@ -221,12 +223,20 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
                 raise JobFileError(source, vline, key, "must be a list of targets (- imei: ...)")
         elif key in SLOT:
             top.append((knode, vnode))
+        elif key in WAIT_KEYS:
+            message = (
+                "belongs to a step (what the next step waits for), or to defaults: of a job"
+                " with steps:, not at the top of the job"
+            )
+            problems.append(Problem(source, line, key, message))
         else:
             hint = suggest(key, (*TOP_KEYS, *NAMES))
             problems.append(Problem(source, line, key or "?", f"unknown field{hint}"))
     if top:
         defaults = _with_top(defaults, top, source, problems)
     problems.extend(_step_products(defaults, steps, source))
+    waits, found = resolve_waits(defaults.wait, [step.wait for step in steps], source)
+    problems.extend(found)
     if not targets and targets_csv is None and not misplaced:
         raise JobFileError(source, 1, "targets", "no targets: list them or name a targets_csv")
     if ignore and targets_csv is None:
@@ -243,6 +253,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         tuple(sections),
         tuple(steps),
         seen.get("steps", 0),
+        waits,
     )
 
 
