@@ -92,7 +92,9 @@ def read_wait(
     def duration(text: str | None, at: int, key: str) -> None:
         nonlocal timeout, timeout_line, timeout_key
         if timeout_key:
-            message = f"a wait's timeout given twice (first as {timeout_key} on line {timeout_line})"
+            message = (
+                f"a wait's timeout given twice (first as {timeout_key} on line {timeout_line})"
+            )
             problems.append(Problem(source, at, key, message))
             return
         try:

@@ -18,7 +18,7 @@ from dispatcher.errors import RolloutAborted, RunAborted, WrongKeyError
 from dispatcher.job.model import Job
 from dispatcher.job.plan import Rollout
 from dispatcher.ledger.lifecycle import Event
-from dispatcher.ledger.store import Status
+from dispatcher.ledger.store import Row, Status
 from dispatcher.model.command import product_label
 from dispatcher.run.context import RunContext
 from dispatcher.run.fanout import More, fan_out
@@ -37,6 +37,7 @@ from dispatcher.run.registering import (
 )
 from dispatcher.run.rollout import Guard
 from dispatcher.run.sending import Send
+from dispatcher.run.stepping import StepGate, queue_pages
 
 __all__ = ["PAUSED", "LanePhases"]
 
@@ -115,6 +116,7 @@ class LanePhases:
             total=total,
             send=self._fan_out,
             recover=self.recovery.recover,
+            send_ready=self._send_ready,
         )
         gate = await phase.gate()
         if gate.failed is not None:
@@ -163,6 +165,12 @@ class LanePhases:
                 await recorder.call(every.close)
             return
         await recorder.call(queue_all, recorder.ledger, self.job, size)
+        if self.job.gated:
+            try:
+                await self._send_gated(size)
+            finally:
+                await recorder.call(recorder.ledger.clear_queue, ctx.product)
+            return
         try:
             for step in range(1, steps + 1):
                 if step > 1:
@@ -179,6 +187,38 @@ class LanePhases:
                         await recorder.call(queued.close)  # where it reads: the ledger thread
         finally:
             await recorder.call(recorder.ledger.clear_queue, ctx.product)
+
+    async def _send_gated(self, size: int) -> None:
+        """A job whose steps wait for delivery: step 1 as a whole, then each device's next
+        step as soon as its step before is through (stepping.py)."""
+        ctx = self.ctx
+        recorder = ctx.recorder
+        queued = recorder.ledger.queued(1, ctx.product)
+        try:
+            await self._send(next_queued(queued, size), size)
+        finally:
+            if inspect.getgeneratorstate(queued) != inspect.GEN_CLOSED:
+                await recorder.call(queued.close)
+        await self._settle()
+        if ctx.stop.requested:
+            return
+        pages = queue_pages(recorder.ledger, ctx.product, size)
+        gate = StepGate(ctx, self.job, pages, send=self._send_ready, recover=self._settle)
+        progress = await gate.run()
+        log.info("%s", progress)
+
+    async def _settle(self) -> None:
+        """The answers this run lost, settled (when the run reconciles)."""
+        if self.reconcile_in_doubt:
+            await self.recovery.recover()
+
+    async def _send_ready(self, items: list[Item], befores: list[Row]) -> None:
+        """Steps ready to go, with the rows of their steps before (read already)."""
+        self.send.steps_before(befores)
+        try:
+            await self._fan_out(items)
+        finally:
+            self.send.steps_before([])
 
     async def _send(self, batches: Batch, size: int) -> None:
         """The commands of ``batches`` (``size`` a batch) to send through the fan-out; those
