@@ -58,6 +58,7 @@ class WaitGiven:
     line: int = 0  # of wait:
     timeout_line: int = 0  # of the timeout, in whichever spelling
     timeout_key: str = ""  # wait_timeout, wait.timeout or timeout
+    broken: bool = False  # a wait: was given, and what it waits for is wrong (said already)
 
 
 def has_unit(text: str) -> bool:
@@ -128,7 +129,8 @@ def read_wait(
             until = _until(_scalar(vnode), at, "wait", source, problems)
     if unit_timeout is not None:
         duration(*unit_timeout, "timeout")
-    return WaitGiven(until, timeout, line, timeout_line, timeout_key)
+    broken = until is None and any(name == "wait" for name, _, _ in nodes)
+    return WaitGiven(until, timeout, line, timeout_line, timeout_key, broken)
 
 
 def _scalar(node: Node) -> str | None:
@@ -166,7 +168,7 @@ def resolve_waits(
         g = given or WaitGiven()
         until = g.until or d.until or "accepted"
         timeout = g.timeout_s if g.timeout_key else d.timeout_s
-        if g.timeout_key and until != "delivered":
+        if g.timeout_key and until != "delivered" and not (g.broken or d.broken):
             problems.append(_needless(source, g, number))
             timeout = None
         waits.append(Wait(until, timeout if until == "delivered" else None))
