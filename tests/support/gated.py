@@ -118,12 +118,18 @@ class Sent:
     confirmed: datetime | None
 
 
-async def sent_by_device(gated: Gated, imeis: list[str]) -> dict[str, list[Sent]]:
-    """Each device's commands as the emulator holds them, in the order it created them."""
+async def sent_by_device(gated: Gated | Emulator, imeis: list[str]) -> dict[str, list[Sent]]:
+    """Each device's commands as the emulator holds them, in the order it created them (its
+    history, read through the real client)."""
+    client = (
+        gated.client
+        if isinstance(gated, Gated)
+        else OneNetClient(EmulatorTransport(gated), BASE, API_KEY)
+    )
     start = datetime.fromtimestamp(0, BEIJING)
     found: dict[str, list[Sent]] = {}
     for imei in imeis:
-        items = await gated.client.history(imei, start)
+        items = await client.history(imei, start)
         found[imei] = [
             Sent(i.type, i.create_time, i.send_status, i.confirm_time)
             for i in items
