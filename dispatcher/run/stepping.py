@@ -6,9 +6,10 @@ otherwise), device by device, never a whole step at a time.
 looks at the ledger (step_survey.py), holds back what cannot go (``Event.HOLD_BACK``, skipped with
 the reason), then sends what is ready while a status round (run/status.py ``read_round``, paced by
 the lane like every call) reads the deliveries awaited; a pass that sent nothing waits
-``reliability.delivery_poll_s`` first. What a pass came to is told as progress (``StepProgress``
-through the run's ``notify``). Everything it decides is read back from the ledger, so a killed
-run's rerun takes each device up where it was, and sends nothing twice.
+``reliability.delivery_poll_s`` first. What a pass came to is told as progress (``StepProgress``,
+a line through the run's ``inform`` whenever it changed). Everything it decides is read back
+from the ledger, so a killed run's rerun takes each device up where it was, and sends nothing
+twice.
 """
 
 from __future__ import annotations
@@ -168,4 +169,4 @@ class StepGate:
         said = str(self.progress)
         if said != self._said:
             self._said = said
-            self.ctx.notify(said)
+            self.ctx.inform(said)
