@@ -14,7 +14,7 @@ import csv
 import hashlib
 import random
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
@@ -120,10 +120,17 @@ def _flag(text: str, where: str) -> bool:
     raise ValueError(f"{where}: online must be true or false, not {text!r}")
 
 
-def read_devices(path: Path, *, now: float, firmware: str = DEFAULT_FIRMWARE) -> list[Device]:
+def read_devices(
+    path: Path,
+    *,
+    now: float,
+    firmware: str = DEFAULT_FIRMWARE,
+    products: Sequence[str] | None = None,
+) -> list[Device]:
     """The devices of a CSV file (columns imei[,tags,online,created,firmware,title,product];
-    tags separated by ';' or '|'; created in Beijing time, default ``now``). ValueError names
-    the file, line and column of a wrong value; OSError when it cannot be read."""
+    tags separated by ';' or '|'; created in Beijing time, default ``now``); ``products`` the
+    emulator serves (a row without a product is the only one's). ValueError names the file,
+    line and column of a wrong value; OSError when it cannot be read."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle))
     if not rows or not rows[0] or rows[0][0].strip().lower() != "imei":
@@ -158,11 +165,27 @@ def read_devices(path: Path, *, now: float, firmware: str = DEFAULT_FIRMWARE) ->
             )
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
+        device = replace(device, product=_product_of(device.product, products, where))
         if (device.product or "", device.imei) in seen:
             raise ValueError(f"{where}: imei {device.imei} is listed twice")
         seen.add((device.product or "", device.imei))
         devices.append(device)
     return devices
+
+
+def _product_of(named: str | None, products: Sequence[str] | None, where: str) -> str | None:
+    """The product a CSV row's device is in, checked against those served."""
+    if products is None:
+        if named is not None:
+            raise ValueError(f"{where}: product {named!r}: the emulator serves no products")
+        return None
+    if named is None:
+        if len(products) != 1:
+            raise ValueError(f"{where}: product: name one of {', '.join(products)}")
+        return products[0]
+    if named not in products:
+        raise ValueError(f"{where}: product {named!r} is not served ({', '.join(products)})")
+    return named
 
 
 class Registry:
