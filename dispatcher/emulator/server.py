@@ -81,7 +81,8 @@ def _check_read_call(
 
 
 class Emulator:
-    """OneNET's cached-command API in memory; ``app()`` serves it, read methods serve tests."""
+    """OneNET's cached-command API in memory; ``app()`` serves it, read methods serve tests;
+    ``devices`` are registered in their products, and ``fleet`` reads them (fleet_view.py)."""
 
     def __init__(
         self,
