@@ -12,11 +12,12 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from hypothesis import given, strategies as st
 
 from dispatcher.emulator.devices import UPDATE
-from dispatcher.emulator.firmware import version_in
+from dispatcher.emulator.firmware import Firmware, version_in
 from dispatcher.emulator.registry import Device, device_id
-from dispatcher.emulator.server import Emulator, Fleet, serve
+from dispatcher.emulator.server import Emulator, Fleet, StoredCommand, serve
 from tests.support.clocks import NOW, Clock
 
 IMEI = "861234567890123"
@@ -199,3 +200,33 @@ async def test_an_error_device_fails_every_command_and_keeps_its_version() -> No
 )
 def test_the_version_is_the_last_dotted_number_in_the_uri(uri: str, version: str | None) -> None:
     assert version_in(uri) == version
+
+
+def command(kind: str, n: int) -> StoredCommand:
+    """A write of 5/0/1 (``kind`` "w", naming version 1.<n>) or an execute of 5/0/2 ("x")."""
+    write = kind == "w"
+    args = orjson.dumps([{"res_id": 1, "val": f"coap://fw/1.{n}.bin"}]).decode() if write else None
+    return StoredCommand(
+        f"u{n}", IMEI, 5, 0, None if write else 2, None, "2024-05-02T12:00:00", None, None,
+        None, args, NOW, NOW, NOW + 86400, type="WRITE" if write else "EXECUTE",
+    )  # fmt: skip
+
+
+@given(st.lists(st.sampled_from("wx"), max_size=12))
+def test_an_update_installs_only_what_a_write_before_it_stored(kinds: list[str]) -> None:
+    firmware = Firmware(lambda imei: None, "2.4.0", "9.9")
+    uri: int | None = None  # the model: the URI stored, by the write's number
+    version, refused, results = "2.4.0", [], []
+    for n, kind in enumerate(kinds):
+        results.append(firmware.deliver(IMEI, command(kind, n), NOW + n, fails=False))
+        refused.append(kind == "x" and uri is None)
+        if kind == "w":
+            uri = n
+        elif uri is not None:
+            version, uri = f"1.{uri}", None
+    state = firmware.of(IMEI)
+    assert state.version == version
+    assert [r is None for r in results] == refused
+    assert [d.ok for d in state.delivered] == [not r for r in refused]
+    first_x = kinds.index("x") if "x" in kinds else len(kinds)
+    assert state.execute_before_write == ("x" in kinds and "w" not in kinds[:first_x])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -19,6 +20,7 @@ from dispatcher.cli.commands import main
 from dispatcher.emulator.devices import UPDATE
 from dispatcher.emulator.registry import Device, device_id, made_up, read_devices
 from dispatcher.emulator.server import Emulator, Faults, Fleet, Product, serve
+from dispatcher.emulator.transport import EmulatorTransport
 from tests.support.clocks import Clock
 
 NOW = 1767225600.0  # 2026-01-01 08:00:00 in UTC+8
@@ -263,3 +265,40 @@ async def test_the_admin_put_changes_what_the_list_returns() -> None:
     assert wrong[0] == 400 and "no such registered device" in wrong[1]
     assert [d["imei"] for d in listed["devices"]] == [A, C]
     assert unknown[0] == 404
+
+
+def test_the_products_file_sets_list_errno_and_the_fleet_fills_each_product(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[tuple[dict[str, Product], list[Device]]] = []
+
+    def run(*_: Any, products: dict[str, Product], devices: Any, **__: Any) -> None:
+        seen.append((products, list(devices)))
+
+    monkeypatch.setattr(emulator_module, "run", run)
+    monkeypatch.setenv("KA", "key-a")
+    monkeypatch.setenv("KB", "key-b")
+    config = tmp_path / "products.yaml"
+    config.write_text("pa: {api_key_env: KA, list_errno: 1}\npb: {api_key_env: KB}\n")
+    path = tmp_path / "fleet.csv"
+    path.write_text(f"imei,product\n{A},pb\n", encoding="utf-8")
+    flags = ["--products", str(config), "--fleet", "2", "--devices", str(path)]
+    result = CliRunner().invoke(main, ["emulator", *flags])
+    assert result.exit_code == 0, result.output
+    [(products, registered)] = seen
+    assert (products["pa"].list_errno, products["pb"].list_errno) == (1, None)
+    assert [(d.product, d.imei) for d in registered] == [
+        ("pa", "864000000000000"), ("pa", "864000000000001"),
+        ("pb", "864000000000002"), ("pb", "864000000000003"), ("pb", A)]  # fmt: skip
+    path.write_text(f"imei\n{A}\n", encoding="utf-8")
+    unnamed = CliRunner().invoke(main, ["emulator", *flags])
+    assert unnamed.exit_code == 2 and "fleet.csv:2: product: name one of pa, pb" in unnamed.output
+
+
+async def test_the_device_calls_answer_through_the_in_process_transport() -> None:
+    emulator = Emulator(clock=Clock(NOW), devices=devices(A, B))
+    transport = EmulatorTransport(emulator)
+    answer = await transport.send("GET", "http://emulator/devices?tag=n:1", KEY, None)
+    assert answer.status == 200 and answer.body is not None
+    doc = orjson.loads(answer.body)
+    assert [d["id"] for d in doc["data"]["devices"]] == [device_id(B)]
