@@ -9,7 +9,9 @@ wake (devices.py), a command delivered to it acts:
 - an EXECUTE of 5/0/2 (Update) with a URI stored installs it: the version becomes the last
   ``\\d+(\\.\\d+)+`` in the URI (".../nb/2.4.1.bin" -> "2.4.1"; without one, the fleet's
   ``firmware_target``), State back to 0, Update Result 5/0/5 1, the URI cleared; without a URI
-  it fails (send_status 6, METHOD_NOT_ALLOWED, no cmd_result) and the version stays;
+  it fails (send_status 6, METHOD_NOT_ALLOWED, no cmd_result) and the version stays, unless its
+  own args name the image (``url=<uri>`` and/or ``fw=<version>``, as jobs/example.yaml's do: an
+  execute's args are the device's to define, and this device takes them as a one-call update);
 - a READ answers the current value: 3/0/3 the version, 5/0/1 the URI, 5/0/3 the state, 5/0/5
   the result; a read of a whole object or instance (no res_id) of object 3 or 5 answers the JSON
   text of ``[{"res_id": 3, "val": "2.4.1"}, ...]``; any other read "<obj>/<inst>/<res>".
@@ -32,6 +34,7 @@ from dispatcher.emulator.state import StoredCommand, format_answer_time
 __all__ = ["DeviceFirmware", "Firmware", "version_in"]
 
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
+_ARG = re.compile(r"(?:^|[;&,\s])(url|fw)=([^;&,\s]+)", re.IGNORECASE)  # in an execute's args
 RESULT_OK: Final = "OK"  # cmd_result of a successful execute or write
 NOT_ALLOWED: Final = "METHOD_NOT_ALLOWED"  # confirm_status of an Update with nothing to install
 IDLE, DOWNLOADED = 0, 2  # 5/0/3 State
@@ -107,6 +110,14 @@ def _package_uri(cmd: StoredCommand) -> str | None:
     return None
 
 
+def _image_in_args(args: str | None) -> str | None:
+    """The version an Update's own args name: ``url=``'s version, else ``fw=``; None if none."""
+    pairs = {key.lower(): value for key, value in _ARG.findall(args or "")}
+    if "url" in pairs:
+        return version_in(pairs["url"]) or pairs.get("fw") or ""
+    return pairs.get("fw")
+
+
 class Firmware:
     """Every device's firmware, made on first use: its registered version (``start``) or
     ``default``; ``target`` is what an update whose URI names no version installs."""
@@ -154,14 +165,16 @@ class Firmware:
         uri = _package_uri(cmd)
         if uri is not None:
             device.write_delivered = True
-        ok = not fails and not (update and device.uri is None)
+        image = _image_in_args(cmd.args) if update and device.uri is None else None
+        ok = not fails and not (update and device.uri is None and image is None)
         device.delivered.append(Delivered(at, cmd.type, _path(cmd), ok))
         if not ok:
             return None
         if uri is not None:
             device.uri, device.state = uri, DOWNLOADED
-        elif update and device.uri is not None:
-            device.version = version_in(device.uri) or self.target
+        elif update:
+            named = image if device.uri is None else version_in(device.uri)
+            device.version = named or self.target
             device.uri, device.state, device.result = None, IDLE, UPDATED
         return self._read(device, cmd) if cmd.type == "READ" else RESULT_OK
 

@@ -230,3 +230,25 @@ def test_an_update_installs_only_what_a_write_before_it_stored(kinds: list[str])
     assert [d.ok for d in state.delivered] == [not r for r in refused]
     first_x = kinds.index("x") if "x" in kinds else len(kinds)
     assert state.execute_before_write == ("x" in kinds and "w" not in kinds[:first_x])
+
+
+@pytest.mark.parametrize(
+    ("args", "version"),
+    [
+        ("fw=2.4.1;url=http://fw.example.com/nb/2.4.1.bin;md5=9e107d9d", "2.4.1"),
+        ("url=coap://fw.example.com/3.1.0.bin", "3.1.0"),
+        ("url=coap://fw.example.com/latest.bin", "9.9"),  # no version: the fleet's target
+        ("fw=2", "2"),
+        ("reboot", None),  # names no image: nothing to install
+        (None, None),
+    ],
+)
+def test_an_update_whose_args_name_the_image_installs_it_without_a_write(
+    args: str | None, version: str | None
+) -> None:
+    firmware = Firmware(lambda imei: None, "2.4.0", "9.9")
+    execute = replace(command("x", 0), args=args)
+    result = firmware.deliver(IMEI, execute, NOW, fails=False)
+    assert result == (None if version is None else "OK")
+    assert firmware.of(IMEI).version == (version or "2.4.0")
+    assert firmware.of(IMEI).execute_before_write is True  # no write came first, all the same
