@@ -119,7 +119,7 @@ def devices(
 
 
 def device_list(base: str, product_id: str, offset: int) -> str:
-    """Devices of the newer platform from ``offset`` (``GET /device/list``), ``PER_PAGE`` of them."""
+    """The newer platform's devices from ``offset`` (``GET /device/list``), ``PER_PAGE``."""
     return (
         f"{base}/device/list?product_id={query_value(product_id)}&offset={offset}&limit={PER_PAGE}"
     )
