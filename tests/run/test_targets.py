@@ -126,7 +126,7 @@ async def test_page_10000_with_more_left_says_to_narrow_the_query() -> None:
     clock = FakeClock()
     lane = Lane.of(idle_client(), fast_settings(), pace=Pace(None))
     source = Endless()
-    with pytest.raises(TargetsUnresolved, match="more than 10,000 pages.*narrow it"):
+    with pytest.raises(TargetsUnresolved, match=r"more than 10,000 pages.*narrow it"):
         await resolve(
             TargetsQuery(1), "", lane, source, SETTINGS.retry, stop=Stop(), sleep=clock.sleep
         )
