@@ -94,17 +94,25 @@ def lister_of(client: OneNetClient, settings: Settings) -> DeviceLister:
 
 
 async def resolve_query(
-    settings: Settings, product: str, key: str, query: TargetsQuery, *, stop: Stop
+    settings: Settings,
+    product: str,
+    key: str,
+    query: TargetsQuery,
+    *,
+    stop: Stop,
+    empty_ok: bool = False,
 ) -> Resolved:
-    """Today's answer to ``query`` on ``product`` (its lane's settings and key)."""
+    """Today's answer to ``query`` on ``product`` (its lane's settings and key); with
+    ``empty_ok``, no device found is an empty answer, not an error."""
     from dispatcher.app.clients import open_session
     from dispatcher.run.lane import Lane
     from dispatcher.run.targets import resolve
 
     async with open_session(settings, key) as client:
         lane = Lane.of(client, settings)
+        lister = lister_of(client, settings)
         return await resolve(
-            query, product, lane, lister_of(client, settings), settings.retry, stop=stop
+            query, product, lane, lister, settings.retry, stop=stop, empty_ok=empty_ok
         )
 
 

@@ -72,10 +72,11 @@ async def resolve(
     *,
     stop: Stop,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    empty_ok: bool = False,
 ) -> Resolved:
     """The devices ``query`` finds on ``product``'s list through ``lane``; TargetsUnresolved
-    when the list is refused, cannot be read, is too long, or has no matching device;
-    Interrupted when stopped."""
+    when the list is refused, cannot be read, is too long, or (unless ``empty_ok``) has no
+    matching device; Interrupted when stopped."""
     filters, label = filters_of(query), product_label(product)
     found: dict[str, Device] = {}
     calls = pages = listed = 0
@@ -109,7 +110,7 @@ async def resolve(
             f" ({query.describe()}): narrow it (tag, online, key_words, created_after,"
             " created_before) or give a limit"
         )
-    if not found:
+    if not found and not empty_ok:
         raise TargetsUnresolved(f"the query matched no device of {label}: {query.describe()}")
     return Resolved(product, query.describe(), _of(found), pages, calls)
 
