@@ -152,11 +152,12 @@ def targets_of(
         to_freeze = new if refresh else []
         queried = [*frozen, *to_freeze]
         taken = (
-            "taken (--refresh-targets)" if refresh else "not taken: --refresh-targets takes them"
+            "taken by --refresh-targets" if refresh else "not taken: --refresh-targets takes them"
         )
         events.note(
-            f"targets_query: {len(frozen):,} devices frozen at the first run are the job's;"
-            f" today the query would add +{added:,} ({taken}) and drop -{dropped:,} (kept)"
+            f"targets_query: the job's devices are the {len(frozen):,} frozen in its ledger;"
+            f" today the query would add +{added:,} ({taken}) and drop -{dropped:,} (kept, never"
+            " cancelled)"
         )
     targets = JobTargets(
         product,

@@ -101,7 +101,10 @@ def run(
         confirm=None if yes else confirmed_targets,
     )
     if outcome.dry_run:
-        console.note("dry run: nothing was sent, and nothing was asked of OneNET")
+        if outcome.targets is not None:
+            console.note("dry run: nothing was sent or frozen; OneNET's device list was read")
+        else:
+            console.note("dry run: nothing was sent, and nothing was asked of OneNET")
         sys.exit(EXIT_OK)
     result = outcome.result
     if result is None:
