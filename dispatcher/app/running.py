@@ -108,7 +108,8 @@ def run(
     else:
         path = default_ledger_path(job.path)
     targets = None
-    if job.query is not None:
+    if job.query is not None and not any(not p.warning for p in job.problems):
+        # (a job whose file has errors is refused by its validation, OneNET not asked)
         refresh = request.refresh_targets
         job, targets = targets_of(job, path, settings, refresh=refresh, events=events, drive=drive)
     # Resuming: times that passed since the job was first run are not errors (a passed

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from dispatcher.app.keys import lane_keys
 from dispatcher.config import Settings
-from dispatcher.errors import ConfigError
+from dispatcher.errors import ConfigError, TargetsUnresolved
 from dispatcher.job.model import Job
 from dispatcher.job.query import TargetsQuery
 from dispatcher.job.rows import PRODUCT
@@ -128,17 +128,32 @@ def targets_of(
     """The job with its queried devices (``Job.queried``): the ledger's frozen list, the devices
     today's answer adds to it with ``refresh``, or (a first run) today's answer. The count,
     product and filters, and on a rerun what today's answer would add or drop, go to
-    ``events``. TargetsUnresolved when the query cannot be resolved (nothing is sent)."""
+    ``events``. TargetsUnresolved when a first run's query cannot be resolved (nothing is
+    sent); a rerun whose query cannot be resolved today is warned of and sends to the frozen
+    list (nothing added)."""
     from dispatcher.run.targets import changes
 
     query = job.query
     assert query is not None  # a job with a targets_query
     product = query_product(job, query)
     label = product_label(product)
-    lane, key = lane_keys(settings, [product], events).lanes[product]
-    resolved = drive(lambda stop: resolve_query(lane, product, key, query, stop=stop))
-    today = [FrozenTarget(d.imei, d.id) for d in resolved.devices]
     frozen = _frozen(ledger_path)
+    lane, key = lane_keys(settings, [product], events).lanes[product]
+    try:
+        resolved = drive(
+            lambda stop: resolve_query(lane, product, key, query, stop=stop, empty_ok=bool(frozen))
+        )
+    except TargetsUnresolved as exc:
+        if not frozen:
+            raise
+        events.warn(
+            f"targets_query: today's answer could not be had ({exc}); the job's devices are the"
+            f" {len(frozen):,} frozen in its ledger, and none is added"
+        )
+        imeis = tuple(t.imei for t in frozen)
+        empty = JobTargets(product, query.describe(), len(frozen), 0, 0, 0, len(frozen), 0, 0, ())
+        return replace(job, queried=imeis), empty
+    today = [FrozenTarget(d.imei, d.id) for d in resolved.devices]
     events.note(
         f"targets_query: {len(today):,} devices of {label} ({resolved.filters}),"
         f" {resolved.calls:,} device-list calls"
