@@ -6,6 +6,7 @@ matches nothing and a product without the list permission; and ``dispatcher devi
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 
 from dispatcher.app.events import Quiet
 from dispatcher.app.running import RunOutcome, RunRequest, run
-from dispatcher.config import Settings
+from dispatcher.config import Settings, load_settings
 from dispatcher.emulator.server import Emulator, Product, serve
 from dispatcher.errors import NothingToDo, TargetsUnresolved
 from dispatcher.ledger.sqlite import Ledger
@@ -233,3 +234,37 @@ async def test_devices_writes_a_csv_of_the_tagged_devices(
     assert "8 devices of product (default) (tag=south) written to fleet.csv" in done.stderr
     assert empty.code == 0 and "0 devices of product (default) (tag=west)" in empty.stderr
     assert no_traceback(done.stderr, empty.stderr)
+
+
+ACCESS_KEY = base64.b64encode(b"studio-access-key-for-tests").decode()
+
+
+def test_the_newer_platform_lists_by_offset_and_filters_the_tag_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STUDIO_KEY", ACCESS_KEY)
+    many = [imei(n) for n in range(300, 450)]  # 150 devices: two pages of the list
+    fleet = [
+        replace(d, product="studio")
+        for d in [*devices(many[:40], "north"), *devices(many[40:], "south")]
+    ]
+    emulator = Emulator(
+        products={"studio": Product(access_key=ACCESS_KEY, res="products/abc123")},
+        devices=fleet,
+    )
+    job = tmp_path / "north.yaml"
+    job.write_text(JOB, encoding="utf-8")
+    config = tmp_path / "c.yaml"
+    with emulator_in_thread(emulator) as base:
+        config.write_text(
+            f"onenet:\n  platform: iot-api\n  base_url: {base}\n  token:\n"
+            "    access_key_env: STUDIO_KEY\n    res: products/abc123\n",
+            encoding="utf-8",
+        )
+        fast = fast_settings()
+        settings = replace(load_settings(config), retry=fast.retry, reliability=fast.reliability)
+        outcome = run(settings, RunRequest(job))
+    assert outcome.targets is not None
+    assert (outcome.targets.devices, outcome.targets.found) == (40, 40)
+    assert outcome.targets.calls == 2  # every device of the product listed: 150 in 2 pages
+    assert sent_to(emulator) == sorted(many[:40])
