@@ -13,25 +13,13 @@ from yarl import URL
 from dispatcher.onenet import Request, Response
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.onenet.devices import DeviceLister
+from tests.support.e2e import imei as imei_of
 from tests.support.onenet import Routes
 
 __all__ = ["BASE", "fleet", "imei_of", "legacy_list", "legacy_lister", "newer_list", "refusal"]
 
 BASE = "http://onenet.test"
 _JSON = {"Content-Type": "application/json"}
-
-
-def imei_of(n: int) -> str:
-    """A valid (Luhn) 15-digit IMEI, different for each ``n``."""
-    body = f"86{n:012d}"
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            d -= 9 if d > 9 else 0
-        total += d
-    return body + str((10 - total % 10) % 10)
 
 
 def fleet(n: int, *, tag_every: int = 2, online_every: int = 3) -> list[dict[str, Any]]:
