@@ -24,7 +24,7 @@ import orjson
 from dispatcher.errors import OneNetUnavailable
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.onenet.urls import PER_PAGE, device_list, devices
-from dispatcher.times import BEIJING, format_onenet, parse_onenet
+from dispatcher.times import BEIJING, parse_onenet
 
 __all__ = ["MAX_PAGE", "PER_PAGE", "Device", "DeviceLister", "DevicePage", "Filters"]
 
@@ -53,19 +53,6 @@ class Filters:
     key_words: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-
-    def describe(self) -> str:
-        """The filters for people, e.g. ``tag=meters, online=true`` (``no filter``)."""
-        parts = [f"tag={self.tag}"] if self.tag is not None else []
-        if self.online is not None:
-            parts.append(f"online={'true' if self.online else 'false'}")
-        if self.key_words is not None:
-            parts.append(f"key_words={self.key_words}")
-        if self.created_after is not None:
-            parts.append(f"created_after={format_onenet(self.created_after)}")
-        if self.created_before is not None:
-            parts.append(f"created_before={format_onenet(self.created_before)}")
-        return ", ".join(parts) or "no filter"
 
     def matches(self, device: Device) -> bool:
         """Whether ``device`` passes every filter (the newer platform's, applied here): a

@@ -154,9 +154,3 @@ def test_the_newer_list_needs_a_product_id() -> None:
 async def test_a_page_outside_1_to_10000_is_refused(number: int) -> None:
     with pytest.raises(ValueError, match="10000"):
         await legacy_lister(Routes()).page(Filters(), number)
-
-
-def test_filters_are_described_for_people() -> None:
-    assert Filters().describe() == "no filter"
-    described = Filters(tag="meters", online=True, key_words="m").describe()
-    assert described == "tag=meters, online=true, key_words=m"
