@@ -9,6 +9,7 @@ import re
 
 import orjson
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from dispatcher.errors import TargetsUnresolved
 from dispatcher.job.query import TargetsQuery
@@ -138,3 +139,28 @@ def test_changes_says_what_the_query_would_add_and_drop() -> None:
     found = changes(["a", "b"], today)
     assert [d.imei for d in found.added] == ["c"]
     assert found.dropped == ("a",)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    size=st.integers(0, 450),
+    every=st.integers(1, 4),
+    limit=st.one_of(st.none(), st.integers(1, 500)),
+)
+async def test_a_query_finds_the_matching_devices_in_order_up_to_its_limit(
+    size: int, every: int, limit: int | None
+) -> None:
+    routes = Routes()
+    routes.get(DEVICES, callback=legacy_list(fleet(size, tag_every=every)), repeat=True)
+    matching = [imei_of(i) for i in range(0, size, every)]
+    query = TargetsQuery(1, tag="meters", limit=limit)
+    if not matching:
+        with pytest.raises(TargetsUnresolved, match="matched no device"):
+            await resolved(routes, query, FakeClock())
+        return
+    result, pace = await resolved(routes, query, FakeClock())
+    taken = matching if limit is None else matching[:limit]
+    assert [d.imei for d in result.devices] == taken
+    assert result.calls == result.pages == pace.started == len(routes.sent)
+    # a page of 100 per call: no more pages than the devices taken need, and one at least
+    assert result.pages <= max(1, -(-len(taken) // 100))
