@@ -19,15 +19,13 @@ import pytest
 from dispatcher.app.events import Quiet
 from dispatcher.app.running import RunOutcome, RunRequest, run
 from dispatcher.config import Settings, load_settings
+from dispatcher.emulator import Device
 from dispatcher.emulator.server import Emulator, Product, serve
 from dispatcher.errors import NothingToDo, TargetsUnresolved
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Status
 from tests.support.cli import dispatcher_async, no_traceback
 from tests.support.e2e import API_KEY, emulator_in_thread, fast_settings, imei
-
-# The emulator's device registry comes with its device lists (a change landing beside this one).
-Device = pytest.importorskip("dispatcher.emulator.registry", reason="no device lists yet").Device
 
 NORTH = [imei(n) for n in range(0, 12)]
 SOUTH = [imei(n) for n in range(100, 108)]
@@ -38,7 +36,7 @@ JOB = (
 )
 
 
-def devices(imeis: list[str], tag: str) -> list[object]:
+def devices(imeis: list[str], tag: str) -> list[Device]:
     created = time.time() - 86400
     return [Device(i, created, tags=(tag, "meters")) for i in imeis]
 
