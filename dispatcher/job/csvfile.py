@@ -19,7 +19,7 @@ from dispatcher.job.rows import IMEI, NAMES, SLOT, TRIGGER, TRIGGER_MSG, Problem
 from dispatcher.job.values import suggest
 from dispatcher.job.yamlfile import HEAD, MAX_LINE, open_error
 
-__all__ = ["CsvHeader", "csv_header", "csv_rows"]
+__all__ = ["CsvHeader", "check_csv", "csv_header", "csv_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +143,17 @@ def csv_header(
         problems.append(Problem(source, line, "trigger", "give trigger or trigger_msg, not both"))
         columns[TRIGGER] = None
     return CsvHeader(line, tuple(columns), len(row), tuple(problems))
+
+
+def check_csv(
+    path: Path, source: str, *, ignore: tuple[str, ...] = (), comments: bool = False
+) -> None:
+    """Whether a CSV can be read as a job's rows: its header read; JobFileError if not."""
+    rows = csv_rows(path, source)
+    try:
+        first = next(rows, None)
+    finally:
+        rows.close()
+    if first is None:
+        raise JobFileError(source, 1, "", "the file is empty")
+    csv_header(first[1], first[0], source, ignore=ignore, comments=comments)
