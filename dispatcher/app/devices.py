@@ -1,7 +1,8 @@
 """The devices use case: a product's devices as OneNET's device list gives them, filtered as a
 job's ``targets_query`` is (the same resolution, through the product's lane), listed, or written
-as a CSV (``imei,id,title,online,tags,create_time``) whose ``imei`` column makes it a
-targets_csv. Never written over a ledger, a ledger's side file or a job file.
+as a CSV (``imei,#id,#title,#online,#tags,#create_time``) that a job reads as its
+targets_csv as it is (columns starting with # are skipped). Never written over a ledger, a
+ledger's side file or a job file.
 
 May import: errors, config, job, ledger, onenet, run, app.
 """
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["COLUMNS", "DevicesOutcome", "DevicesRequest", "list_devices"]
 
-COLUMNS: Final = ("imei", "id", "title", "online", "tags", "create_time")
+COLUMNS: Final = ("imei", "#id", "#title", "#online", "#tags", "#create_time")
+"""The CSV's header: a job reading it as its targets_csv skips the columns starting with #."""
+_NAMES: Final = frozenset(c.lstrip("#") for c in COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ def refuse_output(output: Path) -> None:
                 header = next(csv.reader(f), [])
         except (OSError, UnicodeDecodeError, csv.Error):
             header = ["?"]
-        other = [c for c in header if c.strip().lower() not in COLUMNS]
+        other = [c for c in header if c.strip().lower().lstrip("#") not in _NAMES]
         if other:
             raise Refused(
                 f"{output} has columns a device list does not ({', '.join(other[:3])}): it may"

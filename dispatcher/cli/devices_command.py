@@ -81,7 +81,7 @@ def devices(
     if outcome.written is not None:
         console.note(f"{what} written to {outcome.written} ({cost})")
         console.note(
-            "as a targets_csv: give the job ignore_columns: [id, title, online, tags, create_time]"
+            "a job reads it as its targets_csv as it is (columns starting with # are skipped)"
         )
     else:
         if sys.stdout.isatty() and found.devices:

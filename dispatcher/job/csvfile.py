@@ -102,10 +102,12 @@ def csv_header(
     *,
     ignore: Collection[str] = (),
     comments: bool = False,
+    in_yaml: bool = False,
 ) -> CsvHeader:
     """Map a header row's names onto field slots; JobFileError without an imei column.
 
-    Names in ``ignore`` (lowercase) and, with ``comments``, names starting with # are skipped.
+    Names in ``ignore`` (lowercase) and, with ``comments``, names starting with # are skipped;
+    ``in_yaml``: the CSV is a YAML job's targets_csv (an unknown column may be ignore_columns:'s).
     """
     columns: list[int | None] = [None] * len(NAMES)
     problems: list[Problem] = []
@@ -122,9 +124,9 @@ def csv_header(
         elif slot is None:
             shown = name if name.isprintable() else ascii(name)
             hint = suggest(name, NAMES) or (
-                " (start its name with # to skip it)"
-                if comments
-                else " (list it in ignore_columns: to skip it)"
+                " (list it in ignore_columns: to skip it)"
+                if in_yaml or not comments
+                else " (start its name with # to skip it)"
             )
             problems.append(Problem(source, line, shown, f"unknown column{hint}"))
         elif columns[slot] is not None:
@@ -146,7 +148,12 @@ def csv_header(
 
 
 def check_csv(
-    path: Path, source: str, *, ignore: tuple[str, ...] = (), comments: bool = False
+    path: Path,
+    source: str,
+    *,
+    ignore: tuple[str, ...] = (),
+    comments: bool = False,
+    in_yaml: bool = False,
 ) -> None:
     """Whether a CSV can be read as a job's rows: its header read; JobFileError if not."""
     rows = csv_rows(path, source)
@@ -156,4 +163,4 @@ def check_csv(
         rows.close()
     if first is None:
         raise JobFileError(source, 1, "", "the file is empty")
-    csv_header(first[1], first[0], source, ignore=ignore, comments=comments)
+    csv_header(first[1], first[0], source, ignore=ignore, comments=comments, in_yaml=in_yaml)

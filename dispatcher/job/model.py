@@ -289,7 +289,7 @@ class Job:
         if first is None:
             raise JobFileError(source, 1, "", "the file is empty")
         header = csv_header(
-            first[1], first[0], source, ignore=self.ignore_columns, comments=not in_yaml
+            first[1], first[0], source, ignore=self.ignore_columns, comments=True, in_yaml=in_yaml
         )
         yield from header.problems
         if self.steps:
@@ -371,7 +371,7 @@ def load_job(path: str | Path) -> Job:
         if not csv_path.is_file():
             what = "is a directory" if csv_path.is_dir() else "no such file"
             raise JobFileError(source, line, "targets_csv", f"{what}: {csv_source}")
-        check_csv(csv_path, csv_source, ignore=y.ignore_columns)
+        check_csv(csv_path, csv_source, ignore=y.ignore_columns, comments=True, in_yaml=True)
     return Job(
         p,
         y.name or p.stem,

@@ -42,7 +42,9 @@ def test_the_csv_has_the_device_columns_and_one_row_a_device(tmp_path: Path) -> 
     write_csv(FOUND, out)
     with out.open(encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
-    assert tuple(rows[0]) == COLUMNS == ("imei", "id", "title", "online", "tags", "create_time")
+    assert (
+        tuple(rows[0]) == COLUMNS == ("imei", "#id", "#title", "#online", "#tags", "#create_time")
+    )
     assert rows[1:] == [
         [imei_of(1), "1001", "meter, one", "true", "north;meters", "2026-01-02 10:00:00"],
         [imei_of(2), "1002", "meter-2", "", "", ""],
@@ -50,12 +52,12 @@ def test_the_csv_has_the_device_columns_and_one_row_a_device(tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == ["fleet.csv"]  # no partial file left
 
 
-def test_the_csv_is_a_targets_csv_with_its_other_columns_ignored(tmp_path: Path) -> None:
+def test_the_csv_is_a_targets_csv_as_it_is(tmp_path: Path) -> None:
     write_csv(FOUND, tmp_path / "fleet.csv")
     job = tmp_path / "job.yaml"
     job.write_text(
         "job: j\ndefaults: {obj_id: 3, obj_inst_id: 0, res_id: 4, expired_time: +2d}\n"
-        "targets_csv: fleet.csv\nignore_columns: [id, title, online, tags, create_time]\n",
+        "targets_csv: fleet.csv\n",
         encoding="utf-8",
     )
     result = validate_job(load_job(job), at=AT)

@@ -228,7 +228,7 @@ async def test_devices_writes_a_csv_of_the_tagged_devices(
     with (tmp_path / "fleet.csv").open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["imei"] for r in rows) == sorted(SOUTH)
-    assert all("south" in r["tags"].split(";") for r in rows)
+    assert all("south" in r["#tags"].split(";") for r in rows)
     assert "8 devices of product (default) (tag=south) written to fleet.csv" in done.stderr
     assert empty.code == 0 and "0 devices of product (default) (tag=west)" in empty.stderr
     assert no_traceback(done.stderr, empty.stderr)
