@@ -101,7 +101,7 @@ async def test_a_device_whose_write_expires_is_held_back_and_never_gets_the_upda
     gated = Gated(devices)
     job = gated_job(tmp_path, imeis, expired_time="+2h")
     notes: list[str] = []
-    await gated.run(job, tmp_path / "fw.db", poll_settings(), notify=notes.append)
+    await gated.run(job, tmp_path / "fw.db", poll_settings(), inform=notes.append)
     sent = await sent_by_device(gated, imeis)
     asleep = [i for i in imeis if sent[i][0].send_status == 4]
     assert 0 < len(asleep) < len(imeis)  # the seed puts some of them to sleep for good

@@ -37,7 +37,7 @@ async def test_a_run_stopped_half_way_is_resumed_and_sends_nothing_twice(
         if note.startswith("steps: ") and " 0 steps moved on" not in note:
             stop.request("stopped by the test")
 
-    first = await gated.run(job, ledger, poll_settings(), stop=stop, notify=stop_once_some_moved_on)
+    first = await gated.run(job, ledger, poll_settings(), stop=stop, inform=stop_once_some_moved_on)
     assert first.stop_reason == "stopped by the test"
     half = await sent_by_device(gated, imeis)
     assert 0 < sum(len(made) for made in half.values()) < 3 * len(imeis)
