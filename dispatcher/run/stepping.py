@@ -142,8 +142,9 @@ class StepGate:
                     group.create_task(self._send(found.ready, found.befores))
                 if found.follow:
                     group.create_task(self._read(list(found.follow.values())))
-            await self.recover()  # answers lost on the way back settled before the next look
-            if not found.ready:
+            if found.ready:
+                await self.recover()  # answers lost on the way back settled before the next look
+            else:
                 await ctx.nap(poll)
         return self.progress
 
