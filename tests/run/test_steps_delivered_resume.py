@@ -8,6 +8,7 @@ import itertools
 from collections import Counter
 from pathlib import Path
 
+from dispatcher.emulator.devices import Fleet
 from dispatcher.job.plan import Canary, Rollout
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Status
@@ -68,3 +69,23 @@ async def test_a_canary_device_gets_its_steps_gated_before_the_fleet_gets_any(
     assert len(canary) == 2
     rest_start = min(sent[i][0].created for i in imeis if i not in canary)
     assert all(sent[i][2].created <= rest_start for i in canary)  # each of its steps first
+
+
+async def test_a_resumed_run_counts_the_wait_from_the_steps_acceptance(tmp_path: Path) -> None:
+    imeis = fleet(2)
+    gated = Gated(Fleet(wake_every_s=600, never_wake=1.0, seed=1))  # nobody ever wakes
+    job = gated_job(tmp_path, imeis, first="wait: {until: delivered, timeout: 1h}")
+    ledger = tmp_path / "fw.db"
+    stop = Stop()
+    first = await gated.run(
+        job, ledger, poll_settings(), stop=stop, inform=lambda _: stop.request("stopped")
+    )
+    assert first.stop_reason == "stopped"
+    gated.time.now += 3600  # an hour with no run: the writes were accepted an hour ago
+    notes: list[str] = []
+    await gated.run(job, ledger, poll_settings(), inform=notes.append)
+    assert notes[0].endswith(", 4 held back")  # at its first look, not an hour later
+    with Ledger.open(ledger, read_only=True) as store:
+        later = [r for r in store.rows() if r.command.step > 1]
+    assert {r.error for r in later} == {"held back: step 1 (write 5/0/1) not delivered within 1h"}
+    assert all(len(made) == 1 for made in (await sent_by_device(gated, imeis)).values())
