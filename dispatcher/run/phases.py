@@ -10,6 +10,7 @@ May import: errors, config, job, ledger, run. Never report, cli, app or emulator
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from typing import Final
@@ -56,6 +57,7 @@ class LanePhases:
         self.aborted: RunAborted | None = None
         self.paused: str | None = None  # the rollout stopped here on purpose
         self._cut_short = False  # in-flight requests were abandoned (immediate stop, grace over)
+        self._settling = asyncio.Lock()  # step 1 and the passes of a gated job settle in turn
 
     # -- the phases -----------------------------------------------------------------------------
 
@@ -189,28 +191,40 @@ class LanePhases:
             await recorder.call(recorder.ledger.clear_queue, ctx.product)
 
     async def _send_gated(self, size: int) -> None:
-        """A job whose steps wait for delivery: step 1 as a whole, then each device's next
-        step as soon as its step before is through (stepping.py)."""
+        """A job whose steps wait for delivery: step 1 streamed to every device while the
+        passes of stepping.py send each device's next step as soon as its step before is
+        through, and follow the deliveries awaited."""
         ctx = self.ctx
         recorder = ctx.recorder
-        queued = recorder.ledger.queued(1, ctx.product)
-        try:
-            await self._send(next_queued(queued, size), size)
-        finally:
-            if inspect.getgeneratorstate(queued) != inspect.GEN_CLOSED:
-                await recorder.call(queued.close)
-        await self._settle()
-        if ctx.stop.requested:
-            return
+        first_sent = asyncio.Event()
         pages = queue_pages(recorder.ledger, ctx.product, size)
-        gate = StepGate(ctx, self.job, pages, send=self._send_ready, recover=self._settle)
-        progress = await gate.run()
-        log.info("%s", progress)
+        gate = StepGate(
+            ctx, self.job, pages, send=self._send_ready, recover=self._settle, first_sent=first_sent
+        )
+
+        async def first_step() -> None:
+            queued = recorder.ledger.queued(1, ctx.product)
+            try:
+                await self._send(next_queued(queued, size), size)
+            finally:
+                if inspect.getgeneratorstate(queued) != inspect.GEN_CLOSED:
+                    await recorder.call(queued.close)
+            try:
+                await self._settle()
+            finally:
+                first_sent.set()
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(first_step())
+            passes = group.create_task(gate.run())
+        log.info("%s", passes.result())
 
     async def _settle(self) -> None:
-        """The answers this run lost, settled (when the run reconciles)."""
+        """The answers this run lost, settled (when the run reconciles); one settling at a
+        time, so that a command OneNET never created is sent again once."""
         if self.reconcile_in_doubt:
-            await self.recovery.recover()
+            async with self._settling:
+                await self.recovery.recover()
 
     async def _send_ready(self, items: list[Item], befores: list[Row]) -> None:
         """Steps ready to go, with the rows of their steps before (read already)."""

@@ -71,10 +71,12 @@ def survey(
     now: float,
     server_now: float,
     grace_s: float,
+    first_going: bool = False,
 ) -> Survey:
     """Where the commands of ``pages`` stand. ``held``: the keys this run held back (with why),
     never looked at again; ``started``: when this run began (a step it sent that failed is not
-    sent again by it); ``now``: our clock; ``server_now``: OneNET's (for windows)."""
+    sent again by it); ``now``: our clock; ``server_now``: OneNET's (for windows);
+    ``first_going``: step 1 is still being sent, so a step 1 not accepted yet is waited for."""
     found = Survey()
     through: set[str] = set()  # later steps not done yet: the steps after them wait
     pending: list[tuple[Item, Row | None]] = []  # candidates, with their step before
@@ -97,7 +99,9 @@ def survey(
         if before.key in held:
             found.held.append((item, held[before.key]))
             held_now = held[before.key]
-        elif before.key in through:
+        elif before.key in through or (
+            first_going and before.command.step == 1 and before.status is not Status.ACCEPTED
+        ):
             through.add(command.key)  # its step before is still on its way
             continue
         else:

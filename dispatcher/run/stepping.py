@@ -1,6 +1,6 @@
-"""Steps gated on delivery: after step 1 went out, each device's next step is sent as soon as
-its step before is through (delivered, where that step says ``wait: delivered``; accepted
-otherwise), device by device, never a whole step at a time.
+"""Steps gated on delivery: while step 1 goes out (phases.py), and after, each device's next
+step is sent as soon as its step before is through (delivered, where that step says ``wait:
+delivered``; accepted otherwise), device by device, never a whole step at a time.
 
 ``StepGate.run`` repeats a pass until every device finished, was held back, or a stop came: it
 looks at the ledger (step_survey.py), holds back what cannot go (``Event.HOLD_BACK``, skipped with
@@ -15,6 +15,7 @@ twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -98,9 +99,12 @@ class StepGate:
         *,
         send: SendReady,
         recover: Callable[[], Awaitable[None]],
+        first_sent: asyncio.Event | None = None,
     ) -> None:
+        """``first_sent``: set once step 1 went out (and its lost answers were settled), when
+        it is sent beside the passes (None: it was sent before)."""
         self.ctx, self.job, self.pages = ctx, job, pages
-        self.send, self.recover = send, recover
+        self.send, self.recover, self.first_sent = send, recover, first_sent
         self.held: dict[str, str] = {}  # keys held back by this run, with why
         self.started = ctx.clock()
         self.progress = StepProgress()
@@ -112,6 +116,7 @@ class StepGate:
         recorder = ctx.recorder
         poll = ctx.settings.reliability.delivery_poll_s
         while not ctx.stop.requested:
+            going = self.first_sent is not None and not self.first_sent.is_set()
             await recorder.flush()  # what the pass before wrote, read by this one
             look = functools.partial(
                 survey,
@@ -123,6 +128,7 @@ class StepGate:
                 now=ctx.clock(),
                 server_now=ctx.lane.clock.now(),
                 grace_s=2 * poll,
+                first_going=going,
             )
             found = await recorder.call(look)
             for (command, old), why in found.held:
@@ -135,7 +141,7 @@ class StepGate:
             progress.waiting, progress.following = found.waiting, found.last_open
             progress.lapsed = found.lapsed
             self._tell()
-            if not found.ready and not found.follow:
+            if not found.ready and not found.follow and not going:
                 return progress
             async with asyncio.TaskGroup() as group:
                 if found.ready:
@@ -145,8 +151,23 @@ class StepGate:
             if found.ready:
                 await self.recover()  # answers lost on the way back settled before the next look
             else:
-                await ctx.nap(poll)
+                await self._pause(poll, going)
         return self.progress
+
+    async def _pause(self, poll: float, going: bool) -> None:
+        """The wait between two passes: a poll, cut short when step 1 is all sent meanwhile."""
+        if not going or self.first_sent is None:
+            await self.ctx.nap(poll)
+            return
+        napping = asyncio.ensure_future(self.ctx.nap(poll))
+        sent = asyncio.ensure_future(self.first_sent.wait())
+        try:
+            await asyncio.wait((napping, sent), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (napping, sent):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _send(self, items: list[Item], befores: list[Row]) -> None:
         await self.send(items, befores)

@@ -170,3 +170,17 @@ async def test_wait_delivered_on_the_last_step_follows_it_to_its_delivery(
     rows = _ledger_rows(tmp_path / "fw.db")
     assert {rows[i, 3].send_status for i in imeis} == {5}  # the read's delivery was read
     assert {rows[i, 3].cmd_result for i in imeis} == {"2.4.1"}
+
+
+async def test_devices_move_on_while_step_1_is_still_going_out(tmp_path: Path) -> None:
+    imeis = fleet(30)
+    devices = Fleet(wake_every_s=60, wake_jitter=0.5, uplinks=((UPDATE, 1.0),), seed=8)
+    gated = Gated(devices)
+    # A call every 10 seconds, 4 at a time: step 1 takes minutes, the devices wake every minute.
+    slow = poll_settings(20.0, rate=0.1, adaptive=False, concurrency=4)
+    await gated.run(gated_job(tmp_path, imeis), tmp_path / "fw.db", slow)
+    sent = await sent_by_device(gated, imeis)
+    last_write = max(sent[i][0].created for i in imeis)
+    first_update = min(sent[i][1].created for i in imeis)
+    assert first_update < last_write  # not a whole step at a time
+    _check_gating(sent, _ledger_rows(tmp_path / "fw.db"))

@@ -77,14 +77,18 @@ async def test_a_resumed_run_counts_the_wait_from_the_steps_acceptance(tmp_path:
     job = gated_job(tmp_path, imeis, first="wait: {until: delivered, timeout: 1h}")
     ledger = tmp_path / "fw.db"
     stop = Stop()
-    first = await gated.run(
-        job, ledger, poll_settings(), stop=stop, inform=lambda _: stop.request("stopped")
-    )
+
+    def stop_once_both_wait(note: str) -> None:
+        if note.startswith("steps: 2 devices waiting for a delivery"):
+            stop.request("stopped")
+
+    first = await gated.run(job, ledger, poll_settings(), stop=stop, inform=stop_once_both_wait)
     assert first.stop_reason == "stopped"
     gated.time.now += 3600  # an hour with no run: the writes were accepted an hour ago
     notes: list[str] = []
     await gated.run(job, ledger, poll_settings(), inform=notes.append)
-    assert notes[0].endswith(", 4 held back")  # at its first look, not an hour later
+    steps = [n for n in notes if n.startswith("steps: ")]
+    assert steps[0].endswith(", 4 held back")  # at its first look, not an hour later
     with Ledger.open(ledger, read_only=True) as store:
         later = [r for r in store.rows() if r.command.step > 1]
     assert {r.error for r in later} == {"held back: step 1 (write 5/0/1) not delivered within 1h"}
