@@ -187,8 +187,11 @@ class StepGate:
             ctx.notify(f"steps: {result.gave_up}; trying again in the next pass")
 
     def _tell(self) -> None:
-        """Progress, told when it changed."""
-        said = str(self.progress)
+        """Progress, told when it changed (and once there is any)."""
+        p = self.progress
+        if not (p.waiting or p.moved_on or p.held_back or p.following or p.lapsed):
+            return  # nothing to say yet: step 1 is still on its way
+        said = str(p)
         if said != self._said:
             self._said = said
             self.ctx.inform(said)
