@@ -42,6 +42,7 @@ from dispatcher.job.rows import (
 from dispatcher.job.seen import SeenKeys
 from dispatcher.job.steps import check_entry, each_step, overlay
 from dispatcher.job.validate import Validation, validate_job
+from dispatcher.job.verifyspec import VerifySpec, verify_of
 from dispatcher.job.yamlfile import read_yaml
 from dispatcher.model.command import (
     Command,
@@ -97,6 +98,7 @@ class Job:
     start_at_line: int = 0  # of the plan's start_at, for its check against the start
     steps: tuple[Entry, ...] = field(default=(), repr=False)  # steps: sent to every device in turn
     only_product: str | None = None  # commands(): only those of this product ("": the default)
+    verify: VerifySpec | None = None  # what a device on target reads (verify:)
 
     def scan(
         self,
@@ -340,6 +342,7 @@ def load_job(path: str | Path) -> Job:
         raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml or .csv")
     y = read_yaml(p, source)
     plan = read_plan(y.sections, source)
+    verify, verify_problems = verify_of(y, source)
     csv_path: Path | None = None
     csv_source = ""
     if y.targets_csv is not None:
@@ -360,11 +363,12 @@ def load_job(path: str | Path) -> Job:
         y.targets,
         csv_path,
         csv_source,
-        (*y.problems, *plan.problems),
+        (*y.problems, *plan.problems, *verify_problems),
         y.ignore_columns,
         plan.plan,
         plan.start_at_line,
         y.steps,
+        verify=verify,
     )
 
 

@@ -34,6 +34,7 @@ from dispatcher.ledger.records import (
     RunInfo,
     Status,
 )
+from dispatcher.ledger.verify import VerifyResult, VerifyState
 
 if TYPE_CHECKING:
     from dispatcher.model.command import Command
@@ -55,6 +56,8 @@ __all__ = [
     "Row",
     "RunInfo",
     "Status",
+    "VerifyResult",
+    "VerifyState",
 ]
 
 
@@ -258,4 +261,22 @@ class LedgerStore(Protocol):
     def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
         """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status as
         then known or None); a cancelled command is send_status 2."""
+        ...
+
+    # -- verify (verify.py) -----------------------------------------------------------------------
+
+    def record_verify(self, results: Sequence[VerifyResult]) -> None:
+        """Each device's verdict against the job's verify:, in place of its last one."""
+        ...
+
+    def verify_results(self) -> list[VerifyResult]:
+        """Every device's latest verdict, by imei then product (none: never verified)."""
+        ...
+
+    def record_device_ids(self, ids: Mapping[str, str]) -> None:
+        """Platform device ids by IMEI (GET /devices/getbyimei's), kept for the next verify."""
+        ...
+
+    def device_ids(self) -> dict[str, str]:
+        """The platform device ids kept, by IMEI."""
         ...
