@@ -323,6 +323,11 @@ class OneNetClient:
             raise OneNetUnavailable(f"detail of {uuid}: answer without a command")
         return data
 
+    async def fetch_data(self, url_of: Callable[[Urls], str], what: str) -> object:
+        """The ``data`` of one GET whose URL ``url_of`` builds (a device call: datapoints.py);
+        OneNetUnavailable (Misrouted) without a successful answer."""
+        return await self._call("GET", url_of(self._urls), what, None)
+
     async def cancel(self, imei: str, uuid: str) -> CancelResult:
         """Cancel a waiting command: ``cancelled``, or the ``refusal`` with the errno's verdict
         (e.g. REJECTED when it was already sent); raises OneNetUnavailable on network trouble."""

@@ -8,6 +8,7 @@ May import: times, model, onenet.requests.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 from urllib.parse import quote
@@ -45,6 +46,8 @@ class Urls:
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.devices = root.rsplit("/", 1)[0] + "/devices"
+        """The legacy platform's device calls: beside /nbiot, under the base URL."""
         self.execute = root + "/execute/offline"
         """Where execute commands are posted: base URL and path, no query, no key."""
 
@@ -90,3 +93,11 @@ class Urls:
     def cancel(self, imei: str, uuid: str) -> str:
         """The cancel of one waiting command."""
         return f"{self.root}/offline/cancel/{quote(uuid, safe='')}?imei={query_value(imei)}"
+
+    def getbyimei(self, imei: str) -> str:
+        """The legacy platform's device of an IMEI: its id (GET /devices/getbyimei)."""
+        return f"{self.devices}/getbyimei?imei={query_value(imei)}"
+
+    def datapoints(self, ids: Sequence[str]) -> str:
+        """The latest datapoints of devices, by their ids (GET /devices/datapoints, 500 at most)."""
+        return f"{self.devices}/datapoints?devIds={','.join(query_value(i) for i in ids)}"
