@@ -197,6 +197,8 @@ def _failure(rows: list[Row]) -> str | None:
         if what is None and delivery is not None:
             what = _UNDELIVERED.get(delivery)
         if what is not None:
+            if row.status is Status.SKIPPED and row.error.startswith("held back"):
+                return f"{_step(row)} ({row.command.op.value}) was {row.error}"
             detail = f": {row.error}" if row.error and row.status is not Status.ACCEPTED else ""
             return f"{_step(row)} ({row.command.op.value}) {what}{detail}"
     return None
