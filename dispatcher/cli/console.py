@@ -26,8 +26,7 @@ from dispatcher.job.resources import DISTINCT_CAP
 from dispatcher.ledger.store import Status
 from dispatcher.lwm2m import describe
 from dispatcher.onenet.masking import Mask
-from dispatcher.report.compliance import compliance_tables
-from dispatcher.report.render import printable, render_delivery, render_table
+from dispatcher.report.render import compliance_tables, printable, render_delivery, render_table
 from dispatcher.report.summary import Summary
 from dispatcher.times import format_onenet
 

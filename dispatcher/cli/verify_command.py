@@ -30,7 +30,8 @@ from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.ledger.store import VerifyState
-from dispatcher.report.compliance import compliance_of, compliance_tables
+from dispatcher.report.compliance import compliance_of
+from dispatcher.report.render import compliance_tables
 from dispatcher.run.verify_rounds import VerifyRound
 
 __all__ = ["EXIT_FAILED", "verify"]

@@ -1,0 +1,140 @@
+"""``dispatcher verify`` end to end against the emulator's simulated fleet: a firmware job of
+steps run, the devices woken, every device judged from its read of 3/0/3 as the emulator holds
+it, the verdicts in the ledger and first in the report; --watch ends; a verify on a resource no
+command reads, and datapoints on the newer platform, refused with a clear message."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+from dispatcher.emulator.server import Emulator, serve
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import VerifyState
+from tests.support.cli import dispatcher_async, online
+from tests.support.clocks import ShiftedClock
+from tests.support.e2e import fleet, write_config
+from tests.support.push import FLEET
+
+DEVICES = 20
+VERIFY = 'verify:\n  read: 3/0/3\n  expect: "2.4.1"\n'
+
+
+def firmware_job(
+    directory: Path, imeis: list[str], verify: str = VERIFY, read: bool = True
+) -> Path:
+    """fw.yaml: write 5/0/1, execute 5/0/2, (read 3/0/3) on every device, and ``verify``."""
+    targets = "".join(f'  - imei: "{i}"\n' for i in imeis)
+    steps = (
+        "steps:\n"
+        '  - {op: write, obj_id: 5, values: {1: "coap://fw.example/2.4.1.bin"}}\n'
+        "  - {op: execute, obj_id: 5, res_id: 2}\n"
+        + ("  - {op: read, obj_id: 3, res_id: 3}\n" if read else "")
+    )
+    path = directory / "fw.yaml"
+    path.write_text(
+        "job: fw\ndefaults:\n  obj_inst_id: 0\n  expired_time: '+10m'\n  trigger: [update]\n"
+        f"{steps}{verify}targets:\n{targets}",
+        encoding="utf-8",
+    )
+    return path
+
+
+def verdicts(directory: Path) -> dict[str, VerifyState]:
+    with Ledger.open(directory / "fw.yaml.ledger.db", read_only=True) as ledger:
+        return {r.imei: r.state for r in ledger.verify_results()}
+
+
+def read_outcomes(emulator: Emulator) -> dict[str, tuple[int, str | None]]:
+    """Each device's read of 3/0/3 as the emulator holds it: (send_status, cmd_result)."""
+    found = {}
+    for cmd in emulator.accepted():
+        if cmd.type == "READ":
+            item = cmd.history_item(emulator._store.deliveries.get(cmd.uuid))
+            delivery = emulator._store.deliveries.get(cmd.uuid)
+            found[cmd.imei] = (int(item["send_status"]), getattr(delivery, "cmd_result", None))
+    return found
+
+
+async def test_verify_judges_every_device_as_the_emulator_holds_its_read(tmp_path: Path) -> None:
+    imeis = fleet(DEVICES)
+    firmware_job(tmp_path, imeis)
+    write_config(tmp_path)
+    clock = ShiftedClock()
+    emulator = Emulator(clock=clock, fleet=FLEET)
+    async with serve(emulator) as url:
+        sent = await online(url, tmp_path, "run", "fw.yaml")
+        assert sent.code == 0, sent.stderr
+        early = await online(url, tmp_path, "verify", "fw.yaml")
+        assert early.code == 3, early.stderr  # nothing read yet: never seen, not final
+        assert set(verdicts(tmp_path).values()) == {VerifyState.NEVER_SEEN}
+        assert "--watch" in early.stderr
+        clock.shift = 700.0  # the devices that wake have woken; every window has closed
+        done = await online(url, tmp_path, "verify", "fw.yaml.ledger.db")
+        held = read_outcomes(emulator)
+    found = verdicts(tmp_path)
+    assert len(found) == DEVICES
+    on_target = {i for i, (status, result) in held.items() if status == 5 and result == "2.4.1"}
+    assert {i for i, s in found.items() if s is VerifyState.ON_TARGET} == on_target
+    assert on_target and len(on_target) < DEVICES  # the fleet has sleepers and failing devices
+    assert Counter(found.values())[VerifyState.FAILED] == DEVICES - len(on_target)
+    assert done.code == 1, done.stderr
+    assert "on target" in done.stdout and "Devices not on target" in done.stdout
+    assert "retry-failed" in done.stderr and "history pages" in done.stderr
+    report = await dispatcher_async("report", "fw.yaml.ledger.db", cwd=tmp_path)
+    assert report.code == 0, report.stderr
+    assert report.stdout.index("Compliance") < report.stdout.index("Ledger summary")
+
+
+async def test_watch_ends_once_every_device_is_final(tmp_path: Path) -> None:
+    imeis = fleet(6)
+    firmware_job(tmp_path, imeis)
+    write_config(tmp_path)
+    quick = replace(FLEET, wake_every_s=2, answer_delay_s=0.5, never_wake=0.0, device_errors=0.0)
+    clock = ShiftedClock()
+    emulator = Emulator(clock=clock, fleet=quick)
+    async with serve(emulator) as url:
+        assert (await online(url, tmp_path, "run", "fw.yaml")).code == 0
+        clock.shift = 30.0
+        watched = await online(url, tmp_path, "verify", "fw.yaml", "--watch", "--interval", "0.2")
+    assert watched.code == 0, watched.stderr
+    assert set(verdicts(tmp_path).values()) == {VerifyState.ON_TARGET}
+    assert "every device is on target" in watched.stderr
+
+
+async def test_a_verify_of_a_resource_no_command_reads_is_refused(tmp_path: Path) -> None:
+    imeis = fleet(2)
+    job = firmware_job(tmp_path, imeis, verify="", read=False)
+    write_config(tmp_path)
+    async with serve(Emulator()) as url:
+        assert (await online(url, tmp_path, "run", "fw.yaml")).code == 0
+        job.write_text(job.read_text() + VERIFY, encoding="utf-8")  # said after the run
+        refused = await online(url, tmp_path, "verify", "fw.yaml")
+    assert refused.code == 1
+    assert refused.stderr == (
+        "error: fw.yaml:13: verify.read: 3/0/3: no step reads it; add a read step of 3/0/3"
+        " (or 3/0, or 3), or use source: datapoints\n"
+    )
+    assert "Traceback" not in refused.stderr
+
+
+async def test_datapoints_on_the_newer_platform_is_refused(tmp_path: Path) -> None:
+    imeis = fleet(2)
+    firmware_job(tmp_path, imeis, verify=VERIFY + "  source: datapoints\n", read=False)
+    write_config(tmp_path)
+    async with serve(Emulator()) as url:
+        assert (await online(url, tmp_path, "run", "fw.yaml")).code == 0
+    newer = (
+        "onenet:\n  platform: iot-api\n  base_url: http://127.0.0.1:9\n"
+        "  token: {access_key_env: ACCESS_KEY, res: products/p1}\n"
+    )
+    (tmp_path / "newer.yaml").write_text(newer, encoding="utf-8")
+    refused = await dispatcher_async(
+        "verify", "fw.yaml", "--config", "newer.yaml", cwd=tmp_path,
+        env={"ACCESS_KEY": "c2VjcmV0LWFjY2Vzcy1rZXk="},
+    )  # fmt: skip
+    assert refused.code == 1, refused.stderr
+    assert "verify.source: datapoints reads GET /devices/datapoints" in refused.stderr
+    assert "use source: command with a read step of 3/0/3" in refused.stderr
+    assert "Traceback" not in refused.stderr
