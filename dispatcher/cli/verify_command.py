@@ -103,7 +103,7 @@ def _show(outcome: VerifyOutcome, given: Path, config: Path | None, watch: bool)
     )
     console.note(
         f"{calls.total:,} calls to OneNET ({parts}), {outcome.calls_per_device():.2f} per device,"
-        f" in {outcome.rounds:,} rounds"
+        f" in {outcome.rounds:,} round{'' if outcome.rounds == 1 else 's'}"
     )
     if outcome.unreadable:
         console.warn(
