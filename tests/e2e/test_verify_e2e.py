@@ -138,3 +138,18 @@ async def test_datapoints_on_the_newer_platform_is_refused(tmp_path: Path) -> No
     assert "verify.source: datapoints reads GET /devices/datapoints" in refused.stderr
     assert "use source: command with a read step of 3/0/3" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+async def test_a_job_without_verify_or_without_a_ledger_is_refused(tmp_path: Path) -> None:
+    firmware_job(tmp_path, fleet(2), verify="")
+    write_config(tmp_path)
+    unrun = await dispatcher_async("verify", "fw.yaml", "--config", "config.yaml", cwd=tmp_path)
+    assert unrun.code == 1
+    assert unrun.stderr == (
+        "error: fw.yaml: its ledger fw.yaml.ledger.db does not exist: run the job first\n"
+    )
+    async with serve(Emulator()) as url:
+        assert (await online(url, tmp_path, "run", "fw.yaml")).code == 0
+        refused = await online(url, tmp_path, "verify", "fw.yaml.ledger.db")
+    assert refused.code == 1
+    assert "verify: the job says nothing to verify: add verify: {read: 3/0/3" in refused.stderr
