@@ -8,7 +8,8 @@ a good one, **failed** when a step of it was rejected, failed, expired or skippe
 failed, expired or was cancelled, **not yet** when it reads another value, **never seen** when it
 reads none. A device not yet or never seen is *final* once its deadline has passed: ``timeout``
 after its last step was accepted, or (no timeout) the end of its read's window (with source
-datapoints, of its last step's).
+datapoints, of its last step's); with source command also once none of its reads is open and none
+of its steps is left to send (nothing could change its value).
 
 Pure: the rounds that read the values are verify_rounds.py's.
 """
@@ -154,13 +155,16 @@ def judge(
     failure = _failure(device.rows)
     if failure is not None:
         return result(VerifyState.FAILED, failure), True
-    deadline = _deadline(device, spec)
-    final = now >= deadline
-    late = " (its time to verify is over)" if final else ""
-    if value is not None:
-        return result(VerifyState.NOT_YET, f"reads {value!r}, expected {_good(spec)}{late}"), final
     open_read = any(reads_it(spec, r) and r.delivery in _OPEN for r in device.rows)
     unsent = next((r for r in device.rows if r.status in _UNSENT and r.retired is None), None)
+    over = now >= _deadline(device, spec)
+    # From its reads alone, a device's value cannot change once none is open and no step is
+    # left to send; a datapoint can, whenever the device reports.
+    settled = spec.source is VerifySource.COMMAND and not open_read and unsent is None
+    final = over or settled
+    late = " (its time to verify is over)" if over else ""
+    if value is not None:
+        return result(VerifyState.NOT_YET, f"reads {value!r}, expected {_good(spec)}{late}"), final
     why = note or (
         "its read is not delivered yet"
         if open_read

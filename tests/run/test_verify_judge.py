@@ -19,8 +19,7 @@ from tests.support.ledger import make_command
 from tests.support.stores import in_flight, result_of
 
 SPEC = VerifySpec(3, 0, 3, ("2.4.1",))
-WINDOW_END = 1_900_000_000.0  # in_flight's expired time is 2024-05-01T16:00:00 (UTC+8)
-PAST = 1_714_550_400.0 + 1  # just after that window closed
+PAST = 1_714_550_400.0 + 1  # just after in_flight's window (2024-05-01T16:00:00, UTC+8) closed
 
 
 @pytest.mark.parametrize(
@@ -98,12 +97,22 @@ def test_a_device_reading_a_good_value_is_on_target_and_final() -> None:
     assert _judged(ledger, 0.0)[:2] == (VerifyState.ON_TARGET, True)
 
 
-def test_a_device_reading_another_value_is_not_yet_until_its_read_window_closes() -> None:
+def test_a_device_reading_another_value_is_not_yet_and_final_once_its_read_is_done() -> None:
     ledger = _ledger([OK, OK, (Status.ACCEPTED, 5, "2.3.0")])
     state, final, reason = _judged(ledger, 0.0)
-    assert (state, final) == (VerifyState.NOT_YET, False)
-    assert "reads '2.3.0', expected '2.4.1'" in reason
-    assert _judged(ledger, PAST)[:2] == (VerifyState.NOT_YET, True)
+    assert (state, final) == (VerifyState.NOT_YET, True)
+    assert reason == "reads '2.3.0', expected '2.4.1'"
+
+
+def test_a_datapoint_not_yet_stays_open_until_the_last_steps_window_closes() -> None:
+    ledger = _ledger([OK, OK, OK])
+    spec = dataclasses.replace(SPEC, source=VerifySource.DATAPOINTS)
+    (device,) = devices_of(ledger.rows())
+    verdict, final = judge(device, spec, Reading("2.3.0", None), 0.0)
+    assert (verdict.state, final) == (VerifyState.NOT_YET, False)
+    verdict, final = judge(device, spec, Reading("2.3.0", None), PAST)
+    assert (verdict.state, final) == (VerifyState.NOT_YET, True)
+    assert verdict.reason.endswith("(its time to verify is over)")
 
 
 def test_a_timeout_counts_from_the_last_accepted_step() -> None:
