@@ -37,6 +37,7 @@ from dispatcher.ledger.records import (
     Status,
 )
 from dispatcher.ledger.runs import to_json
+from dispatcher.ledger.targets import FrozenTarget, MemoryTargets
 from dispatcher.ledger.verify import MemoryVerify
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class _State:
     queue: list[Command] = field(default_factory=list)  # the send queue, as the job gave it
 
 
-class MemoryLedger(MemoryVerify):
+class MemoryLedger(MemoryTargets, MemoryVerify):
     """A results ledger in memory (a LedgerStore). Not thread-safe: one thread at a time."""
 
     def __init__(
@@ -66,6 +67,7 @@ class MemoryLedger(MemoryVerify):
         self._clock = clock
         self._table = Table()
         self._state = _State()
+        self._frozen: dict[str, FrozenTarget] = {}  # targets.py's frozen list
         self._closed = False
 
     @property

@@ -11,7 +11,7 @@ May import: errors, times, onenet's other modules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
@@ -19,7 +19,7 @@ from typing import Final, Protocol
 import orjson
 
 from dispatcher.errors import OneNetUnavailable
-from dispatcher.onenet.urls import Urls
+from dispatcher.onenet import urls
 from dispatcher.times import parse_onenet
 
 __all__ = ["MAX_IDS", "Datapoint", "DevicesClient", "datapoints", "device_id", "value_text"]
@@ -30,7 +30,10 @@ MAX_IDS: Final = 500  # device ids in one GET /devices/datapoints (OneNET's limi
 class DevicesClient(Protocol):
     """What these calls need of a client (``OneNetClient`` is one)."""
 
-    async def fetch_data(self, url_of: Callable[[Urls], str], what: str) -> object: ...
+    @property
+    def base_url(self) -> str: ...
+
+    async def fetch(self, url: str, what: str) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +47,7 @@ class Datapoint:
 async def device_id(client: DevicesClient, imei: str) -> str:
     """The platform's id of the device of ``imei``; OneNetUnavailable when there is no answer,
     or an errno (a device the product does not have: its errno, not retryable)."""
-    data = await client.fetch_data(lambda u: u.getbyimei(imei), f"device of {imei}")
+    data = await client.fetch(urls.getbyimei(client.base_url, imei), f"device of {imei}")
     found = data.get("id") if isinstance(data, dict) else None
     if isinstance(found, bool) or not isinstance(found, (int, str)) or not str(found).strip():
         raise OneNetUnavailable(f"device of {imei}: answer without an id", retryable=False)
@@ -58,7 +61,8 @@ async def datapoints(
     that has one, by device id; OneNetUnavailable without a usable answer."""
     if len(ids) > MAX_IDS:
         raise ValueError(f"at most {MAX_IDS} device ids a call, got {len(ids)}")
-    data = await client.fetch_data(lambda u: u.datapoints(ids), f"datapoints of {len(ids)} devices")
+    url = urls.datapoints(client.base_url, ids)
+    data = await client.fetch(url, f"datapoints of {len(ids)} devices")
     devices = data.get("devices") if isinstance(data, dict) else None
     if not isinstance(devices, list):
         raise OneNetUnavailable("datapoints: answer without a device list")

@@ -17,7 +17,15 @@ from dispatcher.model.command import Op
 from dispatcher.onenet.requests import OfflineRequest
 from dispatcher.times import format_onenet
 
-__all__ = ["PER_PAGE", "Urls", "query_value"]
+__all__ = [
+    "PER_PAGE",
+    "Urls",
+    "datapoints",
+    "device_list",
+    "devices",
+    "getbyimei",
+    "query_value",
+]
 
 PER_PAGE: Final = 100  # history items per page (the most OneNET's list calls give)
 # Query values that need no percent-encoding (IMEIs, OneNET timestamps).
@@ -46,8 +54,6 @@ class Urls:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.devices = root.rsplit("/", 1)[0] + "/devices"
-        """The legacy platform's device calls: beside /nbiot, under the base URL."""
         self.execute = root + "/execute/offline"
         """Where execute commands are posted: base URL and path, no query, no key."""
 
@@ -94,10 +100,45 @@ class Urls:
         """The cancel of one waiting command."""
         return f"{self.root}/offline/cancel/{quote(uuid, safe='')}?imei={query_value(imei)}"
 
-    def getbyimei(self, imei: str) -> str:
-        """The legacy platform's device of an IMEI: its id (GET /devices/getbyimei)."""
-        return f"{self.devices}/getbyimei?imei={query_value(imei)}"
 
-    def datapoints(self, ids: Sequence[str]) -> str:
-        """The latest datapoints of devices, by their ids (GET /devices/datapoints, 500 at most)."""
-        return f"{self.devices}/datapoints?devIds={','.join(query_value(i) for i in ids)}"
+def devices(
+    base: str,
+    page: int,
+    *,
+    key_words: str | None = None,
+    tag: str | None = None,
+    online: bool | None = None,
+    begin: datetime | None = None,
+    end: datetime | None = None,
+) -> str:
+    """One page of the legacy platform's device list (``GET /devices``), ``PER_PAGE`` a page;
+    ``online`` written as the words OneNET takes, the creation times in Beijing time."""
+    query = ""
+    if key_words is not None:
+        query += f"key_words={query_value(key_words)}&"
+    if tag is not None:
+        query += f"tag={query_value(tag)}&"
+    if online is not None:
+        query += f"online={'true' if online else 'false'}&"
+    if begin is not None:
+        query += f"begin={query_value(format_onenet(begin))}&"
+    if end is not None:
+        query += f"end={query_value(format_onenet(end))}&"
+    return f"{base}/devices?{query}page={page}&per_page={PER_PAGE}"
+
+
+def device_list(base: str, product_id: str, offset: int) -> str:
+    """The newer platform's devices from ``offset`` (``GET /device/list``), ``PER_PAGE``."""
+    return (
+        f"{base}/device/list?product_id={query_value(product_id)}&offset={offset}&limit={PER_PAGE}"
+    )
+
+
+def getbyimei(base: str, imei: str) -> str:
+    """The legacy platform's device of an IMEI, for its id (``GET /devices/getbyimei``)."""
+    return f"{base}/devices/getbyimei?imei={query_value(imei)}"
+
+
+def datapoints(base: str, ids: Sequence[str]) -> str:
+    """The latest datapoints of devices by their ids (``GET /devices/datapoints``, 500 at most)."""
+    return f"{base}/devices/datapoints?devIds={','.join(query_value(i) for i in ids)}"
