@@ -13,7 +13,9 @@ May import: errors, config, job, ledger, onenet, run, app.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +27,14 @@ from dispatcher.app.keys import default_keys, lane_keys
 from dispatcher.app.resources import existing_ledger
 from dispatcher.app.watching import status_title
 from dispatcher.config import Settings
-from dispatcher.errors import BrokeOff, ConfigError, DispatcherError, JobFileError, LedgerError
+from dispatcher.errors import (
+    BrokeOff,
+    ConfigError,
+    DispatcherError,
+    JobFileError,
+    LedgerError,
+    RunAborted,
+)
 from dispatcher.job.model import load_job
 from dispatcher.job.rows import Problem
 from dispatcher.job.verifyspec import VerifySource, VerifySpec, uncovered_problem
@@ -33,6 +42,7 @@ from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.store import LedgerStore, VerifyResult, VerifyState
 from dispatcher.model.command import product_label
 from dispatcher.run.lane import Lane
+from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
 from dispatcher.run.verify import reads_it
 from dispatcher.run.verify_rounds import Verifier, VerifyCalls, VerifyLane, VerifyRound
@@ -40,6 +50,7 @@ from dispatcher.run.verify_rounds import Verifier, VerifyCalls, VerifyLane, Veri
 __all__ = ["JOB_SUFFIXES", "VerifyOutcome", "VerifyRequest", "ledger_of", "verify"]
 
 JOB_SUFFIXES = (".yaml", ".yml", ".csv")  # a path so named is a job file, not a ledger
+_PROBE_ROWS = 1000  # rows looked at for the probe's devices
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,19 +132,32 @@ def verify(
         async def rounds(stop: Stop) -> tuple[Verifier, VerifyRound]:
             async with contextlib.AsyncExitStack() as stack:
                 lanes: dict[str | None, VerifyLane] = {}
+                calls = VerifyCalls()
                 for name, (lane_settings, key) in keys.lanes.items():
                     client = await stack.enter_async_context(open_session(lane_settings, key))
-                    lane = VerifyLane(Lane.of(client, lane_settings), client, lane_settings)
-                    lanes[name if products else None] = lane
-                verifier = Verifier(spec, ledger, lanes, stop, time.time, on_round=on_round)
+                    lane = Lane.of(client, lane_settings)
+                    # OneNET's clock (the windows are on it), and a wrong key or address found
+                    # at once: as status does.
+                    imeis = _devices(ledger, name if products else None, lane_settings)
+                    probe = await check_lane(
+                        lane, imeis, settings=lane_settings, stop=stop, sleep=asyncio.sleep,
+                        clock=time.time,
+                    )  # fmt: skip
+                    calls.probes += 1
+                    if probe.why is not None:
+                        raise probe.why
+                    lanes[name if products else None] = VerifyLane(lane, client, lane_settings)
+                verifier = Verifier(
+                    spec, ledger, lanes, stop, time.time, on_round=on_round, calls=calls
+                )
                 last = await verifier.run(watch=request.watch, interval_s=request.interval_s)
                 return verifier, last
 
         try:
             verifier, last = drive(rounds)
             title = status_title(ledger)
-        except ConfigError:
-            raise  # a lane's token cannot be made: nothing was read
+        except (ConfigError, RunAborted):
+            raise  # a lane's token cannot be made, or its probe found the key or address wrong
         except DispatcherError as exc:
             raise BrokeOff(f"verify broke off: {exc}; the verdicts recorded are kept") from exc
     stop = verifier.stop
@@ -142,6 +166,17 @@ def verify(
         verifier.rounds, last.unreadable, last.last_error,
         stop.reason if stop.requested else None,
     )  # fmt: skip
+
+
+def _devices(ledger: LedgerStore, product: str | None, settings: Settings) -> list[str]:
+    """A few devices of the lane (``product``; None: any) for its probe."""
+    rows = (
+        r for r in ledger.rows(retired=False) if product is None or r.command.product == product
+    )
+    first = itertools.islice(rows, _PROBE_ROWS)
+    return list(dict.fromkeys(r.command.imei for r in first))[
+        : settings.reliability.breaker_threshold
+    ]
 
 
 def _job_path(given: Path, ledger: LedgerStore) -> Path:

@@ -100,7 +100,7 @@ def _show(outcome: VerifyOutcome, given: Path, config: Path | None, watch: bool)
         f"{calls.history_pages:,} history pages, {calls.details:,} details"
         if spec.source.value == "command"
         else f"{calls.getbyimei:,} device look-ups, {calls.datapoints:,} datapoint calls"
-    )
+    ) + f", {calls.probes:,} probe{'' if calls.probes == 1 else 's'}"
     console.note(
         f"{calls.total:,} calls to OneNET ({parts}), {outcome.calls_per_device():.2f} per device,"
         f" in {outcome.rounds:,} round{'' if outcome.rounds == 1 else 's'}"

@@ -5,9 +5,10 @@ written to the ledger; with ``watch``, rounds until every device is final.
 Source ``command``: the job's read commands of the resource still open are read as ``status``
 reads them (status.py's ``read_round``: one history page per device, a detail for an answered
 command, paced and retried on the lane), their ``cmd_result`` kept in the ledger. Source
-``datapoints``: each device's platform id (kept in the ledger after the first ``GET
-/devices/getbyimei``), then ``GET /devices/datapoints`` for 500 ids a call; nothing is sent to a
-device. Every call takes a slot of its lane's pace and is counted (``VerifyCalls``).
+``datapoints``: each device's platform id (from the job's frozen fleet when it had a
+``targets_query``, else kept in the ledger after the first ``GET /devices/getbyimei``), then
+``GET /devices/datapoints`` for 500 ids a call; nothing is sent to a device. Every call takes a
+slot of its lane's pace and is counted (``VerifyCalls``).
 """
 
 from __future__ import annotations
@@ -43,11 +44,12 @@ class VerifyCalls:
     details: int = 0  # and command details
     getbyimei: int = 0  # source datapoints: device ids looked up
     datapoints: int = 0  # and datapoint pages (500 devices each)
+    probes: int = 0  # each lane's first call: its key, address and OneNET's clock
 
     @property
     def total(self) -> int:
         """Every call made."""
-        return self.history_pages + self.details + self.getbyimei + self.datapoints
+        return self.history_pages + self.details + self.getbyimei + self.datapoints + self.probes
 
 
 @dataclass(slots=True)
@@ -150,7 +152,10 @@ class Verifier:
         self, devices: list[Device], result: VerifyRound, notes: dict[str, str]
     ) -> dict[tuple[str, str], Reading | None]:
         """Each device's latest datapoint of the resource, by (imei, product)."""
-        ids = self.ledger.device_ids()
+        # A job of a targets_query froze its devices with their ids; the others' ids are the
+        # ones an earlier verify looked up by IMEI.
+        ids = {t.imei: t.device_id for t in self.ledger.frozen_targets() if t.device_id}
+        ids.update(self.ledger.device_ids())
         missing = [d for d in devices if d.imei not in ids]
         found: dict[str, str] = {}
 

@@ -9,6 +9,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
+
 from dispatcher.emulator.server import Emulator, serve
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import VerifyState
@@ -46,18 +48,14 @@ def verdicts(directory: Path) -> dict[str, VerifyState]:
         return {r.imei: r.state for r in ledger.verify_results()}
 
 
-def read_outcomes(emulator: Emulator) -> dict[str, tuple[int, str | None]]:
-    """Each device's read of 3/0/3 as the emulator holds it: (send_status, cmd_result)."""
-    found = {}
-    for cmd in emulator.accepted():
-        if cmd.type == "READ":
-            item = cmd.history_item(emulator._store.deliveries.get(cmd.uuid))
-            delivery = emulator._store.deliveries.get(cmd.uuid)
-            found[cmd.imei] = (int(item["send_status"]), getattr(delivery, "cmd_result", None))
-    return found
+async def emulator_versions(url: str) -> dict[str, str]:
+    """Each device's firmware version (3/0/3) as the emulator holds it (GET /_emulator/devices)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/_emulator/devices") as got:
+        listed = await got.json()
+    return {d["imei"]: d["firmware"] for d in listed["devices"]}
 
 
-async def test_verify_judges_every_device_as_the_emulator_holds_its_read(tmp_path: Path) -> None:
+async def test_verify_counts_agree_with_the_emulators_devices(tmp_path: Path) -> None:
     imeis = fleet(DEVICES)
     firmware_job(tmp_path, imeis)
     write_config(tmp_path)
@@ -72,19 +70,54 @@ async def test_verify_judges_every_device_as_the_emulator_holds_its_read(tmp_pat
         assert "--watch" in early.stderr
         clock.shift = 700.0  # the devices that wake have woken; every window has closed
         done = await online(url, tmp_path, "verify", "fw.yaml.ledger.db")
-        held = read_outcomes(emulator)
+        versions = await emulator_versions(url)
     found = verdicts(tmp_path)
-    assert len(found) == DEVICES
-    on_target = {i for i, (status, result) in held.items() if status == 5 and result == "2.4.1"}
-    assert {i for i, s in found.items() if s is VerifyState.ON_TARGET} == on_target
-    assert on_target and len(on_target) < DEVICES  # the fleet has sleepers and failing devices
-    assert Counter(found.values())[VerifyState.FAILED] == DEVICES - len(on_target)
+    assert set(found) == set(imeis)
+    updated = {i for i in imeis if versions[i] == "2.4.1"}
+    assert {i for i, s in found.items() if s is VerifyState.ON_TARGET} == updated
+    assert updated and len(updated) < DEVICES  # the fleet has sleepers and failing devices
+    assert Counter(found.values())[VerifyState.FAILED] == DEVICES - len(updated)
     assert done.code == 1, done.stderr
     assert "on target" in done.stdout and "Devices not on target" in done.stdout
     assert "retry-failed" in done.stderr and "history pages" in done.stderr
     report = await dispatcher_async("report", "fw.yaml.ledger.db", cwd=tmp_path)
     assert report.code == 0, report.stderr
     assert report.stdout.index("Compliance") < report.stdout.index("Ledger summary")
+
+
+async def test_datapoints_agree_with_the_emulators_devices_and_send_nothing(
+    tmp_path: Path,
+) -> None:
+    imeis = fleet(DEVICES)
+    firmware_job(tmp_path, imeis, verify=VERIFY + "  source: datapoints\n", read=False)
+    write_config(tmp_path)
+    clock = ShiftedClock()
+    emulator = Emulator(clock=clock, fleet=FLEET)
+    async with serve(emulator) as url:
+        assert (await online(url, tmp_path, "run", "fw.yaml")).code == 0
+        clock.shift = 700.0
+        before = dict(emulator.stats()["calls"])  # type: ignore[arg-type]
+        done = await online(url, tmp_path, "verify", "fw.yaml")
+        again = await online(url, tmp_path, "verify", "fw.yaml")
+        calls = dict(emulator.stats()["calls"])  # type: ignore[arg-type]
+        versions = await emulator_versions(url)
+    made = {k: n - before.get(k, 0) for k, n in calls.items() if n != before.get(k, 0)}
+    # A probe (a history page) and one datapoints call a verify, each id looked up once (kept
+    # for the next verify), and no command created.
+    assert made == {"history": 2, "getbyimei": DEVICES, "datapoints": 2}, made
+    found = verdicts(tmp_path)
+    updated = {i for i in imeis if versions[i] == "2.4.1"}
+    assert {i for i, s in found.items() if s is VerifyState.ON_TARGET} == updated
+    # The others read their old version (not yet) or never reported (never seen): their windows
+    # have closed, so they are final; nothing read says a step failed (status was not read).
+    assert (
+        Counter(found.values())[VerifyState.NOT_YET]
+        and not Counter(found.values())[VerifyState.FAILED]
+    )
+    assert updated and done.code == again.code == 3, done.stderr
+    assert "20 device look-ups, 1 datapoint calls, 1 probe" in done.stderr
+    assert "0 device look-ups, 1 datapoint calls, 1 probe" in again.stderr
+    assert "time to verify is over" in done.stderr
 
 
 async def test_watch_ends_once_every_device_is_final(tmp_path: Path) -> None:
