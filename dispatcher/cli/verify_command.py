@@ -5,7 +5,8 @@ app/verifying.py).
 
 Exit 0 every device on target; 3 some not yet or never seen (or some values could not be read);
 1 some failed (a step or its delivery failed: ``retry-failed`` makes their job), and for a wrong
-job file, config or ledger, as every command; 130 stopped.
+job file, config or ledger, as every command; 4 the probe found the key, the address or the server
+wrong; 5 reading broke off (the verdicts recorded are kept); 130 stopped.
 """
 
 from __future__ import annotations

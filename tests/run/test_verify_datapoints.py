@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from dispatcher.job.verifyspec import VerifySource, VerifySpec
 from dispatcher.ledger.memory import MemoryLedger
 from dispatcher.ledger.store import Status, VerifyState
+from dispatcher.ledger.targets import FrozenTarget
 from dispatcher.onenet import Request, Response
 from dispatcher.onenet.client import OneNetClient
 from dispatcher.run.lane import Lane
@@ -105,6 +106,18 @@ async def test_ids_are_asked_once_and_values_read_500_devices_a_call() -> None:
     assert (verifier.calls.getbyimei, verifier.calls.datapoints) == (1001, 6)
     assert not [r for r in platform.routes.sent if "/nbiot" in r.url]  # nothing sent to devices
     assert ledger.verify_results() == first.results
+
+
+async def test_the_frozen_fleets_ids_are_taken_and_only_the_others_looked_up() -> None:
+    ledger = _fleet(3)
+    ledger.freeze_targets(
+        [FrozenTarget("860000000000000", "9000000"), FrozenTarget("860000000000001", "")]
+    )
+    platform = Platform()
+    result = await platform.verifier(ledger).run(watch=False, interval_s=0)
+    asked = [r.url for r in platform.routes.sent if "getbyimei" in r.url]
+    assert [u.rsplit("=", 1)[1] for u in asked] == ["860000000000001", "860000000000002"]
+    assert {r.state for r in result.results} == {VerifyState.ON_TARGET}
 
 
 async def test_a_device_the_platform_does_not_know_is_never_seen_with_why() -> None:
