@@ -85,6 +85,14 @@ def verify(
     sys.exit(_show(outcome, ledger_path, config_path, watch))
 
 
+def _near(path: Path) -> Path:
+    """``path`` relative to the working directory when it is under it (as a person types it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def _show(outcome: VerifyOutcome, given: Path, config: Path | None, watch: bool) -> int:
     """The compliance, the calls made and the next command; the exit code."""
     spec = outcome.spec
@@ -116,14 +124,22 @@ def _show(outcome: VerifyOutcome, given: Path, config: Path | None, watch: bool)
         return EXIT_INTERRUPTED
     counts = outcome.counts()
     again = ["dispatcher", "verify", str(given), *(["--config", str(config)] if config else [])]
+    job = _near(outcome.job)
+    retry_job = job.with_name(f"{job.stem}-retry{job.suffix}")
+    retry = [
+        "dispatcher",
+        "retry-failed",
+        str(outcome.ledger),
+        "--not-verified",
+        "-o",
+        str(retry_job),
+    ]
     if counts[VerifyState.FAILED]:
-        retry = ["dispatcher", "retry-failed", str(given), "--not-verified"]
         console.note(f"next: {shlex.join(retry)} (a job for the devices not on target)")
         return EXIT_FAILED
     if counts[VerifyState.NOT_YET] or counts[VerifyState.NEVER_SEEN] or outcome.unreadable:
         if outcome.final:
             console.note("every device's time to verify is over: those not on target stay so")
-            retry = ["dispatcher", "retry-failed", str(given), "--not-verified"]
             console.note(f"next: {shlex.join(retry)}")
         else:
             follow = [*again, "--watch"] if not watch else again

@@ -79,7 +79,8 @@ async def test_verify_counts_agree_with_the_emulators_devices(tmp_path: Path) ->
     assert Counter(found.values())[VerifyState.FAILED] == DEVICES - len(updated)
     assert done.code == 1, done.stderr
     assert "on target" in done.stdout and "Devices not on target" in done.stdout
-    assert "retry-failed" in done.stderr and "history pages" in done.stderr
+    assert "retry-failed fw.yaml.ledger.db --not-verified -o fw-retry.yaml" in done.stderr
+    assert "history pages" in done.stderr
     report = await dispatcher_async("report", "fw.yaml.ledger.db", cwd=tmp_path)
     assert report.code == 0, report.stderr
     assert report.stdout.index("Compliance") < report.stdout.index("Ledger summary")
