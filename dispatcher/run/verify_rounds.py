@@ -108,6 +108,8 @@ class Verifier:
             if not watch or result.final or self.stop.requested:
                 return result
             await self.stop.sleeper(self.sleep)(interval_s)
+            if self.stop.requested:  # stopped while waiting: the last round stands
+                return result
 
     async def round(self) -> VerifyRound:
         """Read every device's value, judge it, and record the verdicts."""

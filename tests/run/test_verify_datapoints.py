@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from dispatcher.job.verifyspec import VerifySource, VerifySpec
 from dispatcher.ledger.memory import MemoryLedger
-from dispatcher.ledger.store import Status, VerifyState
+from dispatcher.ledger.store import InFlight, Status, VerifyState
 from dispatcher.ledger.targets import FrozenTarget
 from dispatcher.onenet import Request, Response
 from dispatcher.onenet.client import OneNetClient
@@ -146,3 +146,42 @@ async def test_datapoints_that_cannot_be_read_leave_the_devices_unreadable() -> 
     assert result.unreadable == 2
     assert {r.state for r in result.results} == {VerifyState.NEVER_SEEN}
     assert all("its datapoints could not be read" in r.reason for r in result.results)
+
+
+def _open_fleet(n: int) -> MemoryLedger:
+    """``n`` devices, each with one accepted command whose window is still open (until 2030)."""
+    ledger = MemoryLedger()
+    for i in range(n):
+        cmd = make_command(i)
+        ledger.register([cmd])
+        mark = InFlight(cmd.key, 1000.0, None, "2030-01-01T00:00:00", 1)
+        ledger.write_batch([mark], [result_of(cmd.key, Status.ACCEPTED)])
+    return ledger
+
+
+async def test_watch_repeats_rounds_until_every_device_is_on_target() -> None:
+    platform = Platform(versions={"9000000": "2.3.0"})
+    verifier = platform.verifier(_open_fleet(2))
+    rounds: list[dict[VerifyState, int]] = []
+    verifier.on_round = lambda n, r: rounds.append(r.counts())
+
+    async def sleep(_: float) -> None:
+        platform.versions.clear()  # the device reports its new version meanwhile
+
+    verifier.sleep = sleep
+    last = await verifier.run(watch=True, interval_s=60)
+    assert [r[VerifyState.ON_TARGET] for r in rounds] == [1, 2]
+    assert last.final and verifier.rounds == 2
+
+
+async def test_watch_stopped_while_waiting_keeps_the_last_round() -> None:
+    platform = Platform(versions={"9000000": "2.3.0"})
+    verifier = platform.verifier(_open_fleet(2))
+
+    async def sleep(_: float) -> None:
+        verifier.stop.request("test")
+
+    verifier.sleep = sleep
+    last = await verifier.run(watch=True, interval_s=60)
+    assert verifier.rounds == 1 and not last.final
+    assert last.counts()[VerifyState.NOT_YET] == 1
