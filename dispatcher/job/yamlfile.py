@@ -30,6 +30,7 @@ __all__ = [
     "HEAD",
     "MAX_LINE",
     "PLAN_KEYS",
+    "VERIFY_KEY",
     "YamlJob",
     "open_error",
     "read_yaml",
@@ -38,6 +39,7 @@ __all__ = [
 MAX_LINE = 1 << 20  # bytes in one physical line: longer is not a job file
 MAX_YAML = 32 << 20  # bytes of a YAML job: a bigger fleet belongs in targets_csv
 PLAN_KEYS = ("rollout", "schedule", "window")  # how the job is sent: read by planfile.py
+VERIFY_KEY = "verify"  # what a device on target reads: read by verifyspec.py
 # The job's own keys; a command field (NAMES) there is a default of every target.
 TOP_KEYS = (
     "job",
@@ -49,6 +51,7 @@ TOP_KEYS = (
     "allow_duplicates",
     "ignore_columns",
     *PLAN_KEYS,
+    VERIFY_KEY,
 )
 HEAD = 1 << 16  # bytes of a file's start looked at to name its encoding
 _BOM = b"\xef\xbb\xbf"
@@ -66,7 +69,7 @@ class YamlJob:
     targets_csv: tuple[str, int] | None  # as written, and its line
     problems: tuple[Problem, ...]
     ignore_columns: tuple[str, ...] = ()  # of targets_csv, lowercase
-    sections: tuple[tuple[str, Node, int], ...] = ()  # PLAN_KEYS given: value, line of the key
+    sections: tuple[tuple[str, Node, int], ...] = ()  # PLAN_KEYS and verify: value, line of key
     steps: tuple[Entry, ...] = ()  # the operations sent to every device in turn (steps:)
     steps_line: int = 0
     query: TargetsQuery | None = None  # targets_query: (resolved at run time)
@@ -203,7 +206,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             query = read_query(vnode, line, source, problems)
         elif key == "ignore_columns":
             ignore = names(vnode, source, problems)
-        elif key in PLAN_KEYS:
+        elif key in PLAN_KEYS or key == VERIFY_KEY:
             sections.append((key, vnode, line))
         elif key == "steps":
             if not isinstance(vnode, SequenceNode) or not vnode.value:
