@@ -18,7 +18,7 @@ from dispatcher.app.keys import product_problems
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
 from dispatcher.job.model import Job, Problem, Validation, load_job, validate_job
-from dispatcher.job.query import TargetsQuery
+from dispatcher.job.query import SAMPLE_IMEI, TargetsQuery
 
 if TYPE_CHECKING:
     from dispatcher.app.events import Events
@@ -46,6 +46,7 @@ class Checked:
     job: Job | None
     result: Validation | None
     error: DispatcherError | None = None
+    sample: bool = False  # its targets_query's commands were checked on a sample device
 
     @property
     def ok(self) -> bool:
@@ -65,8 +66,12 @@ def validate(
     for path in request.jobs:
         try:
             job = load_job(path)
+            # A query's devices are found at run time: its commands are checked on a sample
+            # device, so that a step or a default that cannot make a command is found now.
+            sample = job.query is not None and not job.queried
+            checked = dataclasses.replace(job, queried=(SAMPLE_IMEI,)) if sample else job
             result = validate_job(
-                job, at=request.at, strict=request.strict, on_problem=events.problem
+                checked, at=request.at, strict=request.strict, on_problem=events.problem
             )
         except DispatcherError as exc:
             yield Checked(path, None, None, exc)
@@ -78,7 +83,7 @@ def validate(
             events.problem(problem)
         if unknown:
             result = dataclasses.replace(result, errors=result.errors + len(unknown))
-        yield Checked(path, job, result)
+        yield Checked(path, job, result, sample=sample)
 
 
 def query_problems(

@@ -97,11 +97,12 @@ def validate(
             console.error(str(checked.error))
             invalid = True
             continue
-        console.validation(checked.job, checked.result)
+        console.validation(checked.job, checked.result, sample=checked.sample)
         if checked.job.query is not None:
             console.note(
                 f"targets_query ({checked.job.query.describe()}): its devices are found at run"
                 " time, from OneNET's device list"
+                + (" (the commands were checked on a sample device)" if checked.sample else "")
             )
         if settings is None and console.products_line(checked.result):
             console.note("the products are checked against the config with --config")

@@ -124,8 +124,9 @@ def problem(p: Problem) -> None:
     _print(_out, f"{p}" + (" (warning)" if p.warning else ""), "yellow" if p.warning else "red")
 
 
-def validation(job: Job, v: Validation) -> None:
-    """The summary of a validation: commands, devices, the time window, warnings."""
+def validation(job: Job, v: Validation, *, sample: bool = False) -> None:
+    """The summary of a validation: commands, devices, the time window, warnings; ``sample``:
+    a targets_query's commands were checked on one sample device (its devices come at run time)."""
     if v.window_start is not None and v.window_end is not None:
         window = f"{format_onenet(v.window_start)} .. {format_onenet(v.window_end)} (UTC+8)"
     else:
@@ -133,8 +134,9 @@ def validation(job: Job, v: Validation) -> None:
     verdict = "valid" if v.ok else f"INVALID: {v.errors} error(s)"
     _print(
         _out,
-        f"{job.path}: {verdict}; {_n(v.commands, 'valid command')}, {_n(v.devices, 'device')},"
-        f" window {window}, {_n(v.warnings, 'warning')}",
+        f"{job.path}: {verdict}; {_counts(v, sample, bool(job.targets or job.targets_csv))},"
+        f" window {window},"
+        f" {_n(v.warnings, 'warning')}",
         "green" if v.ok else "bold red",
     )
     if v.resources:
@@ -152,6 +154,18 @@ def validation(job: Job, v: Validation) -> None:
     products = products_line(v)
     if products:
         _print(_out, products)
+
+
+def _counts(v: Validation, sample: bool, listed: bool) -> str:
+    """Commands and devices; with a sample device, what each device the query finds gets."""
+    if not sample:
+        return f"{_n(v.commands, 'valid command')}, {_n(v.devices, 'device')}"
+    if listed:  # the job's own targets beside the query: the sample device is one of them
+        return (
+            f"{_n(v.commands, 'valid command')} to {_n(max(0, v.devices - 1), 'listed device')}"
+            " and the sample, the same to each device the targets_query finds"
+        )
+    return f"{_n(v.commands, 'valid command')} for each device the targets_query finds"
 
 
 def products_line(checked: Validation) -> str | None:

@@ -1,6 +1,6 @@
 """``dispatcher devices``: a product's devices as OneNET's device list gives them, filtered as a
 job's ``targets_query`` is; a table on the terminal and the count, or, with ``-o``, a CSV
-(``imei,id,title,online,tags,create_time``) to use as a job's targets_csv (the use case is
+(``imei,#id,#title,#online,#tags,#create_time``) to use as a job's targets_csv (the use case is
 app/devices.py)."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = ["devices"]
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the devices as CSV (imei,id,title,online,tags,create_time) to this file.",
+    help="Write the devices as CSV (imei,#id,#title,#online,#tags,#create_time) to this file.",
 )
 @interruptible
 def devices(

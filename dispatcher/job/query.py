@@ -28,7 +28,15 @@ from dispatcher.job.steps import each_step
 from dispatcher.job.values import suggest
 from dispatcher.times import format_onenet, parse_timespec
 
-__all__ = ["KEYS", "QUERY_POS", "QUERY_SOURCE", "TargetsQuery", "query_rows", "read_query"]
+__all__ = [
+    "KEYS",
+    "QUERY_POS",
+    "QUERY_SOURCE",
+    "SAMPLE_IMEI",
+    "TargetsQuery",
+    "query_rows",
+    "read_query",
+]
 
 KEYS: Final = (
     "product",
@@ -40,6 +48,9 @@ KEYS: Final = (
     "limit",
 )
 QUERY_SOURCE: Final = "targets_query device"  # a queried row's source: "job.yaml: ...:12"
+SAMPLE_IMEI: Final = "490154203237518"
+"""The device a query's commands are checked on before its devices are known (validate): any
+valid IMEI does; this is the one the IMEI standard gives as its example."""
 QUERY_POS: Final = 2 << 40  # a queried device's position in the job: QUERY_POS | its number
 _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
 _EMPTY = "is empty (null): give a value, or leave the key out"

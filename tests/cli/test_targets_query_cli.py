@@ -24,10 +24,12 @@ def test_validate_says_a_querys_devices_are_found_at_run_time(write_file: WriteF
     path = write_file("job.yaml", JOB)
     result = invoke("validate", path)
     assert result.exit_code == 0
-    assert f"{path}: valid; 0 valid commands" in result.stdout
+    assert (
+        f"{path}: valid; 1 valid command for each device the targets_query finds" in result.stdout
+    )
     assert (
         "targets_query (tag=north): its devices are found at run time, from OneNET's device list"
-        in result.stderr
+        " (the commands were checked on a sample device)" in result.stderr
     )
 
 
@@ -64,3 +66,31 @@ def test_the_terminal_table_lists_some_devices_and_counts_the_rest() -> None:
     assert lines[1].split() == ["860000000000000", "0", "yes", "m0", "(a)"]
     assert lines[2].split()[2] == "no"
     assert lines[3] == "... and 2 more (-o FILE writes them all)"
+
+
+def test_validate_checks_a_querys_steps_on_a_sample_device(write_file: WriteFile) -> None:
+    # Before its devices are known, a step that cannot make a command is an error all the same.
+    path = write_file(
+        "job.yaml",
+        "job: fw\ndefaults: {expired_time: +2d}\n"
+        "steps:\n  - op: write\n    obj_id: 5\n"
+        "  - {op: execute, obj_id: 5, obj_inst_id: 0, res_id: 2}\n"
+        "targets_query: {tag: meter}\n",
+    )
+    result = invoke("validate", path)
+    assert result.exit_code != 0
+    assert "obj_inst_id: is required" in result.stdout
+    assert "INVALID" in result.stdout
+
+
+def test_validate_counts_listed_devices_beside_the_query(write_file: WriteFile) -> None:
+    path = write_file(
+        "job.yaml",
+        JOB + 'targets:\n  - imei: "867704040000118"\n  - imei: "867704040079302"\n',
+    )
+    result = invoke("validate", path)
+    assert result.exit_code == 0
+    assert (
+        "3 valid commands to 2 listed devices and the sample, the same to each device the"
+        " targets_query finds" in result.stdout
+    )

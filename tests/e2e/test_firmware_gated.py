@@ -18,14 +18,16 @@ METERS = 24
 
 
 def _shipped_job(directory: Path) -> tuple[Path, list[str]]:
-    """jobs/firmware-update.yaml as shipped, for the first ``METERS`` meters of its fleet."""
+    """jobs/firmware-update.yaml as shipped, for the first ``METERS`` meters of example-fleet.csv
+    in place of the devices its query finds."""
     fleet_rows = (ROOT / "jobs" / "example-fleet.csv").read_text(encoding="utf-8").splitlines()
     imeis = fleet_rows[1 : METERS + 1]
     (directory / "meters.csv").write_text("imei\n" + "\n".join(imeis) + "\n", encoding="utf-8")
     text = (ROOT / "jobs" / "firmware-update.yaml").read_text(encoding="utf-8")
-    assert "targets_csv: example-fleet.csv\n" in text
+    query = "targets_query:\n  tag: meter"
+    assert query in text
     job = directory / "firmware-update.yaml"
-    job.write_text(text.replace("example-fleet.csv", "meters.csv"), encoding="utf-8")
+    job.write_text(text.replace(query, "targets_csv: meters.csv\n#"), encoding="utf-8")
     return job, imeis
 
 

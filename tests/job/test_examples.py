@@ -48,7 +48,8 @@ def test_job_file_validates_strictly_without_a_problem(name: str) -> None:
     job = load_job(JOBS / name)
     result = validate_job(job, strict=True, on_problem=lambda p: problems.append(str(p)))
     assert problems == []
-    assert result.ok and result.warnings == 0 and result.commands >= 1
+    assert result.ok and result.warnings == 0
+    assert result.commands >= 1 or job.query is not None  # a query's devices: found at run time
 
 
 @pytest.mark.parametrize("name", SHOWN_IN_DOCS)
