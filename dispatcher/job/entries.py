@@ -11,8 +11,9 @@ import orjson
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dispatcher.job.hints import unencodable
-from dispatcher.job.rows import IMEI, NAMES, SLOT, TRIGGER, VALUE, VALUES, Problem
+from dispatcher.job.rows import IMEI, NAMES, SLOT, TIMEOUT, TRIGGER, VALUE, VALUES, Problem
 from dispatcher.job.values import suggest
+from dispatcher.job.waits import WAIT_KEYS, WaitGiven, has_unit, read_wait
 
 __all__ = ["Entry", "entry", "names", "node_key", "node_line", "node_text"]
 
@@ -30,6 +31,7 @@ class Entry:
     problems: tuple[Problem, ...] = ()
     broken: bool = False  # a structural problem was reported: never a command
     refused: tuple[int, ...] = ()  # slots written but refused (null, a list): reported here
+    wait: WaitGiven | None = None  # a step's (or the defaults') wait: as written (waits.py)
 
 
 def node_line(node: Node) -> int:
@@ -91,10 +93,27 @@ def entry(node: Node, source: str, *, is_defaults: bool = False, what: str = "")
     problems: list[Problem] = []
     refused: list[int] = []
     first: dict[str, int] = {}
+    waits: list[tuple[str, Node, Node]] = []
     for knode, vnode in node.value:
         kline, vline = node_line(knode), node_line(vnode)
         name = node_key(knode)
         slot = SLOT.get(name)
+        if name in WAIT_KEYS:
+            if name in first:
+                problems.append(
+                    Problem(source, kline, name, f"given twice (first on line {first[name]})")
+                )
+            elif is_defaults and what in ("step", ""):
+                first[name] = kline
+                waits.append((name, knode, vnode))
+            else:
+                where = "at the top of the job" if what == "top" else "in a target"
+                message = (
+                    f"belongs to a step (what the next step waits for), or to defaults: of a job"
+                    f" with steps:, not {where}"
+                )
+                problems.append(Problem(source, kline, name, message))
+            continue
         if slot == VALUE:  # value: carried as a one-item values (res_id gives the resource)
             slot = VALUES
             if "values" in first:
@@ -138,8 +157,28 @@ def entry(node: Node, source: str, *, is_defaults: bool = False, what: str = "")
                     Problem(source, vline, name, f"must be a single value, not a {kind}")
                 )
                 refused.append(slot)
+    wait = None
+    if is_defaults and what in ("step", ""):
+        wait = _wait(values, lines, waits, source, problems)
     broken = any(not p.warning for p in problems) and not is_defaults
-    return Entry(line, tuple(values), tuple(lines), tuple(problems), broken, tuple(refused))
+    return Entry(line, tuple(values), tuple(lines), tuple(problems), broken, tuple(refused), wait)
+
+
+def _wait(
+    values: list[str | None],
+    lines: list[int],
+    waits: list[tuple[str, Node, Node]],
+    source: str,
+    problems: list[Problem],
+) -> WaitGiven | None:
+    """A step's (or the defaults') wait; a ``timeout:`` with a unit is taken out of the command
+    field (OneNET's per-attempt seconds) as the wait's timeout."""
+    unit: tuple[str, int] | None = None
+    text = values[TIMEOUT]
+    if text is not None and has_unit(text):
+        unit = (text, lines[TIMEOUT])
+        values[TIMEOUT] = None
+    return read_wait(waits, unit, source, problems)
 
 
 def _values(node: Node, name: str, source: str, problems: list[Problem]) -> str | None:
