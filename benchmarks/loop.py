@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.procs import ChildFailed, EmulatorProcess, Measured, child_env, measure
 
-__all__ = ["PAGE", "Loop", "LoopResults", "ListCount", "StepsCount", "VerifyCount"]
+__all__ = ["PAGE", "ListCount", "Loop", "LoopResults", "StepsCount", "VerifyCount"]
 
 PAGE = 100  # devices a device-list page holds at most (per_page=100, the most OneNET gives)
 _PY = sys.executable
@@ -50,6 +50,7 @@ steps:
 verify: {{read: 3/0/3, expect: "2.4.1", source: {source}}}
 targets_query: {{limit: {devices}}}
 """
+_TARGET = "2.4.1"  # the version the job's image installs
 STEPS, GATED = 3, 2  # the job's steps, and of them those whose delivery the next one waits for
 
 
@@ -90,9 +91,11 @@ class StepsCount:
     wake_s: float  # every device wakes this often
     poll_s: float  # reliability.delivery_poll_s
     accepted: int  # commands the emulator accepted
-    delivered: int  # of them, delivered (send_status 5)
+    delivered: int  # of them, delivered (send_status 5) when the run ended
     history: int  # history pages read
     detail: int  # details read
+    updated: int  # devices on the new firmware (2.4.1) when the run ended
+    out_of_order: int  # devices that got an execute of 5/0/2 before their write of 5/0/1
     run: Measured
 
     @property
@@ -107,9 +110,9 @@ class StepsCount:
 
     @property
     def ok(self) -> bool:
-        """Every command accepted once, and every one delivered."""
-        expected = self.devices * self.steps
-        return self.accepted == expected and self.delivered == expected
+        """Every command accepted once, every device updated, none out of order."""
+        accepted = self.accepted == self.devices * self.steps
+        return accepted and self.updated == self.devices and not self.out_of_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,7 @@ class VerifyCount:
     devices: int
     calls: Mapping[str, int]  # kind -> calls (the emulator's names)
     verdicts: Mapping[str, int]  # state -> devices (the ledger's verify_results)
+    sent: int  # commands it sent to the devices (POSTs the emulator saw): none
     run: Measured
 
     @property
@@ -134,8 +138,8 @@ class VerifyCount:
 
     @property
     def ok(self) -> bool:
-        """Every device judged, and on target."""
-        return self.verdicts.get("on_target", 0) == self.devices
+        """Every device judged, and on target; nothing sent."""
+        return self.verdicts.get("on_target", 0) == self.devices and not self.sent
 
 
 @dataclass(slots=True)
@@ -194,7 +198,9 @@ class Loop:
         """``dispatcher devices`` of a product of ``fleet`` devices, whole and by its commonest
         tag, and a ``targets_query`` of that tag resolved (``run --dry-run``)."""
         config = self._config(15.0)
-        with EmulatorProcess(logs=self.work / "emulator-lists", args=["--fleet", str(fleet)]) as emu:
+        with EmulatorProcess(
+            logs=self.work / "emulator-lists", args=["--fleet", str(fleet)]
+        ) as emu:
             tags = Counter(t for d in emu.devices() for t in d["tags"] if t.startswith("city:"))
             tag, matched = tags.most_common(1)[0]
             found: list[ListCount] = []
@@ -242,21 +248,26 @@ class Loop:
             args = ["run", str(job), "--config", str(config), "--ledger", str(ledger)]
             timeout = 300 + devices * 0.5 + 20 * (wake_s + poll_s)
             run = self._dispatcher([*args, "--yes", "--no-progress"], emu.url, "loop-run", timeout)
-            calls, stats = _since(before, emu), emu.stats()
+            calls, stats, fleet = _since(before, emu), emu.stats(), emu.devices()
             steps = StepsCount(
                 devices, STEPS, GATED, wake_s, poll_s, stats["accepted"],
                 stats["send_status"].get("5", 0), calls.get("history", 0),
-                calls.get("detail", 0), run,
+                calls.get("detail", 0), sum(d["firmware"] == _TARGET for d in fleet),
+                sum(bool(d["execute_before_write"]) for d in fleet), run,
             )  # fmt: skip
             verified = []
             for source in ("command", "datapoints"):
                 job.write_text(_STEPS_JOB.format(devices=devices, source=source), "utf-8")
                 before = _calls(emu)
                 args = ["verify", str(ledger), "--config", str(config), "--watch"]
+                args += ["--interval", f"{poll_s:g}"]  # its rounds as often as the run's
+                posts = emu.stats()["posts"]
                 # exit 3 (some not yet) or 1 (some failed) is a verdict: the counts still hold
                 run = self._dispatcher(args, emu.url, f"verify-{source}", timeout, check=False)
                 counted = _since(before, emu)
-                verified.append(VerifyCount(source, devices, counted, _verdicts(ledger), run))
+                sent = emu.stats()["posts"] - posts
+                verdicts = _verdicts(ledger)
+                verified.append(VerifyCount(source, devices, counted, verdicts, sent, run))
         return steps, verified
 
 

@@ -29,7 +29,8 @@ def _steps_row(s: StepsCount) -> str:
     return (
         f"| `dispatcher run`, {s.steps} steps ({s.gated} gated on delivery), devices waking "
         f"every {s.wake_s:g} s, `delivery_poll_s: {s.poll_s:g}` | {s.devices:,} devices, "
-        f"{s.accepted:,} commands, {s.delivered:,} delivered | {s.reads:,} status reads "
+        f"{s.accepted:,} commands; at the end {s.updated:,} devices on 2.4.1, "
+        f"{s.out_of_order} updated before their write | {s.reads:,} status reads "
         f"({s.history:,} history pages, {s.detail:,} details) | **{s.per_device_step:.2f}** "
         f"per device per step |"
     )
@@ -62,9 +63,13 @@ def loop_rows(loop: LoopResults | None) -> list[str]:
         rows.append(_steps_row(loop.steps))
     rows += [_verify_row(v) for v in loop.verify or []]
     note = (
-        f"Counts, not times: exact for a given fleet and wake schedule. A device-list page holds "
-        f"{PAGE} devices. Status reads of the gated job include those of its last step (the read "
-        "of 3/0/3) while the run follows it; verify runs after the run, on its ledger."
+        f"Counts, not times: exact for a given fleet and wake schedule. A device-list page "
+        f"holds {PAGE} devices. Status reads of the gated job include those of its last step "
+        "(the read of 3/0/3) while the run goes on; verify runs after the run, on its ledger, "
+        "until every device is judged (`--watch`). A device costs a history page per status "
+        "round while its step is on its way (a round every `delivery_poll_s` at most) and a "
+        "detail once it is final: the reads per device per step grow with the devices' wake "
+        "period over the poll."
     )
     return [*rows, "", note, ""]
 
@@ -96,6 +101,8 @@ def loop_json(loop: LoopResults) -> dict[str, Any]:
             "delivery_poll_s": s.poll_s,
             "accepted": s.accepted,
             "delivered": s.delivered,
+            "updated": s.updated,
+            "out_of_order": s.out_of_order,
             "history": s.history,
             "detail": s.detail,
             "status_reads_per_device_per_step": s.per_device_step,
@@ -109,6 +116,7 @@ def loop_json(loop: LoopResults) -> dict[str, Any]:
                 "calls": dict(v.calls),
                 "calls_per_device": v.per_device,
                 "verdicts": dict(v.verdicts),
+                "sent": v.sent,
                 "exit_code": v.run.returncode,
             }
             for v in loop.verify
