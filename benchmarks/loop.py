@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks.procs import ChildFailed, EmulatorProcess, Measured, child_env, measure
 
@@ -51,6 +52,16 @@ verify: {{read: 3/0/3, expect: "2.4.1", source: {source}}}
 targets_query: {{limit: {devices}}}
 """
 _TARGET = "2.4.1"  # the version the job's image installs
+# The same devices listed by IMEI: a read of 3/0/3 (verify judges a job that ran), verified from
+# the latest datapoints.
+_CSV_JOB = """\
+job: bench-imeis
+defaults: {{obj_inst_id: 0, expired_time: +1h}}
+steps:
+  - {{op: read, obj_id: 3, res_id: 3}}
+verify: {{read: 3/0/3, expect: "2.4.1", source: datapoints}}
+targets_csv: {targets}
+"""
 STEPS, GATED = 3, 2  # the job's steps, and of them those whose delivery the next one waits for
 
 
@@ -109,6 +120,11 @@ class StepsCount:
         return self.reads / (self.devices * self.steps) if self.devices else math.nan
 
     @property
+    def per_device_gated(self) -> float:
+        """Status reads per device per step gated on delivery."""
+        return self.reads / (self.devices * self.gated) if self.devices else math.nan
+
+    @property
     def ok(self) -> bool:
         """Every command accepted once, every device updated, none out of order."""
         accepted = self.accepted == self.devices * self.steps
@@ -120,6 +136,7 @@ class VerifyCount:
     """``dispatcher verify`` of that job by one source: its calls by kind, and the verdicts."""
 
     source: str  # command or datapoints
+    targets: str  # how the job names its devices: targets_query (ids frozen) or targets_csv
     devices: int
     calls: Mapping[str, int]  # kind -> calls (the emulator's names)
     verdicts: Mapping[str, int]  # state -> devices (the ledger's verify_results)
@@ -258,17 +275,52 @@ class Loop:
             verified = []
             for source in ("command", "datapoints"):
                 job.write_text(_STEPS_JOB.format(devices=devices, source=source), "utf-8")
-                before = _calls(emu)
-                args = ["verify", str(ledger), "--config", str(config), "--watch"]
-                args += ["--interval", f"{poll_s:g}"]  # its rounds as often as the run's
-                posts = emu.stats()["posts"]
-                # exit 3 (some not yet) or 1 (some failed) is a verdict: the counts still hold
-                run = self._dispatcher(args, emu.url, f"verify-{source}", timeout, check=False)
-                counted = _since(before, emu)
-                sent = emu.stats()["posts"] - posts
-                verdicts = _verdicts(ledger)
-                verified.append(VerifyCount(source, devices, counted, verdicts, sent, run))
+                verified.append(self._verify(emu, ledger, config, poll_s, source, devices))
+            verified.append(self._verify_by_imei(emu, config, poll_s, fleet, timeout))
         return steps, verified
+
+    def _verify(
+        self,
+        emu: EmulatorProcess,
+        ledger: Path,
+        config: Path,
+        poll_s: float,
+        source: str,
+        devices: int,
+        targets: str = "targets_query",
+    ) -> VerifyCount:
+        """``dispatcher verify --watch`` of ``ledger`` (a job of ``devices``), its rounds as
+        often as the run's polls, counted."""
+        before, posts = _calls(emu), emu.stats()["posts"]
+        args = ["verify", str(ledger), "--config", str(config), "--watch"]
+        args += ["--interval", f"{poll_s:g}"]
+        slug = f"verify-{source}-{targets}"
+        # exit 3 (some not yet) or 1 (some failed) is a verdict: the counts still hold
+        run = self._dispatcher(args, emu.url, slug, 300, check=False)
+        calls, sent = _since(before, emu), emu.stats()["posts"] - posts
+        return VerifyCount(source, targets, devices, calls, _verdicts(ledger), sent, run)
+
+    def _verify_by_imei(
+        self,
+        emu: EmulatorProcess,
+        config: Path,
+        poll_s: float,
+        fleet: list[dict[str, Any]],
+        timeout: float,
+    ) -> VerifyCount:
+        """``source: datapoints`` for the same devices listed by IMEI (a ``targets_csv``): a
+        job of one read of 3/0/3 is run first (verify judges a job that ran), then verified;
+        without a frozen fleet's platform ids, verify looks each device up by IMEI."""
+        targets = self.work / "bench-imeis.csv"
+        targets.write_text("imei\n" + "".join(f"{d['imei']}\n" for d in fleet), "utf-8")
+        job = self.work / "bench-imeis.yaml"
+        job.write_text(_CSV_JOB.format(targets=targets.name), "utf-8")
+        ledger = self.work / "bench-imeis.ledger.db"
+        for stale in self.work.glob(ledger.name + "*"):
+            stale.unlink()
+        args = ["run", str(job), "--config", str(config), "--ledger", str(ledger), "--no-progress"]
+        self._dispatcher(args, emu.url, "imeis-run", timeout)
+        return self._verify(emu, ledger, config, poll_s, "datapoints", len(fleet), "targets_csv")
 
 
 def _verdicts(ledger: Path) -> dict[str, int]:

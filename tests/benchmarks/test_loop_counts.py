@@ -73,8 +73,9 @@ def test_gated_steps_update_every_device_in_order_and_count_their_status_reads(
     assert (steps["updated"], steps["out_of_order"]) == (DEVICES, 0)
     # each device's gated steps were each seen delivered: at least a history page each
     assert steps["history"] >= DEVICES * steps["gated"]
-    reads = (steps["history"] + steps["detail"]) / (DEVICES * 3)
-    assert steps["status_reads_per_device_per_step"] == pytest.approx(reads)
+    reads = steps["history"] + steps["detail"]
+    assert steps["status_reads_per_device_per_step"] == pytest.approx(reads / (DEVICES * 3))
+    assert steps["status_reads_per_device_per_gated_step"] == pytest.approx(reads / (DEVICES * 2))
 
 
 @pytest.mark.slow
@@ -82,14 +83,23 @@ def test_verify_by_each_source_puts_every_device_on_target_without_sending(
     loop_out: tuple[str, dict[str, Any]],
 ) -> None:
     _, loop = loop_out
-    by_source = {v["source"]: v for v in loop["verify"]}
-    assert set(by_source) == {"command", "datapoints"}
-    for v in by_source.values():
+    found = {(v["source"], v["targets"]): v for v in loop["verify"]}
+    assert set(found) == {
+        ("command", "targets_query"),
+        ("datapoints", "targets_query"),
+        ("datapoints", "targets_csv"),
+    }
+    for v in found.values():
         assert v["verdicts"] == {"on_target": DEVICES}
         assert (v["sent"], v["exit_code"]) == (0, 0)
         assert v["calls_per_device"] == pytest.approx(sum(v["calls"].values()) / DEVICES)
-    assert by_source["datapoints"]["calls"].get("datapoints") == 1  # 500 devices a call
-    assert "datapoints" not in by_source["command"]["calls"]
+    command = found["command", "targets_query"]["calls"]
+    assert "datapoints" not in command
+    assert command["detail"] == DEVICES  # each read's cmd_result, once
+    frozen, by_imei = found["datapoints", "targets_query"], found["datapoints", "targets_csv"]
+    assert frozen["calls"]["datapoints"] == by_imei["calls"]["datapoints"] == 1  # 500 a call
+    assert "getbyimei" not in frozen["calls"]  # the frozen fleet's platform ids are taken
+    assert by_imei["calls"]["getbyimei"] == DEVICES  # one look-up per device listed by IMEI
     assert loop["ok"] is True
 
 
@@ -101,8 +111,8 @@ def test_results_md_has_a_row_per_count_with_its_ratio(
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert "| the closed loop | size | OneNET calls (counted by the emulator) | ratio |" in rows
     assert "**10.0** per 1,000 devices found |" in text
-    assert sum("per device per step |" in row for row in rows) == 1
-    assert sum("`dispatcher verify --watch`, `source: " in row for row in rows) == 2
+    assert sum("per device per step (" in row for row in rows) == 1
+    assert sum("`dispatcher verify --watch`, `source: " in row for row in rows) == 3
 
 
 def test_pages_per_1000_devices_is_ten_for_full_pages_and_more_for_a_part_page() -> None:
