@@ -252,7 +252,8 @@ class Loop:
         """``dispatcher run`` of a firmware job of 2 steps gated on delivery and a read of 3/0/3
         to ``devices`` devices that wake every ``wake_s`` seconds; then ``dispatcher verify`` of
         its ledger by the read's ``cmd_result`` (``source: command``), then by the latest
-        datapoints (``source: datapoints``)."""
+        datapoints (``source: datapoints``), and by datapoints for the same devices listed by
+        IMEI."""
         config = self._config(poll_s)
         job = self.work / "bench-firmware.yaml"
         ledger = self.work / "bench-firmware.ledger.db"
@@ -325,8 +326,11 @@ class Loop:
 
 def _verdicts(ledger: Path) -> dict[str, int]:
     """Devices by verify state, from the ledger's verify_results."""
-    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as conn:
-        rows = conn.execute("SELECT state, COUNT(*) FROM verify_results GROUP BY state")
-        found = {str(state): int(n) for state, n in rows}
-    conn.close()
+    try:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as conn:
+            rows = conn.execute("SELECT state, COUNT(*) FROM verify_results GROUP BY state")
+            found = {str(state): int(n) for state, n in rows}
+        conn.close()
+    except sqlite3.Error as exc:  # no ledger, or verify never wrote a verdict
+        raise ChildFailed(f"{ledger.name}: no verify verdicts to read ({exc})") from None
     return found
