@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from benchmarks.loop import Loop, LoopResults
 from benchmarks.procs import ChildFailed
 from benchmarks.records import SHAPES, Contender, Sizes
 from benchmarks.report import Results, machine, render_markdown
@@ -27,6 +28,9 @@ T = TypeVar("T")
 # (n, validate_ns, run_n, pacing_n, rate, steps): the full suite, and a quick look
 _FULL = (20_000, (200_000, 1_000_000), 1_000_000, 2_000, 200.0, 500)
 _QUICK = (500, (20_000,), 5_000, 300, 100.0, 50)
+# (registered devices listed, devices of the gated job, their wake period s, delivery_poll_s)
+_LOOP_FULL = (2_000, 500, 2.0, 1.0)
+_LOOP_QUICK = (300, 50, 1.0, 0.5)
 # (R, commands per run, configured rates as multiples of R, follow step): against a throttle
 _THROTTLED_FULL = (100.0, 3_000, (1.0, 2.0, 10.0, 0.0), 10.0)
 _THROTTLED_QUICK = (100.0, 300, (1.0, 0.0), 3.0)
@@ -87,6 +91,23 @@ def _parser() -> argparse.ArgumentParser:
         help="the source tree of another version (a git worktree, say): its `dispatcher run` "
         "runs right after this one's on each job shape, as 'dispatcher (baseline)'",
     )
+    lo = p.add_argument_group("the closed loop: OneNET calls counted, not timed")
+    lo.add_argument(
+        "--loop-fleet",
+        type=int,
+        help="registered devices the device lists read (default 2,000; 0: no closed loop)",
+    )
+    lo.add_argument(
+        "--loop-devices",
+        type=int,
+        help="devices of the job of steps gated on delivery, then verified (default 500; "
+        "0: lists only)",
+    )
+    lo.add_argument("--loop-wake-s", type=float, help="how often they wake (default 2 s)")
+    lo.add_argument(
+        "--loop-poll-s", type=float, help="the job's reliability.delivery_poll_s (default 1 s)"
+    )
+    lo.add_argument("--loop-only", action="store_true", help="only the closed loop's counts")
     t = p.add_argument_group("against a throttling server (R requests/s admitted)")
     t.add_argument("--throttle-rps", type=float, help="R (default 100)")
     t.add_argument("--throttle-n", type=int, help="commands of each throttled run (default 3,000)")
@@ -115,6 +136,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
     limit, throttle_n, rates, step = _THROTTLED_QUICK if args.quick else _THROTTLED_FULL
     limit = args.throttle_rps or limit
     step = step if args.follow_step_s is None else args.follow_step_s
+    loop_fleet, loop_devices, wake_s, poll_s = _LOOP_QUICK if args.quick else _LOOP_FULL
     n = args.n or n
     sizes = Sizes(
         n=n,
@@ -131,11 +153,19 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         follow_n=args.follow_n or max(2, round(limit * 3 * step)),
         steps=steps if args.steps is None else args.steps,
         steps_devices=args.steps_devices or 2,
+        loop_fleet=loop_fleet if args.loop_fleet is None else args.loop_fleet,
+        loop_devices=loop_devices if args.loop_devices is None else args.loop_devices,
+        loop_wake_s=args.loop_wake_s or wake_s,
+        loop_poll_s=args.loop_poll_s or poll_s,
     )
     if min(sizes.n, sizes.naive_n, *sizes.validate_ns, sizes.run_n) < 1 or sizes.pacing_n < 2:
         raise SystemExit("sizes must be positive (--pacing-n at least 2)")
     if sizes.steps < 0 or sizes.steps_devices < 1:
         raise SystemExit("--steps must not be negative, --steps-devices at least 1")
+    if sizes.loop_fleet < 0 or sizes.loop_devices < 0:
+        raise SystemExit("--loop-fleet and --loop-devices must not be negative")
+    if sizes.loop_wake_s <= 0 or not 0.1 <= sizes.loop_poll_s <= 86400:
+        raise SystemExit("--loop-wake-s must be positive, --loop-poll-s within 0.1..86400")
     if sizes.rate <= 0:
         raise SystemExit("--rate must be positive")
     if sizes.throttle_rps < 2 or sizes.throttle_n < 1 or sizes.follow_step_s < 0:
@@ -215,6 +245,33 @@ def run_throttled(results: Results, suite: Suite, work: Path) -> None:
                 )
 
 
+def run_loop(results: Results, work: Path) -> None:
+    """The closed loop's calls: the device lists of a fleet, then a job of steps gated on
+    delivery and its verify by each source."""
+    sizes = results.sizes
+    if not sizes.loop_fleet:
+        return
+    loop = Loop(work, API_KEY)
+    title = f"the closed loop: device lists of {sizes.loop_fleet:,} devices"
+    lists = _step(results, title, partial(loop.lists, sizes.loop_fleet))
+    results.loop = found = LoopResults(lists or [])
+    for c in found.lists:
+        _say(f"   {c.what}: {c.found:,} found, {c.pages} pages, {c.per_1k:.1f} per 1,000")
+    if not sizes.loop_devices:
+        return
+    title = (
+        f"the closed loop: a job of 2 gated steps and a read to {sizes.loop_devices:,} devices "
+        f"waking every {sizes.loop_wake_s:g} s, then verify by each source"
+    )
+    run = partial(loop.closed_loop, sizes.loop_devices, sizes.loop_wake_s, sizes.loop_poll_s)
+    ran = _step(results, title, run)
+    if ran is not None:
+        found.steps, found.verify = ran
+        _say(f"   {found.steps.per_device_step:.2f} status reads per device per step")
+        for v in found.verify:
+            _say(f"   verify, source {v.source}: {v.per_device:.3f} calls per device {v.verdicts}")
+
+
 def run_contenders(results: Results, suite: Suite) -> None:
     """The bare loop and the dispatcher on a job of each shape; the naive script on the long."""
     n = results.sizes.n
@@ -242,6 +299,7 @@ def run_suite(
     *,
     keep: bool = False,
     throttled_only: bool = False,
+    loop_only: bool = False,
     baseline: Path | None = None,
 ) -> Results:
     """Every measurement, in order; the work files go to ``out``/work."""
@@ -254,6 +312,9 @@ def run_suite(
     try:
         if throttled_only:
             run_throttled(results, suite, work)
+            return results
+        if loop_only:
+            run_loop(results, work)
             return results
         run_contenders(results, suite)
         startup = _step(results, "start-up cost of each client", suite.startup)
@@ -281,6 +342,7 @@ def run_suite(
         if results.pacing is not None:
             _say(f"   {results.pacing.check}")
         run_throttled(results, suite, work)
+        run_loop(results, work)
         results.big_run = _step(results, f"large run, {sizes.run_n:,} commands", suite.big_run)
         if results.big_run is not None:
             _say(f"   {results.big_run.check}")
@@ -299,7 +361,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = _sizes(args)
     args.out.mkdir(parents=True, exist_ok=True)
     results = run_suite(
-        sizes, args.out, keep=args.keep, throttled_only=args.throttled_only, baseline=args.baseline
+        sizes,
+        args.out,
+        keep=args.keep,
+        throttled_only=args.throttled_only,
+        loop_only=args.loop_only,
+        baseline=args.baseline,
     )
     text = render_markdown(results)
     (args.out / "results.md").write_text(text, encoding="utf-8")

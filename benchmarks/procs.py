@@ -107,8 +107,16 @@ class EmulatorProcess:
     Use as a context manager; after it exits, ``cpu_s`` holds the server's CPU seconds.
     """
 
-    def __init__(self, *, keep_records: bool = True, logs: Path, startup_timeout: float = 30.0):
+    def __init__(
+        self,
+        *,
+        keep_records: bool = True,
+        logs: Path,
+        startup_timeout: float = 30.0,
+        args: Sequence[str] = (),
+    ):
         self.keep_records = keep_records
+        self.args = tuple(args)  # more of benchmarks.serve's flags: --fleet N, --wake-every S
         self.logs = logs
         self.startup_timeout = startup_timeout
         self.url = ""
@@ -120,6 +128,7 @@ class EmulatorProcess:
         argv = [sys.executable, "-m", "benchmarks.serve"]
         if not self.keep_records:
             argv.append("--no-records")
+        argv += self.args
         self._err = open(self.logs.with_suffix(".err"), "wb")  # closed in stop()
         self._proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=self._err, env=child_env()
@@ -164,6 +173,11 @@ class EmulatorProcess:
     def stats(self) -> dict[str, Any]:
         """GET /_emulator/stats."""
         found: dict[str, Any] = self._get("/_emulator/stats")
+        return found
+
+    def devices(self) -> list[dict[str, Any]]:
+        """GET /_emulator/devices: every registered device (tags, online, firmware, ...)."""
+        found: list[dict[str, Any]] = self._get("/_emulator/devices")["devices"]
         return found
 
     def arrivals(self) -> list[float]:

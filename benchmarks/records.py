@@ -53,6 +53,10 @@ class Sizes:
     follow_n: int = 3_000  # commands of that run
     steps: int = 500  # steps of the job of steps (0: no such measurement)
     steps_devices: int = 2  # devices it sends them to
+    loop_fleet: int = 2_000  # registered devices the device lists read (0: no closed loop)
+    loop_devices: int = 500  # devices of the job of steps gated on delivery (0: no such run)
+    loop_wake_s: float = 2.0  # how often those devices wake
+    loop_poll_s: float = 1.0  # its reliability.delivery_poll_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from benchmarks.loop import LoopResults
 from benchmarks.records import (
     CONCURRENCY,
     CPU_TARGET_X,
@@ -24,6 +25,7 @@ from benchmarks.records import (
     StepsRun,
     Validate,
 )
+from benchmarks.report_loop import loop_rows
 from benchmarks.report_throttled import throttled_rows
 from benchmarks.throttled import Follow, ThrottledRun
 
@@ -82,6 +84,7 @@ class Results:
     pacing: Pacing | None = None
     throttled: list[ThrottledRun] = field(default_factory=list)
     follow: Follow | None = None
+    loop: LoopResults | None = None  # the closed loop's calls
     errors: list[str] = field(default_factory=list)
     suite_s: float = 0.0
 
@@ -97,6 +100,8 @@ class Results:
         consistent = [t.consistent for t in self.throttled]
         if self.follow is not None:
             consistent.append(self.follow.consistent)
+        if self.loop is not None:
+            consistent.append(self.loop.ok)
         return not self.errors and all(c.ok for c in checks) and all(consistent)
 
     def contender(self, name: str, shape: str = "long") -> Contender | None:
@@ -333,6 +338,7 @@ def render_markdown(r: Results) -> str:
     if len(scale) > 2:
         lines += [*scale, ""]
     lines += throttled_rows(r.throttled, r.follow, r.sizes)
+    lines += loop_rows(r.loop)
     lines.append(_machine_line(r.machine))
     lines.append(f"The whole suite took {r.suite_s / 60:.1f} minutes. Reproduce: `make bench`.")
     if r.errors:

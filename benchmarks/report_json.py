@@ -14,6 +14,7 @@ from benchmarks.records import (
     StepsRun,
 )
 from benchmarks.report import Results, targets
+from benchmarks.report_loop import loop_json
 from benchmarks.throttled import (
     FOLLOW_TARGET_S,
     THROTTLED_TARGET_PCT,
@@ -158,6 +159,8 @@ def to_json(r: Results) -> dict[str, Any]:
             "arrived_per_s": list(f.arrived_per_s),
             "consistent": f.consistent,
         }
+    if r.loop is not None:
+        doc["loop"] = loop_json(r.loop)
     return doc
 
 

@@ -33,6 +33,7 @@ TINY += ["--pacing-n", "20", "--rate", "50", "--steps", "3"]
 # against a throttling server: one rate and one mode, and a changing limit of 1-second steps
 TINY += ["--throttle-rps", "100", "--throttle-n", "150", "--throttle-rates", "1"]
 TINY += ["--throttle-modes", "errno7", "--follow-step-s", "1"]
+TINY += ["--loop-fleet", "0"]  # the closed loop's counts are test_loop_counts.py's
 THROTTLED_ROWS = ("dispatcher, rate 100/s (1R)", "AWS SDK adaptive retry (CUBIC), unlimited")
 PERCENT = re.compile(r"^\d+\.\d%")
 NUMBER = re.compile(r"^[+-]?[\d,]+(\.\d+)?( \([\d.]+x\))?$")
