@@ -97,14 +97,24 @@ class Device:
         return format_answer_time(self.created_at)
 
 
+def _with_check_digit(body: str) -> str:
+    """A 14-digit IMEI body with its Luhn check digit (the job's IMEI rule checks it)."""
+    total = 0
+    for i, ch in enumerate(body):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return body + str(-total % 10)
+
+
 def made_up(count: int, *, seed: int | None, now: float, product: str | None = None,
             firmware: str = DEFAULT_FIRMWARE, first: int = 0) -> list[Device]:  # fmt: skip
-    """``count`` devices with IMEIs 86400000000000 + first.. (the product's own block), a seeded
+    """``count`` devices with IMEIs 864 + an 11-digit number from ``first`` + the Luhn check digit
+    (valid IMEIs, so that a job of them validates without a warning), a seeded
     spread of "city:.." and "batch:.." tags, four in five online, created over the past year."""
     rng = random.Random(f"fleet:{seed}:{product}")
     devices = []
     for n in range(first, first + count):
-        imei = f"864{n:012d}"
+        imei = _with_check_digit(f"864{n:011d}")
         tags = (f"city:{rng.choice(_CITIES)}", f"batch:{rng.choice(_BATCHES)}")
         created = now - rng.uniform(0.0, _YEAR)
         online = rng.random() < 0.8

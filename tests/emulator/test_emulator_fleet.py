@@ -288,8 +288,8 @@ def test_the_products_file_sets_list_errno_and_the_fleet_fills_each_product(
     [(products, registered)] = seen
     assert (products["pa"].list_errno, products["pb"].list_errno) == (1, None)
     assert [(d.product, d.imei) for d in registered] == [
-        ("pa", "864000000000000"), ("pa", "864000000000001"),
-        ("pb", "864000000000002"), ("pb", "864000000000003"), ("pb", A)]  # fmt: skip
+        ("pa", "864000000000005"), ("pa", "864000000000013"),
+        ("pb", "864000000000021"), ("pb", "864000000000039"), ("pb", A)]  # fmt: skip
     path.write_text(f"imei\n{A}\n", encoding="utf-8")
     unnamed = CliRunner().invoke(main, ["emulator", *flags])
     assert unnamed.exit_code == 2 and "fleet.csv:2: product: name one of pa, pb" in unnamed.output
