@@ -220,7 +220,10 @@ class Job:
             rows: list[Checked] = []
             problems: list[Problem] = []
             if not given:  # else its rows would say it again, once per step
-                rows, problems = each_step(checkers, functools.partial(check_entry, entry=entry))
+                # from_step N: the steps before N are not this target's commands (each_step
+                # gives step N no step before it).
+                sent = checkers[entry.from_step - 1 :] if entry.from_step else checkers
+                rows, problems = each_step(sent, functools.partial(check_entry, entry=entry))
             if problems and entry.refused:  # a field refused as written is not missing too
                 refused = {NAMES[slot] for slot in entry.refused}
                 problems = [p for p in problems if p.field not in refused]
