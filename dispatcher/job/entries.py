@@ -105,8 +105,8 @@ def entry(node: Node, source: str, *, is_defaults: bool = False, what: str = "")
                 message = f"given twice (first on line {first[name]})"
                 problems.append(Problem(source, kline, name, message))
             elif is_defaults:
-                where = {"step": "not in a step", "top": "not at the top of the job"}
-                message = f"belongs in a target, {where.get(what, 'not in defaults')}"
+                places = {"step": "not in a step", "top": "not at the top of the job"}
+                message = f"belongs in a target, {places.get(what, 'not in defaults')}"
                 problems.append(Problem(source, kline, name, message))
             else:
                 first[name] = kline
