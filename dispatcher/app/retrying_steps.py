@@ -72,13 +72,16 @@ def write_steps(
     finished them."""
     if job_format(output) != "yaml":
         raise Refused(f"{output}: a job with steps: is written as YAML: name it .yaml")
-    if record is None:
+    # The job file the ledger belongs to; a ledger written without one, the one its runs name.
+    paths = [record.path] if record is not None else ledger.recorded_job_paths()[-1:]
+    if not paths:
         raise Refused(
             f"{ledger_path}: it does not say which job file it belongs to, whose steps: a retry"
             " job copies"
         )
+    job_path = Path(paths[0])
     try:
-        source = read_steps_source(Path(record.path), imei)
+        source = read_steps_source(job_path, imei)
     except JobFileError as exc:
         raise Refused(
             f"{ledger_path}: a retry job copies the steps of its job file, and {exc}; nothing"
@@ -96,8 +99,8 @@ def write_steps(
                 done.flagged.append(_passed_warning(start))
         if writer.count:
             done.written = writer.commit(
-                name=None if record is None else f"{record.name}-retry",
-                comment=_header(ledger_path, output, now, record, done.tally),
+                name=f"{source.name}-retry",
+                comment=_header(ledger_path, output, now, source.name, job_path, done.tally),
                 sections=source.sections,
                 check=lambda path: _check(path, expected, output),
                 before_put=lambda: ledger.hand_over(handed, into),
@@ -165,14 +168,14 @@ def left_by_cause(tally: StepTally) -> str:
 
 
 def _header(
-    ledger_path: Path, output: Path, now: datetime, record: JobRecord, tally: StepTally
+    ledger_path: Path, output: Path, now: datetime, name: str, job_path: Path, tally: StepTally
 ) -> list[str]:
     """The comment at the top of the retry job."""
     lines = [
         f"Written by dispatcher retry-failed from {ledger_path} at {format_onenet(now)} (UTC+8).",
-        f"The devices of job {record.name!r} that did not finish its steps, by the step each"
+        f"The devices of job {name!r} that did not finish its steps, by the step each"
         f" starts at (from_step): {step_reasons(tally)}.",
-        f"The steps and defaults are {record.path}'s; the steps before a device's from_step are"
+        f"The steps and defaults are {job_path}'s; the steps before a device's from_step are"
         " not sent to it. Relative times count from when this job is run.",
     ]
     left = sum(n for cause, n in tally.left.items() if cause is not Left.FINISHED)

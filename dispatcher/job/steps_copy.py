@@ -53,9 +53,11 @@ _WIDTH = 1 << 16
 
 @dataclass(frozen=True, slots=True)
 class StepsSource:
-    """The job a retry job of steps comes from: its sections as YAML text, whether each step
-    waits for delivery, and what each step gives a target that gives nothing of its own."""
+    """The job a retry job of steps comes from: its name, its sections as YAML text, whether
+    each step waits for delivery, and what each step gives a target that gives nothing of its
+    own."""
 
+    name: str  # the job's
     sections: str
     waits: tuple[bool, ...]
     plain: Mapping[int, Command]  # by step; a step missing: it cannot do without a target's field
@@ -113,7 +115,7 @@ def read_steps_source(path: Path, imei: str) -> StepsSource:
     name = y.name or path.stem
     job = Job(path, name, False, "yaml", source, y.defaults, (target,), plan=plan, steps=y.steps)
     plain = {item.step: item for item in job.scan(past_times="allow") if isinstance(item, Command)}
-    return StepsSource(sections, waits, plain)
+    return StepsSource(name, sections, waits, plain)
 
 
 def _waits(step: object) -> bool:

@@ -27,8 +27,9 @@ steps:
 """
 
 
-def write_steps_job(path: Path, imeis: list[str], *, steps: str = STEPS, extra: str = "") -> Path:
-    """A job of three steps for ``imeis``; the second device's target gives its own retry."""
+def write_steps_job(path: Path, imeis: list[str], *, rollout: bool = True) -> Path:
+    """A job of three steps for ``imeis`` (``rollout``: with a canary, which a retry job does
+    not copy); the second device's target gives its own retry."""
     targets = "".join(
         f"  - imei: '{device}'\n" + ("    retry: 7\n" if n == 1 else "")
         for n, device in enumerate(imeis)
@@ -39,8 +40,8 @@ def write_steps_job(path: Path, imeis: list[str], *, steps: str = STEPS, extra: 
         "  obj_inst_id: 0\n"
         "  expired_time: +2d\n"
         "  trigger: [register, update]\n"
-        "rollout: {canary: 1}\n"
-        f"{extra}{steps}targets:\n{targets}",
+        + ("rollout: {canary: 1}\n" if rollout else "")
+        + f"{STEPS}targets:\n{targets}",
         encoding="utf-8",
     )
     return path
