@@ -79,7 +79,7 @@ _Verdict = Reason | Left | _Done
 
 def _verdict(row: Row, delivered: bool, into: str | None) -> _Verdict:
     """What one step of a device comes to: done, a reason to send it again, or to leave it."""
-    if row.retried_in is not None and row.retried_in == into:
+    if into is not None and row.retried_in == into:
         return reason_of(row) or Reason.NOT_SENT  # handed to this file before: the same again
     if row.status in UNSETTLED:
         return Left.UNSETTLED

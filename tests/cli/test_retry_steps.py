@@ -136,3 +136,35 @@ def test_a_job_file_gone_is_refused_with_where_it_was(tmp_path: Path) -> None:
     assert made.exit_code == 2
     assert "copies the steps of its job file" in made.stderr and str(job) in made.stderr
     assert no_traceback(made.stdout, made.stderr)
+
+
+def test_the_retry_jobs_own_ledger_is_retried_the_same_way_for_the_next_round(
+    tmp_path: Path,
+) -> None:
+    _, ledger_path, device = at_every_stage(tmp_path)
+    out = tmp_path / "retry.yaml"
+    assert invoke("retry-failed", ledger_path, "-o", out).exit_code == 0
+    # The retry job's own run: its devices start at 1, 2, 2, 1, 1 (in the job's order).
+    retry_ledger = make_steps_ledger(
+        out,
+        [
+            ["delivered", "never woke", "never woke"],  # step 1 expired: now from step 2
+            ["device error", "device error"],  # step 2 failed on the device, again
+            ["delivered", "delivered"],  # step 2 rejected: finished now
+            ["delivered", "delivered", "delivered"],  # held back: finished now
+            ["rejected", "held back", "held back"],  # never sent: rejected at step 1
+        ],
+    )
+    again = tmp_path / "retry-2.yaml"
+
+    made = invoke("retry-failed", retry_ledger, "-o", again)
+
+    assert made.exit_code == 0, made.stderr
+    job = load_job(again)
+    assert job.name == "firmware-retry-retry"
+    assert [(t.values[0], t.from_step) for t in job.targets] == [
+        (device["step 1 expired"], 2),
+        (device["step 2 failed on the device"], 2),
+        (device["never sent"], 1),
+    ]
+    assert invoke("validate", again).exit_code == 0
