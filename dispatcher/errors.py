@@ -9,6 +9,7 @@ A failed *command* is data (an outcome in the ledger), never an exception. An ex
     ├── Refused                the command will not do what was asked as asked (says why)
     ├── JobInvalid             a job file has errors (the problems are listed): nothing was sent
     ├── NothingToDo            every command of the job is final already: nothing to send
+    ├── TargetsUnresolved      a targets_query could not be resolved (refused, matched nothing)
     ├── Interrupted            stopped before anything was done (a signal)
     ├── JobFileError           a job file cannot be read or is invalid (file, line, field)
     ├── LedgerError            the ledger cannot be opened, read or written
@@ -46,6 +47,7 @@ __all__ = [
     "RolloutAborted",
     "RunAborted",
     "ServerHungError",
+    "TargetsUnresolved",
     "UnreachableError",
     "WrongKeyError",
 ]
@@ -100,6 +102,15 @@ class NothingToDo(DispatcherError):
     def __init__(self, message: str, *, through: bool) -> None:
         super().__init__(message)
         self.through = through
+
+
+class TargetsUnresolved(DispatcherError):
+    """A job's targets_query could not be resolved: OneNET refused the device list (``errno``),
+    the query matched no device, or it would list more than 10,000 pages; nothing was sent."""
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class BrokeOff(DispatcherError):

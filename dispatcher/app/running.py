@@ -20,6 +20,7 @@ from dispatcher.app.paths import earlier_ledgers, ledger_path_for, ledger_to_res
 from dispatcher.app.planning import canary_cannot_be_delivered, planned
 from dispatcher.app.resources import closing
 from dispatcher.app.send import all_through, send_job
+from dispatcher.app.targeting import Confirm, JobTargets, targets_of
 from dispatcher.config import Settings
 from dispatcher.errors import (
     BrokeOff,
@@ -28,6 +29,7 @@ from dispatcher.errors import (
     JobInvalid,
     LedgerError,
     NothingToDo,
+    Refused,
     RolloutAborted,
 )
 from dispatcher.job.model import Job, Validation, load_job, validate_job
@@ -59,6 +61,7 @@ class RunRequest:
     dry_run: bool = False  # work out the plan, send nothing
     rollout: Mapping[str, Any] = field(default_factory=dict)  # rollout_from_flags's, by name
     start_at: str | None = None  # a scheduled start in place of the job's
+    refresh_targets: bool = False  # take the devices a targets_query adds today (as new commands)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,7 @@ class RunOutcome:
     dry_run: bool = False
     errnos: tuple[tuple[int, str, int], ...] = ()  # by errno, when a rollout rule stopped it
     by_product: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    targets: JobTargets | None = None  # what a targets_query found, and what was frozen
 
 
 def run(
@@ -79,10 +83,13 @@ def run(
     *,
     events: Events | None = None,
     drive: Driver = run_plainly,
+    confirm: Confirm | None = None,
 ) -> RunOutcome:
     """Run the job of ``request`` against the settings' OneNET; JobInvalid (nothing sent) when
     the job has errors, NothingToDo when every command is final already, BrokeOff when the run
-    broke off midway (some commands may have been sent)."""
+    broke off midway (some commands may have been sent). A job with a targets_query is sent to
+    its frozen devices (app/targeting.py); devices about to be frozen are sent to only once
+    ``confirm`` says yes (None: go ahead), else Refused."""
     events = Quiet() if events is None else events
     # One lane: its key is checked before all else; with products, once the job says which.
     keys = LaneKeys({}) if request.dry_run else default_keys(settings, events)
@@ -100,6 +107,11 @@ def run(
         earlier = earlier_ledgers(request.ledger, path)  # with placeholders: what it matches
     else:
         path = default_ledger_path(job.path)
+    targets = None
+    if job.query is not None and not any(not p.warning for p in job.problems):
+        # (a job whose file has errors is refused by its validation, OneNET not asked)
+        refresh = request.refresh_targets
+        job, targets = targets_of(job, path, settings, refresh=refresh, events=events, drive=drive)
     # Resuming: times that passed since the job was first run are not errors (a passed
     # valid_time is dropped, a passed expired_time is recorded as expired). Times are checked
     # against the start: a scheduled job's relative times count from then.
@@ -129,7 +141,10 @@ def run(
         resuming = path.exists()
     if request.dry_run:
         _dry_run(job, checked, plan, path, settings, now, request.accept_changes, events)
-        return RunOutcome(path, None, dry_run=True)
+        return RunOutcome(path, None, dry_run=True, targets=targets)
+    if targets is not None and targets.to_freeze and confirm is not None and not confirm(targets):
+        n = len(targets.to_freeze)
+        raise Refused(f"{n:,} devices of {targets.label} not confirmed: nothing was sent")
     if settings.products:
         keys = lane_keys(settings, checked.products, events)
     try:
@@ -141,6 +156,8 @@ def run(
         ) from exc
     with closing(ledger):
         _bind(ledger, job, checked, request.accept_changes, events)
+        if targets is not None and targets.to_freeze:
+            ledger.freeze_targets(targets.to_freeze)
         if start > now:
             events.validated(job, checked)
             canary = plan.rollout.canary is not None
@@ -182,11 +199,11 @@ def run(
             ledger.close()
             if not resuming:  # made for this run, which never began: the next is a first run too
                 discard(path)
-            return RunOutcome(path, None)
+            return RunOutcome(path, None, targets=targets)
         aborted = isinstance(result.aborted, RolloutAborted)
         errnos = tuple(ledger.errno_groups()) if aborted else ()
         by_product = ledger.product_counts()
-    return RunOutcome(path, result, errnos=errnos, by_product=by_product)
+    return RunOutcome(path, result, errnos=errnos, by_product=by_product, targets=targets)
 
 
 def _bind(

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from dispatcher.app.keys import product_problems
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
-from dispatcher.job.model import Job, Validation, load_job, validate_job
+from dispatcher.job.model import Job, Problem, Validation, load_job, validate_job
+from dispatcher.job.query import TargetsQuery
 
 if TYPE_CHECKING:
     from dispatcher.app.events import Events
@@ -71,8 +72,22 @@ def validate(
             yield Checked(path, None, None, exc)
             continue
         unknown = [] if settings is None else product_problems(result, settings, request.config)
+        if settings is not None and job.query is not None:
+            unknown += query_problems(job, job.query, settings, request.config)
         for problem in unknown:
             events.problem(problem)
         if unknown:
             result = dataclasses.replace(result, errors=result.errors + len(unknown))
         yield Checked(path, job, result)
+
+
+def query_problems(
+    job: Job, query: TargetsQuery, settings: Settings, config: str | None
+) -> list[Problem]:
+    """A targets_query of a product the config does not name: an error at its line."""
+    name = (query.product or "").strip()
+    if not name or name in settings.products:
+        return []
+    known = ", ".join(sorted(settings.products)) or "none"
+    message = f"no product {name!r} in {config or 'the config'} (products: {known})"
+    return [Problem(job.source, query.line, "targets_query.product", message)]

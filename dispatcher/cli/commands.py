@@ -34,6 +34,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("dispatcher.cli.demo", "demo"),
     "emulator": ("dispatcher.cli.emulator_command", "emulator"),
     "objects": ("dispatcher.cli.objects_command", "objects_command"),
+    "devices": ("dispatcher.cli.devices_command", "devices"),
 }
 
 
@@ -95,6 +96,11 @@ def validate(
             invalid = True
             continue
         console.validation(checked.job, checked.result)
+        if checked.job.query is not None:
+            console.note(
+                f"targets_query ({checked.job.query.describe()}): its devices are found at run"
+                " time, from OneNET's device list"
+            )
         if settings is None and console.products_line(checked.result):
             console.note("the products are checked against the config with --config")
         invalid = invalid or not checked.ok

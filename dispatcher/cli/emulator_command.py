@@ -1,8 +1,10 @@
-"""``dispatcher emulator``: serve the local OneNET stand-in, its faults set from the flags."""
+"""``dispatcher emulator``: serve the local OneNET stand-in, its faults and its registered devices
+set from the flags."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,34 @@ __all__ = ["emulator"]
     help="Time from a command sent to a device to its answer.",
 )
 @click.option(
+    "--devices",
+    "devices_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Register these devices (CSV: imei[,tags,online,created,firmware,title,product]).",
+)
+@click.option(
+    "--fleet",
+    "fleet_size",
+    default=0,
+    metavar="N",
+    type=click.IntRange(0, 1_000_000),
+    help="Register N made-up devices in each product (seeded tags, online state, creation).",
+)
+@click.option(
+    "--firmware",
+    default="2.4.0",
+    show_default=True,
+    metavar="VERSION",
+    help="The firmware version (3/0/3) of a device its registration does not give one.",
+)
+@click.option(
+    "--firmware-target",
+    default="2.4.1",
+    show_default=True,
+    metavar="VERSION",
+    help="What an update installs when its package URI names no version.",
+)
+@click.option(
     "--products",
     "products_path",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -123,6 +153,10 @@ __all__ = ["emulator"]
 )
 def emulator(
     products_path: Path | None,
+    devices_path: Path | None,
+    fleet_size: int,
+    firmware: str,
+    firmware_target: str,
     host: str,
     port: int,
     fail_rate: float,
@@ -180,7 +214,11 @@ def emulator(
         device_errors=device_errors,
         answer_delay_s=answer_delay,
         seed=seed,
+        firmware=firmware,
+        firmware_target=firmware_target,
     )
+    names = None if products is None else list(products)
+    devices = _devices(devices_path, fleet_size, seed, firmware, names)
     try:
         emu.run(
             host,
@@ -188,6 +226,7 @@ def emulator(
             faults,
             fleet=fleet,
             products=products,
+            devices=devices,
             ready=lambda url: console.note(f"OneNET emulator on {url}"),
         )
     except OSError as exc:
@@ -197,7 +236,32 @@ def emulator(
 
 
 _PRODUCT_KEYS = ("api_key_env", "access_key_env", "res", "imeis", "throttle_rps", "throttle_mode",
-                 "answer_shape")  # fmt: skip
+                 "answer_shape", "list_errno")  # fmt: skip
+
+
+def _devices(
+    path: Path | None, size: int, seed: int | None, firmware: str, products: list[str] | None
+) -> list[Any]:
+    """The devices of ``--fleet`` (``size`` in each product, each product its own IMEIs) and
+    of ``--devices`` (which replace made-up ones of the same IMEI); exits when the file is
+    wrong."""
+    from dispatcher.emulator import made_up, read_devices
+
+    now = time.time()
+    devices: list[Any] = []
+    for n, product in enumerate(products or [None]):
+        devices += made_up(size, seed=seed, now=now, product=product, firmware=firmware,
+                           first=n * size)  # fmt: skip
+    if path is not None:
+        try:
+            devices += read_devices(path, now=now, firmware=firmware, products=products)
+        except OSError as exc:
+            fail(f"{path}: cannot be read ({exc.strerror})", EXIT_USAGE)
+        except UnicodeDecodeError:
+            fail(f"{path}: is not UTF-8 text", EXIT_USAGE)
+        except ValueError as exc:  # it names the file, line and column
+            fail(str(exc), EXIT_USAGE)
+    return devices
 
 
 def _products(path: Path) -> dict[str, Any]:

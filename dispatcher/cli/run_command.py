@@ -18,6 +18,7 @@ from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.plan_options import plan_options, resume_command
 from dispatcher.cli.run_view import end_of_run
 from dispatcher.cli.signals import run_with_signals
+from dispatcher.cli.targets_view import confirmed_targets
 from dispatcher.model.command import product_label
 
 __all__ = ["run"]
@@ -49,6 +50,12 @@ __all__ = ["run"]
 )
 @click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
 @click.option("--dry-run", is_flag=True, help="Validate and show the plan; send nothing.")
+@click.option(
+    "--refresh-targets",
+    is_flag=True,
+    help="Take the devices a targets_query finds today beyond the frozen list, as new commands.",
+)
+@click.option("--yes", is_flag=True, help="Send to a targets_query's devices without asking.")
 @plan_options
 @interruptible
 def run(
@@ -64,6 +71,8 @@ def run(
     accept_changes: bool,
     progress: bool | None,
     dry_run: bool,
+    refresh_targets: bool,
+    yes: bool,
     plan_flags: dict[str, Any],
 ) -> None:
     """Validate JOBFILE, then send every command not yet done, recording each outcome."""
@@ -82,12 +91,20 @@ def run(
         dry_run=dry_run,
         start_at=flags.pop("start_at"),
         rollout=flags,
+        refresh_targets=refresh_targets,
     )
     outcome = run_use_case(
-        settings, request, events=ConsoleEvents(progress), drive=run_with_signals
+        settings,
+        request,
+        events=ConsoleEvents(progress),
+        drive=run_with_signals,
+        confirm=None if yes else confirmed_targets,
     )
     if outcome.dry_run:
-        console.note("dry run: nothing was sent, and nothing was asked of OneNET")
+        if outcome.targets is not None:
+            console.note("dry run: nothing was sent or frozen; OneNET's device list was read")
+        else:
+            console.note("dry run: nothing was sent, and nothing was asked of OneNET")
         sys.exit(EXIT_OK)
     result = outcome.result
     if result is None:

@@ -5,9 +5,13 @@ A device is an IMEI seen in a command. It wakes every ``wake_every_s`` seconds f
 command's create time, after a seeded phase and up to ``wake_jitter`` of a period late; each wake
 is an uplink of one kind (REGISTER 1, UPDATE 2, NOTIFY 4, the bits of ``trigger_msg``). At a wake,
 its waiting commands (send_status 1) created by then, inside their window (valid <= wake < expired)
-and triggered by that kind are sent (3); ``answer_delay_s`` later the device answers: success (5,
-SUCCESS, "OK") or, for an error device, failed (6, an error name, no result). A waiting command
-whose window has closed expires (4). See docs/onenet-api.md, "Follow-up calls".
+and triggered by that kind are sent (3), in the order they were created (OneNET does not document
+the order in which one wake delivers several commands: this is one plausible order, so a write
+created before an execute reaches the device first); what each does to the device's firmware and
+what it answers is firmware.py's. ``answer_delay_s`` later the device answers: success (5,
+SUCCESS, its result) or failed (6: an error device's error name, or METHOD_NOT_ALLOWED for an
+Update with nothing to install; no result). A waiting command whose window has closed expires
+(4). See docs/onenet-api.md, "Follow-up calls".
 
 Nothing runs in the background: ``Devices.advance`` replays a device's wakes up to "now" when its
 commands are asked about. Every random draw happens at a wake, in the order of the wakes, so a
@@ -21,6 +25,8 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from dispatcher.emulator.firmware import NOT_ALLOWED, Firmware
+from dispatcher.emulator.registry import DEFAULT_FIRMWARE
 from dispatcher.emulator.state import (
     EXPIRED,
     FAILED,
@@ -29,27 +35,16 @@ from dispatcher.emulator.state import (
     WAITING,
     Delivery,
     Store,
-    StoredCommand,
 )
 
 __all__ = ["NOTIFY", "REGISTER", "UPDATE", "Devices", "Fleet"]
+
+DEFAULT_TARGET: Final = "2.4.1"
 
 REGISTER, UPDATE, NOTIFY = 1, 2, 4  # uplink kinds: the bits of trigger_msg
 ALL_UPLINKS: Final = REGISTER | UPDATE | NOTIFY  # trigger_msg omitted: OneNET's default, 7
 # confirm_status names an error device answers with (docs/onenet-api.md, codes 1, 3, 4, 5)
 DEVICE_ERRORS: Final = ("METHOD_NOT_ALLOWED", "NOT_FOUND", "INTERNAL_SERVER_ERROR", "TIME_OUT")
-RESULT_OK: Final = "OK"  # cmd_result of a successful execute or write
-# What a device answers to a read of these resources; any other reads as "<obj>/<inst>/<res>".
-READ_VALUES: Final = {(3, 3): "2.4.1", (5, 3): "0", (5, 5): "1"}  # firmware version, state, result
-
-
-def read_value(cmd: StoredCommand) -> str:
-    """A read's cmd_result: the value the device has (as text)."""
-    if cmd.res_id is not None and (cmd.obj_id, cmd.res_id) in READ_VALUES:
-        return READ_VALUES[cmd.obj_id, cmd.res_id]
-    inst = "" if cmd.obj_inst_id is None else cmd.obj_inst_id
-    res = "" if cmd.res_id is None else cmd.res_id
-    return f"{cmd.obj_id}/{inst}/{res}".rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +60,8 @@ class Fleet:
     # (kind, weight): mostly UPDATE, sometimes REGISTER, seldom NOTIFY
     uplinks: tuple[tuple[int, float], ...] = ((UPDATE, 0.8), (REGISTER, 0.15), (NOTIFY, 0.05))
     seed: int | None = None  # the same seed, commands and clock: the same deliveries
+    firmware: str = DEFAULT_FIRMWARE  # the version (3/0/3) of a device the registry does not set
+    firmware_target: str = DEFAULT_TARGET  # what an update whose URI names no version installs
 
     def __post_init__(self) -> None:
         every = self.wake_every_s
@@ -92,6 +89,7 @@ class _Device:
     """One device's schedule and what it is doing, between two looks."""
 
     rng: random.Random
+    imei: str
     asleep: bool  # never wakes
     errors: bool  # answers every command with an error
     start: float  # first command's create time plus the phase: wake k is due at start + k*period
@@ -106,8 +104,9 @@ class _Device:
 class Devices:
     """The devices of one emulator, advanced lazily over its store."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, firmware: Firmware) -> None:
         self.fleet = fleet
+        self.firmware = firmware
         self._devices: dict[str, _Device] = {}
         self._kinds = [kind for kind, _ in fleet.uplinks]
         self._weights = [weight for _, weight in fleet.uplinks]
@@ -143,7 +142,7 @@ class Devices:
         asleep = rng.random() < fleet.never_wake
         errors = rng.random() < fleet.device_errors
         period = fleet.wake_every_s or math.inf
-        device = _Device(rng, asleep, errors, first_created + rng.uniform(0.0, period))
+        device = _Device(rng, imei, asleep, errors, first_created + rng.uniform(0.0, period))
         if not asleep:
             self._schedule(device)
         return device
@@ -160,6 +159,7 @@ class Devices:
         """Send the waiting commands this wake's uplink triggers; queue the device's answers."""
         kind = device.next_kind
         due = wake + self.fleet.answer_delay_s
+        self.firmware.woke(device.imei, wake)
         still: list[str] = []
         for uuid in device.waiting:
             cmd = store.commands[uuid]
@@ -174,15 +174,14 @@ class Devices:
                 continue
             store.commands[uuid] = replace(cmd, send_status=SENT)
             store.deliveries[uuid] = sent = Delivery(send_time=wake)
-            if device.errors:
-                name = device.rng.choice(DEVICE_ERRORS)
+            result = self.firmware.deliver(device.imei, cmd, wake, fails=device.errors)
+            if result is None:
+                name = device.rng.choice(DEVICE_ERRORS) if device.errors else NOT_ALLOWED
                 answer = replace(sent, confirm_time=due, confirm_status=name)
                 device.answers.append((due, uuid, answer, FAILED))
             else:
                 answer = replace(sent, confirm_time=due, confirm_status="SUCCESS")
-                answer = replace(
-                    answer, cmd_result=read_value(cmd) if cmd.type == "READ" else RESULT_OK
-                )
+                answer = replace(answer, cmd_result=result)
                 device.answers.append((due, uuid, answer, SUCCESS))
         device.waiting = still
 

@@ -46,7 +46,8 @@ def _decode_key(access_key: str) -> bytes | None:
 @dataclass(frozen=True, slots=True)
 class Product:
     """One product: its api-key (``/nbiot/...`` calls) and/or its access key and token ``res``
-    (``/nb-iot/...`` calls), its devices (None: any), its own throttle, and its answers' shape."""
+    (``/nb-iot/...`` calls), its devices (None: any), its own throttle, its answers' shape, and
+    the errno its device calls answer when it may not list devices."""
 
     api_key: str | None = None
     access_key: str | None = None  # base64, as OneNET's console shows it
@@ -55,6 +56,7 @@ class Product:
     throttle_rps: float | None = None  # admitted creates per sliding second; more are throttled
     throttle_mode: Literal["errno7", "http429"] = "errno7"
     answer_shape: Shape = "errno"  # "code": {"code", "msg", "data"}
+    list_errno: int | None = None  # every device call answers this errno (no list permission)
 
     def __post_init__(self) -> None:
         if not self.api_key and not self.access_key:
@@ -75,6 +77,9 @@ class Product:
             raise ValueError("throttle_mode must be 'errno7' or 'http429'")
         if self.answer_shape not in ("errno", "code"):
             raise ValueError("answer_shape must be 'errno' or 'code'")
+        errno = self.list_errno
+        if errno is not None and (type(errno) is not int or errno <= 0):
+            raise ValueError("list_errno must be a positive errno")
         if self.imeis is not None and not isinstance(self.imeis, frozenset):
             object.__setattr__(self, "imeis", frozenset(self.imeis))
 

@@ -36,5 +36,9 @@ def answer(data: object = None, shape: Shape = "errno") -> web.Response:
 
 
 def error(errno: int, shape: Shape = "errno") -> web.Response:
-    """The answer OneNET gives with ``errno``."""
-    return web.Response(body=_ERROR_BODIES[shape][errno], content_type=JSON)
+    """The answer OneNET gives with ``errno`` (one it has no text for says "error")."""
+    body = _ERROR_BODIES[shape].get(errno)
+    if body is None:
+        number, text = _FIELDS[shape]
+        body = orjson.dumps({number: errno, text: "error", "data": None})
+    return web.Response(body=body, content_type=JSON)

@@ -18,8 +18,8 @@ not past its ``et`` (there is no access key to check its sign with). With ``prod
 sign is checked with that product's access key); the product's devices, throttle and answer shape
 apply, and ``Faults.api_key`` does not.
 
-Admin endpoints (no api-key): GET /_emulator/stats, GET /_emulator/arrivals (``?product=`` for one
-product's), PUT /_emulator/faults.
+The device calls (the lists, status, datapoints) and their admin calls are fleet_routes.py's;
+the other admin calls (no api-key: stats, arrivals, faults) are admin.py's.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Final
@@ -41,8 +41,12 @@ from dispatcher.emulator.admin import add_admin_routes
 from dispatcher.emulator.checks import check_execute, check_read, check_write
 from dispatcher.emulator.devices import Devices, Fleet
 from dispatcher.emulator.faults import Shaper, cut, gzip_bomb, html_page
+from dispatcher.emulator.firmware import Firmware
+from dispatcher.emulator.fleet_routes import add_fleet_routes
+from dispatcher.emulator.fleet_view import FleetView
 from dispatcher.emulator.gate import Gate
 from dispatcher.emulator.products import ANYONE, Caller, Product, Tenant
+from dispatcher.emulator.registry import Device, Registry
 from dispatcher.emulator.replies import JSON, error
 from dispatcher.emulator.state import (
     AUTH_FAILED,
@@ -53,7 +57,7 @@ from dispatcher.emulator.state import (
     StoredCommand,
 )
 
-__all__ = ["Emulator", "Faults", "Fleet", "Product", "StoredCommand", "run", "serve"]
+__all__ = ["Device", "Emulator", "Faults", "Fleet", "Product", "StoredCommand", "serve"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A follow-up call's answer for a device whose request passed the shared checks (history.py).
@@ -77,7 +81,8 @@ def _check_read_call(
 
 
 class Emulator:
-    """OneNET's cached-command API in memory; ``app()`` serves it, read methods serve tests."""
+    """OneNET's cached-command API in memory; ``app()`` serves it, read methods serve tests;
+    ``devices`` are registered in their products, and ``fleet`` reads them (fleet_view.py)."""
 
     def __init__(
         self,
@@ -90,9 +95,8 @@ class Emulator:
         keep_records: bool = True,
         fleet: Fleet | None = None,
         products: Mapping[str, Product] | None = None,
+        devices: Iterable[Device] = (),
     ) -> None:
-        # None when devices are off: then nothing on any path looks at them
-        self._devices = Devices(fleet) if fleet is not None and fleet.on else None
         self._clock = clock  # the server's "now" for valid_time/expired_time checks
         self._monotonic = monotonic  # arrivals and the throttle window
         self._sleep = sleep
@@ -101,6 +105,13 @@ class Emulator:
         self._gate = Gate(self._store, monotonic, products, max_arrivals)
         # None without products: then every call is checked as before products existed
         self._tenants = self._gate.tenants
+        registry, spec = Registry(devices), fleet or Fleet()
+        firmware = Firmware(registry.firmware, spec.firmware, spec.firmware_target)
+        names = None if self._tenants is None else list(self._tenants)
+        # the registered devices, their firmware and what reached them (fleet_view.py)
+        self.fleet = FleetView(registry, firmware, self._store, self.advance, self._now, names)
+        # None when devices are off: then nothing on any path looks at them
+        self._devices = Devices(spec, firmware) if spec.on else None
         self._faults = Faults()
         self._rng = random.Random()
         self._shaping = False  # whether answers need a Date, gzip or truncation after the fact
@@ -192,9 +203,10 @@ class Emulator:
                 "PUT", f"{prefix}/offline/cancel/{{uuid}}", follow_up(history.cancel, "cancel", iot)
             )
         add_admin_routes(app.router, self)
+        add_fleet_routes(app.router, self)
         return app
 
-    def _shaped(self, handler: Handler, *, reads: bool = True) -> Handler:
+    def shaped(self, handler: Handler, *, reads: bool = True) -> Handler:
         """``handler`` with the answer-shaping faults applied to its answers when they are set."""
 
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -211,16 +223,14 @@ class Emulator:
         async def handle(request: web.Request) -> web.Response:
             return await self._create(request, check, iot)
 
-        return self._shaped(handle, reads=False)
+        return self.shaped(handle, reads=False)
 
     def _follow_up(self, answer: FollowUp, kind: str, iot: bool) -> Handler:
         """A follow-up call's route: counted by ``kind``, the shared checks, then ``answer``,
         shaped."""
-        calls = self._store.calls
 
         async def handle(request: web.Request) -> web.Response:
-            calls[kind] = calls.get(kind, 0) + 1
-            early, imei, caller = await self._read_call(request, iot)
+            early, imei, caller = await self._read_call(request, iot, kind)
             if early is not None:
                 return early
             if self._devices is not None:
@@ -228,7 +238,7 @@ class Emulator:
                 self._devices.advance(self._store, imei, now)
             return answer(self._store, imei, request, caller)
 
-        return self._shaped(handle)
+        return self.shaped(handle)
 
     def _now(self) -> float:
         """The server's now (its clock, with the faults' offset)."""
@@ -310,39 +320,55 @@ class Emulator:
             return await gzip_bomb(answer, faults.bomb_bytes)
         return web.Response(body=answer, content_type=JSON)
 
-    async def _read_call(
-        self, request: web.Request, iot: bool
-    ) -> tuple[web.Response | None, str, Caller]:
-        """What history/detail/cancel share: faults, api-key or token, imei. Returns (early
-        answer, imei, who the answer is for)."""
-        self._store.reads += 1
-        faults = self._faults
+    async def admit(
+        self, request: web.Request, iot: bool, kind: str, *, throttle: bool = True
+    ) -> tuple[web.Response | None, Tenant | None]:
+        """What every call but a create passes, counted as a read of ``kind``: the faults (those
+        of reads), the api-key or token, and the throttles. Returns (an early answer or None to
+        go on, the caller's product)."""
+        store, faults, rng = self._store, self._faults, self._rng
+        store.reads += 1
+        store.calls[kind] = store.calls.get(kind, 0) + 1
         if faults.html_status is not None:
-            return self._shaper.html(faults.html_status), "", ANYONE
+            return self._shaper.html(faults.html_status), None
         if faults.latency_ms or faults.latency_jitter_ms:
             await self._delay(faults)
         if faults.affect_reads:
-            if faults.hang_rate and self._rng.random() < faults.hang_rate:
-                return await self._shaper.hang(request), "", ANYONE
-            if faults.fail_rate and self._rng.random() < faults.fail_rate:
-                self._store.faults["http500"] += 1
-                return html_page(500), "", ANYONE
-            if faults.cut_before_rate and self._rng.random() < faults.cut_before_rate:
-                self._store.faults["cut_before"] += 1
-                return cut(request), "", ANYONE
+            if faults.hang_rate and rng.random() < faults.hang_rate:
+                return await self._shaper.hang(request), None
+            if faults.fail_rate and rng.random() < faults.fail_rate:
+                store.faults["http500"] += 1
+                return html_page(500), None
+            if faults.cut_before_rate and rng.random() < faults.cut_before_rate:
+                store.faults["cut_before"] += 1
+                return cut(request), None
         tenant: Tenant | None = None
-        caller = ANYONE
         if iot or self._tenants is not None:
             tenant, let_in = self._gate.identify(request, iot, self._now())
-            if tenant is not None:
-                caller = tenant.caller
             if not let_in:
-                return error(AUTH_FAILED, caller.shape), "", ANYONE
+                return error(AUTH_FAILED, "errno" if tenant is None else tenant.shape), None
         elif not self._gate.key_ok(request, faults):
-            return error(AUTH_FAILED), "", ANYONE
+            return error(AUTH_FAILED), None
+        if throttle and (
+            faults.throttle_rps is not None
+            or (tenant is not None and tenant.product.throttle_rps is not None)
+        ):
+            return self._gate.throttle_full(faults, tenant), tenant
+        return None, tenant
+
+    async def _read_call(
+        self, request: web.Request, iot: bool, kind: str
+    ) -> tuple[web.Response | None, str, Caller]:
+        """What history/detail/cancel share: ``admit`` (no throttle), then the imei. Returns
+        (early answer, imei, who the answer is for)."""
+        early, tenant = await self.admit(request, iot, kind, throttle=False)
+        if early is not None:
+            return early, "", ANYONE
+        caller = ANYONE if tenant is None else tenant.caller
         imei = request.query.get("imei", "")
         if len(imei) != 15 or not (imei.isascii() and imei.isdigit()):
             return error(BAD_PARAM, caller.shape), "", ANYONE
+        faults = self._faults
         outside = faults.foreign_imeis if tenant is None else tenant.outside(faults.foreign_imeis)
         if imei in outside:
             return error(AUTH_FAILED, caller.shape), "", ANYONE
@@ -365,34 +391,3 @@ async def serve(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> A
     finally:
         emulator.release_hung()  # or the shutdown would wait for them (shutdown_timeout)
         await runner.cleanup()
-
-
-def run(
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    faults: Faults | None = None,
-    *,
-    ready: Callable[[str], None] | None = None,
-    keep_records: bool = True,
-    fleet: Fleet | None = None,
-    products: Mapping[str, Product] | None = None,
-) -> None:
-    """Serve an emulator until interrupted (KeyboardInterrupt goes up); calls ``ready(url)``."""
-
-    async def main() -> None:
-        emulator = Emulator(faults, keep_records=keep_records, fleet=fleet, products=products)
-        async with serve(emulator, host, port) as url:
-            if ready is not None:
-                ready(url)
-            await asyncio.Event().wait()
-
-    with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
-        runner.run(main())
-
-
-def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop  # optional: the "fast" extra
-    except ImportError:
-        return None
-    return uvloop.new_event_loop

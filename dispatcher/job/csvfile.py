@@ -19,7 +19,7 @@ from dispatcher.job.rows import IMEI, NAMES, SLOT, TRIGGER, TRIGGER_MSG, Problem
 from dispatcher.job.values import suggest
 from dispatcher.job.yamlfile import HEAD, MAX_LINE, open_error
 
-__all__ = ["CsvHeader", "csv_header", "csv_rows"]
+__all__ = ["CsvHeader", "check_csv", "csv_header", "csv_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +102,12 @@ def csv_header(
     *,
     ignore: Collection[str] = (),
     comments: bool = False,
+    in_yaml: bool = False,
 ) -> CsvHeader:
     """Map a header row's names onto field slots; JobFileError without an imei column.
 
-    Names in ``ignore`` (lowercase) and, with ``comments``, names starting with # are skipped.
+    Names in ``ignore`` (lowercase) and, with ``comments``, names starting with # are skipped;
+    ``in_yaml``: the CSV is a YAML job's targets_csv (an unknown column may be ignore_columns:'s).
     """
     columns: list[int | None] = [None] * len(NAMES)
     problems: list[Problem] = []
@@ -122,9 +124,9 @@ def csv_header(
         elif slot is None:
             shown = name if name.isprintable() else ascii(name)
             hint = suggest(name, NAMES) or (
-                " (start its name with # to skip it)"
-                if comments
-                else " (list it in ignore_columns: to skip it)"
+                " (list it in ignore_columns: to skip it)"
+                if in_yaml or not comments
+                else " (start its name with # to skip it)"
             )
             problems.append(Problem(source, line, shown, f"unknown column{hint}"))
         elif columns[slot] is not None:
@@ -143,3 +145,22 @@ def csv_header(
         problems.append(Problem(source, line, "trigger", "give trigger or trigger_msg, not both"))
         columns[TRIGGER] = None
     return CsvHeader(line, tuple(columns), len(row), tuple(problems))
+
+
+def check_csv(
+    path: Path,
+    source: str,
+    *,
+    ignore: tuple[str, ...] = (),
+    comments: bool = False,
+    in_yaml: bool = False,
+) -> None:
+    """Whether a CSV can be read as a job's rows: its header read; JobFileError if not."""
+    rows = csv_rows(path, source)
+    try:
+        first = next(rows, None)
+    finally:
+        rows.close()
+    if first is None:
+        raise JobFileError(source, 1, "", "the file is empty")
+    csv_header(first[1], first[0], source, ignore=ignore, comments=comments, in_yaml=in_yaml)

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.csvfile import csv_header, csv_rows
+from dispatcher.job.csvfile import check_csv, csv_header, csv_rows
 from dispatcher.job.entries import Entry
 from dispatcher.job.fields import RowChecker
 from dispatcher.job.plan import Plan
 from dispatcher.job.planfile import read_plan
+from dispatcher.job.query import QUERY_POS, QUERY_SOURCE, TargetsQuery, query_rows
 from dispatcher.job.rows import (
     FIELDS,
     NAMES,
@@ -97,6 +98,8 @@ class Job:
     start_at_line: int = 0  # of the plan's start_at, for its check against the start
     steps: tuple[Entry, ...] = field(default=(), repr=False)  # steps: sent to every device in turn
     only_product: str | None = None  # commands(): only those of this product ("": the default)
+    query: TargetsQuery | None = None  # targets_query: (its devices are found at run time)
+    queried: tuple[str, ...] = field(default=(), repr=False)  # their IMEIs, resolved or frozen
 
     def scan(
         self,
@@ -172,6 +175,7 @@ class Job:
                     item = item._replace(occurrence=occurrence)
                 elif occurrence:
                     file = self.csv_source if first >= _CSV_FILE else self.source
+                    file = f"{self.source}: {QUERY_SOURCE}" if first >= QUERY_POS else file
                     where = f"line {first % _CSV_FILE}"
                     where = where if file == item.source else f"{file}:{first % _CSV_FILE}"
                     message = (
@@ -210,7 +214,25 @@ class Job:
     def _rows(
         self, at: datetime, strict: bool, past_times: PastTimes
     ) -> Iterator[Checked | Problem]:
-        """Checked rows and problems in file order, before duplicates are looked for."""
+        """Checked rows and problems in file order, before duplicates are looked for; then the
+        queried devices the job's own targets do not list (theirs is the row taken)."""
+        if not self.queried:
+            yield from self._listed(at, strict, past_times)
+            return
+        queried, listed = frozenset(self.queried), set()
+        for item in self._listed(at, strict, past_times):
+            if type(item) is Checked and item.imei in queried:
+                listed.add(item.imei)
+            yield item
+        source = f"{self.source}: {QUERY_SOURCE}"
+        checkers = self._checkers(source, at, strict, past_times, False)
+        product = None if self.query is None else self.query.product
+        yield from query_rows(checkers, self.queried, product, frozenset(listed))
+
+    def _listed(
+        self, at: datetime, strict: bool, past_times: PastTimes
+    ) -> Iterator[Checked | Problem]:
+        """The rows of the job's own targets (inline, then targets_csv), and the problems."""
         checkers = self._checkers(self.source, at, strict, past_times, False)
         found = [*self._plan_problems(at, strict, past_times)]
         found += dict.fromkeys(p for checker in checkers for p in checker.problems)
@@ -270,7 +292,7 @@ class Job:
         if first is None:
             raise JobFileError(source, 1, "", "the file is empty")
         header = csv_header(
-            first[1], first[0], source, ignore=self.ignore_columns, comments=not in_yaml
+            first[1], first[0], source, ignore=self.ignore_columns, comments=True, in_yaml=in_yaml
         )
         yield from header.problems
         if self.steps:
@@ -337,7 +359,7 @@ def load_job(path: str | Path) -> Job:
         raise JobFileError(source, 0, "", "is a directory, not a job file")
     suffix = p.suffix.lower()
     if suffix == ".csv":
-        _check_csv(p, source, comments=True)
+        check_csv(p, source, comments=True)
         return Job(p, p.stem, False, "csv", source, targets_csv=p, csv_source=source)
     if suffix not in (".yaml", ".yml"):
         raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml or .csv")
@@ -352,7 +374,7 @@ def load_job(path: str | Path) -> Job:
         if not csv_path.is_file():
             what = "is a directory" if csv_path.is_dir() else "no such file"
             raise JobFileError(source, line, "targets_csv", f"{what}: {csv_source}")
-        _check_csv(csv_path, csv_source, ignore=y.ignore_columns)
+        check_csv(csv_path, csv_source, ignore=y.ignore_columns, comments=True, in_yaml=True)
     return Job(
         p,
         y.name or p.stem,
@@ -368,17 +390,5 @@ def load_job(path: str | Path) -> Job:
         plan.plan,
         plan.start_at_line,
         y.steps,
+        query=y.query,
     )
-
-
-def _check_csv(
-    path: Path, source: str, *, ignore: tuple[str, ...] = (), comments: bool = False
-) -> None:
-    rows = csv_rows(path, source)
-    try:
-        first = next(rows, None)
-    finally:
-        rows.close()
-    if first is None:
-        raise JobFileError(source, 1, "", "the file is empty")
-    csv_header(first[1], first[0], source, ignore=ignore, comments=comments)

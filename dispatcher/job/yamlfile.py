@@ -21,6 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from dispatcher.errors import JobFileError
 from dispatcher.job.entries import FROM_STEP, Entry, entry, names, node_key, node_line, node_text
 from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
+from dispatcher.job.query import TargetsQuery, read_query
 from dispatcher.job.rows import NAMES, PRODUCT, SLOT, Problem
 from dispatcher.job.values import suggest
 
@@ -43,6 +44,7 @@ TOP_KEYS = (
     "defaults",
     "targets",
     "targets_csv",
+    "targets_query",
     "steps",
     "allow_duplicates",
     "ignore_columns",
@@ -67,6 +69,7 @@ class YamlJob:
     sections: tuple[tuple[str, Node, int], ...] = ()  # PLAN_KEYS given: value, line of the key
     steps: tuple[Entry, ...] = ()  # the operations sent to every device in turn (steps:)
     steps_line: int = 0
+    query: TargetsQuery | None = None  # targets_query: (resolved at run time)
 
 
 class _Loader(yaml.SafeLoader):
@@ -172,6 +175,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
     seen: dict[str, int] = {}
     sections: list[tuple[str, Node, int]] = []
     steps: list[Entry] = []
+    query: TargetsQuery | None = None
     top: list[tuple[Node, Node]] = []  # command fields (product: ...): defaults of every target
     for knode, vnode in root.value:
         key = node_key(knode)
@@ -199,6 +203,8 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             if bad := unencodable(text):
                 raise JobFileError(source, vline, key, bad)
             targets_csv = (text, vline)
+        elif key == "targets_query":
+            query = read_query(vnode, line, source, problems)
         elif key == "ignore_columns":
             ignore = names(vnode, source, problems)
         elif key in PLAN_KEYS:
@@ -234,8 +240,9 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         defaults = _with_top(defaults, top, source, problems)
     targets = [_starts_checked(target, len(steps), source) for target in targets]
     problems.extend(_step_products(defaults, steps, source))
-    if not targets and targets_csv is None and not misplaced:
-        raise JobFileError(source, 1, "targets", "no targets: list them or name a targets_csv")
+    if not targets and targets_csv is None and query is None and not misplaced:
+        message = "no targets: list them, name a targets_csv, or give a targets_query"
+        raise JobFileError(source, 1, "targets", message)
     if ignore and targets_csv is None:
         message = "applies to the columns of targets_csv, and there is none"
         problems.append(Problem(source, seen["ignore_columns"], "ignore_columns", message))
@@ -250,6 +257,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         tuple(sections),
         tuple(steps),
         seen.get("steps", 0),
+        query,
     )
 
 

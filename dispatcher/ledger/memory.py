@@ -37,6 +37,7 @@ from dispatcher.ledger.records import (
     Status,
 )
 from dispatcher.ledger.runs import to_json
+from dispatcher.ledger.targets import FrozenTarget, MemoryTargets
 
 if TYPE_CHECKING:
     from dispatcher.model.command import Command
@@ -54,7 +55,7 @@ class _State:
     queue: list[Command] = field(default_factory=list)  # the send queue, as the job gave it
 
 
-class MemoryLedger:
+class MemoryLedger(MemoryTargets):
     """A results ledger in memory (a LedgerStore). Not thread-safe: one thread at a time."""
 
     def __init__(
@@ -65,6 +66,7 @@ class MemoryLedger:
         self._clock = clock
         self._table = Table()
         self._state = _State()
+        self._frozen: dict[str, FrozenTarget] = {}  # targets.py's frozen list
         self._closed = False
 
     @property

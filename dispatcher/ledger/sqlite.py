@@ -53,6 +53,7 @@ from dispatcher.ledger.records import (
     Status,
 )
 from dispatcher.ledger.schema import connect, schema_version, sqlite_error, transaction
+from dispatcher.ledger.targets import SqliteTargets
 
 if TYPE_CHECKING:
     from dispatcher.model.command import Command
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 _FETCH: Final = 1000  # rows per fetchmany
 
 
-class Ledger:
+class Ledger(SqliteTargets):
     """The SQLite results ledger of one job (a LedgerStore). Not thread-safe: one thread at a
     time."""
 

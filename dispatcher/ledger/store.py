@@ -34,6 +34,7 @@ from dispatcher.ledger.records import (
     RunInfo,
     Status,
 )
+from dispatcher.ledger.targets import FrozenTarget
 
 if TYPE_CHECKING:
     from dispatcher.model.command import Command
@@ -44,6 +45,7 @@ __all__ = [
     "Change",
     "Delivery",
     "DeliveryBreakdown",
+    "FrozenTarget",
     "InFlight",
     "JobDiff",
     "JobRecord",
@@ -258,4 +260,15 @@ class LedgerStore(Protocol):
     def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
         """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status as
         then known or None); a cancelled command is send_status 2."""
+        ...
+
+    # -- the frozen fleet (targets.py) ------------------------------------------------------------
+
+    def freeze_targets(self, targets: Sequence[FrozenTarget]) -> int:
+        """Freeze the devices of a job's targets_query not frozen yet, in order (one write); how
+        many were added. A frozen device is never removed."""
+        ...
+
+    def frozen_targets(self) -> list[FrozenTarget]:
+        """The frozen devices, in the order they were frozen (none: the job has no frozen list)."""
         ...

@@ -123,6 +123,8 @@ class OneNetClient:
             raise ValueError(f"platform {str(platform)[:20]!r} is not 'onenet' or 'iot-api'")
         self._transport = transport
         self.platform: Platform = platform
+        self.base_url = base_url.rstrip("/")
+        """OneNET's address without the cached-command prefix (the device lists are under it)."""
         self._urls = Urls(base_url.rstrip("/") + prefix)
         self._key = api_key
         self._token = token
@@ -322,6 +324,11 @@ class OneNetClient:
         if type(data) is not dict:
             raise OneNetUnavailable(f"detail of {uuid}: answer without a command")
         return data
+
+    async def fetch(self, url: str, what: str) -> object:
+        """The ``data`` of a GET of ``url`` (built in urls.py, under ``base_url``), with this
+        client's authentication; OneNetUnavailable (carrying the errno) otherwise."""
+        return await self._call("GET", url, what, None)
 
     async def cancel(self, imei: str, uuid: str) -> CancelResult:
         """Cancel a waiting command: ``cancelled``, or the ``refusal`` with the errno's verdict

@@ -16,7 +16,7 @@ from dispatcher.model.command import Op
 from dispatcher.onenet.requests import OfflineRequest
 from dispatcher.times import format_onenet
 
-__all__ = ["PER_PAGE", "Urls", "query_value"]
+__all__ = ["PER_PAGE", "Urls", "device_list", "devices", "query_value"]
 
 PER_PAGE: Final = 100  # history items per page (the most OneNET's list calls give)
 # Query values that need no percent-encoding (IMEIs, OneNET timestamps).
@@ -90,3 +90,36 @@ class Urls:
     def cancel(self, imei: str, uuid: str) -> str:
         """The cancel of one waiting command."""
         return f"{self.root}/offline/cancel/{quote(uuid, safe='')}?imei={query_value(imei)}"
+
+
+def devices(
+    base: str,
+    page: int,
+    *,
+    key_words: str | None = None,
+    tag: str | None = None,
+    online: bool | None = None,
+    begin: datetime | None = None,
+    end: datetime | None = None,
+) -> str:
+    """One page of the legacy platform's device list (``GET /devices``), ``PER_PAGE`` a page;
+    ``online`` written as the words OneNET takes, the creation times in Beijing time."""
+    query = ""
+    if key_words is not None:
+        query += f"key_words={query_value(key_words)}&"
+    if tag is not None:
+        query += f"tag={query_value(tag)}&"
+    if online is not None:
+        query += f"online={'true' if online else 'false'}&"
+    if begin is not None:
+        query += f"begin={query_value(format_onenet(begin))}&"
+    if end is not None:
+        query += f"end={query_value(format_onenet(end))}&"
+    return f"{base}/devices?{query}page={page}&per_page={PER_PAGE}"
+
+
+def device_list(base: str, product_id: str, offset: int) -> str:
+    """The newer platform's devices from ``offset`` (``GET /device/list``), ``PER_PAGE``."""
+    return (
+        f"{base}/device/list?product_id={query_value(product_id)}&offset={offset}&limit={PER_PAGE}"
+    )

@@ -66,7 +66,7 @@ async def test_without_records_commands_are_counted_not_kept(clock: Clock) -> No
 
 async def test_run_serves_until_stopped_and_reports_its_url() -> None:
     code = (
-        "from dispatcher.emulator.server import run\n"
+        "from dispatcher.emulator import run\n"
         "run('127.0.0.1', 0, ready=lambda url: print(url, flush=True))\n"
     )
     proc = await asyncio.create_subprocess_exec(

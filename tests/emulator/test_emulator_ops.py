@@ -105,7 +105,7 @@ async def test_a_read_is_delivered_and_its_value_comes_back_in_the_detail() -> N
         clock.now = NOW + 70  # a wake (once a minute) and the answer (5 s later)
         detail = await call(s, "GET", f"/nbiot/offline/history/{uuid}", imei=IMEI)
     assert (detail["data"]["type"], detail["data"]["send_status"]) == ("READ", 5)
-    assert detail["data"]["cmd_result"] == "2.4.1"  # the firmware version the device reports
+    assert detail["data"]["cmd_result"] == "2.4.0"  # the fleet's default version, before any update
 
 
 @pytest.mark.parametrize(
