@@ -4,14 +4,17 @@ original job run again nor a second retry sends anything of it."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
+from dispatcher.emulator import Device
 from dispatcher.emulator.server import Emulator, Faults, StoredCommand, serve
+from dispatcher.job.model import load_job
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Delivery
 from tests.support.cli import dispatcher_async, invoke
-from tests.support.e2e import fleet
+from tests.support.e2e import fleet, imei
 from tests.support.retry import T
 from tests.support.retry_steps import write_steps_job
 
@@ -85,3 +88,37 @@ async def test_a_retry_of_the_stragglers_sends_each_missing_step_once_and_nothin
     assert again.code == 0, again.stderr
     assert second.exit_code == 0 and not (tmp_path / "retry2.yaml").exists()
     assert total == before + len(arrived)
+
+
+async def test_the_stragglers_of_a_job_whose_targets_came_from_a_query_are_listed_as_targets(
+    tmp_path: Path,
+) -> None:
+    north = [imei(n) for n in range(40, 44)]
+    (tmp_path / "fw.yaml").write_text(
+        "job: fw\n"
+        "defaults: {obj_inst_id: 0, expired_time: +2d}\n"
+        "steps:\n"
+        '  - {op: write, obj_id: 5, values: {1: "coap://fw.example/2.4.1.bin"}}\n'
+        "  - {op: execute, obj_id: 5, res_id: 2}\n"
+        "targets_query: {tag: north}\n",
+        encoding="utf-8",
+    )
+    created = time.time() - 86400
+    emulator = Emulator(
+        Faults(foreign_imeis=frozenset({north[1]})),
+        devices=[Device(i, created, tags=("north",)) for i in north],
+    )
+    async with serve(emulator) as url:
+        first = await dispatcher_async(
+            "run", "fw.yaml", "--base-url", url, "--rate", "0", "--yes", cwd=tmp_path
+        )
+    assert first.code == 3, first.stderr
+
+    made = invoke("retry-failed", tmp_path / "fw.yaml.ledger.db", "-o", tmp_path / "retry.yaml")
+
+    assert made.exit_code == 0, made.stderr
+    text = (tmp_path / "retry.yaml").read_text("utf-8")
+    assert "\ntargets_query:" not in text
+    retry = load_job(tmp_path / "retry.yaml")
+    assert [(t.values[0], t.from_step) for t in retry.targets] == [(north[1], 1)]
+    assert invoke("validate", tmp_path / "retry.yaml").exit_code == 0
