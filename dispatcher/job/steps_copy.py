@@ -107,7 +107,10 @@ def read_steps_source(path: Path, imei: str) -> StepsSource:
         sections = yaml.serialize(node, Dumper=_Dumper, allow_unicode=True, width=_WIDTH)
     steps = next(v for k, v in root.value if node_key(k) == "steps")
     assert isinstance(steps, SequenceNode)
-    waits = tuple(_waits(step) for step in steps.value)
+    # A step's own wait:, else the defaults' (or the top of the job's) wait:.
+    defaults = next((v for k, v in root.value if node_key(k) == "defaults"), None)
+    default = _wait_of(defaults) or _wait_of(root) or "accepted"
+    waits = tuple((_wait_of(step) or default) == "delivered" for step in steps.value)
     values: list[str | None] = [None] * len(NAMES)
     values[IMEI] = imei
     target = Entry(y.steps_line, tuple(values), (y.steps_line,) * len(NAMES))
@@ -118,14 +121,19 @@ def read_steps_source(path: Path, imei: str) -> StepsSource:
     return StepsSource(name, sections, waits, plain)
 
 
-def _waits(step: object) -> bool:
-    """Whether a step mapping says ``wait: delivered``."""
-    if not isinstance(step, MappingNode):
-        return False
-    return any(
-        node_key(k) == _WAIT and (node_text(v) or "").strip().lower() == "delivered"
-        for k, v in step.value
-    )
+def _wait_of(node: object) -> str | None:
+    """What a mapping's ``wait:`` says the next step waits for (``wait: delivered``, or
+    ``wait: {until: delivered, ...}``), lowercase; None when it gives none."""
+    if not isinstance(node, MappingNode):
+        return None
+    for k, v in node.value:
+        if node_key(k) != _WAIT:
+            continue
+        if isinstance(v, MappingNode):
+            v = next((u for t, u in v.value if node_key(t) == "until"), None)
+        text = None if v is None else node_text(v)
+        return None if text is None else text.strip().lower()
+    return None
 
 
 def check_written(path: Path, expected: Mapping[str, int]) -> None:

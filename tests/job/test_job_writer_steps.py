@@ -144,3 +144,30 @@ def test_a_job_file_without_steps_is_no_source_of_steps(tmp_path: Path) -> None:
     path.write_text(f"defaults: {{obj_id: 3, res_id: 4, expired_time: +2d}}\ntargets: ['{I1}']\n")
     with pytest.raises(JobFileError, match="has no steps"):
         read_steps_source(path, I1)
+
+
+@pytest.mark.parametrize(
+    ("defaults", "steps", "waits"),
+    [
+        ("", ["", "", ""], (False, False, False)),  # wait: accepted, the default
+        ("wait: delivered, ", ["", "wait: accepted, ", ""], (True, False, True)),
+        ("", ["wait: {until: delivered, timeout: 6h}, ", "", "wait: Delivered, "],
+         (True, False, True)),
+    ],
+)  # fmt: skip
+def test_which_steps_wait_for_delivery_is_read_from_each_step_or_the_defaults(
+    tmp_path: Path, defaults: str, steps: list[str], waits: tuple[bool, ...]
+) -> None:
+    ops = [
+        "op: read, obj_id: 3, res_id: 1",
+        "op: read, obj_id: 3, res_id: 2",
+        "op: read, obj_id: 3",
+    ]
+    text = (
+        f"defaults: {{{defaults}obj_inst_id: 0, expired_time: +2d}}\nsteps:\n"
+        + "".join(f"  - {{{given}{op}}}\n" for given, op in zip(steps, ops, strict=True))
+        + f"targets: ['{I1}']\n"
+    )
+    path = tmp_path / "fw.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert read_steps_source(path, I1).waits == waits
