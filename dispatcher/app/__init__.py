@@ -1,7 +1,7 @@
-"""The use cases: run, validate, status, cancel, retry-failed, report. Each takes settings and a
-request value, returns a result value, raises the typed errors of errors.py, and opens and closes
-what it uses itself. What happens on the way goes to an observer (``Events``; by default the
-log), never to a screen: the command line (cli/) renders results and picks exit codes.
+"""The use cases: run, validate, status, verify, cancel, retry-failed, report. Each takes
+settings and a request value, returns a result value, raises the typed errors of errors.py, and
+opens and closes what it uses itself. What happens on the way goes to an observer (``Events``; by
+default the log), never to a screen: the command line (cli/) renders results and picks exit codes.
 
 A job run from Python, against the settings' OneNET (the key from the environment variable the
 config names)::
@@ -47,6 +47,11 @@ if TYPE_CHECKING:
         Checked as Checked,
         ValidateRequest as ValidateRequest,
         validate as validate,
+    )
+    from dispatcher.app.verifying import (
+        VerifyOutcome as VerifyOutcome,
+        VerifyRequest as VerifyRequest,
+        verify as verify,
     )
     from dispatcher.app.watching import (
         StatusOutcome as StatusOutcome,

@@ -1,8 +1,9 @@
 """The command line: the ``dispatcher`` group and ``validate``, which only reads job files.
 
-Every other command is in a module of its own (run, status, cancel, retry-failed, report, demo,
-emulator, objects), imported only when it is the one given (or for --help): ``validate`` does not
-load aiohttp, ``run`` not the emulator or the report templates. The exit codes are in exits.py.
+Every other command is in a module of its own (run, status, verify, cancel, retry-failed, report,
+demo, emulator, objects), imported only when it is the one given (or for --help): ``validate``
+does not load aiohttp, ``run`` not the emulator or the report templates. The exit codes are in
+exits.py.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = ["main"]
 _COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("dispatcher.cli.run_command", "run"),
     "status": ("dispatcher.cli.status_command", "status"),
+    "verify": ("dispatcher.cli.verify_command", "verify"),
     "cancel": ("dispatcher.cli.cancel_command", "cancel"),
     "retry-failed": ("dispatcher.cli.retry_command", "retry_failed"),
     "report": ("dispatcher.cli.report_command", "report"),

@@ -26,7 +26,7 @@ from dispatcher.job.resources import DISTINCT_CAP
 from dispatcher.ledger.store import Status
 from dispatcher.lwm2m import describe
 from dispatcher.onenet.masking import Mask
-from dispatcher.report.render import printable, render_delivery, render_table
+from dispatcher.report.render import compliance_tables, printable, render_delivery, render_table
 from dispatcher.report.summary import Summary
 from dispatcher.times import format_onenet
 
@@ -235,6 +235,9 @@ def summary_line(result: RunResult) -> None:
 def summary_table(summary: Summary, out: TextIO | None = None) -> None:
     """The report's summary, and the delivery once a command was accepted, on stdout or ``out``."""
     console = _out if out is None else Console(file=out, soft_wrap=True, highlight=False)
+    if summary.compliance is not None:  # is the fleet on target: first
+        for table in compliance_tables(summary.compliance):
+            console.print(table)
     console.print(render_table(summary))
     delivery = render_delivery(summary)
     if delivery is not None:

@@ -1,14 +1,18 @@
 """``dispatcher demo``: the whole loop against the built-in emulator and its simulated fleet:
 validate, push with live progress, watch the deliveries arrive (two days of the fleet's time in
-a few rounds), then the report."""
+a few rounds), then the report. A job whose steps wait for delivery is sent while the fleet's
+clock runs ahead in small leaps (two days in about a minute), so that its devices wake, and
+move on step by step, during the run."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import click
 
@@ -37,6 +41,7 @@ from dispatcher.run.status import Watch
 __all__ = ["demo"]
 
 DEMO_JOB = Path("jobs/example.yaml")
+_T = TypeVar("_T")
 
 
 @click.command()
@@ -79,8 +84,12 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
             settings = Settings().with_overrides(rate=rate, concurrency=32)
         except ConfigError as exc:
             raise click.UsageError(str(exc).removeprefix("command line: ")) from None
+        poll = _POLL_S if job.gated else settings.reliability.delivery_poll_s
         settings = dataclasses.replace(
-            settings, reliability=dataclasses.replace(settings.reliability, settle_s=0.5)
+            settings,
+            reliability=dataclasses.replace(
+                settings.reliability, settle_s=0.5, delivery_poll_s=poll
+            ),
         )
         ledger = Ledger.open(ledger_path, synchronous="normal")
         bind_job(ledger, job, fingerprint=checked.fingerprint, total=checked.commands)
@@ -97,9 +106,10 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
             console.note(f"OneNET emulator on {url}; faults: {_describe(injected)}")
             settings_here = settings.with_overrides(base_url=url)
             keys = LaneKeys({"": (settings_here, "demo-key")})
-            result = await send_job(
+            sending = send_job(
                 job, ledger, settings_here, keys, events=ConsoleEvents(), stop=stop, stats=stats
             )
+            result = await (_lapsing(sending, clock) if job.gated else sending)
             assert result is not None  # no scheduled start: it always runs
             dup = server.stats().get("duplicates", 0)
             console.note(f"emulator holds {len(server.accepted()):,} commands, {dup} duplicated")
@@ -129,6 +139,36 @@ _LAPSE: Final = (("11 minutes", 660.0), ("40 minutes", 2400.0), ("70 minutes", 4
                  ("2 days", 2 * 86400.0 + 600.0))  # fmt: skip
 
 
+# A job whose steps wait for delivery: the fleet's clock leaps this far this often while it runs.
+# Small leaps: the run knows OneNET's clock from its answers, and a valid_time it works out must
+# still be ahead of the fleet's clock when it arrives.
+_LEAP_S: Final = 60.0
+_LEAP_EVERY_S: Final = 0.02
+_POLL_S: Final = 0.1  # the run's delivery polls meanwhile
+
+
+async def _lapsing(sending: Awaitable[_T], clock: _TimeLapse) -> _T:
+    """``sending`` awaited while the fleet's clock leaps ahead (a run that waits for its
+    devices: they wake and answer in fleet time)."""
+    done = asyncio.Event()
+
+    async def leap() -> None:
+        while not done.is_set():
+            await asyncio.sleep(_LEAP_EVERY_S)
+            clock.ahead += _LEAP_S
+
+    async def send() -> _T:
+        try:
+            return await sending
+        finally:
+            done.set()
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(leap())
+        sent = group.create_task(send())
+    return sent.result()
+
+
 class _TimeLapse:
     """The emulator's clock: the real one, plus the time the demo lets pass for the fleet."""
 
@@ -152,10 +192,11 @@ async def _watch_deliveries(
             stop=stop,
             clock=time.time,
         )
+        start = clock.ahead  # where the run left the fleet's clock
         for label, ahead in _LAPSE:
             if stop.requested:
                 return
-            clock.ahead = ahead
+            clock.ahead = start + ahead
             rounds = watcher.rounds
             await watcher.run(watch=False, interval_s=0.0)
             if watcher.rounds > rounds:

@@ -85,7 +85,7 @@ class ReliabilitySettings:
     reconcile_rounds: int = 3  # reconcile-and-resend rounds at the end of a run
     breaker_threshold: int = 10  # errno 1 answers (or failed connections) that stop an early run
     stop_grace_s: float = 30.0  # after the first Ctrl-C, how long in-flight requests may take
-    delivery_poll_s: float = 15.0  # a canary with wait: delivered reads its delivery this often
+    delivery_poll_s: float = 15.0  # how often wait: delivered (canary, steps) reads deliveries
 
 
 @dataclass(frozen=True, slots=True)

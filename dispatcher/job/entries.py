@@ -11,8 +11,9 @@ import orjson
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dispatcher.job.hints import unencodable
-from dispatcher.job.rows import IMEI, NAMES, SLOT, TRIGGER, VALUE, VALUES, Problem
+from dispatcher.job.rows import IMEI, NAMES, SLOT, TIMEOUT, TRIGGER, VALUE, VALUES, Problem
 from dispatcher.job.values import suggest
+from dispatcher.job.waits import WAIT_KEYS, WaitGiven, has_unit, read_wait
 
 __all__ = ["FROM_STEP", "Entry", "entry", "names", "node_key", "node_line", "node_text"]
 
@@ -33,6 +34,7 @@ class Entry:
     problems: tuple[Problem, ...] = ()
     broken: bool = False  # a structural problem was reported: never a command
     refused: tuple[int, ...] = ()  # slots written but refused (null, a list): reported here
+    wait: WaitGiven | None = None  # a step's (or the defaults') wait: as written (waits.py)
     from_step: int = 0  # a target of a job with steps: its first step sent (0: step 1)
     from_step_line: int = 0
 
@@ -96,6 +98,7 @@ def entry(node: Node, source: str, *, is_defaults: bool = False, what: str = "")
     problems: list[Problem] = []
     refused: list[int] = []
     first: dict[str, int] = {}
+    waits: list[tuple[str, Node, Node]] = []
     from_step = from_step_line = 0
     for knode, vnode in node.value:
         kline, vline = node_line(knode), node_line(vnode)
@@ -113,6 +116,22 @@ def entry(node: Node, source: str, *, is_defaults: bool = False, what: str = "")
                 from_step, from_step_line = _step_number(vnode, source, problems), vline
             continue
         slot = SLOT.get(name)
+        if name in WAIT_KEYS:
+            if name in first:
+                problems.append(
+                    Problem(source, kline, name, f"given twice (first on line {first[name]})")
+                )
+            elif is_defaults and what in ("step", ""):
+                first[name] = kline
+                waits.append((name, knode, vnode))
+            else:
+                where = "at the top of the job" if what == "top" else "in a target"
+                message = (
+                    f"belongs to a step (what the next step waits for), or to defaults: of a job"
+                    f" with steps:, not {where}"
+                )
+                problems.append(Problem(source, kline, name, message))
+            continue
         if slot == VALUE:  # value: carried as a one-item values (res_id gives the resource)
             slot = VALUES
             if "values" in first:
@@ -156,6 +175,9 @@ def entry(node: Node, source: str, *, is_defaults: bool = False, what: str = "")
                     Problem(source, vline, name, f"must be a single value, not a {kind}")
                 )
                 refused.append(slot)
+    wait = None
+    if is_defaults and what in ("step", ""):
+        wait = _wait(values, lines, waits, source, problems)
     broken = any(not p.warning for p in problems) and not is_defaults
     return Entry(
         line,
@@ -164,22 +186,27 @@ def entry(node: Node, source: str, *, is_defaults: bool = False, what: str = "")
         tuple(problems),
         broken,
         tuple(refused),
+        wait,
         from_step,
         from_step_line,
     )
 
 
-def _step_number(node: Node, source: str, problems: list[Problem]) -> int:
-    """``from_step:``'s value: a step number (1, 2, ...); 0 after a problem."""
-    text = node_text(node)
-    if text is not None and isinstance(node, ScalarNode) and not node.style:
-        number = text.strip()
-        if number.isascii() and number.isdigit() and int(number) >= 1:
-            return int(number)
-    shown = "empty (null)" if text is None else repr(text)
-    message = f"is {shown}: give the number of the step the device starts at (1, 2, ...)"
-    problems.append(Problem(source, node_line(node), FROM_STEP, message))
-    return 0
+def _wait(
+    values: list[str | None],
+    lines: list[int],
+    waits: list[tuple[str, Node, Node]],
+    source: str,
+    problems: list[Problem],
+) -> WaitGiven | None:
+    """A step's (or the defaults') wait; a ``timeout:`` with a unit is taken out of the command
+    field (OneNET's per-attempt seconds) as the wait's timeout."""
+    unit: tuple[str, int] | None = None
+    text = values[TIMEOUT]
+    if text is not None and has_unit(text):
+        unit = (text, lines[TIMEOUT])
+        values[TIMEOUT] = None
+    return read_wait(waits, unit, source, problems)
 
 
 def _values(node: Node, name: str, source: str, problems: list[Problem]) -> str | None:
@@ -205,3 +232,16 @@ def _values(node: Node, name: str, source: str, problems: list[Problem]) -> str 
             return None
         carried.append((res, text, not vnode.style))
     return orjson.dumps(carried).decode()
+
+
+def _step_number(node: Node, source: str, problems: list[Problem]) -> int:
+    """``from_step:``'s value: a step number (1, 2, ...); 0 after a problem."""
+    text = node_text(node)
+    if text is not None and isinstance(node, ScalarNode) and not node.style:
+        number = text.strip()
+        if number.isascii() and number.isdigit() and int(number) >= 1:
+            return int(number)
+    shown = "empty (null)" if text is None else repr(text)
+    message = f"is {shown}: give the number of the step the device starts at (1, 2, ...)"
+    problems.append(Problem(source, node_line(node), FROM_STEP, message))
+    return 0

@@ -27,7 +27,7 @@ from dispatcher.job.csvfile import check_csv, csv_header, csv_rows
 from dispatcher.job.entries import Entry
 from dispatcher.job.fields import RowChecker
 from dispatcher.job.plan import Plan
-from dispatcher.job.planfile import read_plan
+from dispatcher.job.planfile import read_plan, start_passed
 from dispatcher.job.query import QUERY_POS, QUERY_SOURCE, TargetsQuery, query_rows
 from dispatcher.job.rows import (
     FIELDS,
@@ -41,8 +41,10 @@ from dispatcher.job.rows import (
     command_of,
 )
 from dispatcher.job.seen import SeenKeys
-from dispatcher.job.steps import check_entry, each_step, overlay
+from dispatcher.job.steps import each_step, overlay, target_steps
 from dispatcher.job.validate import Validation, validate_job
+from dispatcher.job.verifyspec import VerifySpec, verify_of
+from dispatcher.job.waits import Wait
 from dispatcher.job.yamlfile import read_yaml
 from dispatcher.model.command import (
     Command,
@@ -50,7 +52,7 @@ from dispatcher.model.command import (
     command_key,
     job_fingerprint,
 )
-from dispatcher.times import format_onenet, start_of
+from dispatcher.times import start_of
 
 __all__ = [
     "FIELDS",
@@ -100,6 +102,14 @@ class Job:
     only_product: str | None = None  # commands(): only those of this product ("": the default)
     query: TargetsQuery | None = None  # targets_query: (its devices are found at run time)
     queried: tuple[str, ...] = field(default=(), repr=False)  # their IMEIs, resolved or frozen
+    waits: tuple[Wait, ...] = ()  # each step's: what the step after it waits for (waits.py)
+
+    @property
+    def gated(self) -> bool:
+        """Whether a step waits for delivery: the run follows its steps' deliveries."""
+        return any(w.until == "delivered" for w in self.waits)
+
+    verify: VerifySpec | None = None  # what a device on target reads (verify:)
 
     def scan(
         self,
@@ -242,10 +252,7 @@ class Job:
             rows: list[Checked] = []
             problems: list[Problem] = []
             if not given:  # else its rows would say it again, once per step
-                # from_step N: the steps before N are not this target's commands (each_step
-                # gives step N no step before it).
-                sent = checkers[entry.from_step - 1 :] if entry.from_step else checkers
-                rows, problems = each_step(sent, functools.partial(check_entry, entry=entry))
+                rows, problems = target_steps(checkers, entry)
             if problems and entry.refused:  # a field refused as written is not missing too
                 refused = {NAMES[slot] for slot in entry.refused}
                 problems = [p for p in problems if p.field not in refused]
@@ -273,13 +280,8 @@ class Job:
         that is past at ``at`` (a warning: whoever starts the job decides)."""
         for p in self.problems:
             yield replace(p, warning=False) if strict and p.warning else p
-        start_at = self.plan.start_at
-        if start_at is not None and start_at < at and past_times != "allow":
-            message = (
-                f"{format_onenet(start_at)} (UTC+8) has passed at the start checked against"
-                f" ({format_onenet(at)} UTC+8)"
-            )
-            yield Problem(self.source, self.start_at_line, "schedule.start_at", message, not strict)
+        if past_times != "allow":
+            yield from start_passed(self.plan, self.source, self.start_at_line, at, strict)
 
     def _csv(
         self, at: datetime, strict: bool, past_times: PastTimes
@@ -365,6 +367,7 @@ def load_job(path: str | Path) -> Job:
         raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml or .csv")
     y = read_yaml(p, source)
     plan = read_plan(y.sections, source)
+    verify, verify_problems = verify_of(y, source)
     csv_path: Path | None = None
     csv_source = ""
     if y.targets_csv is not None:
@@ -385,10 +388,12 @@ def load_job(path: str | Path) -> Job:
         y.targets,
         csv_path,
         csv_source,
-        (*y.problems, *plan.problems),
+        (*y.problems, *plan.problems, *verify_problems),
         y.ignore_columns,
         plan.plan,
         plan.start_at_line,
         y.steps,
         query=y.query,
+        waits=y.waits,
+        verify=verify,
     )

@@ -31,9 +31,15 @@ from dispatcher.job.plan import (
 )
 from dispatcher.job.rows import Problem
 from dispatcher.job.values import suggest
-from dispatcher.times import DailyWindow, parse_timespec, parse_window, parse_zone
+from dispatcher.times import (
+    DailyWindow,
+    format_onenet,
+    parse_timespec,
+    parse_window,
+    parse_zone,
+)
 
-__all__ = ["PlanFile", "read_plan"]
+__all__ = ["PlanFile", "read_plan", "start_passed"]
 
 _KEYS = {
     "rollout": ("canary", "ramp", "abort"),
@@ -69,6 +75,19 @@ def read_plan(sections: Iterable[tuple[str, Node, int]], source: str) -> PlanFil
         elif key == "window":
             plan = replace(plan, window=reader.window(node, line))
     return PlanFile(plan, tuple(reader.problems), reader.start_at_line)
+
+
+def start_passed(plan: Plan, source: str, line: int, at: datetime, strict: bool) -> list[Problem]:
+    """A ``schedule.start_at`` that has passed at ``at``: a warning (whoever starts the job
+    decides), an error when ``strict``."""
+    start_at = plan.start_at
+    if start_at is None or start_at >= at:
+        return []
+    message = (
+        f"{format_onenet(start_at)} (UTC+8) has passed at the start checked against"
+        f" ({format_onenet(at)} UTC+8)"
+    )
+    return [Problem(source, line, "schedule.start_at", message, not strict)]
 
 
 Fields = dict[str, tuple[Node, int]]

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Final
 
 import yaml
-from yaml.nodes import MappingNode, SequenceNode
+from yaml.nodes import MappingNode
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.entries import Entry, node_key, node_text
+from dispatcher.job.entries import Entry, node_key
 from dispatcher.job.model import Job, load_job
 from dispatcher.job.planfile import read_plan
 from dispatcher.job.rows import IMEI, NAMES
@@ -47,7 +47,6 @@ DROPPED: Final = (
 """The top-level keys of a job of steps that its retry job does not copy."""
 TARGET_FIELDS: Final = ("valid_time", "expired_time", "retry", "timeout", "trigger_msg", "product")
 """The fields a target of a job with steps may give (the steps say what is done)."""
-_WAIT = "wait"  # a step's key: accepted (the default) or delivered
 _WIDTH = 1 << 16
 
 
@@ -105,35 +104,22 @@ def read_steps_source(path: Path, imei: str) -> StepsSource:
     if kept:
         node = MappingNode("tag:yaml.org,2002:map", kept)
         sections = yaml.serialize(node, Dumper=_Dumper, allow_unicode=True, width=_WIDTH)
-    steps = next(v for k, v in root.value if node_key(k) == "steps")
-    assert isinstance(steps, SequenceNode)
-    # A step's own wait:, else the defaults' (or the top of the job's) wait:.
-    defaults = next((v for k, v in root.value if node_key(k) == "defaults"), None)
-    default = _wait_of(defaults) or _wait_of(root) or "accepted"
-    waits = tuple((_wait_of(step) or default) == "delivered" for step in steps.value)
+    # Each step's wait, resolved as the job's reader resolves it (the step's own, or the
+    # defaults'): whether the step is done only once delivered.
+    waits = tuple(wait.until == "delivered" for wait in y.waits)
+    if len(waits) != len(y.steps):
+        waits = (False,) * len(y.steps)  # wait: was refused: the job would not validate
     values: list[str | None] = [None] * len(NAMES)
     values[IMEI] = imei
     target = Entry(y.steps_line, tuple(values), (y.steps_line,) * len(NAMES))
     plan = read_plan(y.sections, source).plan
     name = y.name or path.stem
-    job = Job(path, name, False, "yaml", source, y.defaults, (target,), plan=plan, steps=y.steps)
+    job = Job(
+        path, name, False, "yaml", source, y.defaults, (target,), plan=plan, steps=y.steps,
+        waits=y.waits,
+    )  # fmt: skip
     plain = {item.step: item for item in job.scan(past_times="allow") if isinstance(item, Command)}
     return StepsSource(name, sections, waits, plain)
-
-
-def _wait_of(node: object) -> str | None:
-    """What a mapping's ``wait:`` says the next step waits for (``wait: delivered``, or
-    ``wait: {until: delivered, ...}``), lowercase; None when it gives none."""
-    if not isinstance(node, MappingNode):
-        return None
-    for k, v in node.value:
-        if node_key(k) != _WAIT:
-            continue
-        if isinstance(v, MappingNode):
-            v = next((u for t, u in v.value if node_key(t) == "until"), None)
-        text = None if v is None else node_text(v)
-        return None if text is None else text.strip().lower()
-    return None
 
 
 def check_written(path: Path, expected: Mapping[str, int]) -> None:

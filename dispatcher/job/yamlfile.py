@@ -24,11 +24,13 @@ from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
 from dispatcher.job.query import TargetsQuery, read_query
 from dispatcher.job.rows import NAMES, PRODUCT, SLOT, Problem
 from dispatcher.job.values import suggest
+from dispatcher.job.waits import WAIT_KEYS, Wait, resolve_waits
 
 __all__ = [
     "HEAD",
     "MAX_LINE",
     "PLAN_KEYS",
+    "VERIFY_KEY",
     "YamlJob",
     "open_error",
     "read_root",
@@ -38,6 +40,7 @@ __all__ = [
 MAX_LINE = 1 << 20  # bytes in one physical line: longer is not a job file
 MAX_YAML = 32 << 20  # bytes of a YAML job: a bigger fleet belongs in targets_csv
 PLAN_KEYS = ("rollout", "schedule", "window")  # how the job is sent: read by planfile.py
+VERIFY_KEY = "verify"  # what a device on target reads: read by verifyspec.py
 # The job's own keys; a command field (NAMES) there is a default of every target.
 TOP_KEYS = (
     "job",
@@ -49,6 +52,7 @@ TOP_KEYS = (
     "allow_duplicates",
     "ignore_columns",
     *PLAN_KEYS,
+    VERIFY_KEY,
 )
 HEAD = 1 << 16  # bytes of a file's start looked at to name its encoding
 _BOM = b"\xef\xbb\xbf"
@@ -66,10 +70,11 @@ class YamlJob:
     targets_csv: tuple[str, int] | None  # as written, and its line
     problems: tuple[Problem, ...]
     ignore_columns: tuple[str, ...] = ()  # of targets_csv, lowercase
-    sections: tuple[tuple[str, Node, int], ...] = ()  # PLAN_KEYS given: value, line of the key
+    sections: tuple[tuple[str, Node, int], ...] = ()  # PLAN_KEYS and verify: value, line of key
     steps: tuple[Entry, ...] = ()  # the operations sent to every device in turn (steps:)
     steps_line: int = 0
     query: TargetsQuery | None = None  # targets_query: (resolved at run time)
+    waits: tuple[Wait, ...] = ()  # each step's: what the step after it waits for
 
 
 class _Loader(yaml.SafeLoader):
@@ -207,7 +212,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             query = read_query(vnode, line, source, problems)
         elif key == "ignore_columns":
             ignore = names(vnode, source, problems)
-        elif key in PLAN_KEYS:
+        elif key in PLAN_KEYS or key == VERIFY_KEY:
             sections.append((key, vnode, line))
         elif key == "steps":
             if not isinstance(vnode, SequenceNode) or not vnode.value:
@@ -233,6 +238,12 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
                 raise JobFileError(source, vline, key, "must be a list of targets (- imei: ...)")
         elif key in SLOT:
             top.append((knode, vnode))
+        elif key in WAIT_KEYS:
+            message = (
+                "belongs to a step (what the next step waits for), or to defaults: of a job"
+                " with steps:, not at the top of the job"
+            )
+            problems.append(Problem(source, line, key, message))
         else:
             hint = suggest(key, (*TOP_KEYS, *NAMES))
             problems.append(Problem(source, line, key or "?", f"unknown field{hint}"))
@@ -240,6 +251,8 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         defaults = _with_top(defaults, top, source, problems)
     targets = [_starts_checked(target, len(steps), source) for target in targets]
     problems.extend(_step_products(defaults, steps, source))
+    waits, found = resolve_waits(defaults.wait, [step.wait for step in steps], source)
+    problems.extend(found)
     if not targets and targets_csv is None and query is None and not misplaced:
         message = "no targets: list them, name a targets_csv, or give a targets_query"
         raise JobFileError(source, 1, "targets", message)
@@ -258,6 +271,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         tuple(steps),
         seen.get("steps", 0),
         query,
+        waits,
     )
 
 

@@ -77,7 +77,7 @@ class Event(StrEnum):
     RECONCILE_UNSURE = "reconcile: unsure"  # the history could not say (yet)
     RESEND = "resend in doubt"  # --resend-in-doubt: the operator says it is not at OneNET
     WRONG_KEY = "wrong key"  # errno 1 on every early answer: the key, not the command
-    HOLD_BACK = "step held back"  # its step before is not accepted
+    HOLD_BACK = "step held back"  # its step before is not accepted (or delivered, if waited for)
     ABORT = "abort"  # a rollout rule or a failing canary stopped the run
     HAND_OVER = "retry-failed"  # written into a retry job, which sends it
     STATUS_READ = "status read"  # OneNET's delivery state read (dispatcher status)
@@ -160,7 +160,10 @@ NOTES: Final[Mapping[Event, str]] = MappingProxyType(
         Event.RECONCILE_UNSURE: "stays in doubt: never sent blindly",
         Event.RESEND: "only with --resend-in-doubt",
         Event.WRONG_KEY: "the run stops; sent again once the key is fixed",
-        Event.HOLD_BACK: "with why; sent by a rerun once the step before is accepted",
+        Event.HOLD_BACK: (
+            "with why; sent by a rerun once the step before is accepted (delivered, under"
+            " wait: delivered)"
+        ),
         Event.ABORT: "with the rule; a rerun sends it; a failed command stays failed",
         Event.HAND_OVER: "the retry job's path is recorded; this job never sends it again",
         Event.STATUS_READ: "the delivery state changes, never the status",

@@ -38,6 +38,7 @@ from dispatcher.ledger.records import (
 )
 from dispatcher.ledger.runs import to_json
 from dispatcher.ledger.targets import FrozenTarget, MemoryTargets
+from dispatcher.ledger.verify import MemoryVerify
 
 if TYPE_CHECKING:
     from dispatcher.model.command import Command
@@ -55,7 +56,7 @@ class _State:
     queue: list[Command] = field(default_factory=list)  # the send queue, as the job gave it
 
 
-class MemoryLedger(MemoryTargets):
+class MemoryLedger(MemoryTargets, MemoryVerify):
     """A results ledger in memory (a LedgerStore). Not thread-safe: one thread at a time."""
 
     def __init__(

@@ -54,6 +54,7 @@ from dispatcher.ledger.records import (
 )
 from dispatcher.ledger.schema import connect, schema_version, sqlite_error, transaction
 from dispatcher.ledger.targets import SqliteTargets
+from dispatcher.ledger.verify import SqliteVerify
 
 if TYPE_CHECKING:
     from dispatcher.model.command import Command
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 _FETCH: Final = 1000  # rows per fetchmany
 
 
-class Ledger(SqliteTargets):
+class Ledger(SqliteTargets, SqliteVerify):
     """The SQLite results ledger of one job (a LedgerStore). Not thread-safe: one thread at a
     time."""
 

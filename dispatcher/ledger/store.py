@@ -35,6 +35,7 @@ from dispatcher.ledger.records import (
     Status,
 )
 from dispatcher.ledger.targets import FrozenTarget
+from dispatcher.ledger.verify import VerifyResult, VerifyState
 
 if TYPE_CHECKING:
     from dispatcher.model.command import Command
@@ -57,6 +58,8 @@ __all__ = [
     "Row",
     "RunInfo",
     "Status",
+    "VerifyResult",
+    "VerifyState",
 ]
 
 
@@ -271,4 +274,22 @@ class LedgerStore(Protocol):
 
     def frozen_targets(self) -> list[FrozenTarget]:
         """The frozen devices, in the order they were frozen (none: the job has no frozen list)."""
+        ...
+
+    # -- verify (verify.py) -----------------------------------------------------------------------
+
+    def record_verify(self, results: Sequence[VerifyResult]) -> None:
+        """Each device's verdict against the job's verify:, in place of its last one."""
+        ...
+
+    def verify_results(self) -> list[VerifyResult]:
+        """Every device's latest verdict, by imei then product (none: never verified)."""
+        ...
+
+    def record_device_ids(self, ids: Mapping[str, str]) -> None:
+        """Platform device ids by IMEI (GET /devices/getbyimei's), kept for the next verify."""
+        ...
+
+    def device_ids(self) -> dict[str, str]:
+        """The platform device ids kept, by IMEI."""
         ...

@@ -8,6 +8,7 @@ May import: times, model, onenet.requests.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 from urllib.parse import quote
@@ -16,7 +17,15 @@ from dispatcher.model.command import Op
 from dispatcher.onenet.requests import OfflineRequest
 from dispatcher.times import format_onenet
 
-__all__ = ["PER_PAGE", "Urls", "device_list", "devices", "query_value"]
+__all__ = [
+    "PER_PAGE",
+    "Urls",
+    "datapoints",
+    "device_list",
+    "devices",
+    "getbyimei",
+    "query_value",
+]
 
 PER_PAGE: Final = 100  # history items per page (the most OneNET's list calls give)
 # Query values that need no percent-encoding (IMEIs, OneNET timestamps).
@@ -123,3 +132,13 @@ def device_list(base: str, product_id: str, offset: int) -> str:
     return (
         f"{base}/device/list?product_id={query_value(product_id)}&offset={offset}&limit={PER_PAGE}"
     )
+
+
+def getbyimei(base: str, imei: str) -> str:
+    """The legacy platform's device of an IMEI, for its id (``GET /devices/getbyimei``)."""
+    return f"{base}/devices/getbyimei?imei={query_value(imei)}"
+
+
+def datapoints(base: str, ids: Sequence[str]) -> str:
+    """The latest datapoints of devices by their ids (``GET /devices/datapoints``, 500 at most)."""
+    return f"{base}/devices/datapoints?devIds={','.join(query_value(i) for i in ids)}"

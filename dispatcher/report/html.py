@@ -23,7 +23,8 @@ from typing import Final, TextIO
 import jinja2
 
 from dispatcher.ledger.records import DeliveryState
-from dispatcher.ledger.store import LedgerStore, Row, Status
+from dispatcher.ledger.store import LedgerStore, Row, Status, VerifyState
+from dispatcher.report.compliance import STATE_LINES
 from dispatcher.report.render import DELIVERY_LINES, printable
 from dispatcher.report.summary import Summary, summarize
 from dispatcher.report.timeline import Histogram, timeline
@@ -183,6 +184,7 @@ def write_html(
         tiles=_tiles(summary, scanned.problems),
         statuses=_status_lines(summary),
         delivery=_delivery_lines(summary),
+        compliance=_compliance_lines(summary),
         chart=chart,
         untimed=scanned.untimed,
         errnos=[(e, text, n) for e, text, n in ledger.errno_groups() if e != 0],
@@ -230,11 +232,29 @@ def _delivery_lines(summary: Summary) -> list[_Line]:
     ]  # fmt: skip
 
 
+def _compliance_lines(summary: Summary) -> list[_Line]:
+    """The devices by verify state (none: never verified): the page shows them first."""
+    c = summary.compliance
+    if c is None:
+        return []
+    return [
+        _Line(name, "v-" + state.value.replace("_", "-"), c.by_state[state],
+              _share(c.by_state[state], c.devices))
+        for state, name in STATE_LINES.items()
+    ]  # fmt: skip
+
+
 def _tiles(summary: Summary, problems: Problems) -> list[tuple[str, str, str]]:
     """The figures at the top: (name, value, a note)."""
     whole = summary.total if summary.job_total is None else summary.job_total
     accepted = summary.by_status.get(Status.ACCEPTED.value, 0)
+    c = summary.compliance
+    on_target = [] if c is None else [(
+        "on target", f"{c.by_state[VerifyState.ON_TARGET]:,}",
+        f"{c.on_target_share:.1%} of {c.devices:,} devices verified",
+    )]  # fmt: skip
     tiles = [
+        *on_target,
         ("commands", f"{whole:,}", f"{summary.runs:,} run" + ("" if summary.runs == 1 else "s")),
         ("accepted", f"{accepted:,}", f"{_share(accepted, whole):.1%} of the job"),
     ]

@@ -1,4 +1,5 @@
-"""The summary for people: a two-column table of a ledger's figures, and one of its delivery."""
+"""The summary for people: a two-column table of a ledger's figures, one of its delivery, and
+the tables of its compliance (verify's verdicts)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from rich.text import Text
 
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.records import DeliveryState
+from dispatcher.ledger.verify import VerifyState
 from dispatcher.model.command import product_label
+from dispatcher.report.compliance import STATE_LINES, STATE_MEANING, VERSIONS, Compliance
 from dispatcher.report.summary import Summary
 from dispatcher.times import BEIJING
 
 __all__ = [
     "DELIVERY_LINES",
     "DELIVERY_MEANING",
+    "compliance_tables",
     "delivery_table",
     "printable",
     "render_delivery",
@@ -151,6 +155,67 @@ def delivery_table(d: DeliveryBreakdown, title: str, *, meaning: bool = False) -
             *(["rejected, failed, in doubt or not sent"] if meaning else []),
         )
     return table
+
+
+def compliance_table(c: Compliance, title: str = "Compliance") -> Table:
+    """Devices by verify state, with their share and what each state means."""
+    table = Table(title=_plain(title, "table.title"), title_justify="left")
+    table.add_column("verify", style="bold")
+    table.add_column("devices", justify="right")
+    table.add_column("meaning", style="dim")
+    for state, name in STATE_LINES.items():
+        n = c.by_state[state]
+        share = f" ({n / c.devices:.1%})" if n else ""
+        table.add_row(name, f"{n:,}{share}", STATE_MEANING[state])
+    table.add_section()
+    table.add_row("all", f"{c.devices:,}", f"values from {c.source}")
+    return table
+
+
+def versions_table(c: Compliance, limit: int = VERSIONS) -> Table | None:
+    """The values read, by how many devices read each (None: no device read one)."""
+    if not c.versions:
+        return None
+    table = Table(title="Values read", title_justify="left")
+    table.add_column("value")
+    table.add_column("devices", justify="right")
+    for value, n in c.versions[:limit]:
+        table.add_row(Text(printable(value)), f"{n:,}")
+    rest = c.versions[limit:]
+    if rest:
+        table.add_row(f"{len(rest):,} other values", f"{sum(n for _, n in rest):,}")
+    return table
+
+
+def devices_table(c: Compliance) -> Table | None:
+    """The first devices not on target, with what they read and why (None: every one is)."""
+    if not c.not_on_target:
+        return None
+    missing = c.devices - c.by_state[VerifyState.ON_TARGET]
+    shown = len(c.not_on_target)
+    title = "Devices not on target" + (
+        f" (first {shown:,} of {missing:,})" if shown < missing else ""
+    )
+    table = Table(title=title, title_justify="left")
+    several = any(r.product for r in c.not_on_target)
+    table.add_column("imei")
+    if several:
+        table.add_column("product")
+    table.add_column("state", style="bold")
+    table.add_column("reads")
+    table.add_column("why", style="dim")
+    for r in c.not_on_target:
+        cells = [r.imei, *([product_label(r.product)] if several else [])]
+        cells += [STATE_LINES[r.state], "-" if r.value is None else r.value, r.reason]
+        table.add_row(*(Text(printable(cell)) for cell in cells))
+    return table
+
+
+def compliance_tables(c: Compliance) -> list[Table]:
+    """The compliance as a terminal shows it: by state, the values read, the devices not on
+    target."""
+    found = [compliance_table(c), versions_table(c), devices_table(c)]
+    return [t for t in found if t is not None]
 
 
 def _plain(text: str, style: str = "") -> Text:

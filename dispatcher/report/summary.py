@@ -4,7 +4,8 @@ Figures come from SQL over the whole ledger (every run of the job), so a ledger 
 commands is summed up in flat memory. When the ledger knows its job's size, shares are of the whole
 job, and the commands not registered yet are counted. Retired rows (removed from the job file, or
 replaced by an edit) are counted apart. What became of the accepted commands (their delivery, as
-``dispatcher status`` last read it) is counted by device and by command.
+``dispatcher status`` last read it) is counted by device and by command, and the compliance
+(each device against the job's ``verify:``, as ``dispatcher verify`` last judged it) comes first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.store import LedgerStore
+from dispatcher.report.compliance import Compliance, compliance_of
 
 __all__ = ["Summary", "summarize"]
 
@@ -41,6 +43,7 @@ class Summary:
     retired: dict[str, int] = field(default_factory=dict)  # {'removed': n, 'changed': m}
     delivery: DeliveryBreakdown | None = None  # what became of the accepted commands
     by_product: dict[str, dict[str, int]] = field(default_factory=dict)  # {product: {status: n}}
+    compliance: Compliance | None = None  # the devices against the job's verify: (never: None)
 
 
 def summarize(ledger: LedgerStore) -> Summary:
@@ -83,6 +86,7 @@ def summarize(ledger: LedgerStore) -> Summary:
         retired=ledger.retired_counts(),
         delivery=ledger.delivery_breakdown(),
         by_product=ledger.product_counts(),
+        compliance=compliance_of(ledger.verify_results()),
     )
 
 

@@ -19,6 +19,7 @@ from dispatcher.run.registering import registered
 from dispatcher.run.rollout import CanaryVerdict, canary_positions, judge_canary
 from dispatcher.run.state import RunStats
 from dispatcher.run.status import read_round
+from dispatcher.run.stepping import SendReady, StepGate, canary_pages
 
 __all__ = ["CanaryPhase", "Gate", "skip_rest"]
 
@@ -50,8 +51,12 @@ class CanaryPhase:
         total: int,
         send: Callable[[list[Item]], Awaitable[None]],
         recover: Callable[[], Awaitable[None]],
+        send_ready: SendReady | None = None,
     ) -> None:
-        """``ctx.product``: the lane's, when a run has several: its canary passes on its own."""
+        """``ctx.product``: the lane's, when a run has several: its canary passes on its own.
+        ``send_ready``: how a job whose steps wait for delivery sends a device's next step
+        (stepping.py); its canary's devices go through their steps the same way."""
+        self.ctx, self.send_ready = ctx, send_ready
         self.job, self.canary, self.abort, self.total = job, canary, abort, total
         self.product = ctx.product
         self.lane, self.recorder, self.settings = ctx.lane, ctx.recorder, ctx.settings
@@ -105,13 +110,22 @@ class CanaryPhase:
         items = await self.recorder.call(_register_canary, ledger, self.job, positions, steps)
         keys = [command.key for command, _ in items]
         log.info("canary: %d commands, %d to send", len(items), sum(s in TO_SEND for _, s in items))
+        gated = self.job.gated and self.send_ready is not None
         for step in sorted({command.step for command, _ in items}):
+            if gated and step > 1:
+                break  # a device's later steps go out as its steps before are delivered
             to_send = [(c, status) for c, status in items if status in TO_SEND and c.step == step]
             if to_send:
                 await self.send(to_send)
             if self.stop.requested:
                 return None
             await self.recover()  # answers lost on the way back are settled before going on
+        if gated and self.send_ready is not None:
+            pages = canary_pages(ledger, [command for command, _ in items])
+            gate = StepGate(self.ctx, self.job, pages, send=self.send_ready, recover=self.recover)
+            log.info("canary: %s", await gate.run())
+            if self.stop.requested:
+                return None
         if self.canary.wait == "delivered":
             await self._follow(keys)
             if self.stop.requested:

@@ -10,6 +10,7 @@ May import: errors, config, job, ledger, run. Never report, cli, app or emulator
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from typing import Final
@@ -18,7 +19,7 @@ from dispatcher.errors import RolloutAborted, RunAborted, WrongKeyError
 from dispatcher.job.model import Job
 from dispatcher.job.plan import Rollout
 from dispatcher.ledger.lifecycle import Event
-from dispatcher.ledger.store import Status
+from dispatcher.ledger.store import Row, Status
 from dispatcher.model.command import product_label
 from dispatcher.run.context import RunContext
 from dispatcher.run.fanout import More, fan_out
@@ -37,6 +38,7 @@ from dispatcher.run.registering import (
 )
 from dispatcher.run.rollout import Guard
 from dispatcher.run.sending import Send
+from dispatcher.run.stepping import StepGate, queue_pages
 
 __all__ = ["PAUSED", "LanePhases"]
 
@@ -55,6 +57,7 @@ class LanePhases:
         self.aborted: RunAborted | None = None
         self.paused: str | None = None  # the rollout stopped here on purpose
         self._cut_short = False  # in-flight requests were abandoned (immediate stop, grace over)
+        self._settling = asyncio.Lock()  # step 1 and the passes of a gated job settle in turn
 
     # -- the phases -----------------------------------------------------------------------------
 
@@ -115,6 +118,7 @@ class LanePhases:
             total=total,
             send=self._fan_out,
             recover=self.recovery.recover,
+            send_ready=self._send_ready,
         )
         gate = await phase.gate()
         if gate.failed is not None:
@@ -163,6 +167,12 @@ class LanePhases:
                 await recorder.call(every.close)
             return
         await recorder.call(queue_all, recorder.ledger, self.job, size)
+        if self.job.gated:
+            try:
+                await self._send_gated(size)
+            finally:
+                await recorder.call(recorder.ledger.clear_queue, ctx.product)
+            return
         try:
             for step in range(1, steps + 1):
                 if step > 1:
@@ -179,6 +189,50 @@ class LanePhases:
                         await recorder.call(queued.close)  # where it reads: the ledger thread
         finally:
             await recorder.call(recorder.ledger.clear_queue, ctx.product)
+
+    async def _send_gated(self, size: int) -> None:
+        """A job whose steps wait for delivery: step 1 streamed to every device while the
+        passes of stepping.py send each device's next step as soon as its step before is
+        through, and follow the deliveries awaited."""
+        ctx = self.ctx
+        recorder = ctx.recorder
+        first_sent = asyncio.Event()
+        pages = queue_pages(recorder.ledger, ctx.product, size)
+        gate = StepGate(
+            ctx, self.job, pages, send=self._send_ready, recover=self._settle, first_sent=first_sent
+        )
+
+        async def first_step() -> None:
+            queued = recorder.ledger.queued(1, ctx.product)
+            try:
+                await self._send(next_queued(queued, size), size)
+            finally:
+                if inspect.getgeneratorstate(queued) != inspect.GEN_CLOSED:
+                    await recorder.call(queued.close)
+            try:
+                await self._settle()
+            finally:
+                first_sent.set()
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(first_step())
+            passes = group.create_task(gate.run())
+        log.info("%s", passes.result())
+
+    async def _settle(self) -> None:
+        """The answers this run lost, settled (when the run reconciles); one settling at a
+        time, so that a command OneNET never created is sent again once."""
+        if self.reconcile_in_doubt:
+            async with self._settling:
+                await self.recovery.recover()
+
+    async def _send_ready(self, items: list[Item], befores: list[Row]) -> None:
+        """Steps ready to go, with the rows of their steps before (read already)."""
+        self.send.steps_before(befores)
+        try:
+            await self._fan_out(items)
+        finally:
+            self.send.steps_before([])
 
     async def _send(self, batches: Batch, size: int) -> None:
         """The commands of ``batches`` (``size`` a batch) to send through the fan-out; those

@@ -1,0 +1,149 @@
+"""``dispatcher verify``: is the fleet on the target version? Each device of the job judged
+against its ``verify:`` (on target, not yet, failed, never seen) from what it reads, written to
+the ledger and shown; with ``--watch``, until every device is final (the use case is
+app/verifying.py).
+
+Exit 0 every device on target; 3 some not yet or never seen (or some values could not be read);
+1 some failed (a step or its delivery failed: ``retry-failed`` makes their job), and for a wrong
+job file, config or ledger, as every command; 4 the probe found the key, the address or the server
+wrong; 5 reading broke off (the verdicts recorded are kept); 130 stopped.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from dispatcher.app.verifying import VerifyOutcome, VerifyRequest, verify as run_verify
+from dispatcher.cli import console
+from dispatcher.cli.exits import (
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    interruptible,
+)
+from dispatcher.cli.lanes import lane_options, load_config
+from dispatcher.cli.numbers import FiniteFloat
+from dispatcher.cli.observer import ConsoleEvents
+from dispatcher.cli.signals import run_with_signals
+from dispatcher.ledger.store import VerifyState
+from dispatcher.report.compliance import compliance_of
+from dispatcher.report.render import compliance_tables
+from dispatcher.run.verify_rounds import VerifyRound
+
+__all__ = ["EXIT_FAILED", "verify"]
+
+EXIT_FAILED = EXIT_INVALID  # some devices failed: 1, as a command that could not do its work
+
+
+@click.command()
+@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
+@lane_options
+@click.option("--watch", is_flag=True, help="Repeat until every device is on target or final.")
+@click.option(
+    "--interval",
+    type=FiniteFloat(min=0.1, max=86400),
+    metavar="S",
+    help="Seconds between rounds with --watch (default 30; at most a day).",
+)
+@interruptible
+def verify(
+    ledger_path: Path,
+    config_path: Path | None,
+    base_url: str | None,
+    rate: float | None,
+    concurrency: int | None,
+    watch: bool,
+    interval: float | None,
+) -> None:
+    """Judge each device of the job against its verify: section, from what it reads.
+
+    LEDGER is the job's ledger, or its job file (its ledger beside it). Exit 0 when every
+    device is on target, 3 when some are not yet or never seen, 1 when some failed.
+    """
+    if interval is not None and not watch:
+        raise click.UsageError("--interval needs --watch")
+    settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
+    request = VerifyRequest(ledger_path, watch, 30.0 if interval is None else interval)
+
+    def said(number: int, r: VerifyRound) -> None:
+        counts = r.counts()
+        parts = ", ".join(f"{n:,} {s.value.replace('_', ' ')}" for s, n in counts.items())
+        console.note(f"round {number}: {parts}")
+
+    outcome = run_verify(
+        settings,
+        request,
+        events=ConsoleEvents(None),
+        drive=run_with_signals,
+        on_round=said if watch else None,
+    )
+    sys.exit(_show(outcome, ledger_path, config_path, watch))
+
+
+def _near(path: Path) -> Path:
+    """``path`` relative to the working directory when it is under it (as a person types it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def _show(outcome: VerifyOutcome, given: Path, config: Path | None, watch: bool) -> int:
+    """The compliance, the calls made and the next command; the exit code."""
+    spec = outcome.spec
+    compliance = compliance_of(outcome.results)
+    expect = " or ".join(repr(v) for v in spec.expect)
+    console.show(f"{outcome.title}: verify {spec.read} = {expect} (from {spec.source.value})")
+    if compliance is None:
+        console.warn("the ledger holds no device to verify")
+        return EXIT_INCOMPLETE
+    for table in compliance_tables(compliance):
+        console.show(table)
+    calls = outcome.calls
+    parts = (
+        f"{calls.history_pages:,} history pages, {calls.details:,} details"
+        if spec.source.value == "command"
+        else f"{calls.getbyimei:,} device look-ups, {calls.datapoints:,} datapoint calls"
+    ) + f", {calls.probes:,} probe{'' if calls.probes == 1 else 's'}"
+    console.note(
+        f"{calls.total:,} calls to OneNET ({parts}), {outcome.calls_per_device():.2f} per device,"
+        f" in {outcome.rounds:,} round{'' if outcome.rounds == 1 else 's'}"
+    )
+    if outcome.unreadable:
+        console.warn(
+            f"the values of {outcome.unreadable:,} could not be read ({outcome.last_error});"
+            " the same command asks again"
+        )
+    if outcome.stopped is not None:
+        console.note(f"stopped ({outcome.stopped}); the verdicts so far are in the ledger")
+        return EXIT_INTERRUPTED
+    counts = outcome.counts()
+    again = ["dispatcher", "verify", str(given), *(["--config", str(config)] if config else [])]
+    job = _near(outcome.job)
+    retry_job = job.with_name(f"{job.stem}-retry{job.suffix}")
+    retry = [
+        "dispatcher",
+        "retry-failed",
+        str(outcome.ledger),
+        "--not-verified",
+        "-o",
+        str(retry_job),
+    ]
+    if counts[VerifyState.FAILED]:
+        console.note(f"next: {shlex.join(retry)} (a job for the devices not on target)")
+        return EXIT_FAILED
+    if counts[VerifyState.NOT_YET] or counts[VerifyState.NEVER_SEEN] or outcome.unreadable:
+        if outcome.final:
+            console.note("every device's time to verify is over: those not on target stay so")
+            console.note(f"next: {shlex.join(retry)}")
+        else:
+            follow = [*again, "--watch"] if not watch else again
+            console.note(f"next: {shlex.join(follow)} (devices still to report)")
+        return EXIT_INCOMPLETE
+    console.note("every device is on target")
+    return EXIT_OK
