@@ -14,7 +14,7 @@ from pathlib import Path
 from dispatcher.app.events import Events, Quiet
 from dispatcher.app.outputs import not_handed_here, refuse_own_files
 from dispatcher.app.resources import closing
-from dispatcher.app.retrying_steps import first_row, write_steps
+from dispatcher.app.retrying_steps import first_row, not_verified, write_steps
 from dispatcher.errors import DispatcherError, LedgerError, Refused
 from dispatcher.job.writer import JobWriter, Written
 from dispatcher.ledger.identity import JobRecord
@@ -46,11 +46,13 @@ _DETAIL = {
 @dataclass(frozen=True, slots=True)
 class RetryRequest:
     """The ledger whose failed commands to hand over, and the new job file (.yaml, .yml or
-    .csv; ``force``: written over if it exists)."""
+    .csv; ``force``: written over if it exists); ``not_verified``: a job with steps' devices
+    that finished them but verify found not yet on target go in too, with every step."""
 
     ledger: Path
     output: Path
     force: bool = False
+    not_verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +114,16 @@ def retry_failed(request: RetryRequest, *, events: Events | None = None) -> Retr
                     now=now,
                     imei=first.command.imei,
                     handed=handed,
+                    redo=not_verified(ledger, ledger_path) if request.not_verified else None,
                 )
                 job = _job_shown(record)
                 return RetryOutcome(
                     done.written, tally, tuple(done.flagged), record, job, done.tally
+                )
+            if request.not_verified:
+                raise Refused(
+                    f"{ledger_path}: --not-verified applies to a job with steps:, which it sends"
+                    " again from step 1; this job has none"
                 )
             with JobWriter(output, force=force) as writer:
                 # Commands handed to this very file before (a retry-failed stopped before it

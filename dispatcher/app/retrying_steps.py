@@ -7,7 +7,7 @@ May import: errors, times, job, ledger, report, app.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,12 +17,20 @@ from dispatcher.job.steps_copy import StepsSource, check_written, read_steps_sou
 from dispatcher.job.writer import JobWriter, Written, job_format
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.store import LedgerStore, Row
+from dispatcher.ledger.verify import VerifyState
 from dispatcher.model.command import command_fingerprint
 from dispatcher.report.retry import Reason
 from dispatcher.report.retry_steps import Left, Start, StepTally, starts
 from dispatcher.times import format_onenet
 
-__all__ = ["StepsRetry", "first_row", "left_by_cause", "step_reasons", "write_steps"]
+__all__ = [
+    "StepsRetry",
+    "first_row",
+    "left_by_cause",
+    "not_verified",
+    "step_reasons",
+    "write_steps",
+]
 
 _SHOWN = 10  # passed times warned about one by one; the rest are counted
 _DETAIL = {
@@ -52,6 +60,18 @@ def first_row(ledger: LedgerStore) -> Row | None:
         rows.close()
 
 
+def not_verified(ledger: LedgerStore, ledger_path: Path) -> dict[str, str | None]:
+    """The devices ``dispatcher verify`` last found not yet on target, with what each reads;
+    Refused when the ledger was never verified."""
+    results = ledger.verify_results()
+    if not results:
+        raise Refused(
+            f"{ledger_path}: no verify results: run dispatcher verify {ledger_path} --config"
+            " CONFIG first, then retry-failed --not-verified writes the devices not on target yet"
+        )
+    return {r.imei: r.value for r in results if r.state is VerifyState.NOT_YET}
+
+
 def write_steps(
     ledger: LedgerStore,
     ledger_path: Path,
@@ -63,13 +83,13 @@ def write_steps(
     now: datetime,
     imei: str,
     handed: list[str],
-    redo: Collection[str] = (),
+    redo: Mapping[str, str | None] | None = None,
 ) -> StepsRetry:
     """Write the retry job of steps into ``output`` (``into``: its path, as the hand-over records
     it), the hand-over recorded before the file is put in place; Refused when it cannot be
     written as the job gave its steps. ``imei``: one of the job's devices; ``handed``: the keys
     handed over are added to it; ``redo``: devices sent all their steps again though they
-    finished them."""
+    finished them (not verified), with what each reads."""
     if job_format(output) != "yaml":
         raise Refused(f"{output}: a job with steps: is written as YAML: name it .yaml")
     # The job file the ledger belongs to; a ledger written without one, the one its runs name.
@@ -90,8 +110,9 @@ def write_steps(
     done = StepsRetry()
     expected: dict[str, int] = {}
     with JobWriter(output, force=force) as writer:
+        redo = redo or {}
         for start in starts(ledger, source.waits, done.tally, now=now, into=into, redo=redo):
-            _add(writer, source, start, ledger_path)
+            _add(writer, source, start, ledger_path, redo.get(start.imei))
             for row in start.rows:
                 handed.append(row.key)
                 expected[row.key] = command_fingerprint(row.command)
@@ -108,14 +129,16 @@ def write_steps(
     return done
 
 
-def _add(writer: JobWriter, source: StepsSource, start: Start, ledger_path: Path) -> None:
+def _add(
+    writer: JobWriter, source: StepsSource, start: Start, ledger_path: Path, reads: str | None
+) -> None:
     commands = [row.command for row in start.rows]
     try:
         fields = source.target_fields(commands)
     except ValueError as exc:
         raise Refused(f"{ledger_path}: device {start.imei}: {exc}; nothing was written") from exc
     writer.add_target(start.imei, {"from_step": start.from_step, **fields}, len(commands),
-                      _notes(start))  # fmt: skip
+                      _notes(start, reads))  # fmt: skip
 
 
 def _check(path: Path, expected: Mapping[str, int], output: Path) -> None:
@@ -127,12 +150,13 @@ def _check(path: Path, expected: Mapping[str, int], output: Path) -> None:
         raise Refused(f"{output} not written, nothing handed over: {exc}") from exc
 
 
-def _notes(start: Start) -> tuple[str, ...]:
+def _notes(start: Start, reads: str | None) -> tuple[str, ...]:
     """Why the device starts where it does, and where its step came from; passed times."""
     row = start.rows[0]
     c = row.command
     if start.reason is None:
-        why = "finished its steps, but verify says not yet: every step again"
+        shown = "nothing" if reads is None else repr(reads)
+        why = f"not verified (it reads {shown}), every step again"
     else:
         name = _DETAIL.get(start.reason)
         value = None if name is None else getattr(row, name)

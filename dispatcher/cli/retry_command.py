@@ -40,8 +40,15 @@ __all__ = ["retry_failed"]
     help="The job file to write: .yaml, .yml or .csv.",
 )
 @click.option("--force", is_flag=True, help="Write over NEW_JOB if it exists.")
+@click.option(
+    "--not-verified",
+    "not_verified",
+    is_flag=True,
+    help="A job with steps: also the devices that finished them but `dispatcher verify` found"
+    " not yet on target, from step 1.",
+)
 @interruptible
-def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
+def retry_failed(ledger_path: Path, output: Path, force: bool, not_verified: bool) -> None:
     """Write NEW_JOB: the commands of LEDGER's job that did not get through, as the job gave them.
 
     Rejected, failed, expired and never sent commands, and accepted ones whose delivery expired
@@ -49,14 +56,16 @@ def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
     LEDGER records the hand-over: this job never sends them, nor does a second retry job.
 
     A job with steps: NEW_JOB (YAML) has the same steps, and each device that did not finish
-    them as a target starting at its first step not done (from_step: N).
+    them as a target starting at its first step not done (from_step: N); with --not-verified,
+    the devices verify found not yet on target too, from step 1.
     """
     fmt = job_format(output)
     if fmt is None:
         raise click.BadParameter(
             f"{output}: name the new job file .yaml, .yml or .csv", param_hint="'-o' / '--output'"
         )
-    done = run_retry(RetryRequest(ledger_path, output, force), events=ConsoleEvents())
+    request = RetryRequest(ledger_path, output, force, not_verified)
+    done = run_retry(request, events=ConsoleEvents())
     if done.steps is not None:
         _steps_summary(done.written, done.steps, list(done.flagged), output, done.job, ledger_path)
     elif done.written is None:
