@@ -14,12 +14,14 @@ from pathlib import Path
 from dispatcher.app.events import Events, Quiet
 from dispatcher.app.outputs import not_handed_here, refuse_own_files
 from dispatcher.app.resources import closing
+from dispatcher.app.retrying_steps import first_row, not_verified, write_steps
 from dispatcher.errors import DispatcherError, LedgerError, Refused
 from dispatcher.job.writer import JobWriter, Written
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import LedgerStore, Row
 from dispatcher.report.retry import Reason, Retry, RetryTally, retries
+from dispatcher.report.retry_steps import StepTally
 from dispatcher.times import format_onenet, now_beijing
 
 __all__ = [
@@ -44,28 +46,32 @@ _DETAIL = {
 @dataclass(frozen=True, slots=True)
 class RetryRequest:
     """The ledger whose failed commands to hand over, and the new job file (.yaml, .yml or
-    .csv; ``force``: written over if it exists)."""
+    .csv; ``force``: written over if it exists); ``not_verified``: a job with steps' devices
+    that finished them but verify found not yet on target go in too, with every step."""
 
     ledger: Path
     output: Path
     force: bool = False
+    not_verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RetryOutcome:
     """What was written (None: nothing to retry), why each command was, what was left out,
-    the first passed times, the ledger's job record and its file as shown in messages."""
+    the first passed times, the ledger's job record and its file as shown in messages; for a
+    job with steps, ``steps`` counts by device instead of ``tally``."""
 
     written: Written | None
     tally: RetryTally
     flagged: tuple[str, ...]
     record: JobRecord | None
     job: str
+    steps: StepTally | None = None
 
 
 def retry_failed(request: RetryRequest, *, events: Events | None = None) -> RetryOutcome:
     """Write the new job of ``request``, the hand-over recorded before the file is put in
-    place; Refused when the output cannot be written as asked or the job has steps:, LedgerError
+    place; Refused when the output cannot be written as asked, LedgerError
     when there is no ledger, another DispatcherError (saying where the hand-over stands) when
     writing broke off."""
     events = Quiet() if events is None else events
@@ -96,17 +102,33 @@ def retry_failed(request: RetryRequest, *, events: Events | None = None) -> Retr
                     " never be sent if it were written over): write the new job to another file"
                 )
             _warn_if_running(ledger, ledger_path, events)
+            first = first_row(ledger)
+            if first is not None and first.command.step:
+                done = write_steps(
+                    ledger,
+                    ledger_path,
+                    output,
+                    force=force,
+                    record=record,
+                    into=into,
+                    now=now,
+                    imei=first.command.imei,
+                    handed=handed,
+                    redo=not_verified(ledger, ledger_path) if request.not_verified else None,
+                )
+                job = _job_shown(record)
+                return RetryOutcome(
+                    done.written, tally, tuple(done.flagged), record, job, done.tally
+                )
+            if request.not_verified:
+                raise Refused(
+                    f"{ledger_path}: --not-verified applies to a job with steps:, which it sends"
+                    " again from step 1; this job has none"
+                )
             with JobWriter(output, force=force) as writer:
                 # Commands handed to this very file before (a retry-failed stopped before it
                 # was put in place, or --force over it) go into it again: the same hand-over.
                 for retry in retries(ledger, tally, now=now, into=into):
-                    if retry.row.command.step:
-                        raise Refused(
-                            f"{ledger_path}: its job has steps:, whose order a job of single"
-                            " commands cannot keep; nothing was written. Fix the cause and run"
-                            " the job again: held-back steps go out once the step before is"
-                            " accepted"
-                        )
                     try:
                         writer.add(retry.row.command, _notes(retry))
                     except ValueError as exc:

@@ -16,12 +16,14 @@ from dispatcher.app.retrying import (
     them,
     unsettled_by_state,
 )
+from dispatcher.app.retrying_steps import left_by_cause, step_reasons
 from dispatcher.cli import console
 from dispatcher.cli.exits import interruptible
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.job.writer import NOTE_COLUMN, Written, job_format
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.report.retry import RetryTally
+from dispatcher.report.retry_steps import Left, StepTally
 
 __all__ = ["retry_failed"]
 
@@ -38,21 +40,35 @@ __all__ = ["retry_failed"]
     help="The job file to write: .yaml, .yml or .csv.",
 )
 @click.option("--force", is_flag=True, help="Write over NEW_JOB if it exists.")
+@click.option(
+    "--not-verified",
+    "not_verified",
+    is_flag=True,
+    help="A job with steps: also the devices that finished them but `dispatcher verify` found"
+    " not yet on target, from step 1.",
+)
 @interruptible
-def retry_failed(ledger_path: Path, output: Path, force: bool) -> None:
+def retry_failed(ledger_path: Path, output: Path, force: bool, not_verified: bool) -> None:
     """Write NEW_JOB: the commands of LEDGER's job that did not get through, as the job gave them.
 
     Rejected, failed, expired and never sent commands, and accepted ones whose delivery expired
     or failed on the device; never those in doubt or in flight (they may be at OneNET already).
     LEDGER records the hand-over: this job never sends them, nor does a second retry job.
+
+    A job with steps: NEW_JOB (YAML) has the same steps, and each device that did not finish
+    them as a target starting at its first step not done (from_step: N); with --not-verified,
+    the devices verify found not yet on target too, from step 1.
     """
     fmt = job_format(output)
     if fmt is None:
         raise click.BadParameter(
             f"{output}: name the new job file .yaml, .yml or .csv", param_hint="'-o' / '--output'"
         )
-    done = run_retry(RetryRequest(ledger_path, output, force), events=ConsoleEvents())
-    if done.written is None:
+    request = RetryRequest(ledger_path, output, force, not_verified)
+    done = run_retry(request, events=ConsoleEvents())
+    if done.steps is not None:
+        _steps_summary(done.written, done.steps, list(done.flagged), output, done.job, ledger_path)
+    elif done.written is None:
         console.note(
             f"nothing to retry: no command of {ledger_path} needs sending again;"
             f" {output} not written"
@@ -123,3 +139,45 @@ def _summary(
             " the time is changed"
         )
     console.note(f"next: dispatcher validate {written.path}, then dispatcher run {written.path}")
+
+
+def _steps_summary(
+    written: Written | None,
+    tally: StepTally,
+    flagged: list[str],
+    output: Path,
+    job: str,
+    ledger_path: Path,
+) -> None:
+    """What a retry of a job with steps wrote, by device; what it left out, and why."""
+    if written is None:
+        console.note(
+            f"nothing to retry: every device of {ledger_path} finished its steps, or is left out;"
+            f" {output} not written"
+        )
+    else:
+        console.note(
+            f"wrote {n_of(written.devices, 'device')} ({n_of(written.commands, 'command')}) to"
+            f" {written.path}, each from its first step not done: {step_reasons(tally)}"
+        )
+    left = sum(n for cause, n in tally.left.items() if cause is not Left.FINISHED)
+    if left:
+        console.note(
+            f"left out {n_of(left, 'device')} ({left_by_cause(tally)}): `dispatcher status` on"
+            f" {ledger_path} reads what became of open deliveries, `dispatcher run {job}` settles"
+            " commands in doubt; then run retry-failed again"
+        )
+    for path, n in tally.handed.items():
+        where = "" if Path(path).exists() else " (not there yet: the same retry-failed writes it)"
+        console.note(
+            f"left out {n_of(n, 'device')} already handed to the retry job {path}{where}: its own"
+            " ledger says what became of them"
+        )
+    for line in flagged:
+        console.warn(line)
+    if tally.passed > len(flagged):
+        console.warn(f"and {tally.passed - len(flagged):,} more")
+    if written is not None:
+        console.note(
+            f"next: dispatcher validate {written.path}, then dispatcher run {written.path}"
+        )

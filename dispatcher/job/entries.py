@@ -15,8 +15,11 @@ from dispatcher.job.rows import IMEI, NAMES, SLOT, TIMEOUT, TRIGGER, VALUE, VALU
 from dispatcher.job.values import suggest
 from dispatcher.job.waits import WAIT_KEYS, WaitGiven, has_unit, read_wait
 
-__all__ = ["Entry", "entry", "names", "node_key", "node_line", "node_text"]
+__all__ = ["FROM_STEP", "Entry", "entry", "names", "node_key", "node_line", "node_text"]
 
+FROM_STEP = "from_step"
+"""A target's key in a job with steps: the step the device starts at (1-based), the steps
+before it not sent (a retry-failed job says where each device left off)."""
 _NULL = "tag:yaml.org,2002:null"
 _EMPTY = "is empty (null): give a value or leave the field out to use the default"
 
@@ -32,6 +35,8 @@ class Entry:
     broken: bool = False  # a structural problem was reported: never a command
     refused: tuple[int, ...] = ()  # slots written but refused (null, a list): reported here
     wait: WaitGiven | None = None  # a step's (or the defaults') wait: as written (waits.py)
+    from_step: int = 0  # a target of a job with steps: its first step sent (0: step 1)
+    from_step_line: int = 0
 
 
 def node_line(node: Node) -> int:
@@ -94,9 +99,22 @@ def entry(node: Node, source: str, *, is_defaults: bool = False, what: str = "")
     refused: list[int] = []
     first: dict[str, int] = {}
     waits: list[tuple[str, Node, Node]] = []
+    from_step = from_step_line = 0
     for knode, vnode in node.value:
         kline, vline = node_line(knode), node_line(vnode)
         name = node_key(knode)
+        if name == FROM_STEP:
+            if name in first:
+                message = f"given twice (first on line {first[name]})"
+                problems.append(Problem(source, kline, name, message))
+            elif is_defaults:
+                places = {"step": "not in a step", "top": "not at the top of the job"}
+                message = f"belongs in a target, {places.get(what, 'not in defaults')}"
+                problems.append(Problem(source, kline, name, message))
+            else:
+                first[name] = kline
+                from_step, from_step_line = _step_number(vnode, source, problems), vline
+            continue
         slot = SLOT.get(name)
         if name in WAIT_KEYS:
             if name in first:
@@ -161,7 +179,17 @@ def entry(node: Node, source: str, *, is_defaults: bool = False, what: str = "")
     if is_defaults and what in ("step", ""):
         wait = _wait(values, lines, waits, source, problems)
     broken = any(not p.warning for p in problems) and not is_defaults
-    return Entry(line, tuple(values), tuple(lines), tuple(problems), broken, tuple(refused), wait)
+    return Entry(
+        line,
+        tuple(values),
+        tuple(lines),
+        tuple(problems),
+        broken,
+        tuple(refused),
+        wait,
+        from_step,
+        from_step_line,
+    )
 
 
 def _wait(
@@ -204,3 +232,16 @@ def _values(node: Node, name: str, source: str, problems: list[Problem]) -> str 
             return None
         carried.append((res, text, not vnode.style))
     return orjson.dumps(carried).decode()
+
+
+def _step_number(node: Node, source: str, problems: list[Problem]) -> int:
+    """``from_step:``'s value: a step number (1, 2, ...); 0 after a problem."""
+    text = node_text(node)
+    if text is not None and isinstance(node, ScalarNode) and not node.style:
+        number = text.strip()
+        if number.isascii() and number.isdigit() and int(number) >= 1:
+            return int(number)
+    shown = "empty (null)" if text is None else repr(text)
+    message = f"is {shown}: give the number of the step the device starts at (1, 2, ...)"
+    problems.append(Problem(source, node_line(node), FROM_STEP, message))
+    return 0

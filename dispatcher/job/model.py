@@ -41,7 +41,7 @@ from dispatcher.job.rows import (
     command_of,
 )
 from dispatcher.job.seen import SeenKeys
-from dispatcher.job.steps import check_entry, each_step, overlay
+from dispatcher.job.steps import each_step, overlay, target_steps
 from dispatcher.job.validate import Validation, validate_job
 from dispatcher.job.verifyspec import VerifySpec, verify_of
 from dispatcher.job.waits import Wait
@@ -252,7 +252,7 @@ class Job:
             rows: list[Checked] = []
             problems: list[Problem] = []
             if not given:  # else its rows would say it again, once per step
-                rows, problems = each_step(checkers, functools.partial(check_entry, entry=entry))
+                rows, problems = target_steps(checkers, entry)
             if problems and entry.refused:  # a field refused as written is not missing too
                 refused = {NAMES[slot] for slot in entry.refused}
                 problems = [p for p in problems if p.field not in refused]

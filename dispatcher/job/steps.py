@@ -4,13 +4,14 @@ for every step (a device's commands, each knowing the step before it).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from dispatcher.job.entries import Entry
 from dispatcher.job.fields import RowChecker
 from dispatcher.job.rows import Checked, Problem
 
-__all__ = ["check_entry", "each_step", "overlay"]
+__all__ = ["check_entry", "each_step", "overlay", "target_steps"]
 
 
 def overlay(
@@ -51,3 +52,10 @@ def each_step(
             rows.append(row)
             after = row
     return rows, list(problems)
+
+
+def target_steps(checkers: list[RowChecker], entry: Entry) -> tuple[list[Checked], list[Problem]]:
+    """A YAML target's commands, one per step from its ``from_step`` (the steps before it are
+    not its commands, and its first step has no step before it), and their problems."""
+    sent = checkers[entry.from_step - 1 :] if entry.from_step else checkers
+    return each_step(sent, functools.partial(check_entry, entry=entry))

@@ -8,6 +8,10 @@ quotes, line breaks); CSV cells go through the csv module. Commands are spooled 
 header (a YAML job's comment, name and ``allow_duplicates``) can count them, and the file appears
 whole or not at all: a temporary file beside it, then a rename (a link when not overwriting, so a
 file that appeared meanwhile is never replaced).
+
+A job of steps (retry-failed's) is written as targets instead (``add_target``: an IMEI, where it
+starts, ``from_step``, and the fields it gives), below the sections it shares with the job it
+comes from (``defaults:``, ``steps:``...), given as YAML text to ``commit``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -104,6 +108,7 @@ class JobWriter:
         self._seen = SeenKeys()
         self._batch: list[tuple[int, int, int]] = []
         self._count = 0
+        self._added = 0  # commands or targets added: each one's position
         self._repeats = False
 
     def __enter__(self) -> JobWriter:
@@ -167,8 +172,24 @@ class JobWriter:
             self._body.write(_dump([entry]))
         # The same key the job's reader checks duplicates with: the device, then the rest.
         key = hash((t.op, t.obj_id, t.obj_inst_id, t.res_id, t.args, t.values, t.product))
-        self._batch.append((key, self._count, int(t.imei)))
-        self._count += 1
+        self._added_one(key, t.imei, 1)
+
+    def add_target(
+        self, imei: str, fields: Mapping[str, object], commands: int, notes: tuple[str, ...] = ()
+    ) -> None:
+        """Write one target of a job of steps (YAML only): ``imei``, then ``fields`` (e.g.
+        ``from_step``, a field it gives instead of the steps), ``notes`` above it; it makes
+        ``commands`` commands (for the count ``commit`` returns)."""
+        if self.format != "yaml":
+            raise ValueError("a job of steps is written as YAML: name it .yaml")
+        self._body.writelines(f"# {_comment(note)}\n" for note in notes)
+        self._body.write(_dump([{"imei": imei, **fields}]))
+        self._added_one(hash("target"), imei, commands)  # a device twice: allow_duplicates
+
+    def _added_one(self, key: int, imei: str, commands: int) -> None:
+        self._batch.append((key, self._added, int(imei)))
+        self._added += 1
+        self._count += commands
         if len(self._batch) >= _BATCH:
             self._check_batch()
 
@@ -183,11 +204,15 @@ class JobWriter:
         name: str | None = None,
         comment: Iterable[str] = (),
         before_put: Callable[[], None] | None = None,
+        sections: str = "",
+        check: Callable[[Path], None] | None = None,
     ) -> Written:
-        """Write the file: ``comment`` lines and the job's ``name`` first (YAML), then the commands.
+        """Write the file: ``comment`` lines and the job's ``name`` first (YAML), then
+        ``sections`` (YAML text: a job of steps' defaults, steps...), then the commands.
 
-        ``before_put`` is called once the whole file is on disk beside the path, before it is put
-        in place: when it raises, nothing is put. JobFileError when it cannot be written, when
+        ``check`` is given the whole file, on disk beside the path (named as a job file of the
+        same format), and ``before_put`` is called after it, before the file is put in place:
+        when either raises, nothing is put. JobFileError when it cannot be written, when
         ``path`` exists (without ``force``), or when a CSV job would repeat a command (only a YAML
         job can allow duplicates).
         """
@@ -204,10 +229,12 @@ class JobWriter:
         else:
             if name is not None:
                 head.append(_dump({"job": name}))
+            head.append(sections)
             if self._repeats:
                 head.append("allow_duplicates: true\n")
             head.append("targets:\n")
-        temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        suffix = self.path.suffix  # the temporary file reads as a job file of the same format
+        temp = self.path.with_name(f".{self.path.stem}.{secrets.token_hex(4)}.tmp{suffix}")
         try:
             # Created as any new file is (the umask applies), never over another one.
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -218,6 +245,8 @@ class JobWriter:
                     shutil.copyfileobj(self._body, out)
                     out.flush()
                     os.fsync(out.fileno())
+                if check is not None:
+                    check(temp)
                 if before_put is not None:
                     before_put()
                 self._put(temp, source)

@@ -19,7 +19,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.entries import Entry, entry, names, node_key, node_line, node_text
+from dispatcher.job.entries import FROM_STEP, Entry, entry, names, node_key, node_line, node_text
 from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
 from dispatcher.job.query import TargetsQuery, read_query
 from dispatcher.job.rows import NAMES, PRODUCT, SLOT, Problem
@@ -33,6 +33,7 @@ __all__ = [
     "VERIFY_KEY",
     "YamlJob",
     "open_error",
+    "read_root",
     "read_yaml",
 ]
 
@@ -104,6 +105,11 @@ def open_error(source: str, exc: OSError) -> JobFileError:
 
 def read_yaml(path: Path, source: str) -> YamlJob:
     """Parse a YAML job file into its parts; JobFileError if it is not a readable job file."""
+    return _yaml_job(read_root(path, source), source)
+
+
+def read_root(path: Path, source: str) -> Node:
+    """A YAML job file's root node, as written; JobFileError if it is not readable YAML."""
     try:
         with path.open("rb") as f:
             data = f.read(MAX_YAML + 1)
@@ -138,7 +144,7 @@ def read_yaml(path: Path, source: str) -> YamlJob:
             loader.dispose()
     if root is None:
         raise JobFileError(source, 1, "", "the file is empty")
-    return _yaml_job(root, source)
+    return root
 
 
 def _decode(data: bytes, source: str) -> str:
@@ -243,6 +249,7 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             problems.append(Problem(source, line, key or "?", f"unknown field{hint}"))
     if top:
         defaults = _with_top(defaults, top, source, problems)
+    targets = [_starts_checked(target, len(steps), source) for target in targets]
     problems.extend(_step_products(defaults, steps, source))
     waits, found = resolve_waits(defaults.wait, [step.wait for step in steps], source)
     problems.extend(found)
@@ -266,6 +273,20 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         query,
         waits,
     )
+
+
+def _starts_checked(target: Entry, steps: int, source: str) -> Entry:
+    """A target whose ``from_step:`` names no step of the job: its problem added, no command."""
+    if not target.from_step:
+        return target
+    if not steps:
+        message = "applies to a job with steps: only (this job has none)"
+    elif target.from_step > steps:
+        message = f"the job has {steps} step{'s' if steps != 1 else ''}: give 1 to {steps}"
+    else:
+        return target
+    problem = Problem(source, target.from_step_line, FROM_STEP, message)
+    return replace(target, problems=(*target.problems, problem), broken=True, from_step=0)
 
 
 def _step_products(defaults: Entry, steps: list[Entry], source: str) -> list[Problem]:
