@@ -6,13 +6,11 @@ move on step by step, during the run."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sys
 import time
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import click
 
@@ -41,7 +39,6 @@ from dispatcher.run.status import Watch
 __all__ = ["demo"]
 
 DEMO_JOB = Path("jobs/example.yaml")
-_T = TypeVar("_T")
 
 
 @click.command()
@@ -66,7 +63,14 @@ _T = TypeVar("_T")
     show_default=True,
     help="Inject server errors and lost answers, to show they end accepted.",
 )
-def demo(jobfile: Path, rate: float, faults: bool) -> None:
+@click.option(
+    "--meters",
+    default=3_000,
+    type=click.IntRange(1, 100_000),
+    show_default=True,
+    help="Meters in the simulated product, for a fleet-update job (a targets_query).",
+)
+def demo(jobfile: Path, rate: float, faults: bool, meters: int) -> None:
     """Run a job against the built-in OneNET emulator, with progress and the report."""
     from dispatcher import emulator as emu
 
@@ -76,6 +80,11 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
         stale.unlink()
     try:
         job = load_job(jobfile)
+        if job.query is not None or job.verify is not None or job.gated:
+            # A fleet update: the closed loop (query, gated steps, verify, retry).
+            from dispatcher.cli.demo_loop import closed_loop
+
+            sys.exit(closed_loop(jobfile, rate, faults, Settings(), meters=meters))
         checked = validate_job(job, on_problem=console.problem)
         if not checked.ok:
             fail(f"{jobfile}: {checked.errors} error(s): nothing was sent")
@@ -84,12 +93,8 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
             settings = Settings().with_overrides(rate=rate, concurrency=32)
         except ConfigError as exc:
             raise click.UsageError(str(exc).removeprefix("command line: ")) from None
-        poll = _POLL_S if job.gated else settings.reliability.delivery_poll_s
         settings = dataclasses.replace(
-            settings,
-            reliability=dataclasses.replace(
-                settings.reliability, settle_s=0.5, delivery_poll_s=poll
-            ),
+            settings, reliability=dataclasses.replace(settings.reliability, settle_s=0.5)
         )
         ledger = Ledger.open(ledger_path, synchronous="normal")
         bind_job(ledger, job, fingerprint=checked.fingerprint, total=checked.commands)
@@ -106,10 +111,9 @@ def demo(jobfile: Path, rate: float, faults: bool) -> None:
             console.note(f"OneNET emulator on {url}; faults: {_describe(injected)}")
             settings_here = settings.with_overrides(base_url=url)
             keys = LaneKeys({"": (settings_here, "demo-key")})
-            sending = send_job(
+            result = await send_job(
                 job, ledger, settings_here, keys, events=ConsoleEvents(), stop=stop, stats=stats
             )
-            result = await (_lapsing(sending, clock) if job.gated else sending)
             assert result is not None  # no scheduled start: it always runs
             dup = server.stats().get("duplicates", 0)
             console.note(f"emulator holds {len(server.accepted()):,} commands, {dup} duplicated")
@@ -137,36 +141,6 @@ DEMO_FLEET: Final = Fleet(
 # through the devices' first hourly wakes, then past the expired_time (+2d).
 _LAPSE: Final = (("11 minutes", 660.0), ("40 minutes", 2400.0), ("70 minutes", 4200.0),
                  ("2 days", 2 * 86400.0 + 600.0))  # fmt: skip
-
-
-# A job whose steps wait for delivery: the fleet's clock leaps this far this often while it runs.
-# Small leaps: the run knows OneNET's clock from its answers, and a valid_time it works out must
-# still be ahead of the fleet's clock when it arrives.
-_LEAP_S: Final = 60.0
-_LEAP_EVERY_S: Final = 0.02
-_POLL_S: Final = 0.1  # the run's delivery polls meanwhile
-
-
-async def _lapsing(sending: Awaitable[_T], clock: _TimeLapse) -> _T:
-    """``sending`` awaited while the fleet's clock leaps ahead (a run that waits for its
-    devices: they wake and answer in fleet time)."""
-    done = asyncio.Event()
-
-    async def leap() -> None:
-        while not done.is_set():
-            await asyncio.sleep(_LEAP_EVERY_S)
-            clock.ahead += _LEAP_S
-
-    async def send() -> _T:
-        try:
-            return await sending
-        finally:
-            done.set()
-
-    async with asyncio.TaskGroup() as group:
-        group.create_task(leap())
-        sent = group.create_task(send())
-    return sent.result()
 
 
 class _TimeLapse:

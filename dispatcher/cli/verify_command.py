@@ -82,7 +82,7 @@ def verify(
         drive=run_with_signals,
         on_round=said if watch else None,
     )
-    sys.exit(_show(outcome, ledger_path, config_path, watch))
+    sys.exit(show_verify(outcome, ledger_path, config_path, watch))
 
 
 def _near(path: Path) -> Path:
@@ -93,7 +93,7 @@ def _near(path: Path) -> Path:
         return path
 
 
-def _show(outcome: VerifyOutcome, given: Path, config: Path | None, watch: bool) -> int:
+def show_verify(outcome: VerifyOutcome, given: Path, config: Path | None, watch: bool) -> int:
     """The compliance, the calls made and the next command; the exit code."""
     spec = outcome.spec
     compliance = compliance_of(outcome.results)

@@ -135,6 +135,17 @@ class Devices:
         self._answer(store, device, now)
         self._expire(store, device, now)
 
+    def wake_sleepers(self, now: float) -> int:
+        """The devices that never woke start waking from ``now`` (back in coverage, a new
+        battery), each on its own period; how many."""
+        woken = 0
+        for device in self._devices.values():
+            if device.asleep:
+                device.asleep, device.start, device.wakes = False, now, 0
+                self._schedule(device)
+                woken += 1
+        return woken
+
     def _new(self, imei: str, first_created: float) -> _Device:
         fleet = self.fleet
         # a string seed is hashed with SHA-512: the same for every process (random.seed)

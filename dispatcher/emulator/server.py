@@ -146,6 +146,12 @@ class Emulator:
         if self._devices is not None:
             self._devices.advance_all(self._store, self._clock() + self._faults.clock_offset_s)
 
+    def wake_sleepers(self) -> int:
+        """Devices that never woke start waking now (devices.py); how many."""
+        self.advance()
+        now = self._clock() + self._faults.clock_offset_s
+        return 0 if self._devices is None else self._devices.wake_sleepers(now)
+
     # -- read methods for tests --------------------------------------------------------------
 
     def accepted(self) -> list[StoredCommand]:

@@ -161,6 +161,20 @@ async def test_a_never_waking_devices_command_expires_when_its_window_closes(
             assert (await resp.json())["send_status"] == {"4": 1}
 
 
+async def test_sleepers_woken_take_their_waiting_commands_and_only_then(clock: Clock) -> None:
+    fleet = Fleet(wake_every_s=60, never_wake=1.0, seed=1)
+    emulator = Emulator(clock=clock, fleet=fleet)
+    async with api_for(emulator) as api:
+        uuid = await api.post(expired_time="2024-05-01T13:00:00", trigger_msg="7")
+        clock.now = NOW + 600
+        assert (await api.detail(uuid))["send_status"] == 1  # asleep: still waiting
+        assert emulator.wake_sleepers() == 1
+        assert emulator.wake_sleepers() == 0  # awake now: nothing more to wake
+        assert (await api.detail(uuid))["send_status"] == 1  # not before its first wake
+        clock.now = NOW + 600 + 2 * 60 + 1  # past a period and its jitter, and the answer
+        assert (await api.detail(uuid))["send_status"] == 5
+
+
 async def test_an_error_device_answers_with_send_status_6_and_a_confirm_status(
     clock: Clock,
 ) -> None:
