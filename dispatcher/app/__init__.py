@@ -1,4 +1,4 @@
-"""The use cases: run, validate, status, verify, cancel, retry-failed, report. Each takes
+"""The use cases: run, validate, status, verify, cancel, retry-failed, report, devices. Each takes
 settings and a request value, returns a result value, raises the typed errors of errors.py, and
 opens and closes what it uses itself. What happens on the way goes to an observer (``Events``; by
 default the log), never to a screen: the command line (cli/) renders results and picks exit codes.
@@ -27,6 +27,11 @@ if TYPE_CHECKING:
         CancelOutcome as CancelOutcome,
         CancelRequest as CancelRequest,
         cancel as cancel,
+    )
+    from dispatcher.app.devices import (
+        DevicesOutcome as DevicesOutcome,
+        DevicesRequest as DevicesRequest,
+        list_devices as list_devices,
     )
     from dispatcher.app.events import Events as Events, Quiet as Quiet
     from dispatcher.app.reporting import (
