@@ -25,9 +25,11 @@ from dispatcher import emulator as emu
 from dispatcher.app import (
     RetryRequest,
     RunRequest,
+    StatusRequest,
     VerifyRequest,
     retry_failed as retry_use_case,
     run as run_use_case,
+    status as status_use_case,
     verify as verify_use_case,
 )
 from dispatcher.app.targeting import JobTargets
@@ -176,7 +178,10 @@ def closed_loop(
             "1. the fleet from OneNET's device list, a canary, the steps gated on delivery"
         )
         code = _run(here, job, ledger, clock, server)
-        console.note("2. verify: what each device reads (the fleet's clock three days on)")
+        console.note(
+            "2. status and verify: what became of each command, what each device reads (the"
+            " fleet's clock three days on)"
+        )
         clock.ahead += _SETTLE_S
         _, on_target = _verify(here, ledger)
         pages = [_page(ledger)]
@@ -245,7 +250,11 @@ def _run(
 
 
 def _verify(settings: Settings, ledger: Path) -> tuple[int, int]:
-    """verify's rounds and what it shows; its exit code and the devices on target."""
+    """A status round (every command's delivery, for the report), then verify's rounds and
+    what it shows; verify's exit code and the devices on target."""
+    status_use_case(
+        settings, StatusRequest(ledger), events=ConsoleEvents(None), drive=run_with_signals
+    )
     outcome = verify_use_case(
         settings, VerifyRequest(ledger), events=ConsoleEvents(None), drive=run_with_signals
     )
