@@ -72,11 +72,14 @@ def survey(
     server_now: float,
     grace_s: float,
     first_going: bool = False,
+    read_grace_s: float = 0.0,
 ) -> Survey:
     """Where the commands of ``pages`` stand. ``held``: the keys this run held back (with why),
     never looked at again; ``started``: when this run began (a step it sent that failed is not
     sent again by it); ``now``: our clock; ``server_now``: OneNET's (for windows);
-    ``first_going``: step 1 is still being sent, so a step 1 not accepted yet is waited for."""
+    ``first_going``: step 1 is still being sent, so a step 1 not accepted yet is waited for;
+    ``read_grace_s``: a wait that ran out is judged on a state read after it ran out, or, when
+    none could be read, this long after (reads back off: stepping.py ``Due``)."""
     found = Survey()
     through: set[str] = set()  # later steps not done yet: the steps after them wait
     pending: list[tuple[Item, Row | None]] = []  # candidates, with their step before
@@ -89,7 +92,7 @@ def survey(
                 accepted = [c.key for c, s in page if s is Status.ACCEPTED]
                 if accepted:
                     last_rows += (r for r in ledger.rows_of(accepted) if r.delivery is not None)
-    judge = _Judge(waits, now, server_now, grace_s)
+    judge = _Judge(waits, now, server_now, grace_s, read_grace_s)
     # The befores read, then each candidate judged; kept apart so the ledger is read per page.
     for item, before in pending:
         command, _ = item
@@ -157,8 +160,27 @@ class _Judge:
     """Whether a step before lets its next step go (None), keeps it waiting (""), or holds it
     back (why)."""
 
-    def __init__(self, waits: tuple[Wait, ...], now: float, server_now: float, grace: float):
+    def __init__(
+        self,
+        waits: tuple[Wait, ...],
+        now: float,
+        server_now: float,
+        grace: float,
+        read_grace: float = 0.0,
+    ) -> None:
         self.waits, self.now, self.server_now, self.grace = waits, now, server_now, grace
+        self.read_grace = read_grace
+
+    def _past(self, before: Row, deadline: float) -> bool:
+        """Whether ``deadline`` (our clock) has passed for ``before``, its state read since (a
+        delivery just before the deadline not yet read is not a miss), or long enough ago that
+        no read is coming."""
+        if self.now < deadline:
+            return False
+        checked = before.status_checked_at
+        return (checked is not None and checked >= deadline) or (
+            self.now >= deadline + self.read_grace
+        )
 
     def __call__(self, before: Row) -> str | None:
         c = before.command
@@ -183,9 +205,11 @@ class _Judge:
                 f"{answer}), not delivered"
             )
         if wait.timeout_s is not None:
-            if self.now - _since(before) >= wait.timeout_s:
+            if self._past(before, _since(before) + wait.timeout_s):
                 return f"held back: {label} not delivered within {say_duration(wait.timeout_s)}"
-        elif self.server_now >= window_end(before.sent_expired_time) + self.grace:
+        elif self._past(
+            before, window_end(before.sent_expired_time) + self.grace - self.server_now + self.now
+        ):
             ends = (before.sent_expired_time or "").replace("T", " ")
             return f"held back: {label} not delivered by the end of its window ({ends} UTC+8)"
         return ""

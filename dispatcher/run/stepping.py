@@ -20,6 +20,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Final
 
 from dispatcher.job.model import Command, Job
 from dispatcher.ledger.records import Delivery, Row, Status
@@ -87,6 +88,35 @@ def canary_pages(ledger: LedgerStore, commands: Iterable[Command]) -> Pages:
     return pages
 
 
+class Due:
+    """When each awaited delivery is read again: at once the first time, then after the poll,
+    the wait doubling while its state stays the same (up to ``BACKOFF`` polls), at once again when
+    it moved. A fleet that wakes hourly is then asked a few times an hour, not every poll: the
+    reads share the lane's pace with the sends."""
+
+    BACKOFF: Final = 32
+
+    def __init__(self, poll_s: float) -> None:
+        self.poll_s = poll_s
+        self._next: dict[str, tuple[float, float, int | None]] = {}  # at, wait, state seen
+
+    def of(self, rows: Iterable[Row], now: float) -> list[Row]:
+        """The rows to read now (and when each is due next)."""
+        due: list[Row] = []
+        known = self._next
+        for row in rows:
+            seen = known.get(row.key)
+            if seen is None or seen[2] != row.send_status:
+                wait = self.poll_s
+            elif seen[0] <= now:
+                wait = min(seen[1] * 2, self.poll_s * self.BACKOFF)
+            else:
+                continue
+            known[row.key] = (now + wait, wait, row.send_status)
+            due.append(row)
+        return due
+
+
 class StepGate:
     """The passes of a job of steps after step 1: send what is ready, hold back what cannot go,
     follow the deliveries awaited."""
@@ -109,6 +139,7 @@ class StepGate:
         self.started = ctx.clock()
         self.progress = StepProgress()
         self._said = ""
+        self._due = Due(ctx.settings.reliability.delivery_poll_s)
 
     async def run(self) -> StepProgress:
         """Passes until every device finished or was held back, or a stop came."""
@@ -129,6 +160,7 @@ class StepGate:
                 server_now=ctx.lane.clock.now(),
                 grace_s=2 * poll,
                 first_going=going,
+                read_grace_s=2 * Due.BACKOFF * poll,
             )
             found = await recorder.call(look)
             for (command, old), why in found.held:
@@ -146,8 +178,9 @@ class StepGate:
             async with asyncio.TaskGroup() as group:
                 if found.ready:
                     group.create_task(self._send(found.ready, found.befores))
-                if found.follow:
-                    group.create_task(self._read(list(found.follow.values())))
+                due = self._due.of(found.follow.values(), ctx.clock())
+                if due:
+                    group.create_task(self._read(due))
             if found.ready:
                 await self.recover()  # answers lost on the way back settled before the next look
             else:
