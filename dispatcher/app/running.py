@@ -21,6 +21,7 @@ from dispatcher.app.planning import canary_cannot_be_delivered, planned
 from dispatcher.app.resources import closing
 from dispatcher.app.send import all_through, send_job
 from dispatcher.app.targeting import Confirm, JobTargets, targets_of
+from dispatcher.app.verify_checks import platform_problems
 from dispatcher.config import Settings
 from dispatcher.errors import (
     BrokeOff,
@@ -124,6 +125,7 @@ def run(
         past_times="warn" if resuming else "error",
     )
     unknown = product_problems(checked, settings, request.config)
+    unknown += platform_problems(job, checked.products, settings)
     for problem in unknown:
         events.problem(problem)
     if not checked.ok or unknown:

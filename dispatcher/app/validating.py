@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dispatcher.app.keys import product_problems
+from dispatcher.app.verify_checks import platform_problems
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
 from dispatcher.job.model import Job, Problem, Validation, load_job, validate_job
@@ -79,6 +80,8 @@ def validate(
         unknown = [] if settings is None else product_problems(result, settings, request.config)
         if settings is not None and job.query is not None:
             unknown += query_problems(job, job.query, settings, request.config)
+        if settings is not None:
+            unknown += platform_problems(job, result.products, settings)
         for problem in unknown:
             events.problem(problem)
         if unknown:

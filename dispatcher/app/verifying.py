@@ -25,6 +25,7 @@ from dispatcher.app.clients import open_session
 from dispatcher.app.events import Driver, Events, Quiet, run_plainly
 from dispatcher.app.keys import default_keys, lane_keys
 from dispatcher.app.resources import existing_ledger
+from dispatcher.app.verify_checks import newer_platform
 from dispatcher.app.watching import status_title
 from dispatcher.config import Settings
 from dispatcher.errors import (
@@ -40,7 +41,6 @@ from dispatcher.job.rows import Problem
 from dispatcher.job.verifyspec import VerifySource, VerifySpec, uncovered_problem
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.store import LedgerStore, VerifyResult, VerifyState
-from dispatcher.model.command import product_label
 from dispatcher.run.lane import Lane
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
@@ -127,7 +127,7 @@ def verify(
         if spec.source is VerifySource.DATAPOINTS:
             for name, (lane_settings, _) in keys.lanes.items():
                 if lane_settings.onenet.platform != "onenet":
-                    raise ConfigError(_newer_platform(spec, name, bool(products)))
+                    raise ConfigError(newer_platform(spec, name, bool(products)))
 
         async def rounds(stop: Stop) -> tuple[Verifier, VerifyRound]:
             async with contextlib.AsyncExitStack() as stack:
@@ -203,15 +203,6 @@ def _spec(job_path: Path) -> VerifySpec:
             'the job says nothing to verify: add verify: {read: 3/0/3, expect: "2.4.1"}',
         )  # fmt: skip
     return job.verify
-
-
-def _newer_platform(spec: VerifySpec, name: str, several: bool) -> str:
-    lane = f"{product_label(name)} is" if several else "the config is"
-    return (
-        f"verify.source: datapoints reads GET /devices/datapoints, which only the legacy platform"
-        f" (onenet.platform: onenet) has, and {lane} on iot-api: use source: command with a read"
-        f" step of {spec.read}"
-    )
 
 
 def _job_error(problem: Problem) -> JobFileError:

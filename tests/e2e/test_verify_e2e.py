@@ -174,6 +174,29 @@ async def test_datapoints_on_the_newer_platform_is_refused(tmp_path: Path) -> No
     assert "Traceback" not in refused.stderr
 
 
+async def test_validate_and_run_refuse_datapoints_on_the_newer_platform_before_sending(
+    tmp_path: Path,
+) -> None:
+    firmware_job(tmp_path, fleet(2), verify=VERIFY + "  source: datapoints\n", read=False)
+    newer = (
+        "onenet:\n  platform: iot-api\n  base_url: http://127.0.0.1:9\n"
+        "  token: {access_key_env: ACCESS_KEY, res: products/p1}\n"
+    )
+    (tmp_path / "newer.yaml").write_text(newer, encoding="utf-8")
+    env = {"ACCESS_KEY": "c2VjcmV0LWFjY2Vzcy1rZXk="}
+    for command in ("validate", "run"):
+        refused = await dispatcher_async(
+            command, "fw.yaml", "--config", "newer.yaml", cwd=tmp_path, env=env
+        )
+        assert refused.code == 1, (command, refused.stderr)
+        said = refused.stdout + refused.stderr
+        assert "verify.source: datapoints reads GET /devices/datapoints, which only" in said
+        assert "verify.source: verify.source" not in said
+        assert "Traceback" not in said
+    # Nothing was sent: run stopped before it made a ledger (its address is unreachable anyway).
+    assert not (tmp_path / "fw.yaml.ledger.db").exists()
+
+
 async def test_a_job_without_verify_or_without_a_ledger_is_refused(tmp_path: Path) -> None:
     firmware_job(tmp_path, fleet(2), verify="")
     write_config(tmp_path)
