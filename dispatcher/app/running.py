@@ -109,6 +109,8 @@ def run(
     else:
         path = default_ledger_path(job.path)
     targets = None
+    if request.refresh_targets and job.query is None:
+        events.warn(f"--refresh-targets: {request.job} has no targets_query: nothing to refresh")
     if job.query is not None and not any(not p.warning for p in job.problems):
         # (a job whose file has errors is refused by its validation, OneNET not asked)
         refresh = request.refresh_targets

@@ -165,7 +165,7 @@ def _steps_summary(
         console.note(
             f"left out {n_of(left, 'device')} ({left_by_cause(tally)}): `dispatcher status` on"
             f" {ledger_path} reads what became of open deliveries, `dispatcher run {job}` settles"
-            " commands in doubt; then run retry-failed again"
+            f" commands in doubt; then run retry-failed again with another -o than {output}"
         )
     for path, n in tally.handed.items():
         where = "" if Path(path).exists() else " (not there yet: the same retry-failed writes it)"

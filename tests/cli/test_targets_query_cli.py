@@ -94,3 +94,16 @@ def test_validate_counts_listed_devices_beside_the_query(write_file: WriteFile) 
         "3 valid commands to 2 listed devices and the sample, the same to each device the"
         " targets_query finds" in result.stdout
     )
+
+
+def test_refresh_targets_on_a_job_without_a_query_says_it_does_nothing(
+    write_file: WriteFile,
+) -> None:
+    path = write_file(
+        "job.yaml",
+        "job: j\ndefaults: {obj_id: 3, obj_inst_id: 0, res_id: 4, expired_time: +2d}\n"
+        'targets:\n  - imei: "867704040000118"\n',
+    )
+    result = invoke("run", path, "--dry-run", "--refresh-targets")
+    assert result.exit_code == 0, result.output
+    assert f"--refresh-targets: {path} has no targets_query: nothing to refresh" in result.stderr
