@@ -18,9 +18,8 @@ from dispatcher.cli.lanes import lane_options, load_config
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.cli.targets_view import device_table
-from dispatcher.job.query import TargetsQuery
+from dispatcher.job.query import TargetsQuery, parse_moment
 from dispatcher.model.command import product_label
-from dispatcher.times import parse_timespec
 
 __all__ = ["devices"]
 
@@ -98,9 +97,6 @@ def _moment(text: str | None, flag: str) -> datetime | None:
     if text is None:
         return None
     try:
-        spec = parse_timespec(text)
+        return parse_moment(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=flag) from exc
-    if spec.at is None:
-        raise click.BadParameter("give an absolute time, e.g. 2026-01-01T00:00:00", param_hint=flag)
-    return spec.at

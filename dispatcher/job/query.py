@@ -14,6 +14,7 @@ messages as ``job.yaml: targets_query device:N``.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,7 @@ __all__ = [
     "QUERY_SOURCE",
     "SAMPLE_IMEI",
     "TargetsQuery",
+    "parse_moment",
     "query_rows",
     "read_query",
 ]
@@ -54,6 +56,7 @@ valid IMEI does; this is the one the IMEI standard gives as its example."""
 QUERY_POS: Final = 2 << 40  # a queried device's position in the job: QUERY_POS | its number
 _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
 _EMPTY = "is empty (null): give a value, or leave the key out"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,24 @@ def read_query(node: Node, line: int, source: str, problems: list[Problem]) -> T
     return TargetsQuery(line, **given)  # type: ignore[arg-type]  # each key parsed to its type
 
 
+def parse_moment(text: str) -> datetime:
+    """A creation time of a query: an absolute time (UTC+8 unless a zone is given), or a date
+    (its midnight, UTC+8); ValueError saying what to give (a relative time is no moment)."""
+    text = text.strip()
+    if _DATE.fullmatch(text):
+        text += "T00:00:00"
+    try:
+        spec = parse_timespec(text)
+    except ValueError:
+        spec = None
+    if spec is None or spec.at is None:
+        raise ValueError(
+            f"{text!r} is not a moment: give a date such as 2026-01-01 or a time such as"
+            " 2026-01-01T08:30:00 (UTC+8 unless a zone is given)"
+        )
+    return spec.at
+
+
 def _parse(key: str, text: str) -> object:
     """One key's value: a text, a boolean, a moment or a count; ValueError saying what to give."""
     if key == "online":
@@ -136,13 +157,7 @@ def _parse(key: str, text: str) -> object:
             raise ValueError(f"{text!r} must be a whole number of devices, at least 1")
         return int(text)
     if key in ("created_after", "created_before"):
-        spec = parse_timespec(text)
-        if spec.at is None:
-            raise ValueError(
-                f"{spec.text} is not a moment: give an absolute time such as"
-                " 2026-01-01T00:00:00 (UTC+8 unless a zone is given)"
-            )
-        return spec.at
+        return parse_moment(text)
     if not text:
         raise ValueError("is empty: give a value, or leave the key out")
     return text

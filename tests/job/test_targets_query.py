@@ -57,7 +57,10 @@ def test_a_job_of_a_query_alone_is_valid_with_its_devices_found_at_run_time(
         ("  limt: 5\n", "job.yaml:8: targets_query.limt: unknown field (did you mean limit?)"),
         ("  tag:\n", "job.yaml:8: targets_query.tag: is empty (null): give a value, or leave"),
         ("  tag: [a, b]\n", "job.yaml:8: targets_query.tag: must be one value"),
-        ("  created_after: +2d\n", "job.yaml:8: targets_query.created_after: +2d is not a moment"),
+        (
+            "  created_after: +2d\n",
+            "job.yaml:8: targets_query.created_after: '+2d' is not a moment",
+        ),
         ("  created_after: soon\n", "job.yaml:8: targets_query.created_after: 'soon' is not a"),
         ("  tag: a\n  tag: b\n", "job.yaml:9: targets_query.tag: given twice (first on line 8)"),
         (
@@ -142,3 +145,13 @@ def test_the_queried_devices_are_part_of_the_fingerprint(write_file: WriteFile) 
     again = validate_job(replace(job, queried=(I1,)), at=AT)
     assert one.fingerprint == again.fingerprint != two.fingerprint
     assert (one.commands, two.commands) == (1, 2)
+
+
+def test_a_creation_date_means_its_midnight_in_beijing() -> None:
+    from datetime import datetime
+
+    from dispatcher.job.query import parse_moment
+    from dispatcher.times import BEIJING
+
+    assert parse_moment("2026-09-01") == datetime(2026, 9, 1, tzinfo=BEIJING)
+    assert parse_moment("2026-09-01T08:30:00") == datetime(2026, 9, 1, 8, 30, tzinfo=BEIJING)
