@@ -215,6 +215,11 @@ def closed_loop(
     )
     for page in pages:
         console.note(f"the HTML report, compliance first: {page}")
+    if code:
+        console.note(
+            f"exit {code}, as run's: {meters - on_target:,} meters are not on target (held back:"
+            " their steps failed on the device); the next command for them is above"
+        )
     return code
 
 

@@ -204,7 +204,8 @@ def _failure(rows: list[Row]) -> str | None:
             if row.status is Status.SKIPPED and row.error.startswith("held back"):
                 return f"{_step(row)} ({row.command.op.value}) was {row.error}"
             detail = f": {row.error}" if row.error and row.status is not Status.ACCEPTED else ""
-            return f"{_step(row)} ({row.command.op.value}) {what}{detail}"
+            handed = f"; handed to {row.retried_in} (verify its ledger)" if row.retried_in else ""
+            return f"{_step(row)} ({row.command.op.value}) {what}{detail}{handed}"
     return None
 
 

@@ -182,3 +182,14 @@ def test_a_datapoint_reading_is_judged_as_a_read_is() -> None:
     )
     missing, _ = judge(device, spec, None, 0.0)
     assert (missing.state, missing.reason) == (VerifyState.NEVER_SEEN, "no datapoint 3_0_3")
+
+
+def test_a_failed_device_handed_to_a_retry_job_says_where_it_went() -> None:
+    ledger = _ledger([OK, (Status.ACCEPTED, 6, None), (Status.PENDING, None, None)])
+    keys = [r.key for r in ledger.rows() if r.command.step >= 2]
+    ledger.hand_over(keys, "jobs/fw-retry.yaml")
+    state, final, reason = _judged(ledger, 0.0)
+    assert (state, final) == (VerifyState.FAILED, True)
+    assert reason == (
+        "step 2 (execute) delivery failed; handed to jobs/fw-retry.yaml (verify its ledger)"
+    )
