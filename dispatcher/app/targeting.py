@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dispatcher.app.keys import lane_keys
+from dispatcher.app.retrying import n_of
 from dispatcher.config import Settings
 from dispatcher.errors import ConfigError, TargetsUnresolved
 from dispatcher.job.model import Job
@@ -155,8 +156,8 @@ def targets_of(
         return replace(job, queried=imeis), empty
     today = [FrozenTarget(d.imei, d.id) for d in resolved.devices]
     events.note(
-        f"targets_query: {len(today):,} devices of {label} ({resolved.filters}),"
-        f" {resolved.calls:,} device-list calls"
+        f"targets_query: {n_of(len(today), 'device')} of {label} ({resolved.filters}),"
+        f" {n_of(resolved.calls, 'device-list call')}"
     )
     if not frozen:
         queried, to_freeze, added, dropped = today, today, len(today), 0

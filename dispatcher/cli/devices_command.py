@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from dispatcher.app.devices import DevicesRequest, list_devices
+from dispatcher.app.retrying import n_of
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_OK, interruptible
 from dispatcher.cli.lanes import lane_options, load_config
@@ -75,8 +76,10 @@ def devices(
         drive=run_with_signals,
     )
     found = outcome.resolved
-    what = f"{len(found.devices):,} devices of {product_label(found.product)} ({found.filters})"
-    cost = f"{found.calls:,} device-list calls"
+    what = (
+        f"{n_of(len(found.devices), 'device')} of {product_label(found.product)} ({found.filters})"
+    )
+    cost = n_of(found.calls, "device-list call")
     if outcome.written is not None:
         console.note(f"{what} written to {outcome.written} ({cost})")
         console.note(

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import click
 
+from dispatcher.app.retrying import n_of
 from dispatcher.app.targeting import JobTargets
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_INTERRUPTED
@@ -24,7 +25,7 @@ def confirmed_targets(targets: JobTargets) -> bool:
     """A yes on the terminal to sending to (and freezing) the devices a query found; off a
     terminal, Refused (exit 2): ``--yes`` says yes there."""
     n = len(targets.to_freeze)
-    what = f"{n:,} devices of {targets.label} ({targets.filters})"
+    what = f"{n_of(n, 'device')} of {targets.label} ({targets.filters})"
     if not sys.stdin.isatty():
         raise Refused(
             f"targets_query: {what} to send to, and not on a terminal to ask: confirm with"
