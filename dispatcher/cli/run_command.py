@@ -115,4 +115,4 @@ def run(
             parts = ", ".join(f"{n:,} {s.replace('_', ' ')}" for s, n in states.items())
             console.note(f"{product_label(product)}: {parts}")
     resume = resume_command(sys.argv[1:], outcome.ledger)
-    sys.exit(end_of_run(result, resume=resume, errnos=list(outcome.errnos)))
+    sys.exit(end_of_run(result, resume=resume, errnos=list(outcome.errnos), ledger=outcome.ledger))
