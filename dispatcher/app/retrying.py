@@ -14,13 +14,13 @@ from pathlib import Path
 from dispatcher.app.events import Events, Quiet
 from dispatcher.app.outputs import not_handed_here, refuse_own_files
 from dispatcher.app.resources import closing
-from dispatcher.app.retrying_steps import first_row, not_verified, write_steps
+from dispatcher.app.retrying_steps import SHOWN, first_row, not_verified, write_steps
 from dispatcher.errors import DispatcherError, LedgerError, Refused
 from dispatcher.job.writer import JobWriter, Written
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import LedgerStore, Row
-from dispatcher.report.retry import Reason, Retry, RetryTally, retries
+from dispatcher.report.retry import Retry, RetryTally, retries, told
 from dispatcher.report.retry_steps import StepTally
 from dispatcher.times import format_onenet, now_beijing
 
@@ -33,14 +33,6 @@ __all__ = [
     "them",
     "unsettled_by_state",
 ]
-
-_SHOWN = 10  # passed times warned about one by one; the rest are counted
-_DETAIL = {
-    Reason.REJECTED: "errno",
-    Reason.FAILED: "errno",
-    Reason.DELIVERY_EXPIRED: "send_status",
-    Reason.DELIVERY_FAILED: "send_status",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +126,7 @@ def retry_failed(request: RetryRequest, *, events: Events | None = None) -> Retr
                     except ValueError as exc:
                         raise Refused(f"{output}: {exc}") from exc
                     handed.append(retry.row.key)
-                    if retry.passed and len(flagged) < _SHOWN:
+                    if retry.passed and len(flagged) < SHOWN:
                         flagged.append(_passed_warning(retry))
                 job = _job_shown(record)
                 written = None
@@ -184,10 +176,7 @@ def _warn_if_running(ledger: LedgerStore, ledger_path: Path, events: Events) -> 
 def _notes(retry: Retry) -> tuple[str, ...]:
     """Why the command is sent again and where it came from; each time that has passed."""
     row = retry.row
-    field = _DETAIL.get(retry.reason)
-    value = None if field is None else getattr(row, field)
-    why = retry.reason.value if value is None else f"{retry.reason.value} ({field} {value})"
-    notes = [f"{why}: {row.command.source}:{row.command.line}"]
+    notes = [f"{told(retry.reason, row)}: {row.command.source}:{row.command.line}"]
     for name in retry.passed:
         text = _time_text(row, name)
         notes.append(

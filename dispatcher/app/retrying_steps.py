@@ -19,11 +19,12 @@ from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.store import LedgerStore, Row
 from dispatcher.ledger.verify import VerifyState
 from dispatcher.model.command import command_fingerprint
-from dispatcher.report.retry import Reason
+from dispatcher.report.retry import told
 from dispatcher.report.retry_steps import Left, Start, StepTally, starts
 from dispatcher.times import format_onenet
 
 __all__ = [
+    "SHOWN",
     "StepsRetry",
     "first_row",
     "left_by_cause",
@@ -32,13 +33,7 @@ __all__ = [
     "write_steps",
 ]
 
-_SHOWN = 10  # passed times warned about one by one; the rest are counted
-_DETAIL = {
-    Reason.REJECTED: "errno",
-    Reason.FAILED: "errno",
-    Reason.DELIVERY_EXPIRED: "send_status",
-    Reason.DELIVERY_FAILED: "send_status",
-}
+SHOWN = 10  # passed times warned about one by one; the rest are counted
 
 
 @dataclass(slots=True)
@@ -116,7 +111,7 @@ def write_steps(
             for row in start.rows:
                 handed.append(row.key)
                 expected[row.key] = command_fingerprint(row.command)
-            if start.passed and len(done.flagged) < _SHOWN:
+            if start.passed and len(done.flagged) < SHOWN:
                 done.flagged.append(_passed_warning(start))
         if writer.count:
             done.written = writer.commit(
@@ -158,10 +153,7 @@ def _notes(start: Start, reads: str | None) -> tuple[str, ...]:
         shown = "nothing" if reads is None else repr(reads)
         why = f"not verified (it reads {shown}), every step again"
     else:
-        name = _DETAIL.get(start.reason)
-        value = None if name is None else getattr(row, name)
-        detail = "" if value is None else f" ({name} {value})"
-        why = f"step {start.from_step}: {start.reason.value}{detail}"
+        why = f"step {start.from_step}: {told(start.reason, row)}"
     notes = [f"{why}: {c.source}:{c.line}"]
     for name in start.passed:
         notes.append(

@@ -1,8 +1,7 @@
 """``dispatcher demo``: the whole loop against the built-in emulator and its simulated fleet:
 validate, push with live progress, watch the deliveries arrive (two days of the fleet's time in
-a few rounds), then the report. A job whose steps wait for delivery is sent while the fleet's
-clock runs ahead in small leaps (two days in about a minute), so that its devices wake, and
-move on step by step, during the run."""
+a few rounds), then the report. A fleet update (a job with a targets_query, steps that wait for
+delivery, or a verify:) runs the closed loop of demo_loop.py instead."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import click
 
@@ -18,6 +17,7 @@ from dispatcher.app.clients import open_lane
 from dispatcher.app.keys import LaneKeys
 from dispatcher.app.send import send_job
 from dispatcher.cli import console
+from dispatcher.cli.demo_loop import FLEET, TimeLapse, describe_faults
 from dispatcher.cli.exits import fail
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
@@ -25,7 +25,6 @@ from dispatcher.cli.report_view import write_report_file
 from dispatcher.cli.run_view import end_of_run
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.config import Settings
-from dispatcher.emulator.devices import Fleet
 from dispatcher.errors import ConfigError, DispatcherError
 from dispatcher.job.model import load_job, validate_job
 from dispatcher.ledger.sqlite import Ledger
@@ -103,12 +102,12 @@ def demo(jobfile: Path, rate: float, faults: bool, meters: int) -> None:
     injected = emu.Faults(fail_rate=0.03, cut_after_rate=0.005, seed=7) if faults else emu.Faults()
     stats = RunStats(total=checked.commands)
 
-    clock = _TimeLapse()
+    clock = TimeLapse()
 
     async def start(stop: Stop) -> int:
-        server = emu.Emulator(injected, clock=clock, fleet=DEMO_FLEET)
+        server = emu.Emulator(injected, clock=clock, fleet=FLEET)
         async with emu.serve(server) as url:
-            console.note(f"OneNET emulator on {url}; faults: {_describe(injected)}")
+            console.note(f"OneNET emulator on {url}; faults: {describe_faults(injected)}")
             settings_here = settings.with_overrides(base_url=url)
             keys = LaneKeys({"": (settings_here, "demo-key")})
             result = await send_job(
@@ -132,29 +131,14 @@ def demo(jobfile: Path, rate: float, faults: bool, meters: int) -> None:
     sys.exit(code)
 
 
-# The fleet behind the demo's emulator: devices wake about hourly; a few never wake, a few
-# answer with an error.
-DEMO_FLEET: Final = Fleet(
-    wake_every_s=3600, never_wake=0.04, device_errors=0.02, answer_delay_s=5, seed=7
-)
 # How far the fleet's clock has moved at each status round: past the job's valid_time (+10m),
 # through the devices' first hourly wakes, then past the expired_time (+2d).
 _LAPSE: Final = (("11 minutes", 660.0), ("40 minutes", 2400.0), ("70 minutes", 4200.0),
                  ("2 days", 2 * 86400.0 + 600.0))  # fmt: skip
 
 
-class _TimeLapse:
-    """The emulator's clock: the real one, plus the time the demo lets pass for the fleet."""
-
-    def __init__(self) -> None:
-        self.ahead = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.ahead
-
-
 async def _watch_deliveries(
-    ledger: LedgerStore, settings: Settings, clock: _TimeLapse, stop: Stop
+    ledger: LedgerStore, settings: Settings, clock: TimeLapse, stop: Stop
 ) -> None:
     """``dispatcher status`` rounds while the fleet's clock jumps ahead, then the breakdown."""
     console.note("watching deliveries (dispatcher status --watch), the fleet's clock in leaps:")
@@ -182,12 +166,3 @@ async def _watch_deliveries(
                     )
                     + " (devices)"
                 )
-
-
-def _describe(faults: Any) -> str:
-    shown = []
-    if faults.fail_rate:
-        shown.append(f"HTTP 500 on {faults.fail_rate:.0%}")
-    if faults.cut_after_rate:
-        shown.append(f"answers lost after accepting on {faults.cut_after_rate:.1%}")
-    return ", ".join(shown) or "none"

@@ -4,7 +4,7 @@ use cases as the commands: the fleet found by its query, the canary and the step
 delivery while the fleet's clock runs ahead, verify, a retry of the stragglers once the sleepers
 are back in coverage, verify again, and the HTML pages with the compliance first.
 
-The emulator serves in a thread of its own (its fleet's clock, ``_TimeLapse``, leaps ahead
+The emulator serves in a thread of its own (its fleet's clock, ``TimeLapse``, leaps ahead
 while a run waits for the devices); the use cases run here, one after the other.
 """
 
@@ -44,13 +44,13 @@ from dispatcher.emulator.devices import Fleet
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import VerifyState
 
-__all__ = ["closed_loop", "demo_devices"]
+__all__ = ["FLEET", "TimeLapse", "closed_loop", "demo_devices", "describe_faults"]
 
 KEY_ENV: Final = "DISPATCHER_DEMO_KEY"  # the demo's own variable: a real key is never sent
 METERS: Final = 3_000
 GATEWAYS: Final = 200  # devices of the product the query leaves out (not tagged "meter")
-# Devices wake about hourly; 4% never wake (out of coverage) until the demo brings them back,
-# 2% answer with an error (a fault a retry does not fix).
+# The fleet behind both demos: devices wake about hourly; 4% never wake (out of coverage; the
+# closed loop brings them back), 2% answer with an error (a fault a retry does not fix).
 FLEET: Final = Fleet(
     wake_every_s=3600, never_wake=0.04, device_errors=0.02, answer_delay_s=5, seed=7
 )
@@ -62,7 +62,7 @@ _POLL_S: Final = 0.1  # the run's delivery polls meanwhile
 _SETTLE_S: Final = 3 * 86400.0  # the fleet's time let pass before verify: every window closed
 
 
-class _TimeLapse:
+class TimeLapse:
     """The emulator's clock: the real one plus the fleet's time let pass, leaping while on."""
 
     def __init__(self) -> None:
@@ -105,7 +105,7 @@ def demo_devices(now: float, count: int = METERS) -> list[emu.Device]:
 class _Served:
     """The emulator served on a loopback port from a thread of its own."""
 
-    def __init__(self, server: emu.Emulator, clock: _TimeLapse) -> None:
+    def __init__(self, server: emu.Emulator, clock: TimeLapse) -> None:
         self.server, self.clock = server, clock
         self.url = ""
         self._ready = threading.Event()
@@ -162,7 +162,7 @@ def closed_loop(
     shutil.copy(jobfile, job)
     ledger = job.with_name(job.name + ".ledger.db")
     injected = emu.Faults(fail_rate=0.03, cut_after_rate=0.005, seed=7) if faults else emu.Faults()
-    clock = _TimeLapse()
+    clock = TimeLapse()
     server = emu.Emulator(
         injected, clock=clock, fleet=fleet, devices=demo_devices(time.time(), meters)
     )
@@ -170,7 +170,7 @@ def closed_loop(
     with _Served(server, clock) as served:
         console.note(
             f"OneNET emulator on {served.url}: {meters:,} meters and {GATEWAYS} gateways"
-            f" on firmware 2.4.0; faults: {_describe(injected)}; the fleet's clock runs"
+            f" on firmware 2.4.0; faults: {describe_faults(injected)}; the fleet's clock runs"
             " ahead while the runs wait (a time lapse: OneNET's clock shows ahead)"
         )
         here = _settings(settings, served.url, rate)
@@ -231,7 +231,7 @@ def _settings(settings: Settings, url: str, rate: float) -> Settings:
 
 
 def _run(
-    settings: Settings, job: Path, ledger: Path, clock: _TimeLapse, server: emu.Emulator
+    settings: Settings, job: Path, ledger: Path, clock: TimeLapse, server: emu.Emulator
 ) -> int:
     def yes(targets: JobTargets) -> bool:
         console.note(
@@ -278,7 +278,8 @@ def _page(ledger_path: Path) -> Path:
     return page
 
 
-def _describe(faults: emu.Faults) -> str:
+def describe_faults(faults: emu.Faults) -> str:
+    """The injected faults, for people."""
     shown = []
     if faults.fail_rate:
         shown.append(f"HTTP 500 on {faults.fail_rate:.0%}")

@@ -22,7 +22,16 @@ from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import LedgerStore, Row, Status
 from dispatcher.times import start_of
 
-__all__ = ["UNSETTLED", "Reason", "Retry", "RetryTally", "passed_times", "reason_of", "retries"]
+__all__ = [
+    "UNSETTLED",
+    "Reason",
+    "Retry",
+    "RetryTally",
+    "passed_times",
+    "reason_of",
+    "retries",
+    "told",
+]
 
 
 class Reason(StrEnum):
@@ -51,6 +60,22 @@ _BY_DELIVERY: Final = {
     DeliveryState.EXPIRED: Reason.DELIVERY_EXPIRED,
     DeliveryState.FAILED: Reason.DELIVERY_FAILED,
 }
+
+
+_TELLS: Final = {  # the row's field that says more of a reason
+    Reason.REJECTED: "errno",
+    Reason.FAILED: "errno",
+    Reason.DELIVERY_EXPIRED: "send_status",
+    Reason.DELIVERY_FAILED: "send_status",
+}
+
+
+def told(reason: Reason, row: Row) -> str:
+    """The reason as a retry job's note says it, with the errno or send_status that tells it
+    ("delivery failed (send_status 6)")."""
+    field = _TELLS.get(reason)
+    value = None if field is None else getattr(row, field)
+    return reason.value if value is None else f"{reason.value} ({field} {value})"
 
 
 @dataclass(frozen=True, slots=True)

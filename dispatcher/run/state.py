@@ -11,7 +11,19 @@ from dataclasses import dataclass, field
 from dispatcher.errors import RunAborted
 from dispatcher.ledger.store import Status
 
-__all__ = ["RunResult", "RunStats", "Stop"]
+__all__ = ["RunResult", "RunStats", "Stop", "first_of"]
+
+
+async def first_of(*waits: Awaitable[object]) -> None:
+    """Return when the first of ``waits`` is done; the others are cancelled (and awaited)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class Stop:
@@ -69,15 +81,7 @@ class Stop:
         async def nap(seconds: float) -> None:
             if self.requested or seconds <= 0:
                 return
-            sleeper = asyncio.ensure_future(sleep(seconds))
-            stopper = asyncio.ensure_future(self.wait())
-            try:
-                await asyncio.wait((sleeper, stopper), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (sleeper, stopper):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await first_of(sleep(seconds), self.wait())
 
         return nap
 

@@ -15,7 +15,6 @@ twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -27,6 +26,7 @@ from dispatcher.ledger.records import Delivery, Row, Status
 from dispatcher.ledger.store import LedgerStore
 from dispatcher.run.context import RunContext
 from dispatcher.run.recovery import Item
+from dispatcher.run.state import first_of
 from dispatcher.run.status import read_round
 from dispatcher.run.step_survey import Pages, batched, survey
 
@@ -192,15 +192,7 @@ class StepGate:
         if not going or self.first_sent is None:
             await self.ctx.nap(poll)
             return
-        napping = asyncio.ensure_future(self.ctx.nap(poll))
-        sent = asyncio.ensure_future(self.first_sent.wait())
-        try:
-            await asyncio.wait((napping, sent), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (napping, sent):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await first_of(self.ctx.nap(poll), self.first_sent.wait())
 
     async def _send(self, items: list[Item], befores: list[Row]) -> None:
         await self.send(items, befores)
