@@ -1,0 +1,130 @@
+"""What to do next after a run, a status read or a verify: the commands that move the job on.
+
+One rule set, read by every place that ends with advice (``run``, ``status``, ``verify``, the demo,
+the HTML page and the notifications), so they never disagree. From a ledger's :class:`Summary`:
+
+1. commands not sent yet, in flight or in doubt -> ``run JOB`` again (it resumes; nothing twice);
+2. accepted commands whose delivery is still open -> ``status LEDGER --watch``;
+3. commands that did not get through (refused, failed, expired, held back) or whose delivery
+   expired or failed -> ``retry-failed LEDGER -o RETRY``;
+4. devices verify found not on target -> ``retry-failed LEDGER --not-verified -o RETRY``;
+5. a job with ``verify:`` never judged, its delivery settled -> ``verify LEDGER``.
+
+A run stopped by a rollout rule with commands waiting on OneNET adds ``cancel LEDGER`` (withdraw
+what the platform still holds before the job is fixed). Nothing left to do gives no step.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from dispatcher.ledger.records import DeliveryState
+from dispatcher.ledger.store import Status, VerifyState
+from dispatcher.report.summary import Summary
+
+__all__ = ["NextStep", "next_steps", "retry_job_path"]
+
+_NOT_SENT: Final = (Status.PENDING, Status.IN_FLIGHT, Status.IN_DOUBT)
+_NOT_THROUGH: Final = (Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.SKIPPED)
+_DELIVERY_LOST: Final = (DeliveryState.EXPIRED, DeliveryState.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    """One command to run next, and why (a short clause: "12 commands failed")."""
+
+    argv: tuple[str, ...]
+    why: str
+
+    @property
+    def command(self) -> str:
+        """The command as a shell line (quoted where needed)."""
+        return shlex.join(self.argv)
+
+
+def retry_job_path(ledger: Path) -> Path:
+    """Where a retry job of ``ledger`` is suggested: ``<job>-retry.yaml`` beside the ledger."""
+    job = Path(ledger.name.removesuffix(".ledger.db")).stem
+    return ledger.with_name(f"{job}-retry.yaml")
+
+
+def next_steps(
+    summary: Summary,
+    ledger: Path,
+    *,
+    job: str | None = None,
+    config: str | None = None,
+    has_verify: bool = False,
+    rollout_stopped: bool = False,
+) -> tuple[NextStep, ...]:
+    """The commands that move the job of ``ledger`` on, most urgent first (none: it is done).
+
+    ``job``: its job file (for a resume; none, no resume step), ``config``: the config the
+    commands that talk to OneNET take, ``has_verify``: the job has a ``verify:`` section,
+    ``rollout_stopped``: the latest run was stopped by a rollout rule.
+    """
+    counts = summary.by_status
+    steps: list[NextStep] = []
+    with_config = ("--config", config) if config else ()
+    name = str(ledger)
+
+    unsent = sum(counts.get(s.value, 0) for s in _NOT_SENT) + summary.unregistered
+    if unsent and job is not None and not rollout_stopped:
+        doubt = counts.get(Status.IN_DOUBT.value, 0)
+        why = f"{_n(unsent, 'command')} not sent yet" + (f" ({doubt:,} in doubt)" if doubt else "")
+        steps.append(NextStep(("dispatcher", "run", job, *with_config), why + ": run resumes"))
+
+    delivery = summary.delivery
+    open_ = 0 if delivery is None else delivery.open
+    if rollout_stopped and open_:
+        steps.append(
+            NextStep(
+                ("dispatcher", "cancel", name, *with_config),
+                f"{_n(open_, 'command')} still wait on OneNET: withdraw them before fixing the job",
+            )
+        )
+    elif open_:
+        steps.append(
+            NextStep(
+                ("dispatcher", "status", name, "--watch", *with_config),
+                f"{_n(open_, 'command')} not delivered yet: watch until they are",
+            )
+        )
+
+    through = sum(counts.get(s.value, 0) for s in _NOT_THROUGH)
+    lost = 0 if delivery is None else sum(delivery.commands[s] for s in _DELIVERY_LOST)
+    compliance = summary.compliance
+    behind = 0
+    if compliance is not None:
+        behind = sum(
+            compliance.by_state.get(s, 0) for s in (VerifyState.NOT_YET, VerifyState.FAILED)
+        )
+    retry = ("dispatcher", "retry-failed", name, "-o", str(retry_job_path(ledger)))
+    if through or lost:
+        parts = [f"{_n(through, 'command')} did not get through"] if through else []
+        if lost:
+            parts.append(f"{_n(lost, 'delivery', 'deliveries')} expired or failed")
+        steps.append(NextStep(retry, " and ".join(parts) + ": a job of them to send again"))
+    elif behind:
+        steps.append(
+            NextStep(
+                (*retry[:3], "--not-verified", *retry[3:]),
+                f"{_n(behind, 'device')} not on target: a job to take them through again",
+            )
+        )
+    if has_verify and compliance is None and not open_ and not unsent:
+        steps.append(
+            NextStep(
+                ("dispatcher", "verify", name, *with_config),
+                "the devices were not judged yet: read what they report",
+            )
+        )
+    return tuple(steps)
+
+
+def _n(n: int, one: str, many: str | None = None) -> str:
+    """``n`` with its noun, singular for one."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"

@@ -1,0 +1,103 @@
+"""The next step after a run, a status read or a verify: one rule set for every place."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from dispatcher.ledger.delivery import DeliveryBreakdown
+from dispatcher.ledger.records import DeliveryState
+from dispatcher.ledger.store import VerifyState
+from dispatcher.report.compliance import Compliance
+from dispatcher.report.next_steps import next_steps, retry_job_path
+from dispatcher.report.summary import Summary
+
+LEDGER = Path("jobs/push.ledger.db")
+
+
+def _summary(delivery: dict[DeliveryState, int] | None = None, **counts: int) -> Summary:
+    commands = dict.fromkeys(DeliveryState, 0) | (delivery or {})
+    return Summary(
+        total=sum(counts.values()),
+        by_status=counts,
+        by_errno={},
+        errno_text={},
+        retries=0,
+        attempts=0,
+        first_at=None,
+        last_at=None,
+        throughput=None,
+        p50_ms=None,
+        p95_ms=None,
+        p99_ms=None,
+        reconciled=0,
+        runs=1,
+        stop_reason=None,
+        delivery=DeliveryBreakdown(commands, dict(commands), 0, 0, []),
+    )
+
+
+def _commands(summary: Summary, **kw: object) -> list[str]:
+    return [s.command for s in next_steps(summary, LEDGER, **kw)]  # type: ignore[arg-type]
+
+
+def test_a_finished_job_all_delivered_has_no_next_step() -> None:
+    done = _summary({DeliveryState.DELIVERED: 5}, accepted=5)
+    assert _commands(done, job="jobs/push.yaml") == []
+
+
+def test_open_deliveries_say_watch_status() -> None:
+    waiting = _summary({DeliveryState.WAITING: 3, DeliveryState.DELIVERED: 2}, accepted=5)
+    steps = next_steps(waiting, LEDGER, config="config.yaml")
+    assert [s.command for s in steps] == [
+        "dispatcher status jobs/push.ledger.db --watch --config config.yaml"
+    ]
+    assert steps[0].why == "3 commands not delivered yet: watch until they are"
+
+
+def test_failed_commands_and_lost_deliveries_say_retry_failed() -> None:
+    mixed = _summary({DeliveryState.EXPIRED: 1}, accepted=4, rejected=2, failed=1)
+    steps = next_steps(mixed, LEDGER)
+    assert [s.command for s in steps] == [
+        "dispatcher retry-failed jobs/push.ledger.db -o jobs/push-retry.yaml"
+    ]
+    assert steps[0].why.startswith("3 commands did not get through and 1 delivery expired")
+
+
+def test_unsent_commands_say_run_again_first_and_only_with_a_job() -> None:
+    stopped = _summary(accepted=2, pending=7, in_doubt=1)
+    assert _commands(stopped, job="jobs/push.yaml")[0] == "dispatcher run jobs/push.yaml"
+    assert next_steps(stopped, LEDGER, job="j.yaml")[0].why == (
+        "8 commands not sent yet (1 in doubt): run resumes"
+    )
+    assert _commands(stopped) == []
+
+
+def test_a_rollout_stop_with_commands_waiting_says_cancel_not_watch() -> None:
+    aborted = _summary({DeliveryState.WAITING: 4}, accepted=4, rejected=3, skipped=90)
+    commands = _commands(aborted, job="j.yaml", rollout_stopped=True)
+    assert commands[0] == "dispatcher cancel jobs/push.ledger.db"
+    assert not any(" run " in c or "--watch" in c for c in commands)
+
+
+def test_devices_not_on_target_say_retry_not_verified_and_unjudged_say_verify() -> None:
+    settled = _summary({DeliveryState.DELIVERED: 4}, accepted=4)
+    assert _commands(settled, has_verify=True) == ["dispatcher verify jobs/push.ledger.db"]
+    behind = replace(
+        settled,
+        compliance=Compliance(
+            devices=4,
+            by_state={VerifyState.ON_TARGET: 2, VerifyState.NOT_YET: 2},
+            versions=(),
+            not_on_target=(),
+            source="command",
+        ),
+    )
+    assert _commands(behind, has_verify=True) == [
+        "dispatcher retry-failed jobs/push.ledger.db --not-verified -o jobs/push-retry.yaml"
+    ]
+
+
+def test_the_retry_job_sits_beside_the_ledger() -> None:
+    assert retry_job_path(Path("/x/fw.ledger.db")) == Path("/x/fw-retry.yaml")
+    assert retry_job_path(Path("/x/fw.yaml.ledger.db")) == Path("/x/fw-retry.yaml")
