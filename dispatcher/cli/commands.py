@@ -3,7 +3,7 @@
 Every other command is in a module of its own (run, status, verify, cancel, retry-failed, report,
 demo, emulator, objects), imported only when it is the one given (or for --help): ``validate``
 does not load aiohttp, ``run`` not the emulator or the report templates. The exit codes are in
-exits.py.
+exits.py; the group gives each command its one-line summary and its help's closing text.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dispatcher import __version__
 from dispatcher.app.events import Quiet
 from dispatcher.app.validating import ValidateRequest, validate as validate_files
 from dispatcher.cli import console
-from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, interruptible
+from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, epilog, interruptible
 from dispatcher.job.model import Problem
 from dispatcher.times import parse_timespec
 
@@ -39,6 +39,22 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "devices": ("dispatcher.cli.devices_command", "devices"),
 }
 
+# Each command's line in `dispatcher --help`: a whole phrase. Without one, click cuts the first
+# sentence of the command's help to what fits beside the names, mid-phrase, with "...".
+_SUMMARIES: dict[str, str] = {
+    "validate": "Check job files; send nothing",
+    "run": "Validate a job file, then send what is not done yet",
+    "status": "Read what became of a job's commands on OneNET",
+    "verify": "Judge each device of a job against its verify: section",
+    "cancel": "Cancel a job's commands still waiting on OneNET",
+    "retry-failed": "Write the commands that did not get through as a job",
+    "report": "Summarize a ledger, export its outcomes, or write HTML",
+    "demo": "Run a job against the built-in emulator, end to end",
+    "emulator": "Serve a local stand-in for OneNET, with its devices",
+    "objects": "Show LwM2M objects and their resources",
+    "devices": "List or export a product's devices from OneNET",
+}
+
 
 class _Commands(click.Group):
     """A group whose commands (but validate) are imported when first asked for."""
@@ -53,8 +69,17 @@ class _Commands(click.Group):
         module, attr = _COMMANDS[cmd_name]
         command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command) and command.name == cmd_name
-        self.add_command(command)
+        self.add_command(_described(command))
         return command
+
+
+def _described(command: click.Command) -> click.Command:
+    """``command`` with its summary and its help's closing text (exits.py), unless it has its
+    own."""
+    name = command.name or ""
+    command.short_help = command.short_help or _SUMMARIES.get(name)
+    command.epilog = command.epilog or epilog(name)
+    return command
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,7 +91,7 @@ def main(verbose: int) -> None:
     console.setup_logging(verbose)
 
 
-@main.command()
+@main.command(short_help=_SUMMARIES["validate"], epilog=epilog("validate"))
 @click.argument("jobfiles", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--at", "at_text", metavar="TIME", help="Check times against this planned start.")
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. an IMEI check digit) as errors.")

@@ -121,7 +121,8 @@ __all__ = ["emulator"]
     "--devices",
     "devices_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Register these devices (CSV: imei[,tags,online,created,firmware,title,product]).",
+    help="Register the devices of this CSV file: imei, then any of tags, online, created,"
+    " firmware, title, product.",
 )
 @click.option(
     "--fleet",

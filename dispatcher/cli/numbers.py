@@ -26,3 +26,9 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return super().convert(number, param, ctx)
+
+    def _describe_range(self) -> str:
+        """The range for the help, none without a bound (click's would read "x<=None")."""
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
