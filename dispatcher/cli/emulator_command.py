@@ -90,10 +90,12 @@ __all__ = ["emulator"]
 )
 @click.option(
     "--wake-every",
-    default=0.0,
+    default=1.0,
+    show_default=True,
     metavar="SECONDS",
     type=FiniteFloat(0),
-    help="Simulate devices waking this often and taking their commands (0: no devices).",
+    help="Each device wakes about this often and takes its waiting commands (0: none ever"
+    " wakes, commands stay waiting).",
 )
 @click.option(
     "--never-wake",

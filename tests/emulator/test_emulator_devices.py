@@ -292,7 +292,22 @@ def test_emulator_command_turns_the_device_flags_into_a_fleet(
     assert seen[0][1] == Fleet(
         wake_every_s=2, never_wake=0.1, device_errors=0.25, answer_delay_s=0.5, seed=9
     )
-    assert CliRunner().invoke(main, ["emulator"]).exit_code == 0
-    assert seen[1] == (Faults(), Fleet())  # devices off: wake_every_s None, answer delay 0.2
-    assert not seen[1][1].on and seen[1][1].answer_delay_s == 0.2
     assert CliRunner().invoke(main, ["emulator", "--never-wake", "2"]).exit_code == 2
+
+
+def test_emulator_command_devices_wake_every_second_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A first run's commands are delivered with no flag: the devices wake by default.
+    seen: list[tuple[Faults, Fleet]] = []
+
+    def run(host: str, port: int, faults: Faults, *, fleet: Fleet, **_: Any) -> None:
+        seen.append((faults, fleet))
+
+    monkeypatch.setattr(emulator_module, "run", run)
+    assert CliRunner().invoke(main, ["emulator"]).exit_code == 0
+    assert seen[0] == (Faults(), Fleet(wake_every_s=1.0))
+    assert seen[0][1].on and seen[0][1].answer_delay_s == 0.2
+    assert CliRunner().invoke(main, ["emulator", "--wake-every", "0"]).exit_code == 0
+    assert seen[1] == (Faults(), Fleet())  # the sleepy fleet: commands wait (send_status 1)
+    assert not seen[1][1].on
