@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint docs docs-build bench soak clean
+.PHONY: install demo test lint docs docs-build bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(FORMER)
 	$(BIN)/python -m pip install -q -e '.[fast,test,docs]'
 	touch $@
+
+# dispatcher in .venv, nothing run: the README's first run starts here.
+install: $(VENV)/.installed
+	@echo 'dispatcher is installed in $(VENV): . $(VENV)/bin/activate puts it on your PATH'
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m dispatcher demo

@@ -67,8 +67,7 @@ class _Session:
         elif command == "kill %1":
             _stop(self.background.pop(0))
         elif command.startswith("make "):
-            target = command.split()[1]
-            assert re.search(rf"^{target}:", (ROOT / "Makefile").read_text(), re.M)
+            _check_make(command.split()[1], shown)
         elif command.endswith("&"):
             self._start(command.removesuffix("&"), shown)
         elif command != "echo $?":
@@ -108,6 +107,16 @@ class _Session:
             _stop(proc)
 
 
+def _check_make(target: str, shown: list[str]) -> None:
+    """A make step is not run (it would make a second .venv): its target exists, and the lines
+    the page shows are the ones its recipe prints."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(rf"^{target}:", makefile, re.M), target
+    for line in shown:
+        if line != "...":
+            assert line.replace(".venv", "$(VENV)") in makefile, line
+
+
 def _stop(proc: subprocess.Popen[str]) -> None:
     proc.terminate()
     proc.wait(10)
@@ -130,6 +139,32 @@ _RUN_PAGES = sorted({b.page for b in BLOCKS if b.run})
 def test_the_readme_and_the_tutorial_have_runs() -> None:
     names = {page.name for page in _RUN_PAGES}
     assert {"README.md", "tutorial.md"} <= names
+
+
+def _first_run(page: Path) -> list[str]:
+    """The commands of a page's run blocks, in order."""
+    return [step.command for block in blocks(page) if block.run for step in steps(block)]
+
+
+def test_the_readme_first_run_starts_from_a_fresh_clone() -> None:
+    # Verbatim on a fresh clone: the command installed and put on PATH before its first use,
+    # and the emulator's devices waking by default (the run's commands get delivered).
+    commands = _first_run(ROOT / "README.md")
+    assert commands[:2] == ["make install", ". .venv/bin/activate"]
+    first_use = next(n for n, c in enumerate(commands) if c.startswith("dispatcher "))
+    assert first_use == 2
+    (emulator,) = [c for c in commands if c.startswith("dispatcher emulator")]
+    assert "--wake-every" not in emulator
+    assert any(c.startswith("dispatcher status") and "--watch" in c for c in commands)
+
+
+def test_the_tutorial_follows_the_readme_first_run() -> None:
+    readme = _first_run(ROOT / "README.md")
+    tutorial = iter(_first_run(ROOT / "docs" / "tutorial.md"))
+    # Each of the README's commands comes in the tutorial, in the same order (the tutorial
+    # adds its own between them).
+    missing = [c for c in readme if c not in tutorial]
+    assert missing == []
 
 
 @pytest.mark.slow
