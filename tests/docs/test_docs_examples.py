@@ -140,7 +140,9 @@ _COMMANDS = _console_commands()
 def test_docs_dispatcher_command_parses(block: Block, command: str) -> None:
     args = _dispatcher_args(command)
     assert args is not None
-    with click.Context(main, info_name="dispatcher") as ctx:
+    # With the group's settings, as `dispatcher` makes it: click keeps the first help option it
+    # makes for a command, and one made here without "-h" would leave `COMMAND -h` refused.
+    with click.Context(main, info_name="dispatcher", **main.context_settings) as ctx:
         sub = main.get_command(ctx, args[0])
         assert sub is not None, command
         try:
