@@ -13,17 +13,14 @@ of the rows.
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.csvfile import check_csv, csv_header, csv_rows
 from dispatcher.job.entries import Entry
 from dispatcher.job.fields import RowChecker
 from dispatcher.job.plan import Plan
@@ -32,20 +29,20 @@ from dispatcher.job.query import QUERY_POS, QUERY_SOURCE, TargetsQuery, query_ro
 from dispatcher.job.rows import (
     FIELDS,
     NAMES,
-    NEEDS,
-    OP,
     OPERATION,
     Checked,
     PastTimes,
     Problem,
+    at,
     command_of,
 )
 from dispatcher.job.seen import SeenKeys
-from dispatcher.job.steps import each_step, overlay, target_steps
+from dispatcher.job.steps import overlay, target_steps
+from dispatcher.job.table import IN_STEPS, Table, open_table, table_checked
 from dispatcher.job.validate import Validation, validate_job
 from dispatcher.job.verifyspec import VerifySpec, verify_of
 from dispatcher.job.waits import Wait
-from dispatcher.job.yamlfile import read_yaml
+from dispatcher.job.yamlfile import SHEET_SUFFIXES, read_yaml
 from dispatcher.model.command import (
     Command,
     command_fingerprint,
@@ -60,6 +57,7 @@ __all__ = [
     "Job",
     "PastTimes",
     "Problem",
+    "Reading",
     "Validation",
     "command_fingerprint",
     "command_key",
@@ -92,8 +90,8 @@ class Job:
     source: str  # the path as given, for messages
     defaults: Entry = field(default=_NO_DEFAULTS, repr=False)
     targets: tuple[Entry, ...] = field(default=(), repr=False)  # inline YAML targets
-    targets_csv: Path | None = None  # the CSV of rows (the file itself for a CSV job)
-    csv_source: str = ""  # that CSV's path as messages cite it
+    targets_csv: Path | None = None  # the CSV or workbook of rows (the job file for a CSV job)
+    csv_source: str = ""  # its rows as messages cite them (a sheet's: FILE:SHEET!)
     problems: tuple[Problem, ...] = field(default=(), repr=False)  # found while loading
     ignore_columns: tuple[str, ...] = ()  # of targets_csv (lowercase): skipped, not unknown
     plan: Plan = field(default_factory=Plan)  # rollout, schedule, window (a CSV job: none)
@@ -110,6 +108,7 @@ class Job:
         return any(w.until == "delivered" for w in self.waits)
 
     verify: VerifySpec | None = None  # what a device on target reads (verify:)
+    table: Table | None = None  # targets_csv as read: a CSV's encoding, or a workbook's sheet
 
     def scan(
         self,
@@ -186,8 +185,9 @@ class Job:
                 elif occurrence:
                     file = self.csv_source if first >= _CSV_FILE else self.source
                     file = f"{self.source}: {QUERY_SOURCE}" if first >= QUERY_POS else file
-                    where = f"line {first % _CSV_FILE}"
-                    where = where if file == item.source else f"{file}:{first % _CSV_FILE}"
+                    row = "row" if file.endswith("!") else "line"
+                    where = f"{row} {first % _CSV_FILE}"
+                    where = where if file == item.source else at(file, first % _CSV_FILE)
                     message = (
                         f"the same command (imei, obj_id, obj_inst_id, res_id, args) as {where}"
                         + _AGAIN[self.format]
@@ -260,15 +260,24 @@ class Job:
                 yield from sorted([*entry.problems, *given, *problems], key=lambda p: p.line)
             if not entry.broken and not given:
                 yield from rows
-        if self.targets_csv is not None:
-            yield from self._csv(at, strict, past_times)
+        if self.table is not None:
+            checkers = self._checkers(self.table.rows_source, at, strict, past_times, True)
+            in_yaml = self.format == "yaml"
+            yield from table_checked(
+                self.table,
+                checkers,
+                ignore=self.ignore_columns,
+                in_yaml=in_yaml,
+                steps=bool(self.steps),
+                base=_CSV_FILE if in_yaml else 0,
+            )
 
     def _operation_given(self, entry: Entry) -> list[Problem]:
         """In a job with steps, a target that says what is done: each step says that."""
         if not self.steps:
             return []
         return [
-            Problem(self.source, entry.lines[slot], NAMES[slot], _IN_STEPS)
+            Problem(self.source, entry.lines[slot], NAMES[slot], IN_STEPS)
             for slot in OPERATION
             if entry.values[slot] is not None
         ]
@@ -283,101 +292,60 @@ class Job:
         if past_times != "allow":
             yield from start_passed(self.plan, self.source, self.start_at_line, at, strict)
 
-    def _csv(
-        self, at: datetime, strict: bool, past_times: PastTimes
-    ) -> Iterator[Checked | Problem]:
-        source, in_yaml = self.csv_source, self.format == "yaml"
-        checkers = self._checkers(source, at, strict, past_times, True)
-        assert self.targets_csv is not None
-        rows = csv_rows(self.targets_csv, source)
-        first = next(rows, None)
-        if first is None:
-            raise JobFileError(source, 1, "", "the file is empty")
-        header = csv_header(
-            first[1], first[0], source, ignore=self.ignore_columns, comments=True, in_yaml=in_yaml
-        )
-        yield from header.problems
-        if self.steps:
-            for slot in OPERATION:
-                if header.columns[slot] is not None:
-                    yield Problem(source, header.line, NAMES[slot], _IN_STEPS)
-        missing: dict[int, None] = {}
-        for checker in checkers:
-            # The fields every row's operation needs: known here when no column gives the op.
-            op = "read" if header.columns[OP] is not None else checker.default_op
-            needs = NEEDS.get(op, NEEDS["read"])
-            missing.update(
-                dict.fromkeys(checker.absent(s for s in needs if header.columns[s] is None))
-            )
-        for slot in missing:
-            message = "no such column" + (", and no default" if in_yaml else "")
-            yield Problem(source, header.line, NAMES[slot], message)
-        width = header.width
-        getter = itemgetter(*(width if c is None else c for c in header.columns))
-        base = _CSV_FILE if in_yaml else 0
-        check: Callable[
-            [tuple[str | None, ...], int, int], tuple[Checked | list[Checked] | None, Any]
-        ]
-        if len(checkers) == 1:
-            check = checkers[0].check
-        else:
 
-            def check(
-                raw: tuple[str | None, ...], line: int, pos: int
-            ) -> tuple[Checked | list[Checked] | None, list[Problem] | None]:
-                rows, problems = each_step(
-                    checkers, functools.partial(RowChecker.check, raw=raw, line=line, pos=pos)
-                )
-                return rows, problems or None
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How the command line says to read a CSV or sheet job file: its encoding (None: found)
+    and the columns to skip (lowercase), as ``--encoding`` and ``--ignore-column`` give them."""
 
-        count = 0
-        for line, row in rows:
-            count += 1
-            if len(row) != width:
-                if len(row) < width or any(row[width:]):
-                    message = f"has {len(row)} fields, the header has {width}"
-                    yield Problem(source, line, "row", message)
-                    continue
-                del row[width:]  # trailing empty cells, as some spreadsheets export
-            row.append("")
-            checked, problems = check(getter(row), line, base | line)
-            if problems:
-                yield from problems
-            if isinstance(checked, list):
-                yield from checked
-            elif checked is not None:
-                yield checked
-        if not count:
-            yield Problem(source, header.line, "", "no rows after the header row")
+    encoding: str | None = None
+    ignore_columns: tuple[str, ...] = ()
 
 
-_IN_STEPS = "in a job with steps:, each step says what is done: give it there"
+def load_job(path: str | Path, reading: Reading | None = None) -> Job:
+    """Read a job file's header (YAML: all of it but the CSV rows); JobFileError if unreadable.
 
-
-def load_job(path: str | Path) -> Job:
-    """Read a job file's header (YAML: all of it but the CSV rows); JobFileError if unreadable."""
+    ``reading`` applies to a CSV or sheet job file; a YAML job says it in the file.
+    """
+    reading = Reading() if reading is None else reading
     source, p = os.fspath(path), Path(path)
     if p.is_dir():
         raise JobFileError(source, 0, "", "is a directory, not a job file")
     suffix = p.suffix.lower()
-    if suffix == ".csv":
-        check_csv(p, source, comments=True)
-        return Job(p, p.stem, False, "csv", source, targets_csv=p, csv_source=source)
+    if suffix == ".csv" or suffix in SHEET_SUFFIXES:
+        if reading.encoding is not None and suffix in SHEET_SUFFIXES:
+            message = "--encoding applies to a CSV: a workbook's sheet holds its own text"
+            raise JobFileError(source, 0, "", message)
+        ignore = reading.ignore_columns
+        rows = open_table(p, source, encoding=(reading.encoding, "--encoding"), ignore=ignore)
+        return Job(
+            p, p.stem, False, "csv", source, targets_csv=p, csv_source=rows.rows_source,
+            ignore_columns=ignore, table=rows,
+        )  # fmt: skip
     if suffix not in (".yaml", ".yml"):
-        raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml or .csv")
+        raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml, .csv or .xlsx")
+    for flag, given in (
+        ("--encoding", reading.encoding),
+        ("--ignore-column", reading.ignore_columns),
+    ):
+        if given:
+            message = f"{flag} applies to a CSV or .xlsx job file: a YAML job says it in the file"
+            raise JobFileError(source, 0, "", message + _IN_YAML[flag])
     y = read_yaml(p, source)
     plan = read_plan(y.sections, source)
     verify, verify_problems = verify_of(y, source)
-    csv_path: Path | None = None
-    csv_source = ""
+    table: Table | None = None
     if y.targets_csv is not None:
-        text, line = y.targets_csv
+        text, line, key = y.targets_csv
         csv_path = p.parent / text
         csv_source = str(csv_path)
         if not csv_path.is_file():
             what = "is a directory" if csv_path.is_dir() else "no such file"
-            raise JobFileError(source, line, "targets_csv", f"{what}: {csv_source}")
-        check_csv(csv_path, csv_source, ignore=y.ignore_columns, comments=True, in_yaml=True)
+            raise JobFileError(source, line, key, f"{what}: {csv_source}")
+        table = open_table(
+            csv_path, csv_source, encoding=(y.encoding, "encoding:"),
+            sheet=(y.sheet, source, y.sheet_line), ignore=y.ignore_columns, in_yaml=True,
+        )  # fmt: skip
     return Job(
         p,
         y.name or p.stem,
@@ -386,8 +354,8 @@ def load_job(path: str | Path) -> Job:
         source,
         y.defaults,
         y.targets,
-        csv_path,
-        csv_source,
+        None if table is None else table.path,
+        "" if table is None else table.rows_source,
         (*y.problems, *plan.problems, *verify_problems),
         y.ignore_columns,
         plan.plan,
@@ -396,4 +364,11 @@ def load_job(path: str | Path) -> Job:
         query=y.query,
         waits=y.waits,
         verify=verify,
+        table=table,
     )
+
+
+_IN_YAML = {
+    "--encoding": " (encoding: beside its targets_csv)",
+    "--ignore-column": " (ignore_columns: beside its targets_csv or targets_xlsx)",
+}

@@ -19,6 +19,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dispatcher.errors import JobFileError
+from dispatcher.job.encodings import encoding_problem
 from dispatcher.job.entries import FROM_STEP, Entry, entry, names, node_key, node_line, node_text
 from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
 from dispatcher.job.query import TargetsQuery, read_query
@@ -30,6 +31,7 @@ __all__ = [
     "HEAD",
     "MAX_LINE",
     "PLAN_KEYS",
+    "SHEET_SUFFIXES",
     "VERIFY_KEY",
     "YamlJob",
     "open_error",
@@ -47,6 +49,9 @@ TOP_KEYS = (
     "defaults",
     "targets",
     "targets_csv",
+    "targets_xlsx",
+    "sheet",
+    "encoding",
     "targets_query",
     "steps",
     "allow_duplicates",
@@ -55,6 +60,7 @@ TOP_KEYS = (
     VERIFY_KEY,
 )
 HEAD = 1 << 16  # bytes of a file's start looked at to name its encoding
+SHEET_SUFFIXES = (".xlsx",)  # file names read as a workbook (xlsxfile.py); any other as a CSV
 _BOM = b"\xef\xbb\xbf"
 _TRUE, _FALSE = ("true", "yes", "on", "y"), ("false", "no", "off", "n")
 
@@ -67,7 +73,7 @@ class YamlJob:
     allow_duplicates: bool
     defaults: Entry
     targets: tuple[Entry, ...]
-    targets_csv: tuple[str, int] | None  # as written, and its line
+    targets_csv: tuple[str, int, str] | None  # as written, its line, and its key (or _xlsx)
     problems: tuple[Problem, ...]
     ignore_columns: tuple[str, ...] = ()  # of targets_csv, lowercase
     sections: tuple[tuple[str, Node, int], ...] = ()  # PLAN_KEYS and verify: value, line of key
@@ -75,6 +81,9 @@ class YamlJob:
     steps_line: int = 0
     query: TargetsQuery | None = None  # targets_query: (resolved at run time)
     waits: tuple[Wait, ...] = ()  # each step's: what the step after it waits for
+    encoding: str | None = None  # of targets_csv (None: found, encodings.py)
+    sheet: str | None = None  # of targets_xlsx (None: the first)
+    sheet_line: int = 0
 
 
 class _Loader(yaml.SafeLoader):
@@ -173,8 +182,10 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
     allow = False
     defaults = Entry(0, (None,) * len(NAMES), (0,) * len(NAMES))
     targets: list[Entry] = []
-    targets_csv: tuple[str, int] | None = None
+    targets_csv: tuple[str, int, str] | None = None
     ignore: tuple[str, ...] = ()
+    encoding: str | None = None
+    sheet: str | None = None
     misplaced = False  # targets: given, but not as a list
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -202,12 +213,20 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
                 allow = text.lower() in _TRUE
             else:
                 problems.append(Problem(source, vline, key, "must be true or false"))
-        elif key == "targets_csv":
+        elif key in ("targets_csv", "targets_xlsx"):
+            targets_csv = _table(key, text, vnode, targets_csv, source)
+        elif key in ("encoding", "sheet"):
             if not text or not isinstance(vnode, ScalarNode):
-                raise JobFileError(source, vline, key, "must be the path of a CSV file")
-            if bad := unencodable(text):
-                raise JobFileError(source, vline, key, bad)
-            targets_csv = (text, vline)
+                what = "an encoding's name (gb18030, gbk, utf-8, ...)" if key == "encoding" else (
+                    "a sheet's name"
+                )  # fmt: skip
+                problems.append(Problem(source, vline, key, f"must be {what}"))
+            elif key == "sheet":
+                sheet = text
+            elif bad := encoding_problem(text):
+                problems.append(Problem(source, vline, key, bad))
+            else:
+                encoding = text
         elif key == "targets_query":
             query = read_query(vnode, line, source, problems)
         elif key == "ignore_columns":
@@ -257,8 +276,13 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         message = "no targets: list them, name a targets_csv, or give a targets_query"
         raise JobFileError(source, 1, "targets", message)
     if ignore and targets_csv is None:
-        message = "applies to the columns of targets_csv, and there is none"
+        message = "applies to the columns of targets_csv or targets_xlsx, and there is none"
         problems.append(Problem(source, seen["ignore_columns"], "ignore_columns", message))
+    table_key = "" if targets_csv is None else targets_csv[2]
+    for key, needs in (("encoding", "targets_csv"), ("sheet", "targets_xlsx")):
+        if key in seen and table_key != needs:
+            message = f"applies to {needs}, and there is none"
+            problems.append(Problem(source, seen[key], key, message))
     return YamlJob(
         name,
         allow,
@@ -272,7 +296,34 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         seen.get("steps", 0),
         query,
         waits,
+        encoding if table_key == "targets_csv" else None,
+        sheet if table_key == "targets_xlsx" else None,
+        seen.get("sheet", 0),
     )
+
+
+def _table(
+    key: str, text: str | None, node: Node, given: tuple[str, int, str] | None, source: str
+) -> tuple[str, int, str]:
+    """A targets_csv: or targets_xlsx: as written, its line and key; JobFileError if wrong."""
+    line = node_line(node)
+    what = "a CSV file" if key == "targets_csv" else "an .xlsx workbook"
+    if not text or not isinstance(node, ScalarNode):
+        raise JobFileError(source, line, key, f"must be the path of {what}")
+    if bad := unencodable(text):
+        raise JobFileError(source, line, key, bad)
+    if given is not None:
+        message = f"give targets_csv or targets_xlsx, not both (the other is on line {given[1]})"
+        raise JobFileError(source, line, key, message)
+    sheet = text.lower().endswith(SHEET_SUFFIXES)
+    if sheet != (key == "targets_xlsx"):
+        message = (
+            "names a workbook: give it as targets_xlsx (sheet: names the sheet)"
+            if sheet
+            else "names no .xlsx workbook: give a CSV as targets_csv"
+        )
+        raise JobFileError(source, line, key, message)
+    return text, line, key
 
 
 def _starts_checked(target: Entry, steps: int, source: str) -> Entry:
