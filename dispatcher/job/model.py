@@ -76,6 +76,10 @@ _AGAIN = {  # how to send a repeated command all the same: a CSV job has no allo
         "; remove the repeat, or list this CSV as the targets_csv of a YAML job with"
         " allow_duplicates: true to send it again"
     ),
+    "xlsx": (
+        "; remove the repeat, or name this workbook as the targets_xlsx of a YAML job with"
+        " allow_duplicates: true to send it again"
+    ),
 }
 
 
@@ -183,14 +187,16 @@ class Job:
                 if occurrence and self.allow_duplicates:
                     item = item._replace(occurrence=occurrence)
                 elif occurrence:
-                    file = self.csv_source if first >= _CSV_FILE else self.source
+                    in_yaml = self.format == "yaml"
+                    in_table = first >= _CSV_FILE or self.format == "csv"
+                    file = self.csv_source if in_table else self.source
                     file = f"{self.source}: {QUERY_SOURCE}" if first >= QUERY_POS else file
                     row = "row" if file.endswith("!") else "line"
                     where = f"{row} {first % _CSV_FILE}"
                     where = where if file == item.source else at(file, first % _CSV_FILE)
                     message = (
                         f"the same command (imei, obj_id, obj_inst_id, res_id, args) as {where}"
-                        + _AGAIN[self.format]
+                        + _AGAIN["xlsx" if file.endswith("!") and not in_yaml else self.format]
                     )
                     yield Problem(item.source, item.line, "imei", message)
                     continue
