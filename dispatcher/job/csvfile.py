@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import re
 import shlex
 from collections.abc import Collection, Generator
 from dataclasses import dataclass
@@ -137,5 +138,7 @@ def csv_header(
 
 
 def _quoted(name: str) -> str:
-    """A column's name as a shell would take it back."""
-    return shlex.quote(name) if name.isprintable() else ascii(name)
+    """A column's name as a shell would take it back (quoted only when it must be)."""
+    if not name.isprintable():
+        return ascii(name)
+    return name if re.fullmatch(r"[\w.%+-]+", name) else shlex.quote(name)
