@@ -96,3 +96,20 @@ async def test_the_same_rows_saved_as_utf8_are_the_same_job(tmp_path: Path) -> N
     assert "the job is finished (3 accepted): nothing to send" in again.stderr
     assert "edited" not in again.stderr
     assert emulator.stats()["posts"] == posts == 3
+
+
+async def test_the_same_rows_saved_as_a_workbook_resume_the_csv_ledger(tmp_path: Path) -> None:
+    (tmp_path / "fleet.csv").write_bytes(GBK_CSV.replace("备注", "#备注").encode("gbk"))
+    sheet = [HEAD, *([int(row[0]), 3303, 0, 5605, *row[4:]] for row in ROWS)]
+    write_sheet(tmp_path / "fleet.xlsx", sheet)
+    emulator = Emulator()
+    async with serve(emulator) as url:
+        first = await dispatcher_async("run", "fleet.csv", "--base-url", url, cwd=tmp_path)
+        again = await dispatcher_async(
+            "run", "fleet.xlsx", "--ignore-column", "备注", "--ledger", "fleet.csv.ledger.db",
+            "--base-url", url, cwd=tmp_path,
+        )  # fmt: skip
+    assert first.code == 0, first.stdout + first.stderr
+    assert again.code == 0, again.stdout + again.stderr
+    assert "the job is finished (3 accepted): nothing to send" in again.stderr
+    assert emulator.stats()["posts"] == 3
