@@ -1,10 +1,11 @@
-"""Job files (YAML and CSV) into Command records, streamed, with every problem found.
+"""Job files (YAML, CSV and .xlsx) into Command records, streamed, with every problem found.
 
 A YAML job names the job, gives ``defaults:`` for any command field, and lists ``targets:`` (each
 a mapping with ``imei`` and any field overriding the defaults) and/or ``targets_csv:`` (a CSV,
-relative to the job file, whose rows are targets); it may say how it is sent (``rollout:``,
-``schedule:``, ``window:``: the Job's ``plan``, read by planfile.py). A CSV job is a header row
-naming the fields, then one command per row. CSV rows are read one at a time and never held, so
+relative to the job file, whose rows are targets) or ``targets_xlsx:`` (a workbook's sheet); it
+may say how it is sent (``rollout:``, ``schedule:``, ``window:``: the Job's ``plan``, read by
+planfile.py). A CSV job is a header row naming the fields, then one command per row; an .xlsx job
+the same in a sheet (table.py). CSV rows are read one at a time and never held, so
 a million-row fleet validates in constant memory; duplicates and distinct devices are counted in a
 temporary on-disk table (seen.py). ``validate_job`` also gives the job's fingerprint
 (dispatcher/model/command.py), which changes with any field of any command but not with the order
@@ -38,7 +39,15 @@ from dispatcher.job.rows import (
 )
 from dispatcher.job.seen import SeenKeys
 from dispatcher.job.steps import overlay, target_steps
-from dispatcher.job.table import IN_STEPS, Table, open_table, table_checked
+from dispatcher.job.table import (
+    IN_STEPS,
+    Reading,
+    Table,
+    job_file_table,
+    not_for_yaml,
+    table_checked,
+    targets_table,
+)
 from dispatcher.job.validate import Validation, validate_job
 from dispatcher.job.verifyspec import VerifySpec, verify_of
 from dispatcher.job.waits import Wait
@@ -299,15 +308,6 @@ class Job:
             yield from start_passed(self.plan, self.source, self.start_at_line, at, strict)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """How the command line says to read a CSV or sheet job file: its encoding (None: found)
-    and the columns to skip (lowercase), as ``--encoding`` and ``--ignore-column`` give them."""
-
-    encoding: str | None = None
-    ignore_columns: tuple[str, ...] = ()
-
-
 def load_job(path: str | Path, reading: Reading | None = None) -> Job:
     """Read a job file's header (YAML: all of it but the CSV rows); JobFileError if unreadable.
 
@@ -319,39 +319,18 @@ def load_job(path: str | Path, reading: Reading | None = None) -> Job:
         raise JobFileError(source, 0, "", "is a directory, not a job file")
     suffix = p.suffix.lower()
     if suffix == ".csv" or suffix in SHEET_SUFFIXES:
-        if reading.encoding is not None and suffix in SHEET_SUFFIXES:
-            message = "--encoding applies to a CSV: a workbook's sheet holds its own text"
-            raise JobFileError(source, 0, "", message)
-        ignore = reading.ignore_columns
-        rows = open_table(p, source, encoding=(reading.encoding, "--encoding"), ignore=ignore)
+        rows = job_file_table(p, source, reading)
         return Job(
             p, p.stem, False, "csv", source, targets_csv=p, csv_source=rows.rows_source,
-            ignore_columns=ignore, table=rows,
+            ignore_columns=reading.ignore_columns, table=rows,
         )  # fmt: skip
     if suffix not in (".yaml", ".yml"):
         raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml, .csv or .xlsx")
-    for flag, given in (
-        ("--encoding", reading.encoding),
-        ("--ignore-column", reading.ignore_columns),
-    ):
-        if given:
-            message = f"{flag} applies to a CSV or .xlsx job file: a YAML job says it in the file"
-            raise JobFileError(source, 0, "", message + _IN_YAML[flag])
+    not_for_yaml(source, reading)
     y = read_yaml(p, source)
     plan = read_plan(y.sections, source)
     verify, verify_problems = verify_of(y, source)
-    table: Table | None = None
-    if y.targets_csv is not None:
-        text, line, key = y.targets_csv
-        csv_path = p.parent / text
-        csv_source = str(csv_path)
-        if not csv_path.is_file():
-            what = "is a directory" if csv_path.is_dir() else "no such file"
-            raise JobFileError(source, line, key, f"{what}: {csv_source}")
-        table = open_table(
-            csv_path, csv_source, encoding=(y.encoding, "encoding:"),
-            sheet=(y.sheet, source, y.sheet_line), ignore=y.ignore_columns, in_yaml=True,
-        )  # fmt: skip
+    table = targets_table(p, source, y)
     return Job(
         p,
         y.name or p.stem,
@@ -372,9 +351,3 @@ def load_job(path: str | Path, reading: Reading | None = None) -> Job:
         verify=verify,
         table=table,
     )
-
-
-_IN_YAML = {
-    "--encoding": " (encoding: beside its targets_csv)",
-    "--ignore-column": " (ignore_columns: beside its targets_csv or targets_xlsx)",
-}

@@ -22,11 +22,33 @@ from dispatcher.job.fields import RowChecker
 from dispatcher.job.rows import NAMES, NEEDS, OP, OPERATION, Checked, Problem
 from dispatcher.job.steps import each_step
 from dispatcher.job.xlsxfile import sheet_of, sheet_rows, sheet_source
-from dispatcher.job.yamlfile import SHEET_SUFFIXES
+from dispatcher.job.yamlfile import SHEET_SUFFIXES, YamlJob
 
-__all__ = ["IN_STEPS", "Table", "open_table", "table_checked"]
+__all__ = [
+    "IN_STEPS",
+    "Reading",
+    "Table",
+    "job_file_table",
+    "not_for_yaml",
+    "open_table",
+    "table_checked",
+    "targets_table",
+]
 
 IN_STEPS = "in a job with steps:, each step says what is done: give it there"
+_IN_YAML = {  # where a YAML job says what a flag says for a CSV job file
+    "--encoding": " (encoding: beside its targets_csv)",
+    "--ignore-column": " (ignore_columns: beside its targets_csv or targets_xlsx)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How the command line says to read a CSV or sheet job file: its encoding (None: found)
+    and the columns to skip (lowercase), as ``--encoding`` and ``--ignore-column`` give them."""
+
+    encoding: str | None = None
+    ignore_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +108,41 @@ def open_table(
         raise JobFileError(table.rows_source, 1, "", "the file is empty")
     csv_header(first[1], first[0], table.rows_source, ignore=ignore, comments=True, in_yaml=in_yaml)
     return table
+
+
+def job_file_table(path: Path, source: str, reading: Reading) -> Table:
+    """The table of a CSV or .xlsx job file, read as ``reading`` says; JobFileError if not."""
+    if reading.encoding is not None and path.suffix.lower() in SHEET_SUFFIXES:
+        message = "--encoding applies to a CSV: a workbook's sheet holds its own text"
+        raise JobFileError(source, 0, "", message)
+    encoding = (reading.encoding, "--encoding")
+    return open_table(path, source, encoding=encoding, ignore=reading.ignore_columns)
+
+
+def not_for_yaml(source: str, reading: Reading) -> None:
+    """JobFileError when ``reading`` says anything: a YAML job says it in the file."""
+    for flag, given in (
+        ("--encoding", reading.encoding),
+        ("--ignore-column", reading.ignore_columns),
+    ):
+        if given:
+            message = f"{flag} applies to a CSV or .xlsx job file: a YAML job says it in the file"
+            raise JobFileError(source, 0, "", message + _IN_YAML[flag])
+
+
+def targets_table(job_path: Path, source: str, y: YamlJob) -> Table | None:
+    """The targets_csv or targets_xlsx of a YAML job, relative to it; None: it has none."""
+    if y.targets_csv is None:
+        return None
+    text, line, key = y.targets_csv
+    path = job_path.parent / text
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "no such file"
+        raise JobFileError(source, line, key, f"{what}: {path}")
+    return open_table(
+        path, str(path), encoding=(y.encoding, "encoding:"),
+        sheet=(y.sheet, source, y.sheet_line), ignore=y.ignore_columns, in_yaml=True,
+    )  # fmt: skip
 
 
 def table_checked(

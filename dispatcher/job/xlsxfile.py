@@ -85,9 +85,11 @@ def sheet_rows(
     where = sheet_source(source, sheet)
     with _open(path, source) as book:
         try:
-            rows = book.get_sheet_by_name(sheet).iter_rows()
+            found = book.get_sheet_by_name(sheet)
         except (CalamineError, ValueError) as exc:
             raise JobFileError(where, 0, "", f"cannot be read ({exc})") from None
+    rows = found.iter_rows()
+    first_column = (found.start or (0, 0))[1]  # the rows start at the first column used
     names: list[str] = []
     for number, cells in enumerate(rows, 1):
         if all(cell == "" for cell in cells):
@@ -99,8 +101,13 @@ def sheet_rows(
             continue
         texts = []
         problem = None
-        for name, cell in zip(names, cells, strict=False):
+        for index, (name, cell) in enumerate(zip(names, cells, strict=False)):
             text, message = _cell(name, cell)
+            if not name and text.strip():
+                message = (
+                    f"has a value in column {_letters(first_column + index)}, which has no name"
+                    " in the header row: name the column (start its name with # to skip it)"
+                )
             if message is not None and problem is None:
                 problem = Problem(where, number, name or "row", message)
             texts.append(text)
@@ -108,6 +115,16 @@ def sheet_rows(
             yield problem
         else:
             yield number, texts
+
+
+def _letters(column: int) -> str:
+    """Excel's letters for a column (0: A, 26: AA)."""
+    letters = ""
+    column += 1
+    while column:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
 def _cell(name: str, cell: Cell) -> tuple[str, str | None]:

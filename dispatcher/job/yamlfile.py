@@ -2,11 +2,14 @@
 
 Everything that can go wrong with the bytes (a missing file, undecodable text, a huge line, a YAML
 syntax error or alias bomb, a ragged CSV) becomes a one-line ``JobFileError``, naming UTF-16 or
-GBK when the file is that; the field rules live in fields.py.
+GBK when a YAML file is that (a YAML job is UTF-8; a CSV's encoding is found by encodings.py); the
+field rules live in fields.py.
 
-A CSV's header row names its columns. Columns left unnamed are skipped; so are, in a CSV job,
-those whose name starts with ``#`` (notes kept beside the fleet), and, in a YAML job's
-targets_csv, those its ``ignore_columns:`` lists. An Excel ``sep=,`` line before the header is
+A CSV's (or a sheet's) header row names its columns. Columns left unnamed are skipped; so are
+those whose name starts with ``#`` (notes kept beside the fleet), those a YAML job's
+``ignore_columns:`` lists for its targets_csv or targets_xlsx, and those ``--ignore-column``
+names for a CSV or .xlsx job file. A YAML job's ``encoding:`` forces its targets_csv's encoding,
+``sheet:`` names the sheet of its targets_xlsx. An Excel ``sep=,`` line before the header is
 skipped; one naming another separator is an error.
 """
 
@@ -20,10 +23,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dispatcher.errors import JobFileError
 from dispatcher.job.encodings import encoding_problem
-from dispatcher.job.entries import FROM_STEP, Entry, entry, names, node_key, node_line, node_text
+from dispatcher.job.entries import Entry, entry, names, node_key, node_line, node_text
 from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
 from dispatcher.job.query import TargetsQuery, read_query
-from dispatcher.job.rows import NAMES, PRODUCT, SLOT, Problem
+from dispatcher.job.rows import NAMES, SLOT, Problem
+from dispatcher.job.steps import starts_checked, step_products
 from dispatcher.job.values import suggest
 from dispatcher.job.waits import WAIT_KEYS, Wait, resolve_waits
 
@@ -268,8 +272,8 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             problems.append(Problem(source, line, key or "?", f"unknown field{hint}"))
     if top:
         defaults = _with_top(defaults, top, source, problems)
-    targets = [_starts_checked(target, len(steps), source) for target in targets]
-    problems.extend(_step_products(defaults, steps, source))
+    targets = [starts_checked(target, len(steps), source) for target in targets]
+    problems.extend(step_products(defaults, steps, source))
     waits, found = resolve_waits(defaults.wait, [step.wait for step in steps], source)
     problems.extend(found)
     if not targets and targets_csv is None and query is None and not misplaced:
@@ -324,48 +328,6 @@ def _table(
         )
         raise JobFileError(source, line, key, message)
     return text, line, key
-
-
-def _starts_checked(target: Entry, steps: int, source: str) -> Entry:
-    """A target whose ``from_step:`` names no step of the job: its problem added, no command."""
-    if not target.from_step:
-        return target
-    if not steps:
-        message = "applies to a job with steps: only (this job has none)"
-    elif target.from_step > steps:
-        message = f"the job has {steps} step{'s' if steps != 1 else ''}: give 1 to {steps}"
-    else:
-        return target
-    problem = Problem(source, target.from_step_line, FROM_STEP, message)
-    return replace(target, problems=(*target.problems, problem), broken=True, from_step=0)
-
-
-def _step_products(defaults: Entry, steps: list[Entry], source: str) -> list[Problem]:
-    """A step sent through another product than step 1: refused, at its line. Each product is
-    a lane of its own, and lanes do not wait for each other, so a step could not be ordered
-    after the step before it (it would be held back on every run)."""
-
-    def product(step: Entry) -> str:
-        text = (
-            step.values[PRODUCT] if step.values[PRODUCT] is not None else defaults.values[PRODUCT]
-        )
-        return (text or "").strip()
-
-    def named(name: str) -> str:
-        return f"product {name}" if name else "the default product"
-
-    problems: list[Problem] = []
-    first = product(steps[0]) if steps else ""
-    for number, step in enumerate(steps[1:], 2):
-        if (name := product(step)) != first:
-            line = step.lines[PRODUCT] if step.values[PRODUCT] is not None else step.line
-            message = (
-                f"step {number} goes through {named(name)}, step 1 through {named(first)}: a"
-                " device's steps go through one product (give product: on the job, in defaults:"
-                " or on each target)"
-            )
-            problems.append(Problem(source, line, "product", message))
-    return problems
 
 
 def _with_top(

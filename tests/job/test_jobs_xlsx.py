@@ -305,3 +305,22 @@ def test_sheet_without_targets_xlsx_is_pointed_out(write_file: WriteFile) -> Non
     path = write_file("j.yaml", f"defaults:\n  {DEFAULTS}\ntargets_csv: d.csv\nsheet: a\n")
     _, problems = check(path)
     assert problems == [f"{path}:7: sheet: applies to targets_xlsx, and there is none"]
+
+
+def test_a_value_under_a_column_without_a_name_is_an_error_naming_the_column(
+    tmp_path: Path,
+) -> None:
+    path = write_sheet(
+        tmp_path / "f.xlsx",
+        [HEAD, [I1, 3, 0, 4, "on", "+1d"], [I2, 3, 0, 4, "on", "+1d", None, "x"]],
+        first_row=2,
+    )
+    sheet = path.parent / "g.xlsx"
+    write_sheet(sheet, [[None, *HEAD], [None, I1, 3, 0, 4, "on", "+1d"]])  # starts at column B
+    result, problems = check(path)
+    assert problems == [
+        f"{path}:Sheet1!4: row: has a value in column H, which has no name in the header row:"
+        " name the column (start its name with # to skip it)"
+    ]
+    assert result.commands == 1
+    assert check(sheet)[1] == []
