@@ -76,24 +76,22 @@ def decoding_of(path: Path, source: str, forced: str | None, how: str) -> Decodi
         return UTF8  # the reader says why it cannot be read
     if forced is not None:
         codec = codecs.lookup(forced).name
-        codec = "utf-8-sig" if codec == "utf-8" else codec
-        label = codecs.lookup(forced).name.upper()
+        plain = codec in ("utf-8", "utf-8-sig")
+        codec = "utf-8-sig" if plain else codec
+        label = "UTF-8" if plain else codec.upper()
         bad = _first_bad_line(path, codec, unlikely=False)
         if bad is not None:
             message = f"does not decode as {label}, which {how} names: is that its encoding?"
             raise JobFileError(source, bad, "", message)
-        why = "" if codec == "utf-8-sig" else f"as {how} says"
-        return Decoding(codec, label, why)
+        return UTF8 if plain else Decoding(codec, label, f"as {how} says")
     for bom, codec in _BOMS:
         if head.startswith(bom):
-            if codec == "utf-8-sig":
-                break
-            label = codecs.lookup(codec).name.upper()
+            label = "UTF-8" if codec == "utf-8-sig" else codecs.lookup(codec).name.upper()
             bad = _first_bad_line(path, codec, unlikely=False)
             if bad is not None:
                 message = f"starts with a {label} byte-order mark but does not decode as {label}"
                 raise JobFileError(source, bad, "", message)
-            return Decoding(codec, label, "its byte-order mark")
+            return UTF8 if codec == "utf-8-sig" else Decoding(codec, label, "its byte-order mark")
     bad = _first_bad_line(path, "utf-8-sig", unlikely=False)
     if bad is None:
         return UTF8

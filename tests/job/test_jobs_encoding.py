@@ -162,3 +162,20 @@ def test_yaml_encoding_without_targets_csv_is_pointed_out(write_file: WriteFile)
     path = write_file("j.yaml", f"encoding: gbk\ndefaults:\n  {DEFAULTS}\ntargets:\n  - '{I1}'\n")
     _, problems = check(path)
     assert problems == [f"{path}:1: encoding: applies to targets_csv, and there is none"]
+
+
+def test_a_utf8_byte_order_mark_is_never_read_as_gb18030(write_file: WriteFile) -> None:
+    path = write_file("c.csv", "\ufeff".encode() + ROWS.encode("gbk"))
+    with pytest.raises(JobFileError) as err:
+        load_job(path)
+    assert str(err.value) == (
+        f"{path}:2: starts with a UTF-8 byte-order mark but does not decode as UTF-8"
+    )
+
+
+@pytest.mark.parametrize("name", ["utf-8", "UTF8", "utf-8-sig"])
+def test_forcing_utf8_by_any_name_says_nothing_more(write_file: WriteFile, name: str) -> None:
+    path = write_file("c.csv", "\ufeff" + ROWS)
+    table = load_job(path, Reading(encoding=name)).table
+    assert table is not None and table.note == ""
+    assert [c.args for c in commands(path, Reading(encoding=name))] == ["开灯", "关灯 (东门)"]
