@@ -129,7 +129,9 @@ class JobFileError(DispatcherError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
+        where = self.file  # a sheet's rows are cited as FILE:SHEET!ROW
+        if self.line:
+            where += f"{self.line}" if self.file.endswith("!") else f":{self.line}"
         return (
             f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         )

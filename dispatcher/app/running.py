@@ -33,7 +33,7 @@ from dispatcher.errors import (
     Refused,
     RolloutAborted,
 )
-from dispatcher.job.model import Job, Validation, load_job, validate_job
+from dispatcher.job.model import Job, Reading, Validation, load_job, validate_job
 from dispatcher.job.plan import Plan
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.occurrences import Occurrence
@@ -63,6 +63,7 @@ class RunRequest:
     rollout: Mapping[str, Any] = field(default_factory=dict)  # rollout_from_flags's, by name
     start_at: str | None = None  # a scheduled start in place of the job's
     refresh_targets: bool = False  # take the devices a targets_query adds today (as new commands)
+    reading: Reading | None = None  # how a CSV or sheet job file is read (None: as found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ def run(
     events = Quiet() if events is None else events
     # One lane: its key is checked before all else; with products, once the job says which.
     keys = LaneKeys({}) if request.dry_run else default_keys(settings, events)
-    job = load_job(request.job)
+    job = load_job(request.job, request.reading)
     plan = planned(job.plan, request.rollout, request.start_at)
     late = canary_cannot_be_delivered(job, plan)
     if late:

@@ -18,7 +18,7 @@ from dispatcher.app.keys import product_problems
 from dispatcher.app.verify_checks import platform_problems
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
-from dispatcher.job.model import Job, Problem, Validation, load_job, validate_job
+from dispatcher.job.model import Job, Problem, Reading, Validation, load_job, validate_job
 from dispatcher.job.query import SAMPLE_IMEI, TargetsQuery
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ class ValidateRequest:
     at: datetime | None = None
     strict: bool = False
     config: str | None = None
+    reading: Reading | None = None  # how a CSV or sheet job file is read (None: as found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ def validate(
         events = Quiet()
     for path in request.jobs:
         try:
-            job = load_job(path)
+            job = load_job(path, request.reading)
             # A query's devices are found at run time: its commands are checked on a sample
             # device, so that a step or a default that cannot make a command is found now.
             sample = job.query is not None and not job.queried

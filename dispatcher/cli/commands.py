@@ -20,7 +20,8 @@ from dispatcher.app.events import Quiet
 from dispatcher.app.validating import ValidateRequest, validate as validate_files
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_INVALID, EXIT_OK, epilog, interruptible
-from dispatcher.job.model import Problem
+from dispatcher.cli.plan_options import input_options
+from dispatcher.job.model import Problem, Reading
 from dispatcher.times import parse_timespec
 
 __all__ = ["main"]
@@ -101,9 +102,14 @@ def main(verbose: int) -> None:
     type=click.Path(path_type=Path),
     help="Config file: the products the jobs name must be in it.",
 )
+@input_options
 @interruptible
 def validate(
-    jobfiles: tuple[Path, ...], at_text: str | None, strict: bool, config_path: Path | None
+    jobfiles: tuple[Path, ...],
+    at_text: str | None,
+    strict: bool,
+    config_path: Path | None,
+    reading: Reading,
 ) -> None:
     """Check job files without sending anything; report every problem as FILE:LINE: FIELD."""
     at = _planned_start(at_text)
@@ -114,7 +120,11 @@ def validate(
 
         settings = load_config(config_path)
     request = ValidateRequest(
-        jobfiles, at=at, strict=strict, config=None if config_path is None else str(config_path)
+        jobfiles,
+        at=at,
+        strict=strict,
+        config=None if config_path is None else str(config_path),
+        reading=reading,
     )
     invalid = False
     for checked in validate_files(settings, request, events=_Problems()):

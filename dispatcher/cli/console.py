@@ -154,6 +154,8 @@ def validation(job: Job, v: Validation, *, sample: bool = False) -> None:
     products = products_line(v)
     if products:
         _print(_out, products)
+    if job.table is not None and job.table.note:  # a CSV not in UTF-8, or a workbook's sheet
+        _print(_out, f"  {job.table.note}")
 
 
 def _counts(v: Validation, sample: bool, listed: bool) -> str:

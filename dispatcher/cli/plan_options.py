@@ -1,6 +1,7 @@
 """The flags of ``dispatcher run`` that shape how a job is sent: the rollout (each key of the job
-file's ``rollout:`` section) and the scheduled start (applied by app/planning.py); and the command
-that resumes a run."""
+file's ``rollout:`` section) and the scheduled start (applied by app/planning.py); the flags of
+``validate`` and ``run`` that say how a CSV or sheet job file is read; and the command that
+resumes a run."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any, Final
 import click
 
 from dispatcher.cli.numbers import FiniteFloat
+from dispatcher.job.encodings import encoding_problem
+from dispatcher.job.model import Reading
 
-__all__ = ["plan_options", "resume_command"]
+__all__ = ["input_options", "plan_options", "resume_command"]
 
 _ROLLOUT_FLAGS: Final = (
     "canary",
@@ -83,6 +86,38 @@ def plan_options(command: Callable[..., None]) -> Callable[..., None]:
     for option in reversed(options):
         decorated = option(decorated)
     return decorated
+
+
+def input_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add --encoding and --ignore-column; they reach ``command`` as ``reading``."""
+
+    @functools.wraps(command)
+    def with_flags(*args: Any, **kwargs: Any) -> None:
+        encoding, ignore = kwargs.pop("encoding"), kwargs.pop("ignore_columns")
+        columns = tuple(dict.fromkeys(name.strip().lower() for name in ignore))
+        command(*args, reading=Reading(encoding, columns), **kwargs)
+
+    encoding = click.option(
+        "--encoding",
+        metavar="NAME",
+        callback=_encoding,
+        help="Read a CSV job file in this encoding (gbk, gb18030, utf-16, ...; default: found).",
+    )
+    ignore = click.option(
+        "--ignore-column",
+        "ignore_columns",
+        metavar="NAME",
+        multiple=True,
+        help="Skip this column of a CSV or .xlsx job file (again for more).",
+    )
+    decorated: Callable[..., None] = ignore(encoding(with_flags))
+    return decorated
+
+
+def _encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (problem := encoding_problem(value)):
+        raise click.BadParameter(problem)
+    return value
 
 
 def resume_command(argv: list[str], ledger: Path) -> str:

@@ -15,10 +15,11 @@ from dispatcher.cli.exits import EXIT_INTERRUPTED, EXIT_OK, interruptible
 from dispatcher.cli.lanes import load_config
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
-from dispatcher.cli.plan_options import plan_options, resume_command
+from dispatcher.cli.plan_options import input_options, plan_options, resume_command
 from dispatcher.cli.run_view import end_of_run
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.cli.targets_view import confirmed_targets
+from dispatcher.job.model import Reading
 from dispatcher.model.command import product_label
 
 __all__ = ["run"]
@@ -57,6 +58,7 @@ __all__ = ["run"]
 )
 @click.option("--yes", is_flag=True, help="Send to a targets_query's devices without asking.")
 @plan_options
+@input_options
 @interruptible
 def run(
     jobfile: Path,
@@ -74,6 +76,7 @@ def run(
     refresh_targets: bool,
     yes: bool,
     plan_flags: dict[str, Any],
+    reading: Reading,
 ) -> None:
     """Validate JOBFILE, then send every command not yet done, recording each outcome."""
     if resend_in_doubt and not no_reconcile:
@@ -92,6 +95,7 @@ def run(
         start_at=flags.pop("start_at"),
         rollout=flags,
         refresh_targets=refresh_targets,
+        reading=reading,
     )
     outcome = run_use_case(
         settings,

@@ -1,25 +1,26 @@
 """Reading a CSV job file (or a YAML job's targets_csv) as a stream of rows, and its header.
 
-Rows are read one at a time and never held. Bytes that cannot be read as CSV (undecodable text,
-a huge line, an unterminated quote) become a one-line ``JobFileError``, naming UTF-16 or GBK when
-the file is that; the header row names the columns, as yamlfile.py describes.
+Rows are read one at a time and never held, decoded as encodings.py found when the job was
+loaded. Bytes that cannot be read as CSV (a huge line, an unterminated quote) become a one-line
+``JobFileError``; the header row names the columns (of a sheet's too), as yamlfile.py describes.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import re
+import shlex
 from collections.abc import Collection, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.hints import not_utf8_problem, utf16_problem
 from dispatcher.job.rows import IMEI, NAMES, SLOT, TRIGGER, TRIGGER_MSG, Problem
 from dispatcher.job.values import suggest
-from dispatcher.job.yamlfile import HEAD, MAX_LINE, open_error
+from dispatcher.job.yamlfile import MAX_LINE, open_error
 
-__all__ = ["CsvHeader", "check_csv", "csv_header", "csv_rows"]
+__all__ = ["CsvHeader", "csv_header", "csv_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,30 +33,18 @@ class CsvHeader:
     problems: tuple[Problem, ...]
 
 
-def _not_utf8(path: Path, source: str, fallback: int) -> JobFileError:
-    """The error for a file that is not UTF-8, at its first such line (the error path only)."""
-    with path.open("rb") as f:
-        head = f.read(HEAD)
-        if message := utf16_problem(head):
-            return JobFileError(source, 1, "", message)
-        f.seek(0)
-        for number, raw in enumerate(iter(functools.partial(f.readline, MAX_LINE), b""), 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return JobFileError(source, number, "", not_utf8_problem(head, raw))
-    return JobFileError(source, fallback, "", "is not UTF-8 text: save it as UTF-8")
-
-
-def csv_rows(path: Path, source: str) -> Generator[tuple[int, list[str]], None, None]:
-    """Every non-blank row of a CSV file with the file line it starts on, streamed.
+def csv_rows(
+    path: Path, source: str, codec: str = "utf-8-sig"
+) -> Generator[tuple[int, list[str]], None, None]:
+    """Every non-blank row of a CSV file with the file line it starts on, streamed; its bytes
+    decoded by ``codec`` (encodings.py found it when the job was loaded).
 
     Lines are read at most MAX_LINE characters at a time (in C, for speed): a longer line comes
     apart into pieces whose fields break the field limit or the row width, and so is reported.
     An Excel ``sep=,`` line before the header is skipped.
     """
     try:
-        f = path.open(encoding="utf-8-sig", newline="")
+        f = path.open(encoding=codec, newline="")
     except OSError as exc:
         raise open_error(source, exc) from exc
     with f:
@@ -78,8 +67,9 @@ def csv_rows(path: Path, source: str) -> Generator[tuple[int, list[str]], None, 
             if "field limit" in message:
                 message = f"a line or field is longer than {csv.field_size_limit()} characters"
             raise JobFileError(source, previous + 1, "", f"not valid CSV: {message}") from None
-        except UnicodeDecodeError:
-            raise _not_utf8(path, source, previous + 1) from None
+        except UnicodeDecodeError:  # the file changed since the job was loaded
+            message = f"does not decode as {codec}, as it did when the job was loaded"
+            raise JobFileError(source, previous + 1, "", message) from None
         except OSError as exc:
             raise open_error(source, exc) from exc
 
@@ -124,9 +114,9 @@ def csv_header(
         elif slot is None:
             shown = name if name.isprintable() else ascii(name)
             hint = suggest(name, NAMES) or (
-                " (list it in ignore_columns: to skip it)"
+                " (list it in ignore_columns: or start its name with # to skip it)"
                 if in_yaml or not comments
-                else " (start its name with # to skip it)"
+                else f" (start its name with # or give --ignore-column {_quoted(name)} to skip it)"
             )
             problems.append(Problem(source, line, shown, f"unknown column{hint}"))
         elif columns[slot] is not None:
@@ -147,20 +137,8 @@ def csv_header(
     return CsvHeader(line, tuple(columns), len(row), tuple(problems))
 
 
-def check_csv(
-    path: Path,
-    source: str,
-    *,
-    ignore: tuple[str, ...] = (),
-    comments: bool = False,
-    in_yaml: bool = False,
-) -> None:
-    """Whether a CSV can be read as a job's rows: its header read; JobFileError if not."""
-    rows = csv_rows(path, source)
-    try:
-        first = next(rows, None)
-    finally:
-        rows.close()
-    if first is None:
-        raise JobFileError(source, 1, "", "the file is empty")
-    csv_header(first[1], first[0], source, ignore=ignore, comments=comments, in_yaml=in_yaml)
+def _quoted(name: str) -> str:
+    """A column's name as a shell would take it back (quoted only when it must be)."""
+    if not name.isprintable():
+        return ascii(name)
+    return name if re.fullmatch(r"[\w.%+-]+", name) else shlex.quote(name)

@@ -1,10 +1,11 @@
-"""Job files (YAML and CSV) into Command records, streamed, with every problem found.
+"""Job files (YAML, CSV and .xlsx) into Command records, streamed, with every problem found.
 
 A YAML job names the job, gives ``defaults:`` for any command field, and lists ``targets:`` (each
 a mapping with ``imei`` and any field overriding the defaults) and/or ``targets_csv:`` (a CSV,
-relative to the job file, whose rows are targets); it may say how it is sent (``rollout:``,
-``schedule:``, ``window:``: the Job's ``plan``, read by planfile.py). A CSV job is a header row
-naming the fields, then one command per row. CSV rows are read one at a time and never held, so
+relative to the job file, whose rows are targets) or ``targets_xlsx:`` (a workbook's sheet); it
+may say how it is sent (``rollout:``, ``schedule:``, ``window:``: the Job's ``plan``, read by
+planfile.py). A CSV job is a header row naming the fields, then one command per row; an .xlsx job
+the same in a sheet (table.py). CSV rows are read one at a time and never held, so
 a million-row fleet validates in constant memory; duplicates and distinct devices are counted in a
 temporary on-disk table (seen.py). ``validate_job`` also gives the job's fingerprint
 (dispatcher/model/command.py), which changes with any field of any command but not with the order
@@ -13,17 +14,14 @@ of the rows.
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.csvfile import check_csv, csv_header, csv_rows
 from dispatcher.job.entries import Entry
 from dispatcher.job.fields import RowChecker
 from dispatcher.job.plan import Plan
@@ -32,20 +30,28 @@ from dispatcher.job.query import QUERY_POS, QUERY_SOURCE, TargetsQuery, query_ro
 from dispatcher.job.rows import (
     FIELDS,
     NAMES,
-    NEEDS,
-    OP,
     OPERATION,
     Checked,
     PastTimes,
     Problem,
+    at,
     command_of,
 )
 from dispatcher.job.seen import SeenKeys
-from dispatcher.job.steps import each_step, overlay, target_steps
+from dispatcher.job.steps import overlay, target_steps
+from dispatcher.job.table import (
+    IN_STEPS,
+    Reading,
+    Table,
+    job_file_table,
+    not_for_yaml,
+    table_checked,
+    targets_table,
+)
 from dispatcher.job.validate import Validation, validate_job
 from dispatcher.job.verifyspec import VerifySpec, verify_of
 from dispatcher.job.waits import Wait
-from dispatcher.job.yamlfile import read_yaml
+from dispatcher.job.yamlfile import SHEET_SUFFIXES, read_yaml
 from dispatcher.model.command import (
     Command,
     command_fingerprint,
@@ -60,6 +66,7 @@ __all__ = [
     "Job",
     "PastTimes",
     "Problem",
+    "Reading",
     "Validation",
     "command_fingerprint",
     "command_key",
@@ -78,6 +85,10 @@ _AGAIN = {  # how to send a repeated command all the same: a CSV job has no allo
         "; remove the repeat, or list this CSV as the targets_csv of a YAML job with"
         " allow_duplicates: true to send it again"
     ),
+    "xlsx": (
+        "; remove the repeat, or name this workbook as the targets_xlsx of a YAML job with"
+        " allow_duplicates: true to send it again"
+    ),
 }
 
 
@@ -92,8 +103,8 @@ class Job:
     source: str  # the path as given, for messages
     defaults: Entry = field(default=_NO_DEFAULTS, repr=False)
     targets: tuple[Entry, ...] = field(default=(), repr=False)  # inline YAML targets
-    targets_csv: Path | None = None  # the CSV of rows (the file itself for a CSV job)
-    csv_source: str = ""  # that CSV's path as messages cite it
+    targets_csv: Path | None = None  # the CSV or workbook of rows (the job file for a CSV job)
+    csv_source: str = ""  # its rows as messages cite them (a sheet's: FILE:SHEET!)
     problems: tuple[Problem, ...] = field(default=(), repr=False)  # found while loading
     ignore_columns: tuple[str, ...] = ()  # of targets_csv (lowercase): skipped, not unknown
     plan: Plan = field(default_factory=Plan)  # rollout, schedule, window (a CSV job: none)
@@ -110,6 +121,7 @@ class Job:
         return any(w.until == "delivered" for w in self.waits)
 
     verify: VerifySpec | None = None  # what a device on target reads (verify:)
+    table: Table | None = None  # targets_csv as read: a CSV's encoding, or a workbook's sheet
 
     def scan(
         self,
@@ -184,13 +196,16 @@ class Job:
                 if occurrence and self.allow_duplicates:
                     item = item._replace(occurrence=occurrence)
                 elif occurrence:
-                    file = self.csv_source if first >= _CSV_FILE else self.source
+                    in_yaml = self.format == "yaml"
+                    in_table = first >= _CSV_FILE or self.format == "csv"
+                    file = self.csv_source if in_table else self.source
                     file = f"{self.source}: {QUERY_SOURCE}" if first >= QUERY_POS else file
-                    where = f"line {first % _CSV_FILE}"
-                    where = where if file == item.source else f"{file}:{first % _CSV_FILE}"
+                    row = "row" if file.endswith("!") else "line"
+                    where = f"{row} {first % _CSV_FILE}"
+                    where = where if file == item.source else at(file, first % _CSV_FILE)
                     message = (
                         f"the same command (imei, obj_id, obj_inst_id, res_id, args) as {where}"
-                        + _AGAIN[self.format]
+                        + _AGAIN["xlsx" if file.endswith("!") and not in_yaml else self.format]
                     )
                     yield Problem(item.source, item.line, "imei", message)
                     continue
@@ -260,15 +275,24 @@ class Job:
                 yield from sorted([*entry.problems, *given, *problems], key=lambda p: p.line)
             if not entry.broken and not given:
                 yield from rows
-        if self.targets_csv is not None:
-            yield from self._csv(at, strict, past_times)
+        if self.table is not None:
+            checkers = self._checkers(self.table.rows_source, at, strict, past_times, True)
+            in_yaml = self.format == "yaml"
+            yield from table_checked(
+                self.table,
+                checkers,
+                ignore=self.ignore_columns,
+                in_yaml=in_yaml,
+                steps=bool(self.steps),
+                base=_CSV_FILE if in_yaml else 0,
+            )
 
     def _operation_given(self, entry: Entry) -> list[Problem]:
         """In a job with steps, a target that says what is done: each step says that."""
         if not self.steps:
             return []
         return [
-            Problem(self.source, entry.lines[slot], NAMES[slot], _IN_STEPS)
+            Problem(self.source, entry.lines[slot], NAMES[slot], IN_STEPS)
             for slot in OPERATION
             if entry.values[slot] is not None
         ]
@@ -283,101 +307,30 @@ class Job:
         if past_times != "allow":
             yield from start_passed(self.plan, self.source, self.start_at_line, at, strict)
 
-    def _csv(
-        self, at: datetime, strict: bool, past_times: PastTimes
-    ) -> Iterator[Checked | Problem]:
-        source, in_yaml = self.csv_source, self.format == "yaml"
-        checkers = self._checkers(source, at, strict, past_times, True)
-        assert self.targets_csv is not None
-        rows = csv_rows(self.targets_csv, source)
-        first = next(rows, None)
-        if first is None:
-            raise JobFileError(source, 1, "", "the file is empty")
-        header = csv_header(
-            first[1], first[0], source, ignore=self.ignore_columns, comments=True, in_yaml=in_yaml
-        )
-        yield from header.problems
-        if self.steps:
-            for slot in OPERATION:
-                if header.columns[slot] is not None:
-                    yield Problem(source, header.line, NAMES[slot], _IN_STEPS)
-        missing: dict[int, None] = {}
-        for checker in checkers:
-            # The fields every row's operation needs: known here when no column gives the op.
-            op = "read" if header.columns[OP] is not None else checker.default_op
-            needs = NEEDS.get(op, NEEDS["read"])
-            missing.update(
-                dict.fromkeys(checker.absent(s for s in needs if header.columns[s] is None))
-            )
-        for slot in missing:
-            message = "no such column" + (", and no default" if in_yaml else "")
-            yield Problem(source, header.line, NAMES[slot], message)
-        width = header.width
-        getter = itemgetter(*(width if c is None else c for c in header.columns))
-        base = _CSV_FILE if in_yaml else 0
-        check: Callable[
-            [tuple[str | None, ...], int, int], tuple[Checked | list[Checked] | None, Any]
-        ]
-        if len(checkers) == 1:
-            check = checkers[0].check
-        else:
 
-            def check(
-                raw: tuple[str | None, ...], line: int, pos: int
-            ) -> tuple[Checked | list[Checked] | None, list[Problem] | None]:
-                rows, problems = each_step(
-                    checkers, functools.partial(RowChecker.check, raw=raw, line=line, pos=pos)
-                )
-                return rows, problems or None
+def load_job(path: str | Path, reading: Reading | None = None) -> Job:
+    """Read a job file's header (YAML: all of it but the CSV rows); JobFileError if unreadable.
 
-        count = 0
-        for line, row in rows:
-            count += 1
-            if len(row) != width:
-                if len(row) < width or any(row[width:]):
-                    message = f"has {len(row)} fields, the header has {width}"
-                    yield Problem(source, line, "row", message)
-                    continue
-                del row[width:]  # trailing empty cells, as some spreadsheets export
-            row.append("")
-            checked, problems = check(getter(row), line, base | line)
-            if problems:
-                yield from problems
-            if isinstance(checked, list):
-                yield from checked
-            elif checked is not None:
-                yield checked
-        if not count:
-            yield Problem(source, header.line, "", "no rows after the header row")
-
-
-_IN_STEPS = "in a job with steps:, each step says what is done: give it there"
-
-
-def load_job(path: str | Path) -> Job:
-    """Read a job file's header (YAML: all of it but the CSV rows); JobFileError if unreadable."""
+    ``reading`` applies to a CSV or sheet job file; a YAML job says it in the file.
+    """
+    reading = Reading() if reading is None else reading
     source, p = os.fspath(path), Path(path)
     if p.is_dir():
         raise JobFileError(source, 0, "", "is a directory, not a job file")
     suffix = p.suffix.lower()
-    if suffix == ".csv":
-        check_csv(p, source, comments=True)
-        return Job(p, p.stem, False, "csv", source, targets_csv=p, csv_source=source)
+    if suffix == ".csv" or suffix in SHEET_SUFFIXES:
+        rows = job_file_table(p, source, reading)
+        return Job(
+            p, p.stem, False, "csv", source, targets_csv=p, csv_source=rows.rows_source,
+            ignore_columns=reading.ignore_columns, table=rows,
+        )  # fmt: skip
     if suffix not in (".yaml", ".yml"):
-        raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml or .csv")
+        raise JobFileError(source, 0, "", "not a job file: name it .yaml, .yml, .csv or .xlsx")
+    not_for_yaml(source, reading)
     y = read_yaml(p, source)
     plan = read_plan(y.sections, source)
     verify, verify_problems = verify_of(y, source)
-    csv_path: Path | None = None
-    csv_source = ""
-    if y.targets_csv is not None:
-        text, line = y.targets_csv
-        csv_path = p.parent / text
-        csv_source = str(csv_path)
-        if not csv_path.is_file():
-            what = "is a directory" if csv_path.is_dir() else "no such file"
-            raise JobFileError(source, line, "targets_csv", f"{what}: {csv_source}")
-        check_csv(csv_path, csv_source, ignore=y.ignore_columns, comments=True, in_yaml=True)
+    table = targets_table(p, source, y)
     return Job(
         p,
         y.name or p.stem,
@@ -386,8 +339,8 @@ def load_job(path: str | Path) -> Job:
         source,
         y.defaults,
         y.targets,
-        csv_path,
-        csv_source,
+        None if table is None else table.path,
+        "" if table is None else table.rows_source,
         (*y.problems, *plan.problems, *verify_problems),
         y.ignore_columns,
         plan.plan,
@@ -396,4 +349,5 @@ def load_job(path: str | Path) -> Job:
         query=y.query,
         waits=y.waits,
         verify=verify,
+        table=table,
     )

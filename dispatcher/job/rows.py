@@ -40,6 +40,7 @@ __all__ = [
     "PastTimes",
     "Problem",
     "TimeValue",
+    "at",
     "checked_key",
     "command_of",
 ]
@@ -86,9 +87,15 @@ class Problem:
     warning: bool = False
 
     def __str__(self) -> str:
-        if not self.field:
-            return f"{self.file}:{self.line}: {self.message}"
-        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+        where = at(self.file, self.line)
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+def at(file: str, line: int) -> str:
+    """``FILE:LINE``, or for a sheet's row ``FILE:SHEET!ROW`` (its file ends in ``!``)."""
+    return f"{file}{line}" if file.endswith("!") else f"{file}:{line}"
 
 
 class TimeValue(NamedTuple):

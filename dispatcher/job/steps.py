@@ -1,17 +1,26 @@
 """A job with ``steps:``: each step's fields laid over the job's defaults, and one row checked
-for every step (a device's commands, each knowing the step before it).
+for every step (a device's commands, each knowing the step before it); a target's ``from_step:``
+and each step's product checked against the steps.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 
-from dispatcher.job.entries import Entry
+from dispatcher.job.entries import FROM_STEP, Entry
 from dispatcher.job.fields import RowChecker
-from dispatcher.job.rows import Checked, Problem
+from dispatcher.job.rows import PRODUCT, Checked, Problem
 
-__all__ = ["check_entry", "each_step", "overlay", "target_steps"]
+__all__ = [
+    "check_entry",
+    "each_step",
+    "overlay",
+    "starts_checked",
+    "step_products",
+    "target_steps",
+]
 
 
 def overlay(
@@ -59,3 +68,45 @@ def target_steps(checkers: list[RowChecker], entry: Entry) -> tuple[list[Checked
     not its commands, and its first step has no step before it), and their problems."""
     sent = checkers[entry.from_step - 1 :] if entry.from_step else checkers
     return each_step(sent, functools.partial(check_entry, entry=entry))
+
+
+def starts_checked(target: Entry, steps: int, source: str) -> Entry:
+    """A target whose ``from_step:`` names no step of the job: its problem added, no command."""
+    if not target.from_step:
+        return target
+    if not steps:
+        message = "applies to a job with steps: only (this job has none)"
+    elif target.from_step > steps:
+        message = f"the job has {steps} step{'s' if steps != 1 else ''}: give 1 to {steps}"
+    else:
+        return target
+    problem = Problem(source, target.from_step_line, FROM_STEP, message)
+    return replace(target, problems=(*target.problems, problem), broken=True, from_step=0)
+
+
+def step_products(defaults: Entry, steps: list[Entry], source: str) -> list[Problem]:
+    """A step sent through another product than step 1: refused, at its line. Each product is
+    a lane of its own, and lanes do not wait for each other, so a step could not be ordered
+    after the step before it (it would be held back on every run)."""
+
+    def product(step: Entry) -> str:
+        text = (
+            step.values[PRODUCT] if step.values[PRODUCT] is not None else defaults.values[PRODUCT]
+        )
+        return (text or "").strip()
+
+    def named(name: str) -> str:
+        return f"product {name}" if name else "the default product"
+
+    problems: list[Problem] = []
+    first = product(steps[0]) if steps else ""
+    for number, step in enumerate(steps[1:], 2):
+        if (name := product(step)) != first:
+            line = step.lines[PRODUCT] if step.values[PRODUCT] is not None else step.line
+            message = (
+                f"step {number} goes through {named(name)}, step 1 through {named(first)}: a"
+                " device's steps go through one product (give product: on the job, in defaults:"
+                " or on each target)"
+            )
+            problems.append(Problem(source, line, "product", message))
+    return problems

@@ -3,10 +3,10 @@ as written (``defaults:``, ``steps:`` with each step's keys, the command fields 
 other section of how a device is served), which steps wait for delivery, the fields a device gives
 that the steps do not; and the check that the retry job gives each command as the job did.
 
-Left out of the copy: what names the fleet (``targets:``, ``targets_csv:``, ``ignore_columns:``,
-``targets_query:``), the job's name and ``allow_duplicates`` (the writer says them), and how the
-whole job was rolled out (``rollout:``, ``schedule:``), which was for the whole fleet, not for the
-devices that did not finish.
+Left out of the copy: what names the fleet (``targets:``, ``targets_csv:``, ``targets_xlsx:``,
+``sheet:``, ``encoding:``, ``ignore_columns:``, ``targets_query:``), the job's name and
+``allow_duplicates`` (the writer says them), and how the whole job was rolled out (``rollout:``,
+``schedule:``), which was for the whole fleet, not for the devices that did not finish.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ DROPPED: Final = (
     "allow_duplicates",
     "targets",
     "targets_csv",
+    "targets_xlsx",
+    "sheet",
+    "encoding",
     "ignore_columns",
     "targets_query",
     "rollout",

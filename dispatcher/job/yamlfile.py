@@ -2,11 +2,14 @@
 
 Everything that can go wrong with the bytes (a missing file, undecodable text, a huge line, a YAML
 syntax error or alias bomb, a ragged CSV) becomes a one-line ``JobFileError``, naming UTF-16 or
-GBK when the file is that; the field rules live in fields.py.
+GBK when a YAML file is that (a YAML job is UTF-8; a CSV's encoding is found by encodings.py); the
+field rules live in fields.py.
 
-A CSV's header row names its columns. Columns left unnamed are skipped; so are, in a CSV job,
-those whose name starts with ``#`` (notes kept beside the fleet), and, in a YAML job's
-targets_csv, those its ``ignore_columns:`` lists. An Excel ``sep=,`` line before the header is
+A CSV's (or a sheet's) header row names its columns. Columns left unnamed are skipped; so are
+those whose name starts with ``#`` (notes kept beside the fleet), those a YAML job's
+``ignore_columns:`` lists for its targets_csv or targets_xlsx, and those ``--ignore-column``
+names for a CSV or .xlsx job file. A YAML job's ``encoding:`` forces its targets_csv's encoding,
+``sheet:`` names the sheet of its targets_xlsx. An Excel ``sep=,`` line before the header is
 skipped; one naming another separator is an error.
 """
 
@@ -19,10 +22,12 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dispatcher.errors import JobFileError
-from dispatcher.job.entries import FROM_STEP, Entry, entry, names, node_key, node_line, node_text
+from dispatcher.job.encodings import encoding_problem
+from dispatcher.job.entries import Entry, entry, names, node_key, node_line, node_text
 from dispatcher.job.hints import not_utf8_problem, unencodable, utf16_problem
 from dispatcher.job.query import TargetsQuery, read_query
-from dispatcher.job.rows import NAMES, PRODUCT, SLOT, Problem
+from dispatcher.job.rows import NAMES, SLOT, Problem
+from dispatcher.job.steps import starts_checked, step_products
 from dispatcher.job.values import suggest
 from dispatcher.job.waits import WAIT_KEYS, Wait, resolve_waits
 
@@ -30,6 +35,7 @@ __all__ = [
     "HEAD",
     "MAX_LINE",
     "PLAN_KEYS",
+    "SHEET_SUFFIXES",
     "VERIFY_KEY",
     "YamlJob",
     "open_error",
@@ -47,6 +53,9 @@ TOP_KEYS = (
     "defaults",
     "targets",
     "targets_csv",
+    "targets_xlsx",
+    "sheet",
+    "encoding",
     "targets_query",
     "steps",
     "allow_duplicates",
@@ -55,6 +64,7 @@ TOP_KEYS = (
     VERIFY_KEY,
 )
 HEAD = 1 << 16  # bytes of a file's start looked at to name its encoding
+SHEET_SUFFIXES = (".xlsx",)  # file names read as a workbook (xlsxfile.py); any other as a CSV
 _BOM = b"\xef\xbb\xbf"
 _TRUE, _FALSE = ("true", "yes", "on", "y"), ("false", "no", "off", "n")
 
@@ -67,7 +77,7 @@ class YamlJob:
     allow_duplicates: bool
     defaults: Entry
     targets: tuple[Entry, ...]
-    targets_csv: tuple[str, int] | None  # as written, and its line
+    targets_csv: tuple[str, int, str] | None  # as written, its line, and its key (or _xlsx)
     problems: tuple[Problem, ...]
     ignore_columns: tuple[str, ...] = ()  # of targets_csv, lowercase
     sections: tuple[tuple[str, Node, int], ...] = ()  # PLAN_KEYS and verify: value, line of key
@@ -75,6 +85,9 @@ class YamlJob:
     steps_line: int = 0
     query: TargetsQuery | None = None  # targets_query: (resolved at run time)
     waits: tuple[Wait, ...] = ()  # each step's: what the step after it waits for
+    encoding: str | None = None  # of targets_csv (None: found, encodings.py)
+    sheet: str | None = None  # of targets_xlsx (None: the first)
+    sheet_line: int = 0
 
 
 class _Loader(yaml.SafeLoader):
@@ -173,8 +186,10 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
     allow = False
     defaults = Entry(0, (None,) * len(NAMES), (0,) * len(NAMES))
     targets: list[Entry] = []
-    targets_csv: tuple[str, int] | None = None
+    targets_csv: tuple[str, int, str] | None = None
     ignore: tuple[str, ...] = ()
+    encoding: str | None = None
+    sheet: str | None = None
     misplaced = False  # targets: given, but not as a list
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -202,12 +217,20 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
                 allow = text.lower() in _TRUE
             else:
                 problems.append(Problem(source, vline, key, "must be true or false"))
-        elif key == "targets_csv":
+        elif key in ("targets_csv", "targets_xlsx"):
+            targets_csv = _table(key, text, vnode, targets_csv, source)
+        elif key in ("encoding", "sheet"):
             if not text or not isinstance(vnode, ScalarNode):
-                raise JobFileError(source, vline, key, "must be the path of a CSV file")
-            if bad := unencodable(text):
-                raise JobFileError(source, vline, key, bad)
-            targets_csv = (text, vline)
+                what = "an encoding's name (gb18030, gbk, utf-8, ...)" if key == "encoding" else (
+                    "a sheet's name"
+                )  # fmt: skip
+                problems.append(Problem(source, vline, key, f"must be {what}"))
+            elif key == "sheet":
+                sheet = text
+            elif bad := encoding_problem(text):
+                problems.append(Problem(source, vline, key, bad))
+            else:
+                encoding = text
         elif key == "targets_query":
             query = read_query(vnode, line, source, problems)
         elif key == "ignore_columns":
@@ -249,16 +272,21 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
             problems.append(Problem(source, line, key or "?", f"unknown field{hint}"))
     if top:
         defaults = _with_top(defaults, top, source, problems)
-    targets = [_starts_checked(target, len(steps), source) for target in targets]
-    problems.extend(_step_products(defaults, steps, source))
+    targets = [starts_checked(target, len(steps), source) for target in targets]
+    problems.extend(step_products(defaults, steps, source))
     waits, found = resolve_waits(defaults.wait, [step.wait for step in steps], source)
     problems.extend(found)
     if not targets and targets_csv is None and query is None and not misplaced:
         message = "no targets: list them, name a targets_csv, or give a targets_query"
         raise JobFileError(source, 1, "targets", message)
     if ignore and targets_csv is None:
-        message = "applies to the columns of targets_csv, and there is none"
+        message = "applies to the columns of targets_csv or targets_xlsx, and there is none"
         problems.append(Problem(source, seen["ignore_columns"], "ignore_columns", message))
+    table_key = "" if targets_csv is None else targets_csv[2]
+    for key, needs in (("encoding", "targets_csv"), ("sheet", "targets_xlsx")):
+        if key in seen and table_key != needs:
+            message = f"applies to {needs}, and there is none"
+            problems.append(Problem(source, seen[key], key, message))
     return YamlJob(
         name,
         allow,
@@ -272,49 +300,34 @@ def _yaml_job(root: Node, source: str) -> YamlJob:
         seen.get("steps", 0),
         query,
         waits,
+        encoding if table_key == "targets_csv" else None,
+        sheet if table_key == "targets_xlsx" else None,
+        seen.get("sheet", 0),
     )
 
 
-def _starts_checked(target: Entry, steps: int, source: str) -> Entry:
-    """A target whose ``from_step:`` names no step of the job: its problem added, no command."""
-    if not target.from_step:
-        return target
-    if not steps:
-        message = "applies to a job with steps: only (this job has none)"
-    elif target.from_step > steps:
-        message = f"the job has {steps} step{'s' if steps != 1 else ''}: give 1 to {steps}"
-    else:
-        return target
-    problem = Problem(source, target.from_step_line, FROM_STEP, message)
-    return replace(target, problems=(*target.problems, problem), broken=True, from_step=0)
-
-
-def _step_products(defaults: Entry, steps: list[Entry], source: str) -> list[Problem]:
-    """A step sent through another product than step 1: refused, at its line. Each product is
-    a lane of its own, and lanes do not wait for each other, so a step could not be ordered
-    after the step before it (it would be held back on every run)."""
-
-    def product(step: Entry) -> str:
-        text = (
-            step.values[PRODUCT] if step.values[PRODUCT] is not None else defaults.values[PRODUCT]
+def _table(
+    key: str, text: str | None, node: Node, given: tuple[str, int, str] | None, source: str
+) -> tuple[str, int, str]:
+    """A targets_csv: or targets_xlsx: as written, its line and key; JobFileError if wrong."""
+    line = node_line(node)
+    what = "a CSV file" if key == "targets_csv" else "an .xlsx workbook"
+    if not text or not isinstance(node, ScalarNode):
+        raise JobFileError(source, line, key, f"must be the path of {what}")
+    if bad := unencodable(text):
+        raise JobFileError(source, line, key, bad)
+    if given is not None:
+        message = f"give targets_csv or targets_xlsx, not both (the other is on line {given[1]})"
+        raise JobFileError(source, line, key, message)
+    sheet = text.lower().endswith(SHEET_SUFFIXES)
+    if sheet != (key == "targets_xlsx"):
+        message = (
+            "names a workbook: give it as targets_xlsx (sheet: names the sheet)"
+            if sheet
+            else "names no .xlsx workbook: give a CSV as targets_csv"
         )
-        return (text or "").strip()
-
-    def named(name: str) -> str:
-        return f"product {name}" if name else "the default product"
-
-    problems: list[Problem] = []
-    first = product(steps[0]) if steps else ""
-    for number, step in enumerate(steps[1:], 2):
-        if (name := product(step)) != first:
-            line = step.lines[PRODUCT] if step.values[PRODUCT] is not None else step.line
-            message = (
-                f"step {number} goes through {named(name)}, step 1 through {named(first)}: a"
-                " device's steps go through one product (give product: on the job, in defaults:"
-                " or on each target)"
-            )
-            problems.append(Problem(source, line, "product", message))
-    return problems
+        raise JobFileError(source, line, key, message)
+    return text, line, key
 
 
 def _with_top(

@@ -1,5 +1,6 @@
 """``dispatcher validate``, in-process and as a real process: summaries, every problem with its file
-and line, --at, --strict, unreadable files."""
+and line, --at, --strict, unreadable files; GBK CSVs and .xlsx sheets, --encoding and
+--ignore-column."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ from tests.support.job_texts import (
     GOOD_YAML,
     I1,
     I2,
+    I3,
     REBOOT,
     RESET,
     ROOT,
     WriteFile,
 )
+from tests.support.sheets import write_sheet
 
 # --- validate ----------------------------------------------------------------------------------
 
@@ -287,3 +290,80 @@ def test_validate_in_a_process_succeeds_on_the_example_jobs(tmp_path: Path) -> N
     done = dispatcher_process("validate", *jobs, cwd=tmp_path)
     assert done.code == 0, done.stdout + done.stderr
     assert len(done.stdout.splitlines()) >= len(jobs)
+
+
+# --- validate: spreadsheets as they come -------------------------------------------------------
+
+SHEET_HEAD = ["imei", "obj_id", "obj_inst_id", "res_id", "args", "expired_time", "备注"]
+GBK_CSV = (
+    f"{','.join(SHEET_HEAD)}\r\n{I1},3303,0,5605,开灯,+1d,东门的表\r\n{I2},3303,0,5605,关,+1d,\r\n"
+)
+
+
+def test_validate_reads_a_gbk_csv_and_says_so(write_file: WriteFile) -> None:
+    path = write_file("fleet.csv", GBK_CSV.replace("备注", "#备注").encode("gbk"))
+    result = invoke("validate", path, "--at", AT)
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.splitlines() == [
+        f"{path}: valid; 2 valid commands, 2 devices, "
+        "window 2030-01-01T12:00:00 .. 2030-01-02T12:00:00 (UTC+8), 0 warnings",
+        RESET,
+        f"  {path}: read as GB18030 (not UTF-8)",
+    ]
+
+
+def test_validate_ignore_column_skips_a_column_of_a_csv_job(write_file: WriteFile) -> None:
+    path = write_file("fleet.csv", GBK_CSV.encode("gbk"))
+    refused = invoke("validate", path, "--at", AT)
+    assert refused.exit_code == 1
+    assert refused.stdout.splitlines()[0] == (
+        f"{path}:1: 备注: unknown column (start its name with # or give --ignore-column 备注 to"
+        " skip it)"
+    )
+    result = invoke("validate", path, "--at", AT, "--ignore-column", "备注")
+    assert result.exit_code == 0, result.stdout
+
+
+def test_validate_encoding_forces_one(write_file: WriteFile) -> None:
+    path = write_file("fleet.csv", GBK_CSV.encode("gbk"))
+    result = invoke("validate", path, "--at", AT, "--encoding", "gbk", "--ignore-column", "备注")
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.splitlines()[-1] == f"  {path}: read as GBK (as --encoding says)"
+    wrong = invoke("validate", path, "--at", AT, "--encoding", "utf-8")
+    assert wrong.exit_code == 1
+    assert wrong.stderr.strip() == (
+        f"error: {path}:1: does not decode as UTF-8, which --encoding names: is that its encoding?"
+    )
+
+
+def test_validate_unknown_encoding_is_a_usage_error_naming_the_flag(
+    write_file: WriteFile,
+) -> None:
+    path = write_file("fleet.csv", GBK_CSV)
+    result = invoke("validate", path, "--encoding", "gbkk")
+    assert result.exit_code == 2
+    assert "Invalid value for '--encoding': unknown encoding 'gbkk'" in result.stderr
+    assert no_traceback(result.stderr)
+
+
+def test_validate_xlsx_names_the_sheet_and_row_of_each_problem(tmp_path: Path) -> None:
+    path = write_sheet(
+        tmp_path / "fleet.xlsx",
+        [
+            SHEET_HEAD,
+            [I1, 3303, 0, 5605, "开灯", "+1d", "东门的表"],
+            [int(I2), 3303.0, 0, 5605, "关", "+1d", None],
+            [86451203000000, 3303, 0, 5605, "关", "+1d", None],
+            [I3, 3303, 0, 5605, "关", "someday", None],
+        ],
+        title="设备",
+    )
+    result = invoke("validate", path, "--at", AT, "--ignore-column", "备注")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"{path}:设备!4: imei: is the number 86451203000000: a leading zero was lost; format the"
+        " column as text (Format Cells > Text) and type the IMEIs in again"
+    )
+    assert lines[1].startswith(f"{path}:设备!5: expired_time: 'someday' is not a time: write")
+    assert result.stdout.splitlines()[-1] == f"  {path}: sheet '设备'"

@@ -171,3 +171,16 @@ def test_which_steps_wait_for_delivery_is_read_from_each_step_or_the_defaults(
     path = tmp_path / "fw.yaml"
     path.write_text(text, encoding="utf-8")
     assert read_steps_source(path, I1).waits == waits
+
+
+def test_the_sheet_and_encoding_of_the_fleet_are_left_behind(tmp_path: Path) -> None:
+    path = write_job(
+        tmp_path,
+        JOB.replace("targets_csv: fleet.csv\n", "targets_xlsx: fleet.xlsx\nsheet: 设备\n"),
+    )
+    sheet = path.with_name("gbk.yaml")
+    sheet.write_text(JOB + "encoding: gbk\n", encoding="utf-8")
+    for job in (path, sheet):
+        copied = read_steps_source(job, I1).sections
+        assert "product: meters" in copied
+        assert not any(key in copied for key in ("targets_", "sheet:", "encoding:"))

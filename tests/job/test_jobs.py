@@ -46,7 +46,11 @@ ROOT = Path(__file__).resolve().parents[2]
         ),
         ("g.yaml", b"\x00\x01\xff\xfe garbage", r"g\.yaml:1: is not UTF-8 text"),
         ("c.yaml", "job: x\x07\n", r"c\.yaml:1: not valid YAML: character U\+0007 is not allowed"),
-        ("g.csv", b"imei\n" + b"\x89PNG\r\n\x1a\n\x00\x00", r"g\.csv:2: is not UTF-8 text"),
+        (
+            "g.csv",
+            b"imei\n" + b"\x89PNG\r\n\x1a\n\x00\x00",
+            r"g\.csv:2: is neither UTF-8 nor GB18030 \(GBK\) text",
+        ),
         ("h.csv", "device,obj_id\n1,2\n", r"h\.csv:1: imei: no imei column in the header row"),
         (
             "h.csv",
@@ -54,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[2]
             r"no imei column in the header row \(fields must be separated by commas\)",
         ),
         ("q.csv", 'imei\n"unterminated\n', r"q\.csv:2: not valid CSV: unexpected end of data"),
-        ("job.txt", "imei\n", r"job\.txt: not a job file: name it \.yaml, \.yml or \.csv"),
+        ("job.txt", "imei\n", r"job\.txt: not a job file: name it \.yaml, \.yml, \.csv or \.xlsx"),
         ("deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n", r"deep\.yaml"),
     ],
 )

@@ -1,10 +1,12 @@
-"""A job's fingerprint (order-free, the sum of its commands', covering every field sent), and
-targets read from a CSV beside a YAML job."""
+"""A job's fingerprint (order-free, the sum of its commands', covering every field sent, the same
+whatever encoding or spreadsheet the rows come from), and targets read from a CSV beside a YAML
+job."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ from tests.support.jobs import (
     commands,
     yaml_job,
 )
+from tests.support.sheets import write_sheet
 
 FLEET = [f"{I1},3303,0,5605,on,+1d,7", f"{I2},3303,0,5605,off,+2d,2", f"{I3},3303,0,5605,on,+1d,3"]
 FLEET_HEADER = "imei,obj_id,obj_inst_id,res_id,args,expired_time,trigger_msg\n"
@@ -134,3 +137,33 @@ def test_missing_targets_csv_cites_the_job_line(write_file: WriteFile) -> None:
     path = write_file("j.yaml", "job: x\ntargets_csv: nowhere.csv\n")
     with pytest.raises(JobFileError, match=r"j\.yaml:2: targets_csv: no such file: .*nowhere\.csv"):
         load_job(path)
+
+
+def test_fingerprint_is_the_same_for_the_same_commands_re_encoded_or_re_saved(
+    tmp_path: Path,
+) -> None:
+    rows = [f"{I1},3303,0,5605,开灯,2030-01-02T02:00:00,7", f"{I2},3303,0,5605,关,+2d,2"]
+    text = FLEET_HEADER + "\n".join(rows) + "\n"
+    saved = {  # one job, "fleet", as each tool might save it
+        "utf-8/fleet.csv": text.encode(),
+        "bom-crlf/fleet.csv": ("\ufeff" + text.replace("\n", "\r\n")).encode(),
+        "gbk/fleet.csv": text.encode("gbk"),
+        "utf-16/fleet.csv": text.encode("utf-16"),
+        "excel-sep/fleet.csv": ("sep=,\r\n" + text).encode("gb18030"),
+    }
+    found = set()
+    for name, data in saved.items():
+        path = tmp_path / name
+        path.parent.mkdir()
+        path.write_bytes(data)
+        result, problems = check(path)
+        assert (problems, result.commands) == ([], 2), name
+        found.add(result.fingerprint)
+    sheet = [
+        FLEET_HEADER.strip().split(","),
+        [int(I1), 3303.0, 0, 5605, "开灯", datetime(2030, 1, 2, 2, 0), 7.0],
+        [I2, 3303, 0, 5605, "关", "+2d", 2],
+    ]
+    result, problems = check(write_sheet(tmp_path / "xlsx" / "fleet.xlsx", sheet))
+    assert (problems, result.commands) == ([], 2)
+    assert found == {result.fingerprint}

@@ -9,6 +9,7 @@ from pathlib import Path
 from dispatcher.job.model import (
     Command,
     Problem,
+    Reading,
     Validation,
     load_job,
     validate_job,
@@ -22,16 +23,19 @@ AT = datetime(2030, 1, 1, 12, 0, 0, tzinfo=BEIJING)
 I1, I2, I3, I4 = "490154203237518", "864512030000003", "358476090000076", "867231050000002"
 
 
-def check(path: Path, *, at: datetime = AT, strict: bool = False) -> tuple[Validation, list[str]]:
+def check(
+    path: Path, *, at: datetime = AT, strict: bool = False, reading: Reading | None = None
+) -> tuple[Validation, list[str]]:
     """Validate a job file; the result and every problem as the CLI would print it."""
     found: list[Problem] = []
-    result = validate_job(load_job(path), at=at, strict=strict, on_problem=found.append)
+    job = load_job(path, reading)
+    result = validate_job(job, at=at, strict=strict, on_problem=found.append)
     return result, [("warning: " if p.warning else "") + str(p) for p in found]
 
 
-def commands(path: Path) -> list[Command]:
+def commands(path: Path, reading: Reading | None = None) -> list[Command]:
     """The commands of a job file."""
-    return list(load_job(path).commands())
+    return list(load_job(path, reading).commands())
 
 
 CSV_HEAD = "imei,obj_id,obj_inst_id,res_id,args,expired_time\n"  # a CSV job's header

@@ -1,0 +1,129 @@
+"""Which text encoding a CSV is read in: a byte-order mark first, then strict UTF-8, then GB18030.
+
+Excel on a Chinese system saves "CSV" as GBK without a byte-order mark; GB18030 is a superset of
+GBK (and of GB2312), so a file that is not UTF-8 is tried as GB18030. Bytes decode as GB18030 by
+chance more often than as UTF-8, so that fallback also wants text without control characters or
+private-use characters (which a file in another encoding, read as GB18030, tends to show). A
+forced encoding (``--encoding``, a YAML job's ``encoding:``) replaces the guess. The whole file is
+decoded once, a chunk at a time, when the job is loaded, so that a byte that does not decode is
+an error naming its line before any row is checked.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dispatcher.errors import JobFileError
+from dispatcher.job.hints import utf16_problem
+
+__all__ = ["UTF8", "Decoding", "decoding_of", "encoding_problem"]
+
+_CHUNK = 1 << 20  # bytes decoded at a time: a big fleet is never held
+_HEAD = 1 << 16
+_BOMS = (  # UTF-32's marks first: UTF-32-LE's starts with UTF-16-LE's
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Control characters but tab, LF and CR, and the private-use area (where GB18030 puts the
+# byte pairs no character is assigned to): not in a fleet list read in the right encoding.
+_UNLIKELY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
+
+
+@dataclass(frozen=True, slots=True)
+class Decoding:
+    """How a CSV's bytes are read: the codec to open it with, its name as shown, and why."""
+
+    codec: str
+    label: str = "UTF-8"
+    why: str = ""  # "" for plain UTF-8 (with or without its byte-order mark)
+
+    @property
+    def note(self) -> str:
+        """'read as GB18030 (not UTF-8)', or '' when the file is plain UTF-8."""
+        return f"read as {self.label} ({self.why})" if self.why else ""
+
+
+UTF8 = Decoding("utf-8-sig")
+"""Plain UTF-8, a byte-order mark skipped."""
+
+
+def encoding_problem(name: str) -> str | None:
+    """What is wrong with an encoding's name (unknown, or no text encoding), else None."""
+    try:
+        codecs.lookup(name)
+        b"x".decode(name, "ignore")  # LookupError for a codec that is no text encoding (hex)
+    except LookupError:
+        return f"unknown encoding {name!r} (e.g. gb18030, gbk, big5, utf-16, utf-8)"
+    return None
+
+
+def decoding_of(path: Path, source: str, forced: str | None, how: str) -> Decoding:
+    """The decoding of the CSV at ``path``: ``forced`` (a known codec's name) or found as the
+    module docstring says; JobFileError at the first line that does not decode.
+
+    ``how``: what forces one (``--encoding`` or ``encoding:``), for messages.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(_HEAD)
+    except OSError:
+        return UTF8  # the reader says why it cannot be read
+    if forced is not None:
+        codec = codecs.lookup(forced).name
+        plain = codec in ("utf-8", "utf-8-sig")
+        codec = "utf-8-sig" if plain else codec
+        label = "UTF-8" if plain else codec.upper()
+        bad = _first_bad_line(path, codec, unlikely=False)
+        if bad is not None:
+            message = f"does not decode as {label}, which {how} names: is that its encoding?"
+            raise JobFileError(source, bad, "", message)
+        return UTF8 if plain else Decoding(codec, label, f"as {how} says")
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            label = "UTF-8" if codec == "utf-8-sig" else codecs.lookup(codec).name.upper()
+            bad = _first_bad_line(path, codec, unlikely=False)
+            if bad is not None:
+                message = f"starts with a {label} byte-order mark but does not decode as {label}"
+                raise JobFileError(source, bad, "", message)
+            return UTF8 if codec == "utf-8-sig" else Decoding(codec, label, "its byte-order mark")
+    bad = _first_bad_line(path, "utf-8-sig", unlikely=False)
+    if bad is None:
+        return UTF8
+    if utf16 := utf16_problem(head):
+        raise JobFileError(source, 1, "", utf16)
+    if _first_bad_line(path, "gb18030", unlikely=True) is None:
+        return Decoding("gb18030", "GB18030", "not UTF-8")
+    message = (
+        f"is neither UTF-8 nor GB18030 (GBK) text: save it as UTF-8, or name its encoding"
+        f" with {how}"
+    )
+    raise JobFileError(source, bad, "", message)
+
+
+def _first_bad_line(path: Path, codec: str, *, unlikely: bool) -> int | None:
+    """The first line of ``path`` that does not decode in ``codec`` (or, with ``unlikely``,
+    that holds a character of _UNLIKELY), else None."""
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    lines = 0
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            state = decoder.getstate()
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # Decode the part before the bad byte again, from the state before this chunk.
+                again = codecs.getincrementaldecoder(codec)("strict")
+                again.setstate((b"", state[1]))
+                return lines + again.decode(exc.object[: exc.start]).count("\n") + 1
+            if unlikely and (m := _UNLIKELY.search(text)):
+                return lines + text.count("\n", 0, m.start()) + 1
+            lines += text.count("\n")
+            if not chunk:
+                return None

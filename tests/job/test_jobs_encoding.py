@@ -1,0 +1,181 @@
+"""The encoding a CSV is read in: a byte-order mark, then UTF-8, then GB18030 (Excel's "CSV" on a
+Chinese system is GBK); ``--encoding`` (Reading) and a YAML job's ``encoding:`` force one; each
+line that does not decode is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.errors import JobFileError
+from dispatcher.job.model import Reading, load_job
+from tests.support.files import WriteFile
+from tests.support.jobs import CSV_HEAD, DEFAULTS, I1, I2, check, commands
+
+ROWS = f"{CSV_HEAD}{I1},3,0,4,开灯,+1d\n{I2},3,0,4,关灯 (东门),+1d\n"
+TRADITIONAL = ROWS.replace("开灯", "開燈").replace("关灯 (东门)", "關燈 (東門)")  # Big5 has these
+
+
+def test_gbk_csv_without_a_byte_order_mark_is_read_as_gb18030(write_file: WriteFile) -> None:
+    path = write_file("c.csv", ROWS.encode("gbk"))
+    result, problems = check(path)
+    assert (problems, result.commands) == ([], 2)
+    assert [c.args for c in commands(path)] == ["开灯", "关灯 (东门)"]
+    table = load_job(path).table
+    assert table is not None and table.note == f"{path}: read as GB18030 (not UTF-8)"
+
+
+def test_gb18030_characters_outside_gbk_are_read(write_file: WriteFile) -> None:
+    path = write_file("c.csv", f"{CSV_HEAD}{I1},3,0,4,𠀀灯,+1d\n".encode("gb18030"))
+    assert [c.args for c in commands(path)] == ["𠀀灯"]
+
+
+@pytest.mark.parametrize(
+    ("codec", "label"), [("utf-16", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32", "UTF-32")]
+)
+def test_csv_with_a_utf16_or_utf32_byte_order_mark_is_read(
+    write_file: WriteFile, codec: str, label: str
+) -> None:
+    data = ROWS.encode(codec)
+    if codec == "utf-16-be":
+        data = b"\xfe\xff" + data
+    path = write_file("c.csv", data)
+    assert [c.args for c in commands(path)] == ["开灯", "关灯 (东门)"]
+    table = load_job(path).table
+    assert table is not None and table.note == f"{path}: read as {label} (its byte-order mark)"
+
+
+@pytest.mark.parametrize("bom", ["", "\ufeff"])
+def test_utf8_with_or_without_its_byte_order_mark_says_nothing(
+    write_file: WriteFile, bom: str
+) -> None:
+    path = write_file("c.csv", bom + ROWS)
+    assert [c.args for c in commands(path)] == ["开灯", "关灯 (东门)"]
+    table = load_job(path).table
+    assert table is not None and table.note == ""
+
+
+def test_text_that_reads_as_gb18030_only_by_chance_is_refused(write_file: WriteFile) -> None:
+    # 0xAA 0xA1 is a GBK user-defined pair: GB18030 reads it as a private-use character.
+    path = write_file("c.csv", CSV_HEAD.encode() + f"{I1},3,0,4,".encode() + b"\xaa\xa1,+1d\n")
+    with pytest.raises(JobFileError) as err:
+        load_job(path)
+    assert str(err.value) == (
+        f"{path}:2: is neither UTF-8 nor GB18030 (GBK) text: save it as UTF-8, or name its"
+        " encoding with --encoding"
+    )
+
+
+def test_encoding_flag_reads_a_file_in_another_encoding(write_file: WriteFile) -> None:
+    path = write_file("c.csv", f"{CSV_HEAD}{I1},3,0,4,café,+1d\n".encode("cp1252"))
+    with pytest.raises(JobFileError, match=r"c\.csv:2: is neither UTF-8 nor GB18030"):
+        load_job(path)
+    reading = Reading(encoding="cp1252")
+    assert [c.args for c in commands(path, reading)] == ["café"]
+    table = load_job(path, reading).table
+    assert table is not None and table.note == f"{path}: read as CP1252 (as --encoding says)"
+
+
+def test_encoding_flag_beats_the_guess(write_file: WriteFile) -> None:
+    path = write_file("c.csv", TRADITIONAL.encode("big5"))
+    assert [c.args for c in commands(path, Reading(encoding="big5"))] == ["開燈", "關燈 (東門)"]
+
+
+def test_a_file_that_does_not_decode_in_the_forced_encoding_names_the_line(
+    write_file: WriteFile,
+) -> None:
+    path = write_file("c.csv", ROWS.encode("gbk"))
+    with pytest.raises(JobFileError) as err:
+        load_job(path, Reading(encoding="utf-8"))
+    assert str(err.value) == (
+        f"{path}:2: does not decode as UTF-8, which --encoding names: is that its encoding?"
+    )
+
+
+def test_the_line_that_does_not_decode_is_found_far_into_a_big_file(
+    write_file: WriteFile,
+) -> None:
+    good = f"{I1},3,0,4,on,+1d\n".encode()
+    data = CSV_HEAD.encode() + good * 80_000 + f"{I2},3,0,4,开,+1d\n".encode("gbk") + good
+    path = write_file("c.csv", data)  # over 1 MiB: the bad byte is in a later chunk
+    with pytest.raises(JobFileError) as err:
+        load_job(path, Reading(encoding="utf-8"))
+    assert str(err.value).startswith(f"{path}:80002: does not decode as UTF-8")
+
+
+def test_utf16_forced_on_a_file_that_is_not_says_where(write_file: WriteFile) -> None:
+    path = write_file("c.csv", (CSV_HEAD + "\n" * 3).encode("utf-16-le") + b"\x00\xdc\x41\x00")
+    with pytest.raises(JobFileError) as err:
+        load_job(path, Reading(encoding="utf-16-le"))
+    assert str(err.value).startswith(f"{path}:5: does not decode as UTF-16-LE")
+
+
+def test_encoding_flag_applies_to_csv_job_files_only(write_file: WriteFile) -> None:
+    path = write_file("j.yaml", f"defaults:\n  {DEFAULTS}\ntargets_csv: d.csv\n")
+    with pytest.raises(JobFileError) as err:
+        load_job(path, Reading(encoding="gbk"))
+    assert str(err.value) == (
+        f"{path}: --encoding applies to a CSV or .xlsx job file: a YAML job says it in the file"
+        " (encoding: beside its targets_csv)"
+    )
+
+
+def test_yaml_encoding_forces_the_targets_csv_encoding(write_file: WriteFile) -> None:
+    write_file("d.csv", TRADITIONAL.encode("big5"))
+    path = write_file("j.yaml", "targets_csv: d.csv\nencoding: big5\n")
+    result, problems = check(path)
+    assert (problems, result.commands) == ([], 2)
+    assert [c.args for c in commands(path)] == ["開燈", "關燈 (東門)"]
+    table = load_job(path).table
+    assert table is not None
+    assert table.note == f"{path.parent / 'd.csv'}: read as BIG5 (as encoding: says)"
+
+
+def test_yaml_encoding_that_does_not_decode_names_the_csv_line(write_file: WriteFile) -> None:
+    write_file("d.csv", ROWS.encode("gbk"))
+    path = write_file("j.yaml", "targets_csv: d.csv\nencoding: utf-8\n")
+    with pytest.raises(JobFileError) as err:
+        load_job(path)
+    assert str(err.value) == (
+        f"{path.parent / 'd.csv'}:2: does not decode as UTF-8, which encoding: names:"
+        " is that its encoding?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("gbkk", "encoding: unknown encoding 'gbkk' (e.g. gb18030, gbk, big5, utf-16, utf-8)"),
+        ("hex", "encoding: unknown encoding 'hex'"),
+        ("[gbk]", "encoding: must be an encoding's name (gb18030, gbk, utf-8, ...)"),
+    ],
+)
+def test_yaml_encoding_must_name_a_text_encoding(
+    write_file: WriteFile, value: str, message: str
+) -> None:
+    write_file("d.csv", ROWS)
+    path = write_file("j.yaml", f"targets_csv: d.csv\nencoding: {value}\n")
+    _, problems = check(path)
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:2: {message}")
+
+
+def test_yaml_encoding_without_targets_csv_is_pointed_out(write_file: WriteFile) -> None:
+    path = write_file("j.yaml", f"encoding: gbk\ndefaults:\n  {DEFAULTS}\ntargets:\n  - '{I1}'\n")
+    _, problems = check(path)
+    assert problems == [f"{path}:1: encoding: applies to targets_csv, and there is none"]
+
+
+def test_a_utf8_byte_order_mark_is_never_read_as_gb18030(write_file: WriteFile) -> None:
+    path = write_file("c.csv", "\ufeff".encode() + ROWS.encode("gbk"))
+    with pytest.raises(JobFileError) as err:
+        load_job(path)
+    assert str(err.value) == (
+        f"{path}:2: starts with a UTF-8 byte-order mark but does not decode as UTF-8"
+    )
+
+
+@pytest.mark.parametrize("name", ["utf-8", "UTF8", "utf-8-sig"])
+def test_forcing_utf8_by_any_name_says_nothing_more(write_file: WriteFile, name: str) -> None:
+    path = write_file("c.csv", "\ufeff" + ROWS)
+    table = load_job(path, Reading(encoding=name)).table
+    assert table is not None and table.note == ""
+    assert [c.args for c in commands(path, Reading(encoding=name))] == ["开灯", "关灯 (东门)"]
