@@ -18,7 +18,8 @@ The csv made for Excel (``excel=True``) also starts with a UTF-8 BOM, without wh
 the file in the system's code page (Chinese as mojibake), and writes a text of digits that Excel
 would turn into a number (an IMEI shown as ``8.65820E+14``, an id losing its leading zero) as
 ``="865820..."``: a formula that Excel and LibreOffice both show as that text, every digit kept.
-(A leading tab, the other known way, is one of the formula starts above, stripped by spreadsheets.)
+(A leading tab, the other known way, is one of the formula starts above, and LibreOffice keeps it
+in the value.)
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
+import subprocess
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -138,6 +141,7 @@ def test_xlsx_holds_the_same_columns_and_rows_as_the_csv(ledger: Ledger, tmp_pat
     records = [dict(zip(EXPORT_FIELDS, row, strict=True)) for row in rows[1:]]
     assert [r["status"] for r in records] == ["rejected", "accepted", "accepted"]
     assert [r["errno"] for r in records] == [-1, 0, 0]  # numbers stay numbers
+    assert [r["reconciled"] for r in records] == [False] * 3  # a boolean, not "false"
     assert records[1]["args"] == "温度 -5"
     assert records[2]["args"] == "0012345"
     assert records[0]["uuid"] is None and records[1]["uuid"] == "u-1"
@@ -210,3 +214,62 @@ def test_xlsx_streams_rows_in_flat_memory(tmp_path: Path) -> None:
         finally:
             tracemalloc.stop()
     assert peak < 4_000_000  # the 6,000 records alone, held, would be over 7 MB
+
+
+# --- opened by LibreOffice, where it is installed -------------------------------------------
+
+SOFFICE = shutil.which("soffice")
+needs_libreoffice = pytest.mark.skipif(
+    SOFFICE is None, reason="LibreOffice (soffice) not installed"
+)
+
+
+def libreoffice_convert(source: Path, to: str, infilter: str | None = None) -> Path:
+    """``source`` opened by LibreOffice Calc (headless) and saved as ``to`` beside it."""
+    assert SOFFICE is not None
+    out_dir = source.parent / f"lo-{to}"
+    command = [SOFFICE, "--headless", "--convert-to", to, "--outdir", str(out_dir), str(source)]
+    if infilter is not None:
+        command[2:2] = [f"--infilter={infilter}"]
+    env = {**os.environ, "HOME": str(source.parent)}  # a profile of its own, not the user's
+    subprocess.run(command, env=env, capture_output=True, timeout=180, check=True)
+    converted = out_dir / f"{source.stem}.{to.split(':')[0]}"
+    assert converted.exists(), f"LibreOffice wrote no {converted.name}"
+    return converted
+
+
+@needs_libreoffice
+def test_libreoffice_reads_the_excel_csv_with_imeis_and_zero_led_digits_as_text(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    fill(ledger)
+    source = tmp_path / "for-excel.csv"
+    with source.open("w", encoding="utf-8", newline="") as out:
+        write_export(ledger, "csv", out, excel=True)
+    # As its Text Import dialog opens it: UTF-8 (76), comma, double quote, from line 1.
+    book = libreoffice_convert(source, "xlsx", "Text - txt - csv (StarCalc):44,34,76,1")
+    sheet = openpyxl.load_workbook(book, data_only=True).active
+    assert sheet is not None
+    rows = [dict(zip(EXPORT_FIELDS, r, strict=True)) for r in sheet.iter_rows(values_only=True)]
+    assert rows[1]["imei"] == IMEI  # all 15 digits, a text
+    assert rows[3]["args"] == "0012345"
+    assert rows[2]["args"] == "温度 -5"
+    assert rows[1]["error"] == "'=1+1 说明"  # shown, never run
+
+
+@needs_libreoffice
+def test_libreoffice_opens_the_xlsx_with_imeis_whole_and_formulas_unrun(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    fill(ledger)
+    book = tmp_path / "commands.xlsx"
+    with book.open("wb") as out:
+        write_xlsx(ledger, out)
+    text = libreoffice_convert(book, "csv:Text - txt - csv (StarCalc):44,34,76").read_text(
+        encoding="utf-8"
+    )
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert rows[0]["imei"] == IMEI
+    assert rows[0]["args"] == '=HYPERLINK("http://evil","x")'  # the text, not a link
+    assert rows[0]["error"] == "=1+1 说明"
+    assert rows[2]["args"] == "0012345"
