@@ -1,4 +1,4 @@
-"""The xlsx export: every command of a ledger as one worksheet, the csv export's columns and rows,
+"""The xlsx export: every command of a ledger on a worksheet, the csv export's columns and rows,
 for Excel and LibreOffice to open as they are.
 
 Written with openpyxl's write-only workbook, which streams each row to a temporary file and writes
@@ -9,7 +9,9 @@ A text cell is never a formula: a text that begins like one (``=HYPERLINK(...)``
 OneNET's error or a device's answer) is a string cell marked with a quote prefix, so it stays text
 even when edited, and is exact (no ``'`` added). The IMEI column is formatted as text (``@``):
 typed over, an IMEI stays a text instead of becoming ``8.65820E+14``. The header is bold and
-frozen. Characters XML cannot hold (control characters but tab and line breaks) become U+FFFD.
+frozen. A ledger of more commands than a sheet holds (1,048,575 and a header, Excel's limit) goes
+on over further sheets. Characters XML cannot hold (control characters but tab and line breaks)
+become U+FFFD.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from openpyxl.utils import get_column_letter
 from dispatcher.ledger.store import LedgerStore
 from dispatcher.report.export import EXPORT_FIELDS, export_record, looks_like_formula
 
-__all__ = ["write_xlsx"]
+__all__ = ["SHEET_ROWS", "write_xlsx"]
+
+# The commands one sheet holds: Excel's limit of 1,048,576 rows, less the header.
+SHEET_ROWS: Final = 1_048_575
 
 # What XML 1.0 cannot hold, as openpyxl refuses it (IllegalCharacterError).
 _UNWRITABLE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -45,20 +50,17 @@ _WIDTHS: Final = {
 }  # fmt: skip
 
 
-def write_xlsx(ledger: LedgerStore, out: BinaryIO) -> int:
-    """Write every command to ``out`` as an xlsx workbook, streaming; return the count."""
+def write_xlsx(ledger: LedgerStore, out: BinaryIO, *, rows_per_sheet: int = SHEET_ROWS) -> int:
+    """Write every command to ``out`` as an xlsx workbook, streaming; return the count. Past
+    ``rows_per_sheet`` commands, the next ones go on a new sheet ("commands 2", ...)."""
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(_SHEET)
-    for n, field in enumerate(EXPORT_FIELDS, 1):
-        width = max(_WIDTHS.get(field, 0), len(field) + 2, _MIN_WIDTH)
-        sheet.column_dimensions[get_column_letter(n)].width = width
-    sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
-    sheet.append([_styled(sheet, field, font=bold) for field in EXPORT_FIELDS])
     imei = EXPORT_FIELDS.index("imei")
+    sheet = _new_sheet(book, _SHEET)
     n = 0
     with contextlib.closing(ledger.rows()) as rows:  # closed even if ``out`` fails
         for row in rows:
+            if n and n % rows_per_sheet == 0:
+                sheet = _new_sheet(book, f"{_SHEET} {n // rows_per_sheet + 1}")
             cells = [_cell(sheet, value) for value in export_record(row).values()]
             if isinstance(cells[imei], str):  # an IMEI is digits: never a formula's cell
                 cells[imei] = _styled(sheet, cells[imei], number_format=_TEXT)
@@ -66,6 +68,18 @@ def write_xlsx(ledger: LedgerStore, out: BinaryIO) -> int:
             n += 1
     book.save(out)
     return n
+
+
+def _new_sheet(book: Any, title: str) -> Any:
+    """A write-only sheet of ``book`` with its columns sized and its header written, frozen."""
+    sheet = book.create_sheet(title)
+    for n, field in enumerate(EXPORT_FIELDS, 1):
+        width = max(_WIDTHS.get(field, 0), len(field) + 2, _MIN_WIDTH)
+        sheet.column_dimensions[get_column_letter(n)].width = width
+    sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    sheet.append([_styled(sheet, field, font=bold) for field in EXPORT_FIELDS])
+    return sheet
 
 
 def _cell(sheet: Any, value: object) -> object:

@@ -203,6 +203,20 @@ def test_xlsx_of_an_empty_ledger_has_the_header_only(ledger: Ledger, tmp_path: P
     assert list(sheet.iter_rows(values_only=True)) == [EXPORT_FIELDS]
 
 
+def test_xlsx_goes_on_over_a_new_sheet_past_a_sheets_rows(ledger: Ledger, tmp_path: Path) -> None:
+    fill(ledger)
+    path = tmp_path / "out.xlsx"
+    with path.open("wb") as out:
+        assert write_xlsx(ledger, out, rows_per_sheet=2) == 3
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["commands", "commands 2"]
+    first, second = (list(book[name].iter_rows(values_only=True)) for name in book.sheetnames)
+    assert first[0] == second[0] == EXPORT_FIELDS
+    assert [r[0] for r in first[1:] + second[1:]] == [IMEI, "860000000000001", "860000000000002"]
+    assert book["commands 2"].freeze_panes == "A2"
+    assert book["commands 2"]["A2"].number_format == "@"
+
+
 def test_xlsx_streams_rows_in_flat_memory(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "big.ledger.db", synchronous="normal") as ledger:
         ledger.register([make_command(i) for i in range(6000)])
