@@ -13,6 +13,13 @@ carriage return as a formula (OWASP, "CSV Injection"): such a text cell (args, a
 answer: anyone's text) is written with a ``'`` before it, which a spreadsheet shows as text. A
 number stays a number: numeric columns (errno, latency_ms, ...) are never prefixed, nor is a text
 that is only a number (args ``-5``), which no spreadsheet runs. jsonl and json are exact.
+
+The csv made for Excel (``excel=True``) also starts with a UTF-8 BOM, without which Excel reads
+the file in the system's code page (Chinese as mojibake), and writes a text of digits that Excel
+would turn into a number (an IMEI shown as ``8.65820E+14``, an id losing its leading zero) as
+``="865820..."``: a formula that Excel and LibreOffice both show as that text, every digit kept.
+(A leading tab, the other known way, is one of the formula starts above, and LibreOffice keeps it
+in the value.)
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Final, Literal, TextIO
 
@@ -30,7 +37,7 @@ from dispatcher.ledger.store import LedgerStore, Row
 from dispatcher.model import args_text
 from dispatcher.times import BEIJING
 
-__all__ = ["EXPORT_FIELDS", "export_record", "write_export"]
+__all__ = ["EXPORT_FIELDS", "export_record", "looks_like_formula", "write_export"]
 
 # The columns of every export, in order.
 EXPORT_FIELDS: Final = (
@@ -46,6 +53,10 @@ EXPORT_FIELDS: Final = (
 # What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection").
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+# Digits Excel would make a number of and show otherwise: a leading zero is dropped, and in the
+# General format a number of 12 digits or more is shown as 8.65820E+14 (past 15, digits are lost).
+_LOSSY_DIGITS: Final = re.compile(r"0\d+|\d{12,}")
+_BOM: Final = "\ufeff"
 
 
 def export_record(row: Row) -> dict[str, Any]:
@@ -94,19 +105,28 @@ def export_record(row: Row) -> dict[str, Any]:
     }
 
 
-def write_export(ledger: LedgerStore, fmt: Literal["csv", "jsonl", "json"], out: TextIO) -> int:
+def write_export(
+    ledger: LedgerStore,
+    fmt: Literal["csv", "jsonl", "json"],
+    out: TextIO,
+    *,
+    excel: bool = False,
+) -> int:
     """Write every command to ``out`` as csv, jsonl or a json array, streaming; return the count.
 
     CSV follows RFC 4180 (``\\r\\n`` line ends; quotes where needed): give a file opened with
     ``newline=""``. Empty cells are None; booleans are ``true``/``false``; a text that a
     spreadsheet would run as a formula gets a ``'`` before it (see the module's docstring).
+    ``excel`` (csv only): a BOM first, and digits Excel would mangle written as ``="..."``.
     """
     if fmt not in ("csv", "jsonl", "json"):
         raise ValueError(f"unknown export format {fmt!r}: use csv, jsonl or json")
+    if excel and fmt != "csv":
+        raise ValueError(f"excel is a csv export's option, not {fmt!r}'s")
     with contextlib.closing(ledger.rows()) as rows:  # closed even if ``out`` fails
         records = map(export_record, rows)
         if fmt == "csv":
-            return _write_csv(records, out)
+            return _write_csv(records, out, _excel_cell if excel else _cell, _BOM if excel else "")
         if fmt == "jsonl":
             return _write_json(records, out, "", "\n", "\n")
         return _write_json(records, out, "[\n", ",\n", "\n]\n", empty="[]\n")
@@ -123,12 +143,21 @@ def _write_json(
     return n
 
 
-def _write_csv(records: Iterator[dict[str, Any]], out: TextIO) -> int:
+def looks_like_formula(text: str) -> bool:
+    """Whether a spreadsheet would run ``text`` as a formula: it begins with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return, and is not simply a number (``-5``)."""
+    return text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text)
+
+
+def _write_csv(
+    records: Iterator[dict[str, Any]], out: TextIO, cell: Callable[[object], object], head: str
+) -> int:
+    out.write(head)
     writer = csv.writer(out)
     writer.writerow(EXPORT_FIELDS)
     n = 0
     for record in records:
-        writer.writerow(_cell(v) for v in record.values())
+        writer.writerow(map(cell, record.values()))
         n += 1
     return n
 
@@ -136,9 +165,16 @@ def _write_csv(records: Iterator[dict[str, Any]], out: TextIO) -> int:
 def _cell(value: object) -> object:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+    if isinstance(value, str) and looks_like_formula(value):
         return "'" + value  # shown as text, never run
     return value
+
+
+def _excel_cell(value: object) -> object:
+    if isinstance(value, str) and _LOSSY_DIGITS.fullmatch(value):
+        # Digits only, so the formula can hold nothing but this text.
+        return f'="{value}"'
+    return _cell(value)
 
 
 def _iso(at: float | None) -> str | None:

@@ -12,11 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.job.model import load_job
 from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import Result, Status
 from tests.support.cli import (
     SECRET,
     Done,
@@ -26,6 +28,7 @@ from tests.support.cli import (
 )
 from tests.support.e2e import fleet, write_csv_job
 from tests.support.job_texts import EXPORT_COLUMNS, I1, I2, I3, I4, ROOT, WriteFile, job_yaml
+from tests.support.ledger import make_command, write_outcomes
 
 # --- report ----------------------------------------------------------------------------------
 
@@ -181,3 +184,159 @@ def test_report_reads_a_ledger_another_process_is_writing(finished_ledger: Path,
         assert result.stdout == expected.stdout  # the last committed state
     else:
         assert "Ledger summary" in result.stdout
+
+
+# --- exports for Excel, and -o FILE's suffix ----------------------------------------------------
+
+BOM = b"\xef\xbb\xbf"
+
+
+def test_report_csv_for_excel_has_a_bom_and_imeis_as_text(
+    finished_ledger: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "for-excel.csv"
+    result = invoke("report", finished_ledger, "--format", "csv", "--excel", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    data = out.read_bytes()
+    assert data.startswith(BOM + b"imei,")
+    assert data.count(b"\r\n") == 5 and b"\n" not in data.replace(b"\r\n", b"")
+    records = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert sorted(r["imei"] for r in records) == sorted(f'="{i}"' for i in (I1, I2, I3, I4))
+
+
+def test_report_csv_for_excel_on_stdout_starts_with_the_bom(finished_ledger: Path) -> None:
+    result = invoke("report", finished_ledger, "--format", "csv", "--excel")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes.startswith(BOM + b"imei,")
+
+
+def test_report_csv_for_excel_neutralises_a_job_arg_and_an_error_text(tmp_path: Path) -> None:
+    path = tmp_path / "job.ledger.db"
+    with Ledger.open(path) as ledger:
+        cmds = [make_command(0, args="=cmd|' /C calc'!A0"), make_command(1, args="on")]
+        ledger.register(cmds)
+        write_outcomes(
+            ledger,
+            [
+                Result(cmds[0].key, Status.ACCEPTED, 0, "succ", "u-1", 1, 1.0, 2.0),
+                Result(cmds[1].key, Status.REJECTED, 9, "@SUM(1+1)*cmd", None, 1, 1.0, 2.0),
+            ],
+        )
+    result = invoke("report", path, "--format", "csv", "--excel")
+    assert result.exit_code == 0, result.stderr
+    records = list(csv.DictReader(io.StringIO(result.stdout.removeprefix("\ufeff"), newline="")))
+    assert records[0]["args"] == "'=cmd|' /C calc'!A0"
+    assert records[1]["error"] == "'@SUM(1+1)*cmd"
+
+
+@pytest.mark.parametrize("fmt", ["table", "jsonl", "json", "html", "xlsx"])
+def test_excel_with_another_format_is_a_usage_error(
+    finished_ledger: Path, tmp_path: Path, fmt: str
+) -> None:
+    out = tmp_path / "out.bin"
+    result = invoke("report", finished_ledger, "--format", fmt, "--excel", "-o", out)
+    assert result.exit_code == 2
+    assert "--excel is for --format csv" in result.stderr
+    if fmt != "xlsx":
+        assert f"not {fmt}: use --format csv --excel" in result.stderr
+    assert result.stdout == ""
+    assert not out.exists()
+
+
+def test_report_xlsx_is_a_workbook_with_imeis_as_text(
+    finished_ledger: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "commands.xlsx"
+    result = invoke("report", finished_ledger, "--format", "xlsx", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    sheet = openpyxl.load_workbook(out).active
+    assert sheet is not None
+    header, *rows = list(sheet.iter_rows())
+    assert [c.value for c in header][: len(EXPORT_COLUMNS)] == list(EXPORT_COLUMNS)
+    imeis = [row[0] for row in rows]
+    assert sorted(c.value for c in imeis) == sorted([I1, I2, I3, I4])
+    assert all(c.data_type == "s" and c.number_format == "@" for c in imeis)
+
+
+def test_report_xlsx_without_a_file_is_a_usage_error(finished_ledger: Path) -> None:
+    result = invoke("report", finished_ledger, "--format", "xlsx")
+    assert result.exit_code == 2
+    assert "--format xlsx writes a workbook: give -o FILE.xlsx" in result.stderr
+    assert result.stdout_bytes == b""
+
+
+def test_report_to_an_html_file_without_a_format_writes_the_page(
+    finished_ledger: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "x.html"
+    result = invoke("report", finished_ledger, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    assert "Ledger summary" not in page  # not the table
+
+
+@pytest.mark.parametrize("name", ["out.csv", "OUT.CSV", "out.jsonl", "out.json", "out.xlsx"])
+def test_report_output_suffix_picks_the_format(
+    finished_ledger: Path, tmp_path: Path, name: str
+) -> None:
+    out = tmp_path / name
+    result = invoke("report", finished_ledger, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    data = out.read_bytes()
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        assert data.startswith(b"imei,")
+        assert len(list(csv.DictReader(io.StringIO(data.decode(), newline="")))) == 4
+    elif suffix == ".jsonl":
+        assert len([json.loads(line) for line in data.splitlines()]) == 4
+    elif suffix == ".json":
+        assert len(json.loads(data)) == 4
+    else:
+        assert data.startswith(b"PK")  # a zip: the workbook
+        sheet = openpyxl.load_workbook(out).active
+        assert sheet is not None and sheet.max_row == 5
+
+
+def test_report_with_excel_and_a_csv_file_needs_no_format(
+    finished_ledger: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.csv"
+    assert invoke("report", finished_ledger, "--excel", "-o", out).exit_code == 0
+    assert out.read_bytes().startswith(BOM)
+
+
+def test_report_to_a_file_of_another_suffix_writes_the_table(
+    finished_ledger: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "summary.txt"
+    result = invoke("report", finished_ledger, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert "Ledger summary" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "wanted"),
+    [("x.html", "table", "html"), ("x.csv", "json", "csv"), ("x.xlsx", "csv", "xlsx")],
+)
+def test_a_format_that_disagrees_with_the_file_suffix_is_refused(
+    finished_ledger: Path, tmp_path: Path, name: str, fmt: str, wanted: str
+) -> None:
+    out = tmp_path / name
+    result = invoke("report", finished_ledger, "--format", fmt, "-o", out)
+    assert result.exit_code == 2
+    suffix = out.suffix
+    assert (
+        f"{out} ends in {suffix} but --format {fmt} was given; "
+        f"drop --format or use --format {wanted}"
+    ) in " ".join(result.stderr.split())
+    assert not out.exists()
+
+
+def test_a_format_that_agrees_with_the_file_suffix_is_written(
+    finished_ledger: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "x.html"
+    assert invoke("report", finished_ledger, "--format", "html", "-o", out).exit_code == 0
+    assert out.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html>")
