@@ -15,14 +15,16 @@ from dispatcher.report import summarize, write_export
 __all__ = ["write_report", "write_report_file"]
 
 
-def write_report(ledger: LedgerStore, fmt: str, out: TextIO | None) -> None:
-    """The report in ``fmt`` on ``out`` (None: stdout)."""
+def write_report(
+    ledger: LedgerStore, fmt: str, out: TextIO | None, path: Path | None = None
+) -> None:
+    """The report in ``fmt`` on ``out`` (None: stdout), the file at ``path`` when one is."""
     if fmt == "table":
         console.summary_table(summarize(ledger), out)
     elif fmt == "html":
         from dispatcher.report.html import write_html  # jinja2 is loaded for this report only
 
-        write_html(ledger, sys.stdout if out is None else out)
+        write_html(ledger, sys.stdout if out is None else out, path=path)
     else:
         fmt_ = cast(Literal["csv", "jsonl", "json"], fmt)  # checked by Choice
         write_export(ledger, fmt_, sys.stdout if out is None else out)
@@ -36,7 +38,7 @@ def write_report_file(ledger: LedgerStore, fmt: str, path: Path) -> None:
         fail(f"{path}: cannot write the report: {exc.strerror or exc}")
     try:
         with out:
-            write_report(ledger, fmt, out)
+            write_report(ledger, fmt, out, path)
     except BaseException as exc:
         path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
