@@ -18,7 +18,7 @@ from dispatcher.model.command import Command, command_key
 from dispatcher.times import BEIJING, parse_onenet
 from tests.support.ledger import make_command, write_outcomes
 
-__all__ = ["NOW", "READ_AT", "STEPS", "plain_job", "steps_job", "two_products_job"]
+__all__ = ["NOW", "READ_AT", "STEPS", "T0", "plain_job", "steps_job", "two_products_job"]
 
 T0 = parse_onenet("2026-12-06 09:00:00").timestamp()  # the first send (UTC+8)
 NOW = parse_onenet("2026-12-06 17:03:00").timestamp()  # when the report is made
