@@ -6,9 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
-import shutil
 import struct
-import subprocess
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Result, Statu
 from dispatcher.report.html import PROBLEM_KINDS, write_html
 from dispatcher.report.timeline import WIDTHS, Histogram, timeline
 from dispatcher.times import parse_onenet
+from tests.support.browser import CHROMIUM, chromium
 from tests.support.ledger import make_command, write_outcomes
 
 T0 = parse_onenet("2024-05-01 10:00:00").timestamp()
@@ -295,21 +294,6 @@ def test_an_output_that_cannot_be_written_is_an_error(ledger_file: Path) -> None
 
 # -- a real browser ---------------------------------------------------------------------------
 
-CHROMIUM = next(
-    (
-        found
-        for name in ("chromium", "chromium-browser", "google-chrome")
-        if (found := shutil.which(name))
-    ),
-    None,
-)
-
-
-def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [CHROMIUM or "chromium", "--headless", "--no-sandbox", "--disable-gpu",
-               "--hide-scrollbars", f"--user-data-dir={profile}", *args]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
-
 
 @pytest.mark.slow
 @pytest.mark.skipif(
@@ -318,7 +302,7 @@ def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_chromium_renders_the_table_and_the_chart(mixed: Ledger, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     page.write_text(_html(mixed), encoding="utf-8")
-    dom = _chromium(tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
+    dom = chromium(tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
     assert "<script" not in dom.lower()
     (problems,) = re.findall(
         r'<section class="card problems" id="problems".*?</section>', dom, re.S
@@ -327,9 +311,7 @@ def test_chromium_renders_the_table_and_the_chart(mixed: Ledger, tmp_path: Path)
     (svg,) = re.findall(r"<svg.*?</svg>", dom, re.S)
     assert svg.count("<rect") >= 2 and "Deliveries · 25" in svg
     shot = tmp_path / "report.png"
-    _chromium(
-        tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()
-    )
+    chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri())
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", png[16:24]) == (1280, 2000)
