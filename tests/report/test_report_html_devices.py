@@ -23,6 +23,7 @@ from dispatcher.report.next_steps import next_steps
 from dispatcher.report.problems_csv import csv_path
 from dispatcher.report.render import refusal_wording
 from dispatcher.report.summary import summarize
+from tests.support.e2e import fleet
 from tests.support.ledger import make_command, write_outcomes
 from tests.support.report_ledgers import (
     NOW,
@@ -32,6 +33,7 @@ from tests.support.report_ledgers import (
     steps_job,
     two_products_job,
 )
+from tests.support.retry_steps import STAGES, make_steps_ledger, write_steps_job
 
 CSV_HEADER = ("imei,product,step,steps,reached,problem,status,errno,why,send_status,"
               "confirm_status,commands,source")  # fmt: skip
@@ -301,3 +303,21 @@ def test_report_o_writes_the_csv_beside_the_page_when_over_500_devices(tmp_path:
     assert result.exit_code == 0, result.output
     assert 'href="report.problems.csv"' in page.read_text(encoding="utf-8")
     assert len(_rows(csv_path(page).read_text(encoding="utf-8-sig"))) == 1 + 501
+
+
+def test_a_ledger_of_a_real_job_of_steps_has_one_line_per_device_that_needs_a_look(
+    tmp_path: Path,
+) -> None:
+    # The job file read as a run reads it: each device's steps are registered one after another.
+    stages = list(STAGES)
+    job = write_steps_job(tmp_path / "fw.yaml", fleet(len(stages), start=200))
+    with Ledger.open(make_steps_ledger(job, stages), read_only=True) as ledger:
+        page = _html(ledger)
+    lines = re.findall(r'<td class="mono imei">(\d+)</td>', page)
+    fine = {"delivered all", "step 3 open", "step 2 not read"}  # open or unread: no problem
+    assert len(lines) == len(set(lines)) == len(stages) - len(fine)
+    problems = _section(page, "problems")
+    assert "8 devices need a look" in problems
+    device = dict(zip(stages, fleet(len(stages), start=200), strict=True))
+    assert f"{device['step 2 rejected']} 2 of 3 reached 1 rejected 2 commands" in problems
+    assert f"{device['step 1 expired, later ones delivered']} 1 of 3 reached 3" in problems

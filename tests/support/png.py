@@ -32,6 +32,26 @@ class Png:
         """The colours of column ``x``, top to bottom."""
         return [self.pixel(x, y) for y in range(self.height)]
 
+    def last_row_not(self, colour: tuple[int, int, int]) -> int:
+        """The lowest row with a pixel of another colour than ``colour`` (-1: none)."""
+        plain = bytes(colour) * self.width if self.channels == 3 else None
+        for y in range(self.height - 1, -1, -1):
+            row = self.rows[y]
+            if plain is not None and row == plain:
+                continue
+            if any(self.pixel(x, y) != colour for x in range(self.width)):
+                return y
+        return -1
+
+    def crop(self, top: int, bottom: int) -> bytes:
+        """Rows ``top`` to ``bottom`` (excluded) as a PNG file of their own."""
+        rows = self.rows[max(0, top) : min(self.height, bottom)]
+        header = struct.pack(">IIBBBBB", self.width, len(rows), 8, 2 if self.channels == 3 else 6,
+                             0, 0, 0)  # fmt: skip
+        raw = b"".join(b"\x00" + row for row in rows)  # filter 0 on every row
+        return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 9)) \
+            + _chunk(b"IEND", b"")  # fmt: skip
+
 
 def read_png(data: bytes) -> Png:
     """``data`` decoded (PNG specification, sections 5, 9 and 11)."""
@@ -87,3 +107,7 @@ def _unfilter(kind: int, line: bytearray, up: bytearray, bpp: int) -> None:
             pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
             pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
             line[i] = (line[i] + pred) & 255
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
