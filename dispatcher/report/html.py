@@ -182,6 +182,7 @@ def _render(
         statuses=_status_lines(summary),
         delivery=_delivery_lines(summary),
         as_of=as_of,
+        never_read=scanned.read.latest is None,
         oldest_open=oldest_open,
         compliance=_compliance_lines(summary),
         chart=chart,
