@@ -1,11 +1,14 @@
-"""The HTML report: one self-contained page of a ledger (inline CSS and SVG, no script, no links).
+"""The HTML report: one self-contained page of a ledger (inline CSS and SVG, no script, nothing
+fetched; its one link is to the CSV of every problem device beside it, when its table is capped).
 
 The figures come from :func:`~dispatcher.report.summary.summarize` and the ledger's breakdowns
-(SQL); the timeline and the problem rows from one streamed pass over the job's rows, binned as they
-go (timeline.py) and capped, so a ledger of a million commands is reported in flat memory.
-Everything shown is escaped by the template engine (args, error texts and job names may hold
-markup), and every text made printable first: control characters and bidi overrides (U+202E, which
-would show ``exe.txt`` for ``txt.exe``) are left out, as on the terminal.
+(SQL); the timeline, the delivery states' read times and the problem devices from one streamed
+pass over the job's rows, binned and gathered as they go (timeline.py, freshness.py, problems.py)
+and capped, so a ledger of a million commands is reported in flat memory. The page begins and
+ends with what to do next (next_steps.py: the rules the CLI follows too). Everything shown is
+escaped by the template engine (args, error texts and job names may hold markup), and every text
+made printable first: control characters and bidi overrides (U+202E, which would show ``exe.txt``
+for ``txt.exe``) are left out, as on the terminal.
 
 Imported on its own (not by ``dispatcher.report``), so that only this report loads jinja2.
 """
@@ -21,42 +24,46 @@ from pathlib import Path
 from typing import Final, TextIO
 
 import jinja2
+import markupsafe
 
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import LedgerStore, Row, Status, VerifyState
+from dispatcher.model.command import product_label
 from dispatcher.report.compliance import STATE_LINES
-from dispatcher.report.render import DELIVERY_LINES, printable
+from dispatcher.report.freshness import Freshness, ReadTimes
+from dispatcher.report.next_steps import next_steps
+from dispatcher.report.problems import PROBLEM_KINDS, DeviceLine, Gatherer, Problems, problem_kind
+from dispatcher.report.problems_csv import EMBED_LIMIT, CsvOffer, ProblemsCsv
+from dispatcher.report.render import DELIVERY_LINES, WRONG_PRODUCT, printable, refusal_wording
 from dispatcher.report.summary import Summary, summarize
 from dispatcher.report.timeline import Histogram, timeline
 from dispatcher.times import BEIJING, parse_onenet
 
-__all__ = ["PROBLEM_KINDS", "PROBLEM_LIMIT", "ProblemRow", "Problems", "problem_kind", "write_html"]
+__all__ = [
+    "PROBLEM_KINDS",
+    "PROBLEM_LIMIT",
+    "DeviceLine",
+    "Problems",
+    "problem_kind",
+    "write_html",
+]
 
-PROBLEM_LIMIT: Final = 500  # rows of the problem table; the csv export has them all
-# What needs a look, most urgent first: the table lists them in this order.
-PROBLEM_KINDS: Final = (
-    "rejected", "failed", "in doubt", "in flight", "delivery failed", "delivery expired",
-    "cancelled", "expired unsent", "skipped", "not sent yet",
-)  # fmt: skip
-_BY_STATUS: Final = {
-    Status.REJECTED: "rejected",
-    Status.FAILED: "failed",
-    Status.IN_DOUBT: "in doubt",
-    Status.IN_FLIGHT: "in flight",
-    Status.EXPIRED: "expired unsent",
-    Status.PENDING: "not sent yet",
-    Status.SKIPPED: "skipped",
-}
-_BY_DELIVERY: Final = {
-    DeliveryState.FAILED: "delivery failed",
-    DeliveryState.EXPIRED: "delivery expired",
-    DeliveryState.CANCELLED: "cancelled",
-}
+PROBLEM_LIMIT: Final = 500  # lines of the problem table; the CSV beside it has them all
 
 
 def _finalize(value: object) -> object:
     """Each value the template shows: a text printable (then escaped), anything else as it is."""
     return printable(value) if type(value) is str else value
+
+
+def _path(value: str) -> markupsafe.Markup:
+    """A path that breaks after a ``/`` on a narrow page, never inside a name (escaped,
+    printable): ``jobs/`` and ``firmware-update.yaml:31`` each kept whole."""
+    parts = printable(value).split("/")
+    segments = [part + "/" for part in parts[:-1]] + parts[-1:]
+    return markupsafe.Markup("<wbr>").join(
+        markupsafe.Markup('<span class="seg">{}</span>').format(seg) for seg in segments if seg
+    )
 
 
 _ENV: Final = jinja2.Environment(
@@ -67,44 +74,7 @@ _ENV: Final = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ProblemRow:
-    """One line of the problem table."""
-
-    kind: str  # one of PROBLEM_KINDS
-    imei: str
-    source: str  # file:line
-    status: str
-    errno: int | None  # OneNET's refusal; None or 0: none
-    detail: str  # the error, the refused cancel, or the device's result
-    send_status: int | None
-    confirm_status: str | None
-
-    @classmethod
-    def of(cls, kind: str, row: Row) -> ProblemRow:
-        """The line of ``row``, a problem of ``kind``."""
-        if row.status is Status.ACCEPTED:
-            detail = row.cancel_error or row.cmd_result or ""
-        else:
-            detail = row.error
-        c = row.command
-        return cls(kind, c.imei, f"{c.source}:{c.line}", row.status.value.replace("_", " "),
-                   row.errno or None, detail, row.send_status, row.confirm_status)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Problems:
-    """The commands that need a look: counts by kind, and the first rows, most urgent first."""
-
-    counts: dict[str, int]  # every kind of PROBLEM_KINDS, in that order
-    rows: tuple[ProblemRow, ...]  # at most the limit
-
-    @property
-    def total(self) -> int:
-        """Commands that need a look."""
-        return sum(self.counts.values())
+_ENV.filters["path"] = _path
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,22 +85,15 @@ class _Pass:
     deliveries: Histogram  # delivered commands' confirm_time
     untimed: int  # delivered commands without a confirm_time OneNET gave
     problems: Problems
+    read: Freshness  # when the delivery states were read
+    wrong_product: dict[str, int]  # errno 1 refusals by product
 
 
-def problem_kind(row: Row) -> str | None:
-    """The kind of problem a row is (a kind of :data:`PROBLEM_KINDS`), or None when it is fine."""
-    kind = _BY_STATUS.get(row.status)
-    if kind is None:
-        delivery = row.delivery
-        kind = None if delivery is None else _BY_DELIVERY.get(delivery)
-    return kind
-
-
-def _scan(rows: Iterable[Row], limit: int) -> _Pass:
+def _scan(rows: Iterable[Row], gatherer: Gatherer) -> _Pass:
     sends, deliveries = Histogram(), Histogram()
     untimed = 0
-    counts = dict.fromkeys(PROBLEM_KINDS, 0)
-    kept: dict[str, list[ProblemRow]] = {kind: [] for kind in PROBLEM_KINDS}
+    read = ReadTimes()
+    wrong_product: dict[str, int] = {}
     for row in rows:
         # On OneNET's clock, as the deliveries' confirm_time is: this machine's may be off.
         sent_at = row.last_server_at if row.last_server_at is not None else row.last_attempt_at
@@ -142,13 +105,12 @@ def _scan(rows: Iterable[Row], limit: int) -> _Pass:
                 untimed += 1
             else:
                 deliveries.add(at)
-        kind = problem_kind(row)
-        if kind is not None:
-            counts[kind] += 1
-            if len(kept[kind]) < limit:  # enough of each kind to fill the table in any case
-                kept[kind].append(ProblemRow.of(kind, row))
-    shown = [line for kind in PROBLEM_KINDS for line in kept[kind]][:limit]
-    return _Pass(sends, deliveries, untimed, Problems(counts, tuple(shown)))
+        if row.errno == WRONG_PRODUCT and row.status is Status.REJECTED:
+            product = row.command.product
+            wrong_product[product] = wrong_product.get(product, 0) + 1
+        read.add(row)
+        gatherer.add(row)
+    return _Pass(sends, deliveries, untimed, gatherer.finish(), read.finish(), wrong_product)
 
 
 def _onenet_time(text: str | None) -> float | None:
@@ -164,37 +126,99 @@ def write_html(
     ledger: LedgerStore,
     out: TextIO,
     *,
+    path: Path | None = None,
     limit: int = PROBLEM_LIMIT,
+    embed_limit: int = EMBED_LIMIT,
     clock: Callable[[], float] = time.time,
 ) -> int:
-    """Write the HTML report of ``ledger`` to ``out``; return how many problem rows it lists."""
+    """Write the HTML report of ``ledger`` to ``out``, the file at ``path`` (None: stdout); when
+    more than ``limit`` devices need a look, the CSV of them all is written beside ``path``, or
+    embedded in a page on stdout when under ``embed_limit`` bytes. Return the lines listed."""
     summary = summarize(ledger)
-    with contextlib.closing(ledger.rows(retired=False)) as rows:
-        scanned = _scan(rows, limit)
+    now = clock()
+    accepted = {p: n.get(Status.ACCEPTED.value, 0) for p, n in summary.by_product.items()}
+    with ProblemsCsv(path, embed_limit) as spool:
+        with contextlib.closing(ledger.rows(retired=False)) as rows:
+            scanned = _scan(rows, Gatherer(limit, accepted, spool))
+        offer: CsvOffer | None = None
+        if scanned.problems.capped:
+            offer = spool.offer()
+        else:
+            spool.drop()
+        try:
+            _render(ledger, out, summary, scanned, offer, now, limit)
+        except BaseException:
+            if offer is not None and path is not None and offer.href is not None:
+                with contextlib.suppress(OSError):
+                    path.with_name(offer.href).unlink()
+            raise
+    return len(scanned.problems.rows)
+
+
+def _render(
+    ledger: LedgerStore,
+    out: TextIO,
+    summary: Summary,
+    scanned: _Pass,
+    offer: CsvOffer | None,
+    now: float,
+    limit: int,
+) -> None:
     chart = timeline(
         [("Sends", "sends", scanned.sends), ("Deliveries", "deliveries", scanned.deliveries)]
     )
     job = ledger.job()
+    # The ledger does not record which stop was a rollout rule's (a skipped step may be one held
+    # back): the page never guesses one, as that would advise a cancel, which cannot be undone.
+    steps = next_steps(summary, Path(ledger.path), job=None if job is None else job.path)
+    as_of, oldest_open = scanned.read.lines(now)
     page = _ENV.get_template("report.html.j2").generate(
         title=job.name if job is not None else Path(ledger.path).name,
         job=job,
         ledger_path=str(ledger.path),
-        generated=datetime.fromtimestamp(clock(), BEIJING).strftime("%Y-%m-%d %H:%M:%S UTC+8"),
+        generated=datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m-%d %H:%M:%S UTC+8"),
         summary=summary,
-        tiles=_tiles(summary, scanned.problems),
+        tiles=_tiles(summary, scanned.problems, as_of),
         statuses=_status_lines(summary),
         delivery=_delivery_lines(summary),
+        as_of=as_of,
+        never_read=scanned.read.latest is None,
+        oldest_open=oldest_open,
         compliance=_compliance_lines(summary),
         chart=chart,
         untimed=scanned.untimed,
-        errnos=[(e, text, n) for e, text, n in ledger.errno_groups() if e != 0],
+        errnos=_errno_lines(ledger, summary, scanned.wrong_product),
         confirms=[] if summary.delivery is None else summary.delivery.confirm_statuses,
         problems=scanned.problems,
+        offer=offer,
         limit=limit,
+        steps=steps,
+        with_config=any(s.argv[1] != "retry-failed" for s in steps),
     )
     for chunk in page:
         out.write(chunk)
-    return len(scanned.problems.rows)
+
+
+def _errno_lines(
+    ledger: LedgerStore, summary: Summary, wrong_product: dict[str, int]
+) -> list[tuple[int, str, int]]:
+    """OneNET's refusals by errno and text; errno 1 by product, in words: a key that works for
+    the product's other commands means devices not in it (render.refusal_wording)."""
+    lines: list[tuple[int, str, int]] = []
+    said = False
+    several = len(summary.by_product) > 1
+    for errno, text, n in ledger.errno_groups():  # most common text first within an errno
+        if errno == 0 or (errno == WRONG_PRODUCT and said):
+            continue
+        if errno != WRONG_PRODUCT or not wrong_product:
+            lines.append((errno, text, n))
+            continue
+        said = True  # every refused errno 1, by product, with its most common text
+        for product, count in sorted(wrong_product.items()):
+            accepted = summary.by_product.get(product, {}).get(Status.ACCEPTED.value, 0)
+            label = f"{product_label(product)}: " if several else ""
+            lines.append((errno, f"{text}: {label}{refusal_wording(errno, text, accepted)}", count))
+    return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +268,7 @@ def _compliance_lines(summary: Summary) -> list[_Line]:
     ]  # fmt: skip
 
 
-def _tiles(summary: Summary, problems: Problems) -> list[tuple[str, str, str]]:
+def _tiles(summary: Summary, problems: Problems, as_of: str) -> list[tuple[str, str, str]]:
     """The figures at the top: (name, value, a note)."""
     whole = summary.total if summary.job_total is None else summary.job_total
     accepted = summary.by_status.get(Status.ACCEPTED.value, 0)
@@ -262,9 +286,12 @@ def _tiles(summary: Summary, problems: Problems) -> list[tuple[str, str, str]]:
     devices = 0 if d is None else sum(d.devices.values())
     if d is not None and devices:
         done = d.devices[DeliveryState.DELIVERED]
-        note = f"{_share(done, devices):.1%} of {devices:,} with accepted commands"
+        note = f"{_share(done, devices):.1%} of {devices:,} with accepted commands, {as_of}"
         tiles.append(("devices delivered", f"{done:,}", note))
-    tiles.append(("need a look", f"{problems.total:,}", "commands, listed below"))
+    note = "devices, listed below"
+    if problems.commands != problems.total:
+        note = f"devices ({problems.commands:,} commands), listed below"
+    tiles.append(("need a look", f"{problems.total:,}", note))
     return tiles
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "compliance_tables",
     "delivery_table",
     "printable",
+    "refusal_wording",
     "render_delivery",
     "render_table",
 ]
@@ -46,6 +47,21 @@ DELIVERY_LINES: Final = {
     DeliveryState.CANCELLED: "cancelled",
     DeliveryState.UNREAD: "not read yet",
 }
+
+
+# errno 1 ("auth failed") is OneNET's answer to a wrong key AND to an IMEI not in the key's
+# product (docs/onenet-api.md, errno): other commands of the product accepted mean the key works.
+WRONG_PRODUCT: Final = 1
+
+
+def refusal_wording(errno: int | None, error: str, accepted: int) -> str:
+    """What OneNET's refusal ``errno`` (text ``error``) means for one command, told apart by how
+    many commands of the same product (the same key) OneNET ``accepted``."""
+    if errno == WRONG_PRODUCT:
+        if accepted:
+            return f"device not in this product (the key works: {accepted:,} accepted)"
+        return "key wrong or not this product's"
+    return printable(error)
 
 
 def printable(text: str) -> str:

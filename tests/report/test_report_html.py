@@ -6,9 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
-import shutil
 import struct
-import subprocess
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from dispatcher.ledger.store import Delivery, InFlight, JobRecord, Result, Statu
 from dispatcher.report.html import PROBLEM_KINDS, write_html
 from dispatcher.report.timeline import WIDTHS, Histogram, timeline
 from dispatcher.times import parse_onenet
+from tests.support.browser import CHROMIUM, chromium
 from tests.support.ledger import make_command, write_outcomes
 
 T0 = parse_onenet("2024-05-01 10:00:00").timestamp()
@@ -83,11 +82,17 @@ def _html(ledger: Ledger, limit: int = 500) -> str:
     return out.getvalue()
 
 
+def _text(html: str) -> str:
+    """Markup as read: tags dropped (a line-break hint, <wbr>, and a path's pieces join up)."""
+    html = re.sub(r"<wbr>|</?span( class=\"seg\")?>", "", html)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
 def _section(html: str, name: str) -> str:
     """The text of one section (id=name), its tags dropped and its spaces squeezed."""
     found = re.search(rf'<section[^>]*id="{name}".*?</section>', html, re.S)
     assert found is not None, name
-    return " ".join(re.sub(r"<[^>]+>", " ", found.group(0)).split())
+    return _text(found.group(0))
 
 
 def test_the_page_shows_the_job_when_it_was_made_and_the_counts(mixed: Ledger) -> None:
@@ -110,7 +115,7 @@ def test_markup_in_args_errors_results_and_names_is_escaped(mixed: Ledger) -> No
     html = _html(mixed)
     assert "<script" not in html.lower()
     assert "&lt;i&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;/i&gt;" in html  # the device's result
-    assert "job file <code>/jobs/&lt;fleet&gt;.yaml</code>" in html
+    assert "job file /jobs/&lt;fleet&gt;.yaml ·" in _text(html)
 
 
 def test_the_page_is_self_contained(mixed: Ledger) -> None:
@@ -141,16 +146,18 @@ def test_problem_rows_come_most_urgent_first_with_what_went_wrong(mixed: Ledger)
     assert kinds == ["rejected"] * 5 + ["failed"] * 5 + ["in doubt"] * 5 + ["delivery failed"] * 3 \
         + ["delivery expired"] * 3 + ["not sent yet"] * 5  # fmt: skip
     assert kinds == sorted(kinds, key=PROBLEM_KINDS.index)
-    assert "860000000000040 jobs/fleet.yaml:50 rejected rejected 5006 limit" in problems
-    assert "860000000000033 jobs/fleet.yaml:43 delivery failed accepted" in problems
-    assert "6 TIME_OUT" in problems
-    assert "more: use --format csv" not in problems
+    assert "860000000000040 rejected errno 5006: limit &lt;script&gt;" in problems
+    assert "jobs/fleet.yaml:50" in problems
+    assert ("860000000000033 delivery failed the device answered an error: &lt;i&gt;"
+            in problems)  # fmt: skip
+    assert "send_status 6, confirm_status TIME_OUT jobs/fleet.yaml:43" in problems
+    assert "more devices" not in problems
 
 
 def test_the_problem_table_is_capped_and_says_how_many_more(mixed: Ledger) -> None:
     html = _html(mixed, limit=7)
     assert len(re.findall(r'<span class="pill', html)) == 7
-    assert "and 19 more: use --format csv" in _section(html, "problems")
+    assert "The first 7, most urgent first; 19 more devices." in _section(html, "problems")
 
 
 def test_an_empty_ledger_makes_a_page_that_says_so(tmp_path: Path) -> None:
@@ -172,14 +179,19 @@ def test_the_report_of_many_rows_keeps_only_its_capped_rows(tmp_path: Path) -> N
                         "limit", None if i % 2 else f"u{i}", 1, T0 + i, 5.0)
                  for i, c in enumerate(cmds, start)],
             )  # fmt: skip
+        page = tmp_path / "report.html"
         tracemalloc.start()
         try:
-            shown = write_html(ledger, io.StringIO(), limit=100, clock=lambda: NOW)
+            with page.open("w", encoding="utf-8") as out:
+                shown = write_html(ledger, out, path=page, limit=100, clock=lambda: NOW)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
     assert shown == 100
     assert peak < 4_000_000  # 20,000 rows held would be over 8 MB
+    # Every one of the 10,000 refused devices is in the CSV beside the page, none in memory.
+    assert len((tmp_path / "report.problems.csv").read_text(encoding="utf-8-sig").splitlines()) \
+        == 1 + 10_000  # fmt: skip
 
 
 # -- the timeline's bins ---------------------------------------------------------------------
@@ -282,21 +294,6 @@ def test_an_output_that_cannot_be_written_is_an_error(ledger_file: Path) -> None
 
 # -- a real browser ---------------------------------------------------------------------------
 
-CHROMIUM = next(
-    (
-        found
-        for name in ("chromium", "chromium-browser", "google-chrome")
-        if (found := shutil.which(name))
-    ),
-    None,
-)
-
-
-def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [CHROMIUM or "chromium", "--headless", "--no-sandbox", "--disable-gpu",
-               "--hide-scrollbars", f"--user-data-dir={profile}", *args]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
-
 
 @pytest.mark.slow
 @pytest.mark.skipif(
@@ -305,7 +302,7 @@ def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_chromium_renders_the_table_and_the_chart(mixed: Ledger, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     page.write_text(_html(mixed), encoding="utf-8")
-    dom = _chromium(tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
+    dom = chromium(tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
     assert "<script" not in dom.lower()
     (problems,) = re.findall(
         r'<section class="card problems" id="problems".*?</section>', dom, re.S
@@ -314,9 +311,7 @@ def test_chromium_renders_the_table_and_the_chart(mixed: Ledger, tmp_path: Path)
     (svg,) = re.findall(r"<svg.*?</svg>", dom, re.S)
     assert svg.count("<rect") >= 2 and "Deliveries · 25" in svg
     shot = tmp_path / "report.png"
-    _chromium(
-        tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()
-    )
+    chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri())
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", png[16:24]) == (1280, 2000)
