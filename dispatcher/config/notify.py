@@ -62,6 +62,10 @@ class NotifyTarget:
         """Whether this target asked for ``event``."""
         return event in self.events
 
+    def variables(self) -> tuple[str, ...]:
+        """The environment variables its URL and secret name."""
+        return tuple(_VARIABLE.findall(self.url + self.secret))
+
     def resolve(self, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
         """The URL and the secret with every ``${NAME}`` read from the environment; ConfigError
         naming the key and the variable when one is not set."""
