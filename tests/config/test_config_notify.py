@@ -4,14 +4,17 @@ said at load, and nothing of a URL or a secret in what the ledger records."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
-from dispatcher.config import NOTIFY_EVENTS, NotifyTarget, Settings
+from dispatcher.config import NOTIFY_EVENTS, NotifyTarget, Settings, load_settings
 from dispatcher.errors import ConfigError
 from tests.support.configs import load_text
 from tests.support.files import WriteFile
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 DING = "https://oapi.dingtalk.com/robot/send?access_token=${DING_TOKEN}"
 
 
@@ -139,3 +142,21 @@ def test_what_the_ledger_records_holds_no_url_and_no_secret(write_file: WriteFil
     ]
     assert "DING" not in repr(recorded)
     assert Settings().to_dict()["notify"] == []
+
+
+def test_the_example_configs_notify_block_loads_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start = text.index("# notify:")
+    end = text.index("\n\n", start)
+    block = "\n".join(line.removeprefix("# ") for line in text[start:end].splitlines())
+    for name in ("DINGTALK_TOKEN", "DINGTALK_SECRET", "WECOM_KEY", "FEISHU_HOOK", "FEISHU_SECRET"):
+        monkeypatch.setenv(name, f"{name.lower()}-value")
+    path = tmp_path / "c.yaml"
+    path.write_text(text[:start] + block + "\n" + text[end:], encoding="utf-8")
+    ding, wecom, feishu, hook = load_settings(path).notify
+    assert (ding.type, ding.language, ding.timeout_s, ding.retries) == ("dingtalk", "zh", 5.0, 2)
+    assert wecom.events == ("run_aborted", "canary_verdict")
+    assert feishu.resolve()[1] == "feishu_secret-value"
+    assert hook.events == NOTIFY_EVENTS
