@@ -165,6 +165,10 @@ class Notifier:
                     await self._post(session, ready, payload)
         except _Failed as exc:
             error = str(exc)
+        except Exception as exc:
+            # Whatever went wrong, a notification never ends a command: it is said, not raised
+            # (by its type only: its text may quote the URL).
+            error = f"an unexpected error ({type(exc).__name__})"
         return Sent(target.key, target.type, notice.event, attempts, error)
 
     async def _post(

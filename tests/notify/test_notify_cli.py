@@ -6,6 +6,7 @@ exit code nor the ledger; no URL, token or secret shows anywhere."""
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -14,11 +15,12 @@ import pytest
 
 from dispatcher.emulator.server import Emulator, Faults, serve
 from tests.e2e.test_verify_e2e import firmware_job
-from tests.support.cli import Done, dispatcher_async
+from tests.support.cli import Done, dispatcher_async, finished, started
 from tests.support.clocks import ShiftedClock
-from tests.support.e2e import CONFIG_YAML, fleet, write_config
+from tests.support.e2e import CONFIG_YAML, fleet, write_config, write_csv_job
 from tests.support.ledger import ledger_rows
 from tests.support.push import FLEET, canary_imeis, write_job
+from tests.support.waiting import until
 from tests.support.webhooks import ENV, SECRETS, Webhooks, closed_port, serve_webhooks, targets_yaml
 
 pytestmark = pytest.mark.slow
@@ -198,3 +200,20 @@ def files_holding(folder: Path, pattern: str, secrets: tuple[str, ...]) -> list[
     files = sorted(folder.glob(pattern))
     assert files
     return [p.name for p in files if any(s.encode() in p.read_bytes() for s in secrets)]
+
+
+async def test_a_run_stopped_by_ctrl_c_is_not_told(tmp_path: Path) -> None:
+    write_csv_job(tmp_path, fleet(2000))
+    emulator = Emulator(Faults(latency_ms=20))
+    async with serve_webhooks() as (hooks, base), serve(emulator) as url:
+        write_config(tmp_path, CONFIG_YAML + targets_yaml(base))
+        async with started(
+            *("run", "fleet.yaml", "--config", "config.yaml", "--base-url", url, "--rate", "200"),
+            cwd=tmp_path,
+            env=ENV,
+        ) as proc:
+            await until(lambda: len(emulator.accepted()) >= 20, proc=proc)
+            proc.send_signal(signal.SIGINT)
+            done = await finished(proc)
+    assert done.code == 130, done.stderr  # stopped: the person who stopped it knows
+    assert hooks.received == []
