@@ -121,19 +121,21 @@ class Notifier:
         if not pairs:
             return ()
         budget = max(_budget(r.target) for r, _ in pairs)
-        tasks: list[asyncio.Task[Sent]] = []
+        tasks: list[asyncio.Task[Sent] | None] = [None] * len(pairs)
         try:
             # Each attempt has its timeout already: this bounds the whole, whatever happens.
             async with asyncio.timeout(budget):
                 async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(self._one(session, r, n)) for r, n in pairs]
+                    for i, (ready, notice) in enumerate(pairs):
+                        tasks[i] = group.create_task(self._one(session, ready, notice))
         except TimeoutError:
             pass
+        late = f"out of time ({budget:g} s)"
         sent = tuple(
             task.result()
-            if task.done() and not task.cancelled()
-            else Sent(r.target.key, r.target.type, n.event, 0, f"out of time ({budget:g} s)")
-            for task, (r, n) in zip(tasks, pairs, strict=False)
+            if task is not None and task.done() and not task.cancelled()
+            else Sent(r.target.key, r.target.type, n.event, 0, late)
+            for task, (r, n) in zip(tasks, pairs, strict=True)
         )
         for s in sent:
             if s.error is None:

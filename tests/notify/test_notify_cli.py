@@ -33,8 +33,41 @@ async def dispatcher(url: str, directory: Path, *args: str) -> Done:
     )
 
 
-def events_of(hooks: Webhooks, service: str = "webhook") -> list[str]:
-    return [r.body["event"] for r in hooks.of(service)]
+TITLES = {
+    "en": {
+        "run_finished": "dispatcher: run finished",
+        "run_aborted": "dispatcher: run aborted",
+        "canary_passed": "dispatcher: canary passed",
+        "canary_failed": "dispatcher: canary failed",
+        "watch_finished": "dispatcher: delivery watch finished",
+        "verify_finished": "dispatcher: verify finished",
+    },
+    "zh": {
+        "run_finished": "dispatcher\uff1a运行完成",
+        "run_aborted": "dispatcher\uff1a运行中止",
+        "canary_passed": "dispatcher\uff1a金丝雀通过",
+        "canary_failed": "dispatcher\uff1a金丝雀未通过",
+        "watch_finished": "dispatcher\uff1a投递跟踪结束",
+        "verify_finished": "dispatcher\uff1a版本核验完成",
+    },
+}
+
+
+def titles(hooks: Webhooks) -> dict[str, list[str]]:
+    """The titles each service showed, sorted (the notices of one end are sent at once)."""
+    shown = {
+        "dingtalk": [r.body["markdown"]["title"] for r in hooks.of("dingtalk")],
+        "wecom": [r.body["markdown"]["content"].split("\n")[0][2:-2] for r in hooks.of("wecom")],
+        "feishu": [r.body["content"]["text"].split("\n")[0] for r in hooks.of("feishu")],
+        "webhook": [r.body["title"] for r in hooks.of("webhook")],
+    }
+    return {service: sorted(said) for service, said in shown.items()}
+
+
+def told(language: str, *events: str) -> dict[str, list[str]]:
+    """What ``titles`` is when every service was told ``events`` in ``language``."""
+    expected = sorted(TITLES[language][e] for e in events)
+    return dict.fromkeys(("dingtalk", "wecom", "feishu", "webhook"), expected)
 
 
 def all_signed(hooks: Webhooks) -> bool:
@@ -55,6 +88,7 @@ async def test_a_finished_run_is_told_to_every_robot_in_its_language(
         "dingtalk": 1, "wecom": 1, "feishu": 1, "webhook": 1,
     }  # fmt: skip
     assert all_signed(hooks)
+    assert titles(hooks) == told(language, "run_finished")
     [hook] = hooks.of("webhook")
     assert hook.body["event"] == "run_finished"
     assert hook.body["counts"] == {"accepted": 3}
@@ -67,75 +101,83 @@ async def test_a_finished_run_is_told_to_every_robot_in_its_language(
     assert "dispatcher status push.yaml.ledger.db --watch" in text
 
 
-async def test_a_failed_canary_is_told_with_the_aborted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_a_failed_canary_is_told_with_the_aborted_run(tmp_path: Path, language: str) -> None:
     imeis = fleet(20)
     rollout = "rollout:\n  canary: 4\n  abort:\n    max_failure_rate: 0.1\n    min_decided: 5\n"
     write_job(tmp_path, imeis, extra=rollout)
     faults = Faults(foreign_imeis=frozenset(canary_imeis(imeis, 4)[:2]))
     async with serve_webhooks() as (hooks, base), serve(Emulator(faults)) as url:
-        write_config(tmp_path, CONFIG_YAML + targets_yaml(base))
+        write_config(tmp_path, CONFIG_YAML + targets_yaml(base, language=language))
         done = await dispatcher(url, tmp_path, "run", "push.yaml")
     assert done.code == 4, done.stderr  # as without notify: a rollout rule stopped the run
-    assert events_of(hooks) == ["canary_verdict", "run_aborted"]
-    verdict, aborted = hooks.of("webhook")
-    assert verdict.body["passed"] is False
-    assert verdict.body["reason"].startswith("the canary failed: 2 of the canary's 4 commands")
-    assert aborted.body["counts"] == {"accepted": 2, "rejected": 2, "skipped": 16}
-    assert aborted.body["next_command"].startswith("dispatcher cancel push.yaml.ledger.db")
-    assert "金丝雀" not in hooks.of("dingtalk")[0].body["markdown"]["title"]
+    assert titles(hooks) == told(language, "canary_failed", "run_aborted")
+    assert all_signed(hooks)
+    by_event = {r.body["event"]: r.body for r in hooks.of("webhook")}
+    verdict, aborted = by_event["canary_verdict"], by_event["run_aborted"]
+    assert verdict["passed"] is False
+    assert verdict["reason"].startswith("the canary failed: 2 of the canary's 4 commands")
+    assert aborted["counts"] == {"accepted": 2, "rejected": 2, "skipped": 16}
+    assert aborted["next_command"].startswith("dispatcher cancel push.yaml.ledger.db")
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_a_canary_that_went_well_is_told_as_passed(tmp_path: Path, language: str) -> None:
+    write_job(tmp_path, fleet(12), extra="rollout:\n  canary: 3\n")
+    async with serve_webhooks() as (hooks, base), serve(Emulator()) as url:
+        also = targets_yaml(base, language=language, events="canary-verdict")
+        write_config(tmp_path, CONFIG_YAML + also)
+        done = await dispatcher(url, tmp_path, "run", "push.yaml")
+    assert done.code == 0, done.stderr
+    assert titles(hooks) == told(language, "canary_passed")  # the only event asked for
+    assert hooks.of("webhook")[0].body["passed"] is True
     assert all_signed(hooks)
 
 
-async def test_a_canary_that_went_well_is_told_as_passed(tmp_path: Path) -> None:
-    write_job(tmp_path, fleet(12), extra="rollout:\n  canary: 3\n")
-    async with serve_webhooks() as (hooks, base), serve(Emulator()) as url:
-        write_config(tmp_path, CONFIG_YAML + targets_yaml(base, events="canary-verdict"))
-        done = await dispatcher(url, tmp_path, "run", "push.yaml")
-    assert done.code == 0, done.stderr
-    assert events_of(hooks) == ["canary_verdict"]  # the only event asked for
-    assert hooks.of("webhook")[0].body["passed"] is True
-    assert (
-        hooks.of("wecom")[0].body["markdown"]["content"].startswith("**dispatcher: canary passed**")
-    )
-
-
-async def test_a_watch_that_ended_is_told_with_the_delivery_states(tmp_path: Path) -> None:
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_a_watch_that_ended_is_told_with_the_delivery_states(
+    tmp_path: Path, language: str
+) -> None:
     write_job(tmp_path, fleet(4), extra="")
     text = (tmp_path / "push.yaml").read_text(encoding="utf-8").replace("'+1d'", "'+2m'")
     (tmp_path / "push.yaml").write_text(text, encoding="utf-8")
     clock = ShiftedClock()
     quick = replace(FLEET, wake_every_s=2, answer_delay_s=0.5, never_wake=0.34)
     async with serve_webhooks() as (hooks, base), serve(Emulator(clock=clock, fleet=quick)) as url:
-        write_config(tmp_path, CONFIG_YAML + targets_yaml(base, language="zh"))
+        also = targets_yaml(base, language=language, events="watch_finished")
+        write_config(tmp_path, CONFIG_YAML + also)
         assert (await dispatcher(url, tmp_path, "run", "push.yaml")).code == 0
         clock.shift = 200.0  # past every window: every command is final
         watched = await dispatcher(
             url, tmp_path, "status", "push.yaml.ledger.db", "--watch", "--interval", "0.2"
         )
     assert watched.code == 0, watched.stderr
-    assert events_of(hooks) == ["run_finished", "watch_finished"]
-    counts = hooks.of("webhook")[1].body["counts"]
+    assert titles(hooks) == told(language, "watch_finished")
+    counts = hooks.of("webhook")[0].body["counts"]
     assert sum(counts.values()) == 4
     assert set(counts) <= {"delivered", "failed", "expired"}
-    assert hooks.of("feishu")[1].body["content"]["text"].startswith("dispatcher\uff1a投递跟踪结束")
     assert all_signed(hooks)
 
 
-async def test_a_verify_that_ended_is_told_with_the_devices_by_state(tmp_path: Path) -> None:
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_a_verify_that_ended_is_told_with_the_devices_by_state(
+    tmp_path: Path, language: str
+) -> None:
     imeis = fleet(6)
     firmware_job(tmp_path, imeis)
     clock = ShiftedClock()
     async with serve_webhooks() as (hooks, base), serve(Emulator(clock=clock, fleet=FLEET)) as url:
-        write_config(tmp_path, CONFIG_YAML + targets_yaml(base, events="verify_finished"))
+        also = targets_yaml(base, language=language, events="verify_finished")
+        write_config(tmp_path, CONFIG_YAML + also)
         assert (await dispatcher(url, tmp_path, "run", "fw.yaml")).code == 0
         clock.shift = 700.0  # the devices that wake have woken; every window has closed
         done = await dispatcher(url, tmp_path, "verify", "fw.yaml")
     assert done.code in (0, 1), done.stderr
-    assert events_of(hooks) == ["verify_finished"]
+    assert titles(hooks) == told(language, "verify_finished")
     counts = hooks.of("webhook")[0].body["counts"]
     assert sum(counts.values()) == 6
     assert set(counts) <= {"on_target", "not_yet", "failed", "never_seen"}
-    assert "verify finished" in hooks.of("dingtalk")[0].body["markdown"]["title"]
+    assert all_signed(hooks)
 
 
 async def test_dead_targets_warn_and_change_neither_exit_code_nor_ledger(tmp_path: Path) -> None:
