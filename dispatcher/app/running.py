@@ -32,6 +32,7 @@ from dispatcher.errors import (
     NothingToDo,
     Refused,
     RolloutAborted,
+    RunAborted,
 )
 from dispatcher.job.model import Job, Reading, Validation, load_job, validate_job
 from dispatcher.job.plan import Plan
@@ -40,6 +41,7 @@ from dispatcher.ledger.occurrences import Occurrence
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.sqlite_files import discard
 from dispatcher.ledger.store import FINAL, LedgerStore
+from dispatcher.notify import EventKind, Notice, Notifier, ledger_notice
 from dispatcher.run.binding import bind_job, preview_binding
 from dispatcher.run.state import RunResult, RunStats
 from dispatcher.times import BEIJING
@@ -95,6 +97,7 @@ def run(
     events = Quiet() if events is None else events
     # One lane: its key is checked before all else; with products, once the job says which.
     keys = LaneKeys({}) if request.dry_run else default_keys(settings, events)
+    notifier = Notifier.of(settings.notify, secret=events.secret)
     job = load_job(request.job, request.reading)
     plan = planned(job.plan, request.rollout, request.start_at)
     late = canary_cannot_be_delivered(job, plan)
@@ -170,6 +173,7 @@ def run(
                 plan, plan_figures(job, checked, settings, path, ledger, canary=canary), now
             )
         stats = RunStats(total=checked.commands)
+        judged_before = ledger.canary_covered_before(None)  # a canary of this job passed before
         try:
             result = drive(
                 lambda stop: send_job(
@@ -208,7 +212,45 @@ def run(
         aborted = isinstance(result.aborted, RolloutAborted)
         errnos = tuple(ledger.errno_groups()) if aborted else ()
         by_product = ledger.product_counts()
+        canary = plan.rollout.canary is not None and not judged_before
+        notices = _notices(notifier, ledger, path, job, request, result, canary=canary)
+    if notices:  # after the run, the ledger closed: the run never waits on a webhook
+        drive(lambda stop: notifier.deliver(notices, warn=events.warn))
     return RunOutcome(path, result, errnos=errnos, by_product=by_product, targets=targets)
+
+
+def _notices(
+    notifier: Notifier,
+    ledger: LedgerStore,
+    path: Path,
+    job: Job,
+    request: RunRequest,
+    result: RunResult,
+    *,
+    canary: bool,
+) -> list[Notice]:
+    """What the run's end tells the targets: finished (a pause after a good canary too) or
+    aborted (a rollout rule or a breaker), nothing for a run a signal stopped; and, when this
+    run judged the job's first canary, its verdict."""
+    found: list[tuple[EventKind, str | None, bool | None]] = []
+    stopped = result.aborted
+    if canary and (ledger.canary_covered_before(None) or result.paused):
+        found.append((EventKind.CANARY_VERDICT, result.paused, True))
+    elif canary and isinstance(stopped, RolloutAborted):
+        found.append((EventKind.CANARY_VERDICT, stopped.reason, False))
+    if isinstance(stopped, RunAborted):
+        found.append((EventKind.RUN_ABORTED, stopped.reason, None))
+    elif result.stop_reason is None:
+        found.append((EventKind.RUN_FINISHED, result.paused, None))
+    has_verify = job.verify is not None
+    return [
+        ledger_notice(
+            kind, ledger, path, job=str(request.job), config=request.config,
+            has_verify=has_verify, reason=reason, passed=passed,
+        )
+        for kind, reason, passed in found
+        if notifier.wanted(kind)
+    ]  # fmt: skip
 
 
 def _bind(

@@ -41,6 +41,7 @@ from dispatcher.job.rows import Problem
 from dispatcher.job.verifyspec import VerifySource, VerifySpec, uncovered_problem
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.store import LedgerStore, VerifyResult, VerifyState
+from dispatcher.notify import EventKind, Notifier, ledger_notice
 from dispatcher.run.lane import Lane
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
@@ -112,6 +113,7 @@ def verify(
     when reading broke off (the verdicts of the rounds done are kept).
     """
     events = Quiet() if events is None else events
+    notifier = Notifier.of(settings.notify, secret=events.secret)
     path = ledger_of(request.ledger)
     if path != request.ledger and not path.exists():
         raise LedgerError(f"{request.ledger}: its ledger {path} does not exist: run the job first")
@@ -160,6 +162,12 @@ def verify(
             raise  # a lane's token cannot be made, or its probe found the key or address wrong
         except DispatcherError as exc:
             raise BrokeOff(f"verify broke off: {exc}; the verdicts recorded are kept") from exc
+        # Told once verify ends by itself: its one round, or the last of --watch's.
+        told = not verifier.stop.requested and notifier.wanted(EventKind.VERIFY_FINISHED)
+        kind = EventKind.VERIFY_FINISHED
+        notices = [ledger_notice(kind, ledger, path, has_verify=True)] if told else []
+    if notices:
+        drive(lambda stop: notifier.deliver(notices, warn=events.warn))
     stop = verifier.stop
     return VerifyOutcome(
         title, path, job_path, spec, tuple(last.results), last.final, verifier.calls,

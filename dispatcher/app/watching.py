@@ -22,6 +22,7 @@ from dispatcher.config import Settings
 from dispatcher.errors import BrokeOff, ConfigError, DispatcherError
 from dispatcher.ledger.store import LedgerStore
 from dispatcher.model.command import product_label
+from dispatcher.notify import EventKind, Notifier, ledger_notice
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, Watch
@@ -79,6 +80,7 @@ def status(
     kept)."""
     events = Quiet() if events is None else events
     default = default_keys(settings, events)
+    notifier = Notifier.of(settings.notify, secret=events.secret)
     with existing_ledger(request.ledger, settings) as ledger:
         # A lane per product the commands to check are of (their own key, pace and breakers).
         products = ledger.products_to_check() if settings.products else []
@@ -131,4 +133,10 @@ def status(
             raise  # a lane's token cannot be made: nothing was read
         except DispatcherError as exc:
             raise BrokeOff(f"status broke off: {exc}; what was read is kept") from exc
+        # A watch that ended by itself (not stopped, its key and address good) is told.
+        ended = request.watch and all(w.aborted is None and not w.stop.requested for w in watchers)
+        told = ended and notifier.wanted(EventKind.WATCH_FINISHED)
+        notices = [ledger_notice(EventKind.WATCH_FINISHED, ledger, request.ledger)] if told else []
+    if notices:
+        drive(lambda stop: notifier.deliver(notices, warn=events.warn))
     return StatusOutcome(title, breakdown, tuple(watchers), several)

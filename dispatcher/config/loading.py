@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from dispatcher.config.notify import notify_targets
 from dispatcher.config.settings import (
     LedgerSettings,
     Limits,
@@ -21,7 +22,7 @@ from dispatcher.config.settings import (
     TokenSettings,
     check,
 )
-from dispatcher.config.values import coerce, duration, suggest
+from dispatcher.config.values import coerce, duration, nearest, suggest
 from dispatcher.errors import ConfigError
 
 __all__ = ["load_settings"]
@@ -34,6 +35,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "reliability": ReliabilitySettings,
     "ledger": LedgerSettings,
 }
+# Every section a config may have: those above, and the two that are lists or maps of their own.
+_ALL_SECTIONS: dict[str, object] = {**_SECTIONS, "products": None, "notify": None}
 
 
 def load_settings(path: str | Path | None) -> Settings:
@@ -67,13 +70,17 @@ def load_settings(path: str | Path | None) -> Settings:
         raise ConfigError(f"{where}: the config must be a mapping of sections")
     sections: dict[str, Any] = {}
     products: Any = None
+    notify: Any = None
     for name, value in raw.items():
         if name == "products":
             products = value
             continue
+        if name == "notify":
+            notify = value
+            continue
         cls = _SECTIONS.get(str(name))
         if cls is None:
-            raise ConfigError(f"{where}: unknown section {name!r}{suggest(str(name), _SECTIONS)}")
+            raise ConfigError(f"{where}: {_unknown_section(name)}")
         if value is None:
             value = {}
         if not isinstance(value, Mapping):
@@ -83,7 +90,17 @@ def load_settings(path: str | Path | None) -> Settings:
     check(settings, where)
     if products is not None:
         settings = dataclasses.replace(settings, products=_products(products, settings, where))
+    if notify is not None:
+        settings = dataclasses.replace(settings, notify=notify_targets(notify, where))
     return settings
+
+
+def _unknown_section(name: object) -> str:
+    """The message for a section no config has: the closest one, and every one there is."""
+    text = str(name)
+    close = nearest(text, _ALL_SECTIONS)
+    mean = f"did you mean {close!r}? " if close else ""
+    return f"unknown section {text!r} ({mean}sections: {', '.join(sorted(_ALL_SECTIONS))})"
 
 
 # The keys a product may give, and the section each belongs to.

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from dispatcher.config.notify import NotifyTarget
 from dispatcher.config.values import rate as rate_value, shown, suggest
 from dispatcher.errors import ConfigError
 
@@ -109,6 +110,7 @@ class Settings:
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     # Each product's own keys, by section: {name: {"onenet": {...}, "limits": {...}, ...}}.
     products: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    notify: tuple[NotifyTarget, ...] = ()  # where notifications go (config/notify.py)
 
     def for_product(self, name: str | None) -> Settings:
         """The settings of one product's lane (None or "": the top-level sections'), no
@@ -125,8 +127,11 @@ class Settings:
         return dataclasses.replace(self, products={}, **changed)
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as plain data (for the ledger's runs table); holds no secret."""
-        return dataclasses.asdict(self)
+        """The settings as plain data (for the ledger's runs table); holds no secret (nor a
+        notification's URL, which may hold a token)."""
+        data = dataclasses.asdict(self)
+        data["notify"] = [target.to_dict() for target in self.notify]
+        return data
 
     def with_overrides(
         self,

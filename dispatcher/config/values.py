@@ -11,7 +11,7 @@ from typing import Any
 
 from dispatcher.errors import ConfigError
 
-__all__ = ["coerce", "duration", "number", "rate", "shown", "suggest"]
+__all__ = ["coerce", "duration", "nearest", "number", "rate", "shown", "suggest"]
 
 
 def duration(value: Any, where: str) -> float:
@@ -73,7 +73,13 @@ def shown(number: int) -> str:
     return str(number) if number.bit_length() <= 64 else "a number this large"
 
 
+def nearest(name: str, choices: Mapping[str, object]) -> str | None:
+    """The one of ``choices`` ``name`` is most likely a misspelling of, if any."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return close[0] if close else None
+
+
 def suggest(name: str, choices: Mapping[str, object]) -> str:
     """' (did you mean ...?)' for the nearest of ``choices``, else ' (known: ...)'."""
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(choices))})"
+    close = nearest(name, choices)
+    return f" (did you mean {close!r}?)" if close else f" (known: {', '.join(sorted(choices))})"

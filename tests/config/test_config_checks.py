@@ -167,13 +167,17 @@ def test_unknown_section_suggests_the_closest(write_file: WriteFile) -> None:
     path = write_file("config.yaml", "limit:\n  concurrency: 3\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
-    assert str(caught.value) == f"{path}: unknown section 'limit' (did you mean 'limits'?)"
+    assert str(caught.value) == (
+        f"{path}: unknown section 'limit' (did you mean 'limits'? sections: ledger, limits,"
+        " notify, onenet, products, reliability, retry)"
+    )
 
 
 def test_unknown_section_with_no_close_name_lists_the_known_ones(write_file: WriteFile) -> None:
     message = config_error(write_file, "zzz: {}\n")
     assert message.endswith(
-        "unknown section 'zzz' (known: ledger, limits, onenet, reliability, retry)"
+        "unknown section 'zzz' (sections: ledger, limits, notify, onenet, products, reliability,"
+        " retry)"
     )
 
 

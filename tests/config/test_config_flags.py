@@ -106,7 +106,7 @@ def test_settings_as_data_hold_no_api_key(monkeypatch: pytest.MonkeyPatch) -> No
     data = settings.to_dict()
     text = json.dumps(data)
     assert SECRET not in text
-    assert set(data) == {*SECTIONS, "products"}
+    assert set(data) == {*SECTIONS, "products", "notify"}
     assert data["onenet"] == {
         "base_url": "https://api.heclouds.com",
         "api_key_env": "ONENET_API_KEY",

@@ -67,7 +67,11 @@ def test_the_docs_show_job_files_of_each_kind_and_configs() -> None:
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if _is_config(b)], ids=lambda b: b.where)
-def test_docs_config_example_loads(tmp_path: Path, block: Block) -> None:
+def test_docs_config_example_loads(
+    tmp_path: Path, block: Block, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in re.findall(r"\$\{(\w+)\}", block.body):  # notify:'s variables, read at load
+        monkeypatch.setenv(name, "set")
     path = tmp_path / "config.yaml"
     path.write_text(block.body, encoding="utf-8")
     settings = load_settings(path)

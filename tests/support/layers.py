@@ -33,6 +33,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
     "ledger": frozenset({"errors", "times", "model"}),
     "run": frozenset({"errors", "times", "clock", "config", "model", "job", "onenet", "ledger"}),
     "report": frozenset({"errors", "times", "model", "ledger"}),
+    "notify": frozenset({"errors", "times", "config", "model", "ledger", "report"}),
     "emulator": frozenset({"errors", "times", "model", "onenet"}),  # onenet.transport only: below
     "app": frozenset(
         {
@@ -47,6 +48,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
             "ledger",
             "run",
             "report",
+            "notify",
             "lazy",
         }
     ),
@@ -245,9 +247,10 @@ def _edges() -> dict[str, list[Import]]:
     return {module: imports_of(module, tree) for module, (_, tree) in SOURCES.items()}
 
 
-# Where aiohttp may be imported: the client's side reaches HTTP through one transport module.
-AIOHTTP_LAYERS = frozenset({"onenet", "run", "app", "cli", "job", "ledger", "report"})
-AIOHTTP_MODULE = "dispatcher.onenet.aiohttp_transport"
+# Where aiohttp may be imported: the client's side reaches HTTP through one module per need, the
+# OneNET transport and the notifications' sender (the emulator serves with it, apart).
+AIOHTTP_LAYERS = frozenset({"onenet", "run", "app", "cli", "job", "ledger", "report", "notify"})
+AIOHTTP_MODULES = frozenset({"dispatcher.onenet.aiohttp_transport", "dispatcher.notify.sender"})
 
 
 def aiohttp_imports(tree: ast.Module) -> list[int]:
