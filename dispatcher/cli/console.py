@@ -26,7 +26,14 @@ from dispatcher.job.resources import DISTINCT_CAP
 from dispatcher.ledger.store import Status
 from dispatcher.lwm2m import describe
 from dispatcher.onenet.masking import Mask
-from dispatcher.report.render import compliance_tables, printable, render_delivery, render_table
+from dispatcher.report.render import (
+    STATUS_LINES,
+    compliance_tables,
+    printable,
+    render_delivery,
+    render_table,
+    status_line,
+)
 from dispatcher.report.summary import Summary
 from dispatcher.times import format_onenet
 
@@ -236,13 +243,16 @@ def summary_line(result: RunResult) -> None:
     total = max(result.total, registered)
     counts = {status.value: n for status, n in result.counts.items()}
     counts["pending"] = counts.get("pending", 0) + result.unregistered
-    parts = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items() if n)
+    parts = ", ".join(f"{n:,} {status_line(name)}" for name, n in counts.items() if n)
     _print(_out, f"job: {total:,} commands: {parts or 'none'}")
+    # The send's failures in the words of the ledger summary (report/render.py): apart from a
+    # delivery that failed or expired, which status reads later.
     _print(
         _out,
         f"this run: {s.requests:,} requests in {elapsed:,.1f}s, {s.accepted:,} accepted"
         f" ({s.reconciled:,} found by reconciling), {s.rejected:,} rejected, {s.expired:,}"
-        f" expired, {s.failed:,} failed, {s.in_doubt:,} in doubt, {s.skipped:,} already done",
+        f" {STATUS_LINES[Status.EXPIRED]}, {s.failed:,} {STATUS_LINES[Status.FAILED]},"
+        f" {s.in_doubt:,} in doubt, {s.skipped:,} already done",
     )
 
 

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from dispatcher.cli import console
 from dispatcher.ledger.delivery import DeliveryBreakdown
-from dispatcher.report.render import delivery_table
+from dispatcher.report.render import DELIVERY_LINES, delivery_table
 from dispatcher.run.status import StatusRound
 
 __all__ = ["RoundProgress", "answers_line", "breakdown_table", "round_line"]
@@ -30,8 +30,9 @@ def answers_line(b: DeliveryBreakdown) -> str | None:
     return "device answers: " + parts + (f" · {more} more" if more > 0 else "")
 
 
-def round_line(number: int, r: StatusRound) -> str:
-    """One line per round: what was asked, read, moved, and what it cost in calls."""
+def round_line(number: int, r: StatusRound, now: DeliveryBreakdown | None = None) -> str:
+    """One line per round: what was asked, read, moved, what it cost in calls, and (``now``)
+    the job's commands by delivery state after it."""
     line = (
         f"round {number}: read {r.read:,} of {r.commands:,} commands on {r.devices:,} devices,"
         f" {r.changed:,} moved ({r.history_pages:,} history pages, {r.details:,} details)"
@@ -40,6 +41,10 @@ def round_line(number: int, r: StatusRound) -> str:
         line += f"; {len(r.unreadable):,} could not be read (last error: {r.last_error})"
     if r.not_asked:
         line += f"; {r.not_asked:,} not asked (stopped)"
+    held = now.commands if now is not None else {}
+    states = [f"{held[s]:,} {name}" for s, name in DELIVERY_LINES.items() if held.get(s)]
+    if states:
+        line += "; now " + ", ".join(states)
     return console.mask(line)
 
 

@@ -175,7 +175,9 @@ async def _watch_deliveries(
                 console.note(
                     f"  +{label}: "
                     + ", ".join(
-                        f"{b.devices[s]:,} {s.value}" for s in DELIVERY_LINES if b.devices[s]
+                        f"{b.devices[s]:,} {name}"
+                        for s, name in DELIVERY_LINES.items()
+                        if b.devices[s]
                     )
                     + " (devices)"
                 )

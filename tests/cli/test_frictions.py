@@ -8,8 +8,21 @@ import re
 import shutil
 from pathlib import Path
 
-from tests.support.cli import ROOT, dispatcher_process, invoke
-from tests.support.push import write_job
+import pytest
+
+from dispatcher.cli import console
+from dispatcher.cli.delivery_view import round_line
+from dispatcher.emulator.server import Emulator, serve
+from dispatcher.ledger.delivery import DeliveryBreakdown
+from dispatcher.ledger.records import DeliveryState
+from dispatcher.ledger.store import Status
+from dispatcher.report.render import DELIVERY_LINES, DELIVERY_MEANING, STATUS_LINES
+from dispatcher.run.state import RunResult, RunStats
+from dispatcher.run.status import StatusRound
+from tests.support.cli import ROOT, dispatcher_process, invoke, online
+from tests.support.clocks import ShiftedClock
+from tests.support.e2e import fleet, write_config
+from tests.support.push import FLEET, write_job
 
 
 def test_status_of_a_job_file_leaves_no_lock_file_beside_it(tmp_path: Path) -> None:
@@ -49,3 +62,46 @@ def test_the_demo_suggests_writing_the_html_page_to_a_file(tmp_path: Path) -> No
         .splitlines()[-1]
         .startswith("next: dispatcher retry-failed .demo/small.ledger.db")
     )
+
+
+def test_the_run_summary_words_send_failures_apart_from_delivery_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stats = RunStats(total=10, accepted=6, rejected=1, failed=2, expired=1, requests=12)
+    counts = {Status.ACCEPTED: 6, Status.REJECTED: 1, Status.FAILED: 2, Status.EXPIRED: 1}
+    console.summary_line(RunResult(1, counts, stats, total=10))
+    job, this_run = capsys.readouterr().out.splitlines()
+    assert job == (
+        "job: 10 commands: 6 accepted, 1 rejected, 2 failed to send, 1 not sent (window passed)"
+    )
+    assert "1 rejected, 1 not sent (window passed), 2 failed to send," in this_run
+    # A delivery that failed or expired, as status and the report say it a few lines below.
+    sent_words = {STATUS_LINES[Status.FAILED], STATUS_LINES[Status.EXPIRED]}
+    delivery_words = {DELIVERY_LINES[DeliveryState.FAILED], DELIVERY_LINES[DeliveryState.EXPIRED]}
+    assert delivery_words == {"delivery failed", "delivery expired"}
+    assert not sent_words & delivery_words
+    assert "never woke" in DELIVERY_MEANING[DeliveryState.EXPIRED]
+
+
+def test_a_watch_round_line_says_the_delivery_counts_as_well_as_what_moved() -> None:
+    states = dict.fromkeys(DeliveryState, 0) | {
+        DeliveryState.DELIVERED: 2025,
+        DeliveryState.WAITING: 816,
+        DeliveryState.FAILED: 66,
+    }
+    now = DeliveryBreakdown(states, dict(states), 0, 0, [])
+    done = StatusRound(commands=3000, devices=3000, read=3000, changed=391)
+    line = round_line(2, done, now)
+    assert line.startswith("round 2: read 3,000 of 3,000 commands on 3,000 devices, 391 moved")
+    assert line.endswith("; now 816 waiting, 2,025 delivered, 66 delivery failed")
+
+
+async def test_status_watch_rounds_say_delivered_and_waiting(tmp_path: Path) -> None:
+    write_job(tmp_path, fleet(5))
+    write_config(tmp_path)
+    async with serve(Emulator(clock=ShiftedClock(), fleet=FLEET)) as url:
+        assert (await online(url, tmp_path, "run", "push.yaml")).code == 0
+        done = await online(url, tmp_path, "status", "push.yaml.ledger.db")
+    assert done.code == 0, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("round 1:")]
+    assert "5 moved" in line and line.endswith("; now 5 waiting")
