@@ -105,3 +105,13 @@ async def test_status_watch_rounds_say_delivered_and_waiting(tmp_path: Path) -> 
     assert done.code == 0, done.stderr
     (line,) = [x for x in done.stderr.splitlines() if x.startswith("round 1:")]
     assert "5 moved" in line and line.endswith("; now 5 waiting")
+
+
+def test_a_dry_run_shows_where_the_commands_would_go(tmp_path: Path) -> None:
+    job = write_job(tmp_path, ["869975031234568"])
+    production = invoke("run", job, "--dry-run", key=None)
+    assert production.exit_code == 0, production.stderr
+    assert "  send to   https://api.heclouds.com (production OneNET)" in production.stderr
+    local = invoke("run", job, "--dry-run", "--base-url", "http://127.0.0.1:8080", key=None)
+    assert local.exit_code == 0, local.stderr
+    assert "  send to   http://127.0.0.1:8080\n" in local.stderr
