@@ -4,11 +4,13 @@ progress while a round reads."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.console import RenderableType
 from rich.text import Text
 
 from dispatcher.cli import console
+from dispatcher.cli.progress_view import eta
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.report.render import DELIVERY_LINES, delivery_table
 from dispatcher.run.status import StatusRound
@@ -49,16 +51,30 @@ def round_line(number: int, r: StatusRound, now: DeliveryBreakdown | None = None
 
 
 class RoundProgress:
-    """A one-line live view of the round being read."""
+    """A one-line live view of the round being read (and its plain line, off a terminal)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.round: StatusRound | None = None
         self.number = 0
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
 
     def start(self, number: int, progress: StatusRound) -> None:
         """Follow a new round."""
-        self.number, self.round, self.started = number, progress, time.monotonic()
+        self.number, self.round, self.started = number, progress, self.clock()
+
+    def plain(self) -> str | None:
+        """Where the round is, as a plain line: done/total devices, what was read and moved,
+        and the time left at this pace; None between rounds (nothing moves)."""
+        r = self.round
+        if r is None or (r.devices and r.done_devices >= r.devices):
+            return None
+        elapsed = self.clock() - self.started
+        left = elapsed * (r.devices - r.done_devices) / r.done_devices if r.done_devices else None
+        return (
+            f"round {self.number}: {r.done_devices:,}/{r.devices:,} devices, {r.read:,} read,"
+            f" {r.changed:,} moved, {len(r.unreadable):,} unreadable; ETA {eta(left)}"
+        )
 
     def __rich__(self) -> RenderableType:
         r = self.round
@@ -66,7 +82,7 @@ class RoundProgress:
             return Text("checking OneNET ...")
         if r.devices and r.done_devices >= r.devices:
             return Text(f"round {self.number} done; waiting for the next one (Ctrl-C stops)")
-        elapsed = time.monotonic() - self.started
+        elapsed = self.clock() - self.started
         return Text(
             f"round {self.number}: {r.done_devices:,}/{r.devices:,} devices, {r.read:,} read,"
             f" {r.changed:,} moved, {len(r.unreadable):,} unreadable  {elapsed:,.0f}s"

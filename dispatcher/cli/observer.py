@@ -72,7 +72,9 @@ class ConsoleEvents:
 
     def reading(self, several: bool) -> AbstractContextManager[None]:
         """The live view of the round being read (one lane only)."""
-        return console.live(self.rounds, enabled=False if several else self.live)
+        return console.live(
+            self.rounds, enabled=False if several else self.live, plain=self.rounds.plain
+        )
 
     def round_started(self, number: int, progress: StatusRound) -> None:
         """The live view follows the new round."""

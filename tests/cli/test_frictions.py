@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from dispatcher.cli import console
-from dispatcher.cli.delivery_view import round_line
+from dispatcher.cli.delivery_view import RoundProgress, round_line
+from dispatcher.cli.progress_view import ProgressLine, ticking
 from dispatcher.emulator.server import Emulator, serve
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.records import DeliveryState
@@ -115,3 +118,48 @@ def test_a_dry_run_shows_where_the_commands_would_go(tmp_path: Path) -> None:
     local = invoke("run", job, "--dry-run", "--base-url", "http://127.0.0.1:8080", key=None)
     assert local.exit_code == 0, local.stderr
     assert "  send to   http://127.0.0.1:8080\n" in local.stderr
+
+
+def _shown(line: ProgressLine, width: int) -> str:
+    out = Console(width=width, record=True, color_system=None)
+    out.print(line)
+    return out.export_text()
+
+
+@pytest.mark.parametrize("failed", [0, 7])
+def test_at_80_columns_the_progress_line_keeps_done_total_rate_and_eta(failed: int) -> None:
+    stats = RunStats(total=3000, started_at=100.0)
+    stats.ledger = {Status.ACCEPTED: 1200 - failed, Status.FAILED: failed}
+    line = ProgressLine(stats, clock=lambda: 160.0)  # a minute in: 20/s, 1,800 left
+    narrow = _shown(line, 80)
+    assert narrow.count("\n") == 1 and len(narrow.rstrip("\n")) <= 80
+    for kept in ("1,200/3,000", "20/s", "ETA 1m30s", "accepted"):
+        assert kept in narrow
+    # A failure that happened is kept; counters at zero are the first to go.
+    assert ("failed 7" in narrow) == bool(failed)
+    assert "in doubt" not in narrow
+    wide = _shown(line, 200)
+    assert "in doubt 0" in wide and "40.0%" in wide and "━" in wide
+
+
+def test_plain_status_off_a_terminal_says_its_progress_every_few_seconds() -> None:
+    progress = RoundProgress(clock=iter([0.0, 0.0, 30.0, 60.0]).__next__)
+    progress.start(1, StatusRound(commands=1200, devices=600, read=300, changed=12))
+    progress.round.done_devices = 200  # type: ignore[union-attr]
+    said: list[str] = []
+    two = threading.Event()
+    ticks = iter([False, False, True])  # two pauses pass, then the block is over
+
+    def say(text: str) -> None:
+        said.append(text)
+        if len(said) == 2:
+            two.set()
+
+    with ticking(progress.plain, say, wait=lambda _: next(ticks)):
+        assert two.wait(timeout=30)
+    assert said == [
+        "round 1: 200/600 devices, 300 read, 12 moved, 0 unreadable; ETA 1m00s",
+        "round 1: 200/600 devices, 300 read, 12 moved, 0 unreadable; ETA 2m00s",
+    ]
+    progress.round.done_devices = 600  # type: ignore[union-attr]
+    assert progress.plain() is None  # between rounds: nothing moves, nothing said
