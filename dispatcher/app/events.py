@@ -7,7 +7,7 @@ progress. The command line's console implements it (cli/observer.py); the librar
 command line's turns SIGINT and SIGTERM into a graceful stop (cli/signals.py), ``run_plainly``
 just runs it.
 
-May import: job, run (state), app.figures; never cli.
+May import: job, ledger (delivery), run (state), app.figures; never cli.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from dispatcher.app.figures import PlanFigures
     from dispatcher.job.model import Job, Problem, Validation
     from dispatcher.job.plan import Plan
+    from dispatcher.ledger.delivery import DeliveryBreakdown
     from dispatcher.run.binding import Binding
     from dispatcher.run.state import RunStats, Stop
     from dispatcher.run.status import StatusRound
@@ -82,8 +83,11 @@ class Events(Protocol):
     def round_started(self, number: int, progress: StatusRound) -> None:
         """A round of reading began (one lane only); ``progress`` fills as it goes."""
 
-    def round_read(self, lane: str, number: int, result: StatusRound) -> None:
-        """A round of reading ended; ``lane`` names the lane when there are several ("")."""
+    def round_read(
+        self, lane: str, number: int, result: StatusRound, now: DeliveryBreakdown | None = None
+    ) -> None:
+        """A round of reading ended; ``lane`` names the lane when there are several (""),
+        ``now`` is where the job's deliveries stand after it."""
 
     def states_read(self, result: StatusRound) -> None:
         """The states of the commands to cancel were read (one lane's)."""
@@ -143,7 +147,9 @@ class Quiet:
     def round_started(self, number: int, progress: StatusRound) -> None:
         """Nothing: the round's end is logged."""
 
-    def round_read(self, lane: str, number: int, result: StatusRound) -> None:
+    def round_read(
+        self, lane: str, number: int, result: StatusRound, now: DeliveryBreakdown | None = None
+    ) -> None:
         """An info log line with what the round read."""
         log.info("%sround %d: %d read, %d moved", lane, number, result.read, result.changed)
 

@@ -32,6 +32,7 @@ class LaneFigures:
     # Rows (devices, with steps) no passed canary of the lane covers: its canary is drawn from
     # them (0: a passed canary covers every command left, none is sent); None: none passed yet.
     uncovered: int | None = None
+    base_url: str = ""  # where the lane's commands go (onenet.base_url)
 
     @property
     def to_send(self) -> int:
@@ -104,7 +105,15 @@ def _lane(
     settings: Settings, product: str, total: int, done: int, uncovered: int | None
 ) -> LaneFigures:
     limits = settings.limits
-    return LaneFigures(product, total, done, limits.rate_per_second, limits.concurrency, uncovered)
+    return LaneFigures(
+        product,
+        total,
+        done,
+        limits.rate_per_second,
+        limits.concurrency,
+        uncovered,
+        settings.onenet.base_url,
+    )
 
 
 class Uncovered:

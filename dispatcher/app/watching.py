@@ -91,7 +91,9 @@ def status(
             label = f"{product_label(name)}: " if several else ""
 
             async def said(number: int, result: StatusRound) -> None:
-                events.round_read(label, number, result)
+                # Where the deliveries stand, beside what moved: "391 moved" alone does not say
+                # how many are delivered or still waiting.
+                events.round_read(label, number, result, ledger.delivery_breakdown())
 
             async with open_lane(lane_settings, key) as lane:
                 watcher = Watch(

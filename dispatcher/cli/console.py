@@ -1,4 +1,5 @@
-"""What the command line shows: messages, validation summaries, live progress, run summaries.
+"""What the command line shows: messages, validation summaries, live progress (its lines are
+progress_view.py's), run summaries.
 
 Used by cli.py only (the library itself never prints). Everything written here, and every log line,
 goes through ``mask`` so that a registered secret (the api-key) can never reach the screen or a log,
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
@@ -21,12 +22,20 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
+from dispatcher.cli.progress_view import ProgressLine, ticking
 from dispatcher.job.model import Job, Problem, Validation
 from dispatcher.job.resources import DISTINCT_CAP
 from dispatcher.ledger.store import Status
 from dispatcher.lwm2m import describe
 from dispatcher.onenet.masking import Mask
-from dispatcher.report.render import compliance_tables, printable, render_delivery, render_table
+from dispatcher.report.render import (
+    STATUS_LINES,
+    compliance_tables,
+    printable,
+    render_delivery,
+    render_table,
+    status_line,
+)
 from dispatcher.report.summary import Summary
 from dispatcher.times import format_onenet
 
@@ -185,39 +194,6 @@ def _n(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
-class _ProgressLine:
-    """A one-line live view of a run's counters, rendered on the display's own schedule."""
-
-    def __init__(self, stats: RunStats) -> None:
-        self.stats = stats
-
-    def __rich__(self) -> RenderableType:
-        s = self.stats
-        elapsed = max(time.monotonic() - s.started_at, 1e-6)
-        done, total = s.done, max(s.total, 1)
-        rate = (done - s.done_at_start) / elapsed
-        remaining = max(s.total - done, 0)
-        eta = f"{remaining / rate:,.0f}s" if rate > 0 else "?"
-        width = 24
-        filled = int(width * min(done / total, 1.0))
-        bar = "━" * filled + "╺" + " " * (width - filled)
-        ledger = s.ledger
-        failed, doubt = ledger.get(Status.FAILED, 0), ledger.get(Status.IN_DOUBT, 0)
-        rejected = ledger.get(Status.REJECTED, 0) + ledger.get(Status.EXPIRED, 0)
-        return Text.assemble(
-            (bar[:width], "cyan"),
-            f" {done:,}/{s.total:,} {100 * done / total:5.1f}%  {rate:,.0f}/s  ",
-            (f"accepted {ledger.get(Status.ACCEPTED, 0):,}", "green"),
-            " · ",
-            (f"rejected {rejected:,}", "red" if rejected else ""),
-            " · ",
-            (f"failed {failed:,}", "red" if failed else ""),
-            " · ",
-            (f"in doubt {doubt:,}", "yellow" if doubt else ""),
-            f"  ETA {eta}",
-        )
-
-
 @contextmanager
 def live_progress(stats: RunStats, *, enabled: bool | None = None) -> Iterator[None]:
     """Show the run's progress on stderr while the block runs (by default only on a terminal)."""
@@ -226,7 +202,7 @@ def live_progress(stats: RunStats, *, enabled: bool | None = None) -> Iterator[N
     if not enabled:
         yield
         return
-    with Live(_ProgressLine(stats), console=_err, refresh_per_second=4, transient=True):
+    with Live(ProgressLine(stats), console=_err, refresh_per_second=4, transient=True):
         yield
 
 
@@ -238,13 +214,16 @@ def summary_line(result: RunResult) -> None:
     total = max(result.total, registered)
     counts = {status.value: n for status, n in result.counts.items()}
     counts["pending"] = counts.get("pending", 0) + result.unregistered
-    parts = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items() if n)
+    parts = ", ".join(f"{n:,} {status_line(name)}" for name, n in counts.items() if n)
     _print(_out, f"job: {total:,} commands: {parts or 'none'}")
+    # The send's failures in the words of the ledger summary (report/render.py): apart from a
+    # delivery that failed or expired, which status reads later.
     _print(
         _out,
         f"this run: {s.requests:,} requests in {elapsed:,.1f}s, {s.accepted:,} accepted"
         f" ({s.reconciled:,} found by reconciling), {s.rejected:,} rejected, {s.expired:,}"
-        f" expired, {s.failed:,} failed, {s.in_doubt:,} in doubt, {s.skipped:,} already done",
+        f" {STATUS_LINES[Status.EXPIRED]}, {s.failed:,} {STATUS_LINES[Status.FAILED]},"
+        f" {s.in_doubt:,} in doubt, {s.skipped:,} already done",
     )
 
 
@@ -267,8 +246,18 @@ def show(renderable: RenderableType) -> None:
 
 
 @contextmanager
-def live(renderable: RenderableType, *, enabled: bool | None = None) -> Iterator[None]:
-    """Show ``renderable`` live on stderr while the block runs (by default only on a terminal)."""
+def live(
+    renderable: RenderableType,
+    *,
+    enabled: bool | None = None,
+    plain: Callable[[], str | None] | None = None,
+) -> Iterator[None]:
+    """Show ``renderable`` live on stderr while the block runs (by default only on a terminal;
+    off one, by default, the ``plain`` line now and then, PLAIN_EVERY_S apart)."""
+    if enabled is None and not _err.is_terminal and plain is not None:
+        with ticking(plain, note):
+            yield
+        return
     if enabled is None:
         enabled = _err.is_terminal
     if not enabled:

@@ -19,6 +19,7 @@ from dispatcher.app.send import send_job
 from dispatcher.cli import console
 from dispatcher.cli.demo_loop import FLEET, TimeLapse, describe_faults
 from dispatcher.cli.exits import fail
+from dispatcher.cli.next_view import show_next, steps_of
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.report_view import write_report_file
@@ -35,7 +36,7 @@ from dispatcher.run.binding import bind_job
 from dispatcher.run.state import RunStats, Stop
 from dispatcher.run.status import Watch
 
-__all__ = ["demo"]
+__all__ = ["closing_hints", "demo"]
 
 DEMO_JOB = Path("jobs/example.yaml")
 
@@ -125,10 +126,22 @@ def demo(jobfile: Path, rate: float, faults: bool, meters: int) -> None:
     console.summary_table(summarize(ledger))
     page = ledger_path.with_name(jobfile.stem + ".report.html")
     write_report_file(ledger, "html", page)
-    console.note(f"the HTML report: {page} (dispatcher report {ledger_path} --format html)")
+    steps = steps_of(ledger, ledger_path)
     ledger.close()
-    console.note(f"every outcome: dispatcher report {ledger_path} --format csv")
+    for line in closing_hints(ledger_path, page):
+        console.note(line)
+    show_next(steps)
     sys.exit(code)
+
+
+def closing_hints(ledger: Path, page: Path) -> list[str]:
+    """Where the demo's report is, and the commands that write it and every outcome to a file
+    (an HTML page or a CSV of thousands of rows is no terminal's reading)."""
+    return [
+        f"the HTML report: {page}",
+        f"  write it again: dispatcher report {ledger} --format html -o report.html",
+        f"  every outcome:  dispatcher report {ledger} --format csv -o outcomes.csv",
+    ]
 
 
 # How far the fleet's clock has moved at each status round: past the job's valid_time (+10m),
@@ -162,7 +175,9 @@ async def _watch_deliveries(
                 console.note(
                     f"  +{label}: "
                     + ", ".join(
-                        f"{b.devices[s]:,} {s.value}" for s in DELIVERY_LINES if b.devices[s]
+                        f"{b.devices[s]:,} {name}"
+                        for s, name in DELIVERY_LINES.items()
+                        if b.devices[s]
                     )
                     + " (devices)"
                 )

@@ -263,7 +263,7 @@ def _verify(settings: Settings, ledger: Path) -> tuple[int, int]:
     outcome = verify_use_case(
         settings, VerifyRequest(ledger), events=ConsoleEvents(None), drive=run_with_signals
     )
-    code = show_verify(outcome, ledger, None, watch=False)
+    code = show_verify(outcome, None)
     return code, outcome.counts()[VerifyState.ON_TARGET]
 
 

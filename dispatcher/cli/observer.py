@@ -20,6 +20,7 @@ from dispatcher.run.status import StatusRound
 
 if TYPE_CHECKING:
     from dispatcher.app.cancel_plan import CancelPlan, LaneCancelled
+    from dispatcher.ledger.delivery import DeliveryBreakdown
 
 __all__ = ["ConsoleEvents"]
 
@@ -71,15 +72,19 @@ class ConsoleEvents:
 
     def reading(self, several: bool) -> AbstractContextManager[None]:
         """The live view of the round being read (one lane only)."""
-        return console.live(self.rounds, enabled=False if several else self.live)
+        return console.live(
+            self.rounds, enabled=False if several else self.live, plain=self.rounds.plain
+        )
 
     def round_started(self, number: int, progress: StatusRound) -> None:
         """The live view follows the new round."""
         self.rounds.start(number, progress)
 
-    def round_read(self, lane: str, number: int, result: StatusRound) -> None:
-        """What the round read, as a note."""
-        console.note(lane + round_line(number, result))
+    def round_read(
+        self, lane: str, number: int, result: StatusRound, now: DeliveryBreakdown | None = None
+    ) -> None:
+        """What the round read, and where the deliveries stand, as a note."""
+        console.note(lane + round_line(number, result, now))
 
     def states_read(self, result: StatusRound) -> None:
         """What the reading of the states found, as a note."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Final
+from urllib.parse import urlsplit
 
 from rich.text import Text
 
@@ -64,6 +66,7 @@ def plan_lines(plan: Plan, figures: PlanFigures, now: float) -> list[str]:
     lines = [
         f"ledger    {figures.ledger} ({held})",
         f"to send   {figures.to_send:,} of {figures.total:,} commands",
+        f"send to   {_where(figures)}",
     ]
     if figures.by_product:
         for lane in figures.lanes:
@@ -112,6 +115,27 @@ def plan_lines(plan: Plan, figures: PlanFigures, now: float) -> list[str]:
         lines.append(f"duration  about {_duration(seconds)}{extra}")
         lines.append(f"ends      about {format_onenet(end)} (UTC+8)")
     return lines
+
+
+# OneNET's own hosts (docs/onenet-api.md): the platform and its newer API. A run sent there
+# reaches real devices, which a dry run is there to make plain.
+_PRODUCTION: Final = frozenset({"api.heclouds.com", "iot-api.heclouds.com"})
+
+
+def _where(figures: PlanFigures) -> str:
+    """Where the commands go: the base URL (each lane's, when they differ), production OneNET
+    said as such."""
+    urls = dict.fromkeys(lane.base_url for lane in figures.lanes)
+    if len(urls) == 1:
+        return _url(next(iter(urls)))
+    return "; ".join(
+        f"{lane.product or '(default)'} {_url(lane.base_url)}" for lane in figures.lanes
+    )
+
+
+def _url(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return f"{url} (production OneNET)" if host.lower() in _PRODUCTION else url
 
 
 def _pace(lane: LaneFigures) -> str:

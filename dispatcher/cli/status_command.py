@@ -8,11 +8,13 @@ from pathlib import Path
 
 import click
 
+from dispatcher.app.verifying import ledger_of
 from dispatcher.app.watching import StatusRequest, status as read_status
 from dispatcher.cli import console
 from dispatcher.cli.delivery_view import answers_line, breakdown_table
 from dispatcher.cli.exits import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, interruptible
 from dispatcher.cli.lanes import lane_options, load_config
+from dispatcher.cli.next_view import show_next, steps_of_path
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
@@ -46,12 +48,14 @@ def status(
 ) -> None:
     """Read from OneNET what became of the job's accepted commands, and show it by device.
 
-    Exit 0 when every state was read (whatever the states are), 3 when some could not be read.
+    LEDGER is the job's ledger, or its job file (its ledger beside it). Exit 0 when every state
+    was read (whatever the states are), 3 when some could not be read.
     """
     if interval is not None and not watch:
         raise click.UsageError("--interval needs --watch")
     settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
-    request = StatusRequest(ledger_path, watch, 30.0 if interval is None else interval)
+    ledger = ledger_of(ledger_path)
+    request = StatusRequest(ledger, watch, 30.0 if interval is None else interval)
     outcome = read_status(settings, request, events=ConsoleEvents(progress), drive=run_with_signals)
     breakdown = outcome.breakdown
     console.show(breakdown_table(breakdown, f"{outcome.title}: delivery by device"))
@@ -65,7 +69,10 @@ def status(
         _exit_code(w, breakdown.open if i == 0 else 0, watch, outcome.several)
         for i, w in enumerate(outcome.lanes)
     ]
-    sys.exit(EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes))
+    code = EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes)
+    if code == EXIT_OK:  # else the lines above say what to do (the same command, mostly)
+        show_next(steps_of_path(ledger, config=None if config_path is None else str(config_path)))
+    sys.exit(code)
 
 
 def _exit_code(watcher: Watch, still_open: int, watch: bool, several: bool = False) -> int:
@@ -92,6 +99,4 @@ def _exit_code(watcher: Watch, still_open: int, watch: bool, several: bool = Fal
         console.note(
             f"every window has closed; {still_open:,} commands are still not final on OneNET"
         )
-    elif not watch and still_open and watcher.rounds:
-        console.note(f"{still_open:,} commands are not final yet: --watch follows them")
     return EXIT_OK

@@ -11,7 +11,6 @@ wrong; 5 reading broke off (the verdicts recorded are kept); 130 stopped.
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from dispatcher.cli.exits import (
     interruptible,
 )
 from dispatcher.cli.lanes import lane_options, load_config
+from dispatcher.cli.next_view import show_next, steps_of_path
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
@@ -82,19 +82,12 @@ def verify(
         drive=run_with_signals,
         on_round=said if watch else None,
     )
-    sys.exit(show_verify(outcome, ledger_path, config_path, watch))
+    sys.exit(show_verify(outcome, config_path))
 
 
-def _near(path: Path) -> Path:
-    """``path`` relative to the working directory when it is under it (as a person types it)."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path
-
-
-def show_verify(outcome: VerifyOutcome, given: Path, config: Path | None, watch: bool) -> int:
-    """The compliance, the calls made and the next command; the exit code."""
+def show_verify(outcome: VerifyOutcome, config: Path | None) -> int:
+    """The compliance, the calls made and the next commands (``config``: passed on); the exit
+    code."""
     spec = outcome.spec
     compliance = compliance_of(outcome.results)
     expect = " or ".join(repr(v) for v in spec.expect)
@@ -123,27 +116,16 @@ def show_verify(outcome: VerifyOutcome, given: Path, config: Path | None, watch:
         console.note(f"stopped ({outcome.stopped}); the verdicts so far are in the ledger")
         return EXIT_INTERRUPTED
     counts = outcome.counts()
-    again = ["dispatcher", "verify", str(given), *(["--config", str(config)] if config else [])]
-    job = _near(outcome.job)
-    retry_job = job.with_name(f"{job.stem}-retry{job.suffix}")
-    retry = [
-        "dispatcher",
-        "retry-failed",
-        str(outcome.ledger),
-        "--not-verified",
-        "-o",
-        str(retry_job),
-    ]
+    behind = counts[VerifyState.NOT_YET] or counts[VerifyState.NEVER_SEEN] or outcome.unreadable
+    if behind and outcome.final and not counts[VerifyState.FAILED]:
+        console.note("every device's time to verify is over: those not on target stay so")
     if counts[VerifyState.FAILED]:
-        console.note(f"next: {shlex.join(retry)} (a job for the devices not on target)")
-        return EXIT_FAILED
-    if counts[VerifyState.NOT_YET] or counts[VerifyState.NEVER_SEEN] or outcome.unreadable:
-        if outcome.final:
-            console.note("every device's time to verify is over: those not on target stay so")
-            console.note(f"next: {shlex.join(retry)}")
-        else:
-            follow = [*again, "--watch"] if not watch else again
-            console.note(f"next: {shlex.join(follow)} (devices still to report)")
-        return EXIT_INCOMPLETE
-    console.note("every device is on target")
-    return EXIT_OK
+        code = EXIT_FAILED
+    elif behind:
+        code = EXIT_INCOMPLETE
+    else:
+        console.note("every device is on target")
+        code = EXIT_OK
+    config_name = None if config is None else str(config)
+    show_next(steps_of_path(outcome.ledger, config=config_name, verify_open=not outcome.final))
+    return code

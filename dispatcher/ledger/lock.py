@@ -21,6 +21,7 @@ from dispatcher.ledger.records import LedgerFullError
 __all__ = ["FULL_HINT", "PID_SUFFIX", "created_here", "lock", "not_a_ledger", "os_error", "unlock"]
 
 PID_SUFFIX: Final = ".lock"  # the holder's pid is written to <file>.lock
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"  # how every SQLite database file begins
 FULL_HINT: Final = (
     "the disk (or the ledger file's size limit) is full: free space, then run the same command"
     " again: commands marked in flight are settled first"
@@ -55,6 +56,11 @@ def lock(path: Path) -> int:
         # Refused before the lock's pid file is written beside it: nothing is left behind.
         os.close(fd)
         raise not_a_ledger(path, empty=True)
+    if not created and os.pread(fd, len(_SQLITE_HEADER), 0) != _SQLITE_HEADER:
+        # Any other file (a job file given by mistake, say): refused as it is, with no
+        # ``.lock`` written beside it.
+        os.close(fd)
+        raise LedgerError(f"{path} is not a dispatcher ledger (not an SQLite database)")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

@@ -5,9 +5,11 @@ the HTML page and the notifications), so they never disagree. From a ledger's :c
 
 1. commands not sent yet, in flight or in doubt -> ``run JOB`` again (it resumes; nothing twice);
 2. accepted commands whose delivery is still open -> ``status LEDGER --watch``;
-3. commands that did not get through (refused, failed, expired, held back) or whose delivery
-   expired or failed -> ``retry-failed LEDGER -o RETRY``;
-4. devices verify found not on target -> ``retry-failed LEDGER --not-verified -o RETRY``;
+3. devices verify found not on target -> ``retry-failed LEDGER --not-verified -o RETRY`` (it
+   holds the commands that did not get through too), those whose time to verify is not over
+   -> ``verify LEDGER --watch`` (they may still report);
+4. else commands that did not get through (refused, failed, expired, held back) or whose
+   delivery expired or failed -> ``retry-failed LEDGER -o RETRY``;
 5. a job with ``verify:`` never judged, its delivery settled -> ``verify LEDGER``.
 
 A run stopped by a rollout rule with commands waiting on OneNET adds ``cancel LEDGER`` (withdraw
@@ -17,6 +19,7 @@ what the platform still holds before the job is fixed). Nothing left to do gives
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -59,12 +62,17 @@ def next_steps(
     config: str | None = None,
     has_verify: bool = False,
     rollout_stopped: bool = False,
+    resume: Sequence[str] | None = None,
+    verify_open: bool = False,
 ) -> tuple[NextStep, ...]:
     """The commands that move the job of ``ledger`` on, most urgent first (none: it is done).
 
     ``job``: its job file (for a resume; none, no resume step), ``config``: the config the
     commands that talk to OneNET take, ``has_verify``: the job has a ``verify:`` section,
-    ``rollout_stopped``: the latest run was stopped by a rollout rule.
+    ``rollout_stopped``: the latest run was stopped by a rollout rule, ``resume``: the command
+    that resumes the run as it was typed (its flags kept), said in place of ``run JOB``,
+    ``verify_open``: the devices verify found not on target may still report (their time to
+    verify is not over).
     """
     counts = summary.by_status
     steps: list[NextStep] = []
@@ -72,10 +80,11 @@ def next_steps(
     name = str(ledger)
 
     unsent = sum(counts.get(s.value, 0) for s in _NOT_SENT) + summary.unregistered
-    if unsent and job is not None and not rollout_stopped:
+    if unsent and (job is not None or resume) and not rollout_stopped:
         doubt = counts.get(Status.IN_DOUBT.value, 0)
         why = f"{_n(unsent, 'command')} not sent yet" + (f" ({doubt:,} in doubt)" if doubt else "")
-        steps.append(NextStep(("dispatcher", "run", job, *with_config), why + ": run resumes"))
+        again = tuple(resume) if resume else ("dispatcher", "run", str(job), *with_config)
+        steps.append(NextStep(again, why + ": run resumes"))
 
     delivery = summary.delivery
     open_ = 0 if delivery is None else delivery.open
@@ -97,22 +106,33 @@ def next_steps(
     through = sum(counts.get(s.value, 0) for s in _NOT_THROUGH)
     lost = 0 if delivery is None else sum(delivery.commands[s] for s in _DELIVERY_LOST)
     compliance = summary.compliance
-    behind = 0
+    behind = to_report = 0
     if compliance is not None:
-        behind = sum(
-            compliance.by_state.get(s, 0) for s in (VerifyState.NOT_YET, VerifyState.FAILED)
-        )
+        states = compliance.by_state
+        to_report = states.get(VerifyState.NOT_YET, 0) + states.get(VerifyState.NEVER_SEEN, 0)
+        behind = states.get(VerifyState.FAILED, 0)
+        behind += 0 if verify_open else states.get(VerifyState.NOT_YET, 0)
     retry = ("dispatcher", "retry-failed", name, "-o", str(retry_job_path(ledger)))
-    if through or lost:
-        parts = [f"{_n(through, 'command')} did not get through"] if through else []
-        if lost:
-            parts.append(f"{_n(lost, 'delivery', 'deliveries')} expired or failed")
-        steps.append(NextStep(retry, " and ".join(parts) + ": a job of them to send again"))
-    elif behind:
+    if behind:
+        # Verify judged the devices: a job of those not on target holds the commands that did
+        # not get through as well (their steps not done), so it is the one step to take.
         steps.append(
             NextStep(
                 (*retry[:3], "--not-verified", *retry[3:]),
                 f"{_n(behind, 'device')} not on target: a job to take them through again",
+            )
+        )
+    elif through or lost:
+        parts = [f"{_n(through, 'command')} did not get through"] if through else []
+        if lost:
+            parts.append(f"{_n(lost, 'delivery', 'deliveries')} expired or failed")
+        steps.append(NextStep(retry, " and ".join(parts) + ": a job of them to send again"))
+    if verify_open and to_report:
+        steps.append(
+            NextStep(
+                ("dispatcher", "verify", name, "--watch", *with_config),
+                f"{_n(to_report, 'device')} still to report: verify until each is on target"
+                " or its time to verify is over",
             )
         )
     if has_verify and compliance is None and not open_ and not unsent:

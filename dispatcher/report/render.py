@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dispatcher.ledger.delivery import DeliveryBreakdown
-from dispatcher.ledger.records import DeliveryState
+from dispatcher.ledger.records import DeliveryState, Status
 from dispatcher.ledger.verify import VerifyState
 from dispatcher.model.command import product_label
 from dispatcher.report.compliance import STATE_LINES, STATE_MEANING, VERSIONS, Compliance
@@ -21,12 +21,14 @@ from dispatcher.times import BEIJING
 __all__ = [
     "DELIVERY_LINES",
     "DELIVERY_MEANING",
+    "STATUS_LINES",
     "compliance_tables",
     "delivery_table",
     "printable",
     "refusal_wording",
     "render_delivery",
     "render_table",
+    "status_line",
 ]
 
 # Characters that end or break a line (C0, C1, Unicode's separators): one space each, so that a
@@ -38,15 +40,38 @@ _DROPPED: Final = frozenset(("Cc", "Cf", "Cs"))
 
 _RETIRED_LINES: Final = {"removed": "removed from the job", "changed": "replaced by an edit"}
 # The delivery states as people read them: still to come, then the outcomes, then the unread.
+# A delivery that failed or expired is said so, apart from a send that failed or a command not
+# sent before its window passed (STATUS_LINES), which the summary shows a few lines above.
 DELIVERY_LINES: Final = {
     DeliveryState.WAITING: "waiting",
     DeliveryState.SENT: "sent",
     DeliveryState.DELIVERED: "delivered",
-    DeliveryState.EXPIRED: "expired",
-    DeliveryState.FAILED: "failed",
+    DeliveryState.EXPIRED: "delivery expired",
+    DeliveryState.FAILED: "delivery failed",
     DeliveryState.CANCELLED: "cancelled",
     DeliveryState.UNREAD: "not read yet",
 }
+# Where a command stands, as people read it; the send's own failures worded apart from a
+# delivery's (DELIVERY_LINES).
+STATUS_LINES: Final = {
+    Status.PENDING: "pending",
+    Status.IN_FLIGHT: "in flight",
+    Status.ACCEPTED: "accepted",
+    Status.REJECTED: "rejected",
+    Status.FAILED: "failed to send",
+    Status.IN_DOUBT: "in doubt",
+    Status.EXPIRED: "not sent (window passed)",
+    Status.RETRIED: "retried",
+    Status.SKIPPED: "skipped",
+}
+
+
+def status_line(status: str) -> str:
+    """A status (its value) as people read it (STATUS_LINES; any other as it is, spaced)."""
+    try:
+        return STATUS_LINES[Status(status)]
+    except ValueError:
+        return status.replace("_", " ")
 
 
 # errno 1 ("auth failed") is OneNET's answer to a wrong key AND to an IMEI not in the key's
@@ -84,7 +109,7 @@ def render_table(summary: Summary) -> Table:
     table.add_column("value", justify="right")
     whole = summary.total if summary.job_total is None else summary.job_total
     table.add_row("commands", f"{whole:,}")
-    statuses = {name.replace("_", " "): n for name, n in summary.by_status.items()}
+    statuses = {status_line(name): n for name, n in summary.by_status.items()}
     if summary.unregistered:
         statuses["not registered yet"] = summary.unregistered
     for name, n in statuses.items():
@@ -124,7 +149,7 @@ DELIVERY_MEANING: Final = {
     DeliveryState.WAITING: "cached, the device not woken yet",
     DeliveryState.SENT: "sent to the device, no answer yet",
     DeliveryState.DELIVERED: "the device ran it",
-    DeliveryState.EXPIRED: "window closed, the device asleep",
+    DeliveryState.EXPIRED: "window closed, device never woke",
     DeliveryState.FAILED: "the device answered an error",
     DeliveryState.CANCELLED: "cancelled while waiting",
     DeliveryState.UNREAD: "not read from OneNET yet",

@@ -112,7 +112,7 @@ async def test_edited_commands_onenet_never_got_are_sent_in_their_new_version_wi
     async with serve(emulator) as url:
         failed = await run(tmp_path, "job.yaml", url, config=FAILING_CONFIG)
         assert failed.code == 3, failed.stderr
-        assert failed.stdout.splitlines()[0] == "job: 3 commands: 3 failed"
+        assert failed.stdout.splitlines()[0] == "job: 3 commands: 3 failed to send"
         emulator.faults = Faults()
         write(job, job_text(*DEVICES[:3], trigger="[register]"))
         fixed = await run(tmp_path, "job.yaml", url)

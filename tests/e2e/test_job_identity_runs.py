@@ -70,7 +70,7 @@ async def test_rows_removed_from_the_job_are_named_and_no_longer_pending(tmp_pat
     rows = table(report)
     assert rows["commands"] == "2"
     assert rows["accepted"] == "2 (100.0%)"
-    assert (rows["failed"], rows["pending"]) == ("0", "0")
+    assert (rows["failed to send"], rows["pending"]) == ("0", "0")
     assert rows["removed from the job"] == "2"
 
 

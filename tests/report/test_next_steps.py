@@ -101,3 +101,52 @@ def test_devices_not_on_target_say_retry_not_verified_and_unjudged_say_verify() 
 def test_the_retry_job_sits_beside_the_ledger() -> None:
     assert retry_job_path(Path("/x/fw.ledger.db")) == Path("/x/fw-retry.yaml")
     assert retry_job_path(Path("/x/fw.yaml.ledger.db")) == Path("/x/fw-retry.yaml")
+
+
+def test_a_resume_as_typed_is_said_in_place_of_run_job() -> None:
+    stopped = _summary(accepted=2, pending=3)
+    typed = ("dispatcher", "run", "j.yaml", "--ledger", "l/j-2026.db", "--config", "c.yaml")
+    assert next_steps(stopped, LEDGER, resume=typed)[0].argv == typed
+
+
+def test_devices_that_may_still_report_say_verify_watch_and_failed_ones_retry() -> None:
+    settled = _summary({DeliveryState.DELIVERED: 4}, accepted=4)
+    verified = replace(
+        settled,
+        compliance=Compliance(
+            devices=4,
+            by_state={
+                VerifyState.ON_TARGET: 1,
+                VerifyState.NOT_YET: 1,
+                VerifyState.NEVER_SEEN: 1,
+                VerifyState.FAILED: 1,
+            },
+            versions=(),
+            not_on_target=(),
+            source="command",
+        ),
+    )
+    steps = next_steps(verified, LEDGER, config="c.yaml", verify_open=True)
+    assert [s.command for s in steps] == [
+        "dispatcher retry-failed jobs/push.ledger.db --not-verified -o jobs/push-retry.yaml",
+        "dispatcher verify jobs/push.ledger.db --watch --config c.yaml",
+    ]
+    assert steps[0].why.startswith("1 device not on target")
+    assert steps[1].why.startswith("2 devices still to report")
+
+
+def test_devices_verify_found_behind_say_not_verified_even_with_lost_deliveries() -> None:
+    lost = _summary({DeliveryState.EXPIRED: 2, DeliveryState.DELIVERED: 2}, accepted=4)
+    judged = replace(
+        lost,
+        compliance=Compliance(
+            devices=4,
+            by_state={VerifyState.ON_TARGET: 2, VerifyState.NOT_YET: 2},
+            versions=(),
+            not_on_target=(),
+            source="command",
+        ),
+    )
+    assert _commands(judged) == [
+        "dispatcher retry-failed jobs/push.ledger.db --not-verified -o jobs/push-retry.yaml"
+    ]

@@ -110,14 +110,15 @@ def test_the_summary_counts_devices_by_delivery_with_their_commands(ledger: Ledg
     ledger.register([extra])
     write_outcomes(ledger, [Result(extra.key, Status.ACCEPTED, 0, "", "u9", 1, 1.0, 5.0)])
     lines = _delivery_lines(ledger)
+    # A delivery's failure is worded apart from a send's ("failed to send").
     assert list(lines) == [
-        "delivery", "waiting", "sent", "delivered", "expired", "failed", "cancelled",
-        "not read yet", "all", "not accepted",
+        "delivery", "waiting", "sent", "delivered", "delivery expired", "delivery failed",
+        "cancelled", "not read yet", "all", "not accepted",
     ]  # fmt: skip
     assert lines["not accepted"] == "1 1"  # the pending command, on a device of its own
     assert lines["delivered"] == "0 1"  # its device counts under its unread command
     assert lines["not read yet"] == "1 (25.0%) 1"  # the device of a delivered and an unread one
-    assert (lines["failed"], lines["cancelled"], lines["sent"]) == (
+    assert (lines["delivery failed"], lines["cancelled"], lines["sent"]) == (
         "1 (25.0%) 1", "1 (25.0%) 1", "1 (25.0%) 1",
     )  # fmt: skip
     assert lines["all"] == "4 5"
