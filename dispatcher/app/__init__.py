@@ -9,6 +9,7 @@ config names)::
     from pathlib import Path
     from dispatcher.app import RunRequest, run
     from dispatcher.config import load_settings
+
     outcome = run(load_settings(Path("config.yaml")), RunRequest(Path("jobs/example.yaml")))
     print(outcome.result.counts if outcome.result else "nothing sent")
 

@@ -215,7 +215,8 @@ async def test_docs_library_example_runs_the_job_against_the_emulator(tmp_path: 
 
 
 def test_docs_library_example_is_the_one_in_the_use_cases_docstring() -> None:
-    indented = "".join(f"    {line}\n" for line in _library_example().strip().splitlines())
+    lines = _library_example().strip().splitlines()
+    indented = "".join(f"    {line}\n" if line else "\n" for line in lines)
     assert indented in (dispatcher.app.__doc__ or "")
 
 

@@ -95,8 +95,8 @@ def test_a_job_of_steps_lists_each_device_once_at_the_step_it_stopped(steps: Led
     assert len(re.findall(r'<span class="pill', html)) == 40
     assert _headers(html) == ["imei", "step", "problem", "why", "source"]
     # Step 2 expired: steps 3 and 4 held back by it are the same device's line, not lines.
-    assert ("860000000000003 2 of 4 reached 1 delivery expired 3 commands window closed, the"
-            " device asleep send_status 4 jobs/firmware-update.yaml:31") in problems  # fmt: skip
+    assert ("860000000000003 2 of 4 reached 1 delivery expired 3 commands window closed, device"
+            " never woke send_status 4 jobs/firmware-update.yaml:31") in problems  # fmt: skip
     assert (
         "860000000000024 1 of 4 none through delivery failed 4 commands the device answered"
         " an error: download failed send_status 6, confirm_status NOT_FOUND"
