@@ -37,7 +37,7 @@ from dispatcher.ledger.store import LedgerStore, Row
 from dispatcher.model import args_text
 from dispatcher.times import BEIJING
 
-__all__ = ["EXPORT_FIELDS", "export_record", "looks_like_formula", "write_export"]
+__all__ = ["EXPORT_FIELDS", "excel_cell", "export_record", "looks_like_formula", "write_export"]
 
 # The columns of every export, in order.
 EXPORT_FIELDS: Final = (
@@ -126,7 +126,7 @@ def write_export(
     with contextlib.closing(ledger.rows()) as rows:  # closed even if ``out`` fails
         records = map(export_record, rows)
         if fmt == "csv":
-            return _write_csv(records, out, _excel_cell if excel else _cell, _BOM if excel else "")
+            return _write_csv(records, out, excel_cell if excel else _cell, _BOM if excel else "")
         if fmt == "jsonl":
             return _write_json(records, out, "", "\n", "\n")
         return _write_json(records, out, "[\n", ",\n", "\n]\n", empty="[]\n")
@@ -170,7 +170,9 @@ def _cell(value: object) -> object:
     return value
 
 
-def _excel_cell(value: object) -> object:
+def excel_cell(value: object) -> object:
+    """``value`` as a cell of a CSV made for Excel: long digit strings (IMEIs) and ones with a
+    leading zero as ``="..."`` (text, every digit kept), a formula's text behind a ``'``."""
     if isinstance(value, str) and _LOSSY_DIGITS.fullmatch(value):
         # Digits only, so the formula can hold nothing but this text.
         return f'="{value}"'

@@ -5,8 +5,9 @@ the HTML page and the notifications), so they never disagree. From a ledger's :c
 
 1. commands not sent yet, in flight or in doubt -> ``run JOB`` again (it resumes; nothing twice);
 2. accepted commands whose delivery is still open -> ``status LEDGER --watch``;
-3. devices verify found not on target -> ``retry-failed LEDGER --not-verified -o RETRY`` (it
-   holds the commands that did not get through too), those whose time to verify is not over
+3. devices of a job of steps verify found not on target -> ``retry-failed LEDGER
+   --not-verified -o RETRY`` (it holds the commands that did not get through too; a job
+   without steps has no such retry: rule 4 applies), those whose time to verify is not over
    -> ``verify LEDGER --watch`` (they may still report);
 4. else commands that did not get through (refused, failed, expired, held back) or whose
    delivery expired or failed -> ``retry-failed LEDGER -o RETRY``;
@@ -113,7 +114,7 @@ def next_steps(
         behind = states.get(VerifyState.FAILED, 0)
         behind += 0 if verify_open else states.get(VerifyState.NOT_YET, 0)
     retry = ("dispatcher", "retry-failed", name, "-o", str(retry_job_path(ledger)))
-    if behind:
+    if behind and summary.stepped:
         # Verify judged the devices: a job of those not on target holds the commands that did
         # not get through as well (their steps not done), so it is the one step to take.
         steps.append(

@@ -15,13 +15,13 @@ lines shown are capped (most urgent first); every line also goes to ``sink`` (th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import Row, Status
+from dispatcher.report.export import excel_cell
 from dispatcher.report.render import DELIVERY_MEANING, printable, refusal_wording
 
 __all__ = [
@@ -65,9 +65,6 @@ CSV_FIELDS: Final = (
     "imei", "product", "step", "steps", "reached", "problem", "status", "errno", "why",
     "send_status", "confirm_status", "commands", "source",
 )  # fmt: skip
-# What a spreadsheet runs as a formula (OWASP, "CSV Injection"): the rule of export.py's cells.
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def problem_kind(row: Row) -> str | None:
@@ -203,17 +200,11 @@ class Gatherer:
 
 
 def csv_record(line: DeviceLine) -> list[object]:
-    """One device as a row of the CSV (:data:`CSV_FIELDS`); a text a spreadsheet would run as a
-    formula gets a ``'`` before it, as in the csv export."""
+    """One device as a row of the CSV (:data:`CSV_FIELDS`), its cells as ``report --excel``
+    writes them: an IMEI as text Excel keeps whole, a formula's text behind a ``'``."""
     values: list[object] = [
         line.imei, line.product, line.step or None, line.steps or None,
         line.reached if line.steps else None, line.kind, line.status, line.errno, line.why,
         line.send_status, line.confirm_status, line.commands, line.source,
     ]  # fmt: skip
-    return [_cell(v) for v in values]
-
-
-def _cell(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
-        return "'" + value
-    return value
+    return [excel_cell(v) for v in values]

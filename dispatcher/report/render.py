@@ -117,8 +117,13 @@ def render_table(summary: Summary) -> Table:
         table.add_row(f"  {name}", f"{n:,}{share}")
     # Texts from OneNET, the devices and the job go in as plain Text: a "[/b]" in them is shown,
     # never markup, and an escape sequence or a bidi control is left out.
+    several = bool(set(summary.by_product) - {""})
+    accepted = summary.by_status.get(Status.ACCEPTED.value, 0)
     for errno, n in summary.by_errno.items():
-        table.add_row(_plain(f"  errno {errno} ({summary.errno_text[errno]})"), f"{n:,}")
+        label = f"  errno {errno} ({summary.errno_text[errno]})"
+        if errno == WRONG_PRODUCT and not several:  # one key: its accepted commands tell which
+            label += f": {refusal_wording(errno, '', accepted)}"
+        table.add_row(_plain(label), f"{n:,}")
     for why, n in summary.retired.items():
         if n:
             table.add_row(_plain(_RETIRED_LINES.get(why, f"retired ({why})")), f"{n:,}")

@@ -44,6 +44,7 @@ class Summary:
     delivery: DeliveryBreakdown | None = None  # what became of the accepted commands
     by_product: dict[str, dict[str, int]] = field(default_factory=dict)  # {product: {status: n}}
     compliance: Compliance | None = None  # the devices against the job's verify: (never: None)
+    stepped: bool = False  # a job of steps (each device's commands are steps: 1, 2, ...)
 
 
 def summarize(ledger: LedgerStore) -> Summary:
@@ -87,7 +88,19 @@ def summarize(ledger: LedgerStore) -> Summary:
         delivery=ledger.delivery_breakdown(),
         by_product=ledger.product_counts(),
         compliance=compliance_of(ledger.verify_results()),
+        stepped=_stepped(ledger),
     )
+
+
+def _stepped(ledger: LedgerStore) -> bool:
+    """Whether the ledger's job has steps, from its first active row (a job's rows all do or
+    all do not)."""
+    rows = ledger.rows(retired=False)
+    try:
+        first = next(rows, None)
+    finally:
+        rows.close()
+    return first is not None and bool(first.command.step)
 
 
 def _rank(percent: int, n: int) -> int:

@@ -85,6 +85,7 @@ def test_devices_not_on_target_say_retry_not_verified_and_unjudged_say_verify() 
     assert _commands(settled, has_verify=True) == ["dispatcher verify jobs/push.ledger.db"]
     behind = replace(
         settled,
+        stepped=True,
         compliance=Compliance(
             devices=4,
             by_state={VerifyState.ON_TARGET: 2, VerifyState.NOT_YET: 2},
@@ -113,6 +114,7 @@ def test_devices_that_may_still_report_say_verify_watch_and_failed_ones_retry() 
     settled = _summary({DeliveryState.DELIVERED: 4}, accepted=4)
     verified = replace(
         settled,
+        stepped=True,
         compliance=Compliance(
             devices=4,
             by_state={
@@ -139,6 +141,7 @@ def test_devices_verify_found_behind_say_not_verified_even_with_lost_deliveries(
     lost = _summary({DeliveryState.EXPIRED: 2, DeliveryState.DELIVERED: 2}, accepted=4)
     judged = replace(
         lost,
+        stepped=True,
         compliance=Compliance(
             devices=4,
             by_state={VerifyState.ON_TARGET: 2, VerifyState.NOT_YET: 2},
@@ -149,4 +152,20 @@ def test_devices_verify_found_behind_say_not_verified_even_with_lost_deliveries(
     )
     assert _commands(judged) == [
         "dispatcher retry-failed jobs/push.ledger.db --not-verified -o jobs/push-retry.yaml"
+    ]
+
+
+def test_a_job_without_steps_is_never_told_not_verified_which_retry_failed_refuses_it() -> None:
+    behind = Compliance(
+        devices=4,
+        by_state={VerifyState.ON_TARGET: 2, VerifyState.NOT_YET: 2},
+        versions=(),
+        not_on_target=(),
+        source="command",
+    )
+    delivered = _summary({DeliveryState.DELIVERED: 4}, accepted=4)
+    assert _commands(replace(delivered, compliance=behind)) == []
+    lost = _summary({DeliveryState.EXPIRED: 2, DeliveryState.DELIVERED: 2}, accepted=4)
+    assert _commands(replace(lost, compliance=behind)) == [
+        "dispatcher retry-failed jobs/push.ledger.db -o jobs/push-retry.yaml"
     ]

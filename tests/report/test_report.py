@@ -19,6 +19,7 @@ from dispatcher.report.render import render_table
 from dispatcher.report.summary import summarize
 from dispatcher.times import parse_timespec
 from tests.support.ledger import make_command, write_outcomes
+from tests.support.report_ledgers import plain_job
 from tests.support.reports import (
     fill_known,
 )
@@ -230,3 +231,22 @@ def test_the_api_key_reaches_neither_the_ledger_nor_any_report(tmp_path: Path) -
     assert not [o for o in outputs if secret in o]
     assert not [name for name, data in files.items() if secret.encode() in data]
     assert b"127.0.0.1" in files["job.ledger.db"] + files["job.ledger.db-wal"]
+
+
+def test_the_table_tells_errno_1_of_foreign_devices_from_a_wrong_key(tmp_path: Path) -> None:
+    def table(ledger: Ledger) -> str:
+        console = Console(record=True, width=160, color_system=None)
+        console.print(render_table(summarize(ledger)))
+        return " ".join(console.export_text().split())
+
+    with Ledger.open(tmp_path / "mixed.ledger.db") as ledger:
+        plain_job(ledger, 300, foreign=(19, 29, 39))  # OneNET accepted the rest on the same key
+        assert "errno 1 (auth failed): device not in this product (the key works:" in table(ledger)
+    with Ledger.open(tmp_path / "none.ledger.db") as ledger:
+        cmds = [make_command(i) for i in range(3)]
+        ledger.register(cmds)
+        write_outcomes(
+            ledger,
+            [Result(c.key, Status.REJECTED, 1, "auth failed", None, 1, 1.0, 9.0) for c in cmds],
+        )
+        assert "errno 1 (auth failed): key wrong or not this product's" in table(ledger)
