@@ -34,7 +34,13 @@ from dispatcher.report.freshness import Freshness, ReadTimes
 from dispatcher.report.next_steps import next_steps
 from dispatcher.report.problems import PROBLEM_KINDS, DeviceLine, Gatherer, Problems, problem_kind
 from dispatcher.report.problems_csv import EMBED_LIMIT, CsvOffer, ProblemsCsv
-from dispatcher.report.render import DELIVERY_LINES, WRONG_PRODUCT, printable, refusal_wording
+from dispatcher.report.render import (
+    DELIVERY_LINES,
+    WRONG_PRODUCT,
+    printable,
+    refusal_wording,
+    status_line,
+)
 from dispatcher.report.summary import Summary, summarize
 from dispatcher.report.timeline import Histogram, timeline
 from dispatcher.times import BEIJING, parse_onenet
@@ -238,7 +244,8 @@ def _status_lines(summary: Summary) -> list[_Line]:
     if summary.unregistered:
         counts["not registered yet"] = summary.unregistered
     return [
-        _Line(name.replace("_", " "), name.replace(" ", "-").replace("_", "-"), n, _share(n, whole))
+        # Worded as the terminal's summary words them (a send that failed apart from a delivery).
+        _Line(status_line(name), name.replace(" ", "-").replace("_", "-"), n, _share(n, whole))
         for name, n in counts.items()
     ]
 
