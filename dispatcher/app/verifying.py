@@ -62,6 +62,7 @@ class VerifyRequest:
     ledger: Path
     watch: bool = False
     interval_s: float = 30.0
+    config: str | None = None  # the config file's name, for the next command a notice says
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +166,11 @@ def verify(
         # Told once verify ends by itself: its one round, or the last of --watch's.
         told = not verifier.stop.requested and notifier.wanted(EventKind.VERIFY_FINISHED)
         kind = EventKind.VERIFY_FINISHED
-        notices = [ledger_notice(kind, ledger, path, has_verify=True)] if told else []
+        notices = (
+            [ledger_notice(kind, ledger, path, has_verify=True, config=request.config)]
+            if told
+            else []
+        )
     if notices:
         drive(lambda stop: notifier.deliver(notices, warn=events.warn))
     stop = verifier.stop

@@ -43,6 +43,7 @@ class StatusRequest:
     ledger: Path
     watch: bool = False
     interval_s: float = 30.0
+    config: str | None = None  # the config file's name, for the next command a notice says
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,11 @@ def status(
         # A watch that ended by itself (not stopped, its key and address good) is told.
         ended = request.watch and all(w.aborted is None and not w.stop.requested for w in watchers)
         told = ended and notifier.wanted(EventKind.WATCH_FINISHED)
-        notices = [ledger_notice(EventKind.WATCH_FINISHED, ledger, request.ledger)] if told else []
+        notices = (
+            [ledger_notice(EventKind.WATCH_FINISHED, ledger, request.ledger, config=request.config)]
+            if told
+            else []
+        )
     if notices:
         drive(lambda stop: notifier.deliver(notices, warn=events.warn))
     return StatusOutcome(title, breakdown, tuple(watchers), several)

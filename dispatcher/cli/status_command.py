@@ -55,7 +55,8 @@ def status(
         raise click.UsageError("--interval needs --watch")
     settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
     ledger = ledger_of(ledger_path)
-    request = StatusRequest(ledger, watch, 30.0 if interval is None else interval)
+    config = None if config_path is None else str(config_path)
+    request = StatusRequest(ledger, watch, 30.0 if interval is None else interval, config)
     outcome = read_status(settings, request, events=ConsoleEvents(progress), drive=run_with_signals)
     breakdown = outcome.breakdown
     console.show(breakdown_table(breakdown, f"{outcome.title}: delivery by device"))

@@ -68,7 +68,8 @@ def verify(
     if interval is not None and not watch:
         raise click.UsageError("--interval needs --watch")
     settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
-    request = VerifyRequest(ledger_path, watch, 30.0 if interval is None else interval)
+    config = None if config_path is None else str(config_path)
+    request = VerifyRequest(ledger_path, watch, 30.0 if interval is None else interval, config)
 
     def said(number: int, r: VerifyRound) -> None:
         counts = r.counts()
