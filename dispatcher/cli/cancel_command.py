@@ -50,7 +50,6 @@ def cancel(
     """Cancel the job's commands still waiting on OneNET (never another job's).
 
     Their state is read first; commands already sent or delivered are reported, not touched.
-    Exit 0 when every waiting command was cancelled, 3 when some could not be.
     """
     if not yes and not sys.stdin.isatty():  # before anything is asked of OneNET
         fail("not on a terminal: confirm with --yes; nothing was cancelled", EXIT_USAGE)

@@ -48,8 +48,7 @@ def status(
 ) -> None:
     """Read from OneNET what became of the job's accepted commands, and show it by device.
 
-    LEDGER is the job's ledger, or its job file (its ledger beside it). Exit 0 when every state
-    was read (whatever the states are), 3 when some could not be read.
+    LEDGER is the job's ledger, or its job file (its ledger beside it).
     """
     if interval is not None and not watch:
         raise click.UsageError("--interval needs --watch")

@@ -62,8 +62,7 @@ def verify(
 ) -> None:
     """Judge each device of the job against its verify: section, from what it reads.
 
-    LEDGER is the job's ledger, or its job file (its ledger beside it). Exit 0 when every
-    device is on target, 3 when some are not yet or never seen, 1 when some failed.
+    LEDGER is the job's ledger, or its job file (its ledger beside it).
     """
     if interval is not None and not watch:
         raise click.UsageError("--interval needs --watch")
