@@ -176,7 +176,7 @@ def _warn_if_running(ledger: LedgerStore, ledger_path: Path, events: Events) -> 
 def _notes(retry: Retry) -> tuple[str, ...]:
     """Why the command is sent again and where it came from; each time that has passed."""
     row = retry.row
-    notes = [f"{told(retry.reason, row)}: {row.command.source}:{row.command.line}"]
+    notes = [f"{told(retry.reason, row)}: {row.command.where}"]
     for name in retry.passed:
         text = _time_text(row, name)
         notes.append(
@@ -195,7 +195,7 @@ def _time_text(row: Row, name: str) -> str:
 def _passed_warning(retry: Retry) -> str:
     row = retry.row
     times = "; ".join(f"{name}: {_time_text(row, name)} has passed" for name in retry.passed)
-    return f"{row.command.source}:{row.command.line}: {times}"
+    return f"{row.command.where}: {times}"
 
 
 def _job_shown(record: JobRecord | None) -> str:

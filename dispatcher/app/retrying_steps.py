@@ -154,7 +154,7 @@ def _notes(start: Start, reads: str | None) -> tuple[str, ...]:
         why = f"not verified (it reads {shown}), every step again"
     else:
         why = f"step {start.from_step}: {told(start.reason, row)}"
-    notes = [f"{why}: {c.source}:{c.line}"]
+    notes = [f"{why}: {c.where}"]
     for name in start.passed:
         notes.append(
             f"{name} has passed: change it in the steps (e.g. to a relative time such as +2d);"
@@ -165,7 +165,7 @@ def _notes(start: Start, reads: str | None) -> tuple[str, ...]:
 
 def _passed_warning(start: Start) -> str:
     c = start.rows[0].command
-    return f"{c.source}:{c.line}: device {start.imei}: {', '.join(start.passed)} has passed"
+    return f"{c.where}: device {start.imei}: {', '.join(start.passed)} has passed"
 
 
 def step_reasons(tally: StepTally) -> str:

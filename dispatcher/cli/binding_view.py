@@ -28,9 +28,7 @@ def tell_binding(job: Job, binding: Binding) -> None:
             " file: they are kept in the ledger as removed and not sent"
         )
         for row in diff.removed_examples[:5]:
-            console.note(
-                f"  removed: {row.command.source}:{row.command.line}: imei {row.command.imei}"
-            )
+            console.note(f"  removed: {row.command.where}: imei {row.command.imei}")
     if diff.returned:
         console.note(f"{job.source}: {diff.returned:,} removed command(s) are back in the job")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, NamedTuple
 
-from dispatcher.model.command import Command, Op, WriteValue, command_key, key_of
+from dispatcher.model.command import Command, Op, WriteValue, at, command_key, key_of
 from dispatcher.times import TimeSpec
 
 __all__ = [
@@ -91,11 +91,6 @@ class Problem:
         return (
             f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         )
-
-
-def at(file: str, line: int) -> str:
-    """``FILE:LINE``, or for a sheet's row ``FILE:SHEET!ROW`` (its file ends in ``!``)."""
-    return f"{file}{line}" if file.endswith("!") else f"{file}:{line}"
 
 
 class TimeValue(NamedTuple):

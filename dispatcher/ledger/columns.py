@@ -91,7 +91,7 @@ _CACHE = 4096  # distinct times kept
 def insert_params(c: Command) -> tuple[object, ...]:
     """The parameters of :data:`INSERT_COMMAND` for one command (in CommandColumns' order)."""
     if not c.key:
-        raise ValueError(f"{c.source}:{c.line}: command has no ledger key")
+        raise ValueError(f"{c.where}: command has no ledger key")
     valid = None if c.valid_time is None else c.valid_time.text
     inst = NO_ID if c.obj_inst_id is None else c.obj_inst_id
     res = NO_ID if c.res_id is None else c.res_id

@@ -31,6 +31,7 @@ __all__ = [
     "Op",
     "WriteValue",
     "args_text",
+    "at",
     "command_fingerprint",
     "command_key",
     "fingerprint_part",
@@ -89,6 +90,16 @@ class Command:
     after: str = ""  # the key of the device's previous step, sent only once that is accepted
     product: str = ""  # the OneNET product (a lane) it goes through; "": the default one
     values: tuple[WriteValue, ...] = ()  # a write's, typed
+
+    @property
+    def where(self) -> str:
+        """Where it was written, as every message says it: ``FILE:LINE``, ``FILE:SHEET!ROW``."""
+        return at(self.source, self.line)
+
+
+def at(file: str, line: int) -> str:
+    """``FILE:LINE``, or for a sheet's row ``FILE:SHEET!ROW`` (its file ends in ``!``)."""
+    return f"{file}{line}" if file.endswith("!") else f"{file}:{line}"
 
 
 def product_label(product: str) -> str:

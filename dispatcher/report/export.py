@@ -73,7 +73,7 @@ def export_record(row: Row) -> dict[str, Any]:
         "error": row.error,
         "uuid": row.uuid,
         "attempts": row.attempts,
-        "source": f"{row.command.source}:{row.command.line}",
+        "source": row.command.where,
         "valid_time": None if row.command.valid_time is None else row.command.valid_time.text,
         "expired_time": row.command.expired_time.text,
         "sent_valid_time": row.sent_valid_time,

@@ -185,7 +185,7 @@ class Gatherer:
         )
         c = row.command
         line = DeviceLine(
-            kind, c.imei, c.product, f"{c.source}:{c.line}", c.step,
+            kind, c.imei, c.product, c.where, c.step,
             max(r.command.step for _, r in rows), reached, len(problems),
             row.status.value.replace("_", " "), row.errno or None,
             why_of(kind, row, self._accepted.get(c.product, 0)), row.send_status,

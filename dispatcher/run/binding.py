@@ -115,7 +115,7 @@ def describe_change(change: Change) -> str:
     row, command = change.row, change.command
     parts = [f"{name} {_old(row, name)!s} -> {_new(command, name)!s}" for name in change.fields]
     return (
-        f"{command.source}:{command.line}: imei {command.imei}: {', '.join(parts)}"
+        f"{command.where}: imei {command.imei}: {', '.join(parts)}"
         f" (the ledger's version is {row.status.value})"
     )
 

@@ -4,6 +4,8 @@ sheet (Chinese text in an ignored column, IMEIs as text and as numbers) send the
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,13 @@ async def test_run_sends_an_xlsx_sheet_with_imeis_as_text_and_as_numbers(tmp_pat
     assert "  fleet.xlsx: sheet '设备'" in dry.stdout.splitlines()
     assert done.code == 0, done.stdout + done.stderr
     assert _sent(emulator) == SENT
+    # The report says where each command was written as the run's errors do: FILE:SHEET!ROW.
+    report = await dispatcher_async(
+        "report", "fleet.xlsx.ledger.db", "--format", "csv", cwd=tmp_path
+    )
+    assert report.code == 0, report.stderr
+    sources = [row["source"] for row in csv.DictReader(io.StringIO(report.stdout))]
+    assert sorted(sources) == [f"fleet.xlsx:设备!{row}" for row in (2, 3, 4)], report.stdout
 
 
 async def test_run_errors_of_a_sheet_name_the_sheet_and_row_and_send_nothing(
