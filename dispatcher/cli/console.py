@@ -15,7 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console, RenderableType
@@ -194,16 +194,11 @@ def _n(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
-@contextmanager
-def live_progress(stats: RunStats, *, enabled: bool | None = None) -> Iterator[None]:
-    """Show the run's progress on stderr while the block runs (by default only on a terminal)."""
-    if enabled is None:
-        enabled = _err.is_terminal
-    if not enabled:
-        yield
-        return
-    with Live(ProgressLine(stats), console=_err, refresh_per_second=4, transient=True):
-        yield
+def live_progress(stats: RunStats, *, enabled: bool | None = None) -> AbstractContextManager[None]:
+    """Show the run's progress on stderr while the block runs: live on a terminal, off one (by
+    default) as a plain line now and then, so that a log from cron is not silent for minutes."""
+    line = ProgressLine(stats)
+    return live(line, enabled=enabled, plain=line.plain)
 
 
 def summary_line(result: RunResult) -> None:

@@ -24,6 +24,7 @@ __all__ = ["PLAIN_EVERY_S", "Part", "ProgressLine", "eta", "fitted", "ticking"]
 
 PLAIN_EVERY_S: Final = 10.0  # off a terminal: a progress line this often
 _BAR: Final = 24  # cells of the bar
+_PLAIN_WIDTH: Final = 200  # a plain line in a log: wide enough for every part
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,14 @@ class ProgressLine:
             Part(f"ETA {eta(remaining / rate if rate > 0 else None)}"),
         ]
 
+    def plain(self) -> str | None:
+        """The line for a log (off a terminal): every part but the bar; None once all is done
+        (the summary says the rest) or before the job's size is known."""
+        s = self.stats
+        if not s.total or s.done >= s.total:
+            return None
+        return "progress: " + fitted(self.parts()[1:], _PLAIN_WIDTH).plain
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield fitted(self.parts(), options.max_width)
 
@@ -114,11 +123,13 @@ class ProgressLine:
 def ticking(
     line: Callable[[], str | None],
     say: Callable[[str], None],
-    every_s: float = PLAIN_EVERY_S,
+    every_s: float | None = None,
     wait: Callable[[float], bool] | None = None,
 ) -> Iterator[None]:
-    """While the block runs, ``say`` the ``line`` every ``every_s`` seconds (nothing when it is
-    None); ``wait(seconds)`` waits, True once the block is over (the default: a stop event's)."""
+    """While the block runs, ``say`` the ``line`` every ``every_s`` seconds (default
+    PLAIN_EVERY_S; nothing when it is None); ``wait(seconds)`` waits, True once the block is
+    over (the default: a stop event's)."""
+    every_s = PLAIN_EVERY_S if every_s is None else every_s
     done = threading.Event()
     pause = done.wait if wait is None else wait
 

@@ -142,6 +142,31 @@ def test_at_80_columns_the_progress_line_keeps_done_total_rate_and_eta(failed: i
     assert "in doubt 0" in wide and "40.0%" in wide and "━" in wide
 
 
+def test_a_run_off_a_terminal_says_its_progress_in_plain_lines_now_and_then(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A run from cron writes to a log: not a live line (escape codes), nor silence for minutes.
+    monkeypatch.setattr("dispatcher.cli.progress_view.PLAIN_EVERY_S", 0.05)
+    stats = RunStats(total=3000, started_at=0.0)
+    stats.ledger = {Status.ACCEPTED: 1200}
+    line = ProgressLine(stats, clock=lambda: 60.0)
+    assert line.plain() == (
+        "progress: 1,200/3,000  40.0%  20/s  accepted 1,200 · rejected 0 · failed 0"
+        " · in doubt 0  ETA 1m30s"
+    )
+    err = ""
+    with console.live_progress(stats):  # stderr is captured: no terminal
+        for _ in range(500):  # a line every 0.05 s: the first comes long before 10 s
+            err += capsys.readouterr().err
+            if err.count("progress: ") >= 2:
+                break
+            threading.Event().wait(0.02)
+        stats.ledger = {Status.ACCEPTED: 3000}
+    assert err.count("progress: 1,200/3,000") >= 2, err
+    assert "\x1b" not in err  # plain text, no live line's escape codes
+    assert ProgressLine(stats).plain() is None  # all done: the summary says the rest
+
+
 def test_plain_status_off_a_terminal_says_its_progress_every_few_seconds() -> None:
     progress = RoundProgress(clock=iter([0.0, 0.0, 30.0, 60.0]).__next__)
     progress.start(1, StatusRound(commands=1200, devices=600, read=300, changed=12))
