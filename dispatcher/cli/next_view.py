@@ -15,7 +15,7 @@ from dispatcher.ledger.store import LedgerStore
 from dispatcher.report.next_steps import NextStep, next_steps
 from dispatcher.report.summary import summarize
 
-__all__ = ["config_in", "next_line", "show_next", "steps_of", "steps_of_path"]
+__all__ = ["flag_in", "next_line", "show_next", "steps_of", "steps_of_path"]
 
 
 def next_line(step: NextStep) -> str:
@@ -29,14 +29,14 @@ def show_next(steps: Sequence[NextStep]) -> None:
         console.note(next_line(step))
 
 
-def config_in(argv: Sequence[str]) -> str | None:
-    """The ``--config`` a command line was given (its last), or None."""
+def flag_in(argv: Sequence[str], flag: str) -> str | None:
+    """The value of ``flag`` (``--config``) a command line was given (its last), or None."""
     found = None
     for i, arg in enumerate(argv):
-        if arg == "--config" and i + 1 < len(argv):
+        if arg == flag and i + 1 < len(argv):
             found = argv[i + 1]
-        elif arg.startswith("--config="):
-            found = arg.removeprefix("--config=")
+        elif arg.startswith(f"{flag}="):
+            found = arg.removeprefix(f"{flag}=")
     return found
 
 
@@ -45,6 +45,7 @@ def steps_of(
     path: Path,
     *,
     config: str | None = None,
+    base_url: str | None = None,
     resume: Sequence[str] | None = None,
     rollout_stopped: bool = False,
     verify_open: bool = False,
@@ -59,6 +60,7 @@ def steps_of(
         summary,
         path,
         config=config,
+        base_url=base_url,
         has_verify=settled and _has_verify(ledger),
         rollout_stopped=rollout_stopped,
         resume=resume,
@@ -70,6 +72,7 @@ def steps_of_path(
     path: Path,
     *,
     config: str | None = None,
+    base_url: str | None = None,
     resume: Sequence[str] | None = None,
     rollout_stopped: bool = False,
     verify_open: bool = False,
@@ -82,6 +85,7 @@ def steps_of_path(
                 ledger,
                 path,
                 config=config,
+                base_url=base_url,
                 resume=resume,
                 rollout_stopped=rollout_stopped,
                 verify_open=verify_open,

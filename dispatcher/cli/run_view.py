@@ -9,7 +9,7 @@ from pathlib import Path
 from dispatcher.app.send import all_through
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_BREAKER, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
-from dispatcher.cli.next_view import config_in, show_next, steps_of_path
+from dispatcher.cli.next_view import flag_in, show_next, steps_of_path
 from dispatcher.errors import RolloutAborted
 from dispatcher.ledger.store import Status
 from dispatcher.run.state import RunResult
@@ -36,7 +36,8 @@ def end_of_run(
         typed = shlex.split(resume) if resume else None
         steps = steps_of_path(
             ledger,
-            config=config_in(typed or []),
+            config=flag_in(typed or [], "--config"),
+            base_url=flag_in(typed or [], "--base-url"),
             resume=typed,
             rollout_stopped=isinstance(result.aborted, RolloutAborted),
         )

@@ -71,7 +71,7 @@ def status(
     ]
     code = EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes)
     if code == EXIT_OK:  # else the lines above say what to do (the same command, mostly)
-        show_next(steps_of_path(ledger, config=None if config_path is None else str(config_path)))
+        show_next(steps_of_path(ledger, config=config, base_url=base_url))
     sys.exit(code)
 
 

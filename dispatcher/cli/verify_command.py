@@ -82,12 +82,12 @@ def verify(
         drive=run_with_signals,
         on_round=said if watch else None,
     )
-    sys.exit(show_verify(outcome, config_path))
+    sys.exit(show_verify(outcome, config_path, base_url))
 
 
-def show_verify(outcome: VerifyOutcome, config: Path | None) -> int:
-    """The compliance, the calls made and the next commands (``config``: passed on); the exit
-    code."""
+def show_verify(outcome: VerifyOutcome, config: Path | None, base_url: str | None = None) -> int:
+    """The compliance, the calls made and the next commands (``config``, ``base_url``: passed
+    on); the exit code."""
     spec = outcome.spec
     compliance = compliance_of(outcome.results)
     expect = " or ".join(repr(v) for v in spec.expect)
@@ -127,5 +127,12 @@ def show_verify(outcome: VerifyOutcome, config: Path | None) -> int:
         console.note("every device is on target")
         code = EXIT_OK
     config_name = None if config is None else str(config)
-    show_next(steps_of_path(outcome.ledger, config=config_name, verify_open=not outcome.final))
+    show_next(
+        steps_of_path(
+            outcome.ledger,
+            config=config_name,
+            base_url=base_url,
+            verify_open=not outcome.final,
+        )
+    )
     return code

@@ -61,6 +61,7 @@ def next_steps(
     *,
     job: str | None = None,
     config: str | None = None,
+    base_url: str | None = None,
     has_verify: bool = False,
     rollout_stopped: bool = False,
     resume: Sequence[str] | None = None,
@@ -68,8 +69,9 @@ def next_steps(
 ) -> tuple[NextStep, ...]:
     """The commands that move the job of ``ledger`` on, most urgent first (none: it is done).
 
-    ``job``: its job file (for a resume; none, no resume step), ``config``: the config the
-    commands that talk to OneNET take, ``has_verify``: the job has a ``verify:`` section,
+    ``job``: its job file (for a resume; none, no resume step), ``config`` and ``base_url``:
+    the config and the ``--base-url`` the commands that talk to OneNET take (so that they go
+    where the command before went), ``has_verify``: the job has a ``verify:`` section,
     ``rollout_stopped``: the latest run was stopped by a rollout rule, ``resume``: the command
     that resumes the run as it was typed (its flags kept), said in place of ``run JOB``,
     ``verify_open``: the devices verify found not on target may still report (their time to
@@ -77,7 +79,8 @@ def next_steps(
     """
     counts = summary.by_status
     steps: list[NextStep] = []
-    with_config = ("--config", config) if config else ()
+    with_config = (*(("--config", config) if config else ()),
+                   *(("--base-url", base_url) if base_url else ()))  # fmt: skip
     name = str(ledger)
 
     unsent = sum(counts.get(s.value, 0) for s in _NOT_SENT) + summary.unregistered

@@ -28,14 +28,16 @@ def test_a_next_command_is_written_with_its_reason_apart() -> None:
     )
 
 
-async def test_run_ends_with_status_watch_and_the_config_it_was_given(tmp_path: Path) -> None:
+async def test_run_ends_with_status_watch_and_the_config_and_address_it_was_given(
+    tmp_path: Path,
+) -> None:
     write_job(tmp_path, fleet(4))
     write_config(tmp_path)
     async with serve(Emulator(fleet=FLEET)) as url:
         done = await online(url, tmp_path, "run", "push.yaml")
     assert done.code == 0, done.stderr
     assert next_lines(done.stderr) == [
-        "next: dispatcher status push.yaml.ledger.db --watch --config config.yaml"
+        f"next: dispatcher status push.yaml.ledger.db --watch --config config.yaml --base-url {url}"
         "   (4 commands not delivered yet: watch until they are)"
     ]
 
@@ -66,7 +68,7 @@ async def test_status_ends_with_watch_while_open_and_the_retry_once_settled(
         settled = await online(url, tmp_path, "status", "push.yaml.ledger.db")
     assert waiting.code == settled.code == 0, waiting.stderr + settled.stderr
     assert next_lines(waiting.stderr) == [
-        "next: dispatcher status push.yaml.ledger.db --watch --config config.yaml"
+        f"next: dispatcher status push.yaml.ledger.db --watch --config config.yaml --base-url {url}"
         "   (6 commands not delivered yet: watch until they are)"
     ]
     (line,) = next_lines(settled.stderr)
@@ -97,7 +99,7 @@ async def test_verify_ends_with_verify_watch_while_devices_may_still_report(
         early = await online(url, tmp_path, "verify", "fw.yaml")
     assert early.code == 3, early.stderr
     assert (
-        "next: dispatcher verify fw.yaml.ledger.db --watch --config config.yaml"
+        f"next: dispatcher verify fw.yaml.ledger.db --watch --config config.yaml --base-url {url}"
         "   (4 devices still to report: verify until each is on target or its time to verify"
         " is over)"
     ) in next_lines(early.stderr)
