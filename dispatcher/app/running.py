@@ -42,6 +42,7 @@ from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.sqlite_files import discard
 from dispatcher.ledger.store import FINAL, LedgerStore
 from dispatcher.notify import EventKind, Notice, Notifier, ledger_notice
+from dispatcher.report.next_steps import flag_in, resume_argv
 from dispatcher.run.binding import bind_job, preview_binding
 from dispatcher.run.state import RunResult, RunStats
 from dispatcher.times import BEIJING
@@ -66,6 +67,9 @@ class RunRequest:
     start_at: str | None = None  # a scheduled start in place of the job's
     refresh_targets: bool = False  # take the devices a targets_query adds today (as new commands)
     reading: Reading | None = None  # how a CSV or sheet job file is read (None: as found)
+    # The command line as typed (no program name): the next command a notice says resumes the
+    # run with the same flags; (): ``dispatcher run JOB``, its ledger named when not the default.
+    argv: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +219,7 @@ def run(
         canary = plan.rollout.canary is not None and not judged_before
         notices = _notices(notifier, ledger, path, job, request, result, canary=canary)
     if notices:  # after the run, the ledger closed: the run never waits on a webhook
-        drive(lambda stop: notifier.deliver(notices, warn=events.warn))
+        drive(lambda stop: notifier.deliver(notices, warn=events.warn, until=stop.wait))
     return RunOutcome(path, result, errnos=errnos, by_product=by_product, targets=targets)
 
 
@@ -243,10 +247,13 @@ def _notices(
     elif result.stop_reason is None:
         found.append((EventKind.RUN_FINISHED, result.paused, None))
     has_verify = job.verify is not None
+    typed = request.argv
     return [
         ledger_notice(
             kind, ledger, path, job=str(request.job), config=request.config,
-            has_verify=has_verify, reason=reason, passed=passed,
+            base_url=flag_in(typed, "--base-url"),
+            resume=resume_argv(typed, path) if typed else None, has_verify=has_verify,
+            rollout_stopped=isinstance(stopped, RolloutAborted), reason=reason, passed=passed,
         )
         for kind, reason, passed in found
         if notifier.wanted(kind)

@@ -167,12 +167,21 @@ def verify(
         told = not verifier.stop.requested and notifier.wanted(EventKind.VERIFY_FINISHED)
         kind = EventKind.VERIFY_FINISHED
         notices = (
-            [ledger_notice(kind, ledger, path, has_verify=True, config=request.config)]
+            [
+                ledger_notice(
+                    kind,
+                    ledger,
+                    path,
+                    has_verify=True,
+                    config=request.config,
+                    verify_open=not last.final,  # as the screen advises: may still report
+                )
+            ]
             if told
             else []
         )
     if notices:
-        drive(lambda stop: notifier.deliver(notices, warn=events.warn))
+        drive(lambda stop: notifier.deliver(notices, warn=events.warn, until=stop.wait))
     stop = verifier.stop
     return VerifyOutcome(
         title, path, job_path, spec, tuple(last.results), last.final, verifier.calls,

@@ -145,5 +145,5 @@ def status(
             else []
         )
     if notices:
-        drive(lambda stop: notifier.deliver(notices, warn=events.warn))
+        drive(lambda stop: notifier.deliver(notices, warn=events.warn, until=stop.wait))
     return StatusOutcome(title, breakdown, tuple(watchers), several)

@@ -15,7 +15,7 @@ from dispatcher.ledger.store import LedgerStore
 from dispatcher.report.next_steps import NextStep, next_steps
 from dispatcher.report.summary import summarize
 
-__all__ = ["flag_in", "next_line", "show_next", "steps_of", "steps_of_path"]
+__all__ = ["next_line", "show_next", "steps_of", "steps_of_path"]
 
 
 def next_line(step: NextStep) -> str:
@@ -27,17 +27,6 @@ def show_next(steps: Sequence[NextStep]) -> None:
     """Each next command on its line, on stderr (with the notes)."""
     for step in steps:
         console.note(next_line(step))
-
-
-def flag_in(argv: Sequence[str], flag: str) -> str | None:
-    """The value of ``flag`` (``--config``) a command line was given (its last), or None."""
-    found = None
-    for i, arg in enumerate(argv):
-        if arg == flag and i + 1 < len(argv):
-            found = argv[i + 1]
-        elif arg.startswith(f"{flag}="):
-            found = arg.removeprefix(f"{flag}=")
-    return found
 
 
 def steps_of(

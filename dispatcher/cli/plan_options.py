@@ -16,6 +16,7 @@ import click
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.job.encodings import encoding_problem
 from dispatcher.job.model import Reading
+from dispatcher.report.next_steps import resume_argv
 
 __all__ = ["input_options", "plan_options", "resume_command"]
 
@@ -121,17 +122,5 @@ def _encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 def resume_command(argv: list[str], ledger: Path) -> str:
-    """The command that resumes this run: ``argv`` with the ledger as resolved (a placeholder
-    filled again would name a new ledger, and send the whole job again), shell-quoted."""
-    shown: list[str] = []
-    skip = given = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--ledger" or arg.startswith("--ledger="):
-            skip = given = arg == "--ledger"
-            given = True
-            continue
-        shown.append(arg)
-    return shlex.join(["dispatcher", *shown, *(["--ledger", str(ledger)] if given else [])])
+    """The command that resumes this run (report.next_steps.resume_argv), shell-quoted."""
+    return shlex.join(resume_argv(argv, ledger))

@@ -96,6 +96,7 @@ def run(
         rollout=flags,
         refresh_targets=refresh_targets,
         reading=reading,
+        argv=tuple(sys.argv[1:]),
     )
     outcome = run_use_case(
         settings,

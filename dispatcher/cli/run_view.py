@@ -9,9 +9,10 @@ from pathlib import Path
 from dispatcher.app.send import all_through
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_BREAKER, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
-from dispatcher.cli.next_view import flag_in, show_next, steps_of_path
+from dispatcher.cli.next_view import show_next, steps_of_path
 from dispatcher.errors import RolloutAborted
 from dispatcher.ledger.store import Status
+from dispatcher.report.next_steps import flag_in
 from dispatcher.run.state import RunResult
 
 __all__ = ["end_of_run"]
@@ -55,8 +56,9 @@ def _how_it_ended(
         for errno, text, n in errnos:
             if errno != 0:
                 console.note(f"  errno {errno} ({text or 'no text'}): {n:,}")
-        if isinstance(result.aborted, RolloutAborted) and resume:
-            console.note(f"fix the job, then run again to go on: {resume}")
+        if resume:  # a rollout rule's stop is the job's to fix; a breaker's, the key's or address's
+            fix = "the job" if isinstance(result.aborted, RolloutAborted) else "what stopped it"
+            console.note(f"fix {fix}, then run again to go on: {resume}")
         return EXIT_BREAKER, bool(resume)
     if result.paused is not None:
         console.note(result.paused + (f"; to go on: {resume}" if resume else ""))

@@ -33,6 +33,8 @@ _BOMS = (  # UTF-32's marks first: UTF-32-LE's starts with UTF-16-LE's
 # Control characters but tab, LF and CR, and the private-use area (where GB18030 puts the
 # byte pairs no character is assigned to): not in a fleet list read in the right encoding.
 _UNLIKELY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
+# Chinese as UTF-8 writes it: CJK punctuation, ideographs, full-width forms.
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,8 @@ def encoding_problem(name: str) -> str | None:
         b"x".decode(name, "ignore")  # LookupError for a codec that is no text encoding (hex)
     except LookupError:
         return f"unknown encoding {name!r} (e.g. gb18030, gbk, big5, utf-16, utf-8)"
+    except UnicodeError:  # a codec for something else (idna: host names)
+        return f"{name!r} is no encoding a CSV is saved in (e.g. gb18030, gbk, big5, utf-16, utf-8)"
     return None
 
 
@@ -97,6 +101,13 @@ def decoding_of(path: Path, source: str, forced: str | None, how: str) -> Decodi
         return UTF8
     if utf16 := utf16_problem(head):
         raise JobFileError(source, 1, "", utf16)
+    utf8 = _first_utf8_cjk_line(path)
+    if utf8 is not None:  # read as GB18030, that line's Chinese would become other Chinese
+        message = (
+            f"mixes encodings: line {utf8} is UTF-8, line {bad} is not (GBK?): save the"
+            f" whole file in one encoding, or name its encoding with {how}"
+        )
+        raise JobFileError(source, bad, "", message)
     if _first_bad_line(path, "gb18030", unlikely=True) is None:
         return Decoding("gb18030", "GB18030", "not UTF-8")
     message = (
@@ -104,6 +115,34 @@ def decoding_of(path: Path, source: str, forced: str | None, how: str) -> Decodi
         f" with {how}"
     )
     raise JobFileError(source, bad, "", message)
+
+
+def _first_utf8_cjk_line(path: Path) -> int | None:
+    """The first line of ``path`` that is UTF-8 holding Chinese (a CJK character, three bytes
+    in UTF-8), else None. GBK text is valid UTF-8 by chance now and then, but only as two-byte
+    characters (accented letters, Greek, Cyrillic), never as a run of Chinese."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if raw.isascii():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if _CJK.search(text):
+                return number
+    return None
+
+
+def _lines_before(codec: str, state: tuple[bytes, int], good: bytes) -> int:
+    """The line of a chunk's bad byte: the ``good`` bytes before it decoded again from the
+    decoder's ``state`` before the chunk (line 1 when even they do not decode)."""
+    again = codecs.getincrementaldecoder(codec)("strict")
+    again.setstate((b"", state[1]))
+    try:
+        return again.decode(good).count("\n") + 1
+    except UnicodeError:
+        return 1
 
 
 def _first_bad_line(path: Path, codec: str, *, unlikely: bool) -> int | None:
@@ -118,10 +157,9 @@ def _first_bad_line(path: Path, codec: str, *, unlikely: bool) -> int | None:
             try:
                 text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
-                # Decode the part before the bad byte again, from the state before this chunk.
-                again = codecs.getincrementaldecoder(codec)("strict")
-                again.setstate((b"", state[1]))
-                return lines + again.decode(exc.object[: exc.start]).count("\n") + 1
+                return lines + _lines_before(codec, state, exc.object[: exc.start])
+            except UnicodeError:  # a codec that says no more than that (punycode)
+                return lines + 1
             if unlikely and (m := _UNLIKELY.search(text)):
                 return lines + text.count("\n", 0, m.start()) + 1
             lines += text.count("\n")

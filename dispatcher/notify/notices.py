@@ -7,7 +7,7 @@ May import: ledger, report, notify.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -32,14 +32,18 @@ def ledger_notice(
     *,
     job: str | None = None,
     config: str | None = None,
+    base_url: str | None = None,
+    resume: Sequence[str] | None = None,
     has_verify: bool = False,
+    rollout_stopped: bool = False,
+    verify_open: bool = False,
     reason: str | None = None,
     passed: bool | None = None,
 ) -> Notice:
     """The notice of ``event`` for the job of ``ledger`` (at ``path``): a run's by command
     status, a watch's by delivery state, a verify's by device state; ``job``: its job file
-    (a run's: the next step may be to run it again), ``config``: the config the next command
-    takes."""
+    (a run's: the next step may be to run it again), the rest as ``next_steps`` takes them
+    (the same as the command line's, so that the notice advises what the screen does)."""
     summary = summarize(ledger)
     record = ledger.job()
     title = job or (record.path if record is not None else str(path))
@@ -48,8 +52,11 @@ def ledger_notice(
         path,
         job=job,
         config=config,
+        base_url=base_url,
         has_verify=has_verify,
-        rollout_stopped=event is EventKind.RUN_ABORTED,
+        rollout_stopped=rollout_stopped,
+        resume=resume,
+        verify_open=verify_open,
     )
     return Notice(
         event,

@@ -113,24 +113,44 @@ class Notifier:
         return any(r.target.wants(event.value) for r in self.ready)
 
     async def deliver(
-        self, notices: Sequence[Notice], *, warn: Callable[[str], None]
+        self,
+        notices: Sequence[Notice],
+        *,
+        warn: Callable[[str], None],
+        until: Callable[[], Awaitable[object]] | None = None,
     ) -> tuple[Sent, ...]:
         """Send each notice to every target that asked for its event, all at once; a failure
-        is one ``warn`` line each, never an exception."""
+        is one ``warn`` line each, never an exception. ``until`` (a stop's ``wait``): once it
+        returns (Ctrl-C), what is not sent yet is given up, as when the time is out."""
         pairs = [(r, n) for n in notices for r in self.ready if r.target.wants(n.event.value)]
         if not pairs:
             return ()
         budget = max(_budget(r.target) for r, _ in pairs)
         tasks: list[asyncio.Task[Sent] | None] = [None] * len(pairs)
+
+        async def send_all() -> None:
+            async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
+                for i, (ready, notice) in enumerate(pairs):
+                    tasks[i] = group.create_task(self._one(session, ready, notice))
+
+        sending = asyncio.ensure_future(send_all())
+        halt = None if until is None else asyncio.ensure_future(until())
         try:
             # Each attempt has its timeout already: this bounds the whole, whatever happens.
-            async with asyncio.timeout(budget):
-                async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
-                    for i, (ready, notice) in enumerate(pairs):
-                        tasks[i] = group.create_task(self._one(session, ready, notice))
-        except TimeoutError:
-            pass
-        late = f"out of time ({budget:g} s)"
+            await asyncio.wait(
+                [t for t in (sending, halt) if t is not None],
+                timeout=budget,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for task in (sending, halt):
+                if task is not None and not task.done():
+                    task.cancel()
+            await asyncio.gather(sending, return_exceptions=True)  # the session is closed
+            if halt is not None:
+                await asyncio.gather(halt, return_exceptions=True)
+        stopped = halt is not None and halt.done() and not halt.cancelled()
+        late = "given up: stopped" if stopped else f"out of time ({budget:g} s)"
         sent = tuple(
             task.result()
             if task is not None and task.done() and not task.cancelled()

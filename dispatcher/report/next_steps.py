@@ -19,17 +19,19 @@ what the platform still holds before the job is fixed). Nothing left to do gives
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import Status, VerifyState
 from dispatcher.report.summary import Summary
 
-__all__ = ["NextStep", "next_steps", "retry_job_path"]
+__all__ = ["NextStep", "flag_in", "next_steps", "resume_argv", "retry_job_path"]
 
 _NOT_SENT: Final = (Status.PENDING, Status.IN_FLIGHT, Status.IN_DOUBT)
 _NOT_THROUGH: Final = (Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.SKIPPED)
@@ -47,6 +49,34 @@ class NextStep:
     def command(self) -> str:
         """The command as a shell line (quoted where needed)."""
         return shlex.join(self.argv)
+
+
+def resume_argv(argv: Sequence[str], ledger: Path) -> tuple[str, ...]:
+    """The command that resumes a run typed as ``argv`` (without the program's name): its flags
+    kept, its ``--ledger`` as resolved (a placeholder such as ``{date}`` filled again would name
+    a new ledger, and send the whole job again)."""
+    shown: list[str] = []
+    skip = given = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--ledger" or arg.startswith("--ledger="):
+            skip, given = arg == "--ledger", True
+            continue
+        shown.append(arg)
+    return ("dispatcher", *shown, *(("--ledger", str(ledger)) if given else ()))
+
+
+def flag_in(argv: Sequence[str], flag: str) -> str | None:
+    """The value of ``flag`` (``--config``) a command line was given (its last), or None."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith(f"{flag}="):
+            found = arg.removeprefix(f"{flag}=")
+    return found
 
 
 def retry_job_path(ledger: Path) -> Path:
@@ -87,7 +117,7 @@ def next_steps(
     if unsent and (job is not None or resume) and not rollout_stopped:
         doubt = counts.get(Status.IN_DOUBT.value, 0)
         why = f"{_n(unsent, 'command')} not sent yet" + (f" ({doubt:,} in doubt)" if doubt else "")
-        again = tuple(resume) if resume else ("dispatcher", "run", str(job), *with_config)
+        again = tuple(resume) if resume else _run_again(str(job), ledger, with_config)
         steps.append(NextStep(again, why + ": run resumes"))
 
     delivery = summary.delivery
@@ -147,6 +177,14 @@ def next_steps(
             )
         )
     return tuple(steps)
+
+
+def _run_again(job: str, ledger: Path, lane: tuple[str, ...]) -> tuple[str, ...]:
+    """``dispatcher run JOB``, with ``--ledger`` when the ledger is not the one the job's run
+    opens by default (without it, the run would open a new ledger and send everything again)."""
+    default = os.path.abspath(default_ledger_path(Path(job)))
+    own = () if os.path.abspath(ledger) == default else ("--ledger", str(ledger))
+    return ("dispatcher", "run", job, *own, *lane)
 
 
 def _n(n: int, one: str, many: str | None = None) -> str:

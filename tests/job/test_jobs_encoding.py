@@ -65,6 +65,31 @@ def test_text_that_reads_as_gb18030_only_by_chance_is_refused(write_file: WriteF
     )
 
 
+def test_a_file_of_utf8_lines_and_gbk_lines_is_refused_not_read_as_gb18030(
+    write_file: WriteFile,
+) -> None:
+    # Read as GB18030, the UTF-8 line's 固件=东门 would be sent as 鍥轰欢=涓滈棬: mojibake.
+    head, utf8, gbk = CSV_HEAD.encode(), f"{I1},3,0,4,固件=东门,+1d\n", f"{I2},3,0,4,关灯,+1d\n"
+    path = write_file("c.csv", head + utf8.encode() + gbk.encode("gbk"))
+    with pytest.raises(JobFileError) as err:
+        load_job(path)
+    assert str(err.value) == (
+        f"{path}:3: mixes encodings: line 2 is UTF-8, line 3 is not (GBK?): save the whole file"
+        " in one encoding, or name its encoding with --encoding"
+    )
+
+
+def test_gbk_lines_that_are_valid_utf8_by_chance_are_not_taken_for_utf8(
+    write_file: WriteFile,
+) -> None:
+    # 碌 (0xC2 0xB5 in GBK) is "µ" as UTF-8: a short GBK text can be UTF-8 by chance, never
+    # Chinese as UTF-8 (three bytes a character).
+    rows = f"{CSV_HEAD}{I1},3,0,4,碌,+1d\n{I2},3,0,4,关灯,+1d\n"
+    assert "碌".encode("gbk").decode("utf-8") == "µ"
+    path = write_file("c.csv", rows.encode("gbk"))
+    assert [c.args for c in commands(path)] == ["碌", "关灯"]
+
+
 def test_encoding_flag_reads_a_file_in_another_encoding(write_file: WriteFile) -> None:
     path = write_file("c.csv", f"{CSV_HEAD}{I1},3,0,4,café,+1d\n".encode("cp1252"))
     with pytest.raises(JobFileError, match=r"c\.csv:2: is neither UTF-8 nor GB18030"):
@@ -146,6 +171,7 @@ def test_yaml_encoding_that_does_not_decode_names_the_csv_line(write_file: Write
     [
         ("gbkk", "encoding: unknown encoding 'gbkk' (e.g. gb18030, gbk, big5, utf-16, utf-8)"),
         ("hex", "encoding: unknown encoding 'hex'"),
+        ("idna", "encoding: 'idna' is no encoding a CSV is saved in"),
         ("[gbk]", "encoding: must be an encoding's name (gb18030, gbk, utf-8, ...)"),
     ],
 )
@@ -179,3 +205,10 @@ def test_forcing_utf8_by_any_name_says_nothing_more(write_file: WriteFile, name:
     table = load_job(path, Reading(encoding=name)).table
     assert table is not None and table.note == ""
     assert [c.args for c in commands(path, Reading(encoding=name))] == ["开灯", "关灯 (东门)"]
+
+
+def test_a_codec_that_cannot_read_a_csv_names_line_1_not_a_traceback(write_file: WriteFile) -> None:
+    path = write_file("c.csv", ROWS)
+    with pytest.raises(JobFileError) as err:
+        load_job(path, Reading(encoding="punycode"))
+    assert str(err.value).startswith(f"{path}:1: does not decode as PUNYCODE")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dispatcher.emulator.server import Emulator, Faults, serve
+from dispatcher.ledger.store import Status
 from tests.e2e.test_verify_e2e import firmware_job
 from tests.support.cli import Done, dispatcher_async, finished, started
 from tests.support.clocks import ShiftedClock
@@ -93,8 +94,8 @@ async def test_a_finished_run_is_told_to_every_robot_in_its_language(
     assert hook.body["event"] == "run_finished"
     assert hook.body["counts"] == {"accepted": 3}
     assert hook.body["job"] == "push.yaml"
-    assert hook.body["next_command"] == (
-        "dispatcher status push.yaml.ledger.db --watch --config config.yaml"
+    assert hook.body["next_command"] == (  # to the OneNET the run went to, as the screen says
+        f"dispatcher status push.yaml.ledger.db --watch --config config.yaml --base-url {url}"
     )
     text = hooks.of("dingtalk")[0].body["markdown"]["text"]
     assert ("3 已接受" if language == "zh" else "3 accepted") in text
@@ -265,3 +266,75 @@ async def test_a_run_stopped_by_ctrl_c_is_not_told(tmp_path: Path) -> None:
             done = await finished(proc)
     assert done.code == 130, done.stderr  # stopped: the person who stopped it knows
     assert hooks.received == []
+
+
+PAUSE = "rollout:\n  canary:\n    size: 3\n    then: pause\n"
+
+
+def _hook(base: str, route: str = "hook", extra: str = "") -> str:
+    return f"notify:\n  - type: webhook\n    url: {base}/{route}\n{extra}"
+
+
+async def test_a_run_a_breaker_stopped_is_never_told_to_cancel_a_good_canary(
+    tmp_path: Path,
+) -> None:
+    # The canary passed and paused: its 3 commands wait on OneNET. The next run cannot reach
+    # OneNET (a breaker, not a rollout rule): cancelling would withdraw the good canary.
+    write_job(tmp_path, fleet(12), extra=PAUSE)
+    async with serve_webhooks() as (hooks, base), serve(Emulator()) as url:
+        write_config(tmp_path, CONFIG_YAML + _hook(base))
+        assert (await dispatcher(url, tmp_path, "run", "push.yaml")).code == 0
+        dead = f"http://127.0.0.1:{closed_port()}"
+        stopped = await dispatcher_async(
+            "run", "push.yaml", "--config", "config.yaml", "--base-url", dead,
+            cwd=tmp_path, env=ENV,
+        )  # fmt: skip
+    assert stopped.code == 4, stopped.stderr
+    aborted = [r.body for r in hooks.of("webhook") if r.body["event"] == "run_aborted"]
+    assert len(aborted) == 1
+    assert aborted[0]["next_command"] == (
+        f"dispatcher run push.yaml --config config.yaml --base-url {dead}"
+    )  # the run resumes once OneNET is reached again: never a cancel
+    assert "fix what stopped it, then run again to go on: dispatcher run push.yaml" in (
+        stopped.stderr
+    )
+
+
+async def test_a_run_on_a_ledger_of_its_own_is_told_to_go_on_with_that_ledger(
+    tmp_path: Path,
+) -> None:
+    # Without --ledger the next run would open the job's default ledger, a new one, and send
+    # the canary again: the notice and the HTML page both name the run's own ledger.
+    write_job(tmp_path, fleet(12), extra=PAUSE)
+    async with serve_webhooks() as (hooks, base), serve(Emulator()) as url:
+        write_config(tmp_path, CONFIG_YAML + _hook(base))
+        done = await dispatcher(url, tmp_path, "run", "push.yaml", "--ledger", "runs/own.db")
+    assert done.code == 0, done.stderr
+    [finished_] = [r.body for r in hooks.of("webhook") if r.body["event"] == "run_finished"]
+    assert finished_["next_command"] == (
+        f"dispatcher run push.yaml --config config.yaml --base-url {url} --ledger runs/own.db"
+    )
+    page = await dispatcher_async("report", "runs/own.db", "--format", "html", cwd=tmp_path)
+    assert page.code == 0, page.stderr
+    assert f"dispatcher run {tmp_path / 'push.yaml'} --ledger runs/own.db" in page.stdout
+
+
+async def test_ctrl_c_gives_up_the_notifications_at_once(tmp_path: Path) -> None:
+    write_job(tmp_path, fleet(3))
+    async with serve_webhooks() as (hooks, base), serve(Emulator()) as url:
+        # A target that never answers, given a minute for its one try.
+        hang = _hook(base, "hang", "    timeout: 60s\n    retries: 0\n")
+        write_config(tmp_path, CONFIG_YAML + hang)
+        async with started(
+            *("run", "push.yaml", "--config", "config.yaml", "--base-url", url),
+            cwd=tmp_path,
+            env=ENV,
+        ) as proc:
+            await until(lambda: hooks.hung > 0, proc=proc)  # the run is over: it notifies
+            proc.send_signal(signal.SIGINT)
+            done = await finished(proc, within=30)  # not the minute the target was given
+    assert "notification run_finished to notify[0] (webhook) not sent" in done.stderr
+    assert "given up: stopped" in done.stderr
+    assert [r.status for r in ledger_rows(tmp_path / "push.yaml.ledger.db")] == [
+        Status.ACCEPTED
+    ] * 3

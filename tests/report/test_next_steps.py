@@ -66,7 +66,12 @@ def test_failed_commands_and_lost_deliveries_say_retry_failed() -> None:
 
 def test_unsent_commands_say_run_again_first_and_only_with_a_job() -> None:
     stopped = _summary(accepted=2, pending=7, in_doubt=1)
-    assert _commands(stopped, job="jobs/push.yaml")[0] == "dispatcher run jobs/push.yaml"
+    own = next_steps(stopped, Path("jobs/push.yaml.ledger.db"), job="jobs/push.yaml")
+    assert own[0].command == "dispatcher run jobs/push.yaml"  # the job's default ledger
+    # Any other ledger is named: without it the run would open a new one and send all again.
+    assert _commands(stopped, job="jobs/push.yaml")[0] == (
+        "dispatcher run jobs/push.yaml --ledger jobs/push.ledger.db"
+    )
     assert next_steps(stopped, LEDGER, job="j.yaml")[0].why == (
         "8 commands not sent yet (1 in doubt): run resumes"
     )
