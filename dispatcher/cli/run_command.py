@@ -21,6 +21,7 @@ from dispatcher.cli.signals import run_with_signals
 from dispatcher.cli.targets_view import confirmed_targets
 from dispatcher.job.model import Reading
 from dispatcher.model.command import product_label
+from dispatcher.report.render import status_line
 
 __all__ = ["run"]
 
@@ -117,7 +118,7 @@ def run(
         sys.exit(EXIT_INTERRUPTED)
     if set(outcome.by_product) - {""}:  # the job's share of each product
         for product, states in outcome.by_product.items():
-            parts = ", ".join(f"{n:,} {s.replace('_', ' ')}" for s, n in states.items())
+            parts = ", ".join(f"{n:,} {status_line(s)}" for s, n in states.items())
             console.note(f"{product_label(product)}: {parts}")
     resume = resume_command(sys.argv[1:], outcome.ledger)
     sys.exit(end_of_run(result, resume=resume, errnos=list(outcome.errnos), ledger=outcome.ledger))
