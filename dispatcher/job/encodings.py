@@ -98,7 +98,7 @@ def decoding_of(path: Path, source: str, forced: str | None, how: str) -> Decodi
             return UTF8 if codec == "utf-8-sig" else Decoding(codec, label, "its byte-order mark")
     bad = _first_bad_line(path, "utf-8-sig", unlikely=False)
     if bad is None:
-        return UTF8
+        return _lookalike(path, how) or UTF8
     if utf16 := utf16_problem(head):
         raise JobFileError(source, 1, "", utf16)
     utf8 = _first_utf8_cjk_line(path)
@@ -115,6 +115,35 @@ def decoding_of(path: Path, source: str, forced: str | None, how: str) -> Decodi
         f" with {how}"
     )
     raise JobFileError(source, bad, "", message)
+
+
+def _lookalike(path: Path, how: str) -> Decoding | None:
+    """UTF-8, said with the line that GBK would read as other text, when the file's only
+    non-ASCII text is no Chinese as UTF-8 but Chinese as GBK (a short GBK text, 路, is UTF-8's
+    "·" by chance); None when the file has Chinese as UTF-8 (then it is UTF-8) or none of that."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if raw.isascii():
+                continue
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            if _CJK.search(text):
+                return None  # Chinese as UTF-8: no GBK file reads so
+            try:
+                other = raw.decode("gb18030")
+            except UnicodeDecodeError:
+                continue
+            if _UNLIKELY.search(other) or not _CJK.search(other):
+                continue
+            was, could = _non_ascii(text), _non_ascii(other)
+            why = f"line {number} could be GBK: {could!r}, not {was!r}; if so, say {how} gbk"
+            return Decoding("utf-8-sig", "UTF-8", why)
+    return None
+
+
+def _non_ascii(text: str) -> str:
+    """The non-ASCII characters of ``text``, runs joined by a space (what two readings differ
+    in)."""
+    return " ".join(re.findall(r"[^\x00-\x7f]+", text))
 
 
 def _first_utf8_cjk_line(path: Path) -> int | None:

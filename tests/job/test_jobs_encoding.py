@@ -4,7 +4,10 @@ line that does not decode is named."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dispatcher.errors import JobFileError
 from dispatcher.job.model import Reading, load_job
@@ -212,3 +215,90 @@ def test_a_codec_that_cannot_read_a_csv_names_line_1_not_a_traceback(write_file:
     with pytest.raises(JobFileError) as err:
         load_job(path, Reading(encoding="punycode"))
     assert str(err.value).startswith(f"{path}:1: does not decode as PUNYCODE")
+
+
+# -- the promise, for any text: read back exactly, or refused; never read as other text ----------
+
+_CHINESE = "开关灯东南西北门区号楼固件升级水表路灯夜间测试设备重启中文字段\uff0c\u3002\uff08\uff09"
+_ASCII = "abcXYZ019 -_=()"
+
+
+def _texts(alphabet: str) -> st.SearchStrategy[list[str]]:
+    text = st.text(alphabet=st.sampled_from(alphabet), min_size=1, max_size=12)
+    return st.lists(
+        text.map(str.strip).filter(lambda t: bool(t) and not t.startswith(("-", "="))),
+        min_size=1,
+        max_size=6,
+    )
+
+
+def _file(write_file: WriteFile, texts: list[str], codecs: list[str]) -> Path:
+    imeis = [I1, I2, "358476090000076", "867231050000002", "356938035643809", "860000000000001"]
+    lines = [CSV_HEAD.encode(codecs[0])]  # utf-8-sig: a byte-order mark heads the file
+    for n, text in enumerate(texts):
+        codec = "utf-8" if codecs[n] == "utf-8-sig" else codecs[n]
+        lines.append(f"{imeis[n]},3,0,4,{text},+1d\n".encode(codec))
+    return write_file("c.csv", b"".join(lines))
+
+
+_SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@_SETTINGS
+@given(
+    texts=_texts(_CHINESE + _ASCII),
+    codecs=st.lists(st.sampled_from(["utf-8", "gbk", "utf-8-sig"]), min_size=6, max_size=6),
+)
+def test_any_file_of_utf8_and_gbk_lines_is_read_exactly_or_refused(
+    write_file: WriteFile, texts: list[str], codecs: list[str]
+) -> None:
+    # Chinese is what tells UTF-8 from GBK in a file of both (three bytes a character in UTF-8);
+    # accented letters alone cannot: "é" in UTF-8 is "茅" in GBK, each a fine text.
+    path = _file(write_file, texts, codecs)
+    try:
+        read = [c.args for c in commands(path)]
+    except JobFileError as exc:
+        assert "encoding" in str(exc) or "UTF-8" in str(exc), str(exc)
+        return
+    if read != texts:  # never mojibake unsaid, but where no reader could tell:
+        assert _told_it_could_be_gbk(path) or _undecidable(texts, codecs)
+
+
+def _undecidable(texts: list[str], codecs: list[str]) -> bool:
+    """A file of UTF-8 Chinese whose every GBK line is valid UTF-8 by chance (楼 in GBK is
+    "¥" in UTF-8): the whole file is UTF-8, and its Chinese says so (the limit docs/jobs.md
+    states)."""
+    gbk = [t.encode("gbk") for t, c in zip(texts, codecs, strict=False) if c == "gbk"]
+    utf8 = [t for t, c in zip(texts, codecs, strict=False) if c != "gbk" and not t.isascii()]
+    return bool(utf8) and bool(gbk) and all(_is_utf8(b) for b in gbk)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _told_it_could_be_gbk(path: Path) -> bool:
+    """Whether the summary says a line read as UTF-8 could be GBK (a short GBK text, 路, is
+    valid UTF-8, "·", by chance: the file cannot tell, the note says how to)."""
+    table = load_job(path).table
+    return table is not None and "could be GBK" in table.note and "--encoding gbk" in table.note
+
+
+@_SETTINGS
+@given(
+    texts=_texts(_CHINESE + _ASCII + "éüàèāǎ"), codec=st.sampled_from(["utf-8", "utf-8-sig", "gbk"])
+)
+def test_a_file_in_one_encoding_is_always_read_exactly(
+    write_file: WriteFile, texts: list[str], codec: str
+) -> None:
+    # GBK text that is valid UTF-8 by chance (short, or accented) is never refused as "mixed";
+    # read as UTF-8, the summary says the line could be GBK.
+    path = _file(write_file, texts, [codec] * 6)
+    read = [c.args for c in commands(path)]  # never refused
+    assert read == texts or (codec == "gbk" and _told_it_could_be_gbk(path))
