@@ -126,34 +126,31 @@ class Notifier:
         if not pairs:
             return ()
         budget = max(_budget(r.target) for r, _ in pairs)
-        tasks: list[asyncio.Task[Sent] | None] = [None] * len(pairs)
+        tasks: list[asyncio.Task[Sent]] = []
+        stopped = False
 
-        async def send_all() -> None:
-            async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
-                for i, (ready, notice) in enumerate(pairs):
-                    tasks[i] = group.create_task(self._one(session, ready, notice))
+        async def halt(wait: Callable[[], Awaitable[object]]) -> None:
+            nonlocal stopped
+            await wait()  # Ctrl-C: what is not sent yet is given up
+            stopped = True
+            for task in tasks:
+                task.cancel()
 
-        sending = asyncio.ensure_future(send_all())
-        halt = None if until is None else asyncio.ensure_future(until())
         try:
             # Each attempt has its timeout already: this bounds the whole, whatever happens.
-            await asyncio.wait(
-                [t for t in (sending, halt) if t is not None],
-                timeout=budget,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            for task in (sending, halt):
-                if task is not None and not task.done():
-                    task.cancel()
-            await asyncio.gather(sending, return_exceptions=True)  # the session is closed
-            if halt is not None:
-                await asyncio.gather(halt, return_exceptions=True)
-        stopped = halt is not None and halt.done() and not halt.cancelled()
+            async with asyncio.timeout(budget):
+                async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
+                    tasks.extend(group.create_task(self._one(session, r, n)) for r, n in pairs)
+                    if until is not None:
+                        watcher = group.create_task(halt(until))
+                        await asyncio.gather(*tasks, return_exceptions=True)
+                        watcher.cancel()  # every send is over: nothing left to give up
+        except TimeoutError:
+            pass
         late = "given up: stopped" if stopped else f"out of time ({budget:g} s)"
         sent = tuple(
             task.result()
-            if task is not None and task.done() and not task.cancelled()
+            if task.done() and not task.cancelled()
             else Sent(r.target.key, r.target.type, n.event, 0, late)
             for task, (r, n) in zip(tasks, pairs, strict=True)
         )
