@@ -42,7 +42,7 @@ from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.sqlite_files import discard
 from dispatcher.ledger.store import FINAL, LedgerStore
 from dispatcher.notify import EventKind, Notice, Notifier, ledger_notice
-from dispatcher.report.next_steps import flag_in, resume_argv
+from dispatcher.report.next_steps import After, flag_in, resume_argv
 from dispatcher.run.binding import bind_job, preview_binding
 from dispatcher.run.state import RunResult, RunStats
 from dispatcher.times import BEIJING
@@ -246,15 +246,17 @@ def _notices(
         found.append((EventKind.RUN_ABORTED, stopped.reason, None))
     elif result.stop_reason is None:
         found.append((EventKind.RUN_FINISHED, result.paused, None))
-    has_verify = job.verify is not None
     typed = request.argv
+    after = After(
+        job=str(request.job),
+        config=request.config,
+        base_url=flag_in(typed, "--base-url"),
+        resume=resume_argv(typed, path) if typed else None,
+        has_verify=job.verify is not None,
+        rollout_stopped=isinstance(stopped, RolloutAborted),
+    )
     return [
-        ledger_notice(
-            kind, ledger, path, job=str(request.job), config=request.config,
-            base_url=flag_in(typed, "--base-url"),
-            resume=resume_argv(typed, path) if typed else None, has_verify=has_verify,
-            rollout_stopped=isinstance(stopped, RolloutAborted), reason=reason, passed=passed,
-        )
+        ledger_notice(kind, ledger, path, after, reason=reason, passed=passed)
         for kind, reason, passed in found
         if notifier.wanted(kind)
     ]  # fmt: skip

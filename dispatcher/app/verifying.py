@@ -42,6 +42,7 @@ from dispatcher.job.verifyspec import VerifySource, VerifySpec, uncovered_proble
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.store import LedgerStore, VerifyResult, VerifyState
 from dispatcher.notify import EventKind, Notifier, ledger_notice
+from dispatcher.report.next_steps import After
 from dispatcher.run.lane import Lane
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
@@ -172,9 +173,8 @@ def verify(
                     kind,
                     ledger,
                     path,
-                    has_verify=True,
-                    config=request.config,
-                    verify_open=not last.final,  # as the screen advises: may still report
+                    # As the screen advises: devices not final may still report.
+                    After(config=request.config, has_verify=True, verify_open=not last.final),
                 )
             ]
             if told

@@ -23,6 +23,7 @@ from dispatcher.errors import BrokeOff, ConfigError, DispatcherError
 from dispatcher.ledger.store import LedgerStore
 from dispatcher.model.command import product_label
 from dispatcher.notify import EventKind, Notifier, ledger_notice
+from dispatcher.report.next_steps import After
 from dispatcher.run.probe import check_lane
 from dispatcher.run.state import Stop
 from dispatcher.run.status import StatusRound, Watch
@@ -140,7 +141,11 @@ def status(
         ended = request.watch and all(w.aborted is None and not w.stop.requested for w in watchers)
         told = ended and notifier.wanted(EventKind.WATCH_FINISHED)
         notices = (
-            [ledger_notice(EventKind.WATCH_FINISHED, ledger, request.ledger, config=request.config)]
+            [
+                ledger_notice(
+                    EventKind.WATCH_FINISHED, ledger, request.ledger, After(config=request.config)
+                )
+            ]
             if told
             else []
         )

@@ -5,6 +5,7 @@ ledger as it now stands."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from dispatcher.app.reporting import ReportRequest, report_ledger
@@ -12,7 +13,7 @@ from dispatcher.cli import console
 from dispatcher.errors import DispatcherError
 from dispatcher.job.model import load_job
 from dispatcher.ledger.store import LedgerStore
-from dispatcher.report.next_steps import NextStep, next_steps
+from dispatcher.report.next_steps import After, NextStep, next_steps
 from dispatcher.report.summary import summarize
 
 __all__ = ["next_line", "show_next", "steps_of", "steps_of_path"]
@@ -29,56 +30,23 @@ def show_next(steps: Sequence[NextStep]) -> None:
         console.note(next_line(step))
 
 
-def steps_of(
-    ledger: LedgerStore,
-    path: Path,
-    *,
-    config: str | None = None,
-    base_url: str | None = None,
-    resume: Sequence[str] | None = None,
-    rollout_stopped: bool = False,
-    verify_open: bool = False,
-) -> tuple[NextStep, ...]:
+def steps_of(ledger: LedgerStore, path: Path, after: After | None = None) -> tuple[NextStep, ...]:
     """The next commands for the open ledger at ``path`` (as the person named it)."""
     summary = summarize(ledger)
     delivery = summary.delivery
     # The job's verify: is read only when the rule that needs it can apply (a settled job never
     # verified): its header only, never its rows.
     settled = summary.compliance is None and (delivery is None or not delivery.open)
-    return next_steps(
-        summary,
-        path,
-        config=config,
-        base_url=base_url,
-        has_verify=settled and _has_verify(ledger),
-        rollout_stopped=rollout_stopped,
-        resume=resume,
-        verify_open=verify_open,
-    )
+    has_verify = settled and _has_verify(ledger)
+    return next_steps(summary, path, replace(after or After(), has_verify=has_verify))
 
 
-def steps_of_path(
-    path: Path,
-    *,
-    config: str | None = None,
-    base_url: str | None = None,
-    resume: Sequence[str] | None = None,
-    rollout_stopped: bool = False,
-    verify_open: bool = False,
-) -> tuple[NextStep, ...]:
+def steps_of_path(path: Path, after: After | None = None) -> tuple[NextStep, ...]:
     """The next commands for the ledger at ``path``, opened read-only; none when it cannot be
     read (the advice is left out: the command has said how it ended already)."""
     try:
         with report_ledger(ReportRequest(path)) as ledger:
-            return steps_of(
-                ledger,
-                path,
-                config=config,
-                base_url=base_url,
-                resume=resume,
-                rollout_stopped=rollout_stopped,
-                verify_open=verify_open,
-            )
+            return steps_of(ledger, path, after)
     except DispatcherError:
         return ()
 

@@ -12,7 +12,7 @@ from dispatcher.cli.exits import EXIT_BREAKER, EXIT_INCOMPLETE, EXIT_INTERRUPTED
 from dispatcher.cli.next_view import show_next, steps_of_path
 from dispatcher.errors import RolloutAborted
 from dispatcher.ledger.store import Status
-from dispatcher.report.next_steps import flag_in
+from dispatcher.report.next_steps import After, flag_in
 from dispatcher.run.state import RunResult
 
 __all__ = ["end_of_run"]
@@ -35,13 +35,13 @@ def end_of_run(
     code, resume_said = _how_it_ended(result, resume, errnos or [])
     if ledger is not None:
         typed = shlex.split(resume) if resume else None
-        steps = steps_of_path(
-            ledger,
+        after = After(
             config=flag_in(typed or [], "--config"),
             base_url=flag_in(typed or [], "--base-url"),
-            resume=typed,
+            resume=tuple(typed) if typed else None,
             rollout_stopped=isinstance(result.aborted, RolloutAborted),
         )
+        steps = steps_of_path(ledger, after)
         # The line above said the resume already (with why the run stopped): not twice.
         show_next([s for s in steps if not (resume_said and list(s.argv) == typed)])
     return code

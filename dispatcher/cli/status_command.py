@@ -19,6 +19,7 @@ from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.model.command import product_label
+from dispatcher.report.next_steps import After
 from dispatcher.run.status import Watch
 
 __all__ = ["status"]
@@ -71,7 +72,7 @@ def status(
     ]
     code = EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes)
     if code == EXIT_OK:  # else the lines above say what to do (the same command, mostly)
-        show_next(steps_of_path(ledger, config=config, base_url=base_url))
+        show_next(steps_of_path(ledger, After(config=config, base_url=base_url)))
     sys.exit(code)
 
 

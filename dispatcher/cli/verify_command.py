@@ -32,6 +32,7 @@ from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.ledger.store import VerifyState
 from dispatcher.report.compliance import compliance_of
+from dispatcher.report.next_steps import After
 from dispatcher.report.render import compliance_tables
 from dispatcher.run.verify_rounds import VerifyRound
 
@@ -127,12 +128,6 @@ def show_verify(outcome: VerifyOutcome, config: Path | None, base_url: str | Non
         console.note("every device is on target")
         code = EXIT_OK
     config_name = None if config is None else str(config)
-    show_next(
-        steps_of_path(
-            outcome.ledger,
-            config=config_name,
-            base_url=base_url,
-            verify_open=not outcome.final,
-        )
-    )
+    after = After(config=config_name, base_url=base_url, verify_open=not outcome.final)
+    show_next(steps_of_path(outcome.ledger, after))
     return code

@@ -7,14 +7,14 @@ May import: ledger, report, notify.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import LedgerStore, Status, VerifyState
 from dispatcher.notify.events import EventKind, Notice
-from dispatcher.report.next_steps import next_steps
+from dispatcher.report.next_steps import After, next_steps
 from dispatcher.report.summary import Summary, summarize
 
 __all__ = ["attention_of", "ledger_notice"]
@@ -29,35 +29,20 @@ def ledger_notice(
     event: EventKind,
     ledger: LedgerStore,
     path: Path,
+    after: After | None = None,
     *,
-    job: str | None = None,
-    config: str | None = None,
-    base_url: str | None = None,
-    resume: Sequence[str] | None = None,
-    has_verify: bool = False,
-    rollout_stopped: bool = False,
-    verify_open: bool = False,
     reason: str | None = None,
     passed: bool | None = None,
 ) -> Notice:
     """The notice of ``event`` for the job of ``ledger`` (at ``path``): a run's by command
-    status, a watch's by delivery state, a verify's by device state; ``job``: its job file
-    (a run's: the next step may be to run it again), the rest as ``next_steps`` takes them
-    (the same as the command line's, so that the notice advises what the screen does)."""
+    status, a watch's by delivery state, a verify's by device state; ``after``: how the command
+    was given, as for the command line's next steps (so that the notice advises what the screen
+    does)."""
     summary = summarize(ledger)
     record = ledger.job()
+    job = None if after is None else after.job
     title = job or (record.path if record is not None else str(path))
-    steps = next_steps(
-        summary,
-        path,
-        job=job,
-        config=config,
-        base_url=base_url,
-        has_verify=has_verify,
-        rollout_stopped=rollout_stopped,
-        resume=resume,
-        verify_open=verify_open,
-    )
+    steps = next_steps(summary, path, after)
     return Notice(
         event,
         job=title,

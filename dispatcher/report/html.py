@@ -31,7 +31,7 @@ from dispatcher.ledger.store import LedgerStore, Row, Status, VerifyState
 from dispatcher.model.command import product_label
 from dispatcher.report.compliance import STATE_LINES
 from dispatcher.report.freshness import Freshness, ReadTimes
-from dispatcher.report.next_steps import next_steps
+from dispatcher.report.next_steps import After, next_steps
 from dispatcher.report.problems import PROBLEM_KINDS, DeviceLine, Gatherer, Problems, problem_kind
 from dispatcher.report.problems_csv import EMBED_LIMIT, CsvOffer, ProblemsCsv
 from dispatcher.report.render import (
@@ -176,7 +176,7 @@ def _render(
     job = ledger.job()
     # The ledger does not record which stop was a rollout rule's (a skipped step may be one held
     # back): the page never guesses one, as that would advise a cancel, which cannot be undone.
-    steps = next_steps(summary, Path(ledger.path), job=None if job is None else job.path)
+    steps = next_steps(summary, Path(ledger.path), After(job=None if job is None else job.path))
     as_of, oldest_open = scanned.read.lines(now)
     page = _ENV.get_template("report.html.j2").generate(
         title=job.name if job is not None else Path(ledger.path).name,

@@ -31,7 +31,7 @@ from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import Status, VerifyState
 from dispatcher.report.summary import Summary
 
-__all__ = ["NextStep", "flag_in", "next_steps", "resume_argv", "retry_job_path"]
+__all__ = ["After", "NextStep", "flag_in", "next_steps", "resume_argv", "retry_job_path"]
 
 _NOT_SENT: Final = (Status.PENDING, Status.IN_FLIGHT, Status.IN_DOUBT)
 _NOT_THROUGH: Final = (Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.SKIPPED)
@@ -85,28 +85,28 @@ def retry_job_path(ledger: Path) -> Path:
     return ledger.with_name(f"{job}-retry.yaml")
 
 
-def next_steps(
-    summary: Summary,
-    ledger: Path,
-    *,
-    job: str | None = None,
-    config: str | None = None,
-    base_url: str | None = None,
-    has_verify: bool = False,
-    rollout_stopped: bool = False,
-    resume: Sequence[str] | None = None,
-    verify_open: bool = False,
-) -> tuple[NextStep, ...]:
-    """The commands that move the job of ``ledger`` on, most urgent first (none: it is done).
+@dataclass(frozen=True, slots=True)
+class After:
+    """What the next commands are made of besides the ledger's figures: how the command before
+    was given and where the job stands. One value, handed by the command line, the use cases'
+    notices and the HTML page alike."""
 
-    ``job``: its job file (for a resume; none, no resume step), ``config`` and ``base_url``:
-    the config and the ``--base-url`` the commands that talk to OneNET take (so that they go
-    where the command before went), ``has_verify``: the job has a ``verify:`` section,
-    ``rollout_stopped``: the latest run was stopped by a rollout rule, ``resume``: the command
-    that resumes the run as it was typed (its flags kept), said in place of ``run JOB``,
-    ``verify_open``: the devices verify found not on target may still report (their time to
-    verify is not over).
-    """
+    job: str | None = None  # the job file (for a resume; None: no resume step)
+    config: str | None = None  # the --config the commands that talk to OneNET take
+    base_url: str | None = None  # and the --base-url: they go where the command before went
+    resume: tuple[str, ...] | None = None  # the run as typed (its flags kept), for ``run JOB``
+    has_verify: bool = False  # the job has a ``verify:`` section
+    rollout_stopped: bool = False  # the latest run was stopped by a rollout rule
+    verify_open: bool = False  # devices verify found not on target may still report
+
+
+def next_steps(summary: Summary, ledger: Path, after: After | None = None) -> tuple[NextStep, ...]:
+    """The commands that move the job of ``ledger`` on, most urgent first (none: it is done),
+    from its figures and ``after`` (how the command before was given; None: nothing known)."""
+    after = After() if after is None else after
+    job, config, base_url, resume = after.job, after.config, after.base_url, after.resume
+    has_verify, rollout_stopped = after.has_verify, after.rollout_stopped
+    verify_open = after.verify_open
     counts = summary.by_status
     steps: list[NextStep] = []
     with_config = (*(("--config", config) if config else ()),

@@ -12,6 +12,7 @@ import pytest
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.notify import EventKind, Notice, ledger_notice, message
 from dispatcher.notify.messages import MAX_LINES
+from dispatcher.report.next_steps import After
 from tests.support.e2e import fleet
 from tests.support.retry import make_ledger, write_job
 
@@ -70,7 +71,7 @@ def test_a_run_notice_from_the_ledger_advises_what_the_report_advises(tmp_path: 
     job = write_job(tmp_path / "fleet.yaml", fleet(4))
     path = make_ledger(job, ["delivered", "rejected", "waiting", "pending"])
     with Ledger.open(path, read_only=True) as ledger:
-        notice = ledger_notice(EventKind.RUN_FINISHED, ledger, path, job=str(job))
+        notice = ledger_notice(EventKind.RUN_FINISHED, ledger, path, After(job=str(job)))
         watched = ledger_notice(EventKind.WATCH_FINISHED, ledger, path)
     assert notice.counts == (("pending", 1), ("accepted", 2), ("rejected", 1))
     assert notice.attention == (("not_through", 1), ("not_sent", 1), ("delivery_open", 1))

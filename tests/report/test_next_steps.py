@@ -9,7 +9,7 @@ from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import VerifyState
 from dispatcher.report.compliance import Compliance
-from dispatcher.report.next_steps import next_steps, retry_job_path
+from dispatcher.report.next_steps import After, next_steps, retry_job_path
 from dispatcher.report.summary import Summary
 
 LEDGER = Path("jobs/push.ledger.db")
@@ -38,7 +38,7 @@ def _summary(delivery: dict[DeliveryState, int] | None = None, **counts: int) ->
 
 
 def _commands(summary: Summary, **kw: object) -> list[str]:
-    return [s.command for s in next_steps(summary, LEDGER, **kw)]  # type: ignore[arg-type]
+    return [s.command for s in next_steps(summary, LEDGER, After(**kw))]  # type: ignore[arg-type]
 
 
 def test_a_finished_job_all_delivered_has_no_next_step() -> None:
@@ -48,7 +48,7 @@ def test_a_finished_job_all_delivered_has_no_next_step() -> None:
 
 def test_open_deliveries_say_watch_status() -> None:
     waiting = _summary({DeliveryState.WAITING: 3, DeliveryState.DELIVERED: 2}, accepted=5)
-    steps = next_steps(waiting, LEDGER, config="config.yaml")
+    steps = next_steps(waiting, LEDGER, After(config="config.yaml"))
     assert [s.command for s in steps] == [
         "dispatcher status jobs/push.ledger.db --watch --config config.yaml"
     ]
@@ -66,13 +66,13 @@ def test_failed_commands_and_lost_deliveries_say_retry_failed() -> None:
 
 def test_unsent_commands_say_run_again_first_and_only_with_a_job() -> None:
     stopped = _summary(accepted=2, pending=7, in_doubt=1)
-    own = next_steps(stopped, Path("jobs/push.yaml.ledger.db"), job="jobs/push.yaml")
+    own = next_steps(stopped, Path("jobs/push.yaml.ledger.db"), After(job="jobs/push.yaml"))
     assert own[0].command == "dispatcher run jobs/push.yaml"  # the job's default ledger
     # Any other ledger is named: without it the run would open a new one and send all again.
     assert _commands(stopped, job="jobs/push.yaml")[0] == (
         "dispatcher run jobs/push.yaml --ledger jobs/push.ledger.db"
     )
-    assert next_steps(stopped, LEDGER, job="j.yaml")[0].why == (
+    assert next_steps(stopped, LEDGER, After(job="j.yaml"))[0].why == (
         "8 commands not sent yet (1 in doubt): run resumes"
     )
     assert _commands(stopped) == []
@@ -112,7 +112,7 @@ def test_the_retry_job_sits_beside_the_ledger() -> None:
 def test_a_resume_as_typed_is_said_in_place_of_run_job() -> None:
     stopped = _summary(accepted=2, pending=3)
     typed = ("dispatcher", "run", "j.yaml", "--ledger", "l/j-2026.db", "--config", "c.yaml")
-    assert next_steps(stopped, LEDGER, resume=typed)[0].argv == typed
+    assert next_steps(stopped, LEDGER, After(resume=typed))[0].argv == typed
 
 
 def test_devices_that_may_still_report_say_verify_watch_and_failed_ones_retry() -> None:
@@ -133,7 +133,7 @@ def test_devices_that_may_still_report_say_verify_watch_and_failed_ones_retry() 
             source="command",
         ),
     )
-    steps = next_steps(verified, LEDGER, config="c.yaml", verify_open=True)
+    steps = next_steps(verified, LEDGER, After(config="c.yaml", verify_open=True))
     assert [s.command for s in steps] == [
         "dispatcher retry-failed jobs/push.ledger.db --not-verified -o jobs/push-retry.yaml",
         "dispatcher verify jobs/push.ledger.db --watch --config c.yaml",

@@ -19,7 +19,7 @@ from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Delivery, Result, Status
 from dispatcher.report.freshness import ago
 from dispatcher.report.html import write_html
-from dispatcher.report.next_steps import next_steps
+from dispatcher.report.next_steps import After, next_steps
 from dispatcher.report.problems_csv import csv_path
 from dispatcher.report.render import refusal_wording
 from dispatcher.report.summary import summarize
@@ -191,7 +191,7 @@ def test_the_page_begins_and_ends_with_the_commands_to_run_next(steps: Ledger) -
     html = _html(steps)
     job = steps.job()
     assert job is not None
-    expected = next_steps(summarize(steps), steps.path, job=job.path)
+    expected = next_steps(summarize(steps), steps.path, After(job=job.path))
     assert [s.argv[1] for s in expected] == ["run", "status", "retry-failed"]
     brief = _text(re.findall(r'<p class="next-brief".*?</p>', html, re.S)[0])
     assert brief == (
