@@ -37,6 +37,16 @@ def _summary(delivery: dict[DeliveryState, int] | None = None, **counts: int) ->
     )
 
 
+# Verify's verdicts: half the devices on target, half not yet.
+HALF_NOT_YET = Compliance(
+    devices=4,
+    by_state={VerifyState.ON_TARGET: 2, VerifyState.NOT_YET: 2},
+    versions=(),
+    not_on_target=(),
+    source="command",
+)
+
+
 def _commands(summary: Summary, **kw: object) -> list[str]:
     return [s.command for s in next_steps(summary, LEDGER, After(**kw))]  # type: ignore[arg-type]
 
@@ -91,13 +101,7 @@ def test_devices_not_on_target_say_retry_not_verified_and_unjudged_say_verify() 
     behind = replace(
         settled,
         stepped=True,
-        compliance=Compliance(
-            devices=4,
-            by_state={VerifyState.ON_TARGET: 2, VerifyState.NOT_YET: 2},
-            versions=(),
-            not_on_target=(),
-            source="command",
-        ),
+        compliance=HALF_NOT_YET,
     )
     assert _commands(behind, has_verify=True) == [
         "dispatcher retry-failed jobs/push.ledger.db --not-verified -o jobs/push-retry.yaml"
@@ -147,13 +151,7 @@ def test_devices_verify_found_behind_say_not_verified_even_with_lost_deliveries(
     judged = replace(
         lost,
         stepped=True,
-        compliance=Compliance(
-            devices=4,
-            by_state={VerifyState.ON_TARGET: 2, VerifyState.NOT_YET: 2},
-            versions=(),
-            not_on_target=(),
-            source="command",
-        ),
+        compliance=HALF_NOT_YET,
     )
     assert _commands(judged) == [
         "dispatcher retry-failed jobs/push.ledger.db --not-verified -o jobs/push-retry.yaml"
@@ -161,16 +159,9 @@ def test_devices_verify_found_behind_say_not_verified_even_with_lost_deliveries(
 
 
 def test_a_job_without_steps_is_never_told_not_verified_which_retry_failed_refuses_it() -> None:
-    behind = Compliance(
-        devices=4,
-        by_state={VerifyState.ON_TARGET: 2, VerifyState.NOT_YET: 2},
-        versions=(),
-        not_on_target=(),
-        source="command",
-    )
     delivered = _summary({DeliveryState.DELIVERED: 4}, accepted=4)
-    assert _commands(replace(delivered, compliance=behind)) == []
+    assert _commands(replace(delivered, compliance=HALF_NOT_YET)) == []
     lost = _summary({DeliveryState.EXPIRED: 2, DeliveryState.DELIVERED: 2}, accepted=4)
-    assert _commands(replace(lost, compliance=behind)) == [
+    assert _commands(replace(lost, compliance=HALF_NOT_YET)) == [
         "dispatcher retry-failed jobs/push.ledger.db -o jobs/push-retry.yaml"
     ]
