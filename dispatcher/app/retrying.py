@@ -59,6 +59,7 @@ class RetryOutcome:
     record: JobRecord | None
     job: str
     steps: StepTally | None = None
+    went_to: str | None = None  # the OneNET address the job's last run sent to, as recorded
 
 
 def retry_failed(request: RetryRequest, *, events: Events | None = None) -> RetryOutcome:
@@ -110,8 +111,9 @@ def retry_failed(request: RetryRequest, *, events: Events | None = None) -> Retr
                 )
                 job = _job_shown(record)
                 return RetryOutcome(
-                    done.written, tally, tuple(done.flagged), record, job, done.tally
-                )
+                    done.written, tally, tuple(done.flagged), record, job, done.tally,
+                    went_to=_went_to(ledger),
+                )  # fmt: skip
             if request.not_verified:
                 raise Refused(
                     f"{ledger_path}: --not-verified applies to a job with steps:, which it sends"
@@ -144,7 +146,17 @@ def retry_failed(request: RetryRequest, *, events: Events | None = None) -> Retr
         except DispatcherError as exc:
             said = _hand_over_said(str(exc), ledger, handed, into, output)
             raise DispatcherError(said) from exc
-    return RetryOutcome(written, tally, tuple(flagged), record, job)
+        went_to = _went_to(ledger)
+    return RetryOutcome(written, tally, tuple(flagged), record, job, went_to=went_to)
+
+
+def _went_to(ledger: LedgerStore) -> str | None:
+    """The OneNET address the latest run of the ledger's job sent to (its settings as the runs
+    table keeps them), or None when no run recorded one."""
+    runs = ledger.runs()
+    onenet = runs[-1].settings.get("onenet") if runs else None
+    url = onenet.get("base_url") if isinstance(onenet, dict) else None
+    return url if isinstance(url, str) else None
 
 
 def _hand_over_said(
@@ -258,5 +270,8 @@ def _header(
             f"{n_of(tally.passed, 'command')} with a time that has passed, marked below:"
             " change it, or dispatcher validate refuses the job."
         )
-    lines.append(f"Check it, then: dispatcher validate {output} && dispatcher run {output}")
+    lines.append(
+        f"Check it, then: dispatcher validate {output} && dispatcher run {output} --config CONFIG"
+        " (the config file the job's runs use)"
+    )
     return lines

@@ -205,5 +205,8 @@ def _header(
             f"{tally.passed:,} device{'s' if tally.passed != 1 else ''} with a time that has"
             " passed, marked below: change it, or dispatcher validate refuses the job."
         )
-    lines.append(f"Check it, then: dispatcher validate {output} && dispatcher run {output}")
+    lines.append(
+        f"Check it, then: dispatcher validate {output} && dispatcher run {output} --config CONFIG"
+        " (the config file the job's runs use)"
+    )
     return lines

@@ -19,9 +19,11 @@ from dispatcher.app.retrying import (
 from dispatcher.app.retrying_steps import left_by_cause, step_reasons
 from dispatcher.cli import console
 from dispatcher.cli.exits import interruptible
+from dispatcher.cli.next_view import show_next
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.job.writer import NOTE_COLUMN, Written, job_format
 from dispatcher.ledger.identity import JobRecord
+from dispatcher.report.next_steps import NextStep
 from dispatcher.report.retry import RetryTally
 from dispatcher.report.retry_steps import Left, StepTally
 
@@ -67,7 +69,10 @@ def retry_failed(ledger_path: Path, output: Path, force: bool, not_verified: boo
     request = RetryRequest(ledger_path, output, force, not_verified)
     done = run_retry(request, events=ConsoleEvents())
     if done.steps is not None:
-        _steps_summary(done.written, done.steps, list(done.flagged), output, done.job, ledger_path)
+        _steps_summary(
+            done.written, done.steps, list(done.flagged), output, done.job, ledger_path,
+            done.went_to,
+        )  # fmt: skip
     elif done.written is None:
         console.note(
             f"nothing to retry: no command of {ledger_path} needs sending again;"
@@ -76,8 +81,9 @@ def retry_failed(ledger_path: Path, output: Path, force: bool, not_verified: boo
         _left_out(done.tally, done.record, done.job, ledger_path)
     else:
         _summary(
-            done.written, done.tally, list(done.flagged), fmt, done.record, done.job, ledger_path
-        )
+            done.written, done.tally, list(done.flagged), fmt, done.record, done.job, ledger_path,
+            done.went_to,
+        )  # fmt: skip
 
 
 def _left_out(tally: RetryTally, record: JobRecord | None, job: str, ledger_path: Path) -> None:
@@ -119,6 +125,7 @@ def _summary(
     record: JobRecord | None,
     job: str,
     ledger_path: Path,
+    went_to: str | None,
 ) -> None:
     """What was written, by reason; what was left out; the times that need changing."""
     console.note(
@@ -138,7 +145,7 @@ def _summary(
             f" ({where}): `dispatcher validate {written.path}` refuses {them(tally.passed)} until"
             " the time is changed"
         )
-    console.note(f"next: dispatcher validate {written.path}, then dispatcher run {written.path}")
+    _next(written.path, went_to)
 
 
 def _steps_summary(
@@ -148,6 +155,7 @@ def _steps_summary(
     output: Path,
     job: str,
     ledger_path: Path,
+    went_to: str | None,
 ) -> None:
     """What a retry of a job with steps wrote, by device; what it left out, and why."""
     if written is None:
@@ -178,6 +186,16 @@ def _steps_summary(
     if tally.passed > len(flagged):
         console.warn(f"and {tally.passed - len(flagged):,} more")
     if written is not None:
-        console.note(
-            f"next: dispatcher validate {written.path}, then dispatcher run {written.path}"
-        )
+        _next(written.path, went_to)
+
+
+def _next(path: Path, went_to: str | None) -> None:
+    """The commands that take the retry job on: check it, then run it where the job's runs went
+    (a run without its config and address would go to the config's default: production)."""
+    check = NextStep(("dispatcher", "validate", str(path)), "check it first")
+    where = ("--base-url", went_to) if went_to else ()  # where the job's runs sent, pinned
+    go = NextStep(
+        ("dispatcher", "run", str(path), "--config", "CONFIG", *where),
+        "CONFIG: the config file the job's runs use",
+    )
+    show_next([check, go])
