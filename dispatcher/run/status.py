@@ -333,8 +333,8 @@ class Watch:
             self.gave_up = result.gave_up
             if self.on_round is not None:
                 await self.on_round(self.rounds, result)
-            if not watch:
-                return
+            if not watch or not self.ledger.count_to_check(self.product)[0]:
+                return  # one round asked for, or every command final: no interval to wait out
             closed_rounds += closed
             if closed_rounds >= 2:  # read twice after every window had closed: nothing will move
                 self.windows_closed = self.ledger.count_to_check(self.product)[0] > 0

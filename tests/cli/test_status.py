@@ -132,6 +132,24 @@ async def test_watch_polls_until_every_command_is_final(tmp_path: Path) -> None:
     assert "round 1" in watched.stderr
 
 
+async def test_watch_ends_with_the_round_that_found_every_command_final(tmp_path: Path) -> None:
+    imeis = fleet(4)
+    job = two_per_device_job(tmp_path, imeis, expired="+2m")
+    write_config(tmp_path)
+    clock = ShiftedClock()
+    emulator = Emulator(clock=clock, fleet=replace(FLEET, wake_every_s=2, answer_delay_s=0.5))
+    async with serve(emulator) as url:
+        assert (await online(url, tmp_path, "run", job.name)).code == 0
+        clock.shift = 600.0  # every device woke or its window closed: all final on OneNET
+        # An hour between rounds: the watch ends with its first round, not an hour later.
+        watched = await online(
+            url, tmp_path, "status", "push.yaml.ledger.db", "--watch", "--interval", "3600"
+        )
+    assert watched.code == 0, watched.stderr
+    assert "round 1" in watched.stderr and "round 2" not in watched.stderr
+    assert not any(r.delivery in _OPEN for r in ledger_rows(tmp_path / "push.yaml.ledger.db"))
+
+
 async def test_unreadable_states_exit_3_and_readable_ones_are_kept(tmp_path: Path) -> None:
     imeis = fleet(4)
     job = two_per_device_job(tmp_path, imeis)
