@@ -210,7 +210,7 @@ def summary_line(result: RunResult) -> None:
     counts = {status.value: n for status, n in result.counts.items()}
     counts["pending"] = counts.get("pending", 0) + result.unregistered
     parts = ", ".join(f"{n:,} {status_line(name)}" for name, n in counts.items() if n)
-    _print(_out, f"job: {total:,} commands: {parts or 'none'}")
+    _print(_out, f"job: {_n(total, 'command')}: {parts or 'none'}")
     # The send's failures in the words of the ledger summary (report/render.py): apart from a
     # delivery that failed or expired, which status reads later.
     _print(

@@ -140,9 +140,10 @@ def _cell(name: str, cell: Cell) -> tuple[str, str | None]:
         return _time(cell), None
     if isinstance(cell, time | timedelta):
         if name in _TIME_COLUMNS:
+            at = str(cell)[:5]  # HH:MM of the cell, as the person typed it
             message = (
                 f"is a time of day without a date ({cell}): give a date and time"
-                " (2026-12-08 02:00) or an offset (+1d)"
+                f" (YYYY-MM-DD {at}) or an offset (+1d)"
             )
         else:
             message = f"is a time cell ({cell}): {_AS_TEXT_ANY}"

@@ -133,7 +133,8 @@ def next_steps(summary: Summary, ledger: Path, after: After | None = None) -> tu
         steps.append(
             NextStep(
                 ("dispatcher", "status", name, "--watch", *with_config),
-                f"{_n(open_, 'command')} not delivered yet: watch until they are",
+                f"{_n(open_, 'command')} not delivered yet: watch until"
+                f" {'it is' if open_ == 1 else 'they are'}",
             )
         )
 
@@ -160,7 +161,8 @@ def next_steps(summary: Summary, ledger: Path, after: After | None = None) -> tu
         parts = [f"{_n(through, 'command')} did not get through"] if through else []
         if lost:
             parts.append(f"{_n(lost, 'delivery', 'deliveries')} expired or failed")
-        steps.append(NextStep(retry, " and ".join(parts) + ": a job of them to send again"))
+        them = "it" if through + lost == 1 else "them"
+        steps.append(NextStep(retry, " and ".join(parts) + f": a job of {them} to send again"))
     if verify_open and to_report:
         steps.append(
             NextStep(

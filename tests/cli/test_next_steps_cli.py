@@ -51,7 +51,7 @@ async def test_run_with_refused_commands_ends_with_retry_failed(tmp_path: Path) 
     assert done.code == 3, done.stderr
     assert (
         "next: dispatcher retry-failed push.yaml.ledger.db -o push-retry.yaml"
-        "   (1 command did not get through: a job of them to send again)"
+        "   (1 command did not get through: a job of it to send again)"
     ) in next_lines(done.stderr)
 
 

@@ -141,7 +141,7 @@ def test_date_cell_in_a_time_column_is_that_time_in_utc8(tmp_path: Path) -> None
             "expired_time",
             time(2, 0),
             "is a time of day without a date (02:00:00): give a date and time"
-            " (2026-12-08 02:00) or an offset (+1d)",
+            " (YYYY-MM-DD 02:00) or an offset (+1d)",
         ),
         (
             "args",
