@@ -43,6 +43,10 @@ _NOT_HELD: Final = (
     "SELECT COUNT(*), COUNT(DISTINCT imei) FROM commands"
     f" WHERE {ACTIVE} AND NOT (status = 'accepted' AND uuid IS NOT NULL)"
 )
+# Expired (rank 1) and failed (0) deliveries a retry job took over: no problem of this job's.
+_HANDED: Final = (
+    f"SELECT COUNT(*) FROM commands WHERE {_HELD} AND retried_in IS NOT NULL AND {_RANK} <= 1"
+)
 _CONFIRMS: Final = (
     f"SELECT confirm_status, COUNT(*) FROM commands WHERE {_HELD} AND confirm_status IS NOT NULL"
     " GROUP BY confirm_status ORDER BY COUNT(*) DESC, confirm_status"
@@ -60,6 +64,7 @@ class DeliveryBreakdown:
     not_held: int
     devices_not_held: int  # devices with at least one command OneNET does not hold
     confirm_statuses: list[tuple[str, int]]
+    handed: int = 0  # of the expired and failed deliveries, those handed to a retry job
 
     @property
     def open(self) -> int:
@@ -79,4 +84,7 @@ def breakdown(conn: sqlite3.Connection) -> DeliveryBreakdown:
             devices[DEVICE_ORDER[rank]] = n
         not_held, devices_not_held = conn.execute(_NOT_HELD).fetchone()
         confirms = [(str(name), int(n)) for name, n in conn.execute(_CONFIRMS)]
-    return DeliveryBreakdown(commands, devices, int(not_held), int(devices_not_held), confirms)
+        (handed,) = conn.execute(_HANDED).fetchone()
+    return DeliveryBreakdown(
+        commands, devices, int(not_held), int(devices_not_held), confirms, int(handed)
+    )

@@ -224,6 +224,14 @@ class MemoryLedger(MemoryTargets, MemoryVerify):
         through = (Status.ACCEPTED, Status.RETRIED)
         return sum(1 for r in self._active() if r.retried_in and r.status not in through)
 
+    def retry_jobs(self) -> dict[str, int]:
+        """The retry jobs the job's (active) commands were handed to, each with how many."""
+        found: dict[str, int] = {}
+        for r in self._active():  # in job order: the first handed first
+            if r.retried_in is not None:
+                found[r.retried_in] = found.get(r.retried_in, 0) + 1
+        return found
+
     def total(self) -> int:
         """How many commands the ledger holds (retired ones included)."""
         return len(self._read()[0])

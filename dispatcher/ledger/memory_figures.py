@@ -85,12 +85,17 @@ def delivery_breakdown(rows: Iterable[Row]) -> DeliveryBreakdown:
     worst: dict[str, int] = {}
     not_held: list[Row] = []
     confirms: Counter[str] = Counter()
+    handed = 0
     for r in rows:
         if r.status is not Status.ACCEPTED or r.uuid is None:
             not_held.append(r)
             continue
         state = delivery_state(r.send_status)
         commands[state] += 1
+        handed += r.retried_in is not None and state in (
+            DeliveryState.EXPIRED,
+            DeliveryState.FAILED,
+        )
         rank = DEVICE_ORDER.index(state)  # a device counts under its least happy command
         worst[r.command.imei] = min(rank, worst.get(r.command.imei, rank))
         if r.confirm_status is not None:
@@ -99,5 +104,5 @@ def delivery_breakdown(rows: Iterable[Row]) -> DeliveryBreakdown:
     devices.update(Counter(DEVICE_ORDER[rank] for rank in worst.values()))
     ordered = sorted(confirms.items(), key=lambda c: (-c[1], c[0]))
     return DeliveryBreakdown(
-        commands, devices, len(not_held), len({r.command.imei for r in not_held}), ordered
+        commands, devices, len(not_held), len({r.command.imei for r in not_held}), ordered, handed
     )

@@ -259,6 +259,11 @@ class Ledger(SqliteTargets, SqliteVerify):
         with self._read("count commands") as conn:
             return table.count_handed_over(conn)
 
+    def retry_jobs(self) -> dict[str, int]:
+        """The retry jobs the job's (active) commands were handed to, each with how many."""
+        with self._read("count commands") as conn:
+            return table.count_by_retry_job(conn)
+
     def total(self) -> int:
         """How many commands the ledger holds (retired ones included)."""
         with self._read("count commands") as conn:

@@ -192,6 +192,11 @@ class LedgerStore(Protocol):
         and were handed to a retry job, which sends them: no problem of this job any more."""
         ...
 
+    def retry_jobs(self) -> dict[str, int]:
+        """The retry jobs the job's (active) commands were handed to, each with how many, in
+        the order the first of each appears in the job."""
+        ...
+
     def total(self) -> int:
         """How many commands the ledger holds (retired ones included)."""
         ...

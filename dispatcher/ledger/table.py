@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dispatcher.model.command import Command
 
 __all__ = [
+    "count_by_retry_job",
     "count_by_status",
     "count_handed_over",
     "count_rows",
@@ -98,6 +99,15 @@ def count_handed_over(conn: sqlite3.Connection) -> int:
     )
     (n,) = conn.execute(sql).fetchone()
     return int(n)
+
+
+def count_by_retry_job(conn: sqlite3.Connection) -> dict[str, int]:
+    """The retry jobs active rows were handed to, each with how many, first handed first."""
+    sql = (
+        f"SELECT retried_in, COUNT(*) FROM commands WHERE {ACTIVE} AND retried_in IS NOT NULL"
+        " GROUP BY retried_in ORDER BY MIN(seq)"
+    )
+    return {str(path): int(n) for path, n in conn.execute(sql)}
 
 
 def count_rows(conn: sqlite3.Connection) -> int:

@@ -11,7 +11,12 @@ the HTML page and the notifications), so they never disagree. From a ledger's :c
    -> ``verify LEDGER --watch`` (they may still report);
 4. else commands that did not get through (refused, failed, expired, held back) or whose
    delivery expired or failed -> ``retry-failed LEDGER -o RETRY``;
+   then a retry job written but never run (the commands handed to it wait on it) -> ``run
+   RETRY``;
 5. a job with ``verify:`` never judged, its delivery settled -> ``verify LEDGER``.
+
+What a retry job took over (``retry-failed``'s hand-over) is no problem of this job's any more:
+rule 4 counts only what was not handed over, so it never advises a retry that would write nothing.
 
 A run stopped by a rollout rule with commands waiting on OneNET adds ``cancel LEDGER`` (withdraw
 what the platform still holds before the job is fixed). Nothing left to do gives no step.
@@ -138,8 +143,10 @@ def next_steps(summary: Summary, ledger: Path, after: After | None = None) -> tu
             )
         )
 
-    through = sum(counts.get(s.value, 0) for s in _NOT_THROUGH)
+    # What a retry job took over is no problem of this job's any more (its own ledger says).
+    through = sum(counts.get(s.value, 0) for s in _NOT_THROUGH) - summary.handed_over
     lost = 0 if delivery is None else sum(delivery.commands[s] for s in _DELIVERY_LOST)
+    lost -= 0 if delivery is None else delivery.handed
     compliance = summary.compliance
     behind = to_report = 0
     if compliance is not None:
@@ -163,6 +170,14 @@ def next_steps(summary: Summary, ledger: Path, after: After | None = None) -> tu
             parts.append(f"{_n(lost, 'delivery', 'deliveries')} expired or failed")
         them = "it" if through + lost == 1 else "them"
         steps.append(NextStep(retry, " and ".join(parts) + f": a job of {them} to send again"))
+    for path, n in summary.retry_jobs.items():
+        if Path(path).is_file() and not default_ledger_path(Path(path)).exists():
+            steps.append(  # written, never run: the commands handed to it wait on it
+                NextStep(
+                    ("dispatcher", "run", path, *with_config),
+                    f"{_n(n, 'command')} handed to this retry job, not run yet",
+                )
+            )
     if verify_open and to_report:
         steps.append(
             NextStep(

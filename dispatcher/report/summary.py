@@ -45,6 +45,8 @@ class Summary:
     by_product: dict[str, dict[str, int]] = field(default_factory=dict)  # {product: {status: n}}
     compliance: Compliance | None = None  # the devices against the job's verify: (never: None)
     stepped: bool = False  # a job of steps (each device's commands are steps: 1, 2, ...)
+    handed_over: int = 0  # refused or expired commands handed to a retry job (status kept)
+    retry_jobs: dict[str, int] = field(default_factory=dict)  # {retry job: commands handed}
 
 
 def summarize(ledger: LedgerStore) -> Summary:
@@ -89,6 +91,8 @@ def summarize(ledger: LedgerStore) -> Summary:
         by_product=ledger.product_counts(),
         compliance=compliance_of(ledger.verify_results()),
         stepped=_stepped(ledger),
+        handed_over=ledger.handed_over(),
+        retry_jobs=ledger.retry_jobs(),
     )
 
 

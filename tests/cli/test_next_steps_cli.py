@@ -10,7 +10,7 @@ from pathlib import Path
 from dispatcher.cli.next_view import next_line
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.report.next_steps import NextStep
-from tests.support.cli import online
+from tests.support.cli import dispatcher_async, online
 from tests.support.clocks import ShiftedClock
 from tests.support.e2e import fleet, write_config
 from tests.support.push import FLEET, write_job
@@ -53,6 +53,34 @@ async def test_run_with_refused_commands_ends_with_retry_failed(tmp_path: Path) 
         "next: dispatcher retry-failed push.yaml.ledger.db -o push-retry.yaml"
         "   (1 command did not get through: a job of it to send again)"
     ) in next_lines(done.stderr)
+
+
+async def test_after_a_hand_over_the_advice_is_the_retry_job_not_a_retry_that_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    devices = fleet(3)
+    write_job(tmp_path, devices)
+    write_config(tmp_path)
+    async with serve(Emulator(Faults(foreign_imeis=frozenset(devices[:1])))) as url:
+        assert (await online(url, tmp_path, "run", "push.yaml")).code == 3
+        handed = await dispatcher_async(
+            "retry-failed", "push.yaml.ledger.db", "-o", "retry.yaml", cwd=tmp_path
+        )
+        assert handed.code == 0, handed.stderr
+        again = await online(url, tmp_path, "status", "push.yaml.ledger.db")
+    # The refused command is the retry job's now: run it, not a retry-failed that writes nothing.
+    retry = tmp_path / "retry.yaml"
+    said = next_lines(again.stderr)
+    assert (
+        f"next: dispatcher run {retry} --config config.yaml --base-url {url}"
+        "   (1 command handed to this retry job, not run yet)"
+    ) in said
+    assert not any("retry-failed" in line for line in said), said
+    async with serve(Emulator()) as url:
+        ran = await online(url, tmp_path, "run", str(retry))
+        assert ran.code == 0, ran.stderr
+        after = await online(url, tmp_path, "status", "push.yaml.ledger.db")
+    assert "retry" not in "".join(next_lines(after.stderr))  # the retry job ran: nothing left
 
 
 async def test_status_ends_with_watch_while_open_and_the_retry_once_settled(

@@ -154,6 +154,8 @@ class Twins(RuleBasedStateMachine):
         for read in (
             lambda s: list(s.rows()),
             lambda s: s.counts(),
+            lambda s: s.handed_over(),
+            lambda s: s.retry_jobs(),
             lambda s: s.total(),
             lambda s: s.stats(),
             lambda s: s.retired_counts(),

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dispatcher.ledger.delivery import DeliveryBreakdown
+from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import VerifyState
 from dispatcher.report.compliance import Compliance
@@ -165,3 +166,22 @@ def test_a_job_without_steps_is_never_told_not_verified_which_retry_failed_refus
     assert _commands(replace(lost, compliance=HALF_NOT_YET)) == [
         "dispatcher retry-failed jobs/push.ledger.db -o jobs/push-retry.yaml"
     ]
+
+
+def test_what_a_retry_job_took_over_is_never_advised_again(tmp_path: Path) -> None:
+    # Two refused and two lost deliveries, all handed to a retry job written and never run.
+    retry = tmp_path / "push-retry.yaml"
+    retry.write_text("targets: []\n", encoding="utf-8")
+    lost = _summary({DeliveryState.EXPIRED: 2, DeliveryState.DELIVERED: 2}, accepted=4, rejected=2)
+    assert lost.delivery is not None
+    handed = replace(
+        lost,
+        handed_over=2,
+        delivery=replace(lost.delivery, handed=2),
+        retry_jobs={str(retry): 4},
+    )
+    assert _commands(handed) == [f"dispatcher run {retry}"]
+    default_ledger_path(retry).write_bytes(b"")  # the retry job ran: its ledger says the rest
+    assert _commands(handed) == []
+    # One refusal not handed yet: a retry of that one.
+    assert _commands(replace(handed, handed_over=1))[0].startswith("dispatcher retry-failed")
