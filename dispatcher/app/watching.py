@@ -137,8 +137,14 @@ def status(
             raise  # a lane's token cannot be made: nothing was read
         except DispatcherError as exc:
             raise BrokeOff(f"status broke off: {exc}; what was read is kept") from exc
-        # A watch that ended by itself (not stopped, its key and address good) is told.
-        ended = request.watch and all(w.aborted is None and not w.stop.requested for w in watchers)
+        # A watch that ended by itself (not stopped, its key and address good) is told; one that
+        # found nothing to follow (every command final before it began) is not told again.
+        watched = any(w.rounds for w in watchers)
+        ended = (
+            request.watch
+            and watched
+            and all(w.aborted is None and not w.stop.requested for w in watchers)
+        )
         told = ended and notifier.wanted(EventKind.WATCH_FINISHED)
         notices = (
             [
