@@ -152,10 +152,17 @@ def retry_failed(request: RetryRequest, *, events: Events | None = None) -> Retr
 
 def _went_to(ledger: LedgerStore) -> str | None:
     """The OneNET address the latest run of the ledger's job sent to (its settings as the runs
-    table keeps them), or None when no run recorded one."""
+    table keeps them), or None when no run recorded one, or its products had addresses of
+    their own (``--base-url`` would send them all to one: the config says each)."""
     runs = ledger.runs()
-    onenet = runs[-1].settings.get("onenet") if runs else None
+    settings = runs[-1].settings if runs else {}
+    onenet = settings.get("onenet")
     url = onenet.get("base_url") if isinstance(onenet, dict) else None
+    products = settings.get("products")
+    for own in products.values() if isinstance(products, dict) else ():
+        theirs = own.get("onenet") if isinstance(own, dict) else None
+        if isinstance(theirs, dict) and theirs.get("base_url", url) != url:
+            return None
     return url if isinstance(url, str) else None
 
 

@@ -11,8 +11,8 @@ the HTML page and the notifications), so they never disagree. From a ledger's :c
    -> ``verify LEDGER --watch`` (they may still report);
 4. else commands that did not get through (refused, failed, expired, held back) or whose
    delivery expired or failed -> ``retry-failed LEDGER -o RETRY``;
-   then a retry job written but never run (the commands handed to it wait on it) -> ``run
-   RETRY``;
+   then a retry job the hand-over names that is not in place -> ``retry-failed LEDGER -o
+   RETRY`` (the same command writes it again);
 5. a job with ``verify:`` never judged, its delivery settled -> ``verify LEDGER``.
 
 What a retry job took over (``retry-failed``'s hand-over) is no problem of this job's any more:
@@ -171,11 +171,14 @@ def next_steps(summary: Summary, ledger: Path, after: After | None = None) -> tu
         them = "it" if through + lost == 1 else "them"
         steps.append(NextStep(retry, " and ".join(parts) + f": a job of {them} to send again"))
     for path, n in summary.retry_jobs.items():
-        if Path(path).is_file() and not default_ledger_path(Path(path)).exists():
-            steps.append(  # written, never run: the commands handed to it wait on it
+        # A retry job's own ledger says what became of what it took over; whether it ran, and
+        # on which ledger, this one cannot know (advising a run could send it all again). One
+        # not in place (deleted, or a retry-failed stopped before it was) is written again.
+        if not Path(path).is_file():
+            steps.append(
                 NextStep(
-                    ("dispatcher", "run", path, *with_config),
-                    f"{_n(n, 'command')} handed to this retry job, not run yet",
+                    ("dispatcher", "retry-failed", name, "-o", path),
+                    f"{_n(n, 'command')} handed to {path}, which is not there: write it again",
                 )
             )
     if verify_open and to_report:
@@ -200,7 +203,8 @@ def _run_again(job: str, ledger: Path, lane: tuple[str, ...]) -> tuple[str, ...]
     """``dispatcher run JOB``, with ``--ledger`` when the ledger is not the one the job's run
     opens by default (without it, the run would open a new ledger and send everything again)."""
     default = os.path.abspath(default_ledger_path(Path(job)))
-    own = () if os.path.abspath(ledger) == default else ("--ledger", str(ledger))
+    whole = os.path.abspath(ledger)  # as the job's path is: the command works from anywhere
+    own = () if whole == default else ("--ledger", whole)
     return ("dispatcher", "run", job, *own, *lane)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
 from dispatcher.ledger.delivery import DeliveryBreakdown
-from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import VerifyState
 from dispatcher.report.compliance import Compliance
@@ -79,9 +79,11 @@ def test_unsent_commands_say_run_again_first_and_only_with_a_job() -> None:
     stopped = _summary(accepted=2, pending=7, in_doubt=1)
     own = next_steps(stopped, Path("jobs/push.yaml.ledger.db"), After(job="jobs/push.yaml"))
     assert own[0].command == "dispatcher run jobs/push.yaml"  # the job's default ledger
-    # Any other ledger is named: without it the run would open a new one and send all again.
+    # Any other ledger is named, whole (as the job is on the HTML page): without it the run
+    # would open a new one and send all again.
+    whole = os.path.abspath("jobs/push.ledger.db")
     assert _commands(stopped, job="jobs/push.yaml")[0] == (
-        "dispatcher run jobs/push.yaml --ledger jobs/push.ledger.db"
+        f"dispatcher run jobs/push.yaml --ledger {whole}"
     )
     assert next_steps(stopped, LEDGER, After(job="j.yaml"))[0].why == (
         "8 commands not sent yet (1 in doubt): run resumes"
@@ -169,9 +171,8 @@ def test_a_job_without_steps_is_never_told_not_verified_which_retry_failed_refus
 
 
 def test_what_a_retry_job_took_over_is_never_advised_again(tmp_path: Path) -> None:
-    # Two refused and two lost deliveries, all handed to a retry job written and never run.
+    # Two refused and two lost deliveries, all handed to a retry job.
     retry = tmp_path / "push-retry.yaml"
-    retry.write_text("targets: []\n", encoding="utf-8")
     lost = _summary({DeliveryState.EXPIRED: 2, DeliveryState.DELIVERED: 2}, accepted=4, rejected=2)
     assert lost.delivery is not None
     handed = replace(
@@ -180,8 +181,11 @@ def test_what_a_retry_job_took_over_is_never_advised_again(tmp_path: Path) -> No
         delivery=replace(lost.delivery, handed=2),
         retry_jobs={str(retry): 4},
     )
-    assert _commands(handed) == [f"dispatcher run {retry}"]
-    default_ledger_path(retry).write_bytes(b"")  # the retry job ran: its ledger says the rest
+    # Not in place (deleted, or a retry-failed stopped before it was): written again.
+    assert _commands(handed) == [f"dispatcher retry-failed jobs/push.ledger.db -o {retry}"]
+    # In place: its own ledger says the rest; whether it ran (and on which ledger) this one
+    # cannot know, so no run is advised (it could send it all again).
+    retry.write_text("targets: []\n", encoding="utf-8")
     assert _commands(handed) == []
     # One refusal not handed yet: a retry of that one.
     assert _commands(replace(handed, handed_over=1))[0].startswith("dispatcher retry-failed")
