@@ -155,7 +155,9 @@ def next_steps(summary: Summary, ledger: Path, after: After | None = None) -> tu
         behind = states.get(VerifyState.FAILED, 0)
         behind += 0 if verify_open else states.get(VerifyState.NOT_YET, 0)
     retry = ("dispatcher", "retry-failed", name, "-o", str(retry_job_path(ledger)))
-    if behind and summary.stepped:
+    # Once a retry job took devices over, this ledger's verdicts on them stay as they were (the
+    # retry job's own verify judges them): advising --not-verified again would write nothing.
+    if behind and summary.stepped and not summary.retry_jobs:
         # Verify judged the devices: a job of those not on target holds the commands that did
         # not get through as well (their steps not done), so it is the one step to take.
         steps.append(

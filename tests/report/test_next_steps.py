@@ -189,3 +189,11 @@ def test_what_a_retry_job_took_over_is_never_advised_again(tmp_path: Path) -> No
     assert _commands(handed) == []
     # One refusal not handed yet: a retry of that one.
     assert _commands(replace(handed, handed_over=1))[0].startswith("dispatcher retry-failed")
+
+
+def test_a_job_of_steps_whose_devices_were_handed_over_is_not_told_not_verified_again() -> None:
+    settled = _summary({DeliveryState.DELIVERED: 4}, accepted=4)
+    behind = replace(settled, stepped=True, compliance=HALF_NOT_YET)
+    assert _commands(behind)[0].startswith("dispatcher retry-failed jobs/push.ledger.db --not-")
+    handed = replace(behind, retry_jobs={"jobs/push-retry.yaml": 4})
+    assert not any("--not-verified" in c for c in _commands(handed))
