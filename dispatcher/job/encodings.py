@@ -121,13 +121,16 @@ def _lookalike(path: Path, how: str) -> Decoding | None:
     """UTF-8, said with the line that GBK would read as other text, when the file's only
     non-ASCII text is no Chinese as UTF-8 but Chinese as GBK (a short GBK text, 路, is UTF-8's
     "·" by chance); None when the file has Chinese as UTF-8 (then it is UTF-8) or none of that."""
+    found: Decoding | None = None
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             if raw.isascii():
                 continue
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             if _CJK.search(text):
-                return None  # Chinese as UTF-8: no GBK file reads so
+                return None  # Chinese as UTF-8, on any line: no GBK file reads so
+            if found is not None:
+                continue  # the first lookalike is said; a later line may still be Chinese
             try:
                 other = raw.decode("gb18030")
             except UnicodeDecodeError:
@@ -136,8 +139,8 @@ def _lookalike(path: Path, how: str) -> Decoding | None:
                 continue
             was, could = _non_ascii(text), _non_ascii(other)
             why = f"line {number} could be GBK: {could!r}, not {was!r}; if so, say {how} gbk"
-            return Decoding("utf-8-sig", "UTF-8", why)
-    return None
+            found = Decoding("utf-8-sig", "UTF-8", why)
+    return found
 
 
 def _non_ascii(text: str) -> str:

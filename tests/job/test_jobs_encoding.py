@@ -302,3 +302,15 @@ def test_a_file_in_one_encoding_is_always_read_exactly(
     path = _file(write_file, texts, [codec] * 6)
     read = [c.args for c in commands(path)]  # never refused
     assert read == texts or (codec == "gbk" and _told_it_could_be_gbk(path))
+
+
+def test_a_utf8_file_with_chinese_after_a_lookalike_line_is_plain_utf8(
+    write_file: WriteFile,
+) -> None:
+    # "°" on line 2 reads as GBK's 掳, but line 3's Chinese says the file is UTF-8: no note
+    # suggesting GBK (which would turn line 3 into mojibake).
+    rows = f"{CSV_HEAD}{I1},3,0,4,25°C,+1d\n{I2},3,0,4,开灯,+1d\n"
+    path = write_file("c.csv", rows)
+    assert [c.args for c in commands(path)] == ["25°C", "开灯"]
+    table = load_job(path).table
+    assert table is not None and table.note == ""
