@@ -14,7 +14,7 @@ from pathlib import Path
 from dispatcher.app.events import Events, Quiet
 from dispatcher.app.outputs import not_handed_here, refuse_own_files
 from dispatcher.app.resources import closing
-from dispatcher.app.retrying_steps import SHOWN, first_row, not_verified, write_steps
+from dispatcher.app.retrying_steps import SHOWN, not_verified, write_steps
 from dispatcher.errors import DispatcherError, LedgerError, Refused
 from dispatcher.job.writer import JobWriter, Written
 from dispatcher.ledger.identity import JobRecord
@@ -22,6 +22,7 @@ from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import LedgerStore, Row
 from dispatcher.report.retry import Retry, RetryTally, retries, told
 from dispatcher.report.retry_steps import StepTally
+from dispatcher.report.summary import first_row
 from dispatcher.times import format_onenet, now_beijing
 
 __all__ = [

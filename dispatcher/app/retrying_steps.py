@@ -16,7 +16,7 @@ from dispatcher.errors import JobFileError, Refused
 from dispatcher.job.steps_copy import StepsSource, check_written, read_steps_source
 from dispatcher.job.writer import JobWriter, Written, job_format
 from dispatcher.ledger.identity import JobRecord
-from dispatcher.ledger.store import LedgerStore, Row
+from dispatcher.ledger.store import LedgerStore
 from dispatcher.ledger.verify import VerifyState
 from dispatcher.model.command import command_fingerprint
 from dispatcher.report.retry import told
@@ -26,7 +26,6 @@ from dispatcher.times import format_onenet
 __all__ = [
     "SHOWN",
     "StepsRetry",
-    "first_row",
     "left_by_cause",
     "not_verified",
     "step_reasons",
@@ -44,15 +43,6 @@ class StepsRetry:
     written: Written | None = None
     tally: StepTally = field(default_factory=StepTally)
     flagged: list[str] = field(default_factory=list)
-
-
-def first_row(ledger: LedgerStore) -> Row | None:
-    """The first of the job's (active) rows: whether its job has steps, and one of its devices."""
-    rows = ledger.rows(retired=False)
-    try:
-        return next(rows, None)
-    finally:
-        rows.close()
 
 
 def not_verified(ledger: LedgerStore, ledger_path: Path) -> dict[str, str | None]:

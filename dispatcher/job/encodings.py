@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,24 +123,20 @@ def _lookalike(path: Path, how: str) -> Decoding | None:
     non-ASCII text is no Chinese as UTF-8 but Chinese as GBK (a short GBK text, 路, is UTF-8's
     "·" by chance); None when the file has Chinese as UTF-8 (then it is UTF-8) or none of that."""
     found: Decoding | None = None
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if raw.isascii():
-                continue
-            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            if _CJK.search(text):
-                return None  # Chinese as UTF-8, on any line: no GBK file reads so
-            if found is not None:
-                continue  # the first lookalike is said; a later line may still be Chinese
-            try:
-                other = raw.decode("gb18030")
-            except UnicodeDecodeError:
-                continue
-            if _UNLIKELY.search(other) or not _CJK.search(other):
-                continue
-            was, could = _non_ascii(text), _non_ascii(other)
-            why = f"line {number} could be GBK: {could!r}, not {was!r}; if so, say {how} gbk"
-            found = Decoding("utf-8-sig", "UTF-8", why)
+    for number, raw, text in _utf8_lines(path):
+        if _CJK.search(text):
+            return None  # Chinese as UTF-8, on any line: no GBK file reads so
+        if found is not None:
+            continue  # the first lookalike is said; a later line may still be Chinese
+        try:
+            other = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            continue
+        if _UNLIKELY.search(other) or not _CJK.search(other):
+            continue
+        was, could = _non_ascii(text), _non_ascii(other)
+        why = f"line {number} could be GBK: {could!r}, not {was!r}; if so, say {how} gbk"
+        found = Decoding("utf-8-sig", "UTF-8", why)
     return found
 
 
@@ -153,17 +150,21 @@ def _first_utf8_cjk_line(path: Path) -> int | None:
     """The first line of ``path`` that is UTF-8 holding Chinese (a CJK character, three bytes
     in UTF-8), else None. GBK text is valid UTF-8 by chance now and then, but only as two-byte
     characters (accented letters, Greek, Cyrillic), never as a run of Chinese."""
+    return next((number for number, _, text in _utf8_lines(path) if _CJK.search(text)), None)
+
+
+def _utf8_lines(path: Path) -> Iterator[tuple[int, bytes, str]]:
+    """Each line of ``path`` that is not ASCII and is UTF-8: its number, bytes and text (a
+    byte-order mark on line 1 left out)."""
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             if raw.isascii():
                 continue
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError:
                 continue
-            if _CJK.search(text):
-                return number
-    return None
+            yield number, raw, text
 
 
 def _lines_before(codec: str, state: tuple[bytes, int], good: bytes) -> int:

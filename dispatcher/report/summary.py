@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dispatcher.ledger.delivery import DeliveryBreakdown
-from dispatcher.ledger.store import LedgerStore
+from dispatcher.ledger.store import LedgerStore, Row
 from dispatcher.report.compliance import Compliance, compliance_of
 
-__all__ = ["Summary", "summarize"]
+__all__ = ["Summary", "first_row", "summarize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,7 @@ def summarize(ledger: LedgerStore) -> Summary:
     runs = ledger.runs()
     job = ledger.job()
     job_total = None if job is None else job.total
+    first = first_row(ledger)
     return Summary(
         total=stats.total,
         by_status={s.value: n for s, n in ledger.counts().items()},
@@ -90,21 +91,20 @@ def summarize(ledger: LedgerStore) -> Summary:
         delivery=ledger.delivery_breakdown(),
         by_product=ledger.product_counts(),
         compliance=compliance_of(ledger.verify_results()),
-        stepped=_stepped(ledger),
+        stepped=first is not None and bool(first.command.step),
         handed_over=ledger.handed_over(),
         retry_jobs=ledger.retry_jobs(),
     )
 
 
-def _stepped(ledger: LedgerStore) -> bool:
-    """Whether the ledger's job has steps, from its first active row (a job's rows all do or
-    all do not)."""
+def first_row(ledger: LedgerStore) -> Row | None:
+    """The first of the job's (active) rows: whether its job has steps (a job's rows all do or
+    all do not), and one of its devices."""
     rows = ledger.rows(retired=False)
     try:
-        first = next(rows, None)
+        return next(rows, None)
     finally:
         rows.close()
-    return first is not None and bool(first.command.step)
 
 
 def _rank(percent: int, n: int) -> int:
