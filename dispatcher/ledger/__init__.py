@@ -50,7 +50,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    # Only for mypy: the PostgreSQL ledger (and psycopg) load when a postgresql:// ledger is used.
+    from dispatcher.ledger.postgres import PostgresLedger
 
-    def _both_are_stores(sqlite: Ledger, memory: MemoryLedger) -> tuple[LedgerStore, ...]:
+    def _all_are_stores(
+        sqlite: Ledger, memory: MemoryLedger, postgres: PostgresLedger
+    ) -> tuple[LedgerStore, ...]:
         """mypy holds each implementation to the whole of LedgerStore."""
-        return sqlite, memory
+        return sqlite, memory, postgres

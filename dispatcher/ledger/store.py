@@ -15,9 +15,9 @@ are re-exported here, so that a caller needs one import.
 from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Self
 
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.identity import Change, JobDiff, JobRecord
 from dispatcher.ledger.lifecycle import Event
@@ -67,7 +67,7 @@ class LedgerStore(Protocol):
     """The operations of a results ledger (module docstring). Not thread-safe."""
 
     @property
-    def path(self) -> Path:
+    def path(self) -> LedgerAddress:
         """Where the ledger is: the name messages and reports give it."""
         ...
 

@@ -4,9 +4,12 @@ states those tests write."""
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable
 from pathlib import Path
 
+from dispatcher.ledger.address import PostgresAddress
 from dispatcher.ledger.memory import MemoryLedger
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import (
@@ -16,15 +19,32 @@ from dispatcher.ledger.store import (
     Status,
 )
 from tests.support.ledger import make_command
+from tests.support.postgres import job_url
 
 NOW = 1_700_000_000.0
 Opener = Callable[[Path, Callable[[], float]], LedgerStore]
+
+
+_jobs = itertools.count(1)
+
+
+def new_job_name(tmp: Path) -> str:
+    """A job name no other opener of this test session gives (and no other test process)."""
+    return f"{tmp.name}-{os.getpid()}-{next(_jobs)}"
+
+
+def open_postgres(tmp: Path, clock: Callable[[], float]) -> LedgerStore:
+    """A new job of its own in the shared test database (skipped without PostgreSQL)."""
+    from dispatcher.ledger.postgres import PostgresLedger
+
+    return PostgresLedger.open(PostgresAddress.parse(job_url(new_job_name(tmp))), clock=clock)
 
 
 # Each implementation of LedgerStore, by name: open an empty ledger under ``tmp``.
 OPENERS: dict[str, Opener] = {
     "sqlite": lambda tmp, clock: Ledger.open(tmp / "job.ledger.db", clock=clock),
     "memory": lambda tmp, clock: MemoryLedger(tmp / "job.ledger.db", clock=clock),
+    "postgresql": open_postgres,
 }
 
 

@@ -1,0 +1,106 @@
+"""The PostgreSQL ledger's records of devices (targets.py's and verify.py's, for PostgreSQL): the
+frozen fleet of a job's ``targets_query``, the latest verify verdict of each device, and the
+platform device ids looked up by IMEI.
+
+Functions over a connection, inside the ledger's reads and write transactions (postgres.py);
+``job`` is the job's id. A job that never froze or verified anything has no rows here, and reads
+as none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from dispatcher.ledger.postgres_moves import floats
+from dispatcher.ledger.postgres_session import Conn
+from dispatcher.ledger.targets import FrozenTarget
+from dispatcher.ledger.verify import VerifyResult, VerifyState
+
+__all__ = ["device_ids", "freeze", "frozen", "record_device_ids", "record_verify", "results"]
+
+# The devices not frozen yet (each once, its first listing), numbered on from the job's last.
+_FREEZE: Final = (
+    "WITH given AS (SELECT * FROM unnest(%(imeis)s::text[], %(ids)s::text[]) WITH ORDINALITY"
+    " AS g(imei, device_id, ord)),"
+    " fresh AS (SELECT DISTINCT ON (imei) * FROM given g WHERE NOT EXISTS (SELECT 1 FROM"
+    " dispatcher.frozen_targets f WHERE f.job_id = %(job)s AND f.imei = g.imei)"
+    " ORDER BY imei, ord)"
+    " INSERT INTO dispatcher.frozen_targets (job_id, pos, imei, device_id)"
+    " SELECT %(job)s, (SELECT COALESCE(max(pos), 0) FROM dispatcher.frozen_targets"
+    " WHERE job_id = %(job)s) + row_number() OVER (ORDER BY ord), imei, device_id FROM fresh"
+)
+_VERIFY_COLUMNS: Final = "imei, product, state, value, read_at, source, reason"
+_RECORD_VERIFY: Final = (
+    f"INSERT INTO dispatcher.verify_results (job_id, {_VERIFY_COLUMNS})"
+    f" SELECT %s, {_VERIFY_COLUMNS} FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+    f" %s::float8[], %s::text[], %s::text[]) AS v({_VERIFY_COLUMNS})"
+    " ON CONFLICT (job_id, imei, product) DO UPDATE SET state = excluded.state,"
+    " value = excluded.value, read_at = excluded.read_at, source = excluded.source,"
+    " reason = excluded.reason"
+)
+_RECORD_IDS: Final = (
+    "INSERT INTO dispatcher.verify_device_ids (job_id, imei, device_id)"
+    " SELECT %s, imei, device_id FROM unnest(%s::text[], %s::text[]) AS v(imei, device_id)"
+    " ON CONFLICT (job_id, imei) DO UPDATE SET device_id = excluded.device_id"
+)
+
+
+def freeze(conn: Conn, job: int, targets: Sequence[FrozenTarget]) -> int:
+    """Add the devices of ``targets`` not frozen yet, in order (inside the caller's
+    transaction); how many were added."""
+    if not targets:
+        return 0
+    params = {"job": job, "imeis": [t.imei for t in targets], "ids": [t.device_id for t in targets]}
+    return conn.execute(_FREEZE, params).rowcount
+
+
+def frozen(conn: Conn, job: int) -> list[FrozenTarget]:
+    """Every frozen device, in the order it was frozen (none: the job has no frozen list)."""
+    cur = conn.execute(
+        "SELECT imei, device_id FROM dispatcher.frozen_targets WHERE job_id = %s ORDER BY pos",
+        (job,),
+    )
+    return [FrozenTarget(imei, device_id) for imei, device_id in cur]
+
+
+def record_verify(conn: Conn, job: int, verdicts: Sequence[VerifyResult]) -> None:
+    """Each device's verdict in place of its last one (the last given of a device wins)."""
+    latest = list({(r.imei, r.product): r for r in verdicts}.values())
+    if not latest:
+        return
+    conn.execute(
+        _RECORD_VERIFY,
+        (job, [r.imei for r in latest], [r.product for r in latest],
+         [r.state.value for r in latest], [r.value for r in latest],
+         floats([r.read_at for r in latest]), [r.source for r in latest],
+         [r.reason for r in latest]),
+    )  # fmt: skip
+
+
+def results(conn: Conn, job: int) -> list[VerifyResult]:
+    """Every device's latest verdict, by imei then product."""
+    cur = conn.execute(
+        f"SELECT {_VERIFY_COLUMNS} FROM dispatcher.verify_results WHERE job_id = %s"
+        " ORDER BY imei, product",
+        (job,),
+    )
+    return [
+        VerifyResult(imei, product, VerifyState(state), value, read_at, source, reason)
+        for imei, product, state, value, read_at, source, reason in cur
+    ]
+
+
+def record_device_ids(conn: Conn, job: int, ids: Mapping[str, str]) -> None:
+    """Platform device ids by IMEI, kept (in place of any earlier one)."""
+    if ids:
+        conn.execute(_RECORD_IDS, (job, list(ids), list(ids.values())))
+
+
+def device_ids(conn: Conn, job: int) -> dict[str, str]:
+    """The platform device ids kept, by IMEI."""
+    cur = conn.execute(
+        "SELECT imei, device_id FROM dispatcher.verify_device_ids WHERE job_id = %s ORDER BY imei",
+        (job,),
+    )
+    return dict(cur)

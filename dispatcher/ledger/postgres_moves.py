@@ -1,0 +1,235 @@
+"""The lifecycle table (lifecycle.py) as PostgreSQL: the only statements that change a row's
+``status`` in the PostgreSQL ledger (moves.py's, one statement per batch).
+
+A batch is one ``UPDATE … FROM unnest(…)`` that changes only rows in a state the table allows;
+fewer rows changed than asked makes the whole transaction roll back with LifecycleError (a key
+the job does not hold: LedgerError), as in SQLite. SQLite applies a batch row by row, so a key
+given twice is changed twice; here a batch is split into rounds in which each key is once, run in
+order, which gives the same rows. Functions over a connection, inside the ledger's write
+transactions (postgres.py); ``job`` is the job's id.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Final, TypeVar
+
+from dispatcher.errors import LedgerError
+from dispatcher.ledger.lifecycle import TABLE, Event, LifecycleError, event_of, keeps, sources
+from dispatcher.ledger.moves import states_sql
+from dispatcher.ledger.postgres_session import Conn
+from dispatcher.ledger.postgres_table import states_of
+from dispatcher.ledger.records import InFlight, Result, Status
+
+__all__ = [
+    "apply_event",
+    "floats",
+    "hand_over",
+    "mark_in_flight",
+    "record_outcomes",
+    "refuse",
+    "rounds",
+    "update",
+]
+
+T = TypeVar("T")
+
+_MARK: Final = (
+    "UPDATE dispatcher.commands c SET status = 'in_flight',"
+    " first_attempt_at = COALESCE(c.first_attempt_at, v.at), last_attempt_at = v.at,"
+    " sent_valid_time = v.valid, sent_expired_time = v.expired, run_id = v.run,"
+    " first_server_at = COALESCE(c.first_server_at, v.server_at), last_server_at = v.server_at"
+    " FROM unnest(%s::text[], %s::float8[], %s::text[], %s::text[], %s::int8[], %s::float8[])"
+    " AS v(key, at, valid, expired, run, server_at)"
+    f" WHERE c.job_id = %s AND c.key = v.key AND c.status IN {states_sql(sources(Event.SEND))}"
+)
+# A step held back (and the like): each row to the state the table gives its state before.
+_MIXED: Final = (
+    "UPDATE dispatcher.commands c SET status = v.status, errno = v.errno, error = v.error,"
+    " uuid = v.uuid, attempts = c.attempts + v.attempts"
+    " FROM unnest(%s::text[], %s::text[], %s::int8[], %s::text[], %s::text[], %s::int8[])"
+    " AS v(key, status, errno, error, uuid, attempts) WHERE c.job_id = %s AND c.key = v.key"
+)
+_MOVE: Final = (
+    "UPDATE dispatcher.commands c SET status = v.status, error = COALESCE(%s, c.error)"
+    " FROM unnest(%s::text[], %s::text[]) AS v(key, status)"
+    " WHERE c.job_id = %s AND c.key = v.key"
+)
+_HAND_OVER: Final = (
+    "UPDATE dispatcher.commands c SET status = v.status, retried_in = %s"
+    " FROM unnest(%s::text[], %s::text[]) AS v(key, status)"
+    " WHERE c.job_id = %s AND c.key = v.key"
+)
+
+
+@cache
+def _outcome_sql(event: Event) -> str:
+    """Outcomes of ``event``: every allowed state goes to the one target of the event."""
+    (goes_to,) = set(TABLE[event].values())
+    return (
+        f"UPDATE dispatcher.commands c SET status = '{goes_to.value}', errno = v.errno,"
+        " error = v.error, uuid = v.uuid, attempts = c.attempts + v.attempts,"
+        " first_attempt_at = COALESCE(c.first_attempt_at, v.at),"
+        " last_attempt_at = CASE WHEN v.attempts > 0 OR c.last_attempt_at IS NULL THEN v.at"
+        " ELSE c.last_attempt_at END, latency_ms = v.latency, reconciled = v.reconciled"
+        " FROM unnest(%s::text[], %s::int8[], %s::text[], %s::text[], %s::int8[],"
+        " %s::float8[], %s::float8[], %s::int8[])"
+        " AS v(key, errno, error, uuid, attempts, at, latency, reconciled)"
+        f" WHERE c.job_id = %s AND c.key = v.key AND c.status IN {states_sql(sources(event))}"
+    )
+
+
+def rounds(items: Sequence[T], key: Callable[[T], str]) -> list[Sequence[T]]:
+    """``items`` in rounds in which each key is once (its n-th item in round n), in order."""
+    keys = [key(i) for i in items]
+    if len(set(keys)) == len(keys):
+        return [items]  # the common case: every key once
+    found: list[list[T]] = []
+    seen: dict[str, int] = defaultdict(int)
+    for k, item in zip(keys, items, strict=True):
+        n = seen[k]
+        seen[k] += 1
+        if n == len(found):
+            found.append([])
+        found[n].append(item)
+    return list(found)
+
+
+def floats(values: Sequence[float | None]) -> list[float | None]:
+    """Times as floats (an int among floats would make psycopg refuse the array)."""
+    return [None if v is None else float(v) for v in values]
+
+
+def update(
+    conn: Conn,
+    sql: str,
+    items: Sequence[T],
+    key: Callable[[T], str],
+    columns: Callable[[Sequence[T]], list[object]],
+    *extra: object,
+) -> int:
+    """Run an ``UPDATE … FROM unnest(…)`` for ``items`` (round by round: rounds()) with the arrays
+    ``columns`` gives and ``extra`` parameters after them; how many rows it changed."""
+    changed = 0
+    for part in rounds(items, key):
+        changed += conn.execute(sql, (*columns(part), *extra)).rowcount
+    return changed
+
+
+def mark_in_flight(conn: Conn, job: int, items: Sequence[InFlight]) -> None:
+    """The SEND event: each command in flight, with the times that go on the wire."""
+
+    def columns(part: Sequence[InFlight]) -> list[object]:
+        return [[i.key for i in part], floats([i.at for i in part]),
+                [i.sent_valid_time for i in part], [i.sent_expired_time for i in part],
+                [i.run_id for i in part], floats([i.server_at for i in part])]  # fmt: skip
+
+    if items and update(conn, _MARK, items, _key, columns, job) != len(items):
+        refuse(conn, job, [i.key for i in items], Event.SEND, Status.IN_FLIGHT)
+
+
+def record_outcomes(conn: Conn, job: int, results: Sequence[Result]) -> None:
+    """Outcomes, each by its event (given, or the one of its status), event by event."""
+    by_event: dict[Event, list[Result]] = defaultdict(list)
+    for r in results:
+        by_event[r.event or event_of(r.status)].append(r)
+    for event, group in by_event.items():
+        if keeps(event):  # held back: a failed command keeps its own
+            _record_mixed(conn, job, event, group)
+            continue
+        if update(conn, _outcome_sql(event), group, _key, _outcomes, job) != len(group):
+            (goes_to,) = set(TABLE[event].values())
+            refuse(conn, job, [r.key for r in group], event, goes_to)
+
+
+def _outcomes(part: Sequence[Result]) -> list[object]:
+    return [[r.key for r in part], [r.errno for r in part], [r.error for r in part],
+            [r.uuid for r in part], [r.attempts for r in part], floats([r.at for r in part]),
+            floats([r.latency_ms for r in part]), [int(r.reconciled) for r in part]]  # fmt: skip
+
+
+def _record_mixed(conn: Conn, job: int, event: Event, group: Sequence[Result]) -> None:
+    """Outcomes of an event that leaves some states as they are (a step held back)."""
+    keys = [r.key for r in group]
+    now = _states(conn, job, keys)
+    _check(now, keys, event)
+    kept = keeps(event)
+    moved = [r for r in group if now[r.key] not in kept]
+
+    def columns(part: Sequence[Result]) -> list[object]:
+        return [[r.key for r in part], [TABLE[event][now[r.key]].value for r in part],
+                [r.errno for r in part], [r.error for r in part], [r.uuid for r in part],
+                [r.attempts for r in part]]  # fmt: skip
+
+    update(conn, _MIXED, moved, _key, columns, job)
+
+
+def apply_event(
+    conn: Conn, job: int, keys: Sequence[str], event: Event, *, error: str | None = None
+) -> list[Status]:
+    """``event`` for each of ``keys`` (a bulk event); ``error``, if given, is written to the rows
+    it moves. Each key's state before, in order."""
+    now = _states(conn, job, keys)
+    _check(now, keys, event)
+    kept = keeps(event)
+    moved = [k for k in dict.fromkeys(keys) if now[k] not in kept]  # the same move once
+    if moved:
+        targets = [TABLE[event][now[k]].value for k in moved]
+        conn.execute(_MOVE, (error, moved, targets, job))
+    return [now[k] for k in keys]
+
+
+def hand_over(conn: Conn, job: int, keys: Sequence[str], job_path: str) -> None:
+    """The HAND_OVER event: each command written into the retry job at ``job_path``; one handed
+    to another retry job already is never handed to a second one."""
+    now = _states(conn, job, keys)
+    _check(now, keys, Event.HAND_OVER)
+    unique = list(dict.fromkeys(keys))
+    cur = conn.execute(
+        "SELECT key, retried_in FROM dispatcher.commands WHERE job_id = %s AND key = ANY(%s)"
+        " AND retried_in IS NOT NULL AND retried_in <> %s",
+        (job, unique, job_path),
+    )
+    elsewhere = sorted(unique.index(k) for k, _ in cur)
+    if elsewhere:
+        raise LifecycleError(
+            f"{len(elsewhere)} commands are handed to another retry job already"
+            f" (e.g. {unique[elsewhere[0]]})"
+        )
+    targets = [TABLE[Event.HAND_OVER][now[k]].value for k in unique]
+    conn.execute(_HAND_OVER, (job_path, unique, targets, job))
+
+
+def refuse(conn: Conn, job: int, keys: Sequence[str], event: Event, goes_to: Status) -> None:
+    """Some rows were not changed by ``event``: name one (the transaction rolls back)."""
+    now = _states(conn, job, keys)  # raises for keys the job does not hold
+    bad = [k for k in keys if now[k] is not goes_to]
+    first = bad[0] if bad else keys[0]
+    raise LifecycleError(
+        f"{event.value!r} is not allowed for {len(bad) or 'some'} commands: {first} is"
+        f" {now[first].value}"
+    )
+
+
+def _states(conn: Conn, job: int, keys: Sequence[str]) -> dict[str, Status]:
+    found = states_of(conn, job, list(dict.fromkeys(keys)))
+    missing = len(set(keys) - found.keys())
+    if missing:
+        raise LedgerError(f"{missing} of {len(set(keys))} keys are not in the ledger")
+    return found
+
+
+def _check(now: dict[str, Status], keys: Sequence[str], event: Event) -> None:
+    allowed = TABLE[event]
+    bad = [k for k in keys if now[k] not in allowed]
+    if bad:
+        raise LifecycleError(
+            f"{event.value!r} is not allowed for {len(bad)} commands:"
+            f" {bad[0]} is {now[bad[0]].value}"
+        )
+
+
+def _key(item: InFlight | Result) -> str:
+    return item.key
