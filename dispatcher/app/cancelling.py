@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from dispatcher.app.cancel_plan import CancelPlan, LaneCancelled
 from dispatcher.app.clients import open_lane
@@ -31,6 +30,7 @@ from dispatcher.errors import (
     Refused,
     RunAborted,
 )
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.records import OPEN_DELIVERY, DeliveryState, Row, Status
 from dispatcher.ledger.store import LedgerStore
 from dispatcher.model.command import product_label
@@ -51,7 +51,7 @@ Confirm = Callable[[int, int], bool]
 class CancelRequest:
     """The ledger whose waiting commands to cancel; only these devices' when ``imeis``."""
 
-    ledger: Path
+    ledger: LedgerAddress
     imeis: tuple[str, ...] = ()
 
 

@@ -11,10 +11,10 @@ import itertools
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from dispatcher.config import Settings
 from dispatcher.job.model import Command, Job, Validation
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.store import FINAL, LedgerStore
 
 __all__ = ["LaneFigures", "PlanFigures", "Uncovered", "each_command", "plan_figures"]
@@ -76,7 +76,7 @@ def plan_figures(
     job: Job,
     checked: Validation,
     settings: Settings,
-    path: Path,
+    path: LedgerAddress,
     ledger: LedgerStore | None,
     *,
     edited: frozenset[str] = frozenset(),

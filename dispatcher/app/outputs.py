@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dispatcher.errors import DispatcherError, Refused
 from dispatcher.job.model import load_job
+from dispatcher.ledger.address import LedgerAddress, PostgresAddress
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.sqlite_files import is_database, side_file_of, side_files
 from dispatcher.ledger.store import LedgerStore
@@ -21,7 +22,7 @@ __all__ = ["is_the_ledger", "not_handed_here", "own_file", "refuse_own_files"]
 
 
 def refuse_own_files(
-    output: Path, ledger_path: Path, record: JobRecord | None, *, writing: str
+    output: Path, ledger_path: LedgerAddress, record: JobRecord | None, *, writing: str
 ) -> None:
     """Refused, with a one-line message, when writing ``output`` (``writing``: "the report",
     "the new job") would destroy a file of :func:`own_file`'s; else return."""
@@ -30,7 +31,7 @@ def refuse_own_files(
         raise Refused(f"{output} is {what}: write {writing} to another file")
 
 
-def own_file(output: Path, ledger_path: Path, record: JobRecord | None) -> str | None:
+def own_file(output: Path, ledger_path: LedgerAddress, record: JobRecord | None) -> str | None:
     """What ``output`` is when it must not be written over ("the ledger being read", ...), or
     None when it may be (a new file, or one of no ledger's or job's)."""
     if is_the_ledger(output, ledger_path):
@@ -50,8 +51,11 @@ def own_file(output: Path, ledger_path: Path, record: JobRecord | None) -> str |
     return None
 
 
-def is_the_ledger(output: Path, ledger_path: Path) -> bool:
-    """Whether writing ``output`` would overwrite the ledger or one of its side files."""
+def is_the_ledger(output: Path, ledger_path: LedgerAddress) -> bool:
+    """Whether writing ``output`` would overwrite the ledger or one of its side files (a
+    PostgreSQL ledger: never)."""
+    if isinstance(ledger_path, PostgresAddress):
+        return False
     ledger = ledger_path.resolve()
     target = output.resolve()
     if target.parent == ledger.parent and target.name.startswith(ledger.name):

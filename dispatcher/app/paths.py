@@ -22,11 +22,20 @@ from typing import Final
 
 from dispatcher.app.events import Events
 from dispatcher.errors import FlagError, Refused
+from dispatcher.ledger.address import LedgerAddress, PostgresAddress
+from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.occurrences import Occurrence, occurrences
 from dispatcher.ledger.sqlite_files import side_file_of
 from dispatcher.times import BEIJING
 
-__all__ = ["PLACEHOLDERS", "earlier_ledgers", "ledger_path_for", "ledger_to_resume", "resumable"]
+__all__ = [
+    "PLACEHOLDERS",
+    "earlier_ledgers",
+    "job_ledger",
+    "ledger_path_for",
+    "ledger_to_resume",
+    "resumable",
+]
 
 # What a ledger path may hold, for recurring jobs (each occurrence its own ledger): the start's
 # date and time in OneNET's zone (UTC+8), and the job file's name without its suffix.
@@ -37,10 +46,13 @@ _PLACEHOLDER: Final = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _SHAPES: Final = {"date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "time": r"[0-9]{6}", "job": r"[^/]+"}
 
 
-def earlier_ledgers(given: Path, path: Path) -> list[Occurrence]:
+def earlier_ledgers(given: LedgerAddress, path: LedgerAddress) -> list[Occurrence]:
     """The ledgers (of any job) matching the placeholder path ``given``, ``path`` (its filling
     for this run) left out; none when ``given`` has no placeholder or ``path`` exists already (a
-    rerun of the same occurrence resumes it as any ledger is resumed)."""
+    rerun of the same occurrence resumes it as any ledger is resumed). A PostgreSQL ledger's
+    jobs are not matched yet: there, a job named with placeholders always starts its own."""
+    if isinstance(given, PostgresAddress) or isinstance(path, PostgresAddress):
+        return []
     text = str(given)
     if not _PLACEHOLDER.search(text) or path.exists():
         return []
@@ -78,13 +90,13 @@ def resumable(found: Sequence[Occurrence], job_path: Path) -> bool:
 
 def ledger_to_resume(
     found: Sequence[Occurrence],
-    path: Path,
+    path: LedgerAddress,
     *,
-    given: Path,
+    given: LedgerAddress,
     job_path: Path,
     fingerprint: str,
     events: Events,
-) -> Path:
+) -> LedgerAddress:
     """The ledger this run uses: the job's one unfinished earlier ledger (said), else ``path``
     (a note when the job's last ledger is finished: the whole job goes out again); Refused when
     several are unfinished."""
@@ -112,10 +124,10 @@ def ledger_to_resume(
     return path
 
 
-def ledger_path_for(given: Path, *, job_path: Path, start: datetime) -> Path:
+def ledger_path_for(given: LedgerAddress, *, job_path: Path, start: datetime) -> LedgerAddress:
     """``given`` with its placeholders filled: {date} (YYYY-MM-DD) and {time} (HHMMSS) of the
     start in UTC+8, {job} (the job file's name without its suffix); FlagError for any
-    other."""
+    other. A PostgreSQL ledger's are filled in its job's name, which is {job} when not given."""
     at = start.astimezone(BEIJING)
     values = {"date": at.strftime("%Y-%m-%d"), "time": at.strftime("%H%M%S"), "job": job_path.stem}
 
@@ -129,4 +141,14 @@ def ledger_path_for(given: Path, *, job_path: Path, start: datetime) -> Path:
             )
         return values[name]
 
+    if isinstance(given, PostgresAddress):
+        return given.with_job(_ANY_PLACEHOLDER.sub(fill, given.job or "{job}"))
     return Path(_ANY_PLACEHOLDER.sub(fill, str(given)))
+
+
+def job_ledger(job_path: Path, shared: str | None) -> LedgerAddress:
+    """The ledger a job's run opens when none is named: the job's own in the PostgreSQL ledger
+    ``shared`` (the config's ``ledger.url``: named as {job}), else the file beside the job."""
+    if shared is None:
+        return default_ledger_path(job_path)
+    return PostgresAddress.parse(shared).with_job(job_path.stem)

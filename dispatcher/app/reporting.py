@@ -14,7 +14,8 @@ from pathlib import Path
 from dispatcher.app.outputs import refuse_own_files
 from dispatcher.app.resources import closing
 from dispatcher.errors import LedgerError
-from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.address import LedgerAddress
+from dispatcher.ledger.opening import ledger_exists, open_ledger
 from dispatcher.ledger.store import LedgerStore
 
 __all__ = ["ReportRequest", "report_ledger"]
@@ -24,7 +25,7 @@ __all__ = ["ReportRequest", "report_ledger"]
 class ReportRequest:
     """The ledger to report on, and the file the report goes to (None: a stream)."""
 
-    ledger: Path
+    ledger: LedgerAddress
     output: Path | None = None
 
 
@@ -33,11 +34,11 @@ def report_ledger(request: ReportRequest) -> Iterator[LedgerStore]:
     """The ledger, read-only, for the block; LedgerError when there is none, Refused when the
     output is one of the files a run needs."""
     path, output = request.ledger, request.output
-    if not path.exists():
+    if not ledger_exists(path):
         raise LedgerError(f"{path}: no such ledger")
     if output is not None:  # before the ledger is read: it may be the ledger that is given
         refuse_own_files(output, path, None, writing="the report")
-    with closing(Ledger.open(path, read_only=True)) as ledger:
+    with closing(open_ledger(path, read_only=True)) as ledger:
         if output is not None:
             refuse_own_files(output, path, ledger.job(), writing="the report")
         yield ledger

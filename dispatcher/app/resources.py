@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError, LedgerError
-from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.address import LedgerAddress
+from dispatcher.ledger.opening import ledger_exists, open_ledger
 from dispatcher.ledger.store import LedgerStore
 
 __all__ = ["closing", "existing_ledger"]
@@ -32,13 +32,13 @@ def closing(ledger: LedgerStore) -> Iterator[LedgerStore]:
 
 
 @contextlib.contextmanager
-def existing_ledger(path: Path, settings: Settings) -> Iterator[LedgerStore]:
+def existing_ledger(path: LedgerAddress, settings: Settings) -> Iterator[LedgerStore]:
     """The ledger at ``path`` for writing; LedgerError when there is none, or it holds no
     commands (a file that is not already a ledger is never made into one)."""
-    if not path.exists():
+    if not ledger_exists(path):
         raise LedgerError(f"{path}: no such ledger (dispatcher run writes it next to the job file)")
     # An existing file that is not a ledger is refused as it is (ledger/schema.py).
-    with closing(Ledger.open(path, synchronous=settings.ledger.synchronous)) as ledger:
+    with closing(open_ledger(path, synchronous=settings.ledger.synchronous)) as ledger:
         if not ledger.total():
             raise LedgerError(
                 f"{path} holds no commands: nothing to read (dispatcher run registers its job's"

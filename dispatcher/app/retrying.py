@@ -17,8 +17,9 @@ from dispatcher.app.resources import closing
 from dispatcher.app.retrying_steps import SHOWN, not_verified, write_steps
 from dispatcher.errors import DispatcherError, LedgerError, Refused
 from dispatcher.job.writer import JobWriter, Written
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.identity import JobRecord
-from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.opening import ledger_exists, open_ledger
 from dispatcher.ledger.store import LedgerStore, Row
 from dispatcher.report.retry import Retry, RetryTally, retries, told
 from dispatcher.report.retry_steps import StepTally
@@ -42,7 +43,7 @@ class RetryRequest:
     .csv; ``force``: written over if it exists); ``not_verified``: a job with steps' devices
     that finished them but verify found not yet on target go in too, with every step."""
 
-    ledger: Path
+    ledger: LedgerAddress
     output: Path
     force: bool = False
     not_verified: bool = False
@@ -74,11 +75,11 @@ def retry_failed(request: RetryRequest, *, events: Events | None = None) -> Retr
         raise Refused(f"{output} exists: give --force to write over it")
     if not output.parent.is_dir():
         raise Refused(f"{output}: there is no directory {output.parent}")
-    if not ledger_path.exists():
+    if not ledger_exists(ledger_path):
         raise LedgerError(f"{ledger_path}: no such ledger")
     # Written too: the commands handed to the new job are marked, so that neither this job nor
     # a second retry job sends them as well.
-    with closing(Ledger.open(ledger_path)) as ledger:
+    with closing(open_ledger(ledger_path)) as ledger:
         now = now_beijing()
         tally = RetryTally()
         flagged: list[str] = []
@@ -183,7 +184,7 @@ def _hand_over_said(
     )
 
 
-def _warn_if_running(ledger: LedgerStore, ledger_path: Path, events: Events) -> None:
+def _warn_if_running(ledger: LedgerStore, ledger_path: LedgerAddress, events: Events) -> None:
     """A run still going may send the pending and failed commands itself."""
     runs = ledger.runs()
     if runs and runs[-1].finished_at is None:
@@ -253,7 +254,7 @@ def unsettled_by_state(tally: RetryTally) -> str:
 
 
 def _header(
-    ledger_path: Path,
+    ledger_path: LedgerAddress,
     output: Path,
     now: datetime,
     record: JobRecord | None,

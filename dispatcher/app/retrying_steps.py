@@ -15,6 +15,7 @@ from pathlib import Path
 from dispatcher.errors import JobFileError, Refused
 from dispatcher.job.steps_copy import StepsSource, check_written, read_steps_source
 from dispatcher.job.writer import JobWriter, Written, job_format
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.store import LedgerStore
 from dispatcher.ledger.verify import VerifyState
@@ -45,7 +46,7 @@ class StepsRetry:
     flagged: list[str] = field(default_factory=list)
 
 
-def not_verified(ledger: LedgerStore, ledger_path: Path) -> dict[str, str | None]:
+def not_verified(ledger: LedgerStore, ledger_path: LedgerAddress) -> dict[str, str | None]:
     """The devices ``dispatcher verify`` last found not yet on target, with what each reads;
     Refused when the ledger was never verified."""
     results = ledger.verify_results()
@@ -59,7 +60,7 @@ def not_verified(ledger: LedgerStore, ledger_path: Path) -> dict[str, str | None
 
 def write_steps(
     ledger: LedgerStore,
-    ledger_path: Path,
+    ledger_path: LedgerAddress,
     output: Path,
     *,
     force: bool,
@@ -115,7 +116,11 @@ def write_steps(
 
 
 def _add(
-    writer: JobWriter, source: StepsSource, start: Start, ledger_path: Path, reads: str | None
+    writer: JobWriter,
+    source: StepsSource,
+    start: Start,
+    ledger_path: LedgerAddress,
+    reads: str | None,
 ) -> None:
     commands = [row.command for row in start.rows]
     try:
@@ -174,7 +179,12 @@ def left_by_cause(tally: StepTally) -> str:
 
 
 def _header(
-    ledger_path: Path, output: Path, now: datetime, name: str, job_path: Path, tally: StepTally
+    ledger_path: LedgerAddress,
+    output: Path,
+    now: datetime,
+    name: str,
+    job_path: Path,
+    tally: StepTally,
 ) -> list[str]:
     """The comment at the top of the retry job."""
     lines = [

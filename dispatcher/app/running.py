@@ -16,7 +16,13 @@ from typing import Any
 from dispatcher.app.events import Driver, Events, Quiet, run_plainly
 from dispatcher.app.figures import each_command, plan_figures
 from dispatcher.app.keys import LaneKeys, default_keys, lane_keys, product_problems
-from dispatcher.app.paths import earlier_ledgers, ledger_path_for, ledger_to_resume, resumable
+from dispatcher.app.paths import (
+    earlier_ledgers,
+    job_ledger,
+    ledger_path_for,
+    ledger_to_resume,
+    resumable,
+)
 from dispatcher.app.planning import canary_cannot_be_delivered, planned
 from dispatcher.app.resources import closing
 from dispatcher.app.send import all_through, send_job
@@ -36,10 +42,9 @@ from dispatcher.errors import (
 )
 from dispatcher.job.model import Job, Reading, Validation, load_job, validate_job
 from dispatcher.job.plan import Plan
-from dispatcher.ledger.identity import default_ledger_path
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.occurrences import Occurrence
-from dispatcher.ledger.sqlite import Ledger
-from dispatcher.ledger.sqlite_files import discard
+from dispatcher.ledger.opening import discard_ledger, ledger_exists, open_ledger
 from dispatcher.ledger.store import FINAL, LedgerStore
 from dispatcher.notify import EventKind, Notice, Notifier, ledger_notice
 from dispatcher.report.next_steps import After, flag_in, resume_argv
@@ -56,7 +61,7 @@ class RunRequest:
     as ``{date}`` resume the job's unfinished ledger), and the run's options."""
 
     job: Path
-    ledger: Path | None = None
+    ledger: LedgerAddress | None = None
     config: str | None = None  # the config file's name, for messages about its products
     strict: bool = False  # warnings are errors
     reconcile: bool = True  # look in-doubt commands up in OneNET's history
@@ -77,7 +82,7 @@ class RunOutcome:
     """How a run ended: its ledger, and the run's result (None: a dry run, or stopped before its
     scheduled start, when nothing was sent)."""
 
-    ledger: Path
+    ledger: LedgerAddress
     result: RunResult | None
     dry_run: bool = False
     errnos: tuple[tuple[int, str, int], ...] = ()  # by errno, when a rollout rule stopped it
@@ -115,7 +120,7 @@ def run(
         path = ledger_path_for(request.ledger, job_path=job.path, start=started)
         earlier = earlier_ledgers(request.ledger, path)  # with placeholders: what it matches
     else:
-        path = default_ledger_path(job.path)
+        path = job_ledger(job.path, settings.ledger.url)
     targets = None
     if request.refresh_targets and job.query is None:
         events.warn(f"--refresh-targets: {request.job} has no targets_query: nothing to refresh")
@@ -126,7 +131,7 @@ def run(
     # Resuming: times that passed since the job was first run are not errors (a passed
     # valid_time is dropped, a passed expired_time is recorded as expired). Times are checked
     # against the start: a scheduled job's relative times count from then.
-    resuming = path.exists() or resumable(earlier, job.path)
+    resuming = ledger_exists(path) or resumable(earlier, job.path)
     checked = validate_job(
         job,
         at=started,
@@ -150,7 +155,7 @@ def run(
             fingerprint=checked.fingerprint,
             events=events,
         )
-        resuming = path.exists()
+        resuming = ledger_exists(path)
     if request.dry_run:
         _dry_run(job, checked, plan, path, settings, now, request.accept_changes, events)
         return RunOutcome(path, None, dry_run=True, targets=targets)
@@ -159,13 +164,7 @@ def run(
         raise Refused(f"{n:,} devices of {targets.label} not confirmed: nothing was sent")
     if settings.products:
         keys = lane_keys(settings, checked.products, events)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ledger = Ledger.open(path, synchronous=settings.ledger.synchronous)
-    except OSError as exc:
-        raise LedgerError(
-            f"{path.parent}: cannot make the ledger's directory: {exc.strerror or exc}"
-        ) from exc
+    ledger = _open_for_the_run(path, settings)
     with closing(ledger):
         _bind(ledger, job, checked, request.accept_changes, events)
         if targets is not None and targets.to_freeze:
@@ -211,7 +210,7 @@ def run(
         if result is None:
             ledger.close()
             if not resuming:  # made for this run, which never began: the next is a first run too
-                discard(path)
+                discard_ledger(path)
             return RunOutcome(path, None, targets=targets)
         aborted = isinstance(result.aborted, RolloutAborted)
         errnos = tuple(ledger.errno_groups()) if aborted else ()
@@ -226,7 +225,7 @@ def run(
 def _notices(
     notifier: Notifier,
     ledger: LedgerStore,
-    path: Path,
+    path: LedgerAddress,
     job: Job,
     request: RunRequest,
     result: RunResult,
@@ -286,11 +285,23 @@ def _bind(
     )
 
 
+def _open_for_the_run(path: LedgerAddress, settings: Settings) -> LedgerStore:
+    """The run's ledger, opened (made if new) and locked; a file's directory made first."""
+    if isinstance(path, Path):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(
+                f"{path.parent}: cannot make the ledger's directory: {exc.strerror or exc}"
+            ) from exc
+    return open_ledger(path, synchronous=settings.ledger.synchronous)
+
+
 def _dry_run(
     job: Job,
     checked: Validation,
     plan: Plan,
-    path: Path,
+    path: LedgerAddress,
     settings: Settings,
     now: float,
     accept_changes: bool,
@@ -299,7 +310,7 @@ def _dry_run(
     """The plan worked out as the run works it out, from the job, the config and the ledger
     (read, never written); an edit the run would refuse is refused the same way."""
     events.validated(job, checked)
-    ledger = Ledger.open(path, read_only=True) if path.exists() else None
+    ledger = open_ledger(path, read_only=True) if ledger_exists(path) else None
     edited: frozenset[str] = frozenset()
     if ledger is None:
         figures = plan_figures(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dispatcher.app.keys import lane_keys
@@ -23,7 +22,8 @@ from dispatcher.errors import ConfigError, TargetsUnresolved
 from dispatcher.job.model import Job
 from dispatcher.job.query import TargetsQuery
 from dispatcher.job.rows import PRODUCT
-from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.address import LedgerAddress
+from dispatcher.ledger.opening import ledger_exists, open_ledger
 from dispatcher.ledger.targets import FrozenTarget
 from dispatcher.model.command import product_label
 
@@ -119,7 +119,7 @@ async def resolve_query(
 
 def targets_of(
     job: Job,
-    ledger_path: Path,
+    ledger_path: LedgerAddress,
     settings: Settings,
     *,
     refresh: bool,
@@ -190,9 +190,9 @@ def targets_of(
     return replace(job, queried=tuple(t.imei for t in queried)), targets
 
 
-def _frozen(path: Path) -> list[FrozenTarget]:
+def _frozen(path: LedgerAddress) -> list[FrozenTarget]:
     """The frozen list of the ledger at ``path`` (none: no ledger yet)."""
-    if not path.exists():
+    if not ledger_exists(path):
         return []
-    with Ledger.open(path, read_only=True) as ledger:
+    with open_ledger(path, read_only=True) as ledger:
         return ledger.frozen_targets()

@@ -24,6 +24,7 @@ from pathlib import Path
 from dispatcher.app.clients import open_session
 from dispatcher.app.events import Driver, Events, Quiet, run_plainly
 from dispatcher.app.keys import default_keys, lane_keys
+from dispatcher.app.paths import job_ledger
 from dispatcher.app.resources import existing_ledger
 from dispatcher.app.verify_checks import newer_platform
 from dispatcher.app.watching import status_title
@@ -39,7 +40,8 @@ from dispatcher.errors import (
 from dispatcher.job.model import load_job
 from dispatcher.job.rows import Problem
 from dispatcher.job.verifyspec import VerifySource, VerifySpec, uncovered_problem
-from dispatcher.ledger.identity import default_ledger_path
+from dispatcher.ledger.address import LedgerAddress
+from dispatcher.ledger.opening import ledger_exists
 from dispatcher.ledger.store import LedgerStore, VerifyResult, VerifyState
 from dispatcher.notify import EventKind, Notifier, ledger_notice
 from dispatcher.report.next_steps import After
@@ -60,7 +62,7 @@ class VerifyRequest:
     """The ledger (or its job file) to verify; one round, or (``watch``) rounds ``interval_s``
     apart until every device is final."""
 
-    ledger: Path
+    ledger: LedgerAddress
     watch: bool = False
     interval_s: float = 30.0
     config: str | None = None  # the config file's name, for the next command a notice says
@@ -72,7 +74,7 @@ class VerifyOutcome:
     (the last round's), whether all are final, the calls made, and a stop's reason."""
 
     title: str
-    ledger: Path
+    ledger: LedgerAddress
     job: Path
     spec: VerifySpec
     results: tuple[VerifyResult, ...]
@@ -95,9 +97,13 @@ class VerifyOutcome:
         return self.calls.total / len(self.results) if self.results else 0.0
 
 
-def ledger_of(path: Path) -> Path:
-    """The ledger a path names: itself, or the default ledger of a job file (``run``'s)."""
-    return default_ledger_path(path) if path.suffix.lower() in JOB_SUFFIXES else path
+def ledger_of(path: LedgerAddress, shared: str | None = None) -> LedgerAddress:
+    """The ledger a path names: itself, or the ledger a job file's run opens by default (the
+    file beside it, or its job in the PostgreSQL ledger ``shared``: the config's
+    ``ledger.url``)."""
+    if isinstance(path, Path) and path.suffix.lower() in JOB_SUFFIXES:
+        return job_ledger(path, shared)
+    return path
 
 
 def verify(
@@ -116,8 +122,8 @@ def verify(
     """
     events = Quiet() if events is None else events
     notifier = Notifier.of(settings.notify, secret=events.secret)
-    path = ledger_of(request.ledger)
-    if path != request.ledger and not path.exists():
+    path = ledger_of(request.ledger, settings.ledger.url)
+    if path != request.ledger and not ledger_exists(path):
         raise LedgerError(f"{request.ledger}: its ledger {path} does not exist: run the job first")
     with existing_ledger(path, settings) as ledger:
         job_path = _job_path(request.ledger, ledger)
@@ -201,9 +207,9 @@ def _devices(ledger: LedgerStore, product: str | None, settings: Settings) -> li
     ]
 
 
-def _job_path(given: Path, ledger: LedgerStore) -> Path:
+def _job_path(given: LedgerAddress, ledger: LedgerStore) -> Path:
     """The job file whose ``verify:`` applies: the one given, else the one the ledger records."""
-    if given.suffix.lower() in JOB_SUFFIXES:
+    if isinstance(given, Path) and given.suffix.lower() in JOB_SUFFIXES:
         return given
     record = ledger.job()
     if record is None:

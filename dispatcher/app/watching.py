@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dispatcher.app.clients import open_lane
@@ -20,6 +19,7 @@ from dispatcher.app.keys import default_keys, lane_keys
 from dispatcher.app.resources import existing_ledger
 from dispatcher.config import Settings
 from dispatcher.errors import BrokeOff, ConfigError, DispatcherError
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.store import LedgerStore
 from dispatcher.model.command import product_label
 from dispatcher.notify import EventKind, Notifier, ledger_notice
@@ -41,7 +41,7 @@ class StatusRequest:
     """The ledger whose commands to follow; one round, or (``watch``) rounds ``interval_s``
     apart until every command is final."""
 
-    ledger: Path
+    ledger: LedgerAddress
     watch: bool = False
     interval_s: float = 30.0
     config: str | None = None  # the config file's name, for the next command a notice says

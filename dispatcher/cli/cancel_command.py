@@ -20,14 +20,16 @@ from dispatcher.cli.exits import (
     interruptible,
 )
 from dispatcher.cli.lanes import lane_options, load_config
+from dispatcher.cli.ledger_param import LedgerParam
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
+from dispatcher.ledger.address import LedgerAddress
 
 __all__ = ["cancel"]
 
 
 @click.command()
-@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
+@click.argument("ledger_path", metavar="LEDGER", type=LedgerParam())
 @lane_options
 @click.option(
     "--imei",
@@ -39,7 +41,7 @@ __all__ = ["cancel"]
 @click.option("--yes", is_flag=True, help="Do not ask for a confirmation.")
 @interruptible
 def cancel(
-    ledger_path: Path,
+    ledger_path: LedgerAddress,
     config_path: Path | None,
     base_url: str | None,
     rate: float | None,

@@ -38,6 +38,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("dispatcher.cli.emulator_command", "emulator"),
     "objects": ("dispatcher.cli.objects_command", "objects_command"),
     "devices": ("dispatcher.cli.devices_command", "devices"),
+    "jobs": ("dispatcher.cli.jobs_command", "jobs"),
 }
 
 # Each command's line in `dispatcher --help`: a whole phrase. Without one, click cuts the first
@@ -54,6 +55,7 @@ _SUMMARIES: dict[str, str] = {
     "emulator": "Serve a local stand-in for OneNET, with its devices",
     "objects": "Show LwM2M objects and their resources",
     "devices": "List or export a product's devices from OneNET",
+    "jobs": "List the jobs of a shared PostgreSQL ledger",
 }
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from dispatcher.app.reporting import ReportRequest, report_ledger
 from dispatcher.cli import console
 from dispatcher.errors import DispatcherError
 from dispatcher.job.model import load_job
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.store import LedgerStore
 from dispatcher.report.next_steps import After, NextStep, next_steps
 from dispatcher.report.summary import summarize
@@ -30,7 +30,9 @@ def show_next(steps: Sequence[NextStep]) -> None:
         console.note(next_line(step))
 
 
-def steps_of(ledger: LedgerStore, path: Path, after: After | None = None) -> tuple[NextStep, ...]:
+def steps_of(
+    ledger: LedgerStore, path: LedgerAddress, after: After | None = None
+) -> tuple[NextStep, ...]:
     """The next commands for the open ledger at ``path`` (as the person named it)."""
     summary = summarize(ledger)
     delivery = summary.delivery
@@ -41,7 +43,7 @@ def steps_of(ledger: LedgerStore, path: Path, after: After | None = None) -> tup
     return next_steps(summary, path, replace(after or After(), has_verify=has_verify))
 
 
-def steps_of_path(path: Path, after: After | None = None) -> tuple[NextStep, ...]:
+def steps_of_path(path: LedgerAddress, after: After | None = None) -> tuple[NextStep, ...]:
     """The next commands for the ledger at ``path``, opened read-only; none when it cannot be
     read (the advice is left out: the command has said how it ended already)."""
     try:

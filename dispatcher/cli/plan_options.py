@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import shlex
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Final
 
 import click
@@ -16,6 +15,7 @@ import click
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.job.encodings import encoding_problem
 from dispatcher.job.model import Reading
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.report.next_steps import resume_argv
 
 __all__ = ["input_options", "plan_options", "resume_command"]
@@ -121,6 +121,6 @@ def _encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return value
 
 
-def resume_command(argv: list[str], ledger: Path) -> str:
+def resume_command(argv: list[str], ledger: LedgerAddress) -> str:
     """The command that resumes this run (report.next_steps.resume_argv), shell-quoted."""
     return shlex.join(resume_argv(argv, ledger))

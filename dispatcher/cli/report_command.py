@@ -15,6 +15,7 @@ import click
 from dispatcher.app.reporting import ReportRequest, report_ledger
 from dispatcher.cli import console
 from dispatcher.cli.exits import exit_for
+from dispatcher.cli.ledger_param import LedgerParam
 from dispatcher.cli.report_view import write_report, write_report_file
 from dispatcher.errors import DispatcherError, FlagError
 
@@ -27,7 +28,7 @@ BY_SUFFIX: Final = {
 
 
 @click.command()
-@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
+@click.argument("ledger_path", metavar="LEDGER", type=LedgerParam())
 @click.option(
     "--format",
     "fmt",

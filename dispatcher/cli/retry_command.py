@@ -19,9 +19,11 @@ from dispatcher.app.retrying import (
 from dispatcher.app.retrying_steps import left_by_cause, step_reasons
 from dispatcher.cli import console
 from dispatcher.cli.exits import interruptible
+from dispatcher.cli.ledger_param import LedgerParam
 from dispatcher.cli.next_view import show_next
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.job.writer import NOTE_COLUMN, Written, job_format
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.report.next_steps import NextStep
 from dispatcher.report.retry import RetryTally
@@ -31,7 +33,7 @@ __all__ = ["retry_failed"]
 
 
 @click.command("retry-failed")
-@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
+@click.argument("ledger_path", metavar="LEDGER", type=LedgerParam())
 @click.option(
     "-o",
     "--output",
@@ -86,7 +88,9 @@ def retry_failed(ledger_path: Path, output: Path, force: bool, not_verified: boo
         )  # fmt: skip
 
 
-def _left_out(tally: RetryTally, record: JobRecord | None, job: str, ledger_path: Path) -> None:
+def _left_out(
+    tally: RetryTally, record: JobRecord | None, job: str, ledger_path: LedgerAddress
+) -> None:
     """What is not in the new job but may need doing: unsettled and unregistered commands."""
     unsettled = sum(tally.unsettled.values())
     if unsettled:
@@ -124,7 +128,7 @@ def _summary(
     fmt: str,
     record: JobRecord | None,
     job: str,
-    ledger_path: Path,
+    ledger_path: LedgerAddress,
     went_to: str | None,
 ) -> None:
     """What was written, by reason; what was left out; the times that need changing."""

@@ -13,6 +13,7 @@ from dispatcher.app.running import RunRequest, run as run_use_case
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_INTERRUPTED, EXIT_OK, interruptible
 from dispatcher.cli.lanes import load_config
+from dispatcher.cli.ledger_param import LedgerParam
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.plan_options import input_options, plan_options, resume_command
@@ -32,7 +33,7 @@ __all__ = ["run"]
 @click.option(
     "--ledger",
     "ledger_path",
-    type=click.Path(path_type=Path),
+    type=LedgerParam(),
     help="Results ledger (default: <job file>.ledger.db next to the job file).",
 )
 @click.option("--rate", type=FiniteFloat(min=0), help="Requests per second at most (0: no limit).")

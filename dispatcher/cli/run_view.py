@@ -4,13 +4,13 @@ and ``demo``."""
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 from dispatcher.app.send import all_through
 from dispatcher.cli import console
 from dispatcher.cli.exits import EXIT_BREAKER, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
 from dispatcher.cli.next_view import show_next, steps_of_path
 from dispatcher.errors import RolloutAborted
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.store import Status
 from dispatcher.report.next_steps import After, flag_in
 from dispatcher.run.state import RunResult
@@ -23,7 +23,7 @@ def end_of_run(
     *,
     resume: str | None,
     errnos: list[tuple[int, str, int]] | None = None,
-    ledger: Path | None = None,
+    ledger: LedgerAddress | None = None,
 ) -> int:
     """The closing lines of a run, then the commands to run next, and its exit code; ``resume``
     is the command that resumes it (its ``--config`` is passed on), ``errnos`` the breakdown

@@ -14,10 +14,12 @@ from dispatcher.cli import console
 from dispatcher.cli.delivery_view import answers_line, breakdown_table
 from dispatcher.cli.exits import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, interruptible
 from dispatcher.cli.lanes import lane_options, load_config
+from dispatcher.cli.ledger_param import LedgerParam
 from dispatcher.cli.next_view import show_next, steps_of_path
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.model.command import product_label
 from dispatcher.report.next_steps import After
 from dispatcher.run.status import Watch
@@ -26,7 +28,7 @@ __all__ = ["status"]
 
 
 @click.command()
-@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
+@click.argument("ledger_path", metavar="LEDGER", type=LedgerParam())
 @lane_options
 @click.option("--watch", is_flag=True, help="Poll until every command is final.")
 @click.option(
@@ -38,7 +40,7 @@ __all__ = ["status"]
 @click.option("--progress/--no-progress", default=None, help="Live progress (default: on a tty).")
 @interruptible
 def status(
-    ledger_path: Path,
+    ledger_path: LedgerAddress,
     config_path: Path | None,
     base_url: str | None,
     rate: float | None,
@@ -54,7 +56,7 @@ def status(
     if interval is not None and not watch:
         raise click.UsageError("--interval needs --watch")
     settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
-    ledger = ledger_of(ledger_path)
+    ledger = ledger_of(ledger_path, settings.ledger.url)
     config = None if config_path is None else str(config_path)
     request = StatusRequest(ledger, watch, 30.0 if interval is None else interval, config)
     outcome = read_status(settings, request, events=ConsoleEvents(progress), drive=run_with_signals)

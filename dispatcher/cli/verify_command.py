@@ -26,10 +26,12 @@ from dispatcher.cli.exits import (
     interruptible,
 )
 from dispatcher.cli.lanes import lane_options, load_config
+from dispatcher.cli.ledger_param import LedgerParam
 from dispatcher.cli.next_view import show_next, steps_of_path
 from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.store import VerifyState
 from dispatcher.report.compliance import compliance_of
 from dispatcher.report.next_steps import After
@@ -42,7 +44,7 @@ EXIT_FAILED = EXIT_INVALID  # some devices failed: 1, as a command that could no
 
 
 @click.command()
-@click.argument("ledger_path", metavar="LEDGER", type=click.Path(path_type=Path))
+@click.argument("ledger_path", metavar="LEDGER", type=LedgerParam())
 @lane_options
 @click.option("--watch", is_flag=True, help="Repeat until every device is on target or final.")
 @click.option(
@@ -53,7 +55,7 @@ EXIT_FAILED = EXIT_INVALID  # some devices failed: 1, as a command that could no
 )
 @interruptible
 def verify(
-    ledger_path: Path,
+    ledger_path: LedgerAddress,
     config_path: Path | None,
     base_url: str | None,
     rate: float | None,

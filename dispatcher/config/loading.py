@@ -167,4 +167,6 @@ def _coerce_field(cls: type[Any], name: str, value: Any, where: str) -> Any:
             else:
                 token[str(k)] = coerce(v, getattr(TokenSettings(), str(k)), f"{where}.{k}")
         return TokenSettings(**token)
+    if cls is LedgerSettings and name == "url":  # text, or empty (None): no shared ledger
+        return None if value is None else coerce(value, "", where)
     return coerce(value, getattr(cls(), name), where)

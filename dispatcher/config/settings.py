@@ -97,6 +97,9 @@ class LedgerSettings:
         "full"  # SQLite PRAGMA synchronous: full survives power loss, normal is faster
     )
     batch_size: int = 500  # commands registered per transaction
+    # A PostgreSQL ledger (postgresql://user@host/dbname) every job's run writes by default, each
+    # job its own in it; None: a SQLite file beside each job. The password comes from PGPASSWORD.
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,7 @@ def check(s: Settings, where: str) -> None:
         problems.append(f"ledger.synchronous: {s.ledger.synchronous!r} must be full or normal")
     if s.ledger.batch_size < 1:
         problems.append("ledger.batch_size: must be at least 1")
+    problems += _ledger_url_problems(s.ledger.url)
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
 
@@ -241,6 +245,31 @@ def _url_problem(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return ""
     return None
+
+
+def _ledger_url_problems(url: str | None) -> list[str]:
+    """What is wrong with ``ledger.url``: not a postgresql:// URL with a database, or a password
+    written into it (a config file is shared and committed: the password goes in PGPASSWORD)."""
+    if url is None:
+        return []
+    if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+        return [f"ledger.url: {url!r} is not a postgresql://user@host/dbname URL"]
+    try:
+        parts = urlsplit(url.partition("#")[0])
+        password = parts.password
+    except ValueError as exc:
+        return [f"ledger.url: {exc}"]
+    found = []
+    if password is not None or "password=" in parts.query:
+        found.append(
+            "ledger.url: holds a password: leave it out of the config file and set PGPASSWORD"
+            " (or use ~/.pgpass)"
+        )
+    if not parts.path.strip("/"):
+        found.append("ledger.url: name the database after the host (postgresql://user@host/dbname)")
+    if "#" in url:
+        found.append("ledger.url: names no job (each job's run uses its own: drop the #…)")
+    return found
 
 
 def env_name_ok(name: str) -> bool:

@@ -32,7 +32,7 @@ from dispatcher.ledger.address import PostgresAddress
 from dispatcher.ledger.postgres_schema import NAMESPACE, migrate
 from dispatcher.ledger.records import LedgerFullError
 
-__all__ = ["FULL_HINT", "Conn", "Session", "pg_error"]
+__all__ = ["FULL_HINT", "Conn", "Session", "describe_holder", "pg_error"]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -178,14 +178,14 @@ def _lock(conn: Conn, address: PostgresAddress, job_id: int) -> None:
     if found is not None and found[0]:
         return
     holder = conn.execute(_HOLDER, (NAMESPACE, job_id)).fetchone()
-    who = "" if holder is None else f" ({_describe(*holder)})"
+    who = "" if holder is None else f" ({describe_holder(*holder)})"
     raise LedgerLockedError(
         f"ledger {address} is in use by another dispatcher{who}: it is locked; wait for that run"
         " to end (or stop it), then try again"
     )
 
 
-def _describe(pid: int, name: str | None, client: str | None, since: object) -> str:
+def describe_holder(pid: int, name: str | None, client: str | None, since: object) -> str:
     """The holder as its session shows it: ``dispatcher <host>:<pid>``, from where, since when
     (a role that may not see other sessions' details gets the server process only)."""
     prefix = "dispatcher "

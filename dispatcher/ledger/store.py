@@ -68,7 +68,8 @@ class LedgerStore(Protocol):
 
     @property
     def path(self) -> LedgerAddress:
-        """Where the ledger is: the name messages and reports give it."""
+        """Where the ledger is (a file, or a job of a PostgreSQL ledger): the name messages and
+        reports give it."""
         ...
 
     def __enter__(self) -> Self:

@@ -8,9 +8,9 @@ May import: ledger, report, notify.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Final
 
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import LedgerStore, Status, VerifyState
 from dispatcher.notify.events import EventKind, Notice
@@ -28,7 +28,7 @@ _LOST: Final = (DeliveryState.EXPIRED, DeliveryState.FAILED)
 def ledger_notice(
     event: EventKind,
     ledger: LedgerStore,
-    path: Path,
+    path: LedgerAddress,
     after: After | None = None,
     *,
     reason: str | None = None,

@@ -176,12 +176,10 @@ def _render(
     job = ledger.job()
     # The ledger does not record which stop was a rollout rule's (a skipped step may be one held
     # back): the page never guesses one, as that would advise a cancel, which cannot be undone.
-    steps = next_steps(
-        summary, Path(str(ledger.path)), After(job=None if job is None else job.path)
-    )
+    steps = next_steps(summary, ledger.path, After(job=None if job is None else job.path))
     as_of, oldest_open = scanned.read.lines(now)
     page = _ENV.get_template("report.html.j2").generate(
-        title=job.name if job is not None else Path(str(ledger.path)).name,
+        title=job.name if job is not None else ledger.path.name,
         job=job,
         ledger_path=str(ledger.path),
         generated=datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m-%d %H:%M:%S UTC+8"),

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from dispatcher.ledger.address import LedgerAddress, PostgresAddress
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.records import DeliveryState
 from dispatcher.ledger.store import Status, VerifyState
@@ -56,7 +57,7 @@ class NextStep:
         return shlex.join(self.argv)
 
 
-def resume_argv(argv: Sequence[str], ledger: Path) -> tuple[str, ...]:
+def resume_argv(argv: Sequence[str], ledger: LedgerAddress) -> tuple[str, ...]:
     """The command that resumes a run typed as ``argv`` (without the program's name): its flags
     kept, its ``--ledger`` as resolved (a placeholder such as ``{date}`` filled again would name
     a new ledger, and send the whole job again)."""
@@ -84,8 +85,11 @@ def flag_in(argv: Sequence[str], flag: str) -> str | None:
     return found
 
 
-def retry_job_path(ledger: Path) -> Path:
-    """Where a retry job of ``ledger`` is suggested: ``<job>-retry.yaml`` beside the ledger."""
+def retry_job_path(ledger: LedgerAddress) -> Path:
+    """Where a retry job of ``ledger`` is suggested: ``<job>-retry.yaml`` beside the ledger (a
+    job of a PostgreSQL ledger: in the working directory)."""
+    if isinstance(ledger, PostgresAddress):
+        return Path(f"{Path(ledger.name).stem}-retry.yaml")
     job = Path(ledger.name.removesuffix(".ledger.db")).stem
     return ledger.with_name(f"{job}-retry.yaml")
 
@@ -105,7 +109,9 @@ class After:
     verify_open: bool = False  # devices verify found not on target may still report
 
 
-def next_steps(summary: Summary, ledger: Path, after: After | None = None) -> tuple[NextStep, ...]:
+def next_steps(
+    summary: Summary, ledger: LedgerAddress, after: After | None = None
+) -> tuple[NextStep, ...]:
     """The commands that move the job of ``ledger`` on, most urgent first (none: it is done),
     from its figures and ``after`` (how the command before was given; None: nothing known)."""
     after = After() if after is None else after
@@ -201,9 +207,12 @@ def next_steps(summary: Summary, ledger: Path, after: After | None = None) -> tu
     return tuple(steps)
 
 
-def _run_again(job: str, ledger: Path, lane: tuple[str, ...]) -> tuple[str, ...]:
+def _run_again(job: str, ledger: LedgerAddress, lane: tuple[str, ...]) -> tuple[str, ...]:
     """``dispatcher run JOB``, with ``--ledger`` when the ledger is not the one the job's run
-    opens by default (without it, the run would open a new ledger and send everything again)."""
+    opens by default (without it, the run would open a new ledger and send everything again):
+    a PostgreSQL ledger is always named, with its job."""
+    if isinstance(ledger, PostgresAddress):
+        return ("dispatcher", "run", job, "--ledger", str(ledger), *lane)
     default = os.path.abspath(default_ledger_path(Path(job)))
     whole = os.path.abspath(ledger)  # as the job's path is: the command works from anywhere
     own = () if whole == default else ("--ledger", whole)

@@ -17,6 +17,7 @@ from dispatcher.config import (
     Settings,
     load_settings,
 )
+from dispatcher.errors import ConfigError
 from tests.support.configs import (
     SECTIONS,
     load_text,
@@ -168,3 +169,26 @@ def test_rate_zero_null_or_unlimited_means_no_limit(write_file: WriteFile, value
 
 def test_fractional_rate_is_kept(write_file: WriteFile) -> None:
     assert load_text(write_file, "limits:\n  rate_per_second: 0.5\n").limits.rate_per_second == 0.5
+
+
+def test_a_shared_ledger_url_is_read(write_file: WriteFile) -> None:
+    s = load_text(write_file, "ledger:\n  url: postgresql://ops@db.internal:5433/dispatcher\n")
+    assert s.ledger == LedgerSettings(url="postgresql://ops@db.internal:5433/dispatcher")
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql://ops:hunter2@db/dispatcher", "holds a password: leave it out"),
+        ("postgresql://ops@db/dispatcher?password=hunter2", "holds a password: leave it out"),
+        ("mysql://ops@db/dispatcher", "is not a postgresql://user@host/dbname URL"),
+        ("postgresql://ops@db", "name the database after the host"),
+        ("postgresql://ops@db/dispatcher#fleet", "names no job"),
+    ],
+)
+def test_a_wrong_ledger_url_is_refused_saying_why(
+    write_file: WriteFile, url: str, said: str
+) -> None:
+    with pytest.raises(ConfigError, match=said) as caught:
+        load_text(write_file, f"ledger:\n  url: {url}\n")
+    assert "hunter2" not in str(caught.value)

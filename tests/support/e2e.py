@@ -22,6 +22,8 @@ from dispatcher.config import Settings
 from dispatcher.emulator.server import Emulator, StoredCommand, serve
 from dispatcher.job.model import load_job
 from dispatcher.job.values import luhn_check_digit
+from dispatcher.ledger.address import LedgerAddress, PostgresAddress
+from dispatcher.ledger.opening import ledger_exists
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import Row, Status
 from dispatcher.model import args_text
@@ -159,8 +161,13 @@ async def run_against(
             )
 
 
-def count_status(ledger_path: Path, status: Status) -> int:
-    """Rows in ``status``, read with a plain read-only sqlite3 connection (a run may be writing)."""
+def count_status(ledger_path: LedgerAddress, status: Status) -> int:
+    """Rows in ``status``, read with a plain read-only sqlite3 connection (a run may be writing);
+    of a PostgreSQL ledger's job, read without its lock (0 while the job is not there)."""
+    if isinstance(ledger_path, PostgresAddress):
+        if not ledger_exists(ledger_path):
+            return 0
+        return sum(r.status is status for r in ledger_rows(ledger_path))
     if not ledger_path.exists():
         return 0
     uri = ledger_path.resolve().as_uri() + "?mode=ro"
@@ -186,7 +193,7 @@ def identity(c: StoredCommand | Row) -> tuple[str, int, int, int, str | None]:
 
 
 def assert_exactly_once(
-    emulator: Emulator, ledger_path: Path, *, expected: int, excluded: Iterable[str] = ()
+    emulator: Emulator, ledger_path: LedgerAddress, *, expected: int, excluded: Iterable[str] = ()
 ) -> None:
     """Every command accepted, held once by the server, the ledger's uuids the server's."""
     rows = ledger_rows(ledger_path)

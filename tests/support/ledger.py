@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dispatcher.ledger import schema as ledger_file
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.lifecycle import event_of, sources
+from dispatcher.ledger.opening import open_ledger
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import InFlight, LedgerStore, Result, Row, Status
 from dispatcher.model.command import Command, args_text, command_key
@@ -103,7 +105,8 @@ def schema_1_ledger(path: Path) -> None:
     raw.close()
 
 
-def ledger_rows(ledger_path: Path) -> list[Row]:
-    """Every row of a ledger, read without taking its lock."""
-    with Ledger.open(ledger_path, read_only=True) as ledger:
+def ledger_rows(ledger_path: LedgerAddress) -> list[Row]:
+    """Every row of a ledger (a file, or a job of a PostgreSQL ledger), read without taking its
+    lock."""
+    with open_ledger(ledger_path, read_only=True) as ledger:
         return list(ledger.rows())

@@ -1,0 +1,58 @@
+"""Opening a ledger wherever it is: a SQLite file, or a job of a PostgreSQL ledger (address.py).
+
+The use cases ask here, never of one implementation: whether the ledger is there yet, open it,
+and delete one a run made and never used.
+psycopg is imported only when a PostgreSQL ledger is named.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from dispatcher.ledger import sqlite_files
+from dispatcher.ledger.address import LedgerAddress, PostgresAddress
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.store import LedgerStore
+
+__all__ = ["discard_ledger", "ledger_exists", "open_ledger"]
+
+
+def open_ledger(
+    address: LedgerAddress,
+    *,
+    read_only: bool = False,
+    synchronous: str = "full",
+    clock: Callable[[], float] = time.time,
+) -> LedgerStore:
+    """Open (or create) the ledger at ``address`` and lock it for this process; ``read_only``
+    takes no lock and creates nothing. ``synchronous`` is SQLite's (a PostgreSQL commit is
+    always durable)."""
+    if isinstance(address, PostgresAddress):
+        from dispatcher.ledger.postgres import PostgresLedger  # psycopg only when used
+        from dispatcher.ledger.postgres_jobs import only_job
+
+        if address.job is None:  # a follow-up given the database: its only job
+            address = only_job(address)
+        return PostgresLedger.open(address, read_only=read_only, clock=clock)
+    return Ledger.open(address, synchronous=synchronous, read_only=read_only, clock=clock)
+
+
+def ledger_exists(address: LedgerAddress) -> bool:
+    """Whether the ledger is there: the file, or the job in the PostgreSQL ledger."""
+    if isinstance(address, PostgresAddress):
+        from dispatcher.ledger.postgres_jobs import job_exists
+
+        return job_exists(address)
+    return address.exists()
+
+
+def discard_ledger(address: LedgerAddress) -> None:
+    """Delete the (closed) ledger a run made and never used: the file and its side files, or the
+    job and everything it holds."""
+    if isinstance(address, PostgresAddress):
+        from dispatcher.ledger.postgres_jobs import drop_job
+
+        drop_job(address)
+        return
+    sqlite_files.discard(address)

@@ -1,0 +1,159 @@
+"""`dispatcher` with a PostgreSQL ledger, as a team uses it: the real command line (child
+processes) against the emulator over loopback, the ledger a job of a database on a throwaway
+cluster (tests/support/postgres.py).
+
+- a run on ``--ledger postgresql://…#job`` sends every command once, and status, report, cancel
+  and retry-failed read and write that job as they do a file;
+- ``ledger.url`` in the config gives each job its own, named after its job file;
+- a run killed with SIGKILL is resumed by a run on another "host" (another process, another
+  working directory, the job file copied there): every command accepted exactly once;
+- while a run holds a job, a second run of it is refused, naming who holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from dispatcher.emulator.server import Emulator, Faults, serve
+from dispatcher.ledger.address import PostgresAddress
+from dispatcher.ledger.store import Status
+from tests.support import postgres
+from tests.support.cli import process_env
+from tests.support.e2e import (
+    API_KEY,
+    assert_exactly_once,
+    count_status,
+    fleet,
+    write_config,
+    write_csv_job,
+)
+
+POLL_S = 0.02
+
+
+def _dispatcher(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dispatcher", *map(str, args)],
+        cwd=cwd, env=env or process_env(API_KEY), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def _accepted(jsonl: str) -> int:
+    return sum(json.loads(line)["status"] == "accepted" for line in jsonl.splitlines())
+
+
+async def test_every_command_goes_through_a_postgresql_ledger_once(tmp_path: Path) -> None:
+    url = postgres.new_database()
+    ledger = f"{url}#fleet-fw"
+    job = write_csv_job(tmp_path, fleet(30))
+    config = write_config(tmp_path)
+    emulator = Emulator()
+    async with serve(emulator) as base:
+        run = await asyncio.to_thread(
+            _dispatcher, "run", job, "--config", config, "--base-url", base, "--ledger", ledger,
+            "--no-progress", cwd=tmp_path,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert_exactly_once(emulator, PostgresAddress.parse(ledger), expected=30)
+        status = await asyncio.to_thread(
+            _dispatcher, "status", ledger, "--config", config, "--base-url", base,
+            "--no-progress", cwd=tmp_path,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert "30" in status.stdout
+    report = _dispatcher("report", ledger, "--format", "jsonl", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert _accepted(report.stdout) == 30
+    assert not (tmp_path / "fleet.yaml.ledger.db").exists()  # nothing written beside the job
+
+
+async def test_the_configs_ledger_url_gives_each_job_its_own(tmp_path: Path) -> None:
+    url = postgres.new_database()
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + f"ledger:\n  url: {url}\n", encoding="utf-8")
+    one = write_csv_job(tmp_path, fleet(5), name="nightly.yaml")
+    two = write_csv_job(tmp_path, fleet(7, start=100), name="weekly.yaml")
+    emulator = Emulator()
+    async with serve(emulator) as base:
+        for job in (one, two):
+            run = await asyncio.to_thread(
+                _dispatcher, "run", job, "--config", config, "--base-url", base, "--no-progress",
+                cwd=tmp_path,
+            )  # fmt: skip
+            assert run.returncode == 0, run.stderr
+    address = PostgresAddress.parse(url)
+    assert count_status(address.with_job("nightly"), Status.ACCEPTED) == 5
+    assert count_status(address.with_job("weekly"), Status.ACCEPTED) == 7
+    # status and report of a job file find its job in the shared ledger
+    report = _dispatcher("report", address.with_job("weekly"), "--format", "jsonl", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert _accepted(report.stdout) == 7
+
+
+async def test_a_run_killed_on_one_host_is_resumed_on_another_exactly_once(
+    tmp_path: Path,
+) -> None:
+    url = postgres.new_database()
+    ledger = PostgresAddress.parse(f"{url}#fleet")
+    hosts = [tmp_path / "host-a", tmp_path / "host-b"]
+    for host in hosts:
+        host.mkdir()
+    job = write_csv_job(hosts[0], fleet(300))
+    shutil.copy(job, hosts[1] / job.name)
+    shutil.copy(job.with_suffix(".csv"), hosts[1] / job.with_suffix(".csv").name)
+    emulator = Emulator(Faults(latency_ms=15, latency_jitter_ms=20, seed=3))
+    async with asyncio.timeout(120), serve(emulator) as base:
+        argv = [sys.executable, "-m", "dispatcher", "run", job.name, "--config",
+                str(write_config(hosts[0])), "--base-url", base, "--ledger", str(ledger),
+                "--no-progress"]  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=hosts[0], env=process_env(API_KEY),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        while await asyncio.to_thread(count_status, ledger, Status.ACCEPTED) < 60:
+            assert proc.returncode is None
+            await asyncio.sleep(POLL_S)
+        proc.send_signal(signal.SIGKILL)
+        assert await proc.wait() == -signal.SIGKILL
+        assert await asyncio.to_thread(count_status, ledger, Status.ACCEPTED) < 300
+        argv[argv.index("--config") + 1] = str(write_config(hosts[1]))
+        again = await asyncio.to_thread(
+            subprocess.run, argv, cwd=hosts[1], env=process_env(API_KEY), capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert_exactly_once(emulator, ledger, expected=300)
+
+
+async def test_a_second_run_of_a_held_job_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    url = postgres.new_database()
+    ledger = f"{url}#fleet"
+    job = write_csv_job(tmp_path, fleet(200))
+    config = write_config(tmp_path)
+    emulator = Emulator(Faults(latency_ms=20, seed=1))
+    async with asyncio.timeout(120), serve(emulator) as base:
+        # --rate 40: the first run lasts 5 s, long enough for the second to meet it
+        argv = ["run", str(job), "--config", str(config), "--base-url", base, "--ledger",
+                ledger, "--no-progress", "--rate", "40"]  # fmt: skip
+        first = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "dispatcher", *argv, cwd=tmp_path, env=process_env(API_KEY),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        address = PostgresAddress.parse(ledger)
+        while await asyncio.to_thread(count_status, address, Status.ACCEPTED) < 10:
+            assert first.returncode is None
+            await asyncio.sleep(POLL_S)
+        second = await asyncio.to_thread(_dispatcher, *argv, cwd=tmp_path)
+        assert await first.wait() == 0
+    assert second.returncode != 0
+    assert f":{first.pid}" in second.stderr, second.stderr  # host:pid of the holder
+    assert "Traceback" not in second.stderr
+    assert_exactly_once(emulator, address, expected=200)
