@@ -6,7 +6,11 @@ May import: errors, config, job, ledger, run, times, app.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Final
 
@@ -17,12 +21,15 @@ from dispatcher.app.planning import wait_for_start
 from dispatcher.config import Settings
 from dispatcher.job.model import Job
 from dispatcher.job.plan import Rollout
+from dispatcher.ledger.address import PostgresAddress
+from dispatcher.ledger.board import ShareBoard
 from dispatcher.ledger.store import LedgerStore, Status
 from dispatcher.run.runner import run_job
+from dispatcher.run.share import product_id
 from dispatcher.run.state import RunResult, RunStats, Stop
 from dispatcher.times import BEIJING, format_onenet
 
-__all__ = ["all_through", "send_job"]
+__all__ = ["all_through", "rate_boards", "send_job"]
 
 
 async def send_job(
@@ -49,7 +56,7 @@ async def send_job(
             if not await wait_for_start(start_at, stop):
                 return None
         events.note("the scheduled start has come: sending")
-    async with open_clients(keys) as clients:
+    async with open_clients(keys) as clients, rate_boards(ledger, keys) as boards:
         default = clients.get("")
         products = {name: (client, keys.lanes[name][0]) for name, client in clients.items() if name}
         with events.progress(stats):
@@ -67,7 +74,32 @@ async def send_job(
                 inform=events.note,
                 products=products or None,
                 default_lane=default is not None,
+                boards=boards,
             )
+
+
+@contextlib.asynccontextmanager
+async def rate_boards(
+    ledger: LedgerStore, keys: LaneKeys
+) -> AsyncIterator[dict[str, tuple[ShareBoard, str, str]] | None]:
+    """With a PostgreSQL ledger, the board each lane shares its product's rate on with the runs
+    of other jobs on any host (run/share.py): the product named by its key and address (never
+    the key itself), the lane by host, process, job and product. None with a file ledger."""
+    address = ledger.path
+    if not isinstance(address, PostgresAddress):
+        yield None
+        return
+    from dispatcher.ledger.postgres_share import PostgresShareBoard  # psycopg only when used
+
+    board = await asyncio.to_thread(PostgresShareBoard.open, address)
+    try:
+        who = f"{socket.gethostname()}:{os.getpid()} {address.name}"
+        yield {
+            name: (board, product_id(key, lane.onenet.base_url), f"{who}/{name or 'default'}")
+            for name, (lane, key) in keys.lanes.items()
+        }
+    finally:
+        await asyncio.to_thread(board.close)
 
 
 # The outcomes that are no problem of the job: accepted, or handed to a retry job (retried), which

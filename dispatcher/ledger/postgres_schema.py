@@ -146,6 +146,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (job_id, imei)
         )""",
     ),
+    (  # 2: the runs of a product sharing its rate (run/share.py, postgres_share.py)
+        f"""CREATE TABLE dispatcher.rate_members (
+            product {_T} NOT NULL,
+            member {_T} NOT NULL,
+            backend_pid integer NOT NULL,
+            wanted double precision NOT NULL,
+            granted double precision NOT NULL,
+            admitted double precision NOT NULL,
+            beat_at timestamptz NOT NULL,
+            PRIMARY KEY (product, member)
+        )""",
+        f"""CREATE TABLE dispatcher.rate_products (
+            product {_T} PRIMARY KEY,
+            found double precision,
+            cut_at timestamptz,
+            probed_at timestamptz
+        )""",
+    ),
 )
 
 _VERSION: Final = "SELECT value FROM dispatcher.meta WHERE name = 'schema_version'"

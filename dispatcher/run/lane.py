@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from dispatcher.clock import ServerClock
 from dispatcher.config import Settings
@@ -23,6 +23,9 @@ from dispatcher.run.breakers import Breakers, auth_blame
 from dispatcher.run.finder import RateFinder
 from dispatcher.run.pacing import Pace
 from dispatcher.run.reconcile import CommandClient
+
+if TYPE_CHECKING:
+    from dispatcher.run.share import RateShare
 
 __all__ = ["Lane", "OneNetApi"]
 
@@ -51,6 +54,9 @@ class Lane:
     breakers: Breakers
     finder: RateFinder | None = None  # the adaptive pace (limits.adaptive)
     name: str = "default"
+    own: float | None = None  # its own ceiling: the configured rate, or a rollout's ramp
+    shared: float | None = None  # its share of the product's rate (run/share.py; None: alone)
+    share: RateShare | None = None  # its membership of the product's board, told of throttles
 
     @classmethod
     def of(
@@ -78,7 +84,43 @@ class Lane:
         own = getattr(client, "server_clock", None)  # OneNetClient's; a test's fake has none
         if server_clock is None:
             server_clock = own if isinstance(own, ServerClock) else ServerClock(clock)
-        return cls(client, pace, server_clock, breakers, finder, name)
+        own = settings.limits.rate_per_second
+        return cls(client, pace, server_clock, breakers, finder, name, own)
+
+    @property
+    def own_ceiling(self) -> float | None:
+        """The lane's own ceiling (the configured rate, or a ramp's; None: no limit)."""
+        return self.own
+
+    def limit_to(self, rate: float | None) -> None:
+        """A new own ceiling (a rollout's ramp; None: no limit), under any share."""
+        self.own = rate
+        self._apply()
+
+    def share_to(self, rate: float | None) -> None:
+        """A new share of the product's rate (run/share.py; None: the lane paces alone)."""
+        self.shared = rate
+        self._apply()
+
+    def hold_for(self, seconds: float) -> None:
+        """Start nothing for ``seconds`` (a share with nothing free yet)."""
+        self.pace.hold_until(self.pace.clock() + seconds)
+
+    def admitted_rate(self) -> float:
+        """Answers the server admitted per second over the last second (as the finder counts
+        them; without a finder, the pace's starts)."""
+        if self.finder is not None:
+            return self.finder.admitted_rate()
+        return self.pace.observed_rate() or 0.0
+
+    def _apply(self) -> None:
+        """The ceiling in force, the lower of the own and the shared, to the finder or pace."""
+        rates = [r for r in (self.own, self.shared) if r is not None]
+        ceiling = min(rates) if rates else None
+        if self.finder is not None:
+            self.finder.set_ceiling(ceiling)
+        else:
+            self.pace.set_rate(ceiling)
 
     async def query(self, call: Callable[[], Awaitable[T]]) -> T:
         """A follow-up call (history, detail, cancel) under the lane's slow-down: a throttling
@@ -88,6 +130,8 @@ class Lane:
         except OneNetUnavailable as exc:
             if exc.throttled and self.finder is not None:
                 self.finder.on_throttle(exc.retry_after)
+            if exc.throttled and self.share is not None:
+                self.share.throttled()
             raise
         if self.finder is not None:
             self.finder.on_success()
@@ -104,6 +148,8 @@ class Lane:
         if outcome.throttled:
             if self.finder is not None:
                 self.finder.on_throttle(outcome.retry_after)
+            if self.share is not None:
+                self.share.throttled()
         else:
             if outcome.verdict is Verdict.ACCEPTED:
                 self.breakers.disarm()

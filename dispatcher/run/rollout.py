@@ -159,11 +159,7 @@ class Guard:
             rate = self.ceiling
         elif rate is not None and rate >= _UNLIMITED:  # no configured rate: the ramp is done
             rate = None
-        finder = self.lane.finder
-        if finder is not None:
-            finder.set_ceiling(rate)
-        else:
-            self.lane.pace.set_rate(rate)
+        self.lane.limit_to(rate)
         log.info("ramp: pace %s/s after %d accepted", "unlimited" if rate is None else rate, step)
 
     def _check(self, status: Status, errno: int | None) -> None:

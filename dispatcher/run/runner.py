@@ -36,6 +36,7 @@ from dispatcher.config import Settings
 from dispatcher.errors import LedgerError, WrongKeyError
 from dispatcher.job.model import Job
 from dispatcher.job.plan import Rollout
+from dispatcher.ledger.board import ShareBoard
 from dispatcher.ledger.recorder import Recorder
 from dispatcher.ledger.store import LedgerStore
 from dispatcher.run.context import RunContext
@@ -43,6 +44,7 @@ from dispatcher.run.lane import Lane, OneNetApi
 from dispatcher.run.outcomes import Outcomes
 from dispatcher.run.pacing import Pace
 from dispatcher.run.phases import PAUSED, LanePhases
+from dispatcher.run.share import RateShare
 from dispatcher.run.state import RunResult, RunStats, Stop
 
 __all__ = ["OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
@@ -70,6 +72,7 @@ async def run_job(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     products: Mapping[str, tuple[OneNetApi, Settings]] | None = None,
     default_lane: bool = True,
+    boards: Mapping[str, tuple[ShareBoard, str, str]] | None = None,
 ) -> RunResult:
     """Send every command of ``job`` not yet final in ``ledger``; return the ledger's counts.
 
@@ -78,7 +81,9 @@ async def run_job(
     ``rollout``: the job's own (``job.plan.rollout``) unless given (the command line's flags
     merged in). ``products``: the client and settings of each product the job's commands name,
     a lane each; ``client`` and ``settings`` are the lane of the commands that name none
-    (``default_lane`` False: there are none, and it makes no call).
+    (``default_lane`` False: there are none, and it makes no call). ``boards``: by lane ("":
+    the default one), the board its product's rate is shared on, the product's name there and
+    this lane's (run/share.py); a lane without one (or without a configured rate) paces alone.
     """
     stop = stop or Stop()
     recorder = Recorder(ledger)
@@ -87,6 +92,7 @@ async def run_job(
     lanes: list[tuple[str, OneNetApi, Settings]] = [("", client, settings)] if default_lane else []
     lanes += [(name, c, s) for name, (c, s) in (products or {}).items()]
     runners = []
+    shares: list[RateShare] = []
     for name, lane_client, lane_settings in lanes:
         lane = Lane.of(
             lane_client,
@@ -96,6 +102,11 @@ async def run_job(
             clock=clock,
             name=name or "default",
         )
+        board = (boards or {}).get(name)
+        limit = lane_settings.limits.rate_per_second
+        if board is not None and limit is not None:
+            lane.share = RateShare(board[0], board[1], board[2], lane, limit)
+            shares.append(lane.share)
         ctx = RunContext(
             lane_settings,
             stop.child() if several else stop,
@@ -112,7 +123,7 @@ async def run_job(
         runners.append(LanePhases(ctx, lane_job, job.plan.rollout if rollout is None else rollout))
     return await _run(
         job, runners, recorder, stop, outcomes.stats, settings,
-        options=(reconcile_in_doubt, resend_in_doubt, probe),
+        options=(reconcile_in_doubt, resend_in_doubt, probe), shares=shares,
     )  # fmt: skip
 
 
@@ -125,8 +136,10 @@ async def _run(
     settings: Settings,
     *,
     options: tuple[bool, bool, bool],
+    shares: list[RateShare],
 ) -> RunResult:
-    """The run record, the ledger's writer, and every lane's phases at once."""
+    """The run record, the ledger's writer, every lane's phases at once, and each shared lane's
+    beats on its product's board (the first before the lane sends anything)."""
     ledger = recorder.ledger
     error: BaseException | None = None
     run_id = 0
@@ -136,10 +149,17 @@ async def _run(
             try:
                 run_id = await recorder.call(ledger.start_run, str(job.path), settings.to_dict())
                 stats.start(await recorder.call(ledger.counts))
-                async with asyncio.TaskGroup() as lanes:
-                    for runner in runners:
-                        runner.run_id = run_id
-                        lanes.create_task(runner.phases(*options))
+                ended = asyncio.Event()
+                for share in shares:
+                    await share.beat()  # its share before its first send
+                    tg.create_task(share.keep(ended))
+                try:
+                    async with asyncio.TaskGroup() as lanes:
+                        for runner in runners:
+                            runner.run_id = run_id
+                            lanes.create_task(runner.phases(*options))
+                finally:
+                    ended.set()
             finally:
                 await recorder.close()
     except BaseExceptionGroup as group:

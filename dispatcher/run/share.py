@@ -1,0 +1,209 @@
+"""One product's rate shared by every run that sends to it, on any host.
+
+Runs that send to one product (one key) meet on a *board* (a table of the shared PostgreSQL
+ledger: ledger/postgres_share.py). Each live run's lane is a member of its product and beats
+every ``interval`` seconds: it says what it wants (its own ceiling: the configured rate, or a
+rollout's ramp below it), what it may have sent in the last second (``granted``) and what the
+server admitted of it; it reads the others'. Then:
+
+- the product's limit is the configured rate, or lower once a throttle found the server's limit
+  for the product as a whole (``found``: ``margin`` x what every member together had admitted
+  when one was throttled; raised again a little at a time while no throttle comes, as each
+  lane's own finder does, finder.py);
+- each member's fair share is the limit split by water-filling: equal parts, a member that wants
+  less leaving the rest to the others;
+- a member goes *down* to its share at once, and *up* only into what the others leave free by
+  what they say they may have sent in the last second. A newcomer therefore starts at what is
+  free, and the total never passes the limit while shares move: the others step down at their
+  next beat, say so one window later, and only then the newcomer steps up.
+
+A run that ends leaves the board; a killed run's membership ends with its database session, a
+lost host's when its beats stop, so its share returns within a few beats (the board's
+``stale_s``). A run without a board (a SQLite ledger) paces its lanes alone, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final, Protocol
+
+from dispatcher.ledger.board import BoardView, Member, ShareBoard
+
+__all__ = ["BoardView", "Member", "RateShare", "ShareBoard", "product_id", "waterfill"]
+
+log = logging.getLogger(__name__)
+
+INTERVAL: Final = 1.0  # seconds between beats
+_WINDOW: Final = 1.0  # the pace's window (pacing.py): a rate applied counts this long after
+_SLACK: Final = 0.25  # and this much more: a rate is applied a moment after it is decided
+_PROBE_GAIN: Final = 0.05  # how much a found limit is raised at a time, while no throttle comes
+
+
+def product_id(key: str, base_url: str) -> str:
+    """A product's name on the board: the same for every run with this key and address, and
+    nothing that tells the key (an HMAC of the address under the key)."""
+    digest = hmac.new(key.encode(), f"dispatcher rate share {base_url}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
+def waterfill(limit: float, wanted: Sequence[float]) -> list[float]:
+    """``limit`` split among members wanting ``wanted``: equal parts, a member wanting less than
+    its part getting what it wants and leaving the rest to the others."""
+    shares = [0.0] * len(wanted)
+    left = limit
+    pending = sorted(range(len(wanted)), key=lambda i: wanted[i])
+    while pending:
+        part = left / len(pending)
+        i = pending[0]
+        if wanted[i] <= part:
+            shares[i] = wanted[i]
+            left -= wanted[i]
+            pending.pop(0)
+            continue
+        for j in pending:
+            shares[j] = part
+        break
+    return shares
+
+
+class Shared(Protocol):
+    """What a share steers: the lane's share of its product (lane.py)."""
+
+    def share_to(self, rate: float | None) -> None: ...
+
+    def hold_for(self, seconds: float) -> None: ...
+
+    @property
+    def own_ceiling(self) -> float | None: ...
+
+    def admitted_rate(self) -> float: ...
+
+
+class RateShare:
+    """One lane's membership of its product's board (module docstring)."""
+
+    def __init__(
+        self,
+        board: ShareBoard,
+        product: str,
+        member: str,
+        lane: Shared,
+        limit: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        margin: float = 0.97,
+        interval: float = INTERVAL,
+    ) -> None:
+        self.board, self.product, self.member = board, product, member
+        self.lane = lane
+        self.limit = limit  # the configured rate of the product
+        self.margin = margin
+        self.interval = interval
+        self._clock = clock
+        self._applied: deque[tuple[float, float]] = deque()  # (since when, rate) applied
+        self._throttled = False
+        self.rate: float = 0.0  # the share applied now (0: held until the next beat)
+        self.members = 1  # live members at the last beat, this one included
+        self._last: BoardView | None = None
+
+    def throttled(self) -> None:
+        """The server throttled this lane: the product's limit is cut at the next beat."""
+        self._throttled = True
+
+    def granted(self) -> float:
+        """The most this member may have sent per second over the last window (and a little
+        more: a rate decided is applied a moment later, back on the event loop)."""
+        now = self._clock()
+        applied = self._applied
+        while len(applied) > 1 and applied[1][0] <= now - _WINDOW - _SLACK:
+            applied.popleft()
+        return max((rate for _, rate in applied), default=0.0)
+
+    def plan(self, view: BoardView) -> float:
+        """The share after a beat that read ``view`` (0: hold until the next beat), recorded as
+        this member's from now; :meth:`apply` gives it to the lane."""
+        limit = self.limit if view.found is None else min(self.limit, view.found)
+        target = waterfill(
+            limit, [self._wanted(limit), *(min(o.wanted, limit) for o in view.others)]
+        )[0]
+        free = limit - sum(o.granted for o in view.others)
+        rate = min(target, free) if target > self.rate else target
+        if rate < 1.0 and rate < target:
+            rate = 0.0  # nothing free yet (the others step down first)
+        self.members = 1 + len(view.others)
+        if rate != self.rate:
+            log.info("rate share of %s: %.1f/s (%d live)", self.member, rate, self.members)
+        self.rate = rate
+        self._applied.append((self._clock(), rate))
+        return rate
+
+    def apply(self) -> None:
+        """The share planned, to the lane: its ceiling, or a hold until the next beat."""
+        if self.rate > 0:
+            self.lane.share_to(self.rate)
+        else:
+            self.lane.hold_for(self.interval)
+
+    def beat_once(self) -> float:
+        """One beat (blocking: the board is asked): a throttle since the last one cut the
+        product's limit; this member said live, the others read and the share planned, with no
+        other member of the product beating meanwhile (the board's); the share planned."""
+        if self._throttled:
+            self._throttled = False
+            admitted = self.lane.admitted_rate()
+            others = self._last.others if self._last is not None else ()
+            found = self.margin * (admitted + sum(o.admitted for o in others))
+            if found > 0:
+                self.board.cut(self.product, max(found, 1.0))
+        me = Member(
+            self.member, self._wanted(self.limit), self.granted(), self.lane.admitted_rate()
+        )
+        self._last = self.board.beat(self.product, me, self.limit, self._decide)
+        return self.rate
+
+    def _decide(self, view: BoardView) -> float:
+        """What the board publishes of this member for ``view``: what it may send from now."""
+        self.plan(view)
+        return self.granted()
+
+    def _wanted(self, limit: float) -> float:
+        own = self.lane.own_ceiling
+        return limit if own is None else min(own, limit)
+
+    async def beat(self) -> float:
+        """One beat off the event loop, its share applied on it; the share."""
+        rate = await asyncio.to_thread(self.beat_once)
+        self.apply()
+        return rate
+
+    async def keep(self, done: asyncio.Event) -> None:
+        """Beat every ``interval`` until ``done``, then leave the board."""
+        try:
+            while not done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), self.interval)
+                if not done.is_set():
+                    await self._safely(self.beat)
+        finally:
+            await asyncio.shield(
+                self._safely(
+                    lambda: asyncio.to_thread(
+                        self.board.leave, self.product, self.member, self.granted()
+                    )
+                )
+            )
+
+    async def _safely(self, call: Callable[[], Awaitable[object]]) -> None:
+        """``call``; a failure is logged and the share kept as it was: the lane goes on at its
+        last rate (a lost database stops the run through the ledger)."""
+        try:
+            await call()
+        except Exception as exc:  # the board is advisory: never the reason a run stops
+            log.warning("rate share of %s: the board could not be reached (%s)", self.member, exc)
