@@ -6,7 +6,9 @@ command and the total, see ledger/identity.py). Before a run sends anything:
 - a new ledger records this job;
 - the same fingerprint is the same job (moved or not): nothing to check;
 - another fingerprint under another path is another job: refused, so that two jobs never mix in
-  one ledger and one job's outcomes never make another's commands look done;
+  one ledger and one job's outcomes never make another's commands look done (but a job of a
+  shared PostgreSQL ledger is named, and run from a copy of its file on each host: there, a file
+  of the same name is the same job, edited or not);
 - another fingerprint under the same path is an edited job: it is compared row by row. Rows whose
   fields changed (a trigger, a window, retries) and whose old version may already sit at OneNET
   (accepted, in doubt, in flight) are listed and the run refuses, because sending the new version
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from dispatcher.errors import JobMismatchError
 from dispatcher.job.model import Command, Job
+from dispatcher.ledger.address import PostgresAddress
 from dispatcher.ledger.identity import Change, JobDiff, JobRecord, same_job_file
 from dispatcher.ledger.records import Row
 from dispatcher.ledger.store import LedgerStore
@@ -75,7 +78,7 @@ def preview_binding(
     if recorded is not None and recorded.fingerprint == fingerprint:
         return Binding(fresh=False, moved_from=None if recorded.path == path else recorded.path)
     owner = recorded.path if recorded is not None else _owner(ledger, path)
-    if owner is not None and owner != path:
+    if owner is not None and owner != path and not _same_name_shared(ledger, owner, path):
         name = f" {recorded.name!r}" if recorded is not None else ""
         raise JobMismatchError(
             f"{ledger.path} is the ledger of another job{name} ({owner}), not of {job.source}:"
@@ -100,6 +103,13 @@ class _Commands:
             yield from commands
         finally:
             commands.close()
+
+
+def _same_name_shared(ledger: LedgerStore, owner: str, path: str) -> bool:
+    """Whether a job of a shared (PostgreSQL) ledger is run from a file of the name it was run
+    from: on another host, or in another directory, the same job (its ledger's job is named,
+    and every host has its own copy of the file), edited or not."""
+    return isinstance(ledger.path, PostgresAddress) and Path(owner).name == Path(path).name
 
 
 def _owner(ledger: LedgerStore, path: str) -> str | None:

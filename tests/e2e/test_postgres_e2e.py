@@ -157,3 +157,22 @@ async def test_a_second_run_of_a_held_job_is_refused_naming_the_holder(tmp_path:
     assert f":{first.pid}" in second.stderr, second.stderr  # host:pid of the holder
     assert "Traceback" not in second.stderr
     assert_exactly_once(emulator, address, expected=200)
+
+
+async def test_a_job_edited_on_another_host_is_compared_not_refused(tmp_path: Path) -> None:
+    url = postgres.new_database()
+    ledger = f"{url}#fleet"
+    hosts = [tmp_path / "host-a", tmp_path / "host-b"]
+    for host in hosts:
+        host.mkdir()
+    write_csv_job(hosts[0], fleet(20))
+    write_csv_job(hosts[1], fleet(21))  # the same job, one device added on the other host
+    emulator = Emulator()
+    async with serve(emulator) as base:
+        for host in hosts:
+            run = await asyncio.to_thread(
+                _dispatcher, "run", "fleet.yaml", "--config", write_config(host), "--base-url",
+                base, "--ledger", ledger, "--no-progress", cwd=host,
+            )  # fmt: skip
+            assert run.returncode == 0, run.stderr
+    assert_exactly_once(emulator, PostgresAddress.parse(ledger), expected=21)
