@@ -176,3 +176,36 @@ async def test_a_job_edited_on_another_host_is_compared_not_refused(tmp_path: Pa
             )  # fmt: skip
             assert run.returncode == 0, run.stderr
     assert_exactly_once(emulator, PostgresAddress.parse(ledger), expected=21)
+
+
+async def test_postgresql_restarted_mid_run_stops_it_and_the_rerun_sends_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    job = write_csv_job(tmp_path, fleet(400))
+    config = write_config(tmp_path)
+    emulator = Emulator(Faults(latency_ms=15, latency_jitter_ms=20, seed=5))
+    with postgres.private_server() as server:
+        ledger = PostgresAddress.parse(f"{server.url()}#fleet")
+        async with asyncio.timeout(120), serve(emulator) as base:
+            argv = [sys.executable, "-m", "dispatcher", "run", str(job), "--config", str(config),
+                    "--base-url", base, "--ledger", str(ledger), "--no-progress"]  # fmt: skip
+            proc = await asyncio.create_subprocess_exec(
+                *argv, cwd=tmp_path, env=process_env(API_KEY),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            while await asyncio.to_thread(count_status, ledger, Status.ACCEPTED) < 100:
+                assert proc.returncode is None
+                await asyncio.sleep(POLL_S)
+            await asyncio.to_thread(server.restart)
+            _, err = await proc.communicate()
+            said = err.decode()
+            assert "Traceback" not in said
+            if proc.returncode != 0:  # it stopped: the ledger was lost under it, and it says so
+                assert proc.returncode == 5, said
+                assert "run the same command again" in said, said
+                again = await asyncio.to_thread(
+                    subprocess.run, argv, cwd=tmp_path, env=process_env(API_KEY),
+                    capture_output=True, text=True, timeout=120,
+                )  # fmt: skip
+                assert again.returncode == 0, again.stderr
+        assert_exactly_once(emulator, ledger, expected=400)

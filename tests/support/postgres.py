@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,9 @@ class Server:
 
     def restart(self) -> None:
         """Restart the server (a fast shutdown: every session is ended)."""
-        self.pg_ctl("-m", "fast", "restart", "-o", self._options())
+        self.pg_ctl(
+            "-m", "fast", "-l", str(self.socket_dir / "log"), "restart", "-o", self._options()
+        )
 
     def _options(self) -> str:
         return (
@@ -91,8 +94,24 @@ def _as_owner(argv: list[str]) -> None:
 def server() -> Server:
     """The cluster of this test process, started on first use (module docstring)."""
     global _server
-    if _server is not None:
-        return _server
+    if _server is None:
+        _server = _start()
+        atexit.register(_stop, _server)
+    return _server
+
+
+@contextlib.contextmanager
+def private_server() -> Iterator[Server]:
+    """A cluster of the test's own (one it may restart or stop), stopped after."""
+    made = _start()
+    try:
+        yield made
+    finally:
+        _stop(made)
+
+
+def _start() -> Server:
+    """A new cluster, started, with the shared test database."""
     bin_dir = bindir()
     if bin_dir is None:
         if REQUIRE:
@@ -106,9 +125,7 @@ def server() -> Server:
                "-E", "UTF8", "--no-sync", "--locale=C.UTF-8"])  # fmt: skip
     made = Server(root, data, bin_dir)
     made.pg_ctl("-l", str(root / "log"), "-o", made._options(), "start")
-    atexit.register(_stop, made)
     made.psql(f"CREATE DATABASE {SHARED_DB}")
-    _server = made
     return made
 
 
