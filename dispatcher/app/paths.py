@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import glob
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Final
@@ -25,6 +25,7 @@ from dispatcher.errors import FlagError, Refused
 from dispatcher.ledger.address import LedgerAddress, PostgresAddress
 from dispatcher.ledger.identity import default_ledger_path
 from dispatcher.ledger.occurrences import Occurrence, occurrences
+from dispatcher.ledger.opening import ledger_exists
 from dispatcher.ledger.sqlite_files import side_file_of
 from dispatcher.times import BEIJING
 
@@ -49,25 +50,48 @@ _SHAPES: Final = {"date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "time": r"[0-9]{6}", "j
 def earlier_ledgers(given: LedgerAddress, path: LedgerAddress) -> list[Occurrence]:
     """The ledgers (of any job) matching the placeholder path ``given``, ``path`` (its filling
     for this run) left out; none when ``given`` has no placeholder or ``path`` exists already (a
-    rerun of the same occurrence resumes it as any ledger is resumed). A PostgreSQL ledger's
-    jobs are not matched yet: there, a job named with placeholders always starts its own."""
+    rerun of the same occurrence resumes it as any ledger is resumed). In a PostgreSQL ledger,
+    the jobs whose names match the placeholder name."""
+    if isinstance(given, PostgresAddress) and isinstance(path, PostgresAddress):
+        return _earlier_jobs(given, path)
     if isinstance(given, PostgresAddress) or isinstance(path, PostgresAddress):
         return []
     text = str(given)
     if not _PLACEHOLDER.search(text) or path.exists():
         return []
-    literals = _PLACEHOLDER.split(text)  # literal, name, literal, name, ..., literal
-    pattern = "".join(glob.escape(p) if i % 2 == 0 else "*" for i, p in enumerate(literals))
-    shape = re.compile(
-        "".join(re.escape(p) if i % 2 == 0 else _SHAPES[p] for i, p in enumerate(literals))
-    )
     this = path.resolve()
     found = sorted(
         Path(name)
-        for name in glob.glob(pattern)
-        if shape.fullmatch(name) and side_file_of(Path(name)) is None and Path(name).is_file()
-    )
+        for name in glob.glob(_pattern(text, glob.escape, "*"))
+        if _shape(text).fullmatch(name) and side_file_of(Path(name)) is None
+        and Path(name).is_file()
+    )  # fmt: skip
     return occurrences(p for p in found if p.resolve() != this)
+
+
+def _earlier_jobs(given: PostgresAddress, path: PostgresAddress) -> list[Occurrence]:
+    """The jobs of the database whose names match ``given``'s placeholder name, but ``path``'s."""
+    from dispatcher.ledger.postgres_jobs import job_names  # psycopg only when used
+
+    name = given.job or "{job}"
+    if not _PLACEHOLDER.search(name) or ledger_exists(path):
+        return []
+    shape = _shape(name)
+    matching = [n for n in job_names(given) if shape.fullmatch(n) and n != path.job]
+    return occurrences(given.with_job(n) for n in matching)
+
+
+def _pattern(text: str, escape: Callable[[str], str], wildcard: str) -> str:
+    literals = _PLACEHOLDER.split(text)  # literal, name, literal, name, ..., literal
+    return "".join(escape(p) if i % 2 == 0 else wildcard for i, p in enumerate(literals))
+
+
+def _shape(text: str) -> re.Pattern[str]:
+    """What a filling of ``text`` looks like: each placeholder a value of its shape."""
+    literals = _PLACEHOLDER.split(text)
+    return re.compile(
+        "".join(re.escape(p) if i % 2 == 0 else _SHAPES[p] for i, p in enumerate(literals))
+    )
 
 
 def _this_job(

@@ -1,10 +1,11 @@
 """The earlier ledgers of a recurring job: which of them are this job's, and which are unfinished.
 
-A ledger path with placeholders (``ledgers/{job}-{date}.db``) names a new ledger for each
-occurrence of a job. A run killed, or stopped before the job was done, leaves its ledger
-unfinished; the same command line started again (later, or after midnight) fills the placeholders
-anew and would make another ledger and send the whole job again. The CLI looks here first: the
-ledgers matching the pattern, read without their lock, each with its job and whether it is done.
+A ledger path with placeholders (``ledgers/{job}-{date}.db``, or a PostgreSQL ledger's job name:
+``postgresql://…/dbname#{job}-{date}``) names a new ledger for each occurrence of a job. A run
+killed, or stopped before the job was done, leaves its ledger unfinished; the same command line
+started again (later, or after midnight) fills the placeholders anew and would make another
+ledger and send the whole job again. The CLI looks here first: the ledgers matching the pattern,
+read without their lock, each with its job and whether it is done.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dispatcher.errors import LedgerError, LedgerLockedError
+from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.identity import JobRecord
+from dispatcher.ledger.opening import open_ledger
 from dispatcher.ledger.records import FINAL, RunInfo, Status
 from dispatcher.ledger.schema import OlderSchemaError
-from dispatcher.ledger.sqlite import Ledger
 
 __all__ = ["Occurrence", "occurrences"]
 
@@ -34,13 +36,13 @@ class Occurrence:
     registered).
     """
 
-    path: Path
+    path: LedgerAddress  # a file, or a job of a PostgreSQL ledger
     job: JobRecord
     unfinished: str | None
     last_run_at: float  # when its last run started (unix seconds); 0.0: none
 
 
-def occurrences(paths: Iterable[Path]) -> list[Occurrence]:
+def occurrences(paths: Iterable[LedgerAddress]) -> list[Occurrence]:
     """The ledgers among ``paths`` that record a job, read only; files that are not ledgers, or
     that record no job and no run (nothing was sent with them), are left out. A ledger an older
     dispatcher wrote is upgraded in place to be read (the upgrade only adds to it); when another
@@ -76,10 +78,10 @@ def occurrences(paths: Iterable[Path]) -> list[Occurrence]:
 _Seen = tuple[JobRecord, list[RunInfo], dict[Status, int]]
 
 
-def _read(path: Path, *, read_only: bool) -> _Seen | None:
+def _read(path: LedgerAddress, *, read_only: bool) -> _Seen | None:
     """The ledger's job, runs and counts; None when it records neither a job nor a run. A ledger
     from before jobs were recorded stands for the job file its last run was started with."""
-    with Ledger.open(path, read_only=read_only) as ledger:
+    with open_ledger(path, read_only=read_only) as ledger:
         job = ledger.job()
         runs = ledger.runs()
         counts = ledger.counts()

@@ -20,7 +20,7 @@ from dispatcher.ledger.address import PostgresAddress
 from dispatcher.ledger.postgres_schema import NAMESPACE, schema_version
 from dispatcher.ledger.postgres_session import Conn, describe_holder, pg_error
 
-__all__ = ["JobListing", "drop_job", "job_exists", "list_jobs", "only_job"]
+__all__ = ["JobListing", "drop_job", "job_exists", "job_names", "list_jobs", "only_job"]
 
 _TIMEOUT: Final = 10  # seconds to connect
 
@@ -95,6 +95,11 @@ def only_job(address: PostgresAddress) -> PostgresAddress:
         f"{address} holds {len(names)} jobs ({shown}): name one after '#'"
         f" ({address}#{names[0]}); `dispatcher jobs --ledger {address}` lists them"
     )
+
+
+def job_names(address: PostgresAddress) -> list[str]:
+    """The names of the database's jobs, sorted (none: no ledger there yet)."""
+    return _names(address)
 
 
 def _names(address: PostgresAddress) -> list[str]:

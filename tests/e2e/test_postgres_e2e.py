@@ -18,10 +18,14 @@ import shutil
 import signal
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
+
+import psycopg
 
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.ledger.address import PostgresAddress
+from dispatcher.ledger.postgres_jobs import job_names
 from dispatcher.ledger.store import Status
 from tests.support import postgres
 from tests.support.cli import process_env
@@ -209,3 +213,49 @@ async def test_postgresql_restarted_mid_run_stops_it_and_the_rerun_sends_nothing
                 )  # fmt: skip
                 assert again.returncode == 0, again.stderr
         assert_exactly_once(emulator, ledger, expected=400)
+
+
+async def test_a_placeholder_job_killed_is_resumed_the_next_day_not_sent_again(
+    tmp_path: Path,
+) -> None:
+    url = postgres.new_database()
+    job = write_csv_job(tmp_path, fleet(300))
+    ledger = f"{url}#{{job}}-{{date}}"
+    argv = [sys.executable, "-m", "dispatcher", "run", str(job), "--config",
+            str(write_config(tmp_path)), "--ledger", ledger, "--no-progress"]  # fmt: skip
+    emulator = Emulator(Faults(latency_ms=15, latency_jitter_ms=20, seed=7))
+    async with asyncio.timeout(120), serve(emulator) as base:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, "--base-url", base, cwd=tmp_path, env=process_env(API_KEY),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        address = PostgresAddress.parse(url)
+        while True:
+            names = await asyncio.to_thread(job_names, address)
+            if (
+                names
+                and await asyncio.to_thread(
+                    count_status, address.with_job(names[0]), Status.ACCEPTED
+                )
+                >= 100
+            ):
+                break
+            assert proc.returncode is None
+            await asyncio.sleep(POLL_S)
+        proc.send_signal(signal.SIGKILL)
+        assert await proc.wait() == -signal.SIGKILL
+        # The same cron line after midnight: {date} names another job now.
+        (today,) = names
+        yesterday = f"fleet-{date.fromisoformat(today.removeprefix('fleet-')) - timedelta(days=1)}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE dispatcher.jobs SET name = %s WHERE name = %s", (yesterday, today))
+        again = await asyncio.to_thread(
+            subprocess.run, [*argv, "--base-url", base], cwd=tmp_path, env=process_env(API_KEY),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert (
+        f"resuming {address.with_job(yesterday)}, an unfinished ledger of this job" in again.stderr
+    )
+    assert job_names(address) == [yesterday]  # no second job was made
+    assert_exactly_once(emulator, address.with_job(yesterday), expected=300)
