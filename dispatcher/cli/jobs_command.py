@@ -71,7 +71,9 @@ def jobs(ledger_path: LedgerAddress | None, config_path: Path | None, fmt: str) 
         console.note(f"{ledger_path}: no job yet (dispatcher run --ledger URL#JOB makes one)")
         sys.exit(EXIT_OK)
     table = Table(title=f"{len(listed)} job{'s' if len(listed) != 1 else ''} in {ledger_path}")
-    for name in ("job", "state", "commands", "accepted", "open", "problems", "last run", "held by"):
+    columns = ("job", "state", "commands", "accepted", "open", "problems", "last run (UTC+8)",
+               "held by")  # fmt: skip
+    for name in columns:
         numbers = name in _NUMBERS
         table.add_column(name, justify="right" if numbers else "left", no_wrap=name == "state")
     for j in listed:

@@ -23,6 +23,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, Final
 
 import psycopg
@@ -31,6 +32,7 @@ from dispatcher.errors import LedgerError, LedgerLockedError
 from dispatcher.ledger.address import PostgresAddress
 from dispatcher.ledger.postgres_schema import NAMESPACE, migrate
 from dispatcher.ledger.records import LedgerFullError
+from dispatcher.times import BEIJING
 
 __all__ = ["FULL_HINT", "Conn", "Session", "describe_holder", "pg_error"]
 
@@ -191,5 +193,7 @@ def describe_holder(pid: int, name: str | None, client: str | None, since: objec
     prefix = "dispatcher "
     who = name[len(prefix) :] if name and name.startswith(prefix) else f"server process {pid}"
     where = f", connected from {client}" if client else ""
-    when = f" since {since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if since is not None else ""
+    when = ""
+    if isinstance(since, datetime):  # in OneNET's zone, as every time dispatcher shows
+        when = f" since {since.astimezone(BEIJING):%Y-%m-%d %H:%M:%S} UTC+8"
     return f"{who}{where}{when}"
