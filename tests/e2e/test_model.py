@@ -56,6 +56,8 @@ from hypothesis.stateful import (
 )
 
 from dispatcher.emulator.server import Faults, StoredCommand
+from dispatcher.ledger.opening import ledger_exists
+from tests.support import postgres
 from tests.support.e2e import imei
 from tests.support.model_promises import Promises, Violation
 from tests.support.model_world import (
@@ -150,6 +152,8 @@ class Operator(Promises, RuleBasedStateMachine):
         )
         self.foreign = frozenset({devices[2].imei}) if foreign else frozenset()
         config = CONFIG + (PRODUCTS_CONFIG if products else "")
+        if self.ledger_url is not None:
+            config = config.replace("ledger: {", f"ledger: {{url: '{self.ledger_url}', ")
         (self.dir / "config.yaml").write_text(config, encoding="utf-8")
         self.write_job()
 
@@ -224,14 +228,14 @@ class Operator(Promises, RuleBasedStateMachine):
     @rule(from_retry=st.booleans(), over_last=st.booleans(), force=st.booleans())
     def retry_failed(self, from_retry: bool, over_last: bool, force: bool) -> None:
         source = self.job_path
-        if not self.ledger_of(source).exists():  # no run got as far as making it
+        if not ledger_exists(self.ledger_of(source)):  # no run got as far as making it
             done = self.cli("retry-failed", self.ledger_of(source), "-o", self.dir / "none.yaml")
             if done.code != 1 or "no such ledger" not in done.out:
                 raise Violation(f"retry-failed without a ledger exited {done.code}:\n{done.out}")
             return
         if from_retry and self.retry_files:
             last = self.retry_files[-1]
-            if self.ledger_of(last).exists():
+            if ledger_exists(self.ledger_of(last)):
                 source = last
         if over_last and self.retry_files:
             output = self.retry_files[-1]
@@ -355,5 +359,18 @@ class Operator(Promises, RuleBasedStateMachine):
         self.check_finals_stay(rows)
 
 
+class OperatorOnPostgres(Operator):
+    """The same operator, every ledger a job of one PostgreSQL database (config ledger.url)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ledger_url = postgres.new_database()
+
+
 Operator.TestCase.settings = PROFILE
 TestOperator = Operator.TestCase
+# A few of the same sequences on a PostgreSQL ledger (make soak runs as many as on SQLite).
+OperatorOnPostgres.TestCase.settings = settings(
+    PROFILE, max_examples=PROFILE.max_examples if _SOAK else 8
+)
+TestOperatorOnPostgres = OperatorOnPostgres.TestCase

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dispatcher.emulator.server import StoredCommand
 from dispatcher.job.model import load_job
+from dispatcher.ledger.address import LedgerAddress, PostgresAddress
 from tests.support.model_world import (
     PRODUCTS,
     Content,
@@ -39,8 +40,13 @@ class Promises:
     def job_path(self) -> Path:
         return self.dir / "job.yaml"
 
-    @staticmethod
-    def ledger_of(job: Path) -> Path:
+    ledger_url: str | None = None  # a PostgreSQL ledger (config ledger.url): a job per file
+
+    def ledger_of(self, job: Path) -> LedgerAddress:
+        """The ledger a run of ``job`` writes: the file beside it, or its job (named after the
+        file) in the PostgreSQL ledger."""
+        if self.ledger_url is not None:
+            return PostgresAddress.parse(self.ledger_url).with_job(job.stem)
         return job.with_name(job.name + ".ledger.db")
 
     def check_never_twice(self, held: list[StoredCommand]) -> None:

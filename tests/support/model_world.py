@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 from hypothesis import strategies as st
 
 from dispatcher.emulator.server import Emulator, Faults, Product, StoredCommand, serve
+from dispatcher.ledger.address import LedgerAddress, PostgresAddress
 from tests.support.cli import process_env
 
 T = TypeVar("T")
@@ -289,17 +290,21 @@ _COLUMNS = (
 )
 
 
-def read_ledger(path: Path) -> list[LedgerRow]:
-    """Every row of a ledger, through a read-only connection; [] when there is none yet."""
-    if not path.exists():
-        return []
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    try:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM commands ORDER BY seq").fetchall()
-    except sqlite3.OperationalError:  # killed before its schema was written
-        return []
-    finally:
-        conn.close()
+def read_ledger(path: LedgerAddress) -> list[LedgerRow]:
+    """Every row of a ledger, through a read-only connection (of a PostgreSQL ledger's job: a
+    plain query); [] when there is none yet."""
+    if isinstance(path, PostgresAddress):
+        rows = _read_job(path)
+    else:
+        if not path.exists():
+            return []
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM commands ORDER BY seq").fetchall()
+        except sqlite3.OperationalError:  # killed before its schema was written
+            return []
+        finally:
+            conn.close()
     out = []
     for r in rows:
         values = list(r)
@@ -307,6 +312,21 @@ def read_ledger(path: Path) -> list[LedgerRow]:
         values[6] = None if values[6] == -1 else values[6]
         out.append(LedgerRow(str(path), *values))
     return out
+
+
+def _read_job(address: PostgresAddress) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    columns = ", ".join(f"c.{name.strip()}" for name in _COLUMNS.split(","))
+    with psycopg.connect(address.conninfo, autocommit=True) as conn:
+        try:
+            return conn.execute(
+                f"SELECT {columns} FROM dispatcher.commands c JOIN dispatcher.jobs j"
+                " ON j.id = c.job_id WHERE j.name = %s ORDER BY c.seq",
+                (address.job,),
+            ).fetchall()
+        except psycopg.errors.UndefinedTable:  # no run made the schema yet
+            return []
 
 
 # --- the command line -----------------------------------------------------------------------
