@@ -34,8 +34,8 @@ def copy(source: LedgerAddress, destination: LedgerAddress) -> None:
     Every command with its outcome, every run, canary verdict, frozen target and verify record,
     and the job it belongs to, value by value, numbers kept: a run resumes the copy where the
     source stood. DST must be new (or hold nothing). Both are locked meanwhile: a ledger a run
-    is writing is refused. The copy is written in one go and read back before it is kept;
-    anything else leaves DST as it was. Without #job, SRC is the database's only job, and DST
+    is writing is refused. The copy is written in one go and read back before it is kept:
+    a failure leaves DST as it was. Without #job, SRC is the database's only job, and DST
     is named as the source's job.
     """
     copied = copy_ledger(source, destination)
