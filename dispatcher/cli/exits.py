@@ -103,7 +103,8 @@ MEANINGS: dict[str, dict[int, str]] = {
         EXIT_INVALID: "refused (a missing source, a destination that holds a ledger, the same"
         " ledger twice, a ledger a run holds) or failed: the destination is left as it was",
         EXIT_USAGE: "a wrong argument (a malformed postgresql:// URL)",
-        EXIT_INTERRUPTED: "stopped by Ctrl-C or SIGTERM: nothing was copied",
+        EXIT_INTERRUPTED: "stopped by Ctrl-C: nothing was copied (a destination made for the"
+        " copy is removed)",
     },
     "cancel": {
         EXIT_OK: "every waiting command was cancelled (or none was waiting, or the answer was no)",
