@@ -1,9 +1,10 @@
 """The command line: the ``dispatcher`` group and ``validate``, which only reads job files.
 
 Every other command is in a module of its own (run, status, verify, cancel, retry-failed, report,
-demo, emulator, objects), imported only when it is the one given (or for --help): ``validate``
-does not load aiohttp, ``run`` not the emulator or the report templates. The exit codes are in
-exits.py; the group gives each command its one-line summary and its help's closing text.
+demo, emulator, objects, devices, jobs, ledger), imported only when it is the one given (or for
+--help): ``validate`` does not load aiohttp, ``run`` not the emulator or the report templates.
+The exit codes are in exits.py; the group gives each command its one-line summary and its help's
+closing text.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "objects": ("dispatcher.cli.objects_command", "objects_command"),
     "devices": ("dispatcher.cli.devices_command", "devices"),
     "jobs": ("dispatcher.cli.jobs_command", "jobs"),
+    "ledger": ("dispatcher.cli.ledger_command", "ledger"),
 }
 
 # Each command's line in `dispatcher --help`: a whole phrase. Without one, click cuts the first
@@ -56,6 +58,7 @@ _SUMMARIES: dict[str, str] = {
     "objects": "Show LwM2M objects and their resources",
     "devices": "List or export a product's devices from OneNET",
     "jobs": "List the jobs of a shared PostgreSQL ledger",
+    "ledger": "Copy a job's ledger between SQLite and PostgreSQL",
 }
 
 

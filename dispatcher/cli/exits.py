@@ -98,6 +98,14 @@ MEANINGS: dict[str, dict[int, str]] = {
         EXIT_BROKEN: _BROKE_OFF,
         EXIT_INTERRUPTED: _STOPPED,
     },
+    "ledger copy": {
+        EXIT_OK: "copied, and the copy read back the same as its source",
+        EXIT_INVALID: "refused (a missing source, a destination that holds a ledger, the same"
+        " ledger twice, a ledger a run holds) or failed: the destination is left as it was",
+        EXIT_USAGE: "a wrong argument (a malformed postgresql:// URL)",
+        EXIT_INTERRUPTED: "stopped by Ctrl-C: nothing was copied (a destination made for the"
+        " copy is removed)",
+    },
     "cancel": {
         EXIT_OK: "every waiting command was cancelled (or none was waiting, or the answer was no)",
         EXIT_INVALID: _UNREADABLE + ": nothing was cancelled",

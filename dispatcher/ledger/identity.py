@@ -31,6 +31,7 @@ __all__ = [
     "Found",
     "JobDiff",
     "JobRecord",
+    "clear_job",
     "compare",
     "default_ledger_path",
     "differing",
@@ -159,6 +160,11 @@ def write_job(conn: sqlite3.Connection, record: JobRecord) -> None:
         " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
         zip(_META, values, strict=True),
     )
+
+
+def clear_job(conn: sqlite3.Connection) -> None:
+    """Forget the job recorded in ``meta`` (inside the caller's transaction)."""
+    conn.execute(f"DELETE FROM meta WHERE name IN ({', '.join('?' * len(_META))})", _META)
 
 
 def recorded_job_paths(conn: sqlite3.Connection) -> list[str]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from dispatcher.errors import LedgerError
 from dispatcher.ledger import sqlite_files
 from dispatcher.ledger.address import LedgerAddress, PostgresAddress
+from dispatcher.ledger.copying import CopySide
 from dispatcher.ledger.sqlite import Ledger
 from dispatcher.ledger.store import LedgerStore
 
-__all__ = ["discard_ledger", "ledger_exists", "open_ledger"]
+__all__ = ["discard_ledger", "ledger_exists", "open_copy_side", "open_ledger"]
 
 
 def open_ledger(
@@ -36,6 +38,18 @@ def open_ledger(
             address = only_job(address)
         return PostgresLedger.open(address, read_only=read_only, clock=clock)
     return Ledger.open(address, synchronous=synchronous, read_only=read_only, clock=clock)
+
+
+def open_copy_side(address: LedgerAddress, *, existing: bool) -> CopySide:
+    """Open the ledger at ``address`` to copy it whole (copying.py), for writing, its lock held;
+    ``existing``: it must be there already (nothing is created: a missing one is refused)."""
+    if isinstance(address, PostgresAddress):
+        from dispatcher.ledger.postgres_copy import PostgresCopy
+
+        return PostgresCopy.open(address, existing=existing)
+    if existing and not address.is_file():
+        raise LedgerError(f"no ledger at {address}")
+    return Ledger.open(address)
 
 
 def ledger_exists(address: LedgerAddress) -> bool:

@@ -53,6 +53,7 @@ from dispatcher.ledger.records import (
     Status,
 )
 from dispatcher.ledger.schema import connect, schema_version, sqlite_error, transaction
+from dispatcher.ledger.sqlite_copy import SqliteCopy
 from dispatcher.ledger.targets import SqliteTargets
 from dispatcher.ledger.verify import SqliteVerify
 
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 _FETCH: Final = 1000  # rows per fetchmany
 
 
-class Ledger(SqliteTargets, SqliteVerify):
+class Ledger(SqliteTargets, SqliteVerify, SqliteCopy):
     """The SQLite results ledger of one job (a LedgerStore). Not thread-safe: one thread at a
     time."""
 

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-__all__ = ["FrozenTarget", "MemoryTargets", "SqliteTargets", "freeze", "frozen"]
+__all__ = ["FrozenTarget", "MemoryTargets", "SqliteTargets", "create", "freeze", "frozen"]
 
 _TABLE: Final = "frozen_targets"
 _CREATE: Final = (
@@ -41,13 +41,18 @@ class FrozenTarget:
 def freeze(conn: sqlite3.Connection, targets: Sequence[FrozenTarget]) -> int:
     """Add the devices of ``targets`` not frozen yet, in order (inside the caller's
     transaction); how many were added."""
-    conn.execute(_CREATE)
+    create(conn)
     before = conn.total_changes
     conn.executemany(
         f"INSERT OR IGNORE INTO {_TABLE} (imei, device_id) VALUES (?, ?)",
         ((t.imei, t.device_id) for t in targets),
     )
     return conn.total_changes - before
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """Make the frozen list's table, if missing (a ledger has none until its first freeze)."""
+    conn.execute(_CREATE)
 
 
 def frozen(conn: sqlite3.Connection) -> list[FrozenTarget]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["MemoryVerify", "SqliteVerify", "VerifyResult", "VerifyState"]
+__all__ = ["MemoryVerify", "SqliteVerify", "VerifyResult", "VerifyState", "create"]
 
 _RESULTS: Final = "verify_results"
 _IDS: Final = "verify_device_ids"
@@ -67,7 +67,7 @@ class SqliteVerify:
     def record_verify(self, results: Sequence[VerifyResult]) -> None:
         """Each device's verdict, in place of its last one, in one transaction."""
         with self._write("record the verify results") as conn:
-            _create(conn)
+            create(conn)
             conn.executemany(
                 f"INSERT OR REPLACE INTO {_RESULTS} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(r.imei, r.product, r.state.value, r.value, r.read_at, r.source, r.reason)
@@ -88,7 +88,7 @@ class SqliteVerify:
     def record_device_ids(self, ids: Mapping[str, str]) -> None:
         """Platform device ids by IMEI (as GET /devices/getbyimei gave them), kept."""
         with self._write("record device ids") as conn:
-            _create(conn)
+            create(conn)
             conn.executemany(f"INSERT OR REPLACE INTO {_IDS} VALUES (?, ?)", ids.items())
 
     def device_ids(self) -> dict[str, str]:
@@ -124,7 +124,8 @@ class MemoryVerify:
         return dict(self._ids or {})
 
 
-def _create(conn: sqlite3.Connection) -> None:
+def create(conn: sqlite3.Connection) -> None:
+    """Make the verify tables, if missing (a ledger has none until its first verify)."""
     for statement in _CREATE:
         conn.execute(statement)
 
