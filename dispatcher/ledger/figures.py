@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
+from dispatcher.ledger.delivery import DeliveryBreakdown, breakdown
 from dispatcher.ledger.records import LedgerStats, Retired
 from dispatcher.ledger.schema import (
     ACTIVE,
@@ -21,7 +23,7 @@ from dispatcher.ledger.schema import (
     sqlite_error,
 )
 
-__all__ = ["errno_groups", "latencies_at", "retired_counts", "stats"]
+__all__ = ["SqliteFigures", "errno_groups", "latencies_at", "retired_counts", "stats"]
 
 _FETCH: Final = 10_000  # rows per fetchmany of the sorted latencies
 
@@ -87,3 +89,44 @@ def latencies_at(conn: sqlite3.Connection, path: Path, ranks: Sequence[int]) -> 
         cur.close()
         conn.execute(f"PRAGMA cache_size = {CACHE}")
     return [found[r] for r in ranks]
+
+
+class _Connected(Protocol):
+    path: Path
+
+    def _read(self, what: str) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def _live(self) -> sqlite3.Connection: ...
+
+
+class SqliteFigures:
+    """The SQLite ledger's figures for reports (a base of ``Ledger``)."""
+
+    def stats(self: _Connected) -> LedgerStats:
+        """Figures over the job's (active) rows in one SQL pass."""
+        with self._read("compute figures") as conn:
+            return stats(conn)
+
+    def retired_counts(self: _Connected) -> dict[str, int]:
+        """How many rows are retired, by why: {'removed': n, 'changed': m}."""
+        with self._read("count retired commands") as conn:
+            return retired_counts(conn)
+
+    def product_counts(self: _Connected) -> dict[str, dict[str, int]]:
+        """The job's commands by product ('': the default one) and status."""
+        with self._read("count commands by product") as conn:
+            return product_counts(conn)
+
+    def errno_groups(self: _Connected) -> list[tuple[int, str, int]]:
+        """(errno, error text, count) for every errno of an active row, most common text first."""
+        with self._read("count errnos") as conn:
+            return errno_groups(conn)
+
+    def latencies_at(self: _Connected, ranks: Sequence[int]) -> list[float]:
+        """Active rows' latencies at 1-based ``ranks`` in ascending order, from one sorted pass."""
+        return latencies_at(self._live(), self.path, ranks)
+
+    def delivery_breakdown(self: _Connected) -> DeliveryBreakdown:
+        """The job's accepted commands and devices by delivery state (delivery.py)."""
+        with self._read("count deliveries") as conn:
+            return breakdown(conn)

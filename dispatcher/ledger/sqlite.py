@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING, Final
 
 from dispatcher.errors import LedgerError
 from dispatcher.ledger import (
-    delivery,
-    figures,
     follow_ups,
     identity,
     moves,
@@ -38,7 +36,7 @@ from dispatcher.ledger import (
     verdicts,
 )
 from dispatcher.ledger.columns import row_of
-from dispatcher.ledger.delivery import DeliveryBreakdown
+from dispatcher.ledger.figures import SqliteFigures
 from dispatcher.ledger.identity import JobDiff, JobRecord
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.lock import lock, unlock
@@ -46,7 +44,6 @@ from dispatcher.ledger.records import (
     Delivery,
     InFlight,
     LedgerFullError,
-    LedgerStats,
     Result,
     Row,
     RunInfo,
@@ -67,7 +64,7 @@ log = logging.getLogger(__name__)
 _FETCH: Final = 1000  # rows per fetchmany
 
 
-class Ledger(SqliteTargets, SqliteVerify, SqliteCopy):
+class Ledger(SqliteFigures, SqliteTargets, SqliteVerify, SqliteCopy):
     """The SQLite results ledger of one job (a LedgerStore). Not thread-safe: one thread at a
     time."""
 
@@ -347,37 +344,6 @@ class Ledger(SqliteTargets, SqliteVerify, SqliteCopy):
         as then known or None), in one transaction; a cancelled command is send_status 2."""
         with self._write("record cancels") as conn:
             follow_ups.record_cancel(conn, items, self._clock())
-
-    # -- figures for reports (figures.py) ------------------------------------------------------
-
-    def stats(self) -> LedgerStats:
-        """Figures over the job's (active) rows in one SQL pass."""
-        with self._read("compute figures") as conn:
-            return figures.stats(conn)
-
-    def retired_counts(self) -> dict[str, int]:
-        """How many rows are retired, by why: {'removed': n, 'changed': m}."""
-        with self._read("count retired commands") as conn:
-            return figures.retired_counts(conn)
-
-    def product_counts(self) -> dict[str, dict[str, int]]:
-        """The job's commands by product ('': the default one) and status."""
-        with self._read("count commands by product") as conn:
-            return figures.product_counts(conn)
-
-    def errno_groups(self) -> list[tuple[int, str, int]]:
-        """(errno, error text, count) for every errno of an active row, most common text first."""
-        with self._read("count errnos") as conn:
-            return figures.errno_groups(conn)
-
-    def latencies_at(self, ranks: Sequence[int]) -> list[float]:
-        """Active rows' latencies at 1-based ``ranks`` in ascending order, from one sorted pass."""
-        return figures.latencies_at(self._live(), self.path, ranks)
-
-    def delivery_breakdown(self) -> DeliveryBreakdown:
-        """The job's accepted commands and devices by delivery state (delivery.py)."""
-        with self._read("count deliveries") as conn:
-            return delivery.breakdown(conn)
 
     @property
     def schema_version(self) -> int:

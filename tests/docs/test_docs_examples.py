@@ -43,12 +43,17 @@ def _is_targets(block: Block) -> bool:
     return block.title is not None and f"targets_csv: {block.title}" in text
 
 
+def _is_manifest(block: Block) -> bool:
+    """A Kubernetes manifest (a CronJob that runs a job): neither a job nor a config."""
+    return block.lang == "yaml" and block.body.startswith("apiVersion:")
+
+
 def _job_blocks() -> list[Block]:
     return [
         b
         for b in BLOCKS
         if b.lang in ("yaml", "csv")
-        and not (_is_config(b) or _is_targets(b))
+        and not (_is_config(b) or _is_targets(b) or _is_manifest(b))
         and "--8<--" not in b.body
     ]
 
