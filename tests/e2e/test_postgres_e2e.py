@@ -76,6 +76,10 @@ async def test_every_command_goes_through_a_postgresql_ledger_once(tmp_path: Pat
     report = _dispatcher("report", ledger, "--format", "jsonl", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert _accepted(report.stdout) == 30
+    page = _dispatcher("report", ledger, "-o", "fleet.html", cwd=tmp_path)
+    assert page.returncode == 0, page.stderr
+    html = (tmp_path / "fleet.html").read_text(encoding="utf-8")
+    assert ledger.split("#")[0] in html.replace("&amp;", "&")  # the job's ledger, named whole
     assert not (tmp_path / "fleet.yaml.ledger.db").exists()  # nothing written beside the job
 
 
