@@ -2,14 +2,17 @@
 ledger (run/share.py): the real command line, two processes, the emulator counting arrivals.
 
 Together they never pass the rate in any second at the server; while both send, each gets about
-half; once one ends, the other is back at the whole rate within 5 seconds.
+half; once one ends, the other is back at the whole rate within 5 seconds, and within 10 once
+one is killed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import signal
 import sys
+import time
 from pathlib import Path
 
 from dispatcher.emulator.server import Emulator, serve
@@ -32,6 +35,16 @@ def _most_in_any_second(times: list[float]) -> int:
 def _per_second(times: list[float], start: float, end: float) -> list[int]:
     """Arrivals in each whole second from ``start`` to ``end``."""
     return [sum(start + i <= t < start + i + 1 for t in times) for i in range(int(end - start))]
+
+
+def _back_to_full(times: list[float], since: float) -> float:
+    """How long after ``since`` a second began that held 85% of the rate or more (checked every
+    quarter second for 15 s; infinity: none did)."""
+    for quarter in range(61):
+        start = since + quarter / 4
+        if _per_second(times, start, start + 1.0)[0] >= RATE * 0.85:
+            return quarter / 4
+    return float("inf")
 
 
 async def test_two_runs_on_one_product_share_its_rate_and_the_survivor_takes_it_all(
@@ -81,7 +94,40 @@ async def test_two_runs_on_one_product_share_its_rate_and_the_survivor_takes_it_
         assert all(RATE * 0.3 <= n <= RATE * 0.7 for n in seconds), (name, seconds)
 
     # Once the second ended, the first was back at the whole rate within 5 seconds.
-    ended = max(by_job["hotfix"])
-    after = [t for t in by_job["nightly"] if t >= ended + 5.0]
-    assert len(after) >= RATE, "the first run ended too soon after the second to tell"
-    assert _per_second(after, ended + 5.0, ended + 6.0)[0] >= RATE * 0.85
+    assert _back_to_full(by_job["nightly"], max(by_job["hotfix"])) <= 5.0
+
+
+async def test_a_killed_runs_share_returns_to_the_other_within_10_seconds(tmp_path: Path) -> None:
+    url = postgres.new_database()
+    config = write_config(tmp_path)
+    one = write_csv_job(tmp_path, fleet(FIRST), name="nightly.yaml")
+    two = write_csv_job(tmp_path, fleet(SECOND, start=10_000), name="hotfix.yaml")
+    second_fleet = set(fleet(SECOND, start=10_000))
+    emulator = Emulator()
+    async with asyncio.timeout(120), serve(emulator) as base:
+
+        async def run(job: Path) -> asyncio.subprocess.Process:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "dispatcher", "run", str(job), "--config", str(config),
+                "--base-url", base, "--ledger", f"{url}#{job.stem}", "--rate", str(RATE),
+                "--no-progress", env=process_env(API_KEY), cwd=tmp_path,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+
+        first = await run(one)
+        while len(emulator.accepted()) < 100:
+            assert first.returncode is None
+            await asyncio.sleep(0.05)
+        second = await run(two)
+        while sum(c.imei in second_fleet for c in emulator.accepted()) < 100:
+            assert second.returncode is None
+            await asyncio.sleep(0.05)
+        second.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        assert await second.wait() == -signal.SIGKILL
+        _, err_one = await first.communicate()
+    assert first.returncode == 0, err_one.decode()
+    nightly = [c.created_at for c in emulator.accepted() if c.imei not in second_fleet]
+    assert _most_in_any_second([c.created_at for c in emulator.accepted()]) <= RATE
+    # Within 10 s of the kill, the survivor sends at the whole rate again.
+    assert _back_to_full(nightly, killed_at) <= 10.0
