@@ -24,6 +24,7 @@ from dispatcher.cli.ledger_param import LedgerParam
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.ledger.address import LedgerAddress
+from dispatcher.ledger.opening import job_named
 
 __all__ = ["cancel"]
 
@@ -56,6 +57,7 @@ def cancel(
     if not yes and not sys.stdin.isatty():  # before anything is asked of OneNET
         fail("not on a terminal: confirm with --yes; nothing was cancelled", EXIT_USAGE)
     settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
+    ledger_path = job_named(ledger_path)  # a database alone: its only job, named
     outcome = cancel_commands(
         settings,
         CancelRequest(ledger_path, imeis),

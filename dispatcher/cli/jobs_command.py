@@ -71,11 +71,8 @@ def jobs(ledger_path: LedgerAddress | None, config_path: Path | None, fmt: str) 
         console.note(f"{ledger_path}: no job yet (dispatcher run --ledger URL#JOB makes one)")
         sys.exit(EXIT_OK)
     table = Table(title=f"{len(listed)} job{'s' if len(listed) != 1 else ''} in {ledger_path}")
-    columns = ("job", "state", "commands", "accepted", "open", "problems", "last run (UTC+8)",
-               "held by")  # fmt: skip
-    for name in columns:
-        numbers = name in _NUMBERS
-        table.add_column(name, justify="right" if numbers else "left", no_wrap=name == "state")
+    for name in ("job", "state", "commands", "accepted", "open", "problems", "last run"):
+        table.add_column(name, justify="right" if name in _NUMBERS else "left", no_wrap=True)
     for j in listed:
         table.add_row(
             j.name,
@@ -85,9 +82,12 @@ def jobs(ledger_path: LedgerAddress | None, config_path: Path | None, fmt: str) 
             f"{sum(j.by_status.get(s, 0) for s in _OPEN):,}",
             f"{sum(j.by_status.get(s, 0) for s in _PROBLEMS):,}",
             _when(j.last_started_at),
-            j.held_by or "",
         )
     console.show(table)
+    console.show("last run: when it started, UTC+8")
+    for j in listed:  # a holder is long (host:pid, from where, since when): a line of its own
+        if j.held_by is not None:
+            console.show(f"{j.name}: held by {j.held_by}")
     sys.exit(EXIT_OK)
 
 
@@ -95,7 +95,7 @@ _NUMBERS = frozenset({"commands", "accepted", "open", "problems"})
 
 
 def _when(at: float | None) -> str:
-    """A time in OneNET's zone, to the second ('' for none)."""
+    """A time in OneNET's zone, to the minute ('' for none)."""
     if at is None:
         return ""
-    return datetime.fromtimestamp(at, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(at, BEIJING).strftime("%Y-%m-%d %H:%M")

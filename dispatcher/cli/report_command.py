@@ -18,6 +18,8 @@ from dispatcher.cli.exits import exit_for
 from dispatcher.cli.ledger_param import LedgerParam
 from dispatcher.cli.report_view import write_report, write_report_file
 from dispatcher.errors import DispatcherError, FlagError
+from dispatcher.ledger.address import LedgerAddress
+from dispatcher.ledger.opening import job_named
 
 __all__ = ["report"]
 
@@ -49,9 +51,10 @@ BY_SUFFIX: Final = {
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the report to FILE instead of stdout.",
 )
-def report(ledger_path: Path, fmt: str | None, excel: bool, output: Path | None) -> None:
+def report(ledger_path: LedgerAddress, fmt: str | None, excel: bool, output: Path | None) -> None:
     """Summarize a results ledger, export every command's outcome, or write an HTML report."""
     try:
+        ledger_path = job_named(ledger_path)  # a database alone: its only job, named
         chosen = chosen_format(fmt, output, excel=excel)
         with report_ledger(ReportRequest(ledger_path, output)) as ledger:
             if output is None:

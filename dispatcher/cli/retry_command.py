@@ -25,6 +25,7 @@ from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.job.writer import NOTE_COLUMN, Written, job_format
 from dispatcher.ledger.address import LedgerAddress
 from dispatcher.ledger.identity import JobRecord
+from dispatcher.ledger.opening import job_named
 from dispatcher.report.next_steps import NextStep
 from dispatcher.report.retry import RetryTally
 from dispatcher.report.retry_steps import Left, StepTally
@@ -52,7 +53,7 @@ __all__ = ["retry_failed"]
     " not yet on target, from step 1.",
 )
 @interruptible
-def retry_failed(ledger_path: Path, output: Path, force: bool, not_verified: bool) -> None:
+def retry_failed(ledger_path: LedgerAddress, output: Path, force: bool, not_verified: bool) -> None:
     """Write NEW_JOB: the commands of LEDGER's job that did not get through, as the job gave them.
 
     Rejected, failed, expired and never sent commands, and accepted ones whose delivery expired
@@ -63,6 +64,7 @@ def retry_failed(ledger_path: Path, output: Path, force: bool, not_verified: boo
     them as a target starting at its first step not done (from_step: N); with --not-verified,
     the devices verify found not yet on target too, from step 1.
     """
+    ledger_path = job_named(ledger_path)  # a database alone: its only job, named
     fmt = job_format(output)
     if fmt is None:
         raise click.BadParameter(
@@ -158,7 +160,7 @@ def _steps_summary(
     flagged: list[str],
     output: Path,
     job: str,
-    ledger_path: Path,
+    ledger_path: LedgerAddress,
     went_to: str | None,
 ) -> None:
     """What a retry of a job with steps wrote, by device; what it left out, and why."""

@@ -20,6 +20,7 @@ from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.ledger.address import LedgerAddress
+from dispatcher.ledger.opening import job_named
 from dispatcher.model.command import product_label
 from dispatcher.report.next_steps import After
 from dispatcher.run.status import Watch
@@ -56,7 +57,7 @@ def status(
     if interval is not None and not watch:
         raise click.UsageError("--interval needs --watch")
     settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
-    ledger = ledger_of(ledger_path, settings.ledger.url)
+    ledger = job_named(ledger_of(ledger_path, settings.ledger.url))  # a database: its only job
     config = None if config_path is None else str(config_path)
     request = StatusRequest(ledger, watch, 30.0 if interval is None else interval, config)
     outcome = read_status(settings, request, events=ConsoleEvents(progress), drive=run_with_signals)

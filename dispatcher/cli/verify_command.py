@@ -32,6 +32,7 @@ from dispatcher.cli.numbers import FiniteFloat
 from dispatcher.cli.observer import ConsoleEvents
 from dispatcher.cli.signals import run_with_signals
 from dispatcher.ledger.address import LedgerAddress
+from dispatcher.ledger.opening import job_named
 from dispatcher.ledger.store import VerifyState
 from dispatcher.report.compliance import compliance_of
 from dispatcher.report.next_steps import After
@@ -71,6 +72,7 @@ def verify(
         raise click.UsageError("--interval needs --watch")
     settings = load_config(config_path, rate=rate, concurrency=concurrency, base_url=base_url)
     config = None if config_path is None else str(config_path)
+    ledger_path = job_named(ledger_path)  # a database alone: its only job, named
     request = VerifyRequest(ledger_path, watch, 30.0 if interval is None else interval, config)
 
     def said(number: int, r: VerifyRound) -> None:

@@ -52,6 +52,16 @@ def open_copy_side(address: LedgerAddress, *, existing: bool) -> CopySide:
     return Ledger.open(address)
 
 
+def job_named(address: LedgerAddress) -> LedgerAddress:
+    """``address`` with its job named: a PostgreSQL ledger given without ``#job`` is its only
+    job (LedgerError, listing them, when it holds several or none); a file as it is."""
+    if isinstance(address, PostgresAddress) and address.job is None:
+        from dispatcher.ledger.postgres_jobs import only_job
+
+        return only_job(address)
+    return address
+
+
 def ledger_exists(address: LedgerAddress) -> bool:
     """Whether the ledger is there: the file, or the job in the PostgreSQL ledger."""
     if isinstance(address, PostgresAddress):

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from dispatcher.cli.commands import main
 from dispatcher.ledger.address import PostgresAddress
 from dispatcher.ledger.postgres import PostgresLedger
 from dispatcher.ledger.store import Status
@@ -74,3 +78,29 @@ def test_jobs_of_a_file_or_of_nothing_says_what_to_give(tmp_path: Path) -> None:
     of_nothing = invoke("jobs")
     assert of_nothing.exit_code == 2
     assert "ledger.url" in of_nothing.output
+
+
+def test_a_database_given_alone_is_its_only_job_and_several_are_listed() -> None:
+    url = postgres.new_database()
+    address = PostgresAddress.parse(url)
+    with PostgresLedger.open(address.with_job("only")) as ledger:
+        ledger.register([make_command(1)])
+    alone = invoke("report", url, "--format", "jsonl")
+    assert alone.exit_code == 0, alone.output
+    assert json.loads(alone.output.splitlines()[0])["imei"] == make_command(1).imei
+    _two_jobs(url).close()
+    several = invoke("report", url)
+    assert several.exit_code == 1
+    assert "holds 3 jobs (done, live, only)" in several.output
+    assert f"{url}#done" in several.output  # how to name one
+
+
+def test_the_jobs_table_keeps_names_states_and_times_whole_at_80_columns() -> None:
+    url = postgres.new_database()
+    with _two_jobs(url):
+        result = CliRunner().invoke(main, ["jobs", "--ledger", url], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "done" in result.output and "running" in result.output
+    assert f"live: held by {socket.gethostname()}:{os.getpid()}" in result.output
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", result.output)
+    assert "…" not in result.output
