@@ -19,6 +19,10 @@ def _ratios(values: list[float]) -> str:
     return ", ".join(f"{v:.2f}x" for v in values)
 
 
+def _server_rounds(c: LedgerCompare) -> str:
+    return ", ".join(f"{(r.server_cpu_s or 0.0) / c.n * 1000:.3f}" for r in c.of(POSTGRESQL))
+
+
 def _checks(c: LedgerCompare, ledger: str) -> str:
     runs = c.of(ledger)
     passed = sum(r.check.ok for r in runs)
@@ -61,7 +65,8 @@ def ledger_rows(c: LedgerCompare | None) -> list[str]:
         "`dispatcher run` process's (user + sys, from `os.wait4`), start-up included. The "
         "server's CPU is the cluster's processes' (from /proc, before and after each run), "
         "which a SQLite ledger spends in the client; PostgreSQL client + server over the SQLite "
-        f"client: {c.total_x:.2f}x ({_ratios(c.total_ratios())})."
+        f"client: {c.total_x:.2f}x ({_ratios(c.total_ratios())}). The server's CPU s / 1k "
+        f"commands round by round: {_server_rounds(c)}."
     )
     return [*rows, "", notes, ""]
 
