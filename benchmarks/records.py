@@ -57,6 +57,7 @@ class Sizes:
     loop_devices: int = 500  # devices of the job of steps gated on delivery (0: no such run)
     loop_wake_s: float = 2.0  # how often those devices wake
     loop_poll_s: float = 1.0  # its reliability.delivery_poll_s
+    ledger_rounds: int = 3  # paired SQLite / PostgreSQL ledger runs of n commands (0: none)
 
 
 @dataclass(frozen=True, slots=True)

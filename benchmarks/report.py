@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from benchmarks.ledgers import PG_CPU_TARGET_X, LedgerCompare
 from benchmarks.loop import LoopResults
 from benchmarks.records import (
     CONCURRENCY,
@@ -25,6 +26,7 @@ from benchmarks.records import (
     StepsRun,
     Validate,
 )
+from benchmarks.report_ledgers import ledger_rows
 from benchmarks.report_loop import loop_rows
 from benchmarks.report_throttled import throttled_rows
 from benchmarks.throttled import Follow, ThrottledRun
@@ -85,6 +87,7 @@ class Results:
     throttled: list[ThrottledRun] = field(default_factory=list)
     follow: Follow | None = None
     loop: LoopResults | None = None  # the closed loop's calls
+    ledgers: LedgerCompare | None = None  # SQLite and PostgreSQL side by side
     errors: list[str] = field(default_factory=list)
     suite_s: float = 0.0
 
@@ -102,6 +105,8 @@ class Results:
             consistent.append(self.follow.consistent)
         if self.loop is not None:
             consistent.append(self.loop.ok)
+        if self.ledgers is not None:
+            consistent.append(self.ledgers.ok)
         return not self.errors and all(c.ok for c in checks) and all(consistent)
 
     def contender(self, name: str, shape: str = "long") -> Contender | None:
@@ -178,6 +183,17 @@ def targets(r: Results) -> list[Target]:
                 f"{v.rows:,} rows ({v.columns} columns, {SHAPES[v.shape]})",
                 v.cpu_x,
                 VALIDATE_TARGET_X,
+                "x",
+            )
+        )
+    lc = r.ledgers
+    if lc is not None and lc.measured:
+        found.append(
+            Target(
+                f"client CPU per command with a PostgreSQL ledger ≤ {PG_CPU_TARGET_X:g}x with a "
+                f"SQLite ledger ({lc.n:,} commands, median of {lc.rounds} paired rounds)",
+                lc.cpu_x,
+                PG_CPU_TARGET_X,
                 "x",
             )
         )
@@ -334,6 +350,7 @@ def render_markdown(r: Results) -> str:
     if r.contenders:
         lines += [*_contender_rows(r), "", " ".join(_notes(r)), ""]
     lines += _target_rows(r)
+    lines += ledger_rows(r.ledgers)
     scale = _scale_rows(r)
     if len(scale) > 2:
         lines += [*scale, ""]

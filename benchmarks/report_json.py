@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from benchmarks.ledgers import PG_CPU_TARGET_X
 from benchmarks.records import (
     CPU_TARGET_X,
     RSS_TARGET_MB,
@@ -14,6 +15,7 @@ from benchmarks.records import (
     StepsRun,
 )
 from benchmarks.report import Results, targets
+from benchmarks.report_ledgers import ledger_json
 from benchmarks.report_loop import loop_json
 from benchmarks.throttled import (
     FOLLOW_TARGET_S,
@@ -94,6 +96,7 @@ def to_json(r: Results) -> dict[str, Any]:
             "client_cpu_x_at_most": CPU_TARGET_X,
             "validate_cpu_x_at_most": VALIDATE_TARGET_X,
             "steps_cpu_x_at_most": STEPS_TARGET_X,
+            "postgresql_ledger_cpu_x_at_most": PG_CPU_TARGET_X,
             "peak_rss_mb_below": RSS_TARGET_MB,
             "measured": [
                 {"target": t.name, "measured": t.measured, "limit": t.limit, "met": t.met}
@@ -161,6 +164,8 @@ def to_json(r: Results) -> dict[str, Any]:
         }
     if r.loop is not None:
         doc["loop"] = loop_json(r.loop)
+    if r.ledgers is not None:
+        doc["ledgers"] = ledger_json(r.ledgers)
     return doc
 
 

@@ -26,14 +26,15 @@ from benchmarks.records import (
     busiest_window,
 )
 
-__all__ = ["API_KEY", "BASELINE", "Suite"]
+__all__ = ["API_KEY", "BASELINE", "Suite", "emulator_check", "timeout_for"]
 
 API_KEY = "bench-key"
 BASELINE = "dispatcher (baseline)"  # the contender of --baseline's source tree
 _PY = sys.executable
 
 
-def _check(emulator: EmulatorProcess, expected: int) -> Check:
+def emulator_check(emulator: EmulatorProcess, expected: int) -> Check:
+    """What the emulator saw: every one of ``expected`` commands accepted exactly once?"""
     stats = emulator.stats()
     return Check(expected, stats["accepted"], stats["duplicates"], stats["posts"])
 
@@ -63,22 +64,25 @@ class Suite:
             self._jobs[n, shape] = path
         return path
 
-    def _ledger(self, name: str) -> Path:
+    def fresh_ledger(self, name: str) -> Path:
+        """The path of a SQLite ledger ``name`` in the work folder, none of its files left."""
         path = self.work / f"{name}.ledger.db"
         for stale in path.parent.glob(path.name + "*"):
             stale.unlink()
         return path
 
-    def _dispatcher_run(
+    def dispatcher_run(
         self,
         job: Path,
         url: str,
-        ledger: Path,
+        ledger: Path | str,
         rate: float,
         timeout: float,
         logs: str,
         env: dict[str, str] | None = None,
     ) -> Measured:
+        """``dispatcher run`` of ``job`` against ``url`` into ``ledger`` (a SQLite file or a
+        ``postgresql://…#job`` address) at ``rate`` (0: no limit), concurrency 64, measured."""
         argv = [_PY, "-m", "dispatcher", "run", str(job), "--rate", f"{rate:g}"]
         argv += ["--concurrency", str(CONCURRENCY), "--base-url", url]
         argv += ["--ledger", str(ledger), "--no-progress"]
@@ -101,7 +105,7 @@ class Suite:
             run = measure(
                 argv, logs=self.work / slug, timeout=timeout, env=self._env, cwd=self.work
             )
-            check = _check(emulator, n)
+            check = emulator_check(emulator, n)
         return Contender(name, n, self.sizes.n, run, emulator.cpu_s, check, shape)
 
     def dispatcher(self, shape: str = "long", *, baseline: bool = False) -> Contender:
@@ -112,22 +116,22 @@ class Suite:
         slug = _slug("baseline" if baseline else "dispatcher", shape)
         env = self.baseline_env() if baseline else None
         with EmulatorProcess(logs=self.work / f"emulator-{slug}") as emulator:
-            ledger = self._ledger(slug)
-            run = self._dispatcher_run(job, emulator.url, ledger, 0, _timeout(n, 300), slug, env)
-            check = _check(emulator, n)
+            ledger = self.fresh_ledger(slug)
+            run = self.dispatcher_run(job, emulator.url, ledger, 0, timeout_for(n, 300), slug, env)
+            check = emulator_check(emulator, n)
         return Contender(name, n, n, run, emulator.cpu_s, check, shape)
 
     def bare(self, shape: str = "long") -> Contender:
         """The bare aiohttp loop over the job of ``shape``."""
         n, job = self.sizes.n, self.job(self.sizes.n, shape)
         argv = [_PY, "-m", "benchmarks.bare", str(job), "{url}", str(CONCURRENCY)]
-        return self._contender("bare aiohttp loop", n, argv, _timeout(n, 300), shape)
+        return self._contender("bare aiohttp loop", n, argv, timeout_for(n, 300), shape)
 
     def naive(self) -> Contender:
         """The naive script over the first naive_n commands of the shared job."""
         n, job = self.sizes.naive_n, self.job(self.sizes.n)
         argv = [_PY, "-m", "benchmarks.naive", str(job), "{url}", str(n)]
-        return self._contender("naive script", n, argv, _timeout(n, 50), "long")
+        return self._contender("naive script", n, argv, timeout_for(n, 50), "long")
 
     def startup(self) -> dict[str, float]:
         """CPU seconds of starting each client and importing what it needs (best of three)."""
@@ -151,7 +155,7 @@ class Suite:
         slug = _slug(f"validate-{n}", shape)
         job = self.work / f"{slug}.csv"
         write_fleet_csv(job, n, fields=USUAL_FIELDS, shape=shape)
-        timeout = _timeout(n, 5000)
+        timeout = timeout_for(n, 5000)
         checker = measure(
             [_PY, "-m", "dispatcher", "validate", str(job)],
             logs=self.work / slug,
@@ -180,9 +184,9 @@ class Suite:
         found: list[tuple[Measured, Check]] = []
         for job in (with_path, without_path):
             with EmulatorProcess(logs=self.work / f"emulator-{job.stem}") as emulator:
-                ledger = self._ledger(job.stem)
-                run = self._dispatcher_run(job, emulator.url, ledger, 0, timeout, job.stem)
-                found.append((run, _check(emulator, n)))
+                ledger = self.fresh_ledger(job.stem)
+                run = self.dispatcher_run(job, emulator.url, ledger, 0, timeout, job.stem)
+                found.append((run, emulator_check(emulator, n)))
         (with_run, with_check), (without_run, without_check) = found
         return StepsRun(steps, devices, with_run, without_run, with_check, without_check)
 
@@ -191,9 +195,9 @@ class Suite:
         n = self.sizes.run_n
         job = self.job(n)
         with EmulatorProcess(keep_records=False, logs=self.work / "emulator-big") as emulator:
-            ledger = self._ledger("big")
-            run = self._dispatcher_run(job, emulator.url, ledger, 0, _timeout(n, 400), "big-run")
-            check = _check(emulator, n)
+            ledger = self.fresh_ledger("big")
+            run = self.dispatcher_run(job, emulator.url, ledger, 0, timeout_for(n, 400), "big-run")
+            check = emulator_check(emulator, n)
         return BigRun(n, run, _ledger_bytes(ledger), emulator.cpu_s, check)
 
     def pacing(self) -> Pacing:
@@ -202,10 +206,10 @@ class Suite:
         job = self.job(n)
         expected = (n - 1) / rate
         with EmulatorProcess(logs=self.work / "emulator-pacing") as emulator:
-            ledger = self._ledger("pacing")
+            ledger = self.fresh_ledger("pacing")
             timeout = 120 + 2 * expected
-            run = self._dispatcher_run(job, emulator.url, ledger, rate, timeout, "pacing")
-            check = _check(emulator, n)
+            run = self.dispatcher_run(job, emulator.url, ledger, rate, timeout, "pacing")
+            check = emulator_check(emulator, n)
             arrivals = emulator.arrivals()
         duration = max(arrivals) - min(arrivals) if arrivals else 0.0
         return Pacing(n, rate, run, duration, expected, busiest_window(arrivals), check)
@@ -216,6 +220,6 @@ def _slug(name: str, shape: str) -> str:
     return name if shape == "long" else f"{name}-{shape}"
 
 
-def _timeout(n: int, slowest_per_s: float) -> float:
+def timeout_for(n: int, slowest_per_s: float) -> float:
     """Seconds allowed for ``n`` commands at no less than ``slowest_per_s``, plus start-up."""
     return 120 + n / slowest_per_s

@@ -25,6 +25,7 @@ if str(REPO) not in sys.path:  # benchmarks/ is not installed: import it from th
 from benchmarks.cubic_limiter import CubicCalculator, RateClocker  # noqa: E402
 from benchmarks.gen_fleet import FLEET_FIELDS, write_fleet_csv  # noqa: E402
 from benchmarks.gen_steps import write_steps_jobs  # noqa: E402
+from benchmarks.pg_cluster import missing  # noqa: E402
 from benchmarks.records import busiest_window  # noqa: E402  # needs the path above
 from benchmarks.throttled import follow_times, per_second, replay_admissions  # noqa: E402
 
@@ -34,6 +35,7 @@ TINY += ["--pacing-n", "20", "--rate", "50", "--steps", "3"]
 TINY += ["--throttle-rps", "100", "--throttle-n", "150", "--throttle-rates", "1"]
 TINY += ["--throttle-modes", "errno7", "--follow-step-s", "1"]
 TINY += ["--loop-fleet", "0"]  # the closed loop's counts are test_loop_counts.py's
+TINY += ["--ledger-rounds", "1"]  # one pair of ledger runs (test_ledgers.py: more rounds)
 THROTTLED_ROWS = ("dispatcher, rate 100/s (1R)", "AWS SDK adaptive retry (CUBIC), unlimited")
 PERCENT = re.compile(r"^\d+\.\d%")
 NUMBER = re.compile(r"^[+-]?[\d,]+(\.\d+)?( \([\d.]+x\))?$")
@@ -62,10 +64,13 @@ SCALE_ROWS = (
 )
 _CPU = "client CPU per command ≤ 1.3x the bare aiohttp loop, {} (120 commands, concurrency 64, "
 _VALIDATE = "`validate` CPU ≤ 5x a bare csv.DictReader pass, {:,} rows (7 columns, {})"
+NO_POSTGRESQL = missing()  # why the ledger runs are skipped here (None: they run)
+_PG = "client CPU per command with a PostgreSQL ledger ≤ 1.5x with a SQLite ledger"
 TARGET_ROWS = (
     _CPU.format(LONG) + "no limit)",
     _CPU.format(SHORT) + "no limit)",
     *(_VALIDATE.format(n, job) for n in VALIDATE_ROWS for job in JOBS),
+    *([] if NO_POSTGRESQL else [f"{_PG} (120 commands, median of 1 paired rounds)"]),
     "`run` CPU of a job of 3 steps x 2 devices ≤ 2x the same 6 commands without steps",
     *(f"peak RSS < 100 MB, `validate` {n:,} rows, {job}" for n in VALIDATE_ROWS for job in JOBS),
     "peak RSS < 100 MB, `run` 150 commands",
@@ -185,6 +190,27 @@ def test_json_holds_every_measurement_with_passing_checks(bench_out: Path) -> No
     assert steps["cpu_x"] == steps["with_steps"]["cpu_s"] / steps["without_steps"]["cpu_s"] > 0
     assert doc["pacing"]["busiest_1s_window"] >= 1
     assert set(doc["startup_cpu_s"]) == {name for name, _ in CONTENDERS}
+
+
+@pytest.mark.slow
+def test_ledger_runs_are_in_the_table_and_the_json_or_reported_skipped(bench_out: Path) -> None:
+    text = (bench_out / "results.md").read_text(encoding="utf-8")
+    ledgers = json.loads((bench_out / "results.json").read_text(encoding="utf-8"))["ledgers"]
+    if NO_POSTGRESQL:
+        assert f"side by side**: skipped: {NO_POSTGRESQL}." in text
+        assert ledgers["skipped"] == NO_POSTGRESQL and ledgers["runs"] == []
+        return
+    rows = {cells[0]: cells for cells in _table_rows(text)}
+    sqlite = rows["SQLite file (`synchronous=full`)"]
+    pg = rows["PostgreSQL job (local cluster, fsync on)"]
+    assert NUMBER.match(sqlite[1]) and NUMBER.match(sqlite[2]) and "1 of 1 ok" in sqlite[5]
+    assert NUMBER.match(pg[1]) and NUMBER.match(pg[2]) and NUMBER.match(pg[4]), pg
+    assert "1 of 1 ok" in pg[5]
+    assert [(r["ledger"], r["round"]) for r in ledgers["runs"]] == [
+        ("sqlite", 1),
+        ("postgresql", 1),
+    ]
+    assert all(r["check"]["ok"] and r["check"]["accepted"] == 120 for r in ledgers["runs"])
 
 
 @pytest.mark.slow
