@@ -18,9 +18,9 @@ import orjson
 from dispatcher.ledger.columns import row_of
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.moves import states_sql
-from dispatcher.ledger.postgres_moves import floats, refuse, update
+from dispatcher.ledger.postgres_moves import by_key, floats, refuse, update
 from dispatcher.ledger.postgres_session import Conn
-from dispatcher.ledger.postgres_table import SELECT_ROWS, insert_new
+from dispatcher.ledger.postgres_table import KEYED, SELECT_ROWS, insert_new
 from dispatcher.ledger.records import TO_SEND, Delivery, Row, Status
 from dispatcher.ledger.schema import TO_CHECK
 
@@ -44,20 +44,21 @@ _CHUNK: Final = 500  # commands a canary registers per statement
 # Of product %(product)s (NULL: of any; '': of the default one).
 _OF_PRODUCT: Final = "(%(product)s::text IS NULL OR COALESCE(product, '') = %(product)s)"
 _TO_CHECK: Final = f"job_id = %(job)s AND {TO_CHECK} AND {_OF_PRODUCT}"
-_RECORD_DELIVERY: Final = (
-    "UPDATE dispatcher.commands c SET send_status = v.send_status,"
-    " confirm_status = v.confirm_status, send_time = v.send_time, confirm_time = v.confirm_time,"
-    " cmd_result = COALESCE(v.cmd_result, c.cmd_result), status_checked_at = v.checked_at"
-    " FROM unnest(%s::text[], %s::int8[], %s::text[], %s::text[], %s::text[], %s::text[],"
-    " %s::float8[]) AS v(key, send_status, confirm_status, send_time, confirm_time, cmd_result,"
-    " checked_at) WHERE c.job_id = %s AND c.key = v.key AND c.status = 'accepted'"
+_RECORD_DELIVERY: Final = by_key(
+    "%s::text[], %s::int8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[]",
+    "key, send_status, confirm_status, send_time, confirm_time, cmd_result, checked_at",
+    "send_status = v.send_status, confirm_status = v.confirm_status, send_time = v.send_time,"
+    " confirm_time = v.confirm_time, cmd_result = COALESCE(v.cmd_result, c.cmd_result),"
+    " status_checked_at = v.checked_at",
+    " AND c.status = 'accepted'",
 )
 # A cancel's result: cancelled (send_status 2, no error) or refused (the error; the status as read).
-_RECORD_CANCEL: Final = (
-    "UPDATE dispatcher.commands c SET cancelled_at = %s, cancel_error = v.error,"
-    " send_status = COALESCE(v.send_status, c.send_status)"
-    " FROM unnest(%s::text[], %s::text[], %s::int8[]) AS v(key, error, send_status)"
-    " WHERE c.job_id = %s AND c.key = v.key AND c.status = 'accepted'"
+_RECORD_CANCEL: Final = by_key(
+    "%s::text[], %s::text[], %s::int8[]",
+    "key, error, send_status",
+    "cancelled_at = %s, cancel_error = v.error,"
+    " send_status = COALESCE(v.send_status, c.send_status)",
+    " AND c.status = 'accepted'",
 )
 
 
@@ -81,8 +82,8 @@ def record_cancel(
     send_status 2."""
 
     def columns(part: Sequence[tuple[str, str | None, int | None]]) -> list[object]:
-        return [float(at), [k for k, _, _ in part], [e for _, e, _ in part],
-                [2 if e is None else s for _, e, s in part]]  # fmt: skip
+        return [[k for k, _, _ in part], [e for _, e, _ in part],
+                [2 if e is None else s for _, e, s in part], float(at)]  # fmt: skip
 
     if items and update(conn, _RECORD_CANCEL, items, _first, columns, job) != len(items):
         refuse(conn, job, [key for key, _, _ in items], Event.CANCEL, Status.ACCEPTED)
@@ -134,7 +135,7 @@ def uncovered(conn: Conn, job: int, keys: Sequence[str]) -> set[str]:
     """Those of ``keys`` that are the job's, not sent yet, and covered by no canary (keys the
     job does not hold are not covered either)."""
     sql = (
-        "SELECT key FROM dispatcher.commands WHERE job_id = %s AND key = ANY(%s) AND NOT"
+        f"SELECT key FROM dispatcher.commands WHERE {KEYED} AND NOT"
         f" (retired IS NULL AND canary IS NULL AND status IN {states_sql(TO_SEND)})"
     )
     covered = {k for (k,) in conn.execute(sql, (job, list(keys)))}

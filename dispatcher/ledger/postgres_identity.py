@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 from dispatcher.ledger.columns import insert_params, row_of
 from dispatcher.ledger.identity import Found, JobDiff, JobRecord, differing, judge
 from dispatcher.ledger.postgres_session import Conn, Session
-from dispatcher.ledger.postgres_table import SELECT_ROWS, insert_new
+from dispatcher.ledger.postgres_table import KEYED, SELECT_ROWS, insert_new
 from dispatcher.ledger.records import Retired, Row, RunInfo
 from dispatcher.ledger.runs import to_json
 
@@ -169,7 +169,7 @@ def _compare_chunk(
     if not keys:
         return
     conn.execute(f"INSERT INTO {_KEYS} (key) SELECT unnest(%s::text[])", (keys,))
-    cur = conn.execute(f"{SELECT_ROWS} WHERE job_id = %s AND key = ANY(%s)", (job, keys))
+    cur = conn.execute(f"{SELECT_ROWS} WHERE {KEYED}", (job, keys))
     rows = {r.key: r for r in map(row_of, cur)}
     edits = _PostgresEdits(conn, job)
     for key in keys:

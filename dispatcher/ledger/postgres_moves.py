@@ -20,7 +20,7 @@ from dispatcher.errors import LedgerError
 from dispatcher.ledger.lifecycle import TABLE, Event, LifecycleError, event_of, keeps, sources
 from dispatcher.ledger.moves import states_sql
 from dispatcher.ledger.postgres_session import Conn
-from dispatcher.ledger.postgres_table import states_of
+from dispatcher.ledger.postgres_table import KEYED, states_of
 from dispatcher.ledger.records import InFlight, Result, Status
 
 __all__ = [
@@ -36,31 +36,42 @@ __all__ = [
 
 T = TypeVar("T")
 
-_MARK: Final = (
-    "UPDATE dispatcher.commands c SET status = 'in_flight',"
-    " first_attempt_at = COALESCE(c.first_attempt_at, v.at), last_attempt_at = v.at,"
-    " sent_valid_time = v.valid, sent_expired_time = v.expired, run_id = v.run,"
-    " first_server_at = COALESCE(c.first_server_at, v.server_at), last_server_at = v.server_at"
-    " FROM unnest(%s::text[], %s::float8[], %s::text[], %s::text[], %s::int8[], %s::float8[])"
-    " AS v(key, at, valid, expired, run, server_at)"
-    f" WHERE c.job_id = %s AND c.key = v.key AND c.status IN {states_sql(sources(Event.SEND))}"
+
+def by_key(arrays: str, columns: str, assign: str, where: str = "") -> str:
+    """``UPDATE … SET assign`` of the job's rows whose keys ``unnest(arrays) AS (columns)`` (the
+    first column: the key) gives, each row reached by its key's unique index, then by its
+    ``ctid``: a plan that holds whatever the planner's statistics say (a new job's rows, or a
+    new database's, look like none at all, and a plan that scans the job's rows for each batch
+    would cost a thousand times more). Parameters: the job, the arrays, then ``assign``'s."""
+    return (
+        "WITH v AS MATERIALIZED (SELECT u.*, (SELECT x.ctid FROM dispatcher.commands x"
+        " WHERE x.job_id = %s AND x.key = u.key) AS tid"
+        f" FROM unnest({arrays}) AS u({columns}))"
+        f" UPDATE dispatcher.commands c SET {assign} FROM v WHERE c.ctid = v.tid{where}"
+    )
+
+
+_MARK: Final = by_key(
+    "%s::text[], %s::float8[], %s::text[], %s::text[], %s::int8[], %s::float8[]",
+    "key, at, valid, expired, run, server_at",
+    "status = 'in_flight', first_attempt_at = COALESCE(c.first_attempt_at, v.at),"
+    " last_attempt_at = v.at, sent_valid_time = v.valid, sent_expired_time = v.expired,"
+    " run_id = v.run, first_server_at = COALESCE(c.first_server_at, v.server_at),"
+    " last_server_at = v.server_at",
+    f" AND c.status IN {states_sql(sources(Event.SEND))}",
 )
 # A step held back (and the like): each row to the state the table gives its state before.
-_MIXED: Final = (
-    "UPDATE dispatcher.commands c SET status = v.status, errno = v.errno, error = v.error,"
-    " uuid = v.uuid, attempts = c.attempts + v.attempts"
-    " FROM unnest(%s::text[], %s::text[], %s::int8[], %s::text[], %s::text[], %s::int8[])"
-    " AS v(key, status, errno, error, uuid, attempts) WHERE c.job_id = %s AND c.key = v.key"
+_MIXED: Final = by_key(
+    "%s::text[], %s::text[], %s::int8[], %s::text[], %s::text[], %s::int8[]",
+    "key, status, errno, error, uuid, attempts",
+    "status = v.status, errno = v.errno, error = v.error, uuid = v.uuid,"
+    " attempts = c.attempts + v.attempts",
 )
-_MOVE: Final = (
-    "UPDATE dispatcher.commands c SET status = v.status, error = COALESCE(%s, c.error)"
-    " FROM unnest(%s::text[], %s::text[]) AS v(key, status)"
-    " WHERE c.job_id = %s AND c.key = v.key"
+_MOVE: Final = by_key(
+    "%s::text[], %s::text[]", "key, status", "status = v.status, error = COALESCE(%s, c.error)"
 )
-_HAND_OVER: Final = (
-    "UPDATE dispatcher.commands c SET status = v.status, retried_in = %s"
-    " FROM unnest(%s::text[], %s::text[]) AS v(key, status)"
-    " WHERE c.job_id = %s AND c.key = v.key"
+_HAND_OVER: Final = by_key(
+    "%s::text[], %s::text[]", "key, status", "status = v.status, retried_in = %s"
 )
 
 
@@ -68,16 +79,16 @@ _HAND_OVER: Final = (
 def _outcome_sql(event: Event) -> str:
     """Outcomes of ``event``: every allowed state goes to the one target of the event."""
     (goes_to,) = set(TABLE[event].values())
-    return (
-        f"UPDATE dispatcher.commands c SET status = '{goes_to.value}', errno = v.errno,"
-        " error = v.error, uuid = v.uuid, attempts = c.attempts + v.attempts,"
+    return by_key(
+        "%s::text[], %s::int8[], %s::text[], %s::text[], %s::int8[], %s::float8[],"
+        " %s::float8[], %s::int8[]",
+        "key, errno, error, uuid, attempts, at, latency, reconciled",
+        f"status = '{goes_to.value}', errno = v.errno, error = v.error, uuid = v.uuid,"
+        " attempts = c.attempts + v.attempts,"
         " first_attempt_at = COALESCE(c.first_attempt_at, v.at),"
         " last_attempt_at = CASE WHEN v.attempts > 0 OR c.last_attempt_at IS NULL THEN v.at"
-        " ELSE c.last_attempt_at END, latency_ms = v.latency, reconciled = v.reconciled"
-        " FROM unnest(%s::text[], %s::int8[], %s::text[], %s::text[], %s::int8[],"
-        " %s::float8[], %s::float8[], %s::int8[])"
-        " AS v(key, errno, error, uuid, attempts, at, latency, reconciled)"
-        f" WHERE c.job_id = %s AND c.key = v.key AND c.status IN {states_sql(sources(event))}"
+        " ELSE c.last_attempt_at END, latency_ms = v.latency, reconciled = v.reconciled",
+        f" AND c.status IN {states_sql(sources(event))}",
     )
 
 
@@ -108,13 +119,15 @@ def update(
     items: Sequence[T],
     key: Callable[[T], str],
     columns: Callable[[Sequence[T]], list[object]],
+    job: int,
     *extra: object,
 ) -> int:
-    """Run an ``UPDATE … FROM unnest(…)`` for ``items`` (round by round: rounds()) with the arrays
-    ``columns`` gives and ``extra`` parameters after them; how many rows it changed."""
+    """Run a :func:`by_key` update of the job ``job`` for ``items`` (round by round: rounds())
+    with the arrays ``columns`` gives and ``extra`` parameters after them; how many rows it
+    changed."""
     changed = 0
     for part in rounds(items, key):
-        changed += conn.execute(sql, (*columns(part), *extra)).rowcount
+        changed += conn.execute(sql, (job, *columns(part), *extra)).rowcount
     return changed
 
 
@@ -177,7 +190,7 @@ def apply_event(
     moved = [k for k in dict.fromkeys(keys) if now[k] not in kept]  # the same move once
     if moved:
         targets = [TABLE[event][now[k]].value for k in moved]
-        conn.execute(_MOVE, (error, moved, targets, job))
+        conn.execute(_MOVE, (job, moved, targets, error))
     return [now[k] for k in keys]
 
 
@@ -188,7 +201,7 @@ def hand_over(conn: Conn, job: int, keys: Sequence[str], job_path: str) -> None:
     _check(now, keys, Event.HAND_OVER)
     unique = list(dict.fromkeys(keys))
     cur = conn.execute(
-        "SELECT key, retried_in FROM dispatcher.commands WHERE job_id = %s AND key = ANY(%s)"
+        f"SELECT key, retried_in FROM dispatcher.commands WHERE {KEYED}"
         " AND retried_in IS NOT NULL AND retried_in <> %s",
         (job, unique, job_path),
     )
@@ -199,7 +212,7 @@ def hand_over(conn: Conn, job: int, keys: Sequence[str], job_path: str) -> None:
             f" (e.g. {unique[elsewhere[0]]})"
         )
     targets = [TABLE[Event.HAND_OVER][now[k]].value for k in unique]
-    conn.execute(_HAND_OVER, (job_path, unique, targets, job))
+    conn.execute(_HAND_OVER, (job, unique, targets, job_path))
 
 
 def refuse(conn: Conn, job: int, keys: Sequence[str], event: Event, goes_to: Status) -> None:

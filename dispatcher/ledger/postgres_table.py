@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from dispatcher.model.command import Command
 
 __all__ = [
+    "KEYED",
     "PAGE",
     "SELECT_ROWS",
     "clear_queue",
@@ -49,6 +50,14 @@ __all__ = [
 ]
 
 PAGE: Final = 1000  # rows (or queued commands) read at a time
+# The job's rows of some keys (parameters: the job, the keys): each found by its key's unique
+# index, then read by its ctid. ``job_id = %s AND key = ANY(%s)`` would leave the plan to the
+# statistics, and a new job's rows (or a new database's) look like none at all: the planner then
+# reads every row of the job for each batch.
+KEYED: Final = (
+    "ctid = ANY(ARRAY(SELECT (SELECT x.ctid FROM dispatcher.commands x"
+    " WHERE x.job_id = %s AND x.key = k) FROM unnest(%s::text[]) AS k))"
+)
 SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM dispatcher.commands"
 ACTIVE: Final = "retired IS NULL"
 _STATUS: Final = {s.value: s for s in Status}
@@ -128,7 +137,7 @@ def insert_new(conn: Conn, job: int, cmds: Sequence[Command], *, queue: bool = F
 def states_of(conn: Conn, job: int, keys: Sequence[str]) -> dict[str, Status]:
     """The status of each of ``keys`` the job holds."""
     cur = conn.execute(
-        "SELECT key, status FROM dispatcher.commands WHERE job_id = %s AND key = ANY(%s)",
+        f"SELECT key, status FROM dispatcher.commands WHERE {KEYED}",
         (job, list(keys)),
     )
     return {k: _STATUS[s] for k, s in cur}
@@ -157,7 +166,7 @@ def page_of_rows(
 
 def rows_of(conn: Conn, job: int, keys: Sequence[str]) -> list[Row]:
     """The rows of ``keys`` (those the job holds), in job order."""
-    sql = f"{SELECT_ROWS} WHERE job_id = %s AND key = ANY(%s) ORDER BY seq"
+    sql = f"{SELECT_ROWS} WHERE {KEYED} ORDER BY seq"
     return [row_of(t) for t in conn.execute(sql, (job, list(keys)))]
 
 
