@@ -37,41 +37,48 @@ __all__ = [
 T = TypeVar("T")
 
 
-def by_key(arrays: str, columns: str, assign: str, where: str = "") -> str:
-    """``UPDATE … SET assign`` of the job's rows whose keys ``unnest(arrays) AS (columns)`` (the
-    first column: the key) gives, each row reached by its key's unique index, then by its
-    ``ctid``: a plan that holds whatever the planner's statistics say (a new job's rows, or a
-    new database's, look like none at all, and a plan that scans the job's rows for each batch
-    would cost a thousand times more). Parameters: the job, the arrays, then ``assign``'s."""
+def by_key(
+    arrays: str, columns: str, assign: str, where: str = "", *, status: str | None = None
+) -> str:
+    """``UPDATE … SET [status = status,] assign`` of the job's rows whose keys ``unnest(arrays)
+    AS (columns)`` (the first column: the key) gives, each row reached by its key's unique index,
+    then by its ``ctid``: a plan that holds whatever the planner's statistics say (a new job's
+    rows, or a new database's, look like none at all, and a plan that scans the job's rows for
+    each batch would cost a thousand times more). Parameters: the job, the arrays, then
+    ``assign``'s."""
+    update = "UPDATE dispatcher.commands c SET"
+    if status is not None:  # a move of the lifecycle table's (this module's alone)
+        update = f"UPDATE dispatcher.commands c SET status = {status},"
     return (
         "WITH v AS MATERIALIZED (SELECT u.*, (SELECT x.ctid FROM dispatcher.commands x"
         " WHERE x.job_id = %s AND x.key = u.key) AS tid"
         f" FROM unnest({arrays}) AS u({columns}))"
-        f" UPDATE dispatcher.commands c SET {assign} FROM v WHERE c.ctid = v.tid{where}"
+        f" {update} {assign} FROM v WHERE c.ctid = v.tid{where}"
     )
 
 
 _MARK: Final = by_key(
     "%s::text[], %s::float8[], %s::text[], %s::text[], %s::int8[], %s::float8[]",
     "key, at, valid, expired, run, server_at",
-    "status = 'in_flight', first_attempt_at = COALESCE(c.first_attempt_at, v.at),"
-    " last_attempt_at = v.at, sent_valid_time = v.valid, sent_expired_time = v.expired,"
+    "first_attempt_at = COALESCE(c.first_attempt_at, v.at), last_attempt_at = v.at,"
+    " sent_valid_time = v.valid, sent_expired_time = v.expired,"
     " run_id = v.run, first_server_at = COALESCE(c.first_server_at, v.server_at),"
     " last_server_at = v.server_at",
     f" AND c.status IN {states_sql(sources(Event.SEND))}",
+    status="'in_flight'",
 )
 # A step held back (and the like): each row to the state the table gives its state before.
 _MIXED: Final = by_key(
     "%s::text[], %s::text[], %s::int8[], %s::text[], %s::text[], %s::int8[]",
     "key, status, errno, error, uuid, attempts",
-    "status = v.status, errno = v.errno, error = v.error, uuid = v.uuid,"
-    " attempts = c.attempts + v.attempts",
+    "errno = v.errno, error = v.error, uuid = v.uuid, attempts = c.attempts + v.attempts",
+    status="v.status",
 )
 _MOVE: Final = by_key(
-    "%s::text[], %s::text[]", "key, status", "status = v.status, error = COALESCE(%s, c.error)"
+    "%s::text[], %s::text[]", "key, status", "error = COALESCE(%s, c.error)", status="v.status"
 )
 _HAND_OVER: Final = by_key(
-    "%s::text[], %s::text[]", "key, status", "status = v.status, retried_in = %s"
+    "%s::text[], %s::text[]", "key, status", "retried_in = %s", status="v.status"
 )
 
 
@@ -83,12 +90,12 @@ def _outcome_sql(event: Event) -> str:
         "%s::text[], %s::int8[], %s::text[], %s::text[], %s::int8[], %s::float8[],"
         " %s::float8[], %s::int8[]",
         "key, errno, error, uuid, attempts, at, latency, reconciled",
-        f"status = '{goes_to.value}', errno = v.errno, error = v.error, uuid = v.uuid,"
-        " attempts = c.attempts + v.attempts,"
+        "errno = v.errno, error = v.error, uuid = v.uuid, attempts = c.attempts + v.attempts,"
         " first_attempt_at = COALESCE(c.first_attempt_at, v.at),"
         " last_attempt_at = CASE WHEN v.attempts > 0 OR c.last_attempt_at IS NULL THEN v.at"
         " ELSE c.last_attempt_at END, latency_ms = v.latency, reconciled = v.reconciled",
         f" AND c.status IN {states_sql(sources(event))}",
+        status=f"'{goes_to.value}'",
     )
 
 
