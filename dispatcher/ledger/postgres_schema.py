@@ -153,7 +153,12 @@ _VERSION: Final = "SELECT value FROM dispatcher.meta WHERE name = 'schema_versio
 
 def schema_version(conn: psycopg.Connection[Any]) -> int:
     """The version recorded in ``dispatcher.meta`` (0: no schema)."""
-    (made,) = conn.execute("SELECT to_regclass('dispatcher.meta') IS NOT NULL").fetchone() or (0,)
+    # Read as a table, in the statement's snapshot: to_regclass() may answer from a catalog
+    # snapshot older than the schema lock just taken, and miss a schema made meanwhile.
+    (made,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = 'dispatcher'"
+        " AND tablename = 'meta')"
+    ).fetchone() or (False,)
     if not made:
         return 0
     found = conn.execute(_VERSION).fetchone()
