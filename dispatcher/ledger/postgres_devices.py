@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from dispatcher.ledger.postgres_moves import floats
+from dispatcher.ledger.postgres_batch import from_rows, json_of
 from dispatcher.ledger.postgres_session import Conn
 from dispatcher.ledger.targets import FrozenTarget
 from dispatcher.ledger.verify import VerifyResult, VerifyState
@@ -21,9 +21,9 @@ __all__ = ["device_ids", "freeze", "frozen", "record_device_ids", "record_verify
 
 # The devices not frozen yet (each once, its first listing), numbered on from the job's last.
 _FREEZE: Final = (
-    "WITH given AS (SELECT * FROM unnest(%(imeis)s::text[], %(ids)s::text[]) WITH ORDINALITY"
-    " AS g(imei, device_id, ord)),"
-    " fresh AS (SELECT DISTINCT ON (imei) * FROM given g WHERE NOT EXISTS (SELECT 1 FROM"
+    "WITH given AS (SELECT * FROM "
+    + from_rows("imei text, device_id text", "%(rows)s")
+    + " AS g), fresh AS (SELECT DISTINCT ON (imei) * FROM given g WHERE NOT EXISTS (SELECT 1 FROM"
     " dispatcher.frozen_targets f WHERE f.job_id = %(job)s AND f.imei = g.imei)"
     " ORDER BY imei, ord)"
     " INSERT INTO dispatcher.frozen_targets (job_id, pos, imei, device_id)"
@@ -33,15 +33,17 @@ _FREEZE: Final = (
 _VERIFY_COLUMNS: Final = "imei, product, state, value, read_at, source, reason"
 _RECORD_VERIFY: Final = (
     f"INSERT INTO dispatcher.verify_results (job_id, {_VERIFY_COLUMNS})"
-    f" SELECT %s, {_VERIFY_COLUMNS} FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-    f" %s::float8[], %s::text[], %s::text[]) AS v({_VERIFY_COLUMNS})"
-    " ON CONFLICT (job_id, imei, product) DO UPDATE SET state = excluded.state,"
+    f" SELECT %s, {_VERIFY_COLUMNS} FROM "
+    + from_rows(
+        "imei text, product text, state text, value text, read_at float8, source text, reason text"
+    )
+    + " AS v ON CONFLICT (job_id, imei, product) DO UPDATE SET state = excluded.state,"
     " value = excluded.value, read_at = excluded.read_at, source = excluded.source,"
     " reason = excluded.reason"
 )
 _RECORD_IDS: Final = (
-    "INSERT INTO dispatcher.verify_device_ids (job_id, imei, device_id)"
-    " SELECT %s, imei, device_id FROM unnest(%s::text[], %s::text[]) AS v(imei, device_id)"
+    "INSERT INTO dispatcher.verify_device_ids (job_id, imei, device_id) SELECT %s, imei,"
+    f" device_id FROM {from_rows('imei text, device_id text')} AS v"
     " ON CONFLICT (job_id, imei) DO UPDATE SET device_id = excluded.device_id"
 )
 
@@ -51,7 +53,7 @@ def freeze(conn: Conn, job: int, targets: Sequence[FrozenTarget]) -> int:
     transaction); how many were added."""
     if not targets:
         return 0
-    params = {"job": job, "imeis": [t.imei for t in targets], "ids": [t.device_id for t in targets]}
+    params = {"job": job, "rows": json_of((t.imei, t.device_id) for t in targets)}
     return conn.execute(_FREEZE, params).rowcount
 
 
@@ -69,13 +71,9 @@ def record_verify(conn: Conn, job: int, verdicts: Sequence[VerifyResult]) -> Non
     latest = list({(r.imei, r.product): r for r in verdicts}.values())
     if not latest:
         return
-    conn.execute(
-        _RECORD_VERIFY,
-        (job, [r.imei for r in latest], [r.product for r in latest],
-         [r.state.value for r in latest], [r.value for r in latest],
-         floats([r.read_at for r in latest]), [r.source for r in latest],
-         [r.reason for r in latest]),
-    )  # fmt: skip
+    rows = [(r.imei, r.product, r.state.value, r.value, r.read_at, r.source, r.reason)
+            for r in latest]  # fmt: skip
+    conn.execute(_RECORD_VERIFY, (job, json_of(rows)))
 
 
 def results(conn: Conn, job: int) -> list[VerifyResult]:
@@ -94,7 +92,7 @@ def results(conn: Conn, job: int) -> list[VerifyResult]:
 def record_device_ids(conn: Conn, job: int, ids: Mapping[str, str]) -> None:
     """Platform device ids by IMEI, kept (in place of any earlier one)."""
     if ids:
-        conn.execute(_RECORD_IDS, (job, list(ids), list(ids.values())))
+        conn.execute(_RECORD_IDS, (job, json_of(ids.items())))
 
 
 def device_ids(conn: Conn, job: int) -> dict[str, str]:

@@ -18,7 +18,8 @@ import orjson
 from dispatcher.ledger.columns import row_of
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.moves import states_sql
-from dispatcher.ledger.postgres_moves import floats, refuse, update
+from dispatcher.ledger.postgres_batch import ANY_KEY, from_rows, json_of, update
+from dispatcher.ledger.postgres_moves import refuse
 from dispatcher.ledger.postgres_session import Conn
 from dispatcher.ledger.postgres_table import SELECT_ROWS, insert_new
 from dispatcher.ledger.records import TO_SEND, Delivery, Row, Status
@@ -47,30 +48,30 @@ _TO_CHECK: Final = f"job_id = %(job)s AND {TO_CHECK} AND {_OF_PRODUCT}"
 _RECORD_DELIVERY: Final = (
     "UPDATE dispatcher.commands c SET send_status = v.send_status,"
     " confirm_status = v.confirm_status, send_time = v.send_time, confirm_time = v.confirm_time,"
-    " cmd_result = COALESCE(v.cmd_result, c.cmd_result), status_checked_at = v.checked_at"
-    " FROM unnest(%s::text[], %s::int8[], %s::text[], %s::text[], %s::text[], %s::text[],"
-    " %s::float8[]) AS v(key, send_status, confirm_status, send_time, confirm_time, cmd_result,"
-    " checked_at) WHERE c.job_id = %s AND c.key = v.key AND c.status = 'accepted'"
+    " cmd_result = COALESCE(v.cmd_result, c.cmd_result), status_checked_at = v.checked_at FROM "
+    + from_rows(
+        "key text, send_status int8, confirm_status text, send_time text, confirm_time text,"
+        " cmd_result text, checked_at float8"
+    )
+    + " AS v WHERE c.job_id = %s AND c.key = v.key AND c.status = 'accepted'"
 )
 # A cancel's result: cancelled (send_status 2, no error) or refused (the error; the status as read).
 _RECORD_CANCEL: Final = (
-    "UPDATE dispatcher.commands c SET cancelled_at = %s, cancel_error = v.error,"
-    " send_status = COALESCE(v.send_status, c.send_status)"
-    " FROM unnest(%s::text[], %s::text[], %s::int8[]) AS v(key, error, send_status)"
-    " WHERE c.job_id = %s AND c.key = v.key AND c.status = 'accepted'"
+    "UPDATE dispatcher.commands c SET cancelled_at = v.at, cancel_error = v.error,"
+    " send_status = COALESCE(v.send_status, c.send_status) FROM "
+    + from_rows("key text, at float8, error text, send_status int8")
+    + " AS v WHERE c.job_id = %s AND c.key = v.key AND c.status = 'accepted'"
 )
 
 
 def record_delivery(conn: Conn, job: int, items: Sequence[Delivery]) -> None:
     """What OneNET's history says of accepted commands (inside the caller's transaction)."""
 
-    def columns(part: Sequence[Delivery]) -> list[object]:
-        return [[d.key for d in part], [d.send_status for d in part],
-                [d.confirm_status for d in part], [d.send_time for d in part],
-                [d.confirm_time for d in part], [d.cmd_result for d in part],
-                floats([d.checked_at for d in part])]  # fmt: skip
+    def row(d: Delivery) -> tuple[object, ...]:
+        return (d.key, d.send_status, d.confirm_status, d.send_time, d.confirm_time,
+                d.cmd_result, d.checked_at)  # fmt: skip
 
-    if items and update(conn, _RECORD_DELIVERY, items, _key, columns, job) != len(items):
+    if items and update(conn, _RECORD_DELIVERY, items, _key, row, job) != len(items):
         refuse(conn, job, [d.key for d in items], Event.STATUS_READ, Status.ACCEPTED)
 
 
@@ -80,11 +81,11 @@ def record_cancel(
     """Cancels asked for at ``at`` (inside the caller's transaction); a cancelled command is
     send_status 2."""
 
-    def columns(part: Sequence[tuple[str, str | None, int | None]]) -> list[object]:
-        return [float(at), [k for k, _, _ in part], [e for _, e, _ in part],
-                [2 if e is None else s for _, e, s in part]]  # fmt: skip
+    def row(item: tuple[str, str | None, int | None]) -> tuple[object, ...]:
+        key, error, status = item
+        return (key, at, error, 2 if error is None else status)
 
-    if items and update(conn, _RECORD_CANCEL, items, _first, columns, job) != len(items):
+    if items and update(conn, _RECORD_CANCEL, items, _first, row, job) != len(items):
         refuse(conn, job, [key for key, _, _ in items], Event.CANCEL, Status.ACCEPTED)
 
 
@@ -134,10 +135,10 @@ def uncovered(conn: Conn, job: int, keys: Sequence[str]) -> set[str]:
     """Those of ``keys`` that are the job's, not sent yet, and covered by no canary (keys the
     job does not hold are not covered either)."""
     sql = (
-        "SELECT key FROM dispatcher.commands WHERE job_id = %s AND key = ANY(%s) AND NOT"
+        f"SELECT key FROM dispatcher.commands WHERE job_id = %s AND key = {ANY_KEY} AND NOT"
         f" (retired IS NULL AND canary IS NULL AND status IN {states_sql(TO_SEND)})"
     )
-    covered = {k for (k,) in conn.execute(sql, (job, list(keys)))}
+    covered = {k for (k,) in conn.execute(sql, (job, json_of(keys)))}
     return {k for k in keys if k not in covered}
 
 
@@ -155,7 +156,7 @@ def pass_canary(
         "INSERT INTO dispatcher.verdicts (job_id, id, product, passed_at, judged, covered)"
         " SELECT %s, COALESCE(max(id), 0) + 1, %s, %s, %s, 0 FROM dispatcher.verdicts"
         " WHERE job_id = %s RETURNING id",
-        (job, product or "", float(at), orjson.dumps(list(judged)).decode(), job),
+        (job, product or "", at, orjson.dumps(list(judged)).decode(), job),
     ).fetchone()
     assert found is not None  # an INSERT … RETURNING of one row
     verdict = int(found[0])

@@ -257,6 +257,7 @@ AIOHTTP_MODULES = frozenset({"dispatcher.onenet.aiohttp_transport", "dispatcher.
 # postgresql:// ledger loads (the command line starts, and runs on SQLite, without psycopg).
 PSYCOPG_MODULES = frozenset(
     {
+        "dispatcher.ledger.postgres_batch",
         "dispatcher.ledger.postgres_devices",
         "dispatcher.ledger.postgres_figures",
         "dispatcher.ledger.postgres_follow_ups",
