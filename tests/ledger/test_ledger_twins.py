@@ -185,5 +185,7 @@ class Twins(RuleBasedStateMachine):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-Twins.TestCase.settings = settings(max_examples=25, stateful_step_count=30, deadline=None)
+# Few examples: each step is some 40 round trips to PostgreSQL (and a new job's statements are
+# planned anew); a long run of the same machine (400 examples of 40 steps) passed.
+Twins.TestCase.settings = settings(max_examples=20, stateful_step_count=30, deadline=None)
 test_the_sqlite_memory_and_postgresql_ledgers_answer_alike = Twins.TestCase

@@ -24,7 +24,9 @@ from dispatcher.ledger.lifecycle import LifecycleError
 from dispatcher.ledger.postgres import PostgresLedger
 from dispatcher.ledger.postgres_schema import MIGRATIONS, NAMESPACE
 from dispatcher.ledger.postgres_session import pg_error
-from dispatcher.ledger.records import LedgerFullError, Status
+from dispatcher.ledger.records import InFlight, LedgerFullError, Result, Status
+from dispatcher.ledger.sqlite import Ledger
+from dispatcher.ledger.verify import VerifyResult, VerifyState
 from tests.support.ledger import make_command
 from tests.support.postgres import job_url, new_database, server
 from tests.support.stores import in_flight, new_job_name, result_of
@@ -297,3 +299,29 @@ def test_importing_dispatcher_and_its_command_line_loads_no_psycopg() -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     assert out.stdout.strip() == "[]"
+
+
+def test_values_come_back_exactly_as_sqlite_gives_them(
+    address: PostgresAddress, tmp_path: Path
+) -> None:
+    odd = 'quote " back\\slash, {brace}, tab\t, newline\n, 中文, 🚀'
+    cmd = make_command(1, args=odd, source=f"jobs/{odd}.yaml")
+    marks = [
+        InFlight(cmd.key, 1_700_000_000.123_456_7, odd, "2030-01-01T00:00:00", 2**40, 0.1 + 0.2)
+    ]
+    answer = Result(cmd.key, Status.REJECTED, 2**62, odd, None, 3, 1e-300, 1.7976931348623157e308)
+    settings = {"rate": 0.1 + 0.2, "name": odd, "big": 2**62, "nested": [1.5e-7, None, True]}
+    clock = lambda: 1_700_000_000.987_654_3  # noqa: E731 (both ledgers' clock)
+    with (
+        Ledger.open(tmp_path / "same.ledger.db", clock=clock) as sqlite,
+        PostgresLedger.open(address, clock=clock) as pg,
+    ):
+        for ledger in (sqlite, pg):
+            ledger.register([cmd])
+            ledger.write_batch(marks, [answer])
+            ledger.start_run(odd, settings)
+            ledger.record_verify([VerifyResult("86", odd, VerifyState.NOT_YET, odd, 1e-3, odd)])
+        assert list(pg.rows()) == list(sqlite.rows())
+        assert pg.runs() == sqlite.runs()
+        assert pg.errno_groups() == sqlite.errno_groups() == [(2**62, odd, 1)]
+        assert pg.verify_results() == sqlite.verify_results()
