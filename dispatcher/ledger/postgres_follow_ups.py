@@ -2,14 +2,14 @@
 what OneNET says became of accepted commands, the cancels asked for, the rows read for them, and
 canary verdicts with the commands they cover.
 
-Functions over a connection, inside the ledger's reads and write transactions (postgres.py);
-``job`` is the job's id. A write that meets a row in a state the lifecycle does not allow refuses
-the whole transaction (postgres_moves.refuse).
+SQL functions over a connection (``job``: the job's id), and the ledger's methods of delivery and
+cancels over them (``PostgresFollowUps``, a base of the PostgreSQL ledger). A write that meets a
+row in a state the lifecycle does not allow refuses the whole transaction (postgres_moves.refuse).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Final
 
@@ -20,7 +20,7 @@ from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.moves import states_sql
 from dispatcher.ledger.postgres_batch import ANY_KEY, from_rows, json_of, update
 from dispatcher.ledger.postgres_moves import refuse
-from dispatcher.ledger.postgres_session import Conn
+from dispatcher.ledger.postgres_session import Conn, Session
 from dispatcher.ledger.postgres_table import SELECT_ROWS, insert_new
 from dispatcher.ledger.records import TO_SEND, Delivery, Row, Status
 from dispatcher.ledger.schema import TO_CHECK
@@ -30,13 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PAGE",
-    "count_to_check",
+    "PostgresFollowUps",
     "covered_before",
-    "page_to_check",
     "pass_canary",
-    "products_to_check",
-    "record_cancel",
-    "record_delivery",
     "uncovered",
 ]
 
@@ -64,7 +60,7 @@ _RECORD_CANCEL: Final = (
 )
 
 
-def record_delivery(conn: Conn, job: int, items: Sequence[Delivery]) -> None:
+def _record_delivery(conn: Conn, job: int, items: Sequence[Delivery]) -> None:
     """What OneNET's history says of accepted commands (inside the caller's transaction)."""
 
     def row(d: Delivery) -> tuple[object, ...]:
@@ -75,7 +71,7 @@ def record_delivery(conn: Conn, job: int, items: Sequence[Delivery]) -> None:
         refuse(conn, job, [d.key for d in items], Event.STATUS_READ, Status.ACCEPTED)
 
 
-def record_cancel(
+def _record_cancel(
     conn: Conn, job: int, items: Sequence[tuple[str, str | None, int | None]], at: float
 ) -> None:
     """Cancels asked for at ``at`` (inside the caller's transaction); a cancelled command is
@@ -89,7 +85,7 @@ def record_cancel(
         refuse(conn, job, [key for key, _, _ in items], Event.CANCEL, Status.ACCEPTED)
 
 
-def page_to_check(
+def _page_to_check(
     conn: Conn, job: int, after: tuple[str, int], product: str | None, size: int = PAGE
 ) -> list[Row]:
     """One page of the rows to check: those after (imei, seq) ``after``, by imei then seq."""
@@ -101,7 +97,7 @@ def page_to_check(
     return [row_of(t) for t in conn.execute(sql, params)]
 
 
-def count_to_check(conn: Conn, job: int, product: str | None) -> tuple[int, int, str | None]:
+def _count_to_check(conn: Conn, job: int, product: str | None) -> tuple[int, int, str | None]:
     """How many rows to check, on how many devices, and the latest ``sent_expired_time``."""
     sql = (
         "SELECT count(*), count(DISTINCT imei), max(sent_expired_time) FROM dispatcher.commands"
@@ -113,7 +109,7 @@ def count_to_check(conn: Conn, job: int, product: str | None) -> tuple[int, int,
     return int(commands), int(devices), latest
 
 
-def products_to_check(conn: Conn, job: int) -> list[str]:
+def _products_to_check(conn: Conn, job: int) -> list[str]:
     """The products of the rows to check ("": the default one), by name."""
     sql = (
         "SELECT DISTINCT COALESCE(product, '') FROM dispatcher.commands"
@@ -181,3 +177,46 @@ def _key(item: Delivery) -> str:
 
 def _first(item: tuple[str, str | None, int | None]) -> str:
     return item[0]
+
+
+class PostgresFollowUps:
+    """The PostgreSQL ledger's follow-up methods (a base of ``PostgresLedger``, whose session
+    and job they use)."""
+
+    _s: Session
+    _job: int
+    _clock: Callable[[], float]
+
+    def record_delivery(self, items: Sequence[Delivery]) -> None:
+        """What OneNET's history says of accepted commands, in one transaction."""
+        with self._s.write("record deliveries") as conn:
+            _record_delivery(conn, self._job, items)
+
+    def rows_to_check(self, product: str | None = None) -> Generator[Row, None, None]:
+        """Accepted rows whose delivery may still change, by imei then job order, a page at a
+        time (nothing stays open between pages); ``product`` as LedgerStore's."""
+        after: tuple[str, int] = ("", -1)
+        while True:
+            with self._s.read("read the commands to check") as conn:
+                page = _page_to_check(conn, self._job, after, product)
+            yield from page
+            if len(page) < PAGE:
+                return
+            after = (page[-1].command.imei, page[-1].seq)
+
+    def count_to_check(self, product: str | None = None) -> tuple[int, int, str | None]:
+        """How many rows :meth:`rows_to_check` gives, on how many devices, and the latest
+        ``sent_expired_time`` among them (None when there are none)."""
+        with self._s.read("count the commands to check") as conn:
+            return _count_to_check(conn, self._job, product)
+
+    def products_to_check(self) -> list[str]:
+        """The products of the rows to check ("": the default one), by name."""
+        with self._s.read("read the products") as conn:
+            return _products_to_check(conn, self._job)
+
+    def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
+        """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status as
+        then known or None), in one transaction; a cancelled command is send_status 2."""
+        with self._s.write("record cancels") as conn:
+            _record_cancel(conn, self._job, items, self._clock())
