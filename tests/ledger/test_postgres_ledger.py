@@ -152,6 +152,14 @@ def test_a_second_writer_is_refused_naming_the_holders_host_and_pid(
     assert str(address) in message
 
 
+def test_a_url_naming_its_own_session_still_names_the_writer_when_refused(tmp_path: Path) -> None:
+    url = f"{server().url()}&application_name=mine&connect_timeout=5&keepalives_idle=30"
+    address = PostgresAddress.parse(f"{url}#{new_job_name(tmp_path)}")
+    with PostgresLedger.open(address), pytest.raises(LedgerLockedError) as caught:
+        PostgresLedger.open(address)
+    assert f"({socket.gethostname()}:{os.getpid()}" in str(caught.value)
+
+
 def test_a_locked_job_is_read_read_only(
     address: PostgresAddress, holder: subprocess.Popen[str]
 ) -> None:
