@@ -1,5 +1,6 @@
 """The package keeps its layers (tests/support/layers.py holds the map): every module imports only
-the layers beneath it, only the command line speaks, no circles, aiohttp in one module only."""
+the layers beneath it, only the command line speaks, no circles, aiohttp in one module only,
+psycopg in the PostgreSQL ledger's modules only."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from tests.support.layers import (
     AIOHTTP_LAYERS,
     AIOHTTP_MODULES,
     MODULES,
+    PSYCOPG_MODULES,
     SOURCES,
     SPEAKERS,
     _describe,
@@ -16,6 +18,7 @@ from tests.support.layers import (
     imports_of,
     layer_of,
     layer_violations,
+    psycopg_imports,
     speaking,
 )
 
@@ -68,6 +71,20 @@ def test_only_the_aiohttp_transport_and_the_notifications_sender_import_aiohttp(
     assert not wrong, f"only {only} may import aiohttp:\n  " + "\n  ".join(wrong)
     for module in AIOHTTP_MODULES:  # the scan sees each of those that do
         assert aiohttp_imports(SOURCES[module][1]), module
+
+
+def test_only_the_postgresql_ledger_imports_psycopg() -> None:
+    wrong = [
+        f"{module} (line {line})"
+        for module, (_, tree) in SOURCES.items()
+        if module not in PSYCOPG_MODULES
+        for line in psycopg_imports(tree)
+    ]
+    assert not wrong, "only dispatcher.ledger.postgres* may import psycopg:\n  " + "\n  ".join(
+        wrong
+    )
+    assert {m for m in MODULES if m.startswith("dispatcher.ledger.postgres")} == PSYCOPG_MODULES
+    assert psycopg_imports(SOURCES["dispatcher.ledger.postgres_session"][1])
 
 
 def test_the_scan_sees_the_package_and_its_imports() -> None:

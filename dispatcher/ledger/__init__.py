@@ -1,7 +1,8 @@
 """The results ledger: LedgerStore (the interface every caller uses), its SQLite implementation
 (the file a run writes: schema and migrations, the single-writer lock, its side files), an
-in-memory one, the lifecycle table that is the only door to a command's status, the job a ledger
-belongs to, and its async face (the recorder).
+in-memory one, a PostgreSQL one (postgres.py, imported only when a postgresql:// ledger is
+opened: psycopg is needed for it alone), the lifecycle table that is the only door to a command's
+status, the job a ledger belongs to, and its async face (the recorder).
 
 May import: errors, times, model (the Command record; importing the ledger loads no
 job reader, field rules or LwM2M registry). Never onenet, run, report, cli or emulator.

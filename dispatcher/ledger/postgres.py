@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from dispatcher.errors import LedgerError
 from dispatcher.ledger import (
-    postgres_devices as devices,
     postgres_figures as figures,
     postgres_follow_ups as follow_ups,
     postgres_identity as identity,
@@ -32,10 +31,11 @@ from dispatcher.ledger.address import PostgresAddress
 from dispatcher.ledger.delivery import DeliveryBreakdown
 from dispatcher.ledger.identity import JobDiff, JobRecord
 from dispatcher.ledger.lifecycle import Event
+from dispatcher.ledger.postgres_devices import PostgresDevices
+from dispatcher.ledger.postgres_follow_ups import PostgresFollowUps
 from dispatcher.ledger.postgres_schema import schema_version
 from dispatcher.ledger.postgres_session import Session
 from dispatcher.ledger.records import (
-    Delivery,
     InFlight,
     LedgerStats,
     Result,
@@ -43,8 +43,6 @@ from dispatcher.ledger.records import (
     RunInfo,
     Status,
 )
-from dispatcher.ledger.targets import FrozenTarget
-from dispatcher.ledger.verify import VerifyResult
 
 if TYPE_CHECKING:
     from dispatcher.model.command import Command
@@ -52,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["PostgresLedger"]
 
 
-class PostgresLedger:
+class PostgresLedger(PostgresFollowUps, PostgresDevices):
     """One job of a PostgreSQL results ledger (a LedgerStore). Not thread-safe."""
 
     def __init__(self, session: Session, clock: Callable[[], float]) -> None:
@@ -317,71 +315,3 @@ class PostgresLedger:
         with self._s.write("record the canary's verdict") as conn:
             at = self._clock()
             return follow_ups.pass_canary(conn, self._job, product, judged, commands, at)
-
-    # -- follow-ups: delivery and cancels ---------------------------------------------------------
-
-    def record_delivery(self, items: Sequence[Delivery]) -> None:
-        """What OneNET's history says of accepted commands, in one transaction."""
-        with self._s.write("record deliveries") as conn:
-            follow_ups.record_delivery(conn, self._job, items)
-
-    def rows_to_check(self, product: str | None = None) -> Generator[Row, None, None]:
-        """Accepted rows whose delivery may still change, by imei then job order, a page at a
-        time (nothing stays open between pages); ``product`` as LedgerStore's."""
-        after: tuple[str, int] = ("", -1)
-        while True:
-            with self._s.read("read the commands to check") as conn:
-                page = follow_ups.page_to_check(conn, self._job, after, product)
-            yield from page
-            if len(page) < follow_ups.PAGE:
-                return
-            after = (page[-1].command.imei, page[-1].seq)
-
-    def count_to_check(self, product: str | None = None) -> tuple[int, int, str | None]:
-        """How many rows :meth:`rows_to_check` gives, on how many devices, and the latest
-        ``sent_expired_time`` among them (None when there are none)."""
-        with self._s.read("count the commands to check") as conn:
-            return follow_ups.count_to_check(conn, self._job, product)
-
-    def products_to_check(self) -> list[str]:
-        """The products of the rows to check ("": the default one), by name."""
-        with self._s.read("read the products") as conn:
-            return follow_ups.products_to_check(conn, self._job)
-
-    def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
-        """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status as
-        then known or None), in one transaction; a cancelled command is send_status 2."""
-        with self._s.write("record cancels") as conn:
-            follow_ups.record_cancel(conn, self._job, items, self._clock())
-
-    # -- the frozen fleet and verify --------------------------------------------------------------
-
-    def freeze_targets(self, targets: Sequence[FrozenTarget]) -> int:
-        """Freeze the devices not frozen yet, in order (one write); how many were added."""
-        with self._s.write("freeze the targets") as conn:
-            return devices.freeze(conn, self._job, targets)
-
-    def frozen_targets(self) -> list[FrozenTarget]:
-        """The frozen devices, in the order they were frozen (none: no frozen list)."""
-        with self._s.read("read the frozen targets") as conn:
-            return devices.frozen(conn, self._job)
-
-    def record_verify(self, results: Sequence[VerifyResult]) -> None:
-        """Each device's verdict, in place of its last one, in one transaction."""
-        with self._s.write("record the verify results") as conn:
-            devices.record_verify(conn, self._job, results)
-
-    def verify_results(self) -> list[VerifyResult]:
-        """Every device's latest verdict, by imei then product (none: never verified)."""
-        with self._s.read("read the verify results") as conn:
-            return devices.results(conn, self._job)
-
-    def record_device_ids(self, ids: Mapping[str, str]) -> None:
-        """Platform device ids by IMEI (as GET /devices/getbyimei gave them), kept."""
-        with self._s.write("record device ids") as conn:
-            devices.record_device_ids(conn, self._job, ids)
-
-    def device_ids(self) -> dict[str, str]:
-        """The platform device ids kept, by IMEI."""
-        with self._s.read("read device ids") as conn:
-            return devices.device_ids(conn, self._job)

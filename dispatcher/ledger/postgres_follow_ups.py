@@ -2,14 +2,14 @@
 what OneNET says became of accepted commands, the cancels asked for, the rows read for them, and
 canary verdicts with the commands they cover.
 
-Functions over a connection, inside the ledger's reads and write transactions (postgres.py);
-``job`` is the job's id. A write that meets a row in a state the lifecycle does not allow refuses
-the whole transaction (postgres_moves.refuse).
+SQL functions over a connection (``job``: the job's id), and the ledger's methods of delivery and
+cancels over them (``PostgresFollowUps``, a base of the PostgreSQL ledger). A write that meets a
+row in a state the lifecycle does not allow refuses the whole transaction (postgres_moves.refuse).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Final
 
@@ -18,9 +18,10 @@ import orjson
 from dispatcher.ledger.columns import row_of
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.moves import states_sql
-from dispatcher.ledger.postgres_moves import by_key, floats, refuse, update
-from dispatcher.ledger.postgres_session import Conn
-from dispatcher.ledger.postgres_table import KEYED, SELECT_ROWS, insert_new
+from dispatcher.ledger.postgres_batch import KEYED, by_key, json_of, update
+from dispatcher.ledger.postgres_moves import refuse
+from dispatcher.ledger.postgres_session import Conn, Session
+from dispatcher.ledger.postgres_table import SELECT_ROWS, insert_new
 from dispatcher.ledger.records import TO_SEND, Delivery, Row, Status
 from dispatcher.ledger.schema import TO_CHECK
 
@@ -29,13 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PAGE",
-    "count_to_check",
+    "PostgresFollowUps",
     "covered_before",
-    "page_to_check",
     "pass_canary",
-    "products_to_check",
-    "record_cancel",
-    "record_delivery",
     "uncovered",
 ]
 
@@ -45,8 +42,8 @@ _CHUNK: Final = 500  # commands a canary registers per statement
 _OF_PRODUCT: Final = "(%(product)s::text IS NULL OR COALESCE(product, '') = %(product)s)"
 _TO_CHECK: Final = f"job_id = %(job)s AND {TO_CHECK} AND {_OF_PRODUCT}"
 _RECORD_DELIVERY: Final = by_key(
-    "%s::text[], %s::int8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[]",
-    "key, send_status, confirm_status, send_time, confirm_time, cmd_result, checked_at",
+    "key text, send_status int8, confirm_status text, send_time text, confirm_time text,"
+    " cmd_result text, checked_at float8",
     "send_status = v.send_status, confirm_status = v.confirm_status, send_time = v.send_time,"
     " confirm_time = v.confirm_time, cmd_result = COALESCE(v.cmd_result, c.cmd_result),"
     " status_checked_at = v.checked_at",
@@ -54,42 +51,39 @@ _RECORD_DELIVERY: Final = by_key(
 )
 # A cancel's result: cancelled (send_status 2, no error) or refused (the error; the status as read).
 _RECORD_CANCEL: Final = by_key(
-    "%s::text[], %s::text[], %s::int8[]",
-    "key, error, send_status",
-    "cancelled_at = %s, cancel_error = v.error,"
+    "key text, at float8, error text, send_status int8",
+    "cancelled_at = v.at, cancel_error = v.error,"
     " send_status = COALESCE(v.send_status, c.send_status)",
     " AND c.status = 'accepted'",
 )
 
 
-def record_delivery(conn: Conn, job: int, items: Sequence[Delivery]) -> None:
+def _record_delivery(conn: Conn, job: int, items: Sequence[Delivery]) -> None:
     """What OneNET's history says of accepted commands (inside the caller's transaction)."""
 
-    def columns(part: Sequence[Delivery]) -> list[object]:
-        return [[d.key for d in part], [d.send_status for d in part],
-                [d.confirm_status for d in part], [d.send_time for d in part],
-                [d.confirm_time for d in part], [d.cmd_result for d in part],
-                floats([d.checked_at for d in part])]  # fmt: skip
+    def row(d: Delivery) -> tuple[object, ...]:
+        return (d.key, d.send_status, d.confirm_status, d.send_time, d.confirm_time,
+                d.cmd_result, d.checked_at)  # fmt: skip
 
-    if items and update(conn, _RECORD_DELIVERY, items, _key, columns, job) != len(items):
+    if items and update(conn, _RECORD_DELIVERY, items, _key, row, job) != len(items):
         refuse(conn, job, [d.key for d in items], Event.STATUS_READ, Status.ACCEPTED)
 
 
-def record_cancel(
+def _record_cancel(
     conn: Conn, job: int, items: Sequence[tuple[str, str | None, int | None]], at: float
 ) -> None:
     """Cancels asked for at ``at`` (inside the caller's transaction); a cancelled command is
     send_status 2."""
 
-    def columns(part: Sequence[tuple[str, str | None, int | None]]) -> list[object]:
-        return [[k for k, _, _ in part], [e for _, e, _ in part],
-                [2 if e is None else s for _, e, s in part], float(at)]  # fmt: skip
+    def row(item: tuple[str, str | None, int | None]) -> tuple[object, ...]:
+        key, error, status = item
+        return (key, at, error, 2 if error is None else status)
 
-    if items and update(conn, _RECORD_CANCEL, items, _first, columns, job) != len(items):
+    if items and update(conn, _RECORD_CANCEL, items, _first, row, job) != len(items):
         refuse(conn, job, [key for key, _, _ in items], Event.CANCEL, Status.ACCEPTED)
 
 
-def page_to_check(
+def _page_to_check(
     conn: Conn, job: int, after: tuple[str, int], product: str | None, size: int = PAGE
 ) -> list[Row]:
     """One page of the rows to check: those after (imei, seq) ``after``, by imei then seq."""
@@ -101,7 +95,7 @@ def page_to_check(
     return [row_of(t) for t in conn.execute(sql, params)]
 
 
-def count_to_check(conn: Conn, job: int, product: str | None) -> tuple[int, int, str | None]:
+def _count_to_check(conn: Conn, job: int, product: str | None) -> tuple[int, int, str | None]:
     """How many rows to check, on how many devices, and the latest ``sent_expired_time``."""
     sql = (
         "SELECT count(*), count(DISTINCT imei), max(sent_expired_time) FROM dispatcher.commands"
@@ -113,7 +107,7 @@ def count_to_check(conn: Conn, job: int, product: str | None) -> tuple[int, int,
     return int(commands), int(devices), latest
 
 
-def products_to_check(conn: Conn, job: int) -> list[str]:
+def _products_to_check(conn: Conn, job: int) -> list[str]:
     """The products of the rows to check ("": the default one), by name."""
     sql = (
         "SELECT DISTINCT COALESCE(product, '') FROM dispatcher.commands"
@@ -138,7 +132,7 @@ def uncovered(conn: Conn, job: int, keys: Sequence[str]) -> set[str]:
         f"SELECT key FROM dispatcher.commands WHERE {KEYED} AND NOT"
         f" (retired IS NULL AND canary IS NULL AND status IN {states_sql(TO_SEND)})"
     )
-    covered = {k for (k,) in conn.execute(sql, (job, list(keys)))}
+    covered = {k for (k,) in conn.execute(sql, (job, json_of(keys)))}
     return {k for k in keys if k not in covered}
 
 
@@ -156,7 +150,7 @@ def pass_canary(
         "INSERT INTO dispatcher.verdicts (job_id, id, product, passed_at, judged, covered)"
         " SELECT %s, COALESCE(max(id), 0) + 1, %s, %s, %s, 0 FROM dispatcher.verdicts"
         " WHERE job_id = %s RETURNING id",
-        (job, product or "", float(at), orjson.dumps(list(judged)).decode(), job),
+        (job, product or "", at, orjson.dumps(list(judged)).decode(), job),
     ).fetchone()
     assert found is not None  # an INSERT … RETURNING of one row
     verdict = int(found[0])
@@ -181,3 +175,46 @@ def _key(item: Delivery) -> str:
 
 def _first(item: tuple[str, str | None, int | None]) -> str:
     return item[0]
+
+
+class PostgresFollowUps:
+    """The PostgreSQL ledger's follow-up methods (a base of ``PostgresLedger``, whose session
+    and job they use)."""
+
+    _s: Session
+    _job: int
+    _clock: Callable[[], float]
+
+    def record_delivery(self, items: Sequence[Delivery]) -> None:
+        """What OneNET's history says of accepted commands, in one transaction."""
+        with self._s.write("record deliveries") as conn:
+            _record_delivery(conn, self._job, items)
+
+    def rows_to_check(self, product: str | None = None) -> Generator[Row, None, None]:
+        """Accepted rows whose delivery may still change, by imei then job order, a page at a
+        time (nothing stays open between pages); ``product`` as LedgerStore's."""
+        after: tuple[str, int] = ("", -1)
+        while True:
+            with self._s.read("read the commands to check") as conn:
+                page = _page_to_check(conn, self._job, after, product)
+            yield from page
+            if len(page) < PAGE:
+                return
+            after = (page[-1].command.imei, page[-1].seq)
+
+    def count_to_check(self, product: str | None = None) -> tuple[int, int, str | None]:
+        """How many rows :meth:`rows_to_check` gives, on how many devices, and the latest
+        ``sent_expired_time`` among them (None when there are none)."""
+        with self._s.read("count the commands to check") as conn:
+            return _count_to_check(conn, self._job, product)
+
+    def products_to_check(self) -> list[str]:
+        """The products of the rows to check ("": the default one), by name."""
+        with self._s.read("read the products") as conn:
+            return _products_to_check(conn, self._job)
+
+    def record_cancel(self, items: Sequence[tuple[str, str | None, int | None]]) -> None:
+        """Cancels asked for, as (key, OneNET's refusal or None when cancelled, send_status as
+        then known or None), in one transaction; a cancelled command is send_status 2."""
+        with self._s.write("record cancels") as conn:
+            _record_cancel(conn, self._job, items, self._clock())

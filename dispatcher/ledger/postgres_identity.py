@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Final
 
 from dispatcher.ledger.columns import insert_params, row_of
 from dispatcher.ledger.identity import Found, JobDiff, JobRecord, differing, judge
+from dispatcher.ledger.postgres_batch import ANY_KEY, KEYED, json_of
 from dispatcher.ledger.postgres_session import Conn, Session
-from dispatcher.ledger.postgres_table import KEYED, SELECT_ROWS, insert_new
+from dispatcher.ledger.postgres_table import SELECT_ROWS, insert_new
 from dispatcher.ledger.records import Retired, Row, RunInfo
 from dispatcher.ledger.runs import to_json
 
@@ -73,7 +74,7 @@ def start_run(
         "INSERT INTO dispatcher.runs (job_id, id, job_path, started_at, settings)"
         " SELECT %s, COALESCE(max(id), 0) + 1, %s, %s, %s FROM dispatcher.runs WHERE job_id = %s"
         " RETURNING id",
-        (job, job_path, float(at), to_json(settings), job),
+        (job, job_path, at, to_json(settings), job),
     ).fetchone()
     assert found is not None  # an INSERT … RETURNING of one row
     return int(found[0])
@@ -91,7 +92,7 @@ def end_run(
     conn.execute(
         "UPDATE dispatcher.runs SET finished_at = %s, summary = %s, stop_reason = %s"
         " WHERE job_id = %s AND id = %s",
-        (float(at), to_json(summary), stop_reason, job, run_id),
+        (at, to_json(summary), stop_reason, job, run_id),
     )
 
 
@@ -163,13 +164,18 @@ def _compare_chunk(
         insert_params(c)  # refuses a command without a key
         by_key.setdefault(c.key, c)
     seen = {
-        k for (k,) in conn.execute(f"SELECT key FROM {_KEYS} WHERE key = ANY(%s)", (list(by_key),))
+        k
+        for (k,) in conn.execute(
+            f"SELECT key FROM {_KEYS} WHERE key = {ANY_KEY}", (json_of(by_key),)
+        )
     }
     keys = [k for k in by_key if k not in seen]  # listed twice: only the first copy counts
     if not keys:
         return
-    conn.execute(f"INSERT INTO {_KEYS} (key) SELECT unnest(%s::text[])", (keys,))
-    cur = conn.execute(f"{SELECT_ROWS} WHERE {KEYED}", (job, keys))
+    conn.execute(
+        f"INSERT INTO {_KEYS} (key) SELECT jsonb_array_elements_text(%s::jsonb)", (json_of(keys),)
+    )
+    cur = conn.execute(f"{SELECT_ROWS} WHERE {KEYED}", (job, json_of(keys)))
     rows = {r.key: r for r in map(row_of, cur)}
     edits = _PostgresEdits(conn, job)
     for key in keys:

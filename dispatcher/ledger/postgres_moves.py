@@ -1,85 +1,50 @@
 """The lifecycle table (lifecycle.py) as PostgreSQL: the only statements that change a row's
-``status`` in the PostgreSQL ledger (moves.py's, one statement per batch).
+``status`` in the PostgreSQL ledger (moves.py's, one statement per batch: postgres_batch.py).
 
-A batch is one ``UPDATE … FROM unnest(…)`` that changes only rows in a state the table allows;
-fewer rows changed than asked makes the whole transaction roll back with LifecycleError (a key
-the job does not hold: LedgerError), as in SQLite. SQLite applies a batch row by row, so a key
-given twice is changed twice; here a batch is split into rounds in which each key is once, run in
-order, which gives the same rows. Functions over a connection, inside the ledger's write
-transactions (postgres.py); ``job`` is the job's id.
+A batch's statement changes only rows in a state the table allows; fewer rows changed than asked
+makes the whole transaction roll back with LifecycleError (a key the job does not hold:
+LedgerError), as in SQLite. Functions over a connection, inside the ledger's write transactions
+(postgres.py); ``job`` is the job's id.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cache
-from typing import Final, TypeVar
+from typing import Final
 
 from dispatcher.errors import LedgerError
 from dispatcher.ledger.lifecycle import TABLE, Event, LifecycleError, event_of, keeps, sources
 from dispatcher.ledger.moves import states_sql
+from dispatcher.ledger.postgres_batch import KEYED, by_key, json_of, update
 from dispatcher.ledger.postgres_session import Conn
-from dispatcher.ledger.postgres_table import KEYED, states_of
+from dispatcher.ledger.postgres_table import states_of
 from dispatcher.ledger.records import InFlight, Result, Status
 
-__all__ = [
-    "apply_event",
-    "floats",
-    "hand_over",
-    "mark_in_flight",
-    "record_outcomes",
-    "refuse",
-    "rounds",
-    "update",
-]
-
-T = TypeVar("T")
-
-
-def by_key(
-    arrays: str, columns: str, assign: str, where: str = "", *, status: str | None = None
-) -> str:
-    """``UPDATE … SET [status = status,] assign`` of the job's rows whose keys ``unnest(arrays)
-    AS (columns)`` (the first column: the key) gives, each row reached by its key's unique index,
-    then by its ``ctid``: a plan that holds whatever the planner's statistics say (a new job's
-    rows, or a new database's, look like none at all, and a plan that scans the job's rows for
-    each batch would cost a thousand times more). Parameters: the job, the arrays, then
-    ``assign``'s."""
-    update = "UPDATE dispatcher.commands c SET"
-    if status is not None:  # a move of the lifecycle table's (this module's alone)
-        update = f"UPDATE dispatcher.commands c SET status = {status},"
-    return (
-        "WITH v AS MATERIALIZED (SELECT u.*, (SELECT x.ctid FROM dispatcher.commands x"
-        " WHERE x.job_id = %s AND x.key = u.key) AS tid"
-        f" FROM unnest({arrays}) AS u({columns}))"
-        f" {update} {assign} FROM v WHERE c.ctid = v.tid{where}"
-    )
-
+__all__ = ["apply_event", "hand_over", "mark_in_flight", "record_outcomes", "refuse"]
 
 _MARK: Final = by_key(
-    "%s::text[], %s::float8[], %s::text[], %s::text[], %s::int8[], %s::float8[]",
-    "key, at, valid, expired, run, server_at",
+    "key text, at float8, valid text, expired text, run int8, server_at float8",
     "first_attempt_at = COALESCE(c.first_attempt_at, v.at), last_attempt_at = v.at,"
-    " sent_valid_time = v.valid, sent_expired_time = v.expired,"
-    " run_id = v.run, first_server_at = COALESCE(c.first_server_at, v.server_at),"
-    " last_server_at = v.server_at",
+    " sent_valid_time = v.valid, sent_expired_time = v.expired, run_id = v.run,"
+    " first_server_at = COALESCE(c.first_server_at, v.server_at), last_server_at = v.server_at",
     f" AND c.status IN {states_sql(sources(Event.SEND))}",
     status="'in_flight'",
 )
+_OUTCOMES: Final = (
+    "key text, errno int8, error text, uuid text, attempts int8, at float8, latency float8,"
+    " reconciled int8"
+)
 # A step held back (and the like): each row to the state the table gives its state before.
 _MIXED: Final = by_key(
-    "%s::text[], %s::text[], %s::int8[], %s::text[], %s::text[], %s::int8[]",
-    "key, status, errno, error, uuid, attempts",
+    "key text, status text, errno int8, error text, uuid text, attempts int8",
     "errno = v.errno, error = v.error, uuid = v.uuid, attempts = c.attempts + v.attempts",
     status="v.status",
 )
-_MOVE: Final = by_key(
-    "%s::text[], %s::text[]", "key, status", "error = COALESCE(%s, c.error)", status="v.status"
-)
-_HAND_OVER: Final = by_key(
-    "%s::text[], %s::text[]", "key, status", "retried_in = %s", status="v.status"
-)
+_TARGETS: Final = "key text, status text"
+_MOVE: Final = by_key(_TARGETS, "error = COALESCE(%s, c.error)", status="v.status")
+_HAND_OVER: Final = by_key(_TARGETS, "retried_in = %s", status="v.status")
 
 
 @cache
@@ -87,9 +52,7 @@ def _outcome_sql(event: Event) -> str:
     """Outcomes of ``event``: every allowed state goes to the one target of the event."""
     (goes_to,) = set(TABLE[event].values())
     return by_key(
-        "%s::text[], %s::int8[], %s::text[], %s::text[], %s::int8[], %s::float8[],"
-        " %s::float8[], %s::int8[]",
-        "key, errno, error, uuid, attempts, at, latency, reconciled",
+        _OUTCOMES,
         "errno = v.errno, error = v.error, uuid = v.uuid, attempts = c.attempts + v.attempts,"
         " first_attempt_at = COALESCE(c.first_attempt_at, v.at),"
         " last_attempt_at = CASE WHEN v.attempts > 0 OR c.last_attempt_at IS NULL THEN v.at"
@@ -99,55 +62,14 @@ def _outcome_sql(event: Event) -> str:
     )
 
 
-def rounds(items: Sequence[T], key: Callable[[T], str]) -> list[Sequence[T]]:
-    """``items`` in rounds in which each key is once (its n-th item in round n), in order."""
-    keys = [key(i) for i in items]
-    if len(set(keys)) == len(keys):
-        return [items]  # the common case: every key once
-    found: list[list[T]] = []
-    seen: dict[str, int] = defaultdict(int)
-    for k, item in zip(keys, items, strict=True):
-        n = seen[k]
-        seen[k] += 1
-        if n == len(found):
-            found.append([])
-        found[n].append(item)
-    return list(found)
-
-
-def floats(values: Sequence[float | None]) -> list[float | None]:
-    """Times as floats (an int among floats would make psycopg refuse the array)."""
-    return [None if v is None else float(v) for v in values]
-
-
-def update(
-    conn: Conn,
-    sql: str,
-    items: Sequence[T],
-    key: Callable[[T], str],
-    columns: Callable[[Sequence[T]], list[object]],
-    job: int,
-    *extra: object,
-) -> int:
-    """Run a :func:`by_key` update of the job ``job`` for ``items`` (round by round: rounds())
-    with the arrays ``columns`` gives and ``extra`` parameters after them; how many rows it
-    changed."""
-    changed = 0
-    for part in rounds(items, key):
-        changed += conn.execute(sql, (job, *columns(part), *extra)).rowcount
-    return changed
-
-
 def mark_in_flight(conn: Conn, job: int, items: Sequence[InFlight]) -> None:
     """The SEND event: each command in flight, with the times that go on the wire."""
-
-    def columns(part: Sequence[InFlight]) -> list[object]:
-        return [[i.key for i in part], floats([i.at for i in part]),
-                [i.sent_valid_time for i in part], [i.sent_expired_time for i in part],
-                [i.run_id for i in part], floats([i.server_at for i in part])]  # fmt: skip
-
-    if items and update(conn, _MARK, items, _key, columns, job) != len(items):
+    if items and update(conn, _MARK, items, _key, _mark, job) != len(items):
         refuse(conn, job, [i.key for i in items], Event.SEND, Status.IN_FLIGHT)
+
+
+def _mark(i: InFlight) -> tuple[object, ...]:
+    return (i.key, i.at, i.sent_valid_time, i.sent_expired_time, i.run_id, i.server_at)
 
 
 def record_outcomes(conn: Conn, job: int, results: Sequence[Result]) -> None:
@@ -159,15 +81,13 @@ def record_outcomes(conn: Conn, job: int, results: Sequence[Result]) -> None:
         if keeps(event):  # held back: a failed command keeps its own
             _record_mixed(conn, job, event, group)
             continue
-        if update(conn, _outcome_sql(event), group, _key, _outcomes, job) != len(group):
+        if update(conn, _outcome_sql(event), group, _key, _outcome, job) != len(group):
             (goes_to,) = set(TABLE[event].values())
             refuse(conn, job, [r.key for r in group], event, goes_to)
 
 
-def _outcomes(part: Sequence[Result]) -> list[object]:
-    return [[r.key for r in part], [r.errno for r in part], [r.error for r in part],
-            [r.uuid for r in part], [r.attempts for r in part], floats([r.at for r in part]),
-            floats([r.latency_ms for r in part]), [int(r.reconciled) for r in part]]  # fmt: skip
+def _outcome(r: Result) -> tuple[object, ...]:
+    return (r.key, r.errno, r.error, r.uuid, r.attempts, r.at, r.latency_ms, int(r.reconciled))
 
 
 def _record_mixed(conn: Conn, job: int, event: Event, group: Sequence[Result]) -> None:
@@ -178,12 +98,10 @@ def _record_mixed(conn: Conn, job: int, event: Event, group: Sequence[Result]) -
     kept = keeps(event)
     moved = [r for r in group if now[r.key] not in kept]
 
-    def columns(part: Sequence[Result]) -> list[object]:
-        return [[r.key for r in part], [TABLE[event][now[r.key]].value for r in part],
-                [r.errno for r in part], [r.error for r in part], [r.uuid for r in part],
-                [r.attempts for r in part]]  # fmt: skip
+    def row(r: Result) -> tuple[object, ...]:
+        return (r.key, TABLE[event][now[r.key]].value, r.errno, r.error, r.uuid, r.attempts)
 
-    update(conn, _MIXED, moved, _key, columns, job)
+    update(conn, _MIXED, moved, _key, row, job)
 
 
 def apply_event(
@@ -196,8 +114,8 @@ def apply_event(
     kept = keeps(event)
     moved = [k for k in dict.fromkeys(keys) if now[k] not in kept]  # the same move once
     if moved:
-        targets = [TABLE[event][now[k]].value for k in moved]
-        conn.execute(_MOVE, (job, moved, targets, error))
+        targets = json_of((k, TABLE[event][now[k]].value) for k in moved)
+        conn.execute(_MOVE, (job, targets, error))
     return [now[k] for k in keys]
 
 
@@ -210,7 +128,7 @@ def hand_over(conn: Conn, job: int, keys: Sequence[str], job_path: str) -> None:
     cur = conn.execute(
         f"SELECT key, retried_in FROM dispatcher.commands WHERE {KEYED}"
         " AND retried_in IS NOT NULL AND retried_in <> %s",
-        (job, unique, job_path),
+        (job, json_of(unique), job_path),
     )
     elsewhere = sorted(unique.index(k) for k, _ in cur)
     if elsewhere:
@@ -218,8 +136,8 @@ def hand_over(conn: Conn, job: int, keys: Sequence[str], job_path: str) -> None:
             f"{len(elsewhere)} commands are handed to another retry job already"
             f" (e.g. {unique[elsewhere[0]]})"
         )
-    targets = [TABLE[Event.HAND_OVER][now[k]].value for k in unique]
-    conn.execute(_HAND_OVER, (job, unique, targets, job_path))
+    targets = json_of((k, TABLE[Event.HAND_OVER][now[k]].value) for k in unique)
+    conn.execute(_HAND_OVER, (job, targets, job_path))
 
 
 def refuse(conn: Conn, job: int, keys: Sequence[str], event: Event, goes_to: Status) -> None:

@@ -2,12 +2,13 @@
 ``dispatcher``.
 
 A job is a row of ``jobs`` (its name unique); every other table is keyed by its ``job_id``, so that
-one job never sees another's rows. The numbers a ledger gives (a row's ``seq``, run and verdict
-ids) are per job and gapless, as SQLite's are: they are assigned ``max + 1`` inside the writing
-transaction, under the job's lock (postgres_session.py), never by a sequence (which leaves gaps).
-Every text column is ``COLLATE "C"``: compared and sorted by bytes, as SQLite does, whatever the
-database's locale. JSON (run settings and summaries, a verdict's keys) is kept as text, exactly as
-written.
+one job never sees another's rows. No foreign keys: a job's row is never deleted, and checking
+one for each command registered would double the server's cost of a batch. The numbers a ledger
+gives (a row's ``seq``, run and verdict ids) are per job and gapless, as SQLite's are: they are
+assigned ``max + 1`` inside the writing transaction, under the job's lock (postgres_session.py),
+never by a sequence (which leaves gaps). Every text column is ``COLLATE "C"``: compared and
+sorted by bytes, as SQLite does, whatever the database's locale. JSON (run settings and
+summaries, a verdict's keys) is kept as text, exactly as written.
 
 The schema grows as SQLite's does (schema.py): ``MIGRATIONS[n]`` takes the database from version
 ``n`` to ``n + 1`` (``dispatcher.meta``). Never edit a released step; append a new one. Migrating
@@ -50,7 +51,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             job_total bigint
         )""",
         f"""CREATE TABLE dispatcher.commands (
-            job_id integer NOT NULL REFERENCES dispatcher.jobs (id),
+            job_id integer NOT NULL,
             seq bigint NOT NULL,
             key {_T} NOT NULL,
             imei {_T} NOT NULL,
@@ -101,7 +102,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # No index on status, as in SQLite: it changes twice per command.
         "CREATE INDEX commands_imei ON dispatcher.commands (job_id, imei)",
         f"""CREATE TABLE dispatcher.runs (
-            job_id integer NOT NULL REFERENCES dispatcher.jobs (id),
+            job_id integer NOT NULL,
             id bigint NOT NULL,
             job_path {_T} NOT NULL,
             started_at double precision NOT NULL,
@@ -112,7 +113,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (job_id, id)
         )""",
         f"""CREATE TABLE dispatcher.verdicts (
-            job_id integer NOT NULL REFERENCES dispatcher.jobs (id),
+            job_id integer NOT NULL,
             id bigint NOT NULL,
             product {_T} NOT NULL,
             passed_at double precision NOT NULL,
@@ -121,7 +122,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (job_id, id)
         )""",
         f"""CREATE TABLE dispatcher.frozen_targets (
-            job_id integer NOT NULL REFERENCES dispatcher.jobs (id),
+            job_id integer NOT NULL,
             pos bigint NOT NULL,
             imei {_T} NOT NULL,
             device_id {_T} NOT NULL,
@@ -129,7 +130,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (job_id, imei)
         )""",
         f"""CREATE TABLE dispatcher.verify_results (
-            job_id integer NOT NULL REFERENCES dispatcher.jobs (id),
+            job_id integer NOT NULL,
             imei {_T} NOT NULL,
             product {_T} NOT NULL,
             state {_T} NOT NULL,
@@ -140,7 +141,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (job_id, imei, product)
         )""",
         f"""CREATE TABLE dispatcher.verify_device_ids (
-            job_id integer NOT NULL REFERENCES dispatcher.jobs (id),
+            job_id integer NOT NULL,
             imei {_T} NOT NULL,
             device_id {_T} NOT NULL,
             PRIMARY KEY (job_id, imei)
@@ -171,7 +172,12 @@ _VERSION: Final = "SELECT value FROM dispatcher.meta WHERE name = 'schema_versio
 
 def schema_version(conn: psycopg.Connection[Any]) -> int:
     """The version recorded in ``dispatcher.meta`` (0: no schema)."""
-    (made,) = conn.execute("SELECT to_regclass('dispatcher.meta') IS NOT NULL").fetchone() or (0,)
+    # Read as a table, in the statement's snapshot: to_regclass() may answer from a catalog
+    # snapshot older than the schema lock just taken, and miss a schema made meanwhile.
+    (made,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = 'dispatcher'"
+        " AND tablename = 'meta')"
+    ).fetchone() or (False,)
     if not made:
         return 0
     found = conn.execute(_VERSION).fetchone()

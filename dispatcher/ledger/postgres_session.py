@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dispatcher.errors import LedgerError, LedgerLockedError
 from dispatcher.ledger.address import PostgresAddress
@@ -43,7 +44,7 @@ FULL_HINT: Final = (
     " same command again: commands marked in flight are settled first"
 )
 # libpq's side: a server gone silent is noticed within about 10 + 3 * 5 seconds.
-_CLIENT_KEEPALIVES: Final = {
+_CLIENT_KEEPALIVES: Final[dict[str, str | int | None]] = {
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
@@ -85,12 +86,11 @@ class Session:
         if not job:
             raise ValueError(f"{address}: name the job after '#' (postgresql://…/dbname#job)")
         try:
-            conn = psycopg.connect(
-                address.conninfo,
-                autocommit=True,
-                application_name=f"dispatcher {socket.gethostname()}:{os.getpid()}",
-                **_CLIENT_KEEPALIVES,  # type: ignore[arg-type]
-            )
+            # The URL's own settings win, but the name: a refused writer reads the holder's.
+            name = f"dispatcher {socket.gethostname()}:{os.getpid()}"
+            given = {**_CLIENT_KEEPALIVES, **conninfo_to_dict(address.conninfo)}
+            conninfo = make_conninfo("", **{**given, "application_name": name})
+            conn = psycopg.connect(conninfo, autocommit=True)
         except psycopg.Error as exc:
             raise pg_error(address, "open the ledger", exc) from exc
         try:

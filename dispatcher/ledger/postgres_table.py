@@ -1,10 +1,10 @@
 """The PostgreSQL ledger's commands table as SQL: registering (and queueing) commands in one
 statement, rows read a page at a time, counts; and the send queue.
 
-Commands go in as arrays, one per column (``INSERT … SELECT … FROM unnest(…)``), never a
-statement per row: a batch is one round trip. A new row's ``seq`` is the job's ``max(seq)`` plus
-its place among the batch's new keys, inside the writing transaction, so that the numbers are
-gapless, as SQLite's are (the job's lock keeps any other writer out).
+Commands go in as one statement per batch (``INSERT … SELECT``, its rows one JSON parameter:
+postgres_batch.py), never a statement per row: a batch is one round trip. A new row's ``seq`` is
+the job's ``max(seq)`` plus its place among the batch's new keys, inside the writing transaction,
+so that the numbers are gapless, as SQLite's are (the job's lock keeps any other writer out).
 
 The send queue (queue.py's, for PostgreSQL) is a temporary table of the ledger's session: never in
 the database, gone when the ledger is closed. Functions over a connection, inside the ledger's
@@ -24,6 +24,7 @@ from dispatcher.ledger.columns import (
     insert_params,
     row_of,
 )
+from dispatcher.ledger.postgres_batch import KEYED, from_rows, json_of
 from dispatcher.ledger.postgres_session import Conn
 from dispatcher.ledger.records import Row, Status
 
@@ -31,11 +32,9 @@ if TYPE_CHECKING:
     from dispatcher.model.command import Command
 
 __all__ = [
-    "KEYED",
     "PAGE",
     "SELECT_ROWS",
     "clear_queue",
-    "column_arrays",
     "count_by_retry_job",
     "count_by_status",
     "count_handed_over",
@@ -50,25 +49,19 @@ __all__ = [
 ]
 
 PAGE: Final = 1000  # rows (or queued commands) read at a time
-# The job's rows of some keys (parameters: the job, the keys): each found by its key's unique
-# index, then read by its ctid. ``job_id = %s AND key = ANY(%s)`` would leave the plan to the
-# statistics, and a new job's rows (or a new database's) look like none at all: the planner then
-# reads every row of the job for each batch.
-KEYED: Final = (
-    "ctid = ANY(ARRAY(SELECT (SELECT x.ctid FROM dispatcher.commands x"
-    " WHERE x.job_id = %s AND x.key = k) FROM unnest(%s::text[]) AS k))"
-)
 SELECT_ROWS: Final = f"SELECT {', '.join(ROW_COLUMNS)} FROM dispatcher.commands"
 ACTIVE: Final = "retired IS NULL"
 _STATUS: Final = {s.value: s for s in Status}
 _INTS: Final = frozenset(
     {"obj_id", "obj_inst_id", "res_id", "retry", "timeout", "trigger_msg", "line", "mode", "step"}
 )
-# The batch's commands, one array per column, in the order given (ord: 1, 2, ...).
+# The batch's commands (CommandColumns, as JSON: postgres_batch.py), in the order given (ord).
 _GIVEN: Final = (
-    "SELECT * FROM unnest("
-    + ", ".join(f"%({c})s::{'int8' if c in _INTS else 'text'}[]" for c in INSERT_COLUMNS)
-    + f") WITH ORDINALITY AS g({', '.join(INSERT_COLUMNS)}, ord)"
+    "SELECT * FROM "
+    + from_rows(
+        ", ".join(f"{c} {'int8' if c in _INTS else 'text'}" for c in INSERT_COLUMNS), "%(rows)s"
+    )
+    + " AS g"
 )
 _COLUMNS: Final = ", ".join(INSERT_COLUMNS)
 _QUEUE: Final = "pg_temp.dispatcher_send_queue"
@@ -103,13 +96,6 @@ _REGISTER: Final = _register_sql(queue=False)
 _REGISTER_AND_QUEUE: Final = _register_sql(queue=True)
 
 
-def column_arrays(cmds: Sequence[Command]) -> dict[str, object]:
-    """The commands' columns (CommandColumns), one list per column, by name (a command without
-    a key raises ValueError)."""
-    columns = zip(*map(insert_params, cmds), strict=True)
-    return dict(zip(INSERT_COLUMNS, map(list, columns), strict=True))
-
-
 def register(
     conn: Conn, job: int, cmds: Sequence[Command], *, queue: bool = False, make_queue: bool = False
 ) -> list[Status]:
@@ -129,7 +115,7 @@ def insert_new(conn: Conn, job: int, cmds: Sequence[Command], *, queue: bool = F
     """Insert the commands whose keys the job does not hold (the first copy of each), pending,
     numbered on from its last seq; with ``queue``, append them all to the send queue. How many
     were new."""
-    params = {**column_arrays(cmds), "job": job}
+    params = {"rows": json_of(map(insert_params, cmds)), "job": job}
     found = conn.execute(_REGISTER_AND_QUEUE if queue else _REGISTER, params).fetchone()
     return 0 if found is None else int(found[0])
 
@@ -138,7 +124,7 @@ def states_of(conn: Conn, job: int, keys: Sequence[str]) -> dict[str, Status]:
     """The status of each of ``keys`` the job holds."""
     cur = conn.execute(
         f"SELECT key, status FROM dispatcher.commands WHERE {KEYED}",
-        (job, list(keys)),
+        (job, json_of(keys)),
     )
     return {k: _STATUS[s] for k, s in cur}
 
@@ -167,7 +153,7 @@ def page_of_rows(
 def rows_of(conn: Conn, job: int, keys: Sequence[str]) -> list[Row]:
     """The rows of ``keys`` (those the job holds), in job order."""
     sql = f"{SELECT_ROWS} WHERE {KEYED} ORDER BY seq"
-    return [row_of(t) for t in conn.execute(sql, (job, list(keys)))]
+    return [row_of(t) for t in conn.execute(sql, (job, json_of(keys)))]
 
 
 def uuids_of(conn: Conn, job: int, imei: str) -> set[str]:

@@ -6,9 +6,11 @@ of a row's ``status`` goes through the lifecycle table (lifecycle.py): an event 
 allow raises :class:`~dispatcher.ledger.lifecycle.LifecycleError` and nothing of that write is
 kept. Each write operation is one transaction: all of it is kept, or none.
 
-Implementations: :class:`~dispatcher.ledger.sqlite.Ledger` (the file a run writes, durable) and
-:class:`~dispatcher.ledger.memory.MemoryLedger` (in memory, for tests and trials); one contract
-test suite (tests/ledger/test_contract.py) holds both to this interface. The records it speaks in
+Implementations: :class:`~dispatcher.ledger.sqlite.Ledger` (the file a run writes, durable),
+:class:`~dispatcher.ledger.postgres.PostgresLedger` (one job of a PostgreSQL database that many
+jobs and hosts share) and :class:`~dispatcher.ledger.memory.MemoryLedger` (in memory, for tests and
+trials); one contract test suite (tests/ledger/test_ledger_contract*.py) holds all three to this
+interface. The records it speaks in
 are re-exported here, so that a caller needs one import.
 """
 

@@ -50,14 +50,21 @@ def test_nothing_final_is_ever_sent_again() -> None:
 
 
 def test_only_the_lifecycle_writes_a_status() -> None:
-    # Every statement that sets a command's status is in ledger/moves.py (SQLite) or
-    # ledger/postgres_moves.py (PostgreSQL), made from the table.
+    # Every statement that sets a command's status is in ledger/moves.py (SQLite) or, for
+    # PostgreSQL, made by postgres_batch.by_key's template with the status postgres_moves.py
+    # alone gives it, from the table.
     writers = [
         path.relative_to(PACKAGE).as_posix()
         for path in PACKAGE.rglob("*.py")
         if re.search(r"SET\s+status\s*=", path.read_text(encoding="utf-8"))
     ]
-    assert sorted(writers) == ["ledger/moves.py", "ledger/postgres_moves.py"]
+    assert sorted(writers) == ["ledger/moves.py", "ledger/postgres_batch.py"]
+    givers = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if re.search(r"\bstatus=[f]?[\"']", path.read_text(encoding="utf-8"))
+    ]
+    assert givers == ["ledger/postgres_moves.py"]
 
 
 def test_a_move_the_table_does_not_allow_writes_nothing_of_its_batch(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ import pytest
 
 from dispatcher.ledger.address import PostgresAddress
 from dispatcher.ledger.postgres import PostgresLedger
+from dispatcher.ledger.postgres_batch import KEYED, json_of
 from dispatcher.ledger.postgres_follow_ups import _RECORD_DELIVERY
 from dispatcher.ledger.postgres_moves import _MARK
-from dispatcher.ledger.postgres_table import KEYED
 from tests.support import postgres
 from tests.support.ledger import make_command
 
@@ -60,7 +60,7 @@ def test_a_batch_of_marks_reads_its_own_rows_only(
 ) -> None:
     url, keys = job
     n = len(keys)
-    params = (1, keys, [1.0] * n, [None] * n, ["2030-01-01T00:00:00"] * n, [1] * n, [None] * n)
+    params = (1, json_of((k, 1.0, None, "2030-01-01T00:00:00", 1, None) for k in keys))
     (plan,) = json.loads(json.dumps(_plan(url, _MARK, params, analyzed=analyzed)))
     assert _commands_rows_read(plan["Plan"]) <= 3 * n
 
@@ -72,8 +72,8 @@ def test_reads_and_updates_by_key_read_their_own_rows_only(
     url, keys = job
     n = len(keys)
     read = f"SELECT key, status FROM dispatcher.commands WHERE {KEYED}"
-    (plan,) = json.loads(json.dumps(_plan(url, read, (1, keys), analyzed=analyzed)))
+    (plan,) = json.loads(json.dumps(_plan(url, read, (1, json_of(keys)), analyzed=analyzed)))
     assert _commands_rows_read(plan["Plan"]) <= 3 * n
-    delivery = (1, keys, [1] * n, [None] * n, [None] * n, [None] * n, [None] * n, [1.0] * n)
+    delivery = (1, json_of((k, 1, None, None, None, None, 1.0) for k in keys))
     (plan,) = json.loads(json.dumps(_plan(url, _RECORD_DELIVERY, delivery, analyzed=analyzed)))
     assert _commands_rows_read(plan["Plan"]) <= 3 * n

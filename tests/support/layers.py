@@ -253,8 +253,39 @@ AIOHTTP_LAYERS = frozenset({"onenet", "run", "app", "cli", "job", "ledger", "rep
 AIOHTTP_MODULES = frozenset({"dispatcher.onenet.aiohttp_transport", "dispatcher.notify.sender"})
 
 
+# Where psycopg may be imported: the PostgreSQL ledger's own modules, which only opening a
+# postgresql:// ledger loads (the command line starts, and runs on SQLite, without psycopg).
+PSYCOPG_MODULES = frozenset(
+    {
+        "dispatcher.ledger.postgres_batch",
+        "dispatcher.ledger.postgres_copy",
+        "dispatcher.ledger.postgres_devices",
+        "dispatcher.ledger.postgres_figures",
+        "dispatcher.ledger.postgres_follow_ups",
+        "dispatcher.ledger.postgres_identity",
+        "dispatcher.ledger.postgres_jobs",
+        "dispatcher.ledger.postgres_moves",
+        "dispatcher.ledger.postgres_schema",
+        "dispatcher.ledger.postgres_session",
+        "dispatcher.ledger.postgres_share",
+        "dispatcher.ledger.postgres_table",
+        "dispatcher.ledger.postgres",
+    }
+)
+
+
 def aiohttp_imports(tree: ast.Module) -> list[int]:
     """The lines where ``tree`` imports aiohttp (or a part of it), anywhere in it."""
+    return library_imports(tree, "aiohttp")
+
+
+def psycopg_imports(tree: ast.Module) -> list[int]:
+    """The lines where ``tree`` imports psycopg (or a part of it), anywhere in it."""
+    return library_imports(tree, "psycopg")
+
+
+def library_imports(tree: ast.Module, library: str) -> list[int]:
+    """The lines where ``tree`` imports ``library`` (or a part of it), anywhere in it."""
     lines = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -263,6 +294,6 @@ def aiohttp_imports(tree: ast.Module) -> list[int]:
             names = [node.module or ""]
         else:
             continue
-        if any(n == "aiohttp" or n.startswith("aiohttp.") for n in names):
+        if any(n == library or n.startswith(f"{library}.") for n in names):
             lines.append(node.lineno)
     return lines

@@ -56,9 +56,10 @@ class Server:
 
     def restart(self) -> None:
         """Restart the server (a fast shutdown: every session is ended)."""
-        self.pg_ctl(
-            "-m", "fast", "-l", str(self.socket_dir / "log"), "restart", "-o", self._options()
-        )
+        # Logging to the file: a server writing to pg_ctl's captured output would keep that pipe
+        # open, and pg_ctl's caller would wait for its end forever.
+        log = str(self.socket_dir / "log")
+        self.pg_ctl("-m", "fast", "-l", log, "restart", "-o", self._options())
 
     def _options(self) -> str:
         return (
