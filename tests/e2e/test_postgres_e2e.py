@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -25,10 +27,13 @@ import psycopg
 
 from dispatcher.emulator.server import Emulator, Faults, serve
 from dispatcher.ledger.address import PostgresAddress
+from dispatcher.ledger.postgres import PostgresLedger
 from dispatcher.ledger.postgres_jobs import job_names
-from dispatcher.ledger.store import Status
+from dispatcher.ledger.store import Status, VerifyState
+from tests.e2e.test_verify_e2e import DEVICES, firmware_job
 from tests.support import postgres
-from tests.support.cli import process_env
+from tests.support.cli import dispatcher_async, online, process_env
+from tests.support.clocks import ShiftedClock
 from tests.support.e2e import (
     API_KEY,
     assert_exactly_once,
@@ -37,6 +42,7 @@ from tests.support.e2e import (
     write_config,
     write_csv_job,
 )
+from tests.support.push import FLEET
 
 POLL_S = 0.02
 
@@ -263,3 +269,29 @@ async def test_a_placeholder_job_killed_is_resumed_the_next_day_not_sent_again(
     )
     assert job_names(address) == [yesterday]  # no second job was made
     assert_exactly_once(emulator, address.with_job(yesterday), expected=300)
+
+
+async def test_verify_and_its_retry_job_work_on_a_job_of_the_shared_ledger(tmp_path: Path) -> None:
+    url = postgres.new_database()
+    firmware_job(tmp_path, fleet(DEVICES))
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + f"ledger:\n  url: {url}\n", encoding="utf-8")
+    clock = ShiftedClock()
+    emulator = Emulator(clock=clock, fleet=FLEET)
+    async with serve(emulator) as base:
+        sent = await online(base, tmp_path, "run", "fw.yaml")
+        assert sent.code == 0, sent.stderr
+        clock.shift = 700.0  # the devices that wake have woken; every window has closed
+        judged = await online(base, tmp_path, "verify", "fw.yaml")
+    assert judged.code == 1, judged.stderr  # some devices failed: the emulator's fleet has some
+    address = PostgresAddress.parse(url).with_job("fw")
+    with PostgresLedger.open(address, read_only=True) as ledger:
+        states = Counter(r.state for r in ledger.verify_results())
+    assert sum(states.values()) == DEVICES and states[VerifyState.ON_TARGET]
+    advised = f"retry-failed {shlex.quote(str(address))} --not-verified -o fw-retry.yaml"
+    assert advised in judged.stderr, judged.stderr
+    retry = await dispatcher_async(*shlex.split(advised), cwd=tmp_path)
+    assert retry.code == 0, retry.stderr
+    assert (tmp_path / "fw-retry.yaml").is_file()
+    files = await asyncio.to_thread(lambda: list(tmp_path.glob("*.ledger.db")))
+    assert not files  # everything in the shared ledger
