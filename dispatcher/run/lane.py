@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Lane", "OneNetApi"]
 
+_BUSY_S = 2.0  # a pace that made a request wait this recently: the lane wants all it may have
+
 T = TypeVar("T")
 
 
@@ -87,11 +89,6 @@ class Lane:
         own = settings.limits.rate_per_second
         return cls(client, pace, server_clock, breakers, finder, name, own)
 
-    @property
-    def own_ceiling(self) -> float | None:
-        """The lane's own ceiling (the configured rate, or a ramp's; None: no limit)."""
-        return self.own
-
     def limit_to(self, rate: float | None) -> None:
         """A new own ceiling (a rollout's ramp; None: no limit), under any share."""
         self.own = rate
@@ -105,6 +102,17 @@ class Lane:
     def hold_for(self, seconds: float) -> None:
         """Start nothing for ``seconds`` (a share with nothing free yet)."""
         self.pace.hold_until(self.pace.clock() + seconds)
+
+    def wanted_rate(self) -> float | None:
+        """What the lane would send per second now (None: its own ceiling, no limit): its own
+        ceiling while its pace makes requests wait (or before it has sent anything), else a
+        little more than it sends (a lane waiting on deliveries leaves its share to others)."""
+        pace = self.pace
+        if pace.started == 0 or pace.clock() - pace.waited_at <= _BUSY_S:
+            return self.own
+        sending = pace.observed_rate() or 0.0
+        wanted = sending * 1.5 + 1.0
+        return wanted if self.own is None else min(self.own, wanted)
 
     def admitted_rate(self) -> float:
         """Answers the server admitted per second over the last second (as the finder counts

@@ -47,6 +47,7 @@ class Pace:
         self._interval = 0.0  # 0.0: unlimited
         self._cap = 0  # starts allowed per window (0: unlimited)
         self._free = True  # unlimited and no hold: acquire() returns at once
+        self.waited_at = -math.inf  # when a start last had to wait for its turn (busy: run/share)
         self.set_rate(rate)
 
     @property
@@ -117,6 +118,7 @@ class Pace:
                 due = self._due(now)
                 if due - now <= _EPSILON:
                     break
+                self.waited_at = now
                 await self._sleep(min(due - now, _SLICE))
             self._grant(now)
 
@@ -155,6 +157,7 @@ class Pace:
                     continue  # preparing took time: look again
                 if due - now <= _EPSILON:
                     break
+                self.waited_at = now
                 await self._sleep(min(due - now, _SLICE))
             self._grant(now)
         return True

@@ -3,8 +3,9 @@
 Runs that send to one product (one key) meet on a *board* (a table of the shared PostgreSQL
 ledger: ledger/postgres_share.py). Each live run's lane is a member of its product and beats
 every ``interval`` seconds: it says what it wants (its own ceiling: the configured rate, or a
-rollout's ramp below it), what it may have sent in the last second (``granted``) and what the
-server admitted of it; it reads the others'. Then:
+rollout's ramp below it, while its pace makes requests wait; a little more than it sends while it
+idles, waiting on deliveries, say), what it may have sent in the last second (``granted``) and
+what the server admitted of it; it reads the others'. Then:
 
 - the product's limit is the configured rate, or lower once a throttle found the server's limit
   for the product as a whole (``found``: ``margin`` x what every member together had admitted
@@ -80,8 +81,7 @@ class Shared(Protocol):
 
     def hold_for(self, seconds: float) -> None: ...
 
-    @property
-    def own_ceiling(self) -> float | None: ...
+    def wanted_rate(self) -> float | None: ...
 
     def admitted_rate(self) -> float: ...
 
@@ -174,8 +174,8 @@ class RateShare:
         return self.granted()
 
     def _wanted(self, limit: float) -> float:
-        own = self.lane.own_ceiling
-        return limit if own is None else min(own, limit)
+        wanted = self.lane.wanted_rate()
+        return limit if wanted is None else min(wanted, limit)
 
     async def beat(self) -> float:
         """One beat off the event loop, its share applied on it; the share."""

@@ -11,7 +11,12 @@ import pytest
 from hypothesis import given, strategies as st
 
 from dispatcher.ledger.board import BoardView, Member
+from dispatcher.run.lane import Lane
+from dispatcher.run.pacing import Pace
 from dispatcher.run.share import RateShare, product_id, waterfill
+from tests.support.clocks import FakeClock
+from tests.support.e2e import fast_settings
+from tests.support.onenet import idle_client
 
 
 def test_the_rate_is_split_in_equal_parts() -> None:
@@ -88,10 +93,13 @@ class Board:
 class FakeLane:
     """A lane as the share steers it: its ceiling, and holds."""
 
-    own_ceiling: float | None = 100.0
+    own_ceiling: float | None = 100.0  # what it wants: its own ceiling, busy
     rate: float | None = None
     held: int = 0
     admitted: float = 0.0
+
+    def wanted_rate(self) -> float | None:
+        return self.own_ceiling
 
     def share_to(self, rate: float | None) -> None:
         self.rate = rate
@@ -224,7 +232,8 @@ def test_members_joining_leaving_and_beating_in_any_order_never_pass_the_limit(
             clock.now += arg
         elif op == "join" and i not in live:
             lane = FakeLane()
-            live[i] = (_member(board, clock, f"m{i}", lane), lane)
+            # each membership a name of its own (a rerun is another process: another name)
+            live[i] = (_member(board, clock, f"m{i}.{len(applied)}.{clock.now}", lane), lane)
             _beat(live[i][0])
             record(i, lane)
         elif op == "beat" and i in live:
@@ -234,6 +243,24 @@ def test_members_joining_leaving_and_beating_in_any_order_never_pass_the_limit(
             live[i][1].own_ceiling = 20.0
         elif op == "leave" and i in live:
             share, _ = live.pop(i)
-            board.leave("p", f"m{i}", share.granted())
+            board.leave("p", share.member, share.granted())
             applied.setdefault(i, []).append((clock.now, 0.0))
         assert peak_total() <= 100.0 + 1e-9, (op, arg, applied)
+
+
+async def test_a_lane_wants_its_ceiling_while_its_pace_makes_requests_wait() -> None:
+    clock = FakeClock()
+    pace = Pace(10.0, clock=clock, sleep=clock.sleep)
+    lane = Lane.of(idle_client(), fast_settings(rate=10.0), pace=pace)
+    assert lane.wanted_rate() == 10.0  # nothing sent yet: about to send all it may
+    for _ in range(30):  # a burst at the pace: requests wait their turn
+        await pace.acquire()
+    assert lane.wanted_rate() == 10.0
+    clock.now += 5.0  # then quiet (a gated step waiting on deliveries): it leaves its share
+    await pace.acquire()
+    idle = lane.wanted_rate()
+    assert idle is not None and idle < 10.0
+    lane.limit_to(2.0)  # a ramp below: never wants more than its own ceiling
+    for _ in range(5):
+        await pace.acquire()
+    assert lane.wanted_rate() == 2.0
