@@ -87,8 +87,9 @@ async def rate_boards(
     of other jobs on any host (run/share.py): the product named by its key and address (never
     the key itself), the lane by host, process, job and product. None with a file ledger."""
     address = ledger.path
-    if not isinstance(address, PostgresAddress):
-        yield None
+    shared = any(lane.limits.rate_per_second is not None for lane, _ in keys.lanes.values())
+    if not isinstance(address, PostgresAddress) or not shared:
+        yield None  # a file ledger, or no lane with a rate to share: each paces alone
         return
     from dispatcher.ledger.postgres_share import PostgresShareBoard  # psycopg only when used
 

@@ -11,9 +11,11 @@ beat never waits behind a group commit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import psycopg
@@ -69,6 +71,11 @@ _LEAVE: Final = (
     "UPDATE dispatcher.rate_members SET wanted = 0, granted = %s, beat_at = now(),"
     " backend_pid = 0 WHERE product = %s AND member = %s"
 )
+_LIMITS: Final = (
+    "SELECT set_config('statement_timeout', '2000', false),"
+    " set_config('lock_timeout', '1000', false),"
+    " set_config('idle_in_transaction_session_timeout', '5000', false)"
+)
 # Members gone a while are forgotten (their rows were already not counted).
 _FORGET: Final = (
     "DELETE FROM dispatcher.rate_members WHERE product = %s"
@@ -91,21 +98,14 @@ class PostgresShareBoard:
     ) -> None:
         """Use :meth:`open`."""
         self.address = address
-        self._conn = conn
+        self._conn: psycopg.Connection[Any] | None = conn
+        self._lock = threading.Lock()  # one call at a time on the connection (lanes beat apart)
         self.stale_s, self.cruise_s, self.period_s, self.gain = stale_s, cruise_s, period_s, gain
 
     @classmethod
     def open(cls, address: PostgresAddress, **tuning: float) -> PostgresShareBoard:
         """Connect (the schema made or upgraded as the ledger's is)."""
-        try:
-            conn = psycopg.connect(
-                address.conninfo,
-                autocommit=True,
-                application_name=f"dispatcher {socket.gethostname()}:{os.getpid()} rate",
-                connect_timeout=10,
-            )
-        except psycopg.Error as exc:
-            raise pg_error(address, "open the rate board", exc) from exc
+        conn = _connect(address)
         try:
             migrate(conn, address, read_only=False)
         except BaseException:
@@ -115,7 +115,32 @@ class PostgresShareBoard:
 
     def close(self) -> None:
         """Close the board's connection (its members end with it)."""
-        self._conn.close()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+    @contextlib.contextmanager
+    def _session(self, what: str) -> Iterator[psycopg.Connection[Any]]:
+        """The connection, one caller at a time: made again when the last one broke (a server
+        restarted, a session ended), errors translated; a failed call leaves it usable or
+        closed, never inside a transaction."""
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.broken or self._conn.closed:
+                    self._conn = _connect(self.address)
+                yield self._conn
+            except psycopg.Error as exc:
+                self._drop()
+                raise pg_error(self.address, what, exc) from exc
+            except BaseException:
+                self._drop()
+                raise
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def beat(
         self, product: str, me: Member, limit: float, decide: Callable[[BoardView], float]
@@ -126,33 +151,45 @@ class PostgresShareBoard:
         params = {"product": product, "member": me.member, "stale": self.stale_s, "window": 1.25,
                   "gain": self.gain, "limit": limit, "cruise": self.cruise_s,
                   "period": self.period_s}  # fmt: skip
-        conn = self._conn
-        try:
-            with conn.transaction():
-                conn.execute(_PRODUCT, (product,))
+        with self._session("beat on the rate board") as conn, conn.transaction():
+            conn.execute(_PRODUCT, (product,))
+            (found,) = conn.execute(_HOLD, (product,)).fetchone() or (None,)
+            if conn.execute(_PROBE, params).rowcount:
                 (found,) = conn.execute(_HOLD, (product,)).fetchone() or (None,)
-                if conn.execute(_PROBE, params).rowcount:
-                    (found,) = conn.execute(_HOLD, (product,)).fetchone() or (None,)
-                others = tuple(Member(*row) for row in conn.execute(_OTHERS, params))
-                view = BoardView(others, None if found is None else float(found))
-                granted = max(me.granted, decide(view))
-                conn.execute(_BEAT, (product, me.member, me.wanted, granted, me.admitted))
-        except psycopg.Error as exc:
-            raise pg_error(self.address, "beat on the rate board", exc) from exc
+            others = tuple(Member(*row) for row in conn.execute(_OTHERS, params))
+            view = BoardView(others, None if found is None else float(found))
+            granted = max(me.granted, decide(view))
+            conn.execute(_BEAT, (product, me.member, me.wanted, granted, me.admitted))
         return view
 
     def cut(self, product: str, found: float) -> None:
         """A throttle found the product's limit: ``found`` per second from now."""
-        try:
-            self._conn.execute(_CUT, (product, found))
-        except psycopg.Error as exc:
-            raise pg_error(self.address, "record a throttle on the rate board", exc) from exc
+        with self._session("record a throttle on the rate board") as conn:
+            conn.execute(_CUT, (product, found))
 
     def leave(self, product: str, member: str, granted: float) -> None:
         """``member`` ends: it wants nothing from now (its share returns to the others at their
         next beat), and what it may have sent (``granted``) is counted one window more."""
-        try:
-            self._conn.execute(_LEAVE, (granted, product, member))
-            self._conn.execute(_FORGET, (product,))
-        except psycopg.Error as exc:
-            raise pg_error(self.address, "leave the rate board", exc) from exc
+        with self._session("leave the rate board") as conn:
+            conn.execute(_LEAVE, (granted, product, member))
+            conn.execute(_FORGET, (product,))
+
+
+def _connect(address: PostgresAddress) -> psycopg.Connection[Any]:
+    """The board's own session: autocommit, and short limits on a statement and on waiting for
+    a lock, so that a beat never hangs behind another session (it fails, and is tried again)."""
+    try:
+        conn = psycopg.connect(
+            address.conninfo,
+            autocommit=True,
+            application_name=f"dispatcher {socket.gethostname()}:{os.getpid()} rate",
+            connect_timeout=10,
+        )
+    except psycopg.Error as exc:
+        raise pg_error(address, "open the rate board", exc) from exc
+    try:
+        conn.execute(_LIMITS)  # after connecting: the URL's own options stay as they are
+    except psycopg.Error as exc:
+        conn.close()
+        raise pg_error(address, "open the rate board", exc) from exc
+    return conn

@@ -95,13 +95,16 @@ class Lane:
         self._apply()
 
     def share_to(self, rate: float | None) -> None:
-        """A new share of the product's rate (run/share.py; None: the lane paces alone)."""
+        """A new share of the product's rate (run/share.py; None: the lane paces alone); a
+        gate of :meth:`hold_for` is lifted."""
         self.shared = rate
         self._apply()
+        self.pace.gate_until(0.0)
 
     def hold_for(self, seconds: float) -> None:
-        """Start nothing for ``seconds`` (a share with nothing free yet)."""
-        self.pace.hold_until(self.pace.clock() + seconds)
+        """Start nothing for ``seconds``, or until a share comes (a share of 0: nothing free
+        yet, or the rate board out of reach)."""
+        self.pace.gate_until(self.pace.clock() + seconds)
 
     def wanted_rate(self) -> float | None:
         """What the lane would send per second now (None: its own ceiling, no limit): its own

@@ -43,6 +43,7 @@ class Pace:
         self._started = 0
         self._base = -math.inf  # the theoretical time of the latest start (GCRA's TAT - interval)
         self._hold = 0.0  # nobody starts before this (0.0: no hold)
+        self._gate = 0.0  # nor before this: a gate that may be lifted early (0.0: open)
         self._rate: float | None = None
         self._interval = 0.0  # 0.0: unlimited
         self._cap = 0  # starts allowed per window (0: unlimited)
@@ -79,13 +80,19 @@ class Pace:
             self._interval = 1.0 / self._cap if rate >= 1 else 1.0 / rate
             if self._cap > (self._starts.maxlen or 0):
                 self._starts = deque(self._starts, maxlen=self._cap)
-        self._free = self._interval == 0.0 and self._hold == 0.0
+        self._free = self._interval == 0.0 and self._hold == 0.0 and self._gate == 0.0
 
     def hold_until(self, when: float) -> None:
         """Let nobody start before ``when`` (on this limiter's clock); a later hold wins."""
         if when > self._hold:
             self._hold = when
             self._free = False
+
+    def gate_until(self, when: float) -> None:
+        """Let nobody start before ``when``, until the gate is moved again: unlike a hold, a
+        later call may lift it early (0.0: open now). A lane's share of 0 (run/share.py)."""
+        self._gate = when
+        self._free = self._interval == 0.0 and self._hold == 0.0 and when == 0.0
 
     def observed_rate(self) -> float | None:
         """Starts per second over the last second (or over the recent log); None before any."""
@@ -167,7 +174,9 @@ class Pace:
         due = self._hold
         if due and now >= due:
             self._hold = due = 0.0
-            self._free = self._interval == 0.0
+            self._free = self._interval == 0.0 and self._gate == 0.0
+        if self._gate:
+            due = max(due, self._gate)
         if self._interval:
             due = max(due, self._base + self._interval)
             starts, cap = self._starts, self._cap

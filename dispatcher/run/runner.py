@@ -149,17 +149,22 @@ async def _run(
             try:
                 run_id = await recorder.call(ledger.start_run, str(job.path), settings.to_dict())
                 stats.start(await recorder.call(ledger.counts))
-                ended = asyncio.Event()
+                # Each shared lane beats until its own phases end (then it leaves the board: a
+                # lane done in a run of several products holds none of its product's rate).
+                ended = {id(r.ctx.lane): asyncio.Event() for r in runners}
                 for share in shares:
                     await share.beat()  # its share before its first send
-                    tg.create_task(share.keep(ended))
+                    tg.create_task(share.keep(ended[id(share.lane)]))
                 try:
                     async with asyncio.TaskGroup() as lanes:
                         for runner in runners:
                             runner.run_id = run_id
-                            lanes.create_task(runner.phases(*options))
+                            lanes.create_task(
+                                _until_done(runner, options, ended[id(runner.ctx.lane)])
+                            )
                 finally:
-                    ended.set()
+                    for event in ended.values():
+                        event.set()
             finally:
                 await recorder.close()
     except BaseExceptionGroup as group:
@@ -197,6 +202,16 @@ async def _run(
         run_id, counts, stats, reason,
         aborted[0] if aborted else None, stats.total, paused, stopped, ledger.handed_over(),
     )  # fmt: skip
+
+
+async def _until_done(
+    runner: LanePhases, options: tuple[bool, bool, bool], done: asyncio.Event
+) -> None:
+    """A lane's phases; ``done`` set when they end, however."""
+    try:
+        await runner.phases(*options)
+    finally:
+        done.set()
 
 
 def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -27,24 +27,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
+import math
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from dispatcher.ledger.board import BoardView, Member, ShareBoard
 
-__all__ = ["BoardView", "Member", "RateShare", "ShareBoard", "product_id", "waterfill"]
+__all__ = ["BoardView", "Member", "RateShare", "Said", "ShareBoard", "product_id", "waterfill"]
 
 log = logging.getLogger(__name__)
 
 INTERVAL: Final = 1.0  # seconds between beats
 _WINDOW: Final = 1.0  # the pace's window (pacing.py): a rate applied counts this long after
 _SLACK: Final = 0.25  # and this much more: a rate is applied a moment after it is decided
-_PROBE_GAIN: Final = 0.05  # how much a found limit is raised at a time, while no throttle comes
+_BEAT_TIMEOUT_BEATS: Final = 3  # a beat taking longer than this many intervals has failed
+_HOLD_BEATS: Final = 5  # a share of 0 holds the lane this many intervals, renewed at each beat
 
 
 def product_id(key: str, base_url: str) -> str:
@@ -74,6 +79,16 @@ def waterfill(limit: float, wanted: Sequence[float]) -> list[float]:
     return shares
 
 
+@dataclass(frozen=True, slots=True)
+class Said:
+    """What a member says of itself at a beat: what it wants, what the server admitted of it
+    (per second), and whether it was throttled since its last beat."""
+
+    wanted: float
+    admitted: float
+    throttled: bool = False
+
+
 class Shared(Protocol):
     """What a share steers: the lane's share of its product (lane.py)."""
 
@@ -100,6 +115,7 @@ class RateShare:
         clock: Callable[[], float] = time.monotonic,
         margin: float = 0.97,
         interval: float = INTERVAL,
+        stale_s: float = 2.0,
     ) -> None:
         self.board, self.product, self.member = board, product, member
         self.lane = lane
@@ -111,7 +127,10 @@ class RateShare:
         self._throttled = False
         self.rate: float = 0.0  # the share applied now (0: held until the next beat)
         self.members = 1  # live members at the last beat, this one included
+        self.stale_s = stale_s  # no beat through for this long: hold (under the board's stale_s)
         self._last: BoardView | None = None
+        self._beat_at = -math.inf  # when a beat last got through
+        self._beating = threading.Lock()  # one beat at a time (a late one may still be running)
 
     def throttled(self) -> None:
         """The server throttled this lane: the product's limit is cut at the next beat."""
@@ -126,62 +145,92 @@ class RateShare:
             applied.popleft()
         return max((rate for _, rate in applied), default=0.0)
 
-    def plan(self, view: BoardView) -> float:
-        """The share after a beat that read ``view`` (0: hold until the next beat), recorded as
-        this member's from now; :meth:`apply` gives it to the lane."""
+    def plan(self, view: BoardView, wanted: float) -> float:
+        """The share after a beat that read ``view``, this member wanting ``wanted`` (0: hold),
+        recorded as this member's from now; :meth:`apply` gives it to the lane."""
         limit = self.limit if view.found is None else min(self.limit, view.found)
         target = waterfill(
-            limit, [self._wanted(limit), *(min(o.wanted, limit) for o in view.others)]
+            limit, [min(wanted, limit), *(min(o.wanted, limit) for o in view.others)]
         )[0]
         free = limit - sum(o.granted for o in view.others)
         rate = min(target, free) if target > self.rate else target
         if rate < 1.0 and rate < target:
             rate = 0.0  # nothing free yet (the others step down first)
         self.members = 1 + len(view.others)
-        if rate != self.rate:
-            log.info("rate share of %s: %.1f/s (%d live)", self.member, rate, self.members)
-        self.rate = rate
-        self._applied.append((self._clock(), rate))
+        self._set(rate, f"{self.members} live")
         return rate
 
+    def _set(self, rate: float, why: str) -> None:
+        if rate != self.rate:
+            log.info("rate share of %s: %.1f/s (%s)", self.member, rate, why)
+        self.rate = rate
+        self._applied.append((self._clock(), rate))
+
     def apply(self) -> None:
-        """The share planned, to the lane: its ceiling, or a hold until the next beat."""
+        """The share planned, to the lane: its ceiling, or (0) a hold until after the next beat
+        (renewed at each beat while the share is 0)."""
         if self.rate > 0:
             self.lane.share_to(self.rate)
         else:
-            self.lane.hold_for(self.interval)
+            self.lane.hold_for(self.interval * _HOLD_BEATS)
 
-    def beat_once(self) -> float:
-        """One beat (blocking: the board is asked): a throttle since the last one cut the
+    def said(self) -> Said:
+        """What this member says at its next beat, read from its lane (on the event loop: the
+        lane's pace and finder are the loop's), a throttle since the last beat taken."""
+        throttled, self._throttled = self._throttled, False
+        return Said(self._wanted(), self.lane.admitted_rate(), throttled)
+
+    def beat_with(self, said: Said) -> float:
+        """One beat (blocking: the board is asked; touches no lane): a throttle cuts the
         product's limit; this member said live, the others read and the share planned, with no
         other member of the product beating meanwhile (the board's); the share planned."""
-        if self._throttled:
-            self._throttled = False
-            admitted = self.lane.admitted_rate()
-            others = self._last.others if self._last is not None else ()
-            found = self.margin * (admitted + sum(o.admitted for o in others))
-            if found > 0:
-                self.board.cut(self.product, max(found, 1.0))
-        me = Member(
-            self.member, self._wanted(self.limit), self.granted(), self.lane.admitted_rate()
-        )
-        self._last = self.board.beat(self.product, me, self.limit, self._decide)
-        return self.rate
+        with self._beating:
+            if said.throttled:
+                others = self._last.others if self._last is not None else ()
+                found = self.margin * (said.admitted + sum(o.admitted for o in others))
+                if found > 0:
+                    self.board.cut(self.product, max(found, 1.0))
+            me = Member(self.member, said.wanted, self.granted(), said.admitted)
+            decide = functools.partial(self._decide, wanted=said.wanted)
+            self._last = self.board.beat(self.product, me, self.limit, decide)
+            self._beat_at = self._clock()
+            return self.rate
 
-    def _decide(self, view: BoardView) -> float:
+    def beat_once(self) -> float:
+        """:meth:`said`, then :meth:`beat_with` (both here: a caller without an event loop)."""
+        return self.beat_with(self.said())
+
+    def _decide(self, view: BoardView, *, wanted: float) -> float:
         """What the board publishes of this member for ``view``: what it may send from now."""
-        self.plan(view)
+        self.plan(view, wanted)
         return self.granted()
 
-    def _wanted(self, limit: float) -> float:
+    def _wanted(self) -> float:
         wanted = self.lane.wanted_rate()
-        return limit if wanted is None else min(wanted, limit)
+        return self.limit if wanted is None else min(wanted, self.limit)
 
     async def beat(self) -> float:
-        """One beat off the event loop, its share applied on it; the share."""
-        rate = await asyncio.to_thread(self.beat_once)
+        """One beat off the event loop, its share applied on it; the share. A beat that fails,
+        or takes too long, keeps the share a moment; past ``stale_s`` without one (the others
+        stop counting this member soon after), the lane holds until a beat gets through: it
+        never sends on a share the others no longer leave it."""
+        said = self.said()
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(self.beat_with, said), self.interval * _BEAT_TIMEOUT_BEATS
+            )
+        except Exception as exc:  # TimeoutError too: the board is unreachable or stuck
+            if self._clock() - self._beat_at > self.stale_s:
+                if self.rate > 0:
+                    log.warning(
+                        "rate share of %s: the rate board cannot be reached (%s): holding"
+                        " until it can", self.member, exc,
+                    )  # fmt: skip
+                self._set(0.0, "the board cannot be reached")
+            else:
+                log.info("rate share of %s: a beat failed (%s)", self.member, exc)
         self.apply()
-        return rate
+        return self.rate
 
     async def keep(self, done: asyncio.Event) -> None:
         """Beat every ``interval`` until ``done``, then leave the board."""
@@ -190,7 +239,7 @@ class RateShare:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), self.interval)
                 if not done.is_set():
-                    await self._safely(self.beat)
+                    await self.beat()
         finally:
             await asyncio.shield(
                 self._safely(
@@ -201,8 +250,8 @@ class RateShare:
             )
 
     async def _safely(self, call: Callable[[], Awaitable[object]]) -> None:
-        """``call``; a failure is logged and the share kept as it was: the lane goes on at its
-        last rate (a lost database stops the run through the ledger)."""
+        """``call``; a failure is logged (leaving the board: the others stop counting this
+        member a few beats later)."""
         try:
             await call()
         except Exception as exc:  # the board is advisory: never the reason a run stops

@@ -4,6 +4,12 @@ throttles found, raised again step by step."""
 
 from __future__ import annotations
 
+import threading
+
+import psycopg
+import pytest
+
+from dispatcher.errors import LedgerError
 from dispatcher.ledger.address import PostgresAddress
 from dispatcher.ledger.board import BoardView, Member
 from dispatcher.ledger.postgres_share import PostgresShareBoard
@@ -81,3 +87,57 @@ def test_a_throttle_sets_the_found_limit_and_quiet_beats_raise_it_back() -> None
         assert found[2] is None  # raised past the configured rate: forgotten
     finally:
         a.close()
+
+
+def test_lanes_of_one_run_beat_at_once_on_one_board_and_every_beat_is_kept() -> None:
+    (board,) = _boards(1)
+    (other,) = [PostgresShareBoard.open(board.address)]
+    errors: list[BaseException] = []
+
+    def lane(product: str) -> None:
+        try:
+            for n in range(40):
+                board.beat(
+                    product, _member(f"run/{product}", granted=float(n)), 100.0, lambda v: 1.0
+                )
+        except BaseException as exc:  # collected: the test fails on any
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=lane, args=(p,)) for p in ("meters", "lights")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        for product in ("meters", "lights"):  # committed: another session sees each lane
+            seen = _others(other, "someone", product=product).others
+            assert [(m.member, m.granted) for m in seen] == [(f"run/{product}", 39.0)]
+    finally:
+        board.close()
+        other.close()
+
+
+def test_a_board_whose_session_ended_connects_again_at_its_next_beat() -> None:
+    (a,) = _boards(1)
+    b = None
+    try:
+        _others(a, "a")
+        with psycopg.connect(postgres_url(a)) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name LIKE 'dispatcher %% rate' AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(LedgerError):
+            _others(a, "a")  # the beat that finds its session gone fails
+        _others(a, "a")  # the next one connects again
+        b = PostgresShareBoard.open(a.address)
+        assert [m.member for m in _others(b, "b").others] == ["a"]
+    finally:
+        a.close()
+        if b is not None:
+            b.close()
+
+
+def postgres_url(board: PostgresShareBoard) -> str:
+    return board.address.conninfo

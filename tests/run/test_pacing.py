@@ -180,3 +180,18 @@ async def test_observed_rate_counts_starts_in_the_last_second() -> None:
         await pace.acquire()
         clock.now += 0.02
     assert pace.observed_rate() == pytest.approx(50.0, abs=1.0)
+
+
+async def test_a_gate_stops_starts_until_lifted_early_and_a_hold_still_holds() -> None:
+    clock = FakeClock()
+    pace = Pace(None, clock=clock, sleep=clock.sleep)
+    pace.gate_until(clock() + 100.0)
+    clock.at(clock() + 3.0, lambda: pace.gate_until(0.0))  # lifted after 3 s, not 100
+    start = clock()
+    await pace.acquire()
+    assert 3.0 <= clock() - start < 4.0
+    pace.hold_until(clock() + 5.0)
+    pace.gate_until(0.0)  # lifting a gate never lifts a hold (the server's Retry-After)
+    start = clock()
+    await pace.acquire()
+    assert clock() - start >= 5.0

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 from hypothesis import given, strategies as st
 
+from dispatcher.errors import LedgerError
 from dispatcher.ledger.board import BoardView, Member
 from dispatcher.run.lane import Lane
 from dispatcher.run.pacing import Pace
@@ -264,3 +265,40 @@ async def test_a_lane_wants_its_ceiling_while_its_pace_makes_requests_wait() -> 
     for _ in range(5):
         await pace.acquire()
     assert lane.wanted_rate() == 2.0
+
+
+@dataclass
+class BrokenBoard(Board):
+    """A board that answers until ``broken``, then raises as an unreachable database does."""
+
+    broken: bool = False
+
+    def beat(
+        self, product: str, me: Member, limit: float, decide: Callable[[BoardView], float]
+    ) -> BoardView:
+        if self.broken:
+            raise LedgerError("the rate board: connection refused")
+        return super().beat(product, me, limit, decide)
+
+
+async def test_a_lane_whose_board_cannot_be_reached_holds_once_the_others_stop_counting_it() -> (
+    None
+):
+    clock = Clock()
+    board = BrokenBoard(clock)
+    lane = FakeLane()
+    share = _member(board, clock, "a", lane)
+    assert await share.beat() == 100.0 and lane.rate == 100.0
+    board.broken = True
+    clock.now += 1.0
+    assert await share.beat() == 100.0  # one beat lost: the share is kept a moment
+    held = lane.held
+    clock.now += 1.5  # past stale_s without a beat: the others no longer leave it its share
+    assert await share.beat() == 0.0
+    assert lane.held > held  # held, and held again at each beat while the board is away
+    clock.now += 1.0
+    await share.beat()
+    assert lane.held > held + 1
+    board.broken = False
+    clock.now += 1.0
+    assert await share.beat() == 100.0 and lane.rate == 100.0  # back, alone: the whole rate
