@@ -66,7 +66,7 @@ _CUT: Final = (
     " THEN LEAST(rate_products.found, excluded.found) ELSE excluded.found END"
 )
 # A member that left wants nothing (its share is the others'), but what it sent in its last
-# second still counts at the server for a second: it stays on the board that long.
+# second still counts at the server a moment (arriving late, too): it stays on the board 2 s.
 _LEAVE: Final = (
     "UPDATE dispatcher.rate_members SET wanted = 0, granted = %s, beat_at = now(),"
     " backend_pid = 0 WHERE product = %s AND member = %s"
@@ -148,7 +148,7 @@ class PostgresShareBoard:
         """Say ``me`` is live, read the others and the found limit, and publish ``decide``'s
         rate as ``me``'s: one transaction holding the product's row, so that the members of a
         product beat one at a time."""
-        params = {"product": product, "member": me.member, "stale": self.stale_s, "window": 1.25,
+        params = {"product": product, "member": me.member, "stale": self.stale_s, "window": 2.0,
                   "gain": self.gain, "limit": limit, "cruise": self.cruise_s,
                   "period": self.period_s}  # fmt: skip
         with self._session("beat on the rate board") as conn, conn.transaction():

@@ -47,7 +47,12 @@ log = logging.getLogger(__name__)
 
 INTERVAL: Final = 1.0  # seconds between beats
 _WINDOW: Final = 1.0  # the pace's window (pacing.py): a rate applied counts this long after
-_SLACK: Final = 0.25  # and this much more: a rate is applied a moment after it is decided
+# And this much more: a rate is applied a moment after it is decided, and requests started before
+# a step down still arrive a moment later (latency, a busy host): a newcomer waits out both.
+_SLACK: Final = 1.0
+# Runs on several hosts share this much of the limit: their requests' arrivals at the server
+# jitter apart, and one pace's strict window is no longer the server's (alone: all of it).
+SHARED: Final = 0.98
 _BEAT_TIMEOUT_BEATS: Final = 3  # a beat taking longer than this many intervals has failed
 _HOLD_BEATS: Final = 5  # a share of 0 holds the lane this many intervals, renewed at each beat
 
@@ -149,6 +154,8 @@ class RateShare:
         """The share after a beat that read ``view``, this member wanting ``wanted`` (0: hold),
         recorded as this member's from now; :meth:`apply` gives it to the lane."""
         limit = self.limit if view.found is None else min(self.limit, view.found)
+        if view.others:
+            limit *= SHARED
         target = waterfill(
             limit, [min(wanted, limit), *(min(o.wanted, limit) for o in view.others)]
         )[0]

@@ -73,7 +73,7 @@ class Board:
         self, product: str, me: Member, limit: float, decide: Callable[[BoardView], float]
     ) -> BoardView:
         for name, at in list(self.left.items()):  # a leaver counts one window more
-            if at <= self.clock() - 1.25:
+            if at <= self.clock() - 2.0:
                 del self.left[name]
                 self.members.pop(name, None)
         others = tuple(m for name, m in sorted(self.members.items()) if name != me.member)
@@ -143,7 +143,7 @@ def test_a_newcomer_waits_for_the_others_to_step_down_and_the_total_never_passes
             _beat(share)
             peaks.append(_sending([a, b]))
     assert max(peaks) <= 100.0
-    assert (a.rate, b.rate) == (50.0, 50.0)
+    assert (a.rate, b.rate) == (49.0, 49.0)  # 98% of the limit between runs: jitter's room
 
 
 def test_when_a_member_leaves_the_other_takes_the_whole_rate_at_its_next_beat() -> None:
@@ -154,9 +154,9 @@ def test_when_a_member_leaves_the_other_takes_the_whole_rate_at_its_next_beat() 
         clock.now += 1.0
         _beat(a)
         _beat(b)
-    assert a.rate == 50.0
+    assert a.rate == 49.0
     board.leave("p", "b", b.granted())
-    clock.now += 1.3
+    clock.now += 2.1
     clock.now += 1.0
     assert _beat(a) == 100.0
 
@@ -170,7 +170,7 @@ def test_a_member_ramping_leaves_what_it_does_not_want_to_the_others() -> None:
         clock.now += 1.0
         _beat(a)
         _beat(b)
-    assert (a.rate, b.rate) == (90.0, 10.0)
+    assert (a.rate, b.rate) == (88.0, 10.0)
 
 
 def test_a_throttle_cuts_the_products_limit_to_what_all_had_admitted() -> None:
