@@ -110,8 +110,8 @@ def _names(address: PostgresAddress) -> list[str]:
 
 
 def drop_job(address: PostgresAddress) -> None:
-    """Remove the job and every row of it (a job a run made and never began: it holds no
-    command). A job someone holds is left alone."""
+    """Remove the job a run made and never began: only while it holds no command and no run,
+    and nobody holds it (else it is left as it is)."""
     if address.job is None:
         raise ValueError(f"{address}: which job to remove is not named")
     with _connected(address, "remove the job") as conn:
@@ -129,11 +129,17 @@ def drop_job(address: PostgresAddress) -> None:
             ).fetchone()
             if not (taken and taken[0]):
                 return  # another run opened it meanwhile: it is that run's now
+            if conn.execute(_HOLDS_ANYTHING, {"job": job_id}).fetchone():
+                return  # a run on another host made it its own meanwhile: never removed
             for table in _JOB_TABLES:
                 conn.execute(f"DELETE FROM dispatcher.{table} WHERE job_id = %s", (job_id,))
             conn.execute("DELETE FROM dispatcher.jobs WHERE id = %s", (job_id,))
 
 
+_HOLDS_ANYTHING: Final = (
+    "SELECT 1 WHERE EXISTS (SELECT 1 FROM dispatcher.commands WHERE job_id = %(job)s)"
+    " OR EXISTS (SELECT 1 FROM dispatcher.runs WHERE job_id = %(job)s)"
+)
 # Every table keyed by job_id, children first (jobs itself last).
 _JOB_TABLES: Final = (
     "commands",

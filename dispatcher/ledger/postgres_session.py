@@ -97,8 +97,16 @@ class Session:
             conn.execute(_SERVER_KEEPALIVES)
             migrate(conn, address, read_only)
             job_id = _job_id(conn, address, job, read_only, clock)
-            if not read_only:
+            while not read_only:
                 _lock(conn, address, job_id)
+                # The job may have been removed between its lookup and the lock (a run that
+                # never began, its job dropped): held, it is looked up again, and if it is
+                # another row now, that one is locked instead, never a row no longer there.
+                again = _job_id(conn, address, job, read_only, clock)
+                if again == job_id:
+                    break
+                conn.execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", (NAMESPACE, job_id))
+                job_id = again
         except BaseException as exc:
             conn.close()
             if isinstance(exc, psycopg.Error):

@@ -333,3 +333,36 @@ def test_values_come_back_exactly_as_sqlite_gives_them(
         assert pg.runs() == sqlite.runs()
         assert pg.errno_groups() == sqlite.errno_groups() == [(2**62, odd, 1)]
         assert pg.verify_results() == sqlite.verify_results()
+
+
+def test_a_job_dropped_between_its_lookup_and_its_lock_is_never_held_as_a_ghost(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from dispatcher.ledger import postgres_session
+    from dispatcher.ledger.postgres_jobs import drop_job
+
+    address = PostgresAddress.parse(job_url(new_job_name(tmp_path)))
+    PostgresLedger.open(address).close()  # a run made the job and never began
+    lock = postgres_session._lock
+
+    def dropped_first(conn: postgres_session.Conn, at: PostgresAddress, job_id: int) -> None:
+        monkeypatch.setattr(postgres_session, "_lock", lock)
+        drop_job(at)  # that run's discard lands between this run's lookup and its lock
+        lock(conn, at, job_id)
+
+    monkeypatch.setattr(postgres_session, "_lock", dropped_first)
+    with PostgresLedger.open(address) as held:
+        run = held.start_run("/jobs/fleet.yaml", {})
+        assert held.runs()[0].id == run
+        with pytest.raises(LedgerLockedError):  # one writer: the job it holds is the job
+            PostgresLedger.open(address)
+
+
+def test_a_job_that_holds_anything_is_never_dropped(tmp_path: Path) -> None:
+    from dispatcher.ledger.postgres_jobs import drop_job, job_exists
+
+    address = PostgresAddress.parse(job_url(new_job_name(tmp_path)))
+    with PostgresLedger.open(address) as ledger:
+        ledger.register([make_command(1)])
+    drop_job(address)  # a run on another host filled it meanwhile: kept
+    assert job_exists(address)
