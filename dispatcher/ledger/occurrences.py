@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dispatcher.errors import LedgerError, LedgerLockedError
-from dispatcher.ledger.address import LedgerAddress
+from dispatcher.ledger.address import LedgerAddress, PostgresAddress
 from dispatcher.ledger.identity import JobRecord
 from dispatcher.ledger.opening import open_ledger
 from dispatcher.ledger.records import FINAL, RunInfo, Status
@@ -57,6 +57,10 @@ def occurrences(paths: Iterable[LedgerAddress]) -> list[Occurrence]:
         except LedgerLockedError:
             raise
         except LedgerError as exc:
+            if isinstance(path, PostgresAddress):
+                # A job the database listed: an error reading it is the server's (no more
+                # connections, a restart), and passing it over could send its job again.
+                raise
             log.debug("%s: not looked at as an earlier ledger: %s", path, exc)
             continue
         if seen is None:

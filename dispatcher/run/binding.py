@@ -78,7 +78,7 @@ def preview_binding(
     if recorded is not None and recorded.fingerprint == fingerprint:
         return Binding(fresh=False, moved_from=None if recorded.path == path else recorded.path)
     owner = recorded.path if recorded is not None else _owner(ledger, path)
-    if owner is not None and owner != path and not _same_name_shared(ledger, owner, path):
+    if owner is not None and owner != path and not _same_job_shared(ledger, recorded, job, path):
         name = f" {recorded.name!r}" if recorded is not None else ""
         raise JobMismatchError(
             f"{ledger.path} is the ledger of another job{name} ({owner}), not of {job.source}:"
@@ -105,11 +105,17 @@ class _Commands:
             commands.close()
 
 
-def _same_name_shared(ledger: LedgerStore, owner: str, path: str) -> bool:
-    """Whether a job of a shared (PostgreSQL) ledger is run from a file of the name it was run
-    from: on another host, or in another directory, the same job (its ledger's job is named,
-    and every host has its own copy of the file), edited or not."""
-    return isinstance(ledger.path, PostgresAddress) and Path(owner).name == Path(path).name
+def _same_job_shared(ledger: LedgerStore, recorded: JobRecord | None, job: Job, path: str) -> bool:
+    """Whether a job of a shared (PostgreSQL) ledger is run from a copy of its file: on another
+    host, or in another directory, a file of the same name holding a job of the same ``job:``
+    name is the same job, edited or not (every host has its own copy of the file). A file of
+    another name, or a job of another name, is another job (refused: give it its own #job)."""
+    return (
+        isinstance(ledger.path, PostgresAddress)
+        and recorded is not None
+        and recorded.name == job.name
+        and Path(recorded.path).name == Path(path).name
+    )
 
 
 def _owner(ledger: LedgerStore, path: str) -> str | None:

@@ -295,3 +295,37 @@ async def test_verify_and_its_retry_job_work_on_a_job_of_the_shared_ledger(tmp_p
     assert (tmp_path / "fw-retry.yaml").is_file()
     files = await asyncio.to_thread(lambda: list(tmp_path.glob("*.ledger.db")))
     assert not files  # everything in the shared ledger
+
+
+async def test_another_job_in_a_file_of_the_same_name_is_refused_not_taken_for_it(
+    tmp_path: Path,
+) -> None:
+    url = postgres.new_database()
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + f"ledger:\n  url: {url}\n", encoding="utf-8")
+    teams = [tmp_path / "team-a", tmp_path / "team-b"]
+    for team in teams:
+        team.mkdir()
+    write_csv_job(teams[0], fleet(5), name="push.yaml")
+    other = write_csv_job(teams[1], fleet(5, start=500), name="push.yaml")
+    other.write_text(other.read_text().replace("job: push", "job: lamp-config"), "utf-8")
+    emulator = Emulator()
+    async with serve(emulator) as base:
+        runs = [
+            await asyncio.to_thread(
+                _dispatcher,
+                "run",
+                "push.yaml",
+                "--config",
+                config,
+                "--base-url",
+                base,
+                "--no-progress",
+                cwd=team,
+            )
+            for team in teams
+        ]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[1].returncode == 1, runs[1].stderr
+    assert "is the ledger of another job 'push'" in runs[1].stderr
+    assert len(emulator.accepted()) == 5  # the second job sent nothing
