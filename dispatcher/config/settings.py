@@ -260,6 +260,13 @@ def _ledger_url_problems(url: str | None) -> list[str]:
     except ValueError as exc:
         return [f"ledger.url: {exc}"]
     found = []
+    # A password holding an unencoded '/', '?' or '#' ends the authority early: "user:pa" then
+    # reads as no password (and the rest of it as the path): refused as a password all the same.
+    rest = url.split("://", 1)[-1]
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    split_early = "@" not in authority and ":" in authority and "@" in rest
+    if split_early and not authority.rsplit(":", 1)[1].isdigit():
+        return ["ledger.url: holds a password (percent-encode it, or better, set PGPASSWORD)"]
     if password is not None or "password=" in parts.query:
         found.append(
             "ledger.url: holds a password: leave it out of the config file and set PGPASSWORD"

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-__all__ = ["SCHEMES", "LedgerAddress", "PostgresAddress", "is_url", "parse_address"]
+__all__ = [
+    "SCHEMES",
+    "LedgerAddress",
+    "PostgresAddress",
+    "is_url",
+    "parse_address",
+    "unencoded_password",
+]
 
 SCHEMES: Final = ("postgresql://", "postgres://")
 # Connection parameters that hold a secret: never shown (libpq's names).
@@ -38,6 +45,8 @@ class PostgresAddress:
         """The address written as ``postgresql://…[#job]``; ValueError when it is not one."""
         if not is_url(text):
             raise ValueError(f"{text!r} is not a postgresql:// URL")
+        if unencoded_password(text):
+            raise ValueError(_UNENCODED)  # the URL is not shown: it holds a password
         url, _, job = text.partition("#")
         parts = urlsplit(url)
         if not parts.path.strip("/"):
@@ -71,11 +80,12 @@ class PostgresAddress:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """The password(s) written into the URL, for the masker (none: the usual case)."""
+        """The password(s) written into the URL, raw and as written (percent-encoded), for the
+        masker (none: the usual case)."""
         parts = urlsplit(self.url)
-        found = [unquote(parts.password)] if parts.password else []
+        found = [unquote(parts.password), parts.password] if parts.password else []
         found += [v for k, v in parse_qsl(parts.query) if k in _SECRET_PARAMS and v]
-        return tuple(found)
+        return tuple(dict.fromkeys(found))
 
     @property
     def name(self) -> str:
@@ -90,6 +100,23 @@ class PostgresAddress:
 
 
 LedgerAddress = Path | PostgresAddress
+
+_UNENCODED = (
+    "a postgresql:// URL whose password holds '/', '?' or '#' must percent-encode them"
+    " (%2F, %3F, %23); better, leave the password out of the URL and set PGPASSWORD"
+)
+
+
+def unencoded_password(text: str) -> bool:
+    """Whether ``text`` looks like a URL whose password holds an unencoded '/', '?' or '#': its
+    authority (up to the first of them) is ``user:something`` that is no port, and an '@' comes
+    later. Such a URL would be split in the wrong place, and its password printed as a host."""
+    rest = text.split("://", 1)[-1]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:end]
+    if "@" in authority or ":" not in authority or "@" not in rest[end:]:
+        return False
+    return not authority.rsplit(":", 1)[1].isdigit()
 
 
 def is_url(text: str) -> bool:

@@ -55,3 +55,21 @@ def test_a_finished_ledger_of_this_version_is_an_occurrence_done(tmp_path: Path)
     (found,) = occurrences([path])
 
     assert found.unfinished is None and found.job.fingerprint == "f" * 32
+
+
+def test_an_earlier_job_of_a_postgresql_ledger_that_cannot_be_read_stops_the_scan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A job the database listed, unreadable for a moment (no more connections): passed over, it
+    # could be sent again whole; so the scan stops with the error instead.
+    from dispatcher.errors import LedgerError
+    from dispatcher.ledger import occurrences as scan
+    from dispatcher.ledger.address import PostgresAddress
+
+    def busy(path: object, *, read_only: bool) -> None:
+        raise LedgerError("postgresql://ops@db/dispatcher#fleet-2026-12-05: too many clients")
+
+    monkeypatch.setattr(scan, "_read", busy)
+    earlier = PostgresAddress("postgresql://ops@db/dispatcher", "fleet-2026-12-05")
+    with pytest.raises(LedgerError, match="too many clients"):
+        scan.occurrences([earlier])
