@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError, LedgerError
-from dispatcher.ledger.address import LedgerAddress
+from dispatcher.ledger.address import LedgerAddress, PostgresAddress
 from dispatcher.ledger.opening import ledger_exists, open_ledger
 from dispatcher.ledger.store import LedgerStore
 
@@ -36,7 +36,12 @@ def existing_ledger(path: LedgerAddress, settings: Settings) -> Iterator[LedgerS
     """The ledger at ``path`` for writing; LedgerError when there is none, or it holds no
     commands (a file that is not already a ledger is never made into one)."""
     if not ledger_exists(path):
-        raise LedgerError(f"{path}: no such ledger (dispatcher run writes it next to the job file)")
+        where = (
+            "dispatcher run --ledger URL#JOB makes it; dispatcher jobs lists those there are"
+            if isinstance(path, PostgresAddress)
+            else "dispatcher run writes it next to the job file"
+        )
+        raise LedgerError(f"{path}: no such ledger ({where})")
     # An existing file that is not a ledger is refused as it is (ledger/schema.py).
     with closing(open_ledger(path, synchronous=settings.ledger.synchronous)) as ledger:
         if not ledger.total():

@@ -9,6 +9,7 @@ ledger session ``dispatcher <host>:<pid>``).
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
@@ -91,9 +92,10 @@ def only_job(address: PostgresAddress) -> PostgresAddress:
     if not names:
         raise LedgerError(f"{address} holds no job yet (dispatcher run --ledger URL#JOB makes one)")
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    example = shlex.quote(str(address.with_job(names[0])))
     raise LedgerError(
-        f"{address} holds {len(names)} jobs ({shown}): name one after '#'"
-        f" ({address}#{names[0]}); `dispatcher jobs --ledger {address}` lists them"
+        f"{address} holds {len(names)} jobs ({shown}): name one after '#' ({example});"
+        f" `dispatcher jobs --ledger {shlex.quote(str(address))}` lists them"
     )
 
 
