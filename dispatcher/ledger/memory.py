@@ -1,11 +1,10 @@
 """MemoryLedger: a :class:`~dispatcher.ledger.store.LedgerStore` held in memory.
 
 For tests and trials: nothing is written to disk, and it is gone when the process ends. It keeps
-the SQLite ledger's semantics operation by operation (the contract suite, tests/ledger/, holds
-both to them): the same rows, in job order; every status change through the lifecycle table
-(memory_table.py); each write all or nothing; the same job comparison (memory_compare.py), canary
-coverage, delivery figures and run records (settings and summaries kept as JSON would keep them,
-without secrets). Not thread-safe, like the SQLite ledger.
+the SQLite ledger's semantics operation by operation (the contract suite holds both to them): the
+same rows, in job order; every status change through the lifecycle table (memory_table.py); each
+write all or nothing; the same job comparison (memory_compare.py), canary coverage, delivery
+figures and run records (as JSON would keep them, without secrets). Not thread-safe.
 """
 
 from __future__ import annotations
@@ -84,6 +83,10 @@ class MemoryLedger(MemoryTargets, MemoryVerify):
     def close(self) -> None:
         """Close the ledger (idempotent); what it holds can no longer be read."""
         self._closed = True
+
+    def check(self) -> None:
+        """LedgerError once closed (nothing else can take it from this process)."""
+        self._read()
 
     # -- runs and the job ---------------------------------------------------------------------
 

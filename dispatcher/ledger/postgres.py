@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from dispatcher.errors import LedgerError
 from dispatcher.ledger import (
@@ -33,7 +33,7 @@ from dispatcher.ledger.identity import JobDiff, JobRecord
 from dispatcher.ledger.lifecycle import Event
 from dispatcher.ledger.postgres_devices import PostgresDevices
 from dispatcher.ledger.postgres_follow_ups import PostgresFollowUps
-from dispatcher.ledger.postgres_schema import schema_version
+from dispatcher.ledger.postgres_schema import NAMESPACE, schema_version
 from dispatcher.ledger.postgres_session import Session
 from dispatcher.ledger.records import (
     InFlight,
@@ -48,6 +48,13 @@ if TYPE_CHECKING:
     from dispatcher.model.command import Command
 
 __all__ = ["PostgresLedger"]
+
+
+# The job's writer lock, as this session holds it (pg_locks: two int4 keys are objsubid 2).
+_HOLDS_LOCK: Final = (
+    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()"
+    " AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 2"
+)
 
 
 class PostgresLedger(PostgresFollowUps, PostgresDevices):
@@ -92,6 +99,15 @@ class PostgresLedger(PostgresFollowUps, PostgresDevices):
     def close(self) -> None:
         """Close the session, which releases the job's lock (idempotent)."""
         self._s.close()
+
+    def check(self) -> None:
+        """LedgerError when the session is gone (the server restarted, the session was ended,
+        the network between here and the server split) or no longer holds the job's lock: then
+        another host may take the job over, and this one must stop sending."""
+        with self._s.read("check the ledger's session") as conn:
+            held = conn.execute(_HOLDS_LOCK, (NAMESPACE, self._job)).fetchone()
+        if not self._s.read_only and held is None:
+            raise LedgerError(f"{self.path}: this process no longer holds the job's lock")
 
     # -- runs and the job ---------------------------------------------------------------------
 

@@ -125,6 +125,10 @@ class Ledger(SqliteFigures, SqliteTargets, SqliteVerify, SqliteCopy):
             if fd is not None:
                 unlock(fd)
 
+    def check(self) -> None:
+        """LedgerError once closed (the file's lock lives as long as this process)."""
+        self._live()
+
     # -- runs -------------------------------------------------------------------------------------
 
     def start_run(self, job_path: str, settings: Mapping[str, object]) -> int:

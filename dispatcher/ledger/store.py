@@ -86,6 +86,11 @@ class LedgerStore(Protocol):
         """Release the ledger (idempotent)."""
         ...
 
+    def check(self) -> None:
+        """LedgerError when this process can no longer write the ledger as its one writer (a
+        PostgreSQL session, and the job's lock with it, gone); nothing else happens."""
+        ...
+
     # -- runs and the job ---------------------------------------------------------------------
 
     def start_run(self, job_path: str, settings: Mapping[str, object]) -> int:

@@ -47,7 +47,9 @@ from dispatcher.run.phases import PAUSED, LanePhases
 from dispatcher.run.share import RateShare
 from dispatcher.run.state import RunResult, RunStats, Stop
 
-__all__ = ["OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
+__all__ = ["WATCH_S", "OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
+
+WATCH_S = 2.0  # how often a run asks its ledger whether it still is the job's one writer
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,8 @@ async def _run(
                 for share in shares:
                     await share.beat()  # its share before its first send
                     tg.create_task(share.keep(ended[id(share.lane)]))
+                sending = asyncio.Event()
+                tg.create_task(_watch(recorder, sending))
                 try:
                     async with asyncio.TaskGroup() as lanes:
                         for runner in runners:
@@ -163,6 +167,7 @@ async def _run(
                                 _until_done(runner, options, ended[id(runner.ctx.lane)])
                             )
                 finally:
+                    sending.set()
                     for event in ended.values():
                         event.set()
             finally:
@@ -202,6 +207,18 @@ async def _run(
         run_id, counts, stats, reason,
         aborted[0] if aborted else None, stats.total, paused, stopped, ledger.handed_over(),
     )  # fmt: skip
+
+
+async def _watch(recorder: Recorder, done: asyncio.Event, every: float = WATCH_S) -> None:
+    """The ledger asked every ``every`` seconds while the lanes send whether this run is still
+    its one writer (LedgerStore.check): a PostgreSQL session lost (a failover, a restart, the
+    session ended) stops the run at once (LedgerError), so that no retry of a command marked
+    in flight leaves while another host may take the job over."""
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), every)
+        if not done.is_set():
+            await recorder.call(recorder.ledger.check)
 
 
 async def _until_done(

@@ -220,3 +220,10 @@ def test_a_closed_ledger_refuses_to_be_read_and_a_runs_error_wins(store: LedgerS
     with pytest.raises(OSError, match="the disk is gone") as caught:
         store.finish_run(run, {}, None, error=disk)
     assert any("could not be recorded either" in n for n in caught.value.__notes__)
+
+
+def test_an_open_ledger_checks_out_and_a_closed_one_does_not(store: LedgerStore) -> None:
+    store.check()
+    store.close()
+    with pytest.raises(LedgerError):
+        store.check()

@@ -366,3 +366,18 @@ def test_a_job_that_holds_anything_is_never_dropped(tmp_path: Path) -> None:
         ledger.register([make_command(1)])
     drop_job(address)  # a run on another host filled it meanwhile: kept
     assert job_exists(address)
+
+
+def test_check_fails_once_the_session_holding_the_job_is_gone(tmp_path: Path) -> None:
+    address = PostgresAddress.parse(job_url(new_job_name(tmp_path)))
+    with PostgresLedger.open(address) as ledger:
+        ledger.check()  # the one writer: nothing to say
+        with psycopg.connect(server().url()) as admin:  # a failover, a DBA, a timeout: ended
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND classid::bigint = %s AND objsubid = 2 AND pid <> pg_backend_pid()"
+                " AND objid::bigint = (SELECT id FROM dispatcher.jobs WHERE name = %s)",
+                (NAMESPACE, address.job),
+            )
+        with pytest.raises(LedgerError):
+            ledger.check()
