@@ -20,7 +20,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -33,6 +33,7 @@ __all__ = [
     "LifecycleError",
     "Status",
     "changing",
+    "check_allowed",
     "event_of",
     "keeps",
     "markdown",
@@ -208,6 +209,18 @@ def changing(event: Event) -> dict[Status, Status]:
 def keeps(event: Event) -> frozenset[Status]:
     """The states ``event`` is allowed in but leaves as they are, writing nothing of its own."""
     return KEEPS.get(event, frozenset())
+
+
+def check_allowed(now: Mapping[str, Status], keys: Sequence[str], event: Event) -> None:
+    """LifecycleError, naming one, when ``event`` is not allowed for some of ``keys`` in the
+    states ``now`` gives them (a whole batch is refused before any row of it is written)."""
+    allowed = TABLE[event]
+    bad = [k for k in keys if now[k] not in allowed]
+    if bad:
+        raise LifecycleError(
+            f"{event.value!r} is not allowed for {len(bad)} commands:"
+            f" {bad[0]} is {now[bad[0]].value}"
+        )
 
 
 def event_of(status: Status) -> Event:

@@ -15,7 +15,15 @@ from functools import cache
 from typing import Final
 
 from dispatcher.errors import LedgerError
-from dispatcher.ledger.lifecycle import TABLE, Event, LifecycleError, event_of, keeps, sources
+from dispatcher.ledger.lifecycle import (
+    TABLE,
+    Event,
+    LifecycleError,
+    check_allowed,
+    event_of,
+    keeps,
+    sources,
+)
 from dispatcher.ledger.records import InFlight, Result, Status
 
 __all__ = [
@@ -91,7 +99,7 @@ def record_outcomes(conn: sqlite3.Connection, results: Sequence[Result]) -> None
 def _record_mixed(conn: sqlite3.Connection, event: Event, group: Sequence[Result]) -> None:
     """Outcomes of an event that leaves some states as they are (a step held back)."""
     now = _states(conn, [r.key for r in group])
-    _check(now, [r.key for r in group], event)
+    check_allowed(now, [r.key for r in group], event)
     kept = keeps(event)
     conn.executemany(
         "UPDATE commands SET status = ?, errno = ?, error = ?, uuid = ?,"
@@ -111,7 +119,7 @@ def apply_event(
     key); ``error``, if given, is written to the rows it moves. Each key's state before, in
     order."""
     now = _states(conn, keys)
-    _check(now, keys, event)
+    check_allowed(now, keys, event)
     kept = keeps(event)
     conn.executemany(
         "UPDATE commands SET status = ?1, error = COALESCE(?2, error) WHERE key = ?3",
@@ -124,7 +132,7 @@ def hand_over(conn: sqlite3.Connection, keys: Sequence[str], job_path: str) -> N
     """The HAND_OVER event: each command written into the retry job at ``job_path``. A command
     already handed to another retry job is never handed to a second one."""
     now = _states(conn, keys)
-    _check(now, keys, Event.HAND_OVER)
+    check_allowed(now, keys, Event.HAND_OVER)
     elsewhere = [
         k
         for k, where in _column(conn, keys, "retried_in").items()
@@ -159,16 +167,6 @@ def _column(conn: sqlite3.Connection, keys: Sequence[str], column: str) -> dict[
             conn.execute(f"SELECT key, {column} FROM commands WHERE key IN ({marks})", part)
         )
     return found
-
-
-def _check(now: dict[str, Status], keys: Sequence[str], event: Event) -> None:
-    allowed = TABLE[event]
-    bad = [k for k in keys if now[k] not in allowed]
-    if bad:
-        raise LifecycleError(
-            f"{event.value!r} is not allowed for {len(bad)} commands:"
-            f" {bad[0]} is {now[bad[0]].value}"
-        )
 
 
 def refuse(conn: sqlite3.Connection, keys: Sequence[str], event: Event, goes_to: Status) -> None:

@@ -15,7 +15,15 @@ from functools import cache
 from typing import Final
 
 from dispatcher.errors import LedgerError
-from dispatcher.ledger.lifecycle import TABLE, Event, LifecycleError, event_of, keeps, sources
+from dispatcher.ledger.lifecycle import (
+    TABLE,
+    Event,
+    LifecycleError,
+    check_allowed,
+    event_of,
+    keeps,
+    sources,
+)
 from dispatcher.ledger.moves import states_sql
 from dispatcher.ledger.postgres_batch import KEYED, by_key, json_of, update
 from dispatcher.ledger.postgres_session import Conn
@@ -94,7 +102,7 @@ def _record_mixed(conn: Conn, job: int, event: Event, group: Sequence[Result]) -
     """Outcomes of an event that leaves some states as they are (a step held back)."""
     keys = [r.key for r in group]
     now = _states(conn, job, keys)
-    _check(now, keys, event)
+    check_allowed(now, keys, event)
     kept = keeps(event)
     moved = [r for r in group if now[r.key] not in kept]
 
@@ -110,7 +118,7 @@ def apply_event(
     """``event`` for each of ``keys`` (a bulk event); ``error``, if given, is written to the rows
     it moves. Each key's state before, in order."""
     now = _states(conn, job, keys)
-    _check(now, keys, event)
+    check_allowed(now, keys, event)
     kept = keeps(event)
     moved = [k for k in dict.fromkeys(keys) if now[k] not in kept]  # the same move once
     if moved:
@@ -123,7 +131,7 @@ def hand_over(conn: Conn, job: int, keys: Sequence[str], job_path: str) -> None:
     """The HAND_OVER event: each command written into the retry job at ``job_path``; one handed
     to another retry job already is never handed to a second one."""
     now = _states(conn, job, keys)
-    _check(now, keys, Event.HAND_OVER)
+    check_allowed(now, keys, Event.HAND_OVER)
     unique = list(dict.fromkeys(keys))
     cur = conn.execute(
         f"SELECT key, retried_in FROM dispatcher.commands WHERE {KEYED}"
@@ -157,16 +165,6 @@ def _states(conn: Conn, job: int, keys: Sequence[str]) -> dict[str, Status]:
     if missing:
         raise LedgerError(f"{missing} of {len(set(keys))} keys are not in the ledger")
     return found
-
-
-def _check(now: dict[str, Status], keys: Sequence[str], event: Event) -> None:
-    allowed = TABLE[event]
-    bad = [k for k in keys if now[k] not in allowed]
-    if bad:
-        raise LifecycleError(
-            f"{event.value!r} is not allowed for {len(bad)} commands:"
-            f" {bad[0]} is {now[bad[0]].value}"
-        )
 
 
 def _key(item: InFlight | Result) -> str:

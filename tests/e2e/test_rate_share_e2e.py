@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import signal
 import sys
 import time
@@ -37,6 +38,18 @@ def _per_second(times: list[float], start: float, end: float) -> list[int]:
     return [sum(start + i <= t < start + i + 1 for t in times) for i in range(int(end - start))]
 
 
+async def _run(
+    job: Path, *, config: Path, base: str, url: str, cwd: Path
+) -> asyncio.subprocess.Process:
+    """`dispatcher run JOB` at the product's rate, on the job's own job of the ledger ``url``."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dispatcher", "run", str(job), "--config", str(config),
+        "--base-url", base, "--ledger", f"{url}#{job.stem}", "--rate", str(RATE),
+        "--no-progress", env=process_env(API_KEY), cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
 def _back_to_full(times: list[float], since: float) -> float:
     """How long after ``since`` a second began that held 85% of the rate or more (checked every
     quarter second for 15 s; infinity: none did)."""
@@ -56,15 +69,7 @@ async def test_two_runs_on_one_product_share_its_rate_and_the_survivor_takes_it_
     two = write_csv_job(tmp_path, fleet(SECOND, start=10_000), name="hotfix.yaml")
     emulator = Emulator()
     async with asyncio.timeout(120), serve(emulator) as base:
-
-        async def run(job: Path) -> asyncio.subprocess.Process:
-            return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "dispatcher", "run", str(job), "--config", str(config),
-                "--base-url", base, "--ledger", f"{url}#{job.stem}", "--rate", str(RATE),
-                "--no-progress", env=process_env(API_KEY), cwd=tmp_path,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-
+        run = functools.partial(_run, config=config, base=base, url=url, cwd=tmp_path)
         first = await run(one)
         address = PostgresAddress.parse(f"{url}#nightly")
         while await asyncio.to_thread(count_status, address, Status.ACCEPTED) < 150:
@@ -105,15 +110,7 @@ async def test_a_killed_runs_share_returns_to_the_other_within_10_seconds(tmp_pa
     second_fleet = set(fleet(SECOND, start=10_000))
     emulator = Emulator()
     async with asyncio.timeout(120), serve(emulator) as base:
-
-        async def run(job: Path) -> asyncio.subprocess.Process:
-            return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "dispatcher", "run", str(job), "--config", str(config),
-                "--base-url", base, "--ledger", f"{url}#{job.stem}", "--rate", str(RATE),
-                "--no-progress", env=process_env(API_KEY), cwd=tmp_path,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-
+        run = functools.partial(_run, config=config, base=base, url=url, cwd=tmp_path)
         first = await run(one)
         while len(emulator.accepted()) < 100:
             assert first.returncode is None
