@@ -19,6 +19,7 @@ from dispatcher.model import Command
 from dispatcher.run.context import RunContext
 from dispatcher.run.reconcile import reconcile
 from dispatcher.run.retrying import retry_query
+from dispatcher.run.takeover import WATCH_S, takeover_wait
 
 __all__ = ["Item", "Recovery"]
 
@@ -63,7 +64,11 @@ class Recovery:
             return
         log.info("%d commands from an earlier run are in doubt", len(doubtful))
         if reconcile_in_doubt:
-            await self._reconcile(doubtful)
+            # An earlier run that may still live (a job taken over from another host) may still
+            # have these on the wire: looked up only once they can no longer land (takeover.py).
+            runs = await self.recorder.call(ledger.runs)
+            lost_for = self.settings.retry.request_timeout_s + WATCH_S
+            await self._reconcile(doubtful, takeover_wait(runs, lost_for=lost_for))
             return
         rows = doubtful if resend else [r for r in doubtful if r.status is Status.IN_FLIGHT]
         status = Status.PENDING if resend else Status.IN_DOUBT
@@ -89,18 +94,24 @@ class Recovery:
                 return
             await self.resend([(r.command, Status.PENDING) for r in resend])
 
-    async def _reconcile(self, rows: list[Row]) -> list[Row]:
-        """Look ``rows`` up in the history; return the active ones OneNET never created (now
-        pending)."""
+    async def _reconcile(self, rows: list[Row], takeover: float = 0.0) -> list[Row]:
+        """Look ``rows`` up in the history once they had ``settle_s`` to land, and ``takeover``
+        seconds from now (what a run that may still live can have on the wire); return the
+        active ones OneNET never created (now pending)."""
         rel, lane, outcomes = self.settings.reliability, self.lane, self.outcomes
         latest = max((r.last_attempt_at or 0.0) for r in rows)
-        wait = latest + rel.settle_s - self.clock()
+        wait = max(latest + rel.settle_s - self.clock(), takeover)
+        if takeover > 0:
+            self.ctx.notify(
+                f"the last run of this job never recorded its end and may still live: what it"
+                f" had in flight is looked up in {wait:.0f} s, once none of it can still land"
+            )
         if wait > 0:
             await self.sleep(wait)
         if wait > 0 and self.stop.requested:
             # The wait was cut short, and a request may still be landing at OneNET: only the
             # rows that had their time are looked up; the others stay in doubt for the next run.
-            landed_by = self.clock() - rel.settle_s
+            landed_by = self.clock() - rel.settle_s if takeover <= 0 else -1.0
             self._still_in_doubt([r for r in rows if (r.last_attempt_at or 0.0) > landed_by])
             rows = [r for r in rows if (r.last_attempt_at or 0.0) <= landed_by]
         if not rows:

@@ -46,10 +46,9 @@ from dispatcher.run.pacing import Pace
 from dispatcher.run.phases import PAUSED, LanePhases
 from dispatcher.run.share import RateShare
 from dispatcher.run.state import RunResult, RunStats, Stop
+from dispatcher.run.takeover import HOLDER, WATCH_S, holder
 
-__all__ = ["WATCH_S", "OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
-
-WATCH_S = 2.0  # how often a run asks its ledger whether it still is the job's one writer
+__all__ = ["OneNetApi", "RunResult", "RunStats", "Stop", "run_job"]
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,10 @@ async def _run(
         async with asyncio.TaskGroup() as tg:
             tg.create_task(recorder.run())
             try:
-                run_id = await recorder.call(ledger.start_run, str(job.path), settings.to_dict())
+                # Who runs it, with its settings: a run that takes the job over knows whether
+                # this one may still live if it never records its end (takeover.py).
+                recorded = {**settings.to_dict(), HOLDER: holder()}
+                run_id = await recorder.call(ledger.start_run, str(job.path), recorded)
                 stats.start(await recorder.call(ledger.counts))
                 # Each shared lane beats until its own phases end (then it leaves the board: a
                 # lane done in a run of several products holds none of its product's rate).
