@@ -136,15 +136,19 @@ def _orphaned(real: Path) -> bool:
         pid = int(_pid_file(real).read_text(encoding="ascii").strip())
     except (OSError, ValueError):
         return False
-    if pid == os.getpid():
-        return False
+    return pid != os.getpid() and not process_lives(pid)
+
+
+def process_lives(pid: int) -> bool:
+    """Whether a process ``pid`` lives on this host (another user's counts: it cannot be
+    signalled, but it is there)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except OSError:  # alive, another user's
         return False
-    return False
+    except OSError:  # alive, another user's
+        return True
+    return True
 
 
 def _write_pid(pid_path: Path) -> None:

@@ -34,9 +34,8 @@ def open_ledger(
         from dispatcher.ledger.postgres import PostgresLedger  # psycopg only when used
         from dispatcher.ledger.postgres_jobs import only_job
 
-        if address.job is None:  # a follow-up given the database: its only job
-            address = only_job(address)
-        return PostgresLedger.open(address, read_only=read_only, clock=clock)
+        # A follow-up given the database alone: its only job.
+        return PostgresLedger.open(only_job(address), read_only=read_only, clock=clock)
     return Ledger.open(address, synchronous=synchronous, read_only=read_only, clock=clock)
 
 
@@ -55,10 +54,10 @@ def open_copy_side(address: LedgerAddress, *, existing: bool) -> CopySide:
 def job_named(address: LedgerAddress) -> LedgerAddress:
     """``address`` with its job named: a PostgreSQL ledger given without ``#job`` is its only
     job (LedgerError, listing them, when it holds several or none); a file as it is."""
-    if isinstance(address, PostgresAddress) and address.job is None:
+    if isinstance(address, PostgresAddress):
         from dispatcher.ledger.postgres_jobs import only_job
 
-        return only_job(address)
+        return only_job(address)  # as it is when it names its job: nothing asked
     return address
 
 

@@ -19,6 +19,7 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 
+from dispatcher.ledger.lock import process_lives
 from dispatcher.ledger.records import RunInfo
 
 __all__ = ["HOLDER", "WATCH_S", "holder", "takeover_wait"]
@@ -45,18 +46,6 @@ def takeover_wait(runs: Sequence[RunInfo], *, lost_for: float) -> float:
     if who.get("host") != socket.gethostname():
         return lost_for
     pid = who.get("pid")
-    return lost_for if isinstance(pid, int) and _alive(pid) else 0.0
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process ``pid`` lives on this host (this one, as the holder of a job it just
-    took, counts as not: its own requests are its own)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process: alive
-    return True
+    # This process's own earlier run: its requests were its own, cancelled as it broke off.
+    alive = isinstance(pid, int) and pid != os.getpid() and process_lives(pid)
+    return lost_for if alive else 0.0

@@ -4,7 +4,6 @@ only its own rows, never all of the job's (which made a new job's run three time
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import psycopg
@@ -61,7 +60,7 @@ def test_a_batch_of_marks_reads_its_own_rows_only(
     url, keys = job
     n = len(keys)
     params = (1, json_of((k, 1.0, None, "2030-01-01T00:00:00", 1, None) for k in keys))
-    (plan,) = json.loads(json.dumps(_plan(url, _MARK, params, analyzed=analyzed)))
+    (plan,) = _plan(url, _MARK, params, analyzed=analyzed)
     assert _commands_rows_read(plan["Plan"]) <= 3 * n
 
 
@@ -72,8 +71,8 @@ def test_reads_and_updates_by_key_read_their_own_rows_only(
     url, keys = job
     n = len(keys)
     read = f"SELECT key, status FROM dispatcher.commands WHERE {KEYED}"
-    (plan,) = json.loads(json.dumps(_plan(url, read, (1, json_of(keys)), analyzed=analyzed)))
+    (plan,) = _plan(url, read, (1, json_of(keys)), analyzed=analyzed)
     assert _commands_rows_read(plan["Plan"]) <= 3 * n
     delivery = (1, json_of((k, 1, None, None, None, None, 1.0) for k in keys))
-    (plan,) = json.loads(json.dumps(_plan(url, _RECORD_DELIVERY, delivery, analyzed=analyzed)))
+    (plan,) = _plan(url, _RECORD_DELIVERY, delivery, analyzed=analyzed)
     assert _commands_rows_read(plan["Plan"]) <= 3 * n
